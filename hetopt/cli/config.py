@@ -1,0 +1,61 @@
+"""Turn a composed Hydra config (a plain dict) into the library's frozen dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from hetopt.costs.table import CostParams
+from hetopt.costs.tco import TcoParams
+from hetopt.errors import InputError
+from hetopt.pipeline import HardwareSpec, PlanRequest
+from hetopt.sla import Sla
+from hetopt.solvers import SolverOptions
+
+T = TypeVar("T")
+_TUPLES = {"tp_degrees", "prefill_batch_sizes", "decode_batch_sizes", "devices", "extra_rows",
+           "baselines"}
+
+
+def _build(cls: type[T], group: str, data: Mapping[str, Any] | None) -> T:
+    data = dict(data or {})
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InputError(
+            f"Unknown key(s) {unknown} in config group '{group}'. Valid keys: {sorted(names)}."
+        )
+    for key in _TUPLES & set(data):
+        if data[key] is not None:
+            data[key] = tuple(data[key])
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise InputError(f"Config group '{group}': {exc}.") from None
+
+
+def request_from_config(cfg: Mapping[str, Any]) -> PlanRequest:
+    """Build a :class:`PlanRequest` from the resolved config mapping.
+
+    The workload's own ``sla`` block supplies defaults for SLA fields that the ``sla`` group
+    leaves null (e.g. the worked example's 120 ms end-to-end bound).
+    """
+    workload = dict(cfg["workload"])
+    sla_cfg = dict(cfg.get("sla") or {})
+    for key, value in (workload.get("sla") or {}).items():
+        if sla_cfg.get(key) is None:
+            sla_cfg[key] = value
+    hardware = dict(cfg.get("hardware") or {})
+    hardware["catalog_path"] = hardware.pop("catalog_path", None)
+    hardware["inventory"] = dict(hardware.get("inventory") or {})
+    return PlanRequest(
+        workload=workload,
+        workload_source=f"workload '{workload.get('name', '?')}'",
+        hardware=_build(HardwareSpec, "hardware", hardware),
+        sla=_build(Sla, "sla", sla_cfg),
+        costs=_build(CostParams, "costs", cfg.get("costs")),
+        tco=_build(TcoParams, "tco", cfg.get("tco")),
+        solver=_build(SolverOptions, "solver", cfg.get("solver")),
+        baselines=tuple(cfg.get("baselines") or ()),
+    )

@@ -1,0 +1,170 @@
+"""``hetopt`` entry point.
+
+``hetopt plan [overrides...]`` composes the Hydra config tree in ``configs/`` with the given
+overrides (``workload=rag_agent solver=cpsat sla.e2e_s=15``), runs the planning pipeline, prints
+the plan and writes ``plan.json``, ``placement.csv``, ``devices.csv``, ``cost_table.csv`` and the
+resolved ``config.yaml`` into the run directory. User errors end with one paragraph and exit
+status 2; what was computed before the error is still written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from hetopt.errors import HetoptUserError, InputError, SolverLimitError
+
+USAGE = """usage: hetopt <command> [overrides...]
+
+commands:
+  plan      plan a deployment (Hydra overrides: workload=, hardware=, sla=, solver=, tco=, ...)
+  catalog   show the hardware catalog with its hourly TCO
+  list      show the shipped workloads and config options
+
+examples:
+  hetopt plan
+  hetopt plan workload=worked_example solver=cpsat
+  hetopt plan workload=rag_agent hardware=paper_table5 sla.e2e_s=5 workload.request_rate_per_s=10
+"""
+
+
+def _compose(overrides: list[str]) -> dict[str, Any]:
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from hetopt.workloads import config_dir
+
+    cdir = config_dir()
+    try:
+        with initialize_config_dir(config_dir=str(cdir), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except (HydraException, OmegaConfBaseException) as exc:
+        groups = {g.name: sorted(p.stem for p in g.glob("*.yaml"))
+                  for g in sorted(cdir.iterdir()) if g.is_dir()}
+        options = "; ".join(f"{k}: {v}" for k, v in groups.items())
+        raise InputError(
+            f"Bad override in {overrides}: {str(exc).strip().splitlines()[0]} Config groups and "
+            f"their options ({cdir}): {options}. Add a key that is not in the config with "
+            f"'+key=value'."
+        ) from None
+    assert isinstance(data, dict)
+    return data
+
+
+def _run_dir(cfg: dict[str, Any]) -> Path:
+    if cfg.get("run_dir"):
+        return Path(cfg["run_dir"])
+    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return Path("outputs") / "plan" / stamp
+
+
+def cmd_plan(overrides: list[str], console: Console) -> int:
+    """Run ``hetopt plan``."""
+    import yaml
+
+    from hetopt.cli.config import request_from_config
+    from hetopt.cli.render import render_plan
+    from hetopt.pipeline import plan_agent
+
+    cfg = _compose(overrides)
+    run_dir = _run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    request = request_from_config(cfg)
+    with console.status("planning...") as status:
+        outcome = plan_agent(request, progress=lambda msg: status.update(msg + " ..."))
+    plan = outcome.plan
+    (run_dir / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2))
+    plan.placement.to_csv(run_dir / "placement.csv", index=False)
+    plan.devices.to_csv(run_dir / "devices.csv", index=False)
+    outcome.table.frame.to_csv(run_dir / "cost_table.csv", index=False)
+    render_plan(plan, console)
+    console.print(f"Wrote {run_dir / 'plan.json'}")
+    if not plan.verified:
+        console.print("[red]The plan failed independent verification; see plan.json.[/]")
+        return 1
+    if not plan.solve.proven_optimal:
+        raise SolverLimitError(
+            f"Solver {plan.solve.backend} stopped at solver.time_limit_s="
+            f"{request.solver.time_limit_s:g} with a plan that is not proven optimal (gap "
+            f"{plan.solve.gap:.2%}). The plan was still written to {run_dir / 'plan.json'}. "
+            f"Raise solver.time_limit_s, or accept the gap."
+        )
+    return 0
+
+
+def cmd_catalog(overrides: list[str], console: Console) -> int:
+    """Run ``hetopt catalog``: the device table with hourly TCO."""
+    from rich.table import Table
+
+    from hetopt.cli.config import request_from_config
+    from hetopt.costs.tco import tco_table
+    from hetopt.hardware import load_catalog
+
+    request = request_from_config(_compose(overrides))
+    hw = request.hardware
+    catalog = load_catalog(hw.catalog_path, extra_rows=hw.extra_rows)
+    if hw.devices is not None:
+        catalog = catalog.select(hw.devices)
+    costs = tco_table(catalog, request.tco)
+    t = Table(title=f"Hardware catalog ({request.tco.mode} TCO)")
+    cols = ["device", "vendor", "fp16 TF", "fp8 TF", "GB", "GB/s", "TDP W", "price $",
+            "$/h", "kgCO2/h"]
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("device", "vendor") else "right")
+    for d in catalog.devices:
+        row = costs.loc[d.name]
+        t.add_row(d.name, d.vendor, f"{d.fp16_tflops:g}",
+                  f"{d.fp8_tflops:g}" if d.fp8_tflops else "-", f"{d.mem_gb:g}",
+                  f"{d.mem_bw_gb_per_s:g}", f"{d.tdp_w:g}", f"{d.price_usd:,.0f}",
+                  f"{row['total_usd_per_h']:.3f}", f"{row['carbon_kgco2_per_h']:.3f}")
+    console.print(t)
+    return 0
+
+
+def cmd_list(console: Console) -> int:
+    """Run ``hetopt list``: workloads and config-group options."""
+    from hetopt.workloads import config_dir
+
+    cdir = config_dir()
+    for group in sorted(p for p in cdir.iterdir() if p.is_dir()):
+        console.print(f"[bold]{group.name}[/]: " + ", ".join(
+            sorted(p.stem for p in group.glob("*.yaml"))))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``hetopt`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    console = Console()
+    err = Console(stderr=True)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args or args[0] in ("-h", "--help", "help"):
+        console.print(USAGE, highlight=False, markup=False)
+        return 0
+    command, rest = args[0], args[1:]
+    try:
+        if command == "plan":
+            return cmd_plan(rest, console)
+        if command == "catalog":
+            return cmd_catalog(rest, console)
+        if command == "list":
+            return cmd_list(console)
+        raise InputError(f"Unknown command '{command}'. Commands: plan, catalog, list "
+                         f"(`hetopt --help`).")
+    except HetoptUserError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Rich rendering of a plan for the terminal."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.table import Table
+
+from hetopt.plan.plan import Plan
+
+
+def _f(value: float | None, fmt: str = ".4g") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return format(value, fmt)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1e3:,.1f} ms"
+
+
+def render_plan(plan: Plan, console: Console) -> None:
+    """Print the placement, devices, TCO, SLA check, solver and baselines."""
+    s = plan.solve
+    status = s.status.value.upper()
+    colour = "green" if s.proven_optimal else "yellow"
+    console.rule(f"[bold]hetopt plan: {plan.workload}[/] at {plan.request_rate_per_s:g} req/s")
+
+    t = Table(title="Placement (operator -> device)", title_justify="left")
+    for col in ("operator", "device", "config", "devices", "latency", "step", "binds"):
+        t.add_column(col, justify="left" if col in ("operator", "device", "config", "binds")
+                     else "right")
+    for r in plan.placement.to_dict(orient="records"):
+        count = f"pool of {r['count']}" if r["shared_pool"] else str(r["count"])
+        t.add_row(r["operator"], r["device"], r["config"], count, _ms(r["latency_s"]),
+                  _ms(r["step_s"]), str(r["binding"]))
+    console.print(t)
+
+    d = Table(title="Devices and TCO", title_justify="left")
+    for col in ("device", "dedicated", "pooled", "total", "$/h each", "$/h", "capex $/h",
+                "power $/h", "opex $/h", "kgCO2/h"):
+        d.add_column(col, justify="left" if col == "device" else "right")
+    for r in plan.devices.to_dict(orient="records"):
+        d.add_row(r["device"], str(r["dedicated"]), str(r["pooled"]), str(r["total"]),
+                  f"{r['usd_per_hour_each']:.3f}", f"{r['usd_per_hour']:.2f}",
+                  f"{r['capex_usd_per_hour']:.2f}", f"{r['power_usd_per_hour']:.2f}",
+                  f"{r['opex_usd_per_hour']:.2f}", f"{r['carbon_kg_per_hour']:.2f}")
+    console.print(d)
+
+    console.print(
+        f"TCO [bold]{plan.tco_usd_per_hour:,.4g} $/h[/]  |  "
+        f"[bold]{plan.cost_usd_per_request:.4g} $/request[/]  |  "
+        f"{_f(plan.cost_usd_per_million_tokens, ',.4g')} $/M tokens  |  "
+        f"{plan.carbon_kg_per_hour:,.3g} kgCO2/h"
+    )
+    sla = plan.sla
+    ok = "[green]met[/]" if sla["satisfied"] else "[red]NOT met[/]"
+    console.print(
+        f"SLA {ok}: end-to-end {_ms(sla['e2e_latency_s'])} (bound "
+        f"{_ms(sla['e2e_sla_s']) if sla['e2e_sla_s'] else 'none'}, loops at "
+        f"{sla['loop_iterations']}); worst TTFT {_ms(sla['worst_ttft_s'])} (bound "
+        f"{_ms(sla['ttft_sla_s'])}); worst TBT {_ms(sla['worst_tbt_s'])} (bound "
+        f"{_ms(sla['tbt_sla_s'])})"
+    )
+    console.print(
+        f"Solver [{colour}]{s.backend}: {status}[/] objective {_f(s.objective, ',.6g')} "
+        f"bound {_f(s.bound, ',.6g')} gap {_f(s.gap, '.2e')} in {s.runtime_s:.2f} s"
+        + ("" if s.proven_optimal else "  [yellow](time limit: best plan found, not proven "
+                                         "optimal)[/]")
+    )
+    verdict = "[green]passed[/]" if plan.verified else "[red]FAILED: " + "; ".join(
+        plan.violations) + "[/]"
+    console.print(f"Independent verification {verdict}")
+    if plan.baselines:
+        b = Table(title="Homogeneous baselines", title_justify="left")
+        for col in ("all on", "$/h", "$/request", "end-to-end", "SLA", "plan's benefit"):
+            b.add_column(col, justify="left" if col == "all on" else "right")
+        for base in plan.baselines:
+            benefit = plan.benefit_vs(base.device)
+            b.add_row(base.device, _f(base.tco_usd_per_hour, ",.4g"),
+                      _f(base.cost_usd_per_request, ".4g"), _ms(base.e2e_latency_s)
+                      if math.isfinite(base.e2e_latency_s) else "-",
+                      "met" if base.sla_satisfied else (base.note or "not met"),
+                      f"{benefit:.2f}x" if math.isfinite(benefit) else "-")
+        console.print(b)

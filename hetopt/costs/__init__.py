@@ -1,0 +1,1 @@
+"""Cost models: roofline and LLM serving performance, cost tables, TCO and carbon."""

@@ -1,0 +1,321 @@
+"""Cost table: every operator x device x configuration, itemised (pipeline stage 3).
+
+``build_cost_table`` evaluates the roofline model (:mod:`hetopt.costs.roofline`) and the LLM
+serving model (:mod:`hetopt.costs.llm`) for every placeable operator on every catalog device and
+returns a tidy frame with one row per candidate configuration. Infeasible candidates stay in
+the table with ``feasible = False`` and a ``reason``, so an infeasible plan can explain itself.
+
+A workload may instead carry a measured ``profile`` (latency and cost per operator and device);
+then the table is read from the profile, as in the paper's worked example (Table 3).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from hetopt.costs.llm import LlmConfig, decode_config, prefill_config
+from hetopt.costs.roofline import RooflineTime, roofline_time
+from hetopt.errors import InputError
+from hetopt.graph.decompose import Operator, OperatorGraph, OpKind
+from hetopt.hardware import Device, HardwareCatalog
+from hetopt.sla import Sla
+
+COLUMNS = (
+    "op", "device", "config", "tp", "batch", "exclusive", "feasible", "reason",
+    "latency_s", "step_s", "busy_s", "requests_per_s", "mem_per_device_bytes",
+    "compute_s", "memory_s", "network_s", "static_s", "sync_s", "binding", "direct_cost_usd",
+)
+
+
+@dataclass(frozen=True)
+class CostParams:
+    """Knobs of the cost model (the Hydra ``costs`` group).
+
+    Attributes
+    ----------
+    tp_degrees
+        Tensor-parallel degrees searched per LLM phase; capped by each device's scale-up domain.
+    prefill_batch_sizes, decode_batch_sizes
+        Batch sizes searched per LLM phase.
+    memory_reserve_fraction
+        Share of device memory kept free (allocator fragmentation, CUDA context, runtime).
+    max_utilization
+        Highest planned utilisation of any replica or pool; the rest is headroom for bursts.
+    link_gbit_per_s, link_latency_s
+        Data-centre fabric between device pools (RoCE): payloads and KV caches crossing from
+        one device type to another pay ``bytes / bandwidth + latency``.
+    scale_up_hop_latency_s
+        Per-hop latency of the scale-up fabric (NVLink, Infinity Fabric) in all-reduces.
+    """
+
+    tp_degrees: tuple[int, ...] = (1, 2, 4, 8)
+    prefill_batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    decode_batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    memory_reserve_fraction: float = 0.10
+    max_utilization: float = 0.80
+    link_gbit_per_s: float = 400.0
+    link_latency_s: float = 10e-6
+    scale_up_hop_latency_s: float = 2e-6
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.memory_reserve_fraction < 1:
+            raise InputError(
+                f"costs.memory_reserve_fraction must be in [0, 1), got "
+                f"{self.memory_reserve_fraction}."
+            )
+        if not 0 < self.max_utilization <= 1:
+            raise InputError(f"costs.max_utilization must be in (0, 1], got {self.max_utilization}.")
+        if self.link_gbit_per_s <= 0 or self.link_latency_s < 0:
+            raise InputError("costs.link_gbit_per_s must be > 0 and costs.link_latency_s >= 0.")
+        for name in ("tp_degrees", "prefill_batch_sizes", "decode_batch_sizes"):
+            values = getattr(self, name)
+            if not values or any(int(v) != v or v < 1 for v in values):
+                raise InputError(f"costs.{name} must be a non-empty list of positive integers.")
+
+    @property
+    def link_bw_bytes_per_s(self) -> float:
+        """Fabric bandwidth in bytes per second."""
+        return self.link_gbit_per_s * 1e9 / 8
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Measured latency and cost per operator and device (replaces the roofline).
+
+    Attributes
+    ----------
+    devices
+        Device names the profile covers; they need not be in the hardware catalog.
+    ops
+        ``{op_id: {device: {"latency_s": .., "cost_usd": ..}}}``; cost is per execution.
+    transfers
+        ``{"src->dst": {"latency_s": .., "cost_usd": ..}}`` paid when the two operators run on
+        different devices.
+    """
+
+    devices: tuple[str, ...]
+    ops: Mapping[str, Mapping[str, Mapping[str, float]]]
+    transfers: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any], source: str) -> Profile:
+        """Validate a workload's ``profile`` block.
+
+        Parameters
+        ----------
+        data
+            The block as loaded from YAML.
+        source
+            File or workload name, used in error messages.
+        """
+        try:
+            devices = tuple(str(d) for d in data["devices"])
+            ops_in = data["ops"]
+        except (KeyError, TypeError) as exc:
+            raise InputError(
+                f"{source}: the 'profile' block needs 'devices' (a list of names) and 'ops' "
+                f"(a mapping op -> device -> {{latency_s, cost_usd}}); missing {exc}."
+            ) from None
+        ops: dict[str, dict[str, dict[str, float]]] = {}
+        for op, per_dev in ops_in.items():
+            ops[op] = {}
+            for dev, entry in per_dev.items():
+                if dev not in devices:
+                    raise InputError(
+                        f"{source}: profile.ops.{op} names device '{dev}', which is not in "
+                        f"profile.devices {list(devices)}. Add it there or fix the name."
+                    )
+                ops[op][dev] = _profile_entry(entry, f"{source}: profile.ops.{op}.{dev}")
+        transfers = {
+            key: _profile_entry(entry, f"{source}: profile.transfers.{key}")
+            for key, entry in (data.get("transfers") or {}).items()
+        }
+        return Profile(devices, ops, transfers)
+
+
+def _profile_entry(entry: Any, where: str) -> dict[str, float]:
+    out = {}
+    for key in ("latency_s", "cost_usd"):
+        value = entry.get(key) if isinstance(entry, Mapping) else None
+        if not isinstance(value, int | float) or value < 0:
+            raise InputError(f"{where}.{key} must be a number >= 0, got {value!r}.")
+        out[key] = float(value)
+    return out
+
+
+@dataclass(frozen=True)
+class CostTable:
+    """Candidate configurations of every placeable operator (one row each).
+
+    Attributes
+    ----------
+    frame
+        Columns :data:`COLUMNS`; ``busy_s`` is device-seconds per execution for pooled
+        operators, ``requests_per_s`` the throughput of one replica for exclusive ones.
+    devices
+        Device names the table spans, in catalog order.
+    """
+
+    frame: pd.DataFrame
+    devices: tuple[str, ...]
+
+    def feasible(self) -> pd.DataFrame:
+        """Rows that can be chosen."""
+        return self.frame[self.frame["feasible"]]
+
+    def explain_op(self, op: str) -> str:
+        """Why operator ``op`` has no feasible configuration, per device, in one sentence each."""
+        rows = self.frame[self.frame["op"] == op]
+        parts = []
+        for dev, group in rows.groupby("device", sort=False):
+            parts.append(f"{dev}: {group['reason'].iloc[_best_reason_index(group)]}")
+        return "; ".join(parts) if parts else "no device was evaluated"
+
+
+def _best_reason_index(group: pd.DataFrame) -> int:
+    """The most informative infeasibility reason: the one with the lowest latency."""
+    lat = group["latency_s"].fillna(math.inf).to_numpy()
+    return int(lat.argmin())
+
+
+def _row(op: Operator, device: str, config: str, **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {c: None for c in COLUMNS}
+    row.update(op=op.id, device=device, config=config, tp=1, batch=1, exclusive=False,
+               feasible=True, reason="", direct_cost_usd=0.0, static_s=0.0, sync_s=0.0)
+    row.update(values)
+    return row
+
+
+def _time_columns(t: RooflineTime) -> dict[str, Any]:
+    return dict(compute_s=t.compute_s, memory_s=t.memory_s, network_s=t.network_s,
+                static_s=t.static_s, sync_s=t.sync_s, binding=t.binding)
+
+
+def _llm_rows(op: Operator, device: Device, sla: Sla, params: CostParams,
+              mem_cap_bytes: float) -> Iterator[dict[str, Any]]:
+    assert op.llm is not None
+    prefill = op.kind is OpKind.PREFILL
+    batches = params.prefill_batch_sizes if prefill else params.decode_batch_sizes
+    limit_s = sla.ttft_s if prefill else sla.tbt_s
+    limit_name = "TTFT" if prefill else "TBT"
+    for tp in params.tp_degrees:
+        if tp > device.scale_up_domain or op.llm.arch.n_kv_heads % tp and tp > 1:
+            continue
+        for batch in batches:
+            make = prefill_config if prefill else decode_config
+            cfg: LlmConfig = make(device, op.llm, tp, batch, params.scale_up_hop_latency_s)
+            reason = ""
+            if cfg.mem_per_device_bytes > mem_cap_bytes:
+                reason = (f"needs {cfg.mem_per_device_bytes / 1e9:.1f} GB per device at tp={tp} "
+                          f"batch={batch}, more than the {mem_cap_bytes / 1e9:.1f} GB usable")
+            elif limit_s is not None and cfg.step_s > limit_s:
+                reason = (f"{limit_name} {cfg.step_s * 1e3:.1f} ms > SLA "
+                          f"{limit_s * 1e3:.1f} ms at tp={tp} batch={batch}")
+            yield _row(op, device.name, f"tp{tp}/b{batch}", tp=tp, batch=batch, exclusive=True,
+                       feasible=not reason, reason=reason, latency_s=cfg.latency_s,
+                       step_s=cfg.step_s, busy_s=cfg.latency_s * tp / batch,
+                       requests_per_s=cfg.requests_per_s,
+                       mem_per_device_bytes=cfg.mem_per_device_bytes, **_time_columns(cfg.time))
+
+
+def _work_row(op: Operator, device: Device, mem_cap_bytes: float) -> dict[str, Any]:
+    work = op.work
+    assert work is not None
+    t = roofline_time(device, flops=work.flops, mem_bytes=work.mem_bytes,
+                      net_bytes=work.net_bytes, precision=work.precision,
+                      static_s=work.static_latency_s)
+    reason = ""
+    if work.footprint_bytes > mem_cap_bytes:
+        reason = (f"needs {work.footprint_bytes / 1e9:.1f} GB resident, more than the "
+                  f"{mem_cap_bytes / 1e9:.1f} GB usable")
+    return _row(op, device.name, "b1", feasible=not reason, reason=reason,
+                latency_s=t.total_s, step_s=t.total_s, busy_s=t.busy_s,
+                requests_per_s=1.0 / t.busy_s if t.busy_s > 0 else math.inf,
+                mem_per_device_bytes=work.footprint_bytes, **_time_columns(t))
+
+
+def _unsupported_row(op: Operator, device: Device, reason: str) -> dict[str, Any]:
+    return _row(op, device.name, "-", feasible=False, reason=reason, latency_s=math.inf)
+
+
+def _precision_of(op: Operator) -> str:
+    if op.llm is not None:
+        return op.llm.precision
+    assert op.work is not None
+    return op.work.precision
+
+
+def build_cost_table(graph: OperatorGraph, catalog: HardwareCatalog, sla: Sla,
+                     params: CostParams | None = None) -> CostTable:
+    """Evaluate every placeable operator on every device of ``catalog``.
+
+    Parameters
+    ----------
+    graph
+        Decomposed operator graph.
+    catalog
+        Devices to consider.
+    sla
+        Per-phase SLA: prefill configurations slower than ``ttft_s`` and decode configurations
+        with a step slower than ``tbt_s`` are marked infeasible.
+    params
+        Cost-model knobs; defaults if omitted.
+
+    Returns
+    -------
+    CostTable
+    """
+    params = params or CostParams()
+    rows: list[dict[str, Any]] = []
+    for op in graph.ops:
+        if not op.placeable:
+            continue
+        for device in catalog.devices:
+            if op.devices is not None and device.name not in op.devices:
+                rows.append(_unsupported_row(
+                    op, device, f"the node restricts placement to {list(op.devices)}"))
+                continue
+            precision = _precision_of(op)
+            if not device.supports(precision):
+                rows.append(_unsupported_row(op, device, f"{device.name} has no {precision}"))
+                continue
+            mem_cap = device.mem_bytes * (1.0 - params.memory_reserve_fraction)
+            if op.llm is not None:
+                before = len(rows)
+                rows.extend(_llm_rows(op, device, sla, params, mem_cap))
+                if len(rows) == before:
+                    rows.append(_unsupported_row(op, device, "no tensor-parallel degree fits "
+                                                 "the device's scale-up domain"))
+            else:
+                rows.append(_work_row(op, device, mem_cap))
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    return CostTable(frame, catalog.names)
+
+
+def profile_cost_table(graph: OperatorGraph, profile: Profile) -> CostTable:
+    """Cost table read from a measured profile instead of the roofline.
+
+    Every placeable operator must appear in ``profile.ops``. Profiled costs are per execution
+    and occupy no device pool (the profile's cost already includes the hardware).
+    """
+    rows = []
+    for op in graph.ops:
+        if not op.placeable:
+            continue
+        if op.id not in profile.ops:
+            raise InputError(
+                f"profile: operator '{op.id}' has no entry in profile.ops (profiled operators: "
+                f"{sorted(profile.ops)}). Add latency_s and cost_usd for it per device."
+            )
+        for dev, entry in profile.ops[op.id].items():
+            rows.append(_row(op, dev, "profiled", feasible=True, latency_s=entry["latency_s"],
+                             step_s=entry["latency_s"], busy_s=0.0, requests_per_s=math.inf,
+                             mem_per_device_bytes=0.0, compute_s=0.0, memory_s=0.0,
+                             network_s=0.0, binding="profiled",
+                             direct_cost_usd=entry["cost_usd"]))
+    return CostTable(pd.DataFrame(rows, columns=list(COLUMNS)), profile.devices)

@@ -1,0 +1,37 @@
+"""User-facing errors.
+
+Every mistake a user can make (a malformed file, an unknown device, an SLA that no placement
+meets) raises a subclass of :class:`HetoptUserError`. The CLI prints its message as one
+paragraph and exits with status 2, without a traceback. Library callers catch it like any
+other exception.
+"""
+
+from __future__ import annotations
+
+
+class HetoptUserError(Exception):
+    """An error caused by the user's input, with a message that says what to fix.
+
+    Parameters
+    ----------
+    message
+        One paragraph that names the file, field, key or constraint, and the fix.
+    """
+
+    exit_code: int = 2
+
+
+class InputError(HetoptUserError):
+    """A file, field or value in the user's input is malformed, missing or out of range."""
+
+
+class UnknownNameError(InputError):
+    """A device, model, workload or solver name that the catalog does not know."""
+
+
+class InfeasibleError(HetoptUserError):
+    """No placement meets the constraints; the message names the binding one and a fix."""
+
+
+class SolverLimitError(HetoptUserError):
+    """The solver stopped at its time limit; the best plan found so far was still written."""

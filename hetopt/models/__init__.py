@@ -1,0 +1,15 @@
+"""Formulations of the placement problem (the design card's ``models``).
+
+:mod:`hetopt.models.milp` writes it as a mixed-integer linear program in PuLP (solved by HiGHS or
+CBC); :mod:`hetopt.models.cpsat` writes it, independently, for OR-Tools CP-SAT. Both follow the
+paper's §3.1.2 formulation extended with device counts and an end-to-end SLA over paths:
+
+* assignment: each operator takes exactly one option (device type and configuration);
+* capacity: each device type's shared pool covers the load of the pooled operators on it, and
+  holds their footprints; dedicated replicas plus pool stay within the inventory;
+* latency: finish-time potentials along every edge, paying the edge's transfer latency when the
+  endpoints run on different device types, plus each bounded loop's cycle time times its
+  iterations; the end-to-end latency minus a slack stays within the SLA;
+* objective: TCO per hour (dedicated devices, pooled devices, profiled costs, cross-device
+  transfers) plus ``lambda`` times the slack.
+"""

@@ -1,0 +1,173 @@
+"""MILP formulation of the placement problem in PuLP (solved by HiGHS or CBC).
+
+Variables
+---------
+``x[o]``      binary: option o is chosen (one per operator).
+``n[j]``      integer: devices in device type j's shared pool.
+``cross[e]``  in [0, 1]: edge e's endpoints run on different device types (pushed to its lower
+              bound ``max_j (X[u,j] - X[v,j])`` by the objective and the latency constraints).
+``f[i]``      finish time of operator i on one pass of the acyclic graph.
+``g[l][i]``   finish time of operator i within one extra pass of loop l; ``cycle[l]`` its length.
+``e2e``       end-to-end latency; ``slack`` its excess over the SLA (fixed to 0 when hard).
+"""
+
+from __future__ import annotations
+
+# ortools before pulp: see hetopt/__init__.py
+import ortools  # noqa: F401  isort: skip
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pulp
+
+from hetopt.problem import PlacementProblem
+from hetopt.solvers.base import Objective
+
+
+@dataclass(frozen=True)
+class MilpModel:
+    """A built PuLP model and the variables needed to read a plan back."""
+
+    prob: pulp.LpProblem
+    x: list[pulp.LpVariable]
+    n: list[pulp.LpVariable]
+    e2e: pulp.LpVariable
+    slack: pulp.LpVariable | None
+
+
+def _latency(problem: PlacementProblem, x: list[pulp.LpVariable], op: int) -> pulp.LpAffineExpression:
+    """``t_i = sum_j x_ij t_ij``."""
+    return pulp.lpSum(problem.opt_latency_s[o] * x[o] for o in problem.options_of(op))
+
+
+def _on_device(problem: PlacementProblem, x: list[pulp.LpVariable], op: int,
+               dev: int) -> pulp.LpAffineExpression:
+    """``X[i,j]``: 1 if operator i runs on device type j."""
+    return pulp.lpSum(x[o] for o in problem.options_of(op) if problem.opt_device[o] == dev)
+
+
+def add_assignment(prob: pulp.LpProblem, problem: PlacementProblem,
+                   x: list[pulp.LpVariable]) -> None:
+    """Each operator runs in exactly one configuration on one device type: sum_o x_o = 1."""
+    for i, name in enumerate(problem.ops):
+        prob += pulp.lpSum(x[o] for o in problem.options_of(i)) == 1, f"assign[{name}]"
+
+
+def add_capacity(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.LpVariable],
+                 n: list[pulp.LpVariable]) -> None:
+    """Pools cover their load, hold their footprints, and the inventory bounds every type.
+
+    ``n_j >= sum_o load_o x_o``; ``sum_o mem_o x_o <= cap_j``;
+    ``sum_o dedicated_o x_o + n_j <= inventory_j``.
+    """
+    for j, dev in enumerate(problem.devices):
+        on_j = np.flatnonzero(problem.opt_device == j)
+        pooled = [o for o in on_j if problem.opt_pool_load[o] > 0]
+        if pooled:
+            prob += n[j] >= pulp.lpSum(problem.opt_pool_load[o] * x[o] for o in pooled), \
+                f"pool_load[{dev}]"
+        resident = [o for o in on_j if problem.opt_pool_mem_bytes[o] > 0]
+        if resident and math.isfinite(problem.device_mem_bytes[j]):
+            # Bytes are scaled to GB so the row stays well conditioned.
+            prob += pulp.lpSum(problem.opt_pool_mem_bytes[o] / 1e9 * x[o] for o in resident) \
+                <= problem.device_mem_bytes[j] / 1e9, f"pool_mem[{dev}]"
+        if math.isfinite(problem.device_inventory[j]):
+            prob += pulp.lpSum(int(problem.opt_dedicated[o]) * x[o] for o in on_j) + n[j] \
+                <= problem.device_inventory[j], f"inventory[{dev}]"
+
+
+def add_cross_device(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.LpVariable],
+                     cross: list[pulp.LpVariable]) -> None:
+    """``cross_e >= X[u,j] - X[v,j]`` for every device type j: 1 when u and v differ."""
+    for e, (u, v) in enumerate(zip(problem.edge_src, problem.edge_dst, strict=True)):
+        for j in range(len(problem.devices)):
+            prob += cross[e] >= _on_device(problem, x, u, j) - _on_device(problem, x, v, j), \
+                f"cross[{e},{j}]"
+
+
+def add_latency(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.LpVariable],
+                cross: list[pulp.LpVariable], e2e: pulp.LpVariable) -> None:
+    """Finish-time potentials over the acyclic graph and each loop; e2e bounds every path.
+
+    ``f_v >= f_u + t_v + d_uv cross_uv`` on forward edges, ``f_i >= t_i``, and
+    ``e2e >= f_s + sum_l iterations_l cycle_l`` for every sink s, where
+    ``cycle_l >= g_l[back_src] + d_back cross_back`` is one more pass of loop l.
+    """
+    lat = [_latency(problem, x, i) for i in range(problem.n_ops)]
+    f = [pulp.LpVariable(f"f[{i}]", lowBound=0) for i in range(problem.n_ops)]
+    for i in range(problem.n_ops):
+        prob += f[i] >= lat[i], f"finish_start[{i}]"
+    for e in problem.forward_edges:
+        u, v = problem.edge_src[e], problem.edge_dst[e]
+        prob += f[v] >= f[u] + lat[v] + problem.edge_latency_s[e] * cross[e], f"finish[{e}]"
+    loop_terms = []
+    for k, loop in enumerate(problem.loops):
+        g = {i: pulp.LpVariable(f"g[{k},{i}]", lowBound=0) for i in loop.body_ops}
+        for i in loop.body_ops:
+            prob += g[i] >= lat[i], f"loop_start[{k},{i}]"
+        for e in loop.body_edges:
+            u, v = problem.edge_src[e], problem.edge_dst[e]
+            prob += g[v] >= g[u] + lat[v] + problem.edge_latency_s[e] * cross[e], \
+                f"loop_finish[{k},{e}]"
+        cycle = pulp.LpVariable(f"cycle[{k}]", lowBound=0)
+        back = loop.back_edge
+        prob += cycle >= g[problem.edge_src[back]] + problem.edge_latency_s[back] * cross[back], \
+            f"loop_cycle[{k}]"
+        loop_terms.append(problem.loop_iterations(loop) * cycle)
+    for s in problem.sinks:
+        prob += e2e >= f[s] + pulp.lpSum(loop_terms), f"e2e[{problem.ops[s]}]"
+
+
+def add_sla(prob: pulp.LpProblem, problem: PlacementProblem, e2e: pulp.LpVariable,
+            slack: pulp.LpVariable | None) -> None:
+    """``e2e - slack <= T_SLA`` (slack absent when the SLA is hard)."""
+    if problem.sla.e2e_s is None:
+        return
+    rhs = problem.sla.e2e_s
+    prob += (e2e - slack if slack is not None else e2e) <= rhs, "sla_e2e"
+
+
+def build(problem: PlacementProblem, objective: Objective = "cost") -> MilpModel:
+    """Build the MILP for ``problem``.
+
+    Parameters
+    ----------
+    problem
+        The placement problem.
+    objective
+        ``cost``: minimise TCO per hour (+ lambda x slack) under the SLA. ``latency``: minimise
+        the end-to-end latency, ignoring the end-to-end SLA (used to explain an infeasible SLA).
+
+    Returns
+    -------
+    MilpModel
+    """
+    sense = pulp.LpMinimize
+    prob = pulp.LpProblem(f"hetopt_{problem.name}_{objective}".replace("-", "_"), sense)
+    x = [pulp.LpVariable(f"x[{o}]", cat="Binary") for o in range(problem.n_options)]
+    n = [pulp.LpVariable(f"n[{j}]", lowBound=0, cat="Integer")
+         for j in range(len(problem.devices))]
+    cross = [pulp.LpVariable(f"cross[{e}]", lowBound=0, upBound=1)
+             for e in range(len(problem.edge_src))]
+    e2e = pulp.LpVariable("e2e", lowBound=0)
+    soft = objective == "cost" and not problem.sla.hard and problem.sla.e2e_s is not None
+    slack = pulp.LpVariable("slack", lowBound=0) if soft else None
+
+    add_assignment(prob, problem, x)
+    add_capacity(prob, problem, x, n)
+    add_cross_device(prob, problem, x, cross)
+    add_latency(prob, problem, x, cross, e2e)
+    if objective == "cost":
+        add_sla(prob, problem, e2e, slack)
+        fixed = problem.opt_fixed_usd_per_h()
+        tco = (pulp.lpSum(fixed[o] * x[o] for o in range(problem.n_options) if fixed[o])
+               + pulp.lpSum(problem.device_cost_usd_per_h[j] * n[j]
+                            for j in range(len(problem.devices)))
+               + pulp.lpSum(problem.edge_cost_usd_per_h[e] * cross[e]
+                            for e in range(len(cross)) if problem.edge_cost_usd_per_h[e]))
+        penalty = problem.sla.penalty_usd_per_h_per_s
+        prob += tco + (penalty * slack if slack is not None and penalty else 0)
+    else:
+        prob += e2e
+    return MilpModel(prob, x, n, e2e, slack)

@@ -1,0 +1,266 @@
+"""The whole planning pipeline as one function call: agent graph in, verified plan out.
+
+``plan_agent`` chains the stages of the architecture (graph -> decomposition -> catalog -> cost
+table -> placement problem -> solve -> plan -> verification) on plain, immutable inputs. It
+never imports Hydra; the CLI builds a :class:`PlanRequest` from its config and calls this.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from hetopt.costs.table import CostParams, CostTable, Profile, build_cost_table, profile_cost_table
+from hetopt.costs.tco import DeviceTco, TcoParams, device_tco
+from hetopt.errors import InfeasibleError, InputError, SolverLimitError
+from hetopt.graph.decompose import OperatorGraph, decompose
+from hetopt.graph.ir import agent_graph_from_dict
+from hetopt.hardware import load_catalog
+from hetopt.plan.evaluate import evaluate_choice
+from hetopt.plan.plan import Baseline, Plan, make_plan
+from hetopt.plan.verify import verify_plan
+from hetopt.problem import SECONDS_PER_HOUR, PlacementProblem, build_problem
+from hetopt.sla import Sla
+from hetopt.solvers import SolveResult, SolverOptions, SolveStatus, solve
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    """Which devices to consider (the Hydra ``hardware`` group).
+
+    Attributes
+    ----------
+    catalog_path
+        CSV catalog to read; None reads the packaged one.
+    devices
+        Names to keep from the catalog; None keeps all.
+    inventory
+        Devices available per name; absent names are unlimited (the paper's assumption).
+    extra_rows
+        Extra catalog rows (same columns as the CSV) to add devices without editing files.
+    """
+
+    catalog_path: str | None = None
+    devices: tuple[str, ...] | None = None
+    inventory: Mapping[str, int] = field(default_factory=dict)
+    extra_rows: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """Everything ``plan_agent`` needs.
+
+    Attributes
+    ----------
+    workload
+        The workload mapping: the agent graph (``name``, ``nodes``, ``edges``) plus
+        ``request_rate_per_s`` and optionally ``profile`` and ``sla`` defaults.
+    workload_source
+        Where the workload came from, for error messages.
+    baselines
+        Device types to compare against as homogeneous (all-on-one-type) deployments.
+    """
+
+    workload: Mapping[str, Any]
+    workload_source: str = "<workload>"
+    hardware: HardwareSpec = field(default_factory=HardwareSpec)
+    sla: Sla = field(default_factory=Sla)
+    costs: CostParams = field(default_factory=CostParams)
+    tco: TcoParams = field(default_factory=TcoParams)
+    solver: SolverOptions = field(default_factory=SolverOptions)
+    baselines: tuple[str, ...] = ("H100",)
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """A plan with the intermediate artefacts that produced it."""
+
+    plan: Plan
+    problem: PlacementProblem
+    table: CostTable
+    graph: OperatorGraph
+
+
+def _tokens_per_request(graph: OperatorGraph) -> float:
+    total = 0.0
+    for op in graph.ops:
+        if op.llm is None:
+            continue
+        tokens = op.llm.input_tokens if op.kind.value == "prefill" else op.llm.output_tokens
+        total += tokens * op.visits
+    return total
+
+
+def _request_rate(workload: Mapping[str, Any], source: str) -> float:
+    rate = workload.get("request_rate_per_s")
+    if not isinstance(rate, int | float) or isinstance(rate, bool) or not rate > 0:
+        raise InputError(
+            f"{source}: 'request_rate_per_s' must be a positive number (requests entering the "
+            f"agent per second), got {rate!r}. Set it in the workload file or with "
+            f"`workload.request_rate_per_s=2.0`."
+        )
+    return float(rate)
+
+
+def prepare(request: PlanRequest, progress: Progress | None = None
+            ) -> tuple[PlacementProblem, CostTable, OperatorGraph, dict[str, DeviceTco]]:
+    """Stages 1-4: graph, decomposition, catalog, cost table, placement problem."""
+    say = progress or (lambda _msg: None)
+    src = request.workload_source
+    say("decomposing the agent graph")
+    graph = decompose(agent_graph_from_dict(request.workload, source=src))
+    rate = _request_rate(request.workload, src)
+    profile_data = request.workload.get("profile")
+    if profile_data is not None:
+        profile = Profile.from_dict(profile_data, src)
+        table = profile_cost_table(graph, profile)
+        tco: dict[str, DeviceTco] = {}
+        mem: dict[str, float] = {}
+    else:
+        profile = None
+        hw = request.hardware
+        catalog = load_catalog(hw.catalog_path, extra_rows=hw.extra_rows)
+        if hw.devices is not None:
+            catalog = catalog.select(hw.devices)
+        tco = {d.name: device_tco(d, request.tco) for d in catalog.devices}
+        mem = {d.name: d.mem_bytes for d in catalog.devices}
+        say(f"costing {sum(op.placeable for op in graph.ops)} operators on "
+            f"{len(catalog.devices)} devices")
+        table = build_cost_table(graph, catalog, request.sla, request.costs)
+    problem = build_problem(graph, table, tco, request.sla, rate, request.costs, mem,
+                            dict(request.hardware.inventory), profile)
+    log.info("problem %s: %d operators, %d options, %d edges, %d loops", problem.name,
+             problem.n_ops, problem.n_options, len(problem.edge_src), len(problem.loops))
+    return problem, table, graph, tco
+
+
+def explain_infeasible(problem: PlacementProblem, options: SolverOptions) -> InfeasibleError:
+    """Say which constraint makes ``problem`` infeasible and what would make it feasible."""
+    fastest = solve(problem, options, objective="latency")
+    if fastest.has_solution:
+        assert fastest.choice is not None
+        ev = evaluate_choice(problem, fastest.choice)
+        where = ", ".join(f"{problem.ops[i]} on {problem.devices[problem.opt_device[o]]}"
+                          for i, o in enumerate(fastest.choice))
+        return InfeasibleError(
+            f"No placement meets the end-to-end SLA sla.e2e_s = {problem.sla.e2e_s:g} s "
+            f"(loops counted at their {problem.sla.loop_iterations} iterations). The fastest "
+            f"feasible plan takes {ev.e2e_latency_s:.6g} s ({where}), so the tightest SLA that "
+            f"is feasible is sla.e2e_s={math.ceil(ev.e2e_latency_s * 1e6) / 1e6:g}. Raise "
+            f"sla.e2e_s to at least that, count loops at their expected iterations "
+            f"(sla.loop_iterations=expected), make the SLA soft (sla.penalty_usd_per_h_per_s="
+            f"...), or add faster devices."
+        )
+    inv = {d: int(v) for d, v in zip(problem.devices, problem.device_inventory, strict=True)
+           if math.isfinite(v)}
+    return InfeasibleError(
+        f"No placement fits the device capacity: even ignoring the end-to-end SLA, the "
+        f"replicas and shared pools exceed the inventory {inv or '(unlimited)'} or the pooled "
+        f"operators' footprints exceed device memory. Raise hardware.inventory, lower "
+        f"workload.request_rate_per_s, or add devices."
+    )
+
+
+def _baseline(problem: PlacementProblem, device: str, options: SolverOptions) -> Baseline:
+    if device not in problem.devices:
+        return Baseline(device, math.nan, math.nan, math.nan, False,
+                        f"{device} is not among the devices considered")
+    j = problem.devices.index(device)
+    try:
+        only = problem.restrict(problem.opt_device == j)
+    except InfeasibleError as exc:
+        return Baseline(device, math.nan, math.nan, math.nan, False,
+                        f"not possible on {device} alone: {exc}")
+    per_request = problem.request_rate_per_s * SECONDS_PER_HOUR
+    res = solve(only, options)
+    if res.has_solution:
+        assert res.choice is not None
+        ev = evaluate_choice(only, res.choice)
+        return Baseline(device, ev.tco_usd_per_h, ev.tco_usd_per_h / per_request,
+                        ev.e2e_latency_s, True)
+    fastest = solve(only, options, objective="latency")
+    if not fastest.has_solution:
+        return Baseline(device, math.nan, math.nan, math.nan, False,
+                        f"{device} alone cannot hold the workload ({res.status})")
+    assert fastest.choice is not None
+    ev = evaluate_choice(only.with_sla(replace(only.sla, e2e_s=None)), fastest.choice)
+    return Baseline(device, ev.tco_usd_per_h, ev.tco_usd_per_h / per_request, ev.e2e_latency_s,
+                    False, f"misses the SLA: {ev.e2e_latency_s:.6g} s > "
+                    f"{problem.sla.e2e_s:g} s at best")
+
+
+def plan_agent(request: PlanRequest, progress: Progress | None = None) -> PlanOutcome:
+    """Plan the cheapest heterogeneous deployment of an agent that meets its SLA.
+
+    Parameters
+    ----------
+    request
+        Workload, hardware, SLA, cost, TCO and solver settings.
+    progress
+        Optional callback receiving one short line per stage.
+
+    Returns
+    -------
+    PlanOutcome
+        The verified plan and the problem it solves. A plan stopped at the solver's time
+        limit is returned too: ``plan.solve.status`` is ``feasible`` and ``plan.solve.gap`` says
+        how far from proven optimal it may be.
+
+    Raises
+    ------
+    InputError
+        Malformed workload, unknown device or model, bad settings.
+    InfeasibleError
+        No plan meets the SLA; the message gives the tightest feasible SLA.
+    SolverLimitError
+        The time limit passed before any plan was found.
+
+    Examples
+    --------
+    >>> from hetopt.pipeline import PlanRequest, plan_agent
+    >>> from hetopt.workloads import load_workload
+    >>> out = plan_agent(PlanRequest(load_workload("worked_example")))
+    >>> round(out.plan.cost_usd_per_request, 3)
+    0.095
+    """
+    say = progress or (lambda _msg: None)
+    problem, table, graph, tco = prepare(request, say)
+    say(f"solving with {request.solver.backend}: {problem.n_ops} operators, "
+        f"{problem.n_options} options")
+    result: SolveResult = solve(problem, request.solver)
+    if result.status is SolveStatus.INFEASIBLE:
+        say("infeasible: finding the tightest feasible SLA")
+        raise explain_infeasible(problem, request.solver)
+    if result.status is SolveStatus.NO_SOLUTION:
+        raise SolverLimitError(
+            f"Solver {result.backend} reached its time limit solver.time_limit_s="
+            f"{request.solver.time_limit_s:g} before finding any plan ({result.message}). "
+            f"Raise solver.time_limit_s or try solver=cpsat."
+        )
+    if not result.has_solution:
+        raise RuntimeError(f"solver {result.backend} failed: {result.message}")
+    assert result.choice is not None
+    ev = evaluate_choice(problem, result.choice, result.pool_counts)
+    baselines = []
+    for device in request.baselines:
+        say(f"baseline: everything on {device}")
+        baselines.append(_baseline(problem, device, request.solver))
+    plan = make_plan(problem, table, result, ev, tco, _tokens_per_request(graph),
+                     baselines=tuple(baselines))
+    plan = replace(plan, violations=verify_plan(plan, problem))
+    if plan.violations:
+        log.error("plan failed verification: %s", "; ".join(plan.violations))
+    return PlanOutcome(plan, problem, table, graph)
+
+
+def all_device_names(problem: PlacementProblem) -> tuple[str, ...]:
+    """Device types used by at least one option (for baselines over every type)."""
+    return tuple(problem.devices[j] for j in np.unique(problem.opt_device))

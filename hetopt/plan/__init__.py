@@ -1,0 +1,7 @@
+"""Plans: assembly from a solve, independent evaluation and verification."""
+
+from hetopt.plan.evaluate import Evaluation, evaluate_choice
+from hetopt.plan.plan import Baseline, Plan, make_plan
+from hetopt.plan.verify import verify_plan
+
+__all__ = ["Baseline", "Evaluation", "Plan", "evaluate_choice", "make_plan", "verify_plan"]

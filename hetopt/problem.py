@@ -1,0 +1,365 @@
+"""Placement problem: plain arrays and index sets, no solver imports (pipeline stage 4).
+
+``build_problem`` turns an operator graph and its cost table into the data every formulation
+reads: per option (operator x device x configuration) its latency, the devices it dedicates, the
+load and memory it adds to a shared pool and its direct cost; per edge the latency and cost paid
+when its endpoints run on different device types; loops with their iteration counts.
+
+Two kinds of operators share hardware differently:
+
+* **exclusive** (LLM prefill and decode) hold model weights and KV caches, so each gets whole
+  replicas of ``tp`` devices: ``tp * ceil(rate * visits / (replica throughput * max_util))``;
+* **pooled** (STT, TTS, tools, vector search, filters) are light, so every operator placed on a
+  device type shares one pool of that type whose size is the ceiling of their summed load
+  (fluid approximation of bin packing, checked by the replay) and whose devices hold all of
+  their footprints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from hetopt.costs.table import CostParams, CostTable, Profile
+from hetopt.costs.tco import DeviceTco
+from hetopt.errors import InfeasibleError, InputError
+from hetopt.graph.decompose import OperatorGraph
+from hetopt.sla import Sla
+
+SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    """A bounded loop: extra passes over ``body_ops`` (in topological order), closed by ``back_edge``."""
+
+    back_edge: int
+    body_ops: tuple[int, ...]
+    body_edges: tuple[int, ...]
+    expected_iterations: float
+    max_iterations: int
+
+
+@dataclass(frozen=True)
+class PlacementProblem:
+    """Solver-agnostic placement data; every array is indexed by option, edge or device.
+
+    Attributes
+    ----------
+    ops, devices
+        Operator ids and device-type names (index sets ``V`` and ``H``).
+    op_visits
+        Expected executions of each operator per request.
+    device_cost_usd_per_h, device_carbon_kg_per_h, device_mem_bytes, device_inventory
+        Hourly TCO, carbon, usable memory and how many devices are available (``inf``: any).
+    opt_op, opt_device, opt_config, opt_row
+        Owner operator, device, configuration label and cost-table row of each option.
+    opt_latency_s
+        ``t_ij`` of each option.
+    opt_dedicated
+        Whole devices the option dedicates (exclusive operators).
+    opt_pool_load
+        Device-equivalents the option adds to its device type's shared pool.
+    opt_pool_mem_bytes
+        Resident bytes the option adds on every device of that pool.
+    opt_direct_usd_per_h
+        Cost not tied to devices (profiled costs), in $/h at the request rate.
+    edge_src, edge_dst, edge_is_back
+        Operator indices of each edge; back edges close loops.
+    edge_latency_s, edge_cost_usd_per_h
+        Paid when the edge's endpoints run on different device types.
+    sinks
+        Operators whose finish time ends a request.
+    loops
+        Bounded loops, counted ``iterations`` times in the end-to-end latency.
+    sla
+        The SLA (``sla.e2e_s`` bounds the end-to-end latency).
+    """
+
+    name: str
+    request_rate_per_s: float
+    ops: tuple[str, ...]
+    op_visits: np.ndarray
+    devices: tuple[str, ...]
+    device_cost_usd_per_h: np.ndarray
+    device_carbon_kg_per_h: np.ndarray
+    device_mem_bytes: np.ndarray
+    device_inventory: np.ndarray
+    opt_op: np.ndarray
+    opt_device: np.ndarray
+    opt_config: tuple[str, ...]
+    opt_row: np.ndarray
+    opt_latency_s: np.ndarray
+    opt_dedicated: np.ndarray
+    opt_pool_load: np.ndarray
+    opt_pool_mem_bytes: np.ndarray
+    opt_direct_usd_per_h: np.ndarray
+    edge_src: np.ndarray
+    edge_dst: np.ndarray
+    edge_is_back: np.ndarray
+    edge_latency_s: np.ndarray
+    edge_cost_usd_per_h: np.ndarray
+    sinks: tuple[int, ...]
+    loops: tuple[LoopSpec, ...]
+    sla: Sla
+
+    @property
+    def n_ops(self) -> int:
+        """Number of placeable operators."""
+        return len(self.ops)
+
+    @property
+    def n_options(self) -> int:
+        """Number of candidate options."""
+        return len(self.opt_op)
+
+    def options_of(self, op: int) -> np.ndarray:
+        """Option indices of operator ``op``."""
+        return np.flatnonzero(self.opt_op == op)
+
+    def opt_fixed_usd_per_h(self) -> np.ndarray:
+        """Per-option cost that does not depend on other choices: dedicated devices + direct."""
+        return (self.opt_dedicated * self.device_cost_usd_per_h[self.opt_device]
+                + self.opt_direct_usd_per_h)
+
+    @property
+    def forward_edges(self) -> np.ndarray:
+        """Indices of edges that are not loop back edges."""
+        return np.flatnonzero(~self.edge_is_back)
+
+    def restrict(self, keep: np.ndarray) -> PlacementProblem:
+        """A copy with only the options where ``keep`` is true (e.g. one device type).
+
+        Raises
+        ------
+        InfeasibleError
+            If an operator loses all of its options.
+        """
+        keep = np.asarray(keep, dtype=bool)
+        missing = [self.ops[i] for i in range(self.n_ops) if not keep[self.opt_op == i].any()]
+        if missing:
+            raise InfeasibleError(f"operators {missing} have no option left after restriction")
+        return replace(
+            self,
+            opt_op=self.opt_op[keep], opt_device=self.opt_device[keep],
+            opt_config=tuple(c for c, k in zip(self.opt_config, keep, strict=True) if k),
+            opt_row=self.opt_row[keep], opt_latency_s=self.opt_latency_s[keep],
+            opt_dedicated=self.opt_dedicated[keep], opt_pool_load=self.opt_pool_load[keep],
+            opt_pool_mem_bytes=self.opt_pool_mem_bytes[keep],
+            opt_direct_usd_per_h=self.opt_direct_usd_per_h[keep],
+        )
+
+    def with_sla(self, sla: Sla) -> PlacementProblem:
+        """A copy with another end-to-end SLA (per-phase limits are already in the options)."""
+        return replace(self, sla=sla)
+
+    def loop_iterations(self, loop: LoopSpec) -> float:
+        """Iterations of ``loop`` counted in the end-to-end latency, per ``sla.loop_iterations``."""
+        if self.sla.loop_iterations == "max":
+            return float(loop.max_iterations)
+        return loop.expected_iterations
+
+
+def _prune_dominated(frame: pd.DataFrame, cost_usd_per_h: pd.Series) -> pd.DataFrame:
+    """Keep, per (operator, device), only options on the latency/cost Pareto front.
+
+    An exclusive option that is both slower and no cheaper than another option of the same
+    operator on the same device type can never be optimal: the device type (which fixes the
+    edge and pool interactions) is the same, so only latency and cost differ.
+    """
+    keep = np.ones(len(frame), dtype=bool)
+    exclusive = frame["exclusive"].to_numpy()
+    lat = frame["latency_s"].to_numpy()
+    cost = cost_usd_per_h.to_numpy()
+    for _, idx in frame.groupby(["op", "device"], sort=False).indices.items():
+        idx = np.asarray(idx)
+        idx = idx[exclusive[idx]]
+        if len(idx) < 2:
+            continue
+        order = idx[np.lexsort((lat[idx], cost[idx]))]  # by cost, then latency
+        best_lat = math.inf
+        for k in order:
+            if lat[k] < best_lat - 1e-15:
+                best_lat = lat[k]
+            else:
+                keep[k] = False
+    return frame[keep]
+
+
+def _contract_transfers(graph: OperatorGraph) -> list[tuple[str, str, float, bool]]:
+    """Edges between placeable operators; non-placeable transfer operators become edges.
+
+    A KV transfer ``prefill -> kv -> decode`` turns into one edge ``prefill -> decode`` whose
+    payload is the KV cache, so its latency is paid exactly when the two phases run on
+    different device types.
+    """
+    placeable = {op.id for op in graph.ops if op.placeable}
+    payload = {op.id: op.payload_bytes for op in graph.ops if not op.placeable}
+    ins: dict[str, list[tuple[str, float]]] = {}
+    outs: dict[str, list[tuple[str, float]]] = {}
+    for e in graph.edges:
+        outs.setdefault(e.src, []).append((e.dst, e.payload_bytes))
+        ins.setdefault(e.dst, []).append((e.src, e.payload_bytes))
+
+    def resolve(dst: str, bytes_: float) -> list[tuple[str, float]]:
+        if dst in placeable:
+            return [(dst, bytes_)]
+        return [hit for nxt, _ in outs.get(dst, []) for hit in resolve(nxt, payload[dst])]
+
+    edges = []
+    for e in graph.edges:
+        if e.src in placeable:
+            edges.extend((e.src, dst, b, False) for dst, b in resolve(e.dst, e.payload_bytes))
+    for lp in graph.loops:
+        edges.append((lp.back_src, lp.back_dst, lp.payload_bytes, True))
+    return edges
+
+
+def build_problem(
+    graph: OperatorGraph,
+    table: CostTable,
+    device_tco: dict[str, DeviceTco],
+    sla: Sla,
+    request_rate_per_s: float,
+    params: CostParams | None = None,
+    device_mem_bytes: dict[str, float] | None = None,
+    inventory: dict[str, int] | None = None,
+    profile: Profile | None = None,
+) -> PlacementProblem:
+    """Assemble the placement problem from the cost table (pipeline stage 4).
+
+    Parameters
+    ----------
+    graph
+        Decomposed operator graph (visits, edges, loops).
+    table
+        Candidate configurations; infeasible rows are dropped here.
+    device_tco
+        Hourly TCO per device name; devices missing from it (profiled ones) cost nothing per
+        hour because their cost is in the profile.
+    sla
+        The SLA; its per-phase limits were already applied by the cost table.
+    request_rate_per_s
+        Requests entering the agent per second.
+    params
+        Cost-model knobs (utilisation cap, fabric).
+    device_mem_bytes
+        Usable memory per device, for pooled operators' footprints.
+    inventory
+        Available devices per name; omitted names are unlimited.
+    profile
+        Measured transfer latencies and costs that override the fabric model.
+
+    Raises
+    ------
+    InfeasibleError
+        If an operator has no feasible configuration on any device; the message says why, per
+        device.
+    """
+    params = params or CostParams()
+    if not (request_rate_per_s > 0 and math.isfinite(request_rate_per_s)):
+        raise InputError(
+            f"workload.request_rate_per_s must be a positive number, got {request_rate_per_s!r}."
+        )
+    inventory = dict(inventory or {})
+    unknown = sorted(set(inventory) - set(table.devices))
+    if unknown:
+        raise InputError(
+            f"hardware.inventory names {unknown}, which are not among the devices considered "
+            f"{list(table.devices)}. Fix the names or add the devices to hardware.devices."
+        )
+    ops = tuple(op.id for op in graph.ops if op.placeable)
+    op_index = {name: i for i, name in enumerate(ops)}
+    visits = np.array([graph.op(name).visits for name in ops], dtype=float)
+    devices = table.devices
+    dev_index = {name: j for j, name in enumerate(devices)}
+    cost_h = np.array([device_tco[d].total_usd_per_h if d in device_tco else 0.0
+                       for d in devices])
+    carbon_h = np.array([device_tco[d].carbon_kgco2_per_h if d in device_tco else 0.0
+                         for d in devices])
+    mem_bytes = np.array([(device_mem_bytes or {}).get(d, math.inf)
+                          * (1.0 - params.memory_reserve_fraction) for d in devices])
+    inv = np.array([float(inventory.get(d, math.inf)) for d in devices])
+
+    frame = table.feasible()
+    empty = [op for op in ops if op not in set(frame["op"])]
+    if empty:
+        details = " ".join(f"'{op}': {table.explain_op(op)}." for op in empty)
+        raise InfeasibleError(
+            f"No device can run {len(empty)} operator(s) within the SLA and memory limits. "
+            f"{details} Relax sla.ttft_s / sla.tbt_s, allow more tensor parallelism "
+            f"(costs.tp_degrees), use a lower precision, or add a faster or larger device."
+        )
+    rate_visits = request_rate_per_s * frame["op"].map(dict(zip(ops, visits, strict=True)))
+    rate_visits_arr = rate_visits.to_numpy(dtype=float)
+    exclusive = frame["exclusive"].to_numpy(dtype=bool)
+    need = rate_visits_arr / (frame["requests_per_s"].to_numpy(dtype=float)
+                              * params.max_utilization)
+    replicas = np.where(exclusive, np.ceil(need - 1e-9), 0.0)
+    dedicated = (replicas * frame["tp"].to_numpy(dtype=float)).astype(int)
+    direct = frame["direct_cost_usd"].to_numpy(dtype=float) * rate_visits_arr * SECONDS_PER_HOUR
+    pool_load = np.where(exclusive, 0.0, rate_visits_arr
+                         * frame["busy_s"].to_numpy(dtype=float) / params.max_utilization)
+    pool_mem = np.where(exclusive, 0.0, frame["mem_per_device_bytes"].to_numpy(dtype=float))
+    dev_of = frame["device"].map(dev_index).to_numpy(dtype=int)
+    fixed = pd.Series(dedicated * cost_h[dev_of] + direct, index=frame.index)
+    pos = frame.index.get_indexer(_prune_dominated(frame, fixed).index)
+    frame = frame.iloc[pos]
+
+    edges = _contract_transfers(graph)
+    link_bw = params.link_bw_bytes_per_s
+    e_lat, e_cost = [], []
+    for src, dst, payload, _ in edges:
+        override = (profile.transfers.get(f"{src}->{dst}") if profile is not None else None)
+        if override is not None:
+            e_lat.append(override["latency_s"])
+            flow = request_rate_per_s * min(graph.op(src).visits, graph.op(dst).visits)
+            e_cost.append(override["cost_usd"] * flow * SECONDS_PER_HOUR)
+        else:
+            e_lat.append(payload / link_bw + params.link_latency_s)
+            e_cost.append(0.0)
+    edge_src = np.array([op_index[s] for s, _, _, _ in edges], dtype=int)
+    edge_dst = np.array([op_index[d] for _, d, _, _ in edges], dtype=int)
+    is_back = np.array([b for *_, b in edges], dtype=bool)
+
+    loops = []
+    for lp in graph.loops:
+        body = tuple(op_index[o] for o in lp.body if o in op_index)
+        members = set(body)
+        back = next(k for k, (s, d, _, b) in enumerate(edges)
+                    if b and s == lp.back_src and d == lp.back_dst)
+        body_edges = tuple(k for k, (s, d, _, b) in enumerate(edges)
+                           if not b and op_index[s] in members and op_index[d] in members)
+        loops.append(LoopSpec(back, body, body_edges, lp.expected_iterations, lp.max_iterations))
+
+    return PlacementProblem(
+        name=graph.name,
+        request_rate_per_s=request_rate_per_s,
+        ops=ops,
+        op_visits=visits,
+        devices=devices,
+        device_cost_usd_per_h=cost_h,
+        device_carbon_kg_per_h=carbon_h,
+        device_mem_bytes=mem_bytes,
+        device_inventory=inv,
+        opt_op=frame["op"].map(op_index).to_numpy(dtype=int),
+        opt_device=dev_of[pos],
+        opt_config=tuple(frame["config"]),
+        opt_row=frame.index.to_numpy(dtype=int),
+        opt_latency_s=frame["latency_s"].to_numpy(dtype=float),
+        opt_dedicated=dedicated[pos],
+        opt_pool_load=pool_load[pos],
+        opt_pool_mem_bytes=pool_mem[pos],
+        opt_direct_usd_per_h=direct[pos],
+        edge_src=edge_src,
+        edge_dst=edge_dst,
+        edge_is_back=is_back,
+        edge_latency_s=np.array(e_lat, dtype=float),
+        edge_cost_usd_per_h=np.array(e_cost, dtype=float),
+        sinks=tuple(op_index[s] for s in graph.sinks if s in op_index),
+        loops=tuple(loops),
+        sla=sla,
+    )

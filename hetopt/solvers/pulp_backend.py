@@ -1,0 +1,137 @@
+"""HiGHS and CBC backends: the MILP formulation solved through PuLP.
+
+PuLP's own status is misleading under a time limit (HiGHS reports ``Optimal`` for a stopped
+incumbent), so the status here comes from HiGHS's model status and the CBC log, and the bound
+and gap from the solver itself.
+"""
+
+from __future__ import annotations
+
+# ortools before pulp: see hetopt/__init__.py
+import ortools  # noqa: F401  isort: skip
+import math
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pulp
+
+from hetopt.models import milp
+from hetopt.problem import PlacementProblem
+from hetopt.solvers.base import (
+    Objective,
+    SolveResult,
+    SolverOptions,
+    SolveStatus,
+    relative_gap,
+)
+
+
+def _decode(problem: PlacementProblem, model: milp.MilpModel) -> tuple[tuple[int, ...],
+                                                                         tuple[int, ...]]:
+    values = np.array([v.varValue or 0.0 for v in model.x])
+    choice = []
+    for i in range(problem.n_ops):
+        opts = problem.options_of(i)
+        choice.append(int(opts[np.argmax(values[opts])]))
+    counts = tuple(int(round(v.varValue or 0.0)) for v in model.n)
+    return tuple(choice), counts
+
+
+def _solve_highs(model: milp.MilpModel, options: SolverOptions) -> tuple[SolveStatus, float,
+                                                                        float, str]:
+    import highspy
+
+    solver = pulp.HiGHS(msg=options.verbose, timeLimit=options.time_limit_s,
+                        gapRel=options.gap_rel, threads=options.threads,
+                        random_seed=options.seed)
+    model.prob.solve(solver)
+    h = model.prob.solverModel
+    status = h.getModelStatus()
+    info = h.getInfo()
+    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    objective = h.getObjectiveValue() if has_solution else math.nan
+    bound = info.mip_dual_bound if model.prob.isMIP() else objective
+    hm = highspy.HighsModelStatus
+    if status == hm.kOptimal:
+        st = SolveStatus.OPTIMAL
+    elif status in (hm.kInfeasible, hm.kUnboundedOrInfeasible):
+        st = SolveStatus.INFEASIBLE
+    elif has_solution:
+        st = SolveStatus.FEASIBLE
+    elif status in (hm.kTimeLimit, hm.kIterationLimit, hm.kInterrupt):
+        st = SolveStatus.NO_SOLUTION
+    else:
+        st = SolveStatus.ERROR
+    return st, objective, bound, h.modelStatusToString(status)
+
+
+_CBC_RESULT = re.compile(r"^Result - (.*)$", re.M)
+_CBC_OBJ = re.compile(r"^Objective value:\s+(\S+)", re.M)
+_CBC_BOUND = re.compile(r"^Lower bound:\s+(\S+)", re.M)
+
+
+def _solve_cbc(model: milp.MilpModel, options: SolverOptions) -> tuple[SolveStatus, float,
+                                                                      float, str]:
+    with tempfile.TemporaryDirectory(prefix="hetopt-cbc-") as tmp:
+        log = Path(tmp) / "cbc.log"
+        solver = pulp.PULP_CBC_CMD(msg=options.verbose, timeLimit=options.time_limit_s,
+                                   gapRel=options.gap_rel, threads=options.threads,
+                                   logPath=str(log),
+                                   options=[f"randomSeed {options.seed + 1}"])
+        model.prob.solve(solver)
+        text = log.read_text() if log.exists() else ""
+    result = (_CBC_RESULT.search(text) or [None, ""])[1]
+    sol = model.prob.sol_status
+    objective = pulp.value(model.prob.objective) if sol in (1, 2) else math.nan
+    bound_match = _CBC_BOUND.search(text)
+    bound = float(bound_match[1]) if bound_match else math.nan
+    if sol == pulp.LpSolutionOptimal:
+        st = SolveStatus.OPTIMAL
+        if not math.isfinite(bound):
+            bound = float(objective)
+    elif sol == pulp.LpSolutionInfeasible or "infeasible" in result.lower():
+        st = SolveStatus.INFEASIBLE
+    elif sol == pulp.LpSolutionIntegerFeasible:
+        st = SolveStatus.FEASIBLE
+    elif "time" in result.lower() or "stopped" in result.lower():
+        st = SolveStatus.NO_SOLUTION
+    else:
+        st = SolveStatus.ERROR
+    return st, float(objective), bound, result or pulp.LpSolution[sol]
+
+
+def solve_milp(problem: PlacementProblem, options: SolverOptions, objective: Objective = "cost",
+               backend: str = "highs") -> SolveResult:
+    """Build the MILP and solve it with HiGHS (``backend="highs"``) or CBC (``"cbc"``).
+
+    Parameters
+    ----------
+    problem
+        The placement problem.
+    options
+        Time limit, gap, threads, seed.
+    objective
+        ``cost`` or ``latency`` (see :func:`hetopt.models.milp.build`).
+    backend
+        ``highs`` or ``cbc``.
+
+    Returns
+    -------
+    SolveResult
+    """
+    start = time.perf_counter()
+    model = milp.build(problem, objective)
+    run = _solve_highs if backend == "highs" else _solve_cbc
+    status, obj, bound, message = run(model, options)
+    runtime = time.perf_counter() - start
+    choice = counts = None
+    if status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
+        choice, counts = _decode(problem, model)
+    if status is SolveStatus.OPTIMAL and not math.isfinite(bound):
+        bound = obj
+    gap = relative_gap(obj, bound)
+    return SolveResult(backend, status, obj, bound, gap, runtime, choice, counts, objective,
+                       {}, message)

@@ -1,0 +1,58 @@
+"""One factory for every backend: ``solve(problem, options)``."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from functools import partial
+
+from hetopt.errors import UnknownNameError
+from hetopt.problem import PlacementProblem
+from hetopt.solvers.base import Objective, SolveResult, SolverOptions
+from hetopt.solvers.bruteforce import solve_bruteforce
+from hetopt.solvers.cpsat_backend import solve_cpsat
+from hetopt.solvers.pulp_backend import solve_milp
+
+Backend = Callable[[PlacementProblem, SolverOptions, Objective], SolveResult]
+
+BACKENDS: dict[str, Backend] = {
+    "highs": partial(solve_milp, backend="highs"),
+    "cbc": partial(solve_milp, backend="cbc"),
+    "cpsat": solve_cpsat,
+    "bruteforce": solve_bruteforce,
+}
+
+
+def available_backends() -> tuple[str, ...]:
+    """Names accepted by ``solver.backend``."""
+    return tuple(BACKENDS)
+
+
+def solve(problem: PlacementProblem, options: SolverOptions,
+          objective: Objective = "cost") -> SolveResult:
+    """Solve ``problem`` with the backend named in ``options.backend``.
+
+    Parameters
+    ----------
+    problem
+        The placement problem.
+    options
+        Solver settings; ``options.backend`` picks the backend.
+    objective
+        ``cost`` (TCO under the SLA) or ``latency`` (fastest plan, SLA ignored).
+
+    Returns
+    -------
+    SolveResult
+        Never None: infeasible or timed-out solves carry their status.
+    """
+    try:
+        backend = BACKENDS[options.backend.lower()]
+    except KeyError:
+        close = difflib.get_close_matches(options.backend, BACKENDS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise UnknownNameError(
+            f"Unknown solver backend 'solver.backend={options.backend}'. Choose one of "
+            f"{list(BACKENDS)} (e.g. `solver=cpsat`).{hint}"
+        ) from None
+    return backend(problem, options, objective)
