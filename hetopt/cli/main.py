@@ -74,6 +74,7 @@ def cmd_plan(overrides: list[str], console: Console) -> int:
     from hetopt.cli.config import request_from_config
     from hetopt.cli.render import render_plan
     from hetopt.pipeline import plan_agent
+    from hetopt.report.figures import plot_plan
 
     cfg = _compose(overrides)
     run_dir = _run_dir(cfg)
@@ -87,8 +88,10 @@ def cmd_plan(overrides: list[str], console: Console) -> int:
     plan.placement.to_csv(run_dir / "placement.csv", index=False)
     plan.devices.to_csv(run_dir / "devices.csv", index=False)
     outcome.table.frame.to_csv(run_dir / "cost_table.csv", index=False)
+    plot_plan(plan, run_dir / "plan.png")
     render_plan(plan, console)
-    console.print(f"Wrote {run_dir / 'plan.json'}")
+    console.print(f"Wrote {run_dir / 'plan.json'} (and plan.png, placement.csv, devices.csv, "
+                  f"cost_table.csv, config.yaml)")
     if not plan.verified:
         console.print("[red]The plan failed independent verification; see plan.json.[/]")
         return 1

@@ -1,0 +1,45 @@
+"""MILP (HiGHS, CBC) and CP-SAT agree with each other and with brute-force enumeration."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from hetopt.plan import evaluate_choice
+from hetopt.solvers import SolverOptions, SolveStatus, solve
+from hetopt.testing import random_problem
+
+SEEDS = range(40)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_backends_agree_with_bruteforce(seed: int) -> None:
+    problem = random_problem(seed)
+    reference = solve(problem, SolverOptions(backend="bruteforce"))
+    assert reference.status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE)
+    for backend in ("highs", "cbc", "cpsat"):
+        result = solve(problem, SolverOptions(backend=backend, time_limit_s=20))
+        if reference.status is SolveStatus.INFEASIBLE:
+            assert result.status is SolveStatus.INFEASIBLE, backend
+            continue
+        assert result.status is SolveStatus.OPTIMAL, (backend, result.message)
+        assert result.choice is not None
+        ev = evaluate_choice(problem, result.choice, result.pool_counts)
+        assert ev.feasible, (backend, ev.violations)
+        assert ev.objective_usd_per_h == pytest.approx(reference.objective, rel=1e-9), backend
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_latency_objective_agrees(seed: int) -> None:
+    problem = random_problem(seed + 100)
+    values = {}
+    for backend in ("highs", "cpsat", "bruteforce"):
+        result = solve(problem, SolverOptions(backend=backend), objective="latency")
+        if result.status is SolveStatus.INFEASIBLE:
+            values[backend] = math.inf
+            continue
+        assert result.choice is not None
+        values[backend] = evaluate_choice(problem, result.choice).e2e_latency_s
+    assert values["highs"] == pytest.approx(values["bruteforce"], abs=2e-6)
+    assert values["cpsat"] == pytest.approx(values["bruteforce"], abs=2e-6)
