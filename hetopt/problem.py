@@ -61,6 +61,9 @@ class PlacementProblem:
         ``t_ij`` of each option.
     opt_dedicated
         Whole devices the option dedicates (exclusive operators).
+    opt_pooled
+        True when the option runs in its device type's shared pool, which then needs at least
+        one device however small the load.
     opt_pool_load
         Device-equivalents the option adds to its device type's shared pool.
     opt_pool_mem_bytes
@@ -94,6 +97,7 @@ class PlacementProblem:
     opt_row: np.ndarray
     opt_latency_s: np.ndarray
     opt_dedicated: np.ndarray
+    opt_pooled: np.ndarray
     opt_pool_load: np.ndarray
     opt_pool_mem_bytes: np.ndarray
     opt_direct_usd_per_h: np.ndarray
@@ -147,7 +151,8 @@ class PlacementProblem:
             opt_op=self.opt_op[keep], opt_device=self.opt_device[keep],
             opt_config=tuple(c for c, k in zip(self.opt_config, keep, strict=True) if k),
             opt_row=self.opt_row[keep], opt_latency_s=self.opt_latency_s[keep],
-            opt_dedicated=self.opt_dedicated[keep], opt_pool_load=self.opt_pool_load[keep],
+            opt_dedicated=self.opt_dedicated[keep], opt_pooled=self.opt_pooled[keep],
+            opt_pool_load=self.opt_pool_load[keep],
             opt_pool_mem_bytes=self.opt_pool_mem_bytes[keep],
             opt_direct_usd_per_h=self.opt_direct_usd_per_h[keep],
         )
@@ -304,6 +309,7 @@ def build_problem(
     pool_load = np.where(exclusive, 0.0, rate_visits_arr
                          * frame["busy_s"].to_numpy(dtype=float) / params.max_utilization)
     pool_mem = np.where(exclusive, 0.0, frame["mem_per_device_bytes"].to_numpy(dtype=float))
+    pooled = ~exclusive & (frame["config"] != "profiled").to_numpy(dtype=bool)
     dev_of = frame["device"].map(dev_index).to_numpy(dtype=int)
     fixed = pd.Series(dedicated * cost_h[dev_of] + direct, index=frame.index)
     pos = frame.index.get_indexer(_prune_dominated(frame, fixed).index)
@@ -351,6 +357,7 @@ def build_problem(
         opt_row=frame.index.to_numpy(dtype=int),
         opt_latency_s=frame["latency_s"].to_numpy(dtype=float),
         opt_dedicated=dedicated[pos],
+        opt_pooled=pooled[pos],
         opt_pool_load=pool_load[pos],
         opt_pool_mem_bytes=pool_mem[pos],
         opt_direct_usd_per_h=direct[pos],

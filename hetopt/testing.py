@@ -93,6 +93,7 @@ def tiny_problem(
         opt_row=np.arange(len(flat)),
         opt_latency_s=np.array([o.latency_s for _, o in flat], float),
         opt_dedicated=np.array([o.dedicated for _, o in flat], int),
+        opt_pooled=np.array([o.pool_load > 0 or o.pool_mem_bytes > 0 for _, o in flat], bool),
         opt_pool_load=np.array([o.pool_load for _, o in flat], float),
         opt_pool_mem_bytes=np.array([o.pool_mem_bytes for _, o in flat], float),
         opt_direct_usd_per_h=np.array([o.direct_usd_per_h for _, o in flat], float),
@@ -195,7 +196,7 @@ CONFORMANCE: dict[str, Instance] = {
                              "both fit one X: ceil(0.5 + 0.5) = 1"),
     "pooled_ceil": Instance(lambda: _pooled(0.6, 0.6), 2.0, {"A": "X", "B": "X"},
                             "ceil(1.2) = 2 X ($2) beats X + Y ($4)"),
-    "pooled_memory": Instance(lambda: _pooled(0.3, 0.3, mem=6.0, cap=10.0), 4.0, None,
+    "pooled_memory": Instance(lambda: _pooled(0.3, 0.3, mem=6e9, cap=10e9), 4.0, None,
                               "footprints 6 + 6 exceed either type's 10: split, 1 + 3"),
     "pooled_inventory": Instance(lambda: _pooled(0.6, 0.6, inventory={"X": 1}), 3.0,
                                  {"A": "Y", "B": "Y"},
@@ -232,7 +233,7 @@ def random_problem(seed: int, n_ops: int = 4, n_devices: int = 3, *,
                     opts.append(Opt(d, lat, dedicated=int(rng.integers(1, 4))))
                 else:
                     opts.append(Opt(d, lat, pool_load=float(rng.choice([0.2, 0.35, 0.5, 0.7])),
-                                    pool_mem_bytes=float(rng.choice([0.0, 4.0, 7.0]))))
+                                    pool_mem_bytes=float(rng.choice([0.0, 4e9, 7e9]))))
         ops[n] = opts
     edges = [(names[i], names[i + 1], float(rng.choice([0.0, 0.01, 0.03])))
              for i in range(n_ops - 1)]
@@ -246,7 +247,7 @@ def random_problem(seed: int, n_ops: int = 4, n_devices: int = 3, *,
     hi = sum(max(o.latency_s for o in ops[n]) for n in names) * 3
     sla = Sla(ttft_s=None, tbt_s=None, e2e_s=float(round(rng.uniform(lo, hi), 3)),
               loop_iterations="max" if rng.random() < 0.5 else "expected")
-    mem = {d: 10.0 for d in devices} if rng.random() < 0.5 else None
+    mem = {d: 10e9 for d in devices} if rng.random() < 0.5 else None
     inventory = {next(iter(devices)): 3} if rng.random() < 0.3 else None
     return tiny_problem(ops, devices, edges, loops=loops, sla=sla, mem_bytes=mem,
                         inventory=inventory, name=f"random{seed}")

@@ -39,7 +39,9 @@ def request_from_config(cfg: Mapping[str, Any]) -> PlanRequest:
     """Build a :class:`PlanRequest` from the resolved config mapping.
 
     The workload's own ``sla`` block supplies defaults for SLA fields that the ``sla`` group
-    leaves null (e.g. the worked example's 120 ms end-to-end bound).
+    leaves null (e.g. the worked example's 120 ms end-to-end bound), and its ``baselines``
+    list, if any, replaces the default baselines (the worked example compares against its own
+    HP and CO devices).
     """
     workload = dict(cfg["workload"])
     sla_cfg = dict(cfg.get("sla") or {})
@@ -57,5 +59,5 @@ def request_from_config(cfg: Mapping[str, Any]) -> PlanRequest:
         costs=_build(CostParams, "costs", cfg.get("costs")),
         tco=_build(TcoParams, "tco", cfg.get("tco")),
         solver=_build(SolverOptions, "solver", cfg.get("solver")),
-        baselines=tuple(cfg.get("baselines") or ()),
+        baselines=tuple(workload.get("baselines") or cfg.get("baselines") or ()),
     )

@@ -148,8 +148,9 @@ def cmd_list(console: Console) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hetopt`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
-    console = Console()
-    err = Console(stderr=True)
+    # Piped output gets 120 columns so tables stay readable in logs.
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args or args[0] in ("-h", "--help", "help"):
         console.print(USAGE, highlight=False, markup=False)

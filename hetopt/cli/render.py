@@ -30,7 +30,7 @@ def render_plan(plan: Plan, console: Console) -> None:
     t = Table(title="Placement (operator -> device)", title_justify="left")
     for col in ("operator", "device", "config", "devices", "latency", "step", "binds"):
         t.add_column(col, justify="left" if col in ("operator", "device", "config", "binds")
-                     else "right")
+                     else "right", no_wrap=col == "operator")
     for r in plan.placement.to_dict(orient="records"):
         count = f"pool of {r['count']}" if r["shared_pool"] else str(r["count"])
         t.add_row(r["operator"], r["device"], r["config"], count, _ms(r["latency_s"]),
@@ -40,13 +40,16 @@ def render_plan(plan: Plan, console: Console) -> None:
     d = Table(title="Devices and TCO", title_justify="left")
     for col in ("device", "dedicated", "pooled", "total", "$/h each", "$/h", "capex $/h",
                 "power $/h", "opex $/h", "kgCO2/h"):
-        d.add_column(col, justify="left" if col == "device" else "right")
+        d.add_column(col, justify="left" if col == "device" else "right", no_wrap=True)
     for r in plan.devices.to_dict(orient="records"):
         d.add_row(r["device"], str(r["dedicated"]), str(r["pooled"]), str(r["total"]),
                   f"{r['usd_per_hour_each']:.3f}", f"{r['usd_per_hour']:.2f}",
                   f"{r['capex_usd_per_hour']:.2f}", f"{r['power_usd_per_hour']:.2f}",
                   f"{r['opex_usd_per_hour']:.2f}", f"{r['carbon_kg_per_hour']:.2f}")
-    console.print(d)
+    if len(plan.devices):
+        console.print(d)
+    else:
+        console.print("No device pools: every operator's cost comes from the workload's profile.")
 
     console.print(
         f"TCO [bold]{plan.tco_usd_per_hour:,.4g} $/h[/]  |  "

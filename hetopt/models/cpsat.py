@@ -45,12 +45,15 @@ def add_assignment(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVa
 
 def add_capacity(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar],
                  n: list[IntVar]) -> None:
-    """Pools cover their (rounded-up) load and memory; dedicated + pool within inventory."""
+    """Pools exist and cover their (rounded-up) load and memory; all within the inventory."""
     load = sc.up(problem.opt_pool_load, sc.LOAD_DEVICES)
     mem = sc.up(problem.opt_pool_mem_bytes, sc.MEM_BYTES)
     per_device = int(round(1 / sc.LOAD_DEVICES))
     for j in range(len(problem.devices)):
         on_j = np.flatnonzero(problem.opt_device == j)
+        for o in on_j:
+            if problem.opt_pooled[o]:
+                m.add(n[j] >= 1).only_enforce_if(x[o])
         m.add(per_device * n[j] >= sum(int(load[o]) * x[o] for o in on_j if load[o]))
         if math.isfinite(problem.device_mem_bytes[j]):
             cap = int(sc.down(problem.device_mem_bytes[j], sc.MEM_BYTES))
@@ -110,7 +113,8 @@ def build(problem: PlacementProblem, objective: Objective = "cost") -> CpsatMode
     """Build the CP-SAT model for ``problem`` (see :func:`hetopt.models.milp.build`)."""
     m = cp_model.CpModel()
     x = [m.new_bool_var(f"x{o}") for o in range(problem.n_options)]
-    pool_ub = [int(math.ceil(problem.opt_pool_load[problem.opt_device == j].sum() + 1e-9))
+    pool_ub = [max(int(math.ceil(problem.opt_pool_load[problem.opt_device == j].sum() + 1e-9)),
+                   int(problem.opt_pooled[problem.opt_device == j].any()))
                for j in range(len(problem.devices))]
     n = [m.new_int_var(0, pool_ub[j], f"n{j}") for j in range(len(problem.devices))]
     cross = [m.new_bool_var(f"cross{e}") for e in range(len(problem.edge_src))]

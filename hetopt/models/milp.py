@@ -56,14 +56,16 @@ def add_assignment(prob: pulp.LpProblem, problem: PlacementProblem,
 
 def add_capacity(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.LpVariable],
                  n: list[pulp.LpVariable]) -> None:
-    """Pools cover their load, hold their footprints, and the inventory bounds every type.
+    """Pools exist, cover their load, hold their footprints; the inventory bounds every type.
 
-    ``n_j >= sum_o load_o x_o``; ``sum_o mem_o x_o <= cap_j``;
+    ``n_j >= x_o`` for pooled o on j; ``n_j >= sum_o load_o x_o``; ``sum_o mem_o x_o <= cap_j``;
     ``sum_o dedicated_o x_o + n_j <= inventory_j``.
     """
     for j, dev in enumerate(problem.devices):
         on_j = np.flatnonzero(problem.opt_device == j)
-        pooled = [o for o in on_j if problem.opt_pool_load[o] > 0]
+        pooled = [o for o in on_j if problem.opt_pooled[o]]
+        for o in pooled:
+            prob += n[j] >= x[o], f"pool_exists[{dev},{o}]"
         if pooled:
             prob += n[j] >= pulp.lpSum(problem.opt_pool_load[o] * x[o] for o in pooled), \
                 f"pool_load[{dev}]"

@@ -109,7 +109,8 @@ def evaluate_choice(problem: PlacementProblem, choice: tuple[int, ...] | np.ndar
             violations.append(f"option {o} does not belong to operator '{problem.ops[i]}'")
     dev = problem.opt_device[choice]
     load = np.bincount(dev, weights=problem.opt_pool_load[choice], minlength=n_dev)
-    needed = np.ceil(load - 1e-9).astype(int)
+    in_use = np.bincount(dev, weights=problem.opt_pooled[choice].astype(float), minlength=n_dev)
+    needed = np.maximum(np.ceil(load - 1e-9), in_use > 0).astype(int)
     pools = needed if pool_counts is None else np.asarray(pool_counts, dtype=int)
     for j in np.flatnonzero(pools < needed):
         violations.append(f"pool of {problem.devices[j]} has {pools[j]} devices but its load "

@@ -186,8 +186,9 @@ def make_plan(problem: PlacementProblem, table: CostTable, result: SolveResult, 
     per_request = ev.tco_usd_per_h / (problem.request_rate_per_s * SECONDS_PER_HOUR)
     per_mtok = per_request / tokens_per_request * 1e6 if tokens_per_request > 0 else math.nan
     sla = problem.sla
-    ttft = placement.loc[placement["operator"].str.endswith("prefill"), "step_s"]
-    tbt = placement.loc[placement["operator"].str.endswith("decode"), "step_s"]
+    modelled = placement["config"] != "profiled"  # profiled stages have no per-token step
+    ttft = placement.loc[modelled & placement["operator"].str.endswith("prefill"), "step_s"]
+    tbt = placement.loc[modelled & placement["operator"].str.endswith("decode"), "step_s"]
     e2e_ok = sla.e2e_s is None or ev.e2e_latency_s <= sla.e2e_s + 1e-6
     sla_dict = {
         "satisfied": bool(e2e_ok and not violations),
