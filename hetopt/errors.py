@@ -30,7 +30,19 @@ class UnknownNameError(InputError):
 
 
 class InfeasibleError(HetoptUserError):
-    """No placement meets the constraints; the message names the binding one and a fix."""
+    """No placement meets the constraints; the message names the binding one and a fix.
+
+    Parameters
+    ----------
+    message
+        The explanation.
+    tightest_e2e_s
+        When the end-to-end SLA is what binds: the tightest SLA that some plan meets.
+    """
+
+    def __init__(self, message: str, tightest_e2e_s: float | None = None) -> None:
+        super().__init__(message)
+        self.tightest_e2e_s = tightest_e2e_s
 
 
 class SolverLimitError(HetoptUserError):

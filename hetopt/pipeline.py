@@ -130,6 +130,19 @@ def prepare(request: PlanRequest, progress: Progress | None = None
         catalog = load_catalog(hw.catalog_path, extra_rows=hw.extra_rows)
         if hw.devices is not None:
             catalog = catalog.select(hw.devices)
+        if request.tco.mode == "cloud":
+            rentable = [d for d in catalog.devices if d.cloud_usd_per_h is not None]
+            dropped = sorted(set(catalog.names) - {d.name for d in rentable})
+            if not rentable:
+                raise InputError(
+                    f"tco.mode=cloud but none of the devices {list(catalog.names)} has a "
+                    f"cloud_usd_per_h in the catalog. Add cloud prices or use tco.mode=own."
+                )
+            if dropped:
+                say(f"tco.mode=cloud: leaving out {dropped} (no cloud price in the catalog)")
+                log.warning("tco.mode=cloud: devices without a cloud price left out: %s",
+                            dropped)
+            catalog = catalog.select(tuple(d.name for d in rentable))
         tco = {d.name: device_tco(d, request.tco) for d in catalog.devices}
         mem = {d.name: d.mem_bytes for d in catalog.devices}
         say(f"costing {sum(op.placeable for op in graph.ops)} operators on "
@@ -150,14 +163,16 @@ def explain_infeasible(problem: PlacementProblem, options: SolverOptions) -> Inf
         ev = evaluate_choice(problem, fastest.choice)
         where = ", ".join(f"{problem.ops[i]} on {problem.devices[problem.opt_device[o]]}"
                           for i, o in enumerate(fastest.choice))
+        tightest = math.ceil(ev.e2e_latency_s * 1e6) / 1e6
         return InfeasibleError(
             f"No placement meets the end-to-end SLA sla.e2e_s = {problem.sla.e2e_s:g} s "
             f"(loops counted at their {problem.sla.loop_iterations} iterations). The fastest "
             f"feasible plan takes {ev.e2e_latency_s:.6g} s ({where}), so the tightest SLA that "
-            f"is feasible is sla.e2e_s={math.ceil(ev.e2e_latency_s * 1e6) / 1e6:g}. Raise "
+            f"is feasible is sla.e2e_s={tightest:g}. Raise "
             f"sla.e2e_s to at least that, count loops at their expected iterations "
             f"(sla.loop_iterations=expected), make the SLA soft (sla.penalty_usd_per_h_per_s="
-            f"...), or add faster devices."
+            f"...), or add faster devices.",
+            tightest_e2e_s=tightest,
         )
     inv = {d: int(v) for d, v in zip(problem.devices, problem.device_inventory, strict=True)
            if math.isfinite(v)}

@@ -51,12 +51,17 @@ def _compose(overrides: list[str]) -> dict[str, Any]:
         groups = {g.name: sorted(p.stem for p in g.glob("*.yaml"))
                   for g in sorted(cdir.iterdir()) if g.is_dir()}
         options = "; ".join(f"{k}: {v}" for k, v in groups.items())
+        detail = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
         raise InputError(
-            f"Bad override in {overrides}: {str(exc).strip().splitlines()[0]} Config groups and "
-            f"their options ({cdir}): {options}. Add a key that is not in the config with "
-            f"'+key=value'."
+            f"Bad override in {overrides}: {detail} Config groups and their options ({cdir}): "
+            f"{options}. Add a key that is not in the config with '+key=value' (e.g. "
+            f"'+hardware.inventory.H100=16')."
         ) from None
     assert isinstance(data, dict)
+    if data.get("workload_file"):
+        from hetopt.workloads import load_workload
+
+        data["workload"] = load_workload(str(data["workload_file"]))
     return data
 
 

@@ -1,0 +1,101 @@
+"""Every shipped workload plans, verifies, and gets the same optimum from every MILP/CP-SAT
+backend; the Python API works without Hydra."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from hetopt.costs.table import CostParams
+from hetopt.errors import InfeasibleError
+from hetopt.pipeline import HardwareSpec, PlanRequest, plan_agent
+from hetopt.plan import evaluate_choice, verify_plan
+from hetopt.sla import Sla
+from hetopt.solvers import SolverOptions
+from hetopt.workloads import load_workload, workload_names
+
+
+def _request(name: str, backend: str, **kw: object) -> PlanRequest:
+    workload = load_workload(name)
+    sla = Sla(e2e_s=(workload.get("sla") or {}).get("e2e_s"))
+    return PlanRequest(workload, name, sla=sla, solver=SolverOptions(backend=backend),
+                       baselines=(), **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", [n for n in workload_names() if n != "worked_example"])
+def test_backends_agree_on_every_shipped_workload(name: str) -> None:
+    tco = {}
+    for backend in ("highs", "cbc", "cpsat"):
+        out = plan_agent(_request(name, backend))
+        plan = out.plan
+        assert plan.solve.proven_optimal, (backend, plan.solve.message)
+        assert plan.verified, plan.violations
+        assert verify_plan(plan, out.problem) == ()
+        tco[backend] = plan.tco_usd_per_hour
+    assert tco["cbc"] == pytest.approx(tco["highs"], rel=1e-6)
+    assert tco["cpsat"] == pytest.approx(tco["highs"], rel=1e-6)
+
+
+def test_verifier_catches_a_tampered_plan() -> None:
+    out = plan_agent(_request("voice_agent", "highs"))
+    cheaper = dataclasses.replace(out.plan, tco_usd_per_hour=out.plan.tco_usd_per_hour * 0.5)
+    assert any("TCO" in v for v in verify_plan(cheaper, out.problem))
+    no_pool = dataclasses.replace(out.plan, pool_counts=tuple(0 for _ in out.plan.pool_counts))
+    assert any("pool" in v for v in verify_plan(no_pool, out.problem))
+
+
+def test_ttft_bound_holds_and_binds() -> None:
+    loose = plan_agent(_request("rag_agent", "highs")).plan
+    tight_request = dataclasses.replace(_request("rag_agent", "highs"),
+                                        sla=Sla(ttft_s=0.03, tbt_s=0.02))
+    tight = plan_agent(tight_request).plan
+    assert tight.sla["worst_ttft_s"] <= 0.03
+    assert tight.tco_usd_per_hour >= loose.tco_usd_per_hour
+
+
+def test_tighter_e2e_sla_never_cheaper() -> None:
+    costs = []
+    for e2e in (None, 14.0, 12.0):
+        req = dataclasses.replace(_request("voice_agent", "highs"), sla=Sla(e2e_s=e2e))
+        plan = plan_agent(req).plan
+        if e2e is not None:
+            assert plan.e2e_latency_s <= e2e + 1e-6
+        costs.append(plan.tco_usd_per_hour)
+    assert costs[0] <= costs[1] <= costs[2]
+
+
+def test_infeasible_e2e_sla_reports_tightest_feasible() -> None:
+    req = dataclasses.replace(_request("voice_agent", "highs"), sla=Sla(e2e_s=1.0))
+    with pytest.raises(InfeasibleError, match="tightest SLA that is feasible") as info:
+        plan_agent(req)
+    tightest = info.value.tightest_e2e_s
+    assert tightest is not None and tightest > 1.0
+    assert f"sla.e2e_s={tightest:g}" in str(info.value)
+    ok = plan_agent(dataclasses.replace(req, sla=Sla(e2e_s=tightest))).plan
+    assert ok.verified and ok.e2e_latency_s <= tightest + 1e-6
+
+
+def test_inventory_limit_is_respected() -> None:
+    free = plan_agent(_request("voice_agent", "highs")).plan
+    used = free.devices.set_index("device")["total"].to_dict()
+    busiest = max(used, key=used.get)
+    capped = plan_agent(_request("voice_agent", "cpsat", hardware=HardwareSpec(
+        inventory={busiest: used[busiest] - 1}))).plan
+    assert capped.verified
+    assert capped.devices.set_index("device")["total"].get(busiest, 0) <= used[busiest] - 1
+    assert capped.tco_usd_per_hour >= free.tco_usd_per_hour - 1e-9
+
+
+def test_fp8_and_small_catalog() -> None:
+    workload = load_workload("rag_agent")
+    workload["nodes"]["llm"] = {**workload["nodes"]["llm"], "precision": "fp8"}
+    req = PlanRequest(workload, "rag fp8", hardware=HardwareSpec(devices=("A100", "H100",
+                                                                          "Xeon-SPR")),
+                      costs=CostParams(), baselines=("A100",))
+    out = plan_agent(req)
+    llm_devices = set(out.plan.placement.query("operator.str.startswith('llm')")["device"])
+    assert llm_devices == {"H100"}  # A100 has no fp8
+    assert "no fp8" in out.plan.baselines[0].note or "A100" in out.plan.baselines[0].note
+    ev = evaluate_choice(out.problem, out.plan.choice, out.plan.pool_counts)
+    assert ev.feasible
