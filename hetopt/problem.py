@@ -214,7 +214,7 @@ def _contract_transfers(graph: OperatorGraph) -> list[tuple[str, str, float, boo
             return [(dst, bytes_)]
         return [hit for nxt, _ in outs.get(dst, []) for hit in resolve(nxt, payload[dst])]
 
-    edges = []
+    edges: list[tuple[str, str, float, bool]] = []
     for e in graph.edges:
         if e.src in placeable:
             edges.extend((e.src, dst, b, False) for dst, b in resolve(e.dst, e.payload_bytes))

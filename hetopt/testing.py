@@ -8,7 +8,7 @@ so they test the formulations without the cost model.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +30,7 @@ class Opt:
 
 
 def tiny_problem(
-    ops: dict[str, Sequence[Opt]],
+    ops: Mapping[str, Sequence[Opt]],
     device_cost_usd_per_h: dict[str, float],
     edges: Sequence[tuple[str, str, float]] = (),
     *,

@@ -46,7 +46,7 @@ def _compose(overrides: list[str]) -> dict[str, Any]:
     try:
         with initialize_config_dir(config_dir=str(cdir), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides)
-        data = OmegaConf.to_container(cfg, resolve=True)
+        data: Any = OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException) as exc:
         groups = {g.name: sorted(p.stem for p in g.glob("*.yaml"))
                   for g in sorted(cdir.iterdir()) if g.is_dir()}
@@ -58,11 +58,12 @@ def _compose(overrides: list[str]) -> dict[str, Any]:
             f"'+hardware.inventory.H100=16')."
         ) from None
     assert isinstance(data, dict)
-    if data.get("workload_file"):
+    out: dict[str, Any] = {str(k): v for k, v in data.items()}
+    if out.get("workload_file"):
         from hetopt.workloads import load_workload
 
-        data["workload"] = load_workload(str(data["workload_file"]))
-    return data
+        out["workload"] = load_workload(str(out["workload_file"]))
+    return out
 
 
 def _run_dir(cfg: dict[str, Any]) -> Path:

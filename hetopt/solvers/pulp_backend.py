@@ -86,7 +86,8 @@ def _solve_cbc(model: milp.MilpModel, options: SolverOptions) -> tuple[SolveStat
                                    options=[f"randomSeed {options.seed + 1}"])
         model.prob.solve(solver)
         text = log.read_text() if log.exists() else ""
-    result = (_CBC_RESULT.search(text) or [None, ""])[1]
+    found = _CBC_RESULT.search(text)
+    result = found[1] if found else ""
     sol = model.prob.sol_status
     objective = pulp.value(model.prob.objective) if sol in (1, 2) else math.nan
     bound_match = _CBC_BOUND.search(text)
