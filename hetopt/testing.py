@@ -138,12 +138,12 @@ class Instance:
     why: str = ""
 
 
-def _two_stage(sla_s: float | None) -> PlacementProblem:
+def _two_stage(sla_s: float | None, penalty: float | None = None) -> PlacementProblem:
     return tiny_problem(
         {"A": [Opt("X", 0.10, dedicated=2), Opt("Y", 0.05, dedicated=1)],
          "B": [Opt("X", 0.20, dedicated=1), Opt("Y", 0.10, dedicated=1)]},
         {"X": 1.0, "Y": 3.0}, [("A", "B", 0.05)],
-        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=sla_s))
+        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=sla_s, penalty_usd_per_h_per_s=penalty))
 
 
 def _worked_example() -> PlacementProblem:
@@ -190,6 +190,12 @@ CONFORMANCE: dict[str, Instance] = {
                                   "only YY (0.15 s) meets 0.2 s; 3+3"),
     "two_stage_infeasible": Instance(lambda: _two_stage(0.1), None, None,
                                      "the fastest plan takes 0.15 s"),
+    "soft_sla_cheap_violation": Instance(
+        lambda: _two_stage(0.20, penalty=20.0), 5.0, {"A": "X", "B": "X"},
+        "lambda = 20 $/h/s: XX 3 + 20 x 0.10 = 5 beats YY 6, XY 5 + 20 x 0.05 = 6"),
+    "soft_sla_dear_violation": Instance(
+        lambda: _two_stage(0.20, penalty=40.0), 6.0, {"A": "Y", "B": "Y"},
+        "lambda = 40 $/h/s: XX 3 + 4 = 7, XY 5 + 2 = 7, YY 6 meets the SLA"),
     "worked_example": Instance(_worked_example, 0.095 * 3600, {"prefill": "HP", "decode": "CO"},
                                "paper Table 3: option B, $0.095 per request"),
     "pooled_share": Instance(lambda: _pooled(0.5, 0.5), 1.0, {"A": "X", "B": "X"},
@@ -245,7 +251,9 @@ def random_problem(seed: int, n_ops: int = 4, n_devices: int = 3, *,
                       int(rng.integers(1, 3))))
     lo = sum(min(o.latency_s for o in ops[n]) for n in names)
     hi = sum(max(o.latency_s for o in ops[n]) for n in names) * 3
+    penalty = float(rng.choice([5.0, 20.0, 100.0])) if rng.random() < 0.3 else None
     sla = Sla(ttft_s=None, tbt_s=None, e2e_s=float(round(rng.uniform(lo, hi), 3)),
+              penalty_usd_per_h_per_s=penalty,
               loop_iterations="max" if rng.random() < 0.5 else "expected")
     mem = {d: 10e9 for d in devices} if rng.random() < 0.5 else None
     inventory = {next(iter(devices)): 3} if rng.random() < 0.3 else None

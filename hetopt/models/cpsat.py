@@ -124,6 +124,7 @@ def build(problem: PlacementProblem, objective: Objective = "cost") -> CpsatMode
     add_capacity(m, problem, x, n)
     add_cross_device(m, problem, x, cross)
     e2e = add_latency(m, problem, x, cross, horizon)
+    total_iters = sum(problem.loop_iterations(lp) for lp in problem.loops)
     per_iter = int(round(1 / sc.ITERATIONS))
     if objective == "latency":
         m.minimize(e2e)
@@ -140,12 +141,12 @@ def build(problem: PlacementProblem, objective: Objective = "cost") -> CpsatMode
         if problem.sla.hard:
             m.add(e2e <= limit)
         else:
-            slack = m.new_int_var(0, horizon * per_iter * 100, "slack")
-            m.add(e2e - slack <= limit)
+            # Slack in whole microseconds; lambda $/h per second costs lambda * TIME_S $/h per
+            # microsecond (at least one cost unit, so slack is never free).
+            slack_us = m.new_int_var(0, int(horizon * (1 + total_iters)), "slack_us")
+            m.add(e2e - per_iter * slack_us <= limit)
             penalty = problem.sla.penalty_usd_per_h_per_s or 0.0
-            # $/h per (TIME_S x ITERATIONS) of slack, at least one unit so slack is never free.
-            coef = max(1, int(sc.nearest(penalty * sc.TIME_S * sc.ITERATIONS,
-                                         sc.COST_USD_PER_H)))
-            terms.append(coef * slack)
+            coef = max(1, int(sc.nearest(penalty * sc.TIME_S, sc.COST_USD_PER_H)))
+            terms.append(coef * slack_us)
     m.minimize(sum(terms))
     return CpsatModel(m, x, n, sc.COST_USD_PER_H)

@@ -1,7 +1,7 @@
 """Float-to-integer scaling for CP-SAT, in exactly one place.
 
 CP-SAT needs integer coefficients. Latencies are expressed in whole microseconds, costs in units
-of 1e-4 $/h, pool loads in 1e-6 device-equivalents and memory in megabytes. Quantities that
+of 1e-6 $/h (so a soft-SLA penalty of lambda $/h per second is lambda units per microsecond), pool loads in 1e-6 device-equivalents and memory in megabytes. Quantities that
 must not be under-estimated (latency, load, memory) round up; budgets they are compared with
 (the SLA, capacity, inventory) round down, so a CP-SAT solution is always feasible for the
 unscaled problem. The error per term is at most one resolution step.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 TIME_S = 1e-6
-COST_USD_PER_H = 1e-4
+COST_USD_PER_H = 1e-6
 LOAD_DEVICES = 1e-6
 MEM_BYTES = 1e6
 ITERATIONS = 1e-3
