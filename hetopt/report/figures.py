@@ -46,7 +46,7 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
         ax_cost.annotate(text + ("" if good else "\nmisses SLA"),
                          (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                          ha="center", va="bottom", fontsize=8)
-    ax_cost.set_ylabel("TCO ($/h)")
+    ax_cost.set_ylabel("TCO (\\$/h)")
     ax_cost.set_title("TCO: heterogeneous plan vs homogeneous baselines")
 
     frame = plan.placement
@@ -64,8 +64,9 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
     ax_lat.set_title("Where each operator runs")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colour_of[d]) for d in devices]
     ax_lat.legend(handles, devices, fontsize=8, loc="lower right")
-    fig.suptitle(f"{plan.workload}: {plan.tco_usd_per_hour:,.4g} $/h, "
-                 f"{plan.cost_usd_per_request:.3g} $/request, end-to-end "
+    # "\$" keeps matplotlib from reading the two dollar signs as mathtext.
+    fig.suptitle(f"{plan.workload}: {plan.tco_usd_per_hour:,.4g} \\$/h, "
+                 f"{plan.cost_usd_per_request:.3g} \\$/request, end-to-end "
                  f"{plan.e2e_latency_s:.3g} s")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
