@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
 from hetopt.costs.table import CostParams, CostTable, Profile, build_cost_table, profile_cost_table
 from hetopt.costs.tco import DeviceTco, TcoParams, device_tco
 from hetopt.errors import InfeasibleError, InputError, SolverLimitError
@@ -275,7 +273,3 @@ def plan_agent(request: PlanRequest, progress: Progress | None = None) -> PlanOu
         log.error("plan failed verification: %s", "; ".join(plan.violations))
     return PlanOutcome(plan, problem, table, graph)
 
-
-def all_device_names(problem: PlacementProblem) -> tuple[str, ...]:
-    """Device types used by at least one option (for baselines over every type)."""
-    return tuple(problem.devices[j] for j in np.unique(problem.opt_device))

@@ -97,7 +97,7 @@ def add_latency(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.Lp
     ``cycle_l >= g_l[back_src] + d_back cross_back`` is one more pass of loop l.
     """
     lat = [_latency(problem, x, i) for i in range(problem.n_ops)]
-    f = [pulp.LpVariable(f"f[{i}]", lowBound=0) for i in range(problem.n_ops)]
+    f = [prob.add_variable(f"f[{i}]", lowBound=0) for i in range(problem.n_ops)]
     for i in range(problem.n_ops):
         prob += f[i] >= lat[i], f"finish_start[{i}]"
     for e in problem.forward_edges:
@@ -105,14 +105,14 @@ def add_latency(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.Lp
         prob += f[v] >= f[u] + lat[v] + problem.edge_latency_s[e] * cross[e], f"finish[{e}]"
     loop_terms = []
     for k, loop in enumerate(problem.loops):
-        g = {i: pulp.LpVariable(f"g[{k},{i}]", lowBound=0) for i in loop.body_ops}
+        g = {i: prob.add_variable(f"g[{k},{i}]", lowBound=0) for i in loop.body_ops}
         for i in loop.body_ops:
             prob += g[i] >= lat[i], f"loop_start[{k},{i}]"
         for e in loop.body_edges:
             u, v = problem.edge_src[e], problem.edge_dst[e]
             prob += g[v] >= g[u] + lat[v] + problem.edge_latency_s[e] * cross[e], \
                 f"loop_finish[{k},{e}]"
-        cycle = pulp.LpVariable(f"cycle[{k}]", lowBound=0)
+        cycle = prob.add_variable(f"cycle[{k}]", lowBound=0)
         back = loop.back_edge
         prob += cycle >= g[problem.edge_src[back]] + problem.edge_latency_s[back] * cross[back], \
             f"loop_cycle[{k}]"
@@ -147,14 +147,14 @@ def build(problem: PlacementProblem, objective: Objective = "cost") -> MilpModel
     """
     sense = pulp.LpMinimize
     prob = pulp.LpProblem(f"hetopt_{problem.name}_{objective}".replace("-", "_"), sense)
-    x = [pulp.LpVariable(f"x[{o}]", cat="Binary") for o in range(problem.n_options)]
-    n = [pulp.LpVariable(f"n[{j}]", lowBound=0, cat="Integer")
+    x = [prob.add_variable(f"x[{o}]", cat="Binary") for o in range(problem.n_options)]
+    n = [prob.add_variable(f"n[{j}]", lowBound=0, cat="Integer")
          for j in range(len(problem.devices))]
-    cross = [pulp.LpVariable(f"cross[{e}]", lowBound=0, upBound=1)
+    cross = [prob.add_variable(f"cross[{e}]", lowBound=0, upBound=1)
              for e in range(len(problem.edge_src))]
-    e2e = pulp.LpVariable("e2e", lowBound=0)
+    e2e = prob.add_variable("e2e", lowBound=0)
     soft = objective == "cost" and not problem.sla.hard and problem.sla.e2e_s is not None
-    slack = pulp.LpVariable("slack", lowBound=0) if soft else None
+    slack = prob.add_variable("slack", lowBound=0) if soft else None
 
     add_assignment(prob, problem, x)
     add_capacity(prob, problem, x, n)

@@ -13,6 +13,7 @@ import math
 import re
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +79,10 @@ _CBC_BOUND = re.compile(r"^Lower bound:\s+(\S+)", re.M)
 
 def _solve_cbc(model: milp.MilpModel, options: SolverOptions) -> tuple[SolveStatus, float,
                                                                       float, str]:
-    with tempfile.TemporaryDirectory(prefix="hetopt-cbc-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hetopt-cbc-") as tmp, warnings.catch_warnings():
+        # PULP_CBC_CMD (the CBC bundled with PuLP 3.3) is deprecated for PuLP 4, which needs
+        # Python 3.12; this is the one place to switch to COIN_CMD + cbcbox then.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulp")
         log = Path(tmp) / "cbc.log"
         solver = pulp.PULP_CBC_CMD(msg=options.verbose, timeLimit=options.time_limit_s,
                                    gapRel=options.gap_rel, threads=options.threads,

@@ -1,0 +1,63 @@
+"""The README's two set-up commands, run the way a new user runs them.
+
+Command 1 runs in full in a fresh copy of the repository with a fresh virtual environment.
+Command 2 is what `.ci/run` executes; running it in full here would recurse into this very
+suite, so its install runs in full and pytest only collects the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Two commands", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None
+    return [line for line in block[1].splitlines() if line.strip()]
+
+
+def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_second() -> None:
+    commands = _commands()
+    assert len(commands) == 2
+    assert "hetopt plan" in commands[0] and "pytest" in commands[1]
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+          if line.strip() and not line.startswith("#") and not line.startswith("set ")
+          and not line.startswith("cd ")]
+    assert ci == [commands[1]]
+
+
+@pytest.mark.slow
+def test_readme_commands_work_in_a_fresh_copy(tmp_path: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    repo = tmp_path / "hetopt"
+    for name in files:
+        src = ROOT / name
+        if src.is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, repo / name)
+    first, second = _commands()
+    run = subprocess.run(first, shell=True, cwd=repo, capture_output=True, text=True,
+                         timeout=1200)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Independent verification passed" in run.stdout
+    plans = list((repo / "outputs" / "plan").glob("*/plan.json"))
+    assert len(plans) == 1
+    plan = json.loads(plans[0].read_text())
+    assert plan["sla"]["satisfied"] and plan["solver"]["status"] == "optimal"
+
+    collect = second.replace("python -m pytest", "python -m pytest --collect-only -q")
+    run = subprocess.run(collect, shell=True, cwd=repo, capture_output=True, text=True,
+                         timeout=1200)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert re.search(r"\d+ tests collected", run.stdout)
