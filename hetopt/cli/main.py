@@ -10,7 +10,6 @@ status 2; what was computed before the error is still written.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ examples:
   hetopt plan
   hetopt plan workload=worked_example solver=cpsat
   hetopt plan workload=rag_agent hardware=paper_table5 sla.e2e_s=5 workload.request_rate_per_s=10
+  hetopt plan -m sla.e2e_s=12,13,14 solver=highs,cpsat     # Hydra sweep -> outputs/sweep/.../summary.csv
 """
 
 
@@ -78,9 +78,9 @@ def cmd_plan(overrides: list[str], console: Console) -> int:
     import yaml
 
     from hetopt.cli.config import request_from_config
+    from hetopt.cli.outputs import write_outputs
     from hetopt.cli.render import render_plan
     from hetopt.pipeline import plan_agent
-    from hetopt.report.figures import plot_plan
 
     cfg = _compose(overrides)
     run_dir = _run_dir(cfg)
@@ -90,11 +90,7 @@ def cmd_plan(overrides: list[str], console: Console) -> int:
     with console.status("planning...") as status:
         outcome = plan_agent(request, progress=lambda msg: status.update(msg + " ..."))
     plan = outcome.plan
-    (run_dir / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2))
-    plan.placement.to_csv(run_dir / "placement.csv", index=False)
-    plan.devices.to_csv(run_dir / "devices.csv", index=False)
-    outcome.table.frame.to_csv(run_dir / "cost_table.csv", index=False)
-    plot_plan(plan, run_dir / "plan.png")
+    write_outputs(outcome, cfg, run_dir)
     render_plan(plan, console)
     console.print(f"Wrote {run_dir / 'plan.json'} (and plan.png, placement.csv, devices.csv, "
                   f"cost_table.csv, config.yaml)")
@@ -109,6 +105,46 @@ def cmd_plan(overrides: list[str], console: Console) -> int:
             f"Raise solver.time_limit_s, or accept the gap."
         )
     return 0
+
+
+def cmd_sweep(overrides: list[str]) -> int:
+    """Run ``hetopt plan -m ...`` through Hydra's multirun (one plan per point)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sweep = [o for o in overrides if o not in ("-m", "--multirun")]
+    # Validate every swept value before launching, so a typo fails fast with exit status 2.
+    try:
+        parsed = OverridesParser.create().parse_overrides(sweep)
+    except Exception as exc:  # hydra raises OverrideParseException
+        raise InputError(f"Bad sweep override in {sweep}: {exc}") from None
+    fixed, swept = [], []
+    for o in parsed:
+        if o.key_or_group.startswith("hydra"):
+            continue
+        if o.is_sweep_override():
+            swept.append((o.get_key_element(), list(o.sweep_string_iterator())))
+        else:
+            fixed.append(f"{o.get_key_element()}={o.get_value_element_as_str()}")
+    request_from_config_checked(fixed)
+    for key, values in swept:
+        for value in values:
+            request_from_config_checked([*fixed, f"{key}={value}"])
+    from hetopt.cli.sweep import sweep_app
+
+    saved = sys.argv
+    sys.argv = ["hetopt", "-m", *sweep]
+    try:
+        sweep_app()
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def request_from_config_checked(overrides: list[str]) -> None:
+    """Compose ``overrides`` and build the request, raising user errors as they come."""
+    from hetopt.cli.config import request_from_config
+
+    request_from_config(_compose(overrides))
 
 
 def cmd_catalog(overrides: list[str], console: Console) -> int:
@@ -163,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = args[0], args[1:]
     try:
+        if command == "plan" and ("-m" in rest or "--multirun" in rest):
+            return cmd_sweep(rest)
         if command == "plan":
             return cmd_plan(rest, console)
         if command == "catalog":
