@@ -27,308 +27,29 @@ from __future__ import annotations
 
 import difflib
 import logging
-import math
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
 from hetopt.errors import InputError, UnknownNameError
-from hetopt.graph.architectures import BYTES_PER_ELEMENT, read_yaml_file
+from hetopt.graph.architectures import read_yaml_file
+from hetopt.graph.params import (  # noqa: F401  (TaskKind is re-exported)
+    NODE_ID_PATTERN,
+    PARAM_KEYS,
+    TaskKind,
+    as_devices,
+    as_integer,
+    as_kind,
+    as_mapping,
+    as_number,
+    check_known_keys,
+    normalize_params,
+)
 
 log = logging.getLogger(__name__)
-
-NODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
-"""Node ids: letters, digits, ``_`` and ``-``. ``.`` and ``/`` are reserved for operator ids."""
-
-
-class TaskKind(StrEnum):
-    """Node classes of the paper's Table 1."""
-
-    AGENT = "agent"
-    MODEL = "model_execution"
-    KV_CACHE = "kv_cache"
-    TOOL = "tool_call"
-    MEMORY = "memory_lookup"
-    COMPUTE = "general_compute"
-    CONTROL = "control"
-    OBSERVATION = "observation_store"
-
-
-class FrozenMap(Mapping[str, Any]):
-    """An immutable, hashable mapping; node parameters are stored as one.
-
-    Compares equal to any mapping with the same items, so ``node.params == {...}`` works.
-    """
-
-    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        self._data: dict[str, Any] = dict(data or {})
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self._data.items()))
-
-    def __repr__(self) -> str:
-        return f"FrozenMap({self._data!r})"
-
-
-def freeze(value: Any) -> Any:
-    """Recursively turn mappings into :class:`FrozenMap` and lists into tuples."""
-    if isinstance(value, Mapping):
-        return FrozenMap({str(k): freeze(v) for k, v in value.items()})
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return tuple(freeze(v) for v in value)
-    return value
-
-
-# --------------------------------------------------------------------------------------------
-# Value checks. Every message is one paragraph: where (file, node/edge, field), what, and the fix.
-# --------------------------------------------------------------------------------------------
-
-def _number(value: Any, where: str, name: str, *, minimum: float = 0.0, strict: bool = False,
-            maximum: float | None = None) -> float:
-    """A finite number in range. Numeric strings are accepted because YAML 1.1 readers (PyYAML's
-    default) return ``2.0e8`` as the string ``'2.0e8'``."""
-    number: float | None = None
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
-    low = f"> {minimum:g}" if strict else f">= {minimum:g}"
-    rng = low if maximum is None else f"{low} and <= {maximum:g}"
-    if number is None or not math.isfinite(number):
-        raise InputError(
-            f"{where}: field '{name}' must be a number {rng}, got {value!r}. Write a plain number "
-            "such as 1024 or 2.0e+8.")
-    if number < minimum or (strict and number == minimum) or (
-            maximum is not None and number > maximum):
-        raise InputError(f"{where}: field '{name}' must be {rng}, got {value!r}. Fix the value.")
-    return number
-
-
-def _integer(value: Any, where: str, name: str, *, minimum: int = 0) -> int:
-    number = _number(value, where, name, minimum=minimum)
-    if not number.is_integer():
-        raise InputError(
-            f"{where}: field '{name}' must be a whole number >= {minimum}, got {value!r}. Round it.")
-    return int(number)
-
-
-def _mapping(value: Any, where: str, name: str, fields: Sequence[str]) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InputError(
-            f"{where}: field '{name}' must be a mapping with keys {list(fields)}, got "
-            f"{type(value).__name__} {value!r}. Write it as '{name}: {{key: value, ...}}'.")
-    _no_unknown_keys(value, fields, where, f"field '{name}'")
-    return value
-
-
-def _no_unknown_keys(data: Mapping[str, Any], allowed: Sequence[str], where: str,
-                     what: str) -> None:
-    unknown = [str(k) for k in data if k not in allowed]
-    if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            if close:
-                hints.append(f"'{close[0]}' for '{key}'")
-        hint = f" Did you mean {', '.join(hints)}?" if hints else ""
-        raise InputError(
-            f"{where}: {what} has unknown key(s) {unknown}.{hint} Allowed keys: {list(allowed)}.")
-
-
-# --------------------------------------------------------------------------------------------
-# Node parameters, per kind
-# --------------------------------------------------------------------------------------------
-
-MODEL_KEYS = ("model", "precision", "input_tokens", "output_tokens", "tokens")
-WORK_FIELDS = ("flops", "mem_bytes", "footprint_bytes", "static_latency_s")
-LOOKUP_FIELDS = ("latency_s", "request_bytes", "response_bytes")
-TOOL_COMPUTE_FIELDS = ("flops", "mem_bytes")
-MEMORY_KEYS = ("vectors", "dim", "bytes_per_element", "scan_fraction", "top_k")
-COMMON_KEYS = ("description",)
-
-PARAM_KEYS: dict[TaskKind, tuple[str, ...]] = {
-    TaskKind.AGENT: COMMON_KEYS,
-    TaskKind.MODEL: MODEL_KEYS + COMMON_KEYS,
-    TaskKind.TOOL: ("lookup", "compute") + COMMON_KEYS,
-    TaskKind.MEMORY: MEMORY_KEYS + COMMON_KEYS,
-    TaskKind.COMPUTE: ("work",) + COMMON_KEYS,
-    TaskKind.CONTROL: ("work",) + MODEL_KEYS + COMMON_KEYS,
-    TaskKind.OBSERVATION: ("work",) + COMMON_KEYS,
-    TaskKind.KV_CACHE: ("work",) + COMMON_KEYS,
-}
-"""Parameters each node kind accepts (besides ``kind``, ``devices`` and, for agents,
-``subgraph``)."""
-
-DEFAULT_TOP_K = 10
-
-
-def _model_params(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
-    model = raw.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise InputError(
-            f"{where}: field 'model' is missing or empty. Name a model from the architecture "
-            "table, e.g. 'model: llama-3-8b'.")
-    precision = raw.get("precision", "fp16")
-    if precision not in BYTES_PER_ELEMENT:
-        raise InputError(
-            f"{where}: field 'precision' is {precision!r}. Use one of {sorted(BYTES_PER_ELEMENT)}.")
-    out: dict[str, Any] = {"model": model.strip(), "precision": precision}
-    has_tokens = "tokens" in raw
-    has_io = "input_tokens" in raw or "output_tokens" in raw
-    if has_tokens and has_io:
-        raise InputError(
-            f"{where}: give either 'tokens' (encoder models: one forward pass) or 'input_tokens' "
-            "and 'output_tokens' (decoder LLMs), not both.")
-    if has_tokens:
-        out["tokens"] = _integer(raw["tokens"], where, "tokens", minimum=1)
-    elif has_io:
-        for key in ("input_tokens", "output_tokens"):
-            if key not in raw:
-                raise InputError(
-                    f"{where}: field '{key}' is missing. A decoder LLM node needs both "
-                    "'input_tokens' (prompt length, >= 1) and 'output_tokens' (generated, >= 0).")
-        out["input_tokens"] = _integer(raw["input_tokens"], where, "input_tokens", minimum=1)
-        out["output_tokens"] = _integer(raw["output_tokens"], where, "output_tokens", minimum=0)
-    else:
-        raise InputError(
-            f"{where}: no token counts. Give 'input_tokens' and 'output_tokens' for a decoder "
-            "LLM, or 'tokens' for an encoder model (STT, TTS, classifier, embedding).")
-    return out
-
-
-def _work_params(raw: Any, where: str) -> FrozenMap:
-    work = _mapping(raw, where, "work", WORK_FIELDS)
-    return FrozenMap({k: _number(work.get(k, 0.0), where, f"work.{k}") for k in WORK_FIELDS})
-
-
-def _tool_params(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
-    if "lookup" not in raw:
-        raise InputError(
-            f"{where}: field 'lookup' is missing. A tool_call node needs 'lookup: {{latency_s: "
-            "..., request_bytes: ..., response_bytes: ...}}' (the external call).")
-    lookup = _mapping(raw["lookup"], where, "lookup", LOOKUP_FIELDS)
-    for key in LOOKUP_FIELDS:
-        if key not in lookup:
-            raise InputError(
-                f"{where}: field 'lookup.{key}' is missing. Give all of {list(LOOKUP_FIELDS)}.")
-    out: dict[str, Any] = {
-        "lookup": FrozenMap({k: _number(lookup[k], where, f"lookup.{k}") for k in LOOKUP_FIELDS})}
-    if "compute" in raw:
-        compute = _mapping(raw["compute"], where, "compute", TOOL_COMPUTE_FIELDS)
-        out["compute"] = FrozenMap({k: _number(compute.get(k, 0.0), where, f"compute.{k}")
-                                    for k in TOOL_COMPUTE_FIELDS})
-    return out
-
-
-def _memory_params(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
-    for key in ("vectors", "dim"):
-        if key not in raw:
-            raise InputError(
-                f"{where}: field '{key}' is missing. A memory_lookup node needs 'vectors' (index "
-                "size) and 'dim' (vector dimension).")
-    return {
-        "vectors": _integer(raw["vectors"], where, "vectors", minimum=1),
-        "dim": _integer(raw["dim"], where, "dim", minimum=1),
-        "bytes_per_element": _number(raw.get("bytes_per_element", 2.0), where,
-                                     "bytes_per_element", strict=True),
-        "scan_fraction": _number(raw.get("scan_fraction", 1.0), where, "scan_fraction",
-                                 strict=True, maximum=1.0),
-        "top_k": _integer(raw.get("top_k", DEFAULT_TOP_K), where, "top_k", minimum=1),
-    }
-
-
-def normalize_params(kind: TaskKind, raw: Mapping[str, Any], where: str) -> FrozenMap:
-    """Validate a node's parameters for its kind, fill defaults, and freeze them.
-
-    Parameters
-    ----------
-    kind
-        The node's kind.
-    raw
-        Parameters as written (without ``kind``, ``devices`` and ``subgraph``).
-    where
-        Context for messages, e.g. ``"voice_agent.yaml: node 'llm'"``.
-
-    Returns
-    -------
-    FrozenMap
-        Normalized parameters. Idempotent: normalizing the result again returns an equal map.
-
-    Raises
-    ------
-    InputError
-        An unknown key, a missing field, or a negative or non-numeric value.
-    """
-    allowed = PARAM_KEYS[kind]
-    _no_unknown_keys(raw, allowed, where, f"a {kind.value} node")
-    out: dict[str, Any] = {}
-    if "description" in raw:
-        out["description"] = str(raw["description"])
-    if kind is TaskKind.MODEL or (kind is TaskKind.CONTROL and "model" in raw):
-        if "work" in raw:
-            raise InputError(
-                f"{where}: a control node has either 'model' (an LLM planner) or 'work' (plain "
-                "logic), not both. Remove one.")
-        out.update(_model_params(raw, where))
-    elif kind is TaskKind.TOOL:
-        out.update(_tool_params(raw, where))
-    elif kind is TaskKind.MEMORY:
-        out.update(_memory_params(raw, where))
-    elif kind in (TaskKind.COMPUTE, TaskKind.CONTROL, TaskKind.OBSERVATION, TaskKind.KV_CACHE):
-        stray = [k for k in MODEL_KEYS if k in raw]
-        if stray:
-            raise InputError(
-                f"{where}: field(s) {stray} need 'model' too (an LLM control node); otherwise "
-                "describe the cost with 'work: {flops, mem_bytes, footprint_bytes, "
-                "static_latency_s}'.")
-        out["work"] = _work_params(raw.get("work", {}), where)
-    return FrozenMap(out)
-
-
-def _kind(value: Any, where: str) -> TaskKind:
-    if isinstance(value, TaskKind):
-        return value
-    try:
-        return TaskKind(str(value))
-    except ValueError:
-        kinds = [k.value for k in TaskKind]
-        close = difflib.get_close_matches(str(value), kinds, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise InputError(
-            f"{where}: field 'kind' is {value!r}.{hint} Use one of {kinds}.") from None
-
-
-def _devices(value: Any, where: str) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, Sequence) or not value or not all(
-            isinstance(d, str) and d.strip() for d in value):
-        raise InputError(
-            f"{where}: field 'devices' must be a non-empty list of device names, got {value!r}. "
-            "Write e.g. 'devices: [H100, B200]' or drop the field to allow every device.")
-    return tuple(d.strip() for d in value)
-
 
 # --------------------------------------------------------------------------------------------
 # The IR
@@ -353,9 +74,9 @@ class Loop:
     def __post_init__(self) -> None:
         where = "loop"
         object.__setattr__(self, "expected_iterations",
-                           _number(self.expected_iterations, where, "expected_iterations"))
+                           as_number(self.expected_iterations, where, "expected_iterations"))
         object.__setattr__(self, "max_iterations",
-                           _integer(self.max_iterations, where, "max_iterations"))
+                           as_integer(self.max_iterations, where, "max_iterations"))
         if self.expected_iterations > self.max_iterations:
             raise InputError(
                 f"loop: expected_iterations {self.expected_iterations:g} exceeds max_iterations "
@@ -391,8 +112,8 @@ class Edge:
         object.__setattr__(self, "src", str(self.src))
         object.__setattr__(self, "dst", str(self.dst))
         object.__setattr__(self, "payload_bytes",
-                           _number(self.payload_bytes, where, "payload_bytes"))
-        object.__setattr__(self, "probability", _number(
+                           as_number(self.payload_bytes, where, "payload_bytes"))
+        object.__setattr__(self, "probability", as_number(
             self.probability, where, "probability", strict=True, maximum=1.0))
 
     @property
@@ -428,12 +149,12 @@ class Node:
 
     def __post_init__(self) -> None:
         where = f"node '{self.id}'"
-        kind = _kind(self.kind, where)
+        kind = as_kind(self.kind, where)
         object.__setattr__(self, "kind", kind)
         if not isinstance(self.params, Mapping):
             raise InputError(f"{where}: params must be a mapping, got {self.params!r}.")
         object.__setattr__(self, "params", normalize_params(kind, self.params, where))
-        object.__setattr__(self, "devices", _devices(self.devices, where))
+        object.__setattr__(self, "devices", as_devices(self.devices, where))
         if kind is TaskKind.AGENT and not isinstance(self.subgraph, AgentGraph):
             raise InputError(
                 f"{where}: an agent node needs 'subgraph: {{nodes: ..., edges: ...}}'. Add the "
@@ -551,8 +272,8 @@ def _validate_structure(nodes: Sequence[Node], edges: Sequence[Edge], where: str
         if (e.src, e.dst) in pairs:
             raise InputError(f"{label} appears twice. Merge the two edges into one.")
         pairs.add((e.src, e.dst))
-        _number(e.payload_bytes, label, "payload_bytes")
-        _number(e.probability, label, "probability", strict=True, maximum=1.0)
+        as_number(e.payload_bytes, label, "payload_bytes")
+        as_number(e.probability, label, "probability", strict=True, maximum=1.0)
         if e.loop is not None:
             if not isinstance(e.loop, Loop):
                 raise InputError(f"{label}: loop must be a Loop, got {e.loop!r}.")
@@ -597,14 +318,14 @@ SUBGRAPH_KEYS = ("nodes", "edges", "description", "name")
 
 
 def _loop_from_dict(raw: Any, where: str) -> Loop:
-    loop = _mapping(raw, where, "loop", LOOP_KEYS)
+    loop = as_mapping(raw, where, "loop", LOOP_KEYS)
     for key in LOOP_KEYS:
         if key not in loop:
             raise InputError(
                 f"{where}: field 'loop.{key}' is missing. Write 'loop: {{expected_iterations: "
                 "<mean>, max_iterations: <worst case>}}'.")
-    expected = _number(loop["expected_iterations"], where, "loop.expected_iterations")
-    maximum = _integer(loop["max_iterations"], where, "loop.max_iterations")
+    expected = as_number(loop["expected_iterations"], where, "loop.expected_iterations")
+    maximum = as_integer(loop["max_iterations"], where, "loop.max_iterations")
     if expected > maximum:
         raise InputError(
             f"{where}: loop.expected_iterations {expected:g} exceeds loop.max_iterations "
@@ -621,7 +342,7 @@ def _node_from_dict(node_id: str, raw: Any, source: str, prefix: str) -> Node:
     if "kind" not in raw:
         raise InputError(
             f"{where}: field 'kind' is missing. Use one of {[k.value for k in TaskKind]}.")
-    kind = _kind(raw["kind"], where)
+    kind = as_kind(raw["kind"], where)
     subgraph = None
     if "subgraph" in raw:
         if kind is not TaskKind.AGENT:
@@ -633,7 +354,7 @@ def _node_from_dict(node_id: str, raw: Any, source: str, prefix: str) -> Node:
             raise InputError(
                 f"{where}: field 'subgraph' must be a mapping with 'nodes' and 'edges', got "
                 f"{type(sub).__name__}.")
-        _no_unknown_keys(sub, SUBGRAPH_KEYS, where, "field 'subgraph'")
+        check_known_keys(sub, SUBGRAPH_KEYS, where, "field 'subgraph'")
         subgraph = _graph_from_dict(sub, source, f"{prefix}{node_id}/",
                                     name=str(sub.get("name", node_id)))
     elif kind is TaskKind.AGENT:
@@ -646,7 +367,7 @@ def _node_from_dict(node_id: str, raw: Any, source: str, prefix: str) -> Node:
         kind=kind,
         params=normalize_params(kind, params, where),
         subgraph=subgraph,
-        devices=_devices(raw.get("devices"), where),
+        devices=as_devices(raw.get("devices"), where),
     )
 
 
@@ -660,13 +381,13 @@ def _edge_from_dict(raw: Any, index: int, source: str, prefix: str) -> Edge:
         if key not in raw or isinstance(raw[key], bool) or not isinstance(raw[key], str | int):
             raise InputError(f"{where}: field '{key}' is missing or not a node id. Got {raw!r}.")
     where = f"{source}: edge '{prefix}{raw['src']} -> {prefix}{raw['dst']}'"
-    _no_unknown_keys(raw, EDGE_KEYS, where, "the edge")
+    check_known_keys(raw, EDGE_KEYS, where, "the edge")
     loop = _loop_from_dict(raw["loop"], where) if raw.get("loop") is not None else None
     return Edge(
         src=str(raw["src"]),
         dst=str(raw["dst"]),
-        payload_bytes=_number(raw.get("payload_bytes", 0.0), where, "payload_bytes"),
-        probability=_number(raw.get("probability", 1.0), where, "probability", strict=True,
+        payload_bytes=as_number(raw.get("payload_bytes", 0.0), where, "payload_bytes"),
+        probability=as_number(raw.get("probability", 1.0), where, "probability", strict=True,
                             maximum=1.0),
         loop=loop,
     )
@@ -801,13 +522,13 @@ class GraphBuilder:
         """Add a node; ``params`` are the same fields as in YAML (e.g. ``model=``,
         ``input_tokens=``, ``lookup={...}``, ``work={...}``)."""
         where = f"graph '{self.name}': node '{id}'"
-        task_kind = _kind(kind, where)
+        task_kind = as_kind(kind, where)
         if isinstance(subgraph, Mapping):
             subgraph = _graph_from_dict(subgraph, f"graph '{self.name}'", f"{id}/",
                                         name=str(subgraph.get("name", id)))
         self._nodes.append(Node(id=id, kind=task_kind,
                                 params=normalize_params(task_kind, params, where),
-                                subgraph=subgraph, devices=_devices(devices, where)))
+                                subgraph=subgraph, devices=as_devices(devices, where)))
         return self
 
     def add_edge(self, src: str, dst: str, *, payload_bytes: float = 0.0,
