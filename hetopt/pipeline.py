@@ -268,7 +268,9 @@ def plan_agent(request: PlanRequest, progress: Progress | None = None) -> PlanOu
         baselines.append(_baseline(problem, device, request.solver))
     plan = make_plan(problem, table, result, ev, tco, _tokens_per_request(graph),
                      baselines=tuple(baselines))
-    plan = replace(plan, violations=verify_plan(plan, problem))
+    violations = verify_plan(plan, problem)
+    if violations:
+        plan = replace(plan, violations=violations, sla={**plan.sla, "satisfied": False})
     if plan.violations:
         log.error("plan failed verification: %s", "; ".join(plan.violations))
     return PlanOutcome(plan, problem, table, graph)

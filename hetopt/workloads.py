@@ -6,9 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hetopt.errors import InputError, UnknownNameError
+from hetopt.graph.architectures import read_yaml_file
 
 
 def config_dir() -> Path:
@@ -46,14 +45,7 @@ def load_workload(name_or_path: str | Path) -> dict[str, Any]:
                 f"Unknown workload '{name_or_path}'. Shipped workloads: "
                 f"{list(workload_names())}; or pass a YAML file path."
             )
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"Workload file {path} does not exist.") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InputError(f"{path}{where}: malformed YAML ({exc}). Fix the syntax.") from None
+    data = read_yaml_file(path)
     if not isinstance(data, dict):
         raise InputError(f"{path}: a workload file must hold a mapping (name, nodes, edges).")
     return data
