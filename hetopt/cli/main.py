@@ -198,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         console.print(USAGE, highlight=False, markup=False)
         return 0
     command, rest = args[0], args[1:]
+    if any(flag in rest for flag in ("-h", "--help")):
+        console.print(USAGE, highlight=False, markup=False)
+        return 0
     try:
         if command == "plan" and ("-m" in rest or "--multirun" in rest):
             return cmd_sweep(rest)
