@@ -8,7 +8,7 @@ when its endpoints run on different device types; loops with their iteration cou
 Two kinds of operators share hardware differently:
 
 * **exclusive** (LLM prefill and decode) hold model weights and KV caches, so each gets whole
-  replicas of ``tp`` devices: ``tp * ceil(rate * visits / (replica throughput * max_util))``;
+  replicas of ``tp x pp`` devices: ``tp pp ceil(rate visits / (replica throughput max_util))``;
 * **pooled** (STT, TTS, tools, vector search, filters) are light, so every operator placed on a
   device type shares one pool of that type whose size is the ceiling of their summed load
   (fluid approximation of bin packing, checked by the replay) and whose devices hold all of
@@ -304,7 +304,7 @@ def build_problem(
     need = rate_visits_arr / (frame["requests_per_s"].to_numpy(dtype=float)
                               * params.max_utilization)
     replicas = np.where(exclusive, np.ceil(need - 1e-9), 0.0)
-    dedicated = (replicas * frame["tp"].to_numpy(dtype=float)).astype(int)
+    dedicated = (replicas * frame["devices_per_replica"].to_numpy(dtype=float)).astype(int)
     direct = frame["direct_cost_usd"].to_numpy(dtype=float) * rate_visits_arr * SECONDS_PER_HOUR
     pool_load = np.where(exclusive, 0.0, rate_visits_arr
                          * frame["busy_s"].to_numpy(dtype=float) / params.max_utilization)

@@ -1,22 +1,30 @@
 """LLM serving model on the roofline: prefill and decode configurations per device.
 
-For each device and each tensor-parallel degree ``tp`` and batch size ``b`` this module derives the
-per-replica latency, throughput and memory of an LLM phase from the model architecture
-(:mod:`hetopt.graph.architectures`):
+For each device, tensor-parallel degree ``tp``, pipeline-parallel degree ``pp`` and batch size
+``b`` this module derives the per-replica latency, throughput and memory of an LLM phase from the
+model architecture (:mod:`hetopt.graph.architectures`). A replica is ``tp x pp`` devices: ``pp``
+pipeline stages of ``n_layers / pp`` layers, each stage ``tp``-way tensor parallel inside one
+scale-up domain (at most 8 accelerators per chassis, paper §5.2).
 
-* prefill of ``b`` prompts of ``n_in`` tokens moves the weights once and does
-  ``b * prefill_flops(n_in)`` FLOPs; its latency bounds TTFT;
-* a decode step of ``b`` sequences reads the weights and every sequence's KV cache once and does
-  ``b * decode_flops_per_token(ctx)`` FLOPs at the mean context; its latency bounds TBT, and the
-  phase lasts ``max(n_out - 1, 1)`` steps (the first token comes from prefill);
-* tensor parallelism splits FLOPs, weights and KV over ``tp`` devices of one scale-up domain and
-  adds two ring all-reduces of the activations per layer (``delta_ij``);
-* memory per device holds ``weights/tp`` plus the KV cache of the whole batch at full length
-  (pages are allocated for the longest sequence) plus an activation workspace.
+* The batch is split into ``pp`` micro-batches of ``m = b / pp`` so every stage stays busy. A
+  stage processes one micro-batch in ``t_stage`` (its own roofline: ``1/pp`` of the layers, the
+  weights split ``tp x pp`` ways, plus two ring all-reduces per layer over the scale-up link).
+* A request crosses all stages: ``pp x t_stage + (pp - 1) x t_send``, where ``t_send`` moves the
+  micro-batch's activations to the next stage over the scale-up link when the whole replica
+  fits one chassis and over RoCE scale-out otherwise.
+* **Prefill** of ``b`` prompts of ``n_in`` tokens: that crossing time bounds TTFT; in steady state
+  the replica finishes ``m`` prompts per ``t_stage``.
+* **Decode** with continuous batching: every step advances all ``b`` sequences by one token, so
+  the token-to-token latency is the crossing time at the mean context; the phase lasts
+  ``max(n_out - 1, 1)`` steps (the first token comes from prefill).
+* **Memory** per device holds ``weights / (tp pp)`` plus the paged KV cache of the whole batch:
+  each sequence takes whole pages of ``page_tokens`` tokens up to its full length (vLLM's
+  PagedAttention allocation), plus an activation workspace.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from hetopt.costs.roofline import RooflineTime, ring_allreduce_s, roofline_time
@@ -24,29 +32,33 @@ from hetopt.graph.architectures import BYTES_PER_ELEMENT
 from hetopt.graph.decompose import LlmWork
 from hetopt.hardware import Device
 
+PAGE_TOKENS = 16
+
 
 @dataclass(frozen=True)
 class LlmConfig:
-    """One (tensor parallelism, batch size) configuration of an LLM phase on one device.
+    """One (tp, pp, batch) configuration of an LLM phase on one device type.
 
     Attributes
     ----------
-    tp, batch
-        Tensor-parallel degree (devices per replica) and batch size.
+    tp, pp, batch
+        Tensor- and pipeline-parallel degrees (``tp x pp`` devices per replica) and batch size.
     time
-        Itemised time of one batch (prefill) or one decode step (decode).
+        Itemised time of one pipeline stage on one micro-batch; ``comm_s`` holds the
+        inter-stage sends of a full crossing.
     latency_s
-        Latency one request sees in this phase: the batch time (prefill) or steps x step time
-        (decode).
+        Latency one request sees in this phase: the crossing time (prefill) or steps x step
+        time (decode).
     step_s
-        Prefill: the batch time (= TTFT contribution). Decode: one token-to-token step.
+        Prefill: the crossing time (= TTFT contribution). Decode: one token-to-token step.
     requests_per_s
-        Requests one replica of ``tp`` devices completes per second.
+        Requests one replica completes per second.
     mem_per_device_bytes
-        Resident memory on each of the ``tp`` devices.
+        Resident memory on each of the ``tp x pp`` devices.
     """
 
     tp: int
+    pp: int
     batch: int
     time: RooflineTime
     latency_s: float
@@ -54,55 +66,86 @@ class LlmConfig:
     requests_per_s: float
     mem_per_device_bytes: float
 
+    @property
+    def devices(self) -> int:
+        """Devices per replica."""
+        return self.tp * self.pp
 
-def _tp_sync_s(device: Device, llm: LlmWork, tokens: int, tp: int, hop_latency_s: float) -> float:
-    """Two all-reduces of the activations per transformer layer (Megatron-style TP)."""
+
+def paged_kv_bytes(llm: LlmWork, tokens: int, batch: int, page_tokens: int = PAGE_TOKENS
+                   ) -> float:
+    """KV cache of ``batch`` sequences of ``tokens`` tokens, allocated in whole pages."""
+    pages = math.ceil(tokens / page_tokens)
+    return llm.arch.kv_cache_bytes(pages * page_tokens, batch, llm.precision)
+
+
+def _link_bw(device: Device, tp: int, pp: int) -> float:
+    """Bandwidth between pipeline stages: scale-up inside one chassis, RoCE across chassis."""
+    if tp * pp <= device.scale_up_domain and device.scale_up_bw_bytes_per_s > 0:
+        return device.scale_up_bw_bytes_per_s
+    return device.scale_out_bw_bytes_per_s
+
+
+def _stage(device: Device, llm: LlmWork, tp: int, pp: int, micro: int, flops: float,
+           weight_bytes: float, kv_read_bytes: float, act_tokens: int, hop_latency_s: float,
+           ) -> RooflineTime:
+    """One pipeline stage (``1/pp`` of the layers) on one micro-batch, ``tp``-way parallel."""
     bpe = BYTES_PER_ELEMENT[llm.precision]
-    message = tokens * llm.arch.d_model * bpe
-    per_allreduce = ring_allreduce_s(message, tp, device.scale_up_bw_bytes_per_s, hop_latency_s)
-    return 2 * llm.arch.n_layers * per_allreduce
+    layers = llm.arch.n_layers / pp
+    message = act_tokens * llm.arch.d_model * bpe
+    sync = 2 * layers * ring_allreduce_s(message, tp, device.scale_up_bw_bytes_per_s or 1.0,
+                                         hop_latency_s)
+    return roofline_time(device, flops=flops / (tp * pp), mem_bytes=(weight_bytes + kv_read_bytes)
+                         / (tp * pp), precision=llm.precision, sync_s=sync)
 
 
-def prefill_config(device: Device, llm: LlmWork, tp: int, batch: int,
-                   hop_latency_s: float) -> LlmConfig:
-    """Prefill of ``batch`` prompts on a ``tp``-way replica of ``device``."""
+def _sends_s(device: Device, llm: LlmWork, tp: int, pp: int, act_tokens: int,
+             hop_latency_s: float) -> float:
+    if pp == 1:
+        return 0.0
+    bpe = BYTES_PER_ELEMENT[llm.precision]
+    per_send = act_tokens * llm.arch.d_model * bpe / tp / _link_bw(device, tp, pp)
+    return (pp - 1) * (per_send + hop_latency_s)
+
+
+def prefill_config(device: Device, llm: LlmWork, tp: int, batch: int, hop_latency_s: float,
+                   pp: int = 1) -> LlmConfig:
+    """Prefill of ``batch`` prompts on a ``tp x pp`` replica of ``device``."""
     arch, prec = llm.arch, llm.precision
     bpe = BYTES_PER_ELEMENT[prec]
     n_in = llm.input_tokens
+    micro = max(batch // pp, 1)
     weights = arch.weight_bytes(prec)
-    kv = arch.kv_cache_bytes(n_in, batch, prec)
-    workspace = 2.0 * batch * n_in * max(arch.d_model, arch.d_ff) * bpe
-    time = roofline_time(
-        device,
-        flops=batch * arch.prefill_flops(n_in) / tp,
-        mem_bytes=(weights + kv) / tp,
-        precision=prec,
-        sync_s=_tp_sync_s(device, llm, batch * n_in, tp, hop_latency_s),
-    )
-    latency = time.total_s
-    return LlmConfig(tp, batch, time, latency, latency, batch / latency,
-                     (weights + kv + workspace) / tp)
+    kv_write = arch.kv_cache_bytes(n_in, micro, prec)
+    stage = _stage(device, llm, tp, pp, micro, micro * arch.prefill_flops(n_in), weights,
+                   kv_write, micro * n_in, hop_latency_s)
+    sends = _sends_s(device, llm, tp, pp, micro * n_in, hop_latency_s)
+    crossing = pp * stage.total_s + sends
+    workspace = 2.0 * micro * n_in * max(arch.d_model, arch.d_ff) * bpe / tp
+    mem = (weights + paged_kv_bytes(llm, n_in, batch)) / (tp * pp) + workspace
+    time = RooflineTime(stage.compute_s, stage.memory_s, stage.network_s, stage.static_s,
+                        sends, stage.sync_s)
+    return LlmConfig(tp, pp, batch, time, crossing, crossing, micro / stage.total_s, mem)
 
 
-def decode_config(device: Device, llm: LlmWork, tp: int, batch: int,
-                  hop_latency_s: float) -> LlmConfig:
-    """Continuous-batching decode of ``batch`` sequences on a ``tp``-way replica of ``device``."""
+def decode_config(device: Device, llm: LlmWork, tp: int, batch: int, hop_latency_s: float,
+                  pp: int = 1) -> LlmConfig:
+    """Continuous-batching decode of ``batch`` sequences on a ``tp x pp`` replica."""
     arch, prec = llm.arch, llm.precision
     bpe = BYTES_PER_ELEMENT[prec]
     steps = max(llm.output_tokens - 1, 1)
     mean_ctx = llm.input_tokens + steps // 2
+    micro = max(batch // pp, 1)
     weights = arch.weight_bytes(prec)
-    kv_read = arch.kv_cache_bytes(mean_ctx, batch, prec)
-    kv_resident = arch.kv_cache_bytes(llm.input_tokens + llm.output_tokens, batch, prec)
-    workspace = 2.0 * batch * max(arch.d_model, arch.d_ff) * bpe
-    step = roofline_time(
-        device,
-        flops=batch * arch.decode_flops_per_token(mean_ctx) / tp,
-        mem_bytes=(weights + kv_read) / tp,
-        precision=prec,
-        sync_s=_tp_sync_s(device, llm, batch, tp, hop_latency_s),
-    )
-    step_s = step.total_s
+    # Each stage reads its weights once per micro-batch, and the micro-batch's KV cache.
+    stage = _stage(device, llm, tp, pp, micro, micro * arch.decode_flops_per_token(mean_ctx),
+                   weights, arch.kv_cache_bytes(mean_ctx, micro, prec), micro, hop_latency_s)
+    sends = _sends_s(device, llm, tp, pp, micro, hop_latency_s)
+    step_s = pp * stage.total_s + sends
     latency = steps * step_s
-    return LlmConfig(tp, batch, step, latency, step_s, batch / latency,
-                     (weights + kv_resident + workspace) / tp)
+    workspace = 2.0 * micro * max(arch.d_model, arch.d_ff) * bpe / tp
+    full = llm.input_tokens + llm.output_tokens
+    mem = (weights + paged_kv_bytes(llm, full, batch)) / (tp * pp) + workspace
+    time = RooflineTime(stage.compute_s, stage.memory_s, stage.network_s, stage.static_s,
+                        sends, stage.sync_s)
+    return LlmConfig(tp, pp, batch, time, latency, step_s, batch / latency, mem)

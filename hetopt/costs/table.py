@@ -26,7 +26,8 @@ from hetopt.hardware import Device, HardwareCatalog
 from hetopt.sla import Sla
 
 COLUMNS = (
-    "op", "device", "config", "tp", "batch", "exclusive", "feasible", "reason",
+    "op", "device", "config", "tp", "pp", "devices_per_replica", "batch", "exclusive",
+    "feasible", "reason",
     "latency_s", "step_s", "busy_s", "requests_per_s", "mem_per_device_bytes",
     "compute_s", "memory_s", "network_s", "static_s", "sync_s", "binding", "direct_cost_usd",
 )
@@ -40,6 +41,9 @@ class CostParams:
     ----------
     tp_degrees
         Tensor-parallel degrees searched per LLM phase; capped by each device's scale-up domain.
+    pp_degrees
+        Pipeline-parallel degrees searched per LLM phase; stages beyond one chassis talk over
+        RoCE (the device's scale-out bandwidth).
     prefill_batch_sizes, decode_batch_sizes
         Batch sizes searched per LLM phase.
     memory_reserve_fraction
@@ -54,6 +58,7 @@ class CostParams:
     """
 
     tp_degrees: tuple[int, ...] = (1, 2, 4, 8)
+    pp_degrees: tuple[int, ...] = (1, 2, 4)
     prefill_batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     decode_batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     memory_reserve_fraction: float = 0.10
@@ -72,7 +77,7 @@ class CostParams:
             raise InputError(f"costs.max_utilization must be in (0, 1], got {self.max_utilization}.")
         if self.link_gbit_per_s <= 0 or self.link_latency_s < 0:
             raise InputError("costs.link_gbit_per_s must be > 0 and costs.link_latency_s >= 0.")
-        for name in ("tp_degrees", "prefill_batch_sizes", "decode_batch_sizes"):
+        for name in ("tp_degrees", "pp_degrees", "prefill_batch_sizes", "decode_batch_sizes"):
             values = getattr(self, name)
             if not values or any(int(v) != v or v < 1 for v in values):
                 raise InputError(f"costs.{name} must be a non-empty list of positive integers.")
@@ -185,7 +190,8 @@ def _best_reason_index(group: pd.DataFrame) -> int:
 
 def _row(op: Operator, device: str, config: str, **values: Any) -> dict[str, Any]:
     row: dict[str, Any] = {c: None for c in COLUMNS}
-    row.update(op=op.id, device=device, config=config, tp=1, batch=1, exclusive=False,
+    row.update(op=op.id, device=device, config=config, tp=1, pp=1, devices_per_replica=1,
+               batch=1, exclusive=False,
                feasible=True, reason="", direct_cost_usd=0.0, static_s=0.0, sync_s=0.0)
     row.update(values)
     return row
@@ -203,24 +209,34 @@ def _llm_rows(op: Operator, device: Device, sla: Sla, params: CostParams,
     batches = params.prefill_batch_sizes if prefill else params.decode_batch_sizes
     limit_s = sla.ttft_s if prefill else sla.tbt_s
     limit_name = "TTFT" if prefill else "TBT"
+    make = prefill_config if prefill else decode_config
     for tp in params.tp_degrees:
-        if tp > device.scale_up_domain or op.llm.arch.n_kv_heads % tp and tp > 1:
+        if tp > device.scale_up_domain or (tp > 1 and op.llm.arch.n_kv_heads % tp):
             continue
-        for batch in batches:
-            make = prefill_config if prefill else decode_config
-            cfg: LlmConfig = make(device, op.llm, tp, batch, params.scale_up_hop_latency_s)
-            reason = ""
-            if cfg.mem_per_device_bytes > mem_cap_bytes:
-                reason = (f"needs {cfg.mem_per_device_bytes / 1e9:.1f} GB per device at tp={tp} "
-                          f"batch={batch}, more than the {mem_cap_bytes / 1e9:.1f} GB usable")
-            elif limit_s is not None and cfg.step_s > limit_s:
-                reason = (f"{limit_name} {cfg.step_s * 1e3:.1f} ms > SLA "
-                          f"{limit_s * 1e3:.1f} ms at tp={tp} batch={batch}")
-            yield _row(op, device.name, f"tp{tp}/b{batch}", tp=tp, batch=batch, exclusive=True,
-                       feasible=not reason, reason=reason, latency_s=cfg.latency_s,
-                       step_s=cfg.step_s, busy_s=cfg.latency_s * tp / batch,
-                       requests_per_s=cfg.requests_per_s,
-                       mem_per_device_bytes=cfg.mem_per_device_bytes, **_time_columns(cfg.time))
+        for pp in params.pp_degrees:
+            if pp > 1 and (op.llm.arch.n_layers % pp or device.kind == "cpu"):
+                continue
+            for batch in batches:
+                if batch % pp:
+                    continue  # pp micro-batches of equal size
+                cfg: LlmConfig = make(device, op.llm, tp, batch, params.scale_up_hop_latency_s,
+                                      pp=pp)
+                where = f"tp={tp} pp={pp} batch={batch}"
+                reason = ""
+                if cfg.mem_per_device_bytes > mem_cap_bytes:
+                    reason = (f"needs {cfg.mem_per_device_bytes / 1e9:.1f} GB per device at "
+                              f"{where}, more than the {mem_cap_bytes / 1e9:.1f} GB usable")
+                elif limit_s is not None and cfg.step_s > limit_s:
+                    reason = (f"{limit_name} {cfg.step_s * 1e3:.1f} ms > SLA "
+                              f"{limit_s * 1e3:.1f} ms at {where}")
+                label = f"tp{tp}/b{batch}" if pp == 1 else f"tp{tp}/pp{pp}/b{batch}"
+                yield _row(op, device.name, label, tp=tp, pp=pp, devices_per_replica=cfg.devices,
+                           batch=batch, exclusive=True, feasible=not reason, reason=reason,
+                           latency_s=cfg.latency_s, step_s=cfg.step_s,
+                           busy_s=cfg.latency_s * cfg.devices / batch,
+                           requests_per_s=cfg.requests_per_s,
+                           mem_per_device_bytes=cfg.mem_per_device_bytes,
+                           **_time_columns(cfg.time))
 
 
 def _work_row(op: Operator, device: Device, mem_cap_bytes: float) -> dict[str, Any]:
