@@ -25,6 +25,8 @@ commands:
   plan      plan a deployment (Hydra overrides: workload=, hardware=, sla=, solver=, tco=, ...)
   catalog   show the hardware catalog with its hourly TCO
   list      show the shipped workloads and config options
+  reproduce reproduce the paper: fig4 fig8 fig9 table3 kv_table pareto, or all
+            (hetopt reproduce all [--out DIR])
 
 examples:
   hetopt plan
@@ -176,6 +178,31 @@ def cmd_catalog(overrides: list[str], console: Console) -> int:
     return 0
 
 
+def cmd_reproduce(args: list[str], console: Console) -> int:
+    """Run ``hetopt reproduce <study ...|all> [--out DIR]``."""
+    from hetopt.report.reproduce import STUDIES, run
+
+    out: Path | None = None
+    if "--out" in args:
+        i = args.index("--out")
+        if i + 1 >= len(args):
+            raise InputError("`hetopt reproduce --out` needs a directory.")
+        out = Path(args[i + 1])
+        args = args[:i] + args[i + 2:]
+    names = list(STUDIES) if args in ([], ["all"]) else args
+    unknown = [n for n in names if n not in STUDIES]
+    if unknown:
+        raise InputError(f"Unknown study {unknown}. Studies: {list(STUDIES)} or 'all'.")
+    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    out = out or Path("outputs") / "reproduce" / stamp
+    with console.status("reproducing...") as status:
+        timings = run(names, out, progress=lambda msg: status.update(msg))
+    for rec in timings.itertuples():
+        console.print(f"{rec.study:9s} {rec.seconds:6.1f} s  -> {rec.dir}/summary.md")
+    console.print(f"total {timings['seconds'].sum():.1f} s")
+    return 0
+
+
 def cmd_list(console: Console) -> int:
     """Run ``hetopt list``: workloads and config-group options."""
     from hetopt.workloads import config_dir
@@ -210,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_catalog(rest, console)
         if command == "list":
             return cmd_list(console)
+        if command == "reproduce":
+            return cmd_reproduce(rest, console)
         raise InputError(f"Unknown command '{command}'. Commands: plan, catalog, list "
                          f"(`hetopt --help`).")
     except HetoptUserError as exc:
