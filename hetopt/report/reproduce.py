@@ -92,12 +92,13 @@ def _heatmaps(frame: pd.DataFrame, title: str, path: Path) -> None:
         grid = sub.pivot(index="prefill_device", columns="decode_device",
                          values="benefit_vs_h100").reindex(index=devices, columns=devices)
         values = grid.to_numpy(dtype=float)
-        im = ax.imshow(np.where(np.isfinite(values), values, np.nan), cmap="viridis")
+        cmap = matplotlib.colormaps["viridis"].copy()
+        cmap.set_bad("#dddddd")
+        im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap)
         for i, j in np.ndindex(values.shape):
-            text = "x" if not math.isfinite(values[i, j]) else f"{values[i, j]:.1f}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=6,
-                    color="white" if not math.isfinite(values[i, j]) or values[i, j] < 1.5
-                    else "black")
+            finite = math.isfinite(values[i, j])
+            ax.text(j, i, f"{values[i, j]:.1f}" if finite else "x", ha="center", va="center",
+                    fontsize=6, color="white" if finite and values[i, j] < 1.5 else "black")
         ax.set_xticks(range(len(devices)), devices, rotation=90, fontsize=7)
         ax.set_yticks(range(len(devices)), devices, fontsize=7)
         ax.set_xlabel("decode device", fontsize=8)
@@ -134,12 +135,34 @@ def _figure_summary(frame: pd.DataFrame, name: str, isl: int, osl: int) -> str:
             f"({free['prefill_config']} / {free['decode_config']}), "
             f"{free['usd_per_mtok']:.3f} $/M tokens.")
         lines.append("")
+        lines.append(_claims(pairs))
+        lines.append("")
         lines.append(_md_table(paper[["pair", "benefit_vs_h100", "usd_per_mtok",
                                       "prefill_config", "prefill_devices", "decode_config",
                                       "decode_devices"]].sort_values("benefit_vs_h100",
                                                                      ascending=False)))
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _claims(pairs: pd.DataFrame) -> str:
+    """The paper's three claims, checked on one configuration."""
+    benefit = dict(zip(pairs["pair"], pairs["benefit_vs_h100"], strict=True))
+    paper = {f"{a}::{b}": benefit.get(f"{a}::{b}", math.nan) for a, b in studies.PAPER_PAIRS}
+    winner = max((k for k in paper if math.isfinite(paper[k])), key=paper.__getitem__,
+                 default="none")
+    best_decode = pairs.groupby("decode_device")["benefit_vs_h100"].max().idxmax()
+    best_prefill = pairs.groupby("prefill_device")["benefit_vs_h100"].max().idxmax()
+    g3 = [f"prefill ({best_prefill} best)" if best_prefill == "Gaudi3" else "",
+          f"decode ({best_decode} best)" if best_decode == "Gaudi3" else ""]
+    h_g = paper.get("H100::Gaudi3", math.nan)
+    b_b = paper.get("B200::B200", math.nan)
+    ratio = h_g / b_b if math.isfinite(h_g) and math.isfinite(b_b) else math.nan
+    return (f"Paper's claims here: among the paper's pairs **{winner}** wins "
+            f"(paper: B200::Gaudi3); best prefill device {best_prefill}, best decode device "
+            f"{best_decode}; Gaudi 3 wins {' and '.join(x for x in g3 if x) or 'neither phase'}; "
+            f"H100::Gaudi3 / B200::B200 = {ratio:.2f} (paper: comparable or slightly better, "
+            f"i.e. >= ~0.95).")
 
 
 def _figure(out: Path, name: str, isl: int, osl: int, progress: Progress | None) -> pd.DataFrame:
