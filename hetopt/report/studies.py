@@ -80,7 +80,8 @@ def _problem(graph: OperatorGraph, table: CostTable, catalog: HardwareCatalog, s
 
 
 def _solved_row(problem: PlacementProblem, table: CostTable, options: SolverOptions,
-                tokens: int) -> dict[str, Any]:
+                tokens: int, kv_transfer_s: float = 0.0, sla: Sla | None = None
+                ) -> dict[str, Any]:
     res = solve(problem, options)
     if res.status is not SolveStatus.OPTIMAL or res.choice is None:
         return {"status": str(res.status), "reason": res.message}
@@ -96,6 +97,14 @@ def _solved_row(problem: PlacementProblem, table: CostTable, options: SolverOpti
         row[f"{phase}_config"] = problem.opt_config[o]
         row[f"{phase}_devices"] = int(problem.opt_dedicated[o])
         row[f"{phase}_step_ms"] = float(rec["step_s"]) * 1e3
+    if "prefill_step_ms" in row and "decode_step_ms" in row:
+        # Disaggregated serving: the KV cache crosses the link before the second token.
+        row["kv_transfer_ms"] = kv_transfer_s * 1e3
+        row["second_token_ms"] = row["prefill_step_ms"] + row["kv_transfer_ms"] \
+            + row["decode_step_ms"]
+        if sla is not None and sla.ttft_s is not None and sla.tbt_s is not None:
+            row["second_token_within_sla"] = bool(
+                row["second_token_ms"] <= (sla.ttft_s + sla.tbt_s) * 1e3 + 1e-9)
     return row
 
 
@@ -121,11 +130,17 @@ def pair_study(model: str, precision: str, input_tokens: int, output_tokens: int
         High enough that whole-device rounding barely matters (the paper's "continuous workload
         with unconstrained hardware availability").
 
+    link_gbit_per_s
+        Prefill-to-decode link: the KV cache of one request crosses it before the second token
+        (``kv_transfer_ms``, ``second_token_ms``; checked against TTFT + TBT under the latency
+        SLA in ``second_token_within_sla``).
+
     Returns
     -------
     pandas.DataFrame
         One row per pair, with status, reason (why a pair is impossible), TCO, $/M tokens,
-        benefit, and the chosen configuration and device count per phase.
+        benefit, the chosen configuration and device count per phase, and the second-token
+        latency.
     """
     catalog = accelerators(catalog)
     tco = tco or TcoParams()
@@ -137,6 +152,8 @@ def pair_study(model: str, precision: str, input_tokens: int, output_tokens: int
     graph = decompose(agent_graph_from_dict(workload, source=workload["name"]))
     table = build_cost_table(graph, catalog, sla, costs)
     tokens = input_tokens + output_tokens
+    kv_s = (get_architecture(model).kv_bytes_per_token(precision) * input_tokens
+            / costs.link_bw_bytes_per_s + costs.link_latency_s)
     base = {"model": model, "precision": precision, "input_tokens": input_tokens,
             "output_tokens": output_tokens, "sla": sla_mode}
     rows = []
@@ -145,7 +162,8 @@ def pair_study(model: str, precision: str, input_tokens: int, output_tokens: int
     except InfeasibleError as exc:
         return pd.DataFrame([{**base, "pair": "optimal", "status": "infeasible",
                               "reason": str(exc)}])
-    rows.append({**base, "pair": "optimal", **_solved_row(problem, table, options, tokens)})
+    rows.append({**base, "pair": "optimal",
+                 **_solved_row(problem, table, options, tokens, kv_s, sla)})
     prefill_op, decode_op = problem.ops.index("llm.prefill"), problem.ops.index("llm.decode")
     for a, b in itertools.product(catalog.names, repeat=2):
         ja, jb = catalog.names.index(a), catalog.names.index(b)
@@ -162,7 +180,7 @@ def pair_study(model: str, precision: str, input_tokens: int, output_tokens: int
             why = next((r for r in reason if r.startswith(f"{dev}:")), f"{dev}: no option")
             row.update(status="infeasible", reason=f"{phase} {why}")
         else:
-            row.update(_solved_row(problem.restrict(keep), table, options, tokens))
+            row.update(_solved_row(problem.restrict(keep), table, options, tokens, kv_s, sla))
         rows.append(row)
     frame = pd.DataFrame(rows)
     ref = frame.loc[frame["pair"] == "H100::H100", "tco_usd_per_h"]
