@@ -16,6 +16,7 @@ from typing import Any
 from hetopt.costs.table import CostParams, CostTable, Profile, build_cost_table, profile_cost_table
 from hetopt.costs.tco import DeviceTco, TcoParams, device_tco
 from hetopt.errors import InfeasibleError, InputError, SolverLimitError
+from hetopt.graph.buckets import expand_size_buckets
 from hetopt.graph.decompose import OperatorGraph, decompose
 from hetopt.graph.ir import agent_graph_from_dict
 from hetopt.hardware import load_catalog
@@ -114,7 +115,8 @@ def prepare(request: PlanRequest, progress: Progress | None = None
     say = progress or (lambda _msg: None)
     src = request.workload_source
     say("decomposing the agent graph")
-    graph = decompose(agent_graph_from_dict(request.workload, source=src))
+    workload = expand_size_buckets(request.workload, src)
+    graph = decompose(agent_graph_from_dict(workload, source=src))
     rate = _request_rate(request.workload, src)
     profile_data = request.workload.get("profile")
     if profile_data is not None:

@@ -1,0 +1,133 @@
+"""Request-size distributions: split an LLM call into size buckets the planner places apart.
+
+A ``model_execution`` node may carry, instead of one (input, output) length,
+
+* ``size_buckets: [{input_tokens, output_tokens, weight}, ...]`` - a histogram, or
+* ``size_trace: path.csv`` - a trace with ``input_tokens`` and ``output_tokens`` columns, binned
+  into ``size_input_bins`` x ``size_output_bins`` quantile cells (default 3 x 2); each bucket
+  is represented by its longest request (so its latency bound holds for every request in it)
+  and weighted by its share of the trace.
+
+:func:`expand_size_buckets` rewrites such a node into one node per bucket, reached through the
+same predecessors with the bucket's weight as branch probability (a source node gets a request
+router in front), and leaving to the same successors. Each bucket then decomposes into its own
+prefill and decode operators, so the optimiser may send short and long requests to different
+device types: the Melange insight, as a placement decision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from hetopt.errors import InputError
+
+
+def _buckets_from_trace(path: str, where: str, input_bins: int, output_bins: int
+                        ) -> list[dict[str, Any]]:
+    try:
+        trace = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise InputError(f"{where}: cannot read size_trace {path!r} ({exc}). Give a CSV with "
+                         f"columns input_tokens,output_tokens.") from None
+    missing = {"input_tokens", "output_tokens"} - set(trace.columns)
+    if missing:
+        raise InputError(f"{where}: size_trace {path} lacks column(s) {sorted(missing)}; it "
+                         f"needs input_tokens and output_tokens (one row per request).")
+    lengths = trace[["input_tokens", "output_tokens"]].to_numpy(dtype=float)
+    if len(lengths) == 0 or (lengths[:, 0] < 1).any() or (lengths[:, 1] < 0).any():
+        raise InputError(f"{where}: size_trace {path} must hold at least one request, with "
+                         f"input_tokens >= 1 and output_tokens >= 0 in every row.")
+    # Quantile bins adapt to the trace: input_bins x output_bins cells of similar counts.
+    ki = pd.qcut(lengths[:, 0], input_bins, labels=False, duplicates="drop")
+    ko = pd.qcut(lengths[:, 1], output_bins, labels=False, duplicates="drop")
+    groups = pd.DataFrame({"ki": ki, "ko": ko, "i": lengths[:, 0],
+                           "o": lengths[:, 1]}).groupby(["ki", "ko"])
+    buckets = [{"input_tokens": int(g["i"].max()), "output_tokens": int(g["o"].max()),
+                "weight": len(g) / len(lengths)} for _, g in groups]
+    return sorted(buckets, key=lambda b: (b["input_tokens"], b["output_tokens"]))
+
+
+def _validate(buckets: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(buckets, Sequence) or isinstance(buckets, str) or not buckets:
+        raise InputError(f"{where}: size_buckets must be a non-empty list of {{input_tokens, "
+                         f"output_tokens, weight}}.")
+    out = []
+    for k, b in enumerate(buckets):
+        if not isinstance(b, Mapping) or set(b) != {"input_tokens", "output_tokens", "weight"}:
+            raise InputError(f"{where}: size_buckets[{k}] must have exactly input_tokens, "
+                             f"output_tokens and weight, got {b!r}.")
+        if not (b["input_tokens"] >= 1 and b["output_tokens"] >= 0 and b["weight"] > 0):
+            raise InputError(f"{where}: size_buckets[{k}] needs input_tokens >= 1, "
+                             f"output_tokens >= 0 and weight > 0, got {dict(b)}.")
+        out.append(dict(b))
+    total = sum(b["weight"] for b in out)
+    if not math.isclose(total, 1.0, rel_tol=1e-6):
+        raise InputError(f"{where}: size_buckets weights sum to {total:g}; they are shares of "
+                         f"the requests and must sum to 1.")
+    return out
+
+
+def expand_size_buckets(data: Mapping[str, Any], source: str = "<workload>") -> dict[str, Any]:
+    """Rewrite every node with ``size_buckets`` or ``size_trace`` into one node per bucket.
+
+    Parameters
+    ----------
+    data
+        A workload mapping (``nodes``, ``edges``, ...); nested agents are expanded too.
+    source
+        For error messages.
+
+    Returns
+    -------
+    dict
+        A new mapping; the input is not modified.
+    """
+    out = dict(data)
+    nodes = dict(data.get("nodes") or {})
+    edges = [dict(e) for e in (data.get("edges") or [])]
+    for node_id, raw in list(nodes.items()):
+        if not isinstance(raw, Mapping):
+            continue
+        if isinstance(raw.get("subgraph"), Mapping):
+            nodes[node_id] = {**raw, "subgraph": expand_size_buckets(raw["subgraph"], source)}
+            continue
+        if "size_buckets" not in raw and "size_trace" not in raw:
+            continue
+        where = f"{source}: node '{node_id}'"
+        if any(e.get("loop") and node_id in (e.get("src"), e.get("dst")) for e in edges):
+            raise InputError(f"{where}: size buckets on a node that closes a loop are not "
+                             f"supported; put the distribution on a node outside the loop.")
+        if "size_trace" in raw:
+            buckets = _buckets_from_trace(str(raw["size_trace"]), where,
+                                          int(raw.get("size_input_bins", 3)),
+                                          int(raw.get("size_output_bins", 2)))
+        else:
+            buckets = _validate(raw["size_buckets"], where)
+        base = {k: v for k, v in raw.items()
+                if k not in ("size_buckets", "size_trace", "size_input_bins",
+                             "size_output_bins")}
+        del nodes[node_id]
+        ins = [e for e in edges if e.get("dst") == node_id]
+        outs = [e for e in edges if e.get("src") == node_id]
+        edges = [e for e in edges if e not in ins and e not in outs]
+        if not ins:
+            router = f"{node_id}-router"
+            nodes[router] = {"kind": "control", "work": {"flops": 1.0e4, "mem_bytes": 1.0e4},
+                             "description": "request router in front of the size buckets"}
+            ins = [{"src": router, "dst": node_id, "payload_bytes": 1024.0}]
+        for k, bucket in enumerate(buckets):
+            name = f"{node_id}-b{k}"
+            nodes[name] = {**base, "input_tokens": int(bucket["input_tokens"]),
+                           "output_tokens": int(bucket["output_tokens"]),
+                           "description": f"size bucket {k}: {bucket['weight']:.1%} of requests"}
+            edges += [{**e, "dst": name, "probability": e.get("probability", 1.0)
+                       * bucket["weight"]} for e in ins]
+            edges += [{**e, "src": name} for e in outs]
+    out["nodes"] = nodes
+    out["edges"] = edges
+    return out
+
