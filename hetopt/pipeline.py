@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hetopt.costs.measured import load_measured_profile
 from hetopt.costs.table import CostParams, CostTable, Profile, build_cost_table, profile_cost_table
 from hetopt.costs.tco import DeviceTco, TcoParams, device_tco
 from hetopt.errors import InfeasibleError, InputError, SolverLimitError
-from hetopt.graph.buckets import expand_size_buckets
 from hetopt.graph.decompose import OperatorGraph, decompose
 from hetopt.graph.ir import agent_graph_from_dict
 from hetopt.hardware import load_catalog
@@ -115,8 +115,7 @@ def prepare(request: PlanRequest, progress: Progress | None = None
     say = progress or (lambda _msg: None)
     src = request.workload_source
     say("decomposing the agent graph")
-    workload = expand_size_buckets(request.workload, src)
-    graph = decompose(agent_graph_from_dict(workload, source=src))
+    graph = decompose(agent_graph_from_dict(request.workload, source=src))
     rate = _request_rate(request.workload, src)
     profile_data = request.workload.get("profile")
     if profile_data is not None:
@@ -147,7 +146,9 @@ def prepare(request: PlanRequest, progress: Progress | None = None
         mem = {d.name: d.mem_bytes for d in catalog.devices}
         say(f"costing {sum(op.placeable for op in graph.ops)} operators on "
             f"{len(catalog.devices)} devices")
-        table = build_cost_table(graph, catalog, request.sla, request.costs)
+        measured = (load_measured_profile(request.costs.measured_profile)
+                    if request.costs.measured_profile else None)
+        table = build_cost_table(graph, catalog, request.sla, request.costs, measured)
     problem = build_problem(graph, table, tco, request.sla, rate, request.costs, mem,
                             dict(request.hardware.inventory), profile)
     log.info("problem %s: %d operators, %d options, %d edges, %d loops", problem.name,

@@ -99,3 +99,49 @@ def test_fp8_and_small_catalog() -> None:
     assert "no fp8" in out.plan.baselines[0].note or "A100" in out.plan.baselines[0].note
     ev = evaluate_choice(out.problem, out.plan.choice, out.plan.pool_counts)
     assert ev.feasible
+
+
+def test_measured_profile_replaces_the_roofline(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A (hypothetical) measurement that makes L40S decode very fast moves decode there."""
+    csv = tmp_path / "measured.csv"
+    csv.write_text(
+        "device,phase,model,precision,input_tokens,output_tokens,tp,pp,batch,step_s,"
+        "requests_per_s,source\n"
+        "L40S,decode,llama-3-8b,fp16,2048,256,1,1,64,0.005,50.0,test fixture (not a measurement)\n"
+        "L40S,decode,llama-3-8b,fp16,2048,256,1,1,32,0.030,8.0,test fixture (not a measurement)\n")
+    workload = load_workload("rag_agent")
+    workload["nodes"]["llm"] = {**workload["nodes"]["llm"], "input_tokens": 2048,
+                                "output_tokens": 256}
+    base = PlanRequest(workload, "rag", baselines=())
+    plain = plan_agent(base).plan
+    measured = plan_agent(dataclasses.replace(
+        base, costs=CostParams(measured_profile=str(csv)))).plan
+    row = measured.placement.set_index("operator").loc["llm.decode"]
+    assert row["device"] == "L40S" and row["config"] == "measured tp1/pp1/b64"
+    assert row["step_s"] == pytest.approx(0.005)
+    assert measured.verified and measured.tco_usd_per_hour < plain.tco_usd_per_hour
+    # the 30 ms row breaks the 20 ms TBT bound and is kept out with its reason
+    out = plan_agent(dataclasses.replace(base, costs=CostParams(measured_profile=str(csv))))
+    bad = out.table.frame.query("config == 'measured tp1/pp1/b32'")
+    assert len(bad) == 1
+    assert not bad["feasible"].any() and bad["reason"].str.contains("TBT").all()
+
+
+def test_bad_measured_profile_is_a_user_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from hetopt.errors import InputError
+
+    csv = tmp_path / "bad.csv"
+    csv.write_text("device,phase,model\nH100,decode,llama-3-8b\n")
+    req = PlanRequest(load_workload("rag_agent"), "rag", costs=CostParams(measured_profile=str(csv)))
+    with pytest.raises(InputError, match="missing column"):
+        plan_agent(req)
+
+
+def test_size_buckets_are_planned_apart() -> None:
+    out = plan_agent(PlanRequest(load_workload("mixed_sizes"), "mixed", baselines=()))
+    place = out.plan.placement.set_index("operator")
+    assert place.loc["llm-b0.prefill", "visits_per_request"] == pytest.approx(0.8)
+    assert place.loc["llm-b1.decode", "visits_per_request"] == pytest.approx(0.2)
+    # Short chat turns and long documents end up on different decode devices.
+    assert place.loc["llm-b0.decode", "device"] != place.loc["llm-b1.decode", "device"]
+    assert out.plan.verified

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from hetopt.costs.llm import LlmConfig, decode_config, prefill_config
+from hetopt.costs.measured import measured_rows
 from hetopt.costs.roofline import RooflineTime, roofline_time
 from hetopt.errors import InputError
 from hetopt.graph.decompose import Operator, OperatorGraph, OpKind
@@ -55,6 +56,9 @@ class CostParams:
         one device type to another pay ``bytes / bandwidth + latency``.
     scale_up_hop_latency_s
         Per-hop latency of the scale-up fabric (NVLink, Infinity Fabric) in all-reduces.
+    measured_profile
+        CSV of measured LLM performance (:mod:`hetopt.costs.measured`) that replaces the
+        roofline wherever it has rows.
     """
 
     tp_degrees: tuple[int, ...] = (1, 2, 4, 8)
@@ -66,6 +70,7 @@ class CostParams:
     link_gbit_per_s: float = 400.0
     link_latency_s: float = 10e-6
     scale_up_hop_latency_s: float = 2e-6
+    measured_profile: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.memory_reserve_fraction < 1:
@@ -202,10 +207,45 @@ def _time_columns(t: RooflineTime) -> dict[str, Any]:
                 static_s=t.static_s, sync_s=t.sync_s, binding=t.binding)
 
 
-def _llm_rows(op: Operator, device: Device, sla: Sla, params: CostParams,
-              mem_cap_bytes: float) -> Iterator[dict[str, Any]]:
+def _measured_llm_rows(op: Operator, device: Device, sla: Sla, mem_cap_bytes: float,
+                       rows: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """Rows from a measured profile: its step time and throughput replace the roofline's."""
     assert op.llm is not None
     prefill = op.kind is OpKind.PREFILL
+    limit_s = sla.ttft_s if prefill else sla.tbt_s
+    steps = 1 if prefill else max(op.llm.output_tokens - 1, 1)
+    make = prefill_config if prefill else decode_config
+    for rec in rows.itertuples():
+        tp, pp, batch = int(rec.tp), int(rec.pp), int(rec.batch)
+        mem = getattr(rec, "mem_per_device_bytes", None)
+        if mem is None or not pd.notna(mem):
+            mem = make(device, op.llm, tp, batch, 0.0, pp=pp).mem_per_device_bytes
+        where = f"tp={tp} pp={pp} batch={batch} (measured)"
+        reason = ""
+        if mem > mem_cap_bytes:
+            reason = f"needs {mem / 1e9:.1f} GB per device at {where}"
+        elif limit_s is not None and rec.step_s > limit_s:
+            reason = (f"{'TTFT' if prefill else 'TBT'} {rec.step_s * 1e3:.1f} ms > SLA "
+                      f"{limit_s * 1e3:.1f} ms at {where}")
+        latency = float(rec.step_s) * steps
+        yield _row(op, device.name, f"measured tp{tp}/pp{pp}/b{batch}", tp=tp, pp=pp,
+                   devices_per_replica=tp * pp, batch=batch, exclusive=True,
+                   feasible=not reason, reason=reason, latency_s=latency,
+                   step_s=float(rec.step_s), busy_s=latency * tp * pp / batch,
+                   requests_per_s=float(rec.requests_per_s), mem_per_device_bytes=float(mem),
+                   compute_s=0.0, memory_s=0.0, network_s=0.0, binding="measured")
+
+
+def _llm_rows(op: Operator, device: Device, sla: Sla, params: CostParams,
+              mem_cap_bytes: float, measured: pd.DataFrame | None = None,
+              ) -> Iterator[dict[str, Any]]:
+    assert op.llm is not None
+    prefill = op.kind is OpKind.PREFILL
+    rows = measured_rows(measured, device.name, op.kind.value, op.llm.arch.name,
+                         op.llm.precision, op.llm.input_tokens, op.llm.output_tokens)
+    if len(rows):
+        yield from _measured_llm_rows(op, device, sla, mem_cap_bytes, rows)
+        return
     batches = params.prefill_batch_sizes if prefill else params.decode_batch_sizes
     limit_s = sla.ttft_s if prefill else sla.tbt_s
     limit_name = "TTFT" if prefill else "TBT"
@@ -267,7 +307,8 @@ def _precision_of(op: Operator) -> str:
 
 
 def build_cost_table(graph: OperatorGraph, catalog: HardwareCatalog, sla: Sla,
-                     params: CostParams | None = None) -> CostTable:
+                     params: CostParams | None = None,
+                     measured: pd.DataFrame | None = None) -> CostTable:
     """Evaluate every placeable operator on every device of ``catalog``.
 
     Parameters
@@ -281,6 +322,9 @@ def build_cost_table(graph: OperatorGraph, catalog: HardwareCatalog, sla: Sla,
         with a step slower than ``tbt_s`` are marked infeasible.
     params
         Cost-model knobs; defaults if omitted.
+    measured
+        A measured LLM profile (:func:`hetopt.costs.measured.load_measured_profile`); its rows
+        replace the roofline's for the (device, phase, model, precision, lengths) it covers.
 
     Returns
     -------
@@ -303,7 +347,7 @@ def build_cost_table(graph: OperatorGraph, catalog: HardwareCatalog, sla: Sla,
             mem_cap = device.mem_bytes * (1.0 - params.memory_reserve_fraction)
             if op.llm is not None:
                 before = len(rows)
-                rows.extend(_llm_rows(op, device, sla, params, mem_cap))
+                rows.extend(_llm_rows(op, device, sla, params, mem_cap, measured))
                 if len(rows) == before:
                     rows.append(_unsupported_row(op, device, "no tensor-parallel degree fits "
                                                  "the device's scale-up domain"))

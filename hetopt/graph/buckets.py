@@ -4,7 +4,7 @@ A ``model_execution`` node may carry, instead of one (input, output) length,
 
 * ``size_buckets: [{input_tokens, output_tokens, weight}, ...]`` - a histogram, or
 * ``size_trace: path.csv`` - a trace with ``input_tokens`` and ``output_tokens`` columns, binned
-  into ``size_input_bins`` x ``size_output_bins`` quantile cells (default 3 x 2); each bucket
+  into ``size_input_bins`` x ``size_output_bins`` log-spaced cells (default 3 x 2); each bucket
   is represented by its longest request (so its latency bound holds for every request in it)
   and weighted by its share of the trace.
 
@@ -21,9 +21,19 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hetopt.errors import InputError
+
+
+def _log_bins(values: np.ndarray, bins: int) -> np.ndarray:
+    """Index of each value's bin among ``bins`` log-spaced bins spanning the values."""
+    lo, hi = max(values.min(), 1.0), max(values.max(), 1.0)
+    if bins <= 1 or hi <= lo:
+        return np.zeros(len(values), dtype=int)
+    edges = np.geomspace(lo, hi, bins + 1)[1:-1]
+    return np.searchsorted(edges, np.maximum(values, 1.0), side="right")
 
 
 def _buckets_from_trace(path: str, where: str, input_bins: int, output_bins: int
@@ -41,9 +51,10 @@ def _buckets_from_trace(path: str, where: str, input_bins: int, output_bins: int
     if len(lengths) == 0 or (lengths[:, 0] < 1).any() or (lengths[:, 1] < 0).any():
         raise InputError(f"{where}: size_trace {path} must hold at least one request, with "
                          f"input_tokens >= 1 and output_tokens >= 0 in every row.")
-    # Quantile bins adapt to the trace: input_bins x output_bins cells of similar counts.
-    ki = pd.qcut(lengths[:, 0], input_bins, labels=False, duplicates="drop")
-    ko = pd.qcut(lengths[:, 1], output_bins, labels=False, duplicates="drop")
+    # Log-spaced bins between the shortest and longest request on each axis separate size
+    # regimes (chat turns vs documents) even when one regime holds most requests.
+    ki = _log_bins(lengths[:, 0], input_bins)
+    ko = _log_bins(lengths[:, 1], output_bins)
     groups = pd.DataFrame({"ki": ki, "ko": ko, "i": lengths[:, 0],
                            "o": lengths[:, 1]}).groupby(["ki", "ko"])
     buckets = [{"input_tokens": int(g["i"].max()), "output_tokens": int(g["o"].max()),

@@ -36,6 +36,7 @@ import networkx as nx
 
 from hetopt.errors import InputError, UnknownNameError
 from hetopt.graph.architectures import read_yaml_file
+from hetopt.graph.buckets import expand_size_buckets
 from hetopt.graph.params import (  # noqa: F401  (TaskKind is re-exported)
     NODE_ID_PATTERN,
     PARAM_KEYS,
@@ -469,6 +470,8 @@ def agent_graph_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Ag
     name = data.get("name")
     if name is None:
         name = Path(source).stem if source and not source.startswith("<") else "graph"
+    # LLM calls with a request-size histogram or trace become one node per size bucket.
+    data = expand_size_buckets(data, source)
     return _graph_from_dict(data, source, "", name=str(name))
 
 
