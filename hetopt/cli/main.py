@@ -25,7 +25,7 @@ commands:
   plan      plan a deployment (Hydra overrides: workload=, hardware=, sla=, solver=, tco=, ...)
   catalog   show the hardware catalog with its hourly TCO
   list      show the shipped workloads and config options
-  reproduce reproduce the paper: fig4 fig8 fig9 table3 kv_table pareto, or all
+  reproduce reproduce the paper: fig4 fig8 fig9 table3 kv_table serving pareto, or all
             (hetopt reproduce all [--out DIR])
 
 examples:

@@ -235,6 +235,35 @@ def table3(out: Path, progress: Progress | None = None) -> pd.DataFrame:
     return options
 
 
+def serving(out: Path, progress: Progress | None = None) -> pd.DataFrame:
+    """The serving model per device and phase: best configuration within the latency SLA."""
+    frame = studies.serving_table()
+    frame.to_csv(out / "serving.csv", index=False)
+    ok = frame[frame["feasible"]]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, phase in zip(axes, ("prefill", "decode"), strict=True):
+        sub = ok[(ok["phase"] == phase) & (ok["model"] == "llama-3-70b")
+                 & (ok["input_tokens"] == 512)]
+        pivot = sub.pivot(index="device", columns="precision", values="tokens_per_s_per_device")
+        pivot.plot.bar(ax=ax, rot=45)
+        ax.set_ylabel("tokens/s per device")
+        ax.set_title(f"Llama-3-70B {phase}, 512/4096, TTFT 250 ms / TBT 20 ms")
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(out / "serving.png", dpi=120)
+    plt.close(fig)
+    view = frame[(frame["model"] == "llama-3-70b") & (frame["input_tokens"] == 512)]
+    cols = ["precision", "phase", "device", "tp", "pp", "batch", "step_ms",
+            "tokens_per_s_per_device", "mem_gb_per_device", "reason"]
+    (out / "summary.md").write_text(
+        "# LLM serving model: the best configuration per device and phase\n\n"
+        "Highest throughput per device among the configurations (tp <= 8 per chassis, pp across "
+        "chassis over RoCE, batch) that fit memory with paged KV and meet TTFT 250 ms (prefill) "
+        "or TBT 20 ms (decode). Full table: serving.csv. Llama-3-70B, 512 in / 4096 out:\n\n"
+        + _md_table(view[cols]) + "\n")
+    return frame
+
+
 def kv_table(out: Path, progress: Progress | None = None) -> pd.DataFrame:
     """§5.2: the longest input a link carries within TTFT, per model and precision."""
     frame = studies.kv_link_table()
@@ -303,7 +332,7 @@ def pareto(out: Path, progress: Progress | None = None) -> pd.DataFrame:
 
 STUDIES: dict[str, Callable[[Path, Progress | None], pd.DataFrame]] = {
     "fig4": fig4, "fig8": fig8, "fig9": fig9, "table3": table3, "kv_table": kv_table,
-    "pareto": pareto,
+    "serving": serving, "pareto": pareto,
 }
 
 

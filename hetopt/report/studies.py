@@ -201,6 +201,46 @@ def figure_study(input_tokens: int, output_tokens: int, progress: Progress | Non
     return pd.concat(frames, ignore_index=True)
 
 
+def serving_table(models: Sequence[str] = ("llama-3-8b", "llama-3-70b"),
+                  precisions: Sequence[str] = ("fp16", "fp8"),
+                  lengths: Sequence[tuple[int, int]] = ((512, 4096), (4096, 512)),
+                  sla: Sla = LATENCY_SLA, catalog: HardwareCatalog | None = None,
+                  costs: CostParams | None = None) -> pd.DataFrame:
+    """Per device and phase: the most cost-effective configuration within the SLA.
+
+    For every model, precision, (input, output) lengths, accelerator and phase, the row with the
+    highest throughput per device among those that fit memory and meet TTFT (prefill) or TBT
+    (decode): its tp, pp, largest useful batch, step time and tokens/s per device. A device with
+    no such configuration keeps the reason.
+    """
+    catalog = accelerators(catalog)
+    costs = costs or CostParams()
+    rows = []
+    for model, precision, (isl, osl) in itertools.product(models, precisions, lengths):
+        workload = llm_workload(model, precision, isl, osl)
+        graph = decompose(agent_graph_from_dict(workload, source=workload["name"]))
+        frame = build_cost_table(graph, catalog, sla, costs).frame
+        for (op, device), group in frame.groupby(["op", "device"], sort=False):
+            phase = str(op).split(".")[-1]
+            base = {"model": model, "precision": precision, "input_tokens": isl,
+                    "output_tokens": osl, "device": device, "phase": phase}
+            ok = group[group["feasible"]]
+            if ok.empty:
+                best = group.iloc[int(group["latency_s"].fillna(math.inf).to_numpy().argmin())]
+                rows.append({**base, "feasible": False, "reason": best["reason"]})
+                continue
+            per_device = ok["requests_per_s"] / ok["devices_per_replica"]
+            best = ok.loc[per_device.idxmax()]
+            tokens = isl if phase == "prefill" else max(osl - 1, 1)
+            rows.append({**base, "feasible": True, "reason": "", "tp": int(best["tp"]),
+                         "pp": int(best["pp"]), "batch": int(best["batch"]),
+                         "step_ms": float(best["step_s"]) * 1e3,
+                         "tokens_per_s_per_device": float(per_device.max()) * tokens,
+                         "mem_gb_per_device": float(best["mem_per_device_bytes"]) / 1e9,
+                         "binding": best["binding"]})
+    return pd.DataFrame(rows)
+
+
 def kv_link_table(models: Sequence[str] = ("llama-3-8b", "llama-3-70b"),
                   precisions: Sequence[str] = ("fp16", "fp8"),
                   links_gbit_per_s: Sequence[float] = (100, 200, 400, 800),

@@ -87,3 +87,19 @@ def test_reproduce_command_writes_csv_png_and_summary(tmp_path: Path) -> None:
     assert table3.loc["B: prefill HP, decode CO", "cost_usd_per_request"] == pytest.approx(0.095)
     assert not table3.loc["C: both on CO", "sla_met"]
     assert main(["reproduce", "fig99"]) == 2
+
+
+def test_serving_table_best_config_within_sla() -> None:
+    frame = studies.serving_table(models=("llama-3-70b",), precisions=("fp16", "fp8"),
+                                  lengths=((512, 4096),))
+    ok = frame[frame["feasible"]]
+    assert (ok.loc[ok["phase"] == "decode", "step_ms"] <= 20 + 1e-9).all()
+    assert (ok.loc[ok["phase"] == "prefill", "step_ms"] <= 250 + 1e-9).all()
+    assert (ok["tp"] <= 8).all()
+    bad = frame[~frame["feasible"]].set_index(["precision", "phase", "device"])
+    assert "no fp8" in bad.loc[("fp8", "prefill", "A100"), "reason"]
+    assert "TBT" in bad.loc[("fp16", "decode", "L4"), "reason"]
+    b200 = ok.set_index(["precision", "phase", "device"]).loc[("fp16", "decode", "B200")]
+    h100 = ok.set_index(["precision", "phase", "device"]).loc[("fp16", "decode", "H100")]
+    # 2.4x the bandwidth and 2.4x the memory: B200 decodes far more tokens per device
+    assert b200["tokens_per_s_per_device"] > 2 * h100["tokens_per_s_per_device"]
