@@ -72,6 +72,8 @@ class PlacementProblem:
         Cost not tied to devices (profiled costs), in $/h at the request rate.
     edge_src, edge_dst, edge_is_back
         Operator indices of each edge; back edges close loops.
+    edge_probability
+        Branch probability of each edge (None: all 1); the replay samples paths with it.
     edge_latency_s, edge_cost_usd_per_h
         Paid when the edge's endpoints run on different device types.
     sinks
@@ -109,6 +111,7 @@ class PlacementProblem:
     sinks: tuple[int, ...]
     loops: tuple[LoopSpec, ...]
     sla: Sla
+    edge_probability: np.ndarray | None = None
 
     @property
     def n_ops(self) -> int:
@@ -194,7 +197,7 @@ def _prune_dominated(frame: pd.DataFrame, cost_usd_per_h: pd.Series) -> pd.DataF
     return frame[keep]
 
 
-def _contract_transfers(graph: OperatorGraph) -> list[tuple[str, str, float, bool]]:
+def _contract_transfers(graph: OperatorGraph) -> list[tuple[str, str, float, bool, float]]:
     """Edges between placeable operators; non-placeable transfer operators become edges.
 
     A KV transfer ``prefill -> kv -> decode`` turns into one edge ``prefill -> decode`` whose
@@ -203,23 +206,22 @@ def _contract_transfers(graph: OperatorGraph) -> list[tuple[str, str, float, boo
     """
     placeable = {op.id for op in graph.ops if op.placeable}
     payload = {op.id: op.payload_bytes for op in graph.ops if not op.placeable}
-    ins: dict[str, list[tuple[str, float]]] = {}
-    outs: dict[str, list[tuple[str, float]]] = {}
+    outs: dict[str, list[tuple[str, float, float]]] = {}
     for e in graph.edges:
-        outs.setdefault(e.src, []).append((e.dst, e.payload_bytes))
-        ins.setdefault(e.dst, []).append((e.src, e.payload_bytes))
+        outs.setdefault(e.src, []).append((e.dst, e.payload_bytes, e.probability))
 
-    def resolve(dst: str, bytes_: float) -> list[tuple[str, float]]:
+    def resolve(dst: str, bytes_: float, p: float) -> list[tuple[str, float, float]]:
         if dst in placeable:
-            return [(dst, bytes_)]
-        return [hit for nxt, _ in outs.get(dst, []) for hit in resolve(nxt, payload[dst])]
+            return [(dst, bytes_, p)]
+        return [hit for nxt, _, q in outs.get(dst, []) for hit in resolve(nxt, payload[dst], p * q)]
 
-    edges: list[tuple[str, str, float, bool]] = []
+    edges: list[tuple[str, str, float, bool, float]] = []
     for e in graph.edges:
         if e.src in placeable:
-            edges.extend((e.src, dst, b, False) for dst, b in resolve(e.dst, e.payload_bytes))
+            edges.extend((e.src, dst, b, False, p)
+                         for dst, b, p in resolve(e.dst, e.payload_bytes, e.probability))
     for lp in graph.loops:
-        edges.append((lp.back_src, lp.back_dst, lp.payload_bytes, True))
+        edges.append((lp.back_src, lp.back_dst, lp.payload_bytes, True, 1.0))
     return edges
 
 
@@ -318,7 +320,7 @@ def build_problem(
     edges = _contract_transfers(graph)
     link_bw = params.link_bw_bytes_per_s
     e_lat, e_cost = [], []
-    for src, dst, payload, _ in edges:
+    for src, dst, payload, _, _ in edges:
         override = (profile.transfers.get(f"{src}->{dst}") if profile is not None else None)
         if override is not None:
             e_lat.append(override["latency_s"])
@@ -327,17 +329,17 @@ def build_problem(
         else:
             e_lat.append(payload / link_bw + params.link_latency_s)
             e_cost.append(0.0)
-    edge_src = np.array([op_index[s] for s, _, _, _ in edges], dtype=int)
-    edge_dst = np.array([op_index[d] for _, d, _, _ in edges], dtype=int)
-    is_back = np.array([b for *_, b in edges], dtype=bool)
+    edge_src = np.array([op_index[s] for s, *_ in edges], dtype=int)
+    edge_dst = np.array([op_index[d] for _, d, *_ in edges], dtype=int)
+    is_back = np.array([b for _, _, _, b, _ in edges], dtype=bool)
 
     loops = []
     for lp in graph.loops:
         body = tuple(op_index[o] for o in lp.body if o in op_index)
         members = set(body)
-        back = next(k for k, (s, d, _, b) in enumerate(edges)
+        back = next(k for k, (s, d, _, b, _) in enumerate(edges)
                     if b and s == lp.back_src and d == lp.back_dst)
-        body_edges = tuple(k for k, (s, d, _, b) in enumerate(edges)
+        body_edges = tuple(k for k, (s, d, _, b, _) in enumerate(edges)
                            if not b and op_index[s] in members and op_index[d] in members)
         loops.append(LoopSpec(back, body, body_edges, lp.expected_iterations, lp.max_iterations))
 
@@ -369,4 +371,5 @@ def build_problem(
         sinks=tuple(op_index[s] for s in graph.sinks if s in op_index),
         loops=tuple(loops),
         sla=sla,
+        edge_probability=np.array([p for *_, p in edges], dtype=float),
     )

@@ -215,6 +215,7 @@ class OpEdge:
     src: str
     dst: str
     payload_bytes: float
+    probability: float = 1.0  # branch probability of the node-level edge it comes from
 
 
 @dataclass(frozen=True)
@@ -659,7 +660,7 @@ def decompose(graph: AgentGraph, architectures: Mapping[str, Architecture] | Non
                expected_iterations=lp.expected, max_iterations=lp.maximum,
                body=tuple(sorted(lp.body, key=position.__getitem__)))
         for lp in loops)
-    edges = tuple(OpEdge(s, d, payloads[(s, d)]) for s, d in
+    edges = tuple(OpEdge(s, d, payloads[(s, d)], fwd.edges[s, d]["p"]) for s, d in
                   sorted(payloads, key=lambda sd: (position[sd[0]], position[sd[1]])))
     result = OperatorGraph(name=graph.name, ops=ops, edges=edges, loops=op_loops,
                            sinks=tuple(sinks), sources=tuple(sources))

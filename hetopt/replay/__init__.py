@@ -1,0 +1,1 @@
+"""Runtime replay: discrete-event verification of a plan with SimPy (pipeline stage 8)."""

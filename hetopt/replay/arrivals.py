@@ -1,0 +1,132 @@
+"""Arrival processes for the replay: Poisson, bursty (MMPP), diurnal, or a trace file."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hetopt.errors import InputError
+
+
+@dataclass(frozen=True)
+class ArrivalSpec:
+    """How requests arrive (the Hydra ``replay.arrivals`` block).
+
+    Attributes
+    ----------
+    kind
+        ``poisson``, ``mmpp`` (two-state bursty), ``diurnal`` or ``trace``.
+    rate_per_s
+        Mean rate (poisson), the calm-state rate (mmpp) or the mean of the daily curve (diurnal).
+    burst_factor, burst_fraction, burst_mean_s
+        MMPP: the burst state runs at ``burst_factor x rate`` for ``burst_fraction`` of the time,
+        with bursts lasting ``burst_mean_s`` on average.
+    peak_to_trough, period_s
+        Diurnal: sinusoidal rate between trough and peak (ratio ``peak_to_trough``) over
+        ``period_s``.
+    trace_path
+        CSV with a ``timestamp_s`` column (non-decreasing), optionally ``input_tokens`` and
+        ``output_tokens``.
+    """
+
+    kind: str = "poisson"
+    rate_per_s: float = 1.0
+    burst_factor: float = 4.0
+    burst_fraction: float = 0.1
+    burst_mean_s: float = 5.0
+    peak_to_trough: float = 3.0
+    period_s: float = 86400.0
+    trace_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("poisson", "mmpp", "diurnal", "trace"):
+            raise InputError(f"replay.arrivals.kind must be poisson, mmpp, diurnal or trace, "
+                             f"got {self.kind!r}.")
+        if self.kind != "trace" and not (self.rate_per_s > 0 and math.isfinite(self.rate_per_s)):
+            raise InputError(f"replay.arrivals.rate_per_s must be a positive number, got "
+                             f"{self.rate_per_s!r}.")
+        if self.kind == "trace" and not self.trace_path:
+            raise InputError("replay.arrivals.kind=trace needs replay.arrivals.trace_path.")
+        for name in ("burst_factor", "burst_mean_s", "peak_to_trough", "period_s"):
+            if not getattr(self, name) > 0:
+                raise InputError(f"replay.arrivals.{name} must be > 0.")
+        if not 0 < self.burst_fraction < 1:
+            raise InputError("replay.arrivals.burst_fraction must be in (0, 1).")
+
+
+def _poisson(rate: float, duration_s: float, rng: np.random.Generator) -> np.ndarray:
+    n = rng.poisson(rate * duration_s)
+    return np.sort(rng.uniform(0.0, duration_s, n))
+
+
+def _thinned(rate_at: np.ndarray, t: np.ndarray, peak: float, rng: np.random.Generator
+             ) -> np.ndarray:
+    return t[rng.uniform(0.0, peak, len(t)) < rate_at]
+
+
+def arrival_times(spec: ArrivalSpec, duration_s: float, rng: np.random.Generator
+                  ) -> np.ndarray:
+    """Arrival timestamps in ``[0, duration_s)``, sorted.
+
+    Parameters
+    ----------
+    spec
+        The arrival process.
+    duration_s
+        Simulated horizon.
+    rng
+        Random generator (the replay's seed makes runs reproducible).
+    """
+    if spec.kind == "poisson":
+        return _poisson(spec.rate_per_s, duration_s, rng)
+    if spec.kind == "diurnal":
+        # rate(t) = mean x (1 + a sin(2 pi t / period)), a from the peak-to-trough ratio
+        a = (spec.peak_to_trough - 1) / (spec.peak_to_trough + 1)
+        peak = spec.rate_per_s * (1 + a)
+        t = _poisson(peak, duration_s, rng)
+        rate = spec.rate_per_s * (1 + a * np.sin(2 * np.pi * t / spec.period_s))
+        return _thinned(rate, t, peak, rng)
+    if spec.kind == "mmpp":
+        # Calm rate chosen so the long-run mean equals rate_per_s.
+        f, k = spec.burst_fraction, spec.burst_factor
+        calm = spec.rate_per_s / (1 - f + f * k)
+        burst_s = spec.burst_mean_s
+        calm_s = burst_s * (1 - f) / f
+        times: list[np.ndarray] = []
+        t, bursting = 0.0, False
+        while t < duration_s:
+            dwell = min(float(rng.exponential(burst_s if bursting else calm_s)), duration_s - t)
+            seg = _poisson(calm * (k if bursting else 1.0), dwell, rng) + t
+            times.append(seg)
+            t += dwell
+            bursting = not bursting
+        return np.concatenate(times) if times else np.zeros(0)
+    return load_trace(spec.trace_path or "")["timestamp_s"].to_numpy(dtype=float)
+
+
+def load_trace(path: str | Path) -> pd.DataFrame:
+    """Read an arrival trace; malformed rows and non-monotone timestamps are user errors."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise InputError(f"replay trace {path}: cannot read it ({exc}).") from None
+    if "timestamp_s" not in frame.columns:
+        raise InputError(f"replay trace {path}: needs a 'timestamp_s' column (seconds from the "
+                         f"start, non-decreasing); it has {list(frame.columns)}.")
+    ts = pd.to_numeric(frame["timestamp_s"], errors="coerce")
+    bad = np.flatnonzero(ts.isna().to_numpy() | (ts.to_numpy() < 0))
+    if len(bad):
+        raise InputError(f"replay trace {path} row {bad[0] + 2}: timestamp_s must be a number "
+                         f">= 0, got {frame['timestamp_s'].iloc[bad[0]]!r}.")
+    back = np.flatnonzero(np.diff(ts.to_numpy()) < 0)
+    if len(back):
+        raise InputError(f"replay trace {path} row {back[0] + 3}: timestamps must not "
+                         f"decrease ({ts.iloc[back[0] + 1]} after {ts.iloc[back[0]]}). Sort "
+                         f"the trace by timestamp_s.")
+    frame["timestamp_s"] = ts
+    return frame
