@@ -97,12 +97,12 @@ def arrival_times(spec: ArrivalSpec, duration_s: float, rng: np.random.Generator
         burst_s = spec.burst_mean_s
         calm_s = burst_s * (1 - f) / f
         times: list[np.ndarray] = []
-        t, bursting = 0.0, False
-        while t < duration_s:
-            dwell = min(float(rng.exponential(burst_s if bursting else calm_s)), duration_s - t)
-            seg = _poisson(calm * (k if bursting else 1.0), dwell, rng) + t
-            times.append(seg)
-            t += dwell
+        clock, bursting = 0.0, False
+        while clock < duration_s:
+            dwell = min(float(rng.exponential(burst_s if bursting else calm_s)),
+                        duration_s - clock)
+            times.append(_poisson(calm * (k if bursting else 1.0), dwell, rng) + clock)
+            clock += dwell
             bursting = not bursting
         return np.concatenate(times) if times else np.zeros(0)
     return load_trace(spec.trace_path or "")["timestamp_s"].to_numpy(dtype=float)
