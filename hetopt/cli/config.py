@@ -10,6 +10,8 @@ from hetopt.costs.table import CostParams
 from hetopt.costs.tco import TcoParams
 from hetopt.errors import InputError
 from hetopt.pipeline import HardwareSpec, PlanRequest
+from hetopt.replay.arrivals import ArrivalSpec
+from hetopt.replay.engine import ReplayConfig
 from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions
 
@@ -61,3 +63,15 @@ def request_from_config(cfg: Mapping[str, Any]) -> PlanRequest:
         solver=_build(SolverOptions, "solver", cfg.get("solver")),
         baselines=tuple(workload.get("baselines") or cfg.get("baselines") or ()),
     )
+
+
+def replay_config_from(cfg: Mapping[str, Any], plan_rate_per_s: float) -> ReplayConfig:
+    """Build the :class:`ReplayConfig` of the ``replay`` group (a null rate: the plan's)."""
+    data = dict(cfg.get("replay") or {})
+    data.pop("plan_dir", None)
+    arrivals = dict(data.pop("arrivals", None) or {})
+    if arrivals.get("rate_per_s") is None:
+        arrivals["rate_per_s"] = plan_rate_per_s
+    return _build(ReplayConfig, "replay", {**data,
+                                            "arrivals": _build(ArrivalSpec, "replay.arrivals",
+                                                               arrivals)})

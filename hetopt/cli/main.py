@@ -25,6 +25,8 @@ commands:
   plan      plan a deployment (Hydra overrides: workload=, hardware=, sla=, solver=, tco=, ...)
   catalog   show the hardware catalog with its hourly TCO
   list      show the shipped workloads and config options
+  replay    plan, then replay request traffic through the plan (SimPy); or replay a saved
+            plan with replay.plan_dir=outputs/plan/<run>
   reproduce reproduce the paper: fig4 fig8 fig9 table3 kv_table serving pareto, or all
             (hetopt reproduce all [--out DIR])
 
@@ -68,11 +70,11 @@ def _compose(overrides: list[str]) -> dict[str, Any]:
     return out
 
 
-def _run_dir(cfg: dict[str, Any]) -> Path:
+def _run_dir(cfg: dict[str, Any], kind: str = "plan") -> Path:
     if cfg.get("run_dir"):
         return Path(cfg["run_dir"])
     stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    return Path("outputs") / "plan" / stamp
+    return Path("outputs") / kind / stamp
 
 
 def cmd_plan(overrides: list[str], console: Console) -> int:
@@ -239,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(console)
         if command == "reproduce":
             return cmd_reproduce(rest, console)
+        if command == "replay":
+            from hetopt.cli.replay_cmd import cmd_replay
+
+            cfg = _compose(rest)
+            return cmd_replay(cfg, _run_dir(cfg, "replay"), console)
         raise InputError(f"Unknown command '{command}'. Commands: plan, catalog, list "
                          f"(`hetopt --help`).")
     except HetoptUserError as exc:

@@ -1,0 +1,125 @@
+"""``hetopt replay``: plan (or load a saved plan) and replay traffic through it."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from hetopt.cli.config import replay_config_from, request_from_config
+from hetopt.errors import InputError
+from hetopt.pipeline import PlanOutcome, plan_agent, prepare
+from hetopt.plan.evaluate import evaluate_choice
+from hetopt.plan.plan import make_plan
+from hetopt.plan.verify import verify_plan
+from hetopt.replay.engine import replay
+from hetopt.replay.report import write_replay
+from hetopt.solvers import SolveResult, SolveStatus
+
+
+def load_saved_plan(plan_dir: Path) -> tuple[dict[str, Any], PlanOutcome]:
+    """Rebuild a saved ``hetopt plan`` run from its ``config.yaml`` and ``plan.json``.
+
+    The placement in plan.json is matched, operator by operator, to the options of the problem
+    rebuilt from the saved config, then verified; a plan that does not match the graph or the
+    catalog is a user error naming the operator.
+    """
+    cfg_file, plan_file = plan_dir / "config.yaml", plan_dir / "plan.json"
+    for f in (cfg_file, plan_file):
+        if not f.is_file():
+            raise InputError(f"replay.plan_dir={plan_dir}: {f.name} is missing; point it at a "
+                             f"directory written by `hetopt plan`.")
+    cfg = yaml.safe_load(cfg_file.read_text())
+    try:
+        saved = json.loads(plan_file.read_text())
+        placement = {row["operator"]: row for row in saved["placement"]}
+        pooled = {row["device"]: int(row["pooled"]) for row in saved.get("devices", [])}
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InputError(f"{plan_file}: not a hetopt plan ({exc}).") from None
+    request = request_from_config(cfg)
+    problem, table, graph, tco = prepare(request)
+    choice = []
+    for i, op in enumerate(problem.ops):
+        if op not in placement:
+            raise InputError(f"{plan_file}: operator '{op}' of the workload has no placement; "
+                             f"the plan was made for another graph.")
+        want = placement[op]
+        match = [o for o in problem.options_of(i)
+                 if problem.devices[problem.opt_device[o]] == want.get("device")
+                 and problem.opt_config[o] == want.get("config")]
+        if not match:
+            raise InputError(f"{plan_file}: operator '{op}' is placed on "
+                             f"{want.get('device')} {want.get('config')}, which the current "
+                             f"catalog and cost model do not offer. Re-plan with `hetopt plan`.")
+        choice.append(int(match[0]))
+    counts = tuple(pooled.get(d, 0) for d in problem.devices)
+    solver = saved.get("solver", {})
+    result = SolveResult(str(solver.get("backend", "saved")), SolveStatus.OPTIMAL,
+                         float(solver.get("objective") or math.nan),
+                         float(solver.get("bound") or math.nan),
+                         float(solver.get("gap") or 0.0), float(solver.get("runtime_s", 0.0)),
+                         tuple(choice), counts)
+    ev = evaluate_choice(problem, tuple(choice), counts)
+    tokens = sum((op.llm.input_tokens if op.kind.value == "prefill" else op.llm.output_tokens)
+                 * op.visits for op in graph.ops if op.llm is not None)
+    plan = make_plan(problem, table, result, ev, tco, tokens)
+    issues = verify_plan(plan, problem)
+    if issues:
+        raise InputError(f"{plan_file}: the saved plan does not verify against the current "
+                         f"catalog and graph: {'; '.join(issues)}.")
+    return cfg, PlanOutcome(plan, problem, table, graph)
+
+
+def cmd_replay(cfg: dict[str, Any], run_dir: Path, console: Console) -> int:
+    """Plan (or load ``replay.plan_dir``), replay, print and write the results."""
+    from hetopt.cli.outputs import write_outputs
+
+    plan_dir = (cfg.get("replay") or {}).get("plan_dir")
+    with console.status("planning...") as status:
+        if plan_dir:
+            _, outcome = load_saved_plan(Path(plan_dir))
+        else:
+            outcome = plan_agent(request_from_config(cfg),
+                                 progress=lambda m: status.update(m + " ..."))
+            write_outputs(outcome, cfg, run_dir)
+        config = replay_config_from(cfg, outcome.plan.request_rate_per_s)
+        result = replay(outcome.plan, outcome.problem, outcome.table.frame, config,
+                        progress=lambda m: status.update(m + " ..."))
+    write_replay(result, run_dir)
+    s = result.summary
+    console.rule(f"[bold]hetopt replay: {outcome.plan.workload}[/] "
+                 f"({config.arrivals.kind}, {config.arrivals.rate_per_s:g} req/s, "
+                 f"{config.duration_s:g} s)")
+    t = Table(title="Where the time went (per operator)", title_justify="left")
+    for col in ("operator", "pool", "runs", "mean wait", "p99 wait", "mean service"):
+        t.add_column(col, justify="left" if col in ("operator", "pool") else "right")
+    for r in result.stages.itertuples():
+        t.add_row(r.operator, r.pool, f"{r.executions:,}", f"{r.mean_wait_s * 1e3:,.1f} ms",
+                  f"{r.p99_wait_s * 1e3:,.1f} ms", f"{r.mean_service_s * 1e3:,.1f} ms")
+    console.print(t)
+    p = Table(title="Pools", title_justify="left")
+    for col in ("pool", "slots", "utilisation", "mean wait"):
+        p.add_column(col, justify="left" if col == "pool" else "right")
+    for r in result.pools.itertuples():
+        p.add_row(r.pool, str(r.slots), f"{r.mean_utilisation:.1%}",
+                  f"{r.mean_wait_s * 1e3:,.1f} ms")
+    console.print(p)
+    attained = s["sla_attainment"]
+    console.print(
+        f"Requests: {s['arrived']:,} arrived = {s['completed']:,} completed + "
+        f"{s['in_flight_at_end']:,} in flight at the end. End-to-end p50/p90/p99: "
+        f"{s['e2e_p50_s']:.3f} / {s['e2e_p90_s']:.3f} / {s['e2e_p99_s']:.3f} s (planned worst "
+        f"path {s['planned_e2e_s']:.3f} s). SLA attainment: "
+        + ("-" if attained is None or math.isnan(attained) else f"{attained:.2%}")
+        + f". Replay vs planner on the same paths: median gap {s['gap_p50']:+.2%}, p99 "
+        f"{s['gap_p99']:+.2%}. $/request {s['usd_per_request']:.3g} (planned "
+        f"{s['planned_usd_per_request']:.3g}). Simulated in {s['wall_s']:.1f} s "
+        f"({s['requests_per_wall_s']:,.0f} requests/s).")
+    console.print(f"Wrote {run_dir}/replay.json, requests.csv, stages.csv, pools.csv, "
+                  f"utilisation.csv, replay.png")
+    return 0
