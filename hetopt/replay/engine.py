@@ -135,12 +135,21 @@ class _Walker:
         g.add_edges_from((int(problem.edge_src[e]), int(problem.edge_dst[e])) for e in fwd)
         self.sources = [v for v in g.nodes if g.in_degree(v) == 0]
         sinks = set(problem.sinks)
-        reach_sink = {v for v in g.nodes if v in sinks or nx.descendants(g, v) & sinks}
         self.loops = problem.loops
         self.in_loop = [frozenset(k for k, lp in enumerate(problem.loops) if i in lp.body_ops)
                         for i in range(problem.n_ops)]
-        self.loop_only = [frozenset(k for k in self.in_loop[i] if i not in reach_sink)
-                          for i in range(problem.n_ops)]
+        # An operator is loop-only for loop k when it cannot reach the end of the request
+        # without loop k's own back edge (other loops' back edges may be taken): it runs only
+        # on the passes that go round k again.
+        only: list[set[int]] = [set() for _ in range(problem.n_ops)]
+        for k, lp in enumerate(problem.loops):
+            gk = g.copy()
+            gk.add_edges_from((int(problem.edge_src[o.back_edge]), int(problem.edge_dst[o.back_edge]))
+                              for j, o in enumerate(problem.loops) if j != k)
+            for i in lp.body_ops:
+                if i not in sinks and not nx.descendants(gk, i) & sinks:
+                    only[i].add(k)
+        self.loop_only = [frozenset(x) for x in only]
         self.back_of = {int(problem.edge_src[lp.back_edge]): k
                         for k, lp in enumerate(problem.loops)}
 
@@ -161,18 +170,13 @@ class _Walker:
         budget: dict[tuple[int, tuple[tuple[int, int], ...]], int] = {}
         passes = 0
 
-        def ctx_for(v: int, ctx: dict[int, int], base: tuple[tuple[int, int], ...]
-                    ) -> tuple[tuple[int, int], ...]:
-            out = []
-            for k in sorted(self.in_loop[v]):
-                if k in ctx:
-                    out.append((k, ctx[k]))
-                else:
-                    out.append((k, 0))
-                    key = (k, base)
-                    if key not in budget:
-                        budget[key] = self._iterations(k, rng)
-            return tuple(out)
+        def ctx_for(v: int, keep: dict[int, int]) -> tuple[tuple[int, int], ...]:
+            full = tuple((k, keep.get(k, 0)) for k in sorted(self.in_loop[v]))
+            for k in self.in_loop[v] - keep.keys():  # loops entered here: sample their passes
+                key = (k, tuple(ji for ji in full if ji[0] != k))
+                if key not in budget:
+                    budget[key] = self._iterations(k, rng)
+            return full
 
         def get(v: int, ctx: tuple[tuple[int, int], ...]) -> int:
             key = (v, ctx)
@@ -184,7 +188,7 @@ class _Walker:
 
         queue: list[tuple[int, tuple[tuple[int, int], ...]]] = []
         for s in self.sources:
-            c = ctx_for(s, {}, ())
+            c = ctx_for(s, {})
             get(s, c)
             queue.append((s, c))
         seen: set[tuple[int, tuple[tuple[int, int], ...]]] = set()
@@ -195,13 +199,11 @@ class _Walker:
             seen.add((u, ctx))
             me = index[(u, ctx)]
             cdict = dict(ctx)
-            outer = tuple((k, i) for k, i in ctx)
 
             def remaining(k: int, ctx: tuple[tuple[int, int], ...] = ctx,
                           cdict: dict[int, int] = cdict) -> bool:
                 """True while loop k still has passes left in this context."""
-                entry_ctx = tuple((j, i) for j, i in ctx if j != k and j < k)
-                return cdict[k] < budget.get((k, entry_ctx), budget.get((k, ()), 0))
+                return cdict[k] < budget[(k, tuple(ji for ji in ctx if ji[0] != k))]
 
             edges = self.out.get(u, [])
             alternatives = [e for e in edges if self.prob[e] < 1.0]
@@ -214,14 +216,16 @@ class _Walker:
                 if self.prob[e] < 1.0 and e != chosen:
                     continue
                 v = int(self.p.edge_dst[e])
-                entering_loop_only = self.loop_only[v] & self.in_loop[u]
-                if entering_loop_only and not all(remaining(k) for k in entering_loop_only):
+                # into the part of a loop that only runs when the loop goes round again
+                entering = (self.loop_only[v] - self.loop_only[u]) & self.in_loop[u]
+                if entering and not all(remaining(k) for k in entering):
                     continue
-                leaving = self.in_loop[u] - self.in_loop[v]
-                if any(remaining(k) for k in leaving if not self.loop_only[u]):
+                # out of a loop: only once its passes are used up
+                leaving = (self.in_loop[u] - self.in_loop[v]) - self.loop_only[u]
+                if any(remaining(k) for k in leaving):
                     continue
                 keep = {k: i for k, i in cdict.items() if k in self.in_loop[v]}
-                vctx = ctx_for(v, keep, outer)
+                vctx = ctx_for(v, keep)
                 dep = get(v, vctx)
                 deps[dep].append((me, float(self.p.edge_latency_s[e] * self.cross[e])))
                 queue.append((v, vctx))

@@ -1,0 +1,124 @@
+"""Replay validation: queueing theory, conservation, determinism, agreement with the planner."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hetopt.cli.main import main
+from hetopt.errors import InputError
+from hetopt.hardware import HardwareCatalog, load_catalog
+from hetopt.pipeline import HardwareSpec, PlanOutcome, PlanRequest, plan_agent
+from hetopt.replay.arrivals import ArrivalSpec, arrival_times, load_trace
+from hetopt.replay.engine import ReplayConfig, replay
+from hetopt.sla import Sla
+from hetopt.workloads import load_workload
+
+
+def _plan(workload: dict, **kw: object) -> PlanOutcome:
+    return plan_agent(PlanRequest(workload, str(workload["name"]), baselines=(), **kw))  # type: ignore[arg-type]
+
+
+def _erlang_c_wait_s(lam: float, mu: float, c: int) -> float:
+    a = lam / mu
+    rho = a / c
+    top = a**c / math.factorial(c) / (1 - rho)
+    p_wait = top / (sum(a**k / math.factorial(k) for k in range(c)) + top)
+    return p_wait / (c * mu - lam)
+
+
+def test_single_pool_matches_mmc_waiting_time() -> None:
+    """One light operator on a pool of c CPUs, Poisson arrivals, exponential service: M/M/c."""
+    cpu: HardwareCatalog = load_catalog().select(["Xeon-SPR"])
+    flops = 0.1 * cpu.get("Xeon-SPR").effective_flops_per_s("fp32")  # 100 ms of service (fp32)
+    workload = {"name": "mmc", "request_rate_per_s": 25.0, "edges": [],
+                "nodes": {"work": {"kind": "general_compute", "work": {"flops": flops}}}}
+    out = _plan(workload, hardware=HardwareSpec(devices=("Xeon-SPR",)))
+    c = out.plan.pool_counts[0]
+    assert c == 4  # ceil(25 x 0.1 / 0.8)
+    result = replay(out.plan, out.problem, out.table.frame,
+                    ReplayConfig(arrivals=ArrivalSpec(rate_per_s=25.0), duration_s=2000,
+                                 warmup_s=100, service="exponential", seed=3))
+    measured = result.stages["mean_wait_s"].iloc[0]
+    expected = _erlang_c_wait_s(25.0, 10.0, c)
+    assert measured == pytest.approx(expected, rel=0.15)
+    assert result.pools["mean_utilisation"].iloc[0] == pytest.approx(25 / (10 * c), rel=0.05)
+
+
+@pytest.fixture(scope="module")
+def supervisor() -> PlanOutcome:
+    return _plan(load_workload("supervisor_agent"))
+
+
+def test_every_request_accounted_for_and_paths_match_planned_visits(
+        supervisor: PlanOutcome) -> None:
+    rate = supervisor.plan.request_rate_per_s
+    result = replay(supervisor.plan, supervisor.problem, supervisor.table.frame,
+                    ReplayConfig(arrivals=ArrivalSpec(rate_per_s=rate), duration_s=600,
+                                 drain_s=3600, seed=1))
+    s = result.summary
+    assert s["arrived"] == s["completed"] + s["in_flight_at_end"] == len(result.requests)
+    assert s["in_flight_at_end"] == 0
+    executions = result.stages.set_index("operator")["executions"] / s["arrived"]
+    visits = dict(zip(supervisor.problem.ops, supervisor.problem.op_visits, strict=True))
+    for op, per_request in executions.items():
+        assert per_request == pytest.approx(visits[op], rel=0.12, abs=0.05), op
+
+
+def test_same_seed_same_replay(supervisor: PlanOutcome) -> None:
+    cfg = ReplayConfig(arrivals=ArrivalSpec(rate_per_s=1.0), duration_s=120, seed=5)
+    a = replay(supervisor.plan, supervisor.problem, supervisor.table.frame, cfg)
+    b = replay(supervisor.plan, supervisor.problem, supervisor.table.frame, cfg)
+    assert a.requests.equals(b.requests)
+    other = replay(supervisor.plan, supervisor.problem, supervisor.table.frame,
+                   ReplayConfig(arrivals=ArrivalSpec(rate_per_s=1.0), duration_s=120, seed=6))
+    assert not other.requests["arrival_s"].equals(a.requests["arrival_s"])
+
+
+def test_low_load_agrees_with_the_planner() -> None:
+    out = _plan(load_workload("voice_agent"), sla=Sla(e2e_s=15.0))
+    result = replay(out.plan, out.problem, out.table.frame,
+                    ReplayConfig(arrivals=ArrivalSpec(rate_per_s=0.05), duration_s=4000,
+                                 seed=2))
+    done = result.requests[result.requests["status"] == "completed"]
+    assert abs(result.summary["gap_p50"]) < 0.02
+    worst = done[done["loop_passes"] == done["loop_passes"].max()]
+    # requests that loop the maximum number of times take the planner's worst-case latency
+    assert worst["e2e_s"].median() == pytest.approx(out.plan.e2e_latency_s, rel=0.02)
+    assert result.summary["sla_attainment"] == 1.0
+
+
+def test_arrival_processes_have_their_mean_rate() -> None:
+    rng = np.random.default_rng(0)
+    for spec in (ArrivalSpec(rate_per_s=50.0), ArrivalSpec(kind="mmpp", rate_per_s=50.0),
+                 ArrivalSpec(kind="diurnal", rate_per_s=50.0, period_s=200.0)):
+        times = arrival_times(spec, 4000.0, rng)
+        assert np.all(np.diff(times) >= 0)
+        assert len(times) / 4000.0 == pytest.approx(50.0, rel=0.05), spec.kind
+
+
+def test_bad_traces_and_rates_are_user_errors(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp_s\n0\n2\n1\n")
+    with pytest.raises(InputError, match="row 4"):
+        load_trace(trace)
+    trace.write_text("timestamp_s\n0\nabc\n")
+    with pytest.raises(InputError, match="row 3"):
+        load_trace(trace)
+    with pytest.raises(InputError, match="rate_per_s"):
+        ArrivalSpec(rate_per_s=-1)
+
+
+def test_replay_cli_and_saved_plan(tmp_path: Path) -> None:
+    assert main(["plan", f"run_dir={tmp_path / 'plan'}"]) == 0
+    assert main(["replay", f"replay.plan_dir={tmp_path / 'plan'}", "replay.duration_s=60",
+                 f"run_dir={tmp_path / 'replay'}"]) == 0
+    for name in ("replay.json", "requests.csv", "stages.csv", "pools.csv", "replay.png"):
+        assert (tmp_path / "replay" / name).stat().st_size > 0
+    plan_json = tmp_path / "plan" / "plan.json"
+    plan_json.write_text(plan_json.read_text().replace('"llm.decode"', '"llm.other"'))
+    assert main(["replay", f"replay.plan_dir={tmp_path / 'plan'}",
+                 f"run_dir={tmp_path / 'r2'}"]) == 2
