@@ -118,6 +118,23 @@ class _Op:
     is_prefill: bool
 
 
+@dataclass(frozen=True)
+class _Path:
+    """One request's unrolled path."""
+
+    ops: list[int]
+    deps: list[list[tuple[int, float]]]
+    predicted_s: float
+    passes: int
+    chain: bool
+
+
+def _draw(rng: np.random.Generator, kind: tuple[Any, ...]) -> int:
+    if kind[0] == "binomial":
+        return int(rng.binomial(kind[1], kind[2]))
+    return int(rng.choice(len(kind[1]), p=np.asarray(kind[1])))
+
+
 class _Walker:
     """Samples a request's path and unrolls it into operator instances with dependencies."""
 
@@ -152,16 +169,50 @@ class _Walker:
         self.loop_only = [frozenset(x) for x in only]
         self.back_of = {int(problem.edge_src[lp.back_edge]): k
                         for k, lp in enumerate(problem.loops)}
+        self._trie: dict[str, Any] = {}
 
-    def _iterations(self, k: int, rng: np.random.Generator) -> int:
+    def _iterations(self, k: int, decide: Callable[[tuple[Any, ...]], int]) -> int:
         lp = self.loops[k]
         if lp.max_iterations <= 0 or lp.expected_iterations <= 0:
             return 0
-        return int(rng.binomial(lp.max_iterations,
-                                min(1.0, lp.expected_iterations / lp.max_iterations)))
+        return decide(("binomial", lp.max_iterations,
+                       min(1.0, lp.expected_iterations / lp.max_iterations)))
 
-    def unroll(self, rng: np.random.Generator, op_lat: np.ndarray
-               ) -> tuple[list[int], list[list[tuple[int, float]]], float, int]:
+    def sample(self, rng: np.random.Generator, op_lat: np.ndarray) -> _Path:
+        """A request's unrolled path, drawn with ``rng``.
+
+        Paths are determined by a short sequence of discrete decisions (loop passes, branch
+        choices), so they are cached in a trie of decisions: a request whose decisions were
+        seen before reuses that path instead of walking the graph again.
+        """
+        node = self._trie
+        drawn: list[int] = []
+        while "path" not in node:
+            if "kind" not in node:  # unexplored: walk the graph with these decisions first
+                return self._walk(rng, op_lat, drawn)
+            value = _draw(rng, node["kind"])
+            drawn.append(value)
+            node = node["children"].setdefault(value, {})
+        return node["path"]
+
+    def _walk(self, rng: np.random.Generator, op_lat: np.ndarray, prefix: list[int]) -> _Path:
+        decisions: list[tuple[tuple[Any, ...], int]] = []
+        queue = list(prefix)
+
+        def decide(kind: tuple[Any, ...]) -> int:
+            value = queue.pop(0) if queue else _draw(rng, kind)
+            decisions.append((kind, value))
+            return value
+
+        path = self.unroll(decide, op_lat)
+        node = self._trie
+        for kind, value in decisions:
+            node["kind"] = kind
+            node = node.setdefault("children", {}).setdefault(value, {})
+        node["path"] = path
+        return path
+
+    def unroll(self, decide: Callable[[tuple[Any, ...]], int], op_lat: np.ndarray) -> _Path:
         """Instances (op per instance), their dependencies (dep, transfer s), the planner's
         latency for this path and the number of loop passes taken."""
         inst_op: list[int] = []
@@ -175,7 +226,7 @@ class _Walker:
             for k in self.in_loop[v] - keep.keys():  # loops entered here: sample their passes
                 key = (k, tuple(ji for ji in full if ji[0] != k))
                 if key not in budget:
-                    budget[key] = self._iterations(k, rng)
+                    budget[key] = self._iterations(k, decide)
             return full
 
         def get(v: int, ctx: tuple[tuple[int, int], ...]) -> int:
@@ -210,8 +261,7 @@ class _Walker:
             chosen = None
             if alternatives:
                 weights = self.prob[alternatives]
-                chosen = alternatives[int(rng.choice(len(alternatives),
-                                                     p=weights / weights.sum()))]
+                chosen = alternatives[decide(("choice", tuple(weights / weights.sum())))]
             for e in edges:
                 if self.prob[e] < 1.0 and e != chosen:
                     continue
@@ -243,7 +293,10 @@ class _Walker:
         for n in range(len(inst_op)):  # instances are created in a topological order
             ready = max((finish[d] + lat for d, lat in deps[n]), default=0.0)
             finish[n] = ready + float(op_lat[inst_op[n]])
-        return inst_op, deps, max(finish), passes
+        # A chain (each instance waits for the one before it only) runs in one process.
+        chain = all(len(deps[n]) == (1 if n else 0) and (n == 0 or deps[n][0][0] == n - 1)
+                    for n in range(len(inst_op)))
+        return _Path(inst_op, deps, max(finish), passes, chain)
 
 
 def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: ReplayConfig,
@@ -306,6 +359,27 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     stage_rows: list[tuple[int, float, float]] = []  # op, wait, service
     req_rows: list[dict[str, Any]] = []
 
+    def run_op(op_i: int, first_token: list[float]) -> Any:
+        op = ops[op_i]
+        start = env.now
+        service = op.hold_s
+        if exp_service and service > 0:
+            service = float(rng.exponential(service))
+        wait = 0.0
+        if op.pool is not None:
+            with pools[op.pool].request() as req:
+                yield req
+                wait = env.now - start
+                yield env.timeout(service)
+        else:
+            yield env.timeout(service)
+        if op.static_s > 0:
+            yield env.timeout(op.static_s * (float(rng.lognormal(-sigma * sigma / 2, sigma))
+                                             if sigma else 1.0))
+        stage_rows.append((op_i, wait, env.now - start - wait))
+        if op.is_prefill and math.isnan(first_token[0]):
+            first_token[0] = env.now
+
     def instance(n: int, op_i: int, deps: list[tuple[int, float]], done: list[Any],
                  first_token: list[float]) -> Any:
         if deps:
@@ -313,41 +387,28 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
             extra = max(float(done[d].value) + lat for d, lat in deps) - env.now
             if extra > 0:
                 yield env.timeout(extra)
-        op = ops[op_i]
-        start = env.now
-        service = op.hold_s
-        if exp_service and service > 0:
-            service = float(rng.exponential(service))
-        if op.pool is not None:
-            with pools[op.pool].request() as req:
-                yield req
-                wait = env.now - start
-                yield env.timeout(service)
-        else:
-            wait = 0.0
-            yield env.timeout(service)
-        if op.static_s > 0:
-            static = op.static_s * (float(rng.lognormal(-sigma * sigma / 2, sigma)) if sigma
-                                    else 1.0)
-            yield env.timeout(static)
-        stage_rows.append((op_i, wait, env.now - start - wait))
-        if op.is_prefill and math.isnan(first_token[0]):
-            first_token[0] = env.now
+        yield from run_op(op_i, first_token)
         done[n].succeed(env.now)
 
     def request(rid: int, t_arrival: float) -> Any:
         yield env.timeout(max(t_arrival - env.now, 0.0))
-        inst_op, deps, predicted, passes = walker.unroll(rng, op_lat)
-        done = [env.event() for _ in inst_op]
+        path = walker.sample(rng, op_lat)
         first = [math.nan]
         arrived_at = float(env.now)
         row: dict[str, Any] = {"request": rid, "arrival_s": arrived_at,
-                               "predicted_s": predicted, "loop_passes": passes,
+                               "predicted_s": path.predicted_s, "loop_passes": path.passes,
                                "status": "in_flight", "done_s": math.nan}
         req_rows.append(row)
-        for n, op_i in enumerate(inst_op):
-            env.process(instance(n, op_i, deps[n], done, first))
-        yield simpy.AllOf(env, done)
+        if path.chain:
+            for n, op_i in enumerate(path.ops):
+                if n and path.deps[n][0][1] > 0:
+                    yield env.timeout(path.deps[n][0][1])
+                yield from run_op(op_i, first)
+        else:
+            done = [env.event() for _ in path.ops]
+            for n, op_i in enumerate(path.ops):
+                env.process(instance(n, op_i, path.deps[n], done, first))
+            yield simpy.AllOf(env, done)
         row.update(status="completed", done_s=env.now, e2e_s=env.now - arrived_at,
                    ttft_s=first[0] - arrived_at)
 
