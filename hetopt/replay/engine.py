@@ -20,6 +20,7 @@ went; each request's latency is compared with the planner's prediction for the s
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections.abc import Callable
@@ -127,6 +128,37 @@ class _Path:
     predicted_s: float
     passes: int
     chain: bool
+
+
+class _FcfsPool:
+    """``capacity`` identical servers taking work first come, first served.
+
+    SimPy delivers arrivals at a pool in time order, so the start of each job is exactly
+    ``max(now, earliest free server)`` (the multi-server Lindley recursion): one timeout per
+    job instead of SimPy's request/hold/release events, which is what lets an hour of a busy
+    agent replay in seconds. Busy intervals are kept for the utilisation series.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.free_at = [0.0] * capacity  # a heap of the times each server becomes free
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+
+    def admit(self, now: float, service_s: float) -> float:
+        """Queue a job arriving ``now``; return its waiting time."""
+        start = max(now, heapq.heappop(self.free_at))
+        heapq.heappush(self.free_at, start + service_s)
+        self.starts.append(start)
+        self.ends.append(start + service_s)
+        return start - now
+
+    def busy_fraction(self, times: np.ndarray) -> np.ndarray:
+        """Share of servers busy at each of ``times``."""
+        starts, ends = np.sort(self.starts), np.sort(self.ends)
+        busy = np.searchsorted(starts, times, side="right") - np.searchsorted(ends, times,
+                                                                            side="right")
+        return busy / self.capacity
 
 
 def _draw(rng: np.random.Generator, kind: tuple[Any, ...]) -> int:
@@ -327,7 +359,7 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     dev = problem.opt_device[choice]
     cross = (dev[problem.edge_src] != dev[problem.edge_dst]).astype(float)
 
-    pools: dict[str, simpy.Resource] = {}
+    pools: dict[str, _FcfsPool] = {}
     slots: dict[str, int] = {}
     ops: list[_Op] = []
     for i, o in enumerate(choice):
@@ -349,7 +381,7 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
             hold, static = float(row["busy_s"]), float(row["static_s"] or 0.0)
         ops.append(_Op(name, pool, hold, static, hold + static, name.endswith("prefill")))
     for pool, cap in slots.items():
-        pools[pool] = simpy.Resource(env, capacity=cap)
+        pools[pool] = _FcfsPool(cap)
     op_lat = np.array([op.latency_s for op in ops])
     walker = _Walker(problem, cross)
     exp_service = config.service == "exponential"
@@ -365,18 +397,13 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         service = op.hold_s
         if exp_service and service > 0:
             service = float(rng.exponential(service))
-        wait = 0.0
-        if op.pool is not None:
-            with pools[op.pool].request() as req:
-                yield req
-                wait = env.now - start
-                yield env.timeout(service)
-        else:
-            yield env.timeout(service)
+        wait = pools[op.pool].admit(start, service) if op.pool is not None else 0.0
+        static = 0.0
         if op.static_s > 0:
-            yield env.timeout(op.static_s * (float(rng.lognormal(-sigma * sigma / 2, sigma))
-                                             if sigma else 1.0))
-        stage_rows.append((op_i, wait, env.now - start - wait))
+            static = op.static_s * (float(rng.lognormal(-sigma * sigma / 2, sigma))
+                                    if sigma else 1.0)
+        yield env.timeout(wait + service + static)
+        stage_rows.append((op_i, wait, service + static))
         if op.is_prefill and math.isnan(first_token[0]):
             first_token[0] = env.now
 
@@ -391,7 +418,6 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         done[n].succeed(env.now)
 
     def request(rid: int, t_arrival: float) -> Any:
-        yield env.timeout(max(t_arrival - env.now, 0.0))
         path = walker.sample(rng, op_lat)
         first = [math.nan]
         arrived_at = float(env.now)
@@ -412,22 +438,20 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         row.update(status="completed", done_s=env.now, e2e_s=env.now - arrived_at,
                    ttft_s=first[0] - arrived_at)
 
-    util_rows: list[tuple[float, str, float]] = []
+    def source() -> Any:
+        for rid, t in enumerate(arrivals):
+            yield env.timeout(max(float(t) - env.now, 0.0))
+            env.process(request(rid, float(t)))
 
-    def monitor() -> Any:
-        while True:
-            for name, res in pools.items():
-                util_rows.append((env.now, name, res.count / res.capacity))
-            yield env.timeout(config.sample_s)
-
-    for rid, t in enumerate(arrivals):
-        env.process(request(rid, float(t)))
-    env.process(monitor())
+    env.process(source())
     wall = time.perf_counter()
     if progress:
         progress(f"replaying {len(arrivals):,} requests over {config.duration_s:g} s")
     env.run(until=config.duration_s + config.drain_s)
     wall = time.perf_counter() - wall
+    grid = np.arange(0.0, config.duration_s, config.sample_s)
+    util_rows = [(float(t), name, float(b)) for name, pool in pools.items()
+                 for t, b in zip(grid, pool.busy_fraction(grid), strict=True)]
     return _result(plan, problem, config, ops, slots, req_rows, stage_rows, util_rows,
                    len(arrivals), wall)
 
