@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from hetopt.replay.engine import ReplayResult  # noqa: E402
+from hetopt.report.figures import save_figure  # noqa: E402
 
 
 def write_replay(result: ReplayResult, run_dir: Path) -> None:
@@ -53,6 +54,4 @@ def write_replay(result: ReplayResult, run_dir: Path) -> None:
     ax_util.set_title("Pool utilisation over time")
     ax_util.legend(fontsize=7)
     ax_util.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(run_dir / "replay.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, run_dir / "replay.png")

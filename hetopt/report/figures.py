@@ -16,6 +16,14 @@ VENDOR_COLOURS = ("#4C72B0", "#55A868", "#C44E52", "#8172B2", "#CCB974", "#64B5C
                   "#DD8452", "#937860", "#DA8BC3", "#8C8C8C", "#1B9E77", "#D95F02")
 
 
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Lay out, write and close a figure (every PNG hetopt writes goes through here)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_plan(plan: Plan, path: str | Path) -> Path:
     """Draw the plan's TCO against its homogeneous baselines and its per-operator latency.
 
@@ -68,7 +76,4 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
     fig.suptitle(f"{plan.workload}: {plan.tco_usd_per_hour:,.4g} \\$/h, "
                  f"{plan.cost_usd_per_request:.3g} \\$/request, end-to-end "
                  f"{plan.e2e_latency_s:.3g} s")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -20,16 +20,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hetopt.report import studies  # noqa: E402
+from hetopt.report.figures import save_figure  # noqa: E402
 from hetopt.workloads import load_workload  # noqa: E402
 
 Progress = Callable[[str], None]
 VENDOR_COLOURS = {"NVIDIA": "#76b900", "AMD": "#ed1c24", "Intel": "#0071c5"}
-
-
-def _save(fig: plt.Figure, path: Path, dpi: int = 120) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
 
 
 def _md_table(frame: pd.DataFrame, floatfmt: str = ".3g") -> str:
@@ -65,7 +60,7 @@ def fig4(out: Path, progress: Progress | None = None) -> pd.DataFrame:
         ax.set_ylabel(yl.replace("$", "\\$"))
         ax.grid(alpha=0.3)
     fig.suptitle("Figure 4: list price per unit of resource (lower is better)")
-    _save(fig, out / "fig4.png", dpi=120)
+    save_figure(fig, out / "fig4.png", dpi=120)
     best = {col: frame.nsmallest(2, col)["device"].tolist() for _, col, _, _ in panels}
     paper = {"usd_per_gb_per_s": "Gaudi 3 and MI300X most bandwidth-efficient",
              "usd_per_fp16_tflop": "H100, Gaudi 3 and MI300X strong",
@@ -112,7 +107,7 @@ def _heatmaps(frame: pd.DataFrame, title: str, path: Path) -> None:
     for ax in axes.flat[len(configs):]:
         ax.axis("off")
     fig.suptitle(title + " (x: no configuration meets the SLA or fits)")
-    _save(fig, path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def _figure_summary(frame: pd.DataFrame, name: str, isl: int, osl: int) -> str:
@@ -226,7 +221,7 @@ def table3(out: Path, progress: Progress | None = None) -> pd.DataFrame:
                     (i, rec.cost_usd_per_request), ha="center", va="bottom", fontsize=8)
     ax.set_ylabel("cost per request (\\$)")
     ax.set_title("Table 3 worked example: option B is optimal")
-    _save(fig, out / "table3.png", dpi=120)
+    save_figure(fig, out / "table3.png", dpi=120)
     chosen = ", ".join(sorted(set(frame["option"])))
     c = options.iloc[2]
     (out / "summary.md").write_text(
@@ -253,7 +248,7 @@ def serving(out: Path, progress: Progress | None = None) -> pd.DataFrame:
         ax.set_ylabel("tokens/s per device")
         ax.set_title(f"Llama-3-70B {phase}, 512/4096, TTFT 250 ms / TBT 20 ms")
         ax.grid(alpha=0.3, axis="y")
-    _save(fig, out / "serving.png", dpi=120)
+    save_figure(fig, out / "serving.png", dpi=120)
     view = frame[(frame["model"] == "llama-3-70b") & (frame["input_tokens"] == 512)]
     cols = ["precision", "phase", "device", "tp", "pp", "batch", "step_ms",
             "tokens_per_s_per_device", "mem_gb_per_device", "reason"]
@@ -286,7 +281,7 @@ def kv_table(out: Path, progress: Progress | None = None) -> pd.DataFrame:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("ms to move one request's KV cache")
     axes[1].legend(fontsize=8)
-    _save(fig, out / "kv_table.png", dpi=120)
+    save_figure(fig, out / "kv_table.png", dpi=120)
     view = frame[["model", "precision", "link_gbit_per_s", "max_input_tokens", "meets_32k",
                   "kv_transfer_ms_at_32k"]]
     (out / "summary.md").write_text(
@@ -319,7 +314,7 @@ def pareto(out: Path, progress: Progress | None = None) -> pd.DataFrame:
     ax.set_title("Llama-3-70B fp16, 1024/256 tokens: TCO vs latency SLA")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    _save(fig, out / "pareto.png", dpi=120)
+    save_figure(fig, out / "pareto.png", dpi=120)
     (out / "summary.md").write_text(
         "# Pareto frontier: TCO against TTFT and TBT bounds\n\nLlama-3-70B fp16, 1024 input / "
         "256 output tokens at 20 requests/s on the whole catalog; every point solved to proven "
