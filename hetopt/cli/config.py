@@ -11,6 +11,7 @@ from hetopt.costs.tco import TcoParams
 from hetopt.errors import InputError
 from hetopt.pipeline import HardwareSpec, PlanRequest
 from hetopt.replay.arrivals import ArrivalSpec
+from hetopt.replay.control import ControllerConfig, FailureSpec, RouterConfig
 from hetopt.replay.engine import ReplayConfig
 from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions
@@ -66,12 +67,31 @@ def request_from_config(cfg: Mapping[str, Any]) -> PlanRequest:
 
 
 def replay_config_from(cfg: Mapping[str, Any], plan_rate_per_s: float) -> ReplayConfig:
-    """Build the :class:`ReplayConfig` of the ``replay`` group (a null rate: the plan's)."""
+    """Build the :class:`ReplayConfig` of the ``replay`` group.
+
+    A null arrival rate is the plan's rate; a null ``controller.target_utilization`` is the
+    planner's ``costs.max_utilization``, so the controller sizes pools as the planner did.
+    """
     data = dict(cfg.get("replay") or {})
     data.pop("plan_dir", None)
     arrivals = dict(data.pop("arrivals", None) or {})
     if arrivals.get("rate_per_s") is None:
         arrivals["rate_per_s"] = plan_rate_per_s
-    return _build(ReplayConfig, "replay", {**data,
-                                            "arrivals": _build(ArrivalSpec, "replay.arrivals",
-                                                               arrivals)})
+    controller = dict(data.pop("controller", None) or {})
+    if controller.get("target_utilization") is None:
+        controller["target_utilization"] = float(
+            (cfg.get("costs") or {}).get("max_utilization") or CostParams().max_utilization)
+    router = data.pop("router", None)
+    failures = data.pop("failures", None) or []
+    if not isinstance(failures, list | tuple) or not all(isinstance(f, Mapping)
+                                                         for f in failures):
+        raise InputError("replay.failures must be a list of {device, count, at_s} entries, "
+                         f"got {failures!r}.")
+    return _build(ReplayConfig, "replay", {
+        **data,
+        "arrivals": _build(ArrivalSpec, "replay.arrivals", arrivals),
+        "router": _build(RouterConfig, "replay.router", router),
+        "controller": _build(ControllerConfig, "replay.controller", controller),
+        "failures": tuple(_build(FailureSpec, f"replay.failures[{k}]", f)
+                          for k, f in enumerate(failures)),
+    })

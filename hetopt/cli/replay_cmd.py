@@ -89,8 +89,8 @@ def cmd_replay(cfg: dict[str, Any], run_dir: Path, console: Console) -> int:
             write_outputs(outcome, cfg, run_dir)
         config = replay_config_from(cfg, outcome.plan.request_rate_per_s)
         result = replay(outcome.plan, outcome.problem, outcome.table.frame, config,
-                        progress=lambda m: status.update(m + " ..."))
-    write_replay(result, run_dir)
+                        progress=lambda m: status.update(m + " ..."), graph=outcome.graph)
+    written = write_replay(result, run_dir)
     s = result.summary
     console.rule(f"[bold]hetopt replay: {outcome.plan.workload}[/] "
                  f"({config.arrivals.kind}, {config.arrivals.rate_per_s:g} req/s, "
@@ -109,17 +109,38 @@ def cmd_replay(cfg: dict[str, Any], run_dir: Path, console: Console) -> int:
         p.add_row(r.pool, str(r.slots), f"{r.mean_utilisation:.1%}",
                   f"{r.mean_wait_s * 1e3:,.1f} ms")
     console.print(p)
-    attained = s["sla_attainment"]
+    if len(result.failures):
+        f = Table(title="Failures", title_justify="left")
+        for col in ("device", "at", "devices", "pools hit", "recovered at", "affected",
+                    "dropped", "SLA before", "during", "after"):
+            f.add_column(col, justify="left" if col in ("device", "pools hit") else "right")
+        for r in result.failures.itertuples():
+            f.add_row(r.device, f"{r.at_s:g} s", str(r.devices_failed), r.pools_hit,
+                      "never (no controller)" if math.isnan(r.recovered_at_s)
+                      else f"{r.recovered_at_s:g} s", f"{r.affected:,}",
+                      f"{r.affected_dropped:,}", _pct(r.attainment_before),
+                      _pct(r.attainment_during), _pct(r.attainment_after))
+        console.print(f)
+    drops = ", ".join(f"{n:,} {why}" for why, n in s["dropped_by_reason"].items()) or "none"
     console.print(
-        f"Requests: {s['arrived']:,} arrived = {s['completed']:,} completed + "
-        f"{s['in_flight_at_end']:,} in flight at the end. End-to-end p50/p90/p99: "
-        f"{s['e2e_p50_s']:.3f} / {s['e2e_p90_s']:.3f} / {s['e2e_p99_s']:.3f} s (planned worst "
-        f"path {s['planned_e2e_s']:.3f} s). SLA attainment: "
-        + ("-" if attained is None or math.isnan(attained) else f"{attained:.2%}")
-        + f". Replay vs planner on the same paths: median gap {s['gap_p50']:+.2%}, p99 "
-        f"{s['gap_p99']:+.2%}. $/request {s['usd_per_request']:.3g} (planned "
-        f"{s['planned_usd_per_request']:.3g}). Simulated in {s['wall_s']:.1f} s "
-        f"({s['requests_per_wall_s']:,.0f} requests/s).")
-    console.print(f"Wrote {run_dir}/replay.json, requests.csv, stages.csv, pools.csv, "
-                  f"utilisation.csv, replay.png")
+        f"Requests: {s['arrived']:,} arrived = {s['completed']:,} completed + {s['dropped']:,} "
+        f"dropped ({drops}) + {s['in_flight_at_end']:,} in flight at the end. End-to-end "
+        f"p50/p90/p99: {s['e2e_p50_s']:.3f} / {s['e2e_p90_s']:.3f} / {s['e2e_p99_s']:.3f} s "
+        f"(planned worst path {s['planned_e2e_s']:.3f} s); TTFT p99 {s['ttft_p99_s']:.3f} s. "
+        f"SLA attainment: {_pct(s['sla_attainment'])}. Replay vs planner on the same paths: "
+        f"median gap {s['gap_p50']:+.2%}, p99 {s['gap_p99']:+.2%}.")
+    console.print(
+        f"Router: {s['router']}"
+        + (f", {s['prefix_hits']:,} prefix-cache hits" if s["prefix_hits"] else "")
+        + (f"; controller re-planned {s['replans']} times" if s["controller"] else "")
+        + f". Capacity held: {s['device_hours_held']:,.1f} device-hours, "
+        f"${s['capacity_usd']:,.2f} (static plan ${s['static_plan_usd']:,.2f}); "
+        f"$/request {s['usd_per_request']:.3g} (planned {s['planned_usd_per_request']:.3g}), "
+        f"$/Mtok {s['usd_per_mtok']:.3g} (planned {s['planned_usd_per_mtok']:.3g}). "
+        f"Simulated in {s['wall_s']:.1f} s ({s['requests_per_wall_s']:,.0f} requests/s).")
+    console.print(f"Wrote {', '.join(written)} to {run_dir}")
     return 0
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or math.isnan(x) else f"{x:.1%}"

@@ -33,9 +33,18 @@ import pandas as pd
 import simpy
 
 from hetopt.errors import InputError
+from hetopt.graph.decompose import OperatorGraph
 from hetopt.plan.plan import Plan
 from hetopt.problem import PlacementProblem
 from hetopt.replay.arrivals import ArrivalSpec, arrival_times
+from hetopt.replay.control import (
+    DROP_QUEUE,
+    ControllerConfig,
+    FailureSpec,
+    PoolSizing,
+    ReplicaPool,
+    RouterConfig,
+)
 
 Progress = Callable[[str], None]
 
@@ -60,6 +69,9 @@ class ReplayConfig:
         Coefficient of variation of static latencies (external APIs), lognormal; 0 = fixed.
     sample_s
         Interval of the utilisation time series.
+    router, controller, failures
+        Fast-path routing, slow-path re-planning and injected device failures
+        (:mod:`hetopt.replay.control`).
     """
 
     arrivals: ArrivalSpec = field(default_factory=ArrivalSpec)
@@ -70,6 +82,20 @@ class ReplayConfig:
     service: str = "deterministic"
     tool_latency_cv: float = 0.0
     sample_s: float = 1.0
+    router: RouterConfig = field(default_factory=RouterConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    failures: tuple[FailureSpec, ...] = ()
+
+    @property
+    def dynamic(self) -> bool:
+        """True when routing, admission control, re-planning or failures are in play.
+
+        Otherwise every pool is one first-come-first-served queue over all of its slots, which
+        is exactly what a least-loaded router over always-available replicas amounts to, and the
+        replay takes that faster path.
+        """
+        return (self.router.policy != "least_loaded" or self.router.max_wait_s is not None
+                or self.controller.enabled or bool(self.failures))
 
     def __post_init__(self) -> None:
         if not self.duration_s > 0 or self.warmup_s < 0 or self.warmup_s >= self.duration_s:
@@ -89,8 +115,10 @@ class ReplayResult:
     Attributes
     ----------
     requests
-        One row per request: arrival, finish, status (``completed`` or ``in_flight`` at the
-        end), end-to-end latency, the planner's prediction for its path, TTFT, iterations.
+        One row per request: arrival, finish, status (``completed``, ``dropped`` with a
+        ``drop_reason``, or ``in_flight`` at the end), end-to-end latency, the planner's
+        prediction for its path, TTFT, worst time between tokens, tokens, loop passes, and the
+        failure that hit it (-1: none).
     stages
         Per operator: executions, mean and p99 queueing delay, mean service time.
     pools
@@ -98,14 +126,27 @@ class ReplayResult:
         utilisation, mean queueing delay.
     utilisation
         Pool utilisation over time (``time_s``, ``pool``, ``busy_fraction``).
+    capacity
+        Devices held per pool over time, with the measured arrival rate (``time_s``, ``pool``,
+        ``devices_held``, ``rate_per_s``).
+    decisions
+        The controller's re-plans: time, reason, measured rate, pool, replicas before/after.
+    failures
+        Per injected failure: devices and replicas lost, recovery time, requests affected and
+        SLA attainment before, during and after.
     summary
-        Counts, latency percentiles, SLA attainment, $/request, events and wall time.
+        Counts (``arrived = completed + dropped + in_flight_at_end``), drops by reason, latency
+        percentiles, SLA attainment, $/request and $/Mtok of the capacity actually held,
+        events and wall time.
     """
 
     requests: pd.DataFrame
     stages: pd.DataFrame
     pools: pd.DataFrame
     utilisation: pd.DataFrame
+    capacity: pd.DataFrame
+    decisions: pd.DataFrame
+    failures: pd.DataFrame
     summary: dict[str, Any]
 
 
@@ -113,10 +154,37 @@ class ReplayResult:
 class _Op:
     name: str
     pool: str | None
+    pool_id: int  # -1: no pool (profiled cost)
     hold_s: float
     static_s: float
     latency_s: float  # planner's latency for one execution (hold + static)
     is_prefill: bool
+    step_s: float  # decode: time per generated token at the planned batch; else 0
+    tokens: float  # prompt tokens of a prefill, generated tokens of a decode
+
+
+class _State:
+    """What one request carries through the replay."""
+
+    __slots__ = ("first_token", "tbt_s", "drop", "failure", "affinity")
+
+    def __init__(self) -> None:
+        self.first_token = math.nan
+        self.tbt_s = 0.0
+        self.drop = ""
+        self.failure = -1
+        self.affinity: dict[int, int] = {}
+
+
+@dataclass
+class _PoolSpec:
+    name: str
+    device: int
+    slots_per_replica: int
+    devices_per_replica: int
+    replicas: int
+    per_rate: float  # the planner's sizing rule, see PoolSizing
+    minimum: int
 
 
 @dataclass(frozen=True)
@@ -128,6 +196,7 @@ class _Path:
     predicted_s: float
     passes: int
     chain: bool
+    tokens: float
 
 
 class _FcfsPool:
@@ -170,9 +239,11 @@ def _draw(rng: np.random.Generator, kind: tuple[Any, ...]) -> int:
 class _Walker:
     """Samples a request's path and unrolls it into operator instances with dependencies."""
 
-    def __init__(self, problem: PlacementProblem, cross: np.ndarray) -> None:
+    def __init__(self, problem: PlacementProblem, cross: np.ndarray,
+                 op_tokens: np.ndarray) -> None:
         self.p = problem
         self.cross = cross
+        self.op_tokens = op_tokens
         fwd = problem.forward_edges
         self.out: dict[int, list[int]] = {}
         for e in fwd:
@@ -328,11 +399,69 @@ class _Walker:
         # A chain (each instance waits for the one before it only) runs in one process.
         chain = all(len(deps[n]) == (1 if n else 0) and (n == 0 or deps[n][0][0] == n - 1)
                     for n in range(len(inst_op)))
-        return _Path(inst_op, deps, max(finish), passes, chain)
+        return _Path(inst_op, deps, max(finish), passes, chain,
+                     float(self.op_tokens[inst_op].sum()))
+
+
+def _op_tokens(graph: OperatorGraph | None, name: str) -> float:
+    if graph is None:
+        return 0.0
+    op = graph.op(name)
+    if op.llm is None:
+        return 0.0
+    return float(op.llm.input_tokens if op.kind.value == "prefill" else op.llm.output_tokens)
+
+
+def _build_ops(plan: Plan, problem: PlacementProblem, table: pd.DataFrame,
+               graph: OperatorGraph | None) -> tuple[list[_Op], list[_PoolSpec]]:
+    """One :class:`_Op` per operator and one :class:`_PoolSpec` per pool the plan holds."""
+    choice = np.asarray(plan.choice, dtype=int)
+    dev = problem.opt_device[choice]
+    specs: dict[str, _PoolSpec] = {}
+    ops: list[_Op] = []
+    for i, o in enumerate(choice):
+        row = table.loc[problem.opt_row[o]]
+        name = problem.ops[i]
+        device = problem.devices[dev[i]]
+        tokens = _op_tokens(graph, name)
+        if row["config"] == "profiled":
+            lat = float(row["latency_s"])
+            ops.append(_Op(name, None, -1, 0.0, lat, lat, False, 0.0, tokens))
+            continue
+        visits = float(problem.op_visits[i])
+        if bool(row["exclusive"]):
+            dpr = int(row["devices_per_replica"])
+            pool = f"{name} ({device} {row['config']})"
+            specs[pool] = _PoolSpec(pool, int(dev[i]), int(row["batch"]), dpr,
+                                    max(int(problem.opt_dedicated[o]) // dpr, 1),
+                                    visits / float(row["requests_per_s"]), 1)
+            hold, static = float(row["latency_s"]), 0.0
+        else:
+            pool = f"{device} shared pool"
+            spec = specs.setdefault(pool, _PoolSpec(pool, int(dev[i]), 1, 1,
+                                                    max(int(plan.pool_counts[dev[i]]), 1), 0.0, 1))
+            spec.per_rate += visits * float(row["busy_s"])
+            hold, static = float(row["busy_s"]), float(row["static_s"] or 0.0)
+        is_decode = name.endswith("decode") and row["step_s"] is not None
+        step = float(row["step_s"]) if is_decode and not pd.isna(row["step_s"]) else 0.0
+        ops.append(_Op(name, pool, list(specs).index(pool), hold, static, hold + static,
+                       name.endswith("prefill"), step, tokens))
+    return ops, list(specs.values())
+
+
+def pool_sizing(plan: Plan, problem: PlacementProblem, table: pd.DataFrame
+                ) -> dict[str, tuple[int, PoolSizing]]:
+    """Each pool of ``plan`` with its replicas and the planner's sizing rule for it.
+
+    At the plan's own rate and utilisation cap the rule gives back the plan's counts; the
+    controller applies it at the rate it measures.
+    """
+    _, specs = _build_ops(plan, problem, table, None)
+    return {s.name: (s.replicas, PoolSizing(s.per_rate, s.minimum)) for s in specs}
 
 
 def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: ReplayConfig,
-           progress: Progress | None = None) -> ReplayResult:
+           progress: Progress | None = None, graph: OperatorGraph | None = None) -> ReplayResult:
     """Replay request traffic through ``plan``.
 
     Parameters
@@ -344,9 +473,11 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     table
         The cost table frame (per-option batch, tp x pp, busy and static times).
     config
-        Arrivals, horizon, seed and service-time model.
+        Arrivals, horizon, seed, service-time model, router, controller and failures.
     progress
         Optional callback receiving short status lines.
+    graph
+        The decomposed graph, for token counts ($/Mtok); None leaves $/Mtok out.
 
     Returns
     -------
@@ -358,110 +489,276 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     choice = np.asarray(plan.choice, dtype=int)
     dev = problem.opt_device[choice]
     cross = (dev[problem.edge_src] != dev[problem.edge_dst]).astype(float)
-
-    pools: dict[str, _FcfsPool] = {}
-    slots: dict[str, int] = {}
-    ops: list[_Op] = []
-    for i, o in enumerate(choice):
-        row = table.loc[problem.opt_row[o]]
-        name = problem.ops[i]
-        device = problem.devices[dev[i]]
-        if row["config"] == "profiled":
-            ops.append(_Op(name, None, 0.0, float(row["latency_s"]), float(row["latency_s"]),
-                           False))
-            continue
-        if bool(row["exclusive"]):
-            replicas = int(problem.opt_dedicated[o]) // int(row["devices_per_replica"])
-            pool = f"{name} ({device} {row['config']})"
-            slots[pool] = max(replicas * int(row["batch"]), 1)
-            hold, static = float(row["latency_s"]), 0.0
-        else:
-            pool = f"{device} shared pool"
-            slots[pool] = max(int(plan.pool_counts[dev[i]]), 1)
-            hold, static = float(row["busy_s"]), float(row["static_s"] or 0.0)
-        ops.append(_Op(name, pool, hold, static, hold + static, name.endswith("prefill")))
-    for pool, cap in slots.items():
-        pools[pool] = _FcfsPool(cap)
+    ops, specs = _build_ops(plan, problem, table, graph)
+    dynamic = config.dynamic
+    router, ctl = config.router, config.controller
+    used = {problem.devices[s.device] for s in specs}
+    for f in config.failures:
+        if f.device not in used:
+            raise InputError(f"replay.failures: device {f.device!r} holds no pool in this plan; "
+                             f"the plan's pools are on {sorted(used)}.")
+    fast = [_FcfsPool(s.replicas * s.slots_per_replica) for s in specs]
+    rpools = [ReplicaPool(s.name, problem.devices[s.device], s.slots_per_replica,
+                          s.devices_per_replica, s.replicas, PoolSizing(s.per_rate, s.minimum),
+                          router.policy, rng, bool(config.failures)) for s in specs]
     op_lat = np.array([op.latency_s for op in ops])
-    walker = _Walker(problem, cross)
+    walker = _Walker(problem, cross, np.array([op.tokens for op in ops]))
     exp_service = config.service == "exponential"
     cv = config.tool_latency_cv
     sigma = math.sqrt(math.log(1 + cv * cv)) if cv > 0 else 0.0
+    kv_aware = router.policy == "kv_aware"
+    reuse = router.prefix_reuse_fraction
 
     stage_rows: list[tuple[int, float, float]] = []  # op, wait, service
     req_rows: list[dict[str, Any]] = []
 
-    def run_op(op_i: int, first_token: list[float]) -> Any:
-        op = ops[op_i]
-        start = env.now
+    def service_of(op: _Op) -> tuple[float, float]:
         service = op.hold_s
         if exp_service and service > 0:
             service = float(rng.exponential(service))
-        wait = pools[op.pool].admit(start, service) if op.pool is not None else 0.0
         static = 0.0
         if op.static_s > 0:
             static = op.static_s * (float(rng.lognormal(-sigma * sigma / 2, sigma))
                                     if sigma else 1.0)
+        return service, static
+
+    def finish_op(op: _Op, st: _State, service: float) -> None:
+        if op.is_prefill and st.first_token != st.first_token:  # NaN: first prefill
+            st.first_token = env.now
+        if op.step_s:
+            tbt = op.step_s * service / op.hold_s
+            if tbt > st.tbt_s:
+                st.tbt_s = tbt
+
+    def run_op(op_i: int, st: _State) -> Any:
+        """One operator on the static plan: one FCFS queue per pool."""
+        op = ops[op_i]
+        service, static = service_of(op)
+        wait = fast[op.pool_id].admit(env.now, service) if op.pool_id >= 0 else 0.0
         yield env.timeout(wait + service + static)
         stage_rows.append((op_i, wait, service + static))
-        if op.is_prefill and math.isnan(first_token[0]):
-            first_token[0] = env.now
+        finish_op(op, st, service)
+
+    def run_op_routed(op_i: int, st: _State) -> Any:
+        """One operator through the router, with admission control and failure retries."""
+        op = ops[op_i]
+        if st.drop:
+            return
+        service, static = service_of(op)
+        t0 = env.now
+        if op.pool_id < 0:
+            yield env.timeout(service)
+        tries = 0
+        while op.pool_id >= 0:
+            pool = rpools[op.pool_id]
+            prefer = st.affinity.get(op.pool_id) if kv_aware and op.is_prefill else None
+            r, wait, held = pool.admit(env.now, service, prefer, reuse * service if prefer
+                                       is not None else 0.0, router.max_wait_s,
+                                       env.active_process)
+            if r < 0:
+                st.drop = "queue_timeout" if r == DROP_QUEUE else "no_capacity"
+                if r != DROP_QUEUE and pool.last_failure >= 0:
+                    st.failure = pool.last_failure  # the pool is empty because of it
+                return
+            if op.is_prefill:
+                st.affinity[op.pool_id] = r
+            try:
+                yield env.timeout(wait + held)
+            except simpy.Interrupt as stop:  # the replica failed under this job: retry
+                st.failure = stop.cause if isinstance(stop.cause, int) else 0
+                tries += 1
+                if tries > router.max_retries:
+                    st.drop = "device_failure"
+                    return
+                continue
+            service = held
+            break
+        if static > 0:
+            yield env.timeout(static)
+        stage_rows.append((op_i, max(env.now - t0 - service - static, 0.0), service + static))
+        finish_op(op, st, service)
+
+    run = run_op_routed if dynamic else run_op
 
     def instance(n: int, op_i: int, deps: list[tuple[int, float]], done: list[Any],
-                 first_token: list[float]) -> Any:
+                 st: _State) -> Any:
         if deps:
             yield simpy.AllOf(env, [done[d] for d, _ in deps])
             extra = max(float(done[d].value) + lat for d, lat in deps) - env.now
-            if extra > 0:
+            if extra > 0 and not st.drop:
                 yield env.timeout(extra)
-        yield from run_op(op_i, first_token)
+        yield from run(op_i, st)
         done[n].succeed(env.now)
 
-    def request(rid: int, t_arrival: float) -> Any:
+    def request(rid: int) -> Any:
         path = walker.sample(rng, op_lat)
-        first = [math.nan]
+        st = _State()
         arrived_at = float(env.now)
         row: dict[str, Any] = {"request": rid, "arrival_s": arrived_at,
                                "predicted_s": path.predicted_s, "loop_passes": path.passes,
-                               "status": "in_flight", "done_s": math.nan}
+                               "tokens": path.tokens, "status": "in_flight",
+                               "done_s": math.nan, "drop_reason": "", "failure": -1}
         req_rows.append(row)
         if path.chain:
             for n, op_i in enumerate(path.ops):
                 if n and path.deps[n][0][1] > 0:
                     yield env.timeout(path.deps[n][0][1])
-                yield from run_op(op_i, first)
+                yield from run(op_i, st)
+                if st.drop:
+                    break
         else:
             done = [env.event() for _ in path.ops]
             for n, op_i in enumerate(path.ops):
-                env.process(instance(n, op_i, path.deps[n], done, first))
+                env.process(instance(n, op_i, path.deps[n], done, st))
             yield simpy.AllOf(env, done)
-        row.update(status="completed", done_s=env.now, e2e_s=env.now - arrived_at,
-                   ttft_s=first[0] - arrived_at)
+        row["failure"] = st.failure
+        if st.drop:
+            row.update(status="dropped", done_s=env.now, drop_reason=st.drop)
+        else:
+            row.update(status="completed", done_s=env.now, e2e_s=env.now - arrived_at,
+                       ttft_s=st.first_token - arrived_at, tbt_s=st.tbt_s)
 
     def source() -> Any:
         for rid, t in enumerate(arrivals):
             yield env.timeout(max(float(t) - env.now, 0.0))
-            env.process(request(rid, float(t)))
+            env.process(request(rid))
+
+    decisions: list[dict[str, Any]] = []
+    failure_rows: list[dict[str, Any]] = []
+    utilization = ctl.target_utilization or 0.8
+
+    def activate_later(pool: ReplicaPool, r: int) -> Any:
+        yield env.timeout(ctl.provision_s)
+        pool.activate(r)
+
+    needed: list[list[tuple[float, int]]] = [[] for _ in rpools]
+
+    def replan(reason: str) -> None:
+        now = env.now
+        window = min(ctl.window_s, now)
+        seen = (np.searchsorted(arrivals, now, side="right")
+                - np.searchsorted(arrivals, now - window, side="right"))
+        rate = seen / window if window > 0 else float(config.arrivals.rate_per_s)
+        for p, pool in enumerate(rpools):
+            live = len(pool.live())
+            need = pool.sizing.replicas(rate * (1 + ctl.margin), utilization)
+            history = [(t, n) for t, n in needed[p] if t > now - ctl.scale_down_cooldown_s]
+            needed[p] = [*history, (now, need)]
+            target = max(n for _, n in needed[p])  # shrink only after the cooldown
+            if target > live:
+                for _ in range(target - live):
+                    r = pool.add(now, now + ctl.provision_s)
+                    if ctl.provision_s > 0:
+                        env.process(activate_later(pool, r))
+            elif target < live:
+                pool.drain(live - target, now)
+            decisions.append({"time_s": now, "reason": reason, "rate_per_s": rate,
+                              "pool": pool.name, "replicas_before": live,
+                              "replicas_needed": need, "replicas_after": target})
+
+    def controller() -> Any:
+        while True:
+            yield env.timeout(ctl.interval_s)
+            if env.now >= config.duration_s:
+                return
+            replan("periodic")
+
+    def failure(k: int, spec: FailureSpec) -> Any:
+        yield env.timeout(spec.at_s)
+        now = env.now
+        devices = [(p, r) for p, pool in enumerate(rpools) if pool.device == spec.device
+                   for r in pool.live() for _ in range(pool.devices_per_replica)]
+        picked = rng.choice(len(devices), size=min(spec.count, len(devices)), replace=False)
+        hit = sorted({devices[int(x)] for x in picked})
+        victims: dict[int, Any] = {}
+        for p, r in hit:
+            for proc in rpools[p].fail(r, now, k):
+                victims[id(proc)] = proc
+        for proc in victims.values():
+            if proc.is_alive:
+                proc.interrupt(k)
+        row = {"failure": k, "device": spec.device, "at_s": now, "devices_failed": len(picked),
+               "replicas_lost": len(hit),
+               "pools_hit": "; ".join(sorted({rpools[p].name for p, _ in hit})),
+               "jobs_interrupted": len(victims), "recovered_at_s": math.nan}
+        failure_rows.append(row)
+        if ctl.enabled:
+            yield env.timeout(ctl.detect_s)
+            replan(f"failure {k} detected")
+            row["recovered_at_s"] = env.now + ctl.provision_s
 
     env.process(source())
+    if dynamic and ctl.enabled:
+        env.process(controller())
+    for k, spec in enumerate(config.failures):
+        env.process(failure(k, spec))
     wall = time.perf_counter()
     if progress:
         progress(f"replaying {len(arrivals):,} requests over {config.duration_s:g} s")
     env.run(until=config.duration_s + config.drain_s)
     wall = time.perf_counter() - wall
+
     grid = np.arange(0.0, config.duration_s, config.sample_s)
-    util_rows = [(float(t), name, float(b)) for name, pool in pools.items()
-                 for t, b in zip(grid, pool.busy_fraction(grid), strict=True)]
-    return _result(plan, problem, config, ops, slots, req_rows, stage_rows, util_rows,
-                   len(arrivals), wall)
+    rate_series = np.diff(np.searchsorted(arrivals, np.append(grid, config.duration_s))) \
+        / config.sample_s
+    util_rows, cap_rows = [], []
+    held_s = np.zeros(len(problem.devices))
+    for s, fp, rp in zip(specs, fast, rpools, strict=True):
+        busy = rp.busy_fraction(grid) if dynamic else fp.busy_fraction(grid)
+        held = (rp.devices_held(grid) if dynamic
+                else np.full(len(grid), float(s.replicas * s.devices_per_replica)))
+        held_s[s.device] += (rp.device_seconds(config.duration_s) if dynamic
+                             else s.replicas * s.devices_per_replica * config.duration_s)
+        util_rows += [(float(t), s.name, float(b)) for t, b in zip(grid, busy, strict=True)]
+        cap_rows += [(float(t), s.name, float(h), float(r))
+                     for t, h, r in zip(grid, held, rate_series, strict=True)]
+    planned_device_usd_h = sum(s.replicas * s.devices_per_replica
+                               * problem.device_cost_usd_per_h[s.device] for s in specs)
+    other_usd_h = max(plan.tco_usd_per_hour - planned_device_usd_h, 0.0)
+    held_usd = (float(problem.device_cost_usd_per_h @ held_s) / 3600
+                + other_usd_h * config.duration_s / 3600)
+    # What a static plan would hold to cover the busiest window (the alternative to a
+    # controller): every pool sized by the planner's rule at the peak windowed arrival rate,
+    # with the controller's margin.
+    win = ctl.window_s if ctl.enabled else 60.0
+    edges = np.arange(0.0, config.duration_s + win / 2, win / 4)
+    counts = np.searchsorted(arrivals, edges + win) - np.searchsorted(arrivals, edges)
+    peak_rate = float(counts.max() / win) if len(arrivals) else 0.0
+    peak_usd_h = other_usd_h + sum(
+        PoolSizing(s.per_rate, s.minimum).replicas(peak_rate * (1 + ctl.margin), utilization)
+        * s.devices_per_replica * problem.device_cost_usd_per_h[s.device] for s in specs)
+    extra = {"capacity_usd": held_usd, "peak_rate_per_s": peak_rate,
+             "peak_static_usd": peak_usd_h * config.duration_s / 3600, "device_hours_held": float(held_s.sum() / 3600),
+             "prefix_hits": sum(p.prefix_hits for p in rpools) if dynamic else 0,
+             "router": router.policy if dynamic else "least_loaded (one FCFS queue per pool)",
+             "controller": ctl.enabled and dynamic}
+    return _result(plan, problem, config, ops, specs, req_rows, stage_rows, util_rows,
+                   cap_rows, decisions, failure_rows, len(arrivals), wall, extra)
+
+
+def _attainment(requests: pd.DataFrame, sla_s: float | None, lo: float, hi: float) -> float:
+    """Share of requests arriving in [lo, hi) that completed within the SLA (drops miss)."""
+    sel = requests[(requests["arrival_s"] >= lo) & (requests["arrival_s"] < hi)]
+    if not sla_s or not len(sel):
+        return math.nan
+    ok = (sel["status"] == "completed") & (sel["e2e_s"] <= sla_s + 1e-9)
+    return float(ok.mean())
+
+
+def _quantile(values: pd.Series, q: float) -> float:
+    values = values.dropna()
+    return float(values.quantile(q)) if len(values) else math.nan
 
 
 def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: list[_Op],
-            slots: dict[str, int], req_rows: list[dict[str, Any]],
+            specs: list[_PoolSpec], req_rows: list[dict[str, Any]],
             stage_rows: list[tuple[int, float, float]], util_rows: list[tuple[float, str, float]],
-            arrived: int, wall_s: float) -> ReplayResult:
-    requests = pd.DataFrame(req_rows, columns=["request", "arrival_s", "done_s", "status",
-                                               "e2e_s", "ttft_s", "predicted_s", "loop_passes"])
+            cap_rows: list[tuple[float, str, float, float]], decisions: list[dict[str, Any]],
+            failure_rows: list[dict[str, Any]], arrived: int, wall_s: float,
+            extra: dict[str, Any]) -> ReplayResult:
+    requests = pd.DataFrame(req_rows, columns=[
+        "request", "arrival_s", "done_s", "status", "drop_reason", "failure", "e2e_s",
+        "ttft_s", "tbt_s", "predicted_s", "loop_passes", "tokens"])
     requests["gap"] = requests["e2e_s"] / requests["predicted_s"] - 1
     stages_raw = pd.DataFrame(stage_rows, columns=["op", "wait_s", "service_s"])
     stages_raw["operator"] = [ops[i].name for i in stages_raw["op"]]
@@ -471,8 +768,14 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
         p99_wait_s=("wait_s", lambda w: float(np.quantile(w, 0.99))),
         mean_service_s=("service_s", "mean")).reset_index()
     util = pd.DataFrame(util_rows, columns=["time_s", "pool", "busy_fraction"])
+    capacity = pd.DataFrame(cap_rows, columns=["time_s", "pool", "devices_held", "rate_per_s"])
     in_window = util[(util["time_s"] >= config.warmup_s) & (util["time_s"] < config.duration_s)]
-    pools = pd.DataFrame({"pool": list(slots), "slots": list(slots.values())})
+    pools = pd.DataFrame({"pool": [s.name for s in specs],
+                          "device": [problem.devices[s.device] for s in specs],
+                          "slots": [s.replicas * s.slots_per_replica for s in specs],
+                          "planned_devices": [s.replicas * s.devices_per_replica for s in specs]})
+    pools["mean_devices_held"] = pools["pool"].map(
+        capacity[capacity["time_s"] >= config.warmup_s].groupby("pool")["devices_held"].mean())
     pools["mean_utilisation"] = pools["pool"].map(in_window.groupby("pool")["busy_fraction"]
                                                   .mean())
     pools["mean_wait_s"] = pools["pool"].map(stages_raw.groupby("pool")["wait_s"].mean())
@@ -480,28 +783,62 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
     done = measured[measured["status"] == "completed"]
     e2e = done["e2e_s"].to_numpy(dtype=float)
     sla = problem.sla.e2e_s
+    tbt_sla = problem.sla.tbt_s
     hours = config.duration_s / 3600
-    completed_all = int((requests["status"] == "completed").sum())
+    status = requests["status"].value_counts()
+    completed_all = int(status.get("completed", 0))
+    tokens_done = float(requests.loc[requests["status"] == "completed", "tokens"].sum())
+    held_usd = extra.pop("capacity_usd")
+    failures = pd.DataFrame(failure_rows, columns=[
+        "failure", "device", "at_s", "devices_failed", "replicas_lost", "pools_hit",
+        "jobs_interrupted", "recovered_at_s"])
+    if len(failures):
+        hit = requests.groupby("failure")["status"].agg(
+            affected="size", affected_dropped=lambda s: int((s == "dropped").sum()))
+        failures = failures.join(hit, on="failure")
+        failures[["affected", "affected_dropped"]] = (
+            failures[["affected", "affected_dropped"]].fillna(0).astype(int))
+        ends = failures["recovered_at_s"].fillna(config.duration_s).clip(upper=config.duration_s)
+        failures["attainment_before"] = [_attainment(requests, sla, config.warmup_s, t)
+                                         for t in failures["at_s"]]
+        failures["attainment_during"] = [_attainment(requests, sla, a, b)
+                                         for a, b in zip(failures["at_s"], ends, strict=True)]
+        failures["attainment_after"] = [_attainment(requests, sla, b, config.duration_s)
+                                        for b in ends]
+    drops = requests.loc[requests["status"] == "dropped", "drop_reason"].value_counts()
     summary: dict[str, Any] = {
         "arrived": arrived,
         "completed": completed_all,
-        "in_flight_at_end": int((requests["status"] == "in_flight").sum()),
+        "dropped": int(status.get("dropped", 0)),
+        "in_flight_at_end": int(status.get("in_flight", 0)),
+        "dropped_by_reason": {str(k): int(v) for k, v in drops.items()},
+        "affected_by_failures": int((requests["failure"] >= 0).sum()),
         "measured_requests": len(measured),
         "e2e_p50_s": float(np.quantile(e2e, 0.5)) if len(e2e) else math.nan,
         "e2e_p90_s": float(np.quantile(e2e, 0.9)) if len(e2e) else math.nan,
         "e2e_p99_s": float(np.quantile(e2e, 0.99)) if len(e2e) else math.nan,
-        "ttft_p99_s": float(done["ttft_s"].quantile(0.99)) if len(done) else math.nan,
+        "ttft_p99_s": _quantile(done["ttft_s"], 0.99),
+        "tbt_p99_s": _quantile(done["tbt_s"].where(done["tbt_s"] > 0), 0.99),
         "planned_e2e_s": plan.e2e_latency_s,
         "sla_e2e_s": sla,
-        "sla_attainment": (float((e2e <= sla + 1e-9).mean()) if sla and len(e2e) else math.nan),
+        "sla_tbt_s": tbt_sla,
+        "sla_attainment": _attainment(requests, sla, config.warmup_s, config.duration_s),
         "gap_p50": float(done["gap"].median()) if len(done) else math.nan,
         "gap_p99": float(done["gap"].quantile(0.99)) if len(done) else math.nan,
         "tco_usd_per_hour": plan.tco_usd_per_hour,
-        "usd_per_request": (plan.tco_usd_per_hour * hours / completed_all
-                            if completed_all else math.nan),
+        "static_plan_usd": plan.tco_usd_per_hour * hours,
+        "capacity_usd": held_usd,
+        "usd_per_request": held_usd / completed_all if completed_all else math.nan,
+        "usd_per_mtok": held_usd / tokens_done * 1e6 if tokens_done else math.nan,
         "planned_usd_per_request": plan.cost_usd_per_request,
+        "planned_usd_per_mtok": plan.cost_usd_per_million_tokens,
+        **extra,
+        "replans": len({d["time_s"] for d in decisions}),
         "wall_s": wall_s,
         "requests_per_wall_s": arrived / wall_s if wall_s > 0 else math.nan,
         "stage_executions": len(stages_raw),
     }
-    return ReplayResult(requests, stages, pools, util, summary)
+    return ReplayResult(requests, stages, pools, util, capacity, pd.DataFrame(decisions, columns=[
+        "time_s", "reason", "rate_per_s", "pool", "replicas_before", "replicas_needed",
+        "replicas_after"]),
+        failures, summary)

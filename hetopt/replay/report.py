@@ -16,15 +16,24 @@ from hetopt.replay.engine import ReplayResult  # noqa: E402
 from hetopt.report.figures import save_figure  # noqa: E402
 
 
-def write_replay(result: ReplayResult, run_dir: Path) -> None:
-    """requests.csv, stages.csv, pools.csv, utilisation.csv, replay.json and replay.png."""
+def write_replay(result: ReplayResult, run_dir: Path) -> list[str]:
+    """Write the replay's tables and figures; returns the file names written.
+
+    Always requests.csv, stages.csv, pools.csv, utilisation.csv, capacity.csv, replay.json and
+    replay.png; with a controller or failures also decisions.csv, failures.csv and
+    orchestration.png.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    result.requests.to_csv(run_dir / "requests.csv", index=False)
-    result.stages.to_csv(run_dir / "stages.csv", index=False)
-    result.pools.to_csv(run_dir / "pools.csv", index=False)
-    result.utilisation.to_csv(run_dir / "utilisation.csv", index=False)
+    tables = {"requests": result.requests, "stages": result.stages, "pools": result.pools,
+              "utilisation": result.utilisation, "capacity": result.capacity}
+    dynamic = len(result.decisions) or len(result.failures)
+    if dynamic:
+        tables.update(decisions=result.decisions, failures=result.failures)
+    for name, frame in tables.items():
+        frame.to_csv(run_dir / f"{name}.csv", index=False)
     summary = {k: (float(v) if isinstance(v, float | np.floating) and math.isfinite(v)
-                   else (None if isinstance(v, float | np.floating) else v))
+                   else (None if isinstance(v, float | np.floating) else
+                         (int(v) if isinstance(v, np.integer) else v)))
                for k, v in result.summary.items()}
     (run_dir / "replay.json").write_text(json.dumps(summary, indent=2))
 
@@ -55,3 +64,45 @@ def write_replay(result: ReplayResult, run_dir: Path) -> None:
     ax_util.legend(fontsize=7)
     ax_util.grid(alpha=0.3)
     save_figure(fig, run_dir / "replay.png")
+    written = [f"{name}.csv" for name in tables] + ["replay.json", "replay.png"]
+    if dynamic:
+        _orchestration_figure(result, run_dir / "orchestration.png")
+        written.append("orchestration.png")
+    return written
+
+
+def _orchestration_figure(result: ReplayResult, path: Path, bin_s: float = 60.0) -> None:
+    """Load and capacity held over time (top), SLA attainment per arrival bin (bottom)."""
+    fig, (ax_cap, ax_sla) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True)
+    cap = result.capacity
+    held = cap.groupby("time_s")["devices_held"].sum()
+    rate = cap.groupby("time_s")["rate_per_s"].first()
+    ax_cap.step(held.index, held.to_numpy(), where="post", color="C0", label="devices held")
+    ax_cap.set_ylabel("devices held (all pools)", color="C0")
+    ax_rate = ax_cap.twinx()
+    window = max(int(bin_s / max(float(np.diff(rate.index[:2])[0]) if len(rate) > 1 else 1.0,
+                                 1e-9)), 1)
+    ax_rate.plot(rate.index, rate.rolling(window, min_periods=1).mean(), color="C1", alpha=0.8,
+                 label="arrival rate")
+    ax_rate.set_ylabel("arrivals per s", color="C1")
+    ax_cap.set_title("Capacity held against load")
+    ax_cap.grid(alpha=0.3)
+    req = result.requests
+    sla = result.summary.get("sla_e2e_s")
+    if sla:
+        bins = (req["arrival_s"] // bin_s) * bin_s
+        ok = (req["status"] == "completed") & (req["e2e_s"] <= sla + 1e-9)
+        attained = ok.groupby(bins).mean()
+        ax_sla.plot(attained.index, attained.to_numpy(), marker=".", color="C2")
+        ax_sla.set_ylim(-0.02, 1.02)
+    ax_sla.set_ylabel(f"SLA attainment per {bin_s:g} s")
+    ax_sla.set_xlabel("simulated time (s)")
+    ax_sla.grid(alpha=0.3)
+    for f in result.failures.itertuples():
+        for ax in (ax_cap, ax_sla):
+            ax.axvline(f.at_s, color="r", linestyle="--", alpha=0.7)
+            if not np.isnan(f.recovered_at_s):
+                ax.axvspan(f.at_s, f.recovered_at_s, color="r", alpha=0.08)
+        ax_sla.annotate(f"{f.devices_failed} x {f.device} fail", (f.at_s, 0.05), color="r",
+                        fontsize=8)
+    save_figure(fig, path)

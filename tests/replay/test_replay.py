@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +9,10 @@ import pytest
 
 from hetopt.cli.main import main
 from hetopt.errors import InputError
-from hetopt.hardware import HardwareCatalog, load_catalog
-from hetopt.pipeline import HardwareSpec, PlanOutcome, PlanRequest, plan_agent
+from hetopt.pipeline import PlanOutcome, PlanRequest, plan_agent
 from hetopt.replay.arrivals import ArrivalSpec, arrival_times, load_trace
 from hetopt.replay.engine import ReplayConfig, replay
+from hetopt.replay.queueing import erlang_c_wait_s
 from hetopt.sla import Sla
 from hetopt.workloads import load_workload
 
@@ -22,28 +21,15 @@ def _plan(workload: dict, **kw: object) -> PlanOutcome:
     return plan_agent(PlanRequest(workload, str(workload["name"]), baselines=(), **kw))  # type: ignore[arg-type]
 
 
-def _erlang_c_wait_s(lam: float, mu: float, c: int) -> float:
-    a = lam / mu
-    rho = a / c
-    top = a**c / math.factorial(c) / (1 - rho)
-    p_wait = top / (sum(a**k / math.factorial(k) for k in range(c)) + top)
-    return p_wait / (c * mu - lam)
-
-
-def test_single_pool_matches_mmc_waiting_time() -> None:
+def test_single_pool_matches_mmc_waiting_time(mmc: PlanOutcome) -> None:
     """One light operator on a pool of c CPUs, Poisson arrivals, exponential service: M/M/c."""
-    cpu: HardwareCatalog = load_catalog().select(["Xeon-SPR"])
-    flops = 0.1 * cpu.get("Xeon-SPR").effective_flops_per_s("fp32")  # 100 ms of service (fp32)
-    workload = {"name": "mmc", "request_rate_per_s": 25.0, "edges": [],
-                "nodes": {"work": {"kind": "general_compute", "work": {"flops": flops}}}}
-    out = _plan(workload, hardware=HardwareSpec(devices=("Xeon-SPR",)))
-    c = out.plan.pool_counts[0]
+    c = mmc.plan.pool_counts[0]
     assert c == 4  # ceil(25 x 0.1 / 0.8)
-    result = replay(out.plan, out.problem, out.table.frame,
+    result = replay(mmc.plan, mmc.problem, mmc.table.frame,
                     ReplayConfig(arrivals=ArrivalSpec(rate_per_s=25.0), duration_s=2000,
                                  warmup_s=100, service="exponential", seed=3))
     measured = result.stages["mean_wait_s"].iloc[0]
-    expected = _erlang_c_wait_s(25.0, 10.0, c)
+    expected = erlang_c_wait_s(25.0, 10.0, c)
     assert measured == pytest.approx(expected, rel=0.15)
     assert result.pools["mean_utilisation"].iloc[0] == pytest.approx(25 / (10 * c), rel=0.05)
 
