@@ -5,7 +5,9 @@ plan on one core, and prints wall time, requests/s and SimPy events/s; writes
 ``bench_replay.csv`` and the replay's own tables and figure into ``--out``.
 
 Run: ``python experiments/bench_replay.py [--rate 100] [--duration-s 3600]``
-(target: 360,000 requests in under 60 s of wall time).
+(target: 360,000 requests in under 60 s of wall time). ``--router kv_aware`` (or
+``least_loaded``, ``random``) replays through the per-replica router instead of the static
+path's one queue per pool, and ``--controller`` adds the re-planning controller.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import simpy
 
 from hetopt.pipeline import PlanRequest, plan_agent
 from hetopt.replay.arrivals import ArrivalSpec
+from hetopt.replay.control import ControllerConfig, RouterConfig
 from hetopt.replay.engine import ReplayConfig, replay
 from hetopt.replay.report import write_replay
 from hetopt.sla import Sla
@@ -40,6 +43,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--duration-s", type=float, default=3600.0)
     parser.add_argument("--out", type=Path, default=Path("outputs/bench_replay"))
+    parser.add_argument("--router", choices=("least_loaded", "kv_aware", "random"), default=None,
+                        help="route through per-replica queues with this policy")
+    parser.add_argument("--controller", action="store_true", help="re-plan pool sizes")
     args = parser.parse_args()
     workload = load_workload("voice_agent")
     workload["request_rate_per_s"] = args.rate
@@ -49,18 +55,25 @@ def main() -> None:
 
     engine.simpy.Environment = _CountingEnvironment  # type: ignore[misc]
     start = time.perf_counter()
+    router = (RouterConfig(policy=args.router, max_wait_s=1e9) if args.router
+              else RouterConfig())
     result = replay(out.plan, out.problem, out.table.frame,
                     ReplayConfig(arrivals=ArrivalSpec(rate_per_s=args.rate),
-                                 duration_s=args.duration_s, warmup_s=60.0, seed=0))
+                                 duration_s=args.duration_s, warmup_s=60.0, seed=0,
+                                 router=router,
+                                 controller=ControllerConfig(enabled=args.controller)),
+                    graph=out.graph)
     wall = time.perf_counter() - start
     s = result.summary
-    row = {"rate_per_s": args.rate, "duration_s": args.duration_s, "requests": s["arrived"],
+    row = {"path": s["router"] + (" + controller" if args.controller else ""),
+           "rate_per_s": args.rate, "duration_s": args.duration_s, "requests": s["arrived"],
            "completed": s["completed"], "wall_s": wall, "requests_per_s": s["arrived"] / wall,
            "events": _CountingEnvironment.events,
            "events_per_s": _CountingEnvironment.events / wall,
            "e2e_p99_s": s["e2e_p99_s"], "sla_attainment": s["sla_attainment"]}
     args.out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([row]).to_csv(args.out / "bench_replay.csv", index=False)
+    print(f"path: {row['path']}")
     write_replay(result, args.out)
     print(f"{row['requests']:,} requests ({args.duration_s:g} s at {args.rate:g}/s) replayed in "
           f"{wall:.1f} s: {row['requests_per_s']:,.0f} requests/s, {row['events']:,} events, "

@@ -146,14 +146,15 @@ class PoolSizing:
 
 
 class _Replica:
-    __slots__ = ("free_at", "state", "held_from", "ready_at", "held_to", "jobs")
+    __slots__ = ("free_at", "state", "held_from", "ready_at", "held_to", "failed_at", "jobs")
 
     def __init__(self, slots: int, now: float, ready_at: float) -> None:
         self.free_at = [ready_at] * slots  # heap
         self.state = "active" if ready_at <= now else "provisioning"
         self.held_from = now
         self.ready_at = ready_at
-        self.held_to = math.inf
+        self.held_to = math.inf  # paid for until then (a failed device stays owned)
+        self.failed_at = math.inf
         self.jobs: list[tuple[float, Any, int]] = []  # (service end, process, interval index)
 
 
@@ -240,7 +241,7 @@ class ReplicaPool:
         self.last_failure = failure
         rep = self.reps[r]
         was_active = rep.state == "active"
-        rep.state, rep.held_to = "failed", now
+        rep.state, rep.failed_at = "failed", now
         if was_active:
             self.active.remove(r)
         victims = []
@@ -299,11 +300,12 @@ class ReplicaPool:
         out = np.zeros(len(times))
         for rep in self.reps:
             if rep.state != "released":
-                out += (times >= rep.ready_at) & (times < rep.held_to)
+                out += (times >= rep.ready_at) & (times < min(rep.held_to, rep.failed_at))
         return out * self.slots
 
     def devices_held(self, times: np.ndarray) -> np.ndarray:
-        """Devices paid for at each of ``times`` (provisioning, serving or draining)."""
+        """Devices paid for at each of ``times`` (provisioning, serving, draining, or failed:
+        a failed device is still owned; its repair is not modelled)."""
         out = np.zeros(len(times))
         for rep in self.reps:
             out += (times >= rep.held_from) & (times < rep.held_to)
