@@ -692,7 +692,18 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
             replan(f"failure {k} detected")
             row["recovered_at_s"] = env.now + ctl.provision_s
 
+    def report_progress() -> Any:
+        step = max(config.duration_s / 20, config.sample_s)
+        while env.now < config.duration_s:
+            yield env.timeout(step)
+            assert progress is not None
+            progress(f"replayed {min(env.now, config.duration_s):,.0f} of "
+                     f"{config.duration_s:,.0f} simulated s, {len(req_rows):,} of "
+                     f"{len(arrivals):,} requests")
+
     env.process(source())
+    if progress is not None:
+        env.process(report_progress())
     if dynamic and ctl.enabled:
         env.process(controller())
     for k, spec in enumerate(config.failures):
