@@ -48,6 +48,7 @@ from hetopt.replay.control import (
 )
 
 Progress = Callable[[str], None]
+LINK_QUEUE_MIN_S = 1e-4  # shorter transfers (small payloads) do not queue on links
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class ReplayConfig:
         Coefficient of variation of static latencies (external APIs), lognormal; 0 = fixed.
     sample_s
         Interval of the utilisation time series.
+    link_contention
+        Queue transfers of 0.1 ms or more (KV caches) first come, first served on a link pool
+        per (sending, receiving) device type, one link per sending device; False lets every
+        transfer run at full bandwidth at once.
     router, controller, failures
         Fast-path routing, slow-path re-planning and injected device failures
         (:mod:`hetopt.replay.control`).
@@ -83,6 +88,7 @@ class ReplayConfig:
     service: str = "deterministic"
     tool_latency_cv: float = 0.0
     sample_s: float = 1.0
+    link_contention: bool = True
     router: RouterConfig = field(default_factory=RouterConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     failures: tuple[FailureSpec, ...] = ()
@@ -123,7 +129,8 @@ class ReplayResult:
     stages
         Per operator: executions, mean and p99 queueing delay, mean service time.
     pools
-        Per pool (an LLM phase's replicas, or a device type's shared pool): slots, mean
+        Per pool (an LLM phase's replicas, a device type's shared pool, or a link between two
+        device types, ``device`` = ``link``): slots, planned and held devices, mean
         utilisation, mean queueing delay.
     utilisation
         Pool utilisation over time (``time_s``, ``pool``, ``busy_fraction``).
@@ -193,7 +200,7 @@ class _Path:
     """One request's unrolled path."""
 
     ops: list[int]
-    deps: list[list[tuple[int, float]]]
+    deps: list[list[tuple[int, float, int]]]  # (instance, transfer s, link or -1)
     predicted_s: float
     passes: int
     chain: bool
@@ -241,9 +248,10 @@ class _Walker:
     """Samples a request's path and unrolls it into operator instances with dependencies."""
 
     def __init__(self, problem: PlacementProblem, cross: np.ndarray,
-                 op_tokens: np.ndarray) -> None:
+                 op_tokens: np.ndarray, edge_link: np.ndarray) -> None:
         self.p = problem
         self.cross = cross
+        self.edge_link = edge_link
         self.op_tokens = op_tokens
         fwd = problem.forward_edges
         self.out: dict[int, list[int]] = {}
@@ -320,7 +328,7 @@ class _Walker:
         """Instances (op per instance), their dependencies (dep, transfer s), the planner's
         latency for this path and the number of loop passes taken."""
         inst_op: list[int] = []
-        deps: list[list[tuple[int, float]]] = []
+        deps: list[list[tuple[int, float, int]]] = []
         index: dict[tuple[int, tuple[tuple[int, int], ...]], int] = {}
         budget: dict[tuple[int, tuple[tuple[int, int], ...]], int] = {}
         passes = 0
@@ -381,7 +389,8 @@ class _Walker:
                 keep = {k: i for k, i in cdict.items() if k in self.in_loop[v]}
                 vctx = ctx_for(v, keep)
                 dep = get(v, vctx)
-                deps[dep].append((me, float(self.p.edge_latency_s[e] * self.cross[e])))
+                deps[dep].append((me, float(self.p.edge_latency_s[e] * self.cross[e]),
+                                  int(self.edge_link[e])))
                 queue.append((v, vctx))
             k = self.back_of.get(u)
             if k is not None and remaining(k):
@@ -391,11 +400,12 @@ class _Walker:
                 passes += 1
                 dep = get(v, vctx)
                 deps[dep].append((me, float(self.p.edge_latency_s[lp.back_edge]
-                                            * self.cross[lp.back_edge])))
+                                            * self.cross[lp.back_edge]),
+                                  int(self.edge_link[lp.back_edge])))
                 queue.append((v, vctx))
         finish = [0.0] * len(inst_op)
         for n in range(len(inst_op)):  # instances are created in a topological order
-            ready = max((finish[d] + lat for d, lat in deps[n]), default=0.0)
+            ready = max((finish[d] + lat for d, lat, _ in deps[n]), default=0.0)
             finish[n] = ready + float(op_lat[inst_op[n]])
         # A chain (each instance waits for the one before it only) runs in one process.
         chain = all(len(deps[n]) == (1 if n else 0) and (n == 0 or deps[n][0][0] == n - 1)
@@ -503,7 +513,21 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
                           s.devices_per_replica, s.replicas, PoolSizing(s.per_rate, s.minimum),
                           router.policy, rng, bool(config.failures)) for s in specs]
     op_lat = np.array([op.latency_s for op in ops])
-    walker = _Walker(problem, cross, np.array([op.tokens for op in ops]))
+    # Transfers long enough to matter queue on a link pool per (sending, receiving) device
+    # type, with one link per sending device.
+    sending = np.zeros(len(problem.devices))
+    for s in specs:
+        sending[s.device] += s.replicas * s.devices_per_replica
+    edge_link = np.full(len(problem.edge_src), -1)
+    link_keys: dict[tuple[int, int], int] = {}
+    for e in range(len(problem.edge_src)):
+        if config.link_contention and problem.edge_latency_s[e] * cross[e] >= LINK_QUEUE_MIN_S:
+            key = (int(dev[problem.edge_src[e]]), int(dev[problem.edge_dst[e]]))
+            edge_link[e] = link_keys.setdefault(key, len(link_keys))
+    links = [_FcfsPool(max(int(sending[a]), 1)) for a, _ in link_keys]
+    link_names = [f"link {problem.devices[a]} -> {problem.devices[b]}" for a, b in link_keys]
+    link_waits: list[tuple[int, float]] = []
+    walker = _Walker(problem, cross, np.array([op.tokens for op in ops]), edge_link)
     exp_service = config.service == "exponential"
     cv = config.tool_latency_cv
     sigma = math.sqrt(math.log(1 + cv * cv)) if cv > 0 else 0.0
@@ -585,11 +609,21 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
 
     run = run_op_routed if dynamic else run_op
 
-    def instance(n: int, op_i: int, deps: list[tuple[int, float]], done: list[Any],
+    def transfer(after: Any, transfer_s: float, link: int) -> Any:
+        """A transfer over a contended link, starting when its source finishes."""
+        yield after
+        wait = links[link].admit(env.now, transfer_s)
+        link_waits.append((link, wait))
+        yield env.timeout(wait + transfer_s)
+
+    def instance(n: int, op_i: int, deps: list[tuple[int, float, int]], done: list[Any],
                  st: _State) -> Any:
         if deps:
-            yield simpy.AllOf(env, [done[d] for d, _ in deps])
-            extra = max(float(done[d].value) + lat for d, lat in deps) - env.now
+            queued = [env.process(transfer(done[d], lat, link))
+                      for d, lat, link in deps if link >= 0]
+            yield simpy.AllOf(env, [done[d] for d, _, _ in deps] + queued)
+            extra = max((float(done[d].value) + lat for d, lat, link in deps if link < 0),
+                        default=0.0) - env.now
             if extra > 0 and not st.drop:
                 yield env.timeout(extra)
         yield from run(op_i, st)
@@ -607,7 +641,12 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         if path.chain:
             for n, op_i in enumerate(path.ops):
                 if n and path.deps[n][0][1] > 0:
-                    yield env.timeout(path.deps[n][0][1])
+                    _, lat, link = path.deps[n][0]
+                    if link >= 0:
+                        wait = links[link].admit(env.now, lat)
+                        link_waits.append((link, wait))
+                        lat += wait
+                    yield env.timeout(lat)
                 yield from run(op_i, st)
                 if st.drop:
                     break
@@ -737,6 +776,13 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         util_rows += [(float(t), s.name, float(b)) for t, b in zip(grid, busy, strict=True)]
         cap_rows += [(float(t), s.name, float(h), float(r))
                      for t, h, r in zip(grid, held, rate_series, strict=True)]
+    waits = pd.DataFrame(link_waits, columns=["link", "wait_s"]).groupby("link")["wait_s"]
+    link_stats = [(name, lp.capacity, float(waits.mean().get(k, math.nan)),
+                   int(waits.size().get(k, 0)))
+                  for k, (name, lp) in enumerate(zip(link_names, links, strict=True))]
+    for name, lp in zip(link_names, links, strict=True):
+        util_rows += [(float(t), name, float(b))
+                      for t, b in zip(grid, lp.busy_fraction(grid), strict=True)]
     planned_device_usd_h = sum(s.replicas * s.devices_per_replica
                                * problem.device_cost_usd_per_h[s.device] for s in specs)
     other_usd_h = max(plan.tco_usd_per_hour - planned_device_usd_h, 0.0)
@@ -758,7 +804,7 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
              "router": router.policy if dynamic else "least_loaded (one FCFS queue per pool)",
              "controller": ctl.enabled and dynamic}
     return _result(plan, problem, config, ops, specs, req_rows, stage_rows, util_rows,
-                   cap_rows, decisions, failure_rows, len(arrivals), wall, extra)
+                   cap_rows, decisions, failure_rows, len(arrivals), wall, extra, link_stats)
 
 
 def _attainment(requests: pd.DataFrame, sla_s: float | None, lo: float, hi: float) -> float:
@@ -780,7 +826,8 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
             stage_rows: list[tuple[int, float, float]], util_rows: list[tuple[float, str, float]],
             cap_rows: list[tuple[float, str, float, float]], decisions: list[dict[str, Any]],
             failure_rows: list[dict[str, Any]], arrived: int, wall_s: float,
-            extra: dict[str, Any]) -> ReplayResult:
+            extra: dict[str, Any], link_stats: list[tuple[str, int, float, int]]
+            ) -> ReplayResult:
     requests = pd.DataFrame(req_rows, columns=[
         "request", "arrival_s", "done_s", "status", "drop_reason", "failure", "e2e_s",
         "ttft_s", "tbt_s", "predicted_s", "loop_passes", "tokens"])
@@ -799,11 +846,17 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
                           "device": [problem.devices[s.device] for s in specs],
                           "slots": [s.replicas * s.slots_per_replica for s in specs],
                           "planned_devices": [s.replicas * s.devices_per_replica for s in specs]})
+    links = pd.DataFrame(link_stats, columns=["pool", "slots", "mean_wait_s", "transfers"])
     pools["mean_devices_held"] = pools["pool"].map(
         capacity[capacity["time_s"] >= config.warmup_s].groupby("pool")["devices_held"].mean())
     pools["mean_utilisation"] = pools["pool"].map(in_window.groupby("pool")["busy_fraction"]
                                                   .mean())
     pools["mean_wait_s"] = pools["pool"].map(stages_raw.groupby("pool")["wait_s"].mean())
+    if len(links):
+        links["device"] = "link"
+        links["mean_utilisation"] = links["pool"].map(
+            in_window.groupby("pool")["busy_fraction"].mean())
+        pools = pd.concat([pools, links.drop(columns="transfers")], ignore_index=True)
     measured = requests[requests["arrival_s"] >= config.warmup_s]
     done = measured[measured["status"] == "completed"]
     e2e = done["e2e_s"].to_numpy(dtype=float)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from hetopt.cli.main import main
+from hetopt.costs.table import CostParams
 from hetopt.errors import InputError
-from hetopt.pipeline import PlanOutcome, PlanRequest, plan_agent
+from hetopt.pipeline import HardwareSpec, PlanOutcome, PlanRequest, plan_agent
 from hetopt.replay.arrivals import ArrivalSpec
 from hetopt.replay.control import ControllerConfig, FailureSpec, RouterConfig
 from hetopt.replay.engine import ReplayConfig, ReplayResult, pool_sizing, replay
@@ -182,3 +183,30 @@ def test_failure_drill_from_the_cli(tmp_path: Path) -> None:
     assert summary["affected_by_failures"] > 0
     assert summary["arrived"] == summary["completed"] + summary["dropped"] \
         + summary["in_flight_at_end"]
+
+
+def test_kv_sized_transfers_queue_on_links_like_md1() -> None:
+    """One sending CPU, so one link: Poisson arrivals of 50 ms transfers at 10/s are M/D/1."""
+    params = CostParams()
+    payload = (0.05 - params.link_latency_s) * params.link_bw_bytes_per_s
+    workload = {"name": "link", "request_rate_per_s": 10.0,
+                "nodes": {"a": {"kind": "general_compute", "work": {"flops": 1e6},
+                                "devices": ["Xeon-SPR"]},
+                          "b": {"kind": "general_compute", "work": {"flops": 1e6},
+                                "devices": ["EPYC-Genoa"]}},
+                "edges": [{"src": "a", "dst": "b", "payload_bytes": payload}]}
+    out = plan_agent(PlanRequest(workload, "link", baselines=(),
+                                 hardware=HardwareSpec(devices=("Xeon-SPR", "EPYC-Genoa"))))
+    assert out.problem.edge_latency_s[0] == pytest.approx(0.05)
+    kw = {"arrivals": ArrivalSpec(rate_per_s=10.0), "duration_s": 3000, "warmup_s": 100,
+          "seed": 7}
+    queued = _run(out, **kw)
+    link = queued.pools.set_index("pool").loc["link Xeon-SPR -> EPYC-Genoa"]
+    rho = 10.0 * 0.05
+    assert link["slots"] == 1
+    assert link["mean_utilisation"] == pytest.approx(rho, rel=0.05)
+    assert link["mean_wait_s"] == pytest.approx(rho * 0.05 / (2 * (1 - rho)), rel=0.15)
+    free = _run(out, link_contention=False, **kw)
+    assert "link Xeon-SPR -> EPYC-Genoa" not in set(free.pools["pool"])
+    gap = queued.summary["e2e_p50_s"] - free.summary["e2e_p50_s"]
+    assert gap > 0
