@@ -210,3 +210,13 @@ def test_kv_sized_transfers_queue_on_links_like_md1() -> None:
     assert "link Xeon-SPR -> EPYC-Genoa" not in set(free.pools["pool"])
     gap = queued.summary["e2e_p50_s"] - free.summary["e2e_p50_s"]
     assert gap > 0
+
+
+def test_autoscale_config_runs_from_the_cli(tmp_path: Path) -> None:
+    run = tmp_path / "auto"
+    assert main(["replay", "replay=autoscale", "replay.duration_s=600",
+                 "replay.arrivals.period_s=600", "replay.controller.interval_s=30",
+                 f"run_dir={run}"]) == 0
+    summary = json.loads((run / "replay.json").read_text())
+    assert summary["controller"] is True and summary["replans"] == 19
+    assert (run / "orchestration.png").stat().st_size > 0
