@@ -145,6 +145,12 @@ class PoolSizing:
         return max(math.ceil(rate_per_s * self.per_rate / utilization - 1e-9), self.minimum)
 
 
+def busy_slots(starts: list[float], ends: list[float], times: np.ndarray) -> np.ndarray:
+    """Jobs in service at each of ``times``, from their start and end times."""
+    return (np.searchsorted(np.sort(starts), times, side="right")
+            - np.searchsorted(np.sort(ends), times, side="right"))
+
+
 class _Replica:
     __slots__ = ("free_at", "state", "held_from", "ready_at", "held_to", "failed_at", "jobs")
 
@@ -318,8 +324,6 @@ class ReplicaPool:
 
     def busy_fraction(self, times: np.ndarray) -> np.ndarray:
         """Share of ready slots busy at each of ``times``."""
-        starts, ends = np.sort(self.starts), np.sort(self.ends)
-        busy = (np.searchsorted(starts, times, side="right")
-                - np.searchsorted(ends, times, side="right"))
+        busy = busy_slots(self.starts, self.ends, times)
         cap = self.capacity_slots(times)
         return np.divide(busy, cap, out=np.zeros(len(times)), where=cap > 0)

@@ -45,6 +45,7 @@ from hetopt.replay.control import (
     PoolSizing,
     ReplicaPool,
     RouterConfig,
+    busy_slots,
 )
 
 Progress = Callable[[str], None]
@@ -232,10 +233,7 @@ class _FcfsPool:
 
     def busy_fraction(self, times: np.ndarray) -> np.ndarray:
         """Share of servers busy at each of ``times``."""
-        starts, ends = np.sort(self.starts), np.sort(self.ends)
-        busy = np.searchsorted(starts, times, side="right") - np.searchsorted(ends, times,
-                                                                            side="right")
-        return busy / self.capacity
+        return busy_slots(self.starts, self.ends, times) / self.capacity
 
 
 def _draw(rng: np.random.Generator, kind: tuple[Any, ...]) -> int:
@@ -247,10 +245,11 @@ def _draw(rng: np.random.Generator, kind: tuple[Any, ...]) -> int:
 class _Walker:
     """Samples a request's path and unrolls it into operator instances with dependencies."""
 
-    def __init__(self, problem: PlacementProblem, cross: np.ndarray,
+    def __init__(self, problem: PlacementProblem, cross: np.ndarray, op_lat: np.ndarray,
                  op_tokens: np.ndarray, edge_link: np.ndarray) -> None:
         self.p = problem
         self.cross = cross
+        self.op_lat = op_lat
         self.edge_link = edge_link
         self.op_tokens = op_tokens
         fwd = problem.forward_edges
@@ -290,7 +289,7 @@ class _Walker:
         return decide(("binomial", lp.max_iterations,
                        min(1.0, lp.expected_iterations / lp.max_iterations)))
 
-    def sample(self, rng: np.random.Generator, op_lat: np.ndarray) -> _Path:
+    def sample(self, rng: np.random.Generator) -> _Path:
         """A request's unrolled path, drawn with ``rng``.
 
         Paths are determined by a short sequence of discrete decisions (loop passes, branch
@@ -301,13 +300,13 @@ class _Walker:
         drawn: list[int] = []
         while "path" not in node:
             if "kind" not in node:  # unexplored: walk the graph with these decisions first
-                return self._walk(rng, op_lat, drawn)
+                return self._walk(rng, drawn)
             value = _draw(rng, node["kind"])
             drawn.append(value)
             node = node["children"].setdefault(value, {})
         return node["path"]
 
-    def _walk(self, rng: np.random.Generator, op_lat: np.ndarray, prefix: list[int]) -> _Path:
+    def _walk(self, rng: np.random.Generator, prefix: list[int]) -> _Path:
         decisions: list[tuple[tuple[Any, ...], int]] = []
         queue = list(prefix)
 
@@ -316,7 +315,7 @@ class _Walker:
             decisions.append((kind, value))
             return value
 
-        path = self.unroll(decide, op_lat)
+        path = self.unroll(decide)
         node = self._trie
         for kind, value in decisions:
             node["kind"] = kind
@@ -324,7 +323,7 @@ class _Walker:
         node["path"] = path
         return path
 
-    def unroll(self, decide: Callable[[tuple[Any, ...]], int], op_lat: np.ndarray) -> _Path:
+    def unroll(self, decide: Callable[[tuple[Any, ...]], int]) -> _Path:
         """Instances (op per instance), their dependencies (dep, transfer s), the planner's
         latency for this path and the number of loop passes taken."""
         inst_op: list[int] = []
@@ -406,7 +405,7 @@ class _Walker:
         finish = [0.0] * len(inst_op)
         for n in range(len(inst_op)):  # instances are created in a topological order
             ready = max((finish[d] + lat for d, lat, _ in deps[n]), default=0.0)
-            finish[n] = ready + float(op_lat[inst_op[n]])
+            finish[n] = ready + float(self.op_lat[inst_op[n]])
         # A chain (each instance waits for the one before it only) runs in one process.
         chain = all(len(deps[n]) == (1 if n else 0) and (n == 0 or deps[n][0][0] == n - 1)
                     for n in range(len(inst_op)))
@@ -453,8 +452,8 @@ def _build_ops(plan: Plan, problem: PlacementProblem, table: pd.DataFrame,
                                                     max(int(plan.pool_counts[dev[i]]), 1), 0.0, 1))
             spec.per_rate += visits * float(row["busy_s"])
             hold, static = float(row["busy_s"]), float(row["static_s"] or 0.0)
-        is_decode = name.endswith("decode") and row["step_s"] is not None
-        step = float(row["step_s"]) if is_decode and not pd.isna(row["step_s"]) else 0.0
+        step = float(row["step_s"]) if name.endswith("decode") and pd.notna(row["step_s"]) \
+            else 0.0
         ops.append(_Op(name, pool, list(specs).index(pool), hold, static, hold + static,
                        name.endswith("prefill"), step, tokens))
     return ops, list(specs.values())
@@ -508,11 +507,12 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         if f.device not in used:
             raise InputError(f"replay.failures: device {f.device!r} holds no pool in this plan; "
                              f"the plan's pools are on {sorted(used)}.")
-    fast = [_FcfsPool(s.replicas * s.slots_per_replica) for s in specs]
+    # The static path queues on one FCFS pool per pool; the routed path on replicas.
+    fast = [] if dynamic else [_FcfsPool(s.replicas * s.slots_per_replica) for s in specs]
     rpools = [ReplicaPool(s.name, problem.devices[s.device], s.slots_per_replica,
                           s.devices_per_replica, s.replicas, PoolSizing(s.per_rate, s.minimum),
-                          router.policy, rng, bool(config.failures)) for s in specs]
-    op_lat = np.array([op.latency_s for op in ops])
+                          router.policy, rng, bool(config.failures))
+              for s in specs] if dynamic else []
     # Transfers long enough to matter queue on a link pool per (sending, receiving) device
     # type, with one link per sending device.
     sending = np.zeros(len(problem.devices))
@@ -527,7 +527,8 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     links = [_FcfsPool(max(int(sending[a]), 1)) for a, _ in link_keys]
     link_names = [f"link {problem.devices[a]} -> {problem.devices[b]}" for a, b in link_keys]
     link_waits: list[tuple[int, float]] = []
-    walker = _Walker(problem, cross, np.array([op.tokens for op in ops]), edge_link)
+    walker = _Walker(problem, cross, np.array([op.latency_s for op in ops]),
+                     np.array([op.tokens for op in ops]), edge_link)
     exp_service = config.service == "exponential"
     cv = config.tool_latency_cv
     sigma = math.sqrt(math.log(1 + cv * cv)) if cv > 0 else 0.0
@@ -609,12 +610,16 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
 
     run = run_op_routed if dynamic else run_op
 
+    def link_wait(link: int, transfer_s: float) -> float:
+        """Queue a transfer starting now on ``link``; return its wait."""
+        wait = links[link].admit(env.now, transfer_s)
+        link_waits.append((link, wait))
+        return wait
+
     def transfer(after: Any, transfer_s: float, link: int) -> Any:
         """A transfer over a contended link, starting when its source finishes."""
         yield after
-        wait = links[link].admit(env.now, transfer_s)
-        link_waits.append((link, wait))
-        yield env.timeout(wait + transfer_s)
+        yield env.timeout(link_wait(link, transfer_s) + transfer_s)
 
     def instance(n: int, op_i: int, deps: list[tuple[int, float, int]], done: list[Any],
                  st: _State) -> Any:
@@ -630,7 +635,7 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         done[n].succeed(env.now)
 
     def request(rid: int) -> Any:
-        path = walker.sample(rng, op_lat)
+        path = walker.sample(rng)
         st = _State()
         arrived_at = float(env.now)
         row: dict[str, Any] = {"request": rid, "arrival_s": arrived_at,
@@ -642,11 +647,7 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
             for n, op_i in enumerate(path.ops):
                 if n and path.deps[n][0][1] > 0:
                     _, lat, link = path.deps[n][0]
-                    if link >= 0:
-                        wait = links[link].admit(env.now, lat)
-                        link_waits.append((link, wait))
-                        lat += wait
-                    yield env.timeout(lat)
+                    yield env.timeout(lat + (link_wait(link, lat) if link >= 0 else 0.0))
                 yield from run(op_i, st)
                 if st.drop:
                     break
@@ -767,18 +768,21 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         / config.sample_s
     util_rows, cap_rows = [], []
     held_s = np.zeros(len(problem.devices))
-    for s, fp, rp in zip(specs, fast, rpools, strict=True):
-        busy = rp.busy_fraction(grid) if dynamic else fp.busy_fraction(grid)
-        held = (rp.devices_held(grid) if dynamic
-                else np.full(len(grid), float(s.replicas * s.devices_per_replica)))
-        held_s[s.device] += (rp.device_seconds(config.duration_s) if dynamic
-                             else s.replicas * s.devices_per_replica * config.duration_s)
+    for k, s in enumerate(specs):
+        if dynamic:
+            busy, held = rpools[k].busy_fraction(grid), rpools[k].devices_held(grid)
+            held_s[s.device] += rpools[k].device_seconds(config.duration_s)
+        else:
+            planned = s.replicas * s.devices_per_replica
+            busy, held = fast[k].busy_fraction(grid), np.full(len(grid), float(planned))
+            held_s[s.device] += planned * config.duration_s
         util_rows += [(float(t), s.name, float(b)) for t, b in zip(grid, busy, strict=True)]
         cap_rows += [(float(t), s.name, float(h), float(r))
                      for t, h, r in zip(grid, held, rate_series, strict=True)]
     waits = pd.DataFrame(link_waits, columns=["link", "wait_s"]).groupby("link")["wait_s"]
-    link_stats = [(name, lp.capacity, float(waits.mean().get(k, math.nan)),
-                   int(waits.size().get(k, 0)))
+    mean_wait, transfers = waits.mean(), waits.size()
+    link_stats = [(name, lp.capacity, float(mean_wait.get(k, math.nan)),
+                   int(transfers.get(k, 0)))
                   for k, (name, lp) in enumerate(zip(link_names, links, strict=True))]
     for name, lp in zip(link_names, links, strict=True):
         util_rows += [(float(t), name, float(b))
@@ -866,7 +870,7 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
     status = requests["status"].value_counts()
     completed_all = int(status.get("completed", 0))
     tokens_done = float(requests.loc[requests["status"] == "completed", "tokens"].sum())
-    held_usd = extra.pop("capacity_usd")
+    held_usd = extra["capacity_usd"]
     failures = pd.DataFrame(failure_rows, columns=[
         "failure", "device", "at_s", "devices_failed", "replicas_lost", "pools_hit",
         "jobs_interrupted", "recovered_at_s"])
@@ -905,7 +909,6 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
         "gap_p99": float(done["gap"].quantile(0.99)) if len(done) else math.nan,
         "tco_usd_per_hour": plan.tco_usd_per_hour,
         "static_plan_usd": plan.tco_usd_per_hour * hours,
-        "capacity_usd": held_usd,
         "usd_per_request": held_usd / completed_all if completed_all else math.nan,
         "usd_per_mtok": held_usd / tokens_done * 1e6 if tokens_done else math.nan,
         "planned_usd_per_request": plan.cost_usd_per_request,

@@ -80,8 +80,8 @@ def _orchestration_figure(result: ReplayResult, path: Path, bin_s: float = 60.0)
     ax_cap.step(held.index, held.to_numpy(), where="post", color="C0", label="devices held")
     ax_cap.set_ylabel("devices held (all pools)", color="C0")
     ax_rate = ax_cap.twinx()
-    window = max(int(bin_s / max(float(np.diff(rate.index[:2])[0]) if len(rate) > 1 else 1.0,
-                                 1e-9)), 1)
+    sample_s = float(rate.index[1] - rate.index[0]) if len(rate) > 1 else 1.0
+    window = max(round(bin_s / sample_s), 1)
     ax_rate.plot(rate.index, rate.rolling(window, min_periods=1).mean(), color="C1", alpha=0.8,
                  label="arrival rate")
     ax_rate.set_ylabel("arrivals per s", color="C1")
