@@ -178,6 +178,10 @@ class Architecture:
         width and vocabulary size.
     source
         Where the numbers come from.
+    n_experts, experts_per_token
+        Mixture of experts: feed-forward experts per layer and how many each token is routed
+        to (``0, 0`` for a dense model). Every expert's weights stay resident; only the routed
+        ones cost FLOPs (see :attr:`active_params`).
     """
 
     name: str
@@ -190,6 +194,26 @@ class Architecture:
     d_ff: int
     vocab_size: int
     source: str
+    n_experts: int = 0
+    experts_per_token: int = 0
+
+    @property
+    def is_moe(self) -> bool:
+        """True for a mixture-of-experts model."""
+        return self.n_experts > 0
+
+    @property
+    def expert_params(self) -> float:
+        """Parameters of one expert across all layers: a SwiGLU FFN, ``3 * d_model * d_ff``
+        per layer (0 for a dense model)."""
+        return 3.0 * self.d_model * self.d_ff * self.n_layers if self.is_moe else 0.0
+
+    @property
+    def active_params(self) -> float:
+        """Parameters one token multiplies with: all of them for a dense model, the shared
+        ones plus ``experts_per_token`` experts for a mixture of experts (Mixtral-8x7B:
+        46.7 B total, 12.9 B active)."""
+        return self.params - (self.n_experts - self.experts_per_token) * self.expert_params
 
     def weight_bytes(self, precision: str) -> float:
         """Bytes of the weights: ``params * bytes_per_element``."""
@@ -214,19 +238,19 @@ class Architecture:
     def prefill_flops(self, tokens: int) -> float:
         """FLOPs of a causal prefill over ``tokens`` tokens (batch 1).
 
-        ``2 * params * tokens`` for the weight multiplies plus ``2 * n_layers * tokens**2 *
+        ``2 * active_params * tokens`` for the weight multiplies plus ``2 * n_layers * tokens**2 *
         d_model`` for causal attention (``QK^T`` and ``AV``, halved by the causal mask).
         """
         _check_tokens(tokens, "tokens")
-        return 2.0 * self.params * tokens + 2.0 * self.n_layers * tokens**2 * self.d_model
+        return 2.0 * self.active_params * tokens + 2.0 * self.n_layers * tokens**2 * self.d_model
 
     def decode_flops_per_token(self, context_tokens: int) -> float:
         """FLOPs of one decode step attending to ``context_tokens`` cached tokens.
 
-        ``2 * params + 4 * n_layers * context_tokens * d_model``.
+        ``2 * active_params + 4 * n_layers * context_tokens * d_model``.
         """
         _check_tokens(context_tokens, "context_tokens")
-        return 2.0 * self.params + 4.0 * self.n_layers * context_tokens * self.d_model
+        return 2.0 * self.active_params + 4.0 * self.n_layers * context_tokens * self.d_model
 
     def decode_flops(self, input_tokens: int, output_tokens: int) -> float:
         """FLOPs of decoding ``output_tokens`` tokens after a prompt of ``input_tokens`` (batch 1).
@@ -238,7 +262,7 @@ class Architecture:
         _check_tokens(output_tokens, "output_tokens")
         n = output_tokens
         context_sum = n * input_tokens + n * (n - 1) / 2.0
-        return 2.0 * self.params * n + 4.0 * self.n_layers * self.d_model * context_sum
+        return 2.0 * self.active_params * n + 4.0 * self.n_layers * self.d_model * context_sum
 
     def forward_flops(self, tokens: int) -> float:
         """FLOPs of one bidirectional (encoder) forward over ``tokens`` tokens.
@@ -246,21 +270,23 @@ class Architecture:
         ``2 * params * tokens + 4 * n_layers * tokens**2 * d_model`` (full, unmasked attention).
         """
         _check_tokens(tokens, "tokens")
-        return 2.0 * self.params * tokens + 4.0 * self.n_layers * tokens**2 * self.d_model
+        return 2.0 * self.active_params * tokens + 4.0 * self.n_layers * tokens**2 * self.d_model
 
 
 _INT_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size")
+_MOE_FIELDS = ("n_experts", "experts_per_token")
 
 
 def _architecture_from_dict(name: str, raw: Any, where: str) -> Architecture:
     """Validate one YAML entry; ``where`` names the file for messages."""
     allowed = [f.name for f in fields(Architecture) if f.name != "name"]
+    required = [k for k in allowed if k not in _MOE_FIELDS]
     if not isinstance(raw, Mapping):
         raise InputError(
             f"{where}: architecture '{name}' must be a mapping of {allowed}, got "
             f"{type(raw).__name__}. Write it as 'name: {{family: ..., params: ..., ...}}'.")
     unknown = sorted(set(raw) - set(allowed))
-    missing = [k for k in allowed if k not in raw]
+    missing = [k for k in required if k not in raw]
     if unknown or missing:
         parts = []
         if unknown:
@@ -268,8 +294,8 @@ def _architecture_from_dict(name: str, raw: Any, where: str) -> Architecture:
         if missing:
             parts.append(f"missing field(s) {missing}")
         raise InputError(
-            f"{where}: architecture '{name}' has {' and '.join(parts)}. Each entry needs exactly "
-            f"{allowed}.")
+            f"{where}: architecture '{name}' has {' and '.join(parts)}. Each entry needs "
+            f"{required}, and a mixture of experts adds {list(_MOE_FIELDS)}.")
     family = raw["family"]
     if family not in FAMILIES:
         raise InputError(
@@ -293,13 +319,31 @@ def _architecture_from_dict(name: str, raw: Any, where: str) -> Architecture:
             f"{where}: architecture '{name}' has n_kv_heads={ints['n_kv_heads']} and "
             f"n_heads={ints['n_heads']}; n_kv_heads must divide n_heads (use n_kv_heads = n_heads "
             "for multi-head attention).")
+    moe = {key: raw.get(key, 0) for key in _MOE_FIELDS}
+    for key, value in moe.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InputError(
+                f"{where}: architecture '{name}' field '{key}' must be a whole number >= 0, got "
+                f"{value!r}.")
+    if (moe["n_experts"] > 0) != (moe["experts_per_token"] > 0) or (
+            moe["experts_per_token"] > moe["n_experts"]):
+        raise InputError(
+            f"{where}: architecture '{name}' has n_experts={moe['n_experts']} and "
+            f"experts_per_token={moe['experts_per_token']}. A mixture of experts needs "
+            "1 <= experts_per_token <= n_experts; a dense model leaves both out.")
     source = raw["source"]
     if not isinstance(source, str) or not source.strip():
         raise InputError(
             f"{where}: architecture '{name}' field 'source' is empty. Cite where the numbers come "
             "from (model card, config.json, paper).")
-    return Architecture(name=name, family=family, params=float(params), source=source.strip(),
-                        **ints)
+    arch = Architecture(name=name, family=family, params=float(params), source=source.strip(),
+                        **ints, **moe)
+    if arch.active_params <= 0:
+        raise InputError(
+            f"{where}: architecture '{name}': {moe['n_experts']} experts of "
+            f"{arch.expert_params:.3g} parameters do not fit in params={params:g}. Check params, "
+            "d_model, d_ff and n_layers.")
+    return arch
 
 
 @functools.lru_cache(maxsize=8)
