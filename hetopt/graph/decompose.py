@@ -451,8 +451,9 @@ def _node_ops(node: Node, path: str, archs: Mapping[str, Architecture],
     return [_OpSpec(path, kind[node.kind], path, work=work, devices=devices)], []
 
 
-def _ends(graph: AgentGraph) -> tuple[list[str], list[str]]:
-    """Source nodes (no forward in-edge) and exit nodes (true sinks, else forward sinks)."""
+def graph_ends(graph: AgentGraph) -> tuple[list[str], list[str]]:
+    """Source nodes (no forward in-edge) and exit nodes (true sinks, else forward sinks): where
+    edges into and out of an agent node attach."""
     has_fwd_in = {e.dst for e in graph.edges if not e.is_back}
     has_out = {e.src for e in graph.edges}
     has_fwd_out = {e.src for e in graph.edges if not e.is_back}
@@ -493,7 +494,7 @@ def _flatten(graph: AgentGraph, prefix: str, inherited: tuple[str, ...] | None,
                                e.loop.max_iterations))
         else:
             flat.edges.extend((s, d, e.payload_bytes, e.probability) for s in srcs for d in dsts)
-    sources, sinks = _ends(graph)
+    sources, sinks = graph_ends(graph)
     entries = [op for n in sources for op in first[n]]
     exits = [op for n in sinks for op in last[n]]
     return entries, exits

@@ -6,7 +6,8 @@ paper's ``input.query``); a node with no forward in-edge takes it. Every other i
 ``agent.edge`` op carrying ``payload_bytes`` and ``probability``, and the node op takes the
 edges' results as operands: the SSA use-def chains are the graph's forward edges. Back edges,
 which SSA cannot express, are ``agent.back_edge`` ops after the body naming their ``target``.
-Sinks are returned.
+The agent's exits (its true sinks, else its forward sinks) are returned: edges out of a
+nested agent leave from them.
 
 >>> from hetopt.workloads import load_workload
 >>> from hetopt.graph.ir import agent_graph_from_dict
@@ -46,6 +47,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import func
 
 from hetopt.errors import InputError
+from hetopt.graph.decompose import graph_ends
 from hetopt.graph.ir import AgentGraph, Edge, Node, TaskKind
 from hetopt.mlir.dialect import agent_context, parse_module, verify
 
@@ -164,7 +166,7 @@ def _emit_graph(graph: AgentGraph, symbol: str, module: ir.Module,
     fwd.add_edges_from((e.src, e.dst) for e in graph.edges if not e.is_back)
     position = {n: i for i, n in enumerate(graph.node_ids)}
     order = list(nx.lexicographical_topological_sort(fwd, key=position.__getitem__))
-    sinks = [n for n in order if fwd.out_degree(n) == 0]
+    sinks = graph_ends(graph)[1]
     with ir.InsertionPoint(module.body):
         fn = func.FuncOp(symbol, ir.FunctionType.get([msg], [msg] * len(sinks)))
     fn.attributes["agent.graph"] = ir.UnitAttr.get()
