@@ -28,7 +28,8 @@ def workload_names() -> tuple[str, ...]:
 
 
 def load_workload(name_or_path: str | Path) -> dict[str, Any]:
-    """Read a workload by name (``voice_agent``) or from a YAML file path.
+    """Read a workload by name (``voice_agent``), from a YAML file path, or from an MLIR file
+    (``.mlir``, the agent dialects of :mod:`hetopt.mlir.convert`).
 
     Raises
     ------
@@ -45,6 +46,14 @@ def load_workload(name_or_path: str | Path) -> dict[str, Any]:
                 f"Unknown workload '{name_or_path}'. Shipped workloads: "
                 f"{list(workload_names())}; or pass a YAML file path."
             )
+    if path.suffix == ".mlir":
+        from hetopt.mlir.convert import import_workload
+
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the file ({exc.strerror or exc}).") from None
+        return import_workload(text, str(path))
     data = read_yaml_file(path)
     if not isinstance(data, dict):
         raise InputError(f"{path}: a workload file must hold a mapping (name, nodes, edges).")

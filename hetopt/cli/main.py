@@ -27,6 +27,8 @@ commands:
   list      show the shipped workloads and config options
   replay    plan, then replay request traffic through the plan (SimPy); or replay a saved
             plan with replay.plan_dir=outputs/plan/<run>
+  compile   plan, then run the MLIR stage: agent dialects, decomposition passes, per-device
+            IREE artefacts, CPU execution and calibration (mlir.plan_dir= for a saved plan)
   reproduce reproduce the paper: fig4 fig8 fig9 table3 kv_table serving pareto, or all
             (hetopt reproduce all [--out DIR])
 
@@ -35,6 +37,8 @@ examples:
   hetopt plan workload=worked_example solver=cpsat
   hetopt plan workload=rag_agent hardware=paper_table5 sla.e2e_s=5 workload.request_rate_per_s=10
   hetopt plan -m sla.e2e_s=12,13,14 solver=highs,cpsat     # Hydra sweep -> outputs/sweep/.../summary.csv
+  hetopt plan workload_file=my_agent.mlir                   # an agent graph written in MLIR
+  hetopt compile mlir.targets.H100=cuda:sm_80
 """
 
 
@@ -246,8 +250,13 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = _compose(rest)
             return cmd_replay(cfg, _run_dir(cfg, "replay"), console)
-        raise InputError(f"Unknown command '{command}'. Commands: plan, catalog, list "
-                         f"(`hetopt --help`).")
+        if command == "compile":
+            from hetopt.cli.compile_cmd import cmd_compile
+
+            cfg = _compose(rest)
+            return cmd_compile(cfg, _run_dir(cfg, "compile"), console)
+        raise InputError(f"Unknown command '{command}'. Commands: plan, catalog, list, "
+                         f"reproduce, replay, compile (`hetopt --help`).")
     except HetoptUserError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return exc.exit_code
