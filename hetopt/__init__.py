@@ -12,4 +12,6 @@ Start with :func:`hetopt.pipeline.plan_agent` or the ``hetopt plan`` command.
 import ortools.sat.python.cp_model  # noqa: F401  isort: skip
 import pulp  # noqa: F401  isort: skip
 
+# torch-mlir (agent dialects) and IREE (code generation) load lazily in hetopt.mlir; both
+# coexist with each other and with OR-Tools in either import order.
 __version__ = "0.1.0"
