@@ -42,7 +42,7 @@ examples:
 """
 
 
-def _compose(overrides: list[str]) -> dict[str, Any]:
+def compose_config(overrides: list[str]) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
@@ -90,7 +90,7 @@ def cmd_plan(overrides: list[str], console: Console) -> int:
     from hetopt.cli.render import render_plan
     from hetopt.pipeline import plan_agent
 
-    cfg = _compose(overrides)
+    cfg = compose_config(overrides)
     run_dir = _run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -152,7 +152,7 @@ def request_from_config_checked(overrides: list[str]) -> None:
     """Compose ``overrides`` and build the request, raising user errors as they come."""
     from hetopt.cli.config import request_from_config
 
-    request_from_config(_compose(overrides))
+    request_from_config(compose_config(overrides))
 
 
 def cmd_catalog(overrides: list[str], console: Console) -> int:
@@ -163,7 +163,7 @@ def cmd_catalog(overrides: list[str], console: Console) -> int:
     from hetopt.costs.tco import tco_table
     from hetopt.hardware import load_catalog
 
-    request = request_from_config(_compose(overrides))
+    request = request_from_config(compose_config(overrides))
     hw = request.hardware
     catalog = load_catalog(hw.catalog_path, extra_rows=hw.extra_rows)
     if hw.devices is not None:
@@ -248,12 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         if command == "replay":
             from hetopt.cli.replay_cmd import cmd_replay
 
-            cfg = _compose(rest)
+            cfg = compose_config(rest)
             return cmd_replay(cfg, _run_dir(cfg, "replay"), console)
         if command == "compile":
             from hetopt.cli.compile_cmd import cmd_compile
 
-            cfg = _compose(rest)
+            cfg = compose_config(rest)
             return cmd_compile(cfg, _run_dir(cfg, "compile"), console)
         raise InputError(f"Unknown command '{command}'. Commands: plan, catalog, list, "
                          f"reproduce, replay, compile (`hetopt --help`).")

@@ -12,6 +12,7 @@ hardware.catalog_path=...`` reads back: measured times feed the cost model.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from dataclasses import dataclass, replace
@@ -21,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from hetopt.hardware import Device, HardwareCatalog
-
 
 GEMM_CLASSES = ("gemm", "gemv")
 """Kernel classes that set the calibrated factors."""
@@ -74,10 +74,8 @@ def host_cpu_name(catalog: HardwareCatalog) -> str:
     if not cpus:
         return ""
     text = platform.processor()
-    try:
+    with contextlib.suppress(OSError):
         text += Path("/proc/cpuinfo").read_text(errors="ignore")[:4000]
-    except OSError:
-        pass
     vendor = "amd" if "AMD" in text else "intel" if "Intel" in text else ""
     same = [d for d in cpus if d.vendor.lower() == vendor]
     return (same or cpus)[0].name

@@ -213,7 +213,8 @@ def _llm_pattern(archs: Mapping[str, Architecture]) -> Any:
         path = a["node"]
         base = {k: o.attributes[k] for k in ("node", "model", "precision", "input_tokens",
                                              "output_tokens")}
-        extra = {k: o.attributes[k] for k in ("description", "devices") if k in a}
+        extra: dict[str, ir.Attribute] = {
+            k: o.attributes[k] for k in ("description", "devices") if k in a}
         with rewriter.ip:
             value = _phase(arch, "prefill", list(o.operands), {**base, **extra}, path)
             if a["output_tokens"] > 0:
@@ -254,7 +255,8 @@ def _tool_pattern(op: ir.OpView, rewriter: PatternRewriter) -> bool:
     o = op.operation
     a = attrs_of(o)
     path = a["node"]
-    extra = {k: o.attributes[k] for k in ("description", "devices") if k in a}
+    extra: dict[str, ir.Attribute] = {
+        k: o.attributes[k] for k in ("description", "devices") if k in a}
     response = float(a["response_bytes"])
     flops = a.get("compute_flops", PARSE_FLOPS_PER_BYTE * response)
     mem = a.get("compute_mem_bytes", response if "compute_flops" not in a else 0.0)

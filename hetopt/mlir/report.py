@@ -40,7 +40,7 @@ def plot_calibration(cal: Calibration, path: Path) -> Path:
     axes[0].set_ylabel("predicted by the roofline (ms)")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"CPU kernels (IREE llvm-cpu) vs the cost model: {cal.before.device} share "
-                 f"of {cal.before.host_cores} cores (dotted: +-25 %)", fontsize=10)
+                 f"of {cal.before.host_cores} cores (dotted: ±25 %)", fontsize=10)
     return save_figure(fig, path)
 
 
