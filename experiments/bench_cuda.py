@@ -13,14 +13,12 @@ Run: ``python experiments/bench_cuda.py [--device H100] [--d-model 4096]``
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from hetopt.hardware import load_catalog
-from hetopt.mlir.codegen import compile_module, target_for
+from hetopt.mlir.codegen import compile_module, run_kernels, target_for
 from hetopt.mlir.kernels import KernelShape, module_text, operator_kernels
 
 
@@ -50,29 +48,19 @@ def main() -> None:
         kernels += operator_kernels(name, attrs, shape, target.element_type,
                                     target.accumulator_type)
     vmfb = compile_module(module_text(kernels), target)
-    module = rt.load_vm_flatbuffer(vmfb, driver="cuda")
+    precision = "fp16" if target.element_type == "f16" else "fp32"
     rows = []
-    for k in kernels:
-        fn = module[k.name]
-        args_ = k.inputs()
-        got = np.asarray(fn(*args_).to_host(), dtype=np.float64)
-        want = np.asarray(k.reference(*args_), dtype=np.float64)
-        times = []
-        for _ in range(20):
-            t0 = time.perf_counter()
-            fn(*args_).to_host()  # to_host waits for the device
-            times.append(time.perf_counter() - t0)
-        precision = "fp16" if target.element_type == "f16" else "fp32"
+    for k, run in zip(kernels, run_kernels(vmfb, kernels, min_time_s=0.5, driver="cuda"),
+                      strict=True):
         roofline = max(k.flops / device.effective_flops_per_s(precision),
                        k.bytes / device.effective_mem_bw_bytes_per_s)
-        measured = float(np.median(times))
         rows.append({"device": device.name, "target": target.label, "kernel": k.name,
                      "shape_class": k.shape_class, "flops": k.flops, "bytes": k.bytes,
-                     "measured_s": measured, "roofline_s": roofline,
-                     "roofline_over_measured": roofline / measured,
-                     "max_rel_error": float(np.abs(got - want).max() / np.abs(want).max())})
-        print(f"{k.name:24s} {measured * 1e3:9.3f} ms  roofline {roofline * 1e3:9.3f} ms  "
-              f"({roofline / measured:5.2f})  rel err {rows[-1]['max_rel_error']:.1e}")
+                     "measured_s": run.measured_s, "roofline_s": roofline,
+                     "roofline_over_measured": roofline / run.measured_s,
+                     "max_rel_error": run.max_rel_error})
+        print(f"{k.name:24s} {run.measured_s * 1e3:9.3f} ms  roofline {roofline * 1e3:9.3f} ms"
+              f"  ({roofline / run.measured_s:5.2f})  rel err {run.max_rel_error:.1e}")
     args.out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(args.out / "bench_cuda.csv", index=False)
     print(f"wrote {args.out / 'bench_cuda.csv'}")

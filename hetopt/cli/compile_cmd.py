@@ -47,11 +47,11 @@ def cmd_compile(cfg: dict[str, Any], run_dir: Path, console: Console) -> int:
     with console.status("planning...") as status:
         if plan_dir:
             cfg, outcome = load_saved_plan(Path(plan_dir))
+            request = request_from_config(cfg)
         else:
-            outcome = plan_agent(request_from_config(cfg),
-                                 progress=lambda m: status.update(m + " ..."))
+            request = request_from_config(cfg)
+            outcome = plan_agent(request, progress=lambda m: status.update(m + " ..."))
         write_outputs(outcome, cfg, run_dir)
-        request = request_from_config(cfg)
         catalog = load_catalog(request.hardware.catalog_path,
                                extra_rows=request.hardware.extra_rows)
         workload = dict(cfg["workload"])

@@ -89,11 +89,6 @@ class Target:
         """``backend:arch``."""
         return f"{self.backend}:{self.arch}" if self.arch else self.backend
 
-    @property
-    def runs_here(self) -> bool:
-        """Whether this machine can execute the artefact (CPU backends only)."""
-        return self.backend in ("llvm-cpu", "vmvx") and self.arch in ("host", "")
-
 
 BACKENDS = ("llvm-cpu", "vmvx", "cuda", "rocm", "vulkan-spirv")
 
@@ -189,12 +184,13 @@ class KernelRun:
 
 
 def run_kernels(vmfb: bytes, kernels: Sequence[Kernel], min_time_s: float = 0.1,
-                max_repeats: int = 200) -> list[KernelRun]:
-    """Execute each kernel of a host-built module with IREE's ``local-task`` driver, compare
-    with its NumPy reference and time it (median of repeated calls after one warm-up)."""
+                max_repeats: int = 200, driver: str = "local-task") -> list[KernelRun]:
+    """Execute each kernel of a module with an IREE HAL driver (``local-task`` for host
+    builds), compare with its NumPy reference and time it (median of repeated calls after one
+    warm-up)."""
     import iree.runtime as rt
 
-    module = rt.load_vm_flatbuffer(vmfb, driver="local-task")
+    module = rt.load_vm_flatbuffer(vmfb, driver=driver)
     runs = []
     for k in kernels:
         fn = module[k.name]

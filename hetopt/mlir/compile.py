@@ -21,13 +21,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
 from hetopt.errors import InputError
 from hetopt.graph.decompose import OperatorGraph
+from hetopt.graph.ir import AgentGraph
 from hetopt.hardware import HardwareCatalog
 from hetopt.mlir.calibrate import Calibration, calibrate, host_cpu_name, host_model
 from hetopt.mlir.codegen import (
@@ -226,7 +227,7 @@ def _partitions(ops: list[tuple[str, dict[str, Any]]], catalog: HardwareCatalog,
     return out
 
 
-def compile_plan(graph_module_input: Any, op_graph: OperatorGraph,
+def compile_plan(graph: AgentGraph, op_graph: OperatorGraph,
                  placement: pd.DataFrame, catalog: HardwareCatalog,
                  options: CompileOptions | None = None, workload: Mapping[str, Any] | None = None,
                  progress: Progress | None = None) -> CompileReport:
@@ -234,8 +235,8 @@ def compile_plan(graph_module_input: Any, op_graph: OperatorGraph,
 
     Parameters
     ----------
-    graph_module_input
-        The :class:`~hetopt.graph.ir.AgentGraph` that was planned.
+    graph
+        The agent graph that was planned.
     op_graph
         Its decomposition (the planner's operators).
     placement
@@ -273,20 +274,13 @@ def compile_plan(graph_module_input: Any, op_graph: OperatorGraph,
     t0 = time.perf_counter()
     with agent_context():
         say("exporting the agent graph to MLIR")
-        module = export_module(graph_module_input, workload)
+        module = export_module(graph, workload)
         stages.append(("00-input.mlir", str(module)))
         say("decomposing (MLIR rewrite patterns)")
         decompose_module(module)
         verify(module, "decomposed module")
         stages.append(("01-decomposed.mlir", str(module)))
-        got = operator_structure(module)
-        structure_matches = (
-            sorted(got.ops) == sorted(o.id for o in op_graph.ops)
-            and sorted(got.edges) == sorted((e.src, e.dst, e.payload_bytes, e.probability)
-                                            for e in op_graph.edges)
-            and sorted(got.loops) == sorted((lp.back_src, lp.back_dst, lp.payload_bytes,
-                                             lp.expected_iterations, lp.max_iterations)
-                                            for lp in op_graph.loops))
+        structure_matches = operator_structure(module).same_as(op_graph)
         annotate_costs(module, op_graph)
         verify(module, "annotated module")
         stages.append(("02-annotated.mlir", str(module)))
@@ -312,8 +306,8 @@ def compile_plan(graph_module_input: Any, op_graph: OperatorGraph,
             artifact, error = b"", exc.reason
             log.warning("partition %s failed to compile for %s: %s", p.device, p.target.label,
                         error)
-        compiled.append(Partition(**{**p.__dict__, "artifact": artifact,
-                                     "compile_s": time.perf_counter() - start, "error": error}))
+        compiled.append(replace(p, artifact=artifact, compile_s=time.perf_counter() - start,
+                                error=error))
         stages.append((f"partition-{p.device}.mlir", p.text))
     seconds["compile"] = time.perf_counter() - t0
 

@@ -148,7 +148,7 @@ def _node_attrs(node: Node) -> dict[str, ir.Attribute]:
         elif key in ("model", "precision", "description"):
             a[key] = attr(str(value))
         else:
-            a[key] = attr(value, integer=key in _INTS) if key in _INTS else attr(float(value))
+            a[key] = attr(value, integer=True) if key in _INTS else attr(float(value))
     if node.devices is not None:
         a["devices"] = attr(list(node.devices))
     return a
@@ -247,6 +247,26 @@ def _functions(module: ir.Module) -> dict[str, ir.Operation]:
         if op.operation.name == "func.func":
             out[ir.StringAttr(op.attributes["sym_name"]).value] = op.operation
     return out
+
+
+def top_function(module: ir.Module, source: str = "<mlir>") -> ir.Operation:
+    """The module's top agent graph: the one function no ``agent.call`` calls.
+
+    Raises
+    ------
+    InputError
+        There is none, or more than one.
+    """
+    functions = _functions(module)
+    called = {attrs_of(op.operation)["callee"] for fn in functions.values()
+              for op in fn.regions[0].blocks[0].operations
+              if op.operation.name == "agent.call"}
+    tops = [n for n in functions if n not in called]
+    if len(tops) != 1:
+        raise InputError(
+            f"{source}: expected exactly one top-level agent function (one that no "
+            f"agent.call calls), found {tops or 'none'}. Keep one graph per file.")
+    return functions[tops[0]]
 
 
 def _source_node(value: ir.Value, where: str) -> tuple[str | None, ir.Operation | None]:
@@ -373,16 +393,9 @@ def import_workload(text: str, source: str = "<mlir>") -> dict[str, Any]:
     """
     with agent_context():
         module = parse_module(text, source)
-        functions = _functions(module)
-        called = {attrs_of(op.operation)["callee"] for fn in functions.values()
-                  for op in fn.regions[0].blocks[0].operations if op.operation.name ==
-                  "agent.call"}
-        tops = [n for n in functions if n not in called]
-        if len(tops) != 1:
-            raise InputError(
-                f"{source}: expected exactly one top-level agent function (one that no "
-                f"agent.call calls), found {tops or 'none'}. Keep one graph per file.")
-        return _graph_dict(functions[tops[0]], functions, source, (tops[0],))
+        top = top_function(module, source)
+        name = attrs_of(top)["sym_name"]
+        return _graph_dict(top, _functions(module), source, (name,))
 
 
 def import_agent_graph(text: str, source: str = "<mlir>") -> AgentGraph:

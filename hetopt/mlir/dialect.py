@@ -65,7 +65,7 @@ def agent_context() -> Iterator[ir.Context]:
         yield ctx
 
 
-def _describe(exc: ir.MLIRError, source: str) -> str:
+def _describe(exc: ir.MLIRError) -> str:
     parts = []
     for diag in exc.error_diagnostics or []:
         loc = str(diag.location)
@@ -100,7 +100,7 @@ def parse_module(text: str, source: str = "<mlir>") -> ir.Module:
     try:
         module = ir.Module.parse(text)
     except ir.MLIRError as exc:
-        detail = _describe(exc, source)
+        detail = _describe(exc)
         hint = ""
         if "unregistered" in detail or "not found" in detail or "unknown" in detail.lower():
             hint = f" hetopt's dialects define: {', '.join(op_names())} (plus func.func/return)."
@@ -113,5 +113,5 @@ def verify(module: ir.Module, source: str = "<mlir>") -> None:
     try:
         module.operation.verify()
     except ir.MLIRError as exc:
-        raise InputError(f"{source}: the module does not verify: {_describe(exc, source)}."
+        raise InputError(f"{source}: the module does not verify: {_describe(exc)}."
                          ) from None

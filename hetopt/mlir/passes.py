@@ -38,7 +38,7 @@ from torch_mlir.rewrite import (
 from hetopt.errors import InputError
 from hetopt.graph.architectures import BYTES_PER_ELEMENT, Architecture, load_architectures
 from hetopt.graph.decompose import PARSE_FLOPS_PER_BYTE, OperatorGraph
-from hetopt.mlir.convert import attr, attrs_of
+from hetopt.mlir.convert import attr, attrs_of, top_function
 
 NODE_OPS = ("llm.call", "model.encode", "tool.invoke", "memory.load", "memory.store",
             "memory.kv_cache", "compute.run", "control.route", "control.llm", "control.encode")
@@ -49,18 +49,8 @@ def _msg() -> ir.Type:
 
 
 def _top(module: ir.Module) -> ir.Operation:
-    """The module's top agent function (the first ``func.func``, as exported)."""
-    called = set()
-    funcs = []
-    for op in module.body.operations:
-        if op.operation.name == "func.func":
-            funcs.append(op.operation)
-            for inner in op.operation.regions[0].blocks[0].operations:
-                if inner.operation.name == "agent.call":
-                    called.add(attrs_of(inner.operation)["callee"])
-    tops = [f for f in funcs if attrs_of(f)["sym_name"] not in called]
-    assert len(tops) == 1, "import_workload guarantees one top function"
-    return tops[0]
+    """The module's top agent function."""
+    return top_function(module)
 
 
 def _body(fn: ir.Operation) -> ir.Block:
@@ -336,6 +326,16 @@ class OperatorStructure:
     ops: tuple[str, ...]
     edges: tuple[tuple[str, str, float, float], ...]
     loops: tuple[tuple[str, str, float, float, int], ...]
+
+    def same_as(self, graph: OperatorGraph) -> bool:
+        """True when ``graph`` (the planner's decomposition) has the same operators, edges
+        and loops, in any order."""
+        return (sorted(self.ops) == sorted(o.id for o in graph.ops)
+                and sorted(self.edges) == sorted((e.src, e.dst, e.payload_bytes, e.probability)
+                                                 for e in graph.edges)
+                and sorted(self.loops) == sorted((lp.back_src, lp.back_dst, lp.payload_bytes,
+                                                  lp.expected_iterations, lp.max_iterations)
+                                                 for lp in graph.loops))
 
 
 def _producer(value: ir.Value) -> ir.Operation | None:
