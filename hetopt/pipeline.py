@@ -20,12 +20,14 @@ from hetopt.errors import InfeasibleError, InputError, SolverLimitError
 from hetopt.graph.decompose import OperatorGraph, decompose
 from hetopt.graph.ir import agent_graph_from_dict
 from hetopt.hardware import load_catalog
+from hetopt.hardware.scenario import Scenario, apply_scenario
 from hetopt.plan.evaluate import evaluate_choice
 from hetopt.plan.plan import Baseline, Plan, make_plan
 from hetopt.plan.verify import verify_plan
 from hetopt.problem import SECONDS_PER_HOUR, PlacementProblem, build_problem
 from hetopt.sla import Sla
 from hetopt.solvers import SolveResult, SolverOptions, SolveStatus, solve
+from hetopt.solvers.base import OnProgress, WarmStart
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -45,12 +47,27 @@ class HardwareSpec:
         Devices available per name; absent names are unlimited (the paper's assumption).
     extra_rows
         Extra catalog rows (same columns as the CSV) to add devices without editing files.
+    price_scale, owned, owned_age_years, years_ahead, price_decline_per_year
+        What-if edits (:class:`~hetopt.hardware.scenario.Scenario`): price multipliers per
+        device, the installed fleet per device type (brownfield) and its age, and planning
+        some years ahead with new-hardware prices falling.
     """
 
     catalog_path: str | None = None
     devices: tuple[str, ...] | None = None
     inventory: Mapping[str, int] = field(default_factory=dict)
     extra_rows: tuple[Mapping[str, Any], ...] = ()
+    price_scale: Mapping[str, float] = field(default_factory=dict)
+    owned: Mapping[str, int] = field(default_factory=dict)
+    owned_age_years: float = 0.0
+    years_ahead: float = 0.0
+    price_decline_per_year: float = 0.0
+
+    @property
+    def scenario(self) -> Scenario:
+        """The what-if edits as a :class:`~hetopt.hardware.scenario.Scenario`."""
+        return Scenario(dict(self.price_scale), dict(self.owned), self.owned_age_years,
+                        self.years_ahead, self.price_decline_per_year)
 
 
 @dataclass(frozen=True)
@@ -123,6 +140,7 @@ def prepare(request: PlanRequest, progress: Progress | None = None
         table = profile_cost_table(graph, profile)
         tco: dict[str, DeviceTco] = {}
         mem: dict[str, float] = {}
+        inventory = dict(request.hardware.inventory)
     else:
         profile = None
         hw = request.hardware
@@ -142,6 +160,12 @@ def prepare(request: PlanRequest, progress: Progress | None = None
                 log.warning("tco.mode=cloud: devices without a cloud price left out: %s",
                             dropped)
             catalog = catalog.select(tuple(d.name for d in rentable))
+            if hw.owned:
+                raise InputError("hardware.owned (installed devices) needs tco.mode=own: a "
+                                 "rented device is not owned. Drop hardware.owned or set "
+                                 "tco.mode=own.")
+        catalog, installed = apply_scenario(catalog, hw.scenario)
+        inventory = {**dict(hw.inventory), **installed}
         tco = {d.name: device_tco(d, request.tco) for d in catalog.devices}
         mem = {d.name: d.mem_bytes for d in catalog.devices}
         say(f"costing {sum(op.placeable for op in graph.ops)} operators on "
@@ -150,7 +174,7 @@ def prepare(request: PlanRequest, progress: Progress | None = None
                     if request.costs.measured_profile else None)
         table = build_cost_table(graph, catalog, request.sla, request.costs, measured)
     problem = build_problem(graph, table, tco, request.sla, rate, request.costs, mem,
-                            dict(request.hardware.inventory), profile)
+                            inventory, profile)
     log.info("problem %s: %d operators, %d options, %d edges, %d loops", problem.name,
              problem.n_ops, problem.n_options, len(problem.edge_src), len(problem.loops))
     return problem, table, graph, tco
@@ -213,7 +237,9 @@ def _baseline(problem: PlacementProblem, device: str, options: SolverOptions) ->
                     f"{problem.sla.e2e_s:g} s at best")
 
 
-def plan_agent(request: PlanRequest, progress: Progress | None = None) -> PlanOutcome:
+def plan_agent(request: PlanRequest, progress: Progress | None = None, *,
+               warm_start: WarmStart | None = None,
+               on_solve_progress: OnProgress | None = None) -> PlanOutcome:
     """Plan the cheapest heterogeneous deployment of an agent that meets its SLA.
 
     Parameters
@@ -222,6 +248,10 @@ def plan_agent(request: PlanRequest, progress: Progress | None = None) -> PlanOu
         Workload, hardware, SLA, cost, TCO and solver settings.
     progress
         Optional callback receiving one short line per stage.
+    warm_start
+        A previous plan to start the solver from (e.g. the neighbouring point of a sweep).
+    on_solve_progress
+        Called with the incumbent and bound as the solver improves them.
 
     Returns
     -------
@@ -251,7 +281,8 @@ def plan_agent(request: PlanRequest, progress: Progress | None = None) -> PlanOu
     problem, table, graph, tco = prepare(request, say)
     say(f"solving with {request.solver.backend}: {problem.n_ops} operators, "
         f"{problem.n_options} options")
-    result: SolveResult = solve(problem, request.solver)
+    result: SolveResult = solve(problem, request.solver, warm_start=warm_start,
+                                on_progress=on_solve_progress)
     if result.status is SolveStatus.INFEASIBLE:
         say("infeasible: finding the tightest feasible SLA")
         raise explain_infeasible(problem, request.solver)

@@ -23,6 +23,9 @@ USAGE = """usage: hetopt <command> [overrides...]
 
 commands:
   plan      plan a deployment (Hydra overrides: workload=, hardware=, sla=, solver=, tco=, ...)
+  sweep     plan every point of a grid in parallel (= plan -m): comma lists, range(...), or a
+            what-if study whatif=<name>; results.csv per sweep, resumable with hydra.sweep.dir=
+  aggregate merge a sweep directory's point records into results.csv (and the study figure)
   catalog   show the hardware catalog with its hourly TCO
   list      show the shipped workloads and config options
   replay    plan, then replay request traffic through the plan (SimPy); or replay a saved
@@ -36,7 +39,9 @@ examples:
   hetopt plan
   hetopt plan workload=worked_example solver=cpsat
   hetopt plan workload=rag_agent hardware=paper_table5 sla.e2e_s=5 workload.request_rate_per_s=10
-  hetopt plan -m sla.e2e_s=12,13,14 solver=highs,cpsat     # Hydra sweep -> outputs/sweep/.../summary.csv
+  hetopt sweep sla.e2e_s=12,13,14 solver=highs,cpsat      # -> outputs/sweep/<name>-<time>/results.csv
+  hetopt sweep whatif=electricity                         # a shipped what-if study (configs/whatif/)
+  hetopt sweep whatif=carbon hydra/launcher=ray           # the same on Ray (pip install 'hetopt[dist]')
   hetopt plan workload_file=my_agent.mlir                   # an agent graph written in MLIR
   hetopt compile mlir.targets.H100=cuda:sm_80
 """
@@ -48,23 +53,17 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from hetopt.cli.schema import register
     from hetopt.workloads import config_dir
 
+    register()
     cdir = config_dir()
     try:
         with initialize_config_dir(config_dir=str(cdir), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides)
         data: Any = OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException) as exc:
-        groups = {g.name: sorted(p.stem for p in g.glob("*.yaml"))
-                  for g in sorted(cdir.iterdir()) if g.is_dir()}
-        options = "; ".join(f"{k}: {v}" for k, v in groups.items())
-        detail = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
-        raise InputError(
-            f"Bad override in {overrides}: {detail} Config groups and their options ({cdir}): "
-            f"{options}. Add a key that is not in the config with '+key=value' (e.g. "
-            f"'+hardware.inventory.H100=16')."
-        ) from None
+        raise InputError(_override_error(overrides, exc, cdir)) from None
     assert isinstance(data, dict)
     out: dict[str, Any] = {str(k): v for k, v in data.items()}
     if out.get("workload_file"):
@@ -72,6 +71,28 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
 
         out["workload"] = load_workload(str(out["workload_file"]))
     return out
+
+
+def _override_error(overrides: list[str], exc: BaseException, cdir: Path) -> str:
+    """One paragraph: what Hydra or OmegaConf rejected, why, and what is valid."""
+    def flat(e: BaseException) -> str:
+        return " ".join(line.strip() for line in str(e).strip().splitlines() if line.strip())
+
+    detail = flat(exc)
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and flat(cause) and flat(cause) not in detail:
+        detail += f" ({flat(cause)})"
+    message = f"Bad override in {overrides}: {detail}"
+    if "Could not find" in detail or "group" in detail.lower():
+        groups = {g.name: sorted(p.stem for p in g.glob("*.yaml"))
+                  for g in sorted(cdir.iterdir()) if g.is_dir()}
+        message += (" Config groups and their options ({}): {}.".format(
+            cdir, "; ".join(f"{k}: {v}" for k, v in groups.items())))
+    elif "reference_type=Dict" in detail and "append" in detail:
+        message += (" Keys of a mapping such as hardware.inventory take '+' the first time "
+                    "(e.g. '+hardware.inventory.H100=16').")
+    return message + (f" `hetopt list` shows the groups; {cdir}/config.yaml and the group files "
+                      "show the keys.")
 
 
 def _run_dir(cfg: dict[str, Any], kind: str = "plan") -> Path:
@@ -112,39 +133,6 @@ def cmd_plan(overrides: list[str], console: Console) -> int:
             f"{plan.solve.gap:.2%}). The plan was still written to {run_dir / 'plan.json'}. "
             f"Raise solver.time_limit_s, or accept the gap."
         )
-    return 0
-
-
-def cmd_sweep(overrides: list[str]) -> int:
-    """Run ``hetopt plan -m ...`` through Hydra's multirun (one plan per point)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    sweep = [o for o in overrides if o not in ("-m", "--multirun")]
-    # Validate every swept value before launching, so a typo fails fast with exit status 2.
-    try:
-        parsed = OverridesParser.create().parse_overrides(sweep)
-    except Exception as exc:  # hydra raises OverrideParseException
-        raise InputError(f"Bad sweep override in {sweep}: {exc}") from None
-    fixed, swept = [], []
-    for o in parsed:
-        if o.key_or_group.startswith("hydra"):
-            continue
-        if o.is_sweep_override():
-            swept.append((o.get_key_element(), list(o.sweep_string_iterator())))
-        else:
-            fixed.append(f"{o.get_key_element()}={o.get_value_element_as_str()}")
-    request_from_config_checked(fixed)
-    for key, values in swept:
-        for value in values:
-            request_from_config_checked([*fixed, f"{key}={value}"])
-    from hetopt.cli.sweep import sweep_app
-
-    saved = sys.argv
-    sys.argv = ["hetopt", "-m", *sweep]
-    try:
-        sweep_app()
-    finally:
-        sys.argv = saved
     return 0
 
 
@@ -235,8 +223,16 @@ def main(argv: list[str] | None = None) -> int:
         console.print(USAGE, highlight=False, markup=False)
         return 0
     try:
-        if command == "plan" and ("-m" in rest or "--multirun" in rest):
-            return cmd_sweep(rest)
+        if command == "sweep" or (command == "plan" and ("-m" in rest or "--multirun" in rest)):
+            from hetopt.cli.sweep import cmd_sweep
+
+            return cmd_sweep(rest, console)
+        if command == "aggregate":
+            from hetopt.cli.sweep import report_sweep
+
+            if len(rest) != 1:
+                raise InputError("usage: hetopt aggregate <sweep directory>")
+            return report_sweep(Path(rest[0]), console)
         if command == "plan":
             return cmd_plan(rest, console)
         if command == "catalog":
@@ -255,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = compose_config(rest)
             return cmd_compile(cfg, _run_dir(cfg, "compile"), console)
-        raise InputError(f"Unknown command '{command}'. Commands: plan, catalog, list, "
-                         f"reproduce, replay, compile (`hetopt --help`).")
+        raise InputError(f"Unknown command '{command}'. Commands: plan, sweep, aggregate, "
+                         f"catalog, list, reproduce, replay, compile (`hetopt --help`).")
     except HetoptUserError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return exc.exit_code

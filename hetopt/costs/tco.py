@@ -10,7 +10,14 @@ datacenter/colocation fees and NRE are excluded. Owning a device for one hour th
     total   = capex + power + opex
 
 Renting it costs its cloud price, which already includes power and operations. Carbon is
-charged for the facility power in both modes.
+charged for the facility power in both modes, plus the device's embodied (manufacturing)
+emissions spread over its amortisation years; ``carbon_usd_per_tonne`` puts a price on both.
+
+An installed device (catalog ``age_years`` set: the brownfield case) has sunk capex and sunk
+embodied carbon. Keeping it for another hour costs the resale value it gives up: its value after
+``age_years`` of declining-balance depreciation, times (depreciation + interest) per year, i.e.
+what the value falls by plus the interest the sale money would earn. Power and operations are
+paid as for a new device.
 
 The paper does not define its "operating cost" column. It is larger than TDP x $0.40/kWh for
 every Table 5 device, so it may already contain power (see the reference notes, paper.md
@@ -63,6 +70,17 @@ class TcoParams:
         Carbon intensity of the electricity.
     utilization_power_fraction
         Average power draw as a fraction of TDP (paper: every node at TDP, i.e. 1.0).
+    carbon_usd_per_tonne
+        Carbon price added to the hourly cost, per tonne of CO2e (operational and embodied;
+        0: carbon is reported, not priced). Sweeping it traces the TCO-carbon Pareto frontier.
+    embodied_base_kgco2, embodied_kgco2_per_gb
+        Embodied emissions of a device whose catalog row leaves ``embodied_kgco2`` empty:
+        base + per_gb x mem_gb. The defaults give 318 kgCO2e for an 80 GB A100, the per-GPU
+        estimate of Chien et al., HotCarbon'23 (1/8 of an 8-GPU instance, host included); the
+        split between base and memory is an assumption.
+    depreciation_per_year
+        Yearly fall in the resale value of an installed device (declining balance), for
+        catalog rows with ``age_years`` (brownfield).
     """
 
     mode: TcoMode = "own"
@@ -73,6 +91,10 @@ class TcoParams:
     include_operating_cost: bool = True
     grid_kgco2_per_kwh: float = 0.4
     utilization_power_fraction: float = 1.0
+    carbon_usd_per_tonne: float = 0.0
+    embodied_base_kgco2: float = 150.0
+    embodied_kgco2_per_gb: float = 2.1
+    depreciation_per_year: float = 0.3
 
     def __post_init__(self) -> None:
         if self.mode not in ("own", "cloud"):
@@ -97,6 +119,14 @@ class TcoParams:
                       hint="a grid carbon intensity in kgCO2/kWh, e.g. 0.4")
         _check_number("utilization_power_fraction", self.utilization_power_fraction,
                       low=0.0, high=1.0, hint="average power as a fraction of TDP, 0 to 1")
+        _check_number("carbon_usd_per_tonne", self.carbon_usd_per_tonne, low=0.0,
+                      hint="a carbon price in $/tCO2e, e.g. 100")
+        _check_number("embodied_base_kgco2", self.embodied_base_kgco2, low=0.0,
+                      hint="embodied kgCO2e per device, e.g. 150")
+        _check_number("embodied_kgco2_per_gb", self.embodied_kgco2_per_gb, low=0.0,
+                      hint="embodied kgCO2e per GB of device memory, e.g. 2.1")
+        _check_number("depreciation_per_year", self.depreciation_per_year, low=0.0, high=1.0,
+                      hint="yearly fall of resale value as a fraction, e.g. 0.3")
 
 
 def _check_number(
@@ -139,11 +169,16 @@ class DeviceTco:
     cloud_usd_per_h
         Rental price per hour (cloud mode; 0 in own mode).
     total_usd_per_h
-        Sum of the four.
+        Sum of the four, plus the carbon price.
     power_kw
         Average IT power drawn (TDP x utilization_power_fraction), before PUE.
     carbon_kgco2_per_h
-        ``power_kw x pue x grid_kgco2_per_kwh``.
+        ``power_kw x pue x grid_kgco2_per_kwh`` plus the embodied share.
+    embodied_kgco2_per_h
+        Embodied emissions spread over the amortisation years (0 for an installed device:
+        they were emitted when it was made).
+    carbon_usd_per_h
+        The carbon price on ``carbon_kgco2_per_h`` (included in ``total_usd_per_h``).
     """
 
     device: str
@@ -154,6 +189,8 @@ class DeviceTco:
     total_usd_per_h: float
     power_kw: float
     carbon_kgco2_per_h: float
+    embodied_kgco2_per_h: float = 0.0
+    carbon_usd_per_h: float = 0.0
 
 
 TCO_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(DeviceTco) if f.name != "device")
@@ -222,7 +259,12 @@ def device_tco(device: Device, params: TcoParams | None = None) -> DeviceTco:
     """
     params = TcoParams() if params is None else params
     power_kw = device.tdp_w / 1000.0 * params.utilization_power_fraction
-    carbon = power_kw * params.pue * params.grid_kgco2_per_kwh
+    installed = device.age_years is not None
+    embodied_kg = (device.embodied_kgco2 if device.embodied_kgco2 is not None
+                   else params.embodied_base_kgco2 + params.embodied_kgco2_per_gb * device.mem_gb)
+    embodied = 0.0 if installed else embodied_kg / (params.amortization_years * HOURS_PER_YEAR)
+    carbon = power_kw * params.pue * params.grid_kgco2_per_kwh + embodied
+    carbon_usd = carbon / 1000.0 * params.carbon_usd_per_tonne
 
     if params.mode == "cloud":
         if device.cloud_usd_per_h is None:
@@ -233,17 +275,40 @@ def device_tco(device: Device, params: TcoParams | None = None) -> DeviceTco:
                 "to its catalog row."
             )
         cloud = float(device.cloud_usd_per_h)
-        return DeviceTco(device.name, 0.0, 0.0, 0.0, cloud, cloud, power_kw, carbon)
+        return DeviceTco(device.name, 0.0, 0.0, 0.0, cloud, cloud + carbon_usd, power_kw,
+                         carbon, embodied, carbon_usd)
 
-    # Level monthly annuity spread over the hours of a month: the paper's "financed over a
-    # fixed 4-year amortization at 8 % interest", with no residual value.
-    capex = annuity_payment_usd(
-        device.price_usd, params.interest_rate, params.amortization_years
-    ) / HOURS_PER_MONTH
+    if installed:
+        # Keeping an installed device forgoes its resale value: the value lost this year plus
+        # the interest the sale money would have earned.
+        value = residual_value_usd(device, params)
+        capex = value * (params.depreciation_per_year + params.interest_rate) / HOURS_PER_YEAR
+    else:
+        # Level monthly annuity spread over the hours of a month: the paper's "financed over
+        # a fixed 4-year amortization at 8 % interest", with no residual value.
+        capex = annuity_payment_usd(
+            device.price_usd, params.interest_rate, params.amortization_years
+        ) / HOURS_PER_MONTH
     power = power_kw * params.pue * params.usd_per_kwh
     opex = device.operating_cost_usd_per_h if params.include_operating_cost else 0.0
-    total = capex + power + opex
-    return DeviceTco(device.name, capex, power, opex, 0.0, total, power_kw, carbon)
+    total = capex + power + opex + carbon_usd
+    return DeviceTco(device.name, capex, power, opex, 0.0, total, power_kw, carbon, embodied,
+                     carbon_usd)
+
+
+def residual_value_usd(device: Device, params: TcoParams) -> float:
+    """Resale value of an installed device: price x (1 - depreciation)^age (0 if new).
+
+    Examples
+    --------
+    >>> from hetopt.hardware import load_catalog
+    >>> old = load_catalog().get("H100").model_copy(update={"age_years": 2.0})
+    >>> round(residual_value_usd(old, TcoParams(depreciation_per_year=0.5)))
+    6250
+    """
+    if device.age_years is None:
+        return 0.0
+    return device.price_usd * (1.0 - params.depreciation_per_year) ** device.age_years
 
 
 def tco_table(

@@ -132,6 +132,14 @@ class Device(BaseModel):
         "", "Where every figure comes from (datasheet, paper table, derivation).", min_length=1
     )
     notes: str | None = _field("", "Normalisations, derivations and assumptions.", None)
+    embodied_kgco2: float | None = _field(
+        "kgCO2e", "Manufacturing (embodied) emissions of one device; empty: estimated from "
+        "the TCO parameters' embodied_base_kgco2 + embodied_kgco2_per_gb x mem_gb.", None, ge=0
+    )
+    age_years: float | None = _field(
+        "years", "Age of an installed (already owned) device; empty: bought new. An installed "
+        "device costs what keeping it costs (resale value forgone), not its price.", None, ge=0
+    )
 
     @field_validator("source")
     @classmethod
@@ -292,6 +300,8 @@ DEVICE_FIELDS: tuple[str, ...] = tuple(
         "cores",
         "source",
         "notes",
+        "embodied_kgco2",
+        "age_years",
     ]
 )
 """The columns of ``devices.csv``, in file order."""

@@ -7,11 +7,13 @@ a :class:`SolveResult` like any other, never ``None``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
 from hetopt.errors import InputError
+from hetopt.problem import PlacementProblem
 
 Objective = Literal["cost", "latency"]
 
@@ -114,6 +116,71 @@ class SolveResult:
     def proven_optimal(self) -> bool:
         """True when the backend proved optimality (within ``gap_rel``)."""
         return self.status is SolveStatus.OPTIMAL
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """A plan to start the search from: a previous solve's choices, by name.
+
+    Neighbouring sweep points share operators, devices and configurations, so one point's plan
+    is a good first incumbent for the next even when its costs differ. Names that the new
+    problem lacks are ignored; backends without hints (``bruteforce``) ignore the whole thing.
+
+    Attributes
+    ----------
+    assignment
+        ``{operator: (device, config)}``.
+    pools
+        Shared-pool devices per device type.
+    """
+
+    assignment: Mapping[str, tuple[str, str]]
+    pools: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_result(cls, problem: PlacementProblem, result: SolveResult) -> WarmStart | None:
+        """The warm start that reproduces ``result`` (None without a solution)."""
+        if result.choice is None:
+            return None
+        assignment = {problem.ops[i]: (problem.devices[problem.opt_device[o]],
+                                       problem.opt_config[o])
+                      for i, o in enumerate(result.choice)}
+        pools = {d: int(n) for d, n in zip(problem.devices, result.pool_counts or (),
+                                           strict=False)}
+        return cls(assignment, pools)
+
+    def options(self, problem: PlacementProblem) -> dict[int, int]:
+        """``{operator index: option index}`` for the operators whose choice still exists."""
+        wanted = {(op, *self.assignment[op]) for op in problem.ops if op in self.assignment}
+        out: dict[int, int] = {}
+        for o in range(problem.n_options):
+            i = int(problem.opt_op[o])
+            key = (problem.ops[i], problem.devices[problem.opt_device[o]], problem.opt_config[o])
+            if key in wanted:
+                out[i] = o
+        return out
+
+    def pool_counts(self, problem: PlacementProblem) -> dict[int, int]:
+        """``{device index: pool devices}`` for the device types the problem has."""
+        return {j: int(self.pools[d]) for j, d in enumerate(problem.devices) if d in self.pools}
+
+
+@dataclass(frozen=True)
+class SolveProgress:
+    """One report of a running solve: the incumbent and bound so far (objective units)."""
+
+    backend: str
+    elapsed_s: float
+    incumbent: float
+    bound: float
+
+    @property
+    def gap(self) -> float:
+        """Relative gap between incumbent and bound."""
+        return relative_gap(self.incumbent, self.bound)
+
+
+OnProgress = Callable[[SolveProgress], None]
 
 
 def relative_gap(objective: float, bound: float) -> float:

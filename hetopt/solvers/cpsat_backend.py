@@ -12,9 +12,12 @@ from hetopt.models.scaling import RESOLUTION
 from hetopt.problem import PlacementProblem
 from hetopt.solvers.base import (
     Objective,
+    OnProgress,
+    SolveProgress,
     SolveResult,
     SolverOptions,
     SolveStatus,
+    WarmStart,
     relative_gap,
 )
 
@@ -27,8 +30,33 @@ STATUS_MAP = {
 }
 
 
+class _Reporter(cp_model.CpSolverSolutionCallback):
+    """Passes each new incumbent and the bound at that moment to ``on_progress``."""
+
+    def __init__(self, on_progress: OnProgress, scale: float) -> None:
+        super().__init__()
+        self._on_progress, self._scale = on_progress, scale
+
+    def on_solution_callback(self) -> None:
+        self._on_progress(SolveProgress("cpsat", self.wall_time,
+                                        self.objective_value * self._scale,
+                                        self.best_objective_bound * self._scale))
+
+
+def add_hints(built: cpsat.CpsatModel, problem: PlacementProblem, warm_start: WarmStart) -> int:
+    """Hint the chosen option of each operator (and the others off) and the pool sizes."""
+    chosen = warm_start.options(problem)
+    for i, o in chosen.items():
+        for other in problem.options_of(i):
+            built.model.add_hint(built.x[int(other)], int(other) == o)
+    for j, n in warm_start.pool_counts(problem).items():
+        built.model.add_hint(built.n[j], n)
+    return len(chosen)
+
+
 def solve_cpsat(problem: PlacementProblem, options: SolverOptions,
-                objective: Objective = "cost") -> SolveResult:
+                objective: Objective = "cost", *, warm_start: WarmStart | None = None,
+                on_progress: OnProgress | None = None) -> SolveResult:
     """Build the CP-SAT model and solve it.
 
     Parameters
@@ -39,6 +67,10 @@ def solve_cpsat(problem: PlacementProblem, options: SolverOptions,
         ``time_limit_s``, ``gap_rel``, ``threads`` (CP-SAT workers), ``seed``, ``verbose``.
     objective
         ``cost`` or ``latency``.
+    warm_start
+        Hints for the search (``add_hint``); CP-SAT repairs a hint that is no longer feasible.
+    on_progress
+        Called at each improving solution with the incumbent and bound.
 
     Returns
     -------
@@ -48,6 +80,8 @@ def solve_cpsat(problem: PlacementProblem, options: SolverOptions,
     """
     start = time.perf_counter()
     built = cpsat.build(problem, objective)
+    if warm_start is not None:
+        add_hints(built, problem, warm_start)
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.max_time_in_seconds = options.time_limit_s
@@ -55,7 +89,8 @@ def solve_cpsat(problem: PlacementProblem, options: SolverOptions,
     p.random_seed = options.seed
     p.relative_gap_limit = options.gap_rel
     p.log_search_progress = options.verbose
-    code = solver.solve(built.model)
+    reporter = None if on_progress is None else _Reporter(on_progress, built.objective_scale)
+    code = solver.solve(built.model, reporter)
     status = STATUS_MAP.get(code, SolveStatus.ERROR)
     runtime = time.perf_counter() - start
     choice = counts = None

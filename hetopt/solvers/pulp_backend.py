@@ -23,9 +23,12 @@ from hetopt.models import milp
 from hetopt.problem import PlacementProblem
 from hetopt.solvers.base import (
     Objective,
+    OnProgress,
+    SolveProgress,
     SolveResult,
     SolverOptions,
     SolveStatus,
+    WarmStart,
     relative_gap,
 )
 
@@ -41,16 +44,56 @@ def _decode(problem: PlacementProblem, model: milp.MilpModel) -> tuple[tuple[int
     return tuple(choice), counts
 
 
-def _solve_highs(model: milp.MilpModel, options: SolverOptions) -> tuple[SolveStatus, float,
-                                                                        float, str]:
+def _set_start(problem: PlacementProblem, model: milp.MilpModel, warm_start: WarmStart) -> bool:
+    """Give every variable of ``model`` the warm start's value; False if it names nothing."""
+    chosen = warm_start.options(problem)
+    if not chosen:
+        return False
+    for i in range(problem.n_ops):
+        for o in problem.options_of(i):
+            model.x[int(o)].setInitialValue(1.0 if chosen.get(i) == int(o) else 0.0)
+    for j, n in warm_start.pool_counts(problem).items():
+        model.n[j].setInitialValue(float(n))
+    return True
+
+
+class _HiGHS(pulp.HiGHS):
+    """PuLP's HiGHS with a MIP start (PuLP passes none to highspy) and progress reports."""
+
+    def __init__(self, *args: object, start: bool = False,
+                 on_progress: OnProgress | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._start, self._on_progress = start, on_progress
+
+    def callSolver(self, lp: pulp.LpProblem) -> None:  # noqa: N802  (PuLP's name)
+        h = lp.solverModel
+        if self._start:
+            cols = [v for v in lp.variables() if v.varValue is not None]
+            h.setSolution(len(cols), np.array([v.index for v in cols], dtype=np.int32),
+                          np.array([v.varValue for v in cols], dtype=float))
+        if self._on_progress is not None:
+            report = self._on_progress
+
+            def improved(event: object) -> None:
+                out = event.data_out  # type: ignore[attr-defined]
+                report(SolveProgress("highs", out.running_time, out.objective_function_value,
+                                     out.mip_dual_bound))
+
+            h.cbMipImprovingSolution.subscribe(improved)
+        h.run()
+
+
+def _solve_highs(model: milp.MilpModel, options: SolverOptions, start: bool = False,
+                 on_progress: OnProgress | None = None) -> tuple[SolveStatus, float, float, str]:
     import highspy
 
     # Pool loads of light operators are 1e-7..1e-3 device-equivalents. With HiGHS's default
     # mip_feasibility_tolerance (1e-6) HiGHS 1.12 proved a suboptimal plan "optimal" on the
     # shipped coding agent (12.14 vs 10.98 $/h, found by CBC and CP-SAT); 1e-9 restores it.
-    solver = pulp.HiGHS(msg=options.verbose, timeLimit=options.time_limit_s,
-                        gapRel=options.gap_rel, threads=options.threads,
-                        random_seed=options.seed, mip_feasibility_tolerance=1e-9)
+    solver = _HiGHS(msg=options.verbose, timeLimit=options.time_limit_s,
+                    gapRel=options.gap_rel, threads=options.threads,
+                    random_seed=options.seed, mip_feasibility_tolerance=1e-9, start=start,
+                    on_progress=on_progress)
     model.prob.solve(solver)
     h = model.prob.solverModel
     status = h.getModelStatus()
@@ -77,8 +120,8 @@ _CBC_OBJ = re.compile(r"^Objective value:\s+(\S+)", re.M)
 _CBC_BOUND = re.compile(r"^Lower bound:\s+(\S+)", re.M)
 
 
-def _solve_cbc(model: milp.MilpModel, options: SolverOptions) -> tuple[SolveStatus, float,
-                                                                      float, str]:
+def _solve_cbc(model: milp.MilpModel, options: SolverOptions, start: bool = False,
+               on_progress: OnProgress | None = None) -> tuple[SolveStatus, float, float, str]:
     with tempfile.TemporaryDirectory(prefix="hetopt-cbc-") as tmp, warnings.catch_warnings():
         # PULP_CBC_CMD (the CBC bundled with PuLP 3.3) is deprecated for PuLP 4, which needs
         # Python 3.12; this is the one place to switch to COIN_CMD + cbcbox then.
@@ -86,7 +129,7 @@ def _solve_cbc(model: milp.MilpModel, options: SolverOptions) -> tuple[SolveStat
         log = Path(tmp) / "cbc.log"
         solver = pulp.PULP_CBC_CMD(msg=options.verbose, timeLimit=options.time_limit_s,
                                    gapRel=options.gap_rel, threads=options.threads,
-                                   logPath=str(log),
+                                   logPath=str(log), warmStart=start,
                                    options=[f"randomSeed {options.seed + 1}"])
         model.prob.solve(solver)
         text = log.read_text() if log.exists() else ""
@@ -112,7 +155,8 @@ def _solve_cbc(model: milp.MilpModel, options: SolverOptions) -> tuple[SolveStat
 
 
 def solve_milp(problem: PlacementProblem, options: SolverOptions, objective: Objective = "cost",
-               backend: str = "highs") -> SolveResult:
+               backend: str = "highs", *, warm_start: WarmStart | None = None,
+               on_progress: OnProgress | None = None) -> SolveResult:
     """Build the MILP and solve it with HiGHS (``backend="highs"``) or CBC (``"cbc"``).
 
     Parameters
@@ -125,6 +169,11 @@ def solve_milp(problem: PlacementProblem, options: SolverOptions, objective: Obj
         ``cost`` or ``latency`` (see :func:`hetopt.models.milp.build`).
     backend
         ``highs`` or ``cbc``.
+    warm_start
+        A MIP start (HiGHS ``setSolution``, CBC ``mipstart``).
+    on_progress
+        Called at each improving solution with incumbent and bound (HiGHS only; CBC runs as a
+        separate process).
 
     Returns
     -------
@@ -132,8 +181,9 @@ def solve_milp(problem: PlacementProblem, options: SolverOptions, objective: Obj
     """
     start = time.perf_counter()
     model = milp.build(problem, objective)
+    start_given = warm_start is not None and _set_start(problem, model, warm_start)
     run = _solve_highs if backend == "highs" else _solve_cbc
-    status, obj, bound, message = run(model, options)
+    status, obj, bound, message = run(model, options, start_given, on_progress)
     runtime = time.perf_counter() - start
     choice = counts = None
     if status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):

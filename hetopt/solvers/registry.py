@@ -8,12 +8,12 @@ from functools import partial
 
 from hetopt.errors import UnknownNameError
 from hetopt.problem import PlacementProblem
-from hetopt.solvers.base import Objective, SolveResult, SolverOptions
+from hetopt.solvers.base import Objective, OnProgress, SolveResult, SolverOptions, WarmStart
 from hetopt.solvers.bruteforce import solve_bruteforce
 from hetopt.solvers.cpsat_backend import solve_cpsat
 from hetopt.solvers.pulp_backend import solve_milp
 
-Backend = Callable[[PlacementProblem, SolverOptions, Objective], SolveResult]
+Backend = Callable[..., SolveResult]
 
 BACKENDS: dict[str, Backend] = {
     "highs": partial(solve_milp, backend="highs"),
@@ -29,7 +29,8 @@ def available_backends() -> tuple[str, ...]:
 
 
 def solve(problem: PlacementProblem, options: SolverOptions,
-          objective: Objective = "cost") -> SolveResult:
+          objective: Objective = "cost", *, warm_start: WarmStart | None = None,
+          on_progress: OnProgress | None = None) -> SolveResult:
     """Solve ``problem`` with the backend named in ``options.backend``.
 
     Parameters
@@ -40,6 +41,12 @@ def solve(problem: PlacementProblem, options: SolverOptions,
         Solver settings; ``options.backend`` picks the backend.
     objective
         ``cost`` (TCO under the SLA) or ``latency`` (fastest plan, SLA ignored).
+    warm_start
+        A previous plan to hint the search with (HiGHS, CBC and CP-SAT; ``bruteforce`` ignores
+        it). A hint changes how fast a proof comes, never the optimum.
+    on_progress
+        Called with the incumbent and bound each time the backend improves them (HiGHS and
+        CP-SAT).
 
     Returns
     -------
@@ -55,4 +62,6 @@ def solve(problem: PlacementProblem, options: SolverOptions,
             f"Unknown solver backend 'solver.backend={options.backend}'. Choose one of "
             f"{list(BACKENDS)} (e.g. `solver=cpsat`).{hint}"
         ) from None
-    return backend(problem, options, objective)
+    if options.backend.lower() == "bruteforce":
+        return backend(problem, options, objective)
+    return backend(problem, options, objective, warm_start=warm_start, on_progress=on_progress)

@@ -1,0 +1,159 @@
+"""Structured-config schemas of the Hydra config tree, derived from the library's dataclasses.
+
+Every group of ``configs/`` (``hardware``, ``sla``, ``costs``, ``tco``, ``solver``, ``replay``,
+``mlir``, ``study``) is typed by a schema registered in Hydra's ConfigStore as ``hetopt_schema``,
+which ``configs/config.yaml`` lists first in its defaults. Hydra then rejects an unknown key or a
+value of the wrong type (``sla.e2e_s=fast``) while composing, naming the key; ranges are checked
+when the library's frozen dataclasses are built from the composed config.
+
+The schemas are generated from the dataclasses the config becomes (:class:`~hetopt.sla.Sla`,
+:class:`~hetopt.costs.tco.TcoParams`, ...), so a field added to the library is a config key with
+no second definition to keep in step. Types OmegaConf cannot hold are widened: ``Literal`` to
+``str``, a union of several types to ``Any``, tuples to lists, mappings to ``Dict[str, ...]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from functools import cache
+from typing import Any, Literal, Optional, Union  # noqa: UP035  (OmegaConf needs these forms)
+
+from hetopt.costs.table import CostParams
+from hetopt.costs.tco import TcoParams
+from hetopt.mlir.compile import CompileOptions
+from hetopt.pipeline import HardwareSpec
+from hetopt.replay.engine import ReplayConfig
+from hetopt.sla import Sla
+from hetopt.solvers import SolverOptions
+
+_SCALARS = (int, float, str, bool)
+# Keys that the config may leave null for the CLI to fill in before the dataclass is built.
+_NULLABLE = {"ArrivalSpec": {"rate_per_s"}, "ControllerConfig": {"target_utilization"}}
+
+
+def _omega_type(tp: Any) -> Any:
+    """The closest type annotation OmegaConf 2.3 supports for ``tp``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp in _SCALARS or tp is Any:
+        return tp
+    if dataclasses.is_dataclass(tp):
+        return schema_of(tp)  # type: ignore[arg-type]
+    if origin is Literal:
+        kinds = {type(a) for a in args}
+        return kinds.pop() if len(kinds) == 1 and kinds <= set(_SCALARS) else Any
+    if origin in (Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        inner = _omega_type(rest[0]) if len(rest) == 1 else Any
+        return Optional[inner] if len(rest) < len(args) and inner is not Any else inner  # noqa: UP045
+    if origin is tuple or origin is list:
+        elem = _omega_type(args[0]) if args else Any
+        return typing.List[elem]  # type: ignore[valid-type]  # noqa: UP006
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
+        value = _omega_type(args[1]) if args else Any
+        return typing.Dict[str, value]  # type: ignore[valid-type]  # noqa: UP006
+    return Any
+
+
+def _default(f: dataclasses.Field[Any], tp: Any) -> Any:
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return dataclasses.field(default="???")  # OmegaConf's MISSING: the key is required
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.field(default_factory=_omega_type(type(value)))
+    if isinstance(value, tuple | list):
+        items = list(value)
+        return dataclasses.field(default_factory=lambda: list(items))
+    if isinstance(value, Mapping):
+        items_map = dict(value)
+        return dataclasses.field(default_factory=lambda: dict(items_map))
+    return dataclasses.field(default=value)
+
+
+@cache
+def schema_of(cls: type, extra: tuple[tuple[str, Any, Any], ...] = ()) -> type:
+    """A structured-config dataclass with the fields of the dataclass ``cls``.
+
+    Parameters
+    ----------
+    cls
+        A library dataclass (frozen or not).
+    extra
+        More fields as ``(name, type, default)``: keys the CLI reads before building ``cls``
+        (e.g. ``replay.plan_dir``).
+
+    Returns
+    -------
+    type
+        A new (mutable) dataclass named ``<cls>Schema`` that OmegaConf can type-check.
+    """
+    hints = typing.get_type_hints(cls)
+    spec: list[tuple[str, Any, dataclasses.Field[Any]]] = []
+    for f in dataclasses.fields(cls):
+        tp = _omega_type(hints[f.name])
+        if f.name in _NULLABLE.get(cls.__name__, ()):
+            tp = Optional[tp]  # noqa: UP045
+        spec.append((f.name, tp, _default(f, tp)))
+    for name, tp, default in extra:
+        spec.append((name, tp, dataclasses.field(default=default)))
+    return dataclasses.make_dataclass(f"{cls.__name__}Schema", spec)
+
+
+@dataclasses.dataclass
+class SweepSchema:
+    """Settings of ``hetopt sweep`` / ``hetopt plan -m`` (the ``sweep`` block)."""
+
+    figures: bool = False            # draw plan.png for every point (slow: about 0.3 s each)
+    warm_start: bool = True          # hint each solve with the previous point's plan
+    retry_failed: bool = True        # re-running a sweep re-plans points that errored or crashed
+
+
+@dataclasses.dataclass
+class StudySchema:
+    """What-if study metadata (the ``study`` group): what the study figure plots."""
+
+    name: Optional[str] = None        # noqa: UP045
+    title: Optional[str] = None       # noqa: UP045
+    x: Optional[str] = None           # noqa: UP045  swept key on the x axis
+    hue: Optional[str] = None         # noqa: UP045  swept key drawn as one line per value
+    x_label: Optional[str] = None     # noqa: UP045
+    note: Optional[str] = None        # noqa: UP045
+
+
+def config_schema() -> type:
+    """The schema of the whole composed config (``configs/config.yaml``)."""
+    return dataclasses.make_dataclass("HetoptConfigSchema", [
+        ("workload", Any, dataclasses.field(default=None)),
+        ("hardware", schema_of(HardwareSpec), dataclasses.field(
+            default_factory=schema_of(HardwareSpec))),
+        ("sla", schema_of(Sla), dataclasses.field(default_factory=schema_of(Sla))),
+        ("costs", schema_of(CostParams), dataclasses.field(default_factory=schema_of(CostParams))),
+        ("tco", schema_of(TcoParams), dataclasses.field(default_factory=schema_of(TcoParams))),
+        ("solver", schema_of(SolverOptions), dataclasses.field(
+            default_factory=schema_of(SolverOptions))),
+        ("replay", _REPLAY, dataclasses.field(default_factory=_REPLAY)),
+        ("mlir", _MLIR, dataclasses.field(default_factory=_MLIR)),
+        ("sweep", SweepSchema, dataclasses.field(default_factory=SweepSchema)),
+        ("study", StudySchema, dataclasses.field(default_factory=StudySchema)),
+        ("workload_file", Optional[str], dataclasses.field(default=None)),  # noqa: UP045
+        ("baselines", typing.List[str], dataclasses.field(  # noqa: UP006
+            default_factory=lambda: ["H100"])),
+        ("run_dir", Optional[str], dataclasses.field(default=None)),  # noqa: UP045
+    ])
+
+
+_REPLAY = schema_of(ReplayConfig, (("plan_dir", Optional[str], None),))  # noqa: UP045
+_MLIR = schema_of(CompileOptions, (("plan_dir", Optional[str], None),))  # noqa: UP045
+
+
+@cache
+def register() -> None:
+    """Store the schema in Hydra's ConfigStore as ``hetopt_schema`` (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="hetopt_schema", node=config_schema())
