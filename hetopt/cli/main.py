@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,7 @@ def cmd_plan(overrides: list[str], console: Console) -> int:
     from hetopt.cli.outputs import write_outputs
     from hetopt.cli.render import render_plan
     from hetopt.pipeline import plan_agent
+    from hetopt.solvers.base import SolveProgress
 
     cfg = compose_config(overrides)
     run_dir = _run_dir(cfg)
@@ -117,7 +119,14 @@ def cmd_plan(overrides: list[str], console: Console) -> int:
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     request = request_from_config(cfg)
     with console.status("planning...") as status:
-        outcome = plan_agent(request, progress=lambda msg: status.update(msg + " ..."))
+        def solving(p: SolveProgress) -> None:
+            bound = f"{p.bound:.4f}" if math.isfinite(p.bound) else "-"
+            gap = f"{p.gap:.2%}" if math.isfinite(p.gap) else "-"
+            status.update(f"solving with {p.backend}: {p.elapsed_s:.1f} s, incumbent "
+                          f"{p.incumbent:.4f} $/h, bound {bound}, gap {gap} ...")
+
+        outcome = plan_agent(request, progress=lambda msg: status.update(msg + " ..."),
+                             on_solve_progress=solving)
     plan = outcome.plan
     write_outputs(outcome, cfg, run_dir)
     render_plan(plan, console)

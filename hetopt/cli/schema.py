@@ -122,6 +122,9 @@ class StudySchema:
     x: Optional[str] = None           # noqa: UP045  swept key on the x axis
     hue: Optional[str] = None         # noqa: UP045  swept key drawn as one line per value
     x_label: Optional[str] = None     # noqa: UP045
+    y: str = "tco_usd_per_h"          # results.csv column on the y axis
+    kind: str = "lines"               # lines | pareto (TCO against carbon)
+    log_x: bool = False
     note: Optional[str] = None        # noqa: UP045
 
 

@@ -87,6 +87,8 @@ def task_cpus() -> int:
             if cpus:
                 return max(1, int(cpus))
     cores = len(os.sched_getaffinity(0))
+    if not HydraConfig.initialized():
+        return cores
     n_jobs = OmegaConf.select(HydraConfig.get().launcher, "n_jobs", default=None)
     if n_jobs is None:
         return cores  # the basic launcher runs points one at a time

@@ -1,0 +1,80 @@
+"""Every config file composes against the structured-config schema and builds a request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hetopt.cli.config import replay_config_from, request_from_config
+from hetopt.cli.main import compose_config
+from hetopt.errors import InputError
+from hetopt.workloads import config_dir
+
+GROUPS = sorted((g.name, p.stem) for g in config_dir().iterdir()
+                if g.is_dir() and g.name != "hydra" for p in g.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group, option", GROUPS, ids=[f"{g}={o}" for g, o in GROUPS])
+def test_every_config_file_composes_and_validates(group: str, option: str) -> None:
+    cfg = compose_config([f"{group}={option}"])
+    request = request_from_config(cfg)  # builds every frozen dataclass: ranges checked
+    replay_config_from(cfg, plan_rate_per_s=1.0)
+    assert request.solver.threads >= 1
+    if group == "whatif":
+        assert cfg["study"]["name"] == option and cfg["study"]["x"]
+
+
+def test_whatif_studies_carry_their_grid() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from hetopt.cli.schema import register
+
+    register()
+    for path in sorted((config_dir() / "whatif").glob("*.yaml")):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[f"whatif={path.stem}"],
+                          return_hydra_config=True)
+        params = dict(cfg.hydra.sweeper.params)
+        assert cfg.study.x in params, path.name
+        assert cfg.study.hue is None or cfg.study.hue in params, path.name
+
+
+@pytest.mark.parametrize("override, key, why", [
+    ("sla.e2e_s=fast", "sla.e2e_s", "could not be converted to Float"),
+    ("solver.threads=1.5", "solver.threads", "Integer"),
+    ("sla.foo=1", "sla.foo", "not in"),
+    ("tco.include_operating_cost=maybe", "tco.include_operating_cost", "Boolean"),
+    ("hardware.inventory.H100=4", "hardware.inventory.H100", "+hardware.inventory.H100"),
+])
+def test_schema_rejects_bad_values_naming_the_key(override: str, key: str, why: str) -> None:
+    with pytest.raises(InputError) as err:
+        compose_config([override])
+    text = str(err.value)
+    assert key in text and why in text
+
+
+def test_ranges_are_checked_when_the_request_is_built() -> None:
+    with pytest.raises(InputError, match="pue"):
+        request_from_config(compose_config(["tco.pue=0.5"]))
+    with pytest.raises(InputError, match="price_scale"):
+        from hetopt.pipeline import prepare
+
+        prepare(request_from_config(compose_config(["+hardware.price_scale.B200=-1"])))
+
+
+def test_schema_follows_the_library_dataclasses() -> None:
+    """A field added to a library dataclass is a config key (no second definition)."""
+    import dataclasses
+
+    from hetopt.cli.schema import schema_of
+    from hetopt.costs.tco import TcoParams
+
+    lib = {f.name for f in dataclasses.fields(TcoParams)}
+    assert {f.name for f in dataclasses.fields(schema_of(TcoParams))} == lib
+    assert set(compose_config([])["tco"]) == lib
+
+
+def test_config_dir_is_the_repository_tree() -> None:
+    assert (config_dir() / "config.yaml").exists()
+    assert Path(config_dir(), "hydra", "launcher", "local.yaml").exists()

@@ -1,0 +1,139 @@
+"""``hetopt sweep``: every point planned and recorded, resumable, failures kept, bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hetopt.cli.main import compose_config, main
+from hetopt.cli.config import request_from_config
+from hetopt.pipeline import plan_agent
+from hetopt.sweeps import (
+    POINTS,
+    aggregate,
+    is_complete,
+    point_key,
+    read_point,
+    write_json_atomic,
+    write_manifest,
+)
+
+
+def _records(sweep: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (sweep / POINTS).glob("*.json")}
+
+
+def test_sweep_plans_every_point_like_a_single_plan(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    assert main(["sweep", "sla.e2e_s=1,14", "solver=highs,cpsat",
+                 f"hydra.sweep.dir={sweep}"]) == 0
+    table = pd.read_csv(sweep / "results.csv")
+    assert len(table) == 4 and {"sla.e2e_s", "solver"} <= set(table.columns)
+    ok = table[table["status"] == "ok"]
+    assert len(ok) == 2 and ok["verified"].all() and ok["proven_optimal"].all()
+    assert ok["tco_usd_per_h"].nunique() == 1  # HiGHS and CP-SAT agree
+    # The sweep's number is the single plan's number.
+    direct = plan_agent(request_from_config(compose_config(["sla.e2e_s=14"])))
+    assert ok["tco_usd_per_h"].iloc[0] == pytest.approx(direct.plan.tco_usd_per_hour, rel=1e-9)
+    infeasible = table[table["status"] == "infeasible"]  # a result, not a failure
+    assert len(infeasible) == 2 and infeasible["error"].str.contains("tightest SLA").all()
+    # Each record carries its resolved config; the job directory its plan.
+    rec = next(r for r in _records(sweep).values() if r["status"] == "ok")
+    assert rec["config"]["sla"]["e2e_s"] == 14.0 and rec["config"]["solver"]["threads"] >= 1
+    assert (Path(rec["job_dir"]) / "plan.json").exists()
+    assert set(table["key"]) == set(json.loads((sweep / "sweep.json").read_text())["keys"])
+
+
+def test_rerun_resumes_and_retries_failed_points(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    assert main(["sweep", "tco.usd_per_kwh=0.2,0.4", f"hydra.sweep.dir={sweep}"]) == 0
+    before = _records(sweep)
+    # Fake a crashed point: the re-run must plan it again and keep the finished one.
+    crashed_key = point_key(["tco.usd_per_kwh=0.4"])
+    crashed = dict(before[crashed_key], status="crashed", error="RuntimeError: boom",
+                   metrics=None)
+    write_json_atomic(sweep / POINTS / f"{crashed_key}.json", crashed)
+    assert main(["sweep", "tco.usd_per_kwh=0.2,0.4,0.8", f"hydra.sweep.dir={sweep}"]) == 0
+    after = _records(sweep)
+    kept = point_key(["tco.usd_per_kwh=0.2"])
+    assert after[kept]["started"] == before[kept]["started"]  # not re-planned
+    assert after[kept]["attempt"] == 1
+    assert after[crashed_key]["status"] == "ok" and after[crashed_key]["attempt"] == 2
+    assert after[point_key(["tco.usd_per_kwh=0.8"])]["status"] == "ok"
+    table = pd.read_csv(sweep / "results.csv")
+    assert is_complete(table) and len(table) == 3
+    assert table.sort_values("tco.usd_per_kwh")["tco_usd_per_h"].is_monotonic_increasing
+
+
+def test_a_crashing_point_is_recorded_and_the_rest_run(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import hetopt.pipeline as pipeline
+    from hetopt.cli import sweep as sweep_mod
+
+    real = pipeline.plan_agent
+
+    def flaky(request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if request.tco.usd_per_kwh > 0.5:
+            raise ZeroDivisionError("a bug in one point")
+        return real(request, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "plan_agent", flaky)
+    sweep = tmp_path / "s"
+    points = [["tco.usd_per_kwh=0.3"], ["tco.usd_per_kwh=0.9"], ["tco.usd_per_kwh=0.4"]]
+    write_manifest(sweep, points, ["tco.usd_per_kwh"])
+    for i, ovr in enumerate(points[:2]):
+        cfg = compose_config(ovr)
+        sweep_mod.run_point(cfg, ovr, sweep, tmp_path / str(i))
+    table = aggregate(sweep)
+    by = table.set_index("tco.usd_per_kwh")["status"].to_dict()
+    assert by == {0.3: "ok", 0.9: "crashed", 0.4: "missing"}
+    rec = read_point(sweep, point_key(points[1]))
+    assert rec is not None and "ZeroDivisionError" in rec["traceback"]
+    assert not is_complete(table)
+    # The aggregate command says so and exits non-zero; results.csv marks each point.
+    assert main(["aggregate", str(sweep)]) == 1
+    assert set(pd.read_csv(sweep / "results.csv")["status"]) == {"ok", "crashed", "missing"}
+
+
+@pytest.mark.parametrize("args, names", [
+    (["sla.e2e_s=range(5,5)"], "sla.e2e_s"),                  # empty range
+    (["sla.foo=1,2"], "sla.foo"),                              # unknown key
+    (["tco.pue=1.2,0.5"], "pue"),                               # out of range
+    (["solver.threads=1,two"], "solver.threads"),              # wrong type
+    (["solver=highs,gurobbi"], "gurobbi"),                      # unknown option
+    (["workload=nope,voice_agent"], "workload"),
+])
+def test_bad_sweeps_exit_2_before_anything_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str],
+                                                args: list[str], names: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    assert main(["sweep", *args, f"hydra.sweep.dir={sweep}"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert names in err and "Traceback" not in err
+    assert not (sweep / "sweep.json").exists()  # nothing launched, nothing half-written
+
+
+def test_write_json_atomic_leaves_no_partial_file(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    path = tmp_path / "p" / "a.json"
+    write_json_atomic(path, {"x": 1.0, "y": float("nan")})
+    assert json.loads(path.read_text()) == {"x": 1.0, "y": None}
+
+    def disk_full(fd: int) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        write_json_atomic(path, {"x": 2.0})
+    assert json.loads(path.read_text()) == {"x": 1.0, "y": None}  # the old record survives
+    assert [p.name for p in path.parent.iterdir()] == ["a.json"]  # no temporary file left
