@@ -44,7 +44,7 @@ def test_whatif_studies_carry_their_grid() -> None:
     ("sla.e2e_s=fast", "sla.e2e_s", "could not be converted to Float"),
     ("solver.threads=1.5", "solver.threads", "Integer"),
     ("sla.foo=1", "sla.foo", "not in"),
-    ("tco.include_operating_cost=maybe", "tco.include_operating_cost", "Boolean"),
+    ("tco.include_operating_cost=maybe", "tco.include_operating_cost", "not a valid bool"),
     ("hardware.inventory.H100=4", "hardware.inventory.H100", "+hardware.inventory.H100"),
 ])
 def test_schema_rejects_bad_values_naming_the_key(override: str, key: str, why: str) -> None:

@@ -117,7 +117,12 @@ def plot_study(frame: pd.DataFrame, study: Mapping[str, Any], path: Path) -> Pat
     if ax1.get_legend_handles_labels()[0]:
         ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
-    mix_hue = hues[len(hues) // 2] if study.get("kind") == "pareto" else hues[0]
+    # The device-mix panel shows the hue value under which the mix changes most.
+    def n_mixes(h: Any) -> int:
+        sub = ok if h is None else ok[ok[hue] == h]
+        return int(sub.filter(like="devices.").fillna(0).apply(tuple, axis=1).nunique())
+
+    mix_hue = max(hues, key=n_mixes)
     mix = ok if mix_hue is None else ok[ok[hue] == mix_hue]
     _device_mix(ax2, mix, x)
     ax2.set_xlabel(study.get("x_label") or x)
