@@ -1,0 +1,1 @@
+"""Hydra plugin shipped with hetopt: the sweeper ``hetopt sweep`` uses (hydra/sweeper=hetopt)."""
