@@ -5,6 +5,7 @@ Needs the ``dist`` extra (``pip install 'hetopt[dist]'``, part of ``dev``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -69,10 +70,8 @@ def ray_cluster() -> Iterator[str]:
     finally:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             for pid in _descendants(proc.pid):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
             deadline = time.time() + 10
             while _descendants(proc.pid) and time.time() < deadline:
                 time.sleep(0.1)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hetopt.cli.main import compose_config, main
 from hetopt.cli.config import request_from_config
+from hetopt.cli.main import compose_config, main
 from hetopt.pipeline import plan_agent
 from hetopt.sweeps import (
     POINTS,

@@ -10,7 +10,7 @@ that pass. Everything else (grid expansion, ``hydra.sweeper.params``, batching) 
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional  # noqa: UP035  (OmegaConf needs these forms)
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
