@@ -83,7 +83,9 @@ def test_sweep_through_the_ray_launcher(ray_cluster: str, tmp_path: Path) -> Non
     sweep = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "hetopt.cli.main", "sweep", "tco.usd_per_kwh=0.2,0.4",
            "solver=highs,cpsat", "hydra/launcher=ray",
-           f"+hydra.launcher.ray.init.address={ray_cluster}",
+           f"hydra.launcher.ray.init.address={ray_cluster}",
+           # attaching to a running cluster: the launcher's 75 MB object-store default must go
+           "+hydra.launcher.ray.init.object_store_memory=null",
            "+hydra.launcher.ray.remote.num_cpus=2", f"hydra.sweep.dir={sweep}"]
     run = subprocess.run(cmd, env={**os.environ, **RAY_ENV}, cwd=tmp_path, capture_output=True,
                          text=True, timeout=600)

@@ -137,3 +137,25 @@ def test_write_json_atomic_leaves_no_partial_file(tmp_path: Path,
         write_json_atomic(path, {"x": 2.0})
     assert json.loads(path.read_text()) == {"x": 1.0, "y": None}  # the old record survives
     assert [p.name for p in path.parent.iterdir()] == ["a.json"]  # no temporary file left
+
+
+def test_chunked_points_match_single_plans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    """16 points run as chunks (one composed config per chunk); each equals a single plan."""
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    assert main(["sweep", "tco.usd_per_kwh=0.1,0.3", "tco.pue=1.1,1.5",
+                 "+hardware.price_scale.B200=1.0,0.5", "solver=highs,cpsat",
+                 "hydra.sweeper.chunk_size=3", f"hydra.sweep.dir={sweep}"]) == 0
+    assert len(list((sweep / "chunks").glob("*.json"))) >= 6  # 8 points per solver, 3 a chunk
+    table = pd.read_csv(sweep / "results.csv")
+    assert len(table) == 16 and (table["status"] == "ok").all()
+    for (kwh, pue, b200), group in table.groupby(["tco.usd_per_kwh", "tco.pue",
+                                                  "hardware.price_scale.B200"]):
+        direct = plan_agent(request_from_config(compose_config(
+            [f"tco.usd_per_kwh={kwh}", f"tco.pue={pue}", f"+hardware.price_scale.B200={b200}"])))
+        assert group["tco_usd_per_h"].to_numpy() == pytest.approx(
+            [direct.plan.tco_usd_per_hour] * 2, rel=1e-9)
+    recs = _records(sweep).values()
+    assert {r["config"]["solver"]["backend"] for r in recs} == {"highs", "cpsat"}
+    assert all(r["config"]["sweep"]["chunk"] is None for r in recs)

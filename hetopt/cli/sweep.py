@@ -18,6 +18,7 @@ records are merged into ``results.csv`` (and a study figure for ``whatif=`` stud
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import itertools
 import logging
@@ -171,14 +172,37 @@ def run_point(cfg: dict[str, Any], overrides: list[str], sweep_dir: Path, job_di
     return tco
 
 
+def _point_config(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
+    """``cfg`` with a point's value overrides applied (the job composed its groups already)."""
+    point = copy.deepcopy(cfg)
+    for o in OverridesParser.create().parse_overrides(overrides):
+        key = o.key_or_group
+        if key.startswith("hydra") or key == "sweep.chunk" or "/" in key \
+                or (config_dir() / key).is_dir():  # config groups: composed by the job
+            continue
+        OmegaConf.update(point, o.key_or_group, o.value(), merge=True,
+                         force_add=o.is_add() or o.is_force_add())
+    point.sweep.chunk = None
+    data = OmegaConf.to_container(point, resolve=True)
+    assert isinstance(data, dict)
+    return {str(k): v for k, v in data.items()}
+
+
 @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
 def sweep_app(cfg: DictConfig) -> float:
-    """Hydra task: one sweep point."""
+    """Hydra task: one sweep point, or a chunk of points (``sweep.chunk``, see the sweeper)."""
+    import json
+
     hc = HydraConfig.get()
-    data = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(data, dict)
-    return run_point({str(k): v for k, v in data.items()}, canonical(list(hc.overrides.task)),
-                     Path(hc.sweep.dir), Path(hc.runtime.output_dir))
+    sweep_dir, job_dir = Path(hc.sweep.dir), Path(hc.runtime.output_dir)
+    chunk = cfg.sweep.get("chunk")
+    if chunk is None:
+        return run_point(_point_config(cfg, []), canonical(list(hc.overrides.task)), sweep_dir,
+                         job_dir)
+    points = json.loads((sweep_dir / "chunks" / f"{chunk}.json").read_text())
+    tcos = [run_point(_point_config(cfg, p), canonical(p), sweep_dir, job_dir / str(i))
+            for i, p in enumerate(points)]
+    return float(sum(tcos))
 
 
 # ------------------------------------------------------------------ the command (driver side)
