@@ -18,7 +18,10 @@ from typing import Any
 
 from rich.console import Console
 
+from hetopt.cli.compose import compose_config, request_from_config_checked
 from hetopt.errors import HetoptUserError, InputError, SolverLimitError
+
+__all__ = ["compose_config", "main", "request_from_config_checked"]
 
 USAGE = """usage: hetopt <command> [overrides...]
 
@@ -46,54 +49,6 @@ examples:
   hetopt plan workload_file=my_agent.mlir                   # an agent graph written in MLIR
   hetopt compile mlir.targets.H100=cuda:sm_80
 """
-
-
-def compose_config(overrides: list[str]) -> dict[str, Any]:
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from hetopt.cli.schema import register
-    from hetopt.workloads import config_dir
-
-    register()
-    cdir = config_dir()
-    try:
-        with initialize_config_dir(config_dir=str(cdir), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
-        data: Any = OmegaConf.to_container(cfg, resolve=True)
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise InputError(_override_error(overrides, exc, cdir)) from None
-    assert isinstance(data, dict)
-    out: dict[str, Any] = {str(k): v for k, v in data.items()}
-    if out.get("workload_file"):
-        from hetopt.workloads import load_workload
-
-        out["workload"] = load_workload(str(out["workload_file"]))
-    return out
-
-
-def _override_error(overrides: list[str], exc: BaseException, cdir: Path) -> str:
-    """One paragraph: what Hydra or OmegaConf rejected, why, and what is valid."""
-    def flat(e: BaseException) -> str:
-        return " ".join(line.strip() for line in str(e).strip().splitlines() if line.strip())
-
-    detail = flat(exc)
-    cause = exc.__cause__ or exc.__context__
-    if cause is not None and flat(cause) and flat(cause) not in detail:
-        detail += f" ({flat(cause)})"
-    message = f"Bad override in {overrides}: {detail}"
-    if "Could not find" in detail or "group" in detail.lower():
-        groups = {g.name: sorted(p.stem for p in g.glob("*.yaml"))
-                  for g in sorted(cdir.iterdir()) if g.is_dir()}
-        message += (" Config groups and their options ({}): {}.".format(
-            cdir, "; ".join(f"{k}: {v}" for k, v in groups.items())))
-    elif "reference_type=Dict" in detail and "append" in detail:
-        message += (" Keys of a mapping such as hardware.inventory take '+' the first time "
-                    "(e.g. '+hardware.inventory.H100=16').")
-    return message + (f" `hetopt list` shows the groups; {cdir}/config.yaml and the group files "
-                      "show the keys.")
 
 
 def _run_dir(cfg: dict[str, Any], kind: str = "plan") -> Path:
@@ -143,13 +98,6 @@ def cmd_plan(overrides: list[str], console: Console) -> int:
             f"Raise solver.time_limit_s, or accept the gap."
         )
     return 0
-
-
-def request_from_config_checked(overrides: list[str]) -> None:
-    """Compose ``overrides`` and build the request, raising user errors as they come."""
-    from hetopt.cli.config import request_from_config
-
-    request_from_config(compose_config(overrides))
 
 
 def cmd_catalog(overrides: list[str], console: Console) -> int:

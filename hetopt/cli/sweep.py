@@ -229,7 +229,7 @@ def _sweep_plan(overrides: list[str]) -> tuple[list[str], list[str], list[tuple[
         else:
             fixed.append(f"{o.get_key_element()}={o.get_value_element_as_str()}")
     # A whatif study carries its grid in hydra.sweeper.params; the command line wins per key.
-    from hetopt.cli.main import compose_config
+    from hetopt.cli.compose import compose_config
 
     compose_config(fixed)  # names a bad fixed override before anything else
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -257,7 +257,7 @@ def _sweep_plan(overrides: list[str]) -> tuple[list[str], list[str], list[tuple[
 def _validate(fixed: list[str], swept: list[tuple[str, list[str]]],
               progress: Progress | None = None) -> None:
     """Compose and build the request for every swept value (one key at a time)."""
-    from hetopt.cli.main import request_from_config_checked
+    from hetopt.cli.compose import request_from_config_checked
 
     total = sum(len(v) for _, v in swept)
     task = progress.add_task("validating", total=total, counts="") if progress else None

@@ -65,14 +65,16 @@ def test_power_term_is_tdp_times_price_times_pue(name: str, usd_per_kwh: float, 
     tco = device_tco(device, TcoParams(usd_per_kwh=usd_per_kwh, pue=pue))
     assert tco.power_kw == pytest.approx(device.tdp_w / 1000)
     assert tco.power_usd_per_h == pytest.approx(device.tdp_w / 1000 * usd_per_kwh * pue)
-    assert tco.carbon_kgco2_per_h == pytest.approx(device.tdp_w / 1000 * pue * 0.4)
+    embodied = (150.0 + 2.1 * device.mem_gb) / (4 * 8760)  # default embodied estimate, 4 years
+    assert tco.embodied_kgco2_per_h == pytest.approx(embodied)
+    assert tco.carbon_kgco2_per_h == pytest.approx(device.tdp_w / 1000 * pue * 0.4 + embodied)
 
 
 def test_utilization_scales_power_and_carbon() -> None:
     half = device_tco(CATALOG.get("B200"), TcoParams(utilization_power_fraction=0.5))
     assert half.power_kw == pytest.approx(0.5)
     assert half.power_usd_per_h == pytest.approx(0.20)
-    assert half.carbon_kgco2_per_h == pytest.approx(0.20)
+    assert half.carbon_kgco2_per_h - half.embodied_kgco2_per_h == pytest.approx(0.20)
 
 
 def test_cloud_mode_uses_cloud_price() -> None:
@@ -80,7 +82,7 @@ def test_cloud_mode_uses_cloud_price() -> None:
     h100 = device_tco(CATALOG.get("H100"), params)
     assert h100.total_usd_per_h == h100.cloud_usd_per_h == 2.57
     assert h100.capex_usd_per_h == h100.power_usd_per_h == h100.opex_usd_per_h == 0.0
-    assert h100.carbon_kgco2_per_h == pytest.approx(0.7 * 1.2 * 0.5)
+    assert h100.carbon_kgco2_per_h == pytest.approx(0.7 * 1.2 * 0.5 + h100.embodied_kgco2_per_h)
 
 
 def test_cloud_mode_without_price_names_device_and_fix() -> None:
