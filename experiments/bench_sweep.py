@@ -60,7 +60,7 @@ def run(launcher: str, points: int, work: Path) -> dict[str, object]:
           f"{row['points_per_min']:6.1f} points/min (per point {row['point_wall_median_s']} s, "
           f"solve {row['solve_median_s']} s; {row['warm_started']} warm-started; exit {code})")
     frame.assign(launcher=launcher).to_csv(work / f"{launcher}-{points}.csv", index=False)
-    return row
+    return row | {"csv": str(work / f"{launcher}-{points}.csv")}
 
 
 def main() -> int:
@@ -80,7 +80,7 @@ def main() -> int:
             print("ray: not installed (pip install 'hetopt[dist]'); skipped")
         else:
             rows.append(run("ray", args.ray_points, args.work))
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).drop(columns="csv")
     table.to_csv(args.out / "bench_sweep.csv", index=False)
 
     from hetopt.report.figures import plt, save_figure
@@ -91,7 +91,7 @@ def main() -> int:
     ax1.set_ylabel("points per minute (2 cores)")
     ax1.legend(fontsize=8)
     for r in rows:
-        per_point = pd.read_csv(args.work / f"{r['launcher']}-{args.points if r['launcher'] == 'joblib' else args.ray_points}.csv")
+        per_point = pd.read_csv(str(r["csv"]))
         ax2.hist(per_point["wall_s"].dropna(), bins=40, alpha=0.6, label=str(r["launcher"]))
     ax2.set_xlabel("wall time per point inside the task (s)")
     ax2.set_ylabel("points")

@@ -34,7 +34,7 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class HardwareSpec:
+class HardwareSpec(Scenario):
     """Which devices to consider (the Hydra ``hardware`` group).
 
     Attributes
@@ -47,27 +47,15 @@ class HardwareSpec:
         Devices available per name; absent names are unlimited (the paper's assumption).
     extra_rows
         Extra catalog rows (same columns as the CSV) to add devices without editing files.
-    price_scale, owned, owned_age_years, years_ahead, price_decline_per_year
-        What-if edits (:class:`~hetopt.hardware.scenario.Scenario`): price multipliers per
-        device, the installed fleet per device type (brownfield) and its age, and planning
-        some years ahead with new-hardware prices falling.
+
+    The what-if edits (price multipliers, installed fleet, years ahead) are the fields it
+    inherits from :class:`~hetopt.hardware.scenario.Scenario`.
     """
 
     catalog_path: str | None = None
     devices: tuple[str, ...] | None = None
     inventory: Mapping[str, int] = field(default_factory=dict)
     extra_rows: tuple[Mapping[str, Any], ...] = ()
-    price_scale: Mapping[str, float] = field(default_factory=dict)
-    owned: Mapping[str, int] = field(default_factory=dict)
-    owned_age_years: float = 0.0
-    years_ahead: float = 0.0
-    price_decline_per_year: float = 0.0
-
-    @property
-    def scenario(self) -> Scenario:
-        """The what-if edits as a :class:`~hetopt.hardware.scenario.Scenario`."""
-        return Scenario(dict(self.price_scale), dict(self.owned), self.owned_age_years,
-                        self.years_ahead, self.price_decline_per_year)
 
 
 @dataclass(frozen=True)
@@ -164,7 +152,7 @@ def prepare(request: PlanRequest, progress: Progress | None = None
                 raise InputError("hardware.owned (installed devices) needs tco.mode=own: a "
                                  "rented device is not owned. Drop hardware.owned or set "
                                  "tco.mode=own.")
-        catalog, installed = apply_scenario(catalog, hw.scenario)
+        catalog, installed = apply_scenario(catalog, hw)
         inventory = {**dict(hw.inventory), **installed}
         tco = {d.name: device_tco(d, request.tco) for d in catalog.devices}
         mem = {d.name: d.mem_bytes for d in catalog.devices}

@@ -81,8 +81,6 @@ def _finite(value: Any) -> Any:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     return str(value)

@@ -47,6 +47,7 @@ from hetopt.sweeps import (
     POINTS,
     is_complete,
     neighbours,
+    params_of,
     plan_metrics,
     point_key,
     read_point,
@@ -97,20 +98,6 @@ def task_cpus() -> int:
     return max(1, cores // max(1, workers))
 
 
-def _write_point_outputs(outcome: Any, cfg: dict[str, Any], job_dir: Path) -> None:
-    import json
-
-    from hetopt.report.figures import plot_plan
-
-    plan = outcome.plan
-    job_dir.mkdir(parents=True, exist_ok=True)
-    (job_dir / "plan.json").write_text(json.dumps(plan.to_dict(), indent=1))
-    plan.placement.to_csv(job_dir / "placement.csv", index=False)
-    plan.devices.to_csv(job_dir / "devices.csv", index=False)
-    if (cfg.get("sweep") or {}).get("figures"):
-        plot_plan(plan, job_dir / "plan.png")
-
-
 def run_point(cfg: dict[str, Any], overrides: list[str], sweep_dir: Path, job_dir: Path
               ) -> float:
     """Plan one sweep point and record it; return its TCO ($/h) or nan.
@@ -119,6 +106,7 @@ def run_point(cfg: dict[str, Any], overrides: list[str], sweep_dir: Path, job_di
     recorded in ``points/<key>.json`` with their message.
     """
     from hetopt.cli.config import request_from_config
+    from hetopt.cli.outputs import write_outputs
     from hetopt.pipeline import plan_agent
 
     key = point_key(overrides)
@@ -128,7 +116,7 @@ def run_point(cfg: dict[str, Any], overrides: list[str], sweep_dir: Path, job_di
                              or not sweep_cfg.get("retry_failed", True)):
         log.info("point %s already %s; skipped", key, done["status"])
         return float((done.get("metrics") or {}).get("tco_usd_per_h") or math.nan)
-    params = {o.partition("=")[0]: o.partition("=")[2] for o in overrides}
+    params = params_of(overrides)
     threads = task_cpus()
     cfg = {**cfg, "solver": {**(cfg.get("solver") or {}), "threads": threads}}
     record: dict[str, Any] = {"key": key, "overrides": overrides, "job_dir": str(job_dir),
@@ -155,7 +143,8 @@ def run_point(cfg: dict[str, Any], overrides: list[str], sweep_dir: Path, job_di
             record["solution"] = {"assignment": ws.assignment, "pools": ws.pools}
             _RECENT.append((params, ws))
             del _RECENT[:-_RECENT_MAX]
-        _write_point_outputs(outcome, cfg, job_dir)
+        write_outputs(outcome, cfg, job_dir, config=False, cost_table=False,
+                      figure=bool(sweep_cfg.get("figures")))
         tco = plan.tco_usd_per_hour
     except InfeasibleError as exc:
         record.update(status="infeasible", error=str(exc))
@@ -172,14 +161,10 @@ def run_point(cfg: dict[str, Any], overrides: list[str], sweep_dir: Path, job_di
     return tco
 
 
-def _point_config(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
+def _point_config(cfg: DictConfig, values: list[str]) -> dict[str, Any]:
     """``cfg`` with a point's value overrides applied (the job composed its groups already)."""
     point = copy.deepcopy(cfg)
-    for o in OverridesParser.create().parse_overrides(overrides):
-        key = o.key_or_group
-        if key.startswith("hydra") or key == "sweep.chunk" or "/" in key \
-                or (config_dir() / key).is_dir():  # config groups: composed by the job
-            continue
+    for o in OverridesParser.create().parse_overrides(values):
         OmegaConf.update(point, o.key_or_group, o.value(), merge=True,
                          force_add=o.is_add() or o.is_force_add())
     point.sweep.chunk = None
@@ -200,7 +185,8 @@ def sweep_app(cfg: DictConfig) -> float:
         return run_point(_point_config(cfg, []), canonical(list(hc.overrides.task)), sweep_dir,
                          job_dir)
     points = json.loads((sweep_dir / "chunks" / f"{chunk}.json").read_text())
-    tcos = [run_point(_point_config(cfg, p), canonical(p), sweep_dir, job_dir / str(i))
+    tcos = [run_point(_point_config(cfg, p["values"]), canonical(p["overrides"]), sweep_dir,
+                      job_dir / str(i))
             for i, p in enumerate(points)]
     return float(sum(tcos))
 

@@ -8,7 +8,8 @@ value, so this sweeper
 * skips the driver-side pass, and
 * hands each launcher job a chunk of grid points that share their config-group choices: the
   worker composes the job's config once and applies each point's value overrides to a copy
-  (``hetopt.cli.sweep.sweep_app``). The chunks are listed in ``<sweep dir>/chunks/<n>.json``.
+  (``hetopt.cli.sweep.sweep_app``). The chunks are listed in ``<sweep dir>/chunks/<n>.json``:
+  per point, its full overrides (its identity) and the value overrides the worker applies.
 
 Grid expansion, ``hydra.sweeper.params`` and batching stay Hydra's. Points stay the unit of
 results: each writes its own record whatever chunk it ran in.
@@ -65,12 +66,15 @@ class HetoptSweeper(BasicSweeper):
         if size <= 1 or len(batch) < 2:
             return batch
         parser = OverridesParser.create()
-        by_groups: Dict[tuple, List[List[str]]] = {}  # noqa: UP006
+        # Points that choose the same config groups share one composed config; each point
+        # then applies only its value overrides ("values") to a copy of it.
+        by_groups: Dict[tuple, List[Dict[str, List[str]]]] = {}  # noqa: UP006
         for job in batch:
             parsed = parser.parse_overrides(list(job))
-            groups = tuple(s for s, o in zip(job, parsed, strict=True)
-                           if self._is_group(o.key_or_group))
-            by_groups.setdefault(groups, []).append(list(job))
+            is_group = [self._is_group(o.key_or_group) for o in parsed]
+            groups = tuple(s for s, g in zip(job, is_group, strict=True) if g)
+            values = [s for s, g in zip(job, is_group, strict=True) if not g]
+            by_groups.setdefault(groups, []).append({"overrides": list(job), "values": values})
         assert self.config is not None
         chunk_dir = Path(self.config.hydra.sweep.dir) / "chunks"
         chunk_dir.mkdir(parents=True, exist_ok=True)
@@ -79,6 +83,6 @@ class HetoptSweeper(BasicSweeper):
             for start in range(0, len(points), size):
                 chunk = points[start:start + size]
                 (chunk_dir / f"{self._chunks}.json").write_text(json.dumps(chunk))
-                jobs.append([*chunk[0], f"sweep.chunk={self._chunks}"])
+                jobs.append([*chunk[0]["overrides"], f"sweep.chunk={self._chunks}"])
                 self._chunks += 1
         return jobs
