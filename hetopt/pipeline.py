@@ -19,7 +19,7 @@ from hetopt.costs.tco import DeviceTco, TcoParams, device_tco
 from hetopt.errors import InfeasibleError, InputError, SolverLimitError
 from hetopt.graph.decompose import OperatorGraph, decompose
 from hetopt.graph.ir import agent_graph_from_dict
-from hetopt.hardware import load_catalog
+from hetopt.hardware import HardwareCatalog, load_catalog
 from hetopt.hardware.scenario import Scenario, apply_scenario
 from hetopt.plan.evaluate import evaluate_choice
 from hetopt.plan.plan import Baseline, Plan, make_plan
@@ -114,6 +114,42 @@ def _request_rate(workload: Mapping[str, Any], source: str) -> float:
     return float(rate)
 
 
+def resolve_hardware(hw: HardwareSpec, tco_params: TcoParams, progress: Progress | None = None
+                     ) -> tuple[HardwareCatalog, dict[str, int], dict[str, DeviceTco],
+                                dict[str, float]]:
+    """The catalog a plan may use, its inventory, hourly TCO and memory per device.
+
+    Reads the catalog, keeps ``hw.devices``, drops devices without a cloud price under
+    ``tco.mode=cloud``, applies the what-if scenario (prices, installed fleet) and merges the
+    installed devices' counts into ``hw.inventory``.
+    """
+    say = progress or (lambda _msg: None)
+    catalog = load_catalog(hw.catalog_path, extra_rows=hw.extra_rows)
+    if hw.devices is not None:
+        catalog = catalog.select(hw.devices)
+    if tco_params.mode == "cloud":
+        rentable = [d for d in catalog.devices if d.cloud_usd_per_h is not None]
+        dropped = sorted(set(catalog.names) - {d.name for d in rentable})
+        if not rentable:
+            raise InputError(
+                f"tco.mode=cloud but none of the devices {list(catalog.names)} has a "
+                f"cloud_usd_per_h in the catalog. Add cloud prices or use tco.mode=own."
+            )
+        if dropped:
+            say(f"tco.mode=cloud: leaving out {dropped} (no cloud price in the catalog)")
+            log.warning("tco.mode=cloud: devices without a cloud price left out: %s", dropped)
+        catalog = catalog.select(tuple(d.name for d in rentable))
+        if hw.owned:
+            raise InputError("hardware.owned (installed devices) needs tco.mode=own: a "
+                             "rented device is not owned. Drop hardware.owned or set "
+                             "tco.mode=own.")
+    catalog, installed = apply_scenario(catalog, hw)
+    inventory = {**dict(hw.inventory), **installed}
+    tco = {d.name: device_tco(d, tco_params) for d in catalog.devices}
+    mem = {d.name: d.mem_bytes for d in catalog.devices}
+    return catalog, inventory, tco, mem
+
+
 def prepare(request: PlanRequest, progress: Progress | None = None
             ) -> tuple[PlacementProblem, CostTable, OperatorGraph, dict[str, DeviceTco]]:
     """Stages 1-4: graph, decomposition, catalog, cost table, placement problem."""
@@ -131,31 +167,7 @@ def prepare(request: PlanRequest, progress: Progress | None = None
         inventory = dict(request.hardware.inventory)
     else:
         profile = None
-        hw = request.hardware
-        catalog = load_catalog(hw.catalog_path, extra_rows=hw.extra_rows)
-        if hw.devices is not None:
-            catalog = catalog.select(hw.devices)
-        if request.tco.mode == "cloud":
-            rentable = [d for d in catalog.devices if d.cloud_usd_per_h is not None]
-            dropped = sorted(set(catalog.names) - {d.name for d in rentable})
-            if not rentable:
-                raise InputError(
-                    f"tco.mode=cloud but none of the devices {list(catalog.names)} has a "
-                    f"cloud_usd_per_h in the catalog. Add cloud prices or use tco.mode=own."
-                )
-            if dropped:
-                say(f"tco.mode=cloud: leaving out {dropped} (no cloud price in the catalog)")
-                log.warning("tco.mode=cloud: devices without a cloud price left out: %s",
-                            dropped)
-            catalog = catalog.select(tuple(d.name for d in rentable))
-            if hw.owned:
-                raise InputError("hardware.owned (installed devices) needs tco.mode=own: a "
-                                 "rented device is not owned. Drop hardware.owned or set "
-                                 "tco.mode=own.")
-        catalog, installed = apply_scenario(catalog, hw)
-        inventory = {**dict(hw.inventory), **installed}
-        tco = {d.name: device_tco(d, request.tco) for d in catalog.devices}
-        mem = {d.name: d.mem_bytes for d in catalog.devices}
+        catalog, inventory, tco, mem = resolve_hardware(request.hardware, request.tco, say)
         say(f"costing {sum(op.placeable for op in graph.ops)} operators on "
             f"{len(catalog.devices)} devices")
         measured = (load_measured_profile(request.costs.measured_profile)

@@ -109,6 +109,26 @@ def add_latency(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar],
     return e2e
 
 
+def add_sla(m: cp_model.CpModel, problem: PlacementProblem, e2e: IntVar,
+            horizon: int) -> list[cp_model.LinearExpr]:
+    """Bound ``e2e`` by the SLA; a soft SLA returns its penalty term for the objective."""
+    if problem.sla.e2e_s is None:
+        return []
+    per_iter = int(round(1 / sc.ITERATIONS))
+    limit = int(sc.down(problem.sla.e2e_s, sc.TIME_S)) * per_iter
+    if problem.sla.hard:
+        m.add(e2e <= limit)
+        return []
+    # Slack in whole microseconds; lambda $/h per second costs lambda * TIME_S $/h per
+    # microsecond (at least one cost unit, so slack is never free).
+    total_iters = sum(problem.loop_iterations(lp) for lp in problem.loops)
+    slack_us = m.new_int_var(0, int(horizon * (1 + total_iters)), "slack_us")
+    m.add(e2e - per_iter * slack_us <= limit)
+    penalty = problem.sla.penalty_usd_per_h_per_s or 0.0
+    coef = max(1, int(sc.nearest(penalty * sc.TIME_S, sc.COST_USD_PER_H)))
+    return [coef * slack_us]
+
+
 def build(problem: PlacementProblem, objective: Objective = "cost") -> CpsatModel:
     """Build the CP-SAT model for ``problem`` (see :func:`hetopt.models.milp.build`)."""
     m = cp_model.CpModel()
@@ -124,8 +144,6 @@ def build(problem: PlacementProblem, objective: Objective = "cost") -> CpsatMode
     add_capacity(m, problem, x, n)
     add_cross_device(m, problem, x, cross)
     e2e = add_latency(m, problem, x, cross, horizon)
-    total_iters = sum(problem.loop_iterations(lp) for lp in problem.loops)
-    per_iter = int(round(1 / sc.ITERATIONS))
     if objective == "latency":
         m.minimize(e2e)
         return CpsatModel(m, x, n, sc.TIME_S * sc.ITERATIONS)
@@ -136,17 +154,6 @@ def build(problem: PlacementProblem, objective: Objective = "cost") -> CpsatMode
     terms = ([int(fixed[o]) * x[o] for o in range(problem.n_options) if fixed[o]]
              + [int(dev_cost[j]) * n[j] for j in range(len(problem.devices)) if dev_cost[j]]
              + [int(edge_cost[e]) * cross[e] for e in range(len(cross)) if edge_cost[e]])
-    if problem.sla.e2e_s is not None:
-        limit = int(sc.down(problem.sla.e2e_s, sc.TIME_S)) * per_iter
-        if problem.sla.hard:
-            m.add(e2e <= limit)
-        else:
-            # Slack in whole microseconds; lambda $/h per second costs lambda * TIME_S $/h per
-            # microsecond (at least one cost unit, so slack is never free).
-            slack_us = m.new_int_var(0, int(horizon * (1 + total_iters)), "slack_us")
-            m.add(e2e - per_iter * slack_us <= limit)
-            penalty = problem.sla.penalty_usd_per_h_per_s or 0.0
-            coef = max(1, int(sc.nearest(penalty * sc.TIME_S, sc.COST_USD_PER_H)))
-            terms.append(coef * slack_us)
+    terms.extend(add_sla(m, problem, e2e, horizon))
     m.minimize(sum(terms))
     return CpsatModel(m, x, n, sc.COST_USD_PER_H)

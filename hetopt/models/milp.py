@@ -1,5 +1,8 @@
 """MILP formulation of the placement problem in PuLP (solved by HiGHS or CBC).
 
+The ``add_*`` functions write one agent's constraints; ``tag`` prefixes their names so the
+fleet formulation (:mod:`hetopt.fleet.models`) can stack many agents in one model.
+
 Variables
 ---------
 ``x[o]``      binary: option o is chosen (one per operator).
@@ -48,10 +51,10 @@ def _on_device(problem: PlacementProblem, x: list[pulp.LpVariable], op: int,
 
 
 def add_assignment(prob: pulp.LpProblem, problem: PlacementProblem,
-                   x: list[pulp.LpVariable]) -> None:
+                   x: list[pulp.LpVariable], tag: str = "") -> None:
     """Each operator runs in exactly one configuration on one device type: sum_o x_o = 1."""
     for i, name in enumerate(problem.ops):
-        prob += pulp.lpSum(x[o] for o in problem.options_of(i)) == 1, f"assign[{name}]"
+        prob += pulp.lpSum(x[o] for o in problem.options_of(i)) == 1, f"{tag}assign[{name}]"
 
 
 def add_capacity(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.LpVariable],
@@ -80,16 +83,16 @@ def add_capacity(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.L
 
 
 def add_cross_device(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.LpVariable],
-                     cross: list[pulp.LpVariable]) -> None:
+                     cross: list[pulp.LpVariable], tag: str = "") -> None:
     """``cross_e >= X[u,j] - X[v,j]`` for every device type j: 1 when u and v differ."""
     for e, (u, v) in enumerate(zip(problem.edge_src, problem.edge_dst, strict=True)):
         for j in range(len(problem.devices)):
             prob += cross[e] >= _on_device(problem, x, u, j) - _on_device(problem, x, v, j), \
-                f"cross[{e},{j}]"
+                f"{tag}cross[{e},{j}]"
 
 
 def add_latency(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.LpVariable],
-                cross: list[pulp.LpVariable], e2e: pulp.LpVariable) -> None:
+                cross: list[pulp.LpVariable], e2e: pulp.LpVariable, tag: str = "") -> None:
     """Finish-time potentials over the acyclic graph and each loop; e2e bounds every path.
 
     ``f_v >= f_u + t_v + d_uv cross_uv`` on forward edges, ``f_i >= t_i``, and
@@ -97,37 +100,37 @@ def add_latency(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.Lp
     ``cycle_l >= g_l[back_src] + d_back cross_back`` is one more pass of loop l.
     """
     lat = [_latency(problem, x, i) for i in range(problem.n_ops)]
-    f = [prob.add_variable(f"f[{i}]", lowBound=0) for i in range(problem.n_ops)]
+    f = [prob.add_variable(f"{tag}f[{i}]", lowBound=0) for i in range(problem.n_ops)]
     for i in range(problem.n_ops):
-        prob += f[i] >= lat[i], f"finish_start[{i}]"
+        prob += f[i] >= lat[i], f"{tag}finish_start[{i}]"
     for e in problem.forward_edges:
         u, v = problem.edge_src[e], problem.edge_dst[e]
-        prob += f[v] >= f[u] + lat[v] + problem.edge_latency_s[e] * cross[e], f"finish[{e}]"
+        prob += f[v] >= f[u] + lat[v] + problem.edge_latency_s[e] * cross[e], f"{tag}finish[{e}]"
     loop_terms = []
     for k, loop in enumerate(problem.loops):
-        g = {i: prob.add_variable(f"g[{k},{i}]", lowBound=0) for i in loop.body_ops}
+        g = {i: prob.add_variable(f"{tag}g[{k},{i}]", lowBound=0) for i in loop.body_ops}
         for i in loop.body_ops:
-            prob += g[i] >= lat[i], f"loop_start[{k},{i}]"
+            prob += g[i] >= lat[i], f"{tag}loop_start[{k},{i}]"
         for e in loop.body_edges:
             u, v = problem.edge_src[e], problem.edge_dst[e]
             prob += g[v] >= g[u] + lat[v] + problem.edge_latency_s[e] * cross[e], \
-                f"loop_finish[{k},{e}]"
-        cycle = prob.add_variable(f"cycle[{k}]", lowBound=0)
+                f"{tag}loop_finish[{k},{e}]"
+        cycle = prob.add_variable(f"{tag}cycle[{k}]", lowBound=0)
         back = loop.back_edge
         prob += cycle >= g[problem.edge_src[back]] + problem.edge_latency_s[back] * cross[back], \
-            f"loop_cycle[{k}]"
+            f"{tag}loop_cycle[{k}]"
         loop_terms.append(problem.loop_iterations(loop) * cycle)
     for s in problem.sinks:
-        prob += e2e >= f[s] + pulp.lpSum(loop_terms), f"e2e[{problem.ops[s]}]"
+        prob += e2e >= f[s] + pulp.lpSum(loop_terms), f"{tag}e2e[{problem.ops[s]}]"
 
 
 def add_sla(prob: pulp.LpProblem, problem: PlacementProblem, e2e: pulp.LpVariable,
-            slack: pulp.LpVariable | None) -> None:
+            slack: pulp.LpVariable | None, tag: str = "") -> None:
     """``e2e - slack <= T_SLA`` (slack absent when the SLA is hard)."""
     if problem.sla.e2e_s is None:
         return
     rhs = problem.sla.e2e_s
-    prob += (e2e - slack if slack is not None else e2e) <= rhs, "sla_e2e"
+    prob += (e2e - slack if slack is not None else e2e) <= rhs, f"{tag}sla_e2e"
 
 
 def build(problem: PlacementProblem, objective: Objective = "cost") -> MilpModel:

@@ -57,6 +57,9 @@ def _set_start(problem: PlacementProblem, model: milp.MilpModel, warm_start: War
     return True
 
 
+_scheduler_threads: int | None = None
+
+
 class _HiGHS(pulp.HiGHS):
     """PuLP's HiGHS with a MIP start (PuLP passes none to highspy) and progress reports."""
 
@@ -83,10 +86,20 @@ class _HiGHS(pulp.HiGHS):
         h.run()
 
 
-def _solve_highs(model: milp.MilpModel, options: SolverOptions, start: bool = False,
-                 on_progress: OnProgress | None = None) -> tuple[SolveStatus, float, float, str]:
+def run_highs(prob: pulp.LpProblem, options: SolverOptions, start: bool = False,
+              on_progress: OnProgress | None = None) -> tuple[SolveStatus, float, float, str]:
+    """Solve a built PuLP model with HiGHS: status, objective, bound and HiGHS's status text.
+
+    ``start`` passes the variables' initial values as a MIP start.
+    """
     import highspy
 
+    global _scheduler_threads
+    if _scheduler_threads not in (None, options.threads):
+        # HiGHS keeps one thread pool per process, sized by the first solve; a solve asking for
+        # another size fails with "Not Set" unless the pool is rebuilt.
+        highspy.Highs.resetGlobalScheduler(True)
+    _scheduler_threads = options.threads
     # Pool loads of light operators are 1e-7..1e-3 device-equivalents. With HiGHS's default
     # mip_feasibility_tolerance (1e-6) HiGHS 1.12 proved a suboptimal plan "optimal" on the
     # shipped coding agent (12.14 vs 10.98 $/h, found by CBC and CP-SAT); 1e-9 restores it.
@@ -94,13 +107,13 @@ def _solve_highs(model: milp.MilpModel, options: SolverOptions, start: bool = Fa
                     gapRel=options.gap_rel, threads=options.threads,
                     random_seed=options.seed, mip_feasibility_tolerance=1e-9, start=start,
                     on_progress=on_progress)
-    model.prob.solve(solver)
-    h = model.prob.solverModel
+    prob.solve(solver)
+    h = prob.solverModel
     status = h.getModelStatus()
     info = h.getInfo()
     has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
     objective = h.getObjectiveValue() if has_solution else math.nan
-    bound = info.mip_dual_bound if model.prob.isMIP() else objective
+    bound = info.mip_dual_bound if prob.isMIP() else objective
     hm = highspy.HighsModelStatus
     if status == hm.kOptimal:
         st = SolveStatus.OPTIMAL
@@ -120,8 +133,10 @@ _CBC_OBJ = re.compile(r"^Objective value:\s+(\S+)", re.M)
 _CBC_BOUND = re.compile(r"^Lower bound:\s+(\S+)", re.M)
 
 
-def _solve_cbc(model: milp.MilpModel, options: SolverOptions, start: bool = False,
-               on_progress: OnProgress | None = None) -> tuple[SolveStatus, float, float, str]:
+def run_cbc(prob: pulp.LpProblem, options: SolverOptions, start: bool = False,
+            on_progress: OnProgress | None = None) -> tuple[SolveStatus, float, float, str]:
+    """Solve a built PuLP model with CBC (``on_progress`` is not called: CBC runs as a
+    separate process)."""
     with tempfile.TemporaryDirectory(prefix="hetopt-cbc-") as tmp, warnings.catch_warnings():
         # PULP_CBC_CMD (the CBC bundled with PuLP 3.3) is deprecated for PuLP 4, which needs
         # Python 3.12; this is the one place to switch to COIN_CMD + cbcbox then.
@@ -131,12 +146,12 @@ def _solve_cbc(model: milp.MilpModel, options: SolverOptions, start: bool = Fals
                                    gapRel=options.gap_rel, threads=options.threads,
                                    logPath=str(log), warmStart=start,
                                    options=[f"randomSeed {options.seed + 1}"])
-        model.prob.solve(solver)
+        prob.solve(solver)
         text = log.read_text() if log.exists() else ""
     found = _CBC_RESULT.search(text)
     result = found[1] if found else ""
-    sol = model.prob.sol_status
-    objective = pulp.value(model.prob.objective) if sol in (1, 2) else math.nan
+    sol = prob.sol_status
+    objective = pulp.value(prob.objective) if sol in (1, 2) else math.nan
     bound_match = _CBC_BOUND.search(text)
     bound = float(bound_match[1]) if bound_match else math.nan
     if sol == pulp.LpSolutionOptimal:
@@ -182,8 +197,8 @@ def solve_milp(problem: PlacementProblem, options: SolverOptions, objective: Obj
     start = time.perf_counter()
     model = milp.build(problem, objective)
     start_given = warm_start is not None and _set_start(problem, model, warm_start)
-    run = _solve_highs if backend == "highs" else _solve_cbc
-    status, obj, bound, message = run(model, options, start_given, on_progress)
+    run = run_highs if backend == "highs" else run_cbc
+    status, obj, bound, message = run(model.prob, options, start_given, on_progress)
     runtime = time.perf_counter() - start
     choice = counts = None
     if status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):

@@ -1,0 +1,382 @@
+"""Fleet baselines and warm starts: greedy, HEFT-style list scheduling, homogeneous, exhaustive.
+
+* :func:`greedy` places tenants one by one, largest first, on what is left of the inventory:
+  each operator takes its cheapest option (a pooled option pays its load at the device's hourly
+  price); while the tenant misses its SLA, the swap with the most latency saved per dollar is
+  made. It is the planner's first feasible plan and MIP start.
+* :func:`heft` is HEFT (Topcuoglu et al., 2002) adapted to cost under a deadline: operators are
+  taken in decreasing upward rank; the SLA is spread over them in proportion to their
+  mean-latency finish times (deadline distribution); each takes the cheapest option that
+  finishes within its sub-deadline, or, when none does, HEFT's earliest-finish option.
+* :func:`homogeneous` is the best plan that puts every tenant on one device type (each type
+  solved exactly by the fleet MILP), the usual "buy one kind of accelerator" answer.
+* :func:`exhaustive` enumerates every assignment of a tiny fleet, the reference optimum.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from hetopt.errors import InfeasibleError, InputError
+from hetopt.fleet.evaluate import Choices, evaluate_fleet
+from hetopt.fleet.problem import FleetProblem
+from hetopt.plan.evaluate import LATENCY_TOL_S
+from hetopt.problem import PlacementProblem
+
+EXHAUSTIVE_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class HeuristicResult:
+    """A baseline's plan (or why it has none) and how long it took.
+
+    Attributes
+    ----------
+    method
+        ``greedy``, ``heft``, ``homogeneous`` or ``exhaustive``.
+    choices
+        Per tenant, the option of each operator; None when the method found no feasible plan.
+    objective_usd_per_h
+        Fleet objective of the plan (``nan`` without one).
+    runtime_s
+        Wall-clock time.
+    detail
+        What the method did or why it failed (e.g. the device type a homogeneous plan uses).
+    proven_optimal
+        True only for a completed exhaustive enumeration.
+    """
+
+    method: str
+    choices: Choices | None
+    objective_usd_per_h: float
+    runtime_s: float
+    detail: str = ""
+    proven_optimal: bool = False
+
+
+class TenantLatency:
+    """Fast end-to-end latency of one tenant's assignment (same recursion as the verifier)."""
+
+    def __init__(self, p: PlacementProblem) -> None:
+        self.p = p
+        g = nx.DiGraph()
+        g.add_nodes_from(range(p.n_ops))
+        fwd = [int(e) for e in p.forward_edges]
+        g.add_edges_from((int(p.edge_src[e]), int(p.edge_dst[e])) for e in fwd)
+        self.order = list(nx.topological_sort(g))
+        self.preds: list[list[tuple[int, int]]] = [[] for _ in range(p.n_ops)]
+        for e in fwd:
+            self.preds[int(p.edge_dst[e])].append((int(p.edge_src[e]), e))
+        self.loops = []
+        for loop in p.loops:
+            body = set(loop.body_ops)
+            lg = nx.DiGraph()
+            lg.add_nodes_from(body)
+            lg.add_edges_from((int(p.edge_src[e]), int(p.edge_dst[e])) for e in loop.body_edges)
+            preds: dict[int, list[tuple[int, int]]] = {v: [] for v in body}
+            for e in loop.body_edges:
+                preds[int(p.edge_dst[e])].append((int(p.edge_src[e]), int(e)))
+            self.loops.append((list(nx.topological_sort(lg)), preds,
+                               int(p.edge_dst[loop.back_edge]), int(p.edge_src[loop.back_edge]),
+                               int(loop.back_edge), p.loop_iterations(loop)))
+        self.sinks = list(p.sinks)
+        self.edge_lat = p.edge_latency_s.tolist()
+
+    def finish(self, lat: list[float], dev: list[int]) -> list[float]:
+        """Finish time of every operator on one acyclic pass."""
+        f = [0.0] * len(lat)
+        el = self.edge_lat
+        for v in self.order:
+            best = 0.0
+            for u, e in self.preds[v]:
+                t = f[u] + (el[e] if dev[u] != dev[v] else 0.0)
+                if t > best:
+                    best = t
+            f[v] = lat[v] + best
+        return f
+
+    def e2e(self, lat: list[float], dev: list[int]) -> float:
+        """Worst path latency, loops unrolled per the SLA."""
+        f = self.finish(lat, dev)
+        el = self.edge_lat
+        extra = 0.0
+        for order, preds, entry, back_src, back, iters in self.loops:
+            g: dict[int, float] = {}
+            for v in order:
+                hits = [g[u] + (el[e] if dev[u] != dev[v] else 0.0) for u, e in preds[v]
+                        if u in g]
+                if v != entry and not hits:
+                    continue
+                g[v] = lat[v] + max(hits, default=0.0)
+            cycle = g[back_src] + (el[back] if dev[back_src] != dev[entry] else 0.0)
+            extra += iters * cycle
+        return max(f[s] for s in self.sinks) + extra
+
+
+def _option_cost(p: PlacementProblem, price: np.ndarray) -> np.ndarray:
+    """Standalone $/h of each option: dedicated devices, direct cost, pooled load at list price."""
+    return (p.opt_dedicated * price[p.opt_device] + p.opt_direct_usd_per_h
+            + p.opt_pool_load * price[p.opt_device])
+
+
+def _meets(p: PlacementProblem, e2e: float) -> bool:
+    return p.sla.e2e_s is None or not p.sla.hard or e2e <= p.sla.e2e_s + LATENCY_TOL_S
+
+
+def repair_sla(p: PlacementProblem, lat_eval: TenantLatency, choice: list[int],
+               allowed: np.ndarray, cost: np.ndarray) -> list[int] | None:
+    """Swap options until the tenant meets its hard SLA, most seconds saved per dollar first.
+
+    A soft SLA swaps while a second saved is worth more than it costs. Returns None when no
+    swap helps and the SLA is still missed.
+    """
+    if p.sla.e2e_s is None:
+        return choice
+    lat = p.opt_latency_s
+    dev_of = p.opt_device
+    per_op = [np.flatnonzero(allowed & (p.opt_op == i)) for i in range(p.n_ops)]
+    while True:
+        lats = [float(lat[o]) for o in choice]
+        devs = [int(dev_of[o]) for o in choice]
+        cur = lat_eval.e2e(lats, devs)
+        if p.sla.hard and cur <= p.sla.e2e_s + LATENCY_TOL_S:
+            return choice
+        if not p.sla.hard and cur <= p.sla.e2e_s:
+            return choice
+        best, best_score = None, 0.0
+        for i in range(p.n_ops):
+            old = choice[i]
+            for o in per_op[i]:
+                if o == old or lat[o] > lat[old] + 1e-12 and dev_of[o] == dev_of[old]:
+                    continue
+                lats[i], devs[i] = float(lat[o]), int(dev_of[o])
+                gain = cur - lat_eval.e2e(lats, devs)
+                if gain > 1e-9:
+                    extra = float(cost[o] - cost[old])
+                    if not p.sla.hard:
+                        worth = (p.sla.penalty_usd_per_h_per_s or 0.0) * min(
+                            gain, cur - p.sla.e2e_s)
+                        if worth <= extra:
+                            continue
+                    score = gain / max(extra, 1e-9)
+                    if score > best_score:
+                        best, best_score = (i, int(o)), score
+            lats[i], devs[i] = float(lat[old]), int(dev_of[old])
+        if best is None:
+            return choice if not p.sla.hard else None
+        choice[best[0]] = best[1]
+
+
+def _usage(p: PlacementProblem, choice: list[int], n_dev: int) -> tuple[np.ndarray, np.ndarray]:
+    c = np.asarray(choice, dtype=int)
+    return (np.bincount(p.opt_device[c], weights=p.opt_dedicated[c], minlength=n_dev),
+            np.bincount(p.opt_device[c], weights=p.opt_pool_load[c], minlength=n_dev))
+
+
+TenantPlacer = Callable[[PlacementProblem, TenantLatency, np.ndarray, np.ndarray],
+                        list[int] | None]
+
+
+def _place_fleet(fp: FleetProblem, placer: TenantPlacer, method: str) -> HeuristicResult:
+    """Place tenants largest first on the remaining inventory with ``placer``."""
+    start = time.perf_counter()
+    price = fp.device_cost_usd_per_h
+    n_dev = fp.n_devices
+    dedicated = np.zeros(n_dev)
+    load = np.zeros(n_dev)
+    in_use = np.zeros(n_dev, dtype=bool)
+    demand = [float(_option_cost(p, price).min() * p.n_ops) for p in fp.tenants]
+    order = sorted(range(fp.n_tenants), key=lambda t: -demand[t])
+    choices: list[tuple[int, ...] | None] = [None] * fp.n_tenants
+    cache: dict[tuple[int, bytes], list[int] | None] = {}
+    lat_evals: dict[int, TenantLatency] = {}
+    for t in order:
+        p = fp.tenants[t]
+        cls = int(fp.tenant_class[t])
+        if cls not in lat_evals:
+            lat_evals[cls] = TenantLatency(p)
+        banned = np.zeros(n_dev, dtype=bool)
+        placed = None
+        for _ in range(n_dev + 1):
+            pools_now = np.maximum(np.ceil(load - 1e-9), in_use)
+            free = (fp.device_inventory - dedicated - pools_now)[p.opt_device]
+            pool_after = np.maximum(np.ceil(load[p.opt_device] + p.opt_pool_load - 1e-9), 1.0)
+            pool_fits = dedicated[p.opt_device] + pool_after <= fp.device_inventory[p.opt_device]
+            allowed = ~banned[p.opt_device] & (p.opt_dedicated <= free + 1e-9)
+            allowed &= ~p.opt_pooled | pool_fits
+            key = (cls, allowed.tobytes())
+            if key not in cache:
+                cache[key] = placer(p, lat_evals[cls], allowed, price)
+            choice = cache[key]
+            if choice is None:
+                break
+            ded, ld = _usage(p, choice, n_dev)
+            used = np.bincount(p.opt_device[np.asarray(choice)],
+                               weights=p.opt_pooled[np.asarray(choice)].astype(float),
+                               minlength=n_dev) > 0
+            total = dedicated + ded + np.maximum(np.ceil(load + ld - 1e-9), in_use | used)
+            over = np.flatnonzero(total > fp.device_inventory + 1e-9)
+            if not len(over):
+                placed = choice
+                dedicated += ded
+                load += ld
+                in_use |= used
+                break
+            banned[over] = True
+        if placed is None:
+            return HeuristicResult(method, None, math.nan, time.perf_counter() - start,
+                                   f"could not place tenant '{fp.tenant_names[t]}' on the "
+                                   f"remaining inventory within its SLA")
+        choices[t] = tuple(placed)
+    final = tuple(c for c in choices if c is not None)
+    ev = evaluate_fleet(fp, final)
+    runtime = time.perf_counter() - start
+    if not ev.feasible:
+        return HeuristicResult(method, None, math.nan, runtime, "; ".join(ev.violations[:3]))
+    return HeuristicResult(method, final, ev.objective_usd_per_h, runtime,
+                           f"{fp.n_tenants} tenants placed largest first")
+
+
+def _greedy_tenant(p: PlacementProblem, lat_eval: TenantLatency, allowed: np.ndarray,
+                   price: np.ndarray) -> list[int] | None:
+    cost = _option_cost(p, price)
+    masked = np.where(allowed, cost, np.inf)
+    choice = []
+    for i in range(p.n_ops):
+        opts = p.options_of(i)
+        best = opts[np.argmin(masked[opts])]
+        if not allowed[best]:
+            return None
+        choice.append(int(best))
+    return repair_sla(p, lat_eval, choice, allowed, cost)
+
+
+def greedy(fp: FleetProblem) -> HeuristicResult:
+    """Cheapest option per operator, SLA repaired by best latency per dollar; tenants largest
+    first on the remaining inventory."""
+    return _place_fleet(fp, _greedy_tenant, "greedy")
+
+
+def _heft_tenant(p: PlacementProblem, lat_eval: TenantLatency, allowed: np.ndarray,
+                 price: np.ndarray) -> list[int] | None:
+    cost = _option_cost(p, price)
+    per_op = [np.flatnonzero(allowed & (p.opt_op == i)) for i in range(p.n_ops)]
+    if any(len(o) == 0 for o in per_op):
+        return None
+    mean_lat = [float(p.opt_latency_s[o].mean()) for o in per_op]
+    n_types = len(set(p.opt_device[allowed].tolist()))
+    p_cross = 1.0 - 1.0 / max(n_types, 1)
+    # Upward rank over forward edges (reverse topological order).
+    succs: list[list[tuple[int, int]]] = [[] for _ in range(p.n_ops)]
+    for v, preds in enumerate(lat_eval.preds):
+        for u, e in preds:
+            succs[u].append((v, e))
+    rank = [0.0] * p.n_ops
+    for v in reversed(lat_eval.order):
+        rank[v] = mean_lat[v] + max((p_cross * lat_eval.edge_lat[e] + rank[w]
+                                     for w, e in succs[v]), default=0.0)
+    deadline = [math.inf] * p.n_ops
+    if p.sla.e2e_s is not None:
+        apart = list(range(p.n_ops))  # every edge crossing: a pessimistic mean plan
+        mean_finish = lat_eval.finish(mean_lat, apart)
+        ratio = p.sla.e2e_s / max(lat_eval.e2e(mean_lat, apart), 1e-12)
+        deadline = [ratio * f for f in mean_finish]
+    finish = [0.0] * p.n_ops
+    dev = [-1] * p.n_ops
+    choice = [-1] * p.n_ops
+    for v in sorted(range(p.n_ops), key=lambda i: -rank[i]):
+        best_fit, best_fit_cost, best_eft, best_eft_time = -1, math.inf, -1, math.inf
+        for o in per_op[v]:
+            d = int(p.opt_device[o])
+            ready = max((finish[u] + (lat_eval.edge_lat[e] if dev[u] != d else 0.0)
+                         for u, e in lat_eval.preds[v] if choice[u] >= 0), default=0.0)
+            eft = ready + float(p.opt_latency_s[o])
+            if eft <= deadline[v] and cost[o] < best_fit_cost:
+                best_fit, best_fit_cost = int(o), float(cost[o])
+            if eft < best_eft_time:
+                best_eft, best_eft_time = int(o), eft
+        pick = best_fit if best_fit >= 0 else best_eft
+        choice[v], dev[v] = pick, int(p.opt_device[pick])
+        finish[v] = best_eft_time if best_fit < 0 else (
+            max((finish[u] + (lat_eval.edge_lat[e] if dev[u] != dev[v] else 0.0)
+                 for u, e in lat_eval.preds[v] if choice[u] >= 0), default=0.0)
+            + float(p.opt_latency_s[pick]))
+    return repair_sla(p, lat_eval, choice, allowed, cost)
+
+
+def heft(fp: FleetProblem) -> HeuristicResult:
+    """HEFT list scheduling adapted to cost under each tenant's deadline (see module doc)."""
+    return _place_fleet(fp, _heft_tenant, "heft")
+
+
+def homogeneous(fp: FleetProblem, solve: Callable[[FleetProblem], tuple[Choices | None, str]]
+                ) -> HeuristicResult:
+    """The cheapest feasible plan that runs every tenant on a single device type.
+
+    Parameters
+    ----------
+    fp
+        The fleet problem.
+    solve
+        Exact solver for a restricted fleet: returns its choices (None if infeasible) and a
+        status word.
+    """
+    start = time.perf_counter()
+    best: tuple[float, Choices, str] | None = None
+    tried = []
+    for j, dev in enumerate(fp.devices):
+        try:
+            only = fp.restrict_devices(np.arange(fp.n_devices) == j)
+        except InfeasibleError:
+            tried.append(f"{dev}: cannot run every operator")
+            continue
+        choices, status = solve(only)
+        if choices is None:
+            tried.append(f"{dev}: {status}")
+            continue
+        ev = evaluate_fleet(fp, choices)
+        if ev.feasible and (best is None or ev.objective_usd_per_h < best[0]):
+            best = (ev.objective_usd_per_h, choices, dev)
+        tried.append(f"{dev}: {ev.objective_usd_per_h:.2f} $/h")
+    runtime = time.perf_counter() - start
+    if best is None:
+        return HeuristicResult("homogeneous", None, math.nan, runtime,
+                               "no single device type hosts the fleet (" + "; ".join(tried) + ")")
+    return HeuristicResult("homogeneous", best[1], best[0], runtime, f"all on {best[2]}")
+
+
+def exhaustive(fp: FleetProblem, limit: int = EXHAUSTIVE_LIMIT) -> HeuristicResult:
+    """Enumerate every assignment of the fleet and keep the cheapest feasible one.
+
+    Raises
+    ------
+    InputError
+        If the fleet has more than ``limit`` assignments.
+    """
+    per_op = [(t, p.options_of(i)) for t, p in enumerate(fp.tenants) for i in range(p.n_ops)]
+    size = math.prod(len(o) for _, o in per_op)
+    if size > limit:
+        raise InputError(f"exhaustive enumeration of this fleet would visit {size:,} "
+                         f"assignments (limit {limit:,}); use the MILP or CP-SAT planner.")
+    start = time.perf_counter()
+    best: tuple[float, Choices] | None = None
+    bounds = np.cumsum([0] + [p.n_ops for p in fp.tenants])
+    for combo in itertools.product(*(o for _, o in per_op)):
+        choices = tuple(tuple(int(c) for c in combo[bounds[t]:bounds[t + 1]])
+                        for t in range(fp.n_tenants))
+        ev = evaluate_fleet(fp, choices)
+        if ev.feasible and (best is None or ev.objective_usd_per_h < best[0] - 1e-12):
+            best = (ev.objective_usd_per_h, choices)
+    runtime = time.perf_counter() - start
+    if best is None:
+        return HeuristicResult("exhaustive", None, math.nan, runtime,
+                               f"{size} assignments, none feasible", proven_optimal=True)
+    return HeuristicResult("exhaustive", best[1], best[0], runtime,
+                           f"{size:,} assignments enumerated", proven_optimal=True)

@@ -1,0 +1,250 @@
+"""Fleet placement problem: every tenant's placement problem on one shared set of device pools.
+
+Each tenant keeps its own :class:`~hetopt.problem.PlacementProblem` (operators, options, edges,
+loops, SLA), all indexed over the same device types. What the fleet adds is the coupling:
+
+* **inventory**: dedicated replicas of every tenant plus the shared pools of a device type stay
+  within its inventory (limited purchases, installed ``-owned`` devices);
+* **shared pools**: the light (pooled) operators of all tenants on a device type share one
+  pool, sized by the ceiling of their summed load;
+* **shared footprints**: a pool's devices hold each distinct model or index once. Tenants of the
+  same agent template share the resident copy of a pooled operator (one Whisper per pool, not
+  one per customer); different templates do not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from hetopt.costs.table import CostParams, CostTable, build_cost_table
+from hetopt.costs.tco import TcoParams
+from hetopt.errors import InfeasibleError
+from hetopt.fleet.spec import FleetSpec, TenantSpec
+from hetopt.graph.decompose import OperatorGraph, decompose
+from hetopt.graph.ir import agent_graph_from_dict
+from hetopt.pipeline import HardwareSpec, resolve_hardware
+from hetopt.problem import PlacementProblem, build_problem
+from hetopt.sla import Sla
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class FleetProblem:
+    """Solver-agnostic fleet placement data.
+
+    Attributes
+    ----------
+    name
+        Fleet name.
+    tenant_names
+        One name per tenant.
+    tenants
+        Each tenant's placement problem over ``devices``; their own inventories and memory are
+        unlimited, because the fleet arrays below hold the shared limits.
+    tenant_class
+        Identical tenants (same template, rate and SLA) share a class number.
+    tenant_template
+        Template key of each tenant (a hash of its workload mapping).
+    devices, device_cost_usd_per_h, device_carbon_kg_per_h, device_mem_bytes, device_inventory
+        Device types and their hourly TCO, carbon, usable memory and inventory (``inf``: any).
+    opt_footprint
+        Per tenant, the shared-footprint index of each option (-1: holds nothing resident).
+    footprint_device, footprint_bytes
+        Device type and resident bytes of each shared footprint.
+    """
+
+    name: str
+    tenant_names: tuple[str, ...]
+    tenants: tuple[PlacementProblem, ...]
+    tenant_class: np.ndarray
+    tenant_template: tuple[str, ...]
+    devices: tuple[str, ...]
+    device_cost_usd_per_h: np.ndarray
+    device_carbon_kg_per_h: np.ndarray
+    device_mem_bytes: np.ndarray
+    device_inventory: np.ndarray
+    opt_footprint: tuple[np.ndarray, ...]
+    footprint_device: np.ndarray
+    footprint_bytes: np.ndarray
+
+    @property
+    def n_tenants(self) -> int:
+        """Number of tenants."""
+        return len(self.tenants)
+
+    @property
+    def n_ops(self) -> int:
+        """Placeable operators over all tenants."""
+        return sum(p.n_ops for p in self.tenants)
+
+    @property
+    def n_options(self) -> int:
+        """Candidate options over all tenants."""
+        return sum(p.n_options for p in self.tenants)
+
+    @property
+    def n_devices(self) -> int:
+        """Number of device types."""
+        return len(self.devices)
+
+    def memory_may_bind(self, j: int) -> bool:
+        """True when every footprint that could land on device type ``j`` might not fit."""
+        on_j = self.footprint_device == j
+        return bool(math.isfinite(self.device_mem_bytes[j])
+                    and self.footprint_bytes[on_j].sum() > self.device_mem_bytes[j])
+
+    def restrict_devices(self, keep: np.ndarray) -> FleetProblem:
+        """A copy whose tenants only keep options on device types where ``keep`` is true.
+
+        Raises
+        ------
+        InfeasibleError
+            If some tenant's operator has no option left.
+        """
+        keep = np.asarray(keep, dtype=bool)
+        tenants, prints = [], []
+        for name, p, fp in zip(self.tenant_names, self.tenants, self.opt_footprint, strict=True):
+            mask = keep[p.opt_device]
+            try:
+                tenants.append(p.restrict(mask))
+            except InfeasibleError as exc:
+                raise InfeasibleError(f"tenant '{name}': {exc}") from None
+            prints.append(fp[mask])
+        return FleetProblem(self.name, self.tenant_names, tuple(tenants), self.tenant_class,
+                            self.tenant_template, self.devices, self.device_cost_usd_per_h,
+                            self.device_carbon_kg_per_h, self.device_mem_bytes,
+                            self.device_inventory, tuple(prints), self.footprint_device,
+                            self.footprint_bytes)
+
+    def with_inventory(self, inventory: np.ndarray) -> FleetProblem:
+        """A copy with another inventory per device type."""
+        return FleetProblem(self.name, self.tenant_names, self.tenants, self.tenant_class,
+                            self.tenant_template, self.devices, self.device_cost_usd_per_h,
+                            self.device_carbon_kg_per_h, self.device_mem_bytes,
+                            np.asarray(inventory, dtype=float), self.opt_footprint,
+                            self.footprint_device, self.footprint_bytes)
+
+
+def template_key(workload: object) -> str:
+    """A short, stable key for a workload mapping (identical mappings, identical keys)."""
+    text = json.dumps(workload, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def build_fleet_problem(fleet: FleetSpec, hardware: HardwareSpec | None = None,
+                        costs: CostParams | None = None, tco: TcoParams | None = None,
+                        progress: Progress | None = None) -> FleetProblem:
+    """Cost every tenant on the shared catalog and assemble the fleet problem.
+
+    Cost tables depend on the template and the per-phase SLA only, so tenants that share them
+    share one table; only the rate-dependent sizing is redone per tenant.
+
+    Parameters
+    ----------
+    fleet
+        The tenants.
+    hardware
+        Catalog, device selection, inventory and what-if edits (installed devices become
+        ``<name>-owned`` types with their count as inventory).
+    costs, tco
+        Cost-model and TCO settings.
+    progress
+        Optional callback receiving one short line per stage.
+
+    Raises
+    ------
+    InfeasibleError
+        If some tenant's operator fits no device within its per-phase SLA; names the tenant.
+    """
+    say = progress or (lambda _msg: None)
+    hardware = hardware or HardwareSpec()
+    costs = costs or CostParams()
+    tco_params = tco or TcoParams()
+    catalog, inventory, tco_by_device, mem = resolve_hardware(hardware, tco_params, say)
+    graphs: dict[str, OperatorGraph] = {}
+    tables: dict[tuple[str, float | None, float | None], CostTable] = {}
+    problems: list[PlacementProblem] = []
+    built: dict[tuple[str, float, Sla], PlacementProblem] = {}
+    templates: list[str] = []
+    say(f"costing {len(fleet.tenants)} tenants on {len(catalog.devices)} device types")
+    for tenant in fleet.tenants:
+        key = template_key(tenant.workload)
+        templates.append(key)
+        if key not in graphs:
+            graphs[key] = decompose(agent_graph_from_dict(
+                tenant.workload, source=f"tenant '{tenant.name}'"))
+        graph = graphs[key]
+        tkey = (key, tenant.sla.ttft_s, tenant.sla.tbt_s)
+        if tkey not in tables:
+            tables[tkey] = build_cost_table(graph, catalog, tenant.sla, costs)
+        pkey = (key, tenant.request_rate_per_s, tenant.sla)
+        if pkey not in built:
+            built[pkey] = _tenant_problem(tenant, graph, tables[tkey], tco_by_device, costs)
+        problems.append(replace(built[pkey], name=tenant.name))
+    devices = problems[0].devices
+    for name, p in zip((t.name for t in fleet.tenants), problems, strict=True):
+        if p.devices != devices:  # pragma: no cover - build_cost_table keeps catalog order
+            raise RuntimeError(f"tenant {name} has devices {p.devices}, expected {devices}")
+    unknown = sorted(set(inventory) - set(devices))
+    if unknown:
+        from hetopt.errors import InputError
+
+        raise InputError(f"hardware.inventory names {unknown}, which are not among the devices "
+                         f"considered {list(devices)}. Fix the names or add the devices to "
+                         f"hardware.devices.")
+    mem_bytes = np.array([mem.get(d, math.inf) * (1.0 - costs.memory_reserve_fraction)
+                          for d in devices])
+    inv = np.array([float(inventory.get(d, math.inf)) for d in devices])
+
+    prints: dict[tuple[str, str, int], int] = {}
+    print_bytes: list[float] = []
+    print_device: list[int] = []
+    opt_footprint = []
+    for key, p in zip(templates, problems, strict=True):
+        idx = np.full(p.n_options, -1, dtype=int)
+        for o in np.flatnonzero(p.opt_pool_mem_bytes > 0):
+            fkey = (key, p.ops[p.opt_op[o]], int(p.opt_device[o]))
+            if fkey not in prints:
+                prints[fkey] = len(print_bytes)
+                print_bytes.append(0.0)
+                print_device.append(int(p.opt_device[o]))
+            k = prints[fkey]
+            print_bytes[k] = max(print_bytes[k], float(p.opt_pool_mem_bytes[o]))
+            idx[o] = k
+        opt_footprint.append(idx)
+
+    classes: dict[tuple[str, float, object], int] = {}
+    tenant_class = np.array([classes.setdefault((key, t.request_rate_per_s, t.sla), len(classes))
+                             for key, t in zip(templates, fleet.tenants, strict=True)], dtype=int)
+    first = problems[0]
+    return FleetProblem(
+        name=fleet.name,
+        tenant_names=tuple(t.name for t in fleet.tenants),
+        tenants=tuple(problems),
+        tenant_class=tenant_class,
+        tenant_template=tuple(templates),
+        devices=devices,
+        device_cost_usd_per_h=first.device_cost_usd_per_h,
+        device_carbon_kg_per_h=first.device_carbon_kg_per_h,
+        device_mem_bytes=mem_bytes,
+        device_inventory=inv,
+        opt_footprint=tuple(opt_footprint),
+        footprint_device=np.array(print_device, dtype=int),
+        footprint_bytes=np.array(print_bytes, dtype=float),
+    )
+
+
+def _tenant_problem(tenant: TenantSpec, graph: OperatorGraph, table: CostTable,
+                    tco_by_device: dict, costs: CostParams) -> PlacementProblem:
+    try:
+        return build_problem(graph, table, tco_by_device, tenant.sla, tenant.request_rate_per_s,
+                          costs)
+    except InfeasibleError as exc:
+        raise InfeasibleError(f"Fleet tenant '{tenant.name}': {exc}") from None

@@ -1,0 +1,171 @@
+"""What a fleet is: many agent applications (tenants), each with its own load and SLA.
+
+A fleet file lists tenants; each names a workload (a shipped name, a YAML or an MLIR file, or an
+inline mapping) and may override its request rate and SLA::
+
+    name: enterprise
+    tenants:
+      - {name: support, workload: voice_agent, request_rate_per_s: 4.0, sla: {e2e_s: 12.0}}
+      - {name: search, workload: rag_agent, request_rate_per_s: 20.0, count: 3}
+
+``count`` stamps out identical copies (``search#0``, ``search#1``, ...): the same application
+deployed for several customers. Identical tenants are recognised by the planner, which breaks
+their symmetry.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from hetopt.errors import InputError
+from hetopt.sla import Sla
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    """One agent application of the fleet.
+
+    Attributes
+    ----------
+    name
+        Unique tenant name.
+    workload
+        The agent graph mapping (the workload file format).
+    request_rate_per_s
+        Requests per second entering this tenant's agent.
+    sla
+        The tenant's SLA (per-phase limits and end-to-end bound).
+    """
+
+    name: str
+    workload: Mapping[str, Any]
+    request_rate_per_s: float
+    sla: Sla
+
+    def __post_init__(self) -> None:
+        if not (self.request_rate_per_s > 0 and math.isfinite(self.request_rate_per_s)):
+            raise InputError(f"fleet tenant '{self.name}': request_rate_per_s must be a positive "
+                             f"number, got {self.request_rate_per_s!r}.")
+        if self.workload.get("profile") is not None:
+            raise InputError(f"fleet tenant '{self.name}': workload "
+                             f"'{self.workload.get('name')}' carries a measured profile for its "
+                             f"own devices; fleets are costed on the hardware catalog. Use a "
+                             f"catalog workload (`hetopt list`).")
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    """A fleet workload: tenants sharing device pools.
+
+    Attributes
+    ----------
+    name
+        Fleet name (used in outputs).
+    tenants
+        The tenants, in a fixed order.
+    """
+
+    name: str
+    tenants: tuple[TenantSpec, ...]
+
+    def __post_init__(self) -> None:
+        if not self.tenants:
+            raise InputError(f"fleet '{self.name}' has no tenants; list at least one under "
+                             f"'tenants:'.")
+        seen: set[str] = set()
+        dupes = sorted({t.name for t in self.tenants if t.name in seen or seen.add(t.name)})
+        if dupes:
+            raise InputError(f"fleet '{self.name}': tenant names {dupes} appear more than once; "
+                             f"tenant names must be unique (use count: N for copies).")
+
+
+_TENANT_KEYS = {"name", "workload", "request_rate_per_s", "sla", "count"}
+_SLA_KEYS = {f.name for f in fields(Sla)}
+
+
+def tenant_sla(base: Sla, workload: Mapping[str, Any], override: Mapping[str, Any] | None,
+               where: str) -> Sla:
+    """The tenant's SLA: ``override`` keys, else the workload's ``sla`` block for the keys the
+    base SLA leaves null, else ``base``."""
+    values = {f.name: getattr(base, f.name) for f in fields(Sla)}
+    for key, value in dict(workload.get("sla") or {}).items():
+        if key in values and values[key] is None:
+            values[key] = value
+    override = dict(override or {})
+    unknown = sorted(set(override) - _SLA_KEYS)
+    if unknown:
+        raise InputError(f"{where}: unknown SLA key(s) {unknown}; valid keys: {sorted(_SLA_KEYS)}.")
+    values.update(override)
+    try:
+        return Sla(**values)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def fleet_from_dict(data: Mapping[str, Any], source: str = "<fleet>",
+                    base_sla: Sla | None = None) -> FleetSpec:
+    """Build a :class:`FleetSpec` from the fleet file format.
+
+    Parameters
+    ----------
+    data
+        ``{name, tenants: [{name, workload, request_rate_per_s?, sla?, count?}, ...]}``.
+    source
+        Where the data came from, for error messages.
+    base_sla
+        SLA defaults (the ``sla`` config group); tenants' and workloads' SLA keys refine it.
+
+    Raises
+    ------
+    InputError
+        Naming the tenant and key at fault.
+    """
+    from hetopt.workloads import load_workload
+
+    base_sla = base_sla or Sla()
+    if not isinstance(data, Mapping) or not isinstance(data.get("tenants"), list):
+        raise InputError(f"{source}: a fleet needs a 'tenants:' list of "
+                         f"{{name, workload, request_rate_per_s, sla, count}} entries.")
+    tenants: list[TenantSpec] = []
+    cache: dict[str, Mapping[str, Any]] = {}
+    for k, entry in enumerate(data["tenants"]):
+        where = f"{source}: tenants[{k}]"
+        if not isinstance(entry, Mapping):
+            raise InputError(f"{where} must be a mapping with keys {sorted(_TENANT_KEYS)}.")
+        unknown = sorted(set(entry) - _TENANT_KEYS)
+        if unknown:
+            raise InputError(f"{where}: unknown key(s) {unknown}; valid keys: "
+                             f"{sorted(_TENANT_KEYS)}.")
+        wl = entry.get("workload")
+        if isinstance(wl, str):
+            if wl not in cache:
+                cache[wl] = load_workload(wl)
+            workload = cache[wl]
+        elif isinstance(wl, Mapping):
+            workload = wl
+        else:
+            raise InputError(f"{where}: 'workload' must be a shipped workload name, a file path "
+                             f"or an inline mapping, got {wl!r}.")
+        name = str(entry.get("name") or workload.get("name") or f"tenant{k}")
+        where = f"{source}: tenant '{name}'"
+        rate = entry.get("request_rate_per_s", workload.get("request_rate_per_s"))
+        if not isinstance(rate, int | float) or isinstance(rate, bool):
+            raise InputError(f"{where}: request_rate_per_s must be a number (requests per "
+                             f"second), got {rate!r}.")
+        count = entry.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise InputError(f"{where}: count must be a whole number >= 1, got {count!r}.")
+        sla = tenant_sla(base_sla, workload, entry.get("sla"), where)
+        for c in range(count):
+            tenants.append(TenantSpec(name if count == 1 else f"{name}#{c}", workload,
+                                      float(rate), sla))
+    return FleetSpec(str(data.get("name") or "fleet"), tuple(tenants))
+
+
+def scale_rates(fleet: FleetSpec, factor: float) -> FleetSpec:
+    """The same fleet with every tenant's request rate multiplied by ``factor``."""
+    return replace(fleet, tenants=tuple(replace(t, request_rate_per_s=t.request_rate_per_s
+                                                * factor) for t in fleet.tenants))
