@@ -30,6 +30,8 @@ commands:
   sweep     plan every point of a grid in parallel (= plan -m): comma lists, range(...), or a
             what-if study whatif=<name>; results.csv per sweep, resumable with hydra.sweep.dir=
   aggregate merge a sweep directory's point records into results.csv (and the study figure)
+  fleet     plan many agents (tenants) on shared device pools within an inventory:
+            fleet=enterprise (default), fleet=synthetic, or fleet_file=my_fleet.yaml
   catalog   show the hardware catalog with its hourly TCO
   list      show the shipped workloads and config options
   replay    plan, then replay request traffic through the plan (SimPy); or replay a saved
@@ -46,6 +48,8 @@ examples:
   hetopt sweep sla.e2e_s=12,13,14 solver=highs,cpsat      # -> outputs/sweep/<name>-<time>/results.csv
   hetopt sweep whatif=electricity                         # a shipped what-if study (configs/whatif/)
   hetopt sweep whatif=carbon hydra/launcher=ray           # the same on Ray (pip install 'hetopt[dist]')
+  hetopt fleet +hardware.inventory.B200=8               # tenants of configs/fleet/enterprise.yaml
+  hetopt fleet fleet=synthetic fleet.synthetic.n_ops=2000 fleet.synthetic.n_device_types=20
   hetopt plan workload_file=my_agent.mlir                   # an agent graph written in MLIR
   hetopt compile mlir.targets.H100=cuda:sm_80
 """
@@ -192,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             return report_sweep(Path(rest[0]), console)
         if command == "plan":
             return cmd_plan(rest, console)
+        if command == "fleet":
+            from hetopt.cli.fleet_cmd import cmd_fleet
+
+            return cmd_fleet(rest, None, console)
         if command == "catalog":
             return cmd_catalog(rest, console)
         if command == "list":
@@ -209,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = compose_config(rest)
             return cmd_compile(cfg, _run_dir(cfg, "compile"), console)
         raise InputError(f"Unknown command '{command}'. Commands: plan, sweep, aggregate, "
-                         f"catalog, list, reproduce, replay, compile (`hetopt --help`).")
+                         f"fleet, catalog, list, reproduce, replay, compile (`hetopt --help`).")
     except HetoptUserError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return exc.exit_code

@@ -129,6 +129,30 @@ class StudySchema:
     note: Optional[str] = None        # noqa: UP045
 
 
+@dataclasses.dataclass
+class SyntheticFleetSchema:
+    """A generated fleet (:mod:`hetopt.fleet.generator`)."""
+
+    n_ops: int = 200                  # placeable operators over all tenants
+    n_device_types: int = 11          # packaged catalog entries, then generated variants
+    seed: int = 0
+    inventory_fraction: Optional[float] = None  # noqa: UP045  cap the most-used types at this share of the greedy plan's use
+    limited_types: int = 3            # how many types get that cap
+
+
+@dataclasses.dataclass
+class FleetSchema:
+    """A fleet (the ``fleet`` group): tenants listed, or a synthetic fleet."""
+
+    name: Optional[str] = None        # noqa: UP045
+    tenants: Optional[typing.List[Any]] = None  # noqa: UP006, UP045  [{name, workload, request_rate_per_s, sla, count}]
+    synthetic: Optional[SyntheticFleetSchema] = None  # noqa: UP045
+    method: str = "auto"              # auto | monolithic | decomposition
+    gap_rel: float = 0.005            # stop when the proven gap is this small
+    baselines: typing.List[str] = dataclasses.field(  # noqa: UP006
+        default_factory=lambda: ["greedy", "heft", "homogeneous"])
+
+
 def config_schema() -> type:
     """The schema of the whole composed config (``configs/config.yaml``)."""
     return dataclasses.make_dataclass("HetoptConfigSchema", [
@@ -145,6 +169,8 @@ def config_schema() -> type:
         ("sweep", SweepSchema, dataclasses.field(default_factory=SweepSchema)),
         ("study", StudySchema, dataclasses.field(default_factory=StudySchema)),
         ("workload_file", Optional[str], dataclasses.field(default=None)),  # noqa: UP045
+        ("fleet", Optional[FleetSchema], dataclasses.field(default=None)),  # noqa: UP045
+        ("fleet_file", Optional[str], dataclasses.field(default=None)),  # noqa: UP045
         ("baselines", typing.List[str], dataclasses.field(  # noqa: UP006
             default_factory=lambda: ["H100"])),
         ("run_dir", Optional[str], dataclasses.field(default=None)),  # noqa: UP045

@@ -107,19 +107,24 @@ def _column(fp: FleetProblem, t: int, choice: tuple[int, ...]) -> _Column:
                    frozenset(int(k) for k in fp.opt_footprint[t][c] if k >= 0))
 
 
-def _master(fp: FleetProblem, columns: dict[int, list[_Column]], options: SolverOptions,
-            incumbent: Choices | None) -> Choices | None:
-    """Pick one column per tenant under the exact coupling (restricted master MIP)."""
+def _build_master(fp: FleetProblem, columns: dict[int, list[_Column]], relax: bool
+                  ) -> tuple[pulp.LpProblem, list[list[pulp.LpVariable]],
+                                 dict[int, pulp.LpConstraint]]:
+    """The restricted master over the columns: one column per tenant, exact coupling rows."""
     prob = pulp.LpProblem("hetopt_fleet_master", pulp.LpMinimize)
     lam: list[list[pulp.LpVariable]] = []
     cost = []
+    cat = "Continuous" if relax else "Binary"
+    inventory_rows: dict[int, pulp.LpConstraint] = {}
     for t in range(fp.n_tenants):
         cols = columns[int(fp.tenant_class[t])]
-        lt = [prob.add_variable(f"l[{t},{k}]", cat="Binary") for k in range(len(cols))]
+        lt = [prob.add_variable(f"l[{t},{k}]", lowBound=0, upBound=1, cat=cat)
+              for k in range(len(cols))]
         prob += pulp.lpSum(lt) == 1, f"one[{t}]"
         cost += [(v, col.own_usd_per_h) for v, col in zip(lt, cols, strict=True)]
         lam.append(lt)
-    n = [prob.add_variable(f"n[{j}]", lowBound=0, cat="Integer") for j in range(fp.n_devices)]
+    n = [prob.add_variable(f"n[{j}]", lowBound=0, cat="Continuous" if relax else "Integer")
+         for j in range(fp.n_devices)]
     for j, dev in enumerate(fp.devices):
         load_terms, ded_terms = [], []
         for t, lt in enumerate(lam):
@@ -134,11 +139,12 @@ def _master(fp: FleetProblem, columns: dict[int, list[_Column]], options: Solver
         if load_terms:
             prob += n[j] >= pulp.LpAffineExpression(load_terms), f"load[{dev}]"
         if math.isfinite(fp.device_inventory[j]):
-            prob += pulp.LpAffineExpression(ded_terms) + n[j] <= fp.device_inventory[j], \
-                f"inventory[{dev}]"
+            row = pulp.LpAffineExpression(ded_terms) + n[j] <= fp.device_inventory[j]
+            prob.addConstraint(row, f"inventory[{dev}]")
+            inventory_rows[j] = row
         if fp.memory_may_bind(j):
             keys = [int(k) for k in np.flatnonzero(fp.footprint_device == j)]
-            z = {k: prob.add_variable(f"z[{k}]", cat="Binary") for k in keys}
+            z = {k: prob.add_variable(f"z[{k}]", lowBound=0, upBound=1, cat=cat) for k in keys}
             for t, lt in enumerate(lam):
                 cols = columns[int(fp.tenant_class[t])]
                 for v, col in zip(lt, cols, strict=True):
@@ -153,6 +159,27 @@ def _master(fp: FleetProblem, columns: dict[int, list[_Column]], options: Solver
                      <= pulp.lpSum(k * v for k, v in enumerate(lam[b]))), f"sym[{a},{b}]"
     prob += pulp.LpAffineExpression(cost) + pulp.lpSum(
         fp.device_cost_usd_per_h[j] * n[j] for j in range(fp.n_devices))
+    return prob, lam, inventory_rows
+
+
+def _master_prices(fp: FleetProblem, columns: dict[int, list[_Column]],
+                   options: SolverOptions) -> np.ndarray | None:
+    """Inventory prices ``mu_j >= 0``: the duals of the master LP's inventory rows."""
+    prob, _, rows = _build_master(fp, columns, relax=True)
+    status, *_ = run_highs(prob, replace(options, backend="highs"))
+    if status is not SolveStatus.OPTIMAL:
+        return None
+    mu = np.zeros(fp.n_devices)
+    for j, row in rows.items():
+        if row.pi is not None:
+            mu[j] = max(0.0, -float(row.pi))
+    return mu
+
+
+def _master(fp: FleetProblem, columns: dict[int, list[_Column]], options: SolverOptions,
+            incumbent: Choices | None) -> Choices | None:
+    """Pick one column per tenant under the exact coupling (restricted master MIP)."""
+    prob, lam, _ = _build_master(fp, columns, relax=False)
     start = False
     if incumbent is not None:
         for t, lt in enumerate(lam):
@@ -233,6 +260,7 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
     current: dict[int, tuple[tuple[int, ...], float]] = {}
     prev_mu: np.ndarray | None = None
     theta, stall = 1.0, 0
+    best_mu = mu.copy()
     subproblems = 0
     iteration = 0
     for iteration in range(1, max_iterations + 1):
@@ -289,24 +317,35 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
                                       best_lb))
         if gap <= options.gap_rel or not finite.any() or time.perf_counter() >= deadline:
             break
-        # Polyak subgradient step on the relaxed inventory rows.
-        usage = np.zeros(fp.n_devices)
-        for c in classes:
-            if c in current:
-                col = next(col for col in columns[c] if col.choice == current[c][0])
-                usage += count[c] * (col.dedicated + col.load)
-        g = np.where(finite, usage - inventory, 0.0)
-        g = np.where((mu <= 0) & (g < 0), 0.0, g)
-        if not (np.abs(g) > 1e-9).any():
-            break
-        if lb < best_lb - 1e-9:
-            stall += 1
-            if stall >= 2:
-                theta, stall = theta / 2, 0
-        target = best_ub if math.isfinite(best_ub) else max(lb, 0.0) * 1.05 + 1.0
-        step = theta * max(target - lb, 1e-6) / float(g @ g)
+        # Next prices: the master LP's inventory duals (column generation), smoothed towards
+        # the prices of the best bound so far (Wentges); a Polyak subgradient step when the
+        # LP gives none.
+        if lb >= best_lb - 1e-9:
+            best_mu = mu.copy()
         prev_mu = mu
-        mu = np.maximum(0.0, mu + step * g)
+        duals = _master_prices(fp, columns, replace(
+            options, time_limit_s=max(1.0, deadline - time.perf_counter())))
+        if duals is not None and not np.allclose(duals, mu):
+            mu = 0.5 * duals + 0.5 * best_mu
+            if np.allclose(mu, prev_mu):
+                mu = duals
+        else:
+            usage = np.zeros(fp.n_devices)
+            for c in classes:
+                if c in current:
+                    col = next(col for col in columns[c] if col.choice == current[c][0])
+                    usage += count[c] * (col.dedicated + col.load)
+            g = np.where(finite, usage - inventory, 0.0)
+            g = np.where((mu <= 0) & (g < 0), 0.0, g)
+            if not (np.abs(g) > 1e-9).any():
+                break
+            if lb < best_lb - 1e-9:
+                stall += 1
+                if stall >= 2:
+                    theta, stall = theta / 2, 0
+            target = best_ub if math.isfinite(best_ub) else max(lb, 0.0) * 1.05 + 1.0
+            step = theta * max(target - lb, 1e-6) / float(g @ g)
+            mu = np.maximum(0.0, mu + step * g)
     if best_choices is None:
         return DecompositionResult(SolveStatus.NO_SOLUTION, math.nan, best_lb, None,
                                    iteration, subproblems)

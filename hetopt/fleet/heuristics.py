@@ -337,12 +337,18 @@ def homogeneous(fp: FleetProblem, solve: Callable[[FleetProblem], tuple[Choices 
         except InfeasibleError:
             tried.append(f"{dev}: cannot run every operator")
             continue
-        choices, status = solve(only)
-        if choices is None:
+        sub, status = solve(only)
+        if sub is None:
             tried.append(f"{dev}: {status}")
             continue
+        # Back from the restricted problem's option indices to the fleet's.
+        choices = tuple(tuple(int(np.flatnonzero(p.opt_device == j)[o]) for o in c)
+                        for p, c in zip(fp.tenants, sub, strict=True))
         ev = evaluate_fleet(fp, choices)
-        if ev.feasible and (best is None or ev.objective_usd_per_h < best[0]):
+        if not ev.feasible:
+            tried.append(f"{dev}: {ev.violations[0]}")
+            continue
+        if best is None or ev.objective_usd_per_h < best[0]:
             best = (ev.objective_usd_per_h, choices, dev)
         tried.append(f"{dev}: {ev.objective_usd_per_h:.2f} $/h")
     runtime = time.perf_counter() - start

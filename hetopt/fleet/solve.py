@@ -282,26 +282,40 @@ def _run_cpsat(cp: FleetCpsat, fp: FleetProblem, options: SolverOptions,
             solver.status_name(code))
 
 
-def explain_shortage(fp: FleetProblem, options: SolverOptions | None = None) -> InfeasibleError:
+def explain_shortage(fp: FleetProblem, options: SolverOptions | None = None
+                     ) -> InfeasibleError | None:
     """Why the fleet has no plan: the pools short of devices and by how much, or the tenant
     whose SLA no device meets.
 
     Solves the elastic fleet MILP: every tenant's SLA kept, the inventory allowed to be
     exceeded, the total excess minimised. Its answer is the smallest purchase that makes the
-    fleet feasible.
+    fleet feasible. Returns None when nothing is short (the fleet is feasible).
     """
     options = options or SolverOptions()
     model = build_milp(fp, objective="shortage")
     status, _, _, message = run_highs(model.prob, replace(options, backend="highs"))
     if status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
+        from hetopt.pipeline import explain_infeasible
+        from hetopt.solvers import solve
+
+        for cls in np.unique(fp.tenant_class):
+            t = int(np.flatnonzero(fp.tenant_class == cls)[0])
+            alone = fp.tenants[t]
+            if solve(alone, options).status is SolveStatus.INFEASIBLE:
+                why = explain_infeasible(alone, options)
+                return InfeasibleError(
+                    f"Fleet '{fp.name}': tenant '{fp.tenant_names[t]}' has no plan even with "
+                    f"unlimited devices. {why} Set it in the fleet file as the tenant's "
+                    f"sla: {{e2e_s: ...}}.", tightest_e2e_s=why.tightest_e2e_s)
         return InfeasibleError(
-            f"Fleet '{fp.name}' has no plan even with unlimited devices ({message}): some "
-            f"tenant's end-to-end SLA cannot be met on any device mix. Plan that tenant alone "
-            f"(`hetopt plan workload=... sla.e2e_s=...`) to find its tightest feasible SLA, "
-            f"then relax its sla.e2e_s in the fleet file.")
+            f"Fleet '{fp.name}' has no plan even with unlimited devices ({message}): the "
+            f"pooled operators' resident models do not fit device memory together. Add "
+            f"devices with more memory or split the fleet.")
     assert model.short is not None
     short = [(fp.devices[j], math.ceil((v.varValue or 0.0) - 1e-6), int(fp.device_inventory[j]))
              for j, v in enumerate(model.short) if (v.varValue or 0.0) > 1e-6]
+    if not short:
+        return None
     pools = "; ".join(f"{dev}: short by {s} (has {have}, needs {have + s})"
                       for dev, s, have in short)
     fixes = " ".join(f"+hardware.inventory.{dev}={have + s}" for dev, s, have in short)

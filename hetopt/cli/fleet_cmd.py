@@ -1,0 +1,143 @@
+"""``hetopt fleet``: plan many agents on shared device pools (the ``fleet`` config group)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from hetopt.errors import InputError, SolverLimitError
+
+
+def fleet_request(cfg: Mapping[str, Any]) -> Any:
+    """Build the :class:`~hetopt.fleet.plan.FleetRequest` of a composed config."""
+    from dataclasses import replace
+
+    from hetopt.cli.config import request_from_config
+    from hetopt.fleet.generator import synthetic_devices, synthetic_fleet
+    from hetopt.fleet.plan import FleetRequest
+    from hetopt.fleet.spec import fleet_from_dict
+
+    from hetopt.cli.config import _build
+    from hetopt.sla import Sla
+
+    # The fleet's SLA defaults come from the sla group alone, not from the default workload.
+    base = request_from_config({**cfg, "workload": {"name": "fleet"}})
+    base_sla = _build(Sla, "sla", cfg.get("sla"))
+    data = dict(cfg.get("fleet") or {})
+    source = f"fleet '{data.get('name') or 'fleet'}'"
+    if cfg.get("fleet_file"):
+        from hetopt.graph.architectures import read_yaml_file
+
+        path = Path(str(cfg["fleet_file"]))
+        loaded = read_yaml_file(path)
+        if not isinstance(loaded, Mapping):
+            raise InputError(f"{path}: a fleet file must hold a mapping (name, tenants).")
+        data = {**data, **loaded}
+        source = str(path)
+    hardware = base.hardware
+    synthetic = data.get("synthetic")
+    fraction = None
+    limited = 3
+    if synthetic:
+        fleet = synthetic_fleet(int(synthetic["n_ops"]), int(synthetic["seed"]))
+        names, rows = synthetic_devices(int(synthetic["n_device_types"]), int(synthetic["seed"]))
+        hardware = replace(hardware, devices=names,
+                           extra_rows=tuple(hardware.extra_rows) + rows)
+        fraction = synthetic.get("inventory_fraction")
+        limited = int(synthetic.get("limited_types") or 3)
+    elif data.get("tenants"):
+        fleet = fleet_from_dict(data, source, base_sla=base_sla)
+    else:
+        raise InputError("hetopt fleet needs a fleet: `fleet=enterprise`, `fleet=synthetic`, or "
+                         "`fleet_file=my_fleet.yaml` (a mapping with a 'tenants:' list; see "
+                         "configs/fleet/enterprise.yaml).")
+    return FleetRequest(fleet=fleet, hardware=hardware, costs=base.costs, tco=base.tco,
+                        solver=base.solver, method=data.get("method") or "auto",
+                        gap_rel=float(data.get("gap_rel", 0.005)),
+                        baselines=tuple(data.get("baselines") or ()),
+                        inventory_fraction=fraction, limited_types=limited)
+
+
+def cmd_fleet(overrides: list[str], run_dir: Path | None, console: Console) -> int:
+    """Run ``hetopt fleet [overrides]``."""
+    import datetime as dt
+
+    from hetopt.cli.compose import compose_config
+    from hetopt.fleet.plan import plan_fleet
+    from hetopt.fleet.report import (
+        device_table,
+        placement_table,
+        plot_fleet,
+        summary,
+        tenant_table,
+    )
+    from hetopt.solvers.base import SolveProgress
+
+    if not any(o.split("=", 1)[0].lstrip("+~") in ("fleet", "fleet_file") for o in overrides):
+        overrides = ["fleet=enterprise", *overrides]
+    cfg = compose_config(overrides)
+    if run_dir is None:
+        run_dir = Path(cfg["run_dir"]) if cfg.get("run_dir") else (
+            Path("outputs") / "fleet" / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    request = fleet_request(cfg)
+    with console.status("planning the fleet...") as status:
+        def solving(p: SolveProgress) -> None:
+            gap = f"{p.gap:.2%}" if math.isfinite(p.gap) else "-"
+            status.update(f"{p.backend}: {p.elapsed_s:.1f} s, plan {p.incumbent:.2f} $/h, "
+                          f"bound {p.bound:.2f}, gap {gap} ...")
+
+        outcome = plan_fleet(request, progress=lambda m: status.update(m + " ..."),
+                             on_solve_progress=solving)
+    fp, result = outcome.problem, outcome.result
+    assert result.choices is not None
+    info = summary(fp, result, outcome.baselines)
+    (run_dir / "fleet_plan.json").write_text(json.dumps(info, indent=2))
+    placement_table(fp, result.choices).to_csv(run_dir / "placement.csv", index=False)
+    devices = device_table(fp, result.choices)
+    devices.to_csv(run_dir / "devices.csv", index=False)
+    tenant_table(fp, result.choices).to_csv(run_dir / "tenants.csv", index=False)
+    plot_fleet(fp, result, outcome.baselines, run_dir / "fleet.png")
+
+    t = Table(title=f"Fleet {fp.name}: {fp.n_tenants} tenants, {fp.n_ops} operators, "
+                    f"{fp.n_devices} device types")
+    for c in ("device", "dedicated", "pool", "total", "inventory", "$/h"):
+        t.add_column(c, justify="left" if c == "device" else "right")
+    for row in devices[devices["total"] > 0].itertuples():
+        t.add_row(row.device, str(row.dedicated), str(row.pool), str(row.total),
+                  "-" if row.inventory is None or row.inventory != row.inventory
+                  else str(int(row.inventory)), f"{row.usd_per_h:.2f}")
+    console.print(t)
+    marked = "" if str(result.status) == "optimal" else "  [bold yellow](time limit)[/]"
+    console.print(f"TCO {info['tco_usd_per_h']:.3f} $/h, proven bound "
+                  f"{result.bound_usd_per_h:.3f} $/h, gap {result.gap:.3%} "
+                  f"({result.backend}, {result.status}){marked}; first feasible plan after "
+                  f"{result.first_feasible_s:.2f} s, solve {result.solve_s:.1f} s")
+    for b in outcome.baselines:
+        if math.isfinite(b.objective_usd_per_h):
+            console.print(f"  baseline {b.method:12s} {b.objective_usd_per_h:10.3f} $/h "
+                          f"(+{b.objective_usd_per_h / result.objective_usd_per_h - 1:.2%}) "
+                          f"{b.detail}")
+        else:
+            console.print(f"  baseline {b.method:12s}       none  {b.detail}")
+    console.print(f"Wrote {run_dir / 'fleet_plan.json'} (and placement.csv, devices.csv, "
+                  f"tenants.csv, fleet.png, config.yaml)")
+    if not result.verified:
+        console.print("[red]The fleet plan failed independent verification; see "
+                      "fleet_plan.json.[/]")
+        return 1
+    if str(result.status) != "optimal":
+        raise SolverLimitError(
+            f"The fleet solve stopped at solver.time_limit_s={request.solver.time_limit_s:g} "
+            f"with a plan within {result.gap:.2%} of the proven bound, above fleet.gap_rel="
+            f"{request.gap_rel:g}. The plan was still written to {run_dir / 'fleet_plan.json'}. "
+            f"Raise solver.time_limit_s or fleet.gap_rel to accept it.")
+    return 0
