@@ -19,12 +19,10 @@ def fleet_request(cfg: Mapping[str, Any]) -> Any:
     """Build the :class:`~hetopt.fleet.plan.FleetRequest` of a composed config."""
     from dataclasses import replace
 
-    from hetopt.cli.config import request_from_config
+    from hetopt.cli.config import _build, request_from_config
     from hetopt.fleet.generator import synthetic_devices, synthetic_fleet
     from hetopt.fleet.plan import FleetRequest
     from hetopt.fleet.spec import fleet_from_dict
-
-    from hetopt.cli.config import _build
     from hetopt.sla import Sla
 
     # The fleet's SLA defaults come from the sla group alone, not from the default workload.

@@ -151,7 +151,7 @@ def _variant(row: dict[str, Any], variant: str, rng: np.random.Generator) -> dic
     return out
 
 
-def binding_inventory(devices: Sequence[str], usage: Sequence[float], fraction: float = 0.7,
+def binding_inventory(devices: Sequence[str], usage: Sequence[float] | np.ndarray, fraction: float = 0.7,
                       n_limited: int = 3) -> dict[str, int]:
     """Cap the ``n_limited`` most-used device types at ``fraction`` of their use (rounded down).
 

@@ -69,7 +69,7 @@ def _pooled_groups(fp: FleetProblem, j: int) -> list[tuple[int, int, np.ndarray]
 
 def _symmetric_pairs(fp: FleetProblem) -> list[tuple[int, int]]:
     """Consecutive tenants of each class of identical tenants."""
-    pairs = []
+    pairs: list[tuple[int, int]] = []
     for cls in np.unique(fp.tenant_class):
         members = np.flatnonzero(fp.tenant_class == cls)
         pairs.extend((int(a), int(b)) for a, b in zip(members[:-1], members[1:], strict=True))

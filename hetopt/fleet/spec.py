@@ -75,8 +75,8 @@ class FleetSpec:
         if not self.tenants:
             raise InputError(f"fleet '{self.name}' has no tenants; list at least one under "
                              f"'tenants:'.")
-        seen: set[str] = set()
-        dupes = sorted({t.name for t in self.tenants if t.name in seen or seen.add(t.name)})
+        names = [t.name for t in self.tenants]
+        dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise InputError(f"fleet '{self.name}': tenant names {dupes} appear more than once; "
                              f"tenant names must be unique (use count: N for copies).")

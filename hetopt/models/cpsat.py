@@ -31,10 +31,14 @@ class CpsatModel:
 
 
 def _horizon_us(problem: PlacementProblem) -> int:
-    """An upper bound on any finish time: every operator at its slowest, every edge crossed."""
-    slowest = sum(float(problem.opt_latency_s[problem.options_of(i)].max())
-                  for i in range(problem.n_ops))
-    return int(sc.up(slowest + float(problem.edge_latency_s.sum()), sc.TIME_S)) + 1
+    """An upper bound on any finish time: every operator at its slowest, every edge crossed.
+
+    Summed in integer steps, each term rounded up as the latency constraints round it, so a
+    plan of the slowest options on every operator still fits.
+    """
+    slowest = sum(int(sc.up(float(problem.opt_latency_s[problem.options_of(i)].max()),
+                            sc.TIME_S)) for i in range(problem.n_ops))
+    return slowest + int(sc.up(problem.edge_latency_s, sc.TIME_S).sum()) + 1
 
 
 def add_assignment(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar]) -> None:

@@ -84,9 +84,10 @@ def _solved_row(problem: PlacementProblem, table: CostTable, options: SolverOpti
                 ) -> dict[str, Any]:
     res = solve(problem, options)
     if res.status is not SolveStatus.OPTIMAL or res.choice is None:
-        return {"status": str(res.status), "reason": res.message}
+        return {"status": str(res.status), "reason": res.message, "solve_s": res.runtime_s}
     ev = evaluate_choice(problem, res.choice, res.pool_counts)
     row: dict[str, Any] = {"status": "optimal", "reason": "", "gap": res.gap,
+                           "solve_s": res.runtime_s,
                            "tco_usd_per_h": ev.tco_usd_per_h,
                            "usd_per_mtok": ev.tco_usd_per_h / (problem.request_rate_per_s
                                                                * SECONDS_PER_HOUR * tokens) * 1e6}
