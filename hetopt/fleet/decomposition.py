@@ -285,6 +285,25 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
             add_column(c, res.choice)
             bound = res.bound if math.isfinite(res.bound) else -math.inf
             current[c] = (res.choice, bound)
+        if iteration == 1 and finite.any():
+            # Escape columns: each class's plan without the limited types its first plan uses,
+            # so the master can move tenants off a scarce type at their true cost.
+            for c in classes:
+                if c not in current or time.perf_counter() >= deadline:
+                    continue
+                col = next(col for col in columns[c] if col.choice == current[c][0])
+                scarce = finite & ((col.dedicated > 0) | (col.load > 0))
+                if not scarce.any():
+                    continue
+                p = fp.tenants[rep[c]]
+                keep = ~scarce[p.opt_device]
+                if not all(keep[p.opt_op == i].any() for i in range(p.n_ops)):
+                    continue
+                alt = solve(priced(p.restrict(keep), price), sub_options)
+                subproblems += 1
+                if alt.choice is not None:
+                    kept = np.flatnonzero(keep)
+                    add_column(c, tuple(int(kept[o]) for o in alt.choice))
         if len(current) == len(classes):
             lb = sum(count[c] * current[c][1] for c in classes) - float(mu @ inventory)
             best_lb = max(best_lb, lb)

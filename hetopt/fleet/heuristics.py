@@ -184,10 +184,40 @@ TenantPlacer = Callable[[PlacementProblem, TenantLatency, np.ndarray, np.ndarray
                         list[int] | None]
 
 
+RETRIES = 8
+
+
 def _place_fleet(fp: FleetProblem, placer: TenantPlacer, method: str) -> HeuristicResult:
-    """Place tenants largest first on the remaining inventory with ``placer``."""
+    """Place tenants largest first on the remaining inventory with ``placer``.
+
+    When a tenant finds no room, the pass starts again with the device types that ran out
+    priced higher (x2 per retry), so that earlier tenants leave them to those that need them.
+    The plan is always costed at the true prices.
+    """
     start = time.perf_counter()
-    price = fp.device_cost_usd_per_h
+    price = fp.device_cost_usd_per_h.copy()
+    final: Choices | None = None
+    detail = ""
+    attempt = 0
+    for attempt in range(RETRIES):  # noqa: B007  (reported below)
+        final, exhausted, detail = _place_pass(fp, placer, price)
+        if final is not None or not exhausted.any():
+            break
+        price = np.where(exhausted, price * 2.0, price)
+    runtime = time.perf_counter() - start
+    if final is None:
+        return HeuristicResult(method, None, math.nan, runtime, detail)
+    ev = evaluate_fleet(fp, final)
+    if not ev.feasible:
+        return HeuristicResult(method, None, math.nan, runtime, "; ".join(ev.violations[:3]))
+    return HeuristicResult(method, final, ev.objective_usd_per_h, runtime,
+                           f"{fp.n_tenants} tenants placed largest first"
+                           + (f" ({attempt} re-pricing passes)" if attempt else ""))
+
+
+def _place_pass(fp: FleetProblem, placer: TenantPlacer, price: np.ndarray
+                ) -> tuple[Choices | None, np.ndarray, str]:
+    """One largest-first pass at ``price``: the plan, or the exhausted types and why not."""
     n_dev = fp.n_devices
     dedicated = np.zeros(n_dev)
     load = np.zeros(n_dev)
@@ -231,17 +261,13 @@ def _place_fleet(fp: FleetProblem, placer: TenantPlacer, method: str) -> Heurist
                 break
             banned[over] = True
         if placed is None:
-            return HeuristicResult(method, None, math.nan, time.perf_counter() - start,
-                                   f"could not place tenant '{fp.tenant_names[t]}' on the "
-                                   f"remaining inventory within its SLA")
+            taken = dedicated + np.maximum(np.ceil(load - 1e-9), in_use)
+            exhausted = np.isfinite(fp.device_inventory) & (
+                banned | (taken >= 0.9 * fp.device_inventory))
+            return None, exhausted, (f"could not place tenant '{fp.tenant_names[t]}' on the "
+                                     f"remaining inventory within its SLA")
         choices[t] = tuple(placed)
-    final = tuple(c for c in choices if c is not None)
-    ev = evaluate_fleet(fp, final)
-    runtime = time.perf_counter() - start
-    if not ev.feasible:
-        return HeuristicResult(method, None, math.nan, runtime, "; ".join(ev.violations[:3]))
-    return HeuristicResult(method, final, ev.objective_usd_per_h, runtime,
-                           f"{fp.n_tenants} tenants placed largest first")
+    return tuple(c for c in choices if c is not None), np.zeros(n_dev, dtype=bool), ""
 
 
 def _greedy_tenant(p: PlacementProblem, lat_eval: TenantLatency, allowed: np.ndarray,

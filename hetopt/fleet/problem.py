@@ -17,14 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from hetopt.costs.table import CostParams, CostTable, build_cost_table
 from hetopt.costs.tco import TcoParams
-from hetopt.errors import InfeasibleError
+from hetopt.errors import InfeasibleError, InputError
 from hetopt.fleet.spec import FleetSpec, TenantSpec
 from hetopt.graph.decompose import OperatorGraph, decompose
 from hetopt.graph.ir import agent_graph_from_dict
@@ -194,8 +194,6 @@ def build_fleet_problem(fleet: FleetSpec, hardware: HardwareSpec | None = None,
             raise RuntimeError(f"tenant {name} has devices {p.devices}, expected {devices}")
     unknown = sorted(set(inventory) - set(devices))
     if unknown:
-        from hetopt.errors import InputError
-
         raise InputError(f"hardware.inventory names {unknown}, which are not among the devices "
                          f"considered {list(devices)}. Fix the names or add the devices to "
                          f"hardware.devices.")
@@ -248,3 +246,58 @@ def _tenant_problem(tenant: TenantSpec, graph: OperatorGraph, table: CostTable,
                           costs)
     except InfeasibleError as exc:
         raise InfeasibleError(f"Fleet tenant '{tenant.name}': {exc}") from None
+
+
+def fleet_from_problems(problems: Sequence[PlacementProblem], *, name: str = "fleet",
+                        inventory: Mapping[str, int] | None = None,
+                        mem_bytes: Mapping[str, float] | None = None,
+                        templates: Sequence[str] | None = None) -> FleetProblem:
+    """Assemble a fleet from placement problems built elsewhere (e.g. by hand in tests).
+
+    Parameters
+    ----------
+    problems
+        One problem per tenant, all over the same device types in the same order; their
+        names become the tenant names.
+    inventory, mem_bytes
+        Fleet-wide devices available and usable memory per device type (default unlimited).
+    templates
+        Template key per tenant: tenants with the same key share resident footprints and,
+        with the same data, a symmetry class (default: every tenant its own template).
+    """
+    devices = problems[0].devices
+    if any(p.devices != devices for p in problems):
+        raise InputError("fleet_from_problems: every tenant problem must list the same "
+                         "device types in the same order.")
+    keys = tuple(templates) if templates is not None else tuple(p.name for p in problems)
+    prints: dict[tuple[str, str, int], int] = {}
+    sizes: list[float] = []
+    where: list[int] = []
+    opt_footprint = []
+    for key, p in zip(keys, problems, strict=True):
+        idx = np.full(p.n_options, -1, dtype=int)
+        for o in np.flatnonzero(p.opt_pool_mem_bytes > 0):
+            fkey = (key, p.ops[p.opt_op[o]], int(p.opt_device[o]))
+            k = prints.setdefault(fkey, len(sizes))
+            if k == len(sizes):
+                sizes.append(0.0)
+                where.append(int(p.opt_device[o]))
+            sizes[k] = max(sizes[k], float(p.opt_pool_mem_bytes[o]))
+            idx[o] = k
+        opt_footprint.append(idx)
+    classes: dict[tuple[str, float, Sla], int] = {}
+    tenant_class = np.array([classes.setdefault((k, p.request_rate_per_s, p.sla), len(classes))
+                             for k, p in zip(keys, problems, strict=True)], dtype=int)
+    first = problems[0]
+    unlimited = [replace(p, device_inventory=np.full(len(devices), math.inf),
+                         device_mem_bytes=np.full(len(devices), math.inf)) for p in problems]
+    return FleetProblem(
+        name=name, tenant_names=tuple(p.name for p in problems), tenants=tuple(unlimited),
+        tenant_class=tenant_class, tenant_template=keys, devices=devices,
+        device_cost_usd_per_h=first.device_cost_usd_per_h,
+        device_carbon_kg_per_h=first.device_carbon_kg_per_h,
+        device_mem_bytes=np.array([(mem_bytes or {}).get(d, math.inf) for d in devices],
+                                  dtype=float),
+        device_inventory=np.array([float((inventory or {}).get(d, math.inf)) for d in devices]),
+        opt_footprint=tuple(opt_footprint), footprint_device=np.array(where, dtype=int),
+        footprint_bytes=np.array(sizes, dtype=float))
