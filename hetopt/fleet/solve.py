@@ -219,6 +219,13 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
             choices, pools = start, None
             evaluation = evaluate_fleet(fp, choices)
             obj = evaluation.objective_usd_per_h
+        elif start is not None and start_obj < evaluation.objective_usd_per_h - 1e-9:
+            # HiGHS may drop a MIP start it cannot complete and stop at the time limit with
+            # a worse incumbent of its own; the start stays the better plan.
+            message += "; the solver's incumbent was worse than its start, the start is kept"
+            choices = start
+            evaluation = evaluate_fleet(fp, choices)
+            obj, status = evaluation.objective_usd_per_h, SolveStatus.FEASIBLE
     elif start is not None and status is not SolveStatus.INFEASIBLE:
         # Time limit before the solver reported its own plan: the start is the incumbent.
         choices, evaluation = start, evaluate_fleet(fp, start)
