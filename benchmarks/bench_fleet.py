@@ -29,6 +29,7 @@ import pandas as pd
 from hetopt.fleet import heuristics
 from hetopt.fleet.evaluate import evaluate_fleet
 from hetopt.fleet.generator import binding_inventory, synthetic_devices, synthetic_fleet
+from hetopt.fleet.plan import run_baseline
 from hetopt.fleet.problem import FleetProblem, build_fleet_problem
 from hetopt.fleet.solve import solve_fleet
 from hetopt.pipeline import HardwareSpec
@@ -71,15 +72,9 @@ def exact_rows(fp: FleetProblem, limit_s: float, methods: list[tuple[str, str]])
 
 def baseline_rows(fp: FleetProblem, names: list[str]) -> list[dict]:
     rows = []
+    options = SolverOptions(time_limit_s=20, gap_rel=1e-4)
     for name in names:
-        if name == "homogeneous":
-            def exact(only: FleetProblem) -> tuple:
-                r = solve_fleet(only, SolverOptions(time_limit_s=20, gap_rel=1e-4))
-                return r.choices, str(r.status)
-
-            res = heuristics.homogeneous(fp, exact)
-        else:
-            res = getattr(heuristics, name)(fp)
+        res = run_baseline(fp, name, options)
         rows.append({"method": name, "kind": "baseline",
                      "status": "optimal" if res.proven_optimal else (
                          "feasible" if res.choices is not None else "none"),

@@ -236,6 +236,8 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
     rep = {c: int(np.flatnonzero(fp.tenant_class == c)[0]) for c in classes}
     count = {c: int((fp.tenant_class == c).sum()) for c in classes}
     finite = np.isfinite(fp.device_inventory)
+    # Without binding inventory or memory, the first round's plan needs no master re-solves.
+    coupled = bool(finite.any()) or any(fp.memory_may_bind(j) for j in range(fp.n_devices))
     inventory = np.where(finite, fp.device_inventory, 0.0)
     columns: dict[int, list[_Column]] = {c: [] for c in classes}
 
@@ -319,8 +321,7 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
                 ev = evaluate_fleet(fp, cand)
                 if ev.feasible and ev.objective_usd_per_h < best_ub:
                     best_ub, best_choices = ev.objective_usd_per_h, cand
-            if finite.any() or fp.device_mem_bytes.size and any(
-                    fp.memory_may_bind(j) for j in range(fp.n_devices)) or iteration == 1:
+            if coupled or iteration == 1:
                 master = _master(fp, columns, replace(
                     options, time_limit_s=max(1.0, min(10.0, deadline - time.perf_counter()))),
                     best_choices)

@@ -189,54 +189,14 @@ def build_fleet_problem(fleet: FleetSpec, hardware: HardwareSpec | None = None,
             built[pkey] = _tenant_problem(tenant, graph, tables[tkey], tco_by_device, costs)
         problems.append(replace(built[pkey], name=tenant.name))
     devices = problems[0].devices
-    for name, p in zip((t.name for t in fleet.tenants), problems, strict=True):
-        if p.devices != devices:  # pragma: no cover - build_cost_table keeps catalog order
-            raise RuntimeError(f"tenant {name} has devices {p.devices}, expected {devices}")
     unknown = sorted(set(inventory) - set(devices))
     if unknown:
         raise InputError(f"hardware.inventory names {unknown}, which are not among the devices "
                          f"considered {list(devices)}. Fix the names or add the devices to "
                          f"hardware.devices.")
-    mem_bytes = np.array([mem.get(d, math.inf) * (1.0 - costs.memory_reserve_fraction)
-                          for d in devices])
-    inv = np.array([float(inventory.get(d, math.inf)) for d in devices])
-
-    prints: dict[tuple[str, str, int], int] = {}
-    print_bytes: list[float] = []
-    print_device: list[int] = []
-    opt_footprint = []
-    for key, p in zip(templates, problems, strict=True):
-        idx = np.full(p.n_options, -1, dtype=int)
-        for o in np.flatnonzero(p.opt_pool_mem_bytes > 0):
-            fkey = (key, p.ops[p.opt_op[o]], int(p.opt_device[o]))
-            if fkey not in prints:
-                prints[fkey] = len(print_bytes)
-                print_bytes.append(0.0)
-                print_device.append(int(p.opt_device[o]))
-            k = prints[fkey]
-            print_bytes[k] = max(print_bytes[k], float(p.opt_pool_mem_bytes[o]))
-            idx[o] = k
-        opt_footprint.append(idx)
-
-    classes: dict[tuple[str, float, object], int] = {}
-    tenant_class = np.array([classes.setdefault((key, t.request_rate_per_s, t.sla), len(classes))
-                             for key, t in zip(templates, fleet.tenants, strict=True)], dtype=int)
-    first = problems[0]
-    return FleetProblem(
-        name=fleet.name,
-        tenant_names=tuple(t.name for t in fleet.tenants),
-        tenants=tuple(problems),
-        tenant_class=tenant_class,
-        tenant_template=tuple(templates),
-        devices=devices,
-        device_cost_usd_per_h=first.device_cost_usd_per_h,
-        device_carbon_kg_per_h=first.device_carbon_kg_per_h,
-        device_mem_bytes=mem_bytes,
-        device_inventory=inv,
-        opt_footprint=tuple(opt_footprint),
-        footprint_device=np.array(print_device, dtype=int),
-        footprint_bytes=np.array(print_bytes, dtype=float),
-    )
+    usable = {d: mem.get(d, math.inf) * (1.0 - costs.memory_reserve_fraction) for d in devices}
+    return fleet_from_problems(problems, name=fleet.name, inventory=inventory,
+                               mem_bytes=usable, templates=templates)
 
 
 def _tenant_problem(tenant: TenantSpec, graph: OperatorGraph, table: CostTable,
