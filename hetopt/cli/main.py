@@ -39,7 +39,10 @@ commands:
   compile   plan, then run the MLIR stage: agent dialects, decomposition passes, per-device
             IREE artefacts, CPU execution and calibration (mlir.plan_dir= for a saved plan)
   reproduce reproduce the paper: fig4 fig8 fig9 table3 kv_table serving pareto, or all
-            (hetopt reproduce all [--out DIR])
+            (hetopt reproduce all [--out DIR]); fidelity: the cost model against measured data
+  calibrate fit the cost model to aiconfigurator's measured database (pip install -e
+            '.[calibration]') or to measurements=my.csv; writes calibration.csv (ship=true
+            replaces the shipped table)
 
 examples:
   hetopt plan
@@ -206,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(console)
         if command == "reproduce":
             return cmd_reproduce(rest, console)
+        if command == "calibrate":
+            from hetopt.cli.calibrate_cmd import cmd_calibrate
+
+            return cmd_calibrate(rest, console)
         if command == "replay":
             from hetopt.cli.replay_cmd import cmd_replay
 
@@ -217,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg = compose_config(rest)
             return cmd_compile(cfg, _run_dir(cfg, "compile"), console)
         raise InputError(f"Unknown command '{command}'. Commands: plan, sweep, aggregate, "
-                         f"fleet, catalog, list, reproduce, replay, compile (`hetopt --help`).")
+                         f"fleet, catalog, list, reproduce, replay, compile, calibrate "
+                         f"(`hetopt --help`).")
     except HetoptUserError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return exc.exit_code

@@ -21,24 +21,11 @@ import pandas as pd  # noqa: E402
 
 from hetopt.report import studies  # noqa: E402
 from hetopt.report.figures import save_figure  # noqa: E402
+from hetopt.report.tables import md_table as _md_table  # noqa: E402
 from hetopt.workloads import load_workload  # noqa: E402
 
 Progress = Callable[[str], None]
 VENDOR_COLOURS = {"NVIDIA": "#76b900", "AMD": "#ed1c24", "Intel": "#0071c5"}
-
-
-def _md_table(frame: pd.DataFrame, floatfmt: str = ".3g") -> str:
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for rec in frame.itertuples(index=False):
-        cells = []
-        for v in rec:
-            if isinstance(v, float):
-                cells.append("-" if math.isnan(v) else format(v, floatfmt))
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def fig4(out: Path, progress: Progress | None = None) -> pd.DataFrame:

@@ -1,0 +1,189 @@
+"""Measured step times from NVIDIA's aiconfigurator silicon database (optional extra).
+
+aiconfigurator (``pip install -e '.[calibration]'``, Apache-2.0) holds per-operation
+measurements of GEMMs, attention, all-reduce and elementwise kernels collected on real GPUs
+(its ``SILICON`` database mode) and composes them into the time of a whole engine step. This
+module asks it, through its public Python API (``aiconfigurator.cli.api.cli_estimate`` in
+``static`` mode), for the prefill time (TTFT) and one decode step of a grid of models, batch
+sizes, sequence lengths, tensor-parallel degrees and precisions, and returns them as
+measurement rows (:data:`hetopt.costs.fit.MEASUREMENT_COLUMNS`) with their provenance.
+
+Nothing from the database is copied into hetopt: ``hetopt calibrate`` fits the step model to
+these rows and ships only the fitted coefficients.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import pandas as pd
+
+from hetopt.costs.step import ModelShape
+from hetopt.errors import InputError
+
+log = logging.getLogger(__name__)
+
+SYSTEMS = {"A100": "a100_sxm", "H100": "h100_sxm", "H200": "h200_sxm", "B200": "b200_sxm",
+           "L40S": "l40s"}
+"""hetopt catalog device -> aiconfigurator system with a silicon database (L4's is estimate
+only in 0.12, so L4 is not calibrated from it)."""
+
+MODELS = {"llama-3.1-8b": "meta-llama/Meta-Llama-3.1-8B", "qwen3-8b": "Qwen/Qwen3-8B",
+          "qwen3-32b": "Qwen/Qwen3-32B", "llama-3.1-70b": "meta-llama/Meta-Llama-3.1-70B"}
+"""Dense models measured: hetopt name -> Hugging Face id aiconfigurator knows."""
+
+BACKEND = "trtllm"
+"""The serving framework whose kernels were measured (TensorRT-LLM, the broadest coverage)."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The points to measure.
+
+    Attributes
+    ----------
+    devices, models, precisions
+        What to measure (precisions ``fp16`` and ``fp8``; fp8 only where the GPU has it).
+    tp_degrees, batch_sizes, seq_lengths
+        Tensor-parallel degrees, batch sizes and input lengths (tokens).
+    max_prefill_batch
+        Prefill points only up to this batch (hetopt's prefill search stops at 32).
+    """
+
+    devices: tuple[str, ...] = tuple(SYSTEMS)
+    models: tuple[str, ...] = tuple(MODELS)
+    precisions: tuple[str, ...] = ("fp16", "fp8")
+    tp_degrees: tuple[int, ...] = (1, 2, 4, 8)
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    seq_lengths: tuple[int, ...] = (128, 512, 1024, 2048, 4096)
+    max_prefill_batch: int = 32
+
+
+def available() -> bool:
+    """Whether the calibration extra (aiconfigurator) is installed."""
+    try:
+        importlib.metadata.version("aiconfigurator")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def version() -> str:
+    """Installed aiconfigurator version."""
+    return importlib.metadata.version("aiconfigurator")
+
+
+def _require() -> None:
+    if not available():
+        raise InputError(
+            "hetopt calibrate needs NVIDIA's aiconfigurator for its measured database: "
+            "pip install -e '.[calibration]' (or pass measurements=<csv> to fit your own "
+            "measurements instead).")
+
+
+def model_shape(name: str) -> ModelShape:
+    """Shape of a measured model, read from the Hugging Face config aiconfigurator ships."""
+    _require()
+    hf = MODELS[name]
+    path = resources.files("aiconfigurator_core") / "model_configs" / (
+        hf.replace("/", "--") + "_config.json")
+    cfg = json.loads(path.read_text())
+    heads = int(cfg["num_attention_heads"])
+    return ModelShape(name, int(cfg["num_hidden_layers"]), int(cfg["hidden_size"]), heads,
+                      int(cfg["num_key_value_heads"]),
+                      int(cfg.get("head_dim") or cfg["hidden_size"] // heads),
+                      int(cfg["intermediate_size"]), int(cfg["vocab_size"]))
+
+
+def runtime_reserve_bytes(device: str) -> float:
+    """Memory a TensorRT-LLM engine keeps beside weights and KV cache (runtime, activations,
+    NCCL buffers at tp 8), from aiconfigurator's system description (``misc.other_mem`` +
+    ``misc.nccl_mem[8]``)."""
+    _require()
+    from aiconfigurator_core.sdk.perf_database import load_system_spec
+
+    spec = load_system_spec(SYSTEMS[device])
+    misc = spec.get("misc", {})
+    nccl = misc.get("nccl_mem", {}) or {}
+    return float(misc.get("other_mem", 0.0)) + float(max(nccl.values(), default=0.0))
+
+
+def measure(grid: Grid, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Prefill and decode step times on every grid point the database covers.
+
+    Points the engine reports as out of memory are skipped, as are fp8 points on GPUs
+    without fp8 (A100).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Measurement rows (:data:`hetopt.costs.fit.MEASUREMENT_COLUMNS`).
+    """
+    _require()
+    logging.getLogger("aiconfigurator").setLevel(logging.ERROR)
+    logging.getLogger("aiconfigurator_core").setLevel(logging.ERROR)
+    from aiconfigurator.cli.api import cli_estimate
+    from aiconfigurator_core.sdk.perf_database import get_latest_database_version
+
+    rows: list[dict[str, Any]] = []
+    aic_version = version()
+    for device in grid.devices:
+        system = SYSTEMS[device]
+        db_version = get_latest_database_version(system, BACKEND)
+        if db_version is None:
+            log.warning("no %s database for %s; skipped", BACKEND, system)
+            continue
+        source = (f"aiconfigurator {aic_version} silicon database, system {system}, "
+                  f"{BACKEND} {db_version}")
+        for precision in grid.precisions:
+            if precision == "fp8" and device == "A100":
+                continue  # Ampere has no fp8 tensor cores
+            quant = "fp8" if precision == "fp8" else None
+            for model in grid.models:
+                shape = model_shape(model)
+                if progress:
+                    progress(f"{device} {precision} {model}")
+                for tp in grid.tp_degrees:
+                    if shape.n_kv_heads % tp:
+                        continue
+                    for isl in grid.seq_lengths:
+                        for batch in grid.batch_sizes:
+                            rows.extend(_point(cli_estimate, MODELS[model], system, db_version,
+                                               quant, device, precision, shape, tp, batch, isl,
+                                               grid.max_prefill_batch, source))
+    return pd.DataFrame(rows)
+
+
+def _point(cli_estimate: Any, hf: str, system: str, db_version: str, quant: str | None,
+           device: str, precision: str, shape: ModelShape, tp: int, batch: int, isl: int,
+           max_prefill_batch: int, source: str) -> Iterable[dict[str, Any]]:
+    try:
+        r = cli_estimate(hf, system, mode="static", backend_name=BACKEND,
+                         backend_version=db_version, isl=isl, osl=2, batch_size=batch,
+                         tp_size=tp, gemm_quant_mode=quant, kvcache_quant_mode=quant)
+    except Exception as exc:  # a shape the database cannot answer: skip the point
+        log.info("skipped %s %s tp%d b%d isl%d: %s", system, hf, tp, batch, isl, exc)
+        return []
+    if r.kv_cache_warning:  # out of memory on this system
+        return []
+    base = dict(device=device, precision=precision, model=shape.name, tp=tp, batch=batch,
+                n_layers=shape.n_layers, d_model=shape.d_model, n_heads=shape.n_heads,
+                n_kv_heads=shape.n_kv_heads, head_dim=shape.head_dim, d_ff=shape.d_ff,
+                vocab_size=shape.vocab_size, source=source)
+    out = [dict(base, phase="decode", seq_tokens=isl + 1, step_s=r.tpot / 1e3)]
+    if batch <= max_prefill_batch:
+        out.append(dict(base, phase="prefill", seq_tokens=isl, step_s=r.ttft / 1e3))
+    return out
+
+
+def shapes_of(frame: pd.DataFrame) -> Sequence[ModelShape]:
+    """The distinct model shapes in a measurement frame."""
+    cols = ["model", "n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff",
+            "vocab_size"]
+    return [ModelShape(*rec) for rec in frame[cols].drop_duplicates().itertuples(index=False)]

@@ -1,0 +1,242 @@
+"""The fitted step-model coefficients hetopt ships, one row per device x precision x term.
+
+``hetopt/costs/data/calibration.csv`` is written by ``hetopt calibrate`` and read by every plan
+(``costs.model=calibrated``, the default). Each row holds one term's coefficients:
+
+========================  =============================================================
+term                      columns used
+========================  =============================================================
+``gemm``                  ``eff_compute``, ``eff_memory``, ``floor_s``
+``context_attention``     ``eff_compute``, ``floor_s``
+``generation_attention``  ``eff_memory``, ``floor_s``
+``elementwise``           ``eff_memory``, ``floor_s``
+``allreduce_tp2|4|8``     ``eff_memory`` (of the scale-up link), ``floor_s`` (latency)
+``step``                  ``floor_s`` (per-step framework overhead)
+``memory``                ``reserve_bytes`` (engine runtime, activations, NCCL buffers)
+========================  =============================================================
+
+Every row carries its ``source`` (database, version, system, framework), ``n_points`` fitted
+and the error measured on points held out of the fit (``heldout_geomean_error``,
+``heldout_min_ratio``, ``heldout_max_ratio`` of predicted / measured). A device and precision
+without rows is *uncalibrated*: it keeps the roofline with the catalog's default efficiencies
+and is flagged so in ``hetopt catalog``, ``plan.json`` and the printed plan.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from hetopt.costs.step import StepCoefficients
+from hetopt.errors import InputError
+
+STEP_MODEL_VERSION = "step-1"
+"""Version of the step model's equations (:mod:`hetopt.costs.step`); a table fitted for
+another version is rejected."""
+
+CALIBRATION_PATH = Path(__file__).parent / "data" / "calibration.csv"
+"""The table shipped with hetopt."""
+
+TABLE_COLUMNS = ("version", "model_version", "device", "precision", "term", "eff_compute",
+                 "eff_memory", "floor_s", "reserve_bytes", "n_points", "heldout_points",
+                 "heldout_geomean_error", "heldout_min_ratio", "heldout_max_ratio", "source")
+
+# term -> {table column: StepCoefficients field}
+TERMS: dict[str, dict[str, str]] = {
+    "gemm": {"eff_compute": "gemm_eff_compute", "eff_memory": "gemm_eff_memory",
+             "floor_s": "gemm_floor_s"},
+    "context_attention": {"eff_compute": "ctx_attn_eff_compute", "floor_s": "ctx_attn_floor_s"},
+    "generation_attention": {"eff_memory": "gen_attn_eff_memory",
+                             "floor_s": "gen_attn_floor_s"},
+    "elementwise": {"eff_memory": "elementwise_eff_memory", "floor_s": "elementwise_floor_s"},
+    "allreduce_tp2": {"eff_memory": "allreduce_eff_bw_tp2", "floor_s": "allreduce_latency_s_tp2"},
+    "allreduce_tp4": {"eff_memory": "allreduce_eff_bw_tp4", "floor_s": "allreduce_latency_s_tp4"},
+    "allreduce_tp8": {"eff_memory": "allreduce_eff_bw_tp8", "floor_s": "allreduce_latency_s_tp8"},
+    "step": {"floor_s": "step_overhead_s"},
+    "memory": {},
+}
+
+
+@dataclass(frozen=True)
+class CalibrationEntry:
+    """Everything the cost model knows about one calibrated device and precision.
+
+    Attributes
+    ----------
+    device, precision
+        The catalog device and GEMM precision.
+    coefficients
+        The fitted step-model coefficients.
+    reserve_bytes
+        Memory per device an engine needs beside weights and KV cache.
+    heldout_geomean_error, heldout_min_ratio, heldout_max_ratio
+        Error on held-out measurements: ``exp(mean |log r|)`` and the extreme ratios of
+        predicted / measured step time (``min < 1`` means the model can be optimistic).
+    source
+        Provenance of the measurements.
+    """
+
+    device: str
+    precision: str
+    coefficients: StepCoefficients
+    reserve_bytes: float
+    heldout_geomean_error: float
+    heldout_min_ratio: float
+    heldout_max_ratio: float
+    source: str
+
+    @property
+    def error_band(self) -> str:
+        """The held-out error in words, e.g. ``x1.05 (0.80-1.20)``."""
+        return (f"x{self.heldout_geomean_error:.2f} ({self.heldout_min_ratio:.2f}-"
+                f"{self.heldout_max_ratio:.2f})")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A validated calibration table.
+
+    Attributes
+    ----------
+    frame
+        Rows with :data:`TABLE_COLUMNS`.
+    origin
+        File it was read from (for messages).
+    """
+
+    frame: pd.DataFrame
+    origin: str = "in-memory table"
+
+    @property
+    def version(self) -> str:
+        """The table's version (one per table)."""
+        versions = self.frame["version"].dropna().unique()
+        return str(versions[0]) if len(versions) else "empty"
+
+    def lookup(self, device: str, precision: str) -> CalibrationEntry | None:
+        """The entry of ``device`` at ``precision``, or None when uncalibrated.
+
+        Installed-fleet rows (``H100-owned``) use their device's calibration. bf16 uses fp16's.
+        """
+        return self._entries().get((_base_name(device), _precision_key(precision)))
+
+    def devices(self) -> set[str]:
+        """Devices with at least one calibrated precision."""
+        return {d for d, _ in self._entries()}
+
+    @functools.cached_property
+    def _cache(self) -> dict[tuple[str, str], CalibrationEntry]:
+        entries: dict[tuple[str, str], CalibrationEntry] = {}
+        for (device, precision), group in self.frame.groupby(["device", "precision"], sort=False):
+            values: dict[str, float] = {}
+            reserve = 0.0
+            for rec in group.to_dict("records"):
+                for column, name in TERMS[rec["term"]].items():
+                    values[name] = float(rec[column])
+                if rec["term"] == "memory":
+                    reserve = float(rec["reserve_bytes"])
+            first = group.iloc[0]
+            entries[(str(device), str(precision))] = CalibrationEntry(
+                str(device), str(precision), StepCoefficients(**values), reserve,
+                float(first["heldout_geomean_error"]), float(first["heldout_min_ratio"]),
+                float(first["heldout_max_ratio"]), str(first["source"]))
+        return entries
+
+    def _entries(self) -> dict[tuple[str, str], CalibrationEntry]:
+        return self._cache
+
+    def save(self, path: str | Path) -> None:
+        """Write the table as CSV (atomically: a temporary file, then a rename)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        self.frame.to_csv(tmp, index=False, float_format="%.6g")
+        tmp.replace(path)
+
+
+def _base_name(device: str) -> str:
+    return device[: -len("-owned")] if device.endswith("-owned") else device
+
+
+def _precision_key(precision: str) -> str:
+    return "fp16" if precision == "bf16" else precision
+
+
+def validate_table(frame: pd.DataFrame, where: str) -> Calibration:
+    """Check a calibration frame; raise :class:`InputError` naming the row and column."""
+    missing = [c for c in TABLE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(f"{where}: missing column(s) {missing}; a calibration table needs "
+                         f"{list(TABLE_COLUMNS)} (see hetopt.costs.calibration).")
+    for i, rec in enumerate(frame.to_dict("records")):
+        at = f"{where} row {i + 2}"
+        if rec["model_version"] != STEP_MODEL_VERSION:
+            raise InputError(f"{at}, column model_version: {rec['model_version']!r} was fitted "
+                             f"for another step model; this hetopt runs {STEP_MODEL_VERSION}. "
+                             f"Re-run `hetopt calibrate`.")
+        term = rec["term"]
+        if term not in TERMS:
+            raise InputError(f"{at}, column term: unknown term {term!r}; terms are "
+                             f"{sorted(TERMS)}.")
+        needed = list(TERMS[term]) + (["reserve_bytes"] if term == "memory" else [])
+        for column in needed + ["heldout_geomean_error", "heldout_min_ratio",
+                                "heldout_max_ratio"]:
+            value = _number(rec[column], f"{at}, column {column}")
+            if column.startswith("eff") and not 0 < value <= 1:
+                raise InputError(f"{at}, column {column}: an efficiency must be in (0, 1], "
+                                 f"got {rec[column]!r}.")
+            if not column.startswith("eff") and value < 0:
+                raise InputError(f"{at}, column {column}: must be >= 0, got {rec[column]!r}.")
+        if not isinstance(rec["source"], str) or not rec["source"].strip():
+            raise InputError(f"{at}, column source: every calibration row needs a source.")
+    for (device, precision), group in frame.groupby(["device", "precision"], sort=False):
+        absent = sorted(set(TERMS) - set(group["term"]))
+        if absent:
+            raise InputError(f"{where}: {device} {precision} lacks the term(s) {absent}; "
+                             f"every calibrated device needs all of {sorted(TERMS)}.")
+    return Calibration(frame.reset_index(drop=True), where)
+
+
+def _number(value: object, where: str) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: not a number ({value!r}).") from None
+    if not math.isfinite(number):
+        raise InputError(f"{where}: must be a finite number, got {value!r}.")
+    return number
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str) -> Calibration:
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError(f"costs.calibration: {path} does not exist. Point it at a table "
+                         f"written by `hetopt calibrate`, or leave it unset for the shipped "
+                         f"one.") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as exc:
+        raise InputError(f"costs.calibration: cannot read {path} as CSV ({exc}).") from None
+    return validate_table(frame, path)
+
+
+def load_calibration(path: str | Path | None = None) -> Calibration:
+    """Read a calibration table (the shipped one by default).
+
+    Examples
+    --------
+    >>> table = load_calibration()
+    >>> table.lookup("H100", "fp16") is not None, table.lookup("Gaudi3", "fp8") is None
+    (True, True)
+    """
+    return _load_cached(str(Path(path) if path is not None else CALIBRATION_PATH))
+
+
+def table_from_fits(rows: list[dict[str, object]]) -> Calibration:
+    """Build a table from ``hetopt calibrate``'s per-term rows (validated)."""
+    frame = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    return validate_table(frame, "hetopt calibrate")

@@ -1,0 +1,237 @@
+"""Fit the step model's coefficients to measured step times (``hetopt calibrate``).
+
+A measurement is one engine step on one device: a prefill of ``batch`` prompts of
+``seq_tokens`` tokens, or one decode step of ``batch`` sequences with ``seq_tokens`` cached
+tokens, at tensor-parallel degree ``tp``; ``step_s`` is its measured time. The model's shape
+travels with every row, so any model can be measured, not only the ones in hetopt's
+architecture table::
+
+    device,precision,model,phase,tp,batch,seq_tokens,step_s,n_layers,d_model,n_heads,n_kv_heads,head_dim,d_ff,vocab_size,source
+    H100,fp16,llama-3.1-8b,decode,1,64,1025,0.00998,32,4096,32,8,128,14336,128256,"aiconfigurator 0.12.0 ..."
+
+:func:`fit_coefficients` minimises the squared log ratio of prediction to measurement over
+one device and precision (SciPy's bounded trust-region least squares, from the calibration
+extra), so the fit targets the geometric-mean error the fidelity study reports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hetopt.costs.step import (
+    COEFFICIENT_NAMES,
+    DevicePeaks,
+    ModelShape,
+    StepCoefficients,
+    StepWork,
+    predict_step,
+    stack_work,
+    step_work,
+)
+from hetopt.errors import InputError
+from hetopt.graph.architectures import BYTES_PER_ELEMENT
+from hetopt.hardware import Device
+
+MEASUREMENT_COLUMNS = ("device", "precision", "model", "phase", "tp", "batch", "seq_tokens",
+                       "step_s", "n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim",
+                       "d_ff", "vocab_size", "source")
+_INT_COLUMNS = ("tp", "batch", "seq_tokens", "n_layers", "d_model", "n_heads", "n_kv_heads",
+                "head_dim", "d_ff", "vocab_size")
+
+# Bounds of each coefficient (efficiencies are fractions of peak; floors in seconds) and the
+# scale the optimiser sees them at (so that microsecond floors and unit efficiencies move
+# alike).
+_LOWER = dict.fromkeys(COEFFICIENT_NAMES, 0.0)
+_UPPER = {n: (1.0 if "eff" in n else (0.05 if n == "step_overhead_s" else 1e-3))
+          for n in COEFFICIENT_NAMES}
+for _n in COEFFICIENT_NAMES:
+    if "eff" in _n:
+        _LOWER[_n] = 0.02
+_SCALE = {n: (1.0 if "eff" in n else (1e-3 if n == "step_overhead_s" else 1e-6))
+          for n in COEFFICIENT_NAMES}
+
+
+def validate_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Check a measurement frame; raise :class:`InputError` naming the row and column.
+
+    Parameters
+    ----------
+    frame
+        Rows with :data:`MEASUREMENT_COLUMNS`.
+    where
+        The file (or other origin) named in messages.
+    """
+    missing = [c for c in MEASUREMENT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(f"{where}: missing column(s) {missing}; a measurements file needs "
+                         f"{list(MEASUREMENT_COLUMNS)} (see hetopt.costs.fit).")
+    if frame.empty:
+        raise InputError(f"{where}: no measurement rows. Add at least one row per device and "
+                         f"precision to fit.")
+    out = frame.copy()
+    for i, row in enumerate(frame.itertuples(index=False)):
+        rec = row._asdict()
+        at = f"{where} row {i + 2}"
+        for col in _INT_COLUMNS:
+            value = _number(rec[col], f"{at}, column {col}")
+            if value < 1 or value != int(value):
+                raise InputError(f"{at}, column {col}: must be a positive integer, got "
+                                 f"{rec[col]!r}.")
+        step = _number(rec["step_s"], f"{at}, column step_s")
+        if not step > 0:
+            raise InputError(f"{at}, column step_s: must be > 0 seconds, got {rec['step_s']!r}.")
+        if rec["phase"] not in ("prefill", "decode"):
+            raise InputError(f"{at}, column phase: must be 'prefill' or 'decode', got "
+                             f"{rec['phase']!r}.")
+        if rec["precision"] not in BYTES_PER_ELEMENT:
+            raise InputError(f"{at}, column precision: must be one of "
+                             f"{sorted(BYTES_PER_ELEMENT)}, got {rec['precision']!r}.")
+        if not isinstance(rec["source"], str) or not rec["source"].strip():
+            raise InputError(f"{at}, column source: every measurement needs a source.")
+    for col in _INT_COLUMNS:
+        out[col] = out[col].astype(float).astype(int)
+    out["step_s"] = out["step_s"].astype(float)
+    return out
+
+
+def _number(value: object, where: str) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: not a number ({value!r}). Write plain numbers in base "
+                         f"units (seconds, tokens), without unit suffixes.") from None
+    if not math.isfinite(number):
+        raise InputError(f"{where}: must be a finite number, got {value!r}.")
+    return number
+
+
+def load_measurements(path: str | Path) -> pd.DataFrame:
+    """Read and validate a measurements CSV (:data:`MEASUREMENT_COLUMNS`)."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError(f"measurements: {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"measurements: cannot read {path} as CSV ({exc}).") from None
+    return validate_measurements(frame, str(path))
+
+
+def shape_of(rec: pd.Series | dict[str, object]) -> ModelShape:
+    """The model shape carried by one measurement row."""
+    return ModelShape(str(rec["model"]), int(rec["n_layers"]), int(rec["d_model"]),  # type: ignore[call-overload]
+                      int(rec["n_heads"]), int(rec["n_kv_heads"]), int(rec["head_dim"]),  # type: ignore[call-overload]
+                      int(rec["d_ff"]), int(rec["vocab_size"]))  # type: ignore[call-overload]
+
+
+def peaks_of(device: Device, precision: str) -> DevicePeaks:
+    """Datasheet peaks of a catalog device at a GEMM precision."""
+    return DevicePeaks(device.peak_flops_per_s(precision), device.peak_flops_per_s("fp16"),
+                       device.mem_bw_bytes_per_s, device.scale_up_bw_bytes_per_s or 1.0)
+
+
+def work_of(rec: pd.Series | dict[str, object], shape: ModelShape | None = None) -> StepWork:
+    """The step model's work for one measurement row."""
+    shape = shape or shape_of(rec)
+    bpe = BYTES_PER_ELEMENT[str(rec["precision"])]
+    prefill = rec["phase"] == "prefill"
+    seq = int(rec["seq_tokens"])  # type: ignore[call-overload]
+    return step_work(shape, weight_bytes=bpe, kv_bytes=bpe, tp=int(rec["tp"]),  # type: ignore[call-overload]
+                     batch=int(rec["batch"]), q_tokens=seq if prefill else 1,  # type: ignore[call-overload]
+                     kv_tokens=seq)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Coefficients fitted for one device and precision.
+
+    Attributes
+    ----------
+    coefficients
+        The fitted :class:`StepCoefficients`.
+    n_points
+        Measurements used.
+    geomean_error
+        ``exp(mean |log(predicted / measured)|)`` on the fitted points.
+    worst_ratio
+        The prediction/measurement ratio farthest from 1 on the fitted points.
+    """
+
+    coefficients: StepCoefficients
+    n_points: int
+    geomean_error: float
+    worst_ratio: float
+
+
+def ratios(frame: pd.DataFrame, peaks: DevicePeaks, coefficients: StepCoefficients
+           ) -> np.ndarray:
+    """Predicted / measured step time for every row of ``frame`` (one device and precision)."""
+    work = stack_work([work_of(rec) for rec in frame.to_dict("records")])
+    predicted = predict_step(work, peaks, coefficients).total_s
+    return np.asarray(predicted, dtype=float) / frame["step_s"].to_numpy(dtype=float)
+
+
+def error_stats(ratio: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """Geometric-mean error ``exp(mean |log r|)`` and the ratio farthest from 1.
+
+    Examples
+    --------
+    >>> g, worst = error_stats([1.1, 1 / 1.1, 2.0])
+    >>> round(g, 3), worst
+    (1.342, 2.0)
+    """
+    logs = np.abs(np.log(np.asarray(ratio, dtype=float)))
+    worst = float(np.asarray(ratio, dtype=float)[int(np.argmax(logs))])
+    return float(np.exp(logs.mean())), worst
+
+
+def fit_coefficients(frame: pd.DataFrame, peaks: DevicePeaks,
+                     start: StepCoefficients | None = None) -> FitResult:
+    """Least-squares fit of the step model to one device and precision's measurements.
+
+    Parameters
+    ----------
+    frame
+        Validated measurement rows of one device and precision.
+    peaks
+        The device's datasheet peaks at that precision.
+    start
+        Initial coefficients (defaults: the roofline's 70 % / 80 % and no floors).
+
+    Returns
+    -------
+    FitResult
+    """
+    from scipy.optimize import least_squares  # the calibration extra
+
+    measured = frame["step_s"].to_numpy(dtype=float)
+    work = stack_work([work_of(rec) for rec in frame.to_dict("records")])
+    scale = np.array([_SCALE[n] for n in COEFFICIENT_NAMES])
+    lower = np.array([_LOWER[n] for n in COEFFICIENT_NAMES]) / scale
+    upper = np.array([_UPPER[n] for n in COEFFICIENT_NAMES]) / scale
+    x0 = (start or StepCoefficients()).as_vector() / scale
+    x0 = np.clip(x0, lower + 1e-9, upper - 1e-9)
+
+    def residual(x: np.ndarray) -> np.ndarray:
+        c = StepCoefficients.from_vector(np.clip(x * scale, lower * scale, upper * scale))
+        predicted = np.asarray(predict_step(work, peaks, c).total_s, dtype=float)
+        return np.log(predicted / measured)
+
+    best = None
+    # Two starts (datasheet-like and latency-dominated) guard against the kinks of max().
+    for guess in (x0, np.clip(x0 * 0.5 + (lower + upper) * 0.02, lower, upper)):
+        sol = least_squares(residual, guess, bounds=(lower, upper), method="trf",
+                            x_scale=1.0, max_nfev=4000)
+        if best is None or sol.cost < best.cost:
+            best = sol
+    assert best is not None
+    coefficients = StepCoefficients.from_vector(np.clip(best.x * scale, lower * scale,
+                                                        upper * scale))
+    g, worst = error_stats(np.exp(residual(best.x)))
+    return FitResult(coefficients, len(frame), g, worst)

@@ -1,0 +1,400 @@
+"""Operation-level step model of LLM prefill and decode, fitted to measured data.
+
+One engine step (a prefill of ``batch`` prompts, or one decode step of ``batch`` sequences) on
+one device of a ``tp``-way tensor-parallel group is the sum of the kernels it launches:
+
+* **GEMMs** per layer: QKV projection, output projection, gated MLP up (gate + up) and down;
+  the LM head once per step on the last token of each sequence. A GEMM of shape ``(M, N, K)``
+  costs ``max(2MNK / (P x e_c), bytes / (BW x e_m)) + f_gemm``.
+* **Context attention** (prefill): causal ``QK^T`` and ``AV`` over ``batch x isl^2 / 2``
+  positions; **generation attention** (decode): every sequence reads its whole KV cache.
+* **Elementwise, norm and quantisation** kernels: RMS norms, rotary embedding, SiLU x gate,
+  residual adds, and at fp8 the activation quantisation before each GEMM. Their traffic is in
+  16-bit activations whatever the weight precision.
+* **Tensor-parallel all-reduce** (two per layer): ``latency + 2 (tp-1)/tp x bytes / (BW_link x
+  e_link)``.
+* A **per-step framework overhead** (scheduler, sampling, launch gaps).
+
+Each kernel family ``k`` has an asymptotic efficiency ``e_k`` (a fraction of the datasheet peak)
+and a latency floor ``f_k``; the *achieved* fraction of peak of a kernel with work ``W`` is
+therefore ``W / (peak x t) = e_k W / (W + e_k peak f_k)``: a saturating curve in the work size,
+small for short prompts and batch 1, approaching ``e_k`` for large GEMMs. The coefficients are
+fitted per device and precision (:mod:`hetopt.costs.fit`) and shipped in
+:mod:`hetopt.costs.calibration`. Because ``e_k <= 1`` and ``f_k >= 0``, no prediction is faster
+than the roofline of the same work at 100 % of peak (:func:`roofline_floor_s`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from hetopt.graph.architectures import Architecture
+
+ACT_BYTES = 2.0
+"""Activations and attention run in 16-bit whatever the weight precision (fp8 GEMMs quantise
+their input on the fly; FMHA stays bf16)."""
+
+ELEMENTWISE_KERNELS_PER_LAYER = 4
+"""Two RMS norms, rotary embedding and SiLU x gate per layer (residual adds are fused)."""
+
+QUANT_KERNELS_PER_LAYER = 4
+"""At fp8: one activation-quantisation kernel in front of each of the four GEMMs."""
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The transformer dimensions the step model needs (one decoder layer, repeated).
+
+    Attributes
+    ----------
+    name
+        Model name (for messages and provenance).
+    n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff, vocab_size
+        Layer count, hidden size, query heads, key/value heads, per-head width, MLP width and
+        vocabulary size.
+    n_experts, experts_per_token
+        Mixture of experts (``0, 0`` for a dense model).
+    """
+
+    name: str
+    n_layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    d_ff: int
+    vocab_size: int
+    n_experts: int = 0
+    experts_per_token: int = 0
+
+    @staticmethod
+    def from_architecture(arch: Architecture) -> ModelShape:
+        """The shape of a catalog architecture (``head_dim = d_model / n_heads``).
+
+        Examples
+        --------
+        >>> from hetopt.graph.architectures import get_architecture
+        >>> ModelShape.from_architecture(get_architecture("llama-3-8b")).head_dim
+        128
+        """
+        return ModelShape(arch.name, arch.n_layers, arch.d_model, arch.n_heads, arch.n_kv_heads,
+                          arch.d_model // arch.n_heads, arch.d_ff, arch.vocab_size,
+                          arch.n_experts, arch.experts_per_token)
+
+
+@dataclass(frozen=True)
+class StepCoefficients:
+    """Fitted coefficients of the step model for one device and precision.
+
+    Efficiencies are fractions of the datasheet peak (``0 < e <= 1``); floors are seconds.
+
+    Attributes
+    ----------
+    gemm_eff_compute, gemm_eff_memory, gemm_floor_s
+        GEMM kernels.
+    ctx_attn_eff_compute, ctx_attn_floor_s
+        Context (prefill) attention.
+    gen_attn_eff_memory, gen_attn_floor_s
+        Generation (decode) attention, bound by reading the KV cache.
+    elementwise_eff_memory, elementwise_floor_s
+        Norm, rotary, activation and quantisation kernels.
+    allreduce_latency_s_tp2, allreduce_eff_bw_tp2, allreduce_latency_s_tp4, allreduce_eff_bw_tp4, allreduce_latency_s_tp8, allreduce_eff_bw_tp8
+        Tensor-parallel all-reduce per group size (2, 4, 8 devices; larger groups use the
+        8-device pair): fixed latency and efficiency of the scale-up link. Group size matters
+        beyond the ring formula: PCIe systems cross root complexes and sockets at 4 and 8.
+    step_overhead_s
+        Per-step framework overhead.
+    """
+
+    gemm_eff_compute: float = 0.7
+    gemm_eff_memory: float = 0.8
+    gemm_floor_s: float = 0.0
+    ctx_attn_eff_compute: float = 0.7
+    ctx_attn_floor_s: float = 0.0
+    gen_attn_eff_memory: float = 0.8
+    gen_attn_floor_s: float = 0.0
+    elementwise_eff_memory: float = 0.8
+    elementwise_floor_s: float = 0.0
+    allreduce_latency_s_tp2: float = 0.0
+    allreduce_eff_bw_tp2: float = 1.0
+    allreduce_latency_s_tp4: float = 0.0
+    allreduce_eff_bw_tp4: float = 1.0
+    allreduce_latency_s_tp8: float = 0.0
+    allreduce_eff_bw_tp8: float = 1.0
+    step_overhead_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if "eff" in f.name and not 0 < value <= 1:
+                raise ValueError(f"{f.name} must be in (0, 1], got {value}")
+            if "eff" not in f.name and not value >= 0:
+                raise ValueError(f"{f.name} must be >= 0, got {value}")
+
+    def as_vector(self) -> np.ndarray:
+        """The coefficients in field order (what :mod:`hetopt.costs.fit` optimises)."""
+        return np.array([getattr(self, f.name) for f in fields(self)], dtype=float)
+
+    @staticmethod
+    def from_vector(values: np.ndarray | list[float]) -> StepCoefficients:
+        """Inverse of :meth:`as_vector`."""
+        names = [f.name for f in fields(StepCoefficients)]
+        return StepCoefficients(**{n: float(v) for n, v in zip(names, values, strict=True)})
+
+
+COEFFICIENT_NAMES = tuple(f.name for f in fields(StepCoefficients))
+
+
+@dataclass(frozen=True)
+class DevicePeaks:
+    """Datasheet peaks of one device, in base units.
+
+    Attributes
+    ----------
+    flops_per_s
+        Dense tensor peak at the GEMM precision.
+    attn_flops_per_s
+        Dense 16-bit tensor peak (attention runs in 16 bit).
+    mem_bw_bytes_per_s
+        Device-memory bandwidth.
+    link_bw_bytes_per_s
+        Scale-up bandwidth per direction (NVLink, PCIe, Infinity Fabric).
+    """
+
+    flops_per_s: Any
+    attn_flops_per_s: Any
+    mem_bw_bytes_per_s: Any
+    link_bw_bytes_per_s: Any
+
+
+@dataclass(frozen=True)
+class StepWork:
+    """The work of one step on one device, per kernel family (arrays over GEMM shapes).
+
+    Attributes
+    ----------
+    gemm_flops, gemm_bytes, gemm_count
+        One entry per distinct GEMM shape: FLOPs and bytes of one launch and how many launches.
+    ctx_attn_flops, ctx_attn_bytes, gen_attn_flops, gen_attn_bytes
+        Attention work of the whole step (all layers); ``attn_launches`` kernels.
+    elementwise_bytes, elementwise_launches
+        Elementwise traffic of the whole step and its kernel count.
+    allreduce_bytes, allreduce_launches, tp
+        Message size of one all-reduce, their number, and the group size.
+    """
+
+    gemm_flops: Any
+    gemm_bytes: Any
+    gemm_count: Any
+    ctx_attn_flops: Any
+    ctx_attn_bytes: Any
+    gen_attn_flops: Any
+    gen_attn_bytes: Any
+    attn_launches: Any
+    elementwise_bytes: Any
+    elementwise_launches: Any
+    allreduce_bytes: Any
+    allreduce_launches: Any
+    tp: Any
+
+
+def step_work(shape: ModelShape, *, weight_bytes: float, kv_bytes: float, tp: int, batch: int,
+              q_tokens: int, kv_tokens: int, layers: float | None = None,
+              lm_head: bool = True) -> StepWork:
+    """Work of one engine step on one device of a ``tp``-way group.
+
+    Parameters
+    ----------
+    shape
+        The model.
+    weight_bytes, kv_bytes
+        Bytes per weight and per KV-cache element (1 at fp8, 2 at fp16).
+    tp
+        Tensor-parallel degree.
+    batch
+        Sequences in the step.
+    q_tokens
+        New tokens per sequence: the prompt length in prefill, 1 in decode.
+    kv_tokens
+        Tokens each sequence attends to (prefill: the prompt; decode: the cached context).
+    layers
+        Layers this device runs (``n_layers / pp`` for a pipeline stage); all by default.
+    lm_head
+        Whether the step includes the LM head (the last pipeline stage).
+
+    Examples
+    --------
+    >>> from hetopt.graph.architectures import get_architecture
+    >>> s = ModelShape.from_architecture(get_architecture("llama-3-8b"))
+    >>> w = step_work(s, weight_bytes=2, kv_bytes=2, tp=1, batch=1, q_tokens=1, kv_tokens=1024)
+    >>> int(w.gemm_count.sum())  # 4 GEMMs x 32 layers + the LM head
+    129
+    """
+    n_layers = float(shape.n_layers if layers is None else layers)
+    tokens = batch * q_tokens
+    hd = shape.head_dim
+    q_width = shape.n_heads * hd / tp
+    kv_width = shape.n_kv_heads * hd / tp
+    ff = shape.d_ff / tp
+    # MoE: each token runs experts_per_token experts; a step reads the weights of every
+    # expert some token is routed to (at most all of them).
+    if shape.n_experts:
+        routed = tokens * shape.experts_per_token
+        experts_read = min(shape.n_experts, routed)
+        mlp_tokens, mlp_weight_copies = float(routed), float(experts_read)
+    else:
+        mlp_tokens, mlp_weight_copies = float(tokens), 1.0
+    # (M, N, K, weight copies) per layer, then the LM head.
+    shapes = [(tokens, q_width + 2 * kv_width, shape.d_model, 1.0),
+              (tokens, shape.d_model, q_width, 1.0),
+              (mlp_tokens, 2 * ff, shape.d_model, mlp_weight_copies),
+              (mlp_tokens, shape.d_model, ff, mlp_weight_copies)]
+    counts = [n_layers] * 4
+    # The LM head always has a slot (count 0 on non-final stages) so works stack.
+    shapes.append((batch, shape.vocab_size / tp, shape.d_model, 1.0))
+    counts.append(1.0 if lm_head else 0.0)
+    m = np.array([s[0] for s in shapes], dtype=float)
+    n = np.array([s[1] for s in shapes], dtype=float)
+    k = np.array([s[2] for s in shapes], dtype=float)
+    copies = np.array([s[3] for s in shapes], dtype=float)
+    gemm_flops = 2.0 * m * n * k
+    gemm_bytes = (m * k + m * n) * ACT_BYTES + k * n * weight_bytes * copies
+    # Attention over all layers.
+    if q_tokens > 1:  # causal prefill
+        pairs = batch * q_tokens * (q_tokens + 1) / 2.0
+        ctx_flops = 4.0 * pairs * q_width * n_layers
+        ctx_bytes = n_layers * batch * q_tokens * (2 * q_width + 2 * kv_width) * ACT_BYTES
+        ctx_bytes += n_layers * batch * q_tokens * 2 * kv_width * kv_bytes  # KV-cache write
+        gen_flops = gen_bytes = 0.0
+    else:
+        ctx_flops = ctx_bytes = 0.0
+        gen_flops = 4.0 * batch * kv_tokens * q_width * n_layers
+        gen_bytes = n_layers * batch * (kv_tokens * 2 * kv_width * kv_bytes
+                                        + 2 * q_width * ACT_BYTES)
+    launches = int(round(n_layers))
+    elt_per_layer = tokens * ACT_BYTES * (6 * shape.d_model + 3 * ff
+                                          + 2 * (q_width + kv_width))
+    elt_launches = ELEMENTWISE_KERNELS_PER_LAYER
+    if weight_bytes < ACT_BYTES:  # fp8: quantise each GEMM's input (read 16 bit, write 8 bit)
+        quant = tokens * (2 * shape.d_model + q_width + ff) * (ACT_BYTES + weight_bytes)
+        elt_per_layer += quant
+        elt_launches += QUANT_KERNELS_PER_LAYER
+    return StepWork(
+        gemm_flops=gemm_flops, gemm_bytes=gemm_bytes, gemm_count=np.array(counts, dtype=float),
+        ctx_attn_flops=ctx_flops, ctx_attn_bytes=ctx_bytes, gen_attn_flops=gen_flops,
+        gen_attn_bytes=gen_bytes, attn_launches=launches,
+        elementwise_bytes=n_layers * elt_per_layer,
+        elementwise_launches=int(round(n_layers * elt_launches)),
+        allreduce_bytes=tokens * shape.d_model * ACT_BYTES,
+        allreduce_launches=int(round(2 * n_layers)) if tp > 1 else 0, tp=tp,
+    )
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Predicted time of one step, itemised by kernel family (seconds; arrays when the work
+    was stacked)."""
+
+    gemm_s: Any
+    attention_s: Any
+    elementwise_s: Any
+    allreduce_s: Any
+    overhead_s: Any
+    compute_bound_s: Any
+    memory_bound_s: Any
+
+    @property
+    def total_s(self) -> Any:
+        """The step time."""
+        return (self.gemm_s + self.attention_s + self.elementwise_s + self.allreduce_s
+                + self.overhead_s)
+
+
+def predict_step(work: StepWork, peaks: DevicePeaks, c: StepCoefficients) -> StepTime:
+    """Time of one step with coefficients ``c`` (see the module docstring).
+
+    ``work`` and ``peaks`` may hold arrays with a leading dimension of points (as
+    :func:`stack_work` builds); the result then holds arrays too.
+
+    Examples
+    --------
+    >>> from hetopt.graph.architectures import get_architecture
+    >>> s = ModelShape.from_architecture(get_architecture("llama-3-8b"))
+    >>> w = step_work(s, weight_bytes=2, kv_bytes=2, tp=1, batch=1, q_tokens=1, kv_tokens=1024)
+    >>> peaks = DevicePeaks(989e12, 989e12, 3.35e12, 450e9)
+    >>> t = predict_step(w, peaks, StepCoefficients(gemm_floor_s=4e-6, step_overhead_s=1e-3))
+    >>> round(float(t.total_s) * 1e3, 2)
+    7.17
+    >>> bool(t.total_s >= roofline_floor_s(w, peaks))
+    True
+    """
+    flops_peak = np.expand_dims(np.asarray(peaks.flops_per_s, dtype=float), -1)
+    bw_gemm = np.expand_dims(np.asarray(peaks.mem_bw_bytes_per_s, dtype=float), -1)
+    g_compute = work.gemm_flops / (flops_peak * c.gemm_eff_compute)
+    g_memory = work.gemm_bytes / (bw_gemm * c.gemm_eff_memory)
+    gemm = np.sum(work.gemm_count * (np.maximum(g_compute, g_memory) + c.gemm_floor_s), axis=-1)
+    compute_bound = np.sum(work.gemm_count * np.where(g_compute >= g_memory, g_compute, 0.0),
+                           axis=-1)
+    memory_bound = np.sum(work.gemm_count * np.where(g_compute < g_memory, g_memory, 0.0),
+                          axis=-1)
+    attn_f = (work.ctx_attn_flops / (peaks.attn_flops_per_s * c.ctx_attn_eff_compute)
+              + work.gen_attn_flops / peaks.attn_flops_per_s)
+    attn_b = (work.ctx_attn_bytes / peaks.mem_bw_bytes_per_s
+              + work.gen_attn_bytes / (peaks.mem_bw_bytes_per_s * c.gen_attn_eff_memory))
+    floor = np.where(np.asarray(work.ctx_attn_flops) > 0, c.ctx_attn_floor_s, c.gen_attn_floor_s)
+    attention = np.maximum(attn_f, attn_b) + work.attn_launches * floor
+    compute_bound = compute_bound + np.where(attn_f >= attn_b, attn_f, 0.0)
+    memory_bound = memory_bound + np.where(attn_f < attn_b, attn_b, 0.0)
+    elementwise = (work.elementwise_bytes / (peaks.mem_bw_bytes_per_s * c.elementwise_eff_memory)
+                   + work.elementwise_launches * c.elementwise_floor_s)
+    tp = np.asarray(work.tp, dtype=float)
+    ring = 2.0 * (tp - 1.0) / np.maximum(tp, 1.0) * work.allreduce_bytes
+    latency = np.select([tp <= 2, tp <= 4], [c.allreduce_latency_s_tp2,
+                                             c.allreduce_latency_s_tp4],
+                        c.allreduce_latency_s_tp8)
+    eff = np.select([tp <= 2, tp <= 4], [c.allreduce_eff_bw_tp2, c.allreduce_eff_bw_tp4],
+                    c.allreduce_eff_bw_tp8)
+    allreduce = work.allreduce_launches * (latency + ring / (peaks.link_bw_bytes_per_s * eff))
+    allreduce = np.where(tp > 1, allreduce, 0.0)
+    return StepTime(gemm, attention, elementwise, allreduce, c.step_overhead_s, compute_bound,
+                    memory_bound)
+
+
+def stack_work(works: list[StepWork]) -> StepWork:
+    """Stack the work of many steps into one :class:`StepWork` of arrays (for fitting)."""
+    values = {f.name: np.stack([np.asarray(getattr(w, f.name), dtype=float) for w in works])
+              for f in fields(StepWork)}
+    return StepWork(**values)
+
+
+def roofline_floor_s(work: StepWork, peaks: DevicePeaks) -> Any:
+    """The fastest any step with this work could run: its roofline at 100 % of every peak.
+
+    ``max(sum FLOPs / peak FLOP/s, sum bytes / peak bandwidth)`` over all kernels; link traffic
+    is ignored (it only adds time).
+    """
+    flops_s = (np.sum(work.gemm_count * work.gemm_flops, axis=-1) / peaks.flops_per_s
+               + (work.ctx_attn_flops + work.gen_attn_flops) / peaks.attn_flops_per_s)
+    bytes_total = (np.sum(work.gemm_count * work.gemm_bytes, axis=-1) + work.ctx_attn_bytes
+                   + work.gen_attn_bytes + work.elementwise_bytes)
+    return np.maximum(flops_s, bytes_total / peaks.mem_bw_bytes_per_s)
+
+
+def achieved_fraction(work_units: float, peak_per_s: float, eff: float, floor_s: float) -> float:
+    """Achieved fraction of peak of one kernel: ``W / (peak x (W / (peak e) + floor))``.
+
+    Examples
+    --------
+    >>> round(achieved_fraction(1e12, 1e15, 0.8, 0.0), 3)
+    0.8
+    >>> achieved_fraction(1e6, 1e15, 0.8, 5e-6) < 0.001
+    True
+    """
+    if work_units <= 0:
+        return 0.0
+    t = work_units / (peak_per_s * eff) + floor_s
+    return work_units / (peak_per_s * t) if math.isfinite(t) and t > 0 else 0.0
