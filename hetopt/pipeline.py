@@ -14,7 +14,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hetopt.costs.measured import load_measured_profile
-from hetopt.costs.table import CostParams, CostTable, Profile, build_cost_table, profile_cost_table
+from hetopt.costs.table import (
+    CostParams,
+    CostTable,
+    Profile,
+    build_cost_table,
+    cost_model_info,
+    profile_cost_table,
+)
 from hetopt.costs.tco import DeviceTco, TcoParams, device_tco
 from hetopt.errors import InfeasibleError, InputError, SolverLimitError
 from hetopt.graph.decompose import OperatorGraph, decompose
@@ -301,7 +308,7 @@ def plan_agent(request: PlanRequest, progress: Progress | None = None, *,
         say(f"baseline: everything on {device}")
         baselines.append(_baseline(problem, device, request.solver))
     plan = make_plan(problem, table, result, ev, tco, _tokens_per_request(graph),
-                     baselines=tuple(baselines))
+                     baselines=tuple(baselines), cost_model=cost_model_info(request.costs))
     violations = verify_plan(plan, problem)
     if violations:
         plan = replace(plan, violations=violations, sla={**plan.sla, "satisfied": False})

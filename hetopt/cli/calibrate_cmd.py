@@ -70,6 +70,9 @@ def cmd_calibrate(args: list[str], console: Console) -> int:
     reserve: dict[str, float] = {}
     if "measurements" in opts:
         measurements = load_measurements(opts["measurements"])
+        if aic.available():  # the engine reserve of GPUs aiconfigurator describes
+            reserve = {d: aic.runtime_reserve_bytes(d)
+                       for d in set(measurements["device"]) & set(aic.SYSTEMS)}
     else:
         grid = aic.Grid()
         if "devices" in opts:

@@ -112,6 +112,7 @@ def cmd_catalog(overrides: list[str], console: Console) -> int:
     from rich.table import Table
 
     from hetopt.cli.config import request_from_config
+    from hetopt.costs.calibration import load_calibration
     from hetopt.costs.tco import tco_table
     from hetopt.hardware import load_catalog
 
@@ -121,9 +122,10 @@ def cmd_catalog(overrides: list[str], console: Console) -> int:
     if hw.devices is not None:
         catalog = catalog.select(hw.devices)
     costs = tco_table(catalog, request.tco)
+    calibration = load_calibration(request.costs.calibration)
     t = Table(title=f"Hardware catalog ({request.tco.mode} TCO)")
     cols = ["device", "vendor", "fp16 TF", "fp8 TF", "GB", "GB/s", "TDP W", "price $",
-            "$/h", "kgCO2/h"]
+            "$/h", "kgCO2/h", "LLM cost model (held-out error)"]
     for c in cols:
         t.add_column(c, justify="left" if c in ("device", "vendor") else "right")
     for d in catalog.devices:
@@ -131,9 +133,26 @@ def cmd_catalog(overrides: list[str], console: Console) -> int:
         t.add_row(d.name, d.vendor, f"{d.fp16_tflops:g}",
                   f"{d.fp8_tflops:g}" if d.fp8_tflops else "-", f"{d.mem_gb:g}",
                   f"{d.mem_bw_gb_per_s:g}", f"{d.tdp_w:g}", f"{d.price_usd:,.0f}",
-                  f"{row['total_usd_per_h']:.3f}", f"{row['carbon_kgco2_per_h']:.3f}")
+                  f"{row['total_usd_per_h']:.3f}", f"{row['carbon_kgco2_per_h']:.3f}",
+                  _calibration_cell(calibration, d.name, d.precisions, d.kind))
     console.print(t)
+    console.print(f"Calibration table {calibration.version} ({calibration.origin}); refresh it "
+                  f"with `hetopt calibrate` (pip install -e '.[calibration]').", markup=False,
+                  highlight=False)
     return 0
+
+
+def _calibration_cell(calibration: Any, device: str, precisions: tuple[str, ...],
+                      kind: str) -> str:
+    """``calibrated fp16 x1.03, fp8 x1.02`` or ``uncalibrated (...)`` for one device."""
+    parts = []
+    for precision in ("fp16", "fp8"):
+        entry = calibration.lookup(device, precision) if precision in precisions else None
+        if entry is not None:
+            parts.append(f"{precision} x{entry.heldout_geomean_error:.2f}")
+    if parts:
+        return "calibrated " + ", ".join(parts)
+    return "uncalibrated (roofline)" if kind == "cpu" else "uncalibrated (borrowed median)"
 
 
 def cmd_reproduce(args: list[str], console: Console) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -20,6 +21,14 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1e3:,.1f} ms"
 
 
+def _model_cell(row: dict[str, Any]) -> str:
+    """The cost model of one placed operator: ``calibrated x1.03``, ``uncalibrated``, ..."""
+    model = str(row.get("cost_model") or "")
+    if model == "calibrated" and row.get("error_band"):
+        return f"calibrated {str(row['error_band']).split(' ')[0]}"
+    return model
+
+
 def render_plan(plan: Plan, console: Console) -> None:
     """Print the placement, devices, TCO, SLA check, solver and baselines."""
     s = plan.solve
@@ -28,14 +37,27 @@ def render_plan(plan: Plan, console: Console) -> None:
     console.rule(f"[bold]hetopt plan: {plan.workload}[/] at {plan.request_rate_per_s:g} req/s")
 
     t = Table(title="Placement (operator -> device)", title_justify="left")
-    for col in ("operator", "device", "config", "devices", "latency", "step", "binds"):
-        t.add_column(col, justify="left" if col in ("operator", "device", "config", "binds")
+    for col in ("operator", "device", "config", "devices", "latency", "step", "binds", "model"):
+        t.add_column(col, justify="left" if col in ("operator", "device", "config", "binds",
+                                                    "model")
                      else "right", no_wrap=col == "operator")
     for r in plan.placement.to_dict(orient="records"):
         count = f"pool of {r['count']}" if r["shared_pool"] else str(r["count"])
         t.add_row(r["operator"], r["device"], r["config"], count, _ms(r["latency_s"]),
-                  _ms(r["step_s"]), str(r["binding"]))
+                  _ms(r["step_s"]), str(r["binding"]), _model_cell(r))
     console.print(t)
+    uncalibrated = sorted({r["device"] for r in plan.placement.to_dict(orient="records")
+                           if r.get("cost_model") == "uncalibrated"})
+    info = plan.cost_model
+    if info:
+        line = f"Cost model: {info.get('model')} ({info.get('step_model_version')}"
+        if info.get("calibration_table"):
+            line += f", calibration table {info['calibration_table']}"
+        console.print(line + ")")
+    if uncalibrated:
+        console.print(f"[yellow]Uncalibrated: {', '.join(uncalibrated)}[/] (no measured data; "
+                      f"LLM phases use the median coefficients of the calibrated GPUs, error "
+                      f"unknown; see `hetopt catalog`)")
 
     d = Table(title="Devices and TCO", title_justify="left")
     for col in ("device", "dedicated", "pooled", "total", "$/h each", "$/h", "capex $/h",

@@ -14,10 +14,11 @@ these rows and ships only the fitted coefficients.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -126,25 +127,15 @@ def measure(grid: Grid, progress: Callable[[str], None] | None = None) -> pd.Dat
         Measurement rows (:data:`hetopt.costs.fit.MEASUREMENT_COLUMNS`).
     """
     _require()
-    logging.getLogger("aiconfigurator").setLevel(logging.ERROR)
-    logging.getLogger("aiconfigurator_core").setLevel(logging.ERROR)
-    from aiconfigurator.cli.api import cli_estimate
-    from aiconfigurator_core.sdk.perf_database import get_latest_database_version
-
     rows: list[dict[str, Any]] = []
-    aic_version = version()
     for device in grid.devices:
-        system = SYSTEMS[device]
-        db_version = get_latest_database_version(system, BACKEND)
+        db_version = database_version(device)
         if db_version is None:
-            log.warning("no %s database for %s; skipped", BACKEND, system)
+            log.warning("no %s database for %s; skipped", BACKEND, device)
             continue
-        source = (f"aiconfigurator {aic_version} silicon database, system {system}, "
+        source = (f"aiconfigurator {version()} silicon database, system {SYSTEMS[device]}, "
                   f"{BACKEND} {db_version}")
         for precision in grid.precisions:
-            if precision == "fp8" and device == "A100":
-                continue  # Ampere has no fp8 tensor cores
-            quant = "fp8" if precision == "fp8" else None
             for model in grid.models:
                 shape = model_shape(model)
                 if progress:
@@ -154,36 +145,54 @@ def measure(grid: Grid, progress: Callable[[str], None] | None = None) -> pd.Dat
                         continue
                     for isl in grid.seq_lengths:
                         for batch in grid.batch_sizes:
-                            rows.extend(_point(cli_estimate, MODELS[model], system, db_version,
-                                               quant, device, precision, shape, tp, batch, isl,
-                                               grid.max_prefill_batch, source))
+                            got = query(device, precision, model, tp, batch, isl)
+                            if got is None:
+                                continue
+                            base = dict(device=device, precision=precision, model=model,
+                                        tp=tp, batch=batch, n_layers=shape.n_layers,
+                                        d_model=shape.d_model, n_heads=shape.n_heads,
+                                        n_kv_heads=shape.n_kv_heads, head_dim=shape.head_dim,
+                                        d_ff=shape.d_ff, vocab_size=shape.vocab_size,
+                                        source=source)
+                            rows.append(dict(base, phase="decode", seq_tokens=isl + 1,
+                                             step_s=got[1]))
+                            if batch <= grid.max_prefill_batch:
+                                rows.append(dict(base, phase="prefill", seq_tokens=isl,
+                                                 step_s=got[0]))
     return pd.DataFrame(rows)
 
 
-def _point(cli_estimate: Any, hf: str, system: str, db_version: str, quant: str | None,
-           device: str, precision: str, shape: ModelShape, tp: int, batch: int, isl: int,
-           max_prefill_batch: int, source: str) -> Iterable[dict[str, Any]]:
+@functools.lru_cache(maxsize=16)
+def database_version(device: str) -> str | None:
+    """Latest database version aiconfigurator has for ``device``'s system (slow: cached)."""
+    _require()
+    from aiconfigurator_core.sdk.perf_database import get_latest_database_version
+
+    return get_latest_database_version(SYSTEMS[device], BACKEND)
+
+
+def query(device: str, precision: str, model: str, tp: int, batch: int, isl: int
+          ) -> tuple[float, float] | None:
+    """Measured (TTFT of ``batch`` prompts of ``isl`` tokens, one decode step at ``isl + 1``
+    cached tokens) in seconds, or None when the database cannot answer or the point runs out
+    of memory."""
+    _require()
+    logging.getLogger("aiconfigurator").setLevel(logging.ERROR)
+    logging.getLogger("aiconfigurator_core").setLevel(logging.ERROR)
+    from aiconfigurator.cli.api import cli_estimate
+
+    db_version = database_version(device)
+    if db_version is None or (precision == "fp8" and device == "A100"):
+        return None
+    quant = "fp8" if precision == "fp8" else None
     try:
-        r = cli_estimate(hf, system, mode="static", backend_name=BACKEND,
+        r = cli_estimate(MODELS[model], SYSTEMS[device], mode="static", backend_name=BACKEND,
                          backend_version=db_version, isl=isl, osl=2, batch_size=batch,
                          tp_size=tp, gemm_quant_mode=quant, kvcache_quant_mode=quant)
-    except Exception as exc:  # a shape the database cannot answer: skip the point
-        log.info("skipped %s %s tp%d b%d isl%d: %s", system, hf, tp, batch, isl, exc)
-        return []
-    if r.kv_cache_warning:  # out of memory on this system
-        return []
-    base = dict(device=device, precision=precision, model=shape.name, tp=tp, batch=batch,
-                n_layers=shape.n_layers, d_model=shape.d_model, n_heads=shape.n_heads,
-                n_kv_heads=shape.n_kv_heads, head_dim=shape.head_dim, d_ff=shape.d_ff,
-                vocab_size=shape.vocab_size, source=source)
-    out = [dict(base, phase="decode", seq_tokens=isl + 1, step_s=r.tpot / 1e3)]
-    if batch <= max_prefill_batch:
-        out.append(dict(base, phase="prefill", seq_tokens=isl, step_s=r.ttft / 1e3))
-    return out
-
-
-def shapes_of(frame: pd.DataFrame) -> Sequence[ModelShape]:
-    """The distinct model shapes in a measurement frame."""
-    cols = ["model", "n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff",
-            "vocab_size"]
-    return [ModelShape(*rec) for rec in frame[cols].drop_duplicates().itertuples(index=False)]
+    except Exception as exc:  # a shape the database cannot answer
+        log.info("no measurement for %s %s tp%d b%d isl%d: %s", device, model, tp, batch, isl,
+                 exc)
+        return None
+    if r.kv_cache_warning:
+        return None
+    return r.ttft / 1e3, r.tpot / 1e3

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from hetopt.costs.calibration import STEP_MODEL_VERSION, TERMS, Calibration, table_from_fits
-from hetopt.costs.fit import error_stats, fit_coefficients, peaks_of, ratios
+from hetopt.costs.fit import error_stats, fit_coefficients, ratios
+from hetopt.costs.llm import device_peaks
 from hetopt.errors import InputError
 from hetopt.hardware import HardwareCatalog
 
@@ -104,7 +105,7 @@ def calibrate(measurements: pd.DataFrame, catalog: HardwareCatalog, holdout: Hol
         if len(train) < 2 * len(TERMS):
             raise InputError(f"measurements: {device} {precision} has {len(train)} points "
                              f"outside the hold-out; fitting needs at least {2 * len(TERMS)}.")
-        peaks = peaks_of(catalog.get(str(device)), str(precision))
+        peaks = device_peaks(catalog.get(str(device)), str(precision))
         fit = fit_coefficients(train, peaks)
         scored = group.copy()
         scored["predicted_s"] = ratios(group, peaks, fit.coefficients) * group["step_s"]
@@ -117,16 +118,23 @@ def calibrate(measurements: pd.DataFrame, catalog: HardwareCatalog, holdout: Hol
             log.warning("%s %s: no held-out points; its error band is the fit's own", device,
                         precision)
         geo, _ = error_stats(test_ratio)
+        scored_test = scored[scored["held_out"]] if scored["held_out"].any() else scored
+        phase_min = {ph: float(sub["ratio"].min()) if len(sub) else float(np.min(test_ratio))
+                     for ph, sub in ((p, scored_test[scored_test["phase"] == p])
+                                     for p in ("prefill", "decode"))}
         sources = sorted(set(group["source"]))
         source = "; ".join(sources) + f"; {len(train)} points fitted"
         common = dict(version=version, model_version=STEP_MODEL_VERSION, device=device,
                       precision=precision, n_points=len(train), heldout_points=len(test),
                       heldout_geomean_error=geo, heldout_min_ratio=float(np.min(test_ratio)),
-                      heldout_max_ratio=float(np.max(test_ratio)), source=source)
+                      heldout_max_ratio=float(np.max(test_ratio)),
+                      prefill_min_ratio=phase_min["prefill"],
+                      decode_min_ratio=phase_min["decode"], source=source)
         c = fit.coefficients
         for term, columns in TERMS.items():
             row: dict[str, object] = dict(common, term=term, eff_compute=None, eff_memory=None,
-                                          floor_s=None, reserve_bytes=None)
+                                          floor_s=None, size_s=None, size_exponent=None,
+                                          reserve_bytes=None)
             for column, name in columns.items():
                 row[column] = getattr(c, name)
             if term == "memory":

@@ -10,14 +10,16 @@ term                      columns used
 ``context_attention``     ``eff_compute``, ``floor_s``
 ``generation_attention``  ``eff_memory``, ``floor_s``
 ``elementwise``           ``eff_memory``, ``floor_s``
-``allreduce_tp2|4|8``     ``eff_memory`` (of the scale-up link), ``floor_s`` (latency)
+``allreduce_tp2|4|8``     ``eff_memory`` (of the scale-up link), ``floor_s`` (latency),
+                          ``size_s`` (time of a 1 MB message), ``size_exponent``
 ``step``                  ``floor_s`` (per-step framework overhead)
 ``memory``                ``reserve_bytes`` (engine runtime, activations, NCCL buffers)
 ========================  =============================================================
 
 Every row carries its ``source`` (database, version, system, framework), ``n_points`` fitted
 and the error measured on points held out of the fit (``heldout_geomean_error``,
-``heldout_min_ratio``, ``heldout_max_ratio`` of predicted / measured). A device and precision
+``heldout_min_ratio``, ``heldout_max_ratio`` of predicted / measured; ``prefill_min_ratio`` and
+``decode_min_ratio``, the most optimistic held-out prediction per phase, set the SLA guard). A device and precision
 without rows is *uncalibrated*: it keeps the roofline with the catalog's default efficiencies
 and is flagged so in ``hetopt catalog``, ``plan.json`` and the printed plan.
 """
@@ -29,12 +31,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from hetopt.costs.step import StepCoefficients
 from hetopt.errors import InputError
 
-STEP_MODEL_VERSION = "step-1"
+STEP_MODEL_VERSION = "step-2"
 """Version of the step model's equations (:mod:`hetopt.costs.step`); a table fitted for
 another version is rejected."""
 
@@ -42,8 +45,9 @@ CALIBRATION_PATH = Path(__file__).parent / "data" / "calibration.csv"
 """The table shipped with hetopt."""
 
 TABLE_COLUMNS = ("version", "model_version", "device", "precision", "term", "eff_compute",
-                 "eff_memory", "floor_s", "reserve_bytes", "n_points", "heldout_points",
-                 "heldout_geomean_error", "heldout_min_ratio", "heldout_max_ratio", "source")
+                 "eff_memory", "floor_s", "size_s", "size_exponent", "reserve_bytes", "n_points", "heldout_points",
+                 "heldout_geomean_error", "heldout_min_ratio", "heldout_max_ratio",
+                 "prefill_min_ratio", "decode_min_ratio", "source")
 
 # term -> {table column: StepCoefficients field}
 TERMS: dict[str, dict[str, str]] = {
@@ -53,9 +57,15 @@ TERMS: dict[str, dict[str, str]] = {
     "generation_attention": {"eff_memory": "gen_attn_eff_memory",
                              "floor_s": "gen_attn_floor_s"},
     "elementwise": {"eff_memory": "elementwise_eff_memory", "floor_s": "elementwise_floor_s"},
-    "allreduce_tp2": {"eff_memory": "allreduce_eff_bw_tp2", "floor_s": "allreduce_latency_s_tp2"},
-    "allreduce_tp4": {"eff_memory": "allreduce_eff_bw_tp4", "floor_s": "allreduce_latency_s_tp4"},
-    "allreduce_tp8": {"eff_memory": "allreduce_eff_bw_tp8", "floor_s": "allreduce_latency_s_tp8"},
+    "allreduce_tp2": {"eff_memory": "allreduce_eff_bw_tp2", "floor_s": "allreduce_latency_s_tp2",
+                      "size_s": "allreduce_size_s_tp2",
+                      "size_exponent": "allreduce_size_exponent"},
+    "allreduce_tp4": {"eff_memory": "allreduce_eff_bw_tp4", "floor_s": "allreduce_latency_s_tp4",
+                      "size_s": "allreduce_size_s_tp4",
+                      "size_exponent": "allreduce_size_exponent"},
+    "allreduce_tp8": {"eff_memory": "allreduce_eff_bw_tp8", "floor_s": "allreduce_latency_s_tp8",
+                      "size_s": "allreduce_size_s_tp8",
+                      "size_exponent": "allreduce_size_exponent"},
     "step": {"floor_s": "step_overhead_s"},
     "memory": {},
 }
@@ -76,6 +86,8 @@ class CalibrationEntry:
     heldout_geomean_error, heldout_min_ratio, heldout_max_ratio
         Error on held-out measurements: ``exp(mean |log r|)`` and the extreme ratios of
         predicted / measured step time (``min < 1`` means the model can be optimistic).
+    prefill_min_ratio, decode_min_ratio
+        The most optimistic held-out ratio per phase.
     source
         Provenance of the measurements.
     """
@@ -87,11 +99,15 @@ class CalibrationEntry:
     heldout_geomean_error: float
     heldout_min_ratio: float
     heldout_max_ratio: float
+    prefill_min_ratio: float
+    decode_min_ratio: float
     source: str
 
     @property
     def error_band(self) -> str:
-        """The held-out error in words, e.g. ``x1.05 (0.80-1.20)``."""
+        """The held-out error in words, e.g. ``x1.05 (0.80-1.20)``; ``unknown`` for a prior."""
+        if math.isnan(self.heldout_geomean_error):
+            return "unknown"
         return (f"x{self.heldout_geomean_error:.2f} ({self.heldout_min_ratio:.2f}-"
                 f"{self.heldout_max_ratio:.2f})")
 
@@ -124,6 +140,31 @@ class Calibration:
         """
         return self._entries().get((_base_name(device), _precision_key(precision)))
 
+    def prior(self, precision: str) -> CalibrationEntry | None:
+        """Coefficients for a device the table does not cover: the median of every calibrated
+        device's coefficients at ``precision`` (and its SLA-guard ratios).
+
+        A datasheet roofline with no latency floors is known to be optimistic (the fidelity
+        study measures by how much), so uncalibrated accelerators borrow the kernel floors,
+        overheads and efficiencies measured on calibrated ones rather than none at all. They
+        stay flagged ``uncalibrated``; their error is unknown.
+        """
+        key = _precision_key(precision)
+        entries = [e for (_, p), e in self._entries().items() if p == key]
+        if not entries:
+            return None
+        vectors = np.array([e.coefficients.as_vector() for e in entries])
+        median = StepCoefficients.from_vector(np.median(vectors, axis=0))
+
+        def mid(attr: str) -> float:
+            return float(np.median([getattr(e, attr) for e in entries]))
+
+        names = ", ".join(sorted(e.device for e in entries))
+        return CalibrationEntry(
+            "prior", key, median, mid("reserve_bytes"), math.nan, math.nan, math.nan,
+            mid("prefill_min_ratio"), mid("decode_min_ratio"),
+            f"median of the calibrated devices at {key} ({names}); table {self.version}")
+
     def devices(self) -> set[str]:
         """Devices with at least one calibrated precision."""
         return {d for d, _ in self._entries()}
@@ -143,7 +184,8 @@ class Calibration:
             entries[(str(device), str(precision))] = CalibrationEntry(
                 str(device), str(precision), StepCoefficients(**values), reserve,
                 float(first["heldout_geomean_error"]), float(first["heldout_min_ratio"]),
-                float(first["heldout_max_ratio"]), str(first["source"]))
+                float(first["heldout_max_ratio"]), float(first["prefill_min_ratio"]),
+                float(first["decode_min_ratio"]), str(first["source"]))
         return entries
 
     def _entries(self) -> dict[tuple[str, str], CalibrationEntry]:
@@ -183,12 +225,12 @@ def validate_table(frame: pd.DataFrame, where: str) -> Calibration:
                              f"{sorted(TERMS)}.")
         needed = list(TERMS[term]) + (["reserve_bytes"] if term == "memory" else [])
         for column in needed + ["heldout_geomean_error", "heldout_min_ratio",
-                                "heldout_max_ratio"]:
+                                "heldout_max_ratio", "prefill_min_ratio", "decode_min_ratio"]:
             value = _number(rec[column], f"{at}, column {column}")
-            if column.startswith("eff") and not 0 < value <= 1:
-                raise InputError(f"{at}, column {column}: an efficiency must be in (0, 1], "
+            if column.startswith(("eff", "size_exponent")) and not 0 < value <= 1:
+                raise InputError(f"{at}, column {column}: must be in (0, 1], "
                                  f"got {rec[column]!r}.")
-            if not column.startswith("eff") and value < 0:
+            if value < 0:
                 raise InputError(f"{at}, column {column}: must be >= 0, got {rec[column]!r}.")
         if not isinstance(rec["source"], str) or not rec["source"].strip():
             raise InputError(f"{at}, column source: every calibration row needs a source.")

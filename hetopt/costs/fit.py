@@ -36,7 +36,6 @@ from hetopt.costs.step import (
 )
 from hetopt.errors import InputError
 from hetopt.graph.architectures import BYTES_PER_ELEMENT
-from hetopt.hardware import Device
 
 MEASUREMENT_COLUMNS = ("device", "precision", "model", "phase", "tp", "batch", "seq_tokens",
                        "step_s", "n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim",
@@ -47,14 +46,22 @@ _INT_COLUMNS = ("tp", "batch", "seq_tokens", "n_layers", "d_model", "n_heads", "
 # Bounds of each coefficient (efficiencies are fractions of peak; floors in seconds) and the
 # scale the optimiser sees them at (so that microsecond floors and unit efficiencies move
 # alike).
-_LOWER = dict.fromkeys(COEFFICIENT_NAMES, 0.0)
-_UPPER = {n: (1.0 if "eff" in n else (0.05 if n == "step_overhead_s" else 1e-3))
-          for n in COEFFICIENT_NAMES}
-for _n in COEFFICIENT_NAMES:
-    if "eff" in _n:
-        _LOWER[_n] = 0.02
-_SCALE = {n: (1.0 if "eff" in n else (1e-3 if n == "step_overhead_s" else 1e-6))
-          for n in COEFFICIENT_NAMES}
+def _bounds(name: str) -> tuple[float, float, float]:
+    """(lower, upper, scale) of one coefficient."""
+    if name == "allreduce_size_exponent":
+        return 0.1, 1.0, 1.0
+    if "eff" in name:  # PCIe all-reduce reaches a few per cent of the link's datasheet rate
+        return (0.002 if "allreduce" in name else 0.02), 1.0, 1.0
+    if name == "step_overhead_s":
+        return 0.0, 0.05, 1e-3
+    if name.startswith("allreduce_size_s"):
+        return 0.0, 0.01, 1e-6
+    return 0.0, 1e-3, 1e-6
+
+
+_LOWER = {n: _bounds(n)[0] for n in COEFFICIENT_NAMES}
+_UPPER = {n: _bounds(n)[1] for n in COEFFICIENT_NAMES}
+_SCALE = {n: _bounds(n)[2] for n in COEFFICIENT_NAMES}
 
 
 def validate_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -128,12 +135,6 @@ def shape_of(rec: pd.Series | dict[str, object]) -> ModelShape:
     return ModelShape(str(rec["model"]), int(rec["n_layers"]), int(rec["d_model"]),  # type: ignore[call-overload]
                       int(rec["n_heads"]), int(rec["n_kv_heads"]), int(rec["head_dim"]),  # type: ignore[call-overload]
                       int(rec["d_ff"]), int(rec["vocab_size"]))  # type: ignore[call-overload]
-
-
-def peaks_of(device: Device, precision: str) -> DevicePeaks:
-    """Datasheet peaks of a catalog device at a GEMM precision."""
-    return DevicePeaks(device.peak_flops_per_s(precision), device.peak_flops_per_s("fp16"),
-                       device.mem_bw_bytes_per_s, device.scale_up_bw_bytes_per_s or 1.0)
 
 
 def work_of(rec: pd.Series | dict[str, object], shape: ModelShape | None = None) -> StepWork:
@@ -225,7 +226,8 @@ def fit_coefficients(frame: pd.DataFrame, peaks: DevicePeaks,
 
     best = None
     # Two starts (datasheet-like and latency-dominated) guard against the kinks of max().
-    for guess in (x0, np.clip(x0 * 0.5 + (lower + upper) * 0.02, lower, upper)):
+    for guess in (x0, np.clip(x0 * 0.5 + (lower + upper) * 0.02, lower + 1e-9,
+                                upper - 1e-9)):
         sol = least_squares(residual, guess, bounds=(lower, upper), method="trf",
                             x_scale=1.0, max_nfev=4000)
         if best is None or sol.cost < best.cost:

@@ -17,6 +17,10 @@ scale-up domain (at most 8 accelerators per chassis, paper §5.2).
 * **Decode** with continuous batching: every step advances all ``b`` sequences by one token, so
   the token-to-token latency is the crossing time at the mean context; the phase lasts
   ``max(n_out - 1, 1)`` steps (the first token comes from prefill).
+* **Calibrated devices** (a :class:`~hetopt.costs.calibration.CalibrationEntry`) replace the
+  stage's roofline by the fitted operation-level step model (:mod:`hetopt.costs.step`): the
+  last stage runs the LM head and pays the per-step framework overhead; the crossing and the
+  replica's throughput follow as above.
 * **Memory** per device holds ``weights / (tp pp)`` plus the paged KV cache of the whole batch:
   each sequence takes whole pages of ``page_tokens`` tokens up to its full length (vLLM's
   PagedAttention allocation), plus an activation workspace.
@@ -25,9 +29,11 @@ scale-up domain (at most 8 accelerators per chassis, paper §5.2).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from hetopt.costs.calibration import CalibrationEntry
 from hetopt.costs.roofline import RooflineTime, ring_allreduce_s, roofline_time
+from hetopt.costs.step import DevicePeaks, ModelShape, predict_step, step_work
 from hetopt.graph.architectures import BYTES_PER_ELEMENT
 from hetopt.graph.decompose import LlmWork
 from hetopt.hardware import Device
@@ -108,19 +114,58 @@ def _sends_s(device: Device, llm: LlmWork, tp: int, pp: int, act_tokens: int,
     return (pp - 1) * (per_send + hop_latency_s)
 
 
+def device_peaks(device: Device, precision: str) -> DevicePeaks:
+    """Datasheet peaks of ``device`` at a GEMM precision (attention runs in 16 bit)."""
+    return DevicePeaks(device.peak_flops_per_s(precision), device.peak_flops_per_s("fp16"),
+                       device.mem_bw_bytes_per_s, device.scale_up_bw_bytes_per_s or 1.0)
+
+
+def _calibrated_stages(device: Device, llm: LlmWork, tp: int, pp: int, micro: int,
+                       q_tokens: int, kv_tokens: int, calib: CalibrationEntry
+                       ) -> tuple[RooflineTime, float]:
+    """(itemised last stage, crossing time without sends) of the fitted step model."""
+    shape = ModelShape.from_architecture(llm.arch)
+    bpe = BYTES_PER_ELEMENT[llm.precision]
+    peaks = device_peaks(device, llm.precision)
+    layers = llm.arch.n_layers / pp
+    last = predict_step(step_work(shape, weight_bytes=bpe, kv_bytes=bpe, tp=tp, batch=micro,
+                                  q_tokens=q_tokens, kv_tokens=kv_tokens, layers=layers,
+                                  lm_head=True), peaks, calib.coefficients)
+    crossing = float(last.total_s)
+    if pp > 1:  # earlier stages: no LM head, the step overhead is paid once per step
+        mid = predict_step(step_work(shape, weight_bytes=bpe, kv_bytes=bpe, tp=tp, batch=micro,
+                                     q_tokens=q_tokens, kv_tokens=kv_tokens, layers=layers,
+                                     lm_head=False), peaks,
+                           replace(calib.coefficients, step_overhead_s=0.0))
+        crossing += (pp - 1) * float(mid.total_s)
+    compute, memory = float(last.compute_bound_s), float(last.memory_bound_s)
+    sync = float(last.allreduce_s)
+    # static_s holds the floors, overhead and the non-binding kernels, so the itemised
+    # stage's total_s is the step model's total.
+    static = float(last.total_s) - max(compute, memory) - sync
+    return RooflineTime(compute, memory, 0.0, static, 0.0, sync), crossing
+
+
 def prefill_config(device: Device, llm: LlmWork, tp: int, batch: int, hop_latency_s: float,
-                   pp: int = 1) -> LlmConfig:
-    """Prefill of ``batch`` prompts on a ``tp x pp`` replica of ``device``."""
+                   pp: int = 1, calib: CalibrationEntry | None = None) -> LlmConfig:
+    """Prefill of ``batch`` prompts on a ``tp x pp`` replica of ``device``.
+
+    ``calib`` selects the fitted step model; without it the stage is the roofline.
+    """
     arch, prec = llm.arch, llm.precision
     bpe = BYTES_PER_ELEMENT[prec]
     n_in = llm.input_tokens
     micro = max(batch // pp, 1)
     weights = arch.weight_bytes(prec)
     kv_write = arch.kv_cache_bytes(n_in, micro, prec)
-    stage = _stage(device, llm, tp, pp, micro, micro * arch.prefill_flops(n_in), weights,
-                   kv_write, micro * n_in, hop_latency_s)
     sends = _sends_s(device, llm, tp, pp, micro * n_in, hop_latency_s)
-    crossing = pp * stage.total_s + sends
+    if calib is not None:
+        stage, stages_s = _calibrated_stages(device, llm, tp, pp, micro, n_in, n_in, calib)
+        crossing = stages_s + sends
+    else:
+        stage = _stage(device, llm, tp, pp, micro, micro * arch.prefill_flops(n_in), weights,
+                       kv_write, micro * n_in, hop_latency_s)
+        crossing = pp * stage.total_s + sends
     workspace = 2.0 * micro * n_in * max(arch.d_model, arch.d_ff) * bpe / tp
     mem = (weights + paged_kv_bytes(llm, n_in, batch)) / (tp * pp) + workspace
     time = RooflineTime(stage.compute_s, stage.memory_s, stage.network_s, stage.static_s,
@@ -129,8 +174,11 @@ def prefill_config(device: Device, llm: LlmWork, tp: int, batch: int, hop_latenc
 
 
 def decode_config(device: Device, llm: LlmWork, tp: int, batch: int, hop_latency_s: float,
-                  pp: int = 1) -> LlmConfig:
-    """Continuous-batching decode of ``batch`` sequences on a ``tp x pp`` replica."""
+                  pp: int = 1, calib: CalibrationEntry | None = None) -> LlmConfig:
+    """Continuous-batching decode of ``batch`` sequences on a ``tp x pp`` replica.
+
+    ``calib`` selects the fitted step model; without it the stage is the roofline.
+    """
     arch, prec = llm.arch, llm.precision
     bpe = BYTES_PER_ELEMENT[prec]
     steps = max(llm.output_tokens - 1, 1)
@@ -138,10 +186,15 @@ def decode_config(device: Device, llm: LlmWork, tp: int, batch: int, hop_latency
     micro = max(batch // pp, 1)
     weights = arch.weight_bytes(prec)
     # Each stage reads its weights once per micro-batch, and the micro-batch's KV cache.
-    stage = _stage(device, llm, tp, pp, micro, micro * arch.decode_flops_per_token(mean_ctx),
-                   weights, arch.kv_cache_bytes(mean_ctx, micro, prec), micro, hop_latency_s)
     sends = _sends_s(device, llm, tp, pp, micro, hop_latency_s)
-    step_s = pp * stage.total_s + sends
+    if calib is not None:
+        stage, stages_s = _calibrated_stages(device, llm, tp, pp, micro, 1, mean_ctx, calib)
+        step_s = stages_s + sends
+    else:
+        stage = _stage(device, llm, tp, pp, micro,
+                       micro * arch.decode_flops_per_token(mean_ctx), weights,
+                       arch.kv_cache_bytes(mean_ctx, micro, prec), micro, hop_latency_s)
+        step_s = pp * stage.total_s + sends
     latency = steps * step_s
     workspace = 2.0 * micro * max(arch.d_model, arch.d_ff) * bpe / tp
     full = llm.input_tokens + llm.output_tokens

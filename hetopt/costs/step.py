@@ -11,8 +11,10 @@ one device of a ``tp``-way tensor-parallel group is the sum of the kernels it la
 * **Elementwise, norm and quantisation** kernels: RMS norms, rotary embedding, SiLU x gate,
   residual adds, and at fp8 the activation quantisation before each GEMM. Their traffic is in
   16-bit activations whatever the weight precision.
-* **Tensor-parallel all-reduce** (two per layer): ``latency + 2 (tp-1)/tp x bytes / (BW_link x
-  e_link)``.
+* **Tensor-parallel all-reduce** (two per layer), per group size: ``latency + max(2 (tp-1)/tp x
+  bytes / (BW_link x e_link), s x (bytes / 1 MB)^p)``. The ring term is the bandwidth bound;
+  the power law is what NCCL and custom all-reduce kernels achieve on mid-size messages (a few
+  hundred kB to tens of MB), whose effective bandwidth grows with the message.
 * A **per-step framework overhead** (scheduler, sampling, launch gaps).
 
 Each kernel family ``k`` has an asymptotic efficiency ``e_k`` (a fraction of the datasheet peak)
@@ -106,6 +108,9 @@ class StepCoefficients:
         Tensor-parallel all-reduce per group size (2, 4, 8 devices; larger groups use the
         8-device pair): fixed latency and efficiency of the scale-up link. Group size matters
         beyond the ring formula: PCIe systems cross root complexes and sockets at 4 and 8.
+    allreduce_size_s_tp2, allreduce_size_s_tp4, allreduce_size_s_tp8, allreduce_size_exponent
+        The all-reduce's message-size law: seconds for a 1 MB message per group size, and the
+        exponent shared by all group sizes.
     step_overhead_s
         Per-step framework overhead.
     """
@@ -125,14 +130,18 @@ class StepCoefficients:
     allreduce_eff_bw_tp4: float = 1.0
     allreduce_latency_s_tp8: float = 0.0
     allreduce_eff_bw_tp8: float = 1.0
+    allreduce_size_s_tp2: float = 0.0
+    allreduce_size_s_tp4: float = 0.0
+    allreduce_size_s_tp8: float = 0.0
+    allreduce_size_exponent: float = 1.0
     step_overhead_s: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if "eff" in f.name and not 0 < value <= 1:
+            if ("eff" in f.name or "exponent" in f.name) and not 0 < value <= 1:
                 raise ValueError(f"{f.name} must be in (0, 1], got {value}")
-            if "eff" not in f.name and not value >= 0:
+            if not value >= 0:
                 raise ValueError(f"{f.name} must be >= 0, got {value}")
 
     def as_vector(self) -> np.ndarray:
@@ -358,7 +367,12 @@ def predict_step(work: StepWork, peaks: DevicePeaks, c: StepCoefficients) -> Ste
                         c.allreduce_latency_s_tp8)
     eff = np.select([tp <= 2, tp <= 4], [c.allreduce_eff_bw_tp2, c.allreduce_eff_bw_tp4],
                     c.allreduce_eff_bw_tp8)
-    allreduce = work.allreduce_launches * (latency + ring / (peaks.link_bw_bytes_per_s * eff))
+    size_s = np.select([tp <= 2, tp <= 4], [c.allreduce_size_s_tp2, c.allreduce_size_s_tp4],
+                       c.allreduce_size_s_tp8)
+    message = np.asarray(work.allreduce_bytes, dtype=float) / 1e6
+    allreduce = work.allreduce_launches * (latency + np.maximum(
+        ring / (peaks.link_bw_bytes_per_s * eff),
+        size_s * np.power(np.maximum(message, 1e-12), c.allreduce_size_exponent)))
     allreduce = np.where(tp > 1, allreduce, 0.0)
     return StepTime(gemm, attention, elementwise, allreduce, c.step_overhead_s, compute_bound,
                     memory_bound)

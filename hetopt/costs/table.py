@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from hetopt.costs.calibration import load_calibration
 from hetopt.costs.llm import LlmConfig, decode_config, prefill_config
 from hetopt.costs.measured import measured_rows
 from hetopt.costs.roofline import RooflineTime, roofline_time
@@ -31,7 +32,14 @@ COLUMNS = (
     "feasible", "reason",
     "latency_s", "step_s", "busy_s", "requests_per_s", "mem_per_device_bytes",
     "compute_s", "memory_s", "network_s", "static_s", "sync_s", "binding", "direct_cost_usd",
+    "cost_model", "error_band",
 )
+"""``cost_model`` says where a row's time comes from: ``calibrated`` (the fitted step model),
+``uncalibrated`` (the roofline on a device the calibration table does not cover), ``roofline``
+(``costs.model=roofline``), ``measured`` (a measured profile) or ``profiled``. ``error_band``
+is the calibrated model's held-out error on that device (``x1.05 (0.82-1.15)``)."""
+
+COST_MODELS = ("calibrated", "roofline")
 
 
 @dataclass(frozen=True)
@@ -57,8 +65,23 @@ class CostParams:
     scale_up_hop_latency_s
         Per-hop latency of the scale-up fabric (NVLink, Infinity Fabric) in all-reduces.
     measured_profile
-        CSV of measured LLM performance (:mod:`hetopt.costs.measured`) that replaces the
-        roofline wherever it has rows.
+        CSV of measured LLM performance (:mod:`hetopt.costs.measured`) that replaces every
+        model wherever it has rows.
+    model
+        ``calibrated`` (default): LLM phases use the step model fitted to measured data
+        (:mod:`hetopt.costs.step`) on every device the calibration table covers, the roofline
+        elsewhere (flagged ``uncalibrated``). ``roofline``: the uncalibrated roofline everywhere,
+        for comparison.
+    calibration
+        A calibration table written by ``hetopt calibrate``; the shipped one if unset.
+    runtime_reserve_gb
+        Memory per device an LLM engine needs beside weights and KV cache (runtime,
+        activations, communication buffers) on devices whose calibration states none.
+    sla_guard
+        ``heldout`` (default): a calibrated configuration meets TTFT or TBT only if its step,
+        divided by the most optimistic held-out prediction ratio of its device and phase, does
+        (so the model's measured error cannot turn a feasible plan into a violation).
+        ``none``: compare the prediction itself.
     """
 
     tp_degrees: tuple[int, ...] = (1, 2, 4, 8)
@@ -71,8 +94,21 @@ class CostParams:
     link_latency_s: float = 10e-6
     scale_up_hop_latency_s: float = 2e-6
     measured_profile: str | None = None
+    model: str = "calibrated"
+    calibration: str | None = None
+    runtime_reserve_gb: float = 3.9
+    sla_guard: str = "heldout"
 
     def __post_init__(self) -> None:
+        if self.model not in COST_MODELS:
+            raise InputError(f"costs.model must be one of {list(COST_MODELS)}, got "
+                             f"{self.model!r}.")
+        if self.sla_guard not in ("heldout", "none"):
+            raise InputError(f"costs.sla_guard must be 'heldout' or 'none', got "
+                             f"{self.sla_guard!r}.")
+        if self.runtime_reserve_gb < 0:
+            raise InputError(f"costs.runtime_reserve_gb must be >= 0, got "
+                             f"{self.runtime_reserve_gb}.")
         if not 0 <= self.memory_reserve_fraction < 1:
             raise InputError(
                 f"costs.memory_reserve_fraction must be in [0, 1), got "
@@ -91,6 +127,22 @@ class CostParams:
     def link_bw_bytes_per_s(self) -> float:
         """Fabric bandwidth in bytes per second."""
         return self.link_gbit_per_s * 1e9 / 8
+
+
+def cost_model_info(params: CostParams) -> dict[str, Any]:
+    """What ``plan.json`` records about the cost model that timed a plan."""
+    from hetopt.costs.calibration import CALIBRATION_PATH, STEP_MODEL_VERSION
+
+    info: dict[str, Any] = {"model": params.model, "step_model_version": STEP_MODEL_VERSION,
+                            "sla_guard": params.sla_guard}
+    if params.model == "calibrated":
+        table = load_calibration(params.calibration)
+        info.update(calibration_table=table.version,
+                    calibration_path=str(params.calibration or CALIBRATION_PATH),
+                    calibrated_devices=sorted(table.devices()))
+    if params.measured_profile:
+        info["measured_profile"] = params.measured_profile
+    return info
 
 
 @dataclass(frozen=True)
@@ -197,7 +249,8 @@ def _row(op: Operator, device: str, config: str, **values: Any) -> dict[str, Any
     row: dict[str, Any] = {c: None for c in COLUMNS}
     row.update(op=op.id, device=device, config=config, tp=1, pp=1, devices_per_replica=1,
                batch=1, exclusive=False,
-               feasible=True, reason="", direct_cost_usd=0.0, static_s=0.0, sync_s=0.0)
+               feasible=True, reason="", direct_cost_usd=0.0, static_s=0.0, sync_s=0.0,
+               cost_model="roofline", error_band="")
     row.update(values)
     return row
 
@@ -233,7 +286,8 @@ def _measured_llm_rows(op: Operator, device: Device, sla: Sla, mem_cap_bytes: fl
                    feasible=not reason, reason=reason, latency_s=latency,
                    step_s=float(rec.step_s), busy_s=latency * tp * pp / batch,
                    requests_per_s=float(rec.requests_per_s), mem_per_device_bytes=float(mem),
-                   compute_s=0.0, memory_s=0.0, network_s=0.0, binding="measured")
+                   compute_s=0.0, memory_s=0.0, network_s=0.0, binding="measured",
+                   cost_model="measured", error_band="")
 
 
 def _llm_rows(op: Operator, device: Device, sla: Sla, params: CostParams,
@@ -243,9 +297,28 @@ def _llm_rows(op: Operator, device: Device, sla: Sla, params: CostParams,
     prefill = op.kind is OpKind.PREFILL
     rows = measured_rows(measured, device.name, op.kind.value, op.llm.arch.name,
                          op.llm.precision, op.llm.input_tokens, op.llm.output_tokens)
+    calib = None
+    calibrated = False
+    if params.model == "calibrated":
+        table = load_calibration(params.calibration)
+        calib = table.lookup(device.name, op.llm.precision)
+        calibrated = calib is not None
+        if calib is None and device.kind != "cpu":
+            calib = table.prior(op.llm.precision)  # borrowed coefficients, flagged below
+    reserve = (calib.reserve_bytes if calibrated and calib is not None
+               else params.runtime_reserve_gb * 1e9)
+    mem_cap_bytes -= reserve
     if len(rows):
         yield from _measured_llm_rows(op, device, sla, mem_cap_bytes, rows)
         return
+    guard = 1.0
+    if calib is not None and params.sla_guard == "heldout":
+        low = calib.prefill_min_ratio if prefill else calib.decode_min_ratio
+        guard = 1.0 / min(1.0, low)
+    provenance = dict(
+        cost_model=("calibrated" if calibrated
+                    else "roofline" if params.model == "roofline" else "uncalibrated"),
+        error_band=calib.error_band if calib is not None else "unknown")
     batches = params.prefill_batch_sizes if prefill else params.decode_batch_sizes
     limit_s = sla.ttft_s if prefill else sla.tbt_s
     limit_name = "TTFT" if prefill else "TBT"
@@ -260,14 +333,17 @@ def _llm_rows(op: Operator, device: Device, sla: Sla, params: CostParams,
                 if batch % pp:
                     continue  # pp micro-batches of equal size
                 cfg: LlmConfig = make(device, op.llm, tp, batch, params.scale_up_hop_latency_s,
-                                      pp=pp)
+                                      pp=pp, calib=calib)
                 where = f"tp={tp} pp={pp} batch={batch}"
                 reason = ""
                 if cfg.mem_per_device_bytes > mem_cap_bytes:
                     reason = (f"needs {cfg.mem_per_device_bytes / 1e9:.1f} GB per device at "
-                              f"{where}, more than the {mem_cap_bytes / 1e9:.1f} GB usable")
-                elif limit_s is not None and cfg.step_s > limit_s:
-                    reason = (f"{limit_name} {cfg.step_s * 1e3:.1f} ms > SLA "
+                              f"{where}, more than the {mem_cap_bytes / 1e9:.1f} GB usable "
+                              f"after the {reserve / 1e9:.1f} GB engine reserve")
+                elif limit_s is not None and cfg.step_s * guard > limit_s:
+                    margin = (f" (x{guard:.2f} held-out error guard: "
+                              f"{cfg.step_s * guard * 1e3:.1f} ms)" if guard > 1.0 else "")
+                    reason = (f"{limit_name} {cfg.step_s * 1e3:.1f} ms{margin} > SLA "
                               f"{limit_s * 1e3:.1f} ms at {where}")
                 label = f"tp{tp}/b{batch}" if pp == 1 else f"tp{tp}/pp{pp}/b{batch}"
                 yield _row(op, device.name, label, tp=tp, pp=pp, devices_per_replica=cfg.devices,
@@ -276,7 +352,7 @@ def _llm_rows(op: Operator, device: Device, sla: Sla, params: CostParams,
                            busy_s=cfg.latency_s * cfg.devices / batch,
                            requests_per_s=cfg.requests_per_s,
                            mem_per_device_bytes=cfg.mem_per_device_bytes,
-                           **_time_columns(cfg.time))
+                           **_time_columns(cfg.time), **provenance)
 
 
 def _work_row(op: Operator, device: Device, mem_cap_bytes: float) -> dict[str, Any]:
@@ -377,5 +453,5 @@ def profile_cost_table(graph: OperatorGraph, profile: Profile) -> CostTable:
                              step_s=entry["latency_s"], busy_s=0.0, requests_per_s=math.inf,
                              mem_per_device_bytes=0.0, compute_s=0.0, memory_s=0.0,
                              network_s=0.0, binding="profiled",
-                             direct_cost_usd=entry["cost_usd"]))
+                             direct_cost_usd=entry["cost_usd"], cost_model="profiled"))
     return CostTable(pd.DataFrame(rows, columns=list(COLUMNS)), profile.devices)

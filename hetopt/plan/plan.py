@@ -67,6 +67,9 @@ class Plan:
         What :func:`hetopt.plan.verify.verify_plan` found (empty: verified).
     baselines
         Homogeneous alternatives for comparison.
+    cost_model
+        Which cost model timed the plan: ``model`` (``calibrated`` or ``roofline``), the step
+        model's version and the calibration table's version and path.
     """
 
     workload: str
@@ -84,6 +87,7 @@ class Plan:
     solve: SolveResult
     violations: tuple[str, ...] = ()
     baselines: tuple[Baseline, ...] = field(default_factory=tuple)
+    cost_model: dict[str, Any] = field(default_factory=dict)
 
     @property
     def verified(self) -> bool:
@@ -111,6 +115,7 @@ class Plan:
             "carbon_kg_per_hour": self.carbon_kg_per_hour,
             "e2e_latency_s": self.e2e_latency_s,
             "sla": self.sla,
+            "cost_model": self.cost_model,
             "solver": {
                 "backend": s.backend, "status": str(s.status), "objective": _num(s.objective),
                 "bound": _num(s.bound), "gap": _num(s.gap), "runtime_s": s.runtime_s,
@@ -141,7 +146,8 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def make_plan(problem: PlacementProblem, table: CostTable, result: SolveResult, ev: Evaluation,
               device_tco: dict[str, DeviceTco], tokens_per_request: float,
-              violations: tuple[str, ...] = (), baselines: tuple[Baseline, ...] = ()) -> Plan:
+              violations: tuple[str, ...] = (), baselines: tuple[Baseline, ...] = (),
+              cost_model: dict[str, Any] | None = None) -> Plan:
     """Assemble a :class:`Plan` from a solve and its independent evaluation."""
     assert result.choice is not None
     rows = []
@@ -160,6 +166,8 @@ def make_plan(problem: PlacementProblem, table: CostTable, result: SolveResult, 
             "latency_s": float(problem.opt_latency_s[o]),
             "step_s": float(row["step_s"]),
             "binding": row["binding"],
+            "cost_model": row["cost_model"],
+            "error_band": row["error_band"] or "",
         })
     placement = pd.DataFrame(rows)
     dev_rows = []
@@ -205,4 +213,4 @@ def make_plan(problem: PlacementProblem, table: CostTable, result: SolveResult, 
     return Plan(problem.name, problem.request_rate_per_s, tuple(result.choice),
                 tuple(int(p) for p in pools), placement, devices, ev.tco_usd_per_h, per_request,
                 per_mtok, ev.carbon_kg_per_h, ev.e2e_latency_s, sla_dict, result, violations,
-                baselines)
+                baselines, dict(cost_model or {}))

@@ -310,9 +310,100 @@ def pareto(out: Path, progress: Progress | None = None) -> pd.DataFrame:
     return frame
 
 
+
+
+
+def fidelity(out: Path, progress: Progress | None = None) -> pd.DataFrame:
+    """The cost model against measured data it was not fitted to (needs the calibration
+    extra; without it the study says so and writes nothing else)."""
+    from hetopt.costs import aic
+    from hetopt.report import fidelity as fid
+
+    if not aic.available():
+        (out / "summary.md").write_text(
+            "# Cost-model fidelity\n\nSkipped: this study queries aiconfigurator's measured "
+            "database. Install it with `pip install -e '.[calibration]'`. The reference "
+            "output is in experiments/results/fidelity/.\n")
+        return pd.DataFrame()
+    points = fid.step_points(progress=progress)
+    points.to_csv(out / "fidelity.csv", index=False)
+    search = fid.sla_search(progress=progress)
+    search.to_csv(out / "fidelity_sla.csv", index=False)
+    errors = fid.error_table(points)
+    overall = fid.error_table(points.assign(all="all"), by=("all", "precision"))
+    throughput = fid.throughput_table(search)
+    bad = fid.violations(search)
+    _fidelity_figure(points, throughput, out / "fidelity.png")
+    from hetopt.costs.calibration import STEP_MODEL_VERSION, load_calibration
+
+    table = load_calibration()
+    lines = [
+        "# Cost-model fidelity: predictions against measured data held out of the fit", "",
+        f"Step model {STEP_MODEL_VERSION}, calibration table {table.version}. Measured data: "
+        f"aiconfigurator {aic.version()} silicon database (TensorRT-LLM). Held-out points: the "
+        "whole Llama-3.1-70B model and input length 2048 for Llama-3.1-8B (the fit saw "
+        "neither). Ratio = predicted / measured; error = exp(mean |log ratio|); worst = the "
+        "ratio farthest from 1. `roofline` is `costs.model=roofline` (70 % / 80 % of peak, no "
+        "floors) on the same points.", "",
+        "## Per step, by device, precision and phase", "", _md_table(errors), "",
+        "## Overall", "", _md_table(overall.drop(columns=["all"])), "",
+        "## Throughput within TTFT <= 250 ms and TBT <= 20 ms (1024 in / 256 out)", "",
+        "Decode tokens/s per GPU. `hetopt_predicted`: the best configuration hetopt finds "
+        "feasible (with the held-out error guard), as it predicts it; `hetopt_pick_measured`: "
+        "that configuration's measured throughput; `measured_best`: the best configuration "
+        "of the same (tp, batch) grid by the measured data (a prefill at tp must also meet "
+        "TTFT at batch 1).", "", _md_table(throughput), "",
+        f"Geometric-mean |ratio| of hetopt_predicted to measured_best: "
+        f"{fid.geomean_abs_log(throughput['ratio'].to_numpy(dtype=float)):.3f}.", "",
+        "## SLA safety", "",
+        f"{int(search['hetopt_feasible'].sum())} configurations hetopt calls feasible; "
+        f"{len(bad)} of them break TTFT or TBT when re-timed with the measured data.", ""]
+    if len(bad):
+        lines += [_md_table(bad[["device", "model", "precision", "tp", "batch", "predicted_s",
+                                  "measured_s", "prefill_measured_s"]]), ""]
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    return points
+
+
+def _fidelity_figure(points: pd.DataFrame, throughput: pd.DataFrame, path: Path) -> None:
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    colours = dict(zip(sorted(points["device"].unique()),
+                       ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02"],
+                       strict=False))
+    for ax, column, title in ((axes[0], "roofline_s", "roofline (costs.model=roofline)"),
+                              (axes[1], "calibrated_s", "calibrated step model")):
+        for device, sub in points.groupby("device"):
+            ax.scatter(sub["measured_s"] * 1e3, sub[column] * 1e3, s=10, alpha=0.6,
+                       color=colours[device], label=device)
+        lo = float(points[["measured_s", "calibrated_s", "roofline_s"]].min().min()) * 1e3
+        hi = float(points[["measured_s", "calibrated_s", "roofline_s"]].max().max()) * 1e3
+        xs = np.array([lo, hi])
+        ax.plot(xs, xs, color="black", lw=1, label="predicted = measured")
+        ax.fill_between(xs, xs / 1.1, xs * 1.1, color="grey", alpha=0.2, label="within 10 %")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("measured step time (ms)")
+        ax.set_ylabel("predicted step time (ms)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=7, loc="upper left")
+    tput = throughput.dropna(subset=["hetopt_predicted", "measured_best"])
+    labels = [f"{r.device} {r.model.replace('llama-3.1-', '')} {r.precision}"
+              for r in tput.itertuples()]
+    x = np.arange(len(tput))
+    axes[2].bar(x - 0.2, tput["measured_best"], 0.4, label="measured best", color="#999999")
+    axes[2].bar(x + 0.2, tput["hetopt_predicted"], 0.4, label="hetopt (predicted)",
+                color="#1b9e77")
+    axes[2].set_xticks(x, labels, rotation=90, fontsize=7)
+    axes[2].set_ylabel("decode tokens/s per GPU within the SLA")
+    axes[2].set_title("throughput within TTFT 250 ms, TBT 20 ms")
+    axes[2].legend(fontsize=8)
+    fig.suptitle("Cost-model fidelity on points held out of the fit")
+    save_figure(fig, path, dpi=110)
+
 STUDIES: dict[str, Callable[[Path, Progress | None], pd.DataFrame]] = {
     "fig4": fig4, "fig8": fig8, "fig9": fig9, "table3": table3, "kv_table": kv_table,
-    "serving": serving, "pareto": pareto,
+    "serving": serving, "pareto": pareto, "fidelity": fidelity,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -98,7 +99,8 @@ def test_serving_table_best_config_within_sla() -> None:
     assert (ok["tp"] <= 8).all()
     bad = frame[~frame["feasible"]].set_index(["precision", "phase", "device"])
     assert "no fp8" in bad.loc[("fp8", "prefill", "A100"), "reason"]
-    assert "TBT" in bad.loc[("fp16", "decode", "L4"), "reason"]
+    # 70B fp16 on 8 L4s: too slow, or (with the engine's memory reserve) too big
+    assert re.search("TBT|GB per device", bad.loc[("fp16", "decode", "L4"), "reason"])
     b200 = ok.set_index(["precision", "phase", "device"]).loc[("fp16", "decode", "B200")]
     h100 = ok.set_index(["precision", "phase", "device"]).loc[("fp16", "decode", "H100")]
     # 2.4x the bandwidth and 2.4x the memory: B200 decodes far more tokens per device

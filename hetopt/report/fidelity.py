@@ -1,0 +1,218 @@
+"""``hetopt reproduce fidelity``: the cost model set beside measured data it was not fitted to.
+
+Three questions, each answered against aiconfigurator's silicon database (the calibration
+extra), queried live:
+
+1. **Per step.** TTFT and decode step time of Llama-3.1-8B and -70B on every calibrated GPU,
+   fp16 and fp8, tp 1-8, at the points ``hetopt calibrate`` held out of the fit (the whole
+   70B model, and input length 2048 for 8B). hetopt's prediction goes through the planner's
+   own path (:func:`hetopt.costs.llm.prefill_config` / ``decode_config``), calibrated and with
+   ``costs.model=roofline``, so the improvement is measured on the same points.
+2. **Throughput within the SLA.** For 1024 input / 256 output tokens under TTFT <= 250 ms and
+   TBT <= 20 ms: the most decode tokens/s per GPU over hetopt's (tp, batch) grid, as hetopt
+   predicts it and as the measured data gives it for the same grid.
+3. **SLA safety.** Every decode and prefill configuration hetopt calls feasible under that SLA,
+   re-timed with the measured data: how many break their bound.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hetopt.costs import aic
+from hetopt.costs.calibration import CalibrationEntry, load_calibration
+from hetopt.costs.fit import error_stats
+from hetopt.costs.llm import decode_config, prefill_config
+from hetopt.graph.architectures import get_architecture
+from hetopt.graph.decompose import LlmWork
+from hetopt.hardware import HardwareCatalog, load_catalog
+
+Progress = Callable[[str], None]
+
+HETOPT_MODEL = {"llama-3.1-8b": "llama-3-8b", "llama-3.1-70b": "llama-3-70b"}
+"""Measured model -> hetopt architecture of the same shape (3.1 changed only RoPE scaling)."""
+
+HOP_LATENCY_S = 2e-6
+"""The roofline's scale-up hop latency (``costs.scale_up_hop_latency_s``'s default)."""
+
+
+@dataclass(frozen=True)
+class FidelityGrid:
+    """Points of the per-step comparison (the held-out ones of ``hetopt calibrate``)."""
+
+    tp_degrees: tuple[int, ...] = (1, 2, 4, 8)
+    decode_batches: tuple[int, ...] = (1, 16, 64, 128)
+    prefill_batches: tuple[int, ...] = (1, 4, 16)
+    seq_lengths: tuple[int, ...] = (512, 2048)
+
+
+def _predict(device: Any, model: str, precision: str, phase: str, tp: int, batch: int,
+             seq: int, calib: CalibrationEntry | None) -> float:
+    arch = get_architecture(HETOPT_MODEL[model])
+    if phase == "prefill":
+        work = LlmWork(arch, precision, seq, 2)
+        return prefill_config(device, work, tp, batch, HOP_LATENCY_S, calib=calib).step_s
+    # one decode step at seq cached tokens: output_tokens=2 -> one step at the prompt length
+    work = LlmWork(arch, precision, seq, 2)
+    return decode_config(device, work, tp, batch, HOP_LATENCY_S, calib=calib).step_s
+
+
+def step_points(catalog: HardwareCatalog | None = None, grid: FidelityGrid | None = None,
+                progress: Progress | None = None) -> pd.DataFrame:
+    """Measured vs predicted (calibrated and roofline) step times on held-out points."""
+    catalog = catalog or load_catalog()
+    grid = grid or FidelityGrid()
+    table = load_calibration()
+    rows = []
+    for device_name in aic.SYSTEMS:
+        device = catalog.get(device_name)
+        for precision in ("fp16", "fp8"):
+            calib = table.lookup(device_name, precision)
+            if calib is None:
+                continue
+            if progress:
+                progress(f"fidelity: {device_name} {precision}")
+            for model in HETOPT_MODEL:
+                for seq in grid.seq_lengths:
+                    if model == "llama-3.1-8b" and seq != 2048:
+                        continue  # a fitted point, not a held-out one
+                    for tp in grid.tp_degrees:
+                        for batch in sorted(set(grid.decode_batches) | set(grid.prefill_batches)):
+                            got = aic.query(device_name, precision, model, tp, batch, seq)
+                            if got is None:
+                                continue
+                            for phase, measured, kv in (("prefill", got[0], seq),
+                                                        ("decode", got[1], seq + 1)):
+                                batches = (grid.prefill_batches if phase == "prefill"
+                                           else grid.decode_batches)
+                                if batch not in batches:
+                                    continue
+                                rows.append(dict(
+                                    device=device_name, precision=precision, model=model,
+                                    phase=phase, tp=tp, batch=batch, seq_tokens=kv,
+                                    measured_s=measured,
+                                    calibrated_s=_predict(device, model, precision, phase, tp,
+                                                          batch, kv, calib),
+                                    roofline_s=_predict(device, model, precision, phase, tp,
+                                                        batch, kv, None)))
+    frame = pd.DataFrame(rows)
+    frame["calibrated_ratio"] = frame["calibrated_s"] / frame["measured_s"]
+    frame["roofline_ratio"] = frame["roofline_s"] / frame["measured_s"]
+    return frame
+
+
+def error_table(points: pd.DataFrame, by: tuple[str, ...] = ("device", "precision", "phase")
+                ) -> pd.DataFrame:
+    """Geometric-mean error and worst ratio per group, calibrated and roofline."""
+    out = []
+    for key, group in points.groupby(list(by), sort=True):
+        cal_g, cal_w = error_stats(group["calibrated_ratio"].to_numpy())
+        roof_g, roof_w = error_stats(group["roofline_ratio"].to_numpy())
+        out.append(dict(zip(by, key, strict=True), points=len(group),
+                        calibrated_error=cal_g, calibrated_worst=cal_w,
+                        roofline_error=roof_g, roofline_worst=roof_w))
+    return pd.DataFrame(out)
+
+
+def sla_search(catalog: HardwareCatalog | None = None, input_tokens: int = 1024,
+               output_tokens: int = 256, ttft_s: float = 0.25, tbt_s: float = 0.020,
+               tp_degrees: tuple[int, ...] = (1, 2, 4, 8),
+               batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256),
+               progress: Progress | None = None) -> pd.DataFrame:
+    """Every decode configuration with hetopt's prediction (guarded as the planner does) and
+    the measured step, plus whether a prefill configuration meets TTFT at that tp.
+
+    Returns one row per (device, model, precision, tp, batch) with ``predicted_s``,
+    ``guarded_s``, ``measured_s``, ``hetopt_feasible`` and ``measured_feasible``.
+    """
+    catalog = catalog or load_catalog()
+    table = load_calibration()
+    steps = max(output_tokens - 1, 1)
+    mean_ctx = input_tokens + steps // 2
+    rows = []
+    for device_name in aic.SYSTEMS:
+        device = catalog.get(device_name)
+        for precision in ("fp16", "fp8"):
+            calib = table.lookup(device_name, precision)
+            if calib is None:
+                continue
+            if progress:
+                progress(f"fidelity SLA search: {device_name} {precision}")
+            for model in HETOPT_MODEL:
+                arch = get_architecture(HETOPT_MODEL[model])
+                work = LlmWork(arch, precision, input_tokens, output_tokens)
+                for tp in tp_degrees:
+                    pre = aic.query(device_name, precision, model, tp, 1, input_tokens)
+                    if pre is None:
+                        continue
+                    pre_pred = prefill_config(device, work, tp, 1, HOP_LATENCY_S,
+                                              calib=calib).step_s
+                    for batch in batches:
+                        got = aic.query(device_name, precision, model, tp, batch, mean_ctx)
+                        if got is None:
+                            continue
+                        cfg = decode_config(device, work, tp, batch, HOP_LATENCY_S,
+                                            calib=calib)
+                        mem_ok = cfg.mem_per_device_bytes <= (
+                            device.mem_bytes * 0.9 - calib.reserve_bytes)
+                        rows.append(dict(
+                            device=device_name, precision=precision, model=model, tp=tp,
+                            batch=batch, predicted_s=cfg.step_s,
+                            guarded_s=cfg.step_s / min(1.0, calib.decode_min_ratio),
+                            measured_s=got[1], prefill_predicted_s=pre_pred,
+                            prefill_guarded_s=pre_pred / min(1.0, calib.prefill_min_ratio),
+                            prefill_measured_s=pre[0], fits_memory=mem_ok))
+    frame = pd.DataFrame(rows)
+    frame["hetopt_feasible"] = (frame["fits_memory"] & (frame["guarded_s"] <= tbt_s)
+                                & (frame["prefill_guarded_s"] <= ttft_s))
+    frame["measured_feasible"] = ((frame["measured_s"] <= tbt_s)
+                                  & (frame["prefill_measured_s"] <= ttft_s))
+    frame["predicted_tok_s_per_gpu"] = frame["batch"] / frame["predicted_s"] / frame["tp"]
+    frame["measured_tok_s_per_gpu"] = frame["batch"] / frame["measured_s"] / frame["tp"]
+    return frame
+
+
+def throughput_table(search: pd.DataFrame) -> pd.DataFrame:
+    """Per (device, model, precision): hetopt's best feasible tokens/s/GPU (its prediction, and
+    the measured value of the configuration it picks) against the measured best."""
+    out = []
+    for (device, model, precision), group in search.groupby(["device", "model", "precision"]):
+        ours = group[group["hetopt_feasible"]]
+        best = group[group["measured_feasible"] & group["fits_memory"]]
+        row: dict[str, Any] = dict(device=device, model=model, precision=precision)
+        if len(ours):
+            pick = ours.loc[ours["predicted_tok_s_per_gpu"].idxmax()]
+            row.update(hetopt_config=f"tp{pick['tp']}/b{pick['batch']}",
+                       hetopt_predicted=pick["predicted_tok_s_per_gpu"],
+                       hetopt_pick_measured=pick["measured_tok_s_per_gpu"])
+        else:
+            row.update(hetopt_config="none", hetopt_predicted=math.nan,
+                       hetopt_pick_measured=math.nan)
+        if len(best):
+            top = best.loc[best["measured_tok_s_per_gpu"].idxmax()]
+            row.update(measured_config=f"tp{top['tp']}/b{top['batch']}",
+                       measured_best=top["measured_tok_s_per_gpu"])
+        else:
+            row.update(measured_config="none", measured_best=math.nan)
+        row["ratio"] = row["hetopt_predicted"] / row["measured_best"]
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def violations(search: pd.DataFrame, ttft_s: float = 0.25, tbt_s: float = 0.020) -> pd.DataFrame:
+    """Configurations hetopt calls feasible whose measured TTFT or TBT breaks the bound."""
+    feasible = search[search["hetopt_feasible"]]
+    bad = feasible[(feasible["measured_s"] > tbt_s) | (feasible["prefill_measured_s"] > ttft_s)]
+    return bad
+
+
+def geomean_abs_log(values: np.ndarray) -> float:
+    """``exp(mean |log v|)`` of finite positive values (NaN when none)."""
+    v = values[np.isfinite(values) & (values > 0)]
+    return float(np.exp(np.abs(np.log(v)).mean())) if len(v) else math.nan
