@@ -6,10 +6,11 @@
 ========================  =============================================================
 term                      columns used
 ========================  =============================================================
-``gemm``                  ``eff_compute``, ``eff_memory``, ``floor_s``
-``context_attention``     ``eff_compute``, ``floor_s``
-``generation_attention``  ``eff_memory``, ``floor_s``
-``elementwise``           ``eff_memory``, ``floor_s``
+``kernel``                ``floor_s`` (latency floor of every kernel launch)
+``gemm``                  ``eff_compute``, ``eff_memory``
+``context_attention``     ``eff_compute``, ``floor_s`` (fixed cost per layer in prefill)
+``generation_attention``  ``eff_memory``
+``elementwise``           ``eff_memory``
 ``allreduce_tp2|4|8``     ``eff_memory`` (of the scale-up link), ``floor_s`` (latency),
                           ``size_s`` (time of a 1 MB message), ``size_exponent``
 ``step``                  ``floor_s`` (per-step framework overhead)
@@ -37,7 +38,7 @@ import pandas as pd
 from hetopt.costs.step import StepCoefficients
 from hetopt.errors import InputError
 
-STEP_MODEL_VERSION = "step-2"
+STEP_MODEL_VERSION = "step-3"
 """Version of the step model's equations (:mod:`hetopt.costs.step`); a table fitted for
 another version is rejected."""
 
@@ -51,12 +52,11 @@ TABLE_COLUMNS = ("version", "model_version", "device", "precision", "term", "eff
 
 # term -> {table column: StepCoefficients field}
 TERMS: dict[str, dict[str, str]] = {
-    "gemm": {"eff_compute": "gemm_eff_compute", "eff_memory": "gemm_eff_memory",
-             "floor_s": "gemm_floor_s"},
+    "kernel": {"floor_s": "kernel_floor_s"},
+    "gemm": {"eff_compute": "gemm_eff_compute", "eff_memory": "gemm_eff_memory"},
     "context_attention": {"eff_compute": "ctx_attn_eff_compute", "floor_s": "ctx_attn_floor_s"},
-    "generation_attention": {"eff_memory": "gen_attn_eff_memory",
-                             "floor_s": "gen_attn_floor_s"},
-    "elementwise": {"eff_memory": "elementwise_eff_memory", "floor_s": "elementwise_floor_s"},
+    "generation_attention": {"eff_memory": "gen_attn_eff_memory"},
+    "elementwise": {"eff_memory": "elementwise_eff_memory"},
     "allreduce_tp2": {"eff_memory": "allreduce_eff_bw_tp2", "floor_s": "allreduce_latency_s_tp2",
                       "size_s": "allreduce_size_s_tp2",
                       "size_exponent": "allreduce_size_exponent"},

@@ -18,9 +18,12 @@ one device of a ``tp``-way tensor-parallel group is the sum of the kernels it la
 * A **per-step framework overhead** (scheduler, sampling, launch gaps).
 
 Each kernel family ``k`` has an asymptotic efficiency ``e_k`` (a fraction of the datasheet peak)
-and a latency floor ``f_k``; the *achieved* fraction of peak of a kernel with work ``W`` is
-therefore ``W / (peak x t) = e_k W / (W + e_k peak f_k)``: a saturating curve in the work size,
-small for short prompts and batch 1, approaching ``e_k`` for large GEMMs. The coefficients are
+and every launch pays a latency floor ``f``; the *achieved* fraction of peak of a kernel with
+work ``W`` is therefore ``W / (peak x t) = e_k W / (W + e_k peak f)``: a saturating curve in the
+work size, small for short prompts and batch 1, approaching ``e_k`` for large GEMMs. One floor
+is shared by all kernels because step times cannot tell per-family floors apart (they all
+scale with the layer count); context attention adds its own fixed cost per layer, which the
+decode-only launch counts separate from the shared floor. The coefficients are
 fitted per device and precision (:mod:`hetopt.costs.fit`) and shipped in
 :mod:`hetopt.costs.calibration`. Because ``e_k <= 1`` and ``f_k >= 0``, no prediction is faster
 than the roofline of the same work at 100 % of peak (:func:`roofline_floor_s`).
@@ -96,13 +99,15 @@ class StepCoefficients:
 
     Attributes
     ----------
-    gemm_eff_compute, gemm_eff_memory, gemm_floor_s
+    kernel_floor_s
+        Latency floor of every kernel launch (GEMM, attention, elementwise).
+    gemm_eff_compute, gemm_eff_memory
         GEMM kernels.
     ctx_attn_eff_compute, ctx_attn_floor_s
-        Context (prefill) attention.
-    gen_attn_eff_memory, gen_attn_floor_s
+        Context (prefill) attention, and its fixed cost per layer beyond the kernel floor.
+    gen_attn_eff_memory
         Generation (decode) attention, bound by reading the KV cache.
-    elementwise_eff_memory, elementwise_floor_s
+    elementwise_eff_memory
         Norm, rotary, activation and quantisation kernels.
     allreduce_latency_s_tp2, allreduce_eff_bw_tp2, allreduce_latency_s_tp4, allreduce_eff_bw_tp4, allreduce_latency_s_tp8, allreduce_eff_bw_tp8
         Tensor-parallel all-reduce per group size (2, 4, 8 devices; larger groups use the
@@ -115,15 +120,13 @@ class StepCoefficients:
         Per-step framework overhead.
     """
 
+    kernel_floor_s: float = 0.0
     gemm_eff_compute: float = 0.7
     gemm_eff_memory: float = 0.8
-    gemm_floor_s: float = 0.0
     ctx_attn_eff_compute: float = 0.7
     ctx_attn_floor_s: float = 0.0
     gen_attn_eff_memory: float = 0.8
-    gen_attn_floor_s: float = 0.0
     elementwise_eff_memory: float = 0.8
-    elementwise_floor_s: float = 0.0
     allreduce_latency_s_tp2: float = 0.0
     allreduce_eff_bw_tp2: float = 1.0
     allreduce_latency_s_tp4: float = 0.0
@@ -335,9 +338,10 @@ def predict_step(work: StepWork, peaks: DevicePeaks, c: StepCoefficients) -> Ste
     >>> s = ModelShape.from_architecture(get_architecture("llama-3-8b"))
     >>> w = step_work(s, weight_bytes=2, kv_bytes=2, tp=1, batch=1, q_tokens=1, kv_tokens=1024)
     >>> peaks = DevicePeaks(989e12, 989e12, 3.35e12, 450e9)
-    >>> t = predict_step(w, peaks, StepCoefficients(gemm_floor_s=4e-6, step_overhead_s=1e-3))
+    >>> t = predict_step(w, peaks, StepCoefficients(kernel_floor_s=2e-6,
+    ...                                             step_overhead_s=1e-3))
     >>> round(float(t.total_s) * 1e3, 2)
-    7.17
+    7.23
     >>> bool(t.total_s >= roofline_floor_s(w, peaks))
     True
     """
@@ -345,7 +349,8 @@ def predict_step(work: StepWork, peaks: DevicePeaks, c: StepCoefficients) -> Ste
     bw_gemm = np.expand_dims(np.asarray(peaks.mem_bw_bytes_per_s, dtype=float), -1)
     g_compute = work.gemm_flops / (flops_peak * c.gemm_eff_compute)
     g_memory = work.gemm_bytes / (bw_gemm * c.gemm_eff_memory)
-    gemm = np.sum(work.gemm_count * (np.maximum(g_compute, g_memory) + c.gemm_floor_s), axis=-1)
+    gemm = np.sum(work.gemm_count * (np.maximum(g_compute, g_memory) + c.kernel_floor_s),
+                  axis=-1)
     compute_bound = np.sum(work.gemm_count * np.where(g_compute >= g_memory, g_compute, 0.0),
                            axis=-1)
     memory_bound = np.sum(work.gemm_count * np.where(g_compute < g_memory, g_memory, 0.0),
@@ -354,12 +359,12 @@ def predict_step(work: StepWork, peaks: DevicePeaks, c: StepCoefficients) -> Ste
               + work.gen_attn_flops / peaks.attn_flops_per_s)
     attn_b = (work.ctx_attn_bytes / peaks.mem_bw_bytes_per_s
               + work.gen_attn_bytes / (peaks.mem_bw_bytes_per_s * c.gen_attn_eff_memory))
-    floor = np.where(np.asarray(work.ctx_attn_flops) > 0, c.ctx_attn_floor_s, c.gen_attn_floor_s)
-    attention = np.maximum(attn_f, attn_b) + work.attn_launches * floor
+    extra = np.where(np.asarray(work.ctx_attn_flops) > 0, c.ctx_attn_floor_s, 0.0)
+    attention = np.maximum(attn_f, attn_b) + work.attn_launches * (c.kernel_floor_s + extra)
     compute_bound = compute_bound + np.where(attn_f >= attn_b, attn_f, 0.0)
     memory_bound = memory_bound + np.where(attn_f < attn_b, attn_b, 0.0)
     elementwise = (work.elementwise_bytes / (peaks.mem_bw_bytes_per_s * c.elementwise_eff_memory)
-                   + work.elementwise_launches * c.elementwise_floor_s)
+                   + work.elementwise_launches * c.kernel_floor_s)
     tp = np.asarray(work.tp, dtype=float)
     ring = 2.0 * (tp - 1.0) / np.maximum(tp, 1.0) * work.allreduce_bytes
     latency = np.select([tp <= 2, tp <= 4], [c.allreduce_latency_s_tp2,

@@ -65,34 +65,47 @@ def fig4(out: Path, progress: Progress | None = None) -> pd.DataFrame:
 
 
 def _heatmaps(frame: pd.DataFrame, title: str, path: Path) -> None:
+    """One heatmap per (SLA, model, precision), all on one colour scale centred on break-even
+    (benefit 1.0: as cheap as H100::H100), with one labelled colour bar."""
+    from matplotlib.colors import TwoSlopeNorm
+
     pairs = frame[frame["pair"] != "optimal"]
     devices = list(dict.fromkeys(pairs["prefill_device"]))
     configs = list(dict.fromkeys(zip(pairs["sla"], pairs["model"], pairs["precision"],
                                      strict=True)))
+    values_all = pairs["benefit_vs_h100"].to_numpy(dtype=float)
+    finite = values_all[np.isfinite(values_all)]
+    vmin = min(float(finite.min()), 0.99) if len(finite) else 0.5
+    vmax = max(float(finite.max()), 1.01) if len(finite) else 2.0
+    norm = TwoSlopeNorm(vmin=vmin, vcenter=1.0, vmax=vmax)
+    cmap = matplotlib.colormaps["RdYlGn"].copy()
+    cmap.set_bad("#dddddd")
     cols = 4
     rows = math.ceil(len(configs) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.4 * rows), squeeze=False)
+    im = None
     for ax, (sla, model, prec) in zip(axes.flat, configs, strict=False):
         sub = pairs[(pairs["sla"] == sla) & (pairs["model"] == model)
                     & (pairs["precision"] == prec)]
         grid = sub.pivot(index="prefill_device", columns="decode_device",
                          values="benefit_vs_h100").reindex(index=devices, columns=devices)
         values = grid.to_numpy(dtype=float)
-        cmap = matplotlib.colormaps["viridis"].copy()
-        cmap.set_bad("#dddddd")
-        im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap)
+        im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm)
         for i, j in np.ndindex(values.shape):
-            finite = math.isfinite(values[i, j])
-            ax.text(j, i, f"{values[i, j]:.1f}" if finite else "x", ha="center", va="center",
-                    fontsize=6, color="white" if finite and values[i, j] < 1.5 else "black")
+            ok = math.isfinite(values[i, j])
+            ax.text(j, i, f"{values[i, j]:.1f}" if ok else "x", ha="center", va="center",
+                    fontsize=6, color="black")
         ax.set_xticks(range(len(devices)), devices, rotation=90, fontsize=7)
         ax.set_yticks(range(len(devices)), devices, fontsize=7)
         ax.set_xlabel("decode device", fontsize=8)
         ax.set_ylabel("prefill device", fontsize=8)
         ax.set_title(f"{model} {prec}, {sla} SLA", fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     for ax in axes.flat[len(configs):]:
         ax.axis("off")
+    if im is not None:
+        bar = fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02)
+        bar.set_label("TCO benefit vs H100::H100 (> 1: cheaper; 1 = break-even)")
+        bar.ax.axhline(1.0, color="black", lw=1.5)
     fig.suptitle(title + " (x: no configuration meets the SLA or fits)")
     save_figure(fig, path, dpi=110)
 
