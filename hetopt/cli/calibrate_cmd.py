@@ -12,6 +12,9 @@ into ``outputs/calibrate/<timestamp>/`` (or ``out=DIR``):
 
 ``ship=true`` also replaces the table shipped inside hetopt. ``measurements=my.csv`` fits a
 user's own measurements instead of the database (no extra needed beyond SciPy).
+``published=<csv>`` (default: the published throughput shipped in
+``hetopt/costs/data/published_llm_throughput.csv``; ``published=none`` skips it) calibrates
+accelerators that only have vendor-published static-batch throughput (MI300X, Gaudi 3).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from rich.console import Console
 
 from hetopt.errors import InputError
 
-KEYS = ("out", "measurements", "ship", "devices", "holdout_models", "holdout_seq_tokens")
+KEYS = ("out", "measurements", "published", "ship", "devices", "holdout_models",
+        "holdout_seq_tokens")
 
 
 def _parse(args: list[str]) -> dict[str, str]:
@@ -41,8 +45,8 @@ def _parse(args: list[str]) -> dict[str, str]:
 def cmd_calibrate(args: list[str], console: Console) -> int:
     """Run ``hetopt calibrate [out=DIR] [measurements=CSV] [devices=A,B] [ship=true]``."""
     from hetopt.costs import aic
-    from hetopt.costs.calibrate import HoldOut, calibrate, fidelity_summary
-    from hetopt.costs.calibration import CALIBRATION_PATH
+    from hetopt.costs.calibrate import HoldOut, calibrate, fidelity_summary, load_published
+    from hetopt.costs.calibration import CALIBRATION_PATH, PUBLISHED_PATH
     from hetopt.costs.fit import load_measurements, validate_measurements
     from hetopt.hardware import load_catalog
     from hetopt.report.tables import md_table
@@ -67,6 +71,8 @@ def cmd_calibrate(args: list[str], console: Console) -> int:
     if out.exists() and not out.is_dir():
         raise InputError(f"hetopt calibrate: out={out} is a file; pass a directory.")
     catalog = load_catalog()
+    published_path = opts.get("published", str(PUBLISHED_PATH))
+    published = None if published_path.lower() == "none" else load_published(published_path)
     reserve: dict[str, float] = {}
     if "measurements" in opts:
         measurements = load_measurements(opts["measurements"])
@@ -88,12 +94,19 @@ def cmd_calibrate(args: list[str], console: Console) -> int:
         reserve = {d: aic.runtime_reserve_bytes(d) for d in grid.devices}
     with console.status("fitting...") as status:
         result = calibrate(measurements, catalog, holdout, reserve_bytes=reserve,
-                           progress=status.update)
+                           progress=status.update, published=published)
     out.mkdir(parents=True, exist_ok=True)
     measurements.to_csv(out / "measurements.csv", index=False)
     result.points.to_csv(out / "points.csv", index=False)
     result.table.save(out / "calibration.csv")
     summary = fidelity_summary(result.points)
+    derived = result.table.frame[result.table.frame["source"].str.contains("median of")]
+    if len(derived):
+        bands = derived.drop_duplicates(["device", "precision"])[
+            ["device", "precision", "n_points", "heldout_geomean_error", "heldout_min_ratio",
+             "heldout_max_ratio"]]
+        console.print("published throughput (leave-one-out):")
+        console.print(bands.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     (out / "summary.md").write_text(
         "# hetopt calibrate\n\n"
         f"Held out of the fit: models {list(holdout.models)}, input lengths "

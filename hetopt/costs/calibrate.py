@@ -12,16 +12,27 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hetopt.costs.calibration import STEP_MODEL_VERSION, TERMS, Calibration, table_from_fits
+from hetopt.costs.calibration import (
+    STEP_MODEL_VERSION,
+    TERMS,
+    Calibration,
+    CalibrationEntry,
+    table_from_fits,
+)
 from hetopt.costs.fit import error_stats, fit_coefficients, ratios
-from hetopt.costs.llm import device_peaks
+from hetopt.costs.llm import decode_config, device_peaks, prefill_config
+from hetopt.costs.step import COEFFICIENT_NAMES, StepCoefficients
 from hetopt.errors import InputError
-from hetopt.hardware import HardwareCatalog
+from hetopt.graph.architectures import get_architecture
+from hetopt.graph.decompose import LlmWork
+from hetopt.hardware import Device, HardwareCatalog
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +82,8 @@ class CalibrationResult:
 
 def calibrate(measurements: pd.DataFrame, catalog: HardwareCatalog, holdout: HoldOut,
               reserve_bytes: dict[str, float] | None = None, version: str | None = None,
-              progress: Callable[[str], None] | None = None) -> CalibrationResult:
+              progress: Callable[[str], None] | None = None,
+              published: pd.DataFrame | None = None) -> CalibrationResult:
     """Fit every (device, precision) in ``measurements`` and evaluate the held-out points.
 
     Parameters
@@ -89,6 +101,9 @@ def calibrate(measurements: pd.DataFrame, catalog: HardwareCatalog, holdout: Hol
         Table version (default: today's date).
     progress
         Called with a message per device and precision.
+    published
+        Published static-batch throughput of devices without step data
+        (:func:`load_published`), fitted by :func:`fit_published` after the step data.
     """
     unknown = sorted(set(measurements["device"]) - set(catalog.names))
     if unknown:
@@ -130,18 +145,15 @@ def calibrate(measurements: pd.DataFrame, catalog: HardwareCatalog, holdout: Hol
                       heldout_max_ratio=float(np.max(test_ratio)),
                       prefill_min_ratio=phase_min["prefill"],
                       decode_min_ratio=phase_min["decode"], source=source)
-        c = fit.coefficients
-        for term, columns in TERMS.items():
-            row: dict[str, object] = dict(common, term=term, eff_compute=None, eff_memory=None,
-                                          floor_s=None, size_s=None, size_exponent=None,
-                                          reserve_bytes=None)
-            for column, name in columns.items():
-                row[column] = getattr(c, name)
-            if term == "memory":
-                row["reserve_bytes"] = (reserve_bytes or {}).get(str(device),
-                                                                  DEFAULT_RESERVE_BYTES)
-            rows.append(row)
-    return CalibrationResult(table_from_fits(rows), pd.concat(points, ignore_index=True))
+        rows.extend(_term_rows(common, fit.coefficients,
+                               (reserve_bytes or {}).get(str(device), DEFAULT_RESERVE_BYTES)))
+    table = table_from_fits(rows)
+    if published is not None and len(published):
+        if progress:
+            progress(f"fitting published throughput ({len(published)} points)")
+        rows.extend(fit_published(published, table, catalog, version))
+        table = table_from_fits(rows)
+    return CalibrationResult(table, pd.concat(points, ignore_index=True))
 
 
 def fidelity_summary(points: pd.DataFrame, by: Sequence[str] = ("device", "precision", "phase")
@@ -154,3 +166,132 @@ def fidelity_summary(points: pd.DataFrame, by: Sequence[str] = ("device", "preci
         out.append(dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True),
                         points=len(group), geomean_error=geo, worst_ratio=worst))
     return pd.DataFrame(out)
+
+
+PUBLISHED_COLUMNS = ("device", "model", "precision", "tp", "batch", "input_tokens",
+                     "output_tokens", "output_tokens_per_s", "source")
+
+
+def static_batch_tok_s(device: Device, work: LlmWork, tp: int, batch: int,
+                       calib: CalibrationEntry | None, hop_latency_s: float = 2e-6) -> float:
+    """Output tokens/s of one static batch: a prefill of ``batch`` prompts, then
+    ``output_tokens - 1`` decode steps at the mean context (how vendor latency benchmarks run)."""
+    pre = prefill_config(device, work, tp, batch, hop_latency_s, calib=calib)
+    dec = decode_config(device, work, tp, batch, hop_latency_s, calib=calib)
+    return batch * work.output_tokens / (pre.step_s + dec.latency_s)
+
+
+def load_published(path: str | Path) -> pd.DataFrame:
+    """Read published static-batch throughput (:data:`PUBLISHED_COLUMNS`), validated."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError(f"published: {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as exc:
+        raise InputError(f"published: cannot read {path} as CSV ({exc}).") from None
+    missing = [c for c in PUBLISHED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {missing}; published measurements need "
+                         f"{list(PUBLISHED_COLUMNS)}.")
+    for i, rec in enumerate(frame.to_dict("records")):
+        at = f"{path} row {i + 2}"
+        for column in ("tp", "batch", "input_tokens", "output_tokens", "output_tokens_per_s"):
+            try:
+                value = float(rec[column])
+            except (TypeError, ValueError):
+                raise InputError(f"{at}, column {column}: not a number ({rec[column]!r})."
+                                 ) from None
+            if not value > 0 or not np.isfinite(value):
+                raise InputError(f"{at}, column {column}: must be > 0, got {rec[column]!r}.")
+        if not isinstance(rec["source"], str) or not rec["source"].strip():
+            raise InputError(f"{at}, column source: every measurement needs a source.")
+    return frame
+
+
+def fit_published(published: pd.DataFrame, table: Calibration, catalog: HardwareCatalog,
+                  version: str) -> list[dict[str, object]]:
+    """Calibrate devices that only have published throughput (e.g. MI300X, Gaudi 3).
+
+    Such data are whole static batches, a handful per device: too few to fit every term. The
+    device starts from the median coefficients of the GPUs calibrated on silicon data
+    (:meth:`Calibration.prior`) and one factor ``s`` scales all its efficiencies (kernel floors,
+    all-reduce latency and step overhead stay). ``s`` minimises the squared log error of
+    tokens/s; its error band comes from leave-one-out fits (every point predicted by an ``s``
+    fitted without it).
+
+    Returns
+    -------
+    list of dict
+        Table rows (one per term) for each (device, precision) in ``published``.
+    """
+    from scipy.optimize import minimize_scalar  # the calibration extra
+
+    rows: list[dict[str, object]] = []
+    for (device_name, precision), group in published.groupby(["device", "precision"]):
+        device_name, precision = str(device_name), str(precision)
+        if device_name not in catalog.names:
+            raise InputError(f"published: device {device_name!r} is not in the hardware "
+                             f"catalog ({list(catalog.names)}).")
+        prior = table.prior(precision)
+        if prior is None:  # the step data has no GPU at this precision to start from
+            log.warning("published: %s %s skipped: no GPU calibrated at %s in this run",
+                        device_name, precision, precision)
+            continue
+        device = catalog.get(device_name)
+        points = [(LlmWork(get_architecture(str(r["model"])), precision,
+                           int(r["input_tokens"]), int(r["output_tokens"])),
+                   int(r["tp"]), int(r["batch"]), float(r["output_tokens_per_s"]))
+                  for r in group.to_dict("records")]
+        effs = [n for n in COEFFICIENT_NAMES if "eff" in n]
+        top = 1.0 / max(getattr(prior.coefficients, n) for n in effs)
+
+        def scaled(s: float, prior: CalibrationEntry = prior, effs: list[str] = effs
+                   ) -> CalibrationEntry:
+            c = replace(prior.coefficients,
+                        **{n: min(1.0, getattr(prior.coefficients, n) * s) for n in effs})
+            return replace(prior, coefficients=c)
+
+        def log_ratios(s: float, subset: list[Any], device: Device = device) -> np.ndarray:
+            entry = scaled(s)
+            return np.array([np.log(static_batch_tok_s(device, w, tp, b, entry) / measured)
+                             for w, tp, b, measured in subset])
+
+        def best(subset: list[Any], top: float = top) -> float:
+            return float(minimize_scalar(lambda s: float(np.sum(log_ratios(s, subset) ** 2)),
+                                         bounds=(0.2, top), method="bounded").x)
+
+        s_all = best(points)
+        loo = np.array([np.exp(log_ratios(best(points[:k] + points[k + 1:]), [points[k]])[0])
+                        for k in range(len(points))]) if len(points) > 2 else np.exp(
+            log_ratios(s_all, points))
+        geo, _ = error_stats(loo)
+        entry = scaled(s_all)
+        sources = "; ".join(sorted(set(group["source"].astype(str).str.split(",").str[0])))
+        common = dict(version=version, model_version=STEP_MODEL_VERSION, device=device_name,
+                      precision=precision, n_points=len(points), heldout_points=len(points),
+                      heldout_geomean_error=geo, heldout_min_ratio=float(loo.min()),
+                      heldout_max_ratio=float(loo.max()),
+                      prefill_min_ratio=float(min(1.0, loo.min())),
+                      decode_min_ratio=float(min(1.0, loo.min())),
+                      source=(f"published static-batch throughput ({len(points)} points: "
+                              f"{sources}); median of the silicon-calibrated GPUs with "
+                              f"efficiencies x{s_all:.3f}; error by leave-one-out"))
+        rows.extend(_term_rows(common, entry.coefficients, DEFAULT_RESERVE_BYTES))
+    return rows
+
+
+def _term_rows(common: dict[str, object], c: StepCoefficients, reserve_bytes: float
+               ) -> list[dict[str, object]]:
+    rows = []
+    for term, columns in TERMS.items():
+        row: dict[str, object] = dict(common, term=term, eff_compute=None, eff_memory=None,
+                                      floor_s=None, size_s=None, size_exponent=None,
+                                      reserve_bytes=None)
+        for column, name in columns.items():
+            row[column] = getattr(c, name)
+        if term == "memory":
+            row["reserve_bytes"] = reserve_bytes
+        rows.append(row)
+    return rows

@@ -45,6 +45,10 @@ another version is rejected."""
 CALIBRATION_PATH = Path(__file__).parent / "data" / "calibration.csv"
 """The table shipped with hetopt."""
 
+PUBLISHED_PATH = Path(__file__).parent / "data" / "published_llm_throughput.csv"
+"""Published static-batch throughput of accelerators without a silicon database (vendor pages,
+one source per row), fitted by ``hetopt calibrate``."""
+
 TABLE_COLUMNS = ("version", "model_version", "device", "precision", "term", "eff_compute",
                  "eff_memory", "floor_s", "size_s", "size_exponent", "reserve_bytes", "n_points", "heldout_points",
                  "heldout_geomean_error", "heldout_min_ratio", "heldout_max_ratio",
@@ -104,6 +108,12 @@ class CalibrationEntry:
     source: str
 
     @property
+    def derived(self) -> bool:
+        """True when the entry scales the median of other devices (published-data fits and
+        priors), rather than being fitted to step measurements of its own."""
+        return "median of" in self.source
+
+    @property
     def error_band(self) -> str:
         """The held-out error in words, e.g. ``x1.05 (0.80-1.20)``; ``unknown`` for a prior."""
         if math.isnan(self.heldout_geomean_error):
@@ -150,7 +160,7 @@ class Calibration:
         stay flagged ``uncalibrated``; their error is unknown.
         """
         key = _precision_key(precision)
-        entries = [e for (_, p), e in self._entries().items() if p == key]
+        entries = [e for (_, p), e in self._entries().items() if p == key and not e.derived]
         if not entries:
             return None
         vectors = np.array([e.coefficients.as_vector() for e in entries])
@@ -195,7 +205,7 @@ class Calibration:
         """Write the table as CSV (atomically: a temporary file, then a rename)."""
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        self.frame.to_csv(tmp, index=False, float_format="%.6g")
+        self.frame.to_csv(tmp, index=False)  # shortest round-trip repr of every float
         tmp.replace(path)
 
 

@@ -216,3 +216,34 @@ def geomean_abs_log(values: np.ndarray) -> float:
     """``exp(mean |log v|)`` of finite positive values (NaN when none)."""
     v = values[np.isfinite(values) & (values > 0)]
     return float(np.exp(np.abs(np.log(v)).mean())) if len(v) else math.nan
+
+
+def published_check(path: str | Any, catalog: HardwareCatalog | None = None) -> pd.DataFrame:
+    """Uncalibrated accelerators against published static-batch throughput.
+
+    Each row of ``path`` (``experiments/data/published_llm_throughput.csv``: vendor pages, one
+    source per row) is one static batch of ``batch`` requests of ``input_tokens`` in and
+    ``output_tokens`` out on a ``tp``-device replica. hetopt's time for it is one prefill of the
+    batch plus ``output_tokens - 1`` decode steps at the mean context, with the borrowed median
+    coefficients (what ``costs.model=calibrated`` uses on these devices) and with the roofline.
+    """
+    catalog = catalog or load_catalog()
+    table = load_calibration()
+    rows = []
+    for rec in pd.read_csv(path).to_dict("records"):
+        device = catalog.get(str(rec["device"]))
+        work = LlmWork(get_architecture(str(rec["model"])), str(rec["precision"]),
+                       int(rec["input_tokens"]), int(rec["output_tokens"]))
+        tp, batch = int(rec["tp"]), int(rec["batch"])
+        out = dict(device=rec["device"], model=rec["model"], precision=rec["precision"], tp=tp,
+                   batch=batch, input_tokens=work.input_tokens,
+                   output_tokens=work.output_tokens,
+                   published_tok_s=float(rec["output_tokens_per_s"]))
+        for label, calib in (("borrowed", table.prior(work.precision)), ("roofline", None)):
+            pre = prefill_config(device, work, tp, batch, HOP_LATENCY_S, calib=calib)
+            dec = decode_config(device, work, tp, batch, HOP_LATENCY_S, calib=calib)
+            seconds = pre.step_s + dec.latency_s
+            out[f"{label}_tok_s"] = batch * work.output_tokens / seconds
+            out[f"{label}_ratio"] = out[f"{label}_tok_s"] / out["published_tok_s"]
+        rows.append(out)
+    return pd.DataFrame(rows)
