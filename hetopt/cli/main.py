@@ -156,9 +156,21 @@ def _calibration_cell(calibration: Any, device: str, precisions: tuple[str, ...]
 
 
 def cmd_reproduce(args: list[str], console: Console) -> int:
-    """Run ``hetopt reproduce <study ...|all> [--out DIR]``."""
+    """Run ``hetopt reproduce <study ...|all> [--out DIR] [costs.model=roofline]``."""
+    from hetopt.costs.table import COST_MODELS
     from hetopt.report.reproduce import STUDIES, run
 
+    cost_model = "calibrated"
+    for arg in [a for a in args if a.startswith("costs.model=")]:
+        cost_model = arg.split("=", 1)[1]
+        if cost_model not in COST_MODELS:
+            raise InputError(f"hetopt reproduce: costs.model must be one of "
+                             f"{list(COST_MODELS)}, got {cost_model!r}.")
+        args = [a for a in args if a != arg]
+    overrides = [a for a in args if "=" in a]
+    if overrides:
+        raise InputError(f"hetopt reproduce takes study names, --out DIR and costs.model=; "
+                         f"{overrides} would be ignored. Remove them.")
     out: Path | None = None
     if "--out" in args:
         i = args.index("--out")
@@ -172,8 +184,11 @@ def cmd_reproduce(args: list[str], console: Console) -> int:
         raise InputError(f"Unknown study {unknown}. Studies: {list(STUDIES)} or 'all'.")
     stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = out or Path("outputs") / "reproduce" / stamp
+    if out.exists() and not out.is_dir():
+        raise InputError(f"hetopt reproduce --out {out}: that is a file; pass a directory.")
     with console.status("reproducing...") as status:
-        timings = run(names, out, progress=lambda msg: status.update(msg))
+        timings = run(names, out, progress=lambda msg: status.update(msg),
+                      cost_model=cost_model)
     for rec in timings.itertuples():
         console.print(f"{rec.study:9s} {rec.seconds:6.1f} s  -> {rec.dir}/summary.md")
     console.print(f"total {timings['seconds'].sum():.1f} s")

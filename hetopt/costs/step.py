@@ -345,16 +345,17 @@ def predict_step(work: StepWork, peaks: DevicePeaks, c: StepCoefficients) -> Ste
     >>> bool(t.total_s >= roofline_floor_s(w, peaks))
     True
     """
-    flops_peak = np.expand_dims(np.asarray(peaks.flops_per_s, dtype=float), -1)
-    bw_gemm = np.expand_dims(np.asarray(peaks.mem_bw_bytes_per_s, dtype=float), -1)
+    scalar = np.ndim(work.tp) == 0
+    flops_peak = peaks.flops_per_s if scalar else np.expand_dims(peaks.flops_per_s, -1)
+    bw_gemm = peaks.mem_bw_bytes_per_s if scalar else np.expand_dims(peaks.mem_bw_bytes_per_s,
+                                                                       -1)
     g_compute = work.gemm_flops / (flops_peak * c.gemm_eff_compute)
     g_memory = work.gemm_bytes / (bw_gemm * c.gemm_eff_memory)
+    compute_wins = g_compute >= g_memory
     gemm = np.sum(work.gemm_count * (np.maximum(g_compute, g_memory) + c.kernel_floor_s),
                   axis=-1)
-    compute_bound = np.sum(work.gemm_count * np.where(g_compute >= g_memory, g_compute, 0.0),
-                           axis=-1)
-    memory_bound = np.sum(work.gemm_count * np.where(g_compute < g_memory, g_memory, 0.0),
-                          axis=-1)
+    compute_bound = np.sum(work.gemm_count * g_compute * compute_wins, axis=-1)
+    memory_bound = np.sum(work.gemm_count * g_memory * ~compute_wins, axis=-1)
     attn_f = (work.ctx_attn_flops / (peaks.attn_flops_per_s * c.ctx_attn_eff_compute)
               + work.gen_attn_flops / peaks.attn_flops_per_s)
     attn_b = (work.ctx_attn_bytes / peaks.mem_bw_bytes_per_s
@@ -366,21 +367,26 @@ def predict_step(work: StepWork, peaks: DevicePeaks, c: StepCoefficients) -> Ste
     elementwise = (work.elementwise_bytes / (peaks.mem_bw_bytes_per_s * c.elementwise_eff_memory)
                    + work.elementwise_launches * c.kernel_floor_s)
     tp = np.asarray(work.tp, dtype=float)
-    ring = 2.0 * (tp - 1.0) / np.maximum(tp, 1.0) * work.allreduce_bytes
-    latency = np.select([tp <= 2, tp <= 4], [c.allreduce_latency_s_tp2,
-                                             c.allreduce_latency_s_tp4],
+    latency = _by_group(tp, c.allreduce_latency_s_tp2, c.allreduce_latency_s_tp4,
                         c.allreduce_latency_s_tp8)
-    eff = np.select([tp <= 2, tp <= 4], [c.allreduce_eff_bw_tp2, c.allreduce_eff_bw_tp4],
-                    c.allreduce_eff_bw_tp8)
-    size_s = np.select([tp <= 2, tp <= 4], [c.allreduce_size_s_tp2, c.allreduce_size_s_tp4],
+    eff = _by_group(tp, c.allreduce_eff_bw_tp2, c.allreduce_eff_bw_tp4, c.allreduce_eff_bw_tp8)
+    size_s = _by_group(tp, c.allreduce_size_s_tp2, c.allreduce_size_s_tp4,
                        c.allreduce_size_s_tp8)
-    message = np.asarray(work.allreduce_bytes, dtype=float) / 1e6
+    ring = 2.0 * (tp - 1.0) / np.maximum(tp, 1.0) * work.allreduce_bytes
+    message = np.maximum(np.asarray(work.allreduce_bytes, dtype=float) / 1e6, 1e-12)
     allreduce = work.allreduce_launches * (latency + np.maximum(
         ring / (peaks.link_bw_bytes_per_s * eff),
-        size_s * np.power(np.maximum(message, 1e-12), c.allreduce_size_exponent)))
+        size_s * message ** c.allreduce_size_exponent))
     allreduce = np.where(tp > 1, allreduce, 0.0)
     return StepTime(gemm, attention, elementwise, allreduce, c.step_overhead_s, compute_bound,
                     memory_bound)
+
+
+def _by_group(tp: np.ndarray, tp2: float, tp4: float, tp8: float) -> Any:
+    """The coefficient of each all-reduce group size (2, up to 4, larger)."""
+    if np.ndim(tp) == 0:
+        return tp2 if tp <= 2 else (tp4 if tp <= 4 else tp8)
+    return np.select([tp <= 2, tp <= 4], [tp2, tp4], tp8)
 
 
 def stack_work(works: list[StepWork]) -> StepWork:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from hetopt.costs import aic
+from hetopt.costs.calibrate import static_batch_tok_s
 from hetopt.costs.calibration import CalibrationEntry, load_calibration
 from hetopt.costs.fit import error_stats
 from hetopt.costs.llm import decode_config, prefill_config
@@ -219,13 +220,15 @@ def geomean_abs_log(values: np.ndarray) -> float:
 
 
 def published_check(path: str | Any, catalog: HardwareCatalog | None = None) -> pd.DataFrame:
-    """Uncalibrated accelerators against published static-batch throughput.
+    """Accelerators without silicon data against published static-batch throughput.
 
-    Each row of ``path`` (``experiments/data/published_llm_throughput.csv``: vendor pages, one
+    Each row of ``path`` (:data:`hetopt.costs.calibration.PUBLISHED_PATH`: vendor pages, one
     source per row) is one static batch of ``batch`` requests of ``input_tokens`` in and
     ``output_tokens`` out on a ``tp``-device replica. hetopt's time for it is one prefill of the
-    batch plus ``output_tokens - 1`` decode steps at the mean context, with the borrowed median
-    coefficients (what ``costs.model=calibrated`` uses on these devices) and with the roofline.
+    batch plus ``output_tokens - 1`` decode steps at the mean context, with the median
+    coefficients of the silicon-calibrated GPUs (``borrowed``: what a device without any data
+    gets), with the shipped published-data fit (``fitted``, in sample; ``loo_error`` is its
+    leave-one-out error) and with the roofline.
     """
     catalog = catalog or load_catalog()
     table = load_calibration()
@@ -239,11 +242,15 @@ def published_check(path: str | Any, catalog: HardwareCatalog | None = None) -> 
                    batch=batch, input_tokens=work.input_tokens,
                    output_tokens=work.output_tokens,
                    published_tok_s=float(rec["output_tokens_per_s"]))
-        for label, calib in (("borrowed", table.prior(work.precision)), ("roofline", None)):
-            pre = prefill_config(device, work, tp, batch, HOP_LATENCY_S, calib=calib)
-            dec = decode_config(device, work, tp, batch, HOP_LATENCY_S, calib=calib)
-            seconds = pre.step_s + dec.latency_s
-            out[f"{label}_tok_s"] = batch * work.output_tokens / seconds
+        fitted = table.lookup(device.name, work.precision)
+        for label, calib in (("borrowed", table.prior(work.precision)), ("fitted", fitted),
+                             ("roofline", None)):
+            if label == "fitted" and calib is None:
+                out["fitted_tok_s"] = out["fitted_ratio"] = math.nan
+                continue
+            out[f"{label}_tok_s"] = static_batch_tok_s(device, work, tp, batch, calib,
+                                                       HOP_LATENCY_S)
             out[f"{label}_ratio"] = out[f"{label}_tok_s"] / out["published_tok_s"]
+        out["loo_error"] = fitted.heldout_geomean_error if fitted else math.nan
         rows.append(out)
     return pd.DataFrame(rows)

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from hetopt.costs.table import CostParams  # noqa: E402
 from hetopt.report import studies  # noqa: E402
 from hetopt.report.figures import save_figure  # noqa: E402
 from hetopt.report.tables import md_table as _md_table  # noqa: E402
@@ -28,7 +29,8 @@ Progress = Callable[[str], None]
 VENDOR_COLOURS = {"NVIDIA": "#76b900", "AMD": "#ed1c24", "Intel": "#0071c5"}
 
 
-def fig4(out: Path, progress: Progress | None = None) -> pd.DataFrame:
+def fig4(out: Path, progress: Progress | None = None,
+         cost_model: str = "calibrated") -> pd.DataFrame:
     """Figure 4: marginal cost efficiency of the catalog accelerators."""
     frame = studies.cost_efficiency()
     frame.to_csv(out / "fig4.csv", index=False)
@@ -162,8 +164,9 @@ def _claims(pairs: pd.DataFrame) -> str:
             f"i.e. >= ~0.95).")
 
 
-def _figure(out: Path, name: str, isl: int, osl: int, progress: Progress | None) -> pd.DataFrame:
-    frame = studies.figure_study(isl, osl, progress=progress)
+def _figure(out: Path, name: str, isl: int, osl: int, progress: Progress | None,
+            cost_model: str = "calibrated") -> pd.DataFrame:
+    frame = studies.figure_study(isl, osl, progress=progress, cost_model=cost_model)
     frame.to_csv(out / f"{name}.csv", index=False)
     _heatmaps(frame, f"{name}: TCO benefit vs H100::H100, input {isl} / output {osl}",
               out / f"{name}.png")
@@ -171,17 +174,20 @@ def _figure(out: Path, name: str, isl: int, osl: int, progress: Progress | None)
     return frame
 
 
-def fig8(out: Path, progress: Progress | None = None) -> pd.DataFrame:
+def fig8(out: Path, progress: Progress | None = None,
+         cost_model: str = "calibrated") -> pd.DataFrame:
     """Figure 8: reasoning (input 512 / output 4096)."""
-    return _figure(out, "fig8", 512, 4096, progress)
+    return _figure(out, "fig8", 512, 4096, progress, cost_model)
 
 
-def fig9(out: Path, progress: Progress | None = None) -> pd.DataFrame:
+def fig9(out: Path, progress: Progress | None = None,
+         cost_model: str = "calibrated") -> pd.DataFrame:
     """Figure 9: summarisation (input 4096 / output 512)."""
-    return _figure(out, "fig9", 4096, 512, progress)
+    return _figure(out, "fig9", 4096, 512, progress, cost_model)
 
 
-def table3(out: Path, progress: Progress | None = None) -> pd.DataFrame:
+def table3(out: Path, progress: Progress | None = None,
+           cost_model: str = "calibrated") -> pd.DataFrame:
     """Table 3: the worked example, planned with every backend."""
     from hetopt.pipeline import PlanRequest, plan_agent
     from hetopt.sla import Sla
@@ -234,9 +240,10 @@ def table3(out: Path, progress: Progress | None = None) -> pd.DataFrame:
     return options
 
 
-def serving(out: Path, progress: Progress | None = None) -> pd.DataFrame:
+def serving(out: Path, progress: Progress | None = None,
+            cost_model: str = "calibrated") -> pd.DataFrame:
     """The serving model per device and phase: best configuration within the latency SLA."""
-    frame = studies.serving_table()
+    frame = studies.serving_table(costs=CostParams(model=cost_model))
     frame.to_csv(out / "serving.csv", index=False)
     ok = frame[frame["feasible"]]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -261,7 +268,8 @@ def serving(out: Path, progress: Progress | None = None) -> pd.DataFrame:
     return frame
 
 
-def kv_table(out: Path, progress: Progress | None = None) -> pd.DataFrame:
+def kv_table(out: Path, progress: Progress | None = None,
+             cost_model: str = "calibrated") -> pd.DataFrame:
     """§5.2: the longest input a link carries within TTFT, per model and precision."""
     frame = studies.kv_link_table()
     frame.to_csv(out / "kv_table.csv", index=False)
@@ -293,12 +301,13 @@ def kv_table(out: Path, progress: Progress | None = None) -> pd.DataFrame:
     return frame
 
 
-def pareto(out: Path, progress: Progress | None = None) -> pd.DataFrame:
+def pareto(out: Path, progress: Progress | None = None,
+           cost_model: str = "calibrated") -> pd.DataFrame:
     """TCO against TTFT and TBT bounds for Llama-3-70B fp16 (input 1024 / output 256)."""
     workload = studies.llm_workload("llama-3-70b", "fp16", 1024, 256, 20.0)
     ttft = (0.1, 0.15, 0.25, 0.5, 1.0)
     tbt = (0.01, 0.015, 0.02, 0.03, 0.05, 0.1)
-    frame = studies.pareto_frontier(workload, ttft, tbt)
+    frame = studies.pareto_frontier(workload, ttft, tbt, costs=CostParams(model=cost_model))
     frame.to_csv(out / "pareto.csv", index=False)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for t in ttft:
@@ -326,18 +335,37 @@ def pareto(out: Path, progress: Progress | None = None) -> pd.DataFrame:
 
 
 
-def fidelity(out: Path, progress: Progress | None = None) -> pd.DataFrame:
+def fidelity(out: Path, progress: Progress | None = None,
+             cost_model: str = "calibrated") -> pd.DataFrame:
     """The cost model against measured data it was not fitted to (needs the calibration
     extra; without it the study says so and writes nothing else)."""
     from hetopt.costs import aic
+    from hetopt.costs.calibration import PUBLISHED_PATH
     from hetopt.report import fidelity as fid
 
+    published = fid.published_check(PUBLISHED_PATH)
+    published.to_csv(out / "fidelity_published.csv", index=False)
+    published_lines = [
+        "## Accelerators without a silicon database: published static-batch throughput", "",
+        "Output tokens/s of whole static batches on vendor pages (one source per row in "
+        "hetopt/costs/data/published_llm_throughput.csv). `borrowed`: the median coefficients "
+        "of the silicon-calibrated GPUs, what a device without any data gets; `fitted`: the "
+        "shipped fit (one efficiency factor on top of the median; in sample, its "
+        "leave-one-out error is `loo_error`); `roofline`: costs.model=roofline. Ratio = "
+        "predicted / published.", "",
+        _md_table(published.groupby("device").agg(
+            points=("batch", "size"),
+            borrowed_error=("borrowed_ratio", lambda r: fid.geomean_abs_log(r.to_numpy())),
+            fitted_error=("fitted_ratio", lambda r: fid.geomean_abs_log(r.to_numpy())),
+            loo_error=("loo_error", "first"),
+            roofline_error=("roofline_ratio", lambda r: fid.geomean_abs_log(r.to_numpy())),
+        ).reset_index()), ""]
     if not aic.available():
-        (out / "summary.md").write_text(
-            "# Cost-model fidelity\n\nSkipped: this study queries aiconfigurator's measured "
-            "database. Install it with `pip install -e '.[calibration]'`. The reference "
-            "output is in experiments/results/fidelity/.\n")
-        return pd.DataFrame()
+        (out / "summary.md").write_text("\n".join(published_lines) + "\n\n" +
+            "# Cost-model fidelity\n\nThe step-level comparison was skipped: it queries "
+            "aiconfigurator's measured database. Install it with `pip install -e "
+            "'.[calibration]'`. The reference output is in experiments/results/fidelity/.\n")
+        return published
     points = fid.step_points(progress=progress)
     points.to_csv(out / "fidelity.csv", index=False)
     search = fid.sla_search(progress=progress)
@@ -370,7 +398,8 @@ def fidelity(out: Path, progress: Progress | None = None) -> pd.DataFrame:
         f"{fid.geomean_abs_log(throughput['ratio'].to_numpy(dtype=float)):.3f}.", "",
         "## SLA safety", "",
         f"{int(search['hetopt_feasible'].sum())} configurations hetopt calls feasible; "
-        f"{len(bad)} of them break TTFT or TBT when re-timed with the measured data.", ""]
+        f"{len(bad)} of them break TTFT or TBT when re-timed with the measured data.", "",
+        *published_lines]
     if len(bad):
         lines += [_md_table(bad[["device", "model", "precision", "tp", "batch", "predicted_s",
                                   "measured_s", "prefill_measured_s"]]), ""]
@@ -414,14 +443,20 @@ def _fidelity_figure(points: pd.DataFrame, throughput: pd.DataFrame, path: Path)
     fig.suptitle("Cost-model fidelity on points held out of the fit")
     save_figure(fig, path, dpi=110)
 
-STUDIES: dict[str, Callable[[Path, Progress | None], pd.DataFrame]] = {
+STUDIES: dict[str, Callable[..., pd.DataFrame]] = {
     "fig4": fig4, "fig8": fig8, "fig9": fig9, "table3": table3, "kv_table": kv_table,
     "serving": serving, "pareto": pareto, "fidelity": fidelity,
 }
 
 
-def run(names: list[str], out: Path, progress: Progress | None = None) -> pd.DataFrame:
-    """Run studies into ``out/<name>/``; return their timings."""
+def run(names: list[str], out: Path, progress: Progress | None = None,
+        cost_model: str = "calibrated") -> pd.DataFrame:
+    """Run studies into ``out/<name>/``; return their timings.
+
+    ``cost_model`` (``calibrated`` or ``roofline``) times every LLM phase of the studies that
+    plan (fig8, fig9, serving, pareto); fig4, table3 and kv_table do not depend on it, and
+    fidelity always sets both models side by side.
+    """
     rows = []
     for name in names:
         target = out / name
@@ -429,7 +464,7 @@ def run(names: list[str], out: Path, progress: Progress | None = None) -> pd.Dat
         if progress:
             progress(f"{name} ...")
         start = time.perf_counter()
-        STUDIES[name](target, progress)
+        STUDIES[name](target, progress, cost_model=cost_model)
         rows.append({"study": name, "seconds": time.perf_counter() - start,
                      "dir": str(target)})
     timings = pd.DataFrame(rows)

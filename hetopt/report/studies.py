@@ -113,7 +113,7 @@ def pair_study(model: str, precision: str, input_tokens: int, output_tokens: int
                sla_mode: str, catalog: HardwareCatalog | None = None,
                tco: TcoParams | None = None, request_rate_per_s: float = 100.0,
                link_gbit_per_s: float = 400.0, options: SolverOptions | None = None,
-               ) -> pd.DataFrame:
+               cost_model: str = "calibrated") -> pd.DataFrame:
     """Plan every ordered prefill::decode pair of accelerators, and the free joint optimum.
 
     Each pair is the placement problem restricted to prefill on A and decode on B, solved to
@@ -135,6 +135,8 @@ def pair_study(model: str, precision: str, input_tokens: int, output_tokens: int
         Prefill-to-decode link: the KV cache of one request crosses it before the second token
         (``kv_transfer_ms``, ``second_token_ms``; checked against TTFT + TBT under the latency
         SLA in ``second_token_within_sla``).
+    cost_model
+        ``calibrated`` (the fitted step model) or ``roofline`` (``costs.model``).
 
     Returns
     -------
@@ -148,7 +150,7 @@ def pair_study(model: str, precision: str, input_tokens: int, output_tokens: int
     options = options or SolverOptions(backend="highs", time_limit_s=30)
     sla = LATENCY_SLA if sla_mode == "latency" else THROUGHPUT_SLA
     costs = dataclasses.replace(CostParams() if sla_mode == "latency" else THROUGHPUT_COSTS,
-                                link_gbit_per_s=link_gbit_per_s)
+                                link_gbit_per_s=link_gbit_per_s, model=cost_model)
     workload = llm_workload(model, precision, input_tokens, output_tokens, request_rate_per_s)
     graph = decompose(agent_graph_from_dict(workload, source=workload["name"]))
     table = build_cost_table(graph, catalog, sla, costs)

@@ -59,7 +59,11 @@ def test_calibrate_command_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "cal"
     assert main(["calibrate", f"out={out}", "devices=H100"]) == 0
     table = load_calibration(out / "calibration.csv")
-    assert table.devices() == {"H100"}
+    # H100 from the database; MI300X and Gaudi 3 (fp8) from the shipped published throughput,
+    # started from the median of the GPUs calibrated in this run (H100 alone)
+    assert table.devices() == {"H100", "MI300X", "Gaudi3"}
+    gaudi = table.lookup("Gaudi3", "fp8")
+    assert gaudi is not None and gaudi.derived and gaudi.heldout_geomean_error < 1.3
     entry = table.lookup("H100", "fp8")
     assert entry is not None and entry.heldout_geomean_error < 1.10
     points = pd.read_csv(out / "points.csv")
