@@ -28,12 +28,19 @@ scale-up domain (at most 8 accelerators per chassis, paper §5.2).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
 from hetopt.costs.calibration import CalibrationEntry
 from hetopt.costs.roofline import RooflineTime, ring_allreduce_s, roofline_time
-from hetopt.costs.step import DevicePeaks, ModelShape, predict_step, step_work
+from hetopt.costs.step import (
+    DevicePeaks,
+    ModelShape,
+    StepCoefficients,
+    predict_step,
+    step_work,
+)
 from hetopt.graph.architectures import BYTES_PER_ELEMENT
 from hetopt.graph.decompose import LlmWork
 from hetopt.hardware import Device
@@ -124,26 +131,36 @@ def _calibrated_stages(device: Device, llm: LlmWork, tp: int, pp: int, micro: in
                        q_tokens: int, kv_tokens: int, calib: CalibrationEntry
                        ) -> tuple[RooflineTime, float]:
     """(itemised last stage, crossing time without sends) of the fitted step model."""
-    shape = ModelShape.from_architecture(llm.arch)
-    bpe = BYTES_PER_ELEMENT[llm.precision]
-    peaks = device_peaks(device, llm.precision)
-    layers = llm.arch.n_layers / pp
+    compute, memory, sync, total, crossing = _stage_times(
+        device_peaks(device, llm.precision), ModelShape.from_architecture(llm.arch),
+        BYTES_PER_ELEMENT[llm.precision], tp, pp, micro, q_tokens, kv_tokens,
+        calib.coefficients)
+    # static_s holds the floors, overhead and the non-binding kernels, so the itemised
+    # stage's total_s is the step model's total.
+    static = total - max(compute, memory) - sync
+    return RooflineTime(compute, memory, 0.0, static, 0.0, sync), crossing
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _stage_times(peaks: DevicePeaks, shape: ModelShape, bpe: float, tp: int, pp: int,
+                 micro: int, q_tokens: int, kv_tokens: int, coefficients: StepCoefficients
+                 ) -> tuple[float, float, float, float, float]:
+    """(compute, memory, all-reduce, total) of the last stage and the crossing time; a pure
+    function of plain values, cached because sweeps and pair studies ask for the same
+    configurations many times."""
+    layers = shape.n_layers / pp
     last = predict_step(step_work(shape, weight_bytes=bpe, kv_bytes=bpe, tp=tp, batch=micro,
                                   q_tokens=q_tokens, kv_tokens=kv_tokens, layers=layers,
-                                  lm_head=True), peaks, calib.coefficients)
+                                  lm_head=True), peaks, coefficients)
     crossing = float(last.total_s)
     if pp > 1:  # earlier stages: no LM head, the step overhead is paid once per step
         mid = predict_step(step_work(shape, weight_bytes=bpe, kv_bytes=bpe, tp=tp, batch=micro,
                                      q_tokens=q_tokens, kv_tokens=kv_tokens, layers=layers,
                                      lm_head=False), peaks,
-                           replace(calib.coefficients, step_overhead_s=0.0))
+                           replace(coefficients, step_overhead_s=0.0))
         crossing += (pp - 1) * float(mid.total_s)
-    compute, memory = float(last.compute_bound_s), float(last.memory_bound_s)
-    sync = float(last.allreduce_s)
-    # static_s holds the floors, overhead and the non-binding kernels, so the itemised
-    # stage's total_s is the step model's total.
-    static = float(last.total_s) - max(compute, memory) - sync
-    return RooflineTime(compute, memory, 0.0, static, 0.0, sync), crossing
+    return (float(last.compute_bound_s), float(last.memory_bound_s), float(last.allreduce_s),
+            float(last.total_s), crossing)
 
 
 def prefill_config(device: Device, llm: LlmWork, tp: int, batch: int, hop_latency_s: float,
