@@ -76,7 +76,8 @@ class CostParams:
         A calibration table written by ``hetopt calibrate``; the shipped one if unset.
     runtime_reserve_gb
         Memory per device an LLM engine needs beside weights and KV cache (runtime,
-        activations, communication buffers) on devices whose calibration states none.
+        activations, communication buffers) on devices whose calibration states none (with
+        ``model=calibrated``; the roofline keeps only ``memory_reserve_fraction``).
     sla_guard
         ``heldout`` (default): a calibrated configuration meets TTFT or TBT only if its step,
         divided by the most optimistic held-out prediction ratio of its device and phase, does
@@ -305,8 +306,12 @@ def _llm_rows(op: Operator, device: Device, sla: Sla, params: CostParams,
         calibrated = calib is not None
         if calib is None and device.kind != "cpu":
             calib = table.prior(op.llm.precision)  # borrowed coefficients, flagged below
-    reserve = (calib.reserve_bytes if calibrated and calib is not None
-               else params.runtime_reserve_gb * 1e9)
+    # The engine reserve belongs to the calibrated serving model; costs.model=roofline is the
+    # earlier model exactly, so that the two can be compared.
+    reserve = 0.0
+    if params.model == "calibrated":
+        reserve = (calib.reserve_bytes if calibrated and calib is not None
+                   else params.runtime_reserve_gb * 1e9)
     mem_cap_bytes -= reserve
     if len(rows):
         yield from _measured_llm_rows(op, device, sla, mem_cap_bytes, rows)
@@ -337,9 +342,11 @@ def _llm_rows(op: Operator, device: Device, sla: Sla, params: CostParams,
                 where = f"tp={tp} pp={pp} batch={batch}"
                 reason = ""
                 if cfg.mem_per_device_bytes > mem_cap_bytes:
+                    after = (f" after the {reserve / 1e9:.1f} GB engine reserve"
+                             if reserve else "")
                     reason = (f"needs {cfg.mem_per_device_bytes / 1e9:.1f} GB per device at "
-                              f"{where}, more than the {mem_cap_bytes / 1e9:.1f} GB usable "
-                              f"after the {reserve / 1e9:.1f} GB engine reserve")
+                              f"{where}, more than the {mem_cap_bytes / 1e9:.1f} GB usable"
+                              f"{after}")
                 elif limit_s is not None and cfg.step_s * guard > limit_s:
                     margin = (f" (x{guard:.2f} held-out error guard: "
                               f"{cfg.step_s * guard * 1e3:.1f} ms)" if guard > 1.0 else "")

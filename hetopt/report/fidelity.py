@@ -30,6 +30,7 @@ from hetopt.costs.calibrate import static_batch_tok_s
 from hetopt.costs.calibration import CalibrationEntry, load_calibration
 from hetopt.costs.fit import error_stats
 from hetopt.costs.llm import decode_config, prefill_config
+from hetopt.costs.table import CostParams
 from hetopt.graph.architectures import get_architecture
 from hetopt.graph.decompose import LlmWork
 from hetopt.hardware import HardwareCatalog, load_catalog
@@ -154,26 +155,34 @@ def sla_search(catalog: HardwareCatalog | None = None, input_tokens: int = 1024,
                         continue
                     pre_pred = prefill_config(device, work, tp, 1, HOP_LATENCY_S,
                                               calib=calib).step_s
+                    pre_roof = prefill_config(device, work, tp, 1, HOP_LATENCY_S).step_s
                     for batch in batches:
                         got = aic.query(device_name, precision, model, tp, batch, mean_ctx)
                         if got is None:
                             continue
                         cfg = decode_config(device, work, tp, batch, HOP_LATENCY_S,
                                             calib=calib)
-                        mem_ok = cfg.mem_per_device_bytes <= (
-                            device.mem_bytes * 0.9 - calib.reserve_bytes)
+                        roof = decode_config(device, work, tp, batch, HOP_LATENCY_S)
+                        usable = device.mem_bytes * (1 - CostParams().memory_reserve_fraction)
+                        mem_ok = cfg.mem_per_device_bytes <= usable - calib.reserve_bytes
                         rows.append(dict(
                             device=device_name, precision=precision, model=model, tp=tp,
                             batch=batch, predicted_s=cfg.step_s,
                             guarded_s=cfg.step_s / min(1.0, calib.decode_min_ratio),
                             measured_s=got[1], prefill_predicted_s=pre_pred,
                             prefill_guarded_s=pre_pred / min(1.0, calib.prefill_min_ratio),
-                            prefill_measured_s=pre[0], fits_memory=mem_ok))
+                            prefill_measured_s=pre[0], fits_memory=mem_ok,
+                            roofline_s=roof.step_s, prefill_roofline_s=pre_roof,
+                            roofline_fits_memory=roof.mem_per_device_bytes <= usable))
     frame = pd.DataFrame(rows)
     frame["hetopt_feasible"] = (frame["fits_memory"] & (frame["guarded_s"] <= tbt_s)
                                 & (frame["prefill_guarded_s"] <= ttft_s))
     frame["measured_feasible"] = ((frame["measured_s"] <= tbt_s)
                                   & (frame["prefill_measured_s"] <= ttft_s))
+    frame["roofline_feasible"] = (frame["roofline_fits_memory"]
+                                  & (frame["roofline_s"] <= tbt_s)
+                                  & (frame["prefill_roofline_s"] <= ttft_s))
+    frame["roofline_tok_s_per_gpu"] = frame["batch"] / frame["roofline_s"] / frame["tp"]
     frame["predicted_tok_s_per_gpu"] = frame["batch"] / frame["predicted_s"] / frame["tp"]
     frame["measured_tok_s_per_gpu"] = frame["batch"] / frame["measured_s"] / frame["tp"]
     return frame
@@ -202,6 +211,10 @@ def throughput_table(search: pd.DataFrame) -> pd.DataFrame:
         else:
             row.update(measured_config="none", measured_best=math.nan)
         row["ratio"] = row["hetopt_predicted"] / row["measured_best"]
+        roof = group[group["roofline_feasible"]]
+        row["roofline_predicted"] = (float(roof["roofline_tok_s_per_gpu"].max()) if len(roof)
+                                     else math.nan)
+        row["roofline_ratio"] = row["roofline_predicted"] / row["measured_best"]
         out.append(row)
     return pd.DataFrame(out)
 

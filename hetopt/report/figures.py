@@ -16,9 +16,16 @@ VENDOR_COLOURS = ("#4C72B0", "#55A868", "#C44E52", "#8172B2", "#CCB974", "#64B5C
                   "#DD8452", "#937860", "#DA8BC3", "#8C8C8C", "#1B9E77", "#D95F02")
 
 
-def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Lay out, write and close a figure (every PNG hetopt writes goes through here)."""
-    fig.tight_layout()
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 120,
+                rect: tuple[float, float, float, float] | None = None) -> Path:
+    """Lay out, write and close a figure (every PNG hetopt writes goes through here).
+
+    ``rect`` keeps the subplots inside a part of the figure (room for a shared colour bar).
+    """
+    if rect is None:
+        fig.tight_layout()
+    else:
+        fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return Path(path)

@@ -105,11 +105,12 @@ def _heatmaps(frame: pd.DataFrame, title: str, path: Path) -> None:
     for ax in axes.flat[len(configs):]:
         ax.axis("off")
     if im is not None:
-        bar = fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02)
+        cax = fig.add_axes((0.935, 0.15, 0.012, 0.7))
+        bar = fig.colorbar(im, cax=cax)
         bar.set_label("TCO benefit vs H100::H100 (> 1: cheaper; 1 = break-even)")
         bar.ax.axhline(1.0, color="black", lw=1.5)
     fig.suptitle(title + " (x: no configuration meets the SLA or fits)")
-    save_figure(fig, path, dpi=110)
+    save_figure(fig, path, dpi=110, rect=(0, 0, 0.92, 0.97))
 
 
 def _figure_summary(frame: pd.DataFrame, name: str, isl: int, osl: int) -> str:
@@ -372,6 +373,7 @@ def fidelity(out: Path, progress: Progress | None = None,
     search.to_csv(out / "fidelity_sla.csv", index=False)
     errors = fid.error_table(points)
     overall = fid.error_table(points.assign(all="all"), by=("all", "precision"))
+    per_device = fid.error_table(points, by=("device",))
     throughput = fid.throughput_table(search)
     bad = fid.violations(search)
     _fidelity_figure(points, throughput, out / "fidelity.png")
@@ -388,6 +390,7 @@ def fidelity(out: Path, progress: Progress | None = None,
         "floors) on the same points.", "",
         "## Per step, by device, precision and phase", "", _md_table(errors), "",
         "## Overall", "", _md_table(overall.drop(columns=["all"])), "",
+        _md_table(per_device), "",
         "## Throughput within TTFT <= 250 ms and TBT <= 20 ms (1024 in / 256 out)", "",
         "Decode tokens/s per GPU. `hetopt_predicted`: the best configuration hetopt finds "
         "feasible (with the held-out error guard), as it predicts it; `hetopt_pick_measured`: "
@@ -395,7 +398,10 @@ def fidelity(out: Path, progress: Progress | None = None,
         "of the same (tp, batch) grid by the measured data (a prefill at tp must also meet "
         "TTFT at batch 1).", "", _md_table(throughput), "",
         f"Geometric-mean |ratio| of hetopt_predicted to measured_best: "
-        f"{fid.geomean_abs_log(throughput['ratio'].to_numpy(dtype=float)):.3f}.", "",
+        f"{fid.geomean_abs_log(throughput['ratio'].to_numpy(dtype=float)):.3f} "
+        f"(`costs.model=roofline`, same search without the guard: "
+        f"{fid.geomean_abs_log(throughput['roofline_ratio'].to_numpy(dtype=float)):.3f}; "
+        f"`roofline_predicted`).", "",
         "## SLA safety", "",
         f"{int(search['hetopt_feasible'].sum())} configurations hetopt calls feasible; "
         f"{len(bad)} of them break TTFT or TBT when re-timed with the measured data.", "",

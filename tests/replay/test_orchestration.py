@@ -113,7 +113,8 @@ def test_failure_in_a_shared_pool_is_retried_on_the_survivors(mmc: PlanOutcome) 
 
 
 def test_controller_recovers_from_a_decode_failure(voice: PlanOutcome) -> None:
-    failure = (FailureSpec("Gaudi3", 1, 200.0),)
+    decode = voice.plan.placement.set_index("operator").loc["llm.decode", "device"]
+    failure = (FailureSpec(str(decode), 1, 200.0),)
     kw = {"duration_s": 600, "warmup_s": 30, "seed": 5, "failures": failure}
     healed = _run(voice, controller=ControllerConfig(enabled=True, detect_s=10,
                                                      provision_s=60), **kw)
