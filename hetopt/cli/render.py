@@ -88,6 +88,14 @@ def render_plan(plan: Plan, console: Console) -> None:
         f"{_ms(sla['ttft_sla_s'])}); worst TBT {_ms(sla['worst_tbt_s'])} (bound "
         f"{_ms(sla['tbt_sla_s'])})"
     )
+    if sla.get("ttft_queued_p90_s") is not None:
+        q90 = sla["ttft_queued_p90_s"]
+        over = sla.get("ttft_sla_s") and q90 > sla["ttft_sla_s"]
+        console.print(
+            f"TTFT with queueing at the planned load: p50 {_ms(sla['ttft_queued_p50_s'])}, "
+            f"p90 {_ms(q90)}" + (" [yellow](p90 above the TTFT bound, which constrains the "
+                                 "prefill step; lower costs.max_utilization for headroom)[/]"
+                                 if over else ""))
     console.print(
         f"Solver [{colour}]{s.backend}: {status}[/] objective {_f(s.objective, ',.6g')} "
         f"bound {_f(s.bound, ',.6g')} gap {_f(s.gap, '.2e')} in {s.runtime_s:.2f} s"

@@ -17,9 +17,10 @@ extra), so the fit targets the geometric-mean error the fidelity study reports.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -130,22 +131,21 @@ def load_measurements(path: str | Path) -> pd.DataFrame:
     return validate_measurements(frame, str(path))
 
 
-def shape_of(rec: pd.Series | dict[str, object]) -> ModelShape:
+def shape_of(rec: Mapping[str, Any]) -> ModelShape:
     """The model shape carried by one measurement row."""
-    return ModelShape(str(rec["model"]), int(rec["n_layers"]), int(rec["d_model"]),  # type: ignore[call-overload]
-                      int(rec["n_heads"]), int(rec["n_kv_heads"]), int(rec["head_dim"]),  # type: ignore[call-overload]
-                      int(rec["d_ff"]), int(rec["vocab_size"]))  # type: ignore[call-overload]
+    return ModelShape(str(rec["model"]), int(rec["n_layers"]), int(rec["d_model"]),
+                      int(rec["n_heads"]), int(rec["n_kv_heads"]), int(rec["head_dim"]),
+                      int(rec["d_ff"]), int(rec["vocab_size"]))
 
 
-def work_of(rec: pd.Series | dict[str, object], shape: ModelShape | None = None) -> StepWork:
+def work_of(rec: Mapping[str, Any], shape: ModelShape | None = None) -> StepWork:
     """The step model's work for one measurement row."""
     shape = shape or shape_of(rec)
     bpe = BYTES_PER_ELEMENT[str(rec["precision"])]
     prefill = rec["phase"] == "prefill"
-    seq = int(rec["seq_tokens"])  # type: ignore[call-overload]
-    return step_work(shape, weight_bytes=bpe, kv_bytes=bpe, tp=int(rec["tp"]),  # type: ignore[call-overload]
-                     batch=int(rec["batch"]), q_tokens=seq if prefill else 1,  # type: ignore[call-overload]
-                     kv_tokens=seq)
+    seq = int(rec["seq_tokens"])
+    return step_work(shape, weight_bytes=bpe, kv_bytes=bpe, tp=int(rec["tp"]),
+                     batch=int(rec["batch"]), q_tokens=seq if prefill else 1, kv_tokens=seq)
 
 
 @dataclass(frozen=True)

@@ -108,8 +108,12 @@ def plot_fleet(fp: FleetProblem, result: FleetResult, baselines: Sequence[Heuris
     ax1.bar(x, dev["dedicated"], label="dedicated replicas", color="#4C72B0")
     ax1.bar(x, dev["pool"], bottom=dev["dedicated"], label="shared pool", color="#DD8452")
     inv = dev["inventory"].to_numpy(dtype=float)
-    ax1.scatter(x[np.isfinite(inv)], inv[np.isfinite(inv)], marker="_", s=400, color="k",
-                label="inventory", zorder=3)
+    if np.isfinite(inv).any():  # no legend entry for an inventory nobody set
+        ax1.scatter(x[np.isfinite(inv)], inv[np.isfinite(inv)], marker="_", s=400, color="k",
+                    label="inventory", zorder=3)
+    top = max(float(dev["total"].max()), float(np.nanmax(inv)) if np.isfinite(inv).any()
+              else 0.0)
+    ax1.set_ylim(0, top * 1.15 + 1)  # room above the tallest bar and its inventory mark
     ax1.set_xticks(x, dev["device"], rotation=45, ha="right")
     ax1.set_ylabel("devices")
     ax1.set_title(f"{fp.name}: {fp.n_tenants} tenants, {fp.n_ops} operators")
@@ -126,7 +130,17 @@ def plot_fleet(fp: FleetProblem, result: FleetResult, baselines: Sequence[Heuris
     if math.isfinite(result.bound_usd_per_h):
         ax2.axhline(result.bound_usd_per_h, color="k", ls="--", lw=1,
                     label=f"proven bound (gap {result.gap:.2%})")
-        ax2.legend(loc="lower right")
+        ax2.legend(loc="upper left", fontsize=8)
+    # Zoom on the values (a 1 % difference must be visible) with room for the labels; the
+    # axis does not start at 0, which the broken-axis note says.
+    finite = [v for v in values + [result.bound_usd_per_h] if math.isfinite(v)]
+    if finite:
+        lo, hi = min(finite), max(finite)
+        pad = max(hi - lo, 0.02 * hi)
+        ax2.set_ylim(max(0.0, lo - pad), hi + pad * 0.6)
+        if lo - pad > 0:
+            ax2.annotate("axis does not start at 0", (0.99, 0.01), xycoords="axes fraction",
+                         ha="right", va="bottom", fontsize=7, color="grey")
     ax2.set_xticks(range(len(values)), names, fontsize=8)
     ax2.set_ylabel("fleet TCO ($/h)")
     fig.tight_layout()

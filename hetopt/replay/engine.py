@@ -841,6 +841,8 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
     stages_raw["pool"] = [ops[i].pool or "-" for i in stages_raw["op"]]
     stages = stages_raw.groupby(["operator", "pool"], sort=False).agg(
         executions=("wait_s", "size"), mean_wait_s=("wait_s", "mean"),
+        p50_wait_s=("wait_s", lambda w: float(np.quantile(w, 0.5))),
+        p90_wait_s=("wait_s", lambda w: float(np.quantile(w, 0.9))),
         p99_wait_s=("wait_s", lambda w: float(np.quantile(w, 0.99))),
         mean_service_s=("service_s", "mean")).reset_index()
     util = pd.DataFrame(util_rows, columns=["time_s", "pool", "busy_fraction"])
@@ -904,6 +906,7 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
         "planned_e2e_s": plan.e2e_latency_s,
         "sla_e2e_s": sla,
         "sla_tbt_s": tbt_sla,
+        "sla_ttft_s": problem.sla.ttft_s,
         "sla_attainment": _attainment(requests, sla, config.warmup_s, config.duration_s),
         "gap_p50": float(done["gap"].median()) if len(done) else math.nan,
         "gap_p99": float(done["gap"].quantile(0.99)) if len(done) else math.nan,

@@ -1,8 +1,9 @@
-"""Closed-form queueing results the replay is validated against."""
+"""Closed-form queueing results the replay is validated against (Erlang C lives in
+:mod:`hetopt.plan.queueing`, which also sizes the planner's queued TTFT)."""
 
 from __future__ import annotations
 
-import math
+from hetopt.plan.queueing import erlang_c
 
 
 def erlang_c_wait_s(arrival_rate_per_s: float, service_rate_per_s: float, servers: int) -> float:
@@ -29,6 +30,4 @@ def erlang_c_wait_s(arrival_rate_per_s: float, service_rate_per_s: float, server
     rho = a / servers
     if not 0 <= rho < 1:
         raise ValueError(f"unstable queue: load {rho:.3f} >= 1")
-    top = a**servers / math.factorial(servers) / (1 - rho)
-    p_wait = top / (sum(a**k / math.factorial(k) for k in range(servers)) + top)
-    return p_wait / (servers * service_rate_per_s - arrival_rate_per_s)
+    return erlang_c(servers, a) / (servers * service_rate_per_s - arrival_rate_per_s)

@@ -37,7 +37,7 @@ def write_replay(result: ReplayResult, run_dir: Path) -> list[str]:
                for k, v in result.summary.items()}
     (run_dir / "replay.json").write_text(json.dumps(summary, indent=2))
 
-    fig, (ax_cdf, ax_util) = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, (ax_cdf, ax_util) = plt.subplots(1, 2, figsize=(13, 5.5))
     done = result.requests[result.requests["status"] == "completed"]
     for col, label in (("e2e_s", "end-to-end (replay)"), ("predicted_s", "planner, same path"),
                        ("ttft_s", "TTFT (replay)")):
@@ -46,12 +46,17 @@ def write_replay(result: ReplayResult, run_dir: Path) -> list[str]:
             ax_cdf.plot(values, np.arange(1, len(values) + 1) / len(values), label=label)
     sla = result.summary.get("sla_e2e_s")
     if sla:
-        ax_cdf.axvline(sla, color="r", linestyle="--", label=f"SLA {sla:g} s")
+        ax_cdf.axvline(sla, color="r", linestyle="--", label=f"end-to-end SLA {sla:g} s")
+    ttft_sla = result.summary.get("sla_ttft_s")
+    if ttft_sla:
+        ax_cdf.axvline(ttft_sla, color="purple", linestyle=":",
+                       label=f"TTFT SLA {ttft_sla * 1e3:g} ms")
     ax_cdf.set_xscale("log")
     ax_cdf.set_xlabel("seconds")
     ax_cdf.set_ylabel("fraction of requests")
     ax_cdf.set_title("Latency CDF")
-    ax_cdf.legend(fontsize=8)
+    # below the axes: inside it covered the TTFT curve
+    ax_cdf.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3)
     ax_cdf.grid(alpha=0.3)
     util = result.utilisation
     for pool, group in util.groupby("pool", sort=False):
@@ -61,7 +66,7 @@ def write_replay(result: ReplayResult, run_dir: Path) -> list[str]:
     ax_util.set_ylabel("busy fraction (10-sample mean)")
     ax_util.set_ylim(0, 1.05)
     ax_util.set_title("Pool utilisation over time")
-    ax_util.legend(fontsize=7)
+    ax_util.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     ax_util.grid(alpha=0.3)
     save_figure(fig, run_dir / "replay.png")
     written = [f"{name}.csv" for name in tables] + ["replay.json", "replay.png"]

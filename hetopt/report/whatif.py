@@ -59,7 +59,9 @@ def _device_mix(ax: Any, sub: pd.DataFrame, x: str) -> None:
     ax.set_xticks(positions, [f"{v:g}" if isinstance(v, int | float) else str(v)
                               for v in sub[x]], rotation=45)
     ax.set_ylabel("devices")
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_ylim(0, float(bottom.max()) * 1.05 + 0.5)
+    # beside the bars, never over them
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
 def plot_study(frame: pd.DataFrame, study: Mapping[str, Any], path: Path) -> Path:
