@@ -55,6 +55,11 @@ def cmd_calibrate(args: list[str], console: Console) -> int:
     ship = opts.get("ship", "false").lower()
     if ship not in ("true", "false"):
         raise InputError(f"hetopt calibrate: ship must be true or false, got {ship!r}.")
+    if ship == "true" and ("devices" in opts or "measurements" in opts):
+        raise InputError("hetopt calibrate: ship=true replaces the whole shipped table, so it "
+                         "refits every device from aiconfigurator's database; drop devices= and "
+                         "measurements=, or plan with your table through "
+                         "costs.calibration=<out>/calibration.csv instead.")
     holdout = HoldOut()
     if "holdout_models" in opts:
         holdout = HoldOut(tuple(m for m in opts["holdout_models"].split(",") if m),

@@ -282,7 +282,7 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     Examples
     --------
     >>> table = load_calibration()
-    >>> table.lookup("H100", "fp16") is not None, table.lookup("Gaudi3", "fp8") is None
+    >>> table.lookup("H100", "fp16") is not None, table.lookup("L4", "fp16") is None
     (True, True)
     """
     return _load_cached(str(Path(path) if path is not None else CALIBRATION_PATH))

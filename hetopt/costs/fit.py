@@ -185,7 +185,7 @@ def error_stats(ratio: Sequence[float] | np.ndarray) -> tuple[float, float]:
     --------
     >>> g, worst = error_stats([1.1, 1 / 1.1, 2.0])
     >>> round(g, 3), worst
-    (1.342, 2.0)
+    (1.343, 2.0)
     """
     logs = np.abs(np.log(np.asarray(ratio, dtype=float)))
     worst = float(np.asarray(ratio, dtype=float)[int(np.argmax(logs))])

@@ -261,6 +261,9 @@ def test_calibrate_from_a_measurements_file(tmp_path: Path) -> None:
     assert table.lookup("H100", "fp16") is not None
     assert "H100" in (out / "summary.md").read_text()
     assert main(["calibrate", "bogus=1"]) == 2
+    # shipping a partial refit would silently drop every other device
+    assert main(["calibrate", f"measurements={path}", "ship=true"]) == 2
+    assert load_calibration().devices() >= {"H100", "B200", "L40S"}
 
 
 def test_measurement_columns_cover_the_shape() -> None:
