@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import math
 from pathlib import Path
 
@@ -24,8 +26,10 @@ def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 120,
     """
     if rect is None:
         fig.tight_layout()
-    else:
-        fig.tight_layout(rect=rect)
+    else:  # a colour bar on axes of its own: lay out the rest inside rect, leave it be
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*not compatible with tight_layout")
+            fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return Path(path)
