@@ -174,6 +174,59 @@ def calibrate(model: CpuModel, kernels: pd.DataFrame) -> Calibration:
     return Calibration(model, after, frame.reset_index(drop=True))
 
 
+def cost_calibration_rows(catalog: HardwareCatalog, calibration: Calibration,
+                          version: str) -> list[dict[str, object]]:
+    """Rows of the cost model's calibration table (:mod:`hetopt.costs.calibration`) for every
+    catalog CPU, from the fitted factors: one kernel floor (IREE's dispatch overhead), the
+    compute efficiency for GEMMs and attention, the bandwidth efficiency for every
+    memory-bound kernel. The error band is the GEMM-shaped operators' predicted / measured
+    ratio after the fit (in sample: the kernels are too few to hold any out).
+
+    These rows make ``costs.calibration=<run>/cost_calibration.csv`` time CPU LLM phases with
+    the step model, as the GPUs are (the fit ran on f32 kernels; the rows serve fp16, which
+    the catalog CPUs run as bf16).
+    """
+    from hetopt.costs.calibration import STEP_MODEL_VERSION, TERMS
+
+    after = calibration.after
+    ops = calibration.operators()
+    ratio = ops["ratio_after"].to_numpy(dtype=float) if len(ops) else np.array([1.0])
+    geo = float(np.exp(np.mean(np.abs(np.log(ratio)))))
+    eff_c = min(1.0, after.compute_efficiency)
+    eff_m = min(1.0, after.bandwidth_efficiency)
+    values = {"eff_compute": eff_c, "eff_memory": eff_m, "floor_s": 0.0}
+    rows: list[dict[str, object]] = []
+    for device in catalog.devices:
+        if device.kind != "cpu":
+            continue
+        common = dict(version=version, model_version=STEP_MODEL_VERSION, device=device.name,
+                      precision="fp16", n_points=int(len(calibration.kernels)),
+                      heldout_points=0, heldout_geomean_error=geo,
+                      heldout_min_ratio=float(ratio.min()),
+                      heldout_max_ratio=float(ratio.max()),
+                      prefill_min_ratio=float(min(1.0, ratio.min())),
+                      decode_min_ratio=float(min(1.0, ratio.min())),
+                      source=(f"hetopt compile: IREE llvm-cpu kernels on {after.host_cores} "
+                              f"cores of {platform.processor() or platform.machine()}, "
+                              f"scaled to the catalog row ({len(calibration.kernels)} kernels; "
+                              f"error band in sample)"))
+        for term, columns in TERMS.items():
+            row: dict[str, object] = dict(common, term=term, eff_compute=None,
+                                          eff_memory=None, floor_s=None, size_s=None,
+                                          size_exponent=None, reserve_bytes=None)
+            for column in columns:
+                if column in values:
+                    row[column] = values[column]
+            if term == "kernel":
+                row["floor_s"] = after.overhead_s
+            if term.startswith("allreduce"):  # one socket, no tensor parallelism
+                row.update(eff_memory=1.0, floor_s=0.0, size_s=0.0, size_exponent=1.0)
+            if term == "memory":
+                row["reserve_bytes"] = 0.0
+            rows.append(row)
+    return rows
+
+
 def calibrated_catalog(catalog: HardwareCatalog, calibration: Calibration) -> pd.DataFrame:
     """The catalog as CSV rows with every CPU's efficiencies replaced by the fitted ones
     (the per-core efficiency measured here, assumed to hold on the whole server CPU)."""

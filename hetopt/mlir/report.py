@@ -6,8 +6,9 @@ import json
 import math
 from pathlib import Path
 
+from hetopt.costs.calibration import load_calibration, table_from_fits
 from hetopt.hardware import HardwareCatalog
-from hetopt.mlir.calibrate import Calibration, calibrated_catalog
+from hetopt.mlir.calibrate import Calibration, calibrated_catalog, cost_calibration_rows
 from hetopt.mlir.compile import CompileReport
 from hetopt.report.figures import plt, save_figure
 
@@ -74,8 +75,15 @@ def write_compile(report: CompileReport, catalog: HardwareCatalog, run_dir: Path
         cal.kernels.to_csv(run_dir / "calibration.csv", index=False)
         cal.operators().to_csv(run_dir / "calibration_operators.csv", index=False)
         calibrated_catalog(catalog, cal).to_csv(run_dir / "calibrated_devices.csv", index=False)
+        # The cost model's calibration table: the shipped GPU rows plus this machine's CPU fit.
+        shipped = load_calibration()
+        cpu_rows = cost_calibration_rows(catalog, cal, version=f"{shipped.version}+compile")
+        keep = shipped.frame[~shipped.frame["device"].isin({r["device"] for r in cpu_rows})]
+        merged = keep.assign(version=f"{shipped.version}+compile").to_dict("records")
+        table_from_fits(merged + cpu_rows).save(run_dir / "cost_calibration.csv")
         plot_calibration(cal, run_dir / "calibration.png")
         written += ["calibration.csv", "calibration_operators.csv", "calibrated_devices.csv",
+                    "cost_calibration.csv",
                     "calibration.png"]
     data = report.to_dict()
     (run_dir / "verification.json").write_text(json.dumps(data, indent=2, default=_json))

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from hetopt.cli.main import main
+from hetopt.costs.calibration import load_calibration
 from hetopt.errors import InputError
 from hetopt.hardware import load_catalog
 from hetopt.mlir.calibrate import CpuModel, calibrate, calibrated_catalog, fit, host_model
@@ -136,6 +137,17 @@ def test_hetopt_compile_end_to_end(tmp_path: Path) -> None:
     # The calibrated catalog plans.
     cat = run / "calibrated_devices.csv"
     assert main(["plan", f"hardware.catalog_path={cat}", f"run_dir={tmp_path / 'p'}"]) == 0
+    # ... and so does the cost model's table with this machine's CPU fit beside the GPUs'
+    table = load_calibration(run / "cost_calibration.csv")
+    cpu = table.lookup("Xeon-SPR", "fp16")
+    assert cpu is not None and "hetopt compile" in cpu.source
+    assert table.lookup("H100", "fp16") == load_calibration().lookup("H100", "fp16")
+    assert main(["plan", f"costs.calibration={run / 'cost_calibration.csv'}",
+                 f"run_dir={tmp_path / 'q'}"]) == 0
+    costed = pd.read_csv(tmp_path / "q" / "cost_table.csv")
+    cpu_llm = costed[costed["device"].isin(["Xeon-SPR", "EPYC-Genoa"])
+                     & costed["op"].str.startswith("llm.")]
+    assert len(cpu_llm) and (cpu_llm["cost_model"] == "calibrated").all()
 
 
 def test_failed_partition_exits_2_and_keeps_the_others(
