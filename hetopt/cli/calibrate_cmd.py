@@ -88,6 +88,9 @@ def cmd_calibrate(args: list[str], console: Console) -> int:
         grid = aic.Grid()
         if "devices" in opts:
             wanted = tuple(d for d in opts["devices"].split(",") if d)
+            if not wanted:
+                raise InputError(f"hetopt calibrate: devices= names no device; give a comma "
+                                 f"list of {list(aic.SYSTEMS)}.")
             bad = [d for d in wanted if d not in aic.SYSTEMS]
             if bad:
                 raise InputError(f"hetopt calibrate: devices {bad} have no aiconfigurator "

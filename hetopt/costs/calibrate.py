@@ -122,6 +122,10 @@ def calibrate(measurements: pd.DataFrame, catalog: HardwareCatalog, holdout: Hol
                              f"outside the hold-out; fitting needs at least {2 * len(TERMS)}.")
         peaks = device_peaks(catalog.get(str(device)), str(precision))
         fit = fit_coefficients(train, peaks)
+        if fit.geomean_error > 1.5:
+            log.warning("%s %s: the step model fits its measurements only to x%.2f; check the "
+                        "measurements (units, device, model shape)", device, precision,
+                        fit.geomean_error)
         scored = group.copy()
         scored["predicted_s"] = ratios(group, peaks, fit.coefficients) * group["step_s"]
         scored["ratio"] = scored["predicted_s"] / scored["step_s"]
@@ -205,6 +209,13 @@ def load_published(path: str | Path) -> pd.DataFrame:
                                  ) from None
             if not value > 0 or not np.isfinite(value):
                 raise InputError(f"{at}, column {column}: must be > 0, got {rec[column]!r}.")
+            if column != "output_tokens_per_s" and value != int(value):
+                raise InputError(f"{at}, column {column}: must be a whole number, got "
+                                 f"{rec[column]!r}.")
+        if rec["precision"] not in ("fp16", "bf16", "fp8"):
+            raise InputError(f"{at}, column precision: must be fp16, bf16 or fp8 (an LLM "
+                             f"precision the step model is fitted for), got "
+                             f"{rec['precision']!r}.")
         if not isinstance(rec["source"], str) or not rec["source"].strip():
             raise InputError(f"{at}, column source: every measurement needs a source.")
     return frame
@@ -263,21 +274,29 @@ def fit_published(published: pd.DataFrame, table: Calibration, catalog: Hardware
                                          bounds=(0.2, top), method="bounded").x)
 
         s_all = best(points)
-        loo = np.array([np.exp(log_ratios(best(points[:k] + points[k + 1:]), [points[k]])[0])
-                        for k in range(len(points))]) if len(points) > 2 else np.exp(
-            log_ratios(s_all, points))
+        held_out = len(points) > 2
+        # Throughput ratios turned into time ratios (predicted / measured time), the
+        # convention of the whole table: a ratio below 1 is an optimistic prediction.
+        if held_out:
+            loo = np.array([np.exp(-log_ratios(best(points[:k] + points[k + 1:]),
+                                               [points[k]])[0])
+                            for k in range(len(points))])
+        else:
+            loo = np.exp(-log_ratios(s_all, points))
         geo, _ = error_stats(loo)
         entry = scaled(s_all)
         sources = "; ".join(sorted(set(group["source"].astype(str).str.split(",").str[0])))
         common = dict(version=version, model_version=STEP_MODEL_VERSION, device=device_name,
-                      precision=precision, n_points=len(points), heldout_points=len(points),
+                      precision=precision, n_points=len(points),
+                      heldout_points=len(points) if held_out else 0,
                       heldout_geomean_error=geo, heldout_min_ratio=float(loo.min()),
                       heldout_max_ratio=float(loo.max()),
                       prefill_min_ratio=float(min(1.0, loo.min())),
                       decode_min_ratio=float(min(1.0, loo.min())),
                       source=(f"published static-batch throughput ({len(points)} points: "
                               f"{sources}); median of the silicon-calibrated GPUs with "
-                              f"efficiencies x{s_all:.3f}; error by leave-one-out"))
+                              f"efficiencies x{s_all:.3f}; "
+                              f"{'error by leave-one-out' if held_out else 'error in sample'}"))
         rows.extend(_term_rows(common, entry.coefficients, DEFAULT_RESERVE_BYTES))
     return rows
 

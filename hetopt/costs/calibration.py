@@ -240,11 +240,21 @@ def validate_table(frame: pd.DataFrame, where: str) -> Calibration:
             if column.startswith(("eff", "size_exponent")) and not 0 < value <= 1:
                 raise InputError(f"{at}, column {column}: must be in (0, 1], "
                                  f"got {rec[column]!r}.")
+            if column.endswith("_ratio") and not value > 0:
+                raise InputError(f"{at}, column {column}: a predicted / measured ratio must "
+                                 f"be > 0, got {rec[column]!r}.")
+            if column == "heldout_geomean_error" and value < 1:
+                raise InputError(f"{at}, column {column}: exp(mean |log ratio|) is >= 1, got "
+                                 f"{rec[column]!r}.")
             if value < 0:
                 raise InputError(f"{at}, column {column}: must be >= 0, got {rec[column]!r}.")
         if not isinstance(rec["source"], str) or not rec["source"].strip():
             raise InputError(f"{at}, column source: every calibration row needs a source.")
     for (device, precision), group in frame.groupby(["device", "precision"], sort=False):
+        twice = sorted(group.loc[group["term"].duplicated(), "term"])
+        if twice:
+            raise InputError(f"{where}: {device} {precision} has the term(s) {twice} more than "
+                             f"once; keep one row per device, precision and term.")
         absent = sorted(set(TERMS) - set(group["term"]))
         if absent:
             raise InputError(f"{where}: {device} {precision} lacks the term(s) {absent}; "

@@ -102,6 +102,10 @@ def validate_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
                              f"{sorted(BYTES_PER_ELEMENT)}, got {rec['precision']!r}.")
         if not isinstance(rec["source"], str) or not rec["source"].strip():
             raise InputError(f"{at}, column source: every measurement needs a source.")
+        for col in ("device", "model"):
+            if not isinstance(rec[col], str) or not rec[col].strip():
+                raise InputError(f"{at}, column {col}: must name the {col}, got "
+                                 f"{rec[col]!r}.")
     for col in _INT_COLUMNS:
         out[col] = out[col].astype(float).astype(int)
     out["step_s"] = out["step_s"].astype(float)

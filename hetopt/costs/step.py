@@ -288,11 +288,13 @@ def step_work(shape: ModelShape, *, weight_bytes: float, kv_bytes: float, tp: in
         gen_bytes = n_layers * batch * (kv_tokens * 2 * kv_width * kv_bytes
                                         + 2 * q_width * ACT_BYTES)
     launches = int(round(n_layers))
-    elt_per_layer = tokens * ACT_BYTES * (6 * shape.d_model + 3 * ff
-                                          + 2 * (q_width + kv_width))
+    # norms, residuals and rotary per token; SiLU x gate per routed token (MoE: per expert)
+    elt_per_layer = ACT_BYTES * (tokens * (6 * shape.d_model + 2 * (q_width + kv_width))
+                                 + mlp_tokens * 3 * ff)
     elt_launches = ELEMENTWISE_KERNELS_PER_LAYER
     if weight_bytes < ACT_BYTES:  # fp8: quantise each GEMM's input (read 16 bit, write 8 bit)
-        quant = tokens * (2 * shape.d_model + q_width + ff) * (ACT_BYTES + weight_bytes)
+        quant = ((tokens * (shape.d_model + q_width) + mlp_tokens * (shape.d_model + ff))
+                 * (ACT_BYTES + weight_bytes))
         elt_per_layer += quant
         elt_launches += QUANT_KERNELS_PER_LAYER
     return StepWork(

@@ -118,6 +118,10 @@ def test_calibrate_holds_out_and_round_trips(tmp_path: Path) -> None:
     assert not ((points["model"] == "a") & (points["seq_tokens"] == 512) & held).any()
     entry = result.table.lookup("H100", "fp16")
     assert entry is not None and entry.source.startswith("synthetic (test)")
+    fitted = result.table.frame["n_points"].iloc[0]
+    assert fitted == (~held).sum() and result.table.frame["heldout_points"].iloc[0] == held.sum()
+    # decode rows at 2048 + 1 cached tokens are held out with the 2048-token prompts
+    assert held[(points["phase"] == "decode") & (points["seq_tokens"] == 2048)].all()
     # one layer count in the fit: per-layer and per-step constants extrapolate to model b
     assert 1.0 < entry.heldout_geomean_error < 1.10
     assert entry.decode_min_ratio <= 1.0 <= entry.heldout_max_ratio
@@ -128,6 +132,53 @@ def test_calibrate_holds_out_and_round_trips(tmp_path: Path) -> None:
     assert back.lookup("H100", "fp16") == entry
     assert back.lookup("H100-owned", "bf16") == entry  # installed rows and bf16 share it
     assert back.lookup("Gaudi3", "fp16") is None
+
+
+def test_published_fit_reports_time_ratios(tmp_path: Path) -> None:
+    """A device slower than predicted must show a ratio below 1 (an optimistic prediction),
+    which the SLA guard then divides by."""
+    pytest.importorskip("scipy")
+    from hetopt.costs.calibrate import fit_published, static_batch_tok_s
+    from hetopt.graph.architectures import get_architecture
+    from hetopt.graph.decompose import LlmWork
+
+    base = calibrate(synthetic(TRUE, noise=0.01, seed=2), CATALOG, HoldOut(models=("b",)),
+                     version="t").table
+    prior = base.prior("fp16")
+    assert prior is not None
+    mi300x = CATALOG.get("MI300X")
+    rows = []
+    for model, tp, batch, n_in, n_out in (("llama-3-8b", 1, 8, 128, 512),
+                                          ("llama-3-8b", 1, 64, 1024, 256),
+                                          ("llama-3-70b", 4, 16, 512, 512),
+                                          ("llama-3-70b", 8, 128, 128, 1024)):
+        work = LlmWork(get_architecture(model), "fp16", n_in, n_out)
+        rows.append(dict(device="MI300X", model=model, precision="fp16", tp=tp, batch=batch,
+                         input_tokens=n_in, output_tokens=n_out, source="synthetic (test)",
+                         output_tokens_per_s=static_batch_tok_s(mi300x, work, tp, batch,
+                                                                prior)))
+    rows[0]["output_tokens_per_s"] *= 0.75  # this run was slower than the model says
+    published = pd.DataFrame(rows)
+    fitted = fit_published(published, base, CATALOG, "t")
+    frame = pd.DataFrame(fitted)
+    first = frame.iloc[0]
+    assert first["heldout_min_ratio"] < 0.9  # predicted time below measured: optimistic
+    assert first["decode_min_ratio"] == first["heldout_min_ratio"]
+    # the slow run pulls the factor down, so the other points come out pessimistic (> 1)
+    assert 1.0 < first["heldout_max_ratio"] < 1.3
+    assert "leave-one-out" in first["source"]
+
+
+def test_sla_guard_only_removes_configurations() -> None:
+    guarded = _voice_table(CostParams())
+    plain = _voice_table(CostParams(sla_guard="none"))
+    key = ["op", "device", "config"]
+    both = guarded.merge(plain, on=key, suffixes=("", "_plain"))
+    # the guard never changes a time
+    assert np.allclose(both["step_s"], both["step_s_plain"], equal_nan=True)
+    assert not (both["feasible"] & ~both["feasible_plain"]).any()
+    lost = both[~both["feasible"] & both["feasible_plain"]]
+    assert len(lost) and lost["reason"].str.contains("held-out error guard").all()
 
 
 def test_shipped_table_is_current_and_sourced() -> None:

@@ -56,6 +56,25 @@ def test_one_gemm_by_hand() -> None:
     assert float(t.allreduce_s) == 0.0  # tp = 1
 
 
+def test_prefill_attention_and_fp8_quantisation_by_hand() -> None:
+    toy = ModelShape("toy", n_layers=1, d_model=1000, n_heads=10, n_kv_heads=10, head_dim=100,
+                     d_ff=2000, vocab_size=10)
+    w = step_work(toy, weight_bytes=1, kv_bytes=1, tp=2, batch=2, q_tokens=3, kv_tokens=3)
+    # causal pairs: 2 sequences x 3 x 4 / 2 = 12; 4 FLOPs per pair per q column (500 per device)
+    assert w.ctx_attn_flops == 4 * 12 * 500
+    # q, k, v and out in 16 bit: 6 tokens x (2 x 500 + 2 x 500) x 2; the KV write at fp8:
+    # 6 tokens x 2 x 500 x 1
+    assert w.ctx_attn_bytes == 6 * 2000 * 2 + 6 * 1000 * 1
+    assert w.gen_attn_flops == 0 and w.attn_launches == 1
+    # the LM head runs on the last token of each sequence: M = 2, N = 10 / 2, K = 1000
+    assert w.gemm_flops[-1] == 2 * 2 * 5 * 1000
+    # fp8: 4 quantisation kernels beside the 4 elementwise ones; they read 16 bit and write 8:
+    # 6 tokens x (d_model + q_width + d_model + d_ff / tp) x (2 + 1) bytes
+    assert w.elementwise_launches == 8
+    plain = 2 * 6 * (6 * 1000 + 2 * (500 + 500) + 3 * 1000)
+    assert w.elementwise_bytes == plain + 6 * (1000 + 500 + 1000 + 1000) * 3
+
+
 def test_allreduce_by_hand() -> None:
     shape = SHAPES[0]
     w = step_work(shape, weight_bytes=2, kv_bytes=2, tp=4, batch=8, q_tokens=1, kv_tokens=10)
