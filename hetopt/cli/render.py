@@ -55,7 +55,7 @@ def render_plan(plan: Plan, console: Console) -> None:
             line += f", calibration table {info['calibration_table']}"
         console.print(line + ")")
     if uncalibrated:
-        console.print(f"[yellow]Uncalibrated: {', '.join(uncalibrated)}[/] (no measured data; "
+        console.print(f"[yellow]Uncalibrated: {', '.join(uncalibrated)}[/] (no measured data at this precision; "
                       f"LLM phases use the median coefficients of the calibrated GPUs, error "
                       f"unknown; see `hetopt catalog`)")
 

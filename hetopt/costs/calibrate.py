@@ -24,6 +24,7 @@ from hetopt.costs.calibration import (
     TERMS,
     Calibration,
     CalibrationEntry,
+    read_csv_input,
     table_from_fits,
 )
 from hetopt.costs.fit import error_stats, fit_coefficients, ratios
@@ -136,7 +137,6 @@ def calibrate(measurements: pd.DataFrame, catalog: HardwareCatalog, holdout: Hol
             test_ratio = scored["ratio"].to_numpy()
             log.warning("%s %s: no held-out points; its error band is the fit's own", device,
                         precision)
-        geo, _ = error_stats(test_ratio)
         scored_test = scored[scored["held_out"]] if scored["held_out"].any() else scored
         phase_min = {ph: float(sub["ratio"].min()) if len(sub) else float(np.min(test_ratio))
                      for ph, sub in ((p, scored_test[scored_test["phase"] == p])
@@ -144,12 +144,12 @@ def calibrate(measurements: pd.DataFrame, catalog: HardwareCatalog, holdout: Hol
         sources = sorted(set(group["source"]))
         source = "; ".join(sources) + f"; {len(train)} points fitted"
         common = dict(version=version, model_version=STEP_MODEL_VERSION, device=device,
-                      precision=precision, n_points=len(train), heldout_points=len(test),
-                      heldout_geomean_error=geo, heldout_min_ratio=float(np.min(test_ratio)),
-                      heldout_max_ratio=float(np.max(test_ratio)),
-                      prefill_min_ratio=phase_min["prefill"],
-                      decode_min_ratio=phase_min["decode"], source=source)
-        rows.extend(_term_rows(common, fit.coefficients,
+                      precision=precision, n_points=len(train),
+                      **band_columns(test_ratio, len(test)), source=source)
+        # the guard per phase: step data tells prefill and decode apart
+        common.update(prefill_min_ratio=phase_min["prefill"],
+                      decode_min_ratio=phase_min["decode"])
+        rows.extend(term_rows(common, fit.coefficients,
                                (reserve_bytes or {}).get(str(device), DEFAULT_RESERVE_BYTES)))
     table = table_from_fits(rows)
     if published is not None and len(published):
@@ -187,14 +187,7 @@ def static_batch_tok_s(device: Device, work: LlmWork, tp: int, batch: int,
 
 def load_published(path: str | Path) -> pd.DataFrame:
     """Read published static-batch throughput (:data:`PUBLISHED_COLUMNS`), validated."""
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise InputError(f"published: {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError,
-            pd.errors.EmptyDataError) as exc:
-        raise InputError(f"published: cannot read {path} as CSV ({exc}).") from None
+    frame = read_csv_input(path, "published")
     missing = [c for c in PUBLISHED_COLUMNS if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {missing}; published measurements need "
@@ -283,26 +276,33 @@ def fit_published(published: pd.DataFrame, table: Calibration, catalog: Hardware
                             for k in range(len(points))])
         else:
             loo = np.exp(-log_ratios(s_all, points))
-        geo, _ = error_stats(loo)
         entry = scaled(s_all)
         sources = "; ".join(sorted(set(group["source"].astype(str).str.split(",").str[0])))
         common = dict(version=version, model_version=STEP_MODEL_VERSION, device=device_name,
                       precision=precision, n_points=len(points),
-                      heldout_points=len(points) if held_out else 0,
-                      heldout_geomean_error=geo, heldout_min_ratio=float(loo.min()),
-                      heldout_max_ratio=float(loo.max()),
-                      prefill_min_ratio=float(min(1.0, loo.min())),
-                      decode_min_ratio=float(min(1.0, loo.min())),
+                      **band_columns(loo, len(points) if held_out else 0),
                       source=(f"published static-batch throughput ({len(points)} points: "
                               f"{sources}); median of the silicon-calibrated GPUs with "
                               f"efficiencies x{s_all:.3f}; "
                               f"{'error by leave-one-out' if held_out else 'error in sample'}"))
-        rows.extend(_term_rows(common, entry.coefficients, DEFAULT_RESERVE_BYTES))
+        rows.extend(term_rows(common, entry.coefficients, DEFAULT_RESERVE_BYTES))
     return rows
 
 
-def _term_rows(common: dict[str, object], c: StepCoefficients, reserve_bytes: float
-               ) -> list[dict[str, object]]:
+def band_columns(ratio: np.ndarray, heldout_points: int) -> dict[str, object]:
+    """The error columns of a table row from predicted / measured time ratios: geometric-mean
+    error, extreme ratios, and (one band for both phases) the SLA guard's ratios."""
+    geo, _ = error_stats(ratio)
+    low = float(np.min(ratio))
+    return dict(heldout_points=heldout_points, heldout_geomean_error=geo,
+                heldout_min_ratio=low, heldout_max_ratio=float(np.max(ratio)),
+                prefill_min_ratio=min(1.0, low), decode_min_ratio=min(1.0, low))
+
+
+def term_rows(common: dict[str, object], c: StepCoefficients, reserve_bytes: float
+              ) -> list[dict[str, object]]:
+    """One table row per term of :data:`~hetopt.costs.calibration.TERMS` for coefficients
+    ``c``; ``common`` holds the columns every row of the device and precision shares."""
     rows = []
     for term, columns in TERMS.items():
         row: dict[str, object] = dict(common, term=term, eff_compute=None, eff_memory=None,

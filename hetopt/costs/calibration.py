@@ -148,7 +148,7 @@ class Calibration:
 
         Installed-fleet rows (``H100-owned``) use their device's calibration. bf16 uses fp16's.
         """
-        return self._entries().get((_base_name(device), _precision_key(precision)))
+        return self._by_key.get((_base_name(device), _precision_key(precision)))
 
     def prior(self, precision: str) -> CalibrationEntry | None:
         """Coefficients for a device the table does not cover: the median of every calibrated
@@ -160,7 +160,7 @@ class Calibration:
         stay flagged ``uncalibrated``; their error is unknown.
         """
         key = _precision_key(precision)
-        entries = [e for (_, p), e in self._entries().items() if p == key and not e.derived]
+        entries = [e for (_, p), e in self._by_key.items() if p == key and not e.derived]
         if not entries:
             return None
         vectors = np.array([e.coefficients.as_vector() for e in entries])
@@ -177,10 +177,10 @@ class Calibration:
 
     def devices(self) -> set[str]:
         """Devices with at least one calibrated precision."""
-        return {d for d, _ in self._entries()}
+        return {d for d, _ in self._by_key}
 
     @functools.cached_property
-    def _cache(self) -> dict[tuple[str, str], CalibrationEntry]:
+    def _by_key(self) -> dict[tuple[str, str], CalibrationEntry]:
         entries: dict[tuple[str, str], CalibrationEntry] = {}
         for (device, precision), group in self.frame.groupby(["device", "precision"], sort=False):
             values: dict[str, float] = {}
@@ -197,9 +197,6 @@ class Calibration:
                 float(first["heldout_max_ratio"]), float(first["prefill_min_ratio"]),
                 float(first["decode_min_ratio"]), str(first["source"]))
         return entries
-
-    def _entries(self) -> dict[tuple[str, str], CalibrationEntry]:
-        return self._cache
 
     def save(self, path: str | Path) -> None:
         """Write the table as CSV (atomically: a temporary file, then a rename)."""
@@ -236,7 +233,7 @@ def validate_table(frame: pd.DataFrame, where: str) -> Calibration:
         needed = list(TERMS[term]) + (["reserve_bytes"] if term == "memory" else [])
         for column in needed + ["heldout_geomean_error", "heldout_min_ratio",
                                 "heldout_max_ratio", "prefill_min_ratio", "decode_min_ratio"]:
-            value = _number(rec[column], f"{at}, column {column}")
+            value = finite_number(rec[column], f"{at}, column {column}")
             if column.startswith(("eff", "size_exponent")) and not 0 < value <= 1:
                 raise InputError(f"{at}, column {column}: must be in (0, 1], "
                                  f"got {rec[column]!r}.")
@@ -262,27 +259,34 @@ def validate_table(frame: pd.DataFrame, where: str) -> Calibration:
     return Calibration(frame.reset_index(drop=True), where)
 
 
-def _number(value: object, where: str) -> float:
+def finite_number(value: object, where: str, hint: str = "") -> float:
+    """``value`` as a finite float, or :class:`InputError` naming ``where`` (plus ``hint``)."""
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InputError(f"{where}: not a number ({value!r}).") from None
+        raise InputError(f"{where}: not a number ({value!r}).{hint}") from None
     if not math.isfinite(number):
         raise InputError(f"{where}: must be a finite number, got {value!r}.")
     return number
 
 
-@functools.lru_cache(maxsize=8)
-def _load_cached(path: str) -> Calibration:
+def read_csv_input(path: str | Path, what: str, missing_hint: str = "") -> pd.DataFrame:
+    """Read a user's CSV; a missing, unreadable or empty file is an :class:`InputError`
+    naming ``what`` (the option or file kind) and the path."""
     try:
-        frame = pd.read_csv(path)
+        return pd.read_csv(path)
     except FileNotFoundError:
-        raise InputError(f"costs.calibration: {path} does not exist. Point it at a table "
-                         f"written by `hetopt calibrate`, or leave it unset for the shipped "
-                         f"one.") from None
+        raise InputError(f"{what}: {path} does not exist.{missing_hint}") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError,
             pd.errors.EmptyDataError) as exc:
-        raise InputError(f"costs.calibration: cannot read {path} as CSV ({exc}).") from None
+        raise InputError(f"{what}: cannot read {path} as CSV ({exc}).") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str) -> Calibration:
+    frame = read_csv_input(path, "costs.calibration",
+                           " Point it at a table written by `hetopt calibrate`, or leave it "
+                           "unset for the shipped one.")
     return validate_table(frame, path)
 
 

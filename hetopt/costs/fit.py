@@ -16,7 +16,6 @@ extra), so the fit targets the geometric-mean error the fidelity study reports.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hetopt.costs.calibration import finite_number, read_csv_input
 from hetopt.costs.step import (
     COEFFICIENT_NAMES,
     DevicePeaks,
@@ -113,25 +113,13 @@ def validate_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
 
 
 def _number(value: object, where: str) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"{where}: not a number ({value!r}). Write plain numbers in base "
-                         f"units (seconds, tokens), without unit suffixes.") from None
-    if not math.isfinite(number):
-        raise InputError(f"{where}: must be a finite number, got {value!r}.")
-    return number
+    return finite_number(value, where, " Write plain numbers in base units (seconds, tokens), "
+                                       "without unit suffixes.")
 
 
 def load_measurements(path: str | Path) -> pd.DataFrame:
     """Read and validate a measurements CSV (:data:`MEASUREMENT_COLUMNS`)."""
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise InputError(f"measurements: {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"measurements: cannot read {path} as CSV ({exc}).") from None
+    frame = read_csv_input(path, "measurements")
     return validate_measurements(frame, str(path))
 
 

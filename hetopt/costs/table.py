@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from hetopt.costs.calibration import load_calibration
+from hetopt.costs.calibration import CALIBRATION_PATH, STEP_MODEL_VERSION, load_calibration
 from hetopt.costs.llm import LlmConfig, decode_config, prefill_config
 from hetopt.costs.measured import measured_rows
 from hetopt.costs.roofline import RooflineTime, roofline_time
@@ -132,8 +132,6 @@ class CostParams:
 
 def cost_model_info(params: CostParams) -> dict[str, Any]:
     """What ``plan.json`` records about the cost model that timed a plan."""
-    from hetopt.costs.calibration import CALIBRATION_PATH, STEP_MODEL_VERSION
-
     info: dict[str, Any] = {"model": params.model, "step_model_version": STEP_MODEL_VERSION,
                             "sla_guard": params.sla_guard}
     if params.model == "calibrated":

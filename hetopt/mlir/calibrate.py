@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hetopt.costs.calibrate import band_columns, term_rows
+from hetopt.costs.calibration import STEP_MODEL_VERSION
+from hetopt.costs.step import StepCoefficients
 from hetopt.hardware import Device, HardwareCatalog
 
 GEMM_CLASSES = ("gemm", "gemv")
@@ -186,44 +189,28 @@ def cost_calibration_rows(catalog: HardwareCatalog, calibration: Calibration,
     the step model, as the GPUs are (the fit ran on f32 kernels; the rows serve fp16, which
     the catalog CPUs run as bf16).
     """
-    from hetopt.costs.calibration import STEP_MODEL_VERSION, TERMS
-
     after = calibration.after
     ops = calibration.operators()
     ratio = ops["ratio_after"].to_numpy(dtype=float) if len(ops) else np.array([1.0])
-    geo = float(np.exp(np.mean(np.abs(np.log(ratio)))))
     eff_c = min(1.0, after.compute_efficiency)
     eff_m = min(1.0, after.bandwidth_efficiency)
-    values = {"eff_compute": eff_c, "eff_memory": eff_m, "floor_s": 0.0}
+    # One socket: no tensor parallelism (the all-reduce terms keep their neutral defaults).
+    coefficients = StepCoefficients(
+        kernel_floor_s=after.overhead_s, gemm_eff_compute=eff_c, gemm_eff_memory=eff_m,
+        ctx_attn_eff_compute=eff_c, ctx_attn_floor_s=0.0, gen_attn_eff_memory=eff_m,
+        elementwise_eff_memory=eff_m, step_overhead_s=0.0)
     rows: list[dict[str, object]] = []
     for device in catalog.devices:
         if device.kind != "cpu":
             continue
         common = dict(version=version, model_version=STEP_MODEL_VERSION, device=device.name,
                       precision="fp16", n_points=int(len(calibration.kernels)),
-                      heldout_points=0, heldout_geomean_error=geo,
-                      heldout_min_ratio=float(ratio.min()),
-                      heldout_max_ratio=float(ratio.max()),
-                      prefill_min_ratio=float(min(1.0, ratio.min())),
-                      decode_min_ratio=float(min(1.0, ratio.min())),
+                      **band_columns(ratio, 0),
                       source=(f"hetopt compile: IREE llvm-cpu kernels on {after.host_cores} "
                               f"cores of {platform.processor() or platform.machine()}, "
                               f"scaled to the catalog row ({len(calibration.kernels)} kernels; "
                               f"error band in sample)"))
-        for term, columns in TERMS.items():
-            row: dict[str, object] = dict(common, term=term, eff_compute=None,
-                                          eff_memory=None, floor_s=None, size_s=None,
-                                          size_exponent=None, reserve_bytes=None)
-            for column in columns:
-                if column in values:
-                    row[column] = values[column]
-            if term == "kernel":
-                row["floor_s"] = after.overhead_s
-            if term.startswith("allreduce"):  # one socket, no tensor parallelism
-                row.update(eff_memory=1.0, floor_s=0.0, size_s=0.0, size_exponent=1.0)
-            if term == "memory":
-                row["reserve_bytes"] = 0.0
-            rows.append(row)
+        rows.extend(term_rows(common, coefficients, 0.0))
     return rows
 
 

@@ -18,7 +18,7 @@ extra), queried live:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,13 +56,24 @@ class FidelityGrid:
 
 def _predict(device: Any, model: str, precision: str, phase: str, tp: int, batch: int,
              seq: int, calib: CalibrationEntry | None) -> float:
-    arch = get_architecture(HETOPT_MODEL[model])
-    if phase == "prefill":
-        work = LlmWork(arch, precision, seq, 2)
-        return prefill_config(device, work, tp, batch, HOP_LATENCY_S, calib=calib).step_s
-    # one decode step at seq cached tokens: output_tokens=2 -> one step at the prompt length
-    work = LlmWork(arch, precision, seq, 2)
-    return decode_config(device, work, tp, batch, HOP_LATENCY_S, calib=calib).step_s
+    # output_tokens=2: one decode step at the prompt length, the measured quantity
+    work = LlmWork(get_architecture(HETOPT_MODEL[model]), precision, seq, 2)
+    make = prefill_config if phase == "prefill" else decode_config
+    return make(device, work, tp, batch, HOP_LATENCY_S, calib=calib).step_s
+
+
+def _calibrated(catalog: HardwareCatalog, label: str, progress: Progress | None
+                ) -> Iterator[tuple[Any, str, CalibrationEntry]]:
+    """(device, precision, entry) of every database GPU the shipped table calibrates."""
+    table = load_calibration()
+    for device_name in aic.SYSTEMS:
+        for precision in ("fp16", "fp8"):
+            calib = table.lookup(device_name, precision)
+            if calib is None:
+                continue
+            if progress:
+                progress(f"{label}: {device_name} {precision}")
+            yield catalog.get(device_name), precision, calib
 
 
 def step_points(catalog: HardwareCatalog | None = None, grid: FidelityGrid | None = None,
@@ -70,39 +81,32 @@ def step_points(catalog: HardwareCatalog | None = None, grid: FidelityGrid | Non
     """Measured vs predicted (calibrated and roofline) step times on held-out points."""
     catalog = catalog or load_catalog()
     grid = grid or FidelityGrid()
-    table = load_calibration()
     rows = []
-    for device_name in aic.SYSTEMS:
-        device = catalog.get(device_name)
-        for precision in ("fp16", "fp8"):
-            calib = table.lookup(device_name, precision)
-            if calib is None:
-                continue
-            if progress:
-                progress(f"fidelity: {device_name} {precision}")
-            for model in HETOPT_MODEL:
-                for seq in grid.seq_lengths:
-                    if model == "llama-3.1-8b" and seq != 2048:
-                        continue  # a fitted point, not a held-out one
-                    for tp in grid.tp_degrees:
-                        for batch in sorted(set(grid.decode_batches) | set(grid.prefill_batches)):
-                            got = aic.query(device_name, precision, model, tp, batch, seq)
-                            if got is None:
+    for device, precision, calib in _calibrated(catalog, "fidelity", progress):
+        device_name = device.name
+        for model in HETOPT_MODEL:
+            for seq in grid.seq_lengths:
+                if model == "llama-3.1-8b" and seq != 2048:
+                    continue  # a fitted point, not a held-out one
+                for tp in grid.tp_degrees:
+                    for batch in sorted(set(grid.decode_batches) | set(grid.prefill_batches)):
+                        got = aic.query(device_name, precision, model, tp, batch, seq)
+                        if got is None:
+                            continue
+                        for phase, measured, kv in (("prefill", got[0], seq),
+                                                    ("decode", got[1], seq + 1)):
+                            batches = (grid.prefill_batches if phase == "prefill"
+                                       else grid.decode_batches)
+                            if batch not in batches:
                                 continue
-                            for phase, measured, kv in (("prefill", got[0], seq),
-                                                        ("decode", got[1], seq + 1)):
-                                batches = (grid.prefill_batches if phase == "prefill"
-                                           else grid.decode_batches)
-                                if batch not in batches:
-                                    continue
-                                rows.append(dict(
-                                    device=device_name, precision=precision, model=model,
-                                    phase=phase, tp=tp, batch=batch, seq_tokens=kv,
-                                    measured_s=measured,
-                                    calibrated_s=_predict(device, model, precision, phase, tp,
-                                                          batch, kv, calib),
-                                    roofline_s=_predict(device, model, precision, phase, tp,
-                                                        batch, kv, None)))
+                            rows.append(dict(
+                                device=device_name, precision=precision, model=model,
+                                phase=phase, tp=tp, batch=batch, seq_tokens=kv,
+                                measured_s=measured,
+                                calibrated_s=_predict(device, model, precision, phase, tp,
+                                                      batch, kv, calib),
+                                roofline_s=_predict(device, model, precision, phase, tp,
+                                                    batch, kv, None)))
     frame = pd.DataFrame(rows)
     frame["calibrated_ratio"] = frame["calibrated_s"] / frame["measured_s"]
     frame["roofline_ratio"] = frame["roofline_s"] / frame["measured_s"]
@@ -134,46 +138,39 @@ def sla_search(catalog: HardwareCatalog | None = None, input_tokens: int = 1024,
     ``guarded_s``, ``measured_s``, ``hetopt_feasible`` and ``measured_feasible``.
     """
     catalog = catalog or load_catalog()
-    table = load_calibration()
     steps = max(output_tokens - 1, 1)
     mean_ctx = input_tokens + steps // 2
     rows = []
-    for device_name in aic.SYSTEMS:
-        device = catalog.get(device_name)
-        for precision in ("fp16", "fp8"):
-            calib = table.lookup(device_name, precision)
-            if calib is None:
-                continue
-            if progress:
-                progress(f"fidelity SLA search: {device_name} {precision}")
-            for model in HETOPT_MODEL:
-                arch = get_architecture(HETOPT_MODEL[model])
-                work = LlmWork(arch, precision, input_tokens, output_tokens)
-                for tp in tp_degrees:
-                    pre = aic.query(device_name, precision, model, tp, 1, input_tokens)
-                    if pre is None:
+    for device, precision, calib in _calibrated(catalog, "fidelity SLA search", progress):
+        device_name = device.name
+        for model in HETOPT_MODEL:
+            arch = get_architecture(HETOPT_MODEL[model])
+            work = LlmWork(arch, precision, input_tokens, output_tokens)
+            for tp in tp_degrees:
+                pre = aic.query(device_name, precision, model, tp, 1, input_tokens)
+                if pre is None:
+                    continue
+                pre_pred = prefill_config(device, work, tp, 1, HOP_LATENCY_S,
+                                          calib=calib).step_s
+                pre_roof = prefill_config(device, work, tp, 1, HOP_LATENCY_S).step_s
+                for batch in batches:
+                    got = aic.query(device_name, precision, model, tp, batch, mean_ctx)
+                    if got is None:
                         continue
-                    pre_pred = prefill_config(device, work, tp, 1, HOP_LATENCY_S,
-                                              calib=calib).step_s
-                    pre_roof = prefill_config(device, work, tp, 1, HOP_LATENCY_S).step_s
-                    for batch in batches:
-                        got = aic.query(device_name, precision, model, tp, batch, mean_ctx)
-                        if got is None:
-                            continue
-                        cfg = decode_config(device, work, tp, batch, HOP_LATENCY_S,
-                                            calib=calib)
-                        roof = decode_config(device, work, tp, batch, HOP_LATENCY_S)
-                        usable = device.mem_bytes * (1 - CostParams().memory_reserve_fraction)
-                        mem_ok = cfg.mem_per_device_bytes <= usable - calib.reserve_bytes
-                        rows.append(dict(
-                            device=device_name, precision=precision, model=model, tp=tp,
-                            batch=batch, predicted_s=cfg.step_s,
-                            guarded_s=cfg.step_s / min(1.0, calib.decode_min_ratio),
-                            measured_s=got[1], prefill_predicted_s=pre_pred,
-                            prefill_guarded_s=pre_pred / min(1.0, calib.prefill_min_ratio),
-                            prefill_measured_s=pre[0], fits_memory=mem_ok,
-                            roofline_s=roof.step_s, prefill_roofline_s=pre_roof,
-                            roofline_fits_memory=roof.mem_per_device_bytes <= usable))
+                    cfg = decode_config(device, work, tp, batch, HOP_LATENCY_S,
+                                        calib=calib)
+                    roof = decode_config(device, work, tp, batch, HOP_LATENCY_S)
+                    usable = device.mem_bytes * (1 - CostParams().memory_reserve_fraction)
+                    mem_ok = cfg.mem_per_device_bytes <= usable - calib.reserve_bytes
+                    rows.append(dict(
+                        device=device_name, precision=precision, model=model, tp=tp,
+                        batch=batch, predicted_s=cfg.step_s,
+                        guarded_s=cfg.step_s / min(1.0, calib.decode_min_ratio),
+                        measured_s=got[1], prefill_predicted_s=pre_pred,
+                        prefill_guarded_s=pre_pred / min(1.0, calib.prefill_min_ratio),
+                        prefill_measured_s=pre[0], fits_memory=mem_ok,
+                        roofline_s=roof.step_s, prefill_roofline_s=pre_roof,
+                        roofline_fits_memory=roof.mem_per_device_bytes <= usable))
     frame = pd.DataFrame(rows)
     frame["hetopt_feasible"] = (frame["fits_memory"] & (frame["guarded_s"] <= tbt_s)
                                 & (frame["prefill_guarded_s"] <= ttft_s))
