@@ -55,9 +55,9 @@ def render_plan(plan: Plan, console: Console) -> None:
             line += f", calibration table {info['calibration_table']}"
         console.print(line + ")")
     if uncalibrated:
-        console.print(f"[yellow]Uncalibrated: {', '.join(uncalibrated)}[/] (no measured data at this precision; "
-                      f"LLM phases use the median coefficients of the calibrated GPUs, error "
-                      f"unknown; see `hetopt catalog`)")
+        console.print(f"[yellow]Uncalibrated: {', '.join(uncalibrated)}[/] (no measured data "
+                      f"at this precision; LLM phases use the median coefficients of the "
+                      f"calibrated GPUs, error unknown; see `hetopt catalog`)")
 
     d = Table(title="Devices and TCO", title_justify="left")
     for col in ("device", "dedicated", "pooled", "total", "$/h each", "$/h", "capex $/h",
