@@ -47,3 +47,10 @@ class InfeasibleError(HetoptUserError):
 
 class SolverLimitError(HetoptUserError):
     """The solver stopped at its time limit; the best plan found so far was still written."""
+
+
+class OutputError(HetoptUserError):
+    """A result cannot be written: the disk is full, or the directory is read-only or taken.
+
+    Nothing partial is left behind (see :mod:`hetopt.atomic`); the message names the path.
+    """
