@@ -8,9 +8,11 @@ suite, so its install runs in full and pytest only collects the suite.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,37 @@ def test_readme_commands_work_in_a_fresh_copy(tmp_path: Path) -> None:
                          timeout=1200)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert re.search(r"\d+ tests collected", run.stdout)
+
+
+def test_readme_group_table_lists_every_shipped_option() -> None:
+    """Each row of the README's config-group table names exactly the files of that group."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Using it", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| (.*?) \|", section, re.M)
+    assert rows, "the config-group table is missing"
+    for group, options in rows:
+        listed = set(re.findall(r"`(\w+)`", options))
+        shipped = {p.stem for p in (ROOT / "configs" / group).glob("*.yaml")}
+        assert listed == shipped, f"README group {group}: lists {sorted(listed)}, ships {sorted(shipped)}"
+    groups = {g for g, _ in rows}
+    assert groups >= {"workload", "hardware", "sla", "costs", "tco", "solver", "whatif",
+                      "replay", "fleet"}
+
+
+def _normalise(text: str) -> list[str]:
+    """Lines with trailing blanks and the solver's wall time (machine-dependent) removed."""
+    text = re.sub(r"in \d+\.\d+ s\b", "in <t> s", text)
+    return [line.rstrip() for line in text.strip().splitlines()]
+
+
+def test_readme_sample_plan_is_what_hetopt_plan_prints(tmp_path: Path) -> None:
+    """The README's "What a plan looks like" block is the default plan's output, verbatim."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## What a plan looks like", 1)[1]
+    block = re.search(r"```\n(.*?)```", section, re.S)
+    assert block is not None
+    run = subprocess.run([sys.executable, "-m", "hetopt.cli.main", "plan"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "COLUMNS": "120"})
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    printed = [line for line in _normalise(run.stdout) if not line.startswith("Wrote ")]
+    assert _normalise(block[1]) == printed
