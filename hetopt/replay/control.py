@@ -202,6 +202,8 @@ class ReplicaPool:
         self.active: list[int] = []
         self.starts: list[float] = []
         self.ends: list[float] = []
+        self.arrived: list[float] = []  # every job routed here (admitted or not), and when
+        self.demand: list[float] = []  # the service it needed
         self.prefix_hits = 0
         self.last_failure = -1  # the failure that last took a replica of this pool
         for _ in range(replicas):
@@ -273,7 +275,10 @@ class ReplicaPool:
     def admit(self, now: float, service_s: float, prefer: int | None, saving_s: float,
               max_wait_s: float | None, process: Any) -> tuple[int, float, float]:
         """Route a job; returns ``(replica, wait_s, service_s)``, or a negative replica id:
-        :data:`DROP_EMPTY` (no replica in service) or :data:`DROP_QUEUE` (wait over the limit)."""
+        :data:`DROP_EMPTY` (no replica in service) or :data:`DROP_QUEUE` (wait over the limit).
+        Every call counts as a job arriving at the pool, dropped or not."""
+        self.arrived.append(now)
+        self.demand.append(service_s)
         best = self._least_loaded()
         if best is None:
             return DROP_EMPTY, 0.0, 0.0
@@ -285,6 +290,7 @@ class ReplicaPool:
             if wait_prefer <= max(self.reps[best].free_at[0] - now, 0.0) + saving_s:
                 r = prefer
                 service_s -= saving_s
+                self.demand[-1] = service_s
                 self.prefix_hits += 1
         rep = self.reps[r]
         start = max(now, rep.free_at[0])

@@ -1,0 +1,231 @@
+"""What the replay measured against what the plan promised.
+
+* **SLA attainment** per bound (TTFT, TBT, end-to-end) and overall: a request attains the SLA
+  only when it completed and met every bound that is set. TTFT is measured from the request's
+  arrival to the end of its first prefill (queueing, earlier operators and transfers included),
+  TBT is the request's worst time between tokens, end-to-end its whole latency. A request
+  whose path has no prefill (or no decode) has no first token (or token gap) to wait for and
+  meets that bound; a dropped request, or one still in flight at the end, misses every bound.
+* **Overloaded pools**: a pool whose jobs arrive faster than its slots can serve them (offered
+  load above 1), so that its queue grows for as long as the overload lasts.
+* **Failure drills** that name more devices than the plan has are refused before the replay
+  starts.
+
+Warm-up is left out of every statistic here: only requests (and the jobs of requests) that
+arrive in ``[warmup_s, duration_s)`` count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from hetopt.errors import InputError
+from hetopt.replay.control import FailureSpec
+from hetopt.sla import Sla
+
+BOUNDS = ("ttft", "tbt", "e2e")
+"""The SLA bounds the replay checks; each is ``Sla.<name>_s`` against request column
+``<name>_s``."""
+TOLERANCE_S = 1e-9  # a latency equal to its bound meets it, whatever the float rounding
+
+
+def bound_of(sla: Sla, name: str) -> float | None:
+    """The bound ``name`` (one of :data:`BOUNDS`) of ``sla`` in seconds, None when not set."""
+    return getattr(sla, f"{name}_s")
+
+
+def sla_flags(requests: pd.DataFrame, sla: Sla) -> pd.DataFrame:
+    """Whether each request met each SLA bound, and all of them.
+
+    Parameters
+    ----------
+    requests
+        The replay's request table (``status``, ``ttft_s``, ``tbt_s``, ``e2e_s``).
+    sla
+        The plan's SLA.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Boolean columns ``meets_ttft``, ``meets_tbt``, ``meets_e2e`` (True where the bound is
+        not set: there is nothing to miss) and ``meets_sla`` (every set bound), indexed like
+        ``requests``.
+
+    Examples
+    --------
+    >>> req = pd.DataFrame({"status": ["completed", "completed", "dropped"],
+    ...                     "ttft_s": [0.2, 0.3, float("nan")], "tbt_s": [0.01, 0.01, 0.0],
+    ...                     "e2e_s": [5.0, 5.0, float("nan")]})
+    >>> sla_flags(req, Sla(ttft_s=0.25, tbt_s=0.02, e2e_s=10.0))["meets_sla"].tolist()
+    [True, False, False]
+    """
+    completed = (requests["status"] == "completed").to_numpy()
+    flags = pd.DataFrame(index=requests.index)
+    every = completed.copy()
+    for name in BOUNDS:
+        bound = bound_of(sla, name)
+        if bound is None:
+            flags[f"meets_{name}"] = True
+            continue
+        value = requests[f"{name}_s"].to_numpy(dtype=float)
+        # NaN: the path has no prefill, so no first token to wait for
+        ok = completed & (np.isnan(value) | (value <= bound + TOLERANCE_S))
+        flags[f"meets_{name}"] = ok
+        every &= ok
+    flags["meets_sla"] = every
+    return flags
+
+
+def attainment(requests: pd.DataFrame, lo_s: float, hi_s: float, column: str = "meets_sla"
+               ) -> float:
+    """Share of the requests arriving in ``[lo_s, hi_s)`` whose ``column`` flag is set.
+
+    ``requests`` carries the flags of :func:`sla_flags`; NaN when no request arrived then.
+    """
+    sel = requests.loc[(requests["arrival_s"] >= lo_s) & (requests["arrival_s"] < hi_s), column]
+    return float(sel.mean()) if len(sel) else math.nan
+
+
+def sla_summary(requests: pd.DataFrame, sla: Sla, lo_s: float, hi_s: float
+                ) -> dict[str, float | int | None]:
+    """The SLA part of the replay's summary: bounds, attainment per bound and overall, misses.
+
+    Keys: ``sla_<bound>_s`` (the bound, None when not set), ``sla_attainment`` (share of the
+    measured requests that met every set bound; NaN when no bound is set),
+    ``sla_attainment_<bound>`` and ``sla_missed_<bound>`` (None when the bound is not set).
+    ``requests`` carries the flags of :func:`sla_flags`.
+    """
+    measured = requests[(requests["arrival_s"] >= lo_s) & (requests["arrival_s"] < hi_s)]
+    out: dict[str, float | int | None] = {}
+    any_bound = False
+    for name in BOUNDS:
+        bound = bound_of(sla, name)
+        out[f"sla_{name}_s"] = bound
+        if bound is None:
+            out[f"sla_attainment_{name}"] = out[f"sla_missed_{name}"] = None
+            continue
+        any_bound = True
+        ok = measured[f"meets_{name}"]
+        out[f"sla_attainment_{name}"] = float(ok.mean()) if len(ok) else math.nan
+        out[f"sla_missed_{name}"] = int((~ok).sum())
+    ok = measured["meets_sla"]
+    out["sla_attainment"] = float(ok.mean()) if any_bound and len(ok) else math.nan
+    out["sla_missed"] = int((~ok).sum()) if any_bound else None
+    return out
+
+
+@dataclass(frozen=True)
+class PoolLoad:
+    """Jobs arriving at one pool against what its slots can serve, over the measured window.
+
+    Attributes
+    ----------
+    arrival_rate_per_s
+        Jobs arriving per second (a retry after a device failure arrives again; a job shed by
+        admission control or finding no replica still arrived).
+    mean_service_s
+        Mean time a job holds a slot (NaN with no arrivals).
+    mean_slots
+        Slots in service, averaged over the window (fewer after a failure, more after a
+        scale-up).
+    """
+
+    arrival_rate_per_s: float
+    mean_service_s: float
+    mean_slots: float
+
+    @property
+    def capacity_per_s(self) -> float:
+        """Jobs per second the slots complete when all are busy: ``slots / mean service``."""
+        if math.isnan(self.mean_service_s) or self.mean_service_s <= 0:
+            return math.inf if self.mean_slots > 0 else math.nan
+        return self.mean_slots / self.mean_service_s
+
+    @property
+    def offered_load(self) -> float:
+        """``arrival rate x mean service / slots``: above 1 the queue grows without bound."""
+        if self.arrival_rate_per_s == 0:
+            return 0.0
+        if self.mean_slots <= 0:
+            return math.inf
+        return self.arrival_rate_per_s * self.mean_service_s / self.mean_slots
+
+    @property
+    def overloaded(self) -> bool:
+        """True when jobs arrive faster than the pool can serve them."""
+        return self.offered_load > 1.0
+
+
+def pool_load(arrived_s: Sequence[float] | np.ndarray, service_s: Sequence[float] | np.ndarray,
+              mean_slots: float, lo_s: float, hi_s: float) -> PoolLoad:
+    """The :class:`PoolLoad` of jobs arriving at ``arrived_s`` needing ``service_s`` each.
+
+    Examples
+    --------
+    Twenty jobs a second of 0.1 s each on one slot: twice what it can serve.
+
+    >>> t = np.arange(0.0, 10.0, 0.05)
+    >>> load = pool_load(t, np.full(len(t), 0.1), 1.0, 0.0, 10.0)
+    >>> round(load.arrival_rate_per_s, 6), round(load.capacity_per_s, 6), load.overloaded
+    (20.0, 10.0, True)
+    """
+    arrived = np.asarray(arrived_s, dtype=float)
+    service = np.asarray(service_s, dtype=float)
+    sel = (arrived >= lo_s) & (arrived < hi_s)
+    n = int(sel.sum())
+    return PoolLoad(n / (hi_s - lo_s), float(service[sel].mean()) if n else math.nan,
+                    float(mean_slots))
+
+
+def check_failures(failures: Sequence[FailureSpec], devices: Mapping[str, int],
+                   replaced: bool) -> None:
+    """Refuse a failure drill that names more devices than the plan holds.
+
+    Parameters
+    ----------
+    failures
+        The ``replay.failures`` entries, in order.
+    devices
+        Devices the plan holds per device type (every pool on that type).
+    replaced
+        True when a controller replaces failed devices; otherwise every failure of a type
+        draws on the devices the earlier ones left.
+
+    Raises
+    ------
+    InputError
+        Naming ``replay.failures[k].device`` or ``replay.failures[k].count``, the count and
+        how many devices exist.
+
+    Examples
+    --------
+    >>> check_failures([FailureSpec("B200", 99, 10.0)], {"B200": 4}, replaced=True)
+    Traceback (most recent call last):
+    ...
+    hetopt.errors.InputError: replay.failures[0].count=99: the plan holds only 4 B200 devices, \
+so at most 4 can fail. Set replay.failures[0].count to at most 4.
+    """
+    failed: dict[str, int] = {}
+    for k, spec in enumerate(failures):
+        key = f"replay.failures[{k}]"
+        if spec.device not in devices:
+            raise InputError(f"{key}.device={spec.device!r} holds no pool in this plan; the "
+                             f"plan's pools are on {sorted(devices)}. Name one of those.")
+        total = devices[spec.device]
+        left = total if replaced else total - failed.get(spec.device, 0)
+        if spec.count > left:
+            if left == total:
+                raise InputError(f"{key}.count={spec.count}: the plan holds only {total} "
+                                 f"{spec.device} devices, so at most {total} can fail. Set "
+                                 f"{key}.count to at most {total}.")
+            raise InputError(f"{key}.count={spec.count}: the plan holds {total} {spec.device} "
+                             f"devices and the earlier failures take "
+                             f"{failed[spec.device]}, which nothing replaces without a "
+                             f"controller, so only {left} are left to fail. Set {key}.count to "
+                             f"at most {left}, or replay.controller.enabled=true.")
+        failed[spec.device] = failed.get(spec.device, 0) + spec.count
