@@ -547,7 +547,7 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
             edge_link[e] = link_keys.setdefault(key, len(link_keys))
     links = [_FcfsPool(max(int(sending[a]), 1)) for a, _ in link_keys]
     link_names = [f"link {problem.devices[a]} -> {problem.devices[b]}" for a, b in link_keys]
-    link_waits: list[tuple[int, float]] = []
+    link_waits: list[tuple[int, float, float]] = []  # link, wait, request arrival
     walker = _Walker(problem, cross, np.array([op.latency_s for op in ops]),
                      np.array([op.tokens for op in ops]), edge_link)
     exp_service = config.service == "exponential"

@@ -182,7 +182,7 @@ def test_pool_with_arrivals_above_capacity_is_named(mmc: PlanOutcome, tmp_path: 
     assert mmc.plan.pool_counts[0] == 4
     trace = _trace(tmp_path, np.arange(1000) * 0.02)  # 50/s for 20 s
     for kw in ({}, {"router": RouterConfig(policy="random")}):  # static and routed paths
-        result = _run(mmc, trace, duration_s=20.0, **kw)  # type: ignore[arg-type]
+        result = _run(mmc, trace, duration_s=20.0, **kw)
         (overloaded,) = result.summary["overloaded_pools"]
         assert overloaded["pool"] == "Xeon-SPR shared pool"
         assert overloaded["arrival_rate_per_s"] == pytest.approx(50.0)
