@@ -199,11 +199,11 @@ def overload_lines(s: dict[str, Any]) -> list[str]:
     >>> overload_lines({"overloaded_pools": [{"pool": "Xeon-SPR shared pool",
     ...     "arrival_rate_per_s": 45.2, "capacity_per_s": 40.0, "offered_load": 1.13}]})
     ['Overloaded: Xeon-SPR shared pool gets 45.20 jobs/s against a capacity of 40.00 jobs/s \
-(load 113%); its queue grows for as long as that lasts.']
+(load 113%): jobs arrive faster than it serves them, so they queue or are dropped.']
     """
     return [f"Overloaded: {o['pool']} gets {o['arrival_rate_per_s']:,.2f} jobs/s against a "
-            f"capacity of {_rate(o['capacity_per_s'])} jobs/s (load {o['offered_load']:.0%}); "
-            f"its queue grows for as long as that lasts."
+            f"capacity of {_rate(o['capacity_per_s'])} jobs/s (load {o['offered_load']:.0%}): "
+            f"jobs arrive faster than it serves them, so they queue or are dropped."
             for o in s["overloaded_pools"]]
 
 
