@@ -196,15 +196,29 @@ def overload_lines(s: dict[str, Any]) -> list[str]:
 
     Examples
     --------
-    >>> overload_lines({"overloaded_pools": [{"pool": "Xeon-SPR shared pool",
-    ...     "arrival_rate_per_s": 45.2, "capacity_per_s": 40.0, "offered_load": 1.13}]})
-    ['Overloaded: Xeon-SPR shared pool gets 45.20 jobs/s against a capacity of 40.00 jobs/s \
-(load 113%): jobs arrive faster than it serves them, so they queue or are dropped.']
+    >>> for line in overload_lines({"warmup_s": 30.0, "overloaded_pools": [
+    ...         {"pool": "Xeon-SPR shared pool", "from_s": 30.0, "to_s": 300.0,
+    ...          "arrival_rate_per_s": 45.2, "capacity_per_s": 40.0, "offered_load": 1.13},
+    ...         {"pool": "llm.decode (B200 tp2/b32)", "from_s": 900.0, "to_s": 1020.0,
+    ...          "arrival_rate_per_s": 2.5, "capacity_per_s": 0.0, "offered_load": None}]}):
+    ...     print(line)
+    Overloaded: Xeon-SPR shared pool gets 45.20 jobs/s against a capacity of 40.00 jobs/s \
+(load 113%) from 30 to 300 s: jobs arrive faster than it serves them, so they queue or are \
+dropped.
+    Overloaded: llm.decode (B200 tp2/b32) gets 2.50 jobs/s against no capacity (no replica in \
+service) from 900 to 1020 s: jobs arrive faster than it serves them, so they queue or are \
+dropped.
     """
-    return [f"Overloaded: {o['pool']} gets {o['arrival_rate_per_s']:,.2f} jobs/s against a "
-            f"capacity of {_rate(o['capacity_per_s'])} jobs/s (load {o['offered_load']:.0%}): "
-            f"jobs arrive faster than it serves them, so they queue or are dropped."
-            for o in s["overloaded_pools"]]
+    lines = []
+    for o in s["overloaded_pools"]:
+        load = o["offered_load"]
+        against = (f"a capacity of {_rate(o['capacity_per_s'])} jobs/s (load {load:.0%})"
+                   if load is not None and math.isfinite(load)
+                   else "no capacity (no replica in service)")
+        lines.append(f"Overloaded: {o['pool']} gets {o['arrival_rate_per_s']:,.2f} jobs/s "
+                     f"against {against} from {o['from_s']:g} to {o['to_s']:g} s: jobs arrive "
+                     f"faster than it serves them, so they queue or are dropped.")
+    return lines
 
 
 def _versus(x: float, ref: float) -> str:

@@ -51,7 +51,7 @@ from hetopt.replay.metrics import (
     PoolLoad,
     attainment,
     check_failures,
-    pool_load,
+    pool_loads,
     sla_flags,
     sla_summary,
 )
@@ -147,8 +147,10 @@ class ReplayResult:
         Per pool (an LLM phase's replicas, a device type's shared pool, or a link between two
         device types, ``device`` = ``link``): slots, planned and held devices, mean
         utilisation, mean queueing delay, and jobs arriving per second against the jobs per
-        second its slots can serve (``arrival_rate_per_s``, ``capacity_per_s``,
-        ``offered_load``; above 1 the pool is overloaded).
+        second its slots can serve over the measured window (``arrival_rate_per_s``,
+        ``capacity_per_s``, ``offered_load``; above 1 the pool is overloaded) and in its
+        busiest window of ``controller.window_s`` (``busiest_window_load``, from
+        ``busiest_window_from_s``).
     utilisation
         Pool utilisation over time (``time_s``, ``pool``, ``busy_fraction``).
     capacity
@@ -817,14 +819,20 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     for name, lp in zip(link_names, links, strict=True):
         util_rows += [(float(t), name, float(b))
                       for t, b in zip(grid, lp.busy_fraction(grid), strict=True)]
-    window = grid[grid >= lo]
-    loads = [(s.name, pool_load(rpools[k].arrived, rpools[k].demand,
-                                float(rpools[k].capacity_slots(window).mean()), lo, hi)
-              if dynamic else pool_load(fast[k].arrived, np.subtract(fast[k].ends,
-                                                                     fast[k].starts),
-                                        s.replicas * s.slots_per_replica, lo, hi))
-             for k, s in enumerate(specs)]
-    loads += [(name, pool_load(lp.arrived, np.subtract(lp.ends, lp.starts), lp.capacity, lo, hi))
+    # jobs arriving at each pool against what its slots serve, whole window and busiest window
+    loads: list[tuple[str, tuple[PoolLoad, PoolLoad]]] = []
+    for k, s in enumerate(specs):
+        if dynamic:
+            loads.append((s.name, pool_loads(rpools[k].arrived, rpools[k].demand, grid,
+                                             rpools[k].capacity_slots(grid), lo, hi,
+                                             ctl.window_s)))
+        else:
+            loads.append((s.name, pool_loads(fast[k].arrived, np.subtract(fast[k].ends,
+                                                                          fast[k].starts),
+                                             grid, np.full(len(grid), fast[k].capacity), lo,
+                                             hi, ctl.window_s)))
+    loads += [(name, pool_loads(lp.arrived, np.subtract(lp.ends, lp.starts), grid,
+                                np.full(len(grid), lp.capacity), lo, hi, ctl.window_s))
               for name, lp in zip(link_names, links, strict=True)]
     planned_device_usd_h = sum(s.replicas * s.devices_per_replica
                                * problem.device_cost_usd_per_h[s.device] for s in specs)
@@ -864,7 +872,7 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
             cap_rows: list[tuple[float, str, float, float]], decisions: list[dict[str, Any]],
             failure_rows: list[dict[str, Any]], arrived: int, wall_s: float,
             extra: dict[str, Any], link_stats: list[tuple[str, int, float, int]],
-            loads: list[tuple[str, PoolLoad]]) -> ReplayResult:
+            loads: list[tuple[str, tuple[PoolLoad, PoolLoad]]]) -> ReplayResult:
     """Tables and summary; every statistic counts only what arrived after the warm-up."""
     lo, hi = config.warmup_s, config.duration_s
     requests = pd.DataFrame(req_rows, columns=[
@@ -901,9 +909,12 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
             in_window.groupby("pool")["busy_fraction"].mean())
         pools = pd.concat([pools, links.drop(columns="transfers")], ignore_index=True)
     load = dict(loads)
-    pools["arrival_rate_per_s"] = [load[p].arrival_rate_per_s for p in pools["pool"]]
-    pools["capacity_per_s"] = [load[p].capacity_per_s for p in pools["pool"]]
-    pools["offered_load"] = [load[p].offered_load for p in pools["pool"]]
+    pools["arrival_rate_per_s"] = [load[p][0].arrival_rate_per_s for p in pools["pool"]]
+    pools["capacity_per_s"] = [load[p][0].capacity_per_s for p in pools["pool"]]
+    pools["offered_load"] = [load[p][0].offered_load for p in pools["pool"]]
+    pools["busiest_window_load"] = [load[p][1].offered_load for p in pools["pool"]]
+    pools["busiest_window_from_s"] = [load[p][1].from_s for p in pools["pool"]]
+    overloaded = [(name, max(pair, key=lambda pl: pl.offered_load)) for name, pair in loads]
     measured = requests[requests["arrival_s"] >= lo]
     done = measured[measured["status"] == "completed"]
     e2e = done["e2e_s"].to_numpy(dtype=float)
@@ -946,9 +957,10 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
         "gap_p50": float(done["gap"].median()) if len(done) else math.nan,
         "gap_p99": float(done["gap"].quantile(0.99)) if len(done) else math.nan,
         "overloaded_pools": [
-            {"pool": name, "arrival_rate_per_s": pl.arrival_rate_per_s,
-             "capacity_per_s": pl.capacity_per_s, "offered_load": pl.offered_load}
-            for name, pl in loads if pl.overloaded],
+            {"pool": name, "from_s": pl.from_s, "to_s": pl.to_s,
+             "arrival_rate_per_s": pl.arrival_rate_per_s, "capacity_per_s": pl.capacity_per_s,
+             "offered_load": pl.offered_load}
+            for name, pl in overloaded if pl.overloaded],
         "tco_usd_per_hour": plan.tco_usd_per_hour,
         "static_plan_usd": plan.tco_usd_per_hour * hours,
         "usd_per_request": held_usd / completed_all if completed_all else math.nan,

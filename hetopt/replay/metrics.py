@@ -7,7 +7,8 @@
   whose path has no prefill (or no decode) has no first token (or token gap) to wait for and
   meets that bound; a dropped request, or one still in flight at the end, misses every bound.
 * **Overloaded pools**: a pool whose jobs arrive faster than its slots can serve them (offered
-  load above 1), so that its queue grows for as long as the overload lasts.
+  load above 1), over the measured window or over any window of the controller's
+  ``window_s`` in it, so that its queue grows (or admission control sheds jobs) while it lasts.
 * **Failure drills** that name more devices than the plan has are refused before the replay
   starts.
 
@@ -121,20 +122,24 @@ def sla_summary(requests: pd.DataFrame, sla: Sla, lo_s: float, hi_s: float
 
 @dataclass(frozen=True)
 class PoolLoad:
-    """Jobs arriving at one pool against what its slots can serve, over the measured window.
+    """Jobs arriving at one pool against what its slots can serve, over ``[from_s, to_s)``.
 
     Attributes
     ----------
+    from_s, to_s
+        The window.
     arrival_rate_per_s
         Jobs arriving per second (a retry after a device failure arrives again; a job shed by
         admission control or finding no replica still arrived).
     mean_service_s
-        Mean time a job holds a slot (NaN with no arrivals).
+        Mean time those jobs hold a slot (NaN with no arrivals).
     mean_slots
         Slots in service, averaged over the window (fewer after a failure, more after a
         scale-up).
     """
 
+    from_s: float
+    to_s: float
     arrival_rate_per_s: float
     mean_service_s: float
     mean_slots: float
@@ -148,7 +153,7 @@ class PoolLoad:
 
     @property
     def offered_load(self) -> float:
-        """``arrival rate x mean service / slots``: above 1 the queue grows without bound."""
+        """``arrival rate x mean service / slots``: above 1 the queue grows while it lasts."""
         if self.arrival_rate_per_s == 0:
             return 0.0
         if self.mean_slots <= 0:
@@ -158,28 +163,66 @@ class PoolLoad:
     @property
     def overloaded(self) -> bool:
         """True when jobs arrive faster than the pool can serve them."""
-        return self.offered_load > 1.0
+        return bool(self.offered_load > 1.0)
 
 
-def pool_load(arrived_s: Sequence[float] | np.ndarray, service_s: Sequence[float] | np.ndarray,
-              mean_slots: float, lo_s: float, hi_s: float) -> PoolLoad:
-    """The :class:`PoolLoad` of jobs arriving at ``arrived_s`` needing ``service_s`` each.
+def pool_loads(arrived_s: Sequence[float] | np.ndarray, service_s: Sequence[float] | np.ndarray,
+               times_s: np.ndarray, slots: np.ndarray, lo_s: float, hi_s: float,
+               window_s: float) -> tuple[PoolLoad, PoolLoad]:
+    """A pool's load over the measured window and over its busiest sub-window.
+
+    A pool sized for the mean rate is overloaded at the peak of a diurnal day even when its
+    mean load is fine, so the load is also measured over sliding windows of ``window_s`` (the
+    controller's measurement window; a quarter window apart, all inside ``[lo_s, hi_s)``).
+
+    Parameters
+    ----------
+    arrived_s, service_s
+        Arrival time (non-decreasing) and service time of every job that came to the pool.
+    times_s, slots
+        Slots in service, sampled at ``times_s``.
+    lo_s, hi_s
+        The measured window (after the warm-up, up to the end of arrivals).
+    window_s
+        Length of the sliding windows; the whole measured window when it is shorter.
+
+    Returns
+    -------
+    tuple of PoolLoad
+        The whole measured window, and the window with the highest offered load (the earliest
+        among equals).
 
     Examples
     --------
-    Twenty jobs a second of 0.1 s each on one slot: twice what it can serve.
+    Twenty jobs a second of 0.1 s each for 10 s, then 4 a second for 40 s, on one slot:
+    below capacity on average, twice over it for the first 10 s.
 
-    >>> t = np.arange(0.0, 10.0, 0.05)
-    >>> load = pool_load(t, np.full(len(t), 0.1), 1.0, 0.0, 10.0)
-    >>> round(load.arrival_rate_per_s, 6), round(load.capacity_per_s, 6), load.overloaded
-    (20.0, 10.0, True)
+    >>> t = np.concatenate([np.arange(0.0, 10.0, 0.05), np.arange(10.0, 50.0, 0.25)])
+    >>> grid = np.arange(0.0, 50.0)
+    >>> whole, busiest = pool_loads(t, np.full(len(t), 0.1), grid, np.ones(50), 0.0, 50.0, 10.0)
+    >>> round(whole.arrival_rate_per_s, 6), whole.overloaded
+    (7.2, False)
+    >>> busiest.from_s, round(busiest.arrival_rate_per_s, 6), round(busiest.capacity_per_s, 6)
+    (0.0, 20.0, 10.0)
     """
     arrived = np.asarray(arrived_s, dtype=float)
-    service = np.asarray(service_s, dtype=float)
-    sel = (arrived >= lo_s) & (arrived < hi_s)
-    n = int(sel.sum())
-    return PoolLoad(n / (hi_s - lo_s), float(service[sel].mean()) if n else math.nan,
-                    float(mean_slots))
+    work = np.concatenate([[0.0], np.cumsum(np.asarray(service_s, dtype=float))])
+
+    def load(a: float, b: float) -> PoolLoad:
+        i, j = np.searchsorted(arrived, [a, b])
+        in_window = (times_s >= a) & (times_s < b)
+        if in_window.any():
+            mean_slots = float(slots[in_window].mean())
+        else:  # a window shorter than the sampling interval: the last sample before it
+            mean_slots = float(slots[max(int(np.searchsorted(times_s, a, side="right")) - 1, 0)])
+        return PoolLoad(float(a), float(b), float((j - i) / (b - a)),
+                        float((work[j] - work[i]) / (j - i)) if j > i else math.nan, mean_slots)
+
+    whole = load(lo_s, hi_s)
+    length = min(window_s, hi_s - lo_s)
+    starts = np.unique(np.append(np.arange(lo_s, hi_s - length, length / 4), hi_s - length))
+    busiest = max((load(a, a + length) for a in starts), key=lambda p: p.offered_load)
+    return whole, busiest
 
 
 def check_failures(failures: Sequence[FailureSpec], devices: Mapping[str, int],

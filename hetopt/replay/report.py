@@ -36,7 +36,9 @@ def write_replay(result: ReplayResult, run_dir: Path) -> list[str]:
     (run_dir / "replay.json").write_text(json.dumps(summary, indent=2))
 
     fig, (ax_cdf, ax_util) = plt.subplots(1, 2, figsize=(13, 5.5))
-    done = result.requests[result.requests["status"] == "completed"]
+    req = result.requests
+    warmup_s = result.summary.get("warmup_s") or 0.0
+    done = req[(req["status"] == "completed") & (req["arrival_s"] >= warmup_s)]
     for col, label in (("e2e_s", "end-to-end (replay)"), ("predicted_s", "planner, same path"),
                        ("ttft_s", "TTFT (replay)")):
         values = np.sort(done[col].dropna().to_numpy(dtype=float))
@@ -52,7 +54,8 @@ def write_replay(result: ReplayResult, run_dir: Path) -> list[str]:
     ax_cdf.set_xscale("log")
     ax_cdf.set_xlabel("seconds")
     ax_cdf.set_ylabel("fraction of requests")
-    ax_cdf.set_title("Latency CDF")
+    ax_cdf.set_title("Latency CDF" + (f" (after the {warmup_s:g} s warm-up)" if warmup_s
+                                       else ""))
     # below the axes: inside it covered the TTFT curve
     ax_cdf.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3)
     ax_cdf.grid(alpha=0.3)
@@ -112,6 +115,7 @@ def _orchestration_figure(result: ReplayResult, path: Path, bin_s: float = 60.0)
     ax_cap.set_title("Capacity held against load")
     ax_cap.grid(alpha=0.3)
     req = result.requests
+    req = req[req["arrival_s"] >= (result.summary.get("warmup_s") or 0.0)]
     if result.summary.get("sla_missed") is not None:  # some bound is set
         bins = (req["arrival_s"] // bin_s) * bin_s
         attained = req["meets_sla"].groupby(bins).mean()

@@ -190,6 +190,20 @@ def test_pool_with_arrivals_above_capacity_is_named(mmc: PlanOutcome, tmp_path: 
         assert overloaded["offered_load"] == pytest.approx(1.25)
         pool = result.pools.set_index("pool").loc["Xeon-SPR shared pool"]
         assert pool["capacity_per_s"] == pytest.approx(40.0)
+        assert (overloaded["from_s"], overloaded["to_s"]) == (0.0, 20.0)
+    # a 20 s burst at 50/s, then 80 s at 10/s: 18 jobs/s on average, under the 40 the pool
+    # serves, but over it during the burst, which a 20 s window (controller.window_s) catches
+    burst = _trace(tmp_path, np.concatenate([np.arange(1000) * 0.02, 20 + np.arange(800) * 0.1]),
+                   "burst.csv")
+    result = _run(mmc, burst, duration_s=100.0, controller=ControllerConfig(window_s=20.0))
+    pool = result.pools.set_index("pool").loc["Xeon-SPR shared pool"]
+    assert pool["arrival_rate_per_s"] == pytest.approx(18.0)
+    assert pool["offered_load"] == pytest.approx(18.0 / 40.0)
+    assert pool["busiest_window_load"] == pytest.approx(1.25)
+    (overloaded,) = result.summary["overloaded_pools"]
+    assert (overloaded["from_s"], overloaded["to_s"]) == (0.0, 20.0)
+    assert overloaded["arrival_rate_per_s"] == pytest.approx(50.0)
+    assert overloaded["capacity_per_s"] == pytest.approx(40.0)
     # at 25 req/s (Poisson, exponential service: M/M/4 at load 0.625) nothing is overloaded
     calm = _run(mmc, ArrivalSpec(rate_per_s=25.0), duration_s=400.0, warmup_s=20.0,
                 service="exponential", seed=1)
