@@ -266,9 +266,11 @@ so at most 4 can fail. Set replay.failures[0].count to at most 4.
                 raise InputError(f"{key}.count={spec.count}: the plan holds only {total} "
                                  f"{spec.device} devices, so at most {total} can fail. Set "
                                  f"{key}.count to at most {total}.")
+            fix = (f"Set {key}.count to at most {left}" if left > 0
+                   else f"Remove {key}")
             raise InputError(f"{key}.count={spec.count}: the plan holds {total} {spec.device} "
                              f"devices and the earlier failures take "
                              f"{failed[spec.device]}, which nothing replaces without a "
-                             f"controller, so only {left} are left to fail. Set {key}.count to "
-                             f"at most {left}, or replay.controller.enabled=true.")
+                             f"controller, so only {left} are left to fail. {fix}, or set "
+                             f"replay.controller.enabled=true.")
         failed[spec.device] = failed.get(spec.device, 0) + spec.count

@@ -262,6 +262,12 @@ def test_failure_naming_more_devices_than_exist_is_an_error(mmc: PlanOutcome) ->
     assert healed.failures["devices_requested"].tolist() == [3, 3]
     every = _run(mmc, arrivals, duration_s=50.0, failures=(FailureSpec("Xeon-SPR", 4, 10.0),))
     assert every.failures["devices_failed"].tolist() == [4]
+    # a second failure before the controller has replaced the first finds 1 live device: the
+    # table says it named 3 and took 1
+    late = _run(mmc, arrivals, duration_s=50.0, failures=two,
+                controller=ControllerConfig(enabled=True, detect_s=30.0, provision_s=1.0))
+    assert late.failures["devices_requested"].tolist() == [3, 3]
+    assert late.failures["devices_failed"].tolist() == [3, 1]
 
 
 def test_cli_failure_count_over_the_plan_exits_2(tmp_path: Path,
