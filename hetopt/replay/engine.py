@@ -46,11 +46,11 @@ from hetopt.replay.control import (
     ReplicaPool,
     RouterConfig,
     busy_slots,
+    check_failures,
 )
 from hetopt.replay.metrics import (
     PoolLoad,
     attainment,
-    check_failures,
     pool_loads,
     sla_flags,
     sla_summary,

@@ -9,8 +9,6 @@
 * **Overloaded pools**: a pool whose jobs arrive faster than its slots can serve them (offered
   load above 1), over the measured window or over any window of the controller's
   ``window_s`` in it, so that its queue grows (or admission control sheds jobs) while it lasts.
-* **Failure drills** that name more devices than the plan has are refused before the replay
-  starts.
 
 Warm-up is left out of every statistic here: only requests (and the jobs of requests) that
 arrive in ``[warmup_s, duration_s)`` count.
@@ -19,14 +17,12 @@ arrive in ``[warmup_s, duration_s)`` count.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from hetopt.errors import InputError
-from hetopt.replay.control import FailureSpec
 from hetopt.sla import Sla
 
 BOUNDS = ("ttft", "tbt", "e2e")
@@ -223,54 +219,3 @@ def pool_loads(arrived_s: Sequence[float] | np.ndarray, service_s: Sequence[floa
     starts = np.unique(np.append(np.arange(lo_s, hi_s - length, length / 4), hi_s - length))
     busiest = max((load(a, a + length) for a in starts), key=lambda p: p.offered_load)
     return whole, busiest
-
-
-def check_failures(failures: Sequence[FailureSpec], devices: Mapping[str, int],
-                   replaced: bool) -> None:
-    """Refuse a failure drill that names more devices than the plan holds.
-
-    Parameters
-    ----------
-    failures
-        The ``replay.failures`` entries, in order.
-    devices
-        Devices the plan holds per device type (every pool on that type).
-    replaced
-        True when a controller replaces failed devices; otherwise every failure of a type
-        draws on the devices the earlier ones left.
-
-    Raises
-    ------
-    InputError
-        Naming ``replay.failures[k].device`` or ``replay.failures[k].count``, the count and
-        how many devices exist.
-
-    Examples
-    --------
-    >>> check_failures([FailureSpec("B200", 99, 10.0)], {"B200": 4}, replaced=True)
-    Traceback (most recent call last):
-    ...
-    hetopt.errors.InputError: replay.failures[0].count=99: the plan holds only 4 B200 devices, \
-so at most 4 can fail. Set replay.failures[0].count to at most 4.
-    """
-    failed: dict[str, int] = {}
-    for k, spec in enumerate(failures):
-        key = f"replay.failures[{k}]"
-        if spec.device not in devices:
-            raise InputError(f"{key}.device={spec.device!r} holds no pool in this plan; the "
-                             f"plan's pools are on {sorted(devices)}. Name one of those.")
-        total = devices[spec.device]
-        left = total if replaced else total - failed.get(spec.device, 0)
-        if spec.count > left:
-            if left == total:
-                raise InputError(f"{key}.count={spec.count}: the plan holds only {total} "
-                                 f"{spec.device} devices, so at most {total} can fail. Set "
-                                 f"{key}.count to at most {total}.")
-            fix = (f"Set {key}.count to at most {left}" if left > 0
-                   else f"Remove {key}")
-            raise InputError(f"{key}.count={spec.count}: the plan holds {total} {spec.device} "
-                             f"devices and the earlier failures take "
-                             f"{failed[spec.device]}, which nothing replaces without a "
-                             f"controller, so only {left} are left to fail. {fix}, or set "
-                             f"replay.controller.enabled=true.")
-        failed[spec.device] = failed.get(spec.device, 0) + spec.count
