@@ -221,11 +221,27 @@ def test_kv_sized_transfers_queue_on_links_like_md1() -> None:
     assert gap > 0
 
 
-def test_autoscale_config_runs_from_the_cli(tmp_path: Path) -> None:
+def test_autoscale_config_runs_from_the_cli(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "auto"
     assert main(["replay", "replay=autoscale", "replay.duration_s=600",
                  "replay.arrivals.period_s=600", "replay.controller.interval_s=30",
                  f"run_dir={run}"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
     summary = json.loads((run / "replay.json").read_text())
     assert summary["controller"] is True and summary["replans"] == 19
     assert (run / "orchestration.png").stat().st_size > 0
+    # the cost held beside the static plan and the plan sized for the peak (the README's
+    # measure of the saving)
+    held, static = summary["capacity_usd"], summary["static_plan_usd"]
+    peak = summary["peak_static_usd"]
+    assert held < peak  # the controller follows the load; a plan sized for the peak does not
+    assert summary["peak_sizing_margin"] == 0.15  # configs/replay/autoscale.yaml
+
+    def versus(ref: float) -> str:
+        change = held / ref - 1
+        return f"{abs(change):.1%} {'below' if change < 0 else 'above'}"
+
+    assert (f"${held:,.2f}: {versus(static)} the static plan (${static:,.2f}) and "
+            f"{versus(peak)} a static plan sized for the peak of "
+            f"{summary['peak_rate_per_s']:.3g} req/s + 15% (${peak:,.2f})") in out

@@ -286,26 +286,3 @@ def test_cli_failure_count_over_the_plan_exits_2(tmp_path: Path,
     assert (f"replay.failures[0].count=99: the plan holds only {devices['B200']} B200 devices, "
             f"so at most {devices['B200']} can fail.") in text
     assert not (run / "replay.json").exists()
-
-
-# -- autoscaling: cost beside the static and the peak-sized plan -------------------------------
-
-def test_cli_autoscale_prints_both_comparisons(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
-    run = tmp_path / "auto"
-    assert main(["replay", "replay=autoscale", "replay.duration_s=600",
-                 "replay.arrivals.period_s=600", "replay.controller.interval_s=30",
-                 f"run_dir={run}"]) == 0
-    out = _flat(capsys.readouterr().out)
-    s = json.loads((run / "replay.json").read_text())
-    held, static, peak = s["capacity_usd"], s["static_plan_usd"], s["peak_static_usd"]
-    assert held < peak  # the controller follows the load; a plan sized for the peak does not
-    assert s["peak_sizing_margin"] == 0.15  # configs/replay/autoscale.yaml controller.margin
-
-    def versus(ref: float) -> str:
-        change = held / ref - 1
-        return f"{abs(change):.1%} {'below' if change < 0 else 'above'}"
-
-    assert (f"${held:,.2f}: {versus(static)} the static plan (${static:,.2f}) and "
-            f"{versus(peak)} a static plan sized for the peak of {s['peak_rate_per_s']:.3g} "
-            f"req/s + 15% (${peak:,.2f})") in out
