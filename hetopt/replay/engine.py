@@ -71,9 +71,10 @@ class ReplayConfig:
         ``drain_s``.
     warmup_s
         Requests arriving before this are simulated but left out of every statistic: latency
-        percentiles, SLA attainment, per-stage and per-pool waits, utilisation and pool load
-        count only the requests (and their jobs) arriving in ``[warmup_s, duration_s)``. The
-        request counts and the money held cover the whole replay.
+        percentiles, SLA attainment and per-stage and per-pool waits count only the requests
+        (and their jobs) arriving in ``[warmup_s, duration_s)``; utilisation, devices held and
+        pool load are measured over that time window. The request counts and the money held
+        cover the whole replay.
     seed
         Seed of every random draw: the same seed gives the same replay.
     service

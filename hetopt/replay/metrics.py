@@ -10,8 +10,8 @@
   load above 1), over the measured window or over any window of the controller's
   ``window_s`` in it, so that its queue grows (or admission control sheds jobs) while it lasts.
 
-Warm-up is left out of every statistic here: only requests (and the jobs of requests) that
-arrive in ``[warmup_s, duration_s)`` count.
+Warm-up is left out of both: attainment counts the requests arriving in
+``[warmup_s, duration_s)``, pool load the jobs arriving at the pool in that time window.
 """
 
 from __future__ import annotations
