@@ -5,6 +5,8 @@ deterministic arrivals) or counted independently from the files the CLI writes."
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
 import math
 from pathlib import Path
@@ -286,3 +288,11 @@ def test_cli_failure_count_over_the_plan_exits_2(tmp_path: Path,
     assert (f"replay.failures[0].count=99: the plan holds only {devices['B200']} B200 devices, "
             f"so at most {devices['B200']} can fail.") in text
     assert not (run / "replay.json").exists()
+
+
+@pytest.mark.parametrize("name", ["hetopt.replay.metrics", "hetopt.replay.control",
+                                  "hetopt.replay.report", "hetopt.cli.replay_cmd"])
+def test_docstring_examples(name: str) -> None:
+    """The printed lines and the checks above, as their docstrings show them."""
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
