@@ -54,6 +54,7 @@ from hetopt.replay.metrics import (
     pool_loads,
     sla_flags,
     sla_summary,
+    sliding_windows,
 )
 
 Progress = Callable[[str], None]
@@ -842,9 +843,9 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
                 + other_usd_h * config.duration_s / 3600)
     # What a static plan would hold to cover the busiest window (the alternative to a
     # controller): every pool sized by the planner's rule at the peak windowed arrival rate,
-    # with the controller's margin.
-    win = ctl.window_s
-    edges = np.arange(0.0, config.duration_s + win / 2, win / 4)
+    # with the controller's margin. Windows are full and inside the replay, so a replay
+    # shorter than window_s takes its whole length as the window.
+    edges, win = sliding_windows(0.0, config.duration_s, ctl.window_s)
     counts = np.searchsorted(arrivals, edges + win) - np.searchsorted(arrivals, edges)
     peak_rate = float(counts.max() / win) if len(arrivals) else 0.0
     peak_usd_h = other_usd_h + sum(

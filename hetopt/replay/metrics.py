@@ -215,7 +215,24 @@ def pool_loads(arrived_s: Sequence[float] | np.ndarray, service_s: Sequence[floa
                         float((work[j] - work[i]) / (j - i)) if j > i else math.nan, mean_slots)
 
     whole = load(lo_s, hi_s)
-    length = min(window_s, hi_s - lo_s)
-    starts = np.unique(np.append(np.arange(lo_s, hi_s - length, length / 4), hi_s - length))
+    starts, length = sliding_windows(lo_s, hi_s, window_s)
     busiest = max((load(a, a + length) for a in starts), key=lambda p: p.offered_load)
     return whole, busiest
+
+
+def sliding_windows(lo_s: float, hi_s: float, window_s: float) -> tuple[np.ndarray, float]:
+    """Starts and length of the windows the replay's peaks are taken over.
+
+    Windows of ``window_s`` (all of ``[lo_s, hi_s)`` when that is shorter), a quarter window
+    apart, the last one ending at ``hi_s``: every window lies inside the span and is full.
+
+    Examples
+    --------
+    >>> starts, length = sliding_windows(0.0, 100.0, 40.0)
+    >>> starts.tolist(), length
+    ([0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0], 40.0)
+    >>> sliding_windows(30.0, 60.0, 300.0)[0].tolist(), sliding_windows(30.0, 60.0, 300.0)[1]
+    ([30.0], 30.0)
+    """
+    length = min(window_s, hi_s - lo_s)
+    return np.unique(np.append(np.arange(lo_s, hi_s - length, length / 4), hi_s - length)), length

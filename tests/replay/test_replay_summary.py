@@ -193,6 +193,13 @@ def test_pool_with_arrivals_above_capacity_is_named(mmc: PlanOutcome, tmp_path: 
         pool = result.pools.set_index("pool").loc["Xeon-SPR shared pool"]
         assert pool["capacity_per_s"] == pytest.approx(40.0)
         assert (overloaded["from_s"], overloaded["to_s"]) == (0.0, 20.0)
+        # the peak-sized plan, over the 20 s replay (shorter than the 300 s window): 50 req/s
+        # + 10 % margin needs ceil(55 x 0.1 / 0.8) = 7 CPUs, 3 more than the plan's 4
+        s = result.summary
+        assert s["peak_rate_per_s"] == pytest.approx(50.0)
+        cpu_usd_per_h = mmc.problem.device_cost_usd_per_h[mmc.problem.devices.index("Xeon-SPR")]
+        assert s["peak_static_usd"] - s["static_plan_usd"] == pytest.approx(
+            3 * cpu_usd_per_h * 20.0 / 3600)
     # a 20 s burst at 50/s, then 80 s at 10/s: 18 jobs/s on average, under the 40 the pool
     # serves, but over it during the burst, which a 20 s window (controller.window_s) catches
     burst = _trace(tmp_path, np.concatenate([np.arange(1000) * 0.02, 20 + np.arange(800) * 0.1]),
