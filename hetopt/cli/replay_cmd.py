@@ -103,11 +103,12 @@ def cmd_replay(cfg: dict[str, Any], run_dir: Path, console: Console) -> int:
                   f"{r.p99_wait_s * 1e3:,.1f} ms", f"{r.mean_service_s * 1e3:,.1f} ms")
     console.print(t)
     p = Table(title="Pools", title_justify="left")
-    for col in ("pool", "slots", "utilisation", "mean wait"):
+    for col in ("pool", "slots", "utilisation", "mean wait", "jobs/s in", "capacity/s"):
         p.add_column(col, justify="left" if col == "pool" else "right")
     for r in result.pools.itertuples():
         p.add_row(r.pool, str(r.slots), f"{r.mean_utilisation:.1%}",
-                  f"{r.mean_wait_s * 1e3:,.1f} ms")
+                  f"{r.mean_wait_s * 1e3:,.1f} ms", _rate(r.arrival_rate_per_s),
+                  _rate(r.capacity_per_s))
     console.print(p)
     if len(result.failures):
         f = Table(title="Failures", title_justify="left")
@@ -115,7 +116,9 @@ def cmd_replay(cfg: dict[str, Any], run_dir: Path, console: Console) -> int:
                     "dropped", "SLA before", "during", "after"):
             f.add_column(col, justify="left" if col in ("device", "pools hit") else "right")
         for r in result.failures.itertuples():
-            f.add_row(r.device, f"{r.at_s:g} s", str(r.devices_failed), r.pools_hit,
+            lost = (str(r.devices_failed) if r.devices_failed == r.devices_requested
+                    else f"{r.devices_failed} of {r.devices_requested} named (no more live)")
+            f.add_row(r.device, f"{r.at_s:g} s", lost, r.pools_hit,
                       "never (no controller)" if math.isnan(r.recovered_at_s)
                       else f"{r.recovered_at_s:g} s", f"{r.affected:,}",
                       f"{r.affected_dropped:,}", _pct(r.attainment_before),
@@ -127,14 +130,16 @@ def cmd_replay(cfg: dict[str, Any], run_dir: Path, console: Console) -> int:
         f"dropped ({drops}) + {s['in_flight_at_end']:,} in flight at the end. End-to-end "
         f"p50/p90/p99: {s['e2e_p50_s']:.3f} / {s['e2e_p90_s']:.3f} / {s['e2e_p99_s']:.3f} s "
         f"(planned worst path {s['planned_e2e_s']:.3f} s); TTFT p99 {s['ttft_p99_s']:.3f} s. "
-        f"SLA attainment: {_pct(s['sla_attainment'])}. Replay vs planner on the same paths: "
-        f"median gap {s['gap_p50']:+.2%}, p99 {s['gap_p99']:+.2%}.")
+        f"Replay vs planner on the same paths: median gap {s['gap_p50']:+.2%}, "
+        f"p99 {s['gap_p99']:+.2%}.")
+    console.print(sla_line(s))
+    for line in overload_lines(s):
+        console.print(line)
     console.print(
         f"Router: {s['router']}"
         + (f", {s['prefix_hits']:,} prefix-cache hits" if s["prefix_hits"] else "")
         + (f"; controller re-planned {s['replans']} times" if s["controller"] else "")
-        + f". Capacity held: {s['device_hours_held']:,.1f} device-hours, "
-        f"${s['capacity_usd']:,.2f} (static plan ${s['static_plan_usd']:,.2f}); "
+        + f". {cost_line(s)}; "
         f"$/request {s['usd_per_request']:.3g} (planned {s['planned_usd_per_request']:.3g}), "
         f"$/Mtok {s['usd_per_mtok']:.3g} (planned {s['planned_usd_per_mtok']:.3g}). "
         f"Simulated in {s['wall_s']:.1f} s ({s['requests_per_wall_s']:,.0f} requests/s).")
@@ -144,3 +149,99 @@ def cmd_replay(cfg: dict[str, Any], run_dir: Path, console: Console) -> int:
 
 def _pct(x: float | None) -> str:
     return "-" if x is None or math.isnan(x) else f"{x:.1%}"
+
+
+def _rate(x: float) -> str:
+    return "-" if math.isnan(x) else "unbounded" if math.isinf(x) else f"{x:,.2f}"
+
+
+_BOUND_LABELS = {"ttft": "TTFT", "tbt": "TBT", "e2e": "end-to-end"}
+
+
+def _seconds(x: float) -> str:
+    return f"{x * 1e3:g} ms" if x < 1 else f"{x:g} s"
+
+
+def sla_line(s: dict[str, Any]) -> str:
+    """The printed SLA attainment: overall, then per bound that is set.
+
+    Examples
+    --------
+    >>> print(sla_line({"sla_ttft_s": 0.25, "sla_tbt_s": None, "sla_e2e_s": 15.0,
+    ...                 "sla_attainment": 0.4, "sla_attainment_ttft": 0.45,
+    ...                 "sla_missed_ttft": 11, "sla_attainment_e2e": 0.9, "sla_missed_e2e": 2,
+    ...                 "measured_requests": 20, "warmup_s": 30.0}))
+    SLA attainment: 40.0% of the 20 requests arriving after the 30 s warm-up met every bound (TTFT <= 250 ms: 45.0%, 11 missed; end-to-end <= 15 s: 90.0%, 2 missed; no TBT bound).
+    """
+    set_, unset = [], []
+    for name, label in _BOUND_LABELS.items():
+        bound = s.get(f"sla_{name}_s")
+        if bound is None:
+            unset.append(label)
+        else:
+            set_.append(f"{label} <= {_seconds(bound)}: {_pct(s[f'sla_attainment_{name}'])}, "
+                        f"{s[f'sla_missed_{name}']:,} missed")
+    if not set_:
+        return "SLA attainment: - (no TTFT, TBT or end-to-end bound is set)."
+    window = (f"the {s['measured_requests']:,} requests arriving after the "
+              f"{s['warmup_s']:g} s warm-up" if s.get("warmup_s")
+              else f"all {s['measured_requests']:,} requests")
+    missing = f"; no {' or '.join(unset)} bound" if unset else ""
+    return (f"SLA attainment: {_pct(s['sla_attainment'])} of {window} met every bound "
+            f"({'; '.join(set_)}{missing}).")
+
+
+def overload_lines(s: dict[str, Any]) -> list[str]:
+    """One printed line per overloaded pool (jobs arriving faster than it serves them).
+
+    Examples
+    --------
+    >>> for line in overload_lines({"warmup_s": 30.0, "overloaded_pools": [
+    ...         {"pool": "Xeon-SPR shared pool", "from_s": 30.0, "to_s": 300.0,
+    ...          "arrival_rate_per_s": 45.2, "capacity_per_s": 40.0, "offered_load": 1.13},
+    ...         {"pool": "llm.decode (B200 tp2/b32)", "from_s": 900.0, "to_s": 1020.0,
+    ...          "arrival_rate_per_s": 2.5, "capacity_per_s": 0.0, "offered_load": None}]}):
+    ...     print(line)
+    Overloaded: Xeon-SPR shared pool gets 45.20 jobs/s against a capacity of 40.00 jobs/s \
+(load 113%) from 30 to 300 s: jobs arrive faster than it serves them, so they queue or are \
+dropped.
+    Overloaded: llm.decode (B200 tp2/b32) gets 2.50 jobs/s against no capacity (no replica in \
+service) from 900 to 1020 s: jobs arrive faster than it serves them, so they queue or are \
+dropped.
+    """
+    lines = []
+    for o in s["overloaded_pools"]:
+        load = o["offered_load"]
+        against = (f"a capacity of {_rate(o['capacity_per_s'])} jobs/s (load {load:.0%})"
+                   if load is not None and math.isfinite(load)
+                   else "no capacity (no replica in service)")
+        lines.append(f"Overloaded: {o['pool']} gets {o['arrival_rate_per_s']:,.2f} jobs/s "
+                     f"against {against} from {o['from_s']:g} to {o['to_s']:g} s: jobs arrive "
+                     f"faster than it serves them, so they queue or are dropped.")
+    return lines
+
+
+def _versus(x: float, ref: float) -> str:
+    if not ref:
+        return "against"
+    change = x / ref - 1
+    return ("the same as" if abs(change) < 5e-4
+            else f"{abs(change):.1%} {'below' if change < 0 else 'above'}")
+
+
+def cost_line(s: dict[str, Any]) -> str:
+    """The printed cost of the capacity held, beside the static plan and the peak-sized plan.
+
+    Examples
+    --------
+    >>> print(cost_line({"device_hours_held": 12.0, "capacity_usd": 80.0,
+    ...                  "static_plan_usd": 100.0, "peak_static_usd": 100.0,
+    ...                  "peak_rate_per_s": 7.9, "peak_sizing_margin": 0.15}))
+    Capacity held: 12.0 device-hours, $80.00: 20.0% below the static plan ($100.00) and 20.0% below a static plan sized for the peak of 7.9 req/s + 15% ($100.00)
+    """
+    held = s["capacity_usd"]
+    return (f"Capacity held: {s['device_hours_held']:,.1f} device-hours, ${held:,.2f}: "
+            f"{_versus(held, s['static_plan_usd'])} the static plan "
+            f"(${s['static_plan_usd']:,.2f}) and {_versus(held, s['peak_static_usd'])} a static "
+            f"plan sized for the peak of {s['peak_rate_per_s']:.3g} req/s "
+            f"+ {s['peak_sizing_margin']:.0%} (${s['peak_static_usd']:,.2f})")

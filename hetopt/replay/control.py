@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +129,57 @@ class FailureSpec:
                              f"got count={self.count}, at_s={self.at_s}.")
 
 
+def check_failures(failures: Sequence[FailureSpec], devices: Mapping[str, int],
+                   replaced: bool) -> None:
+    """Refuse a failure drill that names more devices than the plan holds.
+
+    Parameters
+    ----------
+    failures
+        The ``replay.failures`` entries, in order.
+    devices
+        Devices the plan holds per device type (every pool on that type).
+    replaced
+        True when a controller replaces failed devices; otherwise every failure of a type
+        draws on the devices the earlier ones left.
+
+    Raises
+    ------
+    InputError
+        Naming ``replay.failures[k].device`` or ``replay.failures[k].count``, the count and
+        how many devices exist.
+
+    Examples
+    --------
+    >>> check_failures([FailureSpec("B200", 99, 10.0)], {"B200": 4}, replaced=True)
+    Traceback (most recent call last):
+    ...
+    hetopt.errors.InputError: replay.failures[0].count=99: the plan holds only 4 B200 devices, \
+so at most 4 can fail. Set replay.failures[0].count to at most 4.
+    """
+    failed: dict[str, int] = {}
+    for k, spec in enumerate(failures):
+        key = f"replay.failures[{k}]"
+        if spec.device not in devices:
+            raise InputError(f"{key}.device={spec.device!r} holds no pool in this plan; the "
+                             f"plan's pools are on {sorted(devices)}. Name one of those.")
+        total = devices[spec.device]
+        left = total if replaced else total - failed.get(spec.device, 0)
+        if spec.count > left:
+            if left == total:
+                raise InputError(f"{key}.count={spec.count}: the plan holds only {total} "
+                                 f"{spec.device} devices, so at most {total} can fail. Set "
+                                 f"{key}.count to at most {total}.")
+            fix = (f"Set {key}.count to at most {left}" if left > 0
+                   else f"Remove {key}")
+            raise InputError(f"{key}.count={spec.count}: the plan holds {total} {spec.device} "
+                             f"devices and the earlier failures take "
+                             f"{failed[spec.device]}, which nothing replaces without a "
+                             f"controller, so only {left} are left to fail. {fix}, or set "
+                             f"replay.controller.enabled=true.")
+        failed[spec.device] = failed.get(spec.device, 0) + spec.count
+
+
 @dataclass(frozen=True)
 class PoolSizing:
     """The planner's sizing rule for one pool, as a function of the request rate.
@@ -202,6 +254,8 @@ class ReplicaPool:
         self.active: list[int] = []
         self.starts: list[float] = []
         self.ends: list[float] = []
+        self.arrived: list[float] = []  # every job routed here (admitted or not), and when
+        self.demand: list[float] = []  # the service it needed
         self.prefix_hits = 0
         self.last_failure = -1  # the failure that last took a replica of this pool
         for _ in range(replicas):
@@ -273,7 +327,10 @@ class ReplicaPool:
     def admit(self, now: float, service_s: float, prefer: int | None, saving_s: float,
               max_wait_s: float | None, process: Any) -> tuple[int, float, float]:
         """Route a job; returns ``(replica, wait_s, service_s)``, or a negative replica id:
-        :data:`DROP_EMPTY` (no replica in service) or :data:`DROP_QUEUE` (wait over the limit)."""
+        :data:`DROP_EMPTY` (no replica in service) or :data:`DROP_QUEUE` (wait over the limit).
+        Every call counts as a job arriving at the pool, dropped or not."""
+        self.arrived.append(now)
+        self.demand.append(service_s)
         best = self._least_loaded()
         if best is None:
             return DROP_EMPTY, 0.0, 0.0
@@ -285,6 +342,7 @@ class ReplicaPool:
             if wait_prefer <= max(self.reps[best].free_at[0] - now, 0.0) + saving_s:
                 r = prefer
                 service_s -= saving_s
+                self.demand[-1] = service_s
                 self.prefix_hits += 1
         rep = self.reps[r]
         start = max(now, rep.free_at[0])

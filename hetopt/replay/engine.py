@@ -46,6 +46,15 @@ from hetopt.replay.control import (
     ReplicaPool,
     RouterConfig,
     busy_slots,
+    check_failures,
+)
+from hetopt.replay.metrics import (
+    PoolLoad,
+    attainment,
+    pool_loads,
+    sla_flags,
+    sla_summary,
+    sliding_windows,
 )
 
 Progress = Callable[[str], None]
@@ -62,7 +71,11 @@ class ReplayConfig:
         Simulated time during which requests arrive; in-flight requests then drain for up to
         ``drain_s``.
     warmup_s
-        Requests arriving before this are simulated but left out of the statistics.
+        Requests arriving before this are simulated but left out of every statistic: latency
+        percentiles, SLA attainment and per-stage and per-pool waits count only the requests
+        (and their jobs) arriving in ``[warmup_s, duration_s)``; utilisation, devices held and
+        pool load are measured over that time window. The request counts and the money held
+        cover the whole replay.
     seed
         Seed of every random draw: the same seed gives the same replay.
     service
@@ -125,14 +138,21 @@ class ReplayResult:
     requests
         One row per request: arrival, finish, status (``completed``, ``dropped`` with a
         ``drop_reason``, or ``in_flight`` at the end), end-to-end latency, the planner's
-        prediction for its path, TTFT, worst time between tokens, tokens, loop passes, and the
-        failure that hit it (-1: none).
+        prediction for its path, TTFT (arrival to the end of the first prefill), worst time
+        between tokens, tokens, loop passes, the failure that hit it (-1: none), and whether
+        it met each SLA bound and all of them (``meets_ttft``, ``meets_tbt``, ``meets_e2e``,
+        ``meets_sla``; see :mod:`hetopt.replay.metrics`).
     stages
-        Per operator: executions, mean and p99 queueing delay, mean service time.
+        Per operator, over the jobs of requests arriving after the warm-up: executions, mean
+        and p99 queueing delay, mean service time.
     pools
         Per pool (an LLM phase's replicas, a device type's shared pool, or a link between two
         device types, ``device`` = ``link``): slots, planned and held devices, mean
-        utilisation, mean queueing delay.
+        utilisation, mean queueing delay, and jobs arriving per second against the jobs per
+        second its slots can serve over the measured window (``arrival_rate_per_s``,
+        ``capacity_per_s``, ``offered_load``; above 1 the pool is overloaded) and in its
+        busiest window of ``controller.window_s`` (``busiest_window_load``, from
+        ``busiest_window_from_s``).
     utilisation
         Pool utilisation over time (``time_s``, ``pool``, ``busy_fraction``).
     capacity
@@ -141,12 +161,14 @@ class ReplayResult:
     decisions
         The controller's re-plans: time, reason, measured rate, pool, replicas before/after.
     failures
-        Per injected failure: devices and replicas lost, recovery time, requests affected and
-        SLA attainment before, during and after.
+        Per injected failure: devices named and lost, replicas lost, recovery time, requests
+        affected and SLA attainment (every bound) before, during and after.
     summary
         Counts (``arrived = completed + dropped + in_flight_at_end``), drops by reason, latency
-        percentiles, SLA attainment, $/request and $/Mtok of the capacity actually held,
-        events and wall time.
+        percentiles, the SLA bounds with attainment per bound and overall
+        (:func:`hetopt.replay.metrics.sla_summary`), the overloaded pools, $/request and
+        $/Mtok of the capacity actually held against the static plan and a static plan sized
+        for the peak (``peak_static_usd``), events and wall time.
     """
 
     requests: pd.DataFrame
@@ -175,9 +197,10 @@ class _Op:
 class _State:
     """What one request carries through the replay."""
 
-    __slots__ = ("first_token", "tbt_s", "drop", "failure", "affinity")
+    __slots__ = ("arrived", "first_token", "tbt_s", "drop", "failure", "affinity")
 
-    def __init__(self) -> None:
+    def __init__(self, arrived: float) -> None:
+        self.arrived = arrived
         self.first_token = math.nan
         self.tbt_s = 0.0
         self.drop = ""
@@ -220,6 +243,7 @@ class _FcfsPool:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.free_at = [0.0] * capacity  # a heap of the times each server becomes free
+        self.arrived: list[float] = []
         self.starts: list[float] = []
         self.ends: list[float] = []
 
@@ -227,6 +251,7 @@ class _FcfsPool:
         """Queue a job arriving ``now``; return its waiting time."""
         start = max(now, heapq.heappop(self.free_at))
         heapq.heappush(self.free_at, start + service_s)
+        self.arrived.append(now)
         self.starts.append(start)
         self.ends.append(start + service_s)
         return start - now
@@ -502,11 +527,11 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     ops, specs = _build_ops(plan, problem, table, graph)
     dynamic = config.dynamic
     router, ctl = config.router, config.controller
-    used = {problem.devices[s.device] for s in specs}
-    for f in config.failures:
-        if f.device not in used:
-            raise InputError(f"replay.failures: device {f.device!r} holds no pool in this plan; "
-                             f"the plan's pools are on {sorted(used)}.")
+    devices_held: dict[str, int] = {}
+    for s in specs:
+        name = problem.devices[s.device]
+        devices_held[name] = devices_held.get(name, 0) + s.replicas * s.devices_per_replica
+    check_failures(config.failures, devices_held, replaced=ctl.enabled)
     # The static path queues on one FCFS pool per pool; the routed path on replicas.
     fast = [] if dynamic else [_FcfsPool(s.replicas * s.slots_per_replica) for s in specs]
     rpools = [ReplicaPool(s.name, problem.devices[s.device], s.slots_per_replica,
@@ -526,7 +551,7 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
             edge_link[e] = link_keys.setdefault(key, len(link_keys))
     links = [_FcfsPool(max(int(sending[a]), 1)) for a, _ in link_keys]
     link_names = [f"link {problem.devices[a]} -> {problem.devices[b]}" for a, b in link_keys]
-    link_waits: list[tuple[int, float]] = []
+    link_waits: list[tuple[int, float, float]] = []  # link, wait, request arrival
     walker = _Walker(problem, cross, np.array([op.latency_s for op in ops]),
                      np.array([op.tokens for op in ops]), edge_link)
     exp_service = config.service == "exponential"
@@ -535,7 +560,7 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     kv_aware = router.policy == "kv_aware"
     reuse = router.prefix_reuse_fraction
 
-    stage_rows: list[tuple[int, float, float]] = []  # op, wait, service
+    stage_rows: list[tuple[int, float, float, float]] = []  # op, wait, service, arrival
     req_rows: list[dict[str, Any]] = []
 
     def service_of(op: _Op) -> tuple[float, float]:
@@ -562,7 +587,7 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         service, static = service_of(op)
         wait = fast[op.pool_id].admit(env.now, service) if op.pool_id >= 0 else 0.0
         yield env.timeout(wait + service + static)
-        stage_rows.append((op_i, wait, service + static))
+        stage_rows.append((op_i, wait, service + static, st.arrived))
         finish_op(op, st, service)
 
     def run_op_routed(op_i: int, st: _State) -> Any:
@@ -605,26 +630,28 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
             break
         if static > 0:
             yield env.timeout(static)
-        stage_rows.append((op_i, max(env.now - t0 - service - static, 0.0), service + static))
+        stage_rows.append((op_i, max(env.now - t0 - service - static, 0.0), service + static,
+                           st.arrived))
         finish_op(op, st, service)
 
     run = run_op_routed if dynamic else run_op
 
-    def link_wait(link: int, transfer_s: float) -> float:
-        """Queue a transfer starting now on ``link``; return its wait."""
+    def link_wait(link: int, transfer_s: float, arrived: float) -> float:
+        """Queue a transfer starting now on ``link`` for a request that arrived at
+        ``arrived``; return its wait."""
         wait = links[link].admit(env.now, transfer_s)
-        link_waits.append((link, wait))
+        link_waits.append((link, wait, arrived))
         return wait
 
-    def transfer(after: Any, transfer_s: float, link: int) -> Any:
+    def transfer(after: Any, transfer_s: float, link: int, arrived: float) -> Any:
         """A transfer over a contended link, starting when its source finishes."""
         yield after
-        yield env.timeout(link_wait(link, transfer_s) + transfer_s)
+        yield env.timeout(link_wait(link, transfer_s, arrived) + transfer_s)
 
     def instance(n: int, op_i: int, deps: list[tuple[int, float, int]], done: list[Any],
                  st: _State) -> Any:
         if deps:
-            queued = [env.process(transfer(done[d], lat, link))
+            queued = [env.process(transfer(done[d], lat, link, st.arrived))
                       for d, lat, link in deps if link >= 0]
             yield simpy.AllOf(env, [done[d] for d, _, _ in deps] + queued)
             extra = max((float(done[d].value) + lat for d, lat, link in deps if link < 0),
@@ -636,8 +663,8 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
 
     def request(rid: int) -> Any:
         path = walker.sample(rng)
-        st = _State()
         arrived_at = float(env.now)
+        st = _State(arrived_at)
         row: dict[str, Any] = {"request": rid, "arrival_s": arrived_at,
                                "predicted_s": path.predicted_s, "loop_passes": path.passes,
                                "tokens": path.tokens, "status": "in_flight",
@@ -647,7 +674,8 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
             for n, op_i in enumerate(path.ops):
                 if n and path.deps[n][0][1] > 0:
                     _, lat, link = path.deps[n][0]
-                    yield env.timeout(lat + (link_wait(link, lat) if link >= 0 else 0.0))
+                    yield env.timeout(lat + (link_wait(link, lat, arrived_at) if link >= 0
+                                             else 0.0))
                 yield from run(op_i, st)
                 if st.drop:
                     break
@@ -722,7 +750,10 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         for proc in victims.values():
             if proc.is_alive:
                 proc.interrupt(k)
-        row = {"failure": k, "device": spec.device, "at_s": now, "devices_failed": len(picked),
+        # Fewer devices than the drill names can be live when it fires (the controller shrank
+        # the pools, or an earlier failure took some): the row keeps both counts.
+        row = {"failure": k, "device": spec.device, "at_s": now,
+               "devices_requested": spec.count, "devices_failed": len(picked),
                "replicas_lost": len(hit),
                "pools_hit": "; ".join(sorted({rpools[p].name for p, _ in hit})),
                "jobs_interrupted": len(victims), "recovered_at_s": math.nan}
@@ -779,7 +810,10 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         util_rows += [(float(t), s.name, float(b)) for t, b in zip(grid, busy, strict=True)]
         cap_rows += [(float(t), s.name, float(h), float(r))
                      for t, h, r in zip(grid, held, rate_series, strict=True)]
-    waits = pd.DataFrame(link_waits, columns=["link", "wait_s"]).groupby("link")["wait_s"]
+    lo, hi = config.warmup_s, config.duration_s
+    measured_waits = pd.DataFrame(link_waits, columns=["link", "wait_s", "arrival_s"])
+    measured_waits = measured_waits[measured_waits["arrival_s"] >= lo]
+    waits = measured_waits.groupby("link")["wait_s"]
     mean_wait, transfers = waits.mean(), waits.size()
     link_stats = [(name, lp.capacity, float(mean_wait.get(k, math.nan)),
                    int(transfers.get(k, 0)))
@@ -787,6 +821,21 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     for name, lp in zip(link_names, links, strict=True):
         util_rows += [(float(t), name, float(b))
                       for t, b in zip(grid, lp.busy_fraction(grid), strict=True)]
+    # jobs arriving at each pool against what its slots serve, whole window and busiest window
+    loads: list[tuple[str, tuple[PoolLoad, PoolLoad]]] = []
+    for k, s in enumerate(specs):
+        if dynamic:
+            loads.append((s.name, pool_loads(rpools[k].arrived, rpools[k].demand, grid,
+                                             rpools[k].capacity_slots(grid), lo, hi,
+                                             ctl.window_s)))
+        else:
+            loads.append((s.name, pool_loads(fast[k].arrived, np.subtract(fast[k].ends,
+                                                                          fast[k].starts),
+                                             grid, np.full(len(grid), fast[k].capacity), lo,
+                                             hi, ctl.window_s)))
+    loads += [(name, pool_loads(lp.arrived, np.subtract(lp.ends, lp.starts), grid,
+                                np.full(len(grid), lp.capacity), lo, hi, ctl.window_s))
+              for name, lp in zip(link_names, links, strict=True)]
     planned_device_usd_h = sum(s.replicas * s.devices_per_replica
                                * problem.device_cost_usd_per_h[s.device] for s in specs)
     other_usd_h = max(plan.tco_usd_per_hour - planned_device_usd_h, 0.0)
@@ -794,30 +843,23 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
                 + other_usd_h * config.duration_s / 3600)
     # What a static plan would hold to cover the busiest window (the alternative to a
     # controller): every pool sized by the planner's rule at the peak windowed arrival rate,
-    # with the controller's margin.
-    win = ctl.window_s
-    edges = np.arange(0.0, config.duration_s + win / 2, win / 4)
+    # with the controller's margin. Windows are full and inside the replay, so a replay
+    # shorter than window_s takes its whole length as the window.
+    edges, win = sliding_windows(0.0, config.duration_s, ctl.window_s)
     counts = np.searchsorted(arrivals, edges + win) - np.searchsorted(arrivals, edges)
     peak_rate = float(counts.max() / win) if len(arrivals) else 0.0
     peak_usd_h = other_usd_h + sum(
         PoolSizing(s.per_rate, s.minimum).replicas(peak_rate * (1 + ctl.margin), utilization)
         * s.devices_per_replica * problem.device_cost_usd_per_h[s.device] for s in specs)
     extra = {"capacity_usd": held_usd, "peak_rate_per_s": peak_rate,
-             "peak_static_usd": peak_usd_h * config.duration_s / 3600, "device_hours_held": float(held_s.sum() / 3600),
+             "peak_static_usd": peak_usd_h * config.duration_s / 3600,
+             "peak_sizing_margin": ctl.margin, "device_hours_held": float(held_s.sum() / 3600),
              "prefix_hits": sum(p.prefix_hits for p in rpools) if dynamic else 0,
              "router": router.policy if dynamic else "least_loaded (one FCFS queue per pool)",
              "controller": ctl.enabled and dynamic}
     return _result(plan, problem, config, ops, specs, req_rows, stage_rows, util_rows,
-                   cap_rows, decisions, failure_rows, len(arrivals), wall, extra, link_stats)
-
-
-def _attainment(requests: pd.DataFrame, sla_s: float | None, lo: float, hi: float) -> float:
-    """Share of requests arriving in [lo, hi) that completed within the SLA (drops miss)."""
-    sel = requests[(requests["arrival_s"] >= lo) & (requests["arrival_s"] < hi)]
-    if not sla_s or not len(sel):
-        return math.nan
-    ok = (sel["status"] == "completed") & (sel["e2e_s"] <= sla_s + 1e-9)
-    return float(ok.mean())
+                   cap_rows, decisions, failure_rows, len(arrivals), wall, extra, link_stats,
+                   loads)
 
 
 def _quantile(values: pd.Series, q: float) -> float:
@@ -827,16 +869,21 @@ def _quantile(values: pd.Series, q: float) -> float:
 
 def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: list[_Op],
             specs: list[_PoolSpec], req_rows: list[dict[str, Any]],
-            stage_rows: list[tuple[int, float, float]], util_rows: list[tuple[float, str, float]],
+            stage_rows: list[tuple[int, float, float, float]],
+            util_rows: list[tuple[float, str, float]],
             cap_rows: list[tuple[float, str, float, float]], decisions: list[dict[str, Any]],
             failure_rows: list[dict[str, Any]], arrived: int, wall_s: float,
-            extra: dict[str, Any], link_stats: list[tuple[str, int, float, int]]
-            ) -> ReplayResult:
+            extra: dict[str, Any], link_stats: list[tuple[str, int, float, int]],
+            loads: list[tuple[str, tuple[PoolLoad, PoolLoad]]]) -> ReplayResult:
+    """Tables and summary; every statistic counts only what arrived after the warm-up."""
+    lo, hi = config.warmup_s, config.duration_s
     requests = pd.DataFrame(req_rows, columns=[
         "request", "arrival_s", "done_s", "status", "drop_reason", "failure", "e2e_s",
         "ttft_s", "tbt_s", "predicted_s", "loop_passes", "tokens"])
     requests["gap"] = requests["e2e_s"] / requests["predicted_s"] - 1
-    stages_raw = pd.DataFrame(stage_rows, columns=["op", "wait_s", "service_s"])
+    requests = pd.concat([requests, sla_flags(requests, problem.sla)], axis=1)
+    stages_raw = pd.DataFrame(stage_rows, columns=["op", "wait_s", "service_s", "arrival_s"])
+    stages_raw = stages_raw[stages_raw["arrival_s"] >= lo]
     stages_raw["operator"] = [ops[i].name for i in stages_raw["op"]]
     stages_raw["pool"] = [ops[i].pool or "-" for i in stages_raw["op"]]
     stages = stages_raw.groupby(["operator", "pool"], sort=False).agg(
@@ -847,14 +894,14 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
         mean_service_s=("service_s", "mean")).reset_index()
     util = pd.DataFrame(util_rows, columns=["time_s", "pool", "busy_fraction"])
     capacity = pd.DataFrame(cap_rows, columns=["time_s", "pool", "devices_held", "rate_per_s"])
-    in_window = util[(util["time_s"] >= config.warmup_s) & (util["time_s"] < config.duration_s)]
+    in_window = util[(util["time_s"] >= lo) & (util["time_s"] < hi)]
     pools = pd.DataFrame({"pool": [s.name for s in specs],
                           "device": [problem.devices[s.device] for s in specs],
                           "slots": [s.replicas * s.slots_per_replica for s in specs],
                           "planned_devices": [s.replicas * s.devices_per_replica for s in specs]})
     links = pd.DataFrame(link_stats, columns=["pool", "slots", "mean_wait_s", "transfers"])
     pools["mean_devices_held"] = pools["pool"].map(
-        capacity[capacity["time_s"] >= config.warmup_s].groupby("pool")["devices_held"].mean())
+        capacity[capacity["time_s"] >= lo].groupby("pool")["devices_held"].mean())
     pools["mean_utilisation"] = pools["pool"].map(in_window.groupby("pool")["busy_fraction"]
                                                   .mean())
     pools["mean_wait_s"] = pools["pool"].map(stages_raw.groupby("pool")["wait_s"].mean())
@@ -863,32 +910,35 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
         links["mean_utilisation"] = links["pool"].map(
             in_window.groupby("pool")["busy_fraction"].mean())
         pools = pd.concat([pools, links.drop(columns="transfers")], ignore_index=True)
-    measured = requests[requests["arrival_s"] >= config.warmup_s]
+    load = dict(loads)
+    pools["arrival_rate_per_s"] = [load[p][0].arrival_rate_per_s for p in pools["pool"]]
+    pools["capacity_per_s"] = [load[p][0].capacity_per_s for p in pools["pool"]]
+    pools["offered_load"] = [load[p][0].offered_load for p in pools["pool"]]
+    pools["busiest_window_load"] = [load[p][1].offered_load for p in pools["pool"]]
+    pools["busiest_window_from_s"] = [load[p][1].from_s for p in pools["pool"]]
+    overloaded = [(name, max(pair, key=lambda pl: pl.offered_load)) for name, pair in loads]
+    measured = requests[requests["arrival_s"] >= lo]
     done = measured[measured["status"] == "completed"]
     e2e = done["e2e_s"].to_numpy(dtype=float)
-    sla = problem.sla.e2e_s
-    tbt_sla = problem.sla.tbt_s
     hours = config.duration_s / 3600
     status = requests["status"].value_counts()
     completed_all = int(status.get("completed", 0))
     tokens_done = float(requests.loc[requests["status"] == "completed", "tokens"].sum())
     held_usd = extra["capacity_usd"]
     failures = pd.DataFrame(failure_rows, columns=[
-        "failure", "device", "at_s", "devices_failed", "replicas_lost", "pools_hit",
-        "jobs_interrupted", "recovered_at_s"])
+        "failure", "device", "at_s", "devices_requested", "devices_failed", "replicas_lost",
+        "pools_hit", "jobs_interrupted", "recovered_at_s"])
     if len(failures):
         hit = requests.groupby("failure")["status"].agg(
             affected="size", affected_dropped=lambda s: int((s == "dropped").sum()))
         failures = failures.join(hit, on="failure")
         failures[["affected", "affected_dropped"]] = (
             failures[["affected", "affected_dropped"]].fillna(0).astype(int))
-        ends = failures["recovered_at_s"].fillna(config.duration_s).clip(upper=config.duration_s)
-        failures["attainment_before"] = [_attainment(requests, sla, config.warmup_s, t)
-                                         for t in failures["at_s"]]
-        failures["attainment_during"] = [_attainment(requests, sla, a, b)
+        ends = failures["recovered_at_s"].fillna(hi).clip(upper=hi)
+        failures["attainment_before"] = [attainment(requests, lo, t) for t in failures["at_s"]]
+        failures["attainment_during"] = [attainment(requests, max(a, lo), b)
                                          for a, b in zip(failures["at_s"], ends, strict=True)]
-        failures["attainment_after"] = [_attainment(requests, sla, b, config.duration_s)
-                                        for b in ends]
+        failures["attainment_after"] = [attainment(requests, max(b, lo), hi) for b in ends]
     drops = requests.loc[requests["status"] == "dropped", "drop_reason"].value_counts()
     summary: dict[str, Any] = {
         "arrived": arrived,
@@ -897,6 +947,7 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
         "in_flight_at_end": int(status.get("in_flight", 0)),
         "dropped_by_reason": {str(k): int(v) for k, v in drops.items()},
         "affected_by_failures": int((requests["failure"] >= 0).sum()),
+        "warmup_s": lo,
         "measured_requests": len(measured),
         "e2e_p50_s": float(np.quantile(e2e, 0.5)) if len(e2e) else math.nan,
         "e2e_p90_s": float(np.quantile(e2e, 0.9)) if len(e2e) else math.nan,
@@ -904,12 +955,14 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
         "ttft_p99_s": _quantile(done["ttft_s"], 0.99),
         "tbt_p99_s": _quantile(done["tbt_s"].where(done["tbt_s"] > 0), 0.99),
         "planned_e2e_s": plan.e2e_latency_s,
-        "sla_e2e_s": sla,
-        "sla_tbt_s": tbt_sla,
-        "sla_ttft_s": problem.sla.ttft_s,
-        "sla_attainment": _attainment(requests, sla, config.warmup_s, config.duration_s),
+        **sla_summary(requests, problem.sla, lo, hi),
         "gap_p50": float(done["gap"].median()) if len(done) else math.nan,
         "gap_p99": float(done["gap"].quantile(0.99)) if len(done) else math.nan,
+        "overloaded_pools": [
+            {"pool": name, "from_s": pl.from_s, "to_s": pl.to_s,
+             "arrival_rate_per_s": pl.arrival_rate_per_s, "capacity_per_s": pl.capacity_per_s,
+             "offered_load": pl.offered_load}
+            for name, pl in overloaded if pl.overloaded],
         "tco_usd_per_hour": plan.tco_usd_per_hour,
         "static_plan_usd": plan.tco_usd_per_hour * hours,
         "usd_per_request": held_usd / completed_all if completed_all else math.nan,

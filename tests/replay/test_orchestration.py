@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hetopt.cli.main import main
@@ -125,8 +126,14 @@ def test_controller_recovers_from_a_decode_failure(voice: PlanOutcome) -> None:
         assert len(dropped) > 0 and (dropped["failure"] == 0).all()
     f = healed.failures.iloc[0]
     assert f["recovered_at_s"] == pytest.approx(270.0)
-    assert f["attainment_before"] > 0.9 and f["attainment_after"] > 0.98
-    assert f["attainment_during"] < 0.5
+    # attainment counts every bound; the 250 ms TTFT, which the prefill queue at 80 %
+    # utilisation often misses, keeps it well below 1 on either side of the failure
+    assert f["attainment_during"] < 0.5 < min(f["attainment_before"], f["attainment_after"])
+    # the end-to-end bound alone, which is what the failure breaks and the controller restores
+    req = healed.requests
+    e2e_ok = req.groupby(pd.cut(req["arrival_s"], [30.0, 200.0, 270.0, 600.0], right=False),
+                         observed=True)["meets_e2e"].mean().to_numpy()
+    assert e2e_ok[0] > 0.9 and e2e_ok[1] < 0.5 and e2e_ok[2] > 0.98
     # the plan's only decode replica is lost: without a controller nothing after it completes
     assert static.failures.iloc[0]["affected"] > 5 * f["affected"]
     assert static.summary["sla_attainment"] < healed.summary["sla_attainment"]
@@ -149,7 +156,8 @@ def test_controller_follows_a_diurnal_load() -> None:
     assert s["replans"] == len(set(auto.decisions["time_s"])) >= 50
     assert s["capacity_usd"] < s["peak_static_usd"]
     assert s["sla_attainment"] > fixed.summary["sla_attainment"]
-    assert s["sla_attainment"] > 0.97
+    assert s["sla_attainment_e2e"] > fixed.summary["sla_attainment_e2e"]
+    assert s["sla_attainment_e2e"] > 0.97
 
 
 def test_admission_control_drops_with_a_reason(mmc: PlanOutcome) -> None:
@@ -213,11 +221,27 @@ def test_kv_sized_transfers_queue_on_links_like_md1() -> None:
     assert gap > 0
 
 
-def test_autoscale_config_runs_from_the_cli(tmp_path: Path) -> None:
+def test_autoscale_config_runs_from_the_cli(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "auto"
     assert main(["replay", "replay=autoscale", "replay.duration_s=600",
                  "replay.arrivals.period_s=600", "replay.controller.interval_s=30",
                  f"run_dir={run}"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
     summary = json.loads((run / "replay.json").read_text())
     assert summary["controller"] is True and summary["replans"] == 19
     assert (run / "orchestration.png").stat().st_size > 0
+    # the cost held beside the static plan and the plan sized for the peak (the README's
+    # measure of the saving)
+    held, static = summary["capacity_usd"], summary["static_plan_usd"]
+    peak = summary["peak_static_usd"]
+    assert held < peak  # the controller follows the load; a plan sized for the peak does not
+    assert summary["peak_sizing_margin"] == 0.15  # configs/replay/autoscale.yaml
+
+    def versus(ref: float) -> str:
+        change = held / ref - 1
+        return f"{abs(change):.1%} {'below' if change < 0 else 'above'}"
+
+    assert (f"${held:,.2f}: {versus(static)} the static plan (${static:,.2f}) and "
+            f"{versus(peak)} a static plan sized for the peak of "
+            f"{summary['peak_rate_per_s']:.3g} req/s + 15% (${peak:,.2f})") in out
