@@ -373,10 +373,10 @@ def command_help(command: str, config_dirs: tuple[Path, ...] = ()) -> str:
              + ("<study ...|all> " if command == "reproduce" else "")
              + "[key=value ...] [--config-dir DIR] [--cfg job|hydra|all] [-h]", "",
              f"{spec.summary}.", "", f"example: {spec.example}", ""]
-    shown = [r for r in spec.reads if r.split(".")[0] in groups]
+    shown = [r for r in spec.reads if r in groups]
     if shown:
         lines += ["config groups (group=option):"]
-        lines += [f"  {g}: {', '.join(groups[g])}" for g in shown]
+        lines += [f"  {g}: {', '.join(groups[g])}" for g in shown if g in groups]
         lines.append("")
     if spec.reads:
         lines.append("keys (key=value; defaults shown):")
