@@ -254,7 +254,7 @@ def test_same_second_runs_get_distinct_directories(
 
     class Frozen(dt.datetime):
         @classmethod
-        def now(cls, tz=None):  # type: ignore[no-untyped-def, override]
+        def now(cls, tz=None):
             return dt.datetime(2026, 1, 2, 3, 4, 5)
 
     monkeypatch.setattr(hydra_utils, "datetime", Frozen)

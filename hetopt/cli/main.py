@@ -3,8 +3,10 @@
 ``hetopt plan [overrides...]`` composes the Hydra config tree in ``configs/`` with the given
 overrides (``workload=rag_agent solver=cpsat sla.e2e_s=15``), runs the planning pipeline, prints
 the plan and writes ``plan.json``, ``placement.csv``, ``devices.csv``, ``cost_table.csv`` and the
-resolved ``config.yaml`` into the run directory. User errors end with one paragraph and exit
-status 2; what was computed before the error is still written.
+resolved ``config.yaml`` into the run directory, ``hydra.run.dir`` (with Hydra's ``.hydra/``
+record and ``plan.log``; see :mod:`hetopt.cli.outputs`). The other single-run commands work the
+same way. An override that the command does not read is refused, naming it. User errors end
+with one paragraph and exit status 2; what was computed before the error is still written.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from hetopt.errors import HetoptUserError, InputError, SolverLimitError
 
 __all__ = ["compose_config", "main", "request_from_config_checked"]
 
-USAGE = """usage: hetopt <command> [overrides...]
+USAGE = """usage: hetopt <command> [overrides...] [--config-dir DIR] [--cfg job|hydra|all]
+       hetopt <command> --help       (that command's config groups and keys)
 
 commands:
   plan      plan a deployment (Hydra overrides: workload=, hardware=, sla=, solver=, tco=, ...)
@@ -40,28 +43,43 @@ commands:
   fleet     plan many agents (tenants) on shared device pools within an inventory:
             fleet=enterprise (default), fleet=synthetic, or fleet_file=my_fleet.yaml
   catalog   show the hardware catalog with its hourly TCO
-  list      show the shipped workloads and config options
+  list      show the config groups and their options (workloads, hardware, SLAs, fleets, ...)
   replay    plan, then replay request traffic through the plan (SimPy); or replay a saved
             plan with replay.plan_dir=outputs/plan/<run>
   compile   plan, then run the MLIR stage: agent dialects, decomposition passes, per-device
             IREE artefacts, CPU execution and calibration (mlir.plan_dir= for a saved plan)
   reproduce reproduce the paper: fig4 fig8 fig9 table3 kv_table serving pareto, or all
-            (hetopt reproduce all [--out DIR]); fidelity: the cost model against measured data
+            (hetopt reproduce all [hydra.run.dir=DIR] [costs.model=roofline]; --out DIR is an
+            alias); fidelity: the cost model against measured data
   calibrate fit the cost model to aiconfigurator's measured database (pip install -e
-            '.[calibration]') or to measurements=my.csv; writes calibration.csv (ship=true
-            replaces the shipped table)
+            '.[calibration]') or to calibrate.measurements=my.csv; writes calibration.csv
+            (calibrate.ship=true replaces the shipped table)
+
+where runs go:
+  hydra.run.dir=DIR   a single run's directory (default outputs/<command>/<time>; run_dir= is
+                      an alias). It gets the run's files, .hydra/ (config.yaml, hydra.yaml,
+                      overrides.yaml) and <command>.log. Runs started in the same second get
+                      <time> and <time>-1. A directory that already holds a run is refused;
+                      overwrite=true replaces it once the new run has its results.
+  --config-dir DIR    (-cd) more config groups and options: DIR/workload/my_agent.yaml makes
+                      workload=my_agent; likewise hardware/, sla/, fleet/, ...
+  --cfg job           print the composed config and stop (--cfg hydra, --cfg all; --resolve)
 
 examples:
   hetopt plan
   hetopt plan workload=worked_example solver=cpsat
   hetopt plan workload=rag_agent hardware=paper_table5 sla.e2e_s=5 workload.request_rate_per_s=10
+  hetopt plan hydra.run.dir=runs/rag workload=rag_agent    # -> runs/rag/plan.json, .hydra/
+  hetopt plan -cd my_configs workload=my_agent              # my_configs/workload/my_agent.yaml
   hetopt sweep sla.e2e_s=12,13,14 solver=highs,cpsat      # -> outputs/sweep/<name>-<time>/results.csv
   hetopt sweep whatif=electricity                         # a shipped what-if study (configs/whatif/)
   hetopt sweep whatif=carbon hydra/launcher=ray           # the same on Ray (pip install 'hetopt[dist]')
-  hetopt fleet +hardware.inventory.B200=8               # tenants of configs/fleet/enterprise.yaml
+  hetopt fleet hardware.inventory.B200=8                  # tenants of configs/fleet/enterprise.yaml
   hetopt fleet fleet=synthetic fleet.synthetic.n_ops=2000 fleet.synthetic.n_device_types=20
+  hetopt fleet fleet_file=my_fleet.yaml solver=cpsat fleet.method=monolithic
   hetopt plan workload_file=my_agent.mlir                   # an agent graph written in MLIR
-  hetopt compile mlir.targets.H100=cuda:sm_80
+  hetopt compile mlir.targets.H100=cuda:sm_80               # if the plan uses an H100
+  hetopt reproduce fig4 hydra.run.dir=out/fig4 costs.model=roofline
 """
 
 
@@ -383,9 +401,9 @@ def command_help(command: str, config_dirs: tuple[Path, ...] = ()) -> str:
         for key in spec.reads:
             value = OmegaConf.select(comp.job, key)
             if key == "workload":
-                lines.append(f"  workload.*: the keys of the chosen workload file "
-                             f"(configs/workload/<name>.yaml), e.g. "
-                             f"workload.request_rate_per_s=10")
+                lines.append("  workload.*: the keys of the chosen workload file "
+                             "(configs/workload/<name>.yaml), e.g. "
+                             "workload.request_rate_per_s=10")
             elif OmegaConf.is_config(value):
                 body = OmegaConf.to_yaml(value).rstrip().replace("\n", "\n    ")
                 lines.append(f"  {key}:\n    {body}")

@@ -206,7 +206,7 @@ def mapping_keys() -> frozenset[str]:
 
     def walk(cls: type, prefix: str) -> None:
         hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        for f in dataclasses.fields(cls):
             tp = hints[f.name]
             args = [a for a in typing.get_args(tp) if a is not type(None)]
             if typing.get_origin(tp) in (Union, types.UnionType) and len(args) == 1:
