@@ -110,8 +110,14 @@ def _user_configs(tmp_path: Path) -> Path:
     text = (config_dir() / "workload" / "worked_example.yaml").read_text()
     (user / "workload" / "my_agent.yaml").write_text(
         text.replace("name: worked_example", "name: my_agent"))
+    voice = (config_dir() / "workload" / "voice_agent.yaml").read_text()
+    (user / "workload" / "my_voice.yaml").write_text(
+        voice.replace("name: voice_agent", "name: my_voice"))
     (user / "sla").mkdir()
     (user / "sla" / "snappy.yaml").write_text("e2e_s: 0.125\n")
+    (user / "fleet").mkdir()
+    (user / "fleet" / "mine.yaml").write_text(
+        "name: mine\ntenants:\n  - {name: t, workload: my_voice, request_rate_per_s: 1.0}\n")
     return user
 
 
@@ -132,6 +138,11 @@ def test_config_dir_adds_user_groups(tmp_path: Path,
     assert "my_agent" in _err(capsys)
     assert main(["plan", "-cd", str(tmp_path / "nope"), *FAST]) == 2
     assert "--config-dir" in _err(capsys)
+    # A user's fleet group whose tenant runs a user's workload.
+    fleet = tmp_path / "fleet"
+    assert main(["fleet", f"--config-dir={user}", "fleet=mine", f"hydra.run.dir={fleet}"]) == 0
+    tenants = yaml.safe_load((fleet / "config.yaml").read_text())["fleet"]["tenants"]
+    assert tenants[0]["workload"]["name"] == "my_voice"
 
 
 def test_cfg_job_prints_the_composed_config_and_runs_nothing(
@@ -148,6 +159,17 @@ def test_cfg_job_prints_the_composed_config_and_runs_nothing(
     both = yaml.safe_load(capsys.readouterr().out)
     assert "hydra" in both and "workload" in both
     assert not (tmp_path / "outputs").exists()
+
+
+def test_calibrate_keeps_its_bare_keys_as_aliases(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["calibrate", "--cfg", "all", "devices=H100,B200", "out=cal", "ship=true",
+                 "holdout_seq_tokens=2048"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["calibrate"]["devices"] == ["H100", "B200"] and cfg["calibrate"]["ship"] is True
+    assert cfg["calibrate"]["holdout_seq_tokens"] == [2048]
+    assert cfg["hydra"]["run"]["dir"] == "cal"
+    assert main(["calibrate", "bogus=1"]) == 2
+    assert "bogus" in _err(capsys)
 
 
 @pytest.mark.parametrize("command, needles", [
@@ -186,6 +208,8 @@ def test_help_lists_the_commands_keys_and_groups(
     (["replay", "replay.plan_dir=somewhere", "sla.e2e_s=3"], "saved run's config.yaml"),
     (["compile", "mlir.plan_dir=somewhere", "workload=rag_agent"], "saved run's config.yaml"),
     (["plan", "stray"], "stray"),
+    (["plan", "hydra.job.chdir=true"], "hydra.job.chdir"),
+    (["plan", "hydra/launcher=joblib"], "hetopt sweep"),
 ])
 def test_an_override_the_command_does_not_read_is_refused(
         args: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -138,6 +138,9 @@ def compose_run(command: str, overrides: Sequence[str],
     if cfg.get("fleet_file"):
         cfg["fleet"] = _overlay({**(cfg.get("fleet") or {}), **_read_fleet_file(
             Path(str(cfg["fleet_file"])))}, cfg, "fleet", task)
+    if extra and isinstance((cfg.get("fleet") or {}).get("tenants"), list):
+        cfg["fleet"] = {**cfg["fleet"], "tenants": _user_workloads(cfg["fleet"]["tenants"],
+                                                                   cdir, extra)}
     explicit = any(o.partition("=")[0].lstrip("+") == "hydra.run.dir" for o in hydra_ovr)
     return Composition(cfg=cfg, job=job, hydra=hydra_cfg, overrides=tuple(task),
                        run_dir=run_dir, explicit_run_dir=explicit)
@@ -146,6 +149,23 @@ def compose_run(command: str, overrides: Sequence[str],
 def compose_config(overrides: list[str], config_dirs: Sequence[Path] = ()) -> dict[str, Any]:
     """The resolved job config of ``overrides`` as plain data (see :func:`compose_run`)."""
     return compose_run("plan", overrides, config_dirs).cfg
+
+
+def _user_workloads(tenants: list[Any], cdir: Path, extra: Sequence[Path]) -> list[Any]:
+    """Tenants whose ``workload`` names a ``--config-dir`` workload get its content inline."""
+    from hetopt.workloads import load_workload
+
+    out = []
+    for tenant in tenants:
+        name = tenant.get("workload") if isinstance(tenant, Mapping) else None
+        if isinstance(name, str) and "/" not in name and Path(name).suffix == "" \
+                and not (cdir / "workload" / f"{name}.yaml").is_file():
+            found = [d / "workload" / f"{name}.yaml" for d in extra
+                     if (d / "workload" / f"{name}.yaml").is_file()]
+            if found:
+                tenant = {**tenant, "workload": load_workload(str(found[0]))}
+        out.append(tenant)
+    return out
 
 
 def _read_fleet_file(path: Path) -> dict[str, Any]:

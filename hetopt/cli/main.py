@@ -124,6 +124,8 @@ _HOME = {"fleet": "hetopt fleet", "fleet_file": "hetopt fleet", "replay": "hetop
          "mlir": "hetopt compile", "calibrate": "hetopt calibrate", "sweep": "hetopt sweep",
          "study": "hetopt sweep", "whatif": "hetopt sweep", "workload": "hetopt plan",
          "workload_file": "hetopt plan", "baselines": "hetopt plan"}
+_HYDRA_HONOURED = ("hydra.run.dir", "hydra.job.name", "hydra.output_subdir", "hydra.verbose",
+                   "hydra/job_logging")
 _SWEEP_ONLY = ("hydra.sweep", "hydra.sweeper", "hydra.launcher", "hydra/launcher",
                "hydra/sweeper", "hydra.mode")
 
@@ -210,6 +212,10 @@ def check_overrides(command: str, comp: Composition) -> None:
             if not spec.writes:
                 raise InputError(f"hetopt {command} writes no files, so {raw!r} would be "
                                  f"ignored; remove it.")
+            if not any(key == p or key.startswith(p + ".") for p in _HYDRA_HONOURED):
+                raise InputError(f"hetopt {command} does not apply {raw!r}: of Hydra's own "
+                                 f"settings a single run honours {', '.join(_HYDRA_HONOURED)} "
+                                 f"(and --config-dir). Remove it.")
             continue
         if not any(key == p or key.startswith(p + ".") for p in reads):
             top = key.replace("/", ".").split(".")[0]

@@ -99,6 +99,7 @@ class RunDir:
     reserved: bool = False
     keep: frozenset[str] = frozenset()
     _handler: logging.Handler | None = field(default=None, repr=False)
+    _root_level: int = field(default=logging.WARNING, repr=False)
 
     def has_results(self) -> bool:
         """Whether the command wrote anything beyond the ``.hydra/`` record and the log."""
@@ -157,12 +158,15 @@ class RunDir:
         for h in root.handlers:  # the console keeps showing warnings only
             if h is not handler and h.level == logging.NOTSET:
                 h.setLevel(logging.WARNING)
+        self._root_level = root.level
         root.setLevel(min(root.level or logging.WARNING, level))
         self._handler = handler
 
     def _stop_log(self) -> None:
         if self._handler is not None:
-            logging.getLogger().removeHandler(self._handler)
+            root = logging.getLogger()
+            root.removeHandler(self._handler)
+            root.setLevel(self._root_level)
             self._handler.close()
             self._handler = None
 
