@@ -98,6 +98,14 @@ def test_workload_keys_apply_on_top_of_a_workload_file(tmp_path: Path) -> None:
     assert main(["plan", f"workload_file={wl}", "workload.request_rate_per_s=7",
                  f"hydra.run.dir={run}"]) == 0
     assert json.loads((run / "plan.json").read_text())["request_rate_per_s"] == 7
+    # At 105 ms only option A (both on HP, $0.11) meets the SLA; `baselines` is a key the file
+    # has and the default workload (voice_agent) lacks.
+    run2 = tmp_path / "run2"
+    assert main(["plan", f"workload_file={wl}", "workload.sla.e2e_s=0.105",
+                 "workload.baselines=[CO]", f"hydra.run.dir={run2}"]) == 0
+    plan = json.loads((run2 / "plan.json").read_text())
+    assert plan["cost_usd_per_request"] == pytest.approx(0.11)
+    assert [b["device"] for b in plan["baselines"]] == ["CO"]
 
 
 # ----------------------------------------------------------------- --config-dir, --cfg, --help

@@ -105,6 +105,9 @@ def compose_run(command: str, overrides: Sequence[str],
     register()
     cdir = config_dir()
     given = normalise_overrides(overrides)
+    if any(o.partition("=")[0].lstrip("+") == "workload_file" for o in given):
+        # The workload.* keys are for the file, which may have keys the default workload lacks.
+        given = [f"++{o}" if o.startswith("workload.") and "=" in o else o for o in given]
     extra = [d.resolve() for d in config_dirs]
     for d in extra:
         if not d.is_dir():
