@@ -133,8 +133,14 @@ class RunDir:
             try:
                 old = _fresh_dir(self.path.parent, f".{self.path.name}.replaced-")
                 os.rename(self.path, old / "run")
-                os.rename(self.out, self.path)
             except OSError as exc:
+                raise output_error(self.path, exc) from None
+            try:
+                os.rename(self.out, self.path)
+            except OSError as exc:  # put the earlier run back; this one stays in self.out
+                with contextlib.suppress(OSError):
+                    os.rename(old / "run", self.path)
+                    old.rmdir()
                 raise output_error(self.path, exc) from None
             shutil.rmtree(old, ignore_errors=True)
             return self.path
