@@ -108,7 +108,7 @@ COMMANDS: dict[str, Command] = {
     "fleet": Command(("fleet", "fleet_file", "hardware", "sla", "costs", "tco", "solver"), True,
                      "plan many agents (tenants) on shared device pools",
                      "hetopt fleet fleet_file=my_fleet.yaml fleet.method=monolithic"),
-    "catalog": Command(("hardware", "tco", "costs"), False,
+    "catalog": Command(("hardware", "tco", "costs.calibration"), False,
                        "show the hardware catalog with its hourly TCO",
                        "hetopt catalog tco=cloud"),
     "list": Command((), False, "show the config groups and their options (workloads, ...)",
@@ -226,7 +226,7 @@ def check_overrides(command: str, comp: Composition) -> None:
                              f"--help` lists the keys).")
 
 
-def _write_hydra_record(run: RunDir, comp: Composition, command: str) -> None:
+def _write_hydra_record(run: RunDir, comp: Composition) -> None:
     """``.hydra/`` (config.yaml, hydra.yaml, overrides.yaml, as Hydra writes them) and the log."""
     import logging as _logging
 
@@ -249,11 +249,12 @@ def _write_hydra_record(run: RunDir, comp: Composition, command: str) -> None:
         keep.add(Path(str(subdir)).parts[0])
     if node.runtime.choices.get("hydra/job_logging") != "disabled":
         verbose = node.verbose
-        run.start_log(command, _logging.DEBUG if verbose is True else _logging.INFO)
+        log_name = str(node.job.name)  # Hydra's ${hydra.job.name}.log; the command by default
+        run.start_log(log_name, _logging.DEBUG if verbose is True else _logging.INFO)
         if isinstance(verbose, str) or OmegaConf.is_list(verbose):
             for name in [verbose] if isinstance(verbose, str) else list(verbose):
                 _logging.getLogger(str(name)).setLevel(_logging.DEBUG)
-        keep.add(f"{command}.log")
+        keep.add(f"{log_name}.log")
     run.keep = frozenset(keep)
 
 
@@ -473,7 +474,7 @@ def run_command(command: str, args: list[str], console: Console) -> int:
                    overwrite=bool(comp.cfg.get("overwrite")))
     failed = True
     try:
-        _write_hydra_record(run, comp, command)
+        _write_hydra_record(run, comp)
         if command == "plan":
             code = cmd_plan(comp, run, console)
         elif command == "fleet":
