@@ -31,7 +31,7 @@ from typing import Any
 
 from hetopt.errors import OutputError
 
-__all__ = ["atomic_path", "file_mode", "output_error", "write_bytes_atomic",
+__all__ = ["atomic_path", "file_mode", "output_error", "write_bytes_atomic", "write_csv_atomic",
            "write_json_atomic", "write_text_atomic"]
 
 
@@ -129,3 +129,9 @@ def write_json_atomic(path: Path | str, data: Any, *, indent: int | None = 2) ->
     {'a': 1}
     """
     write_text_atomic(path, json.dumps(data, indent=indent, allow_nan=False))
+
+
+def write_csv_atomic(path: Path | str, frame: Any, *, index: bool = False) -> None:
+    """Write a pandas DataFrame as CSV to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=index)

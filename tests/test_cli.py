@@ -112,7 +112,7 @@ def test_time_limit_keeps_best_plan_and_exits_2(tmp_path: Path, monkeypatch: pyt
 
     real = pipeline.solve
 
-    def stopped(problem, options, objective="cost", **kw):  # type: ignore[no-untyped-def]
+    def stopped(problem, options, objective="cost", **kw):
         res = real(problem, options, objective, **kw)
         if objective != "cost" or not res.has_solution:
             return res

@@ -45,13 +45,28 @@ def test_whatif_studies_carry_their_grid() -> None:
     ("solver.threads=1.5", "solver.threads", "Integer"),
     ("sla.foo=1", "sla.foo", "not in"),
     ("tco.include_operating_cost=maybe", "tco.include_operating_cost", "not a valid bool"),
-    ("hardware.inventory.H100=4", "hardware.inventory.H100", "+hardware.inventory.H100"),
+    ("hardware.inventory.H100=many", "hardware.inventory.H100", "Integer"),
+    ("mlir.targets=cuda", "mlir.targets", "mlir.targets"),
+    ("overwrite=maybe", "overwrite", "not a valid bool"),
 ])
 def test_schema_rejects_bad_values_naming_the_key(override: str, key: str, why: str) -> None:
     with pytest.raises(InputError) as err:
         compose_config([override])
     text = str(err.value)
     assert key in text and why in text
+
+
+def test_device_keys_of_mappings_need_no_plus() -> None:
+    """`hardware.inventory.B200=8` and `mlir.targets.H100=cuda:sm_80` (README examples)."""
+    cfg = compose_config(["hardware.inventory.B200=8", "+hardware.inventory.H100=2",
+                          "mlir.targets.H100=cuda:sm_80"])
+    assert cfg["hardware"]["inventory"] == {"B200": 8, "H100": 2}
+    assert cfg["mlir"]["targets"] == {"H100": "cuda:sm_80"}
+
+
+def test_run_dir_is_not_a_config_key() -> None:
+    """`run_dir=` is an alias of hydra.run.dir, so the job config does not carry it."""
+    assert "run_dir" not in compose_config(["run_dir=somewhere"])
 
 
 def test_ranges_are_checked_when_the_request_is_built() -> None:

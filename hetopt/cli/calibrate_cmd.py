@@ -2,7 +2,8 @@
 
 ``hetopt calibrate`` measures a grid of prefill and decode steps in aiconfigurator's silicon
 database (the ``calibration`` extra), fits the step model per device and precision, and writes
-into ``outputs/calibrate/<timestamp>/`` (or ``out=DIR``):
+into its run directory, ``hydra.run.dir`` (default ``outputs/calibrate/<timestamp>/``;
+``out=DIR`` is an alias):
 
 * ``calibration.csv``: the table, in the format hetopt ships and reads
   (``costs.calibration=<this file>`` plans with it);
@@ -10,6 +11,8 @@ into ``outputs/calibrate/<timestamp>/`` (or ``out=DIR``):
 * ``points.csv``: every point with its prediction and whether it was held out;
 * ``summary.md``: held-out error per device, precision and phase.
 
+Its settings are the ``calibrate`` block of the config (``calibrate.devices=[H100,B200]``);
+the bare keys ``devices=H100,B200``, ``ship=true``, ... are accepted too.
 ``ship=true`` also replaces the table shipped inside hetopt. ``measurements=my.csv`` fits a
 user's own measurements instead of the database (no extra needed beyond SciPy).
 ``published=<csv>`` (default: the published throughput shipped in
@@ -19,31 +22,44 @@ accelerators that only have vendor-published static-batch throughput (MI300X, Ga
 
 from __future__ import annotations
 
-import datetime as dt
-from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
+from hetopt.atomic import atomic_path, write_csv_atomic, write_text_atomic
+from hetopt.cli.outputs import RunDir
 from hetopt.errors import InputError
 
-KEYS = ("out", "measurements", "published", "ship", "devices", "holdout_models",
-        "holdout_seq_tokens")
+# The keys of the ``calibrate`` block, which may also be given bare (``devices=H100,B200``);
+# ``out=DIR`` is an alias of ``hydra.run.dir=DIR``.
+KEYS = ("measurements", "published", "ship", "devices", "holdout_models", "holdout_seq_tokens")
+_LISTS = ("devices", "holdout_models", "holdout_seq_tokens")
 
 
-def _parse(args: list[str]) -> dict[str, str]:
-    parsed: dict[str, str] = {}
+def legacy_overrides(args: list[str]) -> list[str]:
+    """Turn the bare keys of ``hetopt calibrate`` into overrides of the ``calibrate`` block.
+
+    Examples
+    --------
+    >>> legacy_overrides(["devices=H100,B200", "out=o", "ship=true", "sla.e2e_s=3"])
+    ['calibrate.devices=[H100,B200]', 'hydra.run.dir=o', 'calibrate.ship=true', 'sla.e2e_s=3']
+    """
+    out = []
     for arg in args:
         key, sep, value = arg.partition("=")
-        if not sep or key not in KEYS:
-            raise InputError(f"hetopt calibrate: unknown argument {arg!r}. It takes "
-                             f"key=value pairs with keys {list(KEYS)}, e.g. `hetopt calibrate "
-                             f"out=outputs/cal devices=H100,B200`.")
-        parsed[key] = value
-    return parsed
+        if sep and key == "out":
+            out.append(f"hydra.run.dir={value}")
+        elif sep and key in KEYS:
+            if key in _LISTS and not value.startswith("["):
+                value = f"[{value}]"
+            out.append(f"calibrate.{key}={value}")
+        else:
+            out.append(arg)
+    return out
 
 
-def cmd_calibrate(args: list[str], console: Console) -> int:
-    """Run ``hetopt calibrate [out=DIR] [measurements=CSV] [devices=A,B] [ship=true]``."""
+def cmd_calibrate(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
+    """Run ``hetopt calibrate [calibrate.measurements=CSV] [calibrate.devices=[A,B]] ...``."""
     from hetopt.costs import aic
     from hetopt.costs.calibrate import HoldOut, calibrate, fidelity_summary, load_published
     from hetopt.costs.calibration import CALIBRATION_PATH, PUBLISHED_PATH
@@ -51,10 +67,8 @@ def cmd_calibrate(args: list[str], console: Console) -> int:
     from hetopt.hardware import load_catalog
     from hetopt.report.tables import md_table
 
-    opts = _parse(args)
-    ship = opts.get("ship", "false").lower()
-    if ship not in ("true", "false"):
-        raise InputError(f"hetopt calibrate: ship must be true or false, got {ship!r}.")
+    opts = {k: v for k, v in (cfg.get("calibrate") or {}).items() if v is not None}
+    ship = "true" if opts.pop("ship", False) else "false"
     if ship == "true" and ("devices" in opts or "measurements" in opts):
         raise InputError("hetopt calibrate: ship=true replaces the whole shipped table, so it "
                          "refits every device from aiconfigurator's database; drop devices= and "
@@ -62,19 +76,11 @@ def cmd_calibrate(args: list[str], console: Console) -> int:
                          "costs.calibration=<out>/calibration.csv instead.")
     holdout = HoldOut()
     if "holdout_models" in opts:
-        holdout = HoldOut(tuple(m for m in opts["holdout_models"].split(",") if m),
+        holdout = HoldOut(tuple(str(m) for m in opts["holdout_models"] if m),
                           holdout.seq_tokens)
     if "holdout_seq_tokens" in opts:
-        try:
-            seqs = tuple(int(s) for s in opts["holdout_seq_tokens"].split(",") if s)
-        except ValueError:
-            raise InputError("hetopt calibrate: holdout_seq_tokens must be a comma list of "
-                             "integers, e.g. holdout_seq_tokens=2048.") from None
-        holdout = HoldOut(holdout.models, seqs)
-    out = Path(opts.get("out") or Path("outputs") / "calibrate"
-               / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
-    if out.exists() and not out.is_dir():
-        raise InputError(f"hetopt calibrate: out={out} is a file; pass a directory.")
+        holdout = HoldOut(holdout.models, tuple(int(s) for s in opts["holdout_seq_tokens"]))
+    out = run.out
     catalog = load_catalog()
     published_path = opts.get("published", str(PUBLISHED_PATH))
     published = None if published_path.lower() == "none" else load_published(published_path)
@@ -87,7 +93,7 @@ def cmd_calibrate(args: list[str], console: Console) -> int:
     else:
         grid = aic.Grid()
         if "devices" in opts:
-            wanted = tuple(d for d in opts["devices"].split(",") if d)
+            wanted = tuple(str(d) for d in opts["devices"] if d)
             if not wanted:
                 raise InputError(f"hetopt calibrate: devices= names no device; give a comma "
                                  f"list of {list(aic.SYSTEMS)}.")
@@ -103,10 +109,10 @@ def cmd_calibrate(args: list[str], console: Console) -> int:
     with console.status("fitting...") as status:
         result = calibrate(measurements, catalog, holdout, reserve_bytes=reserve,
                            progress=status.update, published=published)
-    out.mkdir(parents=True, exist_ok=True)
-    measurements.to_csv(out / "measurements.csv", index=False)
-    result.points.to_csv(out / "points.csv", index=False)
-    result.table.save(out / "calibration.csv")
+    write_csv_atomic(out / "measurements.csv", measurements)
+    write_csv_atomic(out / "points.csv", result.points)
+    with atomic_path(out / "calibration.csv") as tmp:
+        result.table.save(tmp)
     summary = fidelity_summary(result.points)
     derived = result.table.frame[result.table.frame["source"].str.contains("median of")]
     if len(derived):
@@ -115,14 +121,15 @@ def cmd_calibrate(args: list[str], console: Console) -> int:
              "heldout_max_ratio"]]
         console.print("published throughput (leave-one-out):")
         console.print(bands.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    (out / "summary.md").write_text(
-        "# hetopt calibrate\n\n"
+    write_text_atomic(
+        out / "summary.md", "# hetopt calibrate\n\n"
         f"Held out of the fit: models {list(holdout.models)}, input lengths "
         f"{list(holdout.seq_tokens)}. Error = exp(mean |log(predicted / measured)|); worst = "
         f"the ratio farthest from 1.\n\n" + md_table(summary) + "\n")
     console.print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    console.print(f"wrote {out}/calibration.csv, measurements.csv, points.csv, summary.md")
+    console.print(f"wrote {run.path}/calibration.csv, measurements.csv, points.csv, summary.md")
     if ship == "true":
-        result.table.save(CALIBRATION_PATH)
+        with atomic_path(CALIBRATION_PATH) as tmp:
+            result.table.save(tmp)
         console.print(f"shipped: {CALIBRATION_PATH}")
     return 0

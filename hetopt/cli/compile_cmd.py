@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hetopt.cli.config import request_from_config
+from hetopt.cli.outputs import RunDir
 from hetopt.errors import InputError
 from hetopt.pipeline import plan_agent
 
@@ -29,10 +31,40 @@ def compile_options_from(cfg: dict[str, Any]) -> Any:
                          f"{targets!r}.")
     return _build(CompileOptions, "mlir", {**data, "kernel": kernel,
                                            "targets": {str(k): str(v)
-                                                       for k, v in targets.items()}})
+                                                       for k, v in targets.items()
+                                                       if v is not None}})
 
 
-def cmd_compile(cfg: dict[str, Any], run_dir: Path, console: Console) -> int:
+def check_targets(targets: Mapping[str, str], catalog: Any, placed: set[str]) -> list[str]:
+    """Refuse a target for a device the catalog lacks; name the ones the plan does not use.
+
+    Returns
+    -------
+    list[str]
+        The devices of ``mlir.targets`` on which the plan places nothing (their target is
+        unused).
+
+    Raises
+    ------
+    UnknownNameError
+        For a device the catalog does not have, with the closest name.
+    """
+    import difflib
+
+    from hetopt.errors import UnknownNameError
+
+    names = [d.name for d in catalog.devices]
+    for device in targets:
+        if device not in names:
+            close = difflib.get_close_matches(device, names, n=1, cutoff=0.5)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise UnknownNameError(
+                f"mlir.targets.{device}: the catalog has no device '{device}'.{hint} Devices: "
+                f"{names}.")
+    return [d for d in targets if d not in placed]
+
+
+def cmd_compile(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
     """Run ``hetopt compile``; exit 2 (after writing everything) if a partition failed."""
     from hetopt.cli.outputs import write_outputs
     from hetopt.cli.replay_cmd import load_saved_plan
@@ -41,6 +73,7 @@ def cmd_compile(cfg: dict[str, Any], run_dir: Path, console: Console) -> int:
     from hetopt.mlir.compile import compile_plan
     from hetopt.mlir.report import write_compile
 
+    run_dir, out = run.path, run.out
     options = compile_options_from(cfg)
     start = time.perf_counter()
     plan_dir = (cfg.get("mlir") or {}).get("plan_dir")
@@ -51,16 +84,23 @@ def cmd_compile(cfg: dict[str, Any], run_dir: Path, console: Console) -> int:
         else:
             request = request_from_config(cfg)
             outcome = plan_agent(request, progress=lambda m: status.update(m + " ..."))
-        write_outputs(outcome, cfg, run_dir)
         catalog = load_catalog(request.hardware.catalog_path,
                                extra_rows=request.hardware.extra_rows)
+        unused = check_targets(options.targets, catalog,
+                               set(outcome.plan.placement["device"]))
+        write_outputs(outcome, cfg, out)
         workload = dict(cfg["workload"])
         graph = agent_graph_from_dict(workload, request.workload_source)
         report = compile_plan(graph, outcome.graph, outcome.plan.placement, catalog, options,
                               workload, progress=lambda m: status.update(m + " ..."))
-        written = write_compile(report, catalog, run_dir)
+        written = write_compile(report, catalog, out)
     total_s = time.perf_counter() - start
     console.rule(f"[bold]hetopt compile: {outcome.plan.workload}[/]")
+    for device in unused:
+        console.print(f"[yellow]note:[/] mlir.targets.{device}={options.targets[device]} was not "
+                      f"used: the plan places nothing on {device} (it uses "
+                      f"{', '.join(sorted(set(outcome.plan.placement['device'])))}).",
+                      highlight=False)
     t = Table(title="Partitions (one IREE module per device)", title_justify="left")
     for col in ("device", "target", "operators", "kernels", "artefact", "compile", "note"):
         t.add_column(col, justify="right" if col in ("kernels", "artefact", "compile")

@@ -1,17 +1,102 @@
-"""Compose the Hydra config tree into a plain dict (the CLI's one entry into Hydra's compose API)."""
+"""Compose the Hydra config tree (the CLI's one entry into Hydra's compose API).
+
+:func:`compose_run` composes ``configs/`` (plus the user's ``--config-dir`` directories, which
+Hydra adds to its search path after the shipped tree) with the command line's overrides, and
+returns both the job config and Hydra's own config (``hydra.run.dir``, the overrides), which
+the CLI records in the run's ``.hydra/`` folder as Hydra does. :func:`compose_config` returns
+only the resolved job config as a plain dict.
+
+Two conveniences are applied to the overrides first: ``run_dir=X`` is an alias of
+``hydra.run.dir=X``, and a device key of a mapping keyed by device name
+(``hardware.inventory.B200=8``, ``mlir.targets.H100=cuda:sm_80``) needs no leading ``+``.
+A ``workload_file`` or ``fleet_file`` replaces the ``workload`` or ``fleet`` block, and the
+command line's ``workload.*`` or ``fleet.*`` keys then apply on top of the file.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hetopt.errors import InputError
 
+__all__ = ["Composition", "compose_config", "compose_run", "request_from_config_checked"]
 
-def compose_config(overrides: list[str]) -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class Composition:
+    """A composed command line.
+
+    Attributes
+    ----------
+    cfg
+        The resolved job config as plain data (``workload_file`` / ``fleet_file`` applied).
+    job
+        The job config as Hydra composed it (an OmegaConf node; ``.hydra/config.yaml``).
+    hydra
+        ``{"hydra": ...}``: Hydra's own config (``.hydra/hydra.yaml``).
+    overrides
+        The task overrides, as ``.hydra/overrides.yaml`` records them.
+    run_dir
+        The resolved ``hydra.run.dir``.
+    explicit_run_dir
+        Whether the user chose the run directory (``hydra.run.dir=`` or ``run_dir=``).
+    """
+
+    cfg: dict[str, Any]
+    job: Any
+    hydra: Any
+    overrides: tuple[str, ...]
+    run_dir: Path
+    explicit_run_dir: bool
+
+
+def normalise_overrides(overrides: Sequence[str]) -> list[str]:
+    """Apply the CLI's aliases: ``run_dir=`` -> ``hydra.run.dir=``; ``+`` optional on device keys.
+
+    Examples
+    --------
+    >>> normalise_overrides(["run_dir=out/a", "mlir.targets.H100=cuda:sm_80", "sla.e2e_s=3"])
+    ['hydra.run.dir=out/a', '++mlir.targets.H100=cuda:sm_80', 'sla.e2e_s=3']
+    """
+    from hetopt.cli.schema import mapping_keys
+
+    maps = mapping_keys()
+    out = []
+    for o in overrides:
+        key, sep, value = o.partition("=")
+        if sep and key == "run_dir":
+            o = f"hydra.run.dir={value}"
+        elif sep and key[:1] not in "+~" and key.rpartition(".")[0] in maps:
+            o = f"++{o}"
+        out.append(o)
+    return out
+
+
+def compose_run(command: str, overrides: Sequence[str],
+                config_dirs: Sequence[Path] = ()) -> Composition:
+    """Compose the config of ``hetopt <command> [overrides]``.
+
+    Parameters
+    ----------
+    command
+        The command; it is Hydra's job name (``hydra.job.name``), so the default run
+        directory is ``outputs/<command>/<timestamp>``.
+    overrides
+        Hydra overrides from the command line.
+    config_dirs
+        ``--config-dir`` directories: more config groups and options.
+
+    Raises
+    ------
+    InputError
+        For an override Hydra or the schema rejects (one paragraph naming it and what is valid).
+    """
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
     from hetopt.cli.schema import register
@@ -19,22 +104,112 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
 
     register()
     cdir = config_dir()
+    given = normalise_overrides(overrides)
+    if any(o.partition("=")[0].lstrip("+") == "workload_file" for o in given):
+        # The workload.* keys are for the file, which may have keys the default workload lacks.
+        given = [f"++{o}" if o.startswith("workload.") and "=" in o else o for o in given]
+    extra = [d.resolve() for d in config_dirs]
+    for d in extra:
+        if not d.is_dir():
+            raise InputError(f"--config-dir {d}: no such directory. Give a directory that "
+                             f"holds config groups (e.g. {d}/workload/my_agent.yaml).")
+    search = [f"hydra.searchpath=[{','.join(f'file://{d}' for d in extra)}]"] if extra else []
+    if extra and any(o.partition("=")[0].lstrip("+") == "hydra.searchpath" for o in given):
+        raise InputError("Give extra config directories either with --config-dir or with "
+                         "hydra.searchpath=, not both.")
     try:
-        with initialize_config_dir(config_dir=str(cdir), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
-        data: Any = OmegaConf.to_container(cfg, resolve=True)
+        with initialize_config_dir(config_dir=str(cdir), version_base="1.3", job_name=command):
+            full = compose(config_name="config", overrides=[*given, *search],
+                           return_hydra_config=True)
+        run_dir = Path(str(OmegaConf.select(full, "hydra.run.dir")))
+        job = full.copy()
+        with open_dict(job):
+            del job["hydra"]
+        hydra_cfg = OmegaConf.masked_copy(full, "hydra")
+        data: Any = OmegaConf.to_container(job, resolve=True)
+        task = [str(o) for o in full.hydra.overrides.task]
+        hydra_ovr = [str(o) for o in full.hydra.overrides.hydra]
     except (HydraException, OmegaConfBaseException) as exc:
-        raise InputError(_override_error(overrides, exc, cdir)) from None
+        raise InputError(_override_error(list(overrides), exc, cdir, extra)) from None
     assert isinstance(data, dict)
-    out: dict[str, Any] = {str(k): v for k, v in data.items()}
-    if out.get("workload_file"):
+    cfg: dict[str, Any] = {str(k): v for k, v in data.items()}
+    if cfg.get("workload_file"):
         from hetopt.workloads import load_workload
 
-        out["workload"] = load_workload(str(out["workload_file"]))
+        cfg["workload"] = _overlay(load_workload(str(cfg["workload_file"])), cfg, "workload",
+                                   task)
+    if cfg.get("fleet_file"):
+        cfg["fleet"] = _overlay({**(cfg.get("fleet") or {}), **_read_fleet_file(
+            Path(str(cfg["fleet_file"])))}, cfg, "fleet", task)
+    if extra and isinstance((cfg.get("fleet") or {}).get("tenants"), list):
+        cfg["fleet"] = {**cfg["fleet"], "tenants": _user_workloads(cfg["fleet"]["tenants"],
+                                                                   cdir, extra)}
+    explicit = any(o.partition("=")[0].lstrip("+") == "hydra.run.dir" for o in hydra_ovr)
+    return Composition(cfg=cfg, job=job, hydra=hydra_cfg, overrides=tuple(task),
+                       run_dir=run_dir, explicit_run_dir=explicit)
+
+
+def compose_config(overrides: list[str], config_dirs: Sequence[Path] = ()) -> dict[str, Any]:
+    """The resolved job config of ``overrides`` as plain data (see :func:`compose_run`)."""
+    return compose_run("plan", overrides, config_dirs).cfg
+
+
+def _user_workloads(tenants: list[Any], cdir: Path, extra: Sequence[Path]) -> list[Any]:
+    """Tenants whose ``workload`` names a ``--config-dir`` workload get its content inline."""
+    from hetopt.workloads import load_workload
+
+    out = []
+    for tenant in tenants:
+        name = tenant.get("workload") if isinstance(tenant, Mapping) else None
+        if isinstance(name, str) and "/" not in name and Path(name).suffix == "" \
+                and not (cdir / "workload" / f"{name}.yaml").is_file():
+            found = [d / "workload" / f"{name}.yaml" for d in extra
+                     if (d / "workload" / f"{name}.yaml").is_file()]
+            if found:
+                tenant = {**tenant, "workload": load_workload(str(found[0]))}
+        out.append(tenant)
     return out
 
 
-def _override_error(overrides: list[str], exc: BaseException, cdir: Path) -> str:
+def _read_fleet_file(path: Path) -> dict[str, Any]:
+    from hetopt.graph.architectures import read_yaml_file
+
+    loaded = read_yaml_file(path)
+    if not isinstance(loaded, Mapping):
+        raise InputError(f"{path}: a fleet file must hold a mapping (name, tenants).")
+    return {str(k): v for k, v in loaded.items()}
+
+
+def _overlay(base: Mapping[str, Any], cfg: Mapping[str, Any], group: str,
+             task: Sequence[str]) -> dict[str, Any]:
+    """``base`` (a file's content) with the command line's ``<group>.*`` keys set on top.
+
+    The values are read from the composed ``cfg``, where the schema already type-checked them.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.create(dict(base))
+    composed = OmegaConf.create(dict(cfg))
+    for o in OverridesParser.create().parse_overrides(list(task)):
+        key = o.key_or_group
+        if not key.startswith(group + "."):
+            continue
+        inner = key[len(group) + 1:]
+        if o.is_delete():
+            parent, _, leaf = inner.rpartition(".")
+            holder = OmegaConf.select(node, parent) if parent else node
+            if holder is not None and leaf in holder:
+                del holder[leaf]
+            continue
+        OmegaConf.update(node, inner, OmegaConf.select(composed, key), merge=False,
+                         force_add=True)
+    data: Any = OmegaConf.to_container(node, resolve=True)
+    return {str(k): v for k, v in data.items()}
+
+
+def _override_error(overrides: list[str], exc: BaseException, cdir: Path,
+                    extra: Sequence[Path] = ()) -> str:
     """One paragraph: what Hydra or OmegaConf rejected, why, and what is valid."""
     def flat(e: BaseException) -> str:
         return " ".join(line.strip() for line in str(e).strip().splitlines() if line.strip())
@@ -45,15 +220,27 @@ def _override_error(overrides: list[str], exc: BaseException, cdir: Path) -> str
         detail += f" ({flat(cause)})"
     message = f"Bad override in {overrides}: {detail}"
     if "Could not find" in detail or "group" in detail.lower():
-        groups = {g.name: sorted(p.stem for p in g.glob("*.yaml"))
-                  for g in sorted(cdir.iterdir()) if g.is_dir()}
+        groups = config_groups([cdir, *extra])
         message += (" Config groups and their options ({}): {}.".format(
-            cdir, "; ".join(f"{k}: {v}" for k, v in groups.items())))
+            ", ".join(str(d) for d in [cdir, *extra]),
+            "; ".join(f"{k}: {v}" for k, v in groups.items())))
     elif "reference_type=Dict" in detail and "append" in detail:
         message += (" Keys of a mapping such as hardware.inventory take '+' the first time "
                     "(e.g. '+hardware.inventory.H100=16').")
     return message + (f" `hetopt list` shows the groups; {cdir}/config.yaml and the group files "
                       "show the keys.")
+
+
+def config_groups(dirs: Sequence[Path]) -> dict[str, list[str]]:
+    """Config groups and their options over the search path ``dirs`` (Hydra's own left out)."""
+    groups: dict[str, set[str]] = {}
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        for g in sorted(d.iterdir()):
+            if g.is_dir() and g.name != "hydra":
+                groups.setdefault(g.name, set()).update(p.stem for p in g.glob("*.yaml"))
+    return {k: sorted(v) for k, v in sorted(groups.items())}
 
 
 def request_from_config_checked(overrides: list[str]) -> None:

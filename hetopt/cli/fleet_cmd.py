@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
 from rich.console import Console
 from rich.table import Table
 
+from hetopt.atomic import write_csv_atomic, write_json_atomic, write_text_atomic
+from hetopt.cli.outputs import RunDir
 from hetopt.errors import InputError, SolverLimitError
 
 
@@ -28,17 +28,10 @@ def fleet_request(cfg: Mapping[str, Any]) -> Any:
     # The fleet's SLA defaults come from the sla group alone, not from the default workload.
     base = request_from_config({**cfg, "workload": {"name": "fleet"}})
     base_sla = _build(Sla, "sla", cfg.get("sla"))
+    # A fleet_file was read while composing (hetopt.cli.compose), fleet.* keys set on top.
     data = dict(cfg.get("fleet") or {})
-    source = f"fleet '{data.get('name') or 'fleet'}'"
-    if cfg.get("fleet_file"):
-        from hetopt.graph.architectures import read_yaml_file
-
-        path = Path(str(cfg["fleet_file"]))
-        loaded = read_yaml_file(path)
-        if not isinstance(loaded, Mapping):
-            raise InputError(f"{path}: a fleet file must hold a mapping (name, tenants).")
-        data = {**data, **loaded}
-        source = str(path)
+    source = str(cfg["fleet_file"]) if cfg.get("fleet_file") else (
+        f"fleet '{data.get('name') or 'fleet'}'")
     hardware = base.hardware
     synthetic = data.get("synthetic")
     fraction = None
@@ -63,11 +56,8 @@ def fleet_request(cfg: Mapping[str, Any]) -> Any:
                         inventory_fraction=fraction, limited_types=limited)
 
 
-def cmd_fleet(overrides: list[str], run_dir: Path | None, console: Console) -> int:
-    """Run ``hetopt fleet [overrides]``."""
-    import datetime as dt
-
-    from hetopt.cli.compose import compose_config
+def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
+    """Run ``hetopt fleet [overrides]`` into the run directory ``run``."""
     from hetopt.fleet.plan import plan_fleet
     from hetopt.fleet.report import (
         device_table,
@@ -78,14 +68,7 @@ def cmd_fleet(overrides: list[str], run_dir: Path | None, console: Console) -> i
     )
     from hetopt.solvers.base import SolveProgress
 
-    if not any(o.split("=", 1)[0].lstrip("+~") in ("fleet", "fleet_file") for o in overrides):
-        overrides = ["fleet=enterprise", *overrides]
-    cfg = compose_config(overrides)
-    if run_dir is None:
-        run_dir = Path(cfg["run_dir"]) if cfg.get("run_dir") else (
-            Path("outputs") / "fleet" / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    run_dir, out = run.path, run.out
     request = fleet_request(cfg)
     with console.status("planning the fleet...") as status:
         def solving(p: SolveProgress) -> None:
@@ -98,12 +81,13 @@ def cmd_fleet(overrides: list[str], run_dir: Path | None, console: Console) -> i
     fp, result = outcome.problem, outcome.result
     assert result.choices is not None
     info = summary(fp, result, outcome.baselines)
-    (run_dir / "fleet_plan.json").write_text(json.dumps(info, indent=2))
-    placement_table(fp, result.choices).to_csv(run_dir / "placement.csv", index=False)
+    write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    write_json_atomic(out / "fleet_plan.json", info)
+    write_csv_atomic(out / "placement.csv", placement_table(fp, result.choices))
     devices = device_table(fp, result.choices)
-    devices.to_csv(run_dir / "devices.csv", index=False)
-    tenant_table(fp, result.choices).to_csv(run_dir / "tenants.csv", index=False)
-    plot_fleet(fp, result, outcome.baselines, run_dir / "fleet.png")
+    write_csv_atomic(out / "devices.csv", devices)
+    write_csv_atomic(out / "tenants.csv", tenant_table(fp, result.choices))
+    plot_fleet(fp, result, outcome.baselines, out / "fleet.png")
 
     t = Table(title=f"Fleet {fp.name}: {fp.n_tenants} tenants, {fp.n_ops} operators, "
                     f"{fp.n_devices} device types")

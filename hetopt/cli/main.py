@@ -3,27 +3,37 @@
 ``hetopt plan [overrides...]`` composes the Hydra config tree in ``configs/`` with the given
 overrides (``workload=rag_agent solver=cpsat sla.e2e_s=15``), runs the planning pipeline, prints
 the plan and writes ``plan.json``, ``placement.csv``, ``devices.csv``, ``cost_table.csv`` and the
-resolved ``config.yaml`` into the run directory. User errors end with one paragraph and exit
-status 2; what was computed before the error is still written.
+resolved ``config.yaml`` into the run directory, ``hydra.run.dir`` (with Hydra's ``.hydra/``
+record and ``plan.log``; see :mod:`hetopt.cli.outputs`). The other single-run commands work the
+same way. An override that the command does not read is refused, naming it. User errors end
+with one paragraph and exit status 2; what was computed before the error is still written.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from hetopt.cli.compose import compose_config, request_from_config_checked
+from hetopt.cli.compose import (
+    Composition,
+    compose_config,
+    compose_run,
+    request_from_config_checked,
+)
+from hetopt.cli.outputs import RunDir, open_run
 from hetopt.errors import HetoptUserError, InputError, SolverLimitError
 
 __all__ = ["compose_config", "main", "request_from_config_checked"]
 
-USAGE = """usage: hetopt <command> [overrides...]
+USAGE = """usage: hetopt <command> [overrides...] [--config-dir DIR] [--cfg job|hydra|all]
+       hetopt <command> --help       (that command's config groups and keys)
 
 commands:
   plan      plan a deployment (Hydra overrides: workload=, hardware=, sla=, solver=, tco=, ...)
@@ -33,52 +43,230 @@ commands:
   fleet     plan many agents (tenants) on shared device pools within an inventory:
             fleet=enterprise (default), fleet=synthetic, or fleet_file=my_fleet.yaml
   catalog   show the hardware catalog with its hourly TCO
-  list      show the shipped workloads and config options
+  list      show the config groups and their options (workloads, hardware, SLAs, fleets, ...)
   replay    plan, then replay request traffic through the plan (SimPy); or replay a saved
             plan with replay.plan_dir=outputs/plan/<run>
   compile   plan, then run the MLIR stage: agent dialects, decomposition passes, per-device
             IREE artefacts, CPU execution and calibration (mlir.plan_dir= for a saved plan)
   reproduce reproduce the paper: fig4 fig8 fig9 table3 kv_table serving pareto, or all
-            (hetopt reproduce all [--out DIR]); fidelity: the cost model against measured data
+            (hetopt reproduce all [hydra.run.dir=DIR] [costs.model=roofline]; --out DIR is an
+            alias); fidelity: the cost model against measured data
   calibrate fit the cost model to aiconfigurator's measured database (pip install -e
-            '.[calibration]') or to measurements=my.csv; writes calibration.csv (ship=true
-            replaces the shipped table)
+            '.[calibration]') or to calibrate.measurements=my.csv; writes calibration.csv
+            (calibrate.ship=true replaces the shipped table)
+
+where runs go:
+  hydra.run.dir=DIR   a single run's directory (default outputs/<command>/<time>; run_dir= is
+                      an alias). It gets the run's files, .hydra/ (config.yaml, hydra.yaml,
+                      overrides.yaml) and <command>.log. Runs started in the same second get
+                      <time> and <time>-1. A directory that already holds a run is refused;
+                      overwrite=true replaces it once the new run has its results.
+  --config-dir DIR    (-cd) more config groups and options: DIR/workload/my_agent.yaml makes
+                      workload=my_agent; likewise hardware/, sla/, fleet/, ...
+  --cfg job           print the composed config and stop (--cfg hydra, --cfg all; --resolve)
 
 examples:
   hetopt plan
   hetopt plan workload=worked_example solver=cpsat
   hetopt plan workload=rag_agent hardware=paper_table5 sla.e2e_s=5 workload.request_rate_per_s=10
+  hetopt plan hydra.run.dir=runs/rag workload=rag_agent    # -> runs/rag/plan.json, .hydra/
+  hetopt plan -cd my_configs workload=my_agent              # my_configs/workload/my_agent.yaml
   hetopt sweep sla.e2e_s=12,13,14 solver=highs,cpsat      # -> outputs/sweep/<name>-<time>/results.csv
   hetopt sweep whatif=electricity                         # a shipped what-if study (configs/whatif/)
   hetopt sweep whatif=carbon hydra/launcher=ray           # the same on Ray (pip install 'hetopt[dist]')
-  hetopt fleet +hardware.inventory.B200=8               # tenants of configs/fleet/enterprise.yaml
+  hetopt fleet hardware.inventory.B200=8                  # tenants of configs/fleet/enterprise.yaml
   hetopt fleet fleet=synthetic fleet.synthetic.n_ops=2000 fleet.synthetic.n_device_types=20
+  hetopt fleet fleet_file=my_fleet.yaml solver=cpsat fleet.method=monolithic
   hetopt plan workload_file=my_agent.mlir                   # an agent graph written in MLIR
-  hetopt compile mlir.targets.H100=cuda:sm_80
+  hetopt compile mlir.targets.H100=cuda:sm_80               # if the plan uses an H100
+  hetopt reproduce fig4 hydra.run.dir=out/fig4 costs.model=roofline
 """
 
 
-def _run_dir(cfg: dict[str, Any], kind: str = "plan") -> Path:
-    if cfg.get("run_dir"):
-        return Path(cfg["run_dir"])
-    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    return Path("outputs") / kind / stamp
+@dataclass(frozen=True)
+class Command:
+    """What a single-run command reads: its config groups and keys, and whether it writes."""
+
+    reads: tuple[str, ...]
+    writes: bool
+    summary: str
+    example: str
 
 
-def cmd_plan(overrides: list[str], console: Console) -> int:
+_PLANNING = ("workload", "workload_file", "hardware", "sla", "costs", "tco", "solver",
+             "baselines")
+COMMANDS: dict[str, Command] = {
+    "plan": Command(_PLANNING, True, "plan a deployment of one agent",
+                    "hetopt plan workload=rag_agent solver=cpsat sla.e2e_s=15"),
+    "replay": Command((*_PLANNING, "replay"), True,
+                      "plan, then replay request traffic through the plan (SimPy); with "
+                      "replay.plan_dir=<run> only the replay.* keys apply",
+                      "hetopt replay replay.arrivals.kind=mmpp replay.duration_s=600"),
+    "compile": Command((*_PLANNING, "mlir"), True,
+                       "plan, then run the MLIR stage; with mlir.plan_dir=<run> only the "
+                       "mlir.* keys apply", "hetopt compile mlir.targets.H100=cuda:sm_80"),
+    "fleet": Command(("fleet", "fleet_file", "hardware", "sla", "costs", "tco", "solver"), True,
+                     "plan many agents (tenants) on shared device pools",
+                     "hetopt fleet fleet_file=my_fleet.yaml fleet.method=monolithic"),
+    "catalog": Command(("hardware", "tco", "costs.calibration"), False,
+                       "show the hardware catalog with its hourly TCO",
+                       "hetopt catalog tco=cloud"),
+    "list": Command((), False, "show the config groups and their options (workloads, ...)",
+                    "hetopt list --config-dir my_configs"),
+    "reproduce": Command(("costs.model",), True,
+                         "reproduce the paper's studies: hetopt reproduce <study ...|all>",
+                         "hetopt reproduce fig4 hydra.run.dir=out/fig4 costs.model=roofline"),
+    "calibrate": Command(("calibrate",), True, "fit the cost model to measured data",
+                         "hetopt calibrate calibrate.devices=[H100,B200]"),
+}
+# Where a key that a command does not read belongs.
+_HOME = {"fleet": "hetopt fleet", "fleet_file": "hetopt fleet", "replay": "hetopt replay",
+         "mlir": "hetopt compile", "calibrate": "hetopt calibrate", "sweep": "hetopt sweep",
+         "study": "hetopt sweep", "whatif": "hetopt sweep", "workload": "hetopt plan",
+         "workload_file": "hetopt plan", "baselines": "hetopt plan"}
+_HYDRA_HONOURED = ("hydra.run.dir", "hydra.job.name", "hydra.output_subdir", "hydra.verbose",
+                   "hydra/job_logging")
+_SWEEP_ONLY = ("hydra.sweep", "hydra.sweeper", "hydra.launcher", "hydra/launcher",
+               "hydra/sweeper", "hydra.mode")
+
+
+@dataclass(frozen=True)
+class Flags:
+    """Hydra's command-line flags that hetopt honours, and the remaining arguments."""
+
+    args: tuple[str, ...]
+    config_dirs: tuple[Path, ...] = ()
+    cfg: str | None = None
+    resolve: bool = False
+    help: bool = False
+
+
+def parse_flags(args: list[str]) -> Flags:
+    """Split ``--config-dir/-cd DIR``, ``--cfg/-c job|hydra|all``, ``--resolve`` and
+    ``-h/--help`` from the other arguments.
+
+    Examples
+    --------
+    >>> parse_flags(["-cd", "my", "--cfg", "job", "sla.e2e_s=3"])
+    Flags(args=('sla.e2e_s=3',), config_dirs=(PosixPath('my'),), cfg='job', resolve=False, help=False)
+    """
+    rest: list[str] = []
+    dirs: list[Path] = []
+    cfg = None
+    resolve = helped = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, value = arg.partition("=")
+        if name in ("--config-dir", "-cd", "--cfg", "-c", "--out") and not eq:
+            if i + 1 >= len(args):
+                raise InputError(f"{arg} needs a value (e.g. `{arg} "
+                                 f"{'job' if name in ('--cfg', '-c') else 'DIR'}`).")
+            value, i = args[i + 1], i + 1
+        if name in ("--config-dir", "-cd"):
+            dirs.append(Path(value))
+        elif name in ("--cfg", "-c"):
+            if value not in ("job", "hydra", "all"):
+                raise InputError(f"--cfg takes job, hydra or all, got {value!r}.")
+            cfg = value
+        elif name == "--out":
+            rest.append(f"hydra.run.dir={value}")  # hetopt reproduce's alias
+        elif arg == "--resolve":
+            resolve = True
+        elif arg in ("-h", "--help"):
+            helped = True
+        else:
+            rest.append(arg)
+        i += 1
+    return Flags(tuple(rest), tuple(dirs), cfg, resolve, helped)
+
+
+def check_overrides(command: str, comp: Composition) -> None:
+    """Refuse an override that ``command`` would not use, naming it and where it belongs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    spec = COMMANDS[command]
+    reads: tuple[str, ...] = spec.reads
+    why = f"hetopt {command} reads {', '.join(reads) or 'no config keys'}"
+    if command == "replay" and (comp.cfg.get("replay") or {}).get("plan_dir"):
+        reads = ("replay", "costs.max_utilization")
+        why = ("with replay.plan_dir the saved run's config.yaml fixes the plan, and hetopt "
+               "replay reads only replay.* and costs.max_utilization")
+    if command == "compile" and (comp.cfg.get("mlir") or {}).get("plan_dir"):
+        reads = ("mlir",)
+        why = ("with mlir.plan_dir the saved run's config.yaml fixes the plan, and hetopt "
+               "compile reads only mlir.*")
+    if spec.writes:
+        reads = (*reads, "overwrite")
+    hydra_ovr = [str(o) for o in comp.hydra.hydra.overrides.hydra]
+    parsed = OverridesParser.create().parse_overrides([*comp.overrides, *hydra_ovr])
+    for raw, o in zip([*comp.overrides, *hydra_ovr], parsed, strict=True):
+        key = o.key_or_group
+        if key == "hydra.searchpath":
+            continue
+        if key.startswith("hydra"):
+            if any(key == p or key.startswith(p + ".") for p in _SWEEP_ONLY):
+                raise InputError(f"hetopt {command} does not use {raw!r}: it is a setting of "
+                                 f"`hetopt sweep`. A single run goes to hydra.run.dir; remove "
+                                 f"{raw!r}.")
+            if not spec.writes:
+                raise InputError(f"hetopt {command} writes no files, so {raw!r} would be "
+                                 f"ignored; remove it.")
+            if not any(key == p or key.startswith(p + ".") for p in _HYDRA_HONOURED):
+                raise InputError(f"hetopt {command} does not apply {raw!r}: of Hydra's own "
+                                 f"settings a single run honours {', '.join(_HYDRA_HONOURED)} "
+                                 f"(and --config-dir). Remove it.")
+            continue
+        if not any(key == p or key.startswith(p + ".") for p in reads):
+            top = key.replace("/", ".").split(".")[0]
+            home = _HOME.get(top)
+            where = f" It is read by `{home}`." if home and home != f"hetopt {command}" else ""
+            raise InputError(f"hetopt {command} does not use {raw!r} (key '{key}'), so it "
+                             f"would be ignored: {why}.{where} Remove it (`hetopt {command} "
+                             f"--help` lists the keys).")
+
+
+def _write_hydra_record(run: RunDir, comp: Composition) -> None:
+    """``.hydra/`` (config.yaml, hydra.yaml, overrides.yaml, as Hydra writes them) and the log."""
+    import logging as _logging
+
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    from hetopt.atomic import write_text_atomic
+
+    hydra_cfg = comp.hydra.copy()
+    node = hydra_cfg.hydra
+    with read_write(node.runtime), open_dict(node.runtime):
+        node.runtime.output_dir = str(run.path.resolve())
+        node.runtime.cwd = os.getcwd()
+    keep = set()
+    subdir = node.output_subdir
+    if subdir:
+        record = run.out / str(subdir)
+        write_text_atomic(record / "config.yaml", OmegaConf.to_yaml(comp.job))
+        write_text_atomic(record / "hydra.yaml", OmegaConf.to_yaml(hydra_cfg))
+        write_text_atomic(record / "overrides.yaml", OmegaConf.to_yaml(list(comp.overrides)))
+        keep.add(Path(str(subdir)).parts[0])
+    if node.runtime.choices.get("hydra/job_logging") != "disabled":
+        verbose = node.verbose
+        log_name = str(node.job.name)  # Hydra's ${hydra.job.name}.log; the command by default
+        run.start_log(log_name, _logging.DEBUG if verbose is True else _logging.INFO)
+        if isinstance(verbose, str) or OmegaConf.is_list(verbose):
+            for name in [verbose] if isinstance(verbose, str) else list(verbose):
+                _logging.getLogger(str(name)).setLevel(_logging.DEBUG)
+        keep.add(f"{log_name}.log")
+    run.keep = frozenset(keep)
+
+
+def cmd_plan(comp: Composition, run: RunDir, console: Console) -> int:
     """Run ``hetopt plan``."""
-    import yaml
-
     from hetopt.cli.config import request_from_config
     from hetopt.cli.outputs import write_outputs
     from hetopt.cli.render import render_plan
     from hetopt.pipeline import plan_agent
     from hetopt.solvers.base import SolveProgress
 
-    cfg = compose_config(overrides)
-    run_dir = _run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cfg, run_dir = comp.cfg, run.path
     request = request_from_config(cfg)
     with console.status("planning...") as status:
         def solving(p: SolveProgress) -> None:
@@ -90,10 +278,10 @@ def cmd_plan(overrides: list[str], console: Console) -> int:
         outcome = plan_agent(request, progress=lambda msg: status.update(msg + " ..."),
                              on_solve_progress=solving)
     plan = outcome.plan
-    write_outputs(outcome, cfg, run_dir)
+    write_outputs(outcome, cfg, run.out)
     render_plan(plan, console)
     console.print(f"Wrote {run_dir / 'plan.json'} (and plan.png, placement.csv, devices.csv, "
-                  f"cost_table.csv, config.yaml)")
+                  f"cost_table.csv, config.yaml, .hydra/)")
     if not plan.verified:
         console.print("[red]The plan failed independent verification; see plan.json.[/]")
         return 1
@@ -107,7 +295,7 @@ def cmd_plan(overrides: list[str], console: Console) -> int:
     return 0
 
 
-def cmd_catalog(overrides: list[str], console: Console) -> int:
+def cmd_catalog(comp: Composition, console: Console) -> int:
     """Run ``hetopt catalog``: the device table with hourly TCO."""
     from rich.table import Table
 
@@ -116,7 +304,7 @@ def cmd_catalog(overrides: list[str], console: Console) -> int:
     from hetopt.costs.tco import tco_table
     from hetopt.hardware import load_catalog
 
-    request = request_from_config(compose_config(overrides))
+    request = request_from_config(comp.cfg)
     hw = request.hardware
     catalog = load_catalog(hw.catalog_path, extra_rows=hw.extra_rows)
     if hw.devices is not None:
@@ -155,55 +343,162 @@ def _calibration_cell(calibration: Any, device: str, precisions: tuple[str, ...]
     return "uncalibrated (roofline)" if kind == "cpu" else "uncalibrated (borrowed median)"
 
 
-def cmd_reproduce(args: list[str], console: Console) -> int:
-    """Run ``hetopt reproduce <study ...|all> [--out DIR] [costs.model=roofline]``."""
+def cmd_reproduce(comp: Composition, studies: list[str], run: RunDir, console: Console) -> int:
+    """Run ``hetopt reproduce <study ...|all> [hydra.run.dir=DIR] [costs.model=roofline]``."""
     from hetopt.costs.table import COST_MODELS
-    from hetopt.report.reproduce import STUDIES, run
+    from hetopt.report.reproduce import run as run_studies
 
-    cost_model = "calibrated"
-    for arg in [a for a in args if a.startswith("costs.model=")]:
-        cost_model = arg.split("=", 1)[1]
-        if cost_model not in COST_MODELS:
-            raise InputError(f"hetopt reproduce: costs.model must be one of "
-                             f"{list(COST_MODELS)}, got {cost_model!r}.")
-        args = [a for a in args if a != arg]
-    overrides = [a for a in args if "=" in a]
-    if overrides:
-        raise InputError(f"hetopt reproduce takes study names, --out DIR and costs.model=; "
-                         f"{overrides} would be ignored. Remove them.")
-    out: Path | None = None
-    if "--out" in args:
-        i = args.index("--out")
-        if i + 1 >= len(args):
-            raise InputError("`hetopt reproduce --out` needs a directory.")
-        out = Path(args[i + 1])
-        args = args[:i] + args[i + 2:]
-    names = list(STUDIES) if args in ([], ["all"]) else args
-    unknown = [n for n in names if n not in STUDIES]
-    if unknown:
-        raise InputError(f"Unknown study {unknown}. Studies: {list(STUDIES)} or 'all'.")
-    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    out = out or Path("outputs") / "reproduce" / stamp
-    if out.exists() and not out.is_dir():
-        raise InputError(f"hetopt reproduce --out {out}: that is a file; pass a directory.")
+    cost_model = str((comp.cfg.get("costs") or {}).get("model") or "calibrated")
+    if cost_model not in COST_MODELS:
+        raise InputError(f"hetopt reproduce: costs.model must be one of "
+                         f"{list(COST_MODELS)}, got {cost_model!r}.")
+    names = _study_names(studies)
     with console.status("reproducing...") as status:
-        timings = run(names, out, progress=lambda msg: status.update(msg),
-                      cost_model=cost_model)
+        timings = run_studies(names, run.out, progress=lambda msg: status.update(msg),
+                              cost_model=cost_model)
     for rec in timings.itertuples():
-        console.print(f"{rec.study:9s} {rec.seconds:6.1f} s  -> {rec.dir}/summary.md")
+        console.print(f"{rec.study:9s} {rec.seconds:6.1f} s  -> "
+                      f"{run.path / str(rec.study)}/summary.md")
     console.print(f"total {timings['seconds'].sum():.1f} s")
     return 0
 
 
-def cmd_list(console: Console) -> int:
-    """Run ``hetopt list``: workloads and config-group options."""
+def _study_names(studies: list[str]) -> list[str]:
+    from hetopt.report.reproduce import STUDIES
+
+    names = list(STUDIES) if studies in ([], ["all"]) else studies
+    unknown = [n for n in names if n not in STUDIES]
+    if unknown:
+        raise InputError(f"Unknown study {unknown}. Studies: {list(STUDIES)} or 'all'. "
+                         f"Everything else is an override (key=value).")
+    return names
+
+
+def cmd_list(config_dirs: tuple[Path, ...], console: Console) -> int:
+    """Run ``hetopt list``: the config groups and their options (``--config-dir`` included)."""
+    from hetopt.cli.compose import config_groups
     from hetopt.workloads import config_dir
 
-    cdir = config_dir()
-    for group in sorted(p for p in cdir.iterdir() if p.is_dir()):
-        console.print(f"[bold]{group.name}[/]: " + ", ".join(
-            sorted(p.stem for p in group.glob("*.yaml"))))
+    for group, options in config_groups([config_dir(), *config_dirs]).items():
+        console.print(f"[bold]{group}[/]: " + ", ".join(options))
     return 0
+
+
+def command_help(command: str, config_dirs: tuple[Path, ...] = ()) -> str:
+    """``hetopt <command> --help``: what the command does, its groups and its keys."""
+    from omegaconf import OmegaConf
+
+    from hetopt.cli.compose import config_groups
+    from hetopt.workloads import config_dir
+
+    spec = COMMANDS[command]
+    comp = compose_run(command, ["fleet=enterprise"] if command == "fleet" else [], config_dirs)
+    groups = config_groups([config_dir(), *config_dirs])
+    lines = [f"usage: hetopt {command} "
+             + ("<study ...|all> " if command == "reproduce" else "")
+             + "[key=value ...] [--config-dir DIR] [--cfg job|hydra|all] [-h]", "",
+             f"{spec.summary}.", "", f"example: {spec.example}", ""]
+    shown = [r for r in spec.reads if r in groups]
+    if shown:
+        lines += ["config groups (group=option):"]
+        lines += [f"  {g}: {', '.join(groups[g])}" for g in shown if g in groups]
+        lines.append("")
+    if spec.reads:
+        lines.append("keys (key=value; defaults shown):")
+        for key in spec.reads:
+            value = OmegaConf.select(comp.job, key)
+            if key == "workload":
+                lines.append("  workload.*: the keys of the chosen workload file "
+                             "(configs/workload/<name>.yaml), e.g. "
+                             "workload.request_rate_per_s=10")
+            elif OmegaConf.is_config(value):
+                body = OmegaConf.to_yaml(value).rstrip().replace("\n", "\n    ")
+                lines.append(f"  {key}:\n    {body}")
+            else:
+                lines.append(f"  {key}: {'null' if value is None else value}")
+        lines.append("")
+    if command == "reproduce":
+        from hetopt.report.reproduce import STUDIES
+
+        lines += [f"studies: {', '.join(STUDIES)}, or all", ""]
+    if spec.writes:
+        lines += [f"output: hydra.run.dir (default outputs/{command}/<time>; run_dir= is an "
+                  "alias" + (", and so is --out" if command == "reproduce" else "")
+                  + "), with .hydra/ and "
+                  f"{command}.log. A directory that already holds a run is refused unless "
+                  "overwrite=true.", ""]
+    lines.append("Any other key is refused, naming it. `hetopt list` shows every group.")
+    return "\n".join(lines)
+
+
+def run_command(command: str, args: list[str], console: Console) -> int:
+    """Compose, check and run a single-run command (everything but sweep and aggregate)."""
+    from omegaconf import OmegaConf
+
+    flags = parse_flags(args)
+    if flags.help:
+        console.print(command_help(command, flags.config_dirs), highlight=False, markup=False)
+        return 0
+    overrides = [a for a in flags.args if "=" in a or a[:1] in "+~"]
+    positional = [a for a in flags.args if a not in overrides]
+    if command == "calibrate":
+        from hetopt.cli.calibrate_cmd import legacy_overrides
+
+        overrides = legacy_overrides(overrides)
+    if positional and command != "reproduce":
+        raise InputError(f"hetopt {command}: unexpected argument(s) {positional}; it takes "
+                         f"overrides key=value (`hetopt {command} --help`).")
+    if command == "reproduce":
+        _study_names(positional)  # an unknown study is refused before anything runs
+    if command == "fleet" and not any(
+            o.partition("=")[0].lstrip("+~") in ("fleet", "fleet_file") for o in overrides):
+        overrides = ["fleet=enterprise", *overrides]
+    comp = compose_run(command, overrides, flags.config_dirs)
+    check_overrides(command, comp)
+    if flags.cfg is not None:
+        from omegaconf.errors import OmegaConfBaseException
+
+        parts = {"job": [comp.job], "hydra": [comp.hydra], "all": [comp.job, comp.hydra]}
+        try:
+            text = "".join(OmegaConf.to_yaml(c, resolve=flags.resolve)
+                           for c in parts[flags.cfg])
+        except OmegaConfBaseException as exc:
+            raise InputError(f"--cfg {flags.cfg} --resolve: {exc}".replace("\n", " ")) from None
+        console.print(text.rstrip(), highlight=False, markup=False, soft_wrap=True)
+        return 0
+    if command == "list":
+        return cmd_list(flags.config_dirs, console)
+    if command == "catalog":
+        return cmd_catalog(comp, console)
+    run = open_run(comp.run_dir, explicit=comp.explicit_run_dir,
+                   overwrite=bool(comp.cfg.get("overwrite")))
+    failed = True
+    try:
+        _write_hydra_record(run, comp)
+        if command == "plan":
+            code = cmd_plan(comp, run, console)
+        elif command == "fleet":
+            from hetopt.cli.fleet_cmd import cmd_fleet
+
+            code = cmd_fleet(comp.cfg, run, console)
+        elif command == "replay":
+            from hetopt.cli.replay_cmd import cmd_replay
+
+            code = cmd_replay(comp.cfg, run, console)
+        elif command == "compile":
+            from hetopt.cli.compile_cmd import cmd_compile
+
+            code = cmd_compile(comp.cfg, run, console)
+        elif command == "reproduce":
+            code = cmd_reproduce(comp, positional, run, console)
+        else:
+            from hetopt.cli.calibrate_cmd import cmd_calibrate
+
+            code = cmd_calibrate(comp.cfg, run, console)
+        failed = False
+    finally:
+        run.close(failed=failed)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,11 +512,12 @@ def main(argv: list[str] | None = None) -> int:
         console.print(USAGE, highlight=False, markup=False)
         return 0
     command, rest = args[0], args[1:]
-    if any(flag in rest for flag in ("-h", "--help")):
+    sweep = command == "sweep" or (command == "plan" and ("-m" in rest or "--multirun" in rest))
+    if (command not in COMMANDS or sweep) and any(flag in rest for flag in ("-h", "--help")):
         console.print(USAGE, highlight=False, markup=False)
         return 0
     try:
-        if command == "sweep" or (command == "plan" and ("-m" in rest or "--multirun" in rest)):
+        if sweep:
             from hetopt.cli.sweep import cmd_sweep
 
             return cmd_sweep(rest, console)
@@ -231,32 +527,8 @@ def main(argv: list[str] | None = None) -> int:
             if len(rest) != 1:
                 raise InputError("usage: hetopt aggregate <sweep directory>")
             return report_sweep(Path(rest[0]), console)
-        if command == "plan":
-            return cmd_plan(rest, console)
-        if command == "fleet":
-            from hetopt.cli.fleet_cmd import cmd_fleet
-
-            return cmd_fleet(rest, None, console)
-        if command == "catalog":
-            return cmd_catalog(rest, console)
-        if command == "list":
-            return cmd_list(console)
-        if command == "reproduce":
-            return cmd_reproduce(rest, console)
-        if command == "calibrate":
-            from hetopt.cli.calibrate_cmd import cmd_calibrate
-
-            return cmd_calibrate(rest, console)
-        if command == "replay":
-            from hetopt.cli.replay_cmd import cmd_replay
-
-            cfg = compose_config(rest)
-            return cmd_replay(cfg, _run_dir(cfg, "replay"), console)
-        if command == "compile":
-            from hetopt.cli.compile_cmd import cmd_compile
-
-            cfg = compose_config(rest)
-            return cmd_compile(cfg, _run_dir(cfg, "compile"), console)
+        if command in COMMANDS:
+            return run_command(command, rest, console)
         raise InputError(f"Unknown command '{command}'. Commands: plan, sweep, aggregate, "
                          f"fleet, catalog, list, reproduce, replay, compile, calibrate "
                          f"(`hetopt --help`).")

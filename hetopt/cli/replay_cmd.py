@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hetopt.cli.config import replay_config_from, request_from_config
+from hetopt.cli.outputs import RunDir
 from hetopt.errors import InputError
 from hetopt.pipeline import PlanOutcome, plan_agent, prepare
 from hetopt.plan.evaluate import evaluate_choice
@@ -75,10 +76,11 @@ def load_saved_plan(plan_dir: Path) -> tuple[dict[str, Any], PlanOutcome]:
     return cfg, PlanOutcome(plan, problem, table, graph)
 
 
-def cmd_replay(cfg: dict[str, Any], run_dir: Path, console: Console) -> int:
+def cmd_replay(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
     """Plan (or load ``replay.plan_dir``), replay, print and write the results."""
     from hetopt.cli.outputs import write_outputs
 
+    run_dir, out = run.path, run.out  # files go to out; run_dir is where they end up
     plan_dir = (cfg.get("replay") or {}).get("plan_dir")
     with console.status("planning...") as status:
         if plan_dir:
@@ -86,11 +88,11 @@ def cmd_replay(cfg: dict[str, Any], run_dir: Path, console: Console) -> int:
         else:
             outcome = plan_agent(request_from_config(cfg),
                                  progress=lambda m: status.update(m + " ..."))
-            write_outputs(outcome, cfg, run_dir)
+            write_outputs(outcome, cfg, out)
         config = replay_config_from(cfg, outcome.plan.request_rate_per_s)
         result = replay(outcome.plan, outcome.problem, outcome.table.frame, config,
                         progress=lambda m: status.update(m + " ..."), graph=outcome.graph)
-    written = write_replay(result, run_dir)
+    written = write_replay(result, out)
     s = result.summary
     console.rule(f"[bold]hetopt replay: {outcome.plan.workload}[/] "
                  f"({config.arrivals.kind}, {config.arrivals.rate_per_s:g} req/s, "

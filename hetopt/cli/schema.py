@@ -153,6 +153,18 @@ class FleetSchema:
         default_factory=lambda: ["greedy", "heft", "homogeneous"])
 
 
+@dataclasses.dataclass
+class CalibrateSchema:
+    """Settings of ``hetopt calibrate`` (the ``calibrate`` block)."""
+
+    measurements: Optional[str] = None  # noqa: UP045  a CSV of your own measurements; null: aiconfigurator
+    published: Optional[str] = None     # noqa: UP045  published-throughput CSV; null: the shipped one; "none": skip
+    ship: bool = False                  # also replace the table shipped inside hetopt
+    devices: Optional[typing.List[str]] = None  # noqa: UP006, UP045  aiconfigurator devices; null: all
+    holdout_models: Optional[typing.List[str]] = None  # noqa: UP006, UP045  null: the default hold-out
+    holdout_seq_tokens: Optional[typing.List[int]] = None  # noqa: UP006, UP045
+
+
 def config_schema() -> type:
     """The schema of the whole composed config (``configs/config.yaml``)."""
     return dataclasses.make_dataclass("HetoptConfigSchema", [
@@ -169,12 +181,43 @@ def config_schema() -> type:
         ("sweep", SweepSchema, dataclasses.field(default_factory=SweepSchema)),
         ("study", StudySchema, dataclasses.field(default_factory=StudySchema)),
         ("workload_file", Optional[str], dataclasses.field(default=None)),  # noqa: UP045
-        ("fleet", Optional[FleetSchema], dataclasses.field(default=None)),  # noqa: UP045
+        ("fleet", FleetSchema, dataclasses.field(default_factory=FleetSchema)),
         ("fleet_file", Optional[str], dataclasses.field(default=None)),  # noqa: UP045
         ("baselines", typing.List[str], dataclasses.field(  # noqa: UP006
             default_factory=lambda: ["H100"])),
-        ("run_dir", Optional[str], dataclasses.field(default=None)),  # noqa: UP045
+        ("calibrate", CalibrateSchema, dataclasses.field(default_factory=CalibrateSchema)),
+        # Replace a finished run in an explicit hydra.run.dir (hetopt/cli/outputs.py).
+        ("overwrite", bool, dataclasses.field(default=False)),
     ])
+
+
+@cache
+def mapping_keys() -> frozenset[str]:
+    """Dotted paths of the config's mappings keyed by name (``hardware.inventory``, ...).
+
+    A key of such a mapping (a device name) may be set without Hydra's leading ``+``.
+
+    Examples
+    --------
+    >>> {"hardware.inventory", "mlir.targets"} <= mapping_keys()
+    True
+    """
+    found: set[str] = set()
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if typing.get_origin(tp) in (Union, types.UnionType) and len(args) == 1:
+                tp = args[0]
+            if typing.get_origin(tp) is dict:
+                found.add(prefix + f.name)
+            elif dataclasses.is_dataclass(tp) and isinstance(tp, type):
+                walk(tp, f"{prefix}{f.name}.")
+
+    walk(config_schema(), "")
+    return frozenset(found)
 
 
 _REPLAY = schema_of(ReplayConfig, (("plan_dir", Optional[str], None),))  # noqa: UP045

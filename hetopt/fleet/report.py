@@ -143,7 +143,7 @@ def plot_fleet(fp: FleetProblem, result: FleetResult, baselines: Sequence[Heuris
                          ha="right", va="bottom", fontsize=7, color="grey")
     ax2.set_xticks(range(len(values)), names, fontsize=8)
     ax2.set_ylabel("fleet TCO ($/h)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from hetopt.report.figures import save_figure
+
+    save_figure(fig, path, dpi=120)  # atomic, like every figure
     return path

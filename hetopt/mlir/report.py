@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+from hetopt.atomic import atomic_path, write_bytes_atomic, write_csv_atomic, write_text_atomic
 from hetopt.costs.calibration import load_calibration, table_from_fits
 from hetopt.hardware import HardwareCatalog
 from hetopt.mlir.calibrate import Calibration, calibrated_catalog, cost_calibration_rows
@@ -56,37 +57,36 @@ def write_compile(report: CompileReport, catalog: HardwareCatalog, run_dir: Path
     """
     written: list[str] = []
     mlir_dir = run_dir / "mlir"
-    mlir_dir.mkdir(parents=True, exist_ok=True)
     for name, text in report.stages:
-        (mlir_dir / name).write_text(text)
+        write_text_atomic(mlir_dir / name, text)
         written.append(f"mlir/{name}")
     art = run_dir / "artifacts"
-    art.mkdir(exist_ok=True)
     for p in report.partitions:
         if p.compiled:
             name = f"{p.device}.{p.target.backend}.vmfb"
-            (art / name).write_bytes(p.artifact)
+            write_bytes_atomic(art / name, p.artifact)
             written.append(f"artifacts/{name}")
     if len(report.kernels):
-        report.kernels.to_csv(run_dir / "kernels.csv", index=False)
+        write_csv_atomic(run_dir / "kernels.csv", report.kernels)
         written.append("kernels.csv")
     cal = report.calibration
     if cal is not None:
-        cal.kernels.to_csv(run_dir / "calibration.csv", index=False)
-        cal.operators().to_csv(run_dir / "calibration_operators.csv", index=False)
-        calibrated_catalog(catalog, cal).to_csv(run_dir / "calibrated_devices.csv", index=False)
+        write_csv_atomic(run_dir / "calibration.csv", cal.kernels)
+        write_csv_atomic(run_dir / "calibration_operators.csv", cal.operators())
+        write_csv_atomic(run_dir / "calibrated_devices.csv", calibrated_catalog(catalog, cal))
         # The cost model's calibration table: the shipped GPU rows plus this machine's CPU fit.
         shipped = load_calibration()
         cpu_rows = cost_calibration_rows(catalog, cal, version=f"{shipped.version}+compile")
         keep = shipped.frame[~shipped.frame["device"].isin({r["device"] for r in cpu_rows})]
         merged = keep.assign(version=f"{shipped.version}+compile").to_dict("records")
-        table_from_fits(merged + cpu_rows).save(run_dir / "cost_calibration.csv")
+        with atomic_path(run_dir / "cost_calibration.csv") as tmp:
+            table_from_fits(merged + cpu_rows).save(tmp)
         plot_calibration(cal, run_dir / "calibration.png")
         written += ["calibration.csv", "calibration_operators.csv", "calibrated_devices.csv",
                     "cost_calibration.csv",
                     "calibration.png"]
     data = report.to_dict()
-    (run_dir / "verification.json").write_text(json.dumps(data, indent=2, default=_json))
+    write_text_atomic(run_dir / "verification.json", json.dumps(data, indent=2, default=_json))
     written.append("verification.json")
     return written
 

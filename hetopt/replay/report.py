@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from hetopt.atomic import write_csv_atomic, write_text_atomic  # noqa: E402
 from hetopt.replay.engine import ReplayResult  # noqa: E402
 from hetopt.report.figures import save_figure  # noqa: E402
 
@@ -31,9 +32,9 @@ def write_replay(result: ReplayResult, run_dir: Path) -> list[str]:
     if dynamic:
         tables.update(decisions=result.decisions, failures=result.failures)
     for name, frame in tables.items():
-        frame.to_csv(run_dir / f"{name}.csv", index=False)
+        write_csv_atomic(run_dir / f"{name}.csv", frame)
     summary = _jsonable(result.summary)
-    (run_dir / "replay.json").write_text(json.dumps(summary, indent=2))
+    write_text_atomic(run_dir / "replay.json", json.dumps(summary, indent=2))
 
     fig, (ax_cdf, ax_util) = plt.subplots(1, 2, figsize=(13, 5.5))
     req = result.requests

@@ -29,8 +29,13 @@ def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 120,
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not compatible with tight_layout")
             fig.tight_layout(rect=rect)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    from hetopt.atomic import atomic_path
+
+    try:
+        with atomic_path(path) as tmp:  # a full disk never leaves a truncated PNG
+            fig.savefig(tmp, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return Path(path)
 
 

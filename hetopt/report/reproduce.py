@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from hetopt.atomic import write_csv_atomic, write_text_atomic  # noqa: E402
 from hetopt.costs.table import CostParams  # noqa: E402
 from hetopt.report import studies  # noqa: E402
 from hetopt.report.figures import save_figure  # noqa: E402
@@ -33,7 +34,7 @@ def fig4(out: Path, progress: Progress | None = None,
          cost_model: str = "calibrated") -> pd.DataFrame:
     """Figure 4: marginal cost efficiency of the catalog accelerators."""
     frame = studies.cost_efficiency()
-    frame.to_csv(out / "fig4.csv", index=False)
+    write_csv_atomic(out / "fig4.csv", frame)
     panels = [("mem_bw_gb_per_s", "usd_per_gb_per_s", "memory bandwidth (GB/s)", "$ per GB/s"),
               ("fp16_tflops", "usd_per_fp16_tflop", "dense fp16 TFLOP/s", "$ per fp16 TFLOP/s"),
               ("fp8_tflops", "usd_per_fp8_tflop", "dense fp8 TFLOP/s", "$ per fp8 TFLOP/s"),
@@ -62,7 +63,7 @@ def fig4(out: Path, progress: Progress | None = None,
     lines += [f"| {col} | {', '.join(best[col])} | {paper[col]} |" for col in best]
     lines += ["", _md_table(frame[["device", "vendor", "usd_per_gb_per_s", "usd_per_fp16_tflop",
                                    "usd_per_fp8_tflop", "usd_per_gb"]])]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
     return frame
 
 
@@ -168,10 +169,10 @@ def _claims(pairs: pd.DataFrame) -> str:
 def _figure(out: Path, name: str, isl: int, osl: int, progress: Progress | None,
             cost_model: str = "calibrated") -> pd.DataFrame:
     frame = studies.figure_study(isl, osl, progress=progress, cost_model=cost_model)
-    frame.to_csv(out / f"{name}.csv", index=False)
+    write_csv_atomic(out / f"{name}.csv", frame)
     _heatmaps(frame, f"{name}: TCO benefit vs H100::H100, input {isl} / output {osl}",
               out / f"{name}.png")
-    (out / "summary.md").write_text(_figure_summary(frame, name, isl, osl))
+    write_text_atomic(out / "summary.md", _figure_summary(frame, name, isl, osl))
     return frame
 
 
@@ -217,8 +218,8 @@ def table3(out: Path, progress: Progress | None = None,
         {"option": "C: both on CO", "latency_ms": base[1].e2e_latency_s * 1e3,
          "cost_usd_per_request": base[1].cost_usd_per_request,
          "sla_met": base[1].sla_satisfied, "paper_usd": 0.07}])
-    options.to_csv(out / "table3.csv", index=False)
-    frame.to_csv(out / "table3_backends.csv", index=False)
+    write_csv_atomic(out / "table3.csv", options)
+    write_csv_atomic(out / "table3_backends.csv", frame)
     fig, ax = plt.subplots(figsize=(6, 3.6))
     colours = ["#8d99ae", "#2a9d8f", "#e76f51"]
     ax.bar(options["option"], options["cost_usd_per_request"], color=colours)
@@ -231,7 +232,7 @@ def table3(out: Path, progress: Progress | None = None,
     save_figure(fig, out / "table3.png", dpi=120)
     chosen = ", ".join(sorted(set(frame["option"])))
     c = options.iloc[2]
-    (out / "summary.md").write_text(
+    write_text_atomic(out / "summary.md",
         f"# Table 3: the worked example\n\nThe backends choose: {chosen}, at "
         f"${frame['cost_usd_per_request'].iloc[0]:.3f} per request in "
         f"{frame['latency_ms'].iloc[0]:.0f} ms (120 ms SLA). Option C costs "
@@ -245,7 +246,7 @@ def serving(out: Path, progress: Progress | None = None,
             cost_model: str = "calibrated") -> pd.DataFrame:
     """The serving model per device and phase: best configuration within the latency SLA."""
     frame = studies.serving_table(costs=CostParams(model=cost_model))
-    frame.to_csv(out / "serving.csv", index=False)
+    write_csv_atomic(out / "serving.csv", frame)
     ok = frame[frame["feasible"]]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, phase in zip(axes, ("prefill", "decode"), strict=True):
@@ -260,7 +261,7 @@ def serving(out: Path, progress: Progress | None = None,
     view = frame[(frame["model"] == "llama-3-70b") & (frame["input_tokens"] == 512)]
     cols = ["precision", "phase", "device", "tp", "pp", "batch", "step_ms",
             "tokens_per_s_per_device", "mem_gb_per_device", "reason"]
-    (out / "summary.md").write_text(
+    write_text_atomic(out / "summary.md",
         "# LLM serving model: the best configuration per device and phase\n\n"
         "Highest throughput per device among the configurations (tp <= 8 per chassis, pp across "
         "chassis over RoCE, batch) that fit memory with paged KV and meet TTFT 250 ms (prefill) "
@@ -273,7 +274,7 @@ def kv_table(out: Path, progress: Progress | None = None,
              cost_model: str = "calibrated") -> pd.DataFrame:
     """§5.2: the longest input a link carries within TTFT, per model and precision."""
     frame = studies.kv_link_table()
-    frame.to_csv(out / "kv_table.csv", index=False)
+    write_csv_atomic(out / "kv_table.csv", frame)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     isl = np.logspace(9, 17, 60, base=2)
     for ax, model in zip(axes, ("llama-3-8b", "llama-3-70b"), strict=True):
@@ -293,7 +294,7 @@ def kv_table(out: Path, progress: Progress | None = None,
     save_figure(fig, out / "kv_table.png", dpi=120)
     view = frame[["model", "precision", "link_gbit_per_s", "max_input_tokens", "meets_32k",
                   "kv_transfer_ms_at_32k"]]
-    (out / "summary.md").write_text(
+    write_text_atomic(out / "summary.md",
         "# §5.2: KV-cache transfer between prefill and decode devices\n\n"
         "Formula (3) sizes one request's KV cache; formula (1) asks one prefill device's link to "
         "move it within TTFT (250 ms). The paper claims 200-400 Gbps suffices up to 32K-token "
@@ -309,7 +310,7 @@ def pareto(out: Path, progress: Progress | None = None,
     ttft = (0.1, 0.15, 0.25, 0.5, 1.0)
     tbt = (0.01, 0.015, 0.02, 0.03, 0.05, 0.1)
     frame = studies.pareto_frontier(workload, ttft, tbt, costs=CostParams(model=cost_model))
-    frame.to_csv(out / "pareto.csv", index=False)
+    write_csv_atomic(out / "pareto.csv", frame)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for t in ttft:
         sub = frame[frame["ttft_sla_s"] == t]
@@ -325,7 +326,7 @@ def pareto(out: Path, progress: Progress | None = None,
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     save_figure(fig, out / "pareto.png", dpi=120)
-    (out / "summary.md").write_text(
+    write_text_atomic(out / "summary.md",
         "# Pareto frontier: TCO against TTFT and TBT bounds\n\nLlama-3-70B fp16, 1024 input / "
         "256 output tokens at 20 requests/s on the whole catalog; every point solved to proven "
         "optimality.\n\n" + _md_table(front[["ttft_sla_s", "tbt_sla_s", "tco_usd_per_h",
@@ -346,7 +347,7 @@ def fidelity(out: Path, progress: Progress | None = None,
     from hetopt.report import fidelity as fid
 
     published = fid.published_check(PUBLISHED_PATH)
-    published.to_csv(out / "fidelity_published.csv", index=False)
+    write_csv_atomic(out / "fidelity_published.csv", published)
     published_lines = [
         "## Accelerators without a silicon database: published static-batch throughput", "",
         "Output tokens/s of whole static batches on vendor pages (one source per row in "
@@ -363,15 +364,15 @@ def fidelity(out: Path, progress: Progress | None = None,
             roofline_error=("roofline_ratio", lambda r: fid.geomean_abs_log(r.to_numpy())),
         ).reset_index()), ""]
     if not aic.available():
-        (out / "summary.md").write_text("\n".join(published_lines) + "\n\n" +
+        write_text_atomic(out / "summary.md", "\n".join(published_lines) + "\n\n" +
             "# Cost-model fidelity\n\nThe step-level comparison was skipped: it queries "
             "aiconfigurator's measured database. Install it with `pip install -e "
             "'.[calibration]'`. The reference output is in experiments/results/fidelity/.\n")
         return published
     points = fid.step_points(progress=progress)
-    points.to_csv(out / "fidelity.csv", index=False)
+    write_csv_atomic(out / "fidelity.csv", points)
     search = fid.sla_search(progress=progress)
-    search.to_csv(out / "fidelity_sla.csv", index=False)
+    write_csv_atomic(out / "fidelity_sla.csv", search)
     errors = fid.error_table(points)
     overall = fid.error_table(points.assign(all="all"), by=("all", "precision"))
     per_device = fid.error_table(points, by=("device",))
@@ -408,7 +409,7 @@ def fidelity(out: Path, progress: Progress | None = None,
     if len(bad):
         lines += [_md_table(bad[["device", "model", "precision", "tp", "batch", "predicted_s",
                                   "measured_s", "prefill_measured_s"]]), ""]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
     return points
 
 
@@ -474,9 +475,9 @@ def run(names: list[str], out: Path, progress: Progress | None = None,
                      "dir": str(target)})
     timings = pd.DataFrame(rows)
     if len(names) > 1:
-        timings.to_csv(out / "timings.csv", index=False)
+        write_csv_atomic(out / "timings.csv", timings)
         index = ["# hetopt reproduce", ""] + [
             f"- [{r.study}]({r.study}/summary.md): {r.seconds:.1f} s"
             for r in timings.itertuples()]
-        (out / "summary.md").write_text("\n".join(index) + "\n")
+        write_text_atomic(out / "summary.md", "\n".join(index) + "\n")
     return timings

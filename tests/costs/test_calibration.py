@@ -272,9 +272,9 @@ def test_bad_calibration_file_exits_2_and_keeps_earlier_outputs(
     frame.loc[0, "floor_s"] = -1.0
     frame.to_csv(table, index=False)
     run = tmp_path / "run"
-    run.mkdir()
+    (run / ".hydra").mkdir(parents=True)  # an earlier run, which overwrite=true may replace
     (run / "plan.json").write_text('{"earlier": true}')
-    assert main(["plan", f"run_dir={run}", f"costs.calibration={table}"]) == 2
+    assert main(["plan", f"run_dir={run}", f"costs.calibration={table}", "overwrite=true"]) == 2
     err = capsys.readouterr().err
     assert "bad.csv row 2, column floor_s" in " ".join(err.split())
     assert "Traceback" not in err
@@ -294,9 +294,9 @@ def test_bad_measurements_exit_2_naming_file_row_column(
     path = tmp_path / "m.csv"
     edit(good).to_csv(path, index=False)
     out = tmp_path / "out"
-    out.mkdir()
+    (out / ".hydra").mkdir(parents=True)  # an earlier run, which overwrite=true may replace
     (out / "calibration.csv").write_text("kept")
-    assert main(["calibrate", f"measurements={path}", f"out={out}"]) == 2
+    assert main(["calibrate", f"measurements={path}", f"out={out}", "overwrite=true"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "m.csv" in err and re.search(match, err), err
     assert (out / "calibration.csv").read_text() == "kept"
