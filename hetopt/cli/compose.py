@@ -15,10 +15,11 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     from omegaconf.errors import OmegaConfBaseException
 
     from hetopt.cli.schema import register
-    from hetopt.workloads import config_dir
+    from hetopt.workloads import check_group_overrides, config_dir
 
     register()
     cdir = config_dir()
+    check_group_overrides(overrides)
     try:
         with initialize_config_dir(config_dir=str(cdir), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides)
