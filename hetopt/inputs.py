@@ -288,7 +288,7 @@ def load_yaml_input(path: str | Path, what: str = "YAML file",
 
 def did_you_mean(key: str, valid: Iterable[str]) -> str:
     """`` Did you mean 'x'?`` for the valid name closest to ``key``, or an empty string."""
-    close = difflib.get_close_matches(str(key), [str(v) for v in valid], n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(key), [str(v) for v in valid], n=1, cutoff=0.5)
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
@@ -297,7 +297,7 @@ def unknown_keys_message(unknown: Sequence[str], valid: Iterable[str]) -> str:
     valid = list(valid)
     parts = []
     for key in unknown:
-        close = difflib.get_close_matches(str(key), [str(v) for v in valid], n=1, cutoff=0.6)
+        close = difflib.get_close_matches(str(key), [str(v) for v in valid], n=1, cutoff=0.5)
         parts.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
     return ", ".join(parts)
 
@@ -342,7 +342,14 @@ def read_csv_input(path: str | Path, what: str, missing_hint: str = "",
             raise InputError(f"{exc}{missing_hint}") from None
         raise
     try:
-        header = next(csv.reader(io.StringIO(text)))
+        rows = csv.reader(io.StringIO(text, newline=""))
+        header = next(rows)
+        for cells in rows:
+            if cells and len(cells) != len(header) and any(c.strip() for c in cells):
+                raise InputError(
+                    f"{what}: {path} line {rows.line_num} has {len(cells)} cells but the header "
+                    f"has {len(header)} columns (a truncated row, or an unquoted comma). Give "
+                    f"every row one cell per column; quote cells that hold commas.")
     except (csv.Error, StopIteration) as exc:
         raise InputError(f"{what}: cannot read {path} as CSV ({exc}).") from None
     names = [h.strip() for h in header]

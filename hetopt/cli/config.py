@@ -56,7 +56,8 @@ def request_from_config(cfg: Mapping[str, Any]) -> PlanRequest:
                          f"request_rate_per_s, nodes, edges), got {cfg.get('workload')!r}. Pick "
                          f"one with workload=<name> or workload_file=<path>.")
     workload = dict(cfg["workload"])
-    source = f"workload '{workload.get('name', '?')}'"
+    source = (f"workload file {cfg['workload_file']}" if cfg.get("workload_file")
+              else f"workload '{workload.get('name', '?')}'")
     sla_cfg = dict(cfg.get("sla") or {})
     check_bounds(sla_cfg, "sla")
     wl_sla = workload.get("sla") or {}
@@ -68,6 +69,10 @@ def request_from_config(cfg: Mapping[str, Any]) -> PlanRequest:
     if unknown:
         raise InputError(f"{source}: unknown key(s) {unknown_keys_message(unknown, fields)} in "
                          f"its 'sla' block. Valid keys: {fields}.")
+    try:
+        Sla(**{"ttft_s": None, "tbt_s": None, **wl_sla})  # its values, checked on their own
+    except InputError as exc:
+        raise InputError(f"{source}: in its 'sla' block: {exc}") from None
     check_bounds(wl_sla, f"{source}: sla")
     for key, value in wl_sla.items():
         if sla_cfg.get(key) is None:

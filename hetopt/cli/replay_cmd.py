@@ -42,6 +42,10 @@ def load_saved_plan(plan_dir: Path) -> tuple[dict[str, Any], PlanOutcome]:
         raise InputError(f"saved config {cfg_file}: not a hetopt run's config (it needs a "
                          f"'workload' mapping and the config groups); the file is damaged or "
                          f"from another tool. Re-run `hetopt plan` to write a new one.")
+    absent = [g for g in ("hardware", "sla", "costs", "tco", "solver") if g not in cfg]
+    if absent:
+        raise InputError(f"saved config {cfg_file}: the group(s) {absent} are missing; the file "
+                         f"is truncated or damaged. Re-run `hetopt plan` to write a new one.")
     for group in ("hardware", "sla", "costs", "tco", "solver", "replay", "mlir"):
         if cfg.get(group) is not None and not isinstance(cfg[group], dict):
             raise InputError(f"saved config {cfg_file}: '{group}' must be a mapping, got "
@@ -64,9 +68,9 @@ def load_saved_plan(plan_dir: Path) -> tuple[dict[str, Any], PlanOutcome]:
                          f"{exc}). Re-run `hetopt plan` to write a new one.") from None
     try:
         request = request_from_config(cfg)
+        problem, table, graph, tco = prepare(request)
     except InputError as exc:
         raise InputError(f"saved config {cfg_file}: {exc}") from None
-    problem, table, graph, tco = prepare(request)
     choice = []
     for i, op in enumerate(problem.ops):
         if op not in placement:

@@ -38,6 +38,7 @@ import pandas as pd
 from hetopt.costs.step import StepCoefficients
 from hetopt.errors import InputError
 from hetopt.inputs import finite_number as finite_number  # re-exported: one home
+from hetopt.inputs import local_path
 from hetopt.inputs import read_csv_input as read_csv_input
 
 STEP_MODEL_VERSION = "step-3"
@@ -278,7 +279,9 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     >>> table.lookup("H100", "fp16") is not None, table.lookup("L4", "fp16") is None
     (True, True)
     """
-    return _load_cached(str(Path(path) if path is not None else CALIBRATION_PATH))
+    if path is not None:
+        path = local_path(path, "costs.calibration")
+    return _load_cached(str(path if path is not None else CALIBRATION_PATH))
 
 
 def table_from_fits(rows: list[dict[str, object]]) -> Calibration:

@@ -155,7 +155,10 @@ def fleet_from_dict(data: Mapping[str, Any], source: str = "<fleet>",
         wl = entry.get("workload")
         if isinstance(wl, str):
             if wl not in cache:
-                cache[wl] = load_workload(wl)
+                try:
+                    cache[wl] = load_workload(wl)
+                except InputError as exc:
+                    raise InputError(f"{where}: {exc}") from None
             workload = cache[wl]
         elif isinstance(wl, Mapping):
             workload = wl
@@ -175,6 +178,11 @@ def fleet_from_dict(data: Mapping[str, Any], source: str = "<fleet>",
         for c in range(count):
             tenants.append(TenantSpec(name if count == 1 else f"{name}#{c}", workload,
                                       float(rate), sla))
+    names = [t.name for t in tenants]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"{source}: tenant names {dupes} appear more than once; tenant names "
+                         f"must be unique (use count: N for copies).")
     return FleetSpec(str(data.get("name") or "fleet"), tuple(tenants))
 
 

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from hetopt.errors import InputError, UnknownNameError
 from hetopt.hardware.schema import DEVICE_FIELDS, REQUIRED_FIELDS, Device
-from hetopt.inputs import read_text_input, unknown_keys_message
+from hetopt.inputs import local_path, read_text_input, unknown_keys_message
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +222,8 @@ def load_catalog(
     >>> load_catalog(extra_rows=[row]).get("mygpu").mem_bytes
     24000000000.0
     """
-    csv_path = DEFAULT_CATALOG_PATH if path is None else Path(path)
+    csv_path = (DEFAULT_CATALOG_PATH if path is None
+                else local_path(path, "hardware.catalog_path"))
     raw_rows = _read_csv(csv_path)
     label = csv_path.name
 
