@@ -286,20 +286,36 @@ def load_yaml_input(path: str | Path, what: str = "YAML file",
 # Keys
 # --------------------------------------------------------------------------------------------
 
-def did_you_mean(key: str, valid: Iterable[str]) -> str:
-    """`` Did you mean 'x'?`` for the valid name closest to ``key``, or an empty string."""
-    close = difflib.get_close_matches(str(key), [str(v) for v in valid], n=1, cutoff=0.5)
-    return f" Did you mean '{close[0]}'?" if close else ""
+def closest(key: str, valid: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The valid name closest to ``key`` (case-insensitive, :mod:`difflib`), or None."""
+    by_folded = {str(v).casefold(): str(v) for v in valid}
+    close = difflib.get_close_matches(str(key).casefold(), list(by_folded), n=1, cutoff=cutoff)
+    return by_folded[close[0]] if close else None
+
+
+def did_you_mean(key: str, valid: Iterable[str], cutoff: float = 0.6) -> str:
+    """`` Did you mean 'x'?`` for the valid name closest to ``key``, or an empty string.
+
+    >>> did_you_mean("request_rate_per_sec", ["request_rate_per_s", "nodes"])
+    " Did you mean 'request_rate_per_s'?"
+    """
+    match = closest(key, valid, cutoff)
+    return f" Did you mean '{match}'?" if match else ""
 
 
 def unknown_keys_message(unknown: Sequence[str], valid: Iterable[str]) -> str:
-    """``'a' (did you mean 'b'?), 'c'``: each unknown key with its closest valid one."""
-    valid = list(valid)
-    parts = []
-    for key in unknown:
-        close = difflib.get_close_matches(str(key), [str(v) for v in valid], n=1, cutoff=0.5)
-        parts.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-    return ", ".join(parts)
+    """The unknown keys, then the closest valid key of each that has one.
+
+    >>> unknown_keys_message(["e2e", "colour"], ["e2e_s", "ttft_s"])
+    "['e2e', 'colour'] (did you mean 'e2e_s' for 'e2e'?)"
+    """
+    valid = [str(v) for v in valid]
+    pairs = [(str(k), closest(str(k), valid)) for k in unknown]
+    hints = [f"'{m}' for '{k}'" for k, m in pairs if m]
+    if len(unknown) == 1 and hints:
+        return f"{[str(k) for k in unknown]} (did you mean '{pairs[0][1]}'?)"
+    return f"{[str(k) for k in unknown]}" + (f" (did you mean {', '.join(hints)}?)"
+                                              if hints else "")
 
 
 # --------------------------------------------------------------------------------------------

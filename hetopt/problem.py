@@ -291,7 +291,7 @@ def build_problem(
     check_inventory(inventory)
     unknown = sorted(set(inventory) - set(table.devices))
     if unknown:
-        hints = "".join(did_you_mean(u, table.devices) for u in unknown)
+        hints = "".join(did_you_mean(u, table.devices, cutoff=0.5) for u in unknown)
         raise InputError(
             f"hardware.inventory names {unknown}, which are not among the devices considered "
             f"{list(table.devices)}.{hints} Fix the names or add the devices to "

@@ -100,11 +100,9 @@ def check_profile_matches(profile: pd.DataFrame, path: str, devices: Sequence[st
         it would be silently ignored).
     """
     where = f"costs.measured_profile {path}"
-    known = {d.casefold(): d for d in devices}
     for index, device in profile["device"].items():
         if device not in set(devices):
-            hint = (f" Did you mean '{known[device.casefold()]}'?" if device.casefold() in known
-                    else did_you_mean(device, devices))
+            hint = did_you_mean(device, devices, cutoff=0.5)
             raise InputError(f"{where} row {int(str(index)) + 2}, column device: {device!r} is "
                              f"not a device of the hardware catalog.{hint} Devices: "
                              f"{sorted(devices)}.")
