@@ -52,7 +52,7 @@ import yaml
 
 from hetopt.errors import InputError
 
-MAX_YAML_BYTES = 16 * 2**20
+MAX_YAML_BYTES = 4 * 2**20
 """Largest YAML document read (workloads, fleets and saved configs are kilobytes)."""
 
 MAX_YAML_NODES = 200_000

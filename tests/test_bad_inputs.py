@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hetopt.cli.main import main
 
@@ -158,7 +159,8 @@ def size_case(id: str, text: str | bytes, *needles: str, trace: str = "{d}/s.csv
 
 
 def fleet_case(id: str, text: str | bytes, *needles: str) -> Case:
-    return Case(id, ("fleet", "fleet_file={d}/f.yaml"), ("f.yaml", *needles), {"f.yaml": text})
+    return Case(id, ("fleet", "fleet_file={d}/f.yaml"), ("f.yaml", *needles), {"f.yaml": text},
+                setup=lambda d: (d / "wdir.yaml").mkdir())
 
 
 def saved_case(id: str, edit: Callable[[Path], None], *needles: str,
@@ -508,6 +510,46 @@ CASES: list[Case] = [
                "config.yaml", "gzip", command="compile"),
     saved_case("mlir-saved-plan-invalid", _edit("plan.json", "{"), "plan.json",
                command="compile"),
+    # -- truncated and ragged files, row numbers that count blank lines
+    size_case("size-truncated-row", "input_tokens,output_tokens\n100,10\n200", "line 3"),
+    size_case("size-row-after-blank-lines", "input_tokens,output_tokens\n1,1\n\n\n8k,2\n",
+              "row 5", "8k"),
+    prof_case("prof-truncated-row", _profile(PROFILE_ROW, PROFILE_ROW[:30] + "\n"), "line 3"),
+    trace_case("trace-truncated-row", "timestamp_s,input_tokens\n0.1,5\n0.2", "line 3"),
+    cat_case("cat-truncated-row", _catalog(CATALOG_FIRST[:40]), "A40"),
+    cat_case("cat-duplicate-column", _catalog(CATALOG_FIRST + ",1",
+                                              header=CATALOG_HEADER + ",mem_gb"), "repeats"),
+    saved_case("saved-config-missing-group",
+               _edit("config.yaml", lambda t: t.replace("\nsolver:", "\nsolver_gone:")),
+               "config.yaml", "solver"),
+    saved_case("saved-plan-device-negative",
+               _edit("plan.json", _plan_json(lambda p: p["devices"].append(
+                   {"device": "HP", "pooled": -1}))), "plan.json", "pooled"),
+    # -- more workload shapes
+    wl_case("wl-nodes-null", "name: n\nrequest_rate_per_s: 1\nnodes:\n", "'nodes'"),
+    wl_case("wl-edge-without-src", _wl("{src: tool, dst: out", "{dst: out"), "src"),
+    wl_case("wl-loop-with-probability",
+            _wl("  - {src: tool, dst: out, payload_bytes: 100}",
+                "  - {src: tool, dst: llm, probability: 0.5, "
+                "loop: {expected_iterations: 1, max_iterations: 2}}"), "probability"),
+    wl_case("wl-size-trace-relative-missing", _wl("input_tokens: 512, output_tokens: 64}",
+                                                  "size_trace: rel.csv}"),
+            "rel.csv", "does not exist"),
+    wl_case("wl-size-trace-file-url", _wl("input_tokens: 512, output_tokens: 64}",
+                                          "size_trace: 'file:///etc/hosts'}"), "URL"),
+    wl_case("mlir-nul-bytes", b"module {\x00}\n", "binary", name="w.mlir"),
+    Case("name-url", ("plan", "workload=http://example.com/w"), ("http://example.com/w",)),
+    Case("name-backslash", ("plan", "workload=..\\x"), ("not a workload name",)),
+    # -- more fleets
+    fleet_case("fleet-tenant-not-mapping", "tenants:\n  - chat_agent\n", "tenants[0]"),
+    fleet_case("fleet-count-fraction", FLEET.replace("1.0}", "1.0, count: 1.5}"), "count"),
+    fleet_case("fleet-workload-directory", FLEET.replace("chat_agent", "{d}/wdir.yaml"),
+               "directory"),
+    # -- calibrate inputs
+    Case("calibrate-published-header-only", ("calibrate", "published={d}/p.csv", "out={d}/o"),
+         ("p.csv", "no"), {"p.csv": "device,precision\n"}),
+    Case("calibrate-measurements-url", ("calibrate", "measurements=https://x.org/m.csv",
+                                        "out={d}/o"), ("URL",)),
     # -- config values and groups
     plan("sla-ttft-above-e2e", {}, "sla.ttft_s=20", "sla.e2e_s=10", needles=("ttft_s", "e2e_s")),
     plan("sla-tbt-above-e2e", {}, "sla.tbt_s=20", "sla.e2e_s=10", needles=("tbt_s", "e2e_s")),
@@ -581,8 +623,91 @@ def test_bad_input_exits_2_naming_the_culprit(case: Case, tmp_path: Path, saved_
 
 def test_corpus_is_large_and_covers_every_reader() -> None:
     """The acceptance corpus is over 100 inputs; ours must be too, across every reader."""
-    assert len(CASES) > 150
+    assert len(CASES) > 200
     assert len({c.id for c in CASES}) == len(CASES)
     prefixes = {c.id.split("-")[0] for c in CASES}
     assert {"wl", "mlir", "name", "size", "prof", "cat", "trace", "fleet", "saved",
             "calibration", "calibrate", "sla", "inventory"} <= prefixes
+
+
+# ---------------------------------------------------------------------------- the shared reader
+
+def test_alias_bomb_fails_fast_without_expanding() -> None:
+    """The 12-line bomb (10^9 values once expanded) is refused in well under a second, in a few
+    megabytes, before anything is constructed."""
+    import time
+    import tracemalloc
+
+    from hetopt.errors import InputError
+    from hetopt.inputs import MAX_YAML_NODES, parse_yaml_text
+
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(InputError, match=f"more than {MAX_YAML_NODES:,}"):
+        parse_yaml_text(ALIAS_BOMB, "bomb.yaml")
+    elapsed = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert elapsed < 2.0 and peak < 20 * 2**20
+
+
+def test_aliases_within_the_cap_still_work() -> None:
+    from hetopt.inputs import parse_yaml_text
+
+    doc = parse_yaml_text("base: &b {kind: general_compute}\nnodes: {x: *b, y: *b}\n", "ok")
+    assert doc["nodes"] == {"x": {"kind": "general_compute"}, "y": {"kind": "general_compute"}}
+
+
+def test_config_group_keys_suggest_the_closest() -> None:
+    from hetopt.cli.config import _build
+    from hetopt.errors import InputError
+    from hetopt.replay.control import ControllerConfig
+    from hetopt.sla import Sla
+
+    with pytest.raises(InputError) as err:
+        _build(Sla, "sla", {"e2e": 1.0})
+    assert "'sla'" in str(err.value) and "did you mean 'e2e_s'" in str(err.value)
+    with pytest.raises(InputError) as err:
+        _build(ControllerConfig, "replay.controller", {"target_utilisation": 0.5})
+    assert "did you mean 'target_utilization'" in str(err.value)
+    with pytest.raises(InputError, match="must be a mapping"):
+        _build(Sla, "sla", [1, 2])  # type: ignore[arg-type]
+
+
+def test_partial_and_complete_branches_are_still_valid() -> None:
+    """Only branches summing above 1 are refused: a 30 % optional step, or 0.6 + 0.4, is fine."""
+    from hetopt.graph.ir import agent_graph_from_dict
+    from hetopt.workloads import load_workload
+
+    partial = BRANCHY.replace("probability: 0.8", "probability: 1.0").replace("0.9", "0.3")
+    agent_graph_from_dict(yaml.safe_load(partial), "partial")
+    agent_graph_from_dict(yaml.safe_load(BRANCHY.replace("0.9", "0.2")), "complete")
+    agent_graph_from_dict(load_workload("supervisor_agent"), "supervisor")  # 0.6 + 0.4
+
+
+def test_sla_bounds_are_checked_per_block() -> None:
+    """The interactive group's 250 ms TTFT does not clash with the worked example's 120 ms
+    end-to-end bound (they come from different blocks), but one block contradicting itself
+    does, and a soft SLA (penalty) may set a TTFT above its end-to-end target."""
+    from hetopt.cli.compose import compose_config
+    from hetopt.cli.config import request_from_config
+    from hetopt.errors import InputError
+
+    req = request_from_config(compose_config(["workload=worked_example"]))
+    assert req.sla.ttft_s == 0.25 and req.sla.e2e_s == 0.120
+    with pytest.raises(InputError, match="ttft_s"):
+        request_from_config(compose_config(["sla.ttft_s=2", "sla.e2e_s=1"]))
+    soft = request_from_config(compose_config(["sla.ttft_s=2", "sla.e2e_s=1",
+                                               "sla.penalty_usd_per_h_per_s=10"]))
+    assert soft.sla.ttft_s == 2.0
+
+
+def test_profile_rows_for_other_devices_of_the_catalog_are_fine(tmp_path: Path) -> None:
+    """A shared profile may cover devices this plan leaves out, as long as one row applies."""
+    from hetopt.costs.measured import check_profile_matches, load_measured_profile
+
+    path = tmp_path / "p.csv"
+    path.write_text(_profile(PROFILE_ROW, PROFILE_ROW.replace("H100", "B200")))
+    profile = load_measured_profile(path)
+    check_profile_matches(profile, str(path), ["H100", "B200"], ["H100"],
+                          [("decode", "Llama-3-8B", "fp16", 512, 64)])
