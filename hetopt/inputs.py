@@ -412,26 +412,36 @@ def numeric_column(frame: pd.DataFrame, column: str, where: str, *, minimum: flo
     integer
         Every value must be a whole number.
     """
-    values = np.empty(len(frame))
-    for k, (index, raw) in enumerate(frame[column].items()):
-        at = f"{where} row {_line(index)}, column {column}"
-        if raw is None or (isinstance(raw, float) and math.isnan(raw)) or (
-                isinstance(raw, str) and not raw.strip()):
-            raise InputError(f"{at}: the cell is blank. Fill in a number or remove the row.")
-        try:
-            number = float(raw.strip() if isinstance(raw, str) else raw)
-        except (TypeError, ValueError):
-            raise InputError(f"{at}: {raw!r} is not a number. Write plain numbers, without "
-                             f"units or suffixes (12.1ms -> 0.0121 in a _s column, "
-                             f"8k -> 8000).") from None
-        if not math.isfinite(number):
-            raise InputError(f"{at}: must be a finite number, got {raw!r}.")
-        if integer and not number.is_integer():
-            raise InputError(f"{at}: must be a whole number, got {raw!r}.")
-        if minimum is not None and (number < minimum or (strict and number == minimum)):
-            raise InputError(f"{at}: must be {'>' if strict else '>='} {minimum:g}, got {raw!r}.")
-        values[k] = number
-    return values
+    column_values = frame[column]
+    numbers = pd.to_numeric(column_values, errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(numbers)
+    if integer:
+        ok &= np.mod(numbers, 1.0) == 0
+    if minimum is not None:
+        ok &= (numbers > minimum) if strict else (numbers >= minimum)
+    for k in np.flatnonzero(~ok):  # diagnose (or, for padded cells, accept) each suspect
+        numbers[k] = _cell_number(column_values.iloc[k],
+                                  f"{where} row {_line(column_values.index[k])}, column {column}",
+                                  minimum, strict, integer)
+    return numbers
+
+
+def _cell_number(raw: Any, at: str, minimum: float | None, strict: bool, integer: bool) -> float:
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)) or (
+            isinstance(raw, str) and not raw.strip()):
+        raise InputError(f"{at}: the cell is blank. Fill in a number or remove the row.")
+    try:
+        number = float(raw.strip() if isinstance(raw, str) else raw)
+    except (TypeError, ValueError):
+        raise InputError(f"{at}: {raw!r} is not a number. Write plain numbers, without units "
+                         f"or suffixes (12.1ms -> 0.0121 in a _s column, 8k -> 8000).") from None
+    if not math.isfinite(number):
+        raise InputError(f"{at}: must be a finite number, got {raw!r}.")
+    if integer and not number.is_integer():
+        raise InputError(f"{at}: must be a whole number, got {raw!r}.")
+    if minimum is not None and (number < minimum or (strict and number == minimum)):
+        raise InputError(f"{at}: must be {'>' if strict else '>='} {minimum:g}, got {raw!r}.")
+    return number
 
 
 def text_column(frame: pd.DataFrame, column: str, where: str) -> list[str]:
