@@ -65,7 +65,9 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _MAGIC = {b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a zip archive",
           b"BZh": "bzip2-compressed", b"\xfd7zXZ\x00": "xz-compressed",
           b"\x28\xb5\x2f\xfd": "zstd-compressed", b"\x89PNG": "a PNG image",
-          b"%PDF": "a PDF document", b"\x7fELF": "an executable"}
+          b"%PDF": "a PDF document", b"\x7fELF": "an executable",
+          b"\xff\xfe": "UTF-16 text (save it as UTF-8)",
+          b"\xfe\xff": "UTF-16 text (save it as UTF-8)"}
 
 
 def is_url(path: str | Path) -> bool:

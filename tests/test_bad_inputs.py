@@ -209,6 +209,8 @@ CASES: list[Case] = [
     wl_case("wl-nul-bytes", b"name: x\x00\x00\nnodes: {}\n", "binary"),
     wl_case("wl-png", b"\x89PNG\r\n\x1a\n\x00\x00", "PNG"),
     wl_case("wl-latin1", LATIN1, "not UTF-8"),
+    wl_case("wl-utf16", WORKLOAD.encode("utf-16"), "UTF-16"),
+    prof_case("prof-utf16", _profile(PROFILE_ROW).encode("utf-16"), "UTF-16"),
     wl_case("wl-truncated-utf8", TRUNCATED_UTF8, "not UTF-8"),
     wl_case("wl-truncated-yaml", WORKLOAD[: WORKLOAD.index("edges") + 12], "malformed YAML"),
     wl_case("wl-alias-bomb", ALIAS_BOMB, "alias"),
