@@ -716,3 +716,32 @@ def test_profile_rows_for_other_devices_of_the_catalog_are_fine(tmp_path: Path) 
     profile = load_measured_profile(path)
     check_profile_matches(profile, str(path), ["H100", "B200"], ["H100"],
                           [("decode", "Llama-3-8B", "fp16", 512, 64)])
+
+
+@pytest.mark.parametrize("name, content", [
+    ("bomb.yaml", ALIAS_BOMB),
+    ("w.yaml.gz", GZ),
+    ("w.yaml", BUCKETED.replace("TRACE", "http://127.0.0.1:9/sizes.csv")),
+])
+def test_console_command_refuses_in_a_fresh_process(tmp_path: Path, name: str,
+                                                    content: str | bytes) -> None:
+    """The same through a real process: exit 2, one message, no traceback, and quickly (the
+    alias bomb used to run until killed at 1.8 GB)."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "hetopt.cli.main", "plan",
+                           f"workload_file={path}", f"run_dir={tmp_path / 'out'}"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert name in "".join(proc.stderr.split())
+    assert time.perf_counter() - start < 60
+    assert not (tmp_path / "out" / "plan.json").exists()
