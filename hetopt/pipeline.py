@@ -293,7 +293,9 @@ def plan_agent(request: PlanRequest, progress: Progress | None = None, *,
     --------
     >>> from hetopt.pipeline import PlanRequest, plan_agent
     >>> from hetopt.workloads import load_workload
-    >>> out = plan_agent(PlanRequest(load_workload("worked_example")))
+    >>> from hetopt.sla import Sla
+    >>> # the CLI takes the 120 ms bound from the workload's sla block; the API is told it
+    >>> out = plan_agent(PlanRequest(load_workload("worked_example"), sla=Sla(e2e_s=0.120)))
     >>> round(out.plan.cost_usd_per_request, 3)
     0.095
     """
