@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hetopt.costs.measured import load_measured_profile
+from hetopt.costs.measured import check_profile_matches, load_measured_profile
 from hetopt.costs.table import (
     CostParams,
     CostTable,
@@ -31,7 +31,7 @@ from hetopt.hardware.scenario import Scenario, apply_scenario
 from hetopt.plan.evaluate import evaluate_choice
 from hetopt.plan.plan import Baseline, Plan, make_plan
 from hetopt.plan.verify import verify_plan
-from hetopt.problem import SECONDS_PER_HOUR, PlacementProblem, build_problem
+from hetopt.problem import SECONDS_PER_HOUR, PlacementProblem, build_problem, check_inventory
 from hetopt.sla import Sla
 from hetopt.solvers import SolveResult, SolverOptions, SolveStatus, solve
 from hetopt.solvers.base import OnProgress, WarmStart
@@ -63,6 +63,12 @@ class HardwareSpec(Scenario):
     devices: tuple[str, ...] | None = None
     inventory: Mapping[str, int] = field(default_factory=dict)
     extra_rows: tuple[Mapping[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.inventory, Mapping):
+            raise InputError(f"hardware.inventory must map device names to counts "
+                             f"({{H100: 8}}), got {self.inventory!r}.")
+        check_inventory(self.inventory)
 
 
 @dataclass(frozen=True)
@@ -177,8 +183,15 @@ def prepare(request: PlanRequest, progress: Progress | None = None
         catalog, inventory, tco, mem = resolve_hardware(request.hardware, request.tco, say)
         say(f"costing {sum(op.placeable for op in graph.ops)} operators on "
             f"{len(catalog.devices)} devices")
-        measured = (load_measured_profile(request.costs.measured_profile)
-                    if request.costs.measured_profile else None)
+        measured = None
+        if request.costs.measured_profile:
+            measured = load_measured_profile(request.costs.measured_profile)
+            full = load_catalog(request.hardware.catalog_path,
+                                extra_rows=request.hardware.extra_rows)
+            phases = [(op.kind.value, op.llm.arch.name, op.llm.precision, op.llm.input_tokens,
+                       op.llm.output_tokens) for op in graph.ops if op.llm is not None]
+            check_profile_matches(measured, request.costs.measured_profile,
+                                  [*full.names, *catalog.names], catalog.names, phases)
         table = build_cost_table(graph, catalog, request.sla, request.costs, measured)
     problem = build_problem(graph, table, tco, request.sla, rate, request.costs, mem,
                             inventory, profile)
@@ -280,7 +293,9 @@ def plan_agent(request: PlanRequest, progress: Progress | None = None, *,
     --------
     >>> from hetopt.pipeline import PlanRequest, plan_agent
     >>> from hetopt.workloads import load_workload
-    >>> out = plan_agent(PlanRequest(load_workload("worked_example")))
+    >>> from hetopt.sla import Sla
+    >>> # the CLI takes the 120 ms bound from the workload's sla block; the API is told it
+    >>> out = plan_agent(PlanRequest(load_workload("worked_example"), sla=Sla(e2e_s=0.120)))
     >>> round(out.plan.cost_usd_per_request, 3)
     0.095
     """

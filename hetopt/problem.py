@@ -18,7 +18,9 @@ Two kinds of operators share hardware differently:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +29,7 @@ from hetopt.costs.table import CostParams, CostTable, Profile
 from hetopt.costs.tco import DeviceTco
 from hetopt.errors import InfeasibleError, InputError
 from hetopt.graph.decompose import OperatorGraph
+from hetopt.inputs import did_you_mean
 from hetopt.sla import Sla
 
 SECONDS_PER_HOUR = 3600.0
@@ -225,6 +228,19 @@ def _contract_transfers(graph: OperatorGraph) -> list[tuple[str, str, float, boo
     return edges
 
 
+def check_inventory(inventory: Mapping[str, Any]) -> None:
+    """Every ``hardware.inventory`` count is a whole number >= 0, else an :class:`InputError`
+    naming the key (rather than a capacity shortfall found by the solver)."""
+    for name, count in inventory.items():
+        if (isinstance(count, bool) or not isinstance(count, int | float)
+                or not math.isfinite(count) or count < 0 or float(count) != int(count)):
+            raise InputError(
+                f"hardware.inventory.{name} must be a whole number of devices >= 0, got "
+                f"{count!r}. Set it with e.g. `+hardware.inventory.{name}=8`, or drop the key "
+                f"for no limit."
+            )
+
+
 def build_problem(
     graph: OperatorGraph,
     table: CostTable,
@@ -272,11 +288,14 @@ def build_problem(
             f"workload.request_rate_per_s must be a positive number, got {request_rate_per_s!r}."
         )
     inventory = dict(inventory or {})
+    check_inventory(inventory)
     unknown = sorted(set(inventory) - set(table.devices))
     if unknown:
+        hints = "".join(did_you_mean(u, table.devices, cutoff=0.5) for u in unknown)
         raise InputError(
             f"hardware.inventory names {unknown}, which are not among the devices considered "
-            f"{list(table.devices)}. Fix the names or add the devices to hardware.devices."
+            f"{list(table.devices)}.{hints} Fix the names or add the devices to "
+            f"hardware.devices."
         )
     ops = tuple(op.id for op in graph.ops if op.placeable)
     op_index = {name: i for i, name in enumerate(ops)}

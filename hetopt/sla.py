@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from hetopt.errors import InputError
 
@@ -39,7 +40,7 @@ class Sla:
     def __post_init__(self) -> None:
         for name in ("ttft_s", "tbt_s", "e2e_s", "penalty_usd_per_h_per_s"):
             value = getattr(self, name)
-            if value is not None and (not math.isfinite(value) or value <= 0):
+            if value is not None and (not _is_number(value) or value <= 0):
                 raise InputError(
                     f"SLA field 'sla.{name}' must be a positive number of "
                     f"{'seconds' if name.endswith('_s') else 'dollars per hour per second'} "
@@ -56,3 +57,54 @@ class Sla:
     def hard(self) -> bool:
         """True when the end-to-end SLA is a hard constraint."""
         return self.penalty_usd_per_h_per_s is None
+
+
+def check_bounds(values: Mapping[str, Any], where: str) -> None:
+    """Refuse an SLA whose per-phase bounds exceed its own end-to-end bound.
+
+    A request's first token and each of its token-to-token steps are part of its end-to-end
+    latency, so under a hard end-to-end bound a larger TTFT or TBT bound is a mistake (most
+    often a unit slip: ``ttft_s: 250`` for 250 ms). Checked on each SLA block as the user wrote
+    it (the ``sla`` group, a workload's ``sla:``, a fleet tenant's ``sla:``), so a default TTFT
+    of one block does not clash with an end-to-end bound from another.
+
+    Parameters
+    ----------
+    values
+        One SLA block (keys of :class:`Sla`; absent keys are unset).
+    where
+        The block, for messages (``sla``, ``workload file x.yaml: sla``).
+
+    Raises
+    ------
+    InputError
+        Naming both bounds and the fix.
+
+    Examples
+    --------
+    >>> check_bounds({"ttft_s": 0.25, "e2e_s": 10.0}, "sla")
+    >>> try:
+    ...     check_bounds({"ttft_s": 20.0, "e2e_s": 10.0}, "sla")
+    ... except InputError as exc:
+    ...     print(str(exc)[:75])
+    sla: the TTFT bound ttft_s = 20 s exceeds the end-to-end bound e2e_s = 10 s
+    """
+    e2e = values.get("e2e_s")
+    if values.get("penalty_usd_per_h_per_s") is not None or not _is_number(e2e):
+        return
+    e2e_s = float(e2e)  # type: ignore[arg-type]  # _is_number checked it
+    for key, label in (("ttft_s", "TTFT"), ("tbt_s", "token-to-token")):
+        bound = values.get(key)
+        if not _is_number(bound):
+            continue
+        bound_s = float(bound)  # type: ignore[arg-type]
+        if bound_s > e2e_s:
+            raise InputError(
+                f"{where}: the {label} bound {key} = {bound_s:g} s exceeds the end-to-end "
+                f"bound e2e_s = {e2e_s:g} s, which every request must meet whole. Lower "
+                f"{key} (seconds, not milliseconds) or raise e2e_s; set {key} to null for no "
+                f"per-phase bound.")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

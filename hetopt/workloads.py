@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from hetopt.errors import InputError, UnknownNameError
-from hetopt.graph.architectures import read_yaml_file
+from hetopt.inputs import (
+    MAX_YAML_BYTES,
+    did_you_mean,
+    is_url,
+    load_yaml_input,
+    local_path,
+    read_text_input,
+)
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
 
 def config_dir() -> Path:
@@ -27,6 +37,17 @@ def workload_names() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in (config_dir() / "workload").glob("*.yaml")))
 
 
+def check_workload_name(name: str) -> str:
+    """``name`` if it is a workload name (letters, digits, ``_``, ``-``, ``.``), else an
+    :class:`InputError`: a name is looked up in ``configs/workload/``, never joined as a path."""
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise InputError(
+            f"'{name}' is not a workload name: names are made of letters, digits, '_' and '-' "
+            f"(shipped: {list(workload_names())}). To read a file of your own, give its path "
+            f"with its .yaml or .mlir suffix (workload_file=path/to/agent.yaml).")
+    return name
+
+
 def load_workload(name_or_path: str | Path) -> dict[str, Any]:
     """Read a workload by name (``voice_agent``), from a YAML file path, or from an MLIR file
     (``.mlir``, the agent dialects of :mod:`hetopt.mlir.convert`).
@@ -34,27 +55,56 @@ def load_workload(name_or_path: str | Path) -> dict[str, Any]:
     Raises
     ------
     UnknownNameError
-        For an unknown name; the message lists the shipped workloads.
+        For an unknown name; the message lists the shipped workloads (and the closest one).
     InputError
-        For malformed YAML, with the file and line.
+        For a name written as a path (``../x``), a URL, or a file that is missing, a directory,
+        empty, binary, not UTF-8 or malformed (with the file and line).
     """
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = config_dir() / "workload" / f"{name_or_path}.yaml"
+    text = str(name_or_path)
+    path = local_path(text, "workload file")
+    if not path.suffix and not path.exists():
+        name = check_workload_name(text)
+        path = config_dir() / "workload" / f"{name}.yaml"
         if not path.is_file():
             raise UnknownNameError(
-                f"Unknown workload '{name_or_path}'. Shipped workloads: "
-                f"{list(workload_names())}; or pass a YAML file path."
+                f"Unknown workload '{name}'.{did_you_mean(name, workload_names())} Shipped "
+                f"workloads: {list(workload_names())}; or pass a YAML file path."
             )
     if path.suffix == ".mlir":
         from hetopt.mlir.convert import import_workload
 
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read the file ({exc.strerror or exc}).") from None
-        return import_workload(text, str(path))
-    data = read_yaml_file(path)
+        source = read_text_input(path, "workload file", MAX_YAML_BYTES)
+        return import_workload(source, str(path))
+    data = load_yaml_input(path, "workload file")
     if not isinstance(data, dict):
-        raise InputError(f"{path}: a workload file must hold a mapping (name, nodes, edges).")
+        raise InputError(f"workload file {path}: a workload file must hold a mapping (name, "
+                         f"request_rate_per_s, nodes, edges), got "
+                         f"{type(data).__name__}.")
     return data
+
+
+def check_group_overrides(overrides: list[str]) -> None:
+    """Refuse a config-group choice written as a path (``workload=../../x``, ``sla=/etc/x``).
+
+    Hydra joins a group option to the group's folder, so ``..`` would read any YAML file on the
+    machine as a workload. Options are names; a file of one's own goes through
+    ``workload_file=`` or ``fleet_file=``.
+    """
+    groups = {p.name for p in config_dir().iterdir() if p.is_dir()}
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        group = key.lstrip("+~")
+        if not sep or group not in groups:
+            continue
+        for choice in value.strip("[]").split(","):
+            choice = choice.strip()
+            if choice and (".." in choice or choice.startswith(("/", "\\", "~"))
+                           or "\\" in choice or is_url(choice)):
+                options = sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+                hint = (" or workload_file=path/to/agent.yaml for a file of your own"
+                        if group == "workload" else
+                        " or fleet_file=path/to/fleet.yaml for a file of your own"
+                        if group == "fleet" else "")
+                raise InputError(
+                    f"Override '{override}': '{choice}' is not a {group} name; config-group "
+                    f"options are names, not paths. Choose one of {options}{hint}.")

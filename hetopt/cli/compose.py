@@ -100,10 +100,11 @@ def compose_run(command: str, overrides: Sequence[str],
     from omegaconf.errors import OmegaConfBaseException
 
     from hetopt.cli.schema import register
-    from hetopt.workloads import config_dir
+    from hetopt.workloads import check_group_overrides, config_dir
 
     register()
     cdir = config_dir()
+    check_group_overrides(list(overrides))
     given = normalise_overrides(overrides)
     if any(o.partition("=")[0].lstrip("+") == "workload_file" for o in given):
         # The workload.* keys are for the file, which may have keys the default workload lacks.

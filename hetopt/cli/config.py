@@ -9,11 +9,12 @@ from typing import Any, TypeVar
 from hetopt.costs.table import CostParams
 from hetopt.costs.tco import TcoParams
 from hetopt.errors import InputError
+from hetopt.inputs import unknown_keys_message
 from hetopt.pipeline import HardwareSpec, PlanRequest
 from hetopt.replay.arrivals import ArrivalSpec
 from hetopt.replay.control import ControllerConfig, FailureSpec, RouterConfig
 from hetopt.replay.engine import ReplayConfig
-from hetopt.sla import Sla
+from hetopt.sla import Sla, check_bounds
 from hetopt.solvers import SolverOptions
 
 T = TypeVar("T")
@@ -22,12 +23,16 @@ _TUPLES = {"tp_degrees", "prefill_batch_sizes", "decode_batch_sizes", "devices",
 
 
 def _build(cls: type[T], group: str, data: Mapping[str, Any] | None) -> T:
+    if data is not None and not isinstance(data, Mapping):
+        raise InputError(f"Config group '{group}' must be a mapping of keys to values, got "
+                         f"{type(data).__name__} {data!r}.")
     data = dict(data or {})
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
+    unknown = sorted(str(k) for k in set(data) - names)
     if unknown:
         raise InputError(
-            f"Unknown key(s) {unknown} in config group '{group}'. Valid keys: {sorted(names)}."
+            f"Unknown key(s) {unknown_keys_message(unknown, sorted(names))} in config group "
+            f"'{group}'. Valid keys: {sorted(names)}."
         )
     for key in _TUPLES & set(data):
         if data[key] is not None:
@@ -46,9 +51,30 @@ def request_from_config(cfg: Mapping[str, Any]) -> PlanRequest:
     list, if any, replaces the default baselines (the worked example compares against its own
     HP and CO devices).
     """
+    if not isinstance(cfg.get("workload"), Mapping):
+        raise InputError(f"The config's 'workload' must be a workload mapping (name, "
+                         f"request_rate_per_s, nodes, edges), got {cfg.get('workload')!r}. Pick "
+                         f"one with workload=<name> or workload_file=<path>.")
     workload = dict(cfg["workload"])
+    source = (f"workload file {cfg['workload_file']}" if cfg.get("workload_file")
+              else f"workload '{workload.get('name', '?')}'")
     sla_cfg = dict(cfg.get("sla") or {})
-    for key, value in (workload.get("sla") or {}).items():
+    check_bounds(sla_cfg, "sla")
+    wl_sla = workload.get("sla") or {}
+    if not isinstance(wl_sla, Mapping):
+        raise InputError(f"{source}: 'sla' must be a mapping such as {{e2e_s: 15.0}}, got "
+                         f"{wl_sla!r}.")
+    fields = [f.name for f in dataclasses.fields(Sla)]
+    unknown = sorted(str(k) for k in set(wl_sla) - set(fields))
+    if unknown:
+        raise InputError(f"{source}: unknown key(s) {unknown_keys_message(unknown, fields)} in "
+                         f"its 'sla' block. Valid keys: {fields}.")
+    try:
+        Sla(**{"ttft_s": None, "tbt_s": None, **wl_sla})  # its values, checked on their own
+    except InputError as exc:
+        raise InputError(f"{source}: in its 'sla' block: {exc}") from None
+    check_bounds(wl_sla, f"{source}: sla")
+    for key, value in wl_sla.items():
         if sla_cfg.get(key) is None:
             sla_cfg[key] = value
     hardware = dict(cfg.get("hardware") or {})
@@ -56,7 +82,7 @@ def request_from_config(cfg: Mapping[str, Any]) -> PlanRequest:
     hardware["inventory"] = dict(hardware.get("inventory") or {})
     return PlanRequest(
         workload=workload,
-        workload_source=f"workload '{workload.get('name', '?')}'",
+        workload_source=source,
         hardware=_build(HardwareSpec, "hardware", hardware),
         sla=_build(Sla, "sla", sla_cfg),
         costs=_build(CostParams, "costs", cfg.get("costs")),

@@ -7,13 +7,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from hetopt.cli.config import replay_config_from, request_from_config
 from hetopt.cli.outputs import RunDir
 from hetopt.errors import InputError
+from hetopt.inputs import load_yaml_input, read_text_input
 from hetopt.pipeline import PlanOutcome, plan_agent, prepare
 from hetopt.plan.evaluate import evaluate_choice
 from hetopt.plan.plan import make_plan
@@ -31,19 +31,47 @@ def load_saved_plan(plan_dir: Path) -> tuple[dict[str, Any], PlanOutcome]:
     catalog is a user error naming the operator.
     """
     cfg_file, plan_file = plan_dir / "config.yaml", plan_dir / "plan.json"
+    if not plan_dir.is_dir():
+        raise InputError(f"plan_dir={plan_dir}: not a directory; point it at a directory "
+                         f"written by `hetopt plan` (it holds config.yaml and plan.json).")
     for f in (cfg_file, plan_file):
         if not f.is_file():
-            raise InputError(f"replay.plan_dir={plan_dir}: {f.name} is missing; point it at a "
+            raise InputError(f"plan_dir={plan_dir}: {f.name} is missing; point it at a "
                              f"directory written by `hetopt plan`.")
-    cfg = yaml.safe_load(cfg_file.read_text())
+    cfg = load_yaml_input(cfg_file, "saved config")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("workload"), dict):
+        raise InputError(f"saved config {cfg_file}: not a hetopt run's config (it needs a "
+                         f"'workload' mapping and the config groups); the file is damaged or "
+                         f"from another tool. Re-run `hetopt plan` to write a new one.")
+    absent = [g for g in ("hardware", "sla", "costs", "tco", "solver") if g not in cfg]
+    if absent:
+        raise InputError(f"saved config {cfg_file}: the group(s) {absent} are missing; the file "
+                         f"is truncated or damaged. Re-run `hetopt plan` to write a new one.")
+    for group in ("hardware", "sla", "costs", "tco", "solver", "replay", "mlir"):
+        if cfg.get(group) is not None and not isinstance(cfg[group], dict):
+            raise InputError(f"saved config {cfg_file}: '{group}' must be a mapping, got "
+                             f"{cfg[group]!r}; the file is damaged. Re-run `hetopt plan`.")
     try:
-        saved = json.loads(plan_file.read_text())
-        placement = {row["operator"]: row for row in saved["placement"]}
-        pooled = {row["device"]: int(row["pooled"]) for row in saved.get("devices", [])}
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InputError(f"{plan_file}: not a hetopt plan ({exc}).") from None
-    request = request_from_config(cfg)
-    problem, table, graph, tco = prepare(request)
+        saved = json.loads(read_text_input(plan_file, "saved plan"))
+        placement = {str(row["operator"]): row for row in saved["placement"]}
+        pooled = {str(row["device"]): _whole(row["pooled"], f"devices[{k}].pooled")
+                  for k, row in enumerate(saved.get("devices", []))}
+        solver = saved.get("solver", {})
+        numbers = {key: _saved_number(solver.get(key), f"solver.{key}", default)
+                   for key, default in (("objective", math.nan), ("bound", math.nan),
+                                        ("gap", 0.0), ("runtime_s", 0.0))}
+    except json.JSONDecodeError as exc:
+        raise InputError(f"saved plan {plan_file}: not valid JSON ({exc.msg} at line "
+                         f"{exc.lineno}, column {exc.colno}); the file is damaged. Re-run "
+                         f"`hetopt plan`.") from None
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise InputError(f"saved plan {plan_file}: not a hetopt plan ({type(exc).__name__}: "
+                         f"{exc}). Re-run `hetopt plan` to write a new one.") from None
+    try:
+        request = request_from_config(cfg)
+        problem, table, graph, tco = prepare(request)
+    except InputError as exc:
+        raise InputError(f"saved config {cfg_file}: {exc}") from None
     choice = []
     for i, op in enumerate(problem.ops):
         if op not in placement:
@@ -59,12 +87,9 @@ def load_saved_plan(plan_dir: Path) -> tuple[dict[str, Any], PlanOutcome]:
                              f"catalog and cost model do not offer. Re-plan with `hetopt plan`.")
         choice.append(int(match[0]))
     counts = tuple(pooled.get(d, 0) for d in problem.devices)
-    solver = saved.get("solver", {})
     result = SolveResult(str(solver.get("backend", "saved")), SolveStatus.OPTIMAL,
-                         float(solver.get("objective") or math.nan),
-                         float(solver.get("bound") or math.nan),
-                         float(solver.get("gap") or 0.0), float(solver.get("runtime_s", 0.0)),
-                         tuple(choice), counts)
+                         numbers["objective"], numbers["bound"], numbers["gap"],
+                         numbers["runtime_s"], tuple(choice), counts)
     ev = evaluate_choice(problem, tuple(choice), counts)
     tokens = sum((op.llm.input_tokens if op.kind.value == "prefill" else op.llm.output_tokens)
                  * op.visits for op in graph.ops if op.llm is not None)
@@ -74,6 +99,23 @@ def load_saved_plan(plan_dir: Path) -> tuple[dict[str, Any], PlanOutcome]:
         raise InputError(f"{plan_file}: the saved plan does not verify against the current "
                          f"catalog and graph: {'; '.join(issues)}.")
     return cfg, PlanOutcome(plan, problem, table, graph)
+
+
+def _whole(value: Any, field: str) -> int:
+    """A whole number from plan.json, or ValueError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+            value) or value != int(value) or value < 0:
+        raise ValueError(f"field {field} must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def _saved_number(value: Any, field: str, default: float) -> float:
+    """A number (or null) from plan.json, or ValueError naming the field."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"field {field} must be a number or null, got {value!r}")
+    return float(value)
 
 
 def cmd_replay(cfg: dict[str, Any], run: RunDir, console: Console) -> int:

@@ -37,6 +37,9 @@ import pandas as pd
 
 from hetopt.costs.step import StepCoefficients
 from hetopt.errors import InputError
+from hetopt.inputs import finite_number as finite_number  # re-exported: one home
+from hetopt.inputs import local_path
+from hetopt.inputs import read_csv_input as read_csv_input
 
 STEP_MODEL_VERSION = "step-3"
 """Version of the step model's equations (:mod:`hetopt.costs.step`); a table fitted for
@@ -220,8 +223,8 @@ def validate_table(frame: pd.DataFrame, where: str) -> Calibration:
     if missing:
         raise InputError(f"{where}: missing column(s) {missing}; a calibration table needs "
                          f"{list(TABLE_COLUMNS)} (see hetopt.costs.calibration).")
-    for i, rec in enumerate(frame.to_dict("records")):
-        at = f"{where} row {i + 2}"
+    for index, rec in zip(frame.index, frame.to_dict("records"), strict=True):
+        at = f"{where} row {int(index) + 2}"
         if rec["model_version"] != STEP_MODEL_VERSION:
             raise InputError(f"{at}, column model_version: {rec['model_version']!r} was fitted "
                              f"for another step model; this hetopt runs {STEP_MODEL_VERSION}. "
@@ -259,29 +262,6 @@ def validate_table(frame: pd.DataFrame, where: str) -> Calibration:
     return Calibration(frame.reset_index(drop=True), where)
 
 
-def finite_number(value: object, where: str, hint: str = "") -> float:
-    """``value`` as a finite float, or :class:`InputError` naming ``where`` (plus ``hint``)."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"{where}: not a number ({value!r}).{hint}") from None
-    if not math.isfinite(number):
-        raise InputError(f"{where}: must be a finite number, got {value!r}.")
-    return number
-
-
-def read_csv_input(path: str | Path, what: str, missing_hint: str = "") -> pd.DataFrame:
-    """Read a user's CSV; a missing, unreadable or empty file is an :class:`InputError`
-    naming ``what`` (the option or file kind) and the path."""
-    try:
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise InputError(f"{what}: {path} does not exist.{missing_hint}") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError,
-            pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{what}: cannot read {path} as CSV ({exc}).") from None
-
-
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: str) -> Calibration:
     frame = read_csv_input(path, "costs.calibration",
@@ -299,7 +279,9 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     >>> table.lookup("H100", "fp16") is not None, table.lookup("L4", "fp16") is None
     (True, True)
     """
-    return _load_cached(str(Path(path) if path is not None else CALIBRATION_PATH))
+    if path is not None:
+        path = local_path(path, "costs.calibration")
+    return _load_cached(str(path if path is not None else CALIBRATION_PATH))
 
 
 def table_from_fits(rows: list[dict[str, object]]) -> Calibration:

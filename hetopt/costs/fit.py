@@ -119,7 +119,7 @@ def _number(value: object, where: str) -> float:
 
 def load_measurements(path: str | Path) -> pd.DataFrame:
     """Read and validate a measurements CSV (:data:`MEASUREMENT_COLUMNS`)."""
-    frame = read_csv_input(path, "measurements")
+    frame = read_csv_input(path, "measurements", rows_name="measurement")
     return validate_measurements(frame, str(path))
 
 

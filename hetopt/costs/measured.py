@@ -15,11 +15,14 @@ replace the roofline's; everything else is still modelled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from hetopt.errors import InputError
+from hetopt.graph.architectures import BYTES_PER_ELEMENT, load_architectures
+from hetopt.inputs import did_you_mean, numeric_column, read_csv_input, text_column
 
 REQUIRED = ("device", "phase", "model", "precision", "input_tokens", "output_tokens", "tp", "pp",
             "batch", "step_s", "requests_per_s", "source")
@@ -32,32 +35,89 @@ def load_measured_profile(path: str | Path) -> pd.DataFrame:
     Raises
     ------
     InputError
-        Missing file or columns, or a row with a bad value (the message names the row and
-        column).
+        A missing, empty, binary or header-only file, a missing column, or a row with a bad
+        value: blank, not a number (``12.1ms``), out of range, an unknown phase, precision or
+        model (the message names the file, row and column).
     """
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as exc:
-        raise InputError(f"costs.measured_profile: cannot read {path} ({exc}).") from None
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {missing}; a measured profile needs "
-                         f"{list(REQUIRED)} (see hetopt.costs.measured).")
-    for i, row in frame.iterrows():
-        where = f"{path} row {int(str(i)) + 2}"
-        if row["phase"] not in ("prefill", "decode"):
-            raise InputError(f"{where}: phase must be 'prefill' or 'decode', got "
-                             f"{row['phase']!r}.")
-        for col in ("input_tokens", "tp", "pp", "batch", "step_s", "requests_per_s"):
-            if not pd.notna(row[col]) or float(row[col]) <= 0:
-                raise InputError(f"{where}: {col} must be > 0, got {row[col]!r}.")
-        if not pd.notna(row["output_tokens"]) or float(row["output_tokens"]) < 0:
-            raise InputError(f"{where}: output_tokens must be >= 0.")
-        if not str(row["source"]).strip() or not pd.notna(row["source"]):
-            raise InputError(f"{where}: every measurement needs a source.")
+    what = "costs.measured_profile"
+    frame = read_csv_input(path, what, required=REQUIRED)
+    where = f"{what} {path}"
+    for col in ("device", "phase", "model", "precision", "source"):
+        frame[col] = text_column(frame, col, where)
+    for col in ("input_tokens", "tp", "pp", "batch"):
+        frame[col] = numeric_column(frame, col, where, minimum=1, integer=True).astype(int)
+    frame["output_tokens"] = numeric_column(frame, "output_tokens", where, minimum=0,
+                                            integer=True).astype(int)
+    for col in ("step_s", "requests_per_s"):
+        frame[col] = numeric_column(frame, col, where, minimum=0, strict=True)
+    if "mem_per_device_bytes" in frame.columns:  # optional; a blank cell keeps the model
+        given = frame[frame["mem_per_device_bytes"].notna()]
+        numeric_column(given, "mem_per_device_bytes", where, minimum=0, strict=True)
+        frame["mem_per_device_bytes"] = pd.to_numeric(frame["mem_per_device_bytes"])
+    archs = {name.lower() for name in load_architectures()}
+    for index, rec in frame.iterrows():
+        at = f"{where} row {int(str(index)) + 2}"
+        if rec["phase"] not in ("prefill", "decode"):
+            raise InputError(f"{at}, column phase: must be 'prefill' or 'decode', got "
+                             f"{rec['phase']!r}.")
+        if rec["precision"] not in BYTES_PER_ELEMENT:
+            raise InputError(f"{at}, column precision: unknown precision {rec['precision']!r}"
+                             f";{did_you_mean(rec['precision'], BYTES_PER_ELEMENT)} hetopt "
+                             f"knows {list(BYTES_PER_ELEMENT)}.")
+        if rec["model"].lower() not in archs:
+            raise InputError(f"{at}, column model: unknown model {rec['model']!r};"
+                             f"{did_you_mean(rec['model'].lower(), archs)} the profile's rows "
+                             f"must name a model of hetopt's architecture table "
+                             f"(`hetopt list`).")
     frame["model"] = frame["model"].str.lower()
     return frame
+
+
+def check_profile_matches(profile: pd.DataFrame, path: str, devices: Sequence[str],
+                          considered: Sequence[str], phases: Sequence[tuple[str, str, str, int,
+                                                                            int]]) -> None:
+    """A measured profile must describe this plan: every row's device is in the catalog, and
+    some row matches an LLM phase the plan places.
+
+    Parameters
+    ----------
+    profile
+        From :func:`load_measured_profile`.
+    path
+        The file, for messages.
+    devices
+        Every device of the loaded catalog.
+    considered
+        The devices this plan may use (``hardware.devices``).
+    phases
+        ``(phase, model, precision, input_tokens, output_tokens)`` of each LLM phase of the
+        workload.
+
+    Raises
+    ------
+    InputError
+        A row naming a device the catalog lacks, or a profile none of whose rows applies (so
+        it would be silently ignored).
+    """
+    where = f"costs.measured_profile {path}"
+    for index, device in profile["device"].items():
+        if device not in set(devices):
+            hint = did_you_mean(device, devices, cutoff=0.5)
+            raise InputError(f"{where} row {int(str(index)) + 2}, column device: {device!r} is "
+                             f"not a device of the hardware catalog.{hint} Devices: "
+                             f"{sorted(devices)}.")
+    wanted = {(p, m.lower(), prec, i, o) for p, m, prec, i, o in phases}
+    keys = zip(profile["phase"], profile["model"], profile["precision"],
+               profile["input_tokens"], profile["output_tokens"], strict=True)
+    used = [d in set(considered) and (p, m, prec, int(i), int(o)) in wanted
+            for d, (p, m, prec, i, o) in zip(profile["device"], keys, strict=True)]
+    if not any(used):
+        needs = "; ".join(f"{p} {m} {prec} {i}/{o} tokens" for p, m, prec, i, o in sorted(wanted))
+        raise InputError(f"{where}: none of its rows matches an LLM phase of this plan on a "
+                         f"device it considers ({sorted(considered)}), so it would change "
+                         f"nothing. Rows match on device, phase, model, precision, "
+                         f"input_tokens and output_tokens; this workload needs: "
+                         f"{needs or 'no LLM phase at all'}.")
 
 
 def measured_rows(profile: pd.DataFrame | None, device: str, phase: str, model: str,

@@ -21,7 +21,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from hetopt.errors import InputError
-from hetopt.sla import Sla
+from hetopt.inputs import unknown_keys_message
+from hetopt.sla import Sla, check_bounds
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,24 @@ def tenant_sla(base: Sla, workload: Mapping[str, Any], override: Mapping[str, An
     """The tenant's SLA: ``override`` keys, else the workload's ``sla`` block for the keys the
     base SLA leaves null, else ``base``."""
     values = {f.name: getattr(base, f.name) for f in fields(Sla)}
-    for key, value in dict(workload.get("sla") or {}).items():
+    block = workload.get("sla") or {}
+    if not isinstance(block, Mapping):
+        raise InputError(f"{where}: the workload's 'sla' must be a mapping such as "
+                         f"{{e2e_s: 12.0}}, got {block!r}.")
+    check_bounds(block, f"{where}: workload sla")
+    for key, value in block.items():
         if key in values and values[key] is None:
             values[key] = value
+    if override is not None and not isinstance(override, Mapping):
+        raise InputError(f"{where}: 'sla' must be a mapping such as {{e2e_s: 12.0}}, got "
+                         f"{override!r}.")
     override = dict(override or {})
-    unknown = sorted(set(override) - _SLA_KEYS)
+    unknown = sorted(str(k) for k in set(override) - _SLA_KEYS)
     if unknown:
-        raise InputError(f"{where}: unknown SLA key(s) {unknown}; valid keys: {sorted(_SLA_KEYS)}.")
+        raise InputError(f"{where}: unknown SLA key(s) "
+                         f"{unknown_keys_message(unknown, sorted(_SLA_KEYS))}; valid keys: "
+                         f"{sorted(_SLA_KEYS)}.")
+    check_bounds(override, f"{where}: sla")
     values.update(override)
     try:
         return Sla(**values)
@@ -135,14 +147,18 @@ def fleet_from_dict(data: Mapping[str, Any], source: str = "<fleet>",
         where = f"{source}: tenants[{k}]"
         if not isinstance(entry, Mapping):
             raise InputError(f"{where} must be a mapping with keys {sorted(_TENANT_KEYS)}.")
-        unknown = sorted(set(entry) - _TENANT_KEYS)
+        unknown = sorted(str(k) for k in set(entry) - _TENANT_KEYS)
         if unknown:
-            raise InputError(f"{where}: unknown key(s) {unknown}; valid keys: "
-                             f"{sorted(_TENANT_KEYS)}.")
+            raise InputError(f"{where}: unknown key(s) "
+                             f"{unknown_keys_message(unknown, sorted(_TENANT_KEYS))}; valid "
+                             f"keys: {sorted(_TENANT_KEYS)}.")
         wl = entry.get("workload")
         if isinstance(wl, str):
             if wl not in cache:
-                cache[wl] = load_workload(wl)
+                try:
+                    cache[wl] = load_workload(wl)
+                except InputError as exc:
+                    raise InputError(f"{where}: {exc}") from None
             workload = cache[wl]
         elif isinstance(wl, Mapping):
             workload = wl
@@ -162,6 +178,11 @@ def fleet_from_dict(data: Mapping[str, Any], source: str = "<fleet>",
         for c in range(count):
             tenants.append(TenantSpec(name if count == 1 else f"{name}#{c}", workload,
                                       float(rate), sla))
+    names = [t.name for t in tenants]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"{source}: tenant names {dupes} appear more than once; tenant names "
+                         f"must be unique (use count: N for copies).")
     return FleetSpec(str(data.get("name") or "fleet"), tuple(tenants))
 
 

@@ -29,15 +29,13 @@ from __future__ import annotations
 import difflib
 import functools
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from hetopt.errors import InputError, UnknownNameError
+from hetopt.inputs import load_yaml_input
 
 log = logging.getLogger(__name__)
 
@@ -54,78 +52,31 @@ FAMILIES = ("decoder", "encoder")
 # YAML reading shared by the graph package
 # --------------------------------------------------------------------------------------------
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e9`` and ``2.0e8`` as floats and rejects duplicate keys.
-
-    YAML 1.1 (PyYAML's default) only reads ``2.0e+8`` as a float and ``2.0e8`` as a string, and
-    silently keeps the last of two equal keys; both hide mistakes in hand-written workloads.
-    """
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+|[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            duplicate = key in seen
-        except TypeError:  # unhashable key: let construct_mapping report it
-            continue
-        if duplicate:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark,
-                f"found duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def read_yaml_file(path: str | Path) -> Any:
+def read_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
     """Read one YAML file, turning every I/O or syntax problem into an :class:`InputError`.
+
+    A thin name for :func:`hetopt.inputs.load_yaml_input`, the one safe YAML reader (local
+    files only, size and alias expansion capped, duplicate keys refused).
 
     Parameters
     ----------
     path
         File to read.
+    what
+        The kind of file or option, for messages.
 
     Returns
     -------
     Any
-        The parsed document (``None`` for an empty file).
+        The parsed document.
 
     Raises
     ------
     InputError
-        The file is missing or unreadable, or its YAML is malformed (the message gives the line
-        and column), or a mapping repeats a key.
+        The file is missing, unreadable, empty, binary or not UTF-8, or its YAML is malformed
+        (the message gives the line and column), or a mapping repeats a key.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(
-            f"{path}: cannot read the file ({exc.strerror or exc}). Check that the path exists "
-            "and is a readable YAML file.") from exc
-    try:
-        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
-        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        raise InputError(
-            f"{path}: malformed YAML at {where}: {problem}. Fix the syntax there (indentation, a "
-            "missing ':' or closing bracket, a tab, or a repeated key).") from exc
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: malformed YAML ({exc}). Fix the file's syntax.") from exc
+    return load_yaml_input(path, what)
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from hetopt.errors import InputError
+from hetopt.graph.params import as_integer, as_number
+from hetopt.inputs import numeric_column, read_csv_input
 
 
 def _log_bins(values: np.ndarray, bins: int) -> np.ndarray:
@@ -38,19 +40,12 @@ def _log_bins(values: np.ndarray, bins: int) -> np.ndarray:
 
 def _buckets_from_trace(path: str, where: str, input_bins: int, output_bins: int
                         ) -> list[dict[str, Any]]:
-    try:
-        trace = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as exc:
-        raise InputError(f"{where}: cannot read size_trace {path!r} ({exc}). Give a CSV with "
-                         f"columns input_tokens,output_tokens.") from None
-    missing = {"input_tokens", "output_tokens"} - set(trace.columns)
-    if missing:
-        raise InputError(f"{where}: size_trace {path} lacks column(s) {sorted(missing)}; it "
-                         f"needs input_tokens and output_tokens (one row per request).")
-    lengths = trace[["input_tokens", "output_tokens"]].to_numpy(dtype=float)
-    if len(lengths) == 0 or (lengths[:, 0] < 1).any() or (lengths[:, 1] < 0).any():
-        raise InputError(f"{where}: size_trace {path} must hold at least one request, with "
-                         f"input_tokens >= 1 and output_tokens >= 0 in every row.")
+    what = f"{where}: size_trace"
+    trace = read_csv_input(path, what, required=("input_tokens", "output_tokens"))
+    at = f"{what} {path}"
+    lengths = np.column_stack([
+        numeric_column(trace, "input_tokens", at, minimum=1, integer=True),
+        numeric_column(trace, "output_tokens", at, minimum=0, integer=True)])
     # Log-spaced bins between the shortest and longest request on each axis separate size
     # regimes (chat turns vs documents) even when one regime holds most requests.
     ki = _log_bins(lengths[:, 0], input_bins)
@@ -71,10 +66,10 @@ def _validate(buckets: Any, where: str) -> list[dict[str, Any]]:
         if not isinstance(b, Mapping) or set(b) != {"input_tokens", "output_tokens", "weight"}:
             raise InputError(f"{where}: size_buckets[{k}] must have exactly input_tokens, "
                              f"output_tokens and weight, got {b!r}.")
-        if not (b["input_tokens"] >= 1 and b["output_tokens"] >= 0 and b["weight"] > 0):
-            raise InputError(f"{where}: size_buckets[{k}] needs input_tokens >= 1, "
-                             f"output_tokens >= 0 and weight > 0, got {dict(b)}.")
-        out.append(dict(b))
+        at = f"{where}: size_buckets[{k}]"
+        out.append({"input_tokens": as_integer(b["input_tokens"], at, "input_tokens", minimum=1),
+                    "output_tokens": as_integer(b["output_tokens"], at, "output_tokens"),
+                    "weight": as_number(b["weight"], at, "weight", strict=True)})
     total = sum(b["weight"] for b in out)
     if not math.isclose(total, 1.0, rel_tol=1e-6):
         raise InputError(f"{where}: size_buckets weights sum to {total:g}; they are shares of "
@@ -98,8 +93,19 @@ def expand_size_buckets(data: Mapping[str, Any], source: str = "<workload>") -> 
         A new mapping; the input is not modified.
     """
     out = dict(data)
-    nodes = dict(data.get("nodes") or {})
-    edges = [dict(e) for e in (data.get("edges") or [])]
+    raw_nodes, raw_edges = data.get("nodes") or {}, data.get("edges") or []
+    if not isinstance(raw_nodes, Mapping):
+        if isinstance(raw_nodes, list) and any(
+                isinstance(n, Mapping) and ("size_buckets" in n or "size_trace" in n)
+                for n in raw_nodes):
+            raise InputError(f"{source}: 'nodes' is a list; write it as a mapping from node id "
+                             f"to fields ('nodes: {{llm: {{kind: ..., size_buckets: ...}}}}') "
+                             f"to give a node size buckets or a size trace.")
+        return out  # the graph reader explains what is wrong with the nodes
+    if not isinstance(raw_edges, list) or not all(isinstance(e, Mapping) for e in raw_edges):
+        return out  # the graph reader names the malformed edge
+    nodes = dict(raw_nodes)
+    edges = [dict(e) for e in raw_edges]
     for node_id, raw in list(nodes.items()):
         if not isinstance(raw, Mapping):
             continue
@@ -113,9 +119,15 @@ def expand_size_buckets(data: Mapping[str, Any], source: str = "<workload>") -> 
             raise InputError(f"{where}: size buckets on a node that closes a loop are not "
                              f"supported; put the distribution on a node outside the loop.")
         if "size_trace" in raw:
-            buckets = _buckets_from_trace(str(raw["size_trace"]), where,
-                                          int(raw.get("size_input_bins", 3)),
-                                          int(raw.get("size_output_bins", 2)))
+            trace = raw["size_trace"]
+            if not isinstance(trace, str) or not trace.strip():
+                raise InputError(f"{where}: size_trace must be the path of a local CSV file "
+                                 f"(columns input_tokens,output_tokens), got {trace!r}.")
+            buckets = _buckets_from_trace(
+                trace, where, as_integer(raw.get("size_input_bins", 3), where,
+                                         "size_input_bins", minimum=1),
+                as_integer(raw.get("size_output_bins", 2), where, "size_output_bins",
+                           minimum=1))
         else:
             buckets = _validate(raw["size_buckets"], where)
         base = {k: v for k, v in raw.items()

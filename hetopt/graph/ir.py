@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,6 +286,18 @@ def _validate_structure(nodes: Sequence[Node], edges: Sequence[Edge], where: str
                     "already says how often the loop repeats.")
         else:
             forward.add_edge(e.src, e.dst)
+    shares: dict[str, list[Edge]] = {}
+    for e in edges:
+        if e.loop is None and float(e.probability) < 1.0:
+            shares.setdefault(e.src, []).append(e)
+    for src, branch in shares.items():
+        total = math.fsum(float(e.probability) for e in branch)
+        if total > 1.0 + 1e-6:
+            terms = " + ".join(f"{float(e.probability):g} ({e.dst})" for e in branch)
+            raise InputError(
+                f"{where}: the alternative branches leaving node '{src}' have probabilities "
+                f"{terms} = {total:g}. A request takes at most one of them, so they must sum "
+                f"to 1 (or less, when some requests take none). Fix the probabilities.")
     if not nx.is_directed_acyclic_graph(forward):
         cycle = [u for u, _ in nx.find_cycle(forward)]
         path = " -> ".join([*cycle, cycle[0]])
@@ -316,6 +329,9 @@ NODE_KEYS = ("kind", "devices", "subgraph")
 EDGE_KEYS = ("src", "dst", "payload_bytes", "probability", "loop")
 LOOP_KEYS = ("expected_iterations", "max_iterations")
 SUBGRAPH_KEYS = ("nodes", "edges", "description", "name")
+WORKLOAD_KEYS = ("name", "description", "request_rate_per_s", "sla", "baselines", "profile",
+                 "nodes", "edges")
+"""Top-level keys of a workload file (the graph's and the plan's)."""
 
 
 def _loop_from_dict(raw: Any, where: str) -> Loop:
@@ -432,9 +448,10 @@ def _graph_from_dict(data: Mapping[str, Any], source: str, prefix: str, name: st
 def agent_graph_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> AgentGraph:
     """Build an :class:`AgentGraph` from the workload dict format.
 
-    Top-level keys other than ``name``, ``description``, ``nodes`` and ``edges`` (for example
-    ``request_rate_per_s``, ``sla``, ``profile``) are ignored; unknown keys inside a node or edge
-    are errors.
+    Top-level keys other than ``name``, ``description``, ``nodes`` and ``edges`` (the plan's
+    ``request_rate_per_s``, ``sla``, ``baselines``, ``profile``) are ignored here; a key that is
+    none of :data:`WORKLOAD_KEYS`, or an unknown key inside a node or edge, is an error that
+    suggests the closest valid key.
 
     Parameters
     ----------
@@ -467,6 +484,7 @@ def agent_graph_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Ag
         raise InputError(
             f"{source}: expected a mapping with 'name', 'nodes' and 'edges', got "
             f"{type(data).__name__}. Check the file's top level.")
+    check_known_keys(data, WORKLOAD_KEYS, source, "the workload's top level")
     name = data.get("name")
     if name is None:
         name = Path(source).stem if source and not source.startswith("<") else "graph"

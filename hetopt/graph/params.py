@@ -16,6 +16,7 @@ from typing import Any
 
 from hetopt.errors import InputError
 from hetopt.graph.architectures import BYTES_PER_ELEMENT
+from hetopt.inputs import closest
 
 NODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
 """Node ids: letters, digits, ``_`` and ``-``. ``.`` and ``/`` are reserved for operator ids."""
@@ -121,9 +122,9 @@ def check_known_keys(data: Mapping[str, Any], allowed: Sequence[str], where: str
     if unknown:
         hints = []
         for key in unknown:
-            close = difflib.get_close_matches(key, allowed, n=1)
+            close = closest(key, allowed)
             if close:
-                hints.append(f"'{close[0]}' for '{key}'")
+                hints.append(f"'{close}' for '{key}'")
         hint = f" Did you mean {', '.join(hints)}?" if hints else ""
         raise InputError(
             f"{where}: {what} has unknown key(s) {unknown}.{hint} Allowed keys: {list(allowed)}.")

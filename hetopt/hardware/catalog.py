@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 
 from hetopt.errors import InputError, UnknownNameError
 from hetopt.hardware.schema import DEVICE_FIELDS, REQUIRED_FIELDS, Device
+from hetopt.inputs import local_path, read_text_input, unknown_keys_message
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +222,8 @@ def load_catalog(
     >>> load_catalog(extra_rows=[row]).get("mygpu").mem_bytes
     24000000000.0
     """
-    csv_path = DEFAULT_CATALOG_PATH if path is None else Path(path)
+    csv_path = (DEFAULT_CATALOG_PATH if path is None
+                else local_path(path, "hardware.catalog_path"))
     raw_rows = _read_csv(csv_path)
     label = csv_path.name
 
@@ -254,41 +257,42 @@ def load_catalog(
 
 def _read_csv(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
     """(line number, non-empty cells) for each data row; file-level problems raise."""
-    if not csv_path.is_file():
-        raise InputError(
-            f"Hardware catalog file {csv_path} was not found (or is not a file). Check the path, "
-            f"or omit it to use the packaged catalog {DEFAULT_CATALOG_PATH}."
-        )
+    what = "Hardware catalog file"
     try:
-        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [column.strip() for column in (reader.fieldnames or [])]
-            reader.fieldnames = header
-            _check_columns(header, csv_path)
-            rows: list[tuple[int, dict[str, str]]] = []
-            for record in reader:
-                if None in record:
-                    raise InputError(
-                        f"{csv_path.name} line {reader.line_num} has more cells than the header "
-                        f"has columns (an unquoted comma in a text cell?). Quote that cell or "
-                        f"remove the extra cells in {csv_path}."
-                    )
-                cells = {
-                    key: value.strip()
-                    for key, value in record.items()
-                    if value is not None and value.strip()
-                }
-                if cells:
-                    rows.append((reader.line_num, cells))
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"Hardware catalog file {csv_path} is not UTF-8 text ({exc.reason}). Save it as "
-            "UTF-8 CSV."
-        ) from exc
+        text = read_text_input(csv_path, what)
+    except InputError as exc:
+        if "does not exist" in str(exc):
+            raise InputError(
+                f"Hardware catalog file {csv_path} was not found. Check the path, or omit it "
+                f"to use the packaged catalog {DEFAULT_CATALOG_PATH}.") from None
+        raise
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = [column.strip() for column in (reader.fieldnames or [])]
+        reader.fieldnames = header
+        _check_columns(header, csv_path)
+        rows: list[tuple[int, dict[str, str]]] = []
+        for record in reader:
+            if None in record:
+                raise InputError(
+                    f"{csv_path.name} line {reader.line_num} has more cells than the header "
+                    f"has columns (an unquoted comma in a text cell?). Quote that cell or "
+                    f"remove the extra cells in {csv_path}."
+                )
+            cells = {
+                key: value.strip()
+                for key, value in record.items()
+                if value is not None and value.strip()
+            }
+            if cells:
+                rows.append((reader.line_num, cells))
     except csv.Error as exc:
         raise InputError(
             f"Hardware catalog file {csv_path} is not valid CSV ({exc}). Fix the quoting."
         ) from exc
+    if not rows:
+        raise InputError(f"Hardware catalog file {csv_path} has a header but no device rows; "
+                         f"add one row per device.")
     return rows
 
 
@@ -300,7 +304,7 @@ def _check_columns(header: Sequence[str], csv_path: Path) -> None:
     if missing:
         parts.append(f"is missing the required column(s) {', '.join(missing)}")
     if unknown:
-        parts.append(f"has unknown column(s) {', '.join(repr(c) for c in unknown)}")
+        parts.append(f"has unknown column(s) {unknown_keys_message(unknown, DEVICE_FIELDS)}")
     if duplicated:
         parts.append(f"repeats the column(s) {', '.join(duplicated)}")
     if parts:
@@ -315,7 +319,8 @@ def _clean_mapping(mapping: Mapping[str, Any], where: str) -> dict[str, Any]:
     unknown = [str(key) for key in mapping if key not in DEVICE_FIELDS]
     if unknown:
         raise InputError(
-            f"{where} has unknown column(s) {', '.join(repr(c) for c in unknown)}. The columns "
+            f"{where} has unknown column(s) {unknown_keys_message(unknown, DEVICE_FIELDS)}. "
+            f"The columns "
             f"are {','.join(DEVICE_FIELDS)}; rename or drop them."
         )
     cleaned: dict[str, Any] = {}

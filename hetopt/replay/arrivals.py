@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from hetopt.errors import InputError
+from hetopt.inputs import numeric_column, read_csv_input
 
 
 @dataclass(frozen=True)
@@ -109,24 +110,20 @@ def arrival_times(spec: ArrivalSpec, duration_s: float, rng: np.random.Generator
 
 
 def load_trace(path: str | Path) -> pd.DataFrame:
-    """Read an arrival trace; malformed rows and non-monotone timestamps are user errors."""
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as exc:
-        raise InputError(f"replay trace {path}: cannot read it ({exc}).") from None
-    if "timestamp_s" not in frame.columns:
-        raise InputError(f"replay trace {path}: needs a 'timestamp_s' column (seconds from the "
-                         f"start, non-decreasing); it has {list(frame.columns)}.")
-    ts = pd.to_numeric(frame["timestamp_s"], errors="coerce")
-    bad = np.flatnonzero(ts.isna().to_numpy() | (ts.to_numpy() < 0))
-    if len(bad):
-        raise InputError(f"replay trace {path} row {bad[0] + 2}: timestamp_s must be a number "
-                         f">= 0, got {frame['timestamp_s'].iloc[bad[0]]!r}.")
-    back = np.flatnonzero(np.diff(ts.to_numpy()) < 0)
+    """Read an arrival trace; a malformed file, a blank or non-numeric cell, a negative or
+    decreasing timestamp are user errors naming the file, row and column."""
+    what = "replay.arrivals.trace_path"
+    frame = read_csv_input(path, what, required=("timestamp_s",))
+    where = f"replay trace {path}"
+    ts = numeric_column(frame, "timestamp_s", where, minimum=0)
+    for column, low in (("input_tokens", 1), ("output_tokens", 0)):
+        if column in frame.columns:
+            frame[column] = numeric_column(frame, column, where, minimum=low,
+                                           integer=True).astype(int)
+    back = np.flatnonzero(np.diff(ts) < 0)
     if len(back):
-        raise InputError(f"replay trace {path} row {back[0] + 3}: timestamps must not "
-                         f"decrease ({ts.iloc[back[0] + 1]} after {ts.iloc[back[0]]}). Sort "
-                         f"the trace by timestamp_s.")
+        raise InputError(f"{where} row {int(frame.index[back[0] + 1]) + 2}: timestamps must not "
+                         f"decrease ({ts[back[0] + 1]:g} after {ts[back[0]]:g}). Sort the trace "
+                         f"by timestamp_s.")
     frame["timestamp_s"] = ts
-    return frame
+    return frame.reset_index(drop=True)
