@@ -705,6 +705,15 @@ def test_sla_bounds_are_checked_per_block() -> None:
     soft = request_from_config(compose_config(["sla.ttft_s=2", "sla.e2e_s=1",
                                                "sla.penalty_usd_per_h_per_s=10"]))
     assert soft.sla.ttft_s == 2.0
+    # Lowering only the end-to-end bound leaves the group's TTFT implied, not contradicted ...
+    lowered = request_from_config(compose_config(["workload=worked_example", "sla.e2e_s=0.13"]))
+    assert lowered.sla.ttft_s == 0.25 and lowered.sla.e2e_s == 0.13
+    # ... but a per-phase bound set on the command line above the end-to-end one is refused,
+    # and so is a group file that contradicts itself.
+    with pytest.raises(InputError, match="tbt_s"):
+        compose_config(["sla.tbt_s=20", "sla.e2e_s=10"])
+    with pytest.raises(InputError, match="ttft_s"):
+        compose_config(["sla.ttft_s=0.3", "sla.e2e_s=0.13"])
 
 
 def test_profile_rows_for_other_devices_of_the_catalog_are_fine(tmp_path: Path) -> None:

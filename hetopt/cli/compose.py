@@ -145,9 +145,36 @@ def compose_run(command: str, overrides: Sequence[str],
     if extra and isinstance((cfg.get("fleet") or {}).get("tenants"), list):
         cfg["fleet"] = {**cfg["fleet"], "tenants": _user_workloads(cfg["fleet"]["tenants"],
                                                                    cdir, extra)}
+    _check_sla_group(cfg.get("sla"), task)
     explicit = any(o.partition("=")[0].lstrip("+") == "hydra.run.dir" for o in hydra_ovr)
     return Composition(cfg=cfg, job=job, hydra=hydra_cfg, overrides=tuple(task),
                        run_dir=run_dir, explicit_run_dir=explicit)
+
+
+def _check_sla_group(sla: Any, task: Sequence[str]) -> None:
+    """Refuse a composed ``sla`` group whose TTFT or TBT bound exceeds its end-to-end bound.
+
+    Per-phase bounds the user set are checked against the end-to-end bound: those given on
+    the command line, and those a group file sets to something other than the defaults. A
+    per-phase bound the user did not touch (the default 250 ms TTFT, or a group file's TTFT
+    when only ``sla.e2e_s`` is given on the command line, as in ``workload=worked_example
+    sla.e2e_s=0.13``) is implied by a tighter end-to-end bound rather than contradicted, and
+    the printed plan shows both.
+    """
+    from hetopt.sla import Sla, check_bounds
+
+    if not isinstance(sla, Mapping):
+        return
+    given = {o.partition("=")[0].lstrip("+~") for o in task}
+    defaults = Sla()
+
+    def set_by_user(key: str) -> bool:
+        if f"sla.{key}" in given:
+            return True
+        return "sla.e2e_s" not in given and sla.get(key) != getattr(defaults, key)
+
+    block = {k: v for k, v in sla.items() if k not in ("ttft_s", "tbt_s") or set_by_user(k)}
+    check_bounds(block, "sla (the sla group with the command line's sla.* overrides)")
 
 
 def compose_config(overrides: list[str], config_dirs: Sequence[Path] = ()) -> dict[str, Any]:
