@@ -55,6 +55,7 @@ class FleetCpsat:
     x: list[list[cp_model.IntVar]]
     n: list[cp_model.IntVar]
     objective_scale: float
+    scaling: sc.Scaling = sc.CONSERVATIVE
 
 
 def _pooled_groups(fp: FleetProblem, j: int) -> list[tuple[int, int, np.ndarray]]:
@@ -148,23 +149,27 @@ def build_milp(fp: FleetProblem, objective: FleetObjective = "cost") -> FleetMil
     return FleetMilp(prob, x, n, short)
 
 
-def build_cpsat(fp: FleetProblem) -> FleetCpsat:
-    """Build the fleet CP-SAT model (integer-scaled as in :mod:`hetopt.models.scaling`)."""
+def build_cpsat(fp: FleetProblem, scaling: sc.Scaling = sc.CONSERVATIVE) -> FleetCpsat:
+    """Build the fleet CP-SAT model (integer-scaled as in :mod:`hetopt.models.scaling`).
+
+    ``scaling`` conservative: its plans are exact-feasible; relaxed: its optimum and bound are
+    lower bounds on the exact fleet optimum.
+    """
     m = cp_model.CpModel()
     n_dev = fp.n_devices
     x: list[list[cp_model.IntVar]] = []
     terms: list = []
-    per_device = int(round(1 / sc.LOAD_DEVICES))
+    per_device = int(round(1 / scaling.load_devices))
     for p in fp.tenants:
         xt = [m.new_bool_var("") for _ in range(p.n_options)]
         cross = [m.new_bool_var("") for _ in range(len(p.edge_src))]
-        horizon = cpsat._horizon_us(p)
+        horizon = cpsat._horizon_us(p, scaling)
         cpsat.add_assignment(m, p, xt)
         cpsat.add_cross_device(m, p, xt, cross)
-        e2e = cpsat.add_latency(m, p, xt, cross, horizon)
-        terms.extend(cpsat.add_sla(m, p, e2e, horizon))
-        fixed = sc.nearest(p.opt_fixed_usd_per_h(), sc.COST_USD_PER_H)
-        edge_cost = sc.nearest(p.edge_cost_usd_per_h, sc.COST_USD_PER_H)
+        e2e = cpsat.add_latency(m, p, xt, cross, horizon, scaling)
+        terms.extend(cpsat.add_sla(m, p, e2e, horizon, scaling))
+        fixed = scaling.cost(p.opt_fixed_usd_per_h())
+        edge_cost = scaling.cost(p.edge_cost_usd_per_h)
         terms += [int(fixed[o]) * xt[o] for o in range(p.n_options) if fixed[o]]
         terms += [int(edge_cost[e]) * cross[e] for e in range(len(cross)) if edge_cost[e]]
         x.append(xt)
@@ -180,7 +185,7 @@ def build_cpsat(fp: FleetProblem) -> FleetCpsat:
         load_terms = []
         for t, _, opts in groups:
             p = fp.tenants[t]
-            load = sc.up(p.opt_pool_load[opts], sc.LOAD_DEVICES)
+            load = scaling.demand(p.opt_pool_load[opts], scaling.load_devices)
             load_terms += [int(load[k]) * x[t][o] for k, o in enumerate(opts) if load[k]]
             for o in opts:
                 m.add(nj >= 1).only_enforce_if(x[t][o])
@@ -192,9 +197,9 @@ def build_cpsat(fp: FleetProblem) -> FleetCpsat:
             for t, prints in enumerate(fp.opt_footprint):
                 for o in np.flatnonzero(np.isin(prints, keys)):
                     m.add_implication(x[t][o], z[int(prints[o])])
-            mem = sc.up(fp.footprint_bytes, sc.MEM_BYTES)
+            mem = scaling.demand(fp.footprint_bytes, scaling.mem_bytes)
             m.add(sum(int(mem[k]) * z[k] for k in z)
-                  <= int(sc.down(fp.device_mem_bytes[j], sc.MEM_BYTES)))
+                  <= int(scaling.budget(fp.device_mem_bytes[j], scaling.mem_bytes)))
         if math.isfinite(fp.device_inventory[j]):
             m.add(sum(int(p.opt_dedicated[o]) * x[t][o] for t, p in enumerate(fp.tenants)
                       for o in np.flatnonzero((p.opt_device == j) & (p.opt_dedicated > 0)))
@@ -202,7 +207,7 @@ def build_cpsat(fp: FleetProblem) -> FleetCpsat:
     for a, b in _symmetric_pairs(fp):
         opts = fp.tenants[a].options_of(0)
         m.add(sum(int(o) * x[a][o] for o in opts) <= sum(int(o) * x[b][o] for o in opts))
-    dev_cost = sc.nearest(fp.device_cost_usd_per_h, sc.COST_USD_PER_H)
+    dev_cost = scaling.cost(fp.device_cost_usd_per_h)
     terms += [int(dev_cost[j]) * n[j] for j in range(n_dev) if dev_cost[j]]
     m.minimize(sum(terms))
-    return FleetCpsat(m, x, n, sc.COST_USD_PER_H)
+    return FleetCpsat(m, x, n, scaling.cost_usd_per_h, scaling)

@@ -7,6 +7,7 @@ a :class:`SolveResult` like any other, never ``None``.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -64,6 +65,60 @@ class SolverOptions:
             raise InputError(f"solver.threads must be >= 1, got {self.threads}.")
 
 
+MIN_SOLVE_SLICE_S = 0.2
+"""The least time a solver is given, even when building its model used the whole limit: a
+solver given nothing returns nothing, while 0.2 s is enough to return its start or a first plan.
+A solve can thus overrun ``time_limit_s`` by this slice plus the time to read its answer back."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A wall-clock budget counted from the start of a solve, model building included.
+
+    Attributes
+    ----------
+    end_s
+        ``time.perf_counter()`` value at which the budget runs out.
+    limit_s
+        The budget it was made from (for messages).
+
+    Examples
+    --------
+    >>> d = Deadline.after(0.0)
+    >>> d.expired, d.slice_s() == MIN_SOLVE_SLICE_S
+    (True, True)
+    """
+
+    end_s: float
+    limit_s: float
+
+    @classmethod
+    def after(cls, limit_s: float) -> Deadline:
+        """A deadline ``limit_s`` seconds from now."""
+        return cls(time.perf_counter() + limit_s, limit_s)
+
+    def remaining_s(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self.end_s - time.perf_counter())
+
+    @property
+    def expired(self) -> bool:
+        """True once the budget is spent."""
+        return self.remaining_s() <= 0.0
+
+    def slice_s(self, share: float = 1.0) -> float:
+        """The time limit for the next solver call: ``share`` of what is left, at least
+        :data:`MIN_SOLVE_SLICE_S`."""
+        return max(self.remaining_s() * share, MIN_SOLVE_SLICE_S)
+
+    def overrun_note(self, what: str = "building the model") -> str:
+        """A sentence for the result's message when ``what`` used the whole budget, else ''."""
+        if not self.expired:
+            return ""
+        return (f"{what} used the whole time limit of {self.limit_s:g} s; the solver got only "
+                f"its minimum slice of {MIN_SOLVE_SLICE_S:g} s")
+
+
 @dataclass(frozen=True)
 class SolveResult:
     """What a backend found, in one vocabulary.
@@ -78,9 +133,9 @@ class SolveResult:
         Objective of the returned solution ($/h for ``cost``, seconds for ``latency``);
         ``nan`` without a solution.
     bound
-        Best proven bound on the objective (``nan`` if the backend gives none).
+        Best proven bound on the objective of the exact problem (``nan`` if none is known).
     gap
-        ``(objective - bound) / |objective|``; 0 when proven optimal.
+        ``(objective - bound) / |objective|`` (``nan`` when the bound is unknown).
     runtime_s
         Wall-clock solve time.
     choice
@@ -90,7 +145,8 @@ class SolveResult:
     objective_kind
         ``cost`` or ``latency``.
     resolution
-        Integer scaling used (CP-SAT): unit per integer step for each quantity.
+        Integer scaling used (CP-SAT): unit per integer step for each quantity. The status and
+        bound hold for the exact problem all the same (see :mod:`hetopt.models.scaling`).
     message
         Native status text and anything worth telling the user.
     """
