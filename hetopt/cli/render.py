@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hetopt.plan.plan import Plan
+from hetopt.solvers.base import bound_text, solver_verdict
 
 
 def _f(value: float | None, fmt: str = ".4g") -> str:
@@ -97,8 +98,9 @@ def render_plan(plan: Plan, console: Console) -> None:
                                  "prefill step; lower costs.max_utilization for headroom)[/]"
                                  if over else ""))
     console.print(
-        f"Solver [{colour}]{s.backend}: {status}[/] objective {_f(s.objective, ',.6g')} "
-        f"bound {_f(s.bound, ',.6g')} gap {_f(s.gap, '.2e')} in {s.runtime_s:.2f} s"
+        f"Solver [{colour}]{s.backend}: {status}[/] ({solver_verdict(s.status, s.gap)}) "
+        f"objective {_f(s.objective, ',.6g')}, {bound_text(s.bound, s.gap)}, in "
+        f"{s.runtime_s:.2f} s"
         + ("" if s.proven_optimal else "  [yellow](time limit: best plan found, not proven "
                                          "optimal)[/]")
     )

@@ -33,8 +33,18 @@ from ortools.sat.python import cp_model
 from hetopt.fleet.problem import FleetProblem
 from hetopt.models import cpsat, milp
 from hetopt.models import scaling as sc
+from hetopt.solvers.base import Deadline
 
 FleetObjective = Literal["cost", "shortage"]
+
+
+class BuildInterrupted(Exception):  # noqa: N818  (a signal, not an error)
+    """Model building passed its deadline; the caller falls back on a plan it already has."""
+
+
+def _check(deadline: Deadline | None) -> None:
+    if deadline is not None and deadline.expired:
+        raise BuildInterrupted
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,8 @@ def _symmetric_pairs(fp: FleetProblem) -> list[tuple[int, int]]:
     return pairs
 
 
-def build_milp(fp: FleetProblem, objective: FleetObjective = "cost") -> FleetMilp:
+def build_milp(fp: FleetProblem, objective: FleetObjective = "cost",
+               deadline: Deadline | None = None) -> FleetMilp:
     """Build the fleet MILP (PuLP; solved by HiGHS or CBC).
 
     Parameters
@@ -88,12 +99,16 @@ def build_milp(fp: FleetProblem, objective: FleetObjective = "cost") -> FleetMil
         ``cost``: fleet TCO under every tenant's SLA and the inventory. ``shortage``: the
         fewest extra devices (over all types) that would let the fleet meet its SLAs, used to
         say which pools are short and by how much.
+    deadline
+        Stop building (:class:`BuildInterrupted`) once it has passed: a fleet of thousands of
+        operators takes seconds to build.
     """
     prob = pulp.LpProblem(f"hetopt_fleet_{objective}", pulp.LpMinimize)
     n_dev = fp.n_devices
     x: list[list[pulp.LpVariable]] = []
     cost_terms = []
     for t, p in enumerate(fp.tenants):
+        _check(deadline)
         tag = f"t{t}."
         xt = [prob.add_variable(f"x[{t},{o}]", cat="Binary") for o in range(p.n_options)]
         cross = [prob.add_variable(f"{tag}cross[{e}]", lowBound=0, upBound=1)
@@ -116,6 +131,7 @@ def build_milp(fp: FleetProblem, objective: FleetObjective = "cost") -> FleetMil
     short = ([prob.add_variable(f"short[{j}]", lowBound=0) for j in range(n_dev)]
              if objective == "shortage" else None)
     for j, dev in enumerate(fp.devices):
+        _check(deadline)
         groups = _pooled_groups(fp, j)
         for t, i, opts in groups:
             prob += n[j] >= pulp.lpSum(x[t][o] for o in opts), f"pool_exists[{dev},{t},{i}]"
@@ -149,11 +165,12 @@ def build_milp(fp: FleetProblem, objective: FleetObjective = "cost") -> FleetMil
     return FleetMilp(prob, x, n, short)
 
 
-def build_cpsat(fp: FleetProblem, scaling: sc.Scaling = sc.CONSERVATIVE) -> FleetCpsat:
+def build_cpsat(fp: FleetProblem, scaling: sc.Scaling = sc.CONSERVATIVE,
+                deadline: Deadline | None = None) -> FleetCpsat:
     """Build the fleet CP-SAT model (integer-scaled as in :mod:`hetopt.models.scaling`).
 
     ``scaling`` conservative: its plans are exact-feasible; relaxed: its optimum and bound are
-    lower bounds on the exact fleet optimum.
+    lower bounds on the exact fleet optimum. ``deadline`` as for :func:`build_milp`.
     """
     m = cp_model.CpModel()
     n_dev = fp.n_devices
@@ -161,6 +178,7 @@ def build_cpsat(fp: FleetProblem, scaling: sc.Scaling = sc.CONSERVATIVE) -> Flee
     terms: list = []
     per_device = int(round(1 / scaling.load_devices))
     for p in fp.tenants:
+        _check(deadline)
         xt = [m.new_bool_var("") for _ in range(p.n_options)]
         cross = [m.new_bool_var("") for _ in range(len(p.edge_src))]
         horizon = cpsat._horizon_us(p, scaling)
@@ -175,6 +193,7 @@ def build_cpsat(fp: FleetProblem, scaling: sc.Scaling = sc.CONSERVATIVE) -> Flee
         x.append(xt)
     n = []
     for j in range(n_dev):
+        _check(deadline)
         groups = _pooled_groups(fp, j)
         total = sum(float(fp.tenants[t].opt_pool_load[opts].max()) for t, _, opts in groups)
         ub = max(int(math.ceil(total + 1e-9)), int(bool(groups)))

@@ -27,7 +27,13 @@ from hetopt.errors import InfeasibleError, InputError
 from hetopt.fleet import heuristics
 from hetopt.fleet.decomposition import solve_decomposed
 from hetopt.fleet.evaluate import Choices, FleetEvaluation, evaluate_fleet
-from hetopt.fleet.models import FleetCpsat, FleetMilp, build_cpsat, build_milp
+from hetopt.fleet.models import (
+    BuildInterrupted,
+    FleetCpsat,
+    FleetMilp,
+    build_cpsat,
+    build_milp,
+)
 from hetopt.fleet.problem import FleetProblem
 from hetopt.models import scaling as sc
 from hetopt.solvers.base import (
@@ -194,11 +200,32 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
 
     deadline = Deadline(t0 + options.time_limit_s, options.time_limit_s)
     notes: list[str] = []
-    if backend == "cpsat":
-        # The relaxed rounding: its bound is valid for the exact fleet (see
-        # hetopt.models.scaling); its plan is checked against the exact evaluation below.
-        cp = build_cpsat(fp, sc.RELAXED)
-        build_s = time.perf_counter() - t_build
+    status, bound, message = SolveStatus.NO_SOLUTION, math.nan, ""
+    choices: Choices | None = None
+    pools: tuple[int, ...] | None = None
+    # With a plan in hand, building stops at the deadline; without one, the solver gets its
+    # minimum slice after the build, however long that took.
+    build_deadline = deadline if start is not None else None
+    interrupted = False
+    try:
+        if backend == "cpsat":
+            # The relaxed rounding: its bound is valid for the exact fleet (see
+            # hetopt.models.scaling); its plan is checked against the exact evaluation below.
+            cp = build_cpsat(fp, sc.RELAXED, build_deadline)
+        else:
+            model = build_milp(fp, deadline=build_deadline)
+        if build_deadline is not None and deadline.expired:
+            raise BuildInterrupted
+    except BuildInterrupted:
+        interrupted = True
+        notes.append(f"the time limit solver.time_limit_s={options.time_limit_s:g} passed while "
+                     f"building the {backend} model ({time.perf_counter() - t0:.1f} s with the "
+                     f"greedy start), so the greedy start is returned with no bound; raise the "
+                     f"limit or use fleet.method=decomposition")
+    build_s = time.perf_counter() - t_build
+    if interrupted:
+        pass
+    elif backend == "cpsat":
         if start is not None:
             _hint_cpsat(cp, start)
         notes.append(deadline.overrun_note("the greedy start and building the model"))
@@ -211,17 +238,18 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
             choices = pools = None
             if not deadline.expired:
                 say("re-solving with the conservative rounding")
-                safe = build_cpsat(fp, sc.CONSERVATIVE)
-                if start is not None:
-                    _hint_cpsat(safe, start)
-                _, _, _, choices, pools, _ = _run_cpsat(safe, fp, options, deadline.slice_s(),
-                                                        lambda _p: None)
+                try:
+                    safe = build_cpsat(fp, sc.CONSERVATIVE, build_deadline)
+                    if start is not None:
+                        _hint_cpsat(safe, start)
+                    _, _, _, choices, pools, _ = _run_cpsat(safe, fp, options,
+                                                            deadline.slice_s(), lambda _p: None)
+                except BuildInterrupted:
+                    pass
                 if choices is not None and not _exact_feasible(fp, choices):
                     choices = pools = None
             status = SolveStatus.FEASIBLE if choices is not None else SolveStatus.NO_SOLUTION
     else:
-        model = build_milp(fp)
-        build_s = time.perf_counter() - t_build
         if start is not None:
             _set_milp_start(model, fp, start)
         notes.append(deadline.overrun_note("the greedy start and building the model"))
@@ -229,7 +257,6 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
         run = run_highs if backend == "highs" else run_cbc
         status, _, bound, message = run(model.prob, options, start is not None, report,
                                         deadline)
-        choices = pools = None
         if status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
             choices = _pick(fp, [np.array([v.varValue or 0.0 for v in xt]) for xt in model.x])
             pools = tuple(int(round(v.varValue or 0.0)) for v in model.n)
@@ -255,15 +282,16 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
             evaluation = evaluate_fleet(fp, choices)
     elif start is not None and status is not SolveStatus.INFEASIBLE:
         # Time limit before the solver reported its own plan: the start is the incumbent.
-        notes.append("no plan of the solver's own by the time limit: the greedy start is "
-                     "returned")
+        if not interrupted:
+            notes.append("no plan of the solver's own by the time limit: the greedy start is "
+                         "returned")
         choices, evaluation = start, evaluate_fleet(fp, start)
     if evaluation is not None:
         obj = evaluation.objective_usd_per_h  # always the exact value, never the solver's
     gap = relative_gap(obj, bound)
     if choices is not None:
         status = proven_status(gap, options.gap_rel)
-    message = "; ".join([message, *(n for n in notes if n)])
+    message = "; ".join(n for n in [message, *notes] if n)
     return FleetResult(backend, status, obj, bound, gap, choices,
                        None if evaluation is None else tuple(int(v) for v in
                                                              evaluation.pool_counts),

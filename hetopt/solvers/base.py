@@ -239,6 +239,39 @@ class SolveProgress:
 OnProgress = Callable[[SolveProgress], None]
 
 
+def bound_text(bound: float, gap: float, unit: str = "", fmt: str = ",.6g") -> str:
+    """``bound 7.6 $/h, gap 0.36%`` when a bound is known; otherwise says that none is.
+
+    >>> bound_text(9.5, 0.05, " $/h")
+    'bound 9.5 $/h, gap 5.000%'
+    >>> bound_text(float("-inf"), float("nan"))
+    'no bound known, so no gap'
+    """
+    if not (math.isfinite(bound) and math.isfinite(gap)):
+        return "no bound known, so no gap"
+    return f"bound {bound:{fmt}}{unit}, gap {gap:.3%}"
+
+
+def solver_verdict(status: object, gap: float) -> str:
+    """How a solve ended, claiming no more than was proven.
+
+    >>> solver_verdict("optimal", 0.0)
+    'proven optimal'
+    >>> solver_verdict("optimal", 0.00355)
+    'proven within 0.355% of the optimum'
+    >>> solver_verdict("feasible", float("nan"))
+    'best plan found, not proven optimal'
+    """
+    st = str(status)
+    if st == "optimal":
+        if math.isfinite(gap) and gap > 1e-9:
+            return f"proven within {gap:.3%} of the optimum"
+        return "proven optimal"
+    if st == "feasible":
+        return "best plan found, not proven optimal"
+    return st.replace("_", " ")
+
+
 def relative_gap(objective: float, bound: float) -> float:
     """``|objective - bound| / max(|objective|, tiny)``, or ``nan`` if either is unknown."""
     if not (math.isfinite(objective) and math.isfinite(bound)):

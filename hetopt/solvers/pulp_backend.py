@@ -240,7 +240,7 @@ def run_cbc(prob: pulp.LpProblem, options: SolverOptions, start: bool = False,
     """Solve a built PuLP model with CBC (``on_progress`` is not called: CBC runs as a
     separate process). ``deadline`` as for :func:`run_highs`."""
     deadline = deadline or Deadline.after(options.time_limit_s)
-    nonzeros = sum(len(c) for c in prob.constraints.values())
+    nonzeros = sum(len(c) for c in prob._constraints.values())
     handover_s = CBC_HANDOVER_S_PER_MNZ * nonzeros / 1e6
     limit_s = max(deadline.remaining_s() - handover_s, MIN_SOLVE_SLICE_S)
     with tempfile.TemporaryDirectory(prefix="hetopt-cbc-") as tmp, warnings.catch_warnings():
