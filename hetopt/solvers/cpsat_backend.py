@@ -56,7 +56,7 @@ class _Reporter(cp_model.CpSolverSolutionCallback):
     """
 
     def __init__(self, on_progress: OnProgress, built: cpsat.CpsatModel,
-                 check: _ExactCheck, elapsed_s: float) -> None:
+                 check: ExactCheck, elapsed_s: float) -> None:
         super().__init__()
         self._on_progress, self._built, self._check = on_progress, built, check
         self._elapsed_s = elapsed_s
@@ -87,8 +87,11 @@ MAX_CUTS = 50
 for a plan (each cut raises the bound; the near-miss plans are few)."""
 
 
-class _ExactCheck:
-    """The exact problem's verdict on a choice: its objective, or None when infeasible."""
+class ExactCheck:
+    """The exact problem's verdict on a choice: its objective, or None when infeasible.
+
+    Every backend reports the objective of its plan from here, not its own model's value.
+    """
 
     def __init__(self, problem: PlacementProblem, objective: Objective) -> None:
         self.problem = problem
@@ -161,7 +164,7 @@ def solve_cpsat(problem: PlacementProblem, options: SolverOptions,
     """
     start = time.perf_counter()
     deadline = deadline or Deadline.after(options.time_limit_s)
-    check = _ExactCheck(problem, objective)
+    check = ExactCheck(problem, objective)
     relaxed = cpsat.build(problem, objective, sc.RELAXED)
     if warm_start is not None:
         add_hints(relaxed, problem, warm_start)

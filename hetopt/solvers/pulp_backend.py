@@ -37,6 +37,7 @@ from hetopt.solvers.base import (
     WarmStart,
     relative_gap,
 )
+from hetopt.solvers.cpsat_backend import ExactCheck
 
 
 def _decode(problem: PlacementProblem, model: milp.MilpModel) -> tuple[tuple[int, ...],
@@ -335,6 +336,13 @@ def solve_milp(problem: PlacementProblem, options: SolverOptions, objective: Obj
     choice = counts = None
     if status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
         choice, counts = _decode(problem, model)
+        # The plan at its exact value with the pools it needs: a MILP stopped at its limit may
+        # hold more pool devices than its assignment needs.
+        check = ExactCheck(problem, objective)
+        exact = check.objective(choice)
+        if exact is not None:
+            obj = exact
+            counts = tuple(int(v) for v in np.minimum(counts, check.evaluate(choice).pool_counts))
     if status is SolveStatus.OPTIMAL and not math.isfinite(bound):
         bound = obj
     gap = relative_gap(obj, bound)
