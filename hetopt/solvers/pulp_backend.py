@@ -209,7 +209,7 @@ _CBC_BOUND = re.compile(r"^Lower bound:\s+(\S+)", re.M)
 CBC_HANDOVER_S_PER_MNZ = 2.0
 """Seconds PuLP and CBC take to write, read and preprocess a model, per million nonzeros
 (measured on the synthetic fleet); taken off CBC's time limit, which counts branching only."""
-CBC_GRACE_S = 0.5
+CBC_GRACE_S = 1.0
 """How long past the deadline CBC may run before it is stopped: CBC checks its own limit only
 between nodes, so its root relaxation of a large model can run for many seconds past it."""
 
