@@ -97,10 +97,14 @@ def render_plan(plan: Plan, console: Console) -> None:
             f"p90 {_ms(q90)}" + (" [yellow](p90 above the TTFT bound, which constrains the "
                                  "prefill step; lower costs.max_utilization for headroom)[/]"
                                  if over else ""))
+    known = math.isfinite(s.bound) and math.isfinite(s.gap)
+    bound = (f"bound {_f(s.bound, ',.6g')} gap {_f(s.gap, '.2e')}" if known
+             else bound_text(s.bound, s.gap))
+    verdict = solver_verdict(s.status, s.gap)
     console.print(
-        f"Solver [{colour}]{s.backend}: {status}[/] ({solver_verdict(s.status, s.gap)}) "
-        f"objective {_f(s.objective, ',.6g')}, {bound_text(s.bound, s.gap)}, in "
-        f"{s.runtime_s:.2f} s"
+        f"Solver [{colour}]{s.backend}: {status}[/] objective {_f(s.objective, ',.6g')} "
+        f"{bound} in {s.runtime_s:.2f} s"
+        + (f" ({verdict})" if s.proven_optimal and verdict != "proven optimal" else "")
         + ("" if s.proven_optimal else "  [yellow](time limit: best plan found, not proven "
                                          "optimal)[/]")
     )

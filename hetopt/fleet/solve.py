@@ -372,7 +372,11 @@ def _run_cpsat(cp: FleetCpsat, fp: FleetProblem, options: SolverOptions, time_li
     if status is SolveStatus.INFEASIBLE and not cp.scaling.relaxed:
         status = SolveStatus.NO_SOLUTION  # the conservative model may cut every exact plan
     if status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-        return status, math.nan, math.nan, None, None, solver.status_name(code)
+        # Without a plan, the relaxed model's bound still holds (e.g. for the greedy start).
+        bound = solver.best_objective_bound * cp.objective_scale
+        keep = cp.scaling.relaxed and status is SolveStatus.NO_SOLUTION and math.isfinite(bound)
+        return (status, math.nan, bound if keep else math.nan, None, None,
+                solver.status_name(code))
     choices = _pick(fp, [np.array([solver.value(v) for v in xt], dtype=float) for xt in cp.x])
     pools = tuple(int(solver.value(v)) for v in cp.n)
     return (status, solver.objective_value * cp.objective_scale,

@@ -66,9 +66,10 @@ class SolverOptions:
 
 
 MIN_SOLVE_SLICE_S = 0.2
-"""The least time a solver is given, even when building its model used the whole limit: a
-solver given nothing returns nothing, while 0.2 s is enough to return its start or a first plan.
-A solve can thus overrun ``time_limit_s`` by this slice plus the time to read its answer back."""
+"""The least time a solver is given, even when building its model used the whole limit (but
+never more than the whole limit): a solver given nothing returns nothing, while 0.2 s is enough
+to return its start or a first plan. A solve can thus overrun ``time_limit_s`` by this slice
+plus the time to read its answer back."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,12 @@ class Deadline:
 
     Examples
     --------
-    >>> d = Deadline.after(0.0)
-    >>> d.expired, d.slice_s() == MIN_SOLVE_SLICE_S
+    >>> import time
+    >>> spent = Deadline(time.perf_counter() - 1.0, 5.0)  # building took longer than 5 s
+    >>> spent.expired, spent.slice_s() == MIN_SOLVE_SLICE_S
     (True, True)
+    >>> Deadline.after(0.01).slice_s() <= 0.01  # never more than the whole limit
+    True
     """
 
     end_s: float
@@ -108,15 +112,15 @@ class Deadline:
 
     def slice_s(self, share: float = 1.0) -> float:
         """The time limit for the next solver call: ``share`` of what is left, at least
-        :data:`MIN_SOLVE_SLICE_S`."""
-        return max(self.remaining_s() * share, MIN_SOLVE_SLICE_S)
+        :data:`MIN_SOLVE_SLICE_S` (or the whole limit, when that is shorter)."""
+        return max(self.remaining_s() * share, min(MIN_SOLVE_SLICE_S, self.limit_s))
 
     def overrun_note(self, what: str = "building the model") -> str:
         """A sentence for the result's message when ``what`` used the whole budget, else ''."""
         if not self.expired:
             return ""
         return (f"{what} used the whole time limit of {self.limit_s:g} s; the solver got only "
-                f"its minimum slice of {MIN_SOLVE_SLICE_S:g} s")
+                f"its minimum slice of {min(MIN_SOLVE_SLICE_S, self.limit_s):g} s")
 
 
 @dataclass(frozen=True)

@@ -187,10 +187,12 @@ def solve_cpsat(problem: PlacementProblem, options: SolverOptions,
             # The relaxed model holds every exact-feasible plan but those cut (all infeasible).
             proven_infeasible = True
             break
+        # The relaxed model's bound holds for the exact problem, with or without a plan.
+        round_bound = solver.best_objective_bound * relaxed.objective_scale
+        if status is not SolveStatus.INFEASIBLE and math.isfinite(round_bound):
+            bound = round_bound if not math.isfinite(bound) else max(bound, round_bound)
         if status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
             break
-        bound = max(bound, solver.best_objective_bound * relaxed.objective_scale) \
-            if math.isfinite(bound) else solver.best_objective_bound * relaxed.objective_scale
         choice = _read_choice(problem, relaxed, solver.value)
         value = check.objective(choice)
         if value is not None:

@@ -101,7 +101,11 @@ class _HiGHS(pulp.HiGHS):
             if len(integer):
                 h.changeColsIntegrality(len(integer), integer, np.full(
                     len(integer), int(highspy.HighsVarType.kInteger), dtype=np.uint8))
-        lower, upper, starts, index, value = [], [], [], [], []
+        lower: list[float] = []
+        upper: list[float] = []
+        starts: list[int] = []
+        index: list[int] = []
+        value: list[float] = []
         for i, constraint in enumerate(lp._constraints.values()):
             constraint.index = i
             starts.append(len(index))
@@ -243,7 +247,7 @@ def run_cbc(prob: pulp.LpProblem, options: SolverOptions, start: bool = False,
     deadline = deadline or Deadline.after(options.time_limit_s)
     nonzeros = sum(len(c) for c in prob._constraints.values())
     handover_s = CBC_HANDOVER_S_PER_MNZ * nonzeros / 1e6
-    limit_s = max(deadline.remaining_s() - handover_s, MIN_SOLVE_SLICE_S)
+    limit_s = max(deadline.remaining_s() - handover_s, min(MIN_SOLVE_SLICE_S, deadline.limit_s))
     with tempfile.TemporaryDirectory(prefix="hetopt-cbc-") as tmp, warnings.catch_warnings():
         # PULP_CBC_CMD (the CBC bundled with PuLP 3.3) is deprecated for PuLP 4, which needs
         # Python 3.12; this is the one place to switch to COIN_CMD + cbcbox then.

@@ -54,8 +54,13 @@ def test_fleet_time_limit_returns_a_verified_plan_with_its_gap(
     assert wall <= LIMIT_S + MARGIN_S, wall
     assert res.status is SolveStatus.FEASIBLE, (res.status, res.message)
     assert res.has_solution and res.verified
-    assert math.isfinite(res.bound_usd_per_h) and math.isfinite(res.gap), res.message
-    assert 1e-9 < res.gap < 1 and res.bound_usd_per_h <= res.objective_usd_per_h
+    if backend == "cbc" and "CBC was stopped" in res.message:
+        # CBC checks its limit only between nodes; on a loaded machine its root can outlast
+        # the grace, and then it is stopped and no bound is known (and none is printed).
+        assert math.isnan(res.bound_usd_per_h) and math.isnan(res.gap)
+    else:
+        assert math.isfinite(res.bound_usd_per_h) and math.isfinite(res.gap), res.message
+        assert 1e-9 < res.gap < 1 and res.bound_usd_per_h <= res.objective_usd_per_h
     assert res.evaluation is not None
     assert res.objective_usd_per_h == pytest.approx(res.evaluation.objective_usd_per_h)
 

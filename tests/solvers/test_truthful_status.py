@@ -21,10 +21,13 @@ from hetopt.plan import evaluate_choice
 from hetopt.problem import PlacementProblem
 from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions, SolveStatus, solve
-from hetopt.solvers.base import MIN_SOLVE_SLICE_S, Deadline
+from hetopt.solvers.base import MIN_SOLVE_SLICE_S, Deadline, WarmStart
 from hetopt.testing import Opt, tiny_problem
 
-NO_SLA = {"ttft_s": None, "tbt_s": None}
+
+def _sla(e2e_s: float) -> Sla:
+    """A hard end-to-end SLA and nothing else."""
+    return Sla(ttft_s=None, tbt_s=None, e2e_s=e2e_s)
 
 
 def _strictly_feasible(problem: PlacementProblem, choice: tuple[int, ...]) -> bool:
@@ -46,7 +49,7 @@ def _chain(sla_e2e_s: float) -> PlacementProblem:
     return tiny_problem(
         {"a": [Opt("C", 0.25 + eps, dedicated=1), Opt("F", 0.1, dedicated=1)],
          "b": [Opt("C", 0.5 + eps, dedicated=1)]},
-        {"C": 1.0, "F": 3.0}, [("a", "b", 0.0)], sla=Sla(**NO_SLA, e2e_s=sla_e2e_s))
+        {"C": 1.0, "F": 3.0}, [("a", "b", 0.0)], sla=_sla(sla_e2e_s))
 
 
 def test_cpsat_keeps_a_plan_that_meets_the_sla_exactly() -> None:
@@ -91,10 +94,10 @@ def test_cpsat_never_claims_infeasible_when_a_plan_meets_the_sla_exactly() -> No
     """Only plan: latency exactly the SLA, below one microsecond of rounding."""
     eps = 2.0 ** -22
     problem = tiny_problem({"a": [Opt("C", 0.25 + eps, dedicated=1)]}, {"C": 1.0},
-                           sla=Sla(**NO_SLA, e2e_s=0.25 + eps))
+                           sla=_sla(0.25 + eps))
     res = solve(problem, SolverOptions(backend="cpsat", time_limit_s=10))
     assert res.status is SolveStatus.OPTIMAL and res.objective == pytest.approx(1.0)
-    infeasible = problem.with_sla(Sla(**NO_SLA, e2e_s=0.25))
+    infeasible = problem.with_sla(_sla(0.25))
     assert solve(infeasible, SolverOptions(backend="cpsat")).status is SolveStatus.INFEASIBLE
 
 
@@ -147,7 +150,7 @@ def test_issue_edge_case_through_the_cli(tmp_path: Path) -> None:
 
 # --- Time limits: real solves, model building counted ----------------------------------------
 
-def hard_problem(n_ops: int = 80, seed: int = 0) -> PlacementProblem:
+def hard_problem(n_ops: int = 40, seed: int = 0) -> PlacementProblem:
     """A chain of ``n_ops`` operators, 12 options each (pooled or dedicated on 6 device types),
     three types with a binding inventory and an SLA that rules out the slow options: a plan
     is easy to find, its optimality not provable in a second or two."""
@@ -168,7 +171,7 @@ def hard_problem(n_ops: int = 80, seed: int = 0) -> PlacementProblem:
     names = list(ops)
     edges = [(a, b, 0.002) for a, b in zip(names[:-1], names[1:], strict=True)]
     return tiny_problem(ops, devices, edges, edge_cost_usd_per_h=[0.01] * len(edges),
-                        sla=Sla(**NO_SLA, e2e_s=0.045 * n_ops),
+                        sla=_sla(0.045 * n_ops),
                         inventory={d: n_ops // 4 for d in list(devices)[:3]})
 
 
@@ -181,10 +184,21 @@ def hard() -> PlacementProblem:
     return hard_problem()
 
 
+def _fastest(problem: PlacementProblem) -> WarmStart:
+    """Every operator on its fastest option: a start the solvers repair if it breaks a limit."""
+    choice = tuple(int(o[np.argmin(problem.opt_latency_s[o])])
+                   for o in (problem.options_of(i) for i in range(problem.n_ops)))
+    return WarmStart({problem.ops[i]: (problem.devices[problem.opt_device[o]],
+                                       problem.opt_config[o]) for i, o in enumerate(choice)})
+
+
 @pytest.mark.parametrize("backend", ["highs", "cbc", "cpsat"])
 def test_time_limit_returns_the_plan_with_its_gap(hard: PlacementProblem, backend: str) -> None:
+    """Started from the fastest plan (so that a loaded machine still finds a plan in time),
+    stopped at the limit: the plan, its exact value, a valid bound and the gap come back."""
     t0 = time.perf_counter()
-    res = solve(hard, SolverOptions(backend=backend, time_limit_s=LIMIT_S, gap_rel=1e-9))
+    res = solve(hard, SolverOptions(backend=backend, time_limit_s=LIMIT_S, gap_rel=1e-9),
+                warm_start=_fastest(hard))
     wall = time.perf_counter() - t0
     assert wall <= LIMIT_S + MARGIN_S, wall
     assert res.status is SolveStatus.FEASIBLE, (res.status, res.message)
@@ -202,8 +216,8 @@ def test_a_spent_budget_still_gets_the_minimum_slice(backend: str) -> None:
     its minimum slice and says so; an easy instance is still solved."""
     problem = _chain(1.0)
     t0 = time.perf_counter()
-    res = solve(problem, SolverOptions(backend=backend, time_limit_s=1),
-                deadline=Deadline.after(0.0))
+    spent = Deadline(time.perf_counter() - 1.0, 1.0)  # as if building had taken 2 s of 1
+    res = solve(problem, SolverOptions(backend=backend, time_limit_s=1), deadline=spent)
     assert time.perf_counter() - t0 <= MIN_SOLVE_SLICE_S + MARGIN_S
     assert res.has_solution and res.objective == pytest.approx(2.0)
     assert "used the whole time limit" in res.message
