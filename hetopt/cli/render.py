@@ -105,8 +105,8 @@ def render_plan(plan: Plan, console: Console) -> None:
         f"Solver [{colour}]{s.backend}: {status}[/] objective {_f(s.objective, ',.6g')} "
         f"{bound} in {s.runtime_s:.2f} s"
         + (f" ({verdict})" if s.proven_optimal and verdict != "proven optimal" else "")
-        + ("" if s.proven_optimal else "  [yellow](time limit: best plan found, not proven "
-                                         "optimal)[/]")
+        + ("" if s.proven_optimal else "  [yellow](the best plan found when the solver "
+                                         "stopped, not proven optimal)[/]")
     )
     verdict = "[green]passed[/]" if plan.verified else "[red]FAILED: " + "; ".join(
         plan.violations) + "[/]"

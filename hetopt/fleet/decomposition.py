@@ -35,6 +35,7 @@ from hetopt.fleet.problem import FleetProblem
 from hetopt.problem import PlacementProblem
 from hetopt.solvers import solve
 from hetopt.solvers.base import (
+    MIN_SOLVE_SLICE_S,
     Deadline,
     OnProgress,
     SolveProgress,
@@ -359,7 +360,8 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
         if lb >= best_lb - 1e-9:
             best_mu = mu.copy()
         prev_mu = mu
-        duals = _master_prices(fp, columns, options, until(deadline - time.perf_counter()))
+        duals = _master_prices(fp, columns, options,
+                               until(max(deadline - time.perf_counter(), MIN_SOLVE_SLICE_S)))
         if duals is not None and not np.allclose(duals, mu):
             mu = 0.5 * duals + 0.5 * best_mu
             if np.allclose(mu, prev_mu):

@@ -113,7 +113,7 @@ class Deadline:
     def slice_s(self, share: float = 1.0) -> float:
         """The time limit for the next solver call: ``share`` of what is left, at least
         :data:`MIN_SOLVE_SLICE_S` (or the whole limit, when that is shorter)."""
-        return max(self.remaining_s() * share, min(MIN_SOLVE_SLICE_S, self.limit_s))
+        return max(self.remaining_s() * share, min(MIN_SOLVE_SLICE_S, self.limit_s), 1e-3)
 
     def overrun_note(self, what: str = "building the model") -> str:
         """A sentence for the result's message when ``what`` used the whole budget, else ''."""
