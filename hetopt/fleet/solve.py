@@ -202,7 +202,6 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
     notes: list[str] = []
     status, bound, message = SolveStatus.NO_SOLUTION, math.nan, ""
     choices: Choices | None = None
-    pools: tuple[int, ...] | None = None
     # With a plan in hand, building stops at the deadline; without one, the solver gets its
     # minimum slice after the build, however long that took.
     build_deadline = deadline if start is not None else None
@@ -230,24 +229,24 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
             _hint_cpsat(cp, start)
         notes.append(deadline.overrun_note("the greedy start and building the model"))
         say("solving with cpsat")
-        status, _, bound, choices, pools, message = _run_cpsat(cp, fp, options,
-                                                               deadline.slice_s(), report)
+        status, _, bound, choices, _, message = _run_cpsat(cp, fp, options,
+                                                           deadline.slice_s(), report)
         if choices is not None and not _exact_feasible(fp, choices):
             notes.append("the relaxed integer model's plan misses an SLA or a capacity by "
                          "its rounding")
-            choices = pools = None
+            choices = None
             if not deadline.expired:
                 say("re-solving with the conservative rounding")
                 try:
                     safe = build_cpsat(fp, sc.CONSERVATIVE, build_deadline)
                     if start is not None:
                         _hint_cpsat(safe, start)
-                    _, _, _, choices, pools, _ = _run_cpsat(safe, fp, options,
+                    _, _, _, choices, _, _ = _run_cpsat(safe, fp, options,
                                                             deadline.slice_s(), lambda _p: None)
                 except BuildInterrupted:
                     pass
                 if choices is not None and not _exact_feasible(fp, choices):
-                    choices = pools = None
+                    choices = None
             status = SolveStatus.FEASIBLE if choices is not None else SolveStatus.NO_SOLUTION
     else:
         if start is not None:
@@ -259,7 +258,6 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
                                         deadline)
         if status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
             choices = _pick(fp, [np.array([v.varValue or 0.0 for v in xt]) for xt in model.x])
-            pools = tuple(int(round(v.varValue or 0.0)) for v in model.n)
     solve_s = time.perf_counter() - t_build - build_s
     if first_seen and not math.isfinite(first):
         first = first_seen[0]
@@ -268,11 +266,13 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
     evaluation = None
     obj = math.nan
     if choices is not None:
-        evaluation = evaluate_fleet(fp, choices, pools)
+        # The pools the plan needs, not the solver's: a MILP stopped early may hold spare
+        # devices, and the relaxed CP-SAT model rounds loads down.
+        evaluation = evaluate_fleet(fp, choices)
         if not evaluation.feasible and start is not None:
             # A solver's tolerance should never give an infeasible plan; keep the verified start.
             notes.append("the solver's plan failed verification, the greedy start is returned")
-            choices, pools = start, None
+            choices = start
             evaluation = evaluate_fleet(fp, choices)
         elif start is not None and start_obj < evaluation.objective_usd_per_h - 1e-9:
             # HiGHS may drop a MIP start it cannot complete and stop at the time limit with

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from ortools.sat.python import cp_model
@@ -115,9 +116,9 @@ class ExactCheck:
 
 
 def _read_choice(problem: PlacementProblem, built: cpsat.CpsatModel,
-                 value: object) -> tuple[int, ...]:
-    get = value  # solver.value or callback.value
-    return tuple(int(next(o for o in problem.options_of(i) if get(built.x[o])))  # type: ignore[operator]
+                 value: Callable[[cp_model.IntVar], int]) -> tuple[int, ...]:
+    """The chosen option of each operator; ``value`` is ``solver.value`` or a callback's."""
+    return tuple(int(next(o for o in problem.options_of(i) if value(built.x[o])))
                  for i in range(problem.n_ops))
 
 
