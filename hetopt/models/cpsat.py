@@ -128,18 +128,31 @@ def add_sla(m: cp_model.CpModel, problem: PlacementProblem, e2e: IntVar,
     if problem.sla.hard:
         m.add(e2e <= limit)
         return []
-    # Slack in whole time steps; lambda $/h per second costs lambda * time_s $/h per step.
-    # Conservative: at least one cost unit, so slack is never free. Relaxed: the coefficient
-    # rounds down and one step of slack is free, so the integer slack never exceeds the exact.
+    # Slack in whole slack steps; lambda $/h per second costs lambda * step $/h per step.
+    # Conservative: steps of its time step (1 us), at least one cost unit, so slack is never
+    # free. Relaxed: the coefficient rounds down and the first step is free, so the integer
+    # penalty never exceeds the exact one. Its step is one of its time steps (1 ns) when lambda
+    # is a whole number of cost units per step (lambda with up to three decimals), else 1 us,
+    # which keeps three more digits of lambda (the rounding loss then is at most 1e-6 $/h per
+    # second of excess, and the free step costs lambda * 1e-6 $/h).
+    lam = problem.sla.penalty_usd_per_h_per_s or 0.0
+    per_step = lam * scaling.time_s / scaling.cost_usd_per_h
+    whole = abs(per_step - round(per_step)) <= 1e-9 * max(1.0, abs(per_step))
+    step = 1 if whole or not scaling.relaxed else max(1, int(round(TIME_S_SLACK
+                                                                    / scaling.time_s)))
     total_iters = sum(problem.loop_iterations(lp) for lp in problem.loops)
-    slack_us = m.new_int_var(0, int(horizon * (1 + total_iters)) + 1, "slack_us")
-    m.add(e2e - per_iter * slack_us <= limit + (per_iter if scaling.relaxed else 0))
-    penalty = (problem.sla.penalty_usd_per_h_per_s or 0.0) * scaling.time_s
+    slack = m.new_int_var(0, int(horizon * (1 + total_iters)) // step + 2, "slack_steps")
+    free = per_iter * step if scaling.relaxed else 0
+    m.add(e2e - per_iter * step * slack <= limit + free)
     if scaling.relaxed:
-        coef = int(scaling.cost(penalty))
-        return [coef * slack_us] if coef else []
-    coef = max(1, int(scaling.cost(penalty)))
-    return [coef * slack_us]
+        coef = int(round(per_step)) if whole else int(scaling.cost(lam * scaling.time_s * step))
+        return [coef * slack] if coef else []
+    coef = max(1, int(scaling.cost(lam * scaling.time_s)))
+    return [coef * slack]
+
+
+TIME_S_SLACK = 1e-6
+"""The unit of a soft SLA's slack in both roundings (one microsecond)."""
 
 
 def build(problem: PlacementProblem, objective: Objective = "cost",

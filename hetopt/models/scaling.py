@@ -124,4 +124,4 @@ class Scaling:
 
 CONSERVATIVE = Scaling("conservative", TIME_S, COST_USD_PER_H, LOAD_DEVICES, MEM_BYTES,
                        ITERATIONS, relaxed=False)
-RELAXED = Scaling("relaxed", 1e-9, 1e-9, 1e-9, 1.0, ITERATIONS, relaxed=True)
+RELAXED = Scaling("relaxed", 1e-9, 1e-12, 1e-9, 1.0, ITERATIONS, relaxed=True)

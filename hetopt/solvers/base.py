@@ -263,13 +263,17 @@ def solver_verdict(status: object, gap: float) -> str:
     'proven optimal'
     >>> solver_verdict("optimal", 0.00355)
     'proven within 0.355% of the optimum'
+    >>> solver_verdict("optimal", 4.1e-8)
+    'proven within a relative gap of 4.1e-08'
     >>> solver_verdict("feasible", float("nan"))
     'best plan found, not proven optimal'
     """
     st = str(status)
     if st == "optimal":
-        if math.isfinite(gap) and gap > 1e-9:
+        if math.isfinite(gap) and gap >= 1e-5:
             return f"proven within {gap:.3%} of the optimum"
+        if math.isfinite(gap) and gap > 1e-9:
+            return f"proven within a relative gap of {gap:.1e}"
         return "proven optimal"
     if st == "feasible":
         return "best plan found, not proven optimal"
