@@ -12,7 +12,8 @@ roundings:
   than the exact optimum. Latencies are whole microseconds, costs 1e-6 $/h (rounded to the
   nearest), loads 1e-6 device-equivalents, memory megabytes.
 * :data:`RELAXED`: the opposite directions (demands down, budgets up, costs down) at a finer
-  resolution (nanoseconds, 1e-9 $/h, 1e-9 devices, bytes). Every exact-feasible plan is
+  resolution (nanoseconds, 1e-12 $/h, 1e-9 devices, bytes; the cost step is fine enough that a
+  soft SLA's penalty of lambda $/h per second is lambda * 1000 whole units per nanosecond). Every exact-feasible plan is
   feasible for it and costs no less in it, so its optimum (or bound) is a valid lower bound on
   the exact optimum. Its solution may miss the exact SLA by up to one step per term; the
   backend checks it against the exact evaluation.
