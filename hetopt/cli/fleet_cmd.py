@@ -66,15 +66,14 @@ def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
         summary,
         tenant_table,
     )
-    from hetopt.solvers.base import SolveProgress
+    from hetopt.solvers.base import SolveProgress, bound_text, solver_verdict
 
     run_dir, out = run.path, run.out
     request = fleet_request(cfg)
     with console.status("planning the fleet...") as status:
         def solving(p: SolveProgress) -> None:
-            gap = f"{p.gap:.2%}" if math.isfinite(p.gap) else "-"
             status.update(f"{p.backend}: {p.elapsed_s:.1f} s, plan {p.incumbent:.2f} $/h, "
-                          f"bound {p.bound:.2f}, gap {gap} ...")
+                          f"{bound_text(p.bound, p.gap, '', '.2f')} ...")
 
         outcome = plan_fleet(request, progress=lambda m: status.update(m + " ..."),
                              on_solve_progress=solving)
@@ -98,11 +97,17 @@ def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
                   "-" if row.inventory is None or row.inventory != row.inventory
                   else str(int(row.inventory)), f"{row.usd_per_h:.2f}")
     console.print(t)
-    marked = "" if str(result.status) == "optimal" else "  [bold yellow](time limit)[/]"
-    console.print(f"TCO {info['tco_usd_per_h']:.3f} $/h, proven bound "
-                  f"{result.bound_usd_per_h:.3f} $/h, gap {result.gap:.3%} "
-                  f"({result.backend}, {result.status}){marked}; first feasible plan after "
-                  f"{result.first_feasible_s:.2f} s, solve {result.solve_s:.1f} s")
+    verdict = solver_verdict(result.status, result.gap)
+    if str(result.status) != "optimal":
+        verdict = f"[bold yellow]{verdict}[/]"
+    first_s = (f"{result.first_feasible_s:.2f} s" if math.isfinite(result.first_feasible_s)
+               else "-")
+    console.print(f"TCO {info['tco_usd_per_h']:.3f} $/h, "
+                  f"{bound_text(result.bound_usd_per_h, result.gap, ' $/h', '.3f')} "
+                  f"({result.backend}: {verdict}); first feasible plan after {first_s}, "
+                  f"build {result.build_s:.1f} s, solve {result.solve_s:.1f} s")
+    if result.message:
+        console.print(f"  solver: {result.message}")
     for b in outcome.baselines:
         if math.isfinite(b.objective_usd_per_h):
             console.print(f"  baseline {b.method:12s} {b.objective_usd_per_h:10.3f} $/h "
@@ -117,9 +122,11 @@ def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
                       "fleet_plan.json.[/]")
         return 1
     if str(result.status) != "optimal":
+        within = (f"a plan within {result.gap:.2%} of the proven bound, above fleet.gap_rel="
+                  f"{request.gap_rel:g}" if math.isfinite(result.gap)
+                  else "a plan but no proven bound, so its distance from the optimum is unknown")
         raise SolverLimitError(
             f"The fleet solve stopped at solver.time_limit_s={request.solver.time_limit_s:g} "
-            f"with a plan within {result.gap:.2%} of the proven bound, above fleet.gap_rel="
-            f"{request.gap_rel:g}. The plan was still written to {run_dir / 'fleet_plan.json'}. "
+            f"with {within}. The plan was still written to {run_dir / 'fleet_plan.json'}. "
             f"Raise solver.time_limit_s or fleet.gap_rel to accept it.")
     return 0

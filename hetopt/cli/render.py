@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hetopt.plan.plan import Plan
+from hetopt.solvers.base import bound_text, solver_verdict
 
 
 def _f(value: float | None, fmt: str = ".4g") -> str:
@@ -96,11 +97,16 @@ def render_plan(plan: Plan, console: Console) -> None:
             f"p90 {_ms(q90)}" + (" [yellow](p90 above the TTFT bound, which constrains the "
                                  "prefill step; lower costs.max_utilization for headroom)[/]"
                                  if over else ""))
+    known = math.isfinite(s.bound) and math.isfinite(s.gap)
+    bound = (f"bound {_f(s.bound, ',.6g')} gap {_f(s.gap, '.2e')}" if known
+             else bound_text(s.bound, s.gap))
+    verdict = solver_verdict(s.status, s.gap)
     console.print(
         f"Solver [{colour}]{s.backend}: {status}[/] objective {_f(s.objective, ',.6g')} "
-        f"bound {_f(s.bound, ',.6g')} gap {_f(s.gap, '.2e')} in {s.runtime_s:.2f} s"
-        + ("" if s.proven_optimal else "  [yellow](time limit: best plan found, not proven "
-                                         "optimal)[/]")
+        f"{bound} in {s.runtime_s:.2f} s"
+        + (f" ({verdict})" if s.proven_optimal and verdict != "proven optimal" else "")
+        + ("" if s.proven_optimal else "  [yellow](the best plan found when the solver "
+                                         "stopped, not proven optimal)[/]")
     )
     verdict = "[green]passed[/]" if plan.verified else "[red]FAILED: " + "; ".join(
         plan.violations) + "[/]"

@@ -34,7 +34,14 @@ from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.problem import FleetProblem
 from hetopt.problem import PlacementProblem
 from hetopt.solvers import solve
-from hetopt.solvers.base import OnProgress, SolveProgress, SolverOptions, SolveStatus
+from hetopt.solvers.base import (
+    MIN_SOLVE_SLICE_S,
+    Deadline,
+    OnProgress,
+    SolveProgress,
+    SolverOptions,
+    SolveStatus,
+)
 from hetopt.solvers.pulp_backend import run_highs
 
 
@@ -163,10 +170,11 @@ def _build_master(fp: FleetProblem, columns: dict[int, list[_Column]], relax: bo
 
 
 def _master_prices(fp: FleetProblem, columns: dict[int, list[_Column]],
-                   options: SolverOptions) -> np.ndarray | None:
+                   options: SolverOptions, deadline: Deadline | None = None
+                   ) -> np.ndarray | None:
     """Inventory prices ``mu_j >= 0``: the duals of the master LP's inventory rows."""
     prob, _, rows = _build_master(fp, columns, relax=True)
-    status, *_ = run_highs(prob, replace(options, backend="highs"))
+    status, *_ = run_highs(prob, replace(options, backend="highs"), deadline=deadline)
     if status is not SolveStatus.OPTIMAL:
         return None
     mu = np.zeros(fp.n_devices)
@@ -177,7 +185,7 @@ def _master_prices(fp: FleetProblem, columns: dict[int, list[_Column]],
 
 
 def _master(fp: FleetProblem, columns: dict[int, list[_Column]], options: SolverOptions,
-            incumbent: Choices | None) -> Choices | None:
+            incumbent: Choices | None, deadline: Deadline | None = None) -> Choices | None:
     """Pick one column per tenant under the exact coupling (restricted master MIP)."""
     prob, lam, _ = _build_master(fp, columns, relax=False)
     start = False
@@ -191,7 +199,7 @@ def _master(fp: FleetProblem, columns: dict[int, list[_Column]], options: Solver
                 v.setInitialValue(1.0 if k == hit[0] else 0.0)
         else:
             start = True
-    status, *_ = run_highs(prob, replace(options, backend="highs"), start)
+    status, *_ = run_highs(prob, replace(options, backend="highs"), start, deadline=deadline)
     if status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
         return None
     out = []
@@ -230,8 +238,13 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     deadline = deadline_s if deadline_s is not None else t0 + options.time_limit_s
-    sub_options = replace(options, threads=1, time_limit_s=max(1.0, options.time_limit_s / 4),
-                          gap_rel=min(options.gap_rel, 1e-6))
+    sub_options = replace(options, threads=1, gap_rel=min(options.gap_rel, 1e-6))
+    sub_cap_s = max(1.0, options.time_limit_s / 4)
+
+    def until(cap_s: float) -> Deadline:
+        """The sooner of ``cap_s`` from now and the run's deadline."""
+        return Deadline(min(time.perf_counter() + cap_s, deadline), cap_s)
+
     classes = [int(c) for c in np.unique(fp.tenant_class)]
     rep = {c: int(np.flatnonzero(fp.tenant_class == c)[0]) for c in classes}
     count = {c: int((fp.tenant_class == c).sum()) for c in classes}
@@ -267,14 +280,19 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
     iteration = 0
     for iteration in range(1, max_iterations + 1):
         price = fp.device_cost_usd_per_h + mu
+        complete = True  # every class solved at this round's prices: the bound is valid
         for c in classes:
+            if time.perf_counter() >= deadline and (best_choices is not None or iteration > 1):
+                complete = False  # out of time: this round gives no bound
+                break
             if c in current and prev_mu is not None:
                 col = next(col for col in columns[c] if col.choice == current[c][0])
                 used = (col.dedicated > 0) | (col.load > 0)
                 dmu = mu - prev_mu
                 if not (dmu < -1e-12).any() and not (used & (np.abs(dmu) > 1e-12)).any():
                     continue  # still optimal: only unused devices got dearer
-            res = solve(priced(fp.tenants[rep[c]], price), sub_options)
+            res = solve(priced(fp.tenants[rep[c]], price), sub_options,
+                        deadline=until(sub_cap_s))
             subproblems += 1
             if not res.has_solution:
                 if res.status is SolveStatus.INFEASIBLE:
@@ -301,12 +319,13 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
                 keep = ~scarce[p.opt_device]
                 if not all(keep[p.opt_op == i].any() for i in range(p.n_ops)):
                     continue
-                alt = solve(priced(p.restrict(keep), price), sub_options)
+                alt = solve(priced(p.restrict(keep), price), sub_options,
+                            deadline=until(sub_cap_s))
                 subproblems += 1
                 if alt.choice is not None:
                     kept = np.flatnonzero(keep)
                     add_column(c, tuple(int(kept[o]) for o in alt.choice))
-        if len(current) == len(classes):
+        if complete and len(current) == len(classes):
             lb = sum(count[c] * current[c][1] for c in classes) - float(mu @ inventory)
             best_lb = max(best_lb, lb)
         else:
@@ -322,9 +341,7 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
                 if ev.feasible and ev.objective_usd_per_h < best_ub:
                     best_ub, best_choices = ev.objective_usd_per_h, cand
             if coupled or iteration == 1:
-                master = _master(fp, columns, replace(
-                    options, time_limit_s=max(1.0, min(10.0, deadline - time.perf_counter()))),
-                    best_choices)
+                master = _master(fp, columns, options, best_choices, until(10.0))
                 if master is not None:
                     ev = evaluate_fleet(fp, master)
                     if ev.feasible and ev.objective_usd_per_h < best_ub - 1e-9:
@@ -343,8 +360,8 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
         if lb >= best_lb - 1e-9:
             best_mu = mu.copy()
         prev_mu = mu
-        duals = _master_prices(fp, columns, replace(
-            options, time_limit_s=max(1.0, deadline - time.perf_counter())))
+        duals = _master_prices(fp, columns, options,
+                               until(max(deadline - time.perf_counter(), MIN_SOLVE_SLICE_S)))
         if duals is not None and not np.allclose(duals, mu):
             mu = 0.5 * duals + 0.5 * best_mu
             if np.allclose(mu, prev_mu):

@@ -33,8 +33,18 @@ from ortools.sat.python import cp_model
 from hetopt.fleet.problem import FleetProblem
 from hetopt.models import cpsat, milp
 from hetopt.models import scaling as sc
+from hetopt.solvers.base import Deadline
 
 FleetObjective = Literal["cost", "shortage"]
+
+
+class BuildInterrupted(Exception):  # noqa: N818  (a signal, not an error)
+    """Model building passed its deadline; the caller falls back on a plan it already has."""
+
+
+def _check(deadline: Deadline | None) -> None:
+    if deadline is not None and deadline.expired:
+        raise BuildInterrupted
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class FleetCpsat:
     x: list[list[cp_model.IntVar]]
     n: list[cp_model.IntVar]
     objective_scale: float
+    scaling: sc.Scaling = sc.CONSERVATIVE
 
 
 def _pooled_groups(fp: FleetProblem, j: int) -> list[tuple[int, int, np.ndarray]]:
@@ -76,7 +87,8 @@ def _symmetric_pairs(fp: FleetProblem) -> list[tuple[int, int]]:
     return pairs
 
 
-def build_milp(fp: FleetProblem, objective: FleetObjective = "cost") -> FleetMilp:
+def build_milp(fp: FleetProblem, objective: FleetObjective = "cost",
+               deadline: Deadline | None = None) -> FleetMilp:
     """Build the fleet MILP (PuLP; solved by HiGHS or CBC).
 
     Parameters
@@ -87,12 +99,16 @@ def build_milp(fp: FleetProblem, objective: FleetObjective = "cost") -> FleetMil
         ``cost``: fleet TCO under every tenant's SLA and the inventory. ``shortage``: the
         fewest extra devices (over all types) that would let the fleet meet its SLAs, used to
         say which pools are short and by how much.
+    deadline
+        Stop building (:class:`BuildInterrupted`) once it has passed: a fleet of thousands of
+        operators takes seconds to build.
     """
     prob = pulp.LpProblem(f"hetopt_fleet_{objective}", pulp.LpMinimize)
     n_dev = fp.n_devices
     x: list[list[pulp.LpVariable]] = []
     cost_terms = []
     for t, p in enumerate(fp.tenants):
+        _check(deadline)
         tag = f"t{t}."
         xt = [prob.add_variable(f"x[{t},{o}]", cat="Binary") for o in range(p.n_options)]
         cross = [prob.add_variable(f"{tag}cross[{e}]", lowBound=0, upBound=1)
@@ -115,6 +131,7 @@ def build_milp(fp: FleetProblem, objective: FleetObjective = "cost") -> FleetMil
     short = ([prob.add_variable(f"short[{j}]", lowBound=0) for j in range(n_dev)]
              if objective == "shortage" else None)
     for j, dev in enumerate(fp.devices):
+        _check(deadline)
         groups = _pooled_groups(fp, j)
         for t, i, opts in groups:
             prob += n[j] >= pulp.lpSum(x[t][o] for o in opts), f"pool_exists[{dev},{t},{i}]"
@@ -148,28 +165,35 @@ def build_milp(fp: FleetProblem, objective: FleetObjective = "cost") -> FleetMil
     return FleetMilp(prob, x, n, short)
 
 
-def build_cpsat(fp: FleetProblem) -> FleetCpsat:
-    """Build the fleet CP-SAT model (integer-scaled as in :mod:`hetopt.models.scaling`)."""
+def build_cpsat(fp: FleetProblem, scaling: sc.Scaling = sc.CONSERVATIVE,
+                deadline: Deadline | None = None) -> FleetCpsat:
+    """Build the fleet CP-SAT model (integer-scaled as in :mod:`hetopt.models.scaling`).
+
+    ``scaling`` conservative: its plans are exact-feasible; relaxed: its optimum and bound are
+    lower bounds on the exact fleet optimum. ``deadline`` as for :func:`build_milp`.
+    """
     m = cp_model.CpModel()
     n_dev = fp.n_devices
     x: list[list[cp_model.IntVar]] = []
     terms: list = []
-    per_device = int(round(1 / sc.LOAD_DEVICES))
+    per_device = int(round(1 / scaling.load_devices))
     for p in fp.tenants:
+        _check(deadline)
         xt = [m.new_bool_var("") for _ in range(p.n_options)]
         cross = [m.new_bool_var("") for _ in range(len(p.edge_src))]
-        horizon = cpsat._horizon_us(p)
+        horizon = cpsat._horizon_us(p, scaling)
         cpsat.add_assignment(m, p, xt)
         cpsat.add_cross_device(m, p, xt, cross)
-        e2e = cpsat.add_latency(m, p, xt, cross, horizon)
-        terms.extend(cpsat.add_sla(m, p, e2e, horizon))
-        fixed = sc.nearest(p.opt_fixed_usd_per_h(), sc.COST_USD_PER_H)
-        edge_cost = sc.nearest(p.edge_cost_usd_per_h, sc.COST_USD_PER_H)
+        e2e = cpsat.add_latency(m, p, xt, cross, horizon, scaling)
+        terms.extend(cpsat.add_sla(m, p, e2e, horizon, scaling))
+        fixed = scaling.cost(p.opt_fixed_usd_per_h())
+        edge_cost = scaling.cost(p.edge_cost_usd_per_h)
         terms += [int(fixed[o]) * xt[o] for o in range(p.n_options) if fixed[o]]
         terms += [int(edge_cost[e]) * cross[e] for e in range(len(cross)) if edge_cost[e]]
         x.append(xt)
     n = []
     for j in range(n_dev):
+        _check(deadline)
         groups = _pooled_groups(fp, j)
         total = sum(float(fp.tenants[t].opt_pool_load[opts].max()) for t, _, opts in groups)
         ub = max(int(math.ceil(total + 1e-9)), int(bool(groups)))
@@ -180,7 +204,7 @@ def build_cpsat(fp: FleetProblem) -> FleetCpsat:
         load_terms = []
         for t, _, opts in groups:
             p = fp.tenants[t]
-            load = sc.up(p.opt_pool_load[opts], sc.LOAD_DEVICES)
+            load = scaling.demand(p.opt_pool_load[opts], scaling.load_devices)
             load_terms += [int(load[k]) * x[t][o] for k, o in enumerate(opts) if load[k]]
             for o in opts:
                 m.add(nj >= 1).only_enforce_if(x[t][o])
@@ -192,9 +216,9 @@ def build_cpsat(fp: FleetProblem) -> FleetCpsat:
             for t, prints in enumerate(fp.opt_footprint):
                 for o in np.flatnonzero(np.isin(prints, keys)):
                     m.add_implication(x[t][o], z[int(prints[o])])
-            mem = sc.up(fp.footprint_bytes, sc.MEM_BYTES)
+            mem = scaling.demand(fp.footprint_bytes, scaling.mem_bytes)
             m.add(sum(int(mem[k]) * z[k] for k in z)
-                  <= int(sc.down(fp.device_mem_bytes[j], sc.MEM_BYTES)))
+                  <= int(scaling.budget(fp.device_mem_bytes[j], scaling.mem_bytes)))
         if math.isfinite(fp.device_inventory[j]):
             m.add(sum(int(p.opt_dedicated[o]) * x[t][o] for t, p in enumerate(fp.tenants)
                       for o in np.flatnonzero((p.opt_device == j) & (p.opt_dedicated > 0)))
@@ -202,7 +226,7 @@ def build_cpsat(fp: FleetProblem) -> FleetCpsat:
     for a, b in _symmetric_pairs(fp):
         opts = fp.tenants[a].options_of(0)
         m.add(sum(int(o) * x[a][o] for o in opts) <= sum(int(o) * x[b][o] for o in opts))
-    dev_cost = sc.nearest(fp.device_cost_usd_per_h, sc.COST_USD_PER_H)
+    dev_cost = scaling.cost(fp.device_cost_usd_per_h)
     terms += [int(dev_cost[j]) * n[j] for j in range(n_dev) if dev_cost[j]]
     m.minimize(sum(terms))
-    return FleetCpsat(m, x, n, sc.COST_USD_PER_H)
+    return FleetCpsat(m, x, n, scaling.cost_usd_per_h, scaling)

@@ -14,6 +14,7 @@ from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.heuristics import HeuristicResult
 from hetopt.fleet.problem import FleetProblem
 from hetopt.fleet.solve import FleetResult
+from hetopt.solvers.base import solver_verdict
 
 
 def placement_table(fp: FleetProblem, choices: Choices) -> pd.DataFrame:
@@ -73,6 +74,7 @@ def summary(fp: FleetProblem, result: FleetResult,
         "device_types": fp.n_devices,
         "backend": result.backend,
         "status": str(result.status),
+        "proven": solver_verdict(result.status, result.gap),
         "tco_usd_per_h": None if ev is None else ev.tco_usd_per_h,
         "objective_usd_per_h": num(result.objective_usd_per_h),
         "bound_usd_per_h": num(result.bound_usd_per_h),

@@ -27,9 +27,23 @@ from hetopt.errors import InfeasibleError, InputError
 from hetopt.fleet import heuristics
 from hetopt.fleet.decomposition import solve_decomposed
 from hetopt.fleet.evaluate import Choices, FleetEvaluation, evaluate_fleet
-from hetopt.fleet.models import FleetCpsat, FleetMilp, build_cpsat, build_milp
+from hetopt.fleet.models import (
+    BuildInterrupted,
+    FleetCpsat,
+    FleetMilp,
+    build_cpsat,
+    build_milp,
+)
 from hetopt.fleet.problem import FleetProblem
-from hetopt.solvers.base import OnProgress, SolveProgress, SolverOptions, SolveStatus, relative_gap
+from hetopt.models import scaling as sc
+from hetopt.solvers.base import (
+    Deadline,
+    OnProgress,
+    SolveProgress,
+    SolverOptions,
+    SolveStatus,
+    relative_gap,
+)
 from hetopt.solvers.cpsat_backend import STATUS_MAP
 from hetopt.solvers.pulp_backend import run_cbc, run_highs
 
@@ -45,10 +59,12 @@ class FleetResult:
     backend
         ``highs``, ``cbc``, ``cpsat`` (or a heuristic's name when the solver added nothing).
     status
-        ``optimal`` (within ``gap_rel``), ``feasible`` (stopped at the time limit: see ``gap``),
-        ``infeasible`` or ``no_solution``.
+        ``optimal`` (proven within ``gap_rel`` of the bound; ``gap`` says how close),
+        ``feasible`` (a plan further from the bound, or with no bound known: stopped at the
+        time limit), ``infeasible`` or ``no_solution``.
     objective_usd_per_h, bound_usd_per_h, gap
-        The plan's objective, the proven lower bound and their relative gap.
+        The plan's exact objective, the proven lower bound on the fleet optimum (``nan`` when
+        none is known) and their relative gap (``nan`` then too).
     choices, pool_counts
         Per tenant the option of each operator; shared-pool devices per type.
     evaluation
@@ -182,60 +198,129 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
         if on_progress is not None:
             on_progress(p)
 
-    remaining = max(options.time_limit_s - (time.perf_counter() - t0), 1.0)
-    if backend == "cpsat":
-        cp = build_cpsat(fp)
-        build_s = time.perf_counter() - t_build
+    deadline = Deadline(t0 + options.time_limit_s, options.time_limit_s)
+    notes: list[str] = []
+    status, bound, message = SolveStatus.NO_SOLUTION, math.nan, ""
+    choices: Choices | None = None
+    # With a plan in hand, building stops at the deadline; without one, the solver gets its
+    # minimum slice after the build, however long that took.
+    build_deadline = deadline if start is not None else None
+    interrupted = False
+    try:
+        if backend == "cpsat":
+            # The relaxed rounding: its bound is valid for the exact fleet (see
+            # hetopt.models.scaling); its plan is checked against the exact evaluation below.
+            cp = build_cpsat(fp, sc.RELAXED, build_deadline)
+        else:
+            model = build_milp(fp, deadline=build_deadline)
+        if build_deadline is not None and deadline.expired:
+            raise BuildInterrupted
+    except BuildInterrupted:
+        interrupted = True
+        notes.append(f"the time limit solver.time_limit_s={options.time_limit_s:g} passed while "
+                     f"building the {backend} model ({time.perf_counter() - t0:.1f} s with the "
+                     f"greedy start), so the greedy start is returned with no bound; raise the "
+                     f"limit or use fleet.method=decomposition")
+    build_s = time.perf_counter() - t_build
+    if interrupted:
+        pass
+    elif backend == "cpsat":
         if start is not None:
-            for xt, choice in zip(cp.x, start, strict=True):
-                chosen = set(choice)
-                for o, var in enumerate(xt):
-                    cp.model.add_hint(var, o in chosen)
+            _hint_cpsat(cp, start)
+        notes.append(deadline.overrun_note("the greedy start and building the model"))
         say("solving with cpsat")
-        status, obj, bound, choices, pools, message = _run_cpsat(
-            cp, fp, replace(options, time_limit_s=remaining - build_s), report)
+        status, _, bound, choices, _, message = _run_cpsat(cp, fp, options,
+                                                           deadline.slice_s(), report)
+        if choices is not None and not _exact_feasible(fp, choices):
+            notes.append("the relaxed integer model's plan misses an SLA or a capacity by "
+                         "its rounding")
+            choices = None
+            if not deadline.expired:
+                say("re-solving with the conservative rounding")
+                try:
+                    safe = build_cpsat(fp, sc.CONSERVATIVE, build_deadline)
+                    if start is not None:
+                        _hint_cpsat(safe, start)
+                    _, _, _, choices, _, _ = _run_cpsat(safe, fp, options,
+                                                            deadline.slice_s(), lambda _p: None)
+                except BuildInterrupted:
+                    pass
+                if choices is not None and not _exact_feasible(fp, choices):
+                    choices = None
+            status = SolveStatus.FEASIBLE if choices is not None else SolveStatus.NO_SOLUTION
     else:
-        model = build_milp(fp)
-        build_s = time.perf_counter() - t_build
         if start is not None:
             _set_milp_start(model, fp, start)
+        notes.append(deadline.overrun_note("the greedy start and building the model"))
         say(f"solving with {backend}")
         run = run_highs if backend == "highs" else run_cbc
-        status, obj, bound, message = run(model.prob, replace(
-            options, time_limit_s=max(remaining - build_s, 1.0)), start is not None, report)
-        choices = pools = None
+        status, _, bound, message = run(model.prob, options, start is not None, report,
+                                        deadline)
         if status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
             choices = _pick(fp, [np.array([v.varValue or 0.0 for v in xt]) for xt in model.x])
-            pools = tuple(int(round(v.varValue or 0.0)) for v in model.n)
     solve_s = time.perf_counter() - t_build - build_s
     if first_seen and not math.isfinite(first):
         first = first_seen[0]
+    if status is SolveStatus.OPTIMAL and not math.isfinite(bound):
+        bound = math.nan  # a solver that proves optimality reports its bound; never invent one
     evaluation = None
+    obj = math.nan
     if choices is not None:
-        evaluation = evaluate_fleet(fp, choices, pools)
+        # The pools the plan needs, not the solver's: a MILP stopped early may hold spare
+        # devices, and the relaxed CP-SAT model rounds loads down.
+        evaluation = evaluate_fleet(fp, choices)
         if not evaluation.feasible and start is not None:
-            # A solver's rounding should never give an infeasible plan; keep the verified start.
-            message += "; solver plan failed verification, the greedy start is returned"
-            choices, pools = start, None
+            # A solver's tolerance should never give an infeasible plan; keep the verified start.
+            notes.append("the solver's plan failed verification, the greedy start is returned")
+            choices = start
             evaluation = evaluate_fleet(fp, choices)
-            obj = evaluation.objective_usd_per_h
         elif start is not None and start_obj < evaluation.objective_usd_per_h - 1e-9:
             # HiGHS may drop a MIP start it cannot complete and stop at the time limit with
             # a worse incumbent of its own; the start stays the better plan.
-            message += "; the solver's incumbent was worse than its start, the start is kept"
+            notes.append("the solver's incumbent was worse than its start, the start is kept")
             choices = start
             evaluation = evaluate_fleet(fp, choices)
-            obj, status = evaluation.objective_usd_per_h, SolveStatus.FEASIBLE
     elif start is not None and status is not SolveStatus.INFEASIBLE:
         # Time limit before the solver reported its own plan: the start is the incumbent.
+        if not interrupted:
+            notes.append("no plan of the solver's own by the time limit: the greedy start is "
+                         "returned")
         choices, evaluation = start, evaluate_fleet(fp, start)
-        obj, status = evaluation.objective_usd_per_h, SolveStatus.FEASIBLE
-    if status is SolveStatus.OPTIMAL and not math.isfinite(bound):
-        bound = obj
-    return FleetResult(backend, status, obj, bound, relative_gap(obj, bound), choices,
+    if evaluation is not None:
+        obj = evaluation.objective_usd_per_h  # always the exact value, never the solver's
+    gap = relative_gap(obj, bound)
+    if choices is not None:
+        status = proven_status(gap, options.gap_rel)
+    message = "; ".join(n for n in [message, *notes] if n)
+    return FleetResult(backend, status, obj, bound, gap, choices,
                        None if evaluation is None else tuple(int(v) for v in
                                                              evaluation.pool_counts),
                        evaluation, build_s, solve_s, first, start_obj, message)
+
+
+def proven_status(gap: float, gap_rel: float) -> SolveStatus:
+    """``optimal`` when the plan is proven within ``gap_rel`` of a known bound, else
+    ``feasible`` (a plan whose distance from the optimum is unknown or larger)."""
+    if math.isfinite(gap) and gap <= gap_rel + 1e-9:
+        return SolveStatus.OPTIMAL
+    return SolveStatus.FEASIBLE
+
+
+def _hint_cpsat(cp: FleetCpsat, choices: Choices) -> None:
+    for xt, choice in zip(cp.x, choices, strict=True):
+        chosen = set(choice)
+        for o, var in enumerate(xt):
+            cp.model.add_hint(var, o in chosen)
+
+
+def _exact_feasible(fp: FleetProblem, choices: Choices) -> bool:
+    """The exact evaluation accepts the plan, with no latency allowance (a relaxed-rounding
+    plan may exceed an SLA by nanoseconds, which :func:`evaluate_fleet` forgives)."""
+    ev = evaluate_fleet(fp, choices)
+    if not ev.feasible:
+        return False
+    return all(p.sla.e2e_s is None or not p.sla.hard or e2e <= p.sla.e2e_s
+               for p, e2e in zip(fp.tenants, ev.tenant_e2e_s, strict=True))
 
 
 def _decomposed(fp: FleetProblem, options: SolverOptions, start: Choices | None,
@@ -253,20 +338,24 @@ def _decomposed(fp: FleetProblem, options: SolverOptions, start: Choices | None,
         message = f"{res.iterations} rounds, {res.subproblems} subproblems"
     if not math.isfinite(first) and res.choices is not None:
         first = time.perf_counter() - t0
+    # No complete round by the deadline: no bound is known (not -inf).
+    bound = res.bound_usd_per_h if math.isfinite(res.bound_usd_per_h) else math.nan
+    gap = relative_gap(res.objective_usd_per_h, bound)
+    if res.choices is not None:
+        status = proven_status(gap, options.gap_rel)
     return FleetResult(f"decomposition/{options.backend.lower()}", status,
-                       res.objective_usd_per_h, res.bound_usd_per_h,
-                       relative_gap(res.objective_usd_per_h, res.bound_usd_per_h), res.choices,
+                       res.objective_usd_per_h, bound, gap, res.choices,
                        None if evaluation is None else tuple(int(v) for v in
                                                              evaluation.pool_counts),
                        evaluation, 0.0, solve_s, first, start_obj, message)
 
 
-def _run_cpsat(cp: FleetCpsat, fp: FleetProblem, options: SolverOptions,
+def _run_cpsat(cp: FleetCpsat, fp: FleetProblem, options: SolverOptions, time_limit_s: float,
                report: OnProgress) -> tuple[SolveStatus, float, float, Choices | None,
                                             tuple[int, ...] | None, str]:
     solver = cp_model.CpSolver()
     p = solver.parameters
-    p.max_time_in_seconds = max(options.time_limit_s, 0.5)
+    p.max_time_in_seconds = time_limit_s
     p.num_workers = options.threads
     p.random_seed = options.seed
     p.relative_gap_limit = options.gap_rel
@@ -280,8 +369,14 @@ def _run_cpsat(cp: FleetCpsat, fp: FleetProblem, options: SolverOptions,
 
     code = solver.solve(cp.model, _Cb())
     status = STATUS_MAP.get(code, SolveStatus.ERROR)
+    if status is SolveStatus.INFEASIBLE and not cp.scaling.relaxed:
+        status = SolveStatus.NO_SOLUTION  # the conservative model may cut every exact plan
     if status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-        return status, math.nan, math.nan, None, None, solver.status_name(code)
+        # Without a plan, the relaxed model's bound still holds (e.g. for the greedy start).
+        bound = solver.best_objective_bound * cp.objective_scale
+        keep = cp.scaling.relaxed and status is SolveStatus.NO_SOLUTION and math.isfinite(bound)
+        return (status, math.nan, bound if keep else math.nan, None, None,
+                solver.status_name(code))
     choices = _pick(fp, [np.array([solver.value(v) for v in xt], dtype=float) for xt in cp.x])
     pools = tuple(int(solver.value(v)) for v in cp.n)
     return (status, solver.objective_value * cp.objective_scale,

@@ -2,7 +2,9 @@
 
 Same model as :mod:`hetopt.models.milp` over integers (see :mod:`hetopt.models.scaling`):
 booleans ``x[o]`` choose options, ``cross[e]`` are booleans implied by the assignment, pool sizes
-``n[j]`` are integers, and finish times are integer microseconds.
+``n[j]`` are integers, and finish times are integer time steps. Every builder takes a
+:class:`~hetopt.models.scaling.Scaling`: the conservative one (the default) gives a model whose
+plans are exact-feasible, the relaxed one a model whose optimum bounds the exact optimum.
 """
 
 from __future__ import annotations
@@ -28,17 +30,19 @@ class CpsatModel:
     x: list[IntVar]
     n: list[IntVar]
     objective_scale: float  # objective units per integer step
+    scaling: sc.Scaling = sc.CONSERVATIVE
 
 
-def _horizon_us(problem: PlacementProblem) -> int:
+def _horizon_us(problem: PlacementProblem, scaling: sc.Scaling = sc.CONSERVATIVE) -> int:
     """An upper bound on any finish time: every operator at its slowest, every edge crossed.
 
-    Summed in integer steps, each term rounded up as the latency constraints round it, so a
+    Summed in integer time steps, each term rounded as the latency constraints round it, so a
     plan of the slowest options on every operator still fits.
     """
-    slowest = sum(int(sc.up(float(problem.opt_latency_s[problem.options_of(i)].max()),
-                            sc.TIME_S)) for i in range(problem.n_ops))
-    return slowest + int(sc.up(problem.edge_latency_s, sc.TIME_S).sum()) + 1
+    step = scaling.time_s
+    slowest = sum(int(scaling.demand(float(problem.opt_latency_s[problem.options_of(i)].max()),
+                                     step)) for i in range(problem.n_ops))
+    return slowest + int(scaling.demand(problem.edge_latency_s, step).sum()) + 1
 
 
 def add_assignment(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar]) -> None:
@@ -48,11 +52,11 @@ def add_assignment(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVa
 
 
 def add_capacity(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar],
-                 n: list[IntVar]) -> None:
-    """Pools exist and cover their (rounded-up) load and memory; all within the inventory."""
-    load = sc.up(problem.opt_pool_load, sc.LOAD_DEVICES)
-    mem = sc.up(problem.opt_pool_mem_bytes, sc.MEM_BYTES)
-    per_device = int(round(1 / sc.LOAD_DEVICES))
+                 n: list[IntVar], scaling: sc.Scaling = sc.CONSERVATIVE) -> None:
+    """Pools exist and cover their (rounded) load and memory; all within the inventory."""
+    load = scaling.demand(problem.opt_pool_load, scaling.load_devices)
+    mem = scaling.demand(problem.opt_pool_mem_bytes, scaling.mem_bytes)
+    per_device = int(round(1 / scaling.load_devices))
     for j in range(len(problem.devices)):
         on_j = np.flatnonzero(problem.opt_device == j)
         for o in on_j:
@@ -60,7 +64,7 @@ def add_capacity(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar]
                 m.add(n[j] >= 1).only_enforce_if(x[o])
         m.add(per_device * n[j] >= sum(int(load[o]) * x[o] for o in on_j if load[o]))
         if math.isfinite(problem.device_mem_bytes[j]):
-            cap = int(sc.down(problem.device_mem_bytes[j], sc.MEM_BYTES))
+            cap = int(scaling.budget(problem.device_mem_bytes[j], scaling.mem_bytes))
             m.add(sum(int(mem[o]) * x[o] for o in on_j if mem[o]) <= cap)
         if math.isfinite(problem.device_inventory[j]):
             m.add(sum(int(problem.opt_dedicated[o]) * x[o] for o in on_j)
@@ -79,10 +83,11 @@ def add_cross_device(m: cp_model.CpModel, problem: PlacementProblem, x: list[Int
 
 
 def add_latency(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar],
-                cross: list[IntVar], horizon: int) -> IntVar:
-    """Integer finish-time potentials; returns ``e2e`` in units of TIME_S x ITERATIONS."""
-    lat_us = sc.up(problem.opt_latency_s, sc.TIME_S)
-    edge_us = sc.up(problem.edge_latency_s, sc.TIME_S)
+                cross: list[IntVar], horizon: int,
+                scaling: sc.Scaling = sc.CONSERVATIVE) -> IntVar:
+    """Integer finish-time potentials; returns ``e2e`` in units of time_s x iterations."""
+    lat_us = scaling.demand(problem.opt_latency_s, scaling.time_s)
+    edge_us = scaling.demand(problem.edge_latency_s, scaling.time_s)
     lat = [sum(int(lat_us[o]) * x[o] for o in problem.options_of(i))
            for i in range(problem.n_ops)]
     f = [m.new_int_var(0, horizon, f"f{i}") for i in range(problem.n_ops)]
@@ -91,7 +96,7 @@ def add_latency(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar],
     for e in problem.forward_edges:
         u, v = problem.edge_src[e], problem.edge_dst[e]
         m.add(f[v] >= f[u] + lat[v] + int(edge_us[e]) * cross[e])
-    per_iter = int(round(1 / sc.ITERATIONS))
+    per_iter = int(round(1 / scaling.iterations))
     loop_terms = []
     for k, loop in enumerate(problem.loops):
         g = {i: m.new_int_var(0, horizon, f"g{k}_{i}") for i in loop.body_ops}
@@ -103,9 +108,9 @@ def add_latency(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar],
         cycle = m.new_int_var(0, horizon, f"cycle{k}")
         back = loop.back_edge
         m.add(cycle >= g[problem.edge_src[back]] + int(edge_us[back]) * cross[back])
-        iters = int(sc.nearest(problem.loop_iterations(loop), sc.ITERATIONS))
+        iters = int(scaling.demand(problem.loop_iterations(loop), scaling.iterations))
         loop_terms.append(iters * cycle)
-    total_iters = sum(int(sc.nearest(problem.loop_iterations(lp), sc.ITERATIONS))
+    total_iters = sum(int(scaling.demand(problem.loop_iterations(lp), scaling.iterations))
                       for lp in problem.loops)
     e2e = m.new_int_var(0, horizon * (per_iter + total_iters), "e2e")
     for s in problem.sinks:
@@ -114,27 +119,48 @@ def add_latency(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar],
 
 
 def add_sla(m: cp_model.CpModel, problem: PlacementProblem, e2e: IntVar,
-            horizon: int) -> list[cp_model.LinearExpr]:
+            horizon: int, scaling: sc.Scaling = sc.CONSERVATIVE) -> list[cp_model.LinearExpr]:
     """Bound ``e2e`` by the SLA; a soft SLA returns its penalty term for the objective."""
     if problem.sla.e2e_s is None:
         return []
-    per_iter = int(round(1 / sc.ITERATIONS))
-    limit = int(sc.down(problem.sla.e2e_s, sc.TIME_S)) * per_iter
+    per_iter = int(round(1 / scaling.iterations))
+    limit = int(scaling.budget(problem.sla.e2e_s, scaling.time_s)) * per_iter
     if problem.sla.hard:
         m.add(e2e <= limit)
         return []
-    # Slack in whole microseconds; lambda $/h per second costs lambda * TIME_S $/h per
-    # microsecond (at least one cost unit, so slack is never free).
+    # Slack in whole slack steps; lambda $/h per second costs lambda * step $/h per step.
+    # Conservative: steps of its time step (1 us), at least one cost unit, so slack is never
+    # free. Relaxed: the coefficient rounds down and the first step is free, so the integer
+    # penalty never exceeds the exact one. Its step is one of its time steps (1 ns) when lambda
+    # is a whole number of cost units per step (lambda with up to three decimals), else 1 us,
+    # which keeps three more digits of lambda (the rounding loss then is at most 1e-6 $/h per
+    # second of excess, and the free step costs lambda * 1e-6 $/h).
+    lam = problem.sla.penalty_usd_per_h_per_s or 0.0
+    per_step = lam * scaling.time_s / scaling.cost_usd_per_h
+    whole = abs(per_step - round(per_step)) <= 1e-9 * max(1.0, abs(per_step))
+    step = 1 if whole or not scaling.relaxed else max(1, int(round(TIME_S_SLACK
+                                                                    / scaling.time_s)))
     total_iters = sum(problem.loop_iterations(lp) for lp in problem.loops)
-    slack_us = m.new_int_var(0, int(horizon * (1 + total_iters)), "slack_us")
-    m.add(e2e - per_iter * slack_us <= limit)
-    penalty = problem.sla.penalty_usd_per_h_per_s or 0.0
-    coef = max(1, int(sc.nearest(penalty * sc.TIME_S, sc.COST_USD_PER_H)))
-    return [coef * slack_us]
+    slack = m.new_int_var(0, int(horizon * (1 + total_iters)) // step + 2, "slack_steps")
+    free = per_iter * step if scaling.relaxed else 0
+    m.add(e2e - per_iter * step * slack <= limit + free)
+    if scaling.relaxed:
+        coef = int(round(per_step)) if whole else int(scaling.cost(lam * scaling.time_s * step))
+        return [coef * slack] if coef else []
+    coef = max(1, int(scaling.cost(lam * scaling.time_s)))
+    return [coef * slack]
 
 
-def build(problem: PlacementProblem, objective: Objective = "cost") -> CpsatModel:
-    """Build the CP-SAT model for ``problem`` (see :func:`hetopt.models.milp.build`)."""
+TIME_S_SLACK = 1e-6
+"""The unit of a soft SLA's slack in both roundings (one microsecond)."""
+
+
+def build(problem: PlacementProblem, objective: Objective = "cost",
+          scaling: sc.Scaling = sc.CONSERVATIVE) -> CpsatModel:
+    """Build the CP-SAT model for ``problem`` (see :func:`hetopt.models.milp.build`).
+
+    ``scaling`` decides what the model's answer means (see :mod:`hetopt.models.scaling`).
+    """
     m = cp_model.CpModel()
     x = [m.new_bool_var(f"x{o}") for o in range(problem.n_options)]
     pool_ub = [max(int(math.ceil(problem.opt_pool_load[problem.opt_device == j].sum() + 1e-9)),
@@ -142,22 +168,22 @@ def build(problem: PlacementProblem, objective: Objective = "cost") -> CpsatMode
                for j in range(len(problem.devices))]
     n = [m.new_int_var(0, pool_ub[j], f"n{j}") for j in range(len(problem.devices))]
     cross = [m.new_bool_var(f"cross{e}") for e in range(len(problem.edge_src))]
-    horizon = _horizon_us(problem)
+    horizon = _horizon_us(problem, scaling)
 
     add_assignment(m, problem, x)
-    add_capacity(m, problem, x, n)
+    add_capacity(m, problem, x, n, scaling)
     add_cross_device(m, problem, x, cross)
-    e2e = add_latency(m, problem, x, cross, horizon)
+    e2e = add_latency(m, problem, x, cross, horizon, scaling)
     if objective == "latency":
         m.minimize(e2e)
-        return CpsatModel(m, x, n, sc.TIME_S * sc.ITERATIONS)
+        return CpsatModel(m, x, n, scaling.time_s * scaling.iterations, scaling)
 
-    fixed = sc.nearest(problem.opt_fixed_usd_per_h(), sc.COST_USD_PER_H)
-    dev_cost = sc.nearest(problem.device_cost_usd_per_h, sc.COST_USD_PER_H)
-    edge_cost = sc.nearest(problem.edge_cost_usd_per_h, sc.COST_USD_PER_H)
+    fixed = scaling.cost(problem.opt_fixed_usd_per_h())
+    dev_cost = scaling.cost(problem.device_cost_usd_per_h)
+    edge_cost = scaling.cost(problem.edge_cost_usd_per_h)
     terms = ([int(fixed[o]) * x[o] for o in range(problem.n_options) if fixed[o]]
              + [int(dev_cost[j]) * n[j] for j in range(len(problem.devices)) if dev_cost[j]]
              + [int(edge_cost[e]) * cross[e] for e in range(len(cross)) if edge_cost[e]])
-    terms.extend(add_sla(m, problem, e2e, horizon))
+    terms.extend(add_sla(m, problem, e2e, horizon, scaling))
     m.minimize(sum(terms))
-    return CpsatModel(m, x, n, sc.COST_USD_PER_H)
+    return CpsatModel(m, x, n, scaling.cost_usd_per_h, scaling)

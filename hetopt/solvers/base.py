@@ -7,6 +7,7 @@ a :class:`SolveResult` like any other, never ``None``.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -64,6 +65,64 @@ class SolverOptions:
             raise InputError(f"solver.threads must be >= 1, got {self.threads}.")
 
 
+MIN_SOLVE_SLICE_S = 0.2
+"""The least time a solver is given, even when building its model used the whole limit (but
+never more than the whole limit): a solver given nothing returns nothing, while 0.2 s is enough
+to return its start or a first plan. A solve can thus overrun ``time_limit_s`` by this slice
+plus the time to read its answer back."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A wall-clock budget counted from the start of a solve, model building included.
+
+    Attributes
+    ----------
+    end_s
+        ``time.perf_counter()`` value at which the budget runs out.
+    limit_s
+        The budget it was made from (for messages).
+
+    Examples
+    --------
+    >>> import time
+    >>> spent = Deadline(time.perf_counter() - 1.0, 5.0)  # building took longer than 5 s
+    >>> spent.expired, spent.slice_s() == MIN_SOLVE_SLICE_S
+    (True, True)
+    >>> Deadline.after(0.01).slice_s() <= 0.01  # never more than the whole limit
+    True
+    """
+
+    end_s: float
+    limit_s: float
+
+    @classmethod
+    def after(cls, limit_s: float) -> Deadline:
+        """A deadline ``limit_s`` seconds from now."""
+        return cls(time.perf_counter() + limit_s, limit_s)
+
+    def remaining_s(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self.end_s - time.perf_counter())
+
+    @property
+    def expired(self) -> bool:
+        """True once the budget is spent."""
+        return self.remaining_s() <= 0.0
+
+    def slice_s(self, share: float = 1.0) -> float:
+        """The time limit for the next solver call: ``share`` of what is left, at least
+        :data:`MIN_SOLVE_SLICE_S` (or the whole limit, when that is shorter)."""
+        return max(self.remaining_s() * share, min(MIN_SOLVE_SLICE_S, self.limit_s), 1e-3)
+
+    def overrun_note(self, what: str = "building the model") -> str:
+        """A sentence for the result's message when ``what`` used the whole budget, else ''."""
+        if not self.expired:
+            return ""
+        return (f"{what} used the whole time limit of {self.limit_s:g} s; the solver got only "
+                f"its minimum slice of {min(MIN_SOLVE_SLICE_S, self.limit_s):g} s")
+
+
 @dataclass(frozen=True)
 class SolveResult:
     """What a backend found, in one vocabulary.
@@ -78,9 +137,9 @@ class SolveResult:
         Objective of the returned solution ($/h for ``cost``, seconds for ``latency``);
         ``nan`` without a solution.
     bound
-        Best proven bound on the objective (``nan`` if the backend gives none).
+        Best proven bound on the objective of the exact problem (``nan`` if none is known).
     gap
-        ``(objective - bound) / |objective|``; 0 when proven optimal.
+        ``(objective - bound) / |objective|`` (``nan`` when the bound is unknown).
     runtime_s
         Wall-clock solve time.
     choice
@@ -90,7 +149,8 @@ class SolveResult:
     objective_kind
         ``cost`` or ``latency``.
     resolution
-        Integer scaling used (CP-SAT): unit per integer step for each quantity.
+        Integer scaling used (CP-SAT): unit per integer step for each quantity. The status and
+        bound hold for the exact problem all the same (see :mod:`hetopt.models.scaling`).
     message
         Native status text and anything worth telling the user.
     """
@@ -181,6 +241,43 @@ class SolveProgress:
 
 
 OnProgress = Callable[[SolveProgress], None]
+
+
+def bound_text(bound: float, gap: float, unit: str = "", fmt: str = ",.6g") -> str:
+    """``bound 7.6 $/h, gap 0.36%`` when a bound is known; otherwise says that none is.
+
+    >>> bound_text(9.5, 0.05, " $/h")
+    'bound 9.5 $/h, gap 5.000%'
+    >>> bound_text(float("-inf"), float("nan"))
+    'no bound known, so no gap'
+    """
+    if not (math.isfinite(bound) and math.isfinite(gap)):
+        return "no bound known, so no gap"
+    return f"bound {bound:{fmt}}{unit}, gap {gap:.3%}"
+
+
+def solver_verdict(status: object, gap: float) -> str:
+    """How a solve ended, claiming no more than was proven.
+
+    >>> solver_verdict("optimal", 0.0)
+    'proven optimal'
+    >>> solver_verdict("optimal", 0.00355)
+    'proven within 0.355% of the optimum'
+    >>> solver_verdict("optimal", 4.1e-8)
+    'proven within a relative gap of 4.1e-08'
+    >>> solver_verdict("feasible", float("nan"))
+    'best plan found, not proven optimal'
+    """
+    st = str(status)
+    if st == "optimal":
+        if math.isfinite(gap) and gap >= 1e-5:
+            return f"proven within {gap:.3%} of the optimum"
+        if math.isfinite(gap) and gap > 1e-9:
+            return f"proven within a relative gap of {gap:.1e}"
+        return "proven optimal"
+    if st == "feasible":
+        return "best plan found, not proven optimal"
+    return st.replace("_", " ")
 
 
 def relative_gap(objective: float, bound: float) -> float:

@@ -8,7 +8,14 @@ from functools import partial
 
 from hetopt.errors import UnknownNameError
 from hetopt.problem import PlacementProblem
-from hetopt.solvers.base import Objective, OnProgress, SolveResult, SolverOptions, WarmStart
+from hetopt.solvers.base import (
+    Deadline,
+    Objective,
+    OnProgress,
+    SolveResult,
+    SolverOptions,
+    WarmStart,
+)
 from hetopt.solvers.bruteforce import solve_bruteforce
 from hetopt.solvers.cpsat_backend import solve_cpsat
 from hetopt.solvers.pulp_backend import solve_milp
@@ -30,7 +37,8 @@ def available_backends() -> tuple[str, ...]:
 
 def solve(problem: PlacementProblem, options: SolverOptions,
           objective: Objective = "cost", *, warm_start: WarmStart | None = None,
-          on_progress: OnProgress | None = None) -> SolveResult:
+          on_progress: OnProgress | None = None,
+          deadline: Deadline | None = None) -> SolveResult:
     """Solve ``problem`` with the backend named in ``options.backend``.
 
     Parameters
@@ -47,6 +55,9 @@ def solve(problem: PlacementProblem, options: SolverOptions,
     on_progress
         Called with the incumbent and bound each time the backend improves them (HiGHS and
         CP-SAT).
+    deadline
+        The wall-clock budget, model building included; default ``options.time_limit_s`` from
+        the call. A caller solving many problems under one limit passes its own.
 
     Returns
     -------
@@ -64,4 +75,5 @@ def solve(problem: PlacementProblem, options: SolverOptions,
         ) from None
     if options.backend.lower() == "bruteforce":
         return backend(problem, options, objective)
-    return backend(problem, options, objective, warm_start=warm_start, on_progress=on_progress)
+    return backend(problem, options, objective, warm_start=warm_start, on_progress=on_progress,
+                   deadline=deadline)
