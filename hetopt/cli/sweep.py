@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -507,6 +508,7 @@ def _run_sweep(overrides: list[str], console: Console) -> int:
     rerun = ["hetopt", "sweep", *overrides, *([] if sweep_dir_ovr else [
         f"hydra.sweep.dir={sweep_dir}"])]
     swept_keys = [k for k, _ in swept]
+    swept = [(k, list(dict.fromkeys(v))) for k, v in swept]  # a value listed twice runs once
     points = [canonical([*fixed, *(f"{k}={v}" for k, v in zip(swept_keys, combo, strict=True))])
               for combo in itertools.product(*(v for _, v in swept))]
     keys = [point_key(p) for p in points]
@@ -542,8 +544,14 @@ def _launch(sweep_dir: Path, keys: list[str], fixed: list[str],
     """Hand the grid to Hydra's launcher, survive its failures and signals, then report."""
     quiet = [] if any(o.startswith("hydra/job_logging") for o in hydra_ovr) else [
         "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+    # This driver's token names its chunk files and its Hydra job directories, so that no
+    # two drivers of one sweep directory (a run and its resume) write the same file.
+    driver = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    own = [f"hydra.sweeper.driver={driver}"]
+    if not any(o.startswith("hydra.sweep.subdir=") for o in hydra_ovr):
+        own.append(f"hydra.sweep.subdir=jobs/{driver}/${{hydra.job.num}}")
     argv = ["hetopt", "-m", *fixed, *(f"{k}={','.join(v)}" for k, v in swept), *hydra_ovr,
-            *quiet]
+            *own, *quiet]
     stop = threading.Event()
     started = time.perf_counter()
     saved_argv, saved_full = sys.argv, os.environ.get("HYDRA_FULL_ERROR")

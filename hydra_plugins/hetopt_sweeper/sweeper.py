@@ -64,6 +64,7 @@ class HetoptSweeperConf:
     max_batch_size: Optional[int] = None  # noqa: UP045
     params: Optional[Dict[str, str]] = None  # noqa: UP006, UP045
     chunk_size: int = 0  # grid points per launcher job; 0: about 4 jobs per core, at most 20
+    driver: str = ""  # this driver's token (hetopt sweep sets it); "": a random one
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="hetopt", node=HetoptSweeperConf,
@@ -76,10 +77,11 @@ class HetoptSweeper(BasicSweeper):
     """``BasicSweeper`` with chunked jobs, no driver-side re-compose, and crash recovery."""
 
     def __init__(self, max_batch_size: Optional[int] = None,  # noqa: UP045
-                 params: Optional[Dict[str, str]] = None, chunk_size: int = 0) -> None:  # noqa: UP006, UP045
+                 params: Optional[Dict[str, str]] = None, chunk_size: int = 0,  # noqa: UP006, UP045
+                 driver: str = "") -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.chunk_size = chunk_size
-        self.driver = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.driver = driver or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._chunks = 0
         self._job_idx = 0
 
@@ -99,9 +101,14 @@ class HetoptSweeper(BasicSweeper):
         return Path(self.config.hydra.sweep.dir)
 
     def _points(self, batch: Sequence[Sequence[str]]) -> List[Point]:  # noqa: UP006
+        """The batch's jobs as points (a point listed twice runs once)."""
         parser = OverridesParser.create()
         out = []
+        seen = set()
         for job in batch:
+            if tuple(sorted(job)) in seen:
+                continue
+            seen.add(tuple(sorted(job)))
             parsed = parser.parse_overrides(list(job))
             values = [s for s, o in zip(job, parsed, strict=True)
                       if not self._is_group(o.key_or_group)]
