@@ -84,7 +84,7 @@ def test_a_crashing_point_is_recorded_and_the_rest_run(tmp_path: Path,
 
     real = pipeline.plan_agent
 
-    def flaky(request, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def flaky(request, *args, **kwargs):
         if request.tco.usd_per_kwh > 0.5:
             raise ZeroDivisionError("a bug in one point")
         return real(request, *args, **kwargs)

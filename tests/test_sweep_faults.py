@@ -70,7 +70,7 @@ def _started(cmd: list[str], cwd: Path, env: dict[str, str] | None = None
         proc.communicate()
 
 
-def _wait_for(cond, timeout_s: float = 120.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
+def _wait_for(cond, timeout_s: float = 120.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -84,7 +84,7 @@ def _n_records(sweep: Path) -> int:
 def _a_claim(sweep: Path) -> dict | None:
     for path in (sweep / "running").glob("*.json"):
         with contextlib.suppress(OSError, ValueError):
-            return json.loads(path.read_text())  # type: ignore[no-any-return]
+            return json.loads(path.read_text())
     return None
 
 
@@ -118,9 +118,40 @@ def _assert_same_results(sweep: Path, reference: pd.DataFrame) -> None:
                                        err_msg=col)
         else:
             assert a.fillna("").astype(str).tolist() == b.fillna("").astype(str).tolist(), col
-    # one record per point, no claim left behind
+    # one record per point, each computed with its own value, no claim left behind
     assert _n_records(sweep) == N_POINTS
+    _assert_records_match_their_points(sweep)
     assert not list((sweep / "running").glob("*.json"))
+
+
+def _assert_records_match_their_points(sweep: Path) -> None:
+    for path in (sweep / "points").glob("*.json"):
+        rec = json.loads(path.read_text())
+        (value,) = [o.partition("=")[2] for o in rec["overrides"] if o.startswith("sla.e2e_s=")]
+        if "config" in rec:  # a point that ran (not one recorded crashed by the sweeper)
+            assert rec["config"]["sla"]["e2e_s"] == pytest.approx(float(value)), path
+
+
+def test_two_sweeps_started_together_into_one_directory(tmp_path: Path) -> None:
+    """One owns the directory; the other is refused (exit 2) naming both grids or the lock."""
+    sweep = tmp_path / "sweep"
+    grids = (["workload=worked_example", "sla.e2e_s=0.12,0.15,0.2,0.25"],
+             ["workload=worked_example", "sla.e2e_s=0.13,0.16,0.21,0.26"])
+    procs = [subprocess.Popen([sys.executable, "-m", "hetopt.cli.main", "sweep", *g,
+                               f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for g in grids]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 2], outs
+    loser = " ".join(outs[[p.returncode for p in procs].index(2)].split())
+    assert "Traceback" not in loser
+    assert "already holds a different sweep" in loser or "Another `hetopt sweep`" in loser
+    winner = grids[[p.returncode for p in procs].index(0)]
+    table = pd.read_csv(sweep / "results.csv")
+    assert sorted(table["sla.e2e_s"]) == sorted(float(v) for v in winner[1][10:].split(","))
+    assert (table["status"] == "ok").all() and _n_records(sweep) == 4
+    _assert_records_match_their_points(sweep)
 
 
 def test_sigkill_of_the_driver_then_resume(tmp_path: Path, reference: pd.DataFrame) -> None:
