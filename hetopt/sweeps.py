@@ -321,13 +321,15 @@ def crashed_record(key: str, overrides: Sequence[str], cause: BaseException | st
     """
     text = " ".join(str(cause).split())
     sig = signal_of(text)
-    why = (f"the worker process planning this point died ({sig}"
-           + (": killed, e.g. by the out-of-memory killer" if sig == "SIGKILL" else "")
-           + ")" if sig else "the worker process planning this point died")
+    why = "the worker process planning this point died"
+    if sig:
+        why += f" ({sig}: killed, e.g. by the out-of-memory killer)" if sig == "SIGKILL" \
+            else f" ({sig})"
+    kind = type(cause).__name__ if isinstance(cause, BaseException) else "error"
     return {"key": key, "overrides": list(overrides), "status": "crashed", "signal": sig,
             "driver": driver, "attempt": 1,
-            "error": f"{why}. Launcher: {type(cause).__name__ if isinstance(cause, BaseException) else 'error'}: {text[:500]}. "
-                     f"A re-run of the sweep retries this point."}
+            "error": f"{why}. Launcher: {kind}: {text[:500]}. A re-run of the sweep retries "
+                     f"this point."}
 
 
 def plan_metrics(plan: Plan) -> dict[str, Any]:

@@ -1,19 +1,27 @@
 """``hetopt sweep`` (= ``hetopt plan -m``): Hydra multirun sweeps that never lose a result.
 
-The command validates every swept value before launching (a bad key, type or range exits 2 and
-nothing runs), writes the manifest of points, then hands the sweep to Hydra's launcher: joblib
-with one process per core by default, Ray with ``hydra/launcher=ray``. Each point is one call of
-:func:`sweep_app`, which
+The command validates every swept value before launching (a bad key, type or range, a bad
+``workload.*`` value or ``workload_file``, exits 2 and nothing runs), claims the sweep
+directory for its grid (``sweep.json``; a different grid there is refused, the same grid
+resumes; one driver at a time holds ``.lock``), then hands the sweep to Hydra's launcher:
+joblib with one process per core by default, Ray with ``hydra/launcher=ray``. Each point is
+one call of :func:`run_point`, which
 
 * skips a point already finished in this sweep directory (re-running resumes, and retries
   points that errored or crashed),
+* claims the point in ``running/`` while it plans it, so a worker killed mid-point is known
+  (the sweeper, ``hydra_plugins/hetopt_sweeper``, re-runs such a point alone and records it
+  ``crashed`` with the signal if it kills its worker again; the sweep goes on),
 * sets the solver's threads to the CPUs the launcher gave the task,
 * warm-starts the solver from the nearest point this worker solved before,
 * records its outcome atomically (:mod:`hetopt.sweeps`), catching every exception, so one
   crashed point never stops the sweep.
 
-While the launcher runs, a progress bar follows the point records as they land. At the end the
-records are merged into ``results.csv`` (and a study figure for ``whatif=`` studies).
+While the launcher runs, a progress bar follows the point records as they land. SIGINT or
+SIGTERM stops the workers, writes ``results.csv`` from what finished and prints the command
+that resumes the sweep (exit 130 or 143). At the end the records are merged into
+``results.csv`` (and a study figure for ``whatif=`` studies, which ``hetopt aggregate``
+redraws from the study recorded in ``sweep.json``).
 """
 
 from __future__ import annotations
@@ -547,7 +555,9 @@ def _launch(sweep_dir: Path, keys: list[str], fixed: list[str],
     # This driver's token names its chunk files and its Hydra job directories, so that no
     # two drivers of one sweep directory (a run and its resume) write the same file.
     driver = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    own = [f"hydra.sweeper.driver={driver}"]
+    other_sweeper = any(o.startswith("hydra/sweeper=") and o != "hydra/sweeper=hetopt"
+                        for o in hydra_ovr)
+    own = [] if other_sweeper else [f"hydra.sweeper.driver={driver}"]
     if not any(o.startswith("hydra.sweep.subdir=") for o in hydra_ovr):
         own.append(f"hydra.sweep.subdir=jobs/{driver}/${{hydra.job.num}}")
     argv = ["hetopt", "-m", *fixed, *(f"{k}={','.join(v)}" for k, v in swept), *hydra_ovr,
