@@ -235,7 +235,10 @@ def test_sigint_and_sigterm_stop_the_workers_and_print_the_resume_command(
                   what="a point in flight")
         workers = _session(proc.pid) - {proc.pid}
         assert workers  # the launcher's worker processes
-        os.kill(proc.pid, signum)
+        if signum == signal.SIGINT:  # Ctrl-C: the terminal signals the whole process group
+            os.killpg(proc.pid, signum)
+        else:  # `kill <pid>`: the driver alone
+            os.kill(proc.pid, signum)
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 128 + signum, out
         # No worker is left running (a worker that outlived the driver would be here).

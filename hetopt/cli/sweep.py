@@ -215,6 +215,10 @@ def sweep_app(cfg: DictConfig) -> float:
     if chunk is None:
         return run_point(_point_config(cfg, []), canonical(list(hc.overrides.task)), sweep_dir)
     data = json.loads((sweep_dir / "chunks" / f"{chunk}.json").read_text())
+    if str(data["driver"]).split("-")[0] != str(os.getpid()):
+        # A worker process: Ctrl-C reaches the whole terminal process group, but stopping
+        # the sweep is the driver's job (it ends the workers and keeps what finished).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     tcos = [run_point(_point_config(cfg, p["values"]), canonical(p["overrides"]), sweep_dir,
                       driver=data["driver"])
             for p in data["points"]]
