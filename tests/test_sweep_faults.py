@@ -161,6 +161,8 @@ def test_sigkill_of_the_driver_then_resume(tmp_path: Path, reference: pd.DataFra
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL
+        # The orphaned workers notice and exit (their unrecorded points are re-planned).
+        _wait_for(lambda: not _session(proc.pid), timeout_s=20, what="orphaned workers to end")
         # A fresh driver resumes at once (the lock died with the old one), even while the
         # old driver's orphaned workers may still be finishing their points.
         run = _run(sweep, tmp_path)

@@ -204,6 +204,28 @@ def _point_config(cfg: DictConfig, values: list[str]) -> dict[str, Any]:
     return {str(k): v for k, v in data.items()}
 
 
+_WATCHDOG: list[threading.Thread] = []
+
+
+def _exit_with_driver(driver_pid: int) -> None:
+    """In a worker the driver started itself (joblib): exit soon after the driver dies.
+
+    A driver killed by SIGKILL cannot stop its workers; this watch makes an orphaned worker
+    exit within a second instead of idling for minutes. Its point, unrecorded, is planned
+    again when the sweep is resumed. Ray workers (not the driver's children) are left alone.
+    """
+    if _WATCHDOG or os.getppid() != driver_pid:
+        return
+
+    def watch() -> None:
+        while os.getppid() == driver_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    _WATCHDOG.append(threading.Thread(target=watch, name="hetopt-driver-watch", daemon=True))
+    _WATCHDOG[0].start()
+
+
 @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
 def sweep_app(cfg: DictConfig) -> float:
     """Hydra task: one sweep point, or a chunk of points (``sweep.chunk``, see the sweeper)."""
@@ -215,10 +237,12 @@ def sweep_app(cfg: DictConfig) -> float:
     if chunk is None:
         return run_point(_point_config(cfg, []), canonical(list(hc.overrides.task)), sweep_dir)
     data = json.loads((sweep_dir / "chunks" / f"{chunk}.json").read_text())
-    if str(data["driver"]).split("-")[0] != str(os.getpid()):
+    driver_pid = int(str(data["driver"]).split("-")[0])
+    if driver_pid != os.getpid():
         # A worker process: Ctrl-C reaches the whole terminal process group, but stopping
         # the sweep is the driver's job (it ends the workers and keeps what finished).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _exit_with_driver(driver_pid)
     tcos = [run_point(_point_config(cfg, p["values"]), canonical(p["overrides"]), sweep_dir,
                       driver=data["driver"])
             for p in data["points"]]
