@@ -519,9 +519,9 @@ def cmd_sweep(overrides: list[str], console: Console) -> int:
     old_handlers = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         return _run_sweep(overrides, console)
-    except _Stopped as exc:  # before the launch: nothing ran
-        console.print(f"[yellow]Interrupted ({signal.Signals(exc.signum).name}) before the "
-                      f"sweep started; nothing ran.[/]")
+    except _Stopped as exc:  # before the launch, or while the results were being merged
+        console.print(f"[yellow]Interrupted by {signal.Signals(exc.signum).name}.[/] No point "
+                      f"is left half-recorded; re-run the same command to resume.")
         return 128 + exc.signum
     finally:
         for s, h in old_handlers.items():
