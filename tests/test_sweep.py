@@ -53,24 +53,25 @@ def test_rerun_resumes_and_retries_failed_points(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     sweep = tmp_path / "sweep"
-    assert main(["sweep", "tco.usd_per_kwh=0.2,0.4", f"hydra.sweep.dir={sweep}"]) == 0
+    assert main(["sweep", "tco.usd_per_kwh=0.2,0.4,0.8", f"hydra.sweep.dir={sweep}"]) == 0
     before = _records(sweep)
     # Fake a crashed point: the re-run must plan it again and keep the finished one.
     crashed_key = point_key(["tco.usd_per_kwh=0.4"])
     crashed = dict(before[crashed_key], status="crashed", error="RuntimeError: boom",
                    metrics=None)
     write_json_atomic(sweep / POINTS / f"{crashed_key}.json", crashed)
-    # A record that lacks its status, and one that is garbage, count as missing.
+    # A record that lacks its status counts as missing: the point is planned again.
     no_status = point_key(["tco.usd_per_kwh=0.8"])
     write_json_atomic(sweep / POINTS / f"{no_status}.json", {"overrides": ["tco.usd_per_kwh=0.8"]})
-    assert main(["sweep", "tco.usd_per_kwh=0.2,0.4", f"hydra.sweep.dir={sweep}"]) == 0
+    assert main(["sweep", "tco.usd_per_kwh=0.2,0.4,0.8", f"hydra.sweep.dir={sweep}"]) == 0
     after = _records(sweep)
     kept = point_key(["tco.usd_per_kwh=0.2"])
     assert after[kept]["started"] == before[kept]["started"]  # not re-planned
     assert after[kept]["attempt"] == 1
     assert after[crashed_key]["status"] == "ok" and after[crashed_key]["attempt"] == 2
+    assert after[no_status]["status"] == "ok" and after[no_status]["attempt"] == 1
     table = pd.read_csv(sweep / "results.csv")
-    assert is_complete(table) and len(table) == 2  # the stray record is not part of the grid
+    assert is_complete(table) and len(table) == 3
     assert table.sort_values("tco.usd_per_kwh")["tco_usd_per_h"].is_monotonic_increasing
     # Two drivers wrote chunk files; neither overwrote the other's.
     drivers = {p.stem.rsplit("-", 1)[0] for p in (sweep / "chunks").glob("*.json")}
