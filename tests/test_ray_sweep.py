@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -54,6 +54,10 @@ def _descendants(pgid: int) -> set[int]:
 @pytest.fixture()
 def ray_cluster() -> Iterator[str]:
     """``ray start --head`` on 127.0.0.1 with 2 CPUs; yields its address; kills it after."""
+    yield from _cluster(os.environ)
+
+
+def _cluster(env: Mapping[str, str]) -> Iterator[str]:
     port = _free_port()
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Unix socket paths <= 107
     ray = str(Path(sys.executable).with_name("ray"))
@@ -61,7 +65,7 @@ def ray_cluster() -> Iterator[str]:
         [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
          "--num-cpus=2", f"--object-store-memory={200 * 1024**2}", "--include-dashboard=false",
          "--disable-usage-stats", f"--temp-dir={temp_dir}"],
-        env={**os.environ, **RAY_ENV}, start_new_session=True, stdout=subprocess.PIPE,
+        env={**env, **RAY_ENV}, start_new_session=True, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=120)
@@ -101,3 +105,47 @@ def test_sweep_through_the_ray_launcher(ray_cluster: str, tmp_path: Path) -> Non
     assert all(r["pid"] != os.getpid() for r in records)
     assert {r["threads"] for r in records} == {2}
     assert {r["config"]["solver"]["threads"] for r in records} == {2}
+
+
+# Loaded by every Ray worker of the cluster below: one point dies like an OOM-killed process.
+SITECUSTOMIZE = """
+import os, signal
+import hetopt.pipeline as pipeline
+
+_real = pipeline.plan_agent
+
+def plan_agent(request, *args, **kwargs):
+    if abs(request.tco.usd_per_kwh - 0.4) < 1e-9:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _real(request, *args, **kwargs)
+
+pipeline.plan_agent = plan_agent
+"""
+
+
+@pytest.fixture()
+def ray_cluster_with_a_deadly_point(tmp_path: Path) -> Iterator[str]:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    root = str(Path(__file__).resolve().parents[1])
+    yield from _cluster({**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), root])})
+
+
+def test_a_dead_ray_worker_marks_its_point_crashed(ray_cluster_with_a_deadly_point: str,
+                                                   tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "hetopt.cli.main", "sweep", "tco.usd_per_kwh=0.2,0.4,0.8",
+           "hydra/launcher=ray",
+           f"hydra.launcher.ray.init.address={ray_cluster_with_a_deadly_point}",
+           "+hydra.launcher.ray.init.object_store_memory=null",
+           "+hydra.launcher.ray.remote.num_cpus=1", "+hydra.launcher.ray.remote.max_retries=0",
+           f"hydra.sweep.dir={sweep}"]
+    run = subprocess.run(cmd, env={**os.environ, **RAY_ENV}, cwd=tmp_path, capture_output=True,
+                         text=True, timeout=600)
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out[-3000:]
+    assert "Traceback" not in out
+    table = pd.read_csv(sweep / "results.csv").set_index("tco.usd_per_kwh")
+    assert table["status"].to_dict() == {0.2: "ok", 0.4: "crashed", 0.8: "ok"}
+    assert "worker process planning this point died" in table.loc[0.4, "error"]

@@ -53,23 +53,29 @@ def test_rerun_resumes_and_retries_failed_points(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     sweep = tmp_path / "sweep"
-    assert main(["sweep", "tco.usd_per_kwh=0.2,0.4", f"hydra.sweep.dir={sweep}"]) == 0
+    assert main(["sweep", "tco.usd_per_kwh=0.2,0.4,0.8", f"hydra.sweep.dir={sweep}"]) == 0
     before = _records(sweep)
     # Fake a crashed point: the re-run must plan it again and keep the finished one.
     crashed_key = point_key(["tco.usd_per_kwh=0.4"])
     crashed = dict(before[crashed_key], status="crashed", error="RuntimeError: boom",
                    metrics=None)
     write_json_atomic(sweep / POINTS / f"{crashed_key}.json", crashed)
+    # A record that lacks its status counts as missing: the point is planned again.
+    no_status = point_key(["tco.usd_per_kwh=0.8"])
+    write_json_atomic(sweep / POINTS / f"{no_status}.json", {"overrides": ["tco.usd_per_kwh=0.8"]})
     assert main(["sweep", "tco.usd_per_kwh=0.2,0.4,0.8", f"hydra.sweep.dir={sweep}"]) == 0
     after = _records(sweep)
     kept = point_key(["tco.usd_per_kwh=0.2"])
     assert after[kept]["started"] == before[kept]["started"]  # not re-planned
     assert after[kept]["attempt"] == 1
     assert after[crashed_key]["status"] == "ok" and after[crashed_key]["attempt"] == 2
-    assert after[point_key(["tco.usd_per_kwh=0.8"])]["status"] == "ok"
+    assert after[no_status]["status"] == "ok" and after[no_status]["attempt"] == 1
     table = pd.read_csv(sweep / "results.csv")
     assert is_complete(table) and len(table) == 3
     assert table.sort_values("tco.usd_per_kwh")["tco_usd_per_h"].is_monotonic_increasing
+    # Two drivers wrote chunk files; neither overwrote the other's.
+    drivers = {p.stem.rsplit("-", 1)[0] for p in (sweep / "chunks").glob("*.json")}
+    assert len(drivers) == 2
 
 
 def test_a_crashing_point_is_recorded_and_the_rest_run(tmp_path: Path,
@@ -79,7 +85,7 @@ def test_a_crashing_point_is_recorded_and_the_rest_run(tmp_path: Path,
 
     real = pipeline.plan_agent
 
-    def flaky(request, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def flaky(request, *args, **kwargs):
         if request.tco.usd_per_kwh > 0.5:
             raise ZeroDivisionError("a bug in one point")
         return real(request, *args, **kwargs)
@@ -109,6 +115,11 @@ def test_a_crashing_point_is_recorded_and_the_rest_run(tmp_path: Path,
     (["solver.threads=1,two"], "solver.threads"),              # wrong type
     (["solver=highs,gurobbi"], "gurobbi"),                      # unknown option
     (["workload=nope,voice_agent"], "workload"),
+    (["workload.request_rate_per_s=2,-1"], "workload.request_rate_per_s=-1"),
+    (["workload.request_rate_per_s=2,lots"], "workload.request_rate_per_s=lots"),
+    (["workload_file=/no/such/agent.yaml"], "/no/such/agent.yaml"),
+    (["workload=worked_example", "workload.nodes.llm.input_tokens=1000,-5"], "input_tokens"),
+    (["study.name=../x", "sla.e2e_s=12,13"], "study.name"),
 ])
 def test_bad_sweeps_exit_2_before_anything_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str],
@@ -123,17 +134,20 @@ def test_bad_sweeps_exit_2_before_anything_runs(tmp_path: Path, monkeypatch: pyt
 
 def test_write_json_atomic_leaves_no_partial_file(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
     import os
+
+    from hetopt.errors import OutputError
 
     path = tmp_path / "p" / "a.json"
     write_json_atomic(path, {"x": 1.0, "y": float("nan")})
     assert json.loads(path.read_text()) == {"x": 1.0, "y": None}
 
     def disk_full(fd: int) -> None:
-        raise OSError("No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OutputError, match="disk is full"):
         write_json_atomic(path, {"x": 2.0})
     assert json.loads(path.read_text()) == {"x": 1.0, "y": None}  # the old record survives
     assert [p.name for p in path.parent.iterdir()] == ["a.json"]  # no temporary file left
@@ -159,3 +173,130 @@ def test_chunked_points_match_single_plans(tmp_path: Path, monkeypatch: pytest.M
     recs = _records(sweep).values()
     assert {r["config"]["solver"]["backend"] for r in recs} == {"highs", "cpsat"}
     assert all(r["config"]["sweep"]["chunk"] is None for r in recs)
+
+
+def _sweep_files(sweep: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(sweep)): p.read_bytes() for p in sorted(sweep.rglob("*"))
+            if p.is_file() and p.parent.name in ("points", sweep.name)}
+
+
+def test_a_different_grid_in_the_same_directory_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    first = ["sweep", "workload=worked_example", "sla.e2e_s=0.12,0.2", f"hydra.sweep.dir={sweep}"]
+    assert main(first) == 0
+    files = _sweep_files(sweep)
+    capsys.readouterr()
+    assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.13,0.2",
+                 f"hydra.sweep.dir={sweep}"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Traceback" not in err
+    assert "sla.e2e_s=0.12,0.2 with workload=worked_example (2 points)" in err  # the grid there
+    assert "sla.e2e_s=0.13,0.2 with workload=worked_example (2 points)" in err  # the one refused
+    assert _sweep_files(sweep) == files  # nothing written, nothing mixed
+    # The same grid (in another order) is the same sweep: it resumes, plans nothing.
+    assert main(["sweep", "sla.e2e_s=0.2,0.12", "workload=worked_example",
+                 f"hydra.sweep.dir={sweep}"]) == 0
+    assert "resuming: 2 already finished" in " ".join(capsys.readouterr().out.split())
+    assert {k: v for k, v in _sweep_files(sweep).items() if k.startswith("points")} == {
+        k: v for k, v in files.items() if k.startswith("points")}
+
+
+def test_a_second_driver_in_a_running_sweep_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    import fcntl
+
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    with open(sweep / ".lock", "w") as held:  # a driver is running in this directory
+        held.write("4242\n")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.12,0.2",
+                     f"hydra.sweep.dir={sweep}"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Another `hetopt sweep` (pid 4242) is running in" in err and str(sweep) in err
+    assert not (sweep / "points").exists()
+
+
+def test_malformed_records_count_as_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "s"
+    points = [["sla.e2e_s=1"], ["sla.e2e_s=2"], ["sla.e2e_s=3"], ["sla.e2e_s=4"]]
+    write_manifest(sweep, points, ["sla.e2e_s"])
+    keys = [point_key(p) for p in points]
+    (sweep / POINTS).mkdir()
+    (sweep / POINTS / f"{keys[0]}.json").write_text('{"key": "x", "overrides": ["sla.e2e_s=1"]}')
+    (sweep / POINTS / f"{keys[1]}.json").write_text("\x00\x01 not json")
+    (sweep / POINTS / f"{keys[2]}.json").write_text('["a list"]')
+    write_json_atomic(sweep / POINTS / f"{keys[3]}.json",  # a record of another point
+                      {"status": "ok", "overrides": ["sla.e2e_s=9"], "metrics": {}})
+    assert main(["aggregate", str(sweep)]) == 1
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err and "4 missing" in " ".join(out.out.split())
+    assert (pd.read_csv(sweep / "results.csv")["status"] == "missing").all()
+    # A garbage manifest is an error naming it, exit 2.
+    (sweep / "sweep.json").write_text('{"points": 3}')
+    assert main(["aggregate", str(sweep)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{sweep / 'sweep.json'} is not a sweep manifest" in err
+
+
+def test_study_axis_given_on_the_command_line_collapses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    """whatif=electricity sweeps tco.usd_per_kwh x tco.pue; fixing the price keeps the PUE axis."""
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    assert main(["sweep", "whatif=electricity", "workload=worked_example",
+                 "tco.usd_per_kwh=0.1", f"hydra.sweep.dir={sweep}"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "tco.usd_per_kwh: fixed on the command line" in out
+    table = pd.read_csv(sweep / "results.csv")
+    assert len(table) == 3 and is_complete(table)  # the PUE axis only; no phantom points
+    assert (table["tco.usd_per_kwh"] == 0.1).all()
+    assert sorted(table["tco.pue"]) == [1.1, 1.4, 1.8]
+    assert json.loads((sweep / "sweep.json").read_text())["study"]["name"] == "electricity"
+    # `hetopt aggregate` redraws the study figure from what the sweep directory recorded.
+    figure = sweep / "electricity.png"
+    assert figure.exists()
+    figure.unlink()
+    assert main(["aggregate", str(sweep)]) == 0
+    assert figure.exists() and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_study_name_must_be_a_plain_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "work").mkdir()
+    for name in ("../x", "a/b", ".hidden", "x\\y"):
+        assert main(["sweep", "whatif=electricity", f"study.name={name}",
+                     f"hydra.sweep.dir={tmp_path / 'work' / 'sweep'}"]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "study.name=" in err and "not a plain name" in err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["work"]  # nothing written anywhere
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664)])
+def test_sweep_files_respect_the_umask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       umask: int, mode: int) -> None:
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    old = os.umask(umask)
+    try:
+        assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.12,0.2",
+                     "hydra/launcher=basic", f"hydra.sweep.dir={sweep}"]) == 0
+    finally:
+        os.umask(old)
+    files = [sweep / "sweep.json", sweep / "results.csv", *(sweep / POINTS).glob("*.json"),
+             *(sweep / "chunks").glob("*.json")]
+    assert len(files) >= 5
+    assert {f.name: oct(f.stat().st_mode & 0o777) for f in files} == {
+        f.name: oct(mode) for f in files}

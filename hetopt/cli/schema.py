@@ -111,7 +111,7 @@ class SweepSchema:
     figures: bool = False            # draw plan.png for every point (slow: about 0.3 s each)
     warm_start: bool = True          # hint each solve with the previous point's plan
     retry_failed: bool = True        # re-running a sweep re-plans points that errored or crashed
-    chunk: Optional[int] = None      # noqa: UP045  set by the sweeper: the chunk of points a job runs
+    chunk: Optional[str] = None      # noqa: UP045  set by the sweeper: the chunk of points a job runs (<driver>-<n>)
 
 
 @dataclasses.dataclass

@@ -1,33 +1,49 @@
 """``hetopt sweep`` (= ``hetopt plan -m``): Hydra multirun sweeps that never lose a result.
 
-The command validates every swept value before launching (a bad key, type or range exits 2 and
-nothing runs), writes the manifest of points, then hands the sweep to Hydra's launcher: joblib
-with one process per core by default, Ray with ``hydra/launcher=ray``. Each point is one call of
-:func:`sweep_app`, which
+The command validates every swept value before launching (a bad key, type or range, a bad
+``workload.*`` value or ``workload_file``, exits 2 and nothing runs), claims the sweep
+directory for its grid (``sweep.json``; a different grid there is refused, the same grid
+resumes; one driver at a time holds ``.lock``), then hands the sweep to Hydra's launcher:
+joblib with one process per core by default, Ray with ``hydra/launcher=ray``. Each point is
+one call of :func:`run_point`, which
 
 * skips a point already finished in this sweep directory (re-running resumes, and retries
   points that errored or crashed),
+* claims the point in ``running/`` while it plans it, so a worker killed mid-point is known
+  (the sweeper, ``hydra_plugins/hetopt_sweeper``, re-runs such a point alone and records it
+  ``crashed`` with the signal if it kills its worker again; the sweep goes on),
 * sets the solver's threads to the CPUs the launcher gave the task,
 * warm-starts the solver from the nearest point this worker solved before,
 * records its outcome atomically (:mod:`hetopt.sweeps`), catching every exception, so one
   crashed point never stops the sweep.
 
-While the launcher runs, a progress bar follows the point records as they land. At the end the
-records are merged into ``results.csv`` (and a study figure for ``whatif=`` studies).
+While the launcher runs, a progress bar follows the point records as they land. SIGINT or
+SIGTERM stops the workers, writes ``results.csv`` from what finished and prints the command
+that resumes the sweep (exit 130 or 143). At the end the records are merged into
+``results.csv`` (and a study figure for ``whatif=`` studies, which ``hetopt aggregate``
+redraws from the study recorded in ``sweep.json``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
+import fcntl
 import itertools
 import logging
 import math
 import os
+import re
+import shlex
+import signal
+import socket
 import sys
 import threading
 import time
 import traceback
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +54,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from hetopt.atomic import output_error
 from hetopt.cli.schema import register
 from hetopt.errors import HetoptUserError, InfeasibleError, InputError
 from hetopt.solvers.base import WarmStart
@@ -45,15 +62,22 @@ from hetopt.sweeps import (
     FAILED,
     FINISHED,
     POINTS,
+    claim_manifest,
+    claim_point,
+    claims,
+    clear_claims,
+    describe_grid,
+    grid_manifest,
     is_complete,
     neighbours,
     params_of,
     plan_metrics,
     point_key,
+    read_manifest,
     read_point,
+    same_grid,
     status_counts,
-    write_json_atomic,
-    write_manifest,
+    write_point,
     write_results,
 )
 from hetopt.workloads import config_dir
@@ -98,29 +122,34 @@ def task_cpus() -> int:
     return max(1, cores // max(1, workers))
 
 
-def run_point(cfg: dict[str, Any], overrides: list[str], sweep_dir: Path, job_dir: Path
-              ) -> float:
+def run_point(cfg: dict[str, Any], overrides: list[str], sweep_dir: Path,
+              job_dir: Path | None = None, driver: str = "") -> float:
     """Plan one sweep point and record it; return its TCO ($/h) or nan.
 
     Never raises for a point's own failure: user errors, infeasibility and crashes are
-    recorded in ``points/<key>.json`` with their message.
+    recorded in ``points/<key>.json`` with their message. While it plans, the point is
+    claimed in ``running/<key>.json`` (this pid), so that a worker killed mid-point is known.
+    Its plan goes to ``job_dir`` (default ``<sweep>/runs/<key>``: one directory per point,
+    whichever driver or job ran it).
     """
     from hetopt.cli.config import request_from_config
     from hetopt.cli.outputs import write_outputs
     from hetopt.pipeline import plan_agent
 
     key = point_key(overrides)
+    job_dir = job_dir or sweep_dir / "runs" / key
     sweep_cfg = cfg.get("sweep") or {}
     done = read_point(sweep_dir, key)
     if done is not None and (done["status"] in FINISHED
                              or not sweep_cfg.get("retry_failed", True)):
         log.info("point %s already %s; skipped", key, done["status"])
         return float((done.get("metrics") or {}).get("tco_usd_per_h") or math.nan)
+    claim_point(sweep_dir, key, driver)
     params = params_of(overrides)
     threads = task_cpus()
     cfg = {**cfg, "solver": {**(cfg.get("solver") or {}), "threads": threads}}
     record: dict[str, Any] = {"key": key, "overrides": overrides, "job_dir": str(job_dir),
-                              "pid": os.getpid(), "threads": threads,
+                              "pid": os.getpid(), "driver": driver, "threads": threads,
                               "attempt": 1 + int((done or {}).get("attempt", 0)),
                               "started": dt.datetime.now().isoformat(timespec="seconds")}
     warm = None
@@ -156,9 +185,11 @@ def run_point(cfg: dict[str, Any], overrides: list[str], sweep_dir: Path, job_di
     record["wall_s"] = time.perf_counter() - start
     record["finished"] = dt.datetime.now().isoformat(timespec="seconds")
     record["config"] = cfg
-    write_json_atomic(sweep_dir / POINTS / f"{key}.json", record)
+    write_point(sweep_dir, record)
     log.info("point %s: %s in %.2f s", key, record["status"], record["wall_s"])
     return tco
+
+
 
 
 def _point_config(cfg: DictConfig, values: list[str]) -> dict[str, Any]:
@@ -173,31 +204,85 @@ def _point_config(cfg: DictConfig, values: list[str]) -> dict[str, Any]:
     return {str(k): v for k, v in data.items()}
 
 
+_WATCHDOG: list[threading.Thread] = []
+
+
+def _exit_with_driver(driver_pid: int) -> None:
+    """In a worker the driver started itself (joblib): exit soon after the driver dies.
+
+    A driver killed by SIGKILL cannot stop its workers; this watch makes an orphaned worker
+    exit within a second instead of idling for minutes. Its point, unrecorded, is planned
+    again when the sweep is resumed. Ray workers (not the driver's children) are left alone.
+    """
+    if _WATCHDOG or os.getppid() != driver_pid:
+        return
+
+    def watch() -> None:
+        while os.getppid() == driver_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    _WATCHDOG.append(threading.Thread(target=watch, name="hetopt-driver-watch", daemon=True))
+    _WATCHDOG[0].start()
+
+
 @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
 def sweep_app(cfg: DictConfig) -> float:
     """Hydra task: one sweep point, or a chunk of points (``sweep.chunk``, see the sweeper)."""
     import json
 
     hc = HydraConfig.get()
-    sweep_dir, job_dir = Path(hc.sweep.dir), Path(hc.runtime.output_dir)
+    sweep_dir = Path(hc.sweep.dir)
     chunk = cfg.sweep.get("chunk")
     if chunk is None:
-        return run_point(_point_config(cfg, []), canonical(list(hc.overrides.task)), sweep_dir,
-                         job_dir)
-    points = json.loads((sweep_dir / "chunks" / f"{chunk}.json").read_text())
+        return run_point(_point_config(cfg, []), canonical(list(hc.overrides.task)), sweep_dir)
+    data = json.loads((sweep_dir / "chunks" / f"{chunk}.json").read_text())
+    driver_pid = int(str(data["driver"]).split("-")[0])
+    if driver_pid != os.getpid():
+        # A worker process: Ctrl-C reaches the whole terminal process group, but stopping
+        # the sweep is the driver's job (it ends the workers and keeps what finished).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _exit_with_driver(driver_pid)
     tcos = [run_point(_point_config(cfg, p["values"]), canonical(p["overrides"]), sweep_dir,
-                      job_dir / str(i))
-            for i, p in enumerate(points)]
+                      driver=data["driver"])
+            for p in data["points"]]
     return float(sum(tcos))
 
 
 # ------------------------------------------------------------------ the command (driver side)
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def check_study_name(name: Any) -> str:
+    """``study.name`` if it is a plain name (it names files in the sweep directory).
+
+    Raises
+    ------
+    InputError
+        For a name with a path separator, ``..``, or other characters.
+
+    Examples
+    --------
+    >>> check_study_name("electricity")
+    'electricity'
+    """
+    text = str(name)
+    if not _NAME.fullmatch(text) or ".." in text:
+        raise InputError(
+            f"study.name={text!r} is not a plain name: it names the study's figure inside the "
+            f"sweep directory, so it may hold only letters, digits, '_', '-' and '.', start "
+            f"with a letter or digit, and contain no '/' or '..'. Use e.g. study.name=my_study.")
+    return text
+
+
 def _sweep_plan(overrides: list[str]) -> tuple[list[str], list[str], list[tuple[str, list[str]]],
-                                               dict[str, Any]]:
+                                               dict[str, Any], list[str]]:
     """Split the overrides into Hydra's, fixed and swept ones (the study's params included).
 
-    Returns ``(hydra_overrides, fixed, swept, study)`` with ``swept`` as ``(key, values)``.
+    Returns ``(hydra_overrides, fixed, swept, study, collapsed)`` with ``swept`` as
+    ``(key, values)``. A study axis whose key is also given a single value on the command
+    line collapses to that value (it stays in ``fixed``); ``collapsed`` names those keys.
     """
     from hydra import compose, initialize_config_dir
 
@@ -221,12 +306,20 @@ def _sweep_plan(overrides: list[str]) -> tuple[list[str], list[str], list[tuple[
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         hcfg = compose(config_name="config", overrides=fixed, return_hydra_config=True)
     study: dict[str, Any] = OmegaConf.to_container(hcfg.study, resolve=True) or {}  # type: ignore[assignment]
+    if study.get("name") is not None:
+        check_study_name(study["name"])
     node = OmegaConf.select(hcfg, "hydra.sweeper.params")
     params: dict[str, Any] = (OmegaConf.to_container(node, resolve=True)  # type: ignore[assignment]
                               if node is not None else {})
     on_cli = {k.lstrip("+") for k, _ in swept}
+    fixed_keys = {f.partition("=")[0].lstrip("+~") for f in fixed}
+    collapsed = []
     for key, value in params.items():
-        if str(key).lstrip("+") in on_cli:
+        name = str(key).lstrip("+")
+        if name in on_cli:
+            continue
+        if name in fixed_keys:  # the command line fixes this axis of the study
+            collapsed.append(name)
             continue
         o = parser.parse_override(f"{key}={value}")
         values = ([str(v) for v in o.sweep_string_iterator()] if o.is_sweep_override()
@@ -237,22 +330,67 @@ def _sweep_plan(overrides: list[str]) -> tuple[list[str], list[str], list[tuple[
         raise InputError(f"The sweep over {empty} has no values (an empty range?). Give at "
                          f"least one value, e.g. 'sla.e2e_s=range(10,16)' or "
                          f"'sla.e2e_s=10,12,14'.")
-    return hydra_ovr, fixed, swept, study
+    return hydra_ovr, fixed, swept, study, collapsed
+
+
+def _is_group(key: str) -> bool:
+    name = key.lstrip("+~")
+    return "/" in name or (config_dir() / name).is_dir()
+
+
+def check_point(cfg: dict[str, Any]) -> None:
+    """Raise the user error a point with config ``cfg`` would hit before its solve.
+
+    Loads ``workload_file``, builds the request and runs the pipeline up to the placement
+    problem (graph, workload fields, catalog, cost table). Infeasibility is a result, not
+    an error, and passes.
+    """
+    from hetopt.cli.config import request_from_config
+    from hetopt.pipeline import prepare
+
+    if cfg.get("workload_file"):
+        from hetopt.workloads import load_workload
+
+        cfg = {**cfg, "workload": load_workload(str(cfg["workload_file"]))}
+    with contextlib.suppress(InfeasibleError):
+        prepare(request_from_config(cfg))
 
 
 def _validate(fixed: list[str], swept: list[tuple[str, list[str]]],
               progress: Progress | None = None) -> None:
-    """Compose and build the request for every swept value (one key at a time)."""
-    from hetopt.cli.compose import request_from_config_checked
+    """Check every swept value (one key at a time) as far as its point would get unsolved.
+
+    A config-group value is composed with Hydra; a value override is applied to the config
+    composed once from the fixed overrides, the way the sweep's workers apply it. Either way
+    :func:`check_point` then builds the point's problem, so a bad ``workload.*`` value or
+    ``workload_file`` fails here, before anything runs.
+    """
+    from hydra import compose, initialize_config_dir
+
+    from hetopt.cli.compose import compose_config
 
     total = sum(len(v) for _, v in swept)
     task = progress.add_task("validating", total=total, counts="") if progress else None
+    base: DictConfig | None = None
     for key, values in swept:
         for value in values:
+            item = f"{key}={value}"
             try:
-                request_from_config_checked([*fixed, f"{key}={value}"])
+                if _is_group(key):
+                    cfg = compose_config([*fixed, item])
+                else:
+                    if base is None:
+                        with initialize_config_dir(config_dir=str(config_dir()),
+                                                   version_base="1.3"):
+                            base = compose(config_name="config", overrides=fixed)
+                    try:
+                        cfg = _point_config(base, [item])
+                    except Exception:  # noqa: BLE001  Hydra's own words for a bad override
+                        cfg = compose_config([*fixed, item])
+                check_point(cfg)
             except HetoptUserError as exc:
-                raise InputError(f"Sweep value {key}={value} is invalid: {exc}") from None
+                raise InputError(f"Sweep value {item} is invalid (nothing was run): "
+                                 f"{exc}") from None
             if progress is not None and task is not None:
                 progress.advance(task)
     if progress is not None and task is not None:
@@ -282,13 +420,117 @@ def _watch(sweep_dir: Path, keys: list[str], progress: Progress, stop: threading
         stop.wait(0.5)
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the driver."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: Any) -> None:
+    raise _Stopped(signum)
+
+
+@contextlib.contextmanager
+def _sweep_lock(sweep_dir: Path) -> Iterator[None]:
+    """Hold ``<sweep>/.lock`` (flock): one driver per sweep directory at a time.
+
+    The kernel drops the lock when the driver dies, even by SIGKILL, so a re-run can resume.
+    """
+    path = sweep_dir / ".lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        raise output_error(path, exc) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise InputError(
+                f"Another `hetopt sweep` (pid {holder}) is running in {sweep_dir}. Wait for it "
+                f"to finish (or stop it), then re-run this command to resume; or sweep into "
+                f"another hydra.sweep.dir.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _descendants() -> set[int]:
+    """Process ids below this one (from /proc; empty where there is none)."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parent[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    out: set[int] = set()
+    frontier = {os.getpid()}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier} - out
+        out |= frontier
+    return out
+
+
+def _stop_workers(sweep_dir: Path) -> None:
+    """End the workers still planning points of this sweep (this driver's children only)."""
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():  # the job's tasks end with its driver
+            ray.shutdown()
+    mine = _descendants()
+    pids = {int(c["pid"]) for c in claims(sweep_dir).values()
+            if c.get("host") == socket.gethostname() and c.get("pid") in mine}
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            pids &= _descendants()
+            if not pids:
+                break
+            time.sleep(0.05)
+    clear_claims(sweep_dir)
+
+
+def _grid_conflict(sweep_dir: Path, existing: dict[str, Any], wanted: dict[str, Any]
+                   ) -> InputError:
+    return InputError(
+        f"{sweep_dir} already holds a different sweep: {describe_grid(existing)}, not this "
+        f"one: {describe_grid(wanted)}. A sweep directory belongs to one grid (re-running the "
+        f"same grid resumes it). Sweep into a new directory (hydra.sweep.dir=...), or re-run "
+        f"the original command to finish that sweep: "
+        f"`{shlex.join(existing.get('command') or ['hetopt', 'sweep', '...'])}`.")
+
+
 def cmd_sweep(overrides: list[str], console: Console) -> int:
-    """Run ``hetopt sweep [overrides...]`` (also ``hetopt plan -m ...``)."""
+    """Run ``hetopt sweep [overrides...]`` (also ``hetopt plan -m ...``).
+
+    Returns 0 when every point finished, 1 when some failed or are missing, 130/143 when
+    SIGINT/SIGTERM stopped it (the finished points are kept and the resume command printed).
+    """
     overrides = [o for o in overrides if o not in ("-m", "--multirun")]
-    hydra_ovr, fixed, swept, study = _sweep_plan(overrides)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[counts]}"))
-    with Progress(*columns, console=console, transient=True) as progress:
+    old_handlers = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _run_sweep(overrides, console)
+    except _Stopped as exc:  # before the launch, or while the results were being merged
+        console.print(f"[yellow]Interrupted by {signal.Signals(exc.signum).name}.[/] No point "
+                      f"is left half-recorded; re-run the same command to resume.")
+        return 128 + exc.signum
+    finally:
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+
+
+def _run_sweep(overrides: list[str], console: Console) -> int:
+    hydra_ovr, fixed, swept, study, collapsed = _sweep_plan(overrides)
+    with Progress(*_COLUMNS, console=console, transient=True) as progress:
         _validate(fixed, swept, progress)
 
     sweep_dir_ovr = [o for o in hydra_ovr if o.startswith("hydra.sweep.dir=")]
@@ -299,50 +541,123 @@ def cmd_sweep(overrides: list[str], console: Console) -> int:
         name = study.get("name") or "sweep"
         sweep_dir = Path("outputs") / "sweep" / f"{name}-{stamp}"
         hydra_ovr.append(f"hydra.sweep.dir={sweep_dir}")
-    points = [canonical([*fixed, *(f"{k}={v}" for k, v in zip([k for k, _ in swept], combo,
-                                                               strict=True))])
+    rerun = ["hetopt", "sweep", *overrides, *([] if sweep_dir_ovr else [
+        f"hydra.sweep.dir={sweep_dir}"])]
+    swept_keys = [k for k, _ in swept]
+    swept = [(k, list(dict.fromkeys(v))) for k, v in swept]  # a value listed twice runs once
+    points = [canonical([*fixed, *(f"{k}={v}" for k, v in zip(swept_keys, combo, strict=True))])
               for combo in itertools.product(*(v for _, v in swept))]
     keys = [point_key(p) for p in points]
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    write_manifest(sweep_dir, points, [k for k, _ in swept], ["hetopt", "sweep", *overrides])
-    before = [read_point(sweep_dir, k) for k in keys]
-    n_done = sum(1 for r in before if r is not None and r["status"] in FINISHED)
-    console.print(f"sweep: {len(points)} points over {[k for k, _ in swept]} -> {sweep_dir}"
-                  + (f" (resuming: {n_done} already finished)" if n_done else ""))
+    manifest = grid_manifest(points, swept, fixed, rerun, study)
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(sweep_dir, exc) from None
+    with _sweep_lock(sweep_dir):
+        existing = claim_manifest(sweep_dir, manifest)
+        if existing is not None and not same_grid(existing, manifest):
+            raise _grid_conflict(sweep_dir, existing, manifest)
+        clear_claims(sweep_dir)  # workers of an earlier driver are no longer this sweep's
+        before = [read_point(sweep_dir, k) for k in keys]
+        n_done = sum(1 for r in before if r is not None and r["status"] in FINISHED)
+        for key in collapsed:
+            console.print(f"{key}: fixed on the command line; the study's axis over it "
+                          f"collapses to that value")
+        console.print(f"sweep: {len(points)} points over {swept_keys} -> {sweep_dir}"
+                      + (f" (resuming: {n_done} already finished)" if n_done else ""))
+        if n_done == len(points):
+            return report_sweep(sweep_dir, console, study=study, rerun=rerun)
+        return _launch(sweep_dir, keys, fixed, swept, hydra_ovr, study, rerun, console)
 
+
+_COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), TextColumn("{task.fields[counts]}"))
+
+
+def _launch(sweep_dir: Path, keys: list[str], fixed: list[str],
+            swept: list[tuple[str, list[str]]], hydra_ovr: list[str], study: dict[str, Any],
+            rerun: list[str], console: Console) -> int:
+    """Hand the grid to Hydra's launcher, survive its failures and signals, then report."""
     quiet = [] if any(o.startswith("hydra/job_logging") for o in hydra_ovr) else [
         "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+    # This driver's token names its chunk files and its Hydra job directories, so that no
+    # two drivers of one sweep directory (a run and its resume) write the same file.
+    driver = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    other_sweeper = any(o.startswith("hydra/sweeper=") and o != "hydra/sweeper=hetopt"
+                        for o in hydra_ovr)
+    own = [] if other_sweeper else [f"hydra.sweeper.driver={driver}"]
+    if not any(o.startswith("hydra.sweep.subdir=") for o in hydra_ovr):
+        own.append(f"hydra.sweep.subdir=jobs/{driver}/${{hydra.job.num}}")
     argv = ["hetopt", "-m", *fixed, *(f"{k}={','.join(v)}" for k, v in swept), *hydra_ovr,
-            *quiet]
+            *own, *quiet]
     stop = threading.Event()
     started = time.perf_counter()
-    saved = sys.argv
-    with Progress(*columns, console=console) as progress:
-        watcher = threading.Thread(target=_watch, args=(sweep_dir, keys, progress, stop),
-                                   daemon=True)
-        watcher.start()
-        sys.argv = argv
-        try:
-            sweep_app()
-        except SystemExit as exc:  # Hydra exits on a launcher error; the results are kept
-            if exc.code not in (0, None):
-                console.print(f"[red]the launcher stopped with status {exc.code}[/]")
-        finally:
-            sys.argv = saved
-            stop.set()
-            watcher.join()
+    saved_argv, saved_full = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    stopped: _Stopped | None = None
+    try:
+        with Progress(*_COLUMNS, console=console) as progress:
+            watcher = threading.Thread(target=_watch, args=(sweep_dir, keys, progress, stop),
+                                       daemon=True)
+            watcher.start()
+            sys.argv = argv
+            os.environ["HYDRA_FULL_ERROR"] = "1"  # the launcher's errors come here, unprinted
+            try:
+                sweep_app()
+            except (HetoptUserError, KeyboardInterrupt):
+                raise
+            except SystemExit as exc:
+                if exc.code not in (0, None):
+                    console.print(f"[red]the launcher stopped with status {exc.code}[/]")
+            except Exception as exc:  # noqa: BLE001  the launcher failed; what finished is kept
+                console.print(f"[red]The launcher failed: {type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())[:500]}[/]", highlight=False)
+            finally:
+                sys.argv = saved_argv
+                if saved_full is None:
+                    os.environ.pop("HYDRA_FULL_ERROR", None)
+                else:
+                    os.environ["HYDRA_FULL_ERROR"] = saved_full
+                stop.set()
+                watcher.join()
+    except _Stopped as exc:
+        stopped = exc
+    except KeyboardInterrupt:  # raised inside a library without our signal handler's class
+        stopped = _Stopped(signal.SIGINT)
+    if stopped is not None:
+        for s in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the flush
+            signal.signal(s, signal.SIG_IGN)
+        _stop_workers(sweep_dir)
+        path, frame = write_results(sweep_dir)
+        counts = status_counts(frame)
+        console.print(
+            f"[yellow]Interrupted by {signal.Signals(stopped.signum).name}: the workers were "
+            f"stopped. {counts.get('ok', 0) + counts.get('infeasible', 0)} of {len(frame)} "
+            f"points finished and are kept in {path}.[/] Resume with `{shlex.join(rerun)}`: "
+            f"finished points are not planned again.", highlight=False)
+        return 128 + stopped.signum
     wall_s = time.perf_counter() - started
-    return report_sweep(sweep_dir, console, wall_s=wall_s, study=study,
-                        rerun=["hetopt", "sweep", *overrides, *([] if sweep_dir_ovr else [
-                            f"hydra.sweep.dir={sweep_dir}"])])
+    return report_sweep(sweep_dir, console, wall_s=wall_s, study=study, rerun=rerun)
 
 
 def report_sweep(sweep_dir: Path, console: Console, *, wall_s: float | None = None,
                  study: dict[str, Any] | None = None, rerun: list[str] | None = None) -> int:
-    """Aggregate ``sweep_dir``, draw the study figure, print the summary; 0 when complete."""
+    """Aggregate ``sweep_dir``, draw the study figure, print the summary; 0 when complete.
+
+    ``study`` and ``rerun`` default to those recorded in the sweep's manifest, so that
+    ``hetopt aggregate`` redraws a what-if study's figure.
+    """
     if not sweep_dir.is_dir():
         raise InputError(f"No sweep directory at {sweep_dir}. Give the directory `hetopt "
                          f"sweep` printed (outputs/sweep/<name>-<time>).")
+    manifest = read_manifest(sweep_dir)
+    if manifest is None:
+        raise InputError(f"{sweep_dir} holds no sweep.json: it is not a sweep directory, or "
+                         f"its sweep never started. Give the directory `hetopt sweep` printed "
+                         f"(outputs/sweep/<name>-<time>).")
+    if study is None:
+        study = manifest.get("study") or {}
+    if rerun is None:
+        rerun = manifest.get("command") or None
     path, frame = write_results(sweep_dir)
     counts = status_counts(frame)
     line = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
@@ -354,7 +669,7 @@ def report_sweep(sweep_dir: Path, console: Console, *, wall_s: float | None = No
     if study and study.get("name") and counts.get("ok"):
         from hetopt.report.whatif import plot_study
 
-        fig = plot_study(frame, study, sweep_dir / f"{study['name']}.png")
+        fig = plot_study(frame, study, sweep_dir / f"{check_study_name(study['name'])}.png")
         console.print(f"Wrote {fig}")
     if is_complete(frame):
         return 0
@@ -366,6 +681,6 @@ def report_sweep(sweep_dir: Path, console: Console, *, wall_s: float | None = No
     console.print(
         f"[yellow]The sweep is not complete: {len(failed)} failed, {missing} missing. "
         f"results.csv marks them by status; do not read it as the full grid.[/] Re-run "
-        + (f"`{' '.join(rerun)}`" if rerun else "the same sweep with hydra.sweep.dir="
+        + (f"`{shlex.join(rerun)}`" if rerun else "the same sweep with hydra.sweep.dir="
            f"{sweep_dir}") + " to finish it: finished points are kept, the rest re-planned.")
     return 1

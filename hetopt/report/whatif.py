@@ -121,8 +121,10 @@ def plot_study(frame: pd.DataFrame, study: Mapping[str, Any], path: Path) -> Pat
     ax1.grid(alpha=0.3)
     # The device-mix panel shows the hue value under which the mix changes most.
     def n_mixes(h: Any) -> int:
-        sub = ok if h is None else ok[ok[hue] == h]
-        return int(sub.filter(like="devices.").fillna(0).apply(tuple, axis=1).nunique())
+        sub = (ok if h is None else ok[ok[hue] == h]).filter(like="devices.")
+        if sub.empty or not len(sub.columns):  # no device columns (a profiled workload)
+            return 0
+        return int(sub.fillna(0).apply(tuple, axis=1).nunique())
 
     mix_hue = max(hues, key=n_mixes)
     mix = ok if mix_hue is None else ok[ok[hue] == mix_hue]
