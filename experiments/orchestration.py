@@ -81,8 +81,10 @@ def main() -> None:
         series[("autoscaling", variant)] = result
         print(f"autoscaling/{variant} done")
 
-    failure = (FailureSpec("Gaudi3", 1, 300.0),)
     slow = _plan("voice_agent", 2.0, Sla(e2e_s=15.0))
+    placement = slow.plan.placement.set_index("operator")
+    decode_device = str(placement.loc["llm.decode", "device"])  # the plan's decode device type
+    failure = (FailureSpec(decode_device, 1, 300.0),)
     for variant, enabled in (("no controller", False), ("controller", True)):
         cfg = ReplayConfig(arrivals=ArrivalSpec(rate_per_s=2.0), duration_s=900, warmup_s=30,
                            failures=failure, controller=ControllerConfig(enabled=enabled))
@@ -124,13 +126,12 @@ def main() -> None:
     for variant in ("no controller", "controller"):
         req = series[("failure", variant)].requests
         bins = (req["arrival_s"] // 30) * 30
-        ok = (req["status"] == "completed") & (req["e2e_s"] <= 15.0)
-        attained = ok.groupby(bins).mean()
+        attained = req["meets_sla"].groupby(bins).mean()  # every bound, as replay.json counts
         axes[2].plot(attained.index, attained.to_numpy(), marker=".", label=variant)
     axes[2].axvline(300, color="r", linestyle="--")
-    axes[2].set_ylabel("SLA attainment per 30 s")
+    axes[2].set_ylabel("SLA attainment per 30 s (every bound)")
     axes[2].set_xlabel("simulated time (s)")
-    axes[2].set_title("1 x Gaudi3 (decode) fails at 300 s")
+    axes[2].set_title(f"1 x {decode_device} (decode) fails at 300 s")
     axes[2].legend()
     save_figure(fig, args.out / "orchestration.png")
     print(f"wrote {args.out / 'orchestration.csv'} and {args.out / 'orchestration.png'}")
