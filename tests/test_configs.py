@@ -93,3 +93,22 @@ def test_schema_follows_the_library_dataclasses() -> None:
 def test_config_dir_is_the_repository_tree() -> None:
     assert (config_dir() / "config.yaml").exists()
     assert Path(config_dir(), "hydra", "launcher", "local.yaml").exists()
+
+
+@pytest.mark.parametrize(("overrides", "needle"), [
+    (["sla.e2e=1"], "Did you mean 'sla.e2e_s'?"),
+    (["workload.request_rate_per_sec=3"], "Did you mean 'workload.request_rate_per_s'?"),
+    (["workload=rag_agent", "workload.reqest_rate_per_s=3"],
+     "Did you mean 'workload.request_rate_per_s'?"),
+    (["solvr=cpsat"], "Did you mean 'solver'?"),
+    (["solver=cpsat", "solver.time_limt_s=2"], "Did you mean 'solver.time_limit_s'?"),
+    (["workload=voice_agnt"], "Did you mean 'workload=voice_agent'?"),
+])
+def test_misspelt_override_gets_the_closest_key(overrides: list[str], needle: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A misspelt key or option is named with the closest valid one, not a '+' to append it."""
+    from hetopt.cli.main import main
+
+    assert main(["plan", *overrides]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert needle in err and "Traceback" not in err and "+" + overrides[-1] not in err

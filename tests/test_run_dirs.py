@@ -408,3 +408,20 @@ def test_two_plans_into_one_run_dir_never_mix(tmp_path: Path) -> None:
         assert f"sla.e2e_s={e2e:g}" in (d / ".hydra" / "overrides.yaml").read_text()
         assert json.loads((d / "plan.json").read_text())["sla"]["e2e_sla_s"] == e2e
         assert (d / "cost_table.csv").read_text().count("\n") > 10
+
+
+def test_ctrl_c_is_a_message_and_status_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C while planning: exit 130, a message, no traceback, no run directory left."""
+    import hetopt.pipeline
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hetopt.pipeline, "plan_agent", interrupted)
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", *FAST]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+    plans = tmp_path / "outputs" / "plan"
+    assert not plans.exists() or not any(plans.iterdir())

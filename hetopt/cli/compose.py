@@ -15,12 +15,14 @@ command line's ``workload.*`` or ``fleet.*`` keys then apply on top of the file.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hetopt.errors import InputError
+from hetopt.inputs import did_you_mean
 
 __all__ = ["Composition", "compose_config", "compose_run", "request_from_config_checked"]
 
@@ -246,7 +248,15 @@ def _override_error(overrides: list[str], exc: BaseException, cdir: Path,
     cause = exc.__cause__ or exc.__context__
     if cause is not None and flat(cause) and flat(cause) not in detail:
         detail += f" ({flat(cause)})"
+    unknown = re.search(r"Could not override '([^']+)'.*?full_key: ([\w.]+)", detail)
+    missing = re.search(r"Could not find '([\w-]+)/([^']+)'", detail)
+    if unknown:
+        return _unknown_key_message(overrides, unknown[1], unknown[2], cdir, extra)
     message = f"Bad override in {overrides}: {detail}"
+    if missing:
+        options = config_groups([cdir, *extra]).get(missing[1], [])
+        message += did_you_mean(missing[2], options).replace("Did you mean '",
+                                                             f"Did you mean '{missing[1]}=")
     if "Could not find" in detail or "group" in detail.lower():
         groups = config_groups([cdir, *extra])
         message += (" Config groups and their options ({}): {}.".format(
@@ -257,6 +267,32 @@ def _override_error(overrides: list[str], exc: BaseException, cdir: Path,
                     "(e.g. '+hardware.inventory.H100=16').")
     return message + (f" `hetopt list` shows the groups; {cdir}/config.yaml and the group files "
                       "show the keys.")
+
+
+def _unknown_key_message(overrides: list[str], key: str, full_key: str, cdir: Path,
+                         extra: Sequence[Path]) -> str:
+    """``sla.e2e=1``: the node that lacks the key, the closest key it has, and all its keys."""
+    parent, _, name = full_key.rpartition(".")
+    known = config_groups([cdir, *extra])
+    groups = [o for o in overrides if o.partition("=")[0] in known]  # choices, no typo in them
+    keys: list[str] = []
+    try:
+        base = compose_run("plan", groups, extra).cfg
+        node: Any = base
+        for part in parent.split(".") if parent else []:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if isinstance(node, Mapping):
+            keys = sorted(str(k) for k in node)
+    except InputError:
+        pass
+    where = f"'{parent}'" if parent else "the top level of the config"
+    hint = did_you_mean(name, keys)
+    if hint and parent:
+        hint = hint.replace("Did you mean '", f"Did you mean '{parent}.")
+    listed = f" Keys there: {keys}." if keys else ""
+    return (f"Bad override '{key}' in {overrides}: {where} has no key '{name}'.{hint}{listed} "
+            f"`hetopt <command> --help` lists the keys each command reads; {cdir}/config.yaml "
+            f"and the group files show them all.")
 
 
 def config_groups(dirs: Sequence[Path]) -> dict[str, list[str]]:

@@ -535,6 +535,13 @@ def main(argv: list[str] | None = None) -> int:
     except HetoptUserError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return exc.exit_code
+    except KeyboardInterrupt:
+        # Every file is written atomically and a run with no result is dropped; a sweep
+        # handles SIGINT itself and prints its resume command.
+        err.print(f"[yellow]interrupted:[/] hetopt {command} stopped before it finished. Each "
+                  f"file it wrote is whole, and a run that had written no result left no "
+                  f"directory. Run the command again.", highlight=False)
+        return 130
 
 
 if __name__ == "__main__":
