@@ -259,3 +259,38 @@ def random_problem(seed: int, n_ops: int = 4, n_devices: int = 3, *,
     inventory = {next(iter(devices)): 3} if rng.random() < 0.3 else None
     return tiny_problem(ops, devices, edges, loops=loops, sla=sla, mem_bytes=mem,
                         inventory=inventory, name=f"random{seed}")
+
+
+def hard_problem(n_ops: int = 40, seed: int = 0) -> PlacementProblem:
+    """A chain of ``n_ops`` operators, 12 options each (pooled or dedicated on 6 device types),
+    three types with a binding inventory and an SLA that rules out the slow options: a plan
+    is easy to find, its optimality not provable in a second or two (measured on the 2-core
+    development machine without a limit: HiGHS proves 80 operators in 4.5 s, CBC in 10.6 s,
+    CP-SAT 40 operators in 29.6 s). The time-limit tests and
+    ``benchmarks/bench_time_limits.py`` use it.
+
+    Examples
+    --------
+    >>> p = hard_problem(8)
+    >>> (p.n_ops, len(p.devices))
+    (8, 6)
+    """
+    rng = np.random.default_rng(seed)
+    devices = {f"D{j}": float(c) for j, c in enumerate(rng.uniform(1, 10, 6).round(3))}
+    ops = {}
+    for i in range(n_ops):
+        opts = []
+        for d in devices:
+            for _ in range(2):
+                lat = float(rng.uniform(0.01, 0.1))
+                if rng.random() < 0.5:
+                    opts.append(Opt(d, lat, pool_load=float(rng.uniform(0.05, 0.6))))
+                else:
+                    opts.append(Opt(d, lat, dedicated=1,
+                                    direct_usd_per_h=float(rng.uniform(0, 0.5))))
+        ops[f"op{i}"] = opts
+    names = list(ops)
+    edges = [(a, b, 0.002) for a, b in zip(names[:-1], names[1:], strict=True)]
+    return tiny_problem(ops, devices, edges, edge_cost_usd_per_h=[0.01] * len(edges),
+                        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=0.045 * n_ops),
+                        inventory={d: n_ops // 4 for d in list(devices)[:3]})

@@ -95,5 +95,6 @@ def test_readme_sample_plan_is_what_hetopt_plan_prints(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "hetopt.cli.main", "plan"], cwd=tmp_path, capture_output=True, text=True,
                          timeout=600, env={**os.environ, "COLUMNS": "120"})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    printed = [line for line in _normalise(run.stdout) if not line.startswith("Wrote ")]
+    printed = _normalise(run.stdout)
+    printed = printed[:next(i for i, line in enumerate(printed) if line.startswith("Wrote "))]
     assert _normalise(block[1]) == printed

@@ -98,7 +98,9 @@ def render_plan(plan: Plan, console: Console) -> None:
                                  "prefill step; lower costs.max_utilization for headroom)[/]"
                                  if over else ""))
     known = math.isfinite(s.bound) and math.isfinite(s.gap)
-    bound = (f"bound {_f(s.bound, ',.6g')} gap {_f(s.gap, '.2e')}" if known
+    # A gap below 1e-12 is rounding in the objective's last digits, not a distance to the optimum.
+    gap = "< 1e-12" if known and abs(s.gap) < 1e-12 else _f(s.gap, ".2e")
+    bound = (f"bound {_f(s.bound, ',.6g')} gap {gap}" if known
              else bound_text(s.bound, s.gap))
     verdict = solver_verdict(s.status, s.gap)
     console.print(

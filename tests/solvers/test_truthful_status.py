@@ -22,7 +22,7 @@ from hetopt.problem import PlacementProblem
 from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions, SolveStatus, solve
 from hetopt.solvers.base import MIN_SOLVE_SLICE_S, Deadline, WarmStart
-from hetopt.testing import Opt, tiny_problem
+from hetopt.testing import Opt, hard_problem, tiny_problem
 
 
 def _sla(e2e_s: float) -> Sla:
@@ -149,31 +149,6 @@ def test_issue_edge_case_through_the_cli(tmp_path: Path) -> None:
 
 
 # --- Time limits: real solves, model building counted ----------------------------------------
-
-def hard_problem(n_ops: int = 40, seed: int = 0) -> PlacementProblem:
-    """A chain of ``n_ops`` operators, 12 options each (pooled or dedicated on 6 device types),
-    three types with a binding inventory and an SLA that rules out the slow options: a plan
-    is easy to find, its optimality not provable in a second or two."""
-    rng = np.random.default_rng(seed)
-    devices = {f"D{j}": float(c) for j, c in enumerate(rng.uniform(1, 10, 6).round(3))}
-    ops = {}
-    for i in range(n_ops):
-        opts = []
-        for d in devices:
-            for _ in range(2):
-                lat = float(rng.uniform(0.01, 0.1))
-                if rng.random() < 0.5:
-                    opts.append(Opt(d, lat, pool_load=float(rng.uniform(0.05, 0.6))))
-                else:
-                    opts.append(Opt(d, lat, dedicated=1,
-                                    direct_usd_per_h=float(rng.uniform(0, 0.5))))
-        ops[f"op{i}"] = opts
-    names = list(ops)
-    edges = [(a, b, 0.002) for a, b in zip(names[:-1], names[1:], strict=True)]
-    return tiny_problem(ops, devices, edges, edge_cost_usd_per_h=[0.01] * len(edges),
-                        sla=_sla(0.045 * n_ops),
-                        inventory={d: n_ops // 4 for d in list(devices)[:3]})
-
 
 LIMIT_S = 1.5
 MARGIN_S = 1.5
