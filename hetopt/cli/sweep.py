@@ -629,7 +629,7 @@ def cmd_sweep(overrides: list[str], console: Console, *, config_dirs: tuple[Path
 
 def _show_config(mode: str, resolve: bool, fixed: list[str], hydra_ovr: list[str],
                  swept: list[tuple[str, list[str]]], collapsed: list[str],
-                 config_dirs: tuple[Path, ...], console: Console) -> int:
+                 study: dict[str, Any], config_dirs: tuple[Path, ...], console: Console) -> int:
     """``--cfg``: the config composed with the fixed overrides, then the swept axes.
 
     One config per point would be unreadable for a big grid, so the axes follow as a YAML
@@ -653,7 +653,8 @@ def _show_config(mode: str, resolve: bool, fixed: list[str], hydra_ovr: list[str
     lines += [f"#   {k}: fixed on the command line (the study's axis collapses)"
               for k in collapsed]
     given = [o.partition("=")[2] for o in hydra_ovr if o.startswith("hydra.sweep.dir=")]
-    lines.append(f"# hydra.sweep.dir: {given[-1] if given else 'outputs/sweep/<name>-<time>'}")
+    default = f"outputs/sweep/{study.get('name') or 'sweep'}-<time>"
+    lines.append(f"# hydra.sweep.dir: {given[-1] if given else default}")
     console.print(text.rstrip() + "\n" + "\n".join(lines), highlight=False, markup=False,
                   soft_wrap=True)
     return 0
@@ -663,11 +664,12 @@ def _run_sweep(overrides: list[str], console: Console, config_dirs: tuple[Path, 
                cfg: str | None = None, resolve: bool = False) -> int:
     overrides, config_dirs = _config_dirs(overrides, config_dirs)
     hydra_ovr, fixed, swept, study, collapsed = _sweep_plan(overrides, config_dirs)
+    if cfg is not None:  # the printed config is all of the output (no progress bar)
+        _validate(fixed, swept, None, config_dirs)
+        return _show_config(cfg, resolve, fixed, hydra_ovr, swept, collapsed, study,
+                            config_dirs, console)
     with Progress(*_COLUMNS, console=console, transient=True) as progress:
         _validate(fixed, swept, progress, config_dirs)
-    if cfg is not None:
-        return _show_config(cfg, resolve, fixed, hydra_ovr, swept, collapsed, config_dirs,
-                            console)
 
     sweep_dir_ovr = [o for o in hydra_ovr if o.startswith("hydra.sweep.dir=")]
     if sweep_dir_ovr:
