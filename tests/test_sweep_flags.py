@@ -176,3 +176,14 @@ def test_config_dir_reaches_ray_workers(user_configs: Path, tmp_path: Path) -> N
     records = _records(sweep)
     assert sorted(r["config"]["workload"]["name"] for r in records) == ["mine", "worked_example"]
     assert all(r["status"] == "ok" and r["pid"] != os.getpid() for r in records)
+
+
+def test_a_sweep_leaves_logging_as_it_found_it(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hydra's logging configs disable existing loggers; a later run in-process still logs."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.13,0.2",
+                 f"hydra.sweep.dir={tmp_path / 'sw'}"]) == 0
+    assert main(["plan", "workload=worked_example", "sla.e2e_s=0.2",
+                 f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+    assert "problem worked_example" in (tmp_path / "run" / "plan.log").read_text()

@@ -714,6 +714,22 @@ def _run_sweep(overrides: list[str], console: Console, config_dirs: tuple[Path, 
                        config_dirs)
 
 
+@contextlib.contextmanager
+def _logging_kept() -> Iterator[None]:
+    """Restore the logging setup after Hydra's: its job and hydra logging configs disable the
+    existing loggers and raise the root level, which would silence later runs in-process
+    (a ``hetopt plan`` after a sweep in one Python session would write an empty log)."""
+    loggers = [logging.getLogger(), *(lg for lg in logging.root.manager.loggerDict.values()
+                                      if isinstance(lg, logging.Logger))]
+    saved = [(lg, lg.disabled, lg.level, lg.propagate, list(lg.handlers)) for lg in loggers]
+    try:
+        yield
+    finally:
+        for lg, disabled, level, propagate, handlers in saved:
+            lg.disabled, lg.propagate, lg.handlers[:] = disabled, propagate, handlers
+            lg.setLevel(level)
+
+
 _COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeRemainingColumn(), TextColumn("{task.fields[counts]}"))
 
@@ -746,7 +762,8 @@ def _launch(sweep_dir: Path, keys: list[str], fixed: list[str],
             sys.argv = argv
             os.environ["HYDRA_FULL_ERROR"] = "1"  # the launcher's errors come here, unprinted
             try:
-                sweep_app()
+                with _logging_kept():
+                    sweep_app()
             except (HetoptUserError, KeyboardInterrupt):
                 raise
             except SystemExit as exc:
