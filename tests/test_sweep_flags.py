@@ -124,6 +124,8 @@ def test_cfg_job_prints_the_fixed_config_and_the_axes_and_writes_nothing(
     (["sla.e2e_s=12,abc"], "sla.e2e_s=abc"),        # a swept value of the wrong type
     (["workload=nope", "sla.e2e_s=12,13"], "workload/nope"),  # a bad fixed group option
     (["--cfg", "yaml", "sla.e2e_s=12,13"], "--cfg"),  # not job, hydra or all
+    (["sla.e2e_s=12,13", "--out", "x"], "hydra.sweep.dir"),  # a single run's directory
+    (["sla.e2e_s=12,13", "run_dir=x"], "'run_dir=x'"),
 ])
 def test_cfg_with_a_bad_override_exits_2(args: list[str], named: str, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch,

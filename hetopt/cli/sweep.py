@@ -322,6 +322,12 @@ def _sweep_plan(overrides: list[str], config_dirs: tuple[Path, ...] = ()
         raise InputError(f"Bad sweep override in {overrides}: {exc}") from None
     hydra_ovr, fixed, swept = [], [], []
     for raw, o in zip(overrides, parsed, strict=True):
+        if o.key_or_group in ("hydra.run.dir", "run_dir", "hydra.run"):
+            raise InputError(
+                f"hetopt sweep does not use {raw!r} (--out and run_dir= set it too): "
+                f"hydra.run.dir is where a single run goes. A sweep goes to hydra.sweep.dir "
+                f"(e.g. hydra.sweep.dir=outputs/sweep/mine), each point to "
+                f"<hydra.sweep.dir>/runs/<key>.")
         if o.key_or_group.startswith("hydra"):
             hydra_ovr.append(raw)
         elif o.is_sweep_override():
