@@ -17,6 +17,13 @@ one call of :func:`run_point`, which
 * records its outcome atomically (:mod:`hetopt.sweeps`), catching every exception, so one
   crashed point never stops the sweep.
 
+``--config-dir DIR`` (``-cd``) reaches every compose of the sweep: the driver's checks
+compose with it, and the launcher gets it as Hydra's ``hydra.searchpath`` override, which
+Hydra hands to the sweeper and to every worker (joblib processes, Ray tasks); the recorded
+resume command carries it, and ``sweep.json`` records the directories (the same grid from
+other directories is refused). ``--cfg job|hydra|all`` prints the config composed with the
+fixed overrides and then the swept axes as a YAML comment block, and runs nothing.
+
 While the launcher runs, a progress bar follows the point records as they land. SIGINT or
 SIGTERM stops the workers, writes ``results.csv`` from what finished and prints the command
 that resumes the sweep (exit 130 or 143). At the end the records are merged into
