@@ -386,37 +386,12 @@ def cmd_list(config_dirs: tuple[Path, ...], console: Console) -> int:
 
 def command_help(command: str, config_dirs: tuple[Path, ...] = ()) -> str:
     """``hetopt <command> --help``: what the command does, its groups and its keys."""
-    from omegaconf import OmegaConf
-
-    from hetopt.cli.compose import config_groups
-    from hetopt.workloads import config_dir
-
     spec = COMMANDS[command]
-    comp = compose_run(command, ["fleet=enterprise"] if command == "fleet" else [], config_dirs)
-    groups = config_groups([config_dir(), *config_dirs])
     lines = [f"usage: hetopt {command} "
              + ("<study ...|all> " if command == "reproduce" else "")
              + "[key=value ...] [--config-dir DIR] [--cfg job|hydra|all] [-h]", "",
              f"{spec.summary}.", "", f"example: {spec.example}", ""]
-    shown = [r for r in spec.reads if r in groups]
-    if shown:
-        lines += ["config groups (group=option):"]
-        lines += [f"  {g}: {', '.join(groups[g])}" for g in shown if g in groups]
-        lines.append("")
-    if spec.reads:
-        lines.append("keys (key=value; defaults shown):")
-        for key in spec.reads:
-            value = OmegaConf.select(comp.job, key)
-            if key == "workload":
-                lines.append("  workload.*: the keys of the chosen workload file "
-                             "(configs/workload/<name>.yaml), e.g. "
-                             "workload.request_rate_per_s=10")
-            elif OmegaConf.is_config(value):
-                body = OmegaConf.to_yaml(value).rstrip().replace("\n", "\n    ")
-                lines.append(f"  {key}:\n    {body}")
-            else:
-                lines.append(f"  {key}: {'null' if value is None else value}")
-        lines.append("")
+    lines += _keys_help(command, spec.reads, config_dirs)
     if command == "reproduce":
         from hetopt.report.reproduce import STUDIES
 
@@ -429,6 +404,50 @@ def command_help(command: str, config_dirs: tuple[Path, ...] = ()) -> str:
                   "overwrite=true.", ""]
     lines.append("Any other key is refused, naming it. `hetopt list` shows every group.")
     return "\n".join(lines)
+
+
+def _keys_help(command: str, reads: tuple[str, ...], config_dirs: tuple[Path, ...]
+               ) -> list[str]:
+    """The config groups among ``reads`` with their options, and the keys with defaults."""
+    from omegaconf import OmegaConf
+
+    from hetopt.cli.compose import config_groups
+    from hetopt.workloads import config_dir
+
+    comp = compose_run(command, ["fleet=enterprise"] if command == "fleet" else [], config_dirs)
+    groups = config_groups([config_dir(), *config_dirs])
+    lines = []
+    shown = [r for r in reads if r in groups]
+    if shown:
+        lines += ["config groups (group=option):"]
+        lines += [f"  {g}: {', '.join(groups[g])}" for g in shown if g in groups]
+        lines.append("")
+    if reads:
+        lines.append("keys (key=value; defaults shown):")
+        for key in reads:
+            value = OmegaConf.select(comp.job, key)
+            if key == "workload":
+                lines.append("  workload.*: the keys of the chosen workload file "
+                             "(configs/workload/<name>.yaml), e.g. "
+                             "workload.request_rate_per_s=10")
+            elif OmegaConf.is_config(value):
+                body = OmegaConf.to_yaml(value).rstrip().replace("\n", "\n    ")
+                lines.append(f"  {key}:\n    {body}")
+            else:
+                lines.append(f"  {key}: {'null' if value is None else value}")
+        lines.append("")
+    return lines
+
+
+def sweep_help(config_dirs: tuple[Path, ...] = ()) -> str:
+    """``hetopt sweep --help``: the sweep's usage, then the keys and groups it sweeps."""
+    from hetopt.cli.sweep import SWEEP_USAGE
+
+    return "\n".join([SWEEP_USAGE.rstrip(), "",
+                      *_keys_help("plan", (*_PLANNING, "whatif", "sweep"), config_dirs),
+                      "Hydra's sweep settings: hydra.sweep.dir=DIR, hydra/launcher=ray, "
+                      "hydra.launcher.n_jobs=N, hydra.sweeper.chunk_size=N. `hetopt list` "
+                      "shows every group."])
 
 
 def run_command(command: str, args: list[str], console: Console) -> int:
@@ -513,14 +532,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = args[0], args[1:]
     sweep = command == "sweep" or (command == "plan" and ("-m" in rest or "--multirun" in rest))
-    if (command not in COMMANDS or sweep) and any(flag in rest for flag in ("-h", "--help")):
+    if command not in COMMANDS and not sweep and any(f in rest for f in ("-h", "--help")):
         console.print(USAGE, highlight=False, markup=False)
         return 0
     try:
         if sweep:
             from hetopt.cli.sweep import cmd_sweep
 
-            return cmd_sweep(rest, console)
+            flags = parse_flags([a for a in rest if a not in ("-m", "--multirun")])
+            if flags.help:
+                console.print(sweep_help(flags.config_dirs), highlight=False, markup=False)
+                return 0
+            return cmd_sweep(list(flags.args), console, config_dirs=flags.config_dirs,
+                             cfg=flags.cfg, resolve=flags.resolve)
         if command == "aggregate":
             from hetopt.cli.sweep import report_sweep
 

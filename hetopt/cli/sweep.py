@@ -17,6 +17,13 @@ one call of :func:`run_point`, which
 * records its outcome atomically (:mod:`hetopt.sweeps`), catching every exception, so one
   crashed point never stops the sweep.
 
+``--config-dir DIR`` (``-cd``) reaches every compose of the sweep: the driver's checks
+compose with it, and the launcher gets it as Hydra's ``hydra.searchpath`` override, which
+Hydra hands to the sweeper and to every worker (joblib processes, Ray tasks); the recorded
+resume command carries it, and ``sweep.json`` records the directories (the same grid from
+other directories is refused). ``--cfg job|hydra|all`` prints the config composed with the
+fixed overrides and then the swept axes as a YAML comment block, and runs nothing.
+
 While the launcher runs, a progress bar follows the point records as they land. SIGINT or
 SIGTERM stops the workers, writes ``results.csv`` from what finished and prints the command
 that resumes the sweep (exit 130 or 143). At the end the records are merged into
@@ -84,6 +91,35 @@ from hetopt.workloads import config_dir
 
 log = logging.getLogger(__name__)
 register()
+
+SWEEP_USAGE = """\
+usage: hetopt sweep [key=v1,v2,... | key=range(a,b[,step]) | key=value | group=a,b ...]
+                    [whatif=<study>] [hydra.sweep.dir=DIR] [hydra/launcher=ray]
+                    [--config-dir DIR] [--cfg job|hydra|all [--resolve]] [-h]
+       hetopt plan -m ...   (the same)
+
+Plan every point of a grid in parallel: the product of the swept keys (comma lists,
+range(...), config groups such as workload=a,b), or a what-if study (whatif=<name>,
+configs/whatif/; a value given on the command line fixes that axis of the study). Every
+swept value is checked before anything runs (a bad one exits 2). The points run in one
+process per core (joblib) or on Ray (hydra/launcher=ray; pip install 'hetopt[dist]').
+
+examples:
+  hetopt sweep sla.e2e_s=12,13,14 solver=highs,cpsat
+  hetopt sweep whatif=electricity tco.pue=1.1
+  hetopt sweep -cd my_configs workload=my_agent,worked_example sla.e2e_s=0.13,0.2
+  hetopt sweep --cfg job sla.e2e_s=range(10,16)   # the config and the axes; runs nothing
+
+output: hydra.sweep.dir (default outputs/sweep/<study or sweep>-<time>): sweep.json (the grid
+  and the command that resumes it), points/<key>.json per point, runs/<key>/ (its plan) and
+  results.csv. Re-running the same command into the same hydra.sweep.dir resumes the sweep
+  (finished points are kept); a different grid there is refused. Ctrl-C or SIGTERM stops the
+  workers, keeps what finished and prints the resume command.
+--config-dir DIR (-cd): more config groups for every point (DIR/workload/my_agent.yaml makes
+  workload=my_agent); the resume command carries it.
+--cfg job|hydra|all: print the config composed with the fixed overrides, then the swept axes
+  (# swept (N points): key: [values]); runs and writes nothing. --resolve resolves it.
+"""
 
 # Recent solutions of this worker process, for warm starts: (swept params, warm start).
 _RECENT: list[tuple[dict[str, Any], WarmStart]] = []
@@ -276,16 +312,16 @@ def check_study_name(name: Any) -> str:
     return text
 
 
-def _sweep_plan(overrides: list[str]) -> tuple[list[str], list[str], list[tuple[str, list[str]]],
-                                               dict[str, Any], list[str]]:
+def _sweep_plan(overrides: list[str], config_dirs: tuple[Path, ...] = ()
+                ) -> tuple[list[str], list[str], list[tuple[str, list[str]]], dict[str, Any],
+                           list[str]]:
     """Split the overrides into Hydra's, fixed and swept ones (the study's params included).
 
     Returns ``(hydra_overrides, fixed, swept, study, collapsed)`` with ``swept`` as
     ``(key, values)``. A study axis whose key is also given a single value on the command
     line collapses to that value (it stays in ``fixed``); ``collapsed`` names those keys.
+    ``config_dirs`` are the ``--config-dir`` directories the fixed overrides compose with.
     """
-    from hydra import compose, initialize_config_dir
-
     parser = OverridesParser.create()
     try:
         parsed = parser.parse_overrides(overrides)
@@ -293,6 +329,12 @@ def _sweep_plan(overrides: list[str]) -> tuple[list[str], list[str], list[tuple[
         raise InputError(f"Bad sweep override in {overrides}: {exc}") from None
     hydra_ovr, fixed, swept = [], [], []
     for raw, o in zip(overrides, parsed, strict=True):
+        if o.key_or_group in ("hydra.run.dir", "run_dir", "hydra.run"):
+            raise InputError(
+                f"hetopt sweep does not use {raw!r} (--out and run_dir= set it too): "
+                f"hydra.run.dir is where a single run goes. A sweep goes to hydra.sweep.dir "
+                f"(e.g. hydra.sweep.dir=outputs/sweep/mine), each point to "
+                f"<hydra.sweep.dir>/runs/<key>.")
         if o.key_or_group.startswith("hydra"):
             hydra_ovr.append(raw)
         elif o.is_sweep_override():
@@ -300,15 +342,13 @@ def _sweep_plan(overrides: list[str]) -> tuple[list[str], list[str], list[tuple[
         else:
             fixed.append(f"{o.get_key_element()}={o.get_value_element_as_str()}")
     # A whatif study carries its grid in hydra.sweeper.params; the command line wins per key.
-    from hetopt.cli.compose import compose_config
+    from hetopt.cli.compose import compose_run
 
-    compose_config(fixed)  # names a bad fixed override before anything else
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        hcfg = compose(config_name="config", overrides=fixed, return_hydra_config=True)
-    study: dict[str, Any] = OmegaConf.to_container(hcfg.study, resolve=True) or {}  # type: ignore[assignment]
+    comp = compose_run("plan", fixed, config_dirs)  # names a bad fixed override first
+    study: dict[str, Any] = dict(comp.cfg.get("study") or {})
     if study.get("name") is not None:
         check_study_name(study["name"])
-    node = OmegaConf.select(hcfg, "hydra.sweeper.params")
+    node = OmegaConf.select(comp.hydra, "hydra.sweeper.params")
     params: dict[str, Any] = (OmegaConf.to_container(node, resolve=True)  # type: ignore[assignment]
                               if node is not None else {})
     on_cli = {k.lstrip("+") for k, _ in swept}
@@ -333,9 +373,58 @@ def _sweep_plan(overrides: list[str]) -> tuple[list[str], list[str], list[tuple[
     return hydra_ovr, fixed, swept, study, collapsed
 
 
-def _is_group(key: str) -> bool:
+def _is_group(key: str, config_dirs: tuple[Path, ...] = ()) -> bool:
+    """Whether ``key`` names a config group (shipped, or in a ``--config-dir`` directory)."""
     name = key.lstrip("+~")
-    return "/" in name or (config_dir() / name).is_dir()
+    return "/" in name or any((d / name).is_dir() for d in (config_dir(), *config_dirs))
+
+
+def searchpath_override(config_dirs: tuple[Path, ...]) -> list[str]:
+    """``hydra.searchpath=[file://...]`` for the ``--config-dir`` directories (none: ``[]``).
+
+    Every compose of a sweep gets the user's directories this way: the driver's checks, and
+    through Hydra's own overrides the sweeper and each worker (joblib processes, Ray tasks).
+
+    Examples
+    --------
+    >>> searchpath_override((Path("/a"), Path("/b c")))
+    ["hydra.searchpath=['file:///a','file:///b c']"]
+    """
+    if not config_dirs:
+        return []
+    quoted = ",".join("'" + f"file://{d.resolve()}".replace("\\", "\\\\").replace("'", "\\'")
+                      + "'" for d in config_dirs)
+    return [f"hydra.searchpath=[{quoted}]"]
+
+
+def _config_dirs(overrides: list[str], config_dirs: tuple[Path, ...]
+                 ) -> tuple[list[str], tuple[Path, ...]]:
+    """Fold a ``hydra.searchpath=[file://DIR,...]`` override into the ``--config-dir`` list.
+
+    Returns the other overrides and the directories. The fixed overrides, the validation and
+    the workers then all compose with the same directories, however the user named them.
+    """
+    given = [o for o in overrides if o.partition("=")[0].lstrip("+") == "hydra.searchpath"]
+    if not given:
+        return overrides, config_dirs
+    if config_dirs:
+        raise InputError("Give extra config directories either with --config-dir or with "
+                         "hydra.searchpath=, not both.")
+    try:
+        value = OverridesParser.create().parse_override(given[-1]).value()
+    except Exception as exc:  # noqa: BLE001  hydra raises OverrideParseException
+        raise InputError(f"Bad override {given[-1]!r}: {exc}. Give config directories as "
+                         f"--config-dir DIR (-cd DIR).") from None
+    entries = value if isinstance(value, list) else [value]
+    dirs = []
+    for entry in entries:
+        text = str(entry)
+        if not text.startswith("file://"):
+            raise InputError(f"{given[-1]!r}: hetopt sweep takes only file:// entries in "
+                             f"hydra.searchpath, got {text!r}. Give directories as "
+                             f"--config-dir DIR (-cd DIR).")
+        dirs.append(Path(text[len("file://"):]))
+    return [o for o in overrides if o not in given], tuple(dirs)
 
 
 def check_point(cfg: dict[str, Any]) -> None:
@@ -357,7 +446,7 @@ def check_point(cfg: dict[str, Any]) -> None:
 
 
 def _validate(fixed: list[str], swept: list[tuple[str, list[str]]],
-              progress: Progress | None = None) -> None:
+              progress: Progress | None = None, config_dirs: tuple[Path, ...] = ()) -> None:
     """Check every swept value (one key at a time) as far as its point would get unsolved.
 
     A config-group value is composed with Hydra; a value override is applied to the config
@@ -365,9 +454,7 @@ def _validate(fixed: list[str], swept: list[tuple[str, list[str]]],
     :func:`check_point` then builds the point's problem, so a bad ``workload.*`` value or
     ``workload_file`` fails here, before anything runs.
     """
-    from hydra import compose, initialize_config_dir
-
-    from hetopt.cli.compose import compose_config
+    from hetopt.cli.compose import compose_config, compose_run
 
     total = sum(len(v) for _, v in swept)
     task = progress.add_task("validating", total=total, counts="") if progress else None
@@ -376,17 +463,15 @@ def _validate(fixed: list[str], swept: list[tuple[str, list[str]]],
         for value in values:
             item = f"{key}={value}"
             try:
-                if _is_group(key):
-                    cfg = compose_config([*fixed, item])
+                if _is_group(key, config_dirs):
+                    cfg = compose_config([*fixed, item], config_dirs)
                 else:
                     if base is None:
-                        with initialize_config_dir(config_dir=str(config_dir()),
-                                                   version_base="1.3"):
-                            base = compose(config_name="config", overrides=fixed)
+                        base = compose_run("plan", fixed, config_dirs).job
                     try:
                         cfg = _point_config(base, [item])
                     except Exception:  # noqa: BLE001  Hydra's own words for a bad override
-                        cfg = compose_config([*fixed, item])
+                        cfg = compose_config([*fixed, item], config_dirs)
                 check_point(cfg)
             except HetoptUserError as exc:
                 raise InputError(f"Sweep value {item} is invalid (nothing was run): "
@@ -509,16 +594,43 @@ def _grid_conflict(sweep_dir: Path, existing: dict[str, Any], wanted: dict[str, 
         f"`{shlex.join(existing.get('command') or ['hetopt', 'sweep', '...'])}`.")
 
 
-def cmd_sweep(overrides: list[str], console: Console) -> int:
+def _config_dirs_conflict(sweep_dir: Path, existing: dict[str, Any], wanted: dict[str, Any]
+                          ) -> InputError:
+    def named(dirs: list[str]) -> str:
+        return ("--config-dir " + ", --config-dir ".join(dirs)) if dirs else "no --config-dir"
+
+    return InputError(
+        f"{sweep_dir} holds this grid composed with {named(existing.get('config_dirs') or [])},"
+        f" not with {named(wanted['config_dirs'])}: the same group names could mean other "
+        f"files, so the points would mix. Re-run the original command to finish that sweep: "
+        f"`{shlex.join(existing.get('command') or ['hetopt', 'sweep', '...'])}`, or sweep "
+        f"into a new directory (hydra.sweep.dir=...).")
+
+
+def cmd_sweep(overrides: list[str], console: Console, *, config_dirs: tuple[Path, ...] = (),
+              cfg: str | None = None, resolve: bool = False) -> int:
     """Run ``hetopt sweep [overrides...]`` (also ``hetopt plan -m ...``).
 
-    Returns 0 when every point finished, 1 when some failed or are missing, 130/143 when
-    SIGINT/SIGTERM stopped it (the finished points are kept and the resume command printed).
+    Parameters
+    ----------
+    overrides
+        The command line's overrides (Hydra's flags already taken out by the caller).
+    config_dirs
+        ``--config-dir`` (``-cd``) directories: more config groups for every point.
+    cfg
+        ``--cfg job|hydra|all``: print the config composed with the fixed overrides and the
+        swept axes, and run nothing.
+    resolve
+        ``--resolve``: resolve interpolations in what ``cfg`` prints.
+
+    Returns 0 when every point finished (or ``cfg`` printed), 1 when some failed or are
+    missing, 130/143 when SIGINT/SIGTERM stopped it (the finished points are kept and the
+    resume command printed).
     """
     overrides = [o for o in overrides if o not in ("-m", "--multirun")]
     old_handlers = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return _run_sweep(overrides, console)
+        return _run_sweep(overrides, console, config_dirs, cfg, resolve)
     except _Stopped as exc:  # before the launch, or while the results were being merged
         console.print(f"[yellow]Interrupted by {signal.Signals(exc.signum).name}.[/] No point "
                       f"is left half-recorded; re-run the same command to resume.")
@@ -528,10 +640,49 @@ def cmd_sweep(overrides: list[str], console: Console) -> int:
             signal.signal(s, h)
 
 
-def _run_sweep(overrides: list[str], console: Console) -> int:
-    hydra_ovr, fixed, swept, study, collapsed = _sweep_plan(overrides)
+def _show_config(mode: str, resolve: bool, fixed: list[str], hydra_ovr: list[str],
+                 swept: list[tuple[str, list[str]]], collapsed: list[str],
+                 study: dict[str, Any], config_dirs: tuple[Path, ...], console: Console) -> int:
+    """``--cfg``: the config composed with the fixed overrides, then the swept axes.
+
+    One config per point would be unreadable for a big grid, so the axes follow as a YAML
+    comment block (``# swept (N points):`` and one ``#   key: [values]`` line per axis).
+    """
+    from omegaconf.errors import OmegaConfBaseException
+
+    from hetopt.cli.compose import compose_run
+
+    comp = compose_run("sweep", [*fixed, *hydra_ovr], config_dirs)
+    parts = {"job": [comp.job], "hydra": [comp.hydra], "all": [comp.job, comp.hydra]}
+    try:
+        text = "".join(OmegaConf.to_yaml(c, resolve=resolve) for c in parts[mode])
+    except OmegaConfBaseException as exc:
+        raise InputError(f"--cfg {mode} --resolve: {exc}".replace("\n", " ")) from None
+    axes = [(k, list(dict.fromkeys(v))) for k, v in swept]
+    n_points = math.prod(len(v) for _, v in axes)
+    lines = [f"# swept ({n_points} point{'s' if n_points != 1 else ''}"
+             + (", every combination" if len(axes) > 1 else "") + "):"]
+    lines += [f"#   {k}: [{', '.join(v)}]" for k, v in axes] or ["#   (no swept key)"]
+    lines += [f"#   {k}: fixed on the command line (the study's axis collapses)"
+              for k in collapsed]
+    given = [o.partition("=")[2] for o in hydra_ovr if o.startswith("hydra.sweep.dir=")]
+    default = f"outputs/sweep/{study.get('name') or 'sweep'}-<time>"
+    lines.append(f"# hydra.sweep.dir: {given[-1] if given else default}")
+    console.print(text.rstrip() + "\n" + "\n".join(lines), highlight=False, markup=False,
+                  soft_wrap=True)
+    return 0
+
+
+def _run_sweep(overrides: list[str], console: Console, config_dirs: tuple[Path, ...] = (),
+               cfg: str | None = None, resolve: bool = False) -> int:
+    overrides, config_dirs = _config_dirs(overrides, config_dirs)
+    hydra_ovr, fixed, swept, study, collapsed = _sweep_plan(overrides, config_dirs)
+    if cfg is not None:  # the printed config is all of the output (no progress bar)
+        _validate(fixed, swept, None, config_dirs)
+        return _show_config(cfg, resolve, fixed, hydra_ovr, swept, collapsed, study,
+                            config_dirs, console)
     with Progress(*_COLUMNS, console=console, transient=True) as progress:
-        _validate(fixed, swept, progress)
+        _validate(fixed, swept, progress, config_dirs)
 
     sweep_dir_ovr = [o for o in hydra_ovr if o.startswith("hydra.sweep.dir=")]
     if sweep_dir_ovr:
@@ -541,14 +692,16 @@ def _run_sweep(overrides: list[str], console: Console) -> int:
         name = study.get("name") or "sweep"
         sweep_dir = Path("outputs") / "sweep" / f"{name}-{stamp}"
         hydra_ovr.append(f"hydra.sweep.dir={sweep_dir}")
-    rerun = ["hetopt", "sweep", *overrides, *([] if sweep_dir_ovr else [
-        f"hydra.sweep.dir={sweep_dir}"])]
+    # The command that resumes this sweep: the same config directories, grid and directory.
+    rerun = ["hetopt", "sweep", *(a for d in config_dirs for a in ("-cd", str(d))), *overrides,
+             *([] if sweep_dir_ovr else [f"hydra.sweep.dir={sweep_dir}"])]
     swept_keys = [k for k, _ in swept]
     swept = [(k, list(dict.fromkeys(v))) for k, v in swept]  # a value listed twice runs once
     points = [canonical([*fixed, *(f"{k}={v}" for k, v in zip(swept_keys, combo, strict=True))])
               for combo in itertools.product(*(v for _, v in swept))]
     keys = [point_key(p) for p in points]
-    manifest = grid_manifest(points, swept, fixed, rerun, study)
+    manifest = {**grid_manifest(points, swept, fixed, rerun, study),
+                "config_dirs": [str(d.resolve()) for d in config_dirs]}
     try:
         sweep_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -557,6 +710,9 @@ def _run_sweep(overrides: list[str], console: Console) -> int:
         existing = claim_manifest(sweep_dir, manifest)
         if existing is not None and not same_grid(existing, manifest):
             raise _grid_conflict(sweep_dir, existing, manifest)
+        if existing is not None and list(existing.get("config_dirs") or []) != \
+                manifest["config_dirs"]:
+            raise _config_dirs_conflict(sweep_dir, existing, manifest)
         clear_claims(sweep_dir)  # workers of an earlier driver are no longer this sweep's
         before = [read_point(sweep_dir, k) for k in keys]
         n_done = sum(1 for r in before if r is not None and r["status"] in FINISHED)
@@ -567,7 +723,24 @@ def _run_sweep(overrides: list[str], console: Console) -> int:
                       + (f" (resuming: {n_done} already finished)" if n_done else ""))
         if n_done == len(points):
             return report_sweep(sweep_dir, console, study=study, rerun=rerun)
-        return _launch(sweep_dir, keys, fixed, swept, hydra_ovr, study, rerun, console)
+        return _launch(sweep_dir, keys, fixed, swept, hydra_ovr, study, rerun, console,
+                       config_dirs)
+
+
+@contextlib.contextmanager
+def _logging_kept() -> Iterator[None]:
+    """Restore the logging setup after Hydra's: its job and hydra logging configs disable the
+    existing loggers and raise the root level, which would silence later runs in-process
+    (a ``hetopt plan`` after a sweep in one Python session would write an empty log)."""
+    loggers = [logging.getLogger(), *(lg for lg in logging.root.manager.loggerDict.values()
+                                      if isinstance(lg, logging.Logger))]
+    saved = [(lg, lg.disabled, lg.level, lg.propagate, list(lg.handlers)) for lg in loggers]
+    try:
+        yield
+    finally:
+        for lg, disabled, level, propagate, handlers in saved:
+            lg.disabled, lg.propagate, lg.handlers[:] = disabled, propagate, handlers
+            lg.setLevel(level)
 
 
 _COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -576,7 +749,7 @@ _COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
 
 def _launch(sweep_dir: Path, keys: list[str], fixed: list[str],
             swept: list[tuple[str, list[str]]], hydra_ovr: list[str], study: dict[str, Any],
-            rerun: list[str], console: Console) -> int:
+            rerun: list[str], console: Console, config_dirs: tuple[Path, ...] = ()) -> int:
     """Hand the grid to Hydra's launcher, survive its failures and signals, then report."""
     quiet = [] if any(o.startswith("hydra/job_logging") for o in hydra_ovr) else [
         "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
@@ -589,7 +762,7 @@ def _launch(sweep_dir: Path, keys: list[str], fixed: list[str],
     if not any(o.startswith("hydra.sweep.subdir=") for o in hydra_ovr):
         own.append(f"hydra.sweep.subdir=jobs/{driver}/${{hydra.job.num}}")
     argv = ["hetopt", "-m", *fixed, *(f"{k}={','.join(v)}" for k, v in swept), *hydra_ovr,
-            *own, *quiet]
+            *searchpath_override(config_dirs), *own, *quiet]
     stop = threading.Event()
     started = time.perf_counter()
     saved_argv, saved_full = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
@@ -602,7 +775,8 @@ def _launch(sweep_dir: Path, keys: list[str], fixed: list[str],
             sys.argv = argv
             os.environ["HYDRA_FULL_ERROR"] = "1"  # the launcher's errors come here, unprinted
             try:
-                sweep_app()
+                with _logging_kept():
+                    sweep_app()
             except (HetoptUserError, KeyboardInterrupt):
                 raise
             except SystemExit as exc:

@@ -92,9 +92,18 @@ class HetoptSweeper(BasicSweeper):
     # ------------------------------------------------------------------ chunks
 
     def _is_group(self, key: str) -> bool:
-        assert self.hydra_context is not None
+        """A config group: shipped, or in a ``hydra.searchpath`` directory (``--config-dir``).
+
+        The loader's repository holds only the primary search path; ``hydra.searchpath``
+        applies per compose, so its ``file://`` directories are looked at here.
+        """
+        assert self.hydra_context is not None and self.config is not None
         loader: Any = self.hydra_context.config_loader
-        return "/" in key or bool(loader.repository.group_exists(key))
+        if "/" in key or bool(loader.repository.group_exists(key)):
+            return True
+        extra = OmegaConf.select(self.config, "hydra.searchpath") or []
+        return any(str(d).startswith("file://") and (Path(str(d)[len("file://"):]) / key).is_dir()
+                   for d in extra)
 
     def _sweep_dir(self) -> Path:
         assert self.config is not None
