@@ -425,3 +425,11 @@ def test_ctrl_c_is_a_message_and_status_130(tmp_path: Path, monkeypatch: pytest.
     assert "interrupted" in err and "Traceback" not in err
     plans = tmp_path / "outputs" / "plan"
     assert not plans.exists() or not any(plans.iterdir())
+
+
+def test_config_dir_with_a_space_and_a_comma_in_its_path(tmp_path: Path) -> None:
+    """The search-path override is quoted: Hydra's grammar would split an unquoted comma."""
+    user = _user_configs(tmp_path / "my configs, v2")
+    run = tmp_path / "run"
+    assert main(["plan", "-cd", str(user), "workload=my_agent", f"hydra.run.dir={run}"]) == 0
+    assert json.loads((run / "plan.json").read_text())["workload"] == "my_agent"

@@ -116,7 +116,7 @@ def compose_run(command: str, overrides: Sequence[str],
         if not d.is_dir():
             raise InputError(f"--config-dir {d}: no such directory. Give a directory that "
                              f"holds config groups (e.g. {d}/workload/my_agent.yaml).")
-    search = [f"hydra.searchpath=[{','.join(f'file://{d}' for d in extra)}]"] if extra else []
+    search = searchpath_override(tuple(extra))
     if extra and any(o.partition("=")[0].lstrip("+") == "hydra.searchpath" for o in given):
         raise InputError("Give extra config directories either with --config-dir or with "
                          "hydra.searchpath=, not both.")
@@ -293,6 +293,25 @@ def _unknown_key_message(overrides: list[str], key: str, full_key: str, cdir: Pa
     return (f"Bad override '{key}' in {overrides}: {where} has no key '{name}'.{hint}{listed} "
             f"`hetopt <command> --help` lists the keys each command reads; {cdir}/config.yaml "
             f"and the group files show them all.")
+
+
+def searchpath_override(config_dirs: tuple[Path, ...]) -> list[str]:
+    """``hydra.searchpath=[file://...]`` for the ``--config-dir`` directories (none: ``[]``).
+
+    Every compose gets the user's directories this way: single runs, a sweep's driver checks,
+    and through Hydra's own overrides the sweeper and each worker (joblib processes, Ray tasks).
+    Paths are quoted, so spaces and commas survive Hydra's override grammar.
+
+    Examples
+    --------
+    >>> searchpath_override((Path("/a"), Path("/b c")))
+    ["hydra.searchpath=['file:///a','file:///b c']"]
+    """
+    if not config_dirs:
+        return []
+    quoted = ",".join("'" + f"file://{d.resolve()}".replace("\\", "\\\\").replace("'", "\\'")
+                      + "'" for d in config_dirs)
+    return [f"hydra.searchpath=[{quoted}]"]
 
 
 def config_groups(dirs: Sequence[Path]) -> dict[str, list[str]]:

@@ -62,6 +62,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hetopt.atomic import output_error
+from hetopt.cli.compose import searchpath_override
 from hetopt.cli.schema import register
 from hetopt.errors import HetoptUserError, InfeasibleError, InputError
 from hetopt.solvers.base import WarmStart
@@ -377,24 +378,6 @@ def _is_group(key: str, config_dirs: tuple[Path, ...] = ()) -> bool:
     """Whether ``key`` names a config group (shipped, or in a ``--config-dir`` directory)."""
     name = key.lstrip("+~")
     return "/" in name or any((d / name).is_dir() for d in (config_dir(), *config_dirs))
-
-
-def searchpath_override(config_dirs: tuple[Path, ...]) -> list[str]:
-    """``hydra.searchpath=[file://...]`` for the ``--config-dir`` directories (none: ``[]``).
-
-    Every compose of a sweep gets the user's directories this way: the driver's checks, and
-    through Hydra's own overrides the sweeper and each worker (joblib processes, Ray tasks).
-
-    Examples
-    --------
-    >>> searchpath_override((Path("/a"), Path("/b c")))
-    ["hydra.searchpath=['file:///a','file:///b c']"]
-    """
-    if not config_dirs:
-        return []
-    quoted = ",".join("'" + f"file://{d.resolve()}".replace("\\", "\\\\").replace("'", "\\'")
-                      + "'" for d in config_dirs)
-    return [f"hydra.searchpath=[{quoted}]"]
 
 
 def _config_dirs(overrides: list[str], config_dirs: tuple[Path, ...]
