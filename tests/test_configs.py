@@ -112,3 +112,11 @@ def test_misspelt_override_gets_the_closest_key(overrides: list[str], needle: st
     assert main(["plan", *overrides]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert needle in err and "Traceback" not in err and "+" + overrides[-1] not in err
+
+
+def test_misspelt_group_on_a_dotted_path(capsys: pytest.CaptureFixture[str]) -> None:
+    from hetopt.cli.main import main
+
+    assert main(["plan", "soler.time_limit_s=3"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Did you mean 'solver'?" in err and "+soler" not in err

@@ -250,7 +250,8 @@ def _override_error(overrides: list[str], exc: BaseException, cdir: Path,
         detail += f" ({flat(cause)})"
     unknown = re.search(r"Could not override '([^']+)'.*?full_key: ([\w.]+)", detail)
     missing = re.search(r"Could not find '([\w-]+)/([^']+)'", detail)
-    if unknown:
+    if unknown and (unknown[1] == unknown[2] or unknown[1].startswith(unknown[2] + ".")):
+        # The overridden key, or a node on its path, does not exist: most likely a typo.
         return _unknown_key_message(overrides, unknown[1], unknown[2], cdir, extra)
     message = f"Bad override in {overrides}: {detail}"
     if missing:
@@ -290,7 +291,7 @@ def _unknown_key_message(overrides: list[str], key: str, full_key: str, cdir: Pa
     if hint and parent:
         hint = hint.replace("Did you mean '", f"Did you mean '{parent}.")
     listed = f" Keys there: {keys}." if keys else ""
-    return (f"Bad override '{key}' in {overrides}: {where} has no key '{name}'.{hint}{listed} "
+    return (f"Bad override '{key}' in {overrides}: '{name}' is not in {where}.{hint}{listed} "
             f"`hetopt <command> --help` lists the keys each command reads; {cdir}/config.yaml "
             f"and the group files show them all.")
 
