@@ -433,3 +433,48 @@ def test_config_dir_with_a_space_and_a_comma_in_its_path(tmp_path: Path) -> None
     run = tmp_path / "run"
     assert main(["plan", "-cd", str(user), "workload=my_agent", f"hydra.run.dir={run}"]) == 0
     assert json.loads((run / "plan.json").read_text())["workload"] == "my_agent"
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["fleet", "fleet.synthetic.n_ops=10"], ("fleet.synthetic.n_ops=10", "null")),
+    (["plan", "workload=worked_example", "hardware.devices.x=1"], ("hardware.devices.x=1",)),
+    (["plan", "workload=rag_agent", "workload_file=x.yaml"], ("workload_file=",)),
+    (["fleet", "fleet=enterprise", "fleet_file=x.yaml"], ("fleet_file=",)),
+    (["plan", "run_dir=a", "hydra.run.dir=b"], ("run_dir=",)),
+])
+def test_overrides_that_cannot_apply_exit_2(args: list[str], needles: tuple[str, ...],
+                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A key under a null node (OmegaConf asserted: a traceback) and two ways of saying one
+    thing, one of which would be ignored, are refused, naming the keys; nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert all(n in err for n in needles) and "Traceback" not in err
+    assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("*.json"))
+
+
+def test_run_dir_may_interpolate_config_keys(tmp_path: Path) -> None:
+    """hydra.run.dir=runs/${sla.ttft_s}: a Hydra pattern; it resolves against the job config."""
+    assert main(["plan", *FAST, f"hydra.run.dir={tmp_path}/runs/" + "${sla.ttft_s}"]) == 0
+    assert (tmp_path / "runs" / "0.25" / "plan.json").is_file()
+
+
+@pytest.mark.parametrize(("name", "content", "needle"), [
+    ("broken", b"name: bad\nnodes: [\n", "line 3"),
+    ("binary", b"\x1f\x8b\x08\x00" + bytes(64), "gzip"),
+    ("bomb", ("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True))).encode(), "alias"),
+])
+def test_config_dir_files_are_read_safely(name: str, content: bytes, needle: str,
+                                          tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A broken, binary or alias-bomb group file in --config-dir: exit 2 naming the file (it
+    was a yaml traceback, or ran until killed)."""
+    user = tmp_path / "cfg"
+    (user / "workload").mkdir(parents=True)
+    (user / "workload" / f"{name}.yaml").write_bytes(content)
+    assert main(["plan", "-cd", str(user), "workload=worked_example"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{name}.yaml" in err and needle.lower() in err.lower() and "Traceback" not in err

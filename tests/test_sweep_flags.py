@@ -189,3 +189,31 @@ def test_a_sweep_leaves_logging_as_it_found_it(tmp_path: Path,
     assert main(["plan", "workload=worked_example", "sla.e2e_s=0.2",
                  f"hydra.run.dir={tmp_path / 'run'}"]) == 0
     assert "problem worked_example" in (tmp_path / "run" / "plan.log").read_text()
+
+
+def test_interpolated_sweep_dir_is_resolved_once(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """hydra.sweep.dir=sw/${now:...}: the driver and its workers write one directory (the
+    workers used to re-resolve it, and the driver's results.csv said every point was missing);
+    an interpolation that cannot resolve is exit 2 before anything is written."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.13,0.2",
+                 "hydra.sweep.dir=sw/${now:%Y}-x"]) == 0
+    (sweep,) = (tmp_path / "sw").iterdir()
+    assert sweep.name.endswith("-x") and "$" not in sweep.name
+    results = pd.read_csv(sweep / "results.csv")
+    assert list(results["status"]) == ["ok", "ok"]
+    assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.13,0.2",
+                 "hydra.sweep.dir=bad/${nope}"]) == 2
+    assert not (tmp_path / "bad").exists()
+
+
+def test_sweep_refuses_a_directory_of_other_files(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory holding something that is not a sweep (a plan run, notes) is left alone."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.txt").write_text("mine")
+    assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.13,0.2",
+                 "hydra.sweep.dir=notes"]) == 2
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["notes.txt"]

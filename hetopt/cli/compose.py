@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from hetopt.errors import InputError
 from hetopt.inputs import did_you_mean
 
@@ -45,6 +47,9 @@ class Composition:
         The resolved ``hydra.run.dir``.
     explicit_run_dir
         Whether the user chose the run directory (``hydra.run.dir=`` or ``run_dir=``).
+    sweep_dir
+        The resolved ``hydra.sweep.dir`` (interpolations such as ``${now:...}`` resolved once,
+        so a sweep's driver and its workers agree on it).
     """
 
     cfg: dict[str, Any]
@@ -53,6 +58,7 @@ class Composition:
     overrides: tuple[str, ...]
     run_dir: Path
     explicit_run_dir: bool
+    sweep_dir: Path
 
 
 def normalise_overrides(overrides: Sequence[str]) -> list[str]:
@@ -65,6 +71,14 @@ def normalise_overrides(overrides: Sequence[str]) -> list[str]:
     """
     from hetopt.cli.schema import mapping_keys
 
+    keys = {o.partition("=")[0].lstrip("+~") for o in overrides if "=" in o}
+    for a, b, why in (("run_dir", "hydra.run.dir", "run_dir= is an alias of hydra.run.dir="),
+                      ("workload", "workload_file", "a workload_file replaces the workload "
+                       "group"),
+                      ("fleet", "fleet_file", "a fleet_file replaces the fleet group")):
+        if a in keys and b in keys:
+            raise InputError(f"Both {a}= and {b}= are given, and one would be ignored ({why}). "
+                             f"Keep one of them.")
     maps = mapping_keys()
     out = []
     for o in overrides:
@@ -116,6 +130,7 @@ def compose_run(command: str, overrides: Sequence[str],
         if not d.is_dir():
             raise InputError(f"--config-dir {d}: no such directory. Give a directory that "
                              f"holds config groups (e.g. {d}/workload/my_agent.yaml).")
+    _check_config_dir_files(extra)
     search = searchpath_override(tuple(extra))
     if extra and any(o.partition("=")[0].lstrip("+") == "hydra.searchpath" for o in given):
         raise InputError("Give extra config directories either with --config-dir or with "
@@ -125,15 +140,28 @@ def compose_run(command: str, overrides: Sequence[str],
             full = compose(config_name="config", overrides=[*given, *search],
                            return_hydra_config=True)
         run_dir = Path(str(OmegaConf.select(full, "hydra.run.dir")))
+        sweep_dir = Path(str(OmegaConf.select(full, "hydra.sweep.dir")))
         job = full.copy()
         with open_dict(job):
             del job["hydra"]
         hydra_cfg = OmegaConf.masked_copy(full, "hydra")
         data: Any = OmegaConf.to_container(job, resolve=True)
-        task = [str(o) for o in full.hydra.overrides.task]
-        hydra_ovr = [str(o) for o in full.hydra.overrides.hydra]
+        # As typed: an override may hold an interpolation (hydra.run.dir=runs/${sla.ttft_s}).
+        task = [str(o) for o in OmegaConf.to_container(full.hydra.overrides.task,
+                                                       resolve=False)]  # type: ignore[union-attr]
+        hydra_ovr = [str(o) for o in OmegaConf.to_container(full.hydra.overrides.hydra,
+                                                            resolve=False)]  # type: ignore[union-attr]
     except (HydraException, OmegaConfBaseException) as exc:
         raise InputError(_override_error(list(overrides), exc, cdir, extra)) from None
+    except AssertionError:
+        # OmegaConf asserts when an override sets a key under a null node (fleet.synthetic.n_ops
+        # without fleet=synthetic, hardware.devices.x=1).
+        raise InputError(_null_node_message(list(overrides), cdir)) from None
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError) as exc:
+        # A --config-dir group file Hydra could not read (checked again below, naming it).
+        _check_config_dir_files(extra)
+        raise InputError(f"A config file of {[str(d) for d in extra] or [str(cdir)]} could not "
+                         f"be read: {exc}".replace("\n", " ")) from None
     assert isinstance(data, dict)
     cfg: dict[str, Any] = {str(k): v for k, v in data.items()}
     if cfg.get("workload_file"):
@@ -150,7 +178,7 @@ def compose_run(command: str, overrides: Sequence[str],
     _check_sla_group(cfg.get("sla"), task)
     explicit = any(o.partition("=")[0].lstrip("+") == "hydra.run.dir" for o in hydra_ovr)
     return Composition(cfg=cfg, job=job, hydra=hydra_cfg, overrides=tuple(task),
-                       run_dir=run_dir, explicit_run_dir=explicit)
+                       run_dir=run_dir, explicit_run_dir=explicit, sweep_dir=sweep_dir)
 
 
 def _check_sla_group(sla: Any, task: Sequence[str]) -> None:
@@ -207,6 +235,16 @@ def _read_fleet_file(path: Path) -> dict[str, Any]:
     loaded = read_yaml_file(path)
     if not isinstance(loaded, Mapping):
         raise InputError(f"{path}: a fleet file must hold a mapping (name, tenants).")
+    import dataclasses
+
+    from hetopt.cli.schema import FleetSchema
+    from hetopt.inputs import unknown_keys_message
+
+    valid = [f.name for f in dataclasses.fields(FleetSchema)]
+    unknown = sorted(str(k) for k in loaded if str(k) not in valid)
+    if unknown:
+        raise InputError(f"fleet file {path}: unknown top-level key(s) "
+                         f"{unknown_keys_message(unknown, valid)}. Valid keys: {valid}.")
     return {str(k): v for k, v in loaded.items()}
 
 
@@ -268,6 +306,31 @@ def _override_error(overrides: list[str], exc: BaseException, cdir: Path,
                     "(e.g. '+hardware.inventory.H100=16').")
     return message + (f" `hetopt list` shows the groups; {cdir}/config.yaml and the group files "
                       "show the keys.")
+
+
+def _check_config_dir_files(dirs: Sequence[Path]) -> None:
+    """Read every YAML file of the ``--config-dir`` directories with hetopt's safe reader.
+
+    Hydra loads the chosen group files itself, without hetopt's limits; reading them first
+    refuses a binary or non-UTF-8 file, a syntax error (with line and column), an alias bomb
+    or an oversized document with exit 2, naming the file.
+    """
+    from hetopt.inputs import load_yaml_input
+
+    for d in dirs:
+        for path in sorted(d.rglob("*.yaml")):
+            load_yaml_input(path, "config file (--config-dir)")
+
+
+def _null_node_message(overrides: list[str], cdir: Path) -> str:
+    """An override below a node that is null in the composed config (so it cannot hold keys)."""
+    nested = [o for o in overrides if o.partition("=")[0].lstrip("+~").count(".") >= 2]
+    return (f"Bad override in {overrides}: {nested or 'a key'} sets a key under a config node "
+            f"that is null here, so it has no keys to set (fleet.synthetic.* needs "
+            f"fleet=synthetic; hardware.devices is a list, not a mapping). Choose the group "
+            f"first (e.g. fleet=synthetic fleet.synthetic.n_ops=200) or set the whole value "
+            f"(hardware.devices=[H100,B200]). {cdir}/config.yaml and the group files show the "
+            f"keys.")
 
 
 def _unknown_key_message(overrides: list[str], key: str, full_key: str, cdir: Path,

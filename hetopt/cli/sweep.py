@@ -670,6 +670,13 @@ def _run_sweep(overrides: list[str], console: Console, config_dirs: tuple[Path, 
     sweep_dir_ovr = [o for o in hydra_ovr if o.startswith("hydra.sweep.dir=")]
     if sweep_dir_ovr:
         sweep_dir = Path(sweep_dir_ovr[-1].partition("=")[2])
+        if "${" in str(sweep_dir):  # resolve it once: workers must not re-resolve ${now:...}
+            from hetopt.cli.compose import compose_run
+
+            sweep_dir = compose_run("plan", [*fixed, sweep_dir_ovr[-1]], config_dirs).sweep_dir
+            resolved = f"hydra.sweep.dir={sweep_dir}"
+            hydra_ovr = [resolved if o.startswith("hydra.sweep.dir=") else o for o in hydra_ovr]
+            overrides = [resolved if o.startswith("hydra.sweep.dir=") else o for o in overrides]
     else:
         stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         name = study.get("name") or "sweep"
@@ -685,6 +692,16 @@ def _run_sweep(overrides: list[str], console: Console, config_dirs: tuple[Path, 
     keys = [point_key(p) for p in points]
     manifest = {**grid_manifest(points, swept, fixed, rerun, study),
                 "config_dirs": [str(d.resolve()) for d in config_dirs]}
+    if sweep_dir.is_dir() and not (sweep_dir / "sweep.json").exists():
+        foreign = sorted(p.name for p in sweep_dir.iterdir() if p.name != ".lock")
+        if foreign:
+            raise InputError(
+                f"hydra.sweep.dir={sweep_dir} already holds files that are not a hetopt sweep "
+                f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); a sweep "
+                f"never writes among them. Give a new or empty directory, or the directory of "
+                f"an earlier sweep of the same grid to resume it.")
+    elif sweep_dir.exists() and not sweep_dir.is_dir():
+        raise InputError(f"hydra.sweep.dir={sweep_dir} is a file; give a directory.")
     try:
         sweep_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -84,6 +84,7 @@ class FleetSpec:
 
 
 _TENANT_KEYS = {"name", "workload", "request_rate_per_s", "sla", "count"}
+MAX_TENANTS = 10_000  # tenants after count expansion, far above any fleet benchmarked
 _SLA_KEYS = {f.name for f in fields(Sla)}
 
 
@@ -174,6 +175,10 @@ def fleet_from_dict(data: Mapping[str, Any], source: str = "<fleet>",
         count = entry.get("count", 1)
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise InputError(f"{where}: count must be a whole number >= 1, got {count!r}.")
+        if len(tenants) + count > MAX_TENANTS:
+            raise InputError(f"{where}: count {count} makes the fleet more than {MAX_TENANTS:,} "
+                             f"tenants, beyond what hetopt plans. Lower count, or raise the "
+                             f"request_rate_per_s of fewer tenants instead.")
         sla = tenant_sla(base_sla, workload, entry.get("sla"), where)
         for c in range(count):
             tenants.append(TenantSpec(name if count == 1 else f"{name}#{c}", workload,
