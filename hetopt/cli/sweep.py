@@ -723,7 +723,11 @@ def _run_sweep(overrides: list[str], console: Console, config_dirs: tuple[Path, 
                       + (f" (resuming: {n_done} already finished)" if n_done else ""))
         if n_done == len(points):
             return report_sweep(sweep_dir, console, study=study, rerun=rerun)
-        return _launch(sweep_dir, keys, fixed, swept, hydra_ovr, study, rerun, console,
+        # Workers get the absolute directory: a worker process may outlive a chdir of its
+        # driver's process (joblib reuses workers), and a relative path would then move.
+        absolute = [f"hydra.sweep.dir={sweep_dir.absolute()}" if o.startswith(
+            "hydra.sweep.dir=") else o for o in hydra_ovr]
+        return _launch(sweep_dir, keys, fixed, swept, absolute, study, rerun, console,
                        config_dirs)
 
 
