@@ -429,6 +429,8 @@ def numeric_column(frame: pd.DataFrame, column: str, where: str, *, minimum: flo
 
 
 def _cell_number(raw: Any, at: str, minimum: float | None, strict: bool, integer: bool) -> float:
+    if isinstance(raw, np.generic):
+        raw = raw.item()  # messages show 0.5, not np.float64(0.5)
     if raw is None or (isinstance(raw, float) and math.isnan(raw)) or (
             isinstance(raw, str) and not raw.strip()):
         raise InputError(f"{at}: the cell is blank. Fill in a number or remove the row.")
@@ -469,6 +471,8 @@ def finite_number(value: object, where: str, hint: str = "") -> float:
     if value is None or (isinstance(value, float) and math.isnan(value)) or (
             isinstance(value, str) and not value.strip()):
         raise InputError(f"{where}: the cell is blank; fill in a number.{hint}")
+    if isinstance(value, np.generic):
+        value = value.item()  # messages show 0.5, not np.float64(0.5)
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):

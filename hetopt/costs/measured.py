@@ -105,7 +105,7 @@ def check_profile_matches(profile: pd.DataFrame, path: str, devices: Sequence[st
             hint = did_you_mean(device, devices, cutoff=0.5)
             raise InputError(f"{where} row {int(str(index)) + 2}, column device: {device!r} is "
                              f"not a device of the hardware catalog.{hint} Devices: "
-                             f"{sorted(devices)}.")
+                             f"{sorted(set(devices))}.")
     wanted = {(p, m.lower(), prec, i, o) for p, m, prec, i, o in phases}
     keys = zip(profile["phase"], profile["model"], profile["precision"],
                profile["input_tokens"], profile["output_tokens"], strict=True)
