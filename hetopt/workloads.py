@@ -74,6 +74,7 @@ def load_workload(name_or_path: str | Path) -> dict[str, Any]:
         from hetopt.mlir.convert import import_workload
 
         source = read_text_input(path, "workload file", MAX_YAML_BYTES)
+        _check_mlir_nesting(source, path)
         return import_workload(source, str(path))
     data = load_yaml_input(path, "workload file")
     if not isinstance(data, dict):
@@ -108,3 +109,39 @@ def check_group_overrides(overrides: list[str]) -> None:
                 raise InputError(
                     f"Override '{override}': '{choice}' is not a {group} name; config-group "
                     f"options are names, not paths. Choose one of {options}{hint}.")
+
+
+MAX_MLIR_NESTING = 256  # regions/blocks deep; an agent graph needs a handful
+
+
+def _check_mlir_nesting(text: str, path: Path) -> None:
+    """Refuse MLIR nested deeper than :data:`MAX_MLIR_NESTING` before MLIR's recursive parser
+    runs out of stack (5,000 nested modules crash the process with a segmentation fault).
+
+    Braces inside string literals and comments are not counted.
+
+    Examples
+    --------
+    >>> _check_mlir_nesting('module { func.func @f() { "x{{{" } }', Path("a.mlir"))
+    """
+    depth = 0
+    in_string = escaped = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        for k, ch in enumerate(line):
+            if in_string:
+                escaped = ch == "\\" and not escaped
+                if ch == '"' and not escaped:
+                    in_string = False
+            elif ch == '"':
+                in_string = True
+            elif line.startswith("//", k):
+                break  # a comment runs to the end of the line
+            elif ch in "{(":
+                depth += 1
+                if depth > MAX_MLIR_NESTING:
+                    raise InputError(
+                        f"workload file {path}: line {number} is nested more than "
+                        f"{MAX_MLIR_NESTING} levels deep; an agent graph needs a few. Flatten "
+                        f"it (a nested agent is an agent.call to another func.func).")
+            elif ch in "})":
+                depth -= 1

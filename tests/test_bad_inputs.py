@@ -754,3 +754,15 @@ def test_console_command_refuses_in_a_fresh_process(tmp_path: Path, name: str,
     assert name in "".join(proc.stderr.split())
     assert time.perf_counter() - start < 60
     assert not (tmp_path / "out" / "plan.json").exists()
+
+
+def test_deeply_nested_mlir_is_refused_before_mlir_parses_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """5,000 nested modules crashed MLIR's recursive parser (segmentation fault, exit 139)."""
+    from hetopt.cli.main import main
+
+    deep = tmp_path / "deep.mlir"
+    deep.write_text("module {" * 5000 + "}" * 5000 + "\n")
+    assert main(["plan", f"workload_file={deep}", f"hydra.run.dir={tmp_path / 'run'}"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "deep.mlir" in err and "nested more than" in err
