@@ -360,7 +360,7 @@ def read_csv_input(path: str | Path, what: str, missing_hint: str = "",
             raise InputError(f"{exc}{missing_hint}") from None
         raise
     try:
-        rows = csv.reader(io.StringIO(text, newline=""))
+        rows = csv.reader(io.StringIO(text, newline=""), strict=True)  # EOF in a quote
         header = next(rows)
         for cells in rows:
             if cells and len(cells) != len(header) and any(c.strip() for c in cells):
@@ -369,7 +369,9 @@ def read_csv_input(path: str | Path, what: str, missing_hint: str = "",
                     f"has {len(header)} columns (a truncated row, or an unquoted comma). Give "
                     f"every row one cell per column; quote cells that hold commas.")
     except (csv.Error, StopIteration) as exc:
-        raise InputError(f"{what}: cannot read {path} as CSV ({exc}).") from None
+        raise InputError(f"{what}: cannot read {path} as CSV ({exc}: an unclosed quote, or a "
+                         f"file cut short). Close every quoted cell; re-export a truncated "
+                         f"file.") from None
     names = [h.strip() for h in header]
     twice = sorted({h for h in names if names.count(h) > 1})
     if twice:

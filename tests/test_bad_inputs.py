@@ -766,3 +766,20 @@ def test_deeply_nested_mlir_is_refused_before_mlir_parses_it(
     assert main(["plan", f"workload_file={deep}", f"hydra.run.dir={tmp_path / 'run'}"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "deep.mlir" in err and "nested more than" in err
+
+
+def test_a_file_cut_inside_a_quoted_cell_is_refused(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The packaged catalog cut at 3,000 bytes ends inside a quoted source cell; the csv
+    module's lenient mode took the half row as a device."""
+    from hetopt.cli.main import main
+    from hetopt.hardware.catalog import DEFAULT_CATALOG_PATH
+
+    cut = tmp_path / "cut.csv"
+    text = Path(DEFAULT_CATALOG_PATH).read_text()
+    end = text.rindex('"', 0, 3000) + 5  # just past an opening quote of a source cell
+    assert text[:end].count('"') % 2 == 1
+    cut.write_text(text[:end])
+    assert main(["catalog", f"hardware.catalog_path={cut}"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "cut.csv" in err and "unclosed quote" in err

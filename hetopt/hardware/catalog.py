@@ -267,7 +267,7 @@ def _read_csv(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
                 f"to use the packaged catalog {DEFAULT_CATALOG_PATH}.") from None
         raise
     try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
+        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)  # EOF in a quote
         header = [column.strip() for column in (reader.fieldnames or [])]
         reader.fieldnames = header
         _check_columns(header, csv_path)
@@ -288,7 +288,8 @@ def _read_csv(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
                 rows.append((reader.line_num, cells))
     except csv.Error as exc:
         raise InputError(
-            f"Hardware catalog file {csv_path} is not valid CSV ({exc}). Fix the quoting."
+            f"Hardware catalog file {csv_path} is not valid CSV ({exc}: an unclosed quote, "
+            f"or a file cut short). Close every quoted cell; re-export a truncated file."
         ) from exc
     if not rows:
         raise InputError(f"Hardware catalog file {csv_path} has a header but no device rows; "
