@@ -346,6 +346,11 @@ CASES: list[Case] = [
             "size_input_bins"),
     wl_case("size-trace-not-string", _wl("input_tokens: 512, output_tokens: 64}",
                                          "size_trace: [1, 2]}"), "size_trace"),
+    wl_case("size-trace-and-buckets", _wl("input_tokens: 512, output_tokens: 64}",
+                                          "size_trace: s.csv, size_buckets: [{input_tokens: "
+                                          "512, output_tokens: 64, weight: 1}]}"),
+            "size_buckets", "size_trace", "ignored"),
+    trace_case("trace-after-the-horizon", "timestamp_s\n1000\n2000\n", "after the replay"),
     # -- measured profiles
     prof_case("prof-empty", "", "is empty"),
     prof_case("prof-header-only", PROFILE_HEADER, "no data rows"),

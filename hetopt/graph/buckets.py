@@ -118,6 +118,9 @@ def expand_size_buckets(data: Mapping[str, Any], source: str = "<workload>") -> 
         if any(e.get("loop") and node_id in (e.get("src"), e.get("dst")) for e in edges):
             raise InputError(f"{where}: size buckets on a node that closes a loop are not "
                              f"supported; put the distribution on a node outside the loop.")
+        if "size_trace" in raw and "size_buckets" in raw:
+            raise InputError(f"{where}: has both size_buckets and size_trace, and one would be "
+                             f"ignored. Keep the trace (binned into buckets) or the buckets.")
         if "size_trace" in raw:
             trace = raw["size_trace"]
             if not isinstance(trace, str) or not trace.strip():

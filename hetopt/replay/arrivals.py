@@ -106,7 +106,13 @@ def arrival_times(spec: ArrivalSpec, duration_s: float, rng: np.random.Generator
             clock += dwell
             bursting = not bursting
         return np.concatenate(times) if times else np.zeros(0)
-    return load_trace(spec.trace_path or "")["timestamp_s"].to_numpy(dtype=float)
+    stamps = load_trace(spec.trace_path or "")["timestamp_s"].to_numpy(dtype=float)
+    if len(stamps) and stamps[0] >= duration_s:
+        raise InputError(f"replay trace {spec.trace_path}: its first arrival is at "
+                         f"{stamps[0]:g} s, after the replay's {duration_s:g} s, so nothing "
+                         f"would arrive. Raise replay.duration_s, or shift the trace's "
+                         f"timestamp_s to start near 0.")
+    return stamps
 
 
 def load_trace(path: str | Path) -> pd.DataFrame:
