@@ -51,7 +51,7 @@ def file_mode() -> int:
             if line.startswith("Umask:"):
                 return 0o666 & ~int(line.split()[1], 8)
     except (OSError, ValueError):
-        pass
+        pass  # no /proc (not Linux): read the umask by setting and restoring it below
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask

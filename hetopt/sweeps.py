@@ -188,7 +188,7 @@ def claim_manifest(sweep_dir: Path, manifest: Mapping[str, Any]) -> dict[str, An
             os.link(private, path)
             return None
         except FileExistsError:
-            pass
+            pass  # another driver claimed the directory first: read its manifest below
         finally:
             private.unlink(missing_ok=True)
     existing = read_manifest(sweep_dir)

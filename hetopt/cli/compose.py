@@ -348,7 +348,7 @@ def _unknown_key_message(overrides: list[str], key: str, full_key: str, cdir: Pa
         if isinstance(node, Mapping):
             keys = sorted(str(k) for k in node)
     except InputError:
-        pass
+        pass  # no base config to read keys from: the message goes without the key list
     where = f"'{parent}'" if parent else "the top level of the config"
     hint = did_you_mean(name, keys)
     if hint and parent:

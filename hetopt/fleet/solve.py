@@ -223,7 +223,7 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
                      f"limit or use fleet.method=decomposition")
     build_s = time.perf_counter() - t_build
     if interrupted:
-        pass
+        pass  # the greedy start stands, with no bound (the note above says why)
     elif backend == "cpsat":
         if start is not None:
             _hint_cpsat(cp, start)
@@ -244,7 +244,7 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
                     _, _, _, choices, _, _ = _run_cpsat(safe, fp, options,
                                                             deadline.slice_s(), lambda _p: None)
                 except BuildInterrupted:
-                    pass
+                    pass  # out of time: choices stays None, reported as no solution
                 if choices is not None and not _exact_feasible(fp, choices):
                     choices = None
             status = SolveStatus.FEASIBLE if choices is not None else SolveStatus.NO_SOLUTION
