@@ -51,8 +51,18 @@ def _plan_in_process(model: str) -> float:
 
 def _plan_cli(model: str, run_dir: Path) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "hetopt.cli.main", "plan", f"costs.model={model}",
-                    f"run_dir={run_dir}"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hetopt.cli.main",
+            "plan",
+            f"costs.model={model}",
+            f"run_dir={run_dir}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 
@@ -66,27 +76,60 @@ def main() -> None:
     _plan_in_process("calibrated")  # warm imports and caches once for both
     for rep in range(args.repeat):
         for model in ("calibrated", "roofline"):
-            rows.append(dict(what="plan (in process)", model=model, repeat=rep,
-                             seconds=_plan_in_process(model)))
-            rows.append(dict(what="plan (CLI)", model=model, repeat=rep,
-                             seconds=_plan_cli(model, tmp / f"{model}{rep}")))
+            rows.append(
+                dict(
+                    what="plan (in process)",
+                    model=model,
+                    repeat=rep,
+                    seconds=_plan_in_process(model),
+                )
+            )
+            rows.append(
+                dict(
+                    what="plan (CLI)",
+                    model=model,
+                    repeat=rep,
+                    seconds=_plan_cli(model, tmp / f"{model}{rep}"),
+                )
+            )
     papers = [s for s in STUDIES if s != "fidelity"]
     for model in ("calibrated", "roofline"):
         start = time.perf_counter()
         run(papers, tmp / f"reproduce_{model}", cost_model=model)
-        rows.append(dict(what="reproduce paper studies", model=model, repeat=0,
-                         seconds=time.perf_counter() - start))
+        rows.append(
+            dict(
+                what="reproduce paper studies",
+                model=model,
+                repeat=0,
+                seconds=time.perf_counter() - start,
+            )
+        )
     if aic.available():
         start = time.perf_counter()
         run(["fidelity"], tmp / "fidelity")
-        rows.append(dict(what="reproduce fidelity", model="both", repeat=0,
-                         seconds=time.perf_counter() - start))
+        rows.append(
+            dict(
+                what="reproduce fidelity",
+                model="both",
+                repeat=0,
+                seconds=time.perf_counter() - start,
+            )
+        )
         if not args.skip_calibrate:
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "hetopt.cli.main", "calibrate",
-                            f"out={tmp / 'calibrate'}"], check=True, capture_output=True)
-            rows.append(dict(what="calibrate (measure + fit)", model="calibrated", repeat=0,
-                             seconds=time.perf_counter() - start))
+            subprocess.run(
+                [sys.executable, "-m", "hetopt.cli.main", "calibrate", f"out={tmp / 'calibrate'}"],
+                check=True,
+                capture_output=True,
+            )
+            rows.append(
+                dict(
+                    what="calibrate (measure + fit)",
+                    model="calibrated",
+                    repeat=0,
+                    seconds=time.perf_counter() - start,
+                )
+            )
     frame = pd.DataFrame(rows)
     RESULTS.mkdir(exist_ok=True)
     frame.to_csv(RESULTS / "bench_cost_model.csv", index=False)
@@ -95,11 +138,14 @@ def main() -> None:
     for what in ("plan (in process)", "plan (CLI)", "reproduce paper studies"):
         cal = frame[(frame["what"] == what) & (frame["model"] == "calibrated")]["seconds"]
         roof = frame[(frame["what"] == what) & (frame["model"] == "roofline")]["seconds"]
-        print(f"{what}: calibrated / roofline = "
-              f"{statistics.median(cal) / statistics.median(roof):.2f} (median of "
-              f"{len(cal)})")
-    paper = frame[(frame["what"] == "reproduce paper studies")
-                  & (frame["model"] == "calibrated")]["seconds"].sum()
+        print(
+            f"{what}: calibrated / roofline = "
+            f"{statistics.median(cal) / statistics.median(roof):.2f} (median of "
+            f"{len(cal)})"
+        )
+    paper = frame[(frame["what"] == "reproduce paper studies") & (frame["model"] == "calibrated")][
+        "seconds"
+    ].sum()
     fid = frame.loc[frame["what"] == "reproduce fidelity", "seconds"].sum()
     print(f"reproduce all (calibrated paper studies + fidelity): {paper + fid:.1f} s")
     fig, ax = plt.subplots(figsize=(8, 4))

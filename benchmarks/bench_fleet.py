@@ -39,12 +39,16 @@ SIZES = [(10, 6), (50, 8), (200, 11), (500, 15), (1000, 20), (2000, 20), (2000, 
 QUICK = [(10, 6), (50, 8)]
 
 
-def instance(n_ops: int, n_types: int, seed: int = 1,
-             templates: tuple[str, ...] | None = None) -> tuple[FleetProblem, float]:
+def instance(
+    n_ops: int, n_types: int, seed: int = 1, templates: tuple[str, ...] | None = None
+) -> tuple[FleetProblem, float]:
     """A synthetic fleet with a binding inventory, and its build time."""
     start = time.perf_counter()
-    fleet = (synthetic_fleet(n_ops, seed) if templates is None
-             else synthetic_fleet(n_ops, seed, templates))
+    fleet = (
+        synthetic_fleet(n_ops, seed)
+        if templates is None
+        else synthetic_fleet(n_ops, seed, templates)
+    )
     names, rows = synthetic_devices(n_types, seed)
     fp = build_fleet_problem(fleet, HardwareSpec(devices=names, extra_rows=rows))
     ref = heuristics.greedy(fp)
@@ -57,16 +61,30 @@ def instance(n_ops: int, n_types: int, seed: int = 1,
 def exact_rows(fp: FleetProblem, limit_s: float, methods: list[tuple[str, str]]) -> list[dict]:
     rows = []
     for backend, method in methods:
-        res = solve_fleet(fp, SolverOptions(backend=backend, time_limit_s=limit_s,
-                                            gap_rel=1e-4, threads=2), method=method)  # type: ignore[arg-type]
-        rows.append({"method": f"{method}/{backend}", "kind": "exact",
-                     "status": str(res.status), "objective_usd_per_h": res.objective_usd_per_h,
-                     "bound_usd_per_h": res.bound_usd_per_h, "gap": res.gap,
-                     "time_s": res.build_s + res.solve_s, "solve_s": res.solve_s,
-                     "first_feasible_s": res.first_feasible_s, "verified": res.verified})
-        print(f"    {method}/{backend}: {res.status} {res.objective_usd_per_h:.3f} $/h, bound "
-              f"{res.bound_usd_per_h:.3f}, gap {res.gap:.3%}, {res.build_s + res.solve_s:.1f} s",
-              flush=True)
+        res = solve_fleet(
+            fp,
+            SolverOptions(backend=backend, time_limit_s=limit_s, gap_rel=1e-4, threads=2),
+            method=method,
+        )  # type: ignore[arg-type]
+        rows.append(
+            {
+                "method": f"{method}/{backend}",
+                "kind": "exact",
+                "status": str(res.status),
+                "objective_usd_per_h": res.objective_usd_per_h,
+                "bound_usd_per_h": res.bound_usd_per_h,
+                "gap": res.gap,
+                "time_s": res.build_s + res.solve_s,
+                "solve_s": res.solve_s,
+                "first_feasible_s": res.first_feasible_s,
+                "verified": res.verified,
+            }
+        )
+        print(
+            f"    {method}/{backend}: {res.status} {res.objective_usd_per_h:.3f} $/h, bound "
+            f"{res.bound_usd_per_h:.3f}, gap {res.gap:.3%}, {res.build_s + res.solve_s:.1f} s",
+            flush=True,
+        )
     return rows
 
 
@@ -75,17 +93,28 @@ def baseline_rows(fp: FleetProblem, names: list[str]) -> list[dict]:
     options = SolverOptions(time_limit_s=20, gap_rel=1e-4)
     for name in names:
         res = run_baseline(fp, name, options)
-        rows.append({"method": name, "kind": "baseline",
-                     "status": "optimal" if res.proven_optimal else (
-                         "feasible" if res.choices is not None else "none"),
-                     "objective_usd_per_h": res.objective_usd_per_h,
-                     "bound_usd_per_h": res.objective_usd_per_h if res.proven_optimal
-                     else math.nan, "gap": 0.0 if res.proven_optimal else math.nan,
-                     "time_s": res.runtime_s, "solve_s": res.runtime_s,
-                     "first_feasible_s": res.runtime_s if res.choices is not None else math.nan,
-                     "verified": res.choices is not None, "detail": res.detail})
-        print(f"    {name}: {res.objective_usd_per_h:.3f} $/h in {res.runtime_s:.2f} s "
-              f"{res.detail[:80]}", flush=True)
+        rows.append(
+            {
+                "method": name,
+                "kind": "baseline",
+                "status": "optimal"
+                if res.proven_optimal
+                else ("feasible" if res.choices is not None else "none"),
+                "objective_usd_per_h": res.objective_usd_per_h,
+                "bound_usd_per_h": res.objective_usd_per_h if res.proven_optimal else math.nan,
+                "gap": 0.0 if res.proven_optimal else math.nan,
+                "time_s": res.runtime_s,
+                "solve_s": res.runtime_s,
+                "first_feasible_s": res.runtime_s if res.choices is not None else math.nan,
+                "verified": res.choices is not None,
+                "detail": res.detail,
+            }
+        )
+        print(
+            f"    {name}: {res.objective_usd_per_h:.3f} $/h in {res.runtime_s:.2f} s "
+            f"{res.detail[:80]}",
+            flush=True,
+        )
     return rows
 
 
@@ -112,36 +141,78 @@ def main() -> None:
 
     if not args.quick:
         solver_s, wall_s, solves = pair_study_seconds()
-        print(f"paper pair study (Figures 8 and 9): {solves} solves, solver time {solver_s:.2f} s "
-              f"(target < 10 s), wall {wall_s:.1f} s", flush=True)
-        records.append({"instance": "paper pair study", "n_ops": 2, "n_tenants": solves,
-                        "n_device_types": 9, "method": "monolithic/highs", "kind": "exact",
-                        "status": "optimal", "solve_s": solver_s, "time_s": wall_s})
+        print(
+            f"paper pair study (Figures 8 and 9): {solves} solves, solver time {solver_s:.2f} s "
+            f"(target < 10 s), wall {wall_s:.1f} s",
+            flush=True,
+        )
+        records.append(
+            {
+                "instance": "paper pair study",
+                "n_ops": 2,
+                "n_tenants": solves,
+                "n_device_types": 9,
+                "method": "monolithic/highs",
+                "kind": "exact",
+                "status": "optimal",
+                "solve_s": solver_s,
+                "time_s": wall_s,
+            }
+        )
 
     tiny, build_s = instance(4, 4, templates=("chat_agent",))
-    print(f"tiny fleet: {tiny.n_tenants} tenants, {tiny.n_ops} operators, {tiny.n_options} "
-          f"options", flush=True)
-    rows = exact_rows(tiny, limit, [("highs", "monolithic"), ("cpsat", "monolithic"),
-                                    ("cbc", "monolithic"), ("highs", "decomposition")])
+    print(
+        f"tiny fleet: {tiny.n_tenants} tenants, {tiny.n_ops} operators, {tiny.n_options} options",
+        flush=True,
+    )
+    rows = exact_rows(
+        tiny,
+        limit,
+        [
+            ("highs", "monolithic"),
+            ("cpsat", "monolithic"),
+            ("cbc", "monolithic"),
+            ("highs", "decomposition"),
+        ],
+    )
     rows += baseline_rows(tiny, ["greedy", "heft", "homogeneous", "exhaustive"])
-    records += [{"instance": "tiny", "n_ops": tiny.n_ops, "n_tenants": tiny.n_tenants,
-                 "n_device_types": tiny.n_devices, "n_options": tiny.n_options,
-                 "build_s": build_s, **r} for r in rows]
+    records += [
+        {
+            "instance": "tiny",
+            "n_ops": tiny.n_ops,
+            "n_tenants": tiny.n_tenants,
+            "n_device_types": tiny.n_devices,
+            "n_options": tiny.n_options,
+            "build_s": build_s,
+            **r,
+        }
+        for r in rows
+    ]
 
     for n_ops, n_types in QUICK if args.quick else SIZES:
         fp, build_s = instance(n_ops, n_types)
-        print(f"{n_ops} ops x {n_types} types: {fp.n_tenants} tenants, {fp.n_ops} operators, "
-              f"{fp.n_options:,} options, build {build_s:.1f} s", flush=True)
-        methods = [("highs", "monolithic"), ("cpsat", "monolithic"),
-                   ("highs", "decomposition")]
+        print(
+            f"{n_ops} ops x {n_types} types: {fp.n_tenants} tenants, {fp.n_ops} operators, "
+            f"{fp.n_options:,} options, build {build_s:.1f} s",
+            flush=True,
+        )
+        methods = [("highs", "monolithic"), ("cpsat", "monolithic"), ("highs", "decomposition")]
         if fp.n_ops <= 200:
             methods.insert(2, ("cbc", "monolithic"))
         rows = exact_rows(fp, limit, methods)
-        rows += baseline_rows(fp, ["greedy", "heft"] + (["homogeneous"] if fp.n_ops <= 200
-                                                          else []))
-        records += [{"instance": f"{n_ops}x{n_types}", "n_ops": fp.n_ops,
-                     "n_tenants": fp.n_tenants, "n_device_types": fp.n_devices,
-                     "n_options": fp.n_options, "build_s": build_s, **r} for r in rows]
+        rows += baseline_rows(fp, ["greedy", "heft"] + (["homogeneous"] if fp.n_ops <= 200 else []))
+        records += [
+            {
+                "instance": f"{n_ops}x{n_types}",
+                "n_ops": fp.n_ops,
+                "n_tenants": fp.n_tenants,
+                "n_device_types": fp.n_devices,
+                "n_options": fp.n_options,
+                "build_s": build_s,
+                **r,
+            }
+            for r in rows
+        ]
 
     frame = pd.DataFrame(records)
     # Cost gap to the best plan proven within 1 %, per instance.
@@ -154,11 +225,21 @@ def main() -> None:
     frame["cost_gap_to_best"] = frame["objective_usd_per_h"] / frame["best_proven_usd_per_h"] - 1
     frame.to_csv(args.out / "bench_fleet.csv", index=False)
     plot(frame[frame["instance"] != "paper pair study"], args.out / "bench_fleet.png")
-    cols = ["instance", "n_ops", "n_device_types", "method", "status", "objective_usd_per_h",
-            "bound_usd_per_h", "gap", "time_s", "first_feasible_s", "cost_gap_to_best"]
+    cols = [
+        "instance",
+        "n_ops",
+        "n_device_types",
+        "method",
+        "status",
+        "objective_usd_per_h",
+        "bound_usd_per_h",
+        "gap",
+        "time_s",
+        "first_feasible_s",
+        "cost_gap_to_best",
+    ]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(frame[[c for c in cols if c in frame]].to_string(index=False,
-                                                               float_format="%.4g"))
+        print(frame[[c for c in cols if c in frame]].to_string(index=False, float_format="%.4g"))
     print(f"wrote {args.out / 'bench_fleet.csv'} and {args.out / 'bench_fleet.png'}")
 
 
@@ -169,9 +250,12 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-    panels = [("time_s", "solve time (s)", True), ("gap", "proven gap", True),
-              ("first_feasible_s", "time to first feasible plan (s)", True),
-              ("cost_gap_to_best", "cost above the best proven plan", False)]
+    panels = [
+        ("time_s", "solve time (s)", True),
+        ("gap", "proven gap", True),
+        ("first_feasible_s", "time to first feasible plan (s)", True),
+        ("cost_gap_to_best", "cost above the best proven plan", False),
+    ]
     for ax, (col, label, log) in zip(axes.flat, panels, strict=True):
         for method, grp in frame.groupby("method"):
             grp = grp.sort_values("n_ops")

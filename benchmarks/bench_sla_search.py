@@ -51,9 +51,11 @@ from hetopt.sla import Sla  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 ISL, OSL, TTFT_S, TBT_S = 1024, 256, 0.25, 0.020
 DEVICES = ("H100", "H200", "B200")
-CALLS = (("llama-3.1-8b", "fp16", "meta-llama/Meta-Llama-3.1-8B"),
-         ("llama-3.1-70b", "fp16", "meta-llama/Meta-Llama-3.1-70B"),
-         ("llama-3.1-70b", "fp8", "nvidia/Llama-3.1-70B-Instruct-FP8"))
+CALLS = (
+    ("llama-3.1-8b", "fp16", "meta-llama/Meta-Llama-3.1-8B"),
+    ("llama-3.1-70b", "fp16", "meta-llama/Meta-Llama-3.1-70B"),
+    ("llama-3.1-70b", "fp8", "nvidia/Llama-3.1-70B-Instruct-FP8"),
+)
 """(hetopt model, precision, the checkpoint aiconfigurator searches: its search takes the
 precision from the checkpoint's quantisation config)."""
 
@@ -64,13 +66,20 @@ must meet TTFT after x1.8 for queueing, and rate matching derates prefill and de
 throughput to 0.9 and 0.92."""
 
 
-def _feasible(device: str, model: str, precision: str, cost_model: str, ttft_s: float
-              ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+def _feasible(
+    device: str, model: str, precision: str, cost_model: str, ttft_s: float
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     workload = llm_workload(HETOPT_MODEL[model], precision, ISL, OSL)
     try:
-        out = plan_agent(PlanRequest(workload, hardware=HardwareSpec(devices=(device,)),
-                                     sla=Sla(ttft_s=ttft_s, tbt_s=TBT_S),
-                                     costs=CostParams(model=cost_model), baselines=()))
+        out = plan_agent(
+            PlanRequest(
+                workload,
+                hardware=HardwareSpec(devices=(device,)),
+                sla=Sla(ttft_s=ttft_s, tbt_s=TBT_S),
+                costs=CostParams(model=cost_model),
+                baselines=(),
+            )
+        )
     except Exception:  # no configuration meets the SLA on this GPU
         return None
     t = out.table.frame
@@ -90,8 +99,7 @@ def hetopt_tok_s_per_gpu(device: str, model: str, precision: str, cost_model: st
     return 1.0 / (1.0 / d + 1.0 / (p * OSL))
 
 
-def hetopt_aic_conventions(device: str, model: str, precision: str, total_gpus: int = 16
-                           ) -> float:
+def hetopt_aic_conventions(device: str, model: str, precision: str, total_gpus: int = 16) -> float:
     """The calibrated cost table searched under aiconfigurator's conventions: TTFT x1.8,
     rate-matching derating, whole prefill and decode workers on at most ``total_gpus``."""
     got = _feasible(device, model, precision, "calibrated", TTFT_S / AIC_TTFT_FACTOR)
@@ -105,8 +113,13 @@ def hetopt_aic_conventions(device: str, model: str, precision: str, total_gpus: 
             for x in range(1, total_gpus // dp + 1):
                 y_max = (total_gpus - x * dp) // dd
                 for y in range(1, y_max + 1):
-                    tokens = min(x * p.requests_per_s * AIC_PREFILL_FACTOR,
-                                 y * d.requests_per_s * AIC_DECODE_FACTOR) * OSL
+                    tokens = (
+                        min(
+                            x * p.requests_per_s * AIC_PREFILL_FACTOR,
+                            y * d.requests_per_s * AIC_DECODE_FACTOR,
+                        )
+                        * OSL
+                    )
                     best = max(best, tokens / (x * dp + y * dd))
     return best or math.nan
 
@@ -121,20 +134,33 @@ def main() -> None:
     for device, (model, precision, checkpoint) in itertools.product(DEVICES, CALLS):
         start = time.perf_counter()
         try:
-            res = cli_default(checkpoint, 16, aic.SYSTEMS[device],
-                              backend_version=aic.database_version(device), isl=ISL, osl=OSL,
-                              ttft=TTFT_S * 1e3, tpot=TBT_S * 1e3)
+            res = cli_default(
+                checkpoint,
+                16,
+                aic.SYSTEMS[device],
+                backend_version=aic.database_version(device),
+                isl=ISL,
+                osl=OSL,
+                ttft=TTFT_S * 1e3,
+                tpot=TBT_S * 1e3,
+            )
             best = {k: float(v) for k, v in res.best_throughputs.items()}
         except Exception as exc:  # a search that finds nothing
             print(f"{device} {model} {precision}: aiconfigurator found nothing ({exc})")
             best = {}
-        rows.append(dict(
-            device=device, model=model, precision=precision,
-            aic_agg=best.get("agg", math.nan), aic_disagg=best.get("disagg", math.nan),
-            hetopt_calibrated=hetopt_tok_s_per_gpu(device, model, precision, "calibrated"),
-            hetopt_roofline=hetopt_tok_s_per_gpu(device, model, precision, "roofline"),
-            hetopt_aic_conventions=hetopt_aic_conventions(device, model, precision),
-            aic_search_s=time.perf_counter() - start))
+        rows.append(
+            dict(
+                device=device,
+                model=model,
+                precision=precision,
+                aic_agg=best.get("agg", math.nan),
+                aic_disagg=best.get("disagg", math.nan),
+                hetopt_calibrated=hetopt_tok_s_per_gpu(device, model, precision, "calibrated"),
+                hetopt_roofline=hetopt_tok_s_per_gpu(device, model, precision, "roofline"),
+                hetopt_aic_conventions=hetopt_aic_conventions(device, model, precision),
+                aic_search_s=time.perf_counter() - start,
+            )
+        )
         print(rows[-1])
     frame = pd.DataFrame(rows)
     frame["aic_best"] = frame[["aic_agg", "aic_disagg"]].max(axis=1)
@@ -144,21 +170,34 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     frame.to_csv(RESULTS / "bench_sla_search.csv", index=False)
     for col in ("hetopt_calibrated", "hetopt_roofline", "hetopt_aic_conventions"):
-        print(f"{col}: geometric-mean |ratio| to aiconfigurator's best "
-              f"{geomean_abs_log(frame[f'{col}_ratio'].to_numpy(dtype=float)):.3f}, to its "
-              f"disaggregated best "
-              f"{geomean_abs_log(frame[f'{col}_ratio_disagg'].to_numpy(dtype=float)):.3f}")
+        print(
+            f"{col}: geometric-mean |ratio| to aiconfigurator's best "
+            f"{geomean_abs_log(frame[f'{col}_ratio'].to_numpy(dtype=float)):.3f}, to its "
+            f"disaggregated best "
+            f"{geomean_abs_log(frame[f'{col}_ratio_disagg'].to_numpy(dtype=float)):.3f}"
+        )
     fig, ax = plt.subplots(figsize=(10, 4.5))
     x = np.arange(len(frame))
-    for k, (col, label) in enumerate((("aic_disagg", "aiconfigurator disaggregated"),
-                                      ("aic_agg", "aiconfigurator aggregated"),
-                                      ("hetopt_aic_conventions",
-                                       "hetopt calibrated, aiconfigurator's conventions"),
-                                      ("hetopt_calibrated", "hetopt calibrated"),
-                                      ("hetopt_roofline", "hetopt roofline"))):
+    for k, (col, label) in enumerate(
+        (
+            ("aic_disagg", "aiconfigurator disaggregated"),
+            ("aic_agg", "aiconfigurator aggregated"),
+            ("hetopt_aic_conventions", "hetopt calibrated, aiconfigurator's conventions"),
+            ("hetopt_calibrated", "hetopt calibrated"),
+            ("hetopt_roofline", "hetopt roofline"),
+        )
+    ):
         ax.bar(x + (k - 2) * 0.16, frame[col], 0.16, label=label)
-    ax.set_xticks(x, [f"{r.device} {r.model.replace('llama-3.1-', '')} {r.precision}"
-                      for r in frame.itertuples()], rotation=45, ha="right", fontsize=8)
+    ax.set_xticks(
+        x,
+        [
+            f"{r.device} {r.model.replace('llama-3.1-', '')} {r.precision}"
+            for r in frame.itertuples()
+        ],
+        rotation=45,
+        ha="right",
+        fontsize=8,
+    )
     ax.set_ylabel("output tokens/s per GPU within the SLA")
     ax.set_title(f"TTFT <= {TTFT_S * 1e3:g} ms, TBT <= {TBT_S * 1e3:g} ms, {ISL} in / {OSL} out")
     ax.legend(fontsize=8)

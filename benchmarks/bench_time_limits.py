@@ -47,10 +47,16 @@ from hetopt.testing import hard_problem  # noqa: E402
 
 def _fastest(problem: PlacementProblem) -> WarmStart:
     """Every operator on its fastest option (a start the solvers repair if it breaks a limit)."""
-    choice = tuple(int(o[np.argmin(problem.opt_latency_s[o])])
-                   for o in (problem.options_of(i) for i in range(problem.n_ops)))
-    return WarmStart({problem.ops[i]: (problem.devices[problem.opt_device[o]],
-                                       problem.opt_config[o]) for i, o in enumerate(choice)})
+    choice = tuple(
+        int(o[np.argmin(problem.opt_latency_s[o])])
+        for o in (problem.options_of(i) for i in range(problem.n_ops))
+    )
+    return WarmStart(
+        {
+            problem.ops[i]: (problem.devices[problem.opt_device[o]], problem.opt_config[o])
+            for i, o in enumerate(choice)
+        }
+    )
 
 
 def _binding_fleet(n_ops: int) -> FleetProblem:
@@ -58,10 +64,14 @@ def _binding_fleet(n_ops: int) -> FleetProblem:
     fp = build_fleet_problem(req.fleet, req.hardware, req.costs, req.tco)
     greedy = heuristics.greedy(fp)
     assert greedy.choices is not None
-    caps = binding_inventory(fp.devices, evaluate_fleet(fp, greedy.choices).devices_per_type,
-                             0.7, 3)
-    return fp.with_inventory(np.array([min(fp.device_inventory[j], caps.get(d, math.inf))
-                                       for j, d in enumerate(fp.devices)]))
+    caps = binding_inventory(
+        fp.devices, evaluate_fleet(fp, greedy.choices).devices_per_type, 0.7, 3
+    )
+    return fp.with_inventory(
+        np.array(
+            [min(fp.device_inventory[j], caps.get(d, math.inf)) for j, d in enumerate(fp.devices)]
+        )
+    )
 
 
 def main() -> None:
@@ -78,32 +88,64 @@ def main() -> None:
         for backend, n_ops in (("highs", 80), ("cbc", 80), ("cpsat", 40)):
             problem = hard_problem(n_ops)
             t0 = time.perf_counter()
-            res = solve(problem, SolverOptions(backend=backend, time_limit_s=limit_s,
-                                               gap_rel=1e-9), warm_start=_fastest(problem))
+            res = solve(
+                problem,
+                SolverOptions(backend=backend, time_limit_s=limit_s, gap_rel=1e-9),
+                warm_start=_fastest(problem),
+            )
             wall_s = time.perf_counter() - t0
-            rows.append({"instance": f"single-{n_ops}", "backend": backend, "method": "-",
-                         "limit_s": limit_s, "wall_s": wall_s, "overrun_s": wall_s - limit_s,
-                         "status": res.status.value, "bound_known": math.isfinite(res.bound),
-                         "gap": res.gap})
+            rows.append(
+                {
+                    "instance": f"single-{n_ops}",
+                    "backend": backend,
+                    "method": "-",
+                    "limit_s": limit_s,
+                    "wall_s": wall_s,
+                    "overrun_s": wall_s - limit_s,
+                    "status": res.status.value,
+                    "bound_known": math.isfinite(res.bound),
+                    "gap": res.gap,
+                }
+            )
             print(f"single {backend:6s} limit {limit_s:g} s: {wall_s:.2f} s, {res.status.value}")
-        for backend, method in (("highs", "monolithic"), ("cbc", "monolithic"),
-                                ("cpsat", "monolithic"), ("highs", "decomposition")):
+        for backend, method in (
+            ("highs", "monolithic"),
+            ("cbc", "monolithic"),
+            ("cpsat", "monolithic"),
+            ("highs", "decomposition"),
+        ):
             t0 = time.perf_counter()
-            fres = solve_fleet(fleet, SolverOptions(backend=backend, time_limit_s=limit_s,
-                                                    gap_rel=1e-9), method=method)  # type: ignore[arg-type]
+            fres = solve_fleet(
+                fleet,
+                SolverOptions(backend=backend, time_limit_s=limit_s, gap_rel=1e-9),
+                method=method,
+            )  # type: ignore[arg-type]
             wall_s = time.perf_counter() - t0
-            rows.append({"instance": f"fleet-{args.fleet_ops}", "backend": backend,
-                         "method": method, "limit_s": limit_s, "wall_s": wall_s,
-                         "overrun_s": wall_s - limit_s, "status": fres.status.value,
-                         "bound_known": math.isfinite(fres.bound_usd_per_h), "gap": fres.gap})
-            print(f"fleet  {backend:6s} {method:13s} limit {limit_s:g} s: {wall_s:.2f} s, "
-                  f"{fres.status.value}")
+            rows.append(
+                {
+                    "instance": f"fleet-{args.fleet_ops}",
+                    "backend": backend,
+                    "method": method,
+                    "limit_s": limit_s,
+                    "wall_s": wall_s,
+                    "overrun_s": wall_s - limit_s,
+                    "status": fres.status.value,
+                    "bound_known": math.isfinite(fres.bound_usd_per_h),
+                    "gap": fres.gap,
+                }
+            )
+            print(
+                f"fleet  {backend:6s} {method:13s} limit {limit_s:g} s: {wall_s:.2f} s, "
+                f"{fres.status.value}"
+            )
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "bench_time_limits.csv", index=False)
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    labels = [f"{r.instance}\n{r.backend}{'' if r.method == '-' else ' ' + r.method[:5]}"
-              for r in table.itertuples()]
+    labels = [
+        f"{r.instance}\n{r.backend}{'' if r.method == '-' else ' ' + r.method[:5]}"
+        for r in table.itertuples()
+    ]
     colors = ["tab:blue" if o <= 1.0 else "tab:red" for o in table["overrun_s"]]
     ax.bar(range(len(table)), table["overrun_s"], color=colors)
     ax.axhline(1.0, color="k", linestyle="--", label="target: within 1 s of the limit")
@@ -115,8 +157,10 @@ def main() -> None:
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     worst = table["overrun_s"].max()
-    print(f"worst overrun {worst:.2f} s over {len(table)} solves "
-          f"({(table['overrun_s'] <= 1.0).mean():.0%} within 1 s of the limit)")
+    print(
+        f"worst overrun {worst:.2f} s over {len(table)} solves "
+        f"({(table['overrun_s'] <= 1.0).mean():.0%} within 1 s of the limit)"
+    )
 
 
 if __name__ == "__main__":

@@ -38,16 +38,24 @@ def run_one(name: str, out: Path, repeat: int) -> dict[str, object]:
     outcome = plan_agent(request_from_config(cfg))
     plan_s = time.perf_counter() - start
     catalog = load_catalog()
-    report = compile_plan(agent_graph_from_dict(workload), outcome.graph,
-                          outcome.plan.placement, catalog, compile_options_from(cfg),
-                          workload)
+    report = compile_plan(
+        agent_graph_from_dict(workload),
+        outcome.graph,
+        outcome.plan.placement,
+        catalog,
+        compile_options_from(cfg),
+        workload,
+    )
     total_s = time.perf_counter() - start
     write_compile(report, catalog, out / f"{name}-{repeat}")
     cal = report.calibration
     s = cal.summary() if cal else {}
     row: dict[str, object] = {
-        "workload": name, "repeat": repeat, "plan_s": plan_s,
-        **{f"{k}_s": v for k, v in report.seconds.items()}, "total_s": total_s,
+        "workload": name,
+        "repeat": repeat,
+        "plan_s": plan_s,
+        **{f"{k}_s": v for k, v in report.seconds.items()},
+        "total_s": total_s,
         "partitions": len(report.partitions),
         "compiled": sum(p.compiled for p in report.partitions),
         "targets": " ".join(p.target.label for p in report.partitions if p.kernels),
@@ -57,17 +65,19 @@ def run_one(name: str, out: Path, repeat: int) -> dict[str, object]:
     }
     if cal is not None:
         ops = cal.operators()
-        row.update({
-            "compute_eff_before": cal.before.compute_efficiency,
-            "compute_eff_after": cal.after.compute_efficiency,
-            "bandwidth_eff_after": cal.after.bandwidth_efficiency,
-            "overhead_us_after": cal.after.overhead_s * 1e6,
-            "gemm_op_ratio_before_median": float(ops["ratio_before"].median()),
-            "gemm_op_ratio_after_median": float(ops["ratio_after"].median()),
-            "gemm_op_ratio_after_min": float(ops["ratio_after"].min()),
-            "gemm_op_ratio_after_max": float(ops["ratio_after"].max()),
-            **{k: v for k, v in s.items() if "median" in k or "within" in k},
-        })
+        row.update(
+            {
+                "compute_eff_before": cal.before.compute_efficiency,
+                "compute_eff_after": cal.after.compute_efficiency,
+                "bandwidth_eff_after": cal.after.bandwidth_efficiency,
+                "overhead_us_after": cal.after.overhead_s * 1e6,
+                "gemm_op_ratio_before_median": float(ops["ratio_before"].median()),
+                "gemm_op_ratio_after_median": float(ops["ratio_after"].median()),
+                "gemm_op_ratio_after_min": float(ops["ratio_after"].min()),
+                "gemm_op_ratio_after_max": float(ops["ratio_after"].max()),
+                **{k: v for k, v in s.items() if "median" in k or "within" in k},
+            }
+        )
     return row
 
 
@@ -83,16 +93,18 @@ def main() -> None:
         for r in range(args.repeats):
             row = run_one(name, args.out, r)
             rows.append(row)
-            print(f"{name} #{r}: total {row['total_s']:.1f} s (plan {row['plan_s']:.1f}, "
-                  f"passes {row['passes_s']:.2f}, compile {row['compile_s']:.1f}, execute "
-                  f"{row.get('execute_s', 0):.1f}); {row['compiled']}/{row['partitions']} "
-                  f"partitions [{row['targets']}]; {row['kernels_run']} kernels, max rel err "
-                  f"{row['max_rel_error']:.1e}; GEMM operators predicted/measured median "
-                  f"{row.get('gemm_op_ratio_before_median', float('nan')):.2f} before -> "
-                  f"{row.get('gemm_op_ratio_after_median', float('nan')):.2f} after (range "
-                  f"{row.get('gemm_op_ratio_after_min', float('nan')):.2f}-"
-                  f"{row.get('gemm_op_ratio_after_max', float('nan')):.2f}); GEMM kernels "
-                  f"within 25 %: {row.get('gemm_within_25pct_after', float('nan')):.0%}")
+            print(
+                f"{name} #{r}: total {row['total_s']:.1f} s (plan {row['plan_s']:.1f}, "
+                f"passes {row['passes_s']:.2f}, compile {row['compile_s']:.1f}, execute "
+                f"{row.get('execute_s', 0):.1f}); {row['compiled']}/{row['partitions']} "
+                f"partitions [{row['targets']}]; {row['kernels_run']} kernels, max rel err "
+                f"{row['max_rel_error']:.1e}; GEMM operators predicted/measured median "
+                f"{row.get('gemm_op_ratio_before_median', float('nan')):.2f} before -> "
+                f"{row.get('gemm_op_ratio_after_median', float('nan')):.2f} after (range "
+                f"{row.get('gemm_op_ratio_after_min', float('nan')):.2f}-"
+                f"{row.get('gemm_op_ratio_after_max', float('nan')):.2f}); GEMM kernels "
+                f"within 25 %: {row.get('gemm_within_25pct_after', float('nan')):.0%}"
+            )
     frame = pd.DataFrame(rows)
     frame.to_csv(args.out / "bench_compile.csv", index=False)
     fig, ax = plt.subplots(figsize=(8, 4))

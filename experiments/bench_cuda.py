@@ -38,29 +38,53 @@ def main() -> None:
         return
     device = load_catalog().get(args.device)
     target = target_for(device)
-    shape = KernelShape(d_model=args.d_model, n_heads=args.d_model // 128,
-                        d_ff=4 * args.d_model, prompt_tokens=2048, context_tokens=2048,
-                        max_decode_batch=args.batch, vectors=1 << 20, queries=64)
+    shape = KernelShape(
+        d_model=args.d_model,
+        n_heads=args.d_model // 128,
+        d_ff=4 * args.d_model,
+        prompt_tokens=2048,
+        context_tokens=2048,
+        max_decode_batch=args.batch,
+        vectors=1 << 20,
+        queries=64,
+    )
     kernels = []
-    for name, attrs in (("llm.prefill", {"op": "prefill"}),
-                        ("llm.decode", {"op": "decode", "placement": {"batch": args.batch}}),
-                        ("memory.load", {"op": "search"})):
-        kernels += operator_kernels(name, attrs, shape, target.element_type,
-                                    target.accumulator_type)
+    for name, attrs in (
+        ("llm.prefill", {"op": "prefill"}),
+        ("llm.decode", {"op": "decode", "placement": {"batch": args.batch}}),
+        ("memory.load", {"op": "search"}),
+    ):
+        kernels += operator_kernels(
+            name, attrs, shape, target.element_type, target.accumulator_type
+        )
     vmfb = compile_module(module_text(kernels), target)
     precision = "fp16" if target.element_type == "f16" else "fp32"
     rows = []
-    for k, run in zip(kernels, run_kernels(vmfb, kernels, min_time_s=0.5, driver="cuda"),
-                      strict=True):
-        roofline = max(k.flops / device.effective_flops_per_s(precision),
-                       k.bytes / device.effective_mem_bw_bytes_per_s)
-        rows.append({"device": device.name, "target": target.label, "kernel": k.name,
-                     "shape_class": k.shape_class, "flops": k.flops, "bytes": k.bytes,
-                     "measured_s": run.measured_s, "roofline_s": roofline,
-                     "roofline_over_measured": roofline / run.measured_s,
-                     "max_rel_error": run.max_rel_error})
-        print(f"{k.name:24s} {run.measured_s * 1e3:9.3f} ms  roofline {roofline * 1e3:9.3f} ms"
-              f"  ({roofline / run.measured_s:5.2f})  rel err {run.max_rel_error:.1e}")
+    for k, run in zip(
+        kernels, run_kernels(vmfb, kernels, min_time_s=0.5, driver="cuda"), strict=True
+    ):
+        roofline = max(
+            k.flops / device.effective_flops_per_s(precision),
+            k.bytes / device.effective_mem_bw_bytes_per_s,
+        )
+        rows.append(
+            {
+                "device": device.name,
+                "target": target.label,
+                "kernel": k.name,
+                "shape_class": k.shape_class,
+                "flops": k.flops,
+                "bytes": k.bytes,
+                "measured_s": run.measured_s,
+                "roofline_s": roofline,
+                "roofline_over_measured": roofline / run.measured_s,
+                "max_rel_error": run.max_rel_error,
+            }
+        )
+        print(
+            f"{k.name:24s} {run.measured_s * 1e3:9.3f} ms  roofline {roofline * 1e3:9.3f} ms"
+            f"  ({roofline / run.measured_s:5.2f})  rel err {run.max_rel_error:.1e}"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(args.out / "bench_cuda.csv", index=False)
     print(f"wrote {args.out / 'bench_cuda.csv'}")

@@ -36,17 +36,21 @@ def main() -> None:
         for rec in timings.itertuples():
             rows.append({"repeat": rep, "study": rec.study, "seconds": rec.seconds})
         rows.append({"repeat": rep, "study": "all", "seconds": total})
-        print(f"run {rep}: " + ", ".join(f"{r.study} {r.seconds:.1f} s"
-                                         for r in timings.itertuples())
-              + f"; total {total:.1f} s (target 60 s)")
+        print(
+            f"run {rep}: "
+            + ", ".join(f"{r.study} {r.seconds:.1f} s" for r in timings.itertuples())
+            + f"; total {total:.1f} s (target 60 s)"
+        )
     frame = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "bench_reproduce.csv", index=False)
     points = pd.concat([pd.read_csv(args.out / "run0" / f / f"{f}.csv") for f in ("fig8", "fig9")])
     solved = points[points["status"] == "optimal"]
-    print(f"pair-study points: {len(points)}; proven optimal {len(solved)} (max gap "
-          f"{solved['gap'].max():.1e}); impossible pairs {len(points) - len(solved)}, all with a "
-          f"reason: {bool(points.loc[points['status'] != 'optimal', 'reason'].notna().all())}")
+    print(
+        f"pair-study points: {len(points)}; proven optimal {len(solved)} (max gap "
+        f"{solved['gap'].max():.1e}); impossible pairs {len(points) - len(solved)}, all with a "
+        f"reason: {bool(points.loc[points['status'] != 'optimal', 'reason'].notna().all())}"
+    )
     median = frame.groupby("study", sort=False)["seconds"].median()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.barh(median.index, median.to_numpy(), color=["#2a9d8f"] * (len(median) - 1) + ["#264653"])

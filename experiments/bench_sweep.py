@@ -33,32 +33,55 @@ def grid(points: int) -> list[str]:
     kwh = np.round(np.linspace(0.05, 0.95, side), 3)
     pue = np.round(np.linspace(1.0, 1.9, side), 2)
     years = np.round(np.linspace(2.0, 6.5, side), 2)
-    return [f"tco.usd_per_kwh={','.join(map(str, kwh))}", f"tco.pue={','.join(map(str, pue))}",
-            f"tco.amortization_years={','.join(map(str, years))}"]
+    return [
+        f"tco.usd_per_kwh={','.join(map(str, kwh))}",
+        f"tco.pue={','.join(map(str, pue))}",
+        f"tco.amortization_years={','.join(map(str, years))}",
+    ]
 
 
 def run(launcher: str, points: int, work: Path) -> dict[str, object]:
     sweep_dir = work / f"{launcher}-{points}"
     shutil.rmtree(sweep_dir, ignore_errors=True)
-    extra = {"joblib": [],
-             "ray": ["hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
-                     "+hydra.launcher.ray.init.include_dashboard=false"]}[launcher]
-    cmd = [sys.executable, "-m", "hetopt.cli.main", "sweep", *grid(points), *extra,
-           f"hydra.sweep.dir={sweep_dir}"]
+    extra = {
+        "joblib": [],
+        "ray": [
+            "hydra/launcher=ray",
+            "+hydra.launcher.ray.init.num_cpus=2",
+            "+hydra.launcher.ray.init.include_dashboard=false",
+        ],
+    }[launcher]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hetopt.cli.main",
+        "sweep",
+        *grid(points),
+        *extra,
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
     start = time.perf_counter()
     code = subprocess.call(cmd, cwd=ROOT, env={**os.environ, **RAY_ENV})
     wall = time.perf_counter() - start
     frame = pd.read_csv(sweep_dir / "results.csv")
     ok = frame[frame["status"] == "ok"]
-    row = {"launcher": launcher, "points": len(frame), "ok": len(ok), "exit": code,
-           "wall_s": round(wall, 1), "points_per_min": round(len(frame) / wall * 60, 1),
-           "point_wall_median_s": round(float(ok["wall_s"].median()), 3),
-           "solve_median_s": round(float(ok["solve_s"].median()), 4),
-           "warm_started": int(ok["warm_start"].sum()),
-           "all_optimal_verified": bool(ok["proven_optimal"].all() and ok["verified"].all())}
-    print(f"{launcher:6s} {row['points']:5d} points in {wall:6.1f} s = "
-          f"{row['points_per_min']:6.1f} points/min (per point {row['point_wall_median_s']} s, "
-          f"solve {row['solve_median_s']} s; {row['warm_started']} warm-started; exit {code})")
+    row = {
+        "launcher": launcher,
+        "points": len(frame),
+        "ok": len(ok),
+        "exit": code,
+        "wall_s": round(wall, 1),
+        "points_per_min": round(len(frame) / wall * 60, 1),
+        "point_wall_median_s": round(float(ok["wall_s"].median()), 3),
+        "solve_median_s": round(float(ok["solve_s"].median()), 4),
+        "warm_started": int(ok["warm_start"].sum()),
+        "all_optimal_verified": bool(ok["proven_optimal"].all() and ok["verified"].all()),
+    }
+    print(
+        f"{launcher:6s} {row['points']:5d} points in {wall:6.1f} s = "
+        f"{row['points_per_min']:6.1f} points/min (per point {row['point_wall_median_s']} s, "
+        f"solve {row['solve_median_s']} s; {row['warm_started']} warm-started; exit {code})"
+    )
     frame.assign(launcher=launcher).to_csv(work / f"{launcher}-{points}.csv", index=False)
     return row | {"csv": str(work / f"{launcher}-{points}.csv")}
 
@@ -86,7 +109,9 @@ def main() -> int:
     from hetopt.report.figures import plt, save_figure
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.bar(table["launcher"], table["points_per_min"], color=["tab:blue", "tab:orange"][:len(table)])
+    ax1.bar(
+        table["launcher"], table["points_per_min"], color=["tab:blue", "tab:orange"][: len(table)]
+    )
     ax1.axhline(100, color="red", ls="--", label="target: 1,000 points in 10 min")
     ax1.set_ylabel("points per minute (2 cores)")
     ax1.legend(fontsize=8)

@@ -44,9 +44,24 @@ def _plan(name: str, rate: float, sla: Sla) -> PlanOutcome:
 
 def _row(study: str, variant: str, result: ReplayResult) -> dict[str, Any]:
     s = result.summary
-    keys = ("arrived", "completed", "dropped", "affected_by_failures", "e2e_p50_s", "e2e_p99_s",
-            "ttft_p99_s", "sla_attainment", "prefix_hits", "device_hours_held", "capacity_usd",
-            "static_plan_usd", "peak_static_usd", "usd_per_request", "usd_per_mtok", "wall_s")
+    keys = (
+        "arrived",
+        "completed",
+        "dropped",
+        "affected_by_failures",
+        "e2e_p50_s",
+        "e2e_p99_s",
+        "ttft_p99_s",
+        "sla_attainment",
+        "prefix_hits",
+        "device_hours_held",
+        "capacity_usd",
+        "static_plan_usd",
+        "peak_static_usd",
+        "usd_per_request",
+        "usd_per_mtok",
+        "wall_s",
+    )
     return {"study": study, "variant": variant, **{k: s[k] for k in keys}}
 
 
@@ -61,21 +76,38 @@ def main() -> None:
 
     coding = _plan("coding_agent", 4.0, Sla())
     for policy in ("least_loaded", "kv_aware", "random"):
-        cfg = ReplayConfig(arrivals=ArrivalSpec(rate_per_s=4.0), duration_s=900, warmup_s=60,
-                           router=RouterConfig(policy=policy, max_wait_s=1e9))
-        rows.append(_row("routers", policy, replay(coding.plan, coding.problem,
-                                                   coding.table.frame, cfg, graph=coding.graph)))
+        cfg = ReplayConfig(
+            arrivals=ArrivalSpec(rate_per_s=4.0),
+            duration_s=900,
+            warmup_s=60,
+            router=RouterConfig(policy=policy, max_wait_s=1e9),
+        )
+        rows.append(
+            _row(
+                "routers",
+                policy,
+                replay(coding.plan, coding.problem, coding.table.frame, cfg, graph=coding.graph),
+            )
+        )
         print(f"routers/{policy} done")
 
     voice = _plan("voice_agent", 6.0, Sla(e2e_s=15.0))
     day = ArrivalSpec(kind="diurnal", rate_per_s=6.0, peak_to_trough=4.0, period_s=args.day_s)
-    for variant, controller in (("static plan", ControllerConfig()),
-                                ("controller", ControllerConfig(enabled=True, interval_s=60,
-                                                                window_s=120, margin=0.15,
-                                                                provision_s=60,
-                                                                target_utilization=0.8))):
-        cfg = ReplayConfig(arrivals=day, duration_s=args.day_s, warmup_s=60,
-                           controller=controller)
+    for variant, controller in (
+        ("static plan", ControllerConfig()),
+        (
+            "controller",
+            ControllerConfig(
+                enabled=True,
+                interval_s=60,
+                window_s=120,
+                margin=0.15,
+                provision_s=60,
+                target_utilization=0.8,
+            ),
+        ),
+    ):
+        cfg = ReplayConfig(arrivals=day, duration_s=args.day_s, warmup_s=60, controller=controller)
         result = replay(voice.plan, voice.problem, voice.table.frame, cfg, graph=voice.graph)
         rows.append(_row("autoscaling", variant, result))
         series[("autoscaling", variant)] = result
@@ -86,30 +118,44 @@ def main() -> None:
     decode_device = str(placement.loc["llm.decode", "device"])  # the plan's decode device type
     failure = (FailureSpec(decode_device, 1, 300.0),)
     for variant, enabled in (("no controller", False), ("controller", True)):
-        cfg = ReplayConfig(arrivals=ArrivalSpec(rate_per_s=2.0), duration_s=900, warmup_s=30,
-                           failures=failure, controller=ControllerConfig(enabled=enabled))
+        cfg = ReplayConfig(
+            arrivals=ArrivalSpec(rate_per_s=2.0),
+            duration_s=900,
+            warmup_s=30,
+            failures=failure,
+            controller=ControllerConfig(enabled=enabled),
+        )
         result = replay(slow.plan, slow.problem, slow.table.frame, cfg, graph=slow.graph)
         row = _row("failure", variant, result)
         f = result.failures.iloc[0]
-        row.update(attainment_before=f["attainment_before"],
-                   attainment_during=f["attainment_during"],
-                   attainment_after=f["attainment_after"], recovered_at_s=f["recovered_at_s"])
+        row.update(
+            attainment_before=f["attainment_before"],
+            attainment_during=f["attainment_during"],
+            attainment_after=f["attainment_after"],
+            recovered_at_s=f["recovered_at_s"],
+        )
         rows.append(row)
         series[("failure", variant)] = result
         print(f"failure/{variant} done")
 
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "orchestration.csv", index=False)
-    with pd.option_context("display.width", 200, "display.max_columns", 30,
-                           "display.float_format", "{:.4g}".format):
+    with pd.option_context(
+        "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format
+    ):
         print(table.drop(columns=["wall_s"]).to_string(index=False))
     print(f"total {time.perf_counter() - start:.1f} s")
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     routers = table[table["study"] == "routers"]
     axes[0].bar(routers["variant"], routers["e2e_p50_s"], label="p50")
-    axes[0].bar(routers["variant"], routers["e2e_p99_s"] - routers["e2e_p50_s"],
-                bottom=routers["e2e_p50_s"], alpha=0.5, label="p99")
+    axes[0].bar(
+        routers["variant"],
+        routers["e2e_p99_s"] - routers["e2e_p50_s"],
+        bottom=routers["e2e_p50_s"],
+        alpha=0.5,
+        label="p99",
+    )
     axes[0].set_ylabel("end-to-end latency (s)")
     axes[0].set_title("Coding agent @4 req/s: router policy")
     axes[0].legend()

@@ -29,14 +29,19 @@ def findings(name: str, frame: pd.DataFrame) -> str:
     mix_cols = [c for c in ok.columns if c.startswith("devices.")]
 
     def mix(row: pd.Series) -> str:
-        return "+".join(f"{int(row[c])}x{c.removeprefix('devices.')}" for c in sorted(mix_cols)
-                        if pd.notna(row[c]) and row[c] > 0)
+        return "+".join(
+            f"{int(row[c])}x{c.removeprefix('devices.')}"
+            for c in sorted(mix_cols)
+            if pd.notna(row[c]) and row[c] > 0
+        )
 
     if ok.empty:
         return "no feasible point"
     lo, hi = ok.loc[ok["tco_usd_per_h"].idxmin()], ok.loc[ok["tco_usd_per_h"].idxmax()]
-    line = (f"TCO {lo['tco_usd_per_h']:.2f}-{hi['tco_usd_per_h']:.2f} $/h; cheapest {mix(lo)}, "
-            f"dearest {mix(hi)}")
+    line = (
+        f"TCO {lo['tco_usd_per_h']:.2f}-{hi['tco_usd_per_h']:.2f} $/h; cheapest {mix(lo)}, "
+        f"dearest {mix(hi)}"
+    )
     n_inf = int((frame["status"] == "infeasible").sum())
     if n_inf:
         line += f"; {n_inf} infeasible points"
@@ -44,17 +49,23 @@ def findings(name: str, frame: pd.DataFrame) -> str:
         kept = [c for c in mix_cols if c.endswith("-owned")]
         by_year = ok.groupby("hardware.years_ahead")[kept].sum(min_count=1).fillna(0)
         line += "; installed devices kept per year: " + ", ".join(
-            f"y{int(y)}: {int(r.sum())}" for y, r in by_year.iterrows())
+            f"y{int(y)}: {int(r.sum())}" for y, r in by_year.iterrows()
+        )
     return line
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("studies", nargs="*", metavar="STUDY",
-                        help=f"any of {', '.join(STUDIES)} (default: all)")
+    parser.add_argument(
+        "studies", nargs="*", metavar="STUDY", help=f"any of {', '.join(STUDIES)} (default: all)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "experiments/results/whatif")
-    parser.add_argument("--work", type=Path, default=ROOT / "outputs/whatif",
-                        help="sweep directories (one per study; re-running resumes)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "outputs/whatif",
+        help="sweep directories (one per study; re-running resumes)",
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.studies) - set(STUDIES))
     if unknown:
@@ -64,8 +75,17 @@ def main() -> int:
     for name in args.studies or STUDIES:
         sweep_dir = args.work / name
         start = time.perf_counter()
-        code = subprocess.call([sys.executable, "-m", "hetopt.cli.main", "sweep",
-                                f"whatif={name}", f"hydra.sweep.dir={sweep_dir}"], cwd=ROOT)
+        code = subprocess.call(
+            [
+                sys.executable,
+                "-m",
+                "hetopt.cli.main",
+                "sweep",
+                f"whatif={name}",
+                f"hydra.sweep.dir={sweep_dir}",
+            ],
+            cwd=ROOT,
+        )
         wall = time.perf_counter() - start
         frame = pd.read_csv(sweep_dir / "results.csv")
         shutil.copy(sweep_dir / "results.csv", args.out / f"{name}.csv")
@@ -73,8 +93,15 @@ def main() -> int:
             shutil.copy(sweep_dir / f"{name}.png", args.out / f"{name}.png")
         counts = frame["status"].value_counts().to_dict()
         print(f"{name:11s} {len(frame):3d} points {wall:5.1f} s {counts}  {findings(name, frame)}")
-        rows.append({"study": name, "points": len(frame), "wall_s": round(wall, 1),
-                     "exit": code, **{f"n_{k}": v for k, v in counts.items()}})
+        rows.append(
+            {
+                "study": name,
+                "points": len(frame),
+                "wall_s": round(wall, 1),
+                "exit": code,
+                **{f"n_{k}": v for k, v in counts.items()},
+            }
+        )
     pd.DataFrame(rows).to_csv(args.out / "studies.csv", index=False)
     return max((r["exit"] for r in rows), default=0)
 

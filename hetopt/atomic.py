@@ -31,8 +31,15 @@ from typing import Any
 
 from hetopt.errors import OutputError
 
-__all__ = ["atomic_path", "file_mode", "output_error", "write_bytes_atomic", "write_csv_atomic",
-           "write_json_atomic", "write_text_atomic"]
+__all__ = [
+    "atomic_path",
+    "file_mode",
+    "output_error",
+    "write_bytes_atomic",
+    "write_csv_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
 
 
 def file_mode() -> int:
@@ -68,8 +75,10 @@ def output_error(path: Path, exc: OSError) -> OutputError:
     else:
         why = exc.strerror or str(exc)
         fix = "check the path and try again"
-    return OutputError(f"Cannot write {path}: {why} ({type(exc).__name__} errno {exc.errno}). "
-                       f"Nothing partial was left there; {fix}.")
+    return OutputError(
+        f"Cannot write {path}: {why} ({type(exc).__name__} errno {exc.errno}). "
+        f"Nothing partial was left there; {fix}."
+    )
 
 
 @contextlib.contextmanager

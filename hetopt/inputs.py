@@ -62,12 +62,18 @@ MAX_TABLE_BYTES = 2 * 2**30
 """Largest CSV read (arrival and size traces may hold millions of requests)."""
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-_MAGIC = {b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a zip archive",
-          b"BZh": "bzip2-compressed", b"\xfd7zXZ\x00": "xz-compressed",
-          b"\x28\xb5\x2f\xfd": "zstd-compressed", b"\x89PNG": "a PNG image",
-          b"%PDF": "a PDF document", b"\x7fELF": "an executable",
-          b"\xff\xfe": "UTF-16 text (save it as UTF-8)",
-          b"\xfe\xff": "UTF-16 text (save it as UTF-8)"}
+_MAGIC = {
+    b"\x1f\x8b": "gzip-compressed",
+    b"PK\x03\x04": "a zip archive",
+    b"BZh": "bzip2-compressed",
+    b"\xfd7zXZ\x00": "xz-compressed",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed",
+    b"\x89PNG": "a PNG image",
+    b"%PDF": "a PDF document",
+    b"\x7fELF": "an executable",
+    b"\xff\xfe": "UTF-16 text (save it as UTF-8)",
+    b"\xfe\xff": "UTF-16 text (save it as UTF-8)",
+}
 
 
 def is_url(path: str | Path) -> bool:
@@ -85,8 +91,10 @@ def local_path(path: str | Path, what: str) -> Path:
     if not text.strip():
         raise InputError(f"{what}: the file name is empty; give the path of a local file.")
     if is_url(text):
-        raise InputError(f"{what}: {text!r} is a URL; hetopt reads local files only and never "
-                         f"fetches one. Download the file and give its local path.")
+        raise InputError(
+            f"{what}: {text!r} is a URL; hetopt reads local files only and never "
+            f"fetches one. Download the file and give its local path."
+        )
     return Path(text)
 
 
@@ -106,24 +114,32 @@ def read_bytes_input(path: str | Path, what: str, max_bytes: int = MAX_TABLE_BYT
     try:
         info = p.stat()
     except FileNotFoundError:
-        raise InputError(f"{what}: cannot read {p}: the file does not exist. Check the path (relative paths start "
-                         f"from the current directory, {Path.cwd()}).") from None
+        raise InputError(
+            f"{what}: cannot read {p}: the file does not exist. Check the path (relative paths start "
+            f"from the current directory, {Path.cwd()})."
+        ) from None
     except OSError as exc:
         raise InputError(f"{what}: cannot read {p} ({exc.strerror or exc}).") from None
     if stat.S_ISDIR(info.st_mode):
-        raise InputError(f"{what}: {p} is a directory, not a file. Give the path of the file "
-                         f"itself.")
+        raise InputError(
+            f"{what}: {p} is a directory, not a file. Give the path of the file itself."
+        )
     if not stat.S_ISREG(info.st_mode):
-        raise InputError(f"{what}: {p} is not a regular file (a device, pipe or socket). Give "
-                         f"the path of a file.")
+        raise InputError(
+            f"{what}: {p} is not a regular file (a device, pipe or socket). Give "
+            f"the path of a file."
+        )
     if info.st_size > max_bytes:
-        raise InputError(f"{what}: {p} is {info.st_size:,} bytes, above the limit of "
-                         f"{max_bytes:,} for this kind of file. Is it the right file?")
+        raise InputError(
+            f"{what}: {p} is {info.st_size:,} bytes, above the limit of "
+            f"{max_bytes:,} for this kind of file. Is it the right file?"
+        )
     try:
         return p.read_bytes()
     except OSError as exc:
-        raise InputError(f"{what}: cannot read {p} ({exc.strerror or exc}). Check its "
-                         f"permissions.") from None
+        raise InputError(
+            f"{what}: cannot read {p} ({exc.strerror or exc}). Check its permissions."
+        ) from None
 
 
 def read_text_input(path: str | Path, what: str, max_bytes: int = MAX_TABLE_BYTES) -> str:
@@ -138,27 +154,36 @@ def read_text_input(path: str | Path, what: str, max_bytes: int = MAX_TABLE_BYTE
     """
     data = read_bytes_input(path, what, max_bytes)
     if not data.strip():
-        raise InputError(f"{what}: {path} is empty. Give a file with content (was it "
-                         f"truncated, or not saved yet?).")
+        raise InputError(
+            f"{what}: {path} is empty. Give a file with content (was it "
+            f"truncated, or not saved yet?)."
+        )
     for magic, kind in _MAGIC.items():
         if data.startswith(magic):
-            raise InputError(f"{what}: {path} is {kind}, not text. Give the plain-text file "
-                             f"(decompress or export it first).")
+            raise InputError(
+                f"{what}: {path} is {kind}, not text. Give the plain-text file "
+                f"(decompress or export it first)."
+            )
     if b"\x00" in data:
-        raise InputError(f"{what}: {path} is a binary file (it holds NUL bytes), not text. "
-                         f"Give the plain-text file.")
+        raise InputError(
+            f"{what}: {path} is a binary file (it holds NUL bytes), not text. "
+            f"Give the plain-text file."
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"{what}: {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on "
-                         f"line {line}); the file may be truncated or saved in another "
-                         f"encoding. Save it as UTF-8.") from None
+        raise InputError(
+            f"{what}: {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on "
+            f"line {line}); the file may be truncated or saved in another "
+            f"encoding. Save it as UTF-8."
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
 # YAML
 # --------------------------------------------------------------------------------------------
+
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader that reads ``1e9`` and ``2.0e8`` as floats and rejects duplicate keys.
@@ -186,8 +211,11 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
             continue
         if duplicate:
             raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark,
-                f"found duplicate key {key!r}", key_node.start_mark)
+                "while constructing a mapping",
+                node.start_mark,
+                f"found duplicate key {key!r}",
+                key_node.start_mark,
+            )
         seen.add(key)
     return loader.construct_mapping(node, deep=True)
 
@@ -220,8 +248,10 @@ def _expanded_size(root: yaml.Node, source: str, limit: int) -> int:
             continue
         if key in on_path:
             mark = node.start_mark
-            raise InputError(f"{source}: line {mark.line + 1}: an alias refers to the mapping or "
-                             f"list that contains it (a recursive anchor). Write the values out.")
+            raise InputError(
+                f"{source}: line {mark.line + 1}: an alias refers to the mapping or "
+                f"list that contains it (a recursive anchor). Write the values out."
+            )
         on_path.add(key)
         stack.append((node, True))
         stack.extend((c, False) for c in _children(node) if id(c) not in size)
@@ -253,7 +283,8 @@ def parse_yaml_text(text: str, source: str) -> Any:
             raise InputError(
                 f"{source}: its aliases (*name) expand to more than {MAX_YAML_NODES:,} values "
                 f"(a YAML alias bomb?). hetopt refuses such documents; write the values out "
-                f"or use fewer nested aliases.")
+                f"or use fewer nested aliases."
+            )
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -261,18 +292,21 @@ def parse_yaml_text(text: str, source: str) -> Any:
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise InputError(
             f"{source}: malformed YAML at {where}: {problem}. Fix the syntax there (indentation, "
-            "a missing ':' or closing bracket, a tab, or a repeated key).") from None
+            "a missing ':' or closing bracket, a tab, or a repeated key)."
+        ) from None
     except yaml.YAMLError as exc:
         raise InputError(f"{source}: malformed YAML ({exc}). Fix the file's syntax.") from None
     except RecursionError:
-        raise InputError(f"{source}: the YAML nests lists or mappings too deeply to read. "
-                         f"Flatten the document.") from None
+        raise InputError(
+            f"{source}: the YAML nests lists or mappings too deeply to read. Flatten the document."
+        ) from None
     finally:
         loader.dispose()
 
 
-def load_yaml_input(path: str | Path, what: str = "YAML file",
-                    max_bytes: int = MAX_YAML_BYTES) -> Any:
+def load_yaml_input(
+    path: str | Path, what: str = "YAML file", max_bytes: int = MAX_YAML_BYTES
+) -> Any:
     """Read one local YAML file safely (:func:`read_text_input`, then :func:`parse_yaml_text`).
 
     Returns
@@ -287,6 +321,7 @@ def load_yaml_input(path: str | Path, what: str = "YAML file",
 # --------------------------------------------------------------------------------------------
 # Keys
 # --------------------------------------------------------------------------------------------
+
 
 def closest(key: str, valid: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The valid name closest to ``key`` (case-insensitive, :mod:`difflib`), or None."""
@@ -316,17 +351,24 @@ def unknown_keys_message(unknown: Sequence[str], valid: Iterable[str]) -> str:
     hints = [f"'{m}' for '{k}'" for k, m in pairs if m]
     if len(unknown) == 1 and hints:
         return f"{[str(k) for k in unknown]} (did you mean '{pairs[0][1]}'?)"
-    return f"{[str(k) for k in unknown]}" + (f" (did you mean {', '.join(hints)}?)"
-                                              if hints else "")
+    return f"{[str(k) for k in unknown]}" + (
+        f" (did you mean {', '.join(hints)}?)" if hints else ""
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # CSV
 # --------------------------------------------------------------------------------------------
 
-def read_csv_input(path: str | Path, what: str, missing_hint: str = "",
-                   required: Sequence[str] = (), allow_empty: bool = False,
-                   rows_name: str = "data") -> pd.DataFrame:
+
+def read_csv_input(
+    path: str | Path,
+    what: str,
+    missing_hint: str = "",
+    required: Sequence[str] = (),
+    allow_empty: bool = False,
+    rows_name: str = "data",
+) -> pd.DataFrame:
     """Read a user's CSV, checked, with the file's line numbers as the index.
 
     Row ``i`` of the frame is line ``i + 2`` of the file (the header is line 1); wholly blank
@@ -367,40 +409,58 @@ def read_csv_input(path: str | Path, what: str, missing_hint: str = "",
                 raise InputError(
                     f"{what}: {path} line {rows.line_num} has {len(cells)} cells but the header "
                     f"has {len(header)} columns (a truncated row, or an unquoted comma). Give "
-                    f"every row one cell per column; quote cells that hold commas.")
+                    f"every row one cell per column; quote cells that hold commas."
+                )
     except (csv.Error, StopIteration) as exc:
-        raise InputError(f"{what}: cannot read {path} as CSV ({exc}: an unclosed quote, or a "
-                         f"file cut short). Close every quoted cell; re-export a truncated "
-                         f"file.") from None
+        raise InputError(
+            f"{what}: cannot read {path} as CSV ({exc}: an unclosed quote, or a "
+            f"file cut short). Close every quoted cell; re-export a truncated "
+            f"file."
+        ) from None
     names = [h.strip() for h in header]
     twice = sorted({h for h in names if names.count(h) > 1})
     if twice:
-        raise InputError(f"{what}: {path} repeats the column(s) {twice} in its header; keep one "
-                         f"of each.")
+        raise InputError(
+            f"{what}: {path} repeats the column(s) {twice} in its header; keep one of each."
+        )
     if any(not h for h in names):
-        raise InputError(f"{what}: {path} has a column without a name in its header (an extra "
-                         f"comma?). Name every column.")
+        raise InputError(
+            f"{what}: {path} has a column without a name in its header (an extra "
+            f"comma?). Name every column."
+        )
     try:
         frame = pd.read_csv(io.StringIO(text), skip_blank_lines=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         detail = " ".join(str(exc).split())
-        raise InputError(f"{what}: cannot read {path} as CSV ({detail}). Every row needs one "
-                         f"cell per header column; quote cells that hold commas.") from None
+        raise InputError(
+            f"{what}: cannot read {path} as CSV ({detail}). Every row needs one "
+            f"cell per header column; quote cells that hold commas."
+        ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.dropna(how="all")
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise InputError(f"{what}: {path} is missing column(s) "
-                         f"{unknown_keys_message(missing, frame.columns)}; it needs "
-                         f"{list(required)} (it has {list(frame.columns)}).")
+        raise InputError(
+            f"{what}: {path} is missing column(s) "
+            f"{unknown_keys_message(missing, frame.columns)}; it needs "
+            f"{list(required)} (it has {list(frame.columns)})."
+        )
     if frame.empty and not allow_empty:
-        raise InputError(f"{what}: {path} has a header but no {rows_name} rows; add at least "
-                         f"one row.")
+        raise InputError(
+            f"{what}: {path} has a header but no {rows_name} rows; add at least one row."
+        )
     return frame
 
 
-def numeric_column(frame: pd.DataFrame, column: str, where: str, *, minimum: float | None = None,
-                   strict: bool = False, integer: bool = False) -> np.ndarray:
+def numeric_column(
+    frame: pd.DataFrame,
+    column: str,
+    where: str,
+    *,
+    minimum: float | None = None,
+    strict: bool = False,
+    integer: bool = False,
+) -> np.ndarray:
     """The column as floats; a blank, non-numeric or out-of-range cell is an :class:`InputError`.
 
     Parameters
@@ -424,23 +484,32 @@ def numeric_column(frame: pd.DataFrame, column: str, where: str, *, minimum: flo
     if minimum is not None:
         ok &= (numbers > minimum) if strict else (numbers >= minimum)
     for k in np.flatnonzero(~ok):  # diagnose (or, for padded cells, accept) each suspect
-        numbers[k] = _cell_number(column_values.iloc[k],
-                                  f"{where} row {_line(column_values.index[k])}, column {column}",
-                                  minimum, strict, integer)
+        numbers[k] = _cell_number(
+            column_values.iloc[k],
+            f"{where} row {_line(column_values.index[k])}, column {column}",
+            minimum,
+            strict,
+            integer,
+        )
     return numbers
 
 
 def _cell_number(raw: Any, at: str, minimum: float | None, strict: bool, integer: bool) -> float:
     if isinstance(raw, np.generic):
         raw = raw.item()  # messages show 0.5, not np.float64(0.5)
-    if raw is None or (isinstance(raw, float) and math.isnan(raw)) or (
-            isinstance(raw, str) and not raw.strip()):
+    if (
+        raw is None
+        or (isinstance(raw, float) and math.isnan(raw))
+        or (isinstance(raw, str) and not raw.strip())
+    ):
         raise InputError(f"{at}: the cell is blank. Fill in a number or remove the row.")
     try:
         number = float(raw.strip() if isinstance(raw, str) else raw)
     except (TypeError, ValueError):
-        raise InputError(f"{at}: {raw!r} is not a number. Write plain numbers, without units "
-                         f"or suffixes (12.1ms -> 0.0121 in a _s column, 8k -> 8000).") from None
+        raise InputError(
+            f"{at}: {raw!r} is not a number. Write plain numbers, without units "
+            f"or suffixes (12.1ms -> 0.0121 in a _s column, 8k -> 8000)."
+        ) from None
     if not math.isfinite(number):
         raise InputError(f"{at}: must be a finite number, got {raw!r}.")
     if integer and not number.is_integer():
@@ -455,8 +524,10 @@ def text_column(frame: pd.DataFrame, column: str, where: str) -> list[str]:
     out = []
     for index, raw in frame[column].items():
         if raw is None or (isinstance(raw, float) and math.isnan(raw)) or not str(raw).strip():
-            raise InputError(f"{where} row {_line(index)}, column {column}: the cell is blank. "
-                             f"Fill it in or remove the row.")
+            raise InputError(
+                f"{where} row {_line(index)}, column {column}: the cell is blank. "
+                f"Fill it in or remove the row."
+            )
         out.append(str(raw).strip())
     return out
 
@@ -470,8 +541,11 @@ def _line(index: Any) -> int:
 
 def finite_number(value: object, where: str, hint: str = "") -> float:
     """``value`` as a finite float, or :class:`InputError` naming ``where`` (plus ``hint``)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or (
-            isinstance(value, str) and not value.strip()):
+    if (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, str) and not value.strip())
+    ):
         raise InputError(f"{where}: the cell is blank; fill in a number.{hint}")
     if isinstance(value, np.generic):
         value = value.item()  # messages show 0.5, not np.float64(0.5)

@@ -66,8 +66,10 @@ class HardwareSpec(Scenario):
 
     def __post_init__(self) -> None:
         if not isinstance(self.inventory, Mapping):
-            raise InputError(f"hardware.inventory must map device names to counts "
-                             f"({{H100: 8}}), got {self.inventory!r}.")
+            raise InputError(
+                f"hardware.inventory must map device names to counts "
+                f"({{H100: 8}}), got {self.inventory!r}."
+            )
         check_inventory(self.inventory)
 
 
@@ -127,9 +129,9 @@ def _request_rate(workload: Mapping[str, Any], source: str) -> float:
     return float(rate)
 
 
-def resolve_hardware(hw: HardwareSpec, tco_params: TcoParams, progress: Progress | None = None
-                     ) -> tuple[HardwareCatalog, dict[str, int], dict[str, DeviceTco],
-                                dict[str, float]]:
+def resolve_hardware(
+    hw: HardwareSpec, tco_params: TcoParams, progress: Progress | None = None
+) -> tuple[HardwareCatalog, dict[str, int], dict[str, DeviceTco], dict[str, float]]:
     """The catalog a plan may use, its inventory, hourly TCO and memory per device.
 
     Reads the catalog, keeps ``hw.devices``, drops devices without a cloud price under
@@ -153,9 +155,11 @@ def resolve_hardware(hw: HardwareSpec, tco_params: TcoParams, progress: Progress
             log.warning("tco.mode=cloud: devices without a cloud price left out: %s", dropped)
         catalog = catalog.select(tuple(d.name for d in rentable))
         if hw.owned:
-            raise InputError("hardware.owned (installed devices) needs tco.mode=own: a "
-                             "rented device is not owned. Drop hardware.owned or set "
-                             "tco.mode=own.")
+            raise InputError(
+                "hardware.owned (installed devices) needs tco.mode=own: a "
+                "rented device is not owned. Drop hardware.owned or set "
+                "tco.mode=own."
+            )
     catalog, installed = apply_scenario(catalog, hw)
     inventory = {**dict(hw.inventory), **installed}
     tco = {d.name: device_tco(d, tco_params) for d in catalog.devices}
@@ -163,8 +167,9 @@ def resolve_hardware(hw: HardwareSpec, tco_params: TcoParams, progress: Progress
     return catalog, inventory, tco, mem
 
 
-def prepare(request: PlanRequest, progress: Progress | None = None
-            ) -> tuple[PlacementProblem, CostTable, OperatorGraph, dict[str, DeviceTco]]:
+def prepare(
+    request: PlanRequest, progress: Progress | None = None
+) -> tuple[PlacementProblem, CostTable, OperatorGraph, dict[str, DeviceTco]]:
     """Stages 1-4: graph, decomposition, catalog, cost table, placement problem."""
     say = progress or (lambda _msg: None)
     src = request.workload_source
@@ -181,22 +186,46 @@ def prepare(request: PlanRequest, progress: Progress | None = None
     else:
         profile = None
         catalog, inventory, tco, mem = resolve_hardware(request.hardware, request.tco, say)
-        say(f"costing {sum(op.placeable for op in graph.ops)} operators on "
-            f"{len(catalog.devices)} devices")
+        say(
+            f"costing {sum(op.placeable for op in graph.ops)} operators on "
+            f"{len(catalog.devices)} devices"
+        )
         measured = None
         if request.costs.measured_profile:
             measured = load_measured_profile(request.costs.measured_profile)
-            full = load_catalog(request.hardware.catalog_path,
-                                extra_rows=request.hardware.extra_rows)
-            phases = [(op.kind.value, op.llm.arch.name, op.llm.precision, op.llm.input_tokens,
-                       op.llm.output_tokens) for op in graph.ops if op.llm is not None]
-            check_profile_matches(measured, request.costs.measured_profile,
-                                  [*full.names, *catalog.names], catalog.names, phases)
+            full = load_catalog(
+                request.hardware.catalog_path, extra_rows=request.hardware.extra_rows
+            )
+            phases = [
+                (
+                    op.kind.value,
+                    op.llm.arch.name,
+                    op.llm.precision,
+                    op.llm.input_tokens,
+                    op.llm.output_tokens,
+                )
+                for op in graph.ops
+                if op.llm is not None
+            ]
+            check_profile_matches(
+                measured,
+                request.costs.measured_profile,
+                [*full.names, *catalog.names],
+                catalog.names,
+                phases,
+            )
         table = build_cost_table(graph, catalog, request.sla, request.costs, measured)
-    problem = build_problem(graph, table, tco, request.sla, rate, request.costs, mem,
-                            inventory, profile)
-    log.info("problem %s: %d operators, %d options, %d edges, %d loops", problem.name,
-             problem.n_ops, problem.n_options, len(problem.edge_src), len(problem.loops))
+    problem = build_problem(
+        graph, table, tco, request.sla, rate, request.costs, mem, inventory, profile
+    )
+    log.info(
+        "problem %s: %d operators, %d options, %d edges, %d loops",
+        problem.name,
+        problem.n_ops,
+        problem.n_options,
+        len(problem.edge_src),
+        len(problem.loops),
+    )
     return problem, table, graph, tco
 
 
@@ -206,8 +235,10 @@ def explain_infeasible(problem: PlacementProblem, options: SolverOptions) -> Inf
     if fastest.has_solution:
         assert fastest.choice is not None
         ev = evaluate_choice(problem, fastest.choice)
-        where = ", ".join(f"{problem.ops[i]} on {problem.devices[problem.opt_device[o]]}"
-                          for i, o in enumerate(fastest.choice))
+        where = ", ".join(
+            f"{problem.ops[i]} on {problem.devices[problem.opt_device[o]]}"
+            for i, o in enumerate(fastest.choice)
+        )
         tightest = math.ceil(ev.e2e_latency_s * 1e6) / 1e6
         return InfeasibleError(
             f"No placement meets the end-to-end SLA sla.e2e_s = {problem.sla.e2e_s:g} s "
@@ -219,8 +250,11 @@ def explain_infeasible(problem: PlacementProblem, options: SolverOptions) -> Inf
             f"...), or add faster devices.",
             tightest_e2e_s=tightest,
         )
-    inv = {d: int(v) for d, v in zip(problem.devices, problem.device_inventory, strict=True)
-           if math.isfinite(v)}
+    inv = {
+        d: int(v)
+        for d, v in zip(problem.devices, problem.device_inventory, strict=True)
+        if math.isfinite(v)
+    }
     return InfeasibleError(
         f"No placement fits the device capacity: even ignoring the end-to-end SLA, the "
         f"replicas and shared pools exceed the inventory {inv or '(unlimited)'} or the pooled "
@@ -231,35 +265,58 @@ def explain_infeasible(problem: PlacementProblem, options: SolverOptions) -> Inf
 
 def _baseline(problem: PlacementProblem, device: str, options: SolverOptions) -> Baseline:
     if device not in problem.devices:
-        return Baseline(device, math.nan, math.nan, math.nan, False,
-                        f"{device} is not among the devices considered")
+        return Baseline(
+            device,
+            math.nan,
+            math.nan,
+            math.nan,
+            False,
+            f"{device} is not among the devices considered",
+        )
     j = problem.devices.index(device)
     try:
         only = problem.restrict(problem.opt_device == j)
     except InfeasibleError as exc:
-        return Baseline(device, math.nan, math.nan, math.nan, False,
-                        f"not possible on {device} alone: {exc}")
+        return Baseline(
+            device, math.nan, math.nan, math.nan, False, f"not possible on {device} alone: {exc}"
+        )
     per_request = problem.request_rate_per_s * SECONDS_PER_HOUR
     res = solve(only, options)
     if res.has_solution:
         assert res.choice is not None
         ev = evaluate_choice(only, res.choice)
-        return Baseline(device, ev.tco_usd_per_h, ev.tco_usd_per_h / per_request,
-                        ev.e2e_latency_s, True)
+        return Baseline(
+            device, ev.tco_usd_per_h, ev.tco_usd_per_h / per_request, ev.e2e_latency_s, True
+        )
     fastest = solve(only, options, objective="latency")
     if not fastest.has_solution:
-        return Baseline(device, math.nan, math.nan, math.nan, False,
-                        f"{device} alone cannot hold the workload ({res.status})")
+        return Baseline(
+            device,
+            math.nan,
+            math.nan,
+            math.nan,
+            False,
+            f"{device} alone cannot hold the workload ({res.status})",
+        )
     assert fastest.choice is not None
     ev = evaluate_choice(only.with_sla(replace(only.sla, e2e_s=None)), fastest.choice)
-    return Baseline(device, ev.tco_usd_per_h, ev.tco_usd_per_h / per_request, ev.e2e_latency_s,
-                    False, f"misses the SLA: {ev.e2e_latency_s:.6g} s > "
-                    f"{problem.sla.e2e_s:g} s at best")
+    return Baseline(
+        device,
+        ev.tco_usd_per_h,
+        ev.tco_usd_per_h / per_request,
+        ev.e2e_latency_s,
+        False,
+        f"misses the SLA: {ev.e2e_latency_s:.6g} s > {problem.sla.e2e_s:g} s at best",
+    )
 
 
-def plan_agent(request: PlanRequest, progress: Progress | None = None, *,
-               warm_start: WarmStart | None = None,
-               on_solve_progress: OnProgress | None = None) -> PlanOutcome:
+def plan_agent(
+    request: PlanRequest,
+    progress: Progress | None = None,
+    *,
+    warm_start: WarmStart | None = None,
+    on_solve_progress: OnProgress | None = None,
+) -> PlanOutcome:
     """Plan the cheapest heterogeneous deployment of an agent that meets its SLA.
 
     Parameters
@@ -301,10 +358,13 @@ def plan_agent(request: PlanRequest, progress: Progress | None = None, *,
     """
     say = progress or (lambda _msg: None)
     problem, table, graph, tco = prepare(request, say)
-    say(f"solving with {request.solver.backend}: {problem.n_ops} operators, "
-        f"{problem.n_options} options")
-    result: SolveResult = solve(problem, request.solver, warm_start=warm_start,
-                                on_progress=on_solve_progress)
+    say(
+        f"solving with {request.solver.backend}: {problem.n_ops} operators, "
+        f"{problem.n_options} options"
+    )
+    result: SolveResult = solve(
+        problem, request.solver, warm_start=warm_start, on_progress=on_solve_progress
+    )
     if result.status is SolveStatus.INFEASIBLE:
         say("infeasible: finding the tightest feasible SLA")
         raise explain_infeasible(problem, request.solver)
@@ -322,12 +382,19 @@ def plan_agent(request: PlanRequest, progress: Progress | None = None, *,
     for device in request.baselines:
         say(f"baseline: everything on {device}")
         baselines.append(_baseline(problem, device, request.solver))
-    plan = make_plan(problem, table, result, ev, tco, _tokens_per_request(graph),
-                     baselines=tuple(baselines), cost_model=cost_model_info(request.costs))
+    plan = make_plan(
+        problem,
+        table,
+        result,
+        ev,
+        tco,
+        _tokens_per_request(graph),
+        baselines=tuple(baselines),
+        cost_model=cost_model_info(request.costs),
+    )
     violations = verify_plan(plan, problem)
     if violations:
         plan = replace(plan, violations=violations, sla={**plan.sla, "satisfied": False})
     if plan.violations:
         log.error("plan failed verification: %s", "; ".join(plan.violations))
     return PlanOutcome(plan, problem, table, graph)
-

@@ -132,8 +132,10 @@ class PlacementProblem:
 
     def opt_fixed_usd_per_h(self) -> np.ndarray:
         """Per-option cost that does not depend on other choices: dedicated devices + direct."""
-        return (self.opt_dedicated * self.device_cost_usd_per_h[self.opt_device]
-                + self.opt_direct_usd_per_h)
+        return (
+            self.opt_dedicated * self.device_cost_usd_per_h[self.opt_device]
+            + self.opt_direct_usd_per_h
+        )
 
     @property
     def forward_edges(self) -> np.ndarray:
@@ -154,10 +156,13 @@ class PlacementProblem:
             raise InfeasibleError(f"operators {missing} have no option left after restriction")
         return replace(
             self,
-            opt_op=self.opt_op[keep], opt_device=self.opt_device[keep],
+            opt_op=self.opt_op[keep],
+            opt_device=self.opt_device[keep],
             opt_config=tuple(c for c, k in zip(self.opt_config, keep, strict=True) if k),
-            opt_row=self.opt_row[keep], opt_latency_s=self.opt_latency_s[keep],
-            opt_dedicated=self.opt_dedicated[keep], opt_pooled=self.opt_pooled[keep],
+            opt_row=self.opt_row[keep],
+            opt_latency_s=self.opt_latency_s[keep],
+            opt_dedicated=self.opt_dedicated[keep],
+            opt_pooled=self.opt_pooled[keep],
             opt_pool_load=self.opt_pool_load[keep],
             opt_pool_mem_bytes=self.opt_pool_mem_bytes[keep],
             opt_direct_usd_per_h=self.opt_direct_usd_per_h[keep],
@@ -221,8 +226,10 @@ def _contract_transfers(graph: OperatorGraph) -> list[tuple[str, str, float, boo
     edges: list[tuple[str, str, float, bool, float]] = []
     for e in graph.edges:
         if e.src in placeable:
-            edges.extend((e.src, dst, b, False, p)
-                         for dst, b, p in resolve(e.dst, e.payload_bytes, e.probability))
+            edges.extend(
+                (e.src, dst, b, False, p)
+                for dst, b, p in resolve(e.dst, e.payload_bytes, e.probability)
+            )
     for lp in graph.loops:
         edges.append((lp.back_src, lp.back_dst, lp.payload_bytes, True, 1.0))
     return edges
@@ -232,8 +239,13 @@ def check_inventory(inventory: Mapping[str, Any]) -> None:
     """Every ``hardware.inventory`` count is a whole number >= 0, else an :class:`InputError`
     naming the key (rather than a capacity shortfall found by the solver)."""
     for name, count in inventory.items():
-        if (isinstance(count, bool) or not isinstance(count, int | float)
-                or not math.isfinite(count) or count < 0 or float(count) != int(count)):
+        if (
+            isinstance(count, bool)
+            or not isinstance(count, int | float)
+            or not math.isfinite(count)
+            or count < 0
+            or float(count) != int(count)
+        ):
             raise InputError(
                 f"hardware.inventory.{name} must be a whole number of devices >= 0, got "
                 f"{count!r}. Set it with e.g. `+hardware.inventory.{name}=8`, or drop the key "
@@ -302,12 +314,16 @@ def build_problem(
     visits = np.array([graph.op(name).visits for name in ops], dtype=float)
     devices = table.devices
     dev_index = {name: j for j, name in enumerate(devices)}
-    cost_h = np.array([device_tco[d].total_usd_per_h if d in device_tco else 0.0
-                       for d in devices])
-    carbon_h = np.array([device_tco[d].carbon_kgco2_per_h if d in device_tco else 0.0
-                         for d in devices])
-    mem_bytes = np.array([(device_mem_bytes or {}).get(d, math.inf)
-                          * (1.0 - params.memory_reserve_fraction) for d in devices])
+    cost_h = np.array([device_tco[d].total_usd_per_h if d in device_tco else 0.0 for d in devices])
+    carbon_h = np.array(
+        [device_tco[d].carbon_kgco2_per_h if d in device_tco else 0.0 for d in devices]
+    )
+    mem_bytes = np.array(
+        [
+            (device_mem_bytes or {}).get(d, math.inf) * (1.0 - params.memory_reserve_fraction)
+            for d in devices
+        ]
+    )
     inv = np.array([float(inventory.get(d, math.inf)) for d in devices])
 
     frame = table.feasible()
@@ -322,13 +338,17 @@ def build_problem(
     rate_visits = request_rate_per_s * frame["op"].map(dict(zip(ops, visits, strict=True)))
     rate_visits_arr = rate_visits.to_numpy(dtype=float)
     exclusive = frame["exclusive"].to_numpy(dtype=bool)
-    need = rate_visits_arr / (frame["requests_per_s"].to_numpy(dtype=float)
-                              * params.max_utilization)
+    need = rate_visits_arr / (
+        frame["requests_per_s"].to_numpy(dtype=float) * params.max_utilization
+    )
     replicas = np.where(exclusive, np.ceil(need - 1e-9), 0.0)
     dedicated = (replicas * frame["devices_per_replica"].to_numpy(dtype=float)).astype(int)
     direct = frame["direct_cost_usd"].to_numpy(dtype=float) * rate_visits_arr * SECONDS_PER_HOUR
-    pool_load = np.where(exclusive, 0.0, rate_visits_arr
-                         * frame["busy_s"].to_numpy(dtype=float) / params.max_utilization)
+    pool_load = np.where(
+        exclusive,
+        0.0,
+        rate_visits_arr * frame["busy_s"].to_numpy(dtype=float) / params.max_utilization,
+    )
     pool_mem = np.where(exclusive, 0.0, frame["mem_per_device_bytes"].to_numpy(dtype=float))
     pooled = ~exclusive & (frame["config"] != "profiled").to_numpy(dtype=bool)
     dev_of = frame["device"].map(dev_index).to_numpy(dtype=int)
@@ -340,7 +360,7 @@ def build_problem(
     link_bw = params.link_bw_bytes_per_s
     e_lat, e_cost = [], []
     for src, dst, payload, _, _ in edges:
-        override = (profile.transfers.get(f"{src}->{dst}") if profile is not None else None)
+        override = profile.transfers.get(f"{src}->{dst}") if profile is not None else None
         if override is not None:
             e_lat.append(override["latency_s"])
             flow = request_rate_per_s * min(graph.op(src).visits, graph.op(dst).visits)
@@ -356,10 +376,16 @@ def build_problem(
     for lp in graph.loops:
         body = tuple(op_index[o] for o in lp.body if o in op_index)
         members = set(body)
-        back = next(k for k, (s, d, _, b, _) in enumerate(edges)
-                    if b and s == lp.back_src and d == lp.back_dst)
-        body_edges = tuple(k for k, (s, d, _, b, _) in enumerate(edges)
-                           if not b and op_index[s] in members and op_index[d] in members)
+        back = next(
+            k
+            for k, (s, d, _, b, _) in enumerate(edges)
+            if b and s == lp.back_src and d == lp.back_dst
+        )
+        body_edges = tuple(
+            k
+            for k, (s, d, _, b, _) in enumerate(edges)
+            if not b and op_index[s] in members and op_index[d] in members
+        )
         loops.append(LoopSpec(back, body, body_edges, lp.expected_iterations, lp.max_iterations))
 
     return PlacementProblem(

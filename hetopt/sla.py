@@ -103,7 +103,8 @@ def check_bounds(values: Mapping[str, Any], where: str) -> None:
                 f"{where}: the {label} bound {key} = {bound_s:g} s exceeds the end-to-end "
                 f"bound e2e_s = {e2e_s:g} s, which every request must meet whole. Lower "
                 f"{key} (seconds, not milliseconds) or raise e2e_s; set {key} to null for no "
-                f"per-phase bound.")
+                f"per-phase bound."
+            )
 
 
 def _is_number(value: Any) -> bool:

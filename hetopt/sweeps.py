@@ -72,8 +72,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     through :mod:`hetopt.atomic` (umask-respecting mode; a full or read-only disk raises
     :class:`~hetopt.errors.OutputError` and leaves no partial file).
     """
-    write_text_atomic(path, json.dumps(_finite(data), indent=1, default=_jsonable,
-                                       allow_nan=False))
+    write_text_atomic(path, json.dumps(_finite(data), indent=1, default=_jsonable, allow_nan=False))
 
 
 def _finite(value: Any) -> Any:
@@ -110,9 +109,13 @@ def params_of(overrides: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def grid_manifest(points: Sequence[Sequence[str]], axes: Sequence[tuple[str, Sequence[str]]],
-                  fixed: Sequence[str] = (), command: Sequence[str] = (),
-                  study: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def grid_manifest(
+    points: Sequence[Sequence[str]],
+    axes: Sequence[tuple[str, Sequence[str]]],
+    fixed: Sequence[str] = (),
+    command: Sequence[str] = (),
+    study: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The manifest of a grid: its points (override lists), their keys, axes and study.
 
     ``axes`` are the swept keys with their values, in grid order; ``fixed`` the overrides
@@ -129,11 +132,14 @@ def grid_manifest(points: Sequence[Sequence[str]], axes: Sequence[tuple[str, Seq
     }
 
 
-def write_manifest(sweep_dir: Path, points: Sequence[Sequence[str]],
-                   swept_keys: Sequence[str], command: Sequence[str] = ()) -> None:
+def write_manifest(
+    sweep_dir: Path,
+    points: Sequence[Sequence[str]],
+    swept_keys: Sequence[str],
+    command: Sequence[str] = (),
+) -> None:
     """Record the points a sweep is meant to run (overwriting any manifest; tests, repairs)."""
-    axes = [(k, sorted({str(params_of(p).get(k.lstrip("+"))) for p in points}))
-            for k in swept_keys]
+    axes = [(k, sorted({str(params_of(p).get(k.lstrip("+"))) for p in points})) for k in swept_keys]
     write_json_atomic(sweep_dir / MANIFEST, grid_manifest(points, axes, (), command))
 
 
@@ -152,13 +158,16 @@ def describe_grid(manifest: Mapping[str, Any], max_values: int = 6) -> str:
     """
     axes = manifest.get("axes")
     if axes is None:  # a manifest written before axes were recorded
-        axes = [[k, sorted({str(params_of(p).get(k.lstrip("+"))) for p in manifest["points"]})]
-                for k in manifest.get("swept") or ()]
+        axes = [
+            [k, sorted({str(params_of(p).get(k.lstrip("+"))) for p in manifest["points"]})]
+            for k in manifest.get("swept") or ()
+        ]
     parts = []
     for key, values in axes:
         shown = ",".join(str(v) for v in values[:max_values])
-        parts.append(f"{key}={shown}" + (f",... ({len(values)} values)"
-                                          if len(values) > max_values else ""))
+        parts.append(
+            f"{key}={shown}" + (f",... ({len(values)} values)" if len(values) > max_values else "")
+        )
     text = " ".join(parts) or "(no swept key)"
     if manifest.get("fixed"):
         text += " with " + " ".join(manifest["fixed"])
@@ -210,15 +219,21 @@ def read_manifest(sweep_dir: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read the sweep manifest ({exc}). "
-                         f"Sweep into a new hydra.sweep.dir.") from None
+        raise InputError(
+            f"{path}: cannot read the sweep manifest ({exc}). Sweep into a new hydra.sweep.dir."
+        ) from None
     try:
         data = json.loads(text)
-        ok = (isinstance(data, dict) and isinstance(data.get("points"), list)
-              and isinstance(data.get("keys"), list)
-              and len(data["points"]) == len(data["keys"])
-              and all(isinstance(p, list) and point_key(p) == k
-                      for p, k in zip(data["points"], data["keys"], strict=True)))
+        ok = (
+            isinstance(data, dict)
+            and isinstance(data.get("points"), list)
+            and isinstance(data.get("keys"), list)
+            and len(data["points"]) == len(data["keys"])
+            and all(
+                isinstance(p, list) and point_key(p) == k
+                for p, k in zip(data["points"], data["keys"], strict=True)
+            )
+        )
     except (ValueError, TypeError):
         ok = False
     if not ok:
@@ -226,7 +241,8 @@ def read_manifest(sweep_dir: Path) -> dict[str, Any] | None:
             f"{path} is not a sweep manifest (it must be the JSON object `hetopt sweep` "
             f"writes, with matching 'points' and 'keys'). Its point records are intact in "
             f"{sweep_dir / POINTS}: re-run the sweep into a new hydra.sweep.dir, or delete "
-            f"{path} and re-run the original sweep command to rebuild it.")
+            f"{path} and re-run the original sweep command to rebuild it."
+        )
     return data
 
 
@@ -260,8 +276,11 @@ def read_point(sweep_dir: Path, key: str) -> dict[str, Any] | None:
     if not isinstance(data, dict) or data.get("status") not in STATUSES:
         return None
     overrides = data.get("overrides")
-    if (not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides)
-            or point_key(overrides) != key):
+    if (
+        not isinstance(overrides, list)
+        or not all(isinstance(o, str) for o in overrides)
+        or point_key(overrides) != key
+    ):
         return None
     if not isinstance(data.get("metrics") or {}, dict):
         return None
@@ -276,9 +295,10 @@ def write_point(sweep_dir: Path, record: Mapping[str, Any]) -> None:
 
 def claim_point(sweep_dir: Path, key: str, driver: str) -> None:
     """Note that this process is planning point ``key`` (see :func:`claims`)."""
-    write_json_atomic(sweep_dir / RUNNING / f"{key}.json",
-                      {"key": key, "pid": os.getpid(), "host": socket.gethostname(),
-                       "driver": driver})
+    write_json_atomic(
+        sweep_dir / RUNNING / f"{key}.json",
+        {"key": key, "pid": os.getpid(), "host": socket.gethostname(), "driver": driver},
+    )
 
 
 def claims(sweep_dir: Path) -> dict[str, dict[str, Any]]:
@@ -312,8 +332,9 @@ def signal_of(text: str) -> str | None:
     return found.group(0) if found else None
 
 
-def crashed_record(key: str, overrides: Sequence[str], cause: BaseException | str,
-                   driver: str = "") -> dict[str, Any]:
+def crashed_record(
+    key: str, overrides: Sequence[str], cause: BaseException | str, driver: str = ""
+) -> dict[str, Any]:
     """The record of a point whose worker process died (a signal, the OOM killer).
 
     The error names the signal when the launcher reported one; SIGKILL is what the
@@ -323,13 +344,22 @@ def crashed_record(key: str, overrides: Sequence[str], cause: BaseException | st
     sig = signal_of(text)
     why = "the worker process planning this point died"
     if sig:
-        why += f" ({sig}: killed, e.g. by the out-of-memory killer)" if sig == "SIGKILL" \
+        why += (
+            f" ({sig}: killed, e.g. by the out-of-memory killer)"
+            if sig == "SIGKILL"
             else f" ({sig})"
+        )
     kind = type(cause).__name__ if isinstance(cause, BaseException) else "error"
-    return {"key": key, "overrides": list(overrides), "status": "crashed", "signal": sig,
-            "driver": driver, "attempt": 1,
-            "error": f"{why}. Launcher: {kind}: {text[:500]}. A re-run of the sweep retries "
-                     f"this point."}
+    return {
+        "key": key,
+        "overrides": list(overrides),
+        "status": "crashed",
+        "signal": sig,
+        "driver": driver,
+        "attempt": 1,
+        "error": f"{why}. Launcher: {kind}: {text[:500]}. A re-run of the sweep retries "
+        f"this point.",
+    }
 
 
 def plan_metrics(plan: Plan) -> dict[str, Any]:
@@ -361,8 +391,7 @@ def plan_metrics(plan: Plan) -> dict[str, Any]:
             row[f"devices.{rec.device}"] = int(rec.total)
             row[f"usd_per_h.{rec.device}"] = float(rec.usd_per_hour)
     for b in plan.baselines:
-        row[f"baseline_usd_per_h.{b.device}"] = b.tco_usd_per_hour if b.sla_satisfied \
-            else math.nan
+        row[f"baseline_usd_per_h.{b.device}"] = b.tco_usd_per_hour if b.sla_satisfied else math.nan
     return row
 
 
@@ -416,8 +445,13 @@ def aggregate(sweep_dir: Path) -> pd.DataFrame:
     last = ["error", "signal", "wall_s", "warm_start", "overrides"]
     known = set(first) | set(base) | set(families) | set(last)
     order = first + base + families + sorted(c for c in frame.columns if c not in known) + last
-    return frame.reindex(columns=[c for c in order if c in frame.columns
-                                  or c in ("error", "signal", "wall_s", "warm_start")])
+    return frame.reindex(
+        columns=[
+            c
+            for c in order
+            if c in frame.columns or c in ("error", "signal", "wall_s", "warm_start")
+        ]
+    )
 
 
 def status_counts(frame: pd.DataFrame) -> dict[str, int]:

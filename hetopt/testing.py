@@ -67,16 +67,19 @@ def tiny_problem(
     dev = {d: j for j, d in enumerate(devices)}
     flat = [(idx[n], o) for n in names for o in ops[n]]
     all_edges = [(s, d, lat, False) for s, d, lat in edges] + [
-        (s, d, lat, True) for s, d, lat, _, _ in loops]
+        (s, d, lat, True) for s, d, lat, _, _ in loops
+    ]
     e_cost = list(edge_cost_usd_per_h or [0.0] * len(edges)) + [0.0] * len(loops)
     has_out = {s for s, _, _, _ in all_edges}
     loop_specs = []
     for k, (s, d, _, exp, mx) in enumerate(loops):
         body = _between(names, edges, d, s)
-        body_edges = tuple(e for e, (a, b, _, back) in enumerate(all_edges)
-                           if not back and a in body and b in body)
-        loop_specs.append(LoopSpec(len(edges) + k, tuple(idx[n] for n in names if n in body),
-                                   body_edges, exp, mx))
+        body_edges = tuple(
+            e for e, (a, b, _, back) in enumerate(all_edges) if not back and a in body and b in body
+        )
+        loop_specs.append(
+            LoopSpec(len(edges) + k, tuple(idx[n] for n in names if n in body), body_edges, exp, mx)
+        )
     return PlacementProblem(
         name=name,
         request_rate_per_s=1.0,
@@ -108,8 +111,9 @@ def tiny_problem(
     )
 
 
-def _between(names: list[str], edges: Sequence[tuple[str, str, float]], start: str,
-             end: str) -> set[str]:
+def _between(
+    names: list[str], edges: Sequence[tuple[str, str, float]], start: str, end: str
+) -> set[str]:
     fwd: dict[str, set[str]] = {}
     bwd: dict[str, set[str]] = {}
     for s, d, _ in edges:
@@ -140,87 +144,158 @@ class Instance:
 
 def _two_stage(sla_s: float | None, penalty: float | None = None) -> PlacementProblem:
     return tiny_problem(
-        {"A": [Opt("X", 0.10, dedicated=2), Opt("Y", 0.05, dedicated=1)],
-         "B": [Opt("X", 0.20, dedicated=1), Opt("Y", 0.10, dedicated=1)]},
-        {"X": 1.0, "Y": 3.0}, [("A", "B", 0.05)],
-        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=sla_s, penalty_usd_per_h_per_s=penalty))
+        {
+            "A": [Opt("X", 0.10, dedicated=2), Opt("Y", 0.05, dedicated=1)],
+            "B": [Opt("X", 0.20, dedicated=1), Opt("Y", 0.10, dedicated=1)],
+        },
+        {"X": 1.0, "Y": 3.0},
+        [("A", "B", 0.05)],
+        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=sla_s, penalty_usd_per_h_per_s=penalty),
+    )
 
 
 def _worked_example() -> PlacementProblem:
     # Paper Table 3 at 1 request/s: $ per request x 3600 = $/h.
     h = 3600.0
     return tiny_problem(
-        {"prefill": [Opt("HP", 0.080, direct_usd_per_h=0.080 * h),
-                     Opt("CO", 0.130, direct_usd_per_h=0.050 * h)],
-         "decode": [Opt("HP", 0.025, direct_usd_per_h=0.030 * h),
-                    Opt("CO", 0.030, direct_usd_per_h=0.010 * h)]},
-        {"HP": 0.0, "CO": 0.0}, [("prefill", "decode", 0.010)],
-        edge_cost_usd_per_h=[0.005 * h], sla=Sla(ttft_s=None, tbt_s=None, e2e_s=0.120))
+        {
+            "prefill": [
+                Opt("HP", 0.080, direct_usd_per_h=0.080 * h),
+                Opt("CO", 0.130, direct_usd_per_h=0.050 * h),
+            ],
+            "decode": [
+                Opt("HP", 0.025, direct_usd_per_h=0.030 * h),
+                Opt("CO", 0.030, direct_usd_per_h=0.010 * h),
+            ],
+        },
+        {"HP": 0.0, "CO": 0.0},
+        [("prefill", "decode", 0.010)],
+        edge_cost_usd_per_h=[0.005 * h],
+        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=0.120),
+    )
 
 
-def _pooled(load_a: float, load_b: float, mem: float = 0.0, cap: float | None = None,
-            inventory: dict[str, int] | None = None) -> PlacementProblem:
+def _pooled(
+    load_a: float,
+    load_b: float,
+    mem: float = 0.0,
+    cap: float | None = None,
+    inventory: dict[str, int] | None = None,
+) -> PlacementProblem:
     return tiny_problem(
-        {"A": [Opt("X", 0.01, pool_load=load_a, pool_mem_bytes=mem),
-               Opt("Y", 0.01, pool_load=load_a / 2, pool_mem_bytes=mem)],
-         "B": [Opt("X", 0.01, pool_load=load_b, pool_mem_bytes=mem),
-               Opt("Y", 0.01, pool_load=load_b / 2, pool_mem_bytes=mem)]},
-        {"X": 1.0, "Y": 3.0}, [("A", "B", 0.0)],
-        mem_bytes=None if cap is None else {"X": cap, "Y": cap}, inventory=inventory)
+        {
+            "A": [
+                Opt("X", 0.01, pool_load=load_a, pool_mem_bytes=mem),
+                Opt("Y", 0.01, pool_load=load_a / 2, pool_mem_bytes=mem),
+            ],
+            "B": [
+                Opt("X", 0.01, pool_load=load_b, pool_mem_bytes=mem),
+                Opt("Y", 0.01, pool_load=load_b / 2, pool_mem_bytes=mem),
+            ],
+        },
+        {"X": 1.0, "Y": 3.0},
+        [("A", "B", 0.0)],
+        mem_bytes=None if cap is None else {"X": cap, "Y": cap},
+        inventory=inventory,
+    )
 
 
 def _loop(sla_s: float, iterations: str) -> PlacementProblem:
     # llm -> tool, tool -> llm back edge; llm -> out. Worst case (max 2 iterations):
     # e2e = llm + out + 2 * (llm + tool + crossings).
     return tiny_problem(
-        {"llm": [Opt("G", 0.10, dedicated=1), Opt("C", 0.40, dedicated=1)],
-         "tool": [Opt("G", 0.05, dedicated=1), Opt("C", 0.05, pool_load=0.2)],
-         "out": [Opt("G", 0.02, dedicated=1), Opt("C", 0.02, pool_load=0.2)]},
-        {"G": 2.0, "C": 0.5}, [("llm", "tool", 0.01), ("llm", "out", 0.01)],
+        {
+            "llm": [Opt("G", 0.10, dedicated=1), Opt("C", 0.40, dedicated=1)],
+            "tool": [Opt("G", 0.05, dedicated=1), Opt("C", 0.05, pool_load=0.2)],
+            "out": [Opt("G", 0.02, dedicated=1), Opt("C", 0.02, pool_load=0.2)],
+        },
+        {"G": 2.0, "C": 0.5},
+        [("llm", "tool", 0.01), ("llm", "out", 0.01)],
         loops=[("tool", "llm", 0.01, 1.0, 2)],
-        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=sla_s, loop_iterations=iterations))  # type: ignore[arg-type]
+        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=sla_s, loop_iterations=iterations),
+    )  # type: ignore[arg-type]
 
 
 CONFORMANCE: dict[str, Instance] = {
-    "two_stage_no_sla": Instance(lambda: _two_stage(None), 3.0, {"A": "X", "B": "X"},
-                                 "cheapest device everywhere: 2 + 1"),
-    "two_stage_sla_0.25": Instance(lambda: _two_stage(0.25), 5.0, {"A": "X", "B": "Y"},
-                                   "XX takes 0.30 s; XY 0.10+0.10+0.05 = 0.25 s at 2+3"),
-    "two_stage_sla_0.2": Instance(lambda: _two_stage(0.20), 6.0, {"A": "Y", "B": "Y"},
-                                  "only YY (0.15 s) meets 0.2 s; 3+3"),
-    "two_stage_infeasible": Instance(lambda: _two_stage(0.1), None, None,
-                                     "the fastest plan takes 0.15 s"),
+    "two_stage_no_sla": Instance(
+        lambda: _two_stage(None), 3.0, {"A": "X", "B": "X"}, "cheapest device everywhere: 2 + 1"
+    ),
+    "two_stage_sla_0.25": Instance(
+        lambda: _two_stage(0.25),
+        5.0,
+        {"A": "X", "B": "Y"},
+        "XX takes 0.30 s; XY 0.10+0.10+0.05 = 0.25 s at 2+3",
+    ),
+    "two_stage_sla_0.2": Instance(
+        lambda: _two_stage(0.20), 6.0, {"A": "Y", "B": "Y"}, "only YY (0.15 s) meets 0.2 s; 3+3"
+    ),
+    "two_stage_infeasible": Instance(
+        lambda: _two_stage(0.1), None, None, "the fastest plan takes 0.15 s"
+    ),
     "soft_sla_cheap_violation": Instance(
-        lambda: _two_stage(0.20, penalty=20.0), 5.0, {"A": "X", "B": "X"},
-        "lambda = 20 $/h/s: XX 3 + 20 x 0.10 = 5 beats YY 6, XY 5 + 20 x 0.05 = 6"),
+        lambda: _two_stage(0.20, penalty=20.0),
+        5.0,
+        {"A": "X", "B": "X"},
+        "lambda = 20 $/h/s: XX 3 + 20 x 0.10 = 5 beats YY 6, XY 5 + 20 x 0.05 = 6",
+    ),
     "soft_sla_dear_violation": Instance(
-        lambda: _two_stage(0.20, penalty=40.0), 6.0, {"A": "Y", "B": "Y"},
-        "lambda = 40 $/h/s: XX 3 + 4 = 7, XY 5 + 2 = 7, YY 6 meets the SLA"),
-    "worked_example": Instance(_worked_example, 0.095 * 3600, {"prefill": "HP", "decode": "CO"},
-                               "paper Table 3: option B, $0.095 per request"),
-    "pooled_share": Instance(lambda: _pooled(0.5, 0.5), 1.0, {"A": "X", "B": "X"},
-                             "both fit one X: ceil(0.5 + 0.5) = 1"),
-    "pooled_ceil": Instance(lambda: _pooled(0.6, 0.6), 2.0, {"A": "X", "B": "X"},
-                            "ceil(1.2) = 2 X ($2) beats X + Y ($4)"),
-    "pooled_memory": Instance(lambda: _pooled(0.3, 0.3, mem=6e9, cap=10e9), 4.0, None,
-                              "footprints 6 + 6 exceed either type's 10: split, 1 + 3"),
-    "pooled_inventory": Instance(lambda: _pooled(0.6, 0.6, inventory={"X": 1}), 3.0,
-                                 {"A": "Y", "B": "Y"},
-                                 "one X cannot hold 1.2; X + Y costs 1 + 3, one Y (0.6) 3"),
-    "loop_max": Instance(lambda: _loop(0.45, "max"), 4.5, {"llm": "G", "tool": "G", "out": "C"},
-                         "2 iterations: G,C,C takes 0.13 + 2 x 0.17 = 0.47 s > 0.45; G,G,C "
-                         "takes 0.13 + 2 x 0.15 = 0.43 s at 2 + 2 + 0.5"),
-    "loop_expected": Instance(lambda: _loop(0.285, "expected"), 4.5,
-                              {"llm": "G", "tool": "G", "out": "C"},
-                              "1 iteration: G,G,C 0.28 s; G,C,G 0.29 s; G,C,C 0.30 s"),
-    "loop_expected_loose": Instance(lambda: _loop(0.40, "expected"), 2.5,
-                                    {"llm": "G", "tool": "C", "out": "C"},
-                                    "1 iteration: G,C,C takes 0.30 s at 2 + ceil(0.4) x 0.5"),
+        lambda: _two_stage(0.20, penalty=40.0),
+        6.0,
+        {"A": "Y", "B": "Y"},
+        "lambda = 40 $/h/s: XX 3 + 4 = 7, XY 5 + 2 = 7, YY 6 meets the SLA",
+    ),
+    "worked_example": Instance(
+        _worked_example,
+        0.095 * 3600,
+        {"prefill": "HP", "decode": "CO"},
+        "paper Table 3: option B, $0.095 per request",
+    ),
+    "pooled_share": Instance(
+        lambda: _pooled(0.5, 0.5), 1.0, {"A": "X", "B": "X"}, "both fit one X: ceil(0.5 + 0.5) = 1"
+    ),
+    "pooled_ceil": Instance(
+        lambda: _pooled(0.6, 0.6),
+        2.0,
+        {"A": "X", "B": "X"},
+        "ceil(1.2) = 2 X ($2) beats X + Y ($4)",
+    ),
+    "pooled_memory": Instance(
+        lambda: _pooled(0.3, 0.3, mem=6e9, cap=10e9),
+        4.0,
+        None,
+        "footprints 6 + 6 exceed either type's 10: split, 1 + 3",
+    ),
+    "pooled_inventory": Instance(
+        lambda: _pooled(0.6, 0.6, inventory={"X": 1}),
+        3.0,
+        {"A": "Y", "B": "Y"},
+        "one X cannot hold 1.2; X + Y costs 1 + 3, one Y (0.6) 3",
+    ),
+    "loop_max": Instance(
+        lambda: _loop(0.45, "max"),
+        4.5,
+        {"llm": "G", "tool": "G", "out": "C"},
+        "2 iterations: G,C,C takes 0.13 + 2 x 0.17 = 0.47 s > 0.45; G,G,C "
+        "takes 0.13 + 2 x 0.15 = 0.43 s at 2 + 2 + 0.5",
+    ),
+    "loop_expected": Instance(
+        lambda: _loop(0.285, "expected"),
+        4.5,
+        {"llm": "G", "tool": "G", "out": "C"},
+        "1 iteration: G,G,C 0.28 s; G,C,G 0.29 s; G,C,C 0.30 s",
+    ),
+    "loop_expected_loose": Instance(
+        lambda: _loop(0.40, "expected"),
+        2.5,
+        {"llm": "G", "tool": "C", "out": "C"},
+        "1 iteration: G,C,C takes 0.30 s at 2 + ceil(0.4) x 0.5",
+    ),
 }
 
 
-def random_problem(seed: int, n_ops: int = 4, n_devices: int = 3, *,
-                   with_loop: bool = True) -> PlacementProblem:
+def random_problem(
+    seed: int, n_ops: int = 4, n_devices: int = 3, *, with_loop: bool = True
+) -> PlacementProblem:
     """A random small instance: a layered DAG, mixed exclusive/pooled options, maybe a loop.
 
     The end-to-end SLA is drawn between the fastest and the slowest conceivable latency, so
@@ -238,27 +313,47 @@ def random_problem(seed: int, n_ops: int = 4, n_devices: int = 3, *,
                 if rng.random() < 0.5:
                     opts.append(Opt(d, lat, dedicated=int(rng.integers(1, 4))))
                 else:
-                    opts.append(Opt(d, lat, pool_load=float(rng.choice([0.2, 0.35, 0.5, 0.7])),
-                                    pool_mem_bytes=float(rng.choice([0.0, 4e9, 7e9]))))
+                    opts.append(
+                        Opt(
+                            d,
+                            lat,
+                            pool_load=float(rng.choice([0.2, 0.35, 0.5, 0.7])),
+                            pool_mem_bytes=float(rng.choice([0.0, 4e9, 7e9])),
+                        )
+                    )
         ops[n] = opts
-    edges = [(names[i], names[i + 1], float(rng.choice([0.0, 0.01, 0.03])))
-             for i in range(n_ops - 1)]
+    edges = [
+        (names[i], names[i + 1], float(rng.choice([0.0, 0.01, 0.03]))) for i in range(n_ops - 1)
+    ]
     if n_ops >= 3 and rng.random() < 0.5:
         edges.append((names[0], names[2], 0.02))
     loops = []
     if with_loop and n_ops >= 3 and rng.random() < 0.6:
-        loops.append((names[1], names[0], 0.01, float(rng.choice([0.5, 1.0])),
-                      int(rng.integers(1, 3))))
+        loops.append(
+            (names[1], names[0], 0.01, float(rng.choice([0.5, 1.0])), int(rng.integers(1, 3)))
+        )
     lo = sum(min(o.latency_s for o in ops[n]) for n in names)
     hi = sum(max(o.latency_s for o in ops[n]) for n in names) * 3
     penalty = float(rng.choice([5.0, 20.0, 100.0])) if rng.random() < 0.3 else None
-    sla = Sla(ttft_s=None, tbt_s=None, e2e_s=float(round(rng.uniform(lo, hi), 3)),
-              penalty_usd_per_h_per_s=penalty,
-              loop_iterations="max" if rng.random() < 0.5 else "expected")
+    sla = Sla(
+        ttft_s=None,
+        tbt_s=None,
+        e2e_s=float(round(rng.uniform(lo, hi), 3)),
+        penalty_usd_per_h_per_s=penalty,
+        loop_iterations="max" if rng.random() < 0.5 else "expected",
+    )
     mem = {d: 10e9 for d in devices} if rng.random() < 0.5 else None
     inventory = {next(iter(devices)): 3} if rng.random() < 0.3 else None
-    return tiny_problem(ops, devices, edges, loops=loops, sla=sla, mem_bytes=mem,
-                        inventory=inventory, name=f"random{seed}")
+    return tiny_problem(
+        ops,
+        devices,
+        edges,
+        loops=loops,
+        sla=sla,
+        mem_bytes=mem,
+        inventory=inventory,
+        name=f"random{seed}",
+    )
 
 
 def hard_problem(n_ops: int = 40, seed: int = 0) -> PlacementProblem:
@@ -286,11 +381,17 @@ def hard_problem(n_ops: int = 40, seed: int = 0) -> PlacementProblem:
                 if rng.random() < 0.5:
                     opts.append(Opt(d, lat, pool_load=float(rng.uniform(0.05, 0.6))))
                 else:
-                    opts.append(Opt(d, lat, dedicated=1,
-                                    direct_usd_per_h=float(rng.uniform(0, 0.5))))
+                    opts.append(
+                        Opt(d, lat, dedicated=1, direct_usd_per_h=float(rng.uniform(0, 0.5)))
+                    )
         ops[f"op{i}"] = opts
     names = list(ops)
     edges = [(a, b, 0.002) for a, b in zip(names[:-1], names[1:], strict=True)]
-    return tiny_problem(ops, devices, edges, edge_cost_usd_per_h=[0.01] * len(edges),
-                        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=0.045 * n_ops),
-                        inventory={d: n_ops // 4 for d in list(devices)[:3]})
+    return tiny_problem(
+        ops,
+        devices,
+        edges,
+        edge_cost_usd_per_h=[0.01] * len(edges),
+        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=0.045 * n_ops),
+        inventory={d: n_ops // 4 for d in list(devices)[:3]},
+    )

@@ -44,7 +44,8 @@ def check_workload_name(name: str) -> str:
         raise InputError(
             f"'{name}' is not a workload name: names are made of letters, digits, '_' and '-' "
             f"(shipped: {list(workload_names())}). To read a file of your own, give its path "
-            f"with its .yaml or .mlir suffix (workload_file=path/to/agent.yaml).")
+            f"with its .yaml or .mlir suffix (workload_file=path/to/agent.yaml)."
+        )
     return name
 
 
@@ -78,9 +79,11 @@ def load_workload(name_or_path: str | Path) -> dict[str, Any]:
         return import_workload(source, str(path))
     data = load_yaml_input(path, "workload file")
     if not isinstance(data, dict):
-        raise InputError(f"workload file {path}: a workload file must hold a mapping (name, "
-                         f"request_rate_per_s, nodes, edges), got "
-                         f"{type(data).__name__}.")
+        raise InputError(
+            f"workload file {path}: a workload file must hold a mapping (name, "
+            f"request_rate_per_s, nodes, edges), got "
+            f"{type(data).__name__}."
+        )
     return data
 
 
@@ -99,16 +102,24 @@ def check_group_overrides(overrides: list[str]) -> None:
             continue
         for choice in value.strip("[]").split(","):
             choice = choice.strip()
-            if choice and (".." in choice or choice.startswith(("/", "\\", "~"))
-                           or "\\" in choice or is_url(choice)):
+            if choice and (
+                ".." in choice
+                or choice.startswith(("/", "\\", "~"))
+                or "\\" in choice
+                or is_url(choice)
+            ):
                 options = sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
-                hint = (" or workload_file=path/to/agent.yaml for a file of your own"
-                        if group == "workload" else
-                        " or fleet_file=path/to/fleet.yaml for a file of your own"
-                        if group == "fleet" else "")
+                hint = (
+                    " or workload_file=path/to/agent.yaml for a file of your own"
+                    if group == "workload"
+                    else " or fleet_file=path/to/fleet.yaml for a file of your own"
+                    if group == "fleet"
+                    else ""
+                )
                 raise InputError(
                     f"Override '{override}': '{choice}' is not a {group} name; config-group "
-                    f"options are names, not paths. Choose one of {options}{hint}.")
+                    f"options are names, not paths. Choose one of {options}{hint}."
+                )
 
 
 MAX_MLIR_NESTING = 256  # regions/blocks deep; an agent graph needs a handful
@@ -142,6 +153,7 @@ def _check_mlir_nesting(text: str, path: Path) -> None:
                     raise InputError(
                         f"workload file {path}: line {number} is nested more than "
                         f"{MAX_MLIR_NESTING} levels deep; an agent graph needs a few. Flatten "
-                        f"it (a nested agent is an agent.call to another func.func).")
+                        f"it (a nested agent is an agent.call to another func.func)."
+                    )
             elif ch in "})":
                 depth -= 1

@@ -34,7 +34,10 @@ def test_no_import_cycles_inside_hetopt() -> None:
 
 
 def test_library_never_imports_hydra_or_omegaconf() -> None:
-    offenders = [m for m, names in _imports().items()
-                 if not m.startswith("hetopt.cli")
-                 and any(n.split(".")[0] in ("hydra", "omegaconf") for n in names)]
+    offenders = [
+        m
+        for m, names in _imports().items()
+        if not m.startswith("hetopt.cli")
+        and any(n.split(".")[0] in ("hydra", "omegaconf") for n in names)
+    ]
     assert offenders == []

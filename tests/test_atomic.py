@@ -52,8 +52,9 @@ def test_full_disk_message() -> None:
     assert err.exit_code == 2
 
 
-def test_enospc_during_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                            ) -> None:
+def test_enospc_during_write_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A disk that fills up mid-write: OutputError, the old file intact, no temporary file."""
     target = tmp_path / "cost_table.csv"
     target.write_text("complete")

@@ -14,8 +14,9 @@ from hetopt.solvers import SolveStatus
 def _plan(tmp_path: Path, *overrides: str) -> tuple[int, dict]:
     run_dir = tmp_path / "run"
     code = main(["plan", *overrides, f"run_dir={run_dir}"])
-    data = json.loads((run_dir / "plan.json").read_text()) if (run_dir / "plan.json").exists() \
-        else {}
+    data = (
+        json.loads((run_dir / "plan.json").read_text()) if (run_dir / "plan.json").exists() else {}
+    )
     return code, data
 
 
@@ -29,7 +30,8 @@ def test_default_plan_writes_required_fields(tmp_path: Path) -> None:
         assert row["device"] and row["count"] >= 1
     assert plan["tco_usd_per_hour"] > 0
     assert plan["cost_usd_per_request"] == pytest.approx(
-        plan["tco_usd_per_hour"] / (plan["request_rate_per_s"] * 3600))
+        plan["tco_usd_per_hour"] / (plan["request_rate_per_s"] * 3600)
+    )
     assert plan["sla"]["satisfied"] is True
     assert plan["sla"]["worst_ttft_s"] <= 0.25 and plan["sla"]["worst_tbt_s"] <= 0.02
     solver = plan["solver"]
@@ -77,8 +79,8 @@ ERRORS = [
 
 @pytest.mark.parametrize(("overrides", "needle"), ERRORS)
 def test_user_errors_exit_2_with_one_paragraph(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], overrides: list[str],
-        needle: str) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], overrides: list[str], needle: str
+) -> None:
     code = main(["plan", *overrides, f"run_dir={tmp_path / 'run'}"])
     err = capsys.readouterr().err
     assert code == 2
@@ -86,14 +88,16 @@ def test_user_errors_exit_2_with_one_paragraph(
     assert "Traceback" not in err
 
 
-def test_unbounded_cycle_and_malformed_yaml(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_unbounded_cycle_and_malformed_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cycle = tmp_path / "cycle.yaml"
     cycle.write_text(
         "name: cyc\nrequest_rate_per_s: 1\nnodes:\n"
         "  a: {kind: model_execution, model: llama-3-8b, input_tokens: 64, output_tokens: 8}\n"
         "  b: {kind: general_compute, work: {flops: 1.0e+6}}\n"
-        "edges:\n  - {src: a, dst: b}\n  - {src: b, dst: a}\n")
+        "edges:\n  - {src: a, dst: b}\n  - {src: b, dst: a}\n"
+    )
     assert main(["plan", f"workload_file={cycle}", f"run_dir={tmp_path / 'r1'}"]) == 2
     assert "unbounded cycle" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
@@ -103,8 +107,9 @@ def test_unbounded_cycle_and_malformed_yaml(tmp_path: Path,
     assert str(bad) in " ".join(err.split()).replace(" ", "") or "bad.yaml" in err
 
 
-def test_time_limit_keeps_best_plan_and_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_time_limit_keeps_best_plan_and_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A solve stopped at its limit still writes its plan, marked with its gap."""
     import dataclasses
 
@@ -116,8 +121,9 @@ def test_time_limit_keeps_best_plan_and_exits_2(tmp_path: Path, monkeypatch: pyt
         res = real(problem, options, objective, **kw)
         if objective != "cost" or not res.has_solution:
             return res
-        return dataclasses.replace(res, status=SolveStatus.FEASIBLE, bound=res.objective * 0.9,
-                                   gap=0.1)
+        return dataclasses.replace(
+            res, status=SolveStatus.FEASIBLE, bound=res.objective * 0.9, gap=0.1
+        )
 
     monkeypatch.setattr(pipeline, "solve", stopped)
     code, plan = _plan(tmp_path)

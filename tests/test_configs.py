@@ -11,8 +11,12 @@ from hetopt.cli.main import compose_config
 from hetopt.errors import InputError
 from hetopt.workloads import config_dir
 
-GROUPS = sorted((g.name, p.stem) for g in config_dir().iterdir()
-                if g.is_dir() and g.name != "hydra" for p in g.glob("*.yaml"))
+GROUPS = sorted(
+    (g.name, p.stem)
+    for g in config_dir().iterdir()
+    if g.is_dir() and g.name != "hydra"
+    for p in g.glob("*.yaml")
+)
 
 
 @pytest.mark.parametrize("group, option", GROUPS, ids=[f"{g}={o}" for g, o in GROUPS])
@@ -33,22 +37,26 @@ def test_whatif_studies_carry_their_grid() -> None:
     register()
     for path in sorted((config_dir() / "whatif").glob("*.yaml")):
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=[f"whatif={path.stem}"],
-                          return_hydra_config=True)
+            cfg = compose(
+                config_name="config", overrides=[f"whatif={path.stem}"], return_hydra_config=True
+            )
         params = dict(cfg.hydra.sweeper.params)
         assert cfg.study.x in params, path.name
         assert cfg.study.hue is None or cfg.study.hue in params, path.name
 
 
-@pytest.mark.parametrize("override, key, why", [
-    ("sla.e2e_s=fast", "sla.e2e_s", "could not be converted to Float"),
-    ("solver.threads=1.5", "solver.threads", "Integer"),
-    ("sla.foo=1", "sla.foo", "not in"),
-    ("tco.include_operating_cost=maybe", "tco.include_operating_cost", "not a valid bool"),
-    ("hardware.inventory.H100=many", "hardware.inventory.H100", "Integer"),
-    ("mlir.targets=cuda", "mlir.targets", "mlir.targets"),
-    ("overwrite=maybe", "overwrite", "not a valid bool"),
-])
+@pytest.mark.parametrize(
+    "override, key, why",
+    [
+        ("sla.e2e_s=fast", "sla.e2e_s", "could not be converted to Float"),
+        ("solver.threads=1.5", "solver.threads", "Integer"),
+        ("sla.foo=1", "sla.foo", "not in"),
+        ("tco.include_operating_cost=maybe", "tco.include_operating_cost", "not a valid bool"),
+        ("hardware.inventory.H100=many", "hardware.inventory.H100", "Integer"),
+        ("mlir.targets=cuda", "mlir.targets", "mlir.targets"),
+        ("overwrite=maybe", "overwrite", "not a valid bool"),
+    ],
+)
 def test_schema_rejects_bad_values_naming_the_key(override: str, key: str, why: str) -> None:
     with pytest.raises(InputError) as err:
         compose_config([override])
@@ -58,8 +66,9 @@ def test_schema_rejects_bad_values_naming_the_key(override: str, key: str, why: 
 
 def test_device_keys_of_mappings_need_no_plus() -> None:
     """`hardware.inventory.B200=8` and `mlir.targets.H100=cuda:sm_80` (README examples)."""
-    cfg = compose_config(["hardware.inventory.B200=8", "+hardware.inventory.H100=2",
-                          "mlir.targets.H100=cuda:sm_80"])
+    cfg = compose_config(
+        ["hardware.inventory.B200=8", "+hardware.inventory.H100=2", "mlir.targets.H100=cuda:sm_80"]
+    )
     assert cfg["hardware"]["inventory"] == {"B200": 8, "H100": 2}
     assert cfg["mlir"]["targets"] == {"H100": "cuda:sm_80"}
 
@@ -95,17 +104,23 @@ def test_config_dir_is_the_repository_tree() -> None:
     assert Path(config_dir(), "hydra", "launcher", "local.yaml").exists()
 
 
-@pytest.mark.parametrize(("overrides", "needle"), [
-    (["sla.e2e=1"], "Did you mean 'sla.e2e_s'?"),
-    (["workload.request_rate_per_sec=3"], "Did you mean 'workload.request_rate_per_s'?"),
-    (["workload=rag_agent", "workload.reqest_rate_per_s=3"],
-     "Did you mean 'workload.request_rate_per_s'?"),
-    (["solvr=cpsat"], "Did you mean 'solver'?"),
-    (["solver=cpsat", "solver.time_limt_s=2"], "Did you mean 'solver.time_limit_s'?"),
-    (["workload=voice_agnt"], "Did you mean 'workload=voice_agent'?"),
-])
-def test_misspelt_override_gets_the_closest_key(overrides: list[str], needle: str,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["sla.e2e=1"], "Did you mean 'sla.e2e_s'?"),
+        (["workload.request_rate_per_sec=3"], "Did you mean 'workload.request_rate_per_s'?"),
+        (
+            ["workload=rag_agent", "workload.reqest_rate_per_s=3"],
+            "Did you mean 'workload.request_rate_per_s'?",
+        ),
+        (["solvr=cpsat"], "Did you mean 'solver'?"),
+        (["solver=cpsat", "solver.time_limt_s=2"], "Did you mean 'solver.time_limit_s'?"),
+        (["workload=voice_agnt"], "Did you mean 'workload=voice_agent'?"),
+    ],
+)
+def test_misspelt_override_gets_the_closest_key(
+    overrides: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A misspelt key or option is named with the closest valid one, not a '+' to append it."""
     from hetopt.cli.main import main
 

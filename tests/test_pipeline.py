@@ -19,8 +19,9 @@ from hetopt.workloads import load_workload, workload_names
 def _request(name: str, backend: str, **kw: object) -> PlanRequest:
     workload = load_workload(name)
     sla = Sla(e2e_s=(workload.get("sla") or {}).get("e2e_s"))
-    return PlanRequest(workload, name, sla=sla, solver=SolverOptions(backend=backend),
-                       baselines=(), **kw)  # type: ignore[arg-type]
+    return PlanRequest(
+        workload, name, sla=sla, solver=SolverOptions(backend=backend), baselines=(), **kw
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", [n for n in workload_names() if n != "worked_example"])
@@ -47,8 +48,9 @@ def test_verifier_catches_a_tampered_plan() -> None:
 
 def test_ttft_bound_holds_and_binds() -> None:
     loose = plan_agent(_request("rag_agent", "highs")).plan
-    tight_request = dataclasses.replace(_request("rag_agent", "highs"),
-                                        sla=Sla(ttft_s=0.03, tbt_s=0.02))
+    tight_request = dataclasses.replace(
+        _request("rag_agent", "highs"), sla=Sla(ttft_s=0.03, tbt_s=0.02)
+    )
     tight = plan_agent(tight_request).plan
     assert tight.sla["worst_ttft_s"] <= 0.03
     assert tight.tco_usd_per_hour >= loose.tco_usd_per_hour
@@ -80,8 +82,11 @@ def test_inventory_limit_is_respected() -> None:
     free = plan_agent(_request("voice_agent", "highs")).plan
     used = free.devices.set_index("device")["total"].to_dict()
     busiest = max(used, key=used.get)
-    capped = plan_agent(_request("voice_agent", "cpsat", hardware=HardwareSpec(
-        inventory={busiest: used[busiest] - 1}))).plan
+    capped = plan_agent(
+        _request(
+            "voice_agent", "cpsat", hardware=HardwareSpec(inventory={busiest: used[busiest] - 1})
+        )
+    ).plan
     assert capped.verified
     assert capped.devices.set_index("device")["total"].get(busiest, 0) <= used[busiest] - 1
     assert capped.tco_usd_per_hour >= free.tco_usd_per_hour - 1e-9
@@ -90,9 +95,13 @@ def test_inventory_limit_is_respected() -> None:
 def test_fp8_and_small_catalog() -> None:
     workload = load_workload("rag_agent")
     workload["nodes"]["llm"] = {**workload["nodes"]["llm"], "precision": "fp8"}
-    req = PlanRequest(workload, "rag fp8", hardware=HardwareSpec(devices=("A100", "H100",
-                                                                          "Xeon-SPR")),
-                      costs=CostParams(), baselines=("A100",))
+    req = PlanRequest(
+        workload,
+        "rag fp8",
+        hardware=HardwareSpec(devices=("A100", "H100", "Xeon-SPR")),
+        costs=CostParams(),
+        baselines=("A100",),
+    )
     out = plan_agent(req)
     llm_devices = set(out.plan.placement.query("operator.str.startswith('llm')")["device"])
     assert llm_devices == {"H100"}  # A100 has no fp8
@@ -108,14 +117,19 @@ def test_measured_profile_replaces_the_roofline(tmp_path) -> None:  # type: igno
         "device,phase,model,precision,input_tokens,output_tokens,tp,pp,batch,step_s,"
         "requests_per_s,source\n"
         "L40S,decode,llama-3-8b,fp16,2048,256,1,1,64,0.005,50.0,test fixture (not a measurement)\n"
-        "L40S,decode,llama-3-8b,fp16,2048,256,1,1,32,0.030,8.0,test fixture (not a measurement)\n")
+        "L40S,decode,llama-3-8b,fp16,2048,256,1,1,32,0.030,8.0,test fixture (not a measurement)\n"
+    )
     workload = load_workload("rag_agent")
-    workload["nodes"]["llm"] = {**workload["nodes"]["llm"], "input_tokens": 2048,
-                                "output_tokens": 256}
+    workload["nodes"]["llm"] = {
+        **workload["nodes"]["llm"],
+        "input_tokens": 2048,
+        "output_tokens": 256,
+    }
     base = PlanRequest(workload, "rag", baselines=())
     plain = plan_agent(base).plan
-    measured = plan_agent(dataclasses.replace(
-        base, costs=CostParams(measured_profile=str(csv)))).plan
+    measured = plan_agent(
+        dataclasses.replace(base, costs=CostParams(measured_profile=str(csv)))
+    ).plan
     row = measured.placement.set_index("operator").loc["llm.decode"]
     assert row["device"] == "L40S" and row["config"] == "measured tp1/pp1/b64"
     assert row["step_s"] == pytest.approx(0.005)
@@ -132,7 +146,9 @@ def test_bad_measured_profile_is_a_user_error(tmp_path) -> None:  # type: ignore
 
     csv = tmp_path / "bad.csv"
     csv.write_text("device,phase,model\nH100,decode,llama-3-8b\n")
-    req = PlanRequest(load_workload("rag_agent"), "rag", costs=CostParams(measured_profile=str(csv)))
+    req = PlanRequest(
+        load_workload("rag_agent"), "rag", costs=CostParams(measured_profile=str(csv))
+    )
     with pytest.raises(InputError, match="missing column"):
         plan_agent(req)
 

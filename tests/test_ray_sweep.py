@@ -27,8 +27,11 @@ pytestmark = pytest.mark.slow
 
 # Ray 2.60 turns token auth on by default; this loopback cluster is private to the test.
 # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps the node address 127.0.0.1 for head and driver.
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+RAY_ENV = {
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+}
 
 
 def _free_port() -> int:
@@ -39,10 +42,14 @@ def _free_port() -> int:
 
 def _descendants(pgid: int) -> set[int]:
     """Processes of the cluster's session, and all their children (workers call setsid)."""
-    rows = subprocess.run(["ps", "-eo", "pid=,ppid=,pgid=,stat="], capture_output=True,
-                          text=True, check=True).stdout.split("\n")
-    table = {int(p): (int(pp), int(g)) for p, pp, g, st in (r.split() for r in rows if r.strip())
-             if not st.startswith("Z")}
+    rows = subprocess.run(
+        ["ps", "-eo", "pid=,ppid=,pgid=,stat="], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    table = {
+        int(p): (int(pp), int(g))
+        for p, pp, g, st in (r.split() for r in rows if r.strip())
+        if not st.startswith("Z")
+    }
     pids = {p for p, (_, g) in table.items() if g == pgid}
     while True:
         kids = {p for p, (pp, _) in table.items() if pp in pids} - pids
@@ -62,11 +69,24 @@ def _cluster(env: Mapping[str, str]) -> Iterator[str]:
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Unix socket paths <= 107
     ray = str(Path(sys.executable).with_name("ray"))
     proc = subprocess.Popen(
-        [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-         "--num-cpus=2", f"--object-store-memory={200 * 1024**2}", "--include-dashboard=false",
-         "--disable-usage-stats", f"--temp-dir={temp_dir}"],
-        env={**env, **RAY_ENV}, start_new_session=True, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+        [
+            ray,
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--num-cpus=2",
+            f"--object-store-memory={200 * 1024**2}",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={temp_dir}",
+        ],
+        env={**env, **RAY_ENV},
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, f"ray start failed:\n{out}"
@@ -85,14 +105,28 @@ def _cluster(env: Mapping[str, str]) -> Iterator[str]:
 
 def test_sweep_through_the_ray_launcher(ray_cluster: str, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "hetopt.cli.main", "sweep", "tco.usd_per_kwh=0.2,0.4",
-           "solver=highs,cpsat", "hydra/launcher=ray",
-           f"hydra.launcher.ray.init.address={ray_cluster}",
-           # attaching to a running cluster: the launcher's 75 MB object-store default must go
-           "+hydra.launcher.ray.init.object_store_memory=null",
-           "+hydra.launcher.ray.remote.num_cpus=2", f"hydra.sweep.dir={sweep}"]
-    run = subprocess.run(cmd, env={**os.environ, **RAY_ENV}, cwd=tmp_path, capture_output=True,
-                         text=True, timeout=600)
+    cmd = [
+        sys.executable,
+        "-m",
+        "hetopt.cli.main",
+        "sweep",
+        "tco.usd_per_kwh=0.2,0.4",
+        "solver=highs,cpsat",
+        "hydra/launcher=ray",
+        f"hydra.launcher.ray.init.address={ray_cluster}",
+        # attaching to a running cluster: the launcher's 75 MB object-store default must go
+        "+hydra.launcher.ray.init.object_store_memory=null",
+        "+hydra.launcher.ray.remote.num_cpus=2",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    run = subprocess.run(
+        cmd,
+        env={**os.environ, **RAY_ENV},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     table = pd.read_csv(sweep / "results.csv")
     assert len(table) == 4 and (table["status"] == "ok").all() and table["verified"].all()
@@ -132,17 +166,31 @@ def ray_cluster_with_a_deadly_point(tmp_path: Path) -> Iterator[str]:
     yield from _cluster({**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), root])})
 
 
-def test_a_dead_ray_worker_marks_its_point_crashed(ray_cluster_with_a_deadly_point: str,
-                                                   tmp_path: Path) -> None:
+def test_a_dead_ray_worker_marks_its_point_crashed(
+    ray_cluster_with_a_deadly_point: str, tmp_path: Path
+) -> None:
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "hetopt.cli.main", "sweep", "tco.usd_per_kwh=0.2,0.4,0.8",
-           "hydra/launcher=ray",
-           f"hydra.launcher.ray.init.address={ray_cluster_with_a_deadly_point}",
-           "+hydra.launcher.ray.init.object_store_memory=null",
-           "+hydra.launcher.ray.remote.num_cpus=1", "+hydra.launcher.ray.remote.max_retries=0",
-           f"hydra.sweep.dir={sweep}"]
-    run = subprocess.run(cmd, env={**os.environ, **RAY_ENV}, cwd=tmp_path, capture_output=True,
-                         text=True, timeout=600)
+    cmd = [
+        sys.executable,
+        "-m",
+        "hetopt.cli.main",
+        "sweep",
+        "tco.usd_per_kwh=0.2,0.4,0.8",
+        "hydra/launcher=ray",
+        f"hydra.launcher.ray.init.address={ray_cluster_with_a_deadly_point}",
+        "+hydra.launcher.ray.init.object_store_memory=null",
+        "+hydra.launcher.ray.remote.num_cpus=1",
+        "+hydra.launcher.ray.remote.max_retries=0",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    run = subprocess.run(
+        cmd,
+        env={**os.environ, **RAY_ENV},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     out = run.stdout + run.stderr
     assert run.returncode == 1, out[-3000:]
     assert "Traceback" not in out

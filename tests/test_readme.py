@@ -32,16 +32,26 @@ def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_second() -> None
     commands = _commands()
     assert len(commands) == 2
     assert "hetopt plan" in commands[0] and "pytest" in commands[1]
-    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
-          if line.strip() and not line.startswith("#") and not line.startswith("set ")
-          and not line.startswith("cd ")]
+    ci = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip()
+        and not line.startswith("#")
+        and not line.startswith("set ")
+        and not line.startswith("cd ")
+    ]
     assert ci == [commands[1]]
 
 
 @pytest.mark.slow
 def test_readme_commands_work_in_a_fresh_copy(tmp_path: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     repo = tmp_path / "hetopt"
     for name in files:
         src = ROOT / name
@@ -49,8 +59,7 @@ def test_readme_commands_work_in_a_fresh_copy(tmp_path: Path) -> None:
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, repo / name)
     first, second = _commands()
-    run = subprocess.run(first, shell=True, cwd=repo, capture_output=True, text=True,
-                         timeout=1200)
+    run = subprocess.run(first, shell=True, cwd=repo, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "Independent verification passed" in run.stdout
     plans = list((repo / "outputs" / "plan").glob("*/plan.json"))
@@ -59,8 +68,9 @@ def test_readme_commands_work_in_a_fresh_copy(tmp_path: Path) -> None:
     assert plan["sla"]["satisfied"] and plan["solver"]["status"] == "optimal"
 
     collect = second.replace("python -m pytest", "python -m pytest --collect-only -q")
-    run = subprocess.run(collect, shell=True, cwd=repo, capture_output=True, text=True,
-                         timeout=1200)
+    run = subprocess.run(
+        collect, shell=True, cwd=repo, capture_output=True, text=True, timeout=1200
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert re.search(r"\d+ tests collected", run.stdout)
 
@@ -74,10 +84,21 @@ def test_readme_group_table_lists_every_shipped_option() -> None:
     for group, options in rows:
         listed = set(re.findall(r"`(\w+)`", options))
         shipped = {p.stem for p in (ROOT / "configs" / group).glob("*.yaml")}
-        assert listed == shipped, f"README group {group}: lists {sorted(listed)}, ships {sorted(shipped)}"
+        assert listed == shipped, (
+            f"README group {group}: lists {sorted(listed)}, ships {sorted(shipped)}"
+        )
     groups = {g for g, _ in rows}
-    assert groups >= {"workload", "hardware", "sla", "costs", "tco", "solver", "whatif",
-                      "replay", "fleet"}
+    assert groups >= {
+        "workload",
+        "hardware",
+        "sla",
+        "costs",
+        "tco",
+        "solver",
+        "whatif",
+        "replay",
+        "fleet",
+    }
 
 
 def _normalise(text: str) -> list[str]:
@@ -92,9 +113,15 @@ def test_readme_sample_plan_is_what_hetopt_plan_prints(tmp_path: Path) -> None:
     section = text.split("## What a plan looks like", 1)[1]
     block = re.search(r"```\n(.*?)```", section, re.S)
     assert block is not None
-    run = subprocess.run([sys.executable, "-m", "hetopt.cli.main", "plan"], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=600, env={**os.environ, "COLUMNS": "120"})
+    run = subprocess.run(
+        [sys.executable, "-m", "hetopt.cli.main", "plan"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "120"},
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     printed = _normalise(run.stdout)
-    printed = printed[:next(i for i, line in enumerate(printed) if line.startswith("Wrote "))]
+    printed = printed[: next(i for i, line in enumerate(printed) if line.startswith("Wrote "))]
     assert _normalise(block[1]) == printed

@@ -28,8 +28,9 @@ def _err(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def _tree(path: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+    }
 
 
 def _siblings(path: Path) -> list[str]:
@@ -38,16 +39,20 @@ def _siblings(path: Path) -> list[str]:
 
 # ----------------------------------------------------------------- hydra.run.dir and .hydra/
 
+
 def test_plan_honours_hydra_run_dir_and_records_hydra_files(tmp_path: Path) -> None:
     run = tmp_path / "my" / "run"
     assert main(["plan", *FAST, "sla.e2e_s=0.13", f"hydra.run.dir={run}"]) == 0
     plan = json.loads((run / "plan.json").read_text())
     assert plan["workload"] == "worked_example"
-    assert {"placement.csv", "devices.csv", "cost_table.csv", "config.yaml",
-            "plan.png"} <= {p.name for p in run.iterdir()}
+    assert {"placement.csv", "devices.csv", "cost_table.csv", "config.yaml", "plan.png"} <= {
+        p.name for p in run.iterdir()
+    }
     record = run / ".hydra"
     assert yaml.safe_load((record / "overrides.yaml").read_text()) == [
-        "workload=worked_example", "sla.e2e_s=0.13"]
+        "workload=worked_example",
+        "sla.e2e_s=0.13",
+    ]
     job = yaml.safe_load((record / "config.yaml").read_text())
     assert job["sla"]["e2e_s"] == 0.13 and job["workload"]["name"] == "worked_example"
     hydra = yaml.safe_load((record / "hydra.yaml").read_text())["hydra"]
@@ -59,7 +64,8 @@ def test_plan_honours_hydra_run_dir_and_records_hydra_files(tmp_path: Path) -> N
 
 
 def test_run_dir_is_an_alias_and_the_default_is_per_command(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["plan", *FAST, "run_dir=alias"]) == 0
     assert (tmp_path / "alias" / ".hydra" / "hydra.yaml").is_file()
@@ -71,17 +77,39 @@ def test_run_dir_is_an_alias_and_the_default_is_per_command(
 
 def test_replay_and_fleet_honour_hydra_run_dir(tmp_path: Path) -> None:
     replay = tmp_path / "replay"
-    assert main(["replay", *FAST, "replay.duration_s=30", "replay.warmup_s=5",
-                 f"hydra.run.dir={replay}"]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                *FAST,
+                "replay.duration_s=30",
+                "replay.warmup_s=5",
+                f"hydra.run.dir={replay}",
+            ]
+        )
+        == 0
+    )
     assert (replay / "replay.json").is_file() and (replay / "plan.json").is_file()
     assert (replay / ".hydra" / "config.yaml").is_file() and (replay / "replay.log").is_file()
     fleet_file = tmp_path / "my_fleet.yaml"
-    fleet_file.write_text("name: mine\nmethod: decomposition\ntenants:\n"
-                          "  - {name: a, workload: voice_agent, request_rate_per_s: 1.0}\n")
+    fleet_file.write_text(
+        "name: mine\nmethod: decomposition\ntenants:\n"
+        "  - {name: a, workload: voice_agent, request_rate_per_s: 1.0}\n"
+    )
     fleet = tmp_path / "fleet"
     # The README's example: a fleet.* key with fleet_file crashed with an AssertionError.
-    assert main(["fleet", f"fleet_file={fleet_file}", "solver=cpsat", "fleet.method=monolithic",
-                 f"hydra.run.dir={fleet}"]) == 0
+    assert (
+        main(
+            [
+                "fleet",
+                f"fleet_file={fleet_file}",
+                "solver=cpsat",
+                "fleet.method=monolithic",
+                f"hydra.run.dir={fleet}",
+            ]
+        )
+        == 0
+    )
     saved = yaml.safe_load((fleet / "config.yaml").read_text())["fleet"]
     assert saved["method"] == "monolithic"  # the command line wins over the file
     assert saved["name"] == "mine" and saved["tenants"][0]["name"] == "a"
@@ -95,20 +123,35 @@ def test_workload_keys_apply_on_top_of_a_workload_file(tmp_path: Path) -> None:
     wl = tmp_path / "mine.yaml"
     wl.write_text((config_dir() / "workload" / "worked_example.yaml").read_text())
     run = tmp_path / "run"
-    assert main(["plan", f"workload_file={wl}", "workload.request_rate_per_s=7",
-                 f"hydra.run.dir={run}"]) == 0
+    assert (
+        main(
+            ["plan", f"workload_file={wl}", "workload.request_rate_per_s=7", f"hydra.run.dir={run}"]
+        )
+        == 0
+    )
     assert json.loads((run / "plan.json").read_text())["request_rate_per_s"] == 7
     # At 105 ms only option A (both on HP, $0.11) meets the SLA; `baselines` is a key the file
     # has and the default workload (voice_agent) lacks.
     run2 = tmp_path / "run2"
-    assert main(["plan", f"workload_file={wl}", "workload.sla.e2e_s=0.105",
-                 "workload.baselines=[CO]", f"hydra.run.dir={run2}"]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                f"workload_file={wl}",
+                "workload.sla.e2e_s=0.105",
+                "workload.baselines=[CO]",
+                f"hydra.run.dir={run2}",
+            ]
+        )
+        == 0
+    )
     plan = json.loads((run2 / "plan.json").read_text())
     assert plan["cost_usd_per_request"] == pytest.approx(0.11)
     assert [b["device"] for b in plan["baselines"]] == ["CO"]
 
 
 # ----------------------------------------------------------------- --config-dir, --cfg, --help
+
 
 def _user_configs(tmp_path: Path) -> Path:
     from hetopt.workloads import config_dir
@@ -117,24 +160,37 @@ def _user_configs(tmp_path: Path) -> Path:
     (user / "workload").mkdir(parents=True)
     text = (config_dir() / "workload" / "worked_example.yaml").read_text()
     (user / "workload" / "my_agent.yaml").write_text(
-        text.replace("name: worked_example", "name: my_agent"))
+        text.replace("name: worked_example", "name: my_agent")
+    )
     voice = (config_dir() / "workload" / "voice_agent.yaml").read_text()
     (user / "workload" / "my_voice.yaml").write_text(
-        voice.replace("name: voice_agent", "name: my_voice"))
+        voice.replace("name: voice_agent", "name: my_voice")
+    )
     (user / "sla").mkdir()
     (user / "sla" / "snappy.yaml").write_text("e2e_s: 0.125\n")
     (user / "fleet").mkdir()
     (user / "fleet" / "mine.yaml").write_text(
-        "name: mine\ntenants:\n  - {name: t, workload: my_voice, request_rate_per_s: 1.0}\n")
+        "name: mine\ntenants:\n  - {name: t, workload: my_voice, request_rate_per_s: 1.0}\n"
+    )
     return user
 
 
-def test_config_dir_adds_user_groups(tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_dir_adds_user_groups(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     user = _user_configs(tmp_path)
     run = tmp_path / "run"
-    assert main(["plan", "--config-dir", str(user), "workload=my_agent", "sla=snappy",
-                 f"hydra.run.dir={run}"]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                "--config-dir",
+                str(user),
+                "workload=my_agent",
+                "sla=snappy",
+                f"hydra.run.dir={run}",
+            ]
+        )
+        == 0
+    )
     plan = json.loads((run / "plan.json").read_text())
     assert plan["workload"] == "my_agent" and plan["sla"]["e2e_sla_s"] == 0.125
     capsys.readouterr()
@@ -154,8 +210,8 @@ def test_config_dir_adds_user_groups(tmp_path: Path,
 
 
 def test_cfg_job_prints_the_composed_config_and_runs_nothing(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["plan", "--cfg", "job", "sla.e2e_s=3.5", "solver=cpsat"]) == 0
     job = yaml.safe_load(capsys.readouterr().out)
@@ -170,8 +226,20 @@ def test_cfg_job_prints_the_composed_config_and_runs_nothing(
 
 
 def test_calibrate_keeps_its_bare_keys_as_aliases(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["calibrate", "--cfg", "all", "devices=H100,B200", "out=cal", "ship=true",
-                 "holdout_seq_tokens=2048"]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "--cfg",
+                "all",
+                "devices=H100,B200",
+                "out=cal",
+                "ship=true",
+                "holdout_seq_tokens=2048",
+            ]
+        )
+        == 0
+    )
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["calibrate"]["devices"] == ["H100", "B200"] and cfg["calibrate"]["ship"] is True
     assert cfg["calibrate"]["holdout_seq_tokens"] == [2048]
@@ -180,17 +248,21 @@ def test_calibrate_keeps_its_bare_keys_as_aliases(capsys: pytest.CaptureFixture[
     assert "bogus" in _err(capsys)
 
 
-@pytest.mark.parametrize("command, needles", [
-    ("plan", ["workload: ", "solver: ", "sla:", "hydra.run.dir"]),
-    ("fleet", ["fleet: enterprise, synthetic", "fleet_file", "method"]),
-    ("replay", ["replay:", "plan_dir", "arrivals"]),
-    ("compile", ["mlir:", "targets"]),
-    ("catalog", ["hardware:", "tco: cloud, paper"]),
-    ("reproduce", ["fig4", "costs.model", "--out"]),
-    ("calibrate", ["calibrate:", "measurements"]),
-])
+@pytest.mark.parametrize(
+    "command, needles",
+    [
+        ("plan", ["workload: ", "solver: ", "sla:", "hydra.run.dir"]),
+        ("fleet", ["fleet: enterprise, synthetic", "fleet_file", "method"]),
+        ("replay", ["replay:", "plan_dir", "arrivals"]),
+        ("compile", ["mlir:", "targets"]),
+        ("catalog", ["hardware:", "tco: cloud, paper"]),
+        ("reproduce", ["fig4", "costs.model", "--out"]),
+        ("calibrate", ["calibrate:", "measurements"]),
+    ],
+)
 def test_help_lists_the_commands_keys_and_groups(
-        command: str, needles: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    command: str, needles: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([command, "--help"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: hetopt {command}")
@@ -200,28 +272,36 @@ def test_help_lists_the_commands_keys_and_groups(
 
 # ----------------------------------------------------------------- no override silently ignored
 
-@pytest.mark.parametrize("args, needle", [
-    (["catalog", "solver.time_limit_s=3"], "solver.time_limit_s"),
-    (["catalog", "hydra.run.dir=x"], "hydra.run.dir=x"),
-    (["plan", "fleet=enterprise"], "hetopt fleet"),
-    (["plan", "replay.duration_s=5"], "hetopt replay"),
-    (["plan", "mlir.execute=false"], "hetopt compile"),
-    (["plan", "whatif=electricity"], "hetopt sweep"),
-    (["plan", "hydra.sweep.dir=x"], "hetopt sweep"),
-    (["fleet", "workload=rag_agent"], "workload"),
-    (["fleet", "baselines=[B200]"], "baselines"),
-    (["reproduce", "fig4", "sla.e2e_s=3"], "sla.e2e_s"),
-    (["calibrate", "solver=cpsat"], "solver"),
-    (["list", "sla.e2e_s=3"], "sla.e2e_s"),
-    (["replay", "replay.plan_dir=somewhere", "sla.e2e_s=3"], "saved run's config.yaml"),
-    (["compile", "mlir.plan_dir=somewhere", "workload=rag_agent"], "saved run's config.yaml"),
-    (["plan", "stray"], "stray"),
-    (["plan", "hydra.job.chdir=true"], "hydra.job.chdir"),
-    (["plan", "hydra/launcher=joblib"], "hetopt sweep"),
-])
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["catalog", "solver.time_limit_s=3"], "solver.time_limit_s"),
+        (["catalog", "hydra.run.dir=x"], "hydra.run.dir=x"),
+        (["plan", "fleet=enterprise"], "hetopt fleet"),
+        (["plan", "replay.duration_s=5"], "hetopt replay"),
+        (["plan", "mlir.execute=false"], "hetopt compile"),
+        (["plan", "whatif=electricity"], "hetopt sweep"),
+        (["plan", "hydra.sweep.dir=x"], "hetopt sweep"),
+        (["fleet", "workload=rag_agent"], "workload"),
+        (["fleet", "baselines=[B200]"], "baselines"),
+        (["reproduce", "fig4", "sla.e2e_s=3"], "sla.e2e_s"),
+        (["calibrate", "solver=cpsat"], "solver"),
+        (["list", "sla.e2e_s=3"], "sla.e2e_s"),
+        (["replay", "replay.plan_dir=somewhere", "sla.e2e_s=3"], "saved run's config.yaml"),
+        (["compile", "mlir.plan_dir=somewhere", "workload=rag_agent"], "saved run's config.yaml"),
+        (["plan", "stray"], "stray"),
+        (["plan", "hydra.job.chdir=true"], "hydra.job.chdir"),
+        (["plan", "hydra/launcher=joblib"], "hetopt sweep"),
+    ],
+)
 def test_an_override_the_command_does_not_read_is_refused(
-        args: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    args: list[str],
+    needle: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(args) == 2
     err = _err(capsys)
@@ -231,8 +311,10 @@ def test_an_override_the_command_does_not_read_is_refused(
 
 # ----------------------------------------------------------------- compile and reproduce
 
+
 def test_compile_example_needs_no_plus_and_names_an_unused_target(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from hetopt.cli.compile_cmd import check_targets, compile_options_from
     from hetopt.cli.compose import compose_config
     from hetopt.hardware import load_catalog
@@ -242,8 +324,7 @@ def test_compile_example_needs_no_plus_and_names_an_unused_target(
     catalog = load_catalog()
     assert check_targets(options.targets, catalog, {"L4", "B200"}) == ["H100"]
     assert check_targets(options.targets, catalog, {"H100"}) == []
-    assert main(["compile", "mlir.targets.H1OO=cuda:sm_80", f"hydra.run.dir={tmp_path / 'c'}"
-                 ]) == 2
+    assert main(["compile", "mlir.targets.H1OO=cuda:sm_80", f"hydra.run.dir={tmp_path / 'c'}"]) == 2
     err = _err(capsys)
     assert "mlir.targets.H1OO" in err and "Did you mean 'H100'" in err
     assert not (tmp_path / "c").exists()
@@ -254,20 +335,31 @@ def test_compile_example_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     """The README's `hetopt compile mlir.targets.H100=cuda:sm_80`: the default plan places
     nothing on an H100, and the command says so."""
     run = tmp_path / "c"
-    assert main(["compile", "mlir.targets.H100=cuda:sm_80", "mlir.execute=false",
-                 f"hydra.run.dir={run}"]) == 0
+    assert (
+        main(
+            [
+                "compile",
+                "mlir.targets.H100=cuda:sm_80",
+                "mlir.execute=false",
+                f"hydra.run.dir={run}",
+            ]
+        )
+        == 0
+    )
     out = " ".join(capsys.readouterr().out.split())
     assert "mlir.targets.H100=cuda:sm_80 was not used" in out
     assert (run / "verification.json").is_file() and (run / "compile.log").is_file()
 
 
 def test_reproduce_takes_overrides_and_refuses_a_file_as_out(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "fig4-run"
     assert main(["reproduce", "fig4", f"hydra.run.dir={out}", "costs.model=roofline"]) == 0
     assert (out / "fig4" / "fig4.png").stat().st_size > 0
-    assert yaml.safe_load((out / ".hydra" / "config.yaml").read_text())["costs"]["model"] \
-        == "roofline"
+    assert (
+        yaml.safe_load((out / ".hydra" / "config.yaml").read_text())["costs"]["model"] == "roofline"
+    )
     taken = tmp_path / "a_file.txt"
     taken.write_text("mine")
     assert main(["reproduce", "fig4", "--out", str(taken)]) == 2
@@ -280,8 +372,10 @@ def test_reproduce_takes_overrides_and_refuses_a_file_as_out(
 
 # ----------------------------------------------------------------- never lost or mixed
 
+
 def test_same_second_runs_get_distinct_directories(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import hydra.core.utils as hydra_utils
 
     class Frozen(dt.datetime):
@@ -294,15 +388,18 @@ def test_same_second_runs_get_distinct_directories(
     assert main(["plan", *FAST, "sla.e2e_s=0.13"]) == 0
     assert main(["plan", *FAST, "sla.e2e_s=0.2"]) == 0
     root = tmp_path / "outputs" / "plan"
-    assert sorted(p.name for p in root.iterdir()) == ["2026-01-02_03-04-05",
-                                                       "2026-01-02_03-04-05-1"]
+    assert sorted(p.name for p in root.iterdir()) == [
+        "2026-01-02_03-04-05",
+        "2026-01-02_03-04-05-1",
+    ]
     first = yaml.safe_load((root / "2026-01-02_03-04-05" / "config.yaml").read_text())
     second = yaml.safe_load((root / "2026-01-02_03-04-05-1" / "config.yaml").read_text())
     assert (first["sla"]["e2e_s"], second["sla"]["e2e_s"]) == (0.13, 0.2)
 
 
 def test_a_finished_run_is_refused_unless_overwrite(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
     assert main(["plan", *FAST, "sla.e2e_s=0.13", f"hydra.run.dir={run}"]) == 0
     before = _tree(run)
@@ -312,8 +409,7 @@ def test_a_finished_run_is_refused_unless_overwrite(
     assert str(run) in err and "overwrite=true" in err
     assert _tree(run) == before
     # A failing run asked to overwrite never touches the earlier run's files.
-    assert main(["plan", *FAST, "sla.e2e_s=0.001", f"hydra.run.dir={run}",
-                 "overwrite=true"]) == 2
+    assert main(["plan", *FAST, "sla.e2e_s=0.001", f"hydra.run.dir={run}", "overwrite=true"]) == 2
     assert "tightest SLA" in _err(capsys)
     assert _tree(run) == before
     assert _siblings(run) == ["run"]
@@ -331,8 +427,7 @@ def test_a_finished_run_is_refused_unless_overwrite(
     assert (other / "notes.txt").read_text() == "mine"
 
 
-def test_a_failing_run_leaves_no_directory(tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_run_leaves_no_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["plan", *FAST, "sla.e2e_s=0.001"]) == 2
     assert main(["plan", *FAST, "sla.e2e_s=0.001", "hydra.run.dir=explicit"]) == 2
@@ -342,8 +437,8 @@ def test_a_failing_run_leaves_no_directory(tmp_path: Path,
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
 def test_full_or_read_only_disk_exits_2_without_partial_files(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        code: int) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
     import hetopt.atomic as atomic
 
     real = os.replace
@@ -365,8 +460,7 @@ def test_full_or_read_only_disk_exits_2_without_partial_files(
     assert _siblings(run) == ["run"]
 
 
-def test_an_unwritable_run_dir_exits_2(tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unwritable_run_dir_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert main(["plan", *FAST, f"hydra.run.dir={blocker}/run"]) == 2
@@ -393,11 +487,24 @@ def test_two_plans_into_one_run_dir_never_mix(tmp_path: Path) -> None:
     refused or published beside it, and every directory's files belong to one run."""
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    procs = [subprocess.Popen(
-        [sys.executable, "-c", "import sys; from hetopt.cli.main import main; "
-         "sys.exit(main(sys.argv[1:]))", "plan", "workload=rag_agent", f"sla.e2e_s={sla}",
-         f"hydra.run.dir={run}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True) for sla in (15, 20)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from hetopt.cli.main import main; sys.exit(main(sys.argv[1:]))",
+                "plan",
+                "workload=rag_agent",
+                f"sla.e2e_s={sla}",
+                f"hydra.run.dir={run}",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for sla in (15, 20)
+    ]
     results = [(p.wait(timeout=600), p.stderr.read() if p.stderr else "") for p in procs]
     assert sorted(code for code, _ in results) == [0, 2], results
     assert all("Traceback" not in err for _, err in results)
@@ -410,8 +517,9 @@ def test_two_plans_into_one_run_dir_never_mix(tmp_path: Path) -> None:
         assert (d / "cost_table.csv").read_text().count("\n") > 10
 
 
-def test_ctrl_c_is_a_message_and_status_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_ctrl_c_is_a_message_and_status_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Ctrl-C while planning: exit 130, a message, no traceback, no run directory left."""
     import hetopt.pipeline
 
@@ -435,16 +543,23 @@ def test_config_dir_with_a_space_and_a_comma_in_its_path(tmp_path: Path) -> None
     assert json.loads((run / "plan.json").read_text())["workload"] == "my_agent"
 
 
-@pytest.mark.parametrize(("args", "needles"), [
-    (["fleet", "fleet.synthetic.n_ops=10"], ("fleet.synthetic.n_ops=10", "null")),
-    (["plan", "workload=worked_example", "hardware.devices.x=1"], ("hardware.devices.x=1",)),
-    (["plan", "workload=rag_agent", "workload_file=x.yaml"], ("workload_file=",)),
-    (["fleet", "fleet=enterprise", "fleet_file=x.yaml"], ("fleet_file=",)),
-    (["plan", "run_dir=a", "hydra.run.dir=b"], ("run_dir=",)),
-])
-def test_overrides_that_cannot_apply_exit_2(args: list[str], needles: tuple[str, ...],
-                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["fleet", "fleet.synthetic.n_ops=10"], ("fleet.synthetic.n_ops=10", "null")),
+        (["plan", "workload=worked_example", "hardware.devices.x=1"], ("hardware.devices.x=1",)),
+        (["plan", "workload=rag_agent", "workload_file=x.yaml"], ("workload_file=",)),
+        (["fleet", "fleet=enterprise", "fleet_file=x.yaml"], ("fleet_file=",)),
+        (["plan", "run_dir=a", "hydra.run.dir=b"], ("run_dir=",)),
+    ],
+)
+def test_overrides_that_cannot_apply_exit_2(
+    args: list[str],
+    needles: tuple[str, ...],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """A key under a null node (OmegaConf asserted: a traceback) and two ways of saying one
     thing, one of which would be ignored, are refused, naming the keys; nothing is written."""
     monkeypatch.chdir(tmp_path)
@@ -460,16 +575,27 @@ def test_run_dir_may_interpolate_config_keys(tmp_path: Path) -> None:
     assert (tmp_path / "runs" / "0.25" / "plan.json").is_file()
 
 
-@pytest.mark.parametrize(("name", "content", "needle"), [
-    ("broken", b"name: bad\nnodes: [\n", "line 3"),
-    ("binary", b"\x1f\x8b\x08\x00" + bytes(64), "gzip"),
-    ("bomb", ("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n"
-        for p, c in zip("abcdefgh", "bcdefghi", strict=True))).encode(), "alias"),
-])
-def test_config_dir_files_are_read_safely(name: str, content: bytes, needle: str,
-                                          tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("broken", b"name: bad\nnodes: [\n", "line 3"),
+        ("binary", b"\x1f\x8b\x08\x00" + bytes(64), "gzip"),
+        (
+            "bomb",
+            (
+                "a: &a [x, x, x, x, x, x, x, x, x]\n"
+                + "".join(
+                    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n"
+                    for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+                )
+            ).encode(),
+            "alias",
+        ),
+    ],
+)
+def test_config_dir_files_are_read_safely(
+    name: str, content: bytes, needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A broken, binary or alias-bomb group file in --config-dir: exit 2 naming the file (it
     was a yaml traceback, or ran until killed)."""
     user = tmp_path / "cfg"

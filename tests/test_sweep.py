@@ -26,12 +26,12 @@ def _records(sweep: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in (sweep / POINTS).glob("*.json")}
 
 
-def test_sweep_plans_every_point_like_a_single_plan(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sweep_plans_every_point_like_a_single_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     sweep = tmp_path / "sweep"
-    assert main(["sweep", "sla.e2e_s=1,14", "solver=highs,cpsat",
-                 f"hydra.sweep.dir={sweep}"]) == 0
+    assert main(["sweep", "sla.e2e_s=1,14", "solver=highs,cpsat", f"hydra.sweep.dir={sweep}"]) == 0
     table = pd.read_csv(sweep / "results.csv")
     assert len(table) == 4 and {"sla.e2e_s", "solver"} <= set(table.columns)
     ok = table[table["status"] == "ok"]
@@ -49,16 +49,16 @@ def test_sweep_plans_every_point_like_a_single_plan(tmp_path: Path,
     assert set(table["key"]) == set(json.loads((sweep / "sweep.json").read_text())["keys"])
 
 
-def test_rerun_resumes_and_retries_failed_points(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rerun_resumes_and_retries_failed_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     sweep = tmp_path / "sweep"
     assert main(["sweep", "tco.usd_per_kwh=0.2,0.4,0.8", f"hydra.sweep.dir={sweep}"]) == 0
     before = _records(sweep)
     # Fake a crashed point: the re-run must plan it again and keep the finished one.
     crashed_key = point_key(["tco.usd_per_kwh=0.4"])
-    crashed = dict(before[crashed_key], status="crashed", error="RuntimeError: boom",
-                   metrics=None)
+    crashed = dict(before[crashed_key], status="crashed", error="RuntimeError: boom", metrics=None)
     write_json_atomic(sweep / POINTS / f"{crashed_key}.json", crashed)
     # A record that lacks its status counts as missing: the point is planned again.
     no_status = point_key(["tco.usd_per_kwh=0.8"])
@@ -78,8 +78,9 @@ def test_rerun_resumes_and_retries_failed_points(tmp_path: Path,
     assert len(drivers) == 2
 
 
-def test_a_crashing_point_is_recorded_and_the_rest_run(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crashing_point_is_recorded_and_the_rest_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import hetopt.pipeline as pipeline
     from hetopt.cli import sweep as sweep_mod
 
@@ -108,22 +109,29 @@ def test_a_crashing_point_is_recorded_and_the_rest_run(tmp_path: Path,
     assert set(pd.read_csv(sweep / "results.csv")["status"]) == {"ok", "crashed", "missing"}
 
 
-@pytest.mark.parametrize("args, names", [
-    (["sla.e2e_s=range(5,5)"], "sla.e2e_s"),                  # empty range
-    (["sla.foo=1,2"], "sla.foo"),                              # unknown key
-    (["tco.pue=1.2,0.5"], "pue"),                               # out of range
-    (["solver.threads=1,two"], "solver.threads"),              # wrong type
-    (["solver=highs,gurobbi"], "gurobbi"),                      # unknown option
-    (["workload=nope,voice_agent"], "workload"),
-    (["workload.request_rate_per_s=2,-1"], "workload.request_rate_per_s=-1"),
-    (["workload.request_rate_per_s=2,lots"], "workload.request_rate_per_s=lots"),
-    (["workload_file=/no/such/agent.yaml"], "/no/such/agent.yaml"),
-    (["workload=worked_example", "workload.nodes.llm.input_tokens=1000,-5"], "input_tokens"),
-    (["study.name=../x", "sla.e2e_s=12,13"], "study.name"),
-])
-def test_bad_sweeps_exit_2_before_anything_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str],
-                                                args: list[str], names: str) -> None:
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["sla.e2e_s=range(5,5)"], "sla.e2e_s"),  # empty range
+        (["sla.foo=1,2"], "sla.foo"),  # unknown key
+        (["tco.pue=1.2,0.5"], "pue"),  # out of range
+        (["solver.threads=1,two"], "solver.threads"),  # wrong type
+        (["solver=highs,gurobbi"], "gurobbi"),  # unknown option
+        (["workload=nope,voice_agent"], "workload"),
+        (["workload.request_rate_per_s=2,-1"], "workload.request_rate_per_s=-1"),
+        (["workload.request_rate_per_s=2,lots"], "workload.request_rate_per_s=lots"),
+        (["workload_file=/no/such/agent.yaml"], "/no/such/agent.yaml"),
+        (["workload=worked_example", "workload.nodes.llm.input_tokens=1000,-5"], "input_tokens"),
+        (["study.name=../x", "sla.e2e_s=12,13"], "study.name"),
+    ],
+)
+def test_bad_sweeps_exit_2_before_anything_runs(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    names: str,
+) -> None:
     monkeypatch.chdir(tmp_path)
     sweep = tmp_path / "sweep"
     assert main(["sweep", *args, f"hydra.sweep.dir={sweep}"]) == 2
@@ -132,8 +140,9 @@ def test_bad_sweeps_exit_2_before_anything_runs(tmp_path: Path, monkeypatch: pyt
     assert not (sweep / "sweep.json").exists()  # nothing launched, nothing half-written
 
 
-def test_write_json_atomic_leaves_no_partial_file(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_json_atomic_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import errno
     import os
 
@@ -153,60 +162,89 @@ def test_write_json_atomic_leaves_no_partial_file(tmp_path: Path,
     assert [p.name for p in path.parent.iterdir()] == ["a.json"]  # no temporary file left
 
 
-def test_chunked_points_match_single_plans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                           ) -> None:
+def test_chunked_points_match_single_plans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """16 points run as chunks (one composed config per chunk); each equals a single plan."""
     monkeypatch.chdir(tmp_path)
     sweep = tmp_path / "sweep"
-    assert main(["sweep", "tco.usd_per_kwh=0.1,0.3", "tco.pue=1.1,1.5",
-                 "+hardware.price_scale.B200=1.0,0.5", "solver=highs,cpsat",
-                 "hydra.sweeper.chunk_size=3", f"hydra.sweep.dir={sweep}"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "tco.usd_per_kwh=0.1,0.3",
+                "tco.pue=1.1,1.5",
+                "+hardware.price_scale.B200=1.0,0.5",
+                "solver=highs,cpsat",
+                "hydra.sweeper.chunk_size=3",
+                f"hydra.sweep.dir={sweep}",
+            ]
+        )
+        == 0
+    )
     assert len(list((sweep / "chunks").glob("*.json"))) >= 6  # 8 points per solver, 3 a chunk
     table = pd.read_csv(sweep / "results.csv")
     assert len(table) == 16 and (table["status"] == "ok").all()
-    for (kwh, pue, b200), group in table.groupby(["tco.usd_per_kwh", "tco.pue",
-                                                  "hardware.price_scale.B200"]):
-        direct = plan_agent(request_from_config(compose_config(
-            [f"tco.usd_per_kwh={kwh}", f"tco.pue={pue}", f"+hardware.price_scale.B200={b200}"])))
+    for (kwh, pue, b200), group in table.groupby(
+        ["tco.usd_per_kwh", "tco.pue", "hardware.price_scale.B200"]
+    ):
+        direct = plan_agent(
+            request_from_config(
+                compose_config(
+                    [
+                        f"tco.usd_per_kwh={kwh}",
+                        f"tco.pue={pue}",
+                        f"+hardware.price_scale.B200={b200}",
+                    ]
+                )
+            )
+        )
         assert group["tco_usd_per_h"].to_numpy() == pytest.approx(
-            [direct.plan.tco_usd_per_hour] * 2, rel=1e-9)
+            [direct.plan.tco_usd_per_hour] * 2, rel=1e-9
+        )
     recs = _records(sweep).values()
     assert {r["config"]["solver"]["backend"] for r in recs} == {"highs", "cpsat"}
     assert all(r["config"]["sweep"]["chunk"] is None for r in recs)
 
 
 def _sweep_files(sweep: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(sweep)): p.read_bytes() for p in sorted(sweep.rglob("*"))
-            if p.is_file() and p.parent.name in ("points", sweep.name)}
+    return {
+        str(p.relative_to(sweep)): p.read_bytes()
+        for p in sorted(sweep.rglob("*"))
+        if p.is_file() and p.parent.name in ("points", sweep.name)
+    }
 
 
 def test_a_different_grid_in_the_same_directory_is_refused(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-        ) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     sweep = tmp_path / "sweep"
     first = ["sweep", "workload=worked_example", "sla.e2e_s=0.12,0.2", f"hydra.sweep.dir={sweep}"]
     assert main(first) == 0
     files = _sweep_files(sweep)
     capsys.readouterr()
-    assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.13,0.2",
-                 f"hydra.sweep.dir={sweep}"]) == 2
+    assert (
+        main(["sweep", "workload=worked_example", "sla.e2e_s=0.13,0.2", f"hydra.sweep.dir={sweep}"])
+        == 2
+    )
     err = " ".join(capsys.readouterr().err.split())
     assert "Traceback" not in err
     assert "sla.e2e_s=0.12,0.2 with workload=worked_example (2 points)" in err  # the grid there
     assert "sla.e2e_s=0.13,0.2 with workload=worked_example (2 points)" in err  # the one refused
     assert _sweep_files(sweep) == files  # nothing written, nothing mixed
     # The same grid (in another order) is the same sweep: it resumes, plans nothing.
-    assert main(["sweep", "sla.e2e_s=0.2,0.12", "workload=worked_example",
-                 f"hydra.sweep.dir={sweep}"]) == 0
+    assert (
+        main(["sweep", "sla.e2e_s=0.2,0.12", "workload=worked_example", f"hydra.sweep.dir={sweep}"])
+        == 0
+    )
     assert "resuming: 2 already finished" in " ".join(capsys.readouterr().out.split())
     assert {k: v for k, v in _sweep_files(sweep).items() if k.startswith("points")} == {
-        k: v for k, v in files.items() if k.startswith("points")}
+        k: v for k, v in files.items() if k.startswith("points")
+    }
 
 
 def test_a_second_driver_in_a_running_sweep_is_refused(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-        ) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import fcntl
 
     monkeypatch.chdir(tmp_path)
@@ -216,15 +254,25 @@ def test_a_second_driver_in_a_running_sweep_is_refused(
         held.write("4242\n")
         held.flush()
         fcntl.flock(held, fcntl.LOCK_EX)
-        assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.12,0.2",
-                     f"hydra.sweep.dir={sweep}"]) == 2
+        assert (
+            main(
+                [
+                    "sweep",
+                    "workload=worked_example",
+                    "sla.e2e_s=0.12,0.2",
+                    f"hydra.sweep.dir={sweep}",
+                ]
+            )
+            == 2
+        )
     err = " ".join(capsys.readouterr().err.split())
     assert "Another `hetopt sweep` (pid 4242) is running in" in err and str(sweep) in err
     assert not (sweep / "points").exists()
 
 
-def test_malformed_records_count_as_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_malformed_records_count_as_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     sweep = tmp_path / "s"
     points = [["sla.e2e_s=1"], ["sla.e2e_s=2"], ["sla.e2e_s=3"], ["sla.e2e_s=4"]]
@@ -234,8 +282,10 @@ def test_malformed_records_count_as_missing(tmp_path: Path, monkeypatch: pytest.
     (sweep / POINTS / f"{keys[0]}.json").write_text('{"key": "x", "overrides": ["sla.e2e_s=1"]}')
     (sweep / POINTS / f"{keys[1]}.json").write_text("\x00\x01 not json")
     (sweep / POINTS / f"{keys[2]}.json").write_text('["a list"]')
-    write_json_atomic(sweep / POINTS / f"{keys[3]}.json",  # a record of another point
-                      {"status": "ok", "overrides": ["sla.e2e_s=9"], "metrics": {}})
+    write_json_atomic(
+        sweep / POINTS / f"{keys[3]}.json",  # a record of another point
+        {"status": "ok", "overrides": ["sla.e2e_s=9"], "metrics": {}},
+    )
     assert main(["aggregate", str(sweep)]) == 1
     out = capsys.readouterr()
     assert "Traceback" not in out.out + out.err and "4 missing" in " ".join(out.out.split())
@@ -248,13 +298,23 @@ def test_malformed_records_count_as_missing(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_study_axis_given_on_the_command_line_collapses(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-        ) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """whatif=electricity sweeps tco.usd_per_kwh x tco.pue; fixing the price keeps the PUE axis."""
     monkeypatch.chdir(tmp_path)
     sweep = tmp_path / "sweep"
-    assert main(["sweep", "whatif=electricity", "workload=worked_example",
-                 "tco.usd_per_kwh=0.1", f"hydra.sweep.dir={sweep}"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "whatif=electricity",
+                "workload=worked_example",
+                "tco.usd_per_kwh=0.1",
+                f"hydra.sweep.dir={sweep}",
+            ]
+        )
+        == 0
+    )
     out = " ".join(capsys.readouterr().out.split())
     assert "tco.usd_per_kwh: fixed on the command line" in out
     table = pd.read_csv(sweep / "results.csv")
@@ -270,33 +330,59 @@ def test_study_axis_given_on_the_command_line_collapses(
     assert figure.exists() and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_study_name_must_be_a_plain_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_study_name_must_be_a_plain_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "work").mkdir()
     for name in ("../x", "a/b", ".hidden", "x\\y"):
-        assert main(["sweep", "whatif=electricity", f"study.name={name}",
-                     f"hydra.sweep.dir={tmp_path / 'work' / 'sweep'}"]) == 2
+        assert (
+            main(
+                [
+                    "sweep",
+                    "whatif=electricity",
+                    f"study.name={name}",
+                    f"hydra.sweep.dir={tmp_path / 'work' / 'sweep'}",
+                ]
+            )
+            == 2
+        )
         err = " ".join(capsys.readouterr().err.split())
         assert "study.name=" in err and "not a plain name" in err
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["work"]  # nothing written anywhere
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664)])
-def test_sweep_files_respect_the_umask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                       umask: int, mode: int) -> None:
+def test_sweep_files_respect_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask: int, mode: int
+) -> None:
     import os
 
     monkeypatch.chdir(tmp_path)
     sweep = tmp_path / "sweep"
     old = os.umask(umask)
     try:
-        assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.12,0.2",
-                     "hydra/launcher=basic", f"hydra.sweep.dir={sweep}"]) == 0
+        assert (
+            main(
+                [
+                    "sweep",
+                    "workload=worked_example",
+                    "sla.e2e_s=0.12,0.2",
+                    "hydra/launcher=basic",
+                    f"hydra.sweep.dir={sweep}",
+                ]
+            )
+            == 0
+        )
     finally:
         os.umask(old)
-    files = [sweep / "sweep.json", sweep / "results.csv", *(sweep / POINTS).glob("*.json"),
-             *(sweep / "chunks").glob("*.json")]
+    files = [
+        sweep / "sweep.json",
+        sweep / "results.csv",
+        *(sweep / POINTS).glob("*.json"),
+        *(sweep / "chunks").glob("*.json"),
+    ]
     assert len(files) >= 5
     assert {f.name: oct(f.stat().st_mode & 0o777) for f in files} == {
-        f.name: oct(mode) for f in files}
+        f.name: oct(mode) for f in files
+    }

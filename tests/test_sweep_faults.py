@@ -33,8 +33,15 @@ TIMING = ("wall_s", "solve_s", "warm_start")
 
 
 def _cmd(sweep: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "hetopt.cli.main", "sweep", *GRID,
-            f"hydra.sweep.dir={sweep}", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "hetopt.cli.main",
+        "sweep",
+        *GRID,
+        f"hydra.sweep.dir={sweep}",
+        *extra,
+    ]
 
 
 def _env(tmp: Path | None = None) -> dict[str, str]:
@@ -57,10 +64,18 @@ def _session(pid: int) -> set[int]:
 
 
 @contextlib.contextmanager
-def _started(cmd: list[str], cwd: Path, env: dict[str, str] | None = None
-             ) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env or _env(), start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def _started(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env or _env(),
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         yield proc
     finally:
@@ -88,10 +103,12 @@ def _a_claim(sweep: Path) -> dict | None:
     return None
 
 
-def _run(sweep: Path, cwd: Path, *extra: str, env: dict[str, str] | None = None
-         ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_cmd(sweep, *extra), cwd=cwd, env=env or _env(), capture_output=True,
-                          text=True, timeout=300)
+def _run(
+    sweep: Path, cwd: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _cmd(sweep, *extra), cwd=cwd, env=env or _env(), capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +131,9 @@ def _assert_same_results(sweep: Path, reference: pd.DataFrame) -> None:
             continue
         a, b = table[col], reference[col]
         if a.dtype.kind == "f" and col != "sla.e2e_s":
-            np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-9, atol=1e-9,
-                                       err_msg=col)
+            np.testing.assert_allclose(
+                a.to_numpy(), b.to_numpy(), rtol=1e-9, atol=1e-9, err_msg=col
+            )
         else:
             assert a.fillna("").astype(str).tolist() == b.fillna("").astype(str).tolist(), col
     # one record per point, each computed with its own value, no claim left behind
@@ -135,12 +153,21 @@ def _assert_records_match_their_points(sweep: Path) -> None:
 def test_two_sweeps_started_together_into_one_directory(tmp_path: Path) -> None:
     """One owns the directory; the other is refused (exit 2) naming both grids or the lock."""
     sweep = tmp_path / "sweep"
-    grids = (["workload=worked_example", "sla.e2e_s=0.12,0.15,0.2,0.25"],
-             ["workload=worked_example", "sla.e2e_s=0.13,0.16,0.21,0.26"])
-    procs = [subprocess.Popen([sys.executable, "-m", "hetopt.cli.main", "sweep", *g,
-                               f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for g in grids]
+    grids = (
+        ["workload=worked_example", "sla.e2e_s=0.12,0.15,0.2,0.25"],
+        ["workload=worked_example", "sla.e2e_s=0.13,0.16,0.21,0.26"],
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "hetopt.cli.main", "sweep", *g, f"hydra.sweep.dir={sweep}"],
+            cwd=tmp_path,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for g in grids
+    ]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 2], outs
@@ -171,12 +198,14 @@ def test_sigkill_of_the_driver_then_resume(tmp_path: Path, reference: pd.DataFra
     _assert_same_results(sweep, reference)
 
 
-def test_sigkill_of_one_worker_does_not_stop_the_sweep(tmp_path: Path,
-                                                       reference: pd.DataFrame) -> None:
+def test_sigkill_of_one_worker_does_not_stop_the_sweep(
+    tmp_path: Path, reference: pd.DataFrame
+) -> None:
     sweep = tmp_path / "sweep"
     with _started(_cmd(sweep), tmp_path) as proc:
-        _wait_for(lambda: _n_records(sweep) >= 5 and _a_claim(sweep) is not None,
-                  what="a point in flight")
+        _wait_for(
+            lambda: _n_records(sweep) >= 5 and _a_claim(sweep) is not None, what="a point in flight"
+        )
         claim = _a_claim(sweep)
         assert claim is not None and claim["pid"] != proc.pid
         with contextlib.suppress(ProcessLookupError):
@@ -205,7 +234,8 @@ pipeline.plan_agent = plan_agent
 
 
 def test_a_point_that_kills_its_worker_is_crashed_with_the_signal(
-        tmp_path: Path, reference: pd.DataFrame) -> None:
+    tmp_path: Path, reference: pd.DataFrame
+) -> None:
     """Like the OOM killer: every attempt of one point dies by SIGKILL; the rest finish."""
     hook = tmp_path / "hook"
     hook.mkdir()
@@ -230,11 +260,13 @@ def test_a_point_that_kills_its_worker_is_crashed_with_the_signal(
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_sigint_and_sigterm_stop_the_workers_and_print_the_resume_command(
-        tmp_path: Path, reference: pd.DataFrame, signum: int) -> None:
+    tmp_path: Path, reference: pd.DataFrame, signum: int
+) -> None:
     sweep = tmp_path / "sweep"
     with _started(_cmd(sweep), tmp_path) as proc:
-        _wait_for(lambda: _n_records(sweep) >= 5 and _a_claim(sweep) is not None,
-                  what="a point in flight")
+        _wait_for(
+            lambda: _n_records(sweep) >= 5 and _a_claim(sweep) is not None, what="a point in flight"
+        )
         workers = _session(proc.pid) - {proc.pid}
         assert workers  # the launcher's worker processes
         if signum == signal.SIGINT:  # Ctrl-C: the terminal signals the whole process group

@@ -23,8 +23,7 @@ from hetopt.workloads import config_dir
 def user_configs(tmp_path: Path) -> Path:
     """``myc/workload/mine.yaml``: the worked example under a name of its own, slower by half."""
     text = (config_dir() / "workload" / "worked_example.yaml").read_text()
-    lines = [("name: mine" if line.startswith("name:") else line)
-             for line in text.splitlines()]
+    lines = [("name: mine" if line.startswith("name:") else line) for line in text.splitlines()]
     assert "name: mine" in lines  # the shipped file has a top-level name to replace
     folder = tmp_path / "myc" / "workload"
     folder.mkdir(parents=True)
@@ -37,12 +36,21 @@ def _records(sweep: Path) -> list[dict]:
 
 
 def test_config_dir_user_workload_sweeps_and_resumes(
-        user_configs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    user_configs: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(tmp_path)
     # An absolute sweep directory: joblib's worker processes outlive this test's chdir.
-    cmd = ["sweep", "-cd", "myc", "workload=mine,worked_example", "sla.e2e_s=0.2",
-           f"hydra.sweep.dir={tmp_path / 'sw'}"]
+    cmd = [
+        "sweep",
+        "-cd",
+        "myc",
+        "workload=mine,worked_example",
+        "sla.e2e_s=0.2",
+        f"hydra.sweep.dir={tmp_path / 'sw'}",
+    ]
     assert main(cmd) == 0
     table = pd.read_csv(tmp_path / "sw" / "results.csv")
     assert sorted(table["workload"]) == ["mine", "worked_example"]
@@ -72,8 +80,11 @@ def test_config_dir_user_workload_sweeps_and_resumes(
 
 
 def test_config_dir_reaches_the_validation_and_the_resume_hint(
-        user_configs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    user_configs: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(tmp_path)
     # Without -cd the user's workload is unknown: exit 2 before anything runs.
     assert main(["sweep", "workload=mine", "sla.e2e_s=0.13,0.2", "hydra.sweep.dir=a"]) == 2
@@ -81,18 +92,49 @@ def test_config_dir_reaches_the_validation_and_the_resume_hint(
     assert "workload/mine" in err and "Traceback" not in err
     assert not (tmp_path / "a").exists()
     # With -cd, a bad swept value of the user's workload is refused by name, nothing run.
-    assert main(["sweep", "-cd", "myc", "workload=mine", "workload.request_rate_per_s=1,-5",
-                 "hydra.sweep.dir=b"]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                "-cd",
+                "myc",
+                "workload=mine",
+                "workload.request_rate_per_s=1,-5",
+                "hydra.sweep.dir=b",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "workload.request_rate_per_s=-5" in err and "nothing was run" in err
     assert not (tmp_path / "b").exists()
     # A sweep directory of a grid composed with -cd refuses the same grid without it.
-    assert main(["sweep", "-cd", "myc", "workload=worked_example", "sla.e2e_s=0.13,0.2",
-                 f"hydra.sweep.dir={tmp_path / 'c'}"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "-cd",
+                "myc",
+                "workload=worked_example",
+                "sla.e2e_s=0.13,0.2",
+                f"hydra.sweep.dir={tmp_path / 'c'}",
+            ]
+        )
+        == 0
+    )
     before = sorted(p.name for p in (tmp_path / "c" / POINTS).glob("*.json"))
     capsys.readouterr()
-    assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.13,0.2",
-                 f"hydra.sweep.dir={tmp_path / 'c'}"]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                "workload=worked_example",
+                "sla.e2e_s=0.13,0.2",
+                f"hydra.sweep.dir={tmp_path / 'c'}",
+            ]
+        )
+        == 2
+    )
     err = " ".join(capsys.readouterr().err.split())
     assert "--config-dir" in err and "hetopt sweep -cd myc workload=worked_example" in err
     assert "Traceback" not in err
@@ -100,11 +142,27 @@ def test_config_dir_reaches_the_validation_and_the_resume_hint(
 
 
 def test_cfg_job_prints_the_fixed_config_and_the_axes_and_writes_nothing(
-        user_configs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    user_configs: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["sweep", "--cfg", "job", "-cd", "myc", "workload=mine", "sla.e2e_s=12,13",
-                 "solver=highs,cpsat"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "--cfg",
+                "job",
+                "-cd",
+                "myc",
+                "workload=mine",
+                "sla.e2e_s=12,13",
+                "solver=highs,cpsat",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "\n  name: mine\n" in out  # the fixed workload, composed from the user's file
     assert "# swept (4 points, every combination):" in out
@@ -119,17 +177,24 @@ def test_cfg_job_prints_the_fixed_config_and_the_axes_and_writes_nothing(
     assert sorted(os.listdir(tmp_path)) == ["myc"]
 
 
-@pytest.mark.parametrize("args, named", [
-    (["sla.e2x=12,13"], "sla.e2x"),                 # a swept key that does not exist
-    (["sla.e2e_s=12,abc"], "sla.e2e_s=abc"),        # a swept value of the wrong type
-    (["workload=nope", "sla.e2e_s=12,13"], "workload/nope"),  # a bad fixed group option
-    (["--cfg", "yaml", "sla.e2e_s=12,13"], "--cfg"),  # not job, hydra or all
-    (["sla.e2e_s=12,13", "--out", "x"], "hydra.sweep.dir"),  # a single run's directory
-    (["sla.e2e_s=12,13", "run_dir=x"], "'run_dir=x'"),
-])
-def test_cfg_with_a_bad_override_exits_2(args: list[str], named: str, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["sla.e2x=12,13"], "sla.e2x"),  # a swept key that does not exist
+        (["sla.e2e_s=12,abc"], "sla.e2e_s=abc"),  # a swept value of the wrong type
+        (["workload=nope", "sla.e2e_s=12,13"], "workload/nope"),  # a bad fixed group option
+        (["--cfg", "yaml", "sla.e2e_s=12,13"], "--cfg"),  # not job, hydra or all
+        (["sla.e2e_s=12,13", "--out", "x"], "hydra.sweep.dir"),  # a single run's directory
+        (["sla.e2e_s=12,13", "run_dir=x"], "'run_dir=x'"),
+    ],
+)
+def test_cfg_with_a_bad_override_exits_2(
+    args: list[str],
+    named: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(tmp_path)
     cmd = ["sweep", *args] if "--cfg" in args else ["sweep", "--cfg", "job", *args]
     assert main(cmd) == 2
@@ -140,14 +205,25 @@ def test_cfg_with_a_bad_override_exits_2(args: list[str], named: str, tmp_path: 
 
 
 def test_sweep_help_describes_the_sweep(user_configs: Path, tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "hetopt.cli.main", "sweep", "--help", "-cd",
-                          str(user_configs)], capture_output=True, text=True, timeout=60,
-                         cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-m", "hetopt.cli.main", "sweep", "--help", "-cd", str(user_configs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     out = run.stdout
     assert out.startswith("usage: hetopt sweep")
-    for text in ("hydra.sweep.dir", "whatif:", "--config-dir", "--cfg job", "sla:",
-                 "  sweep:\n    figures:", "resume"):
+    for text in (
+        "hydra.sweep.dir",
+        "whatif:",
+        "--config-dir",
+        "--cfg job",
+        "sla:",
+        "  sweep:\n    figures:",
+        "resume",
+    ):
         assert text in out, text
     workloads = next(line for line in out.splitlines() if line.startswith("  workload:"))
     assert "mine" in workloads and "worked_example" in workloads
@@ -157,21 +233,38 @@ def test_sweep_help_describes_the_sweep(user_configs: Path, tmp_path: Path) -> N
 @pytest.mark.slow
 def test_config_dir_reaches_ray_workers(user_configs: Path, tmp_path: Path) -> None:
     """Ray tasks compose the user's workload too (the search path travels in Hydra's config)."""
-    pytest.importorskip("hydra_plugins.hydra_ray_launcher",
-                        reason="needs pip install 'hetopt[dist]'")
+    pytest.importorskip(
+        "hydra_plugins.hydra_ray_launcher", reason="needs pip install 'hetopt[dist]'"
+    )
     from test_ray_sweep import RAY_ENV, _cluster
 
     cluster = _cluster(os.environ)
     address = next(cluster)
     try:
         sweep = tmp_path / "sweep"
-        cmd = [sys.executable, "-m", "hetopt.cli.main", "sweep", "-cd", "myc",
-               "workload=mine,worked_example", "sla.e2e_s=0.2", "hydra/launcher=ray",
-               f"hydra.launcher.ray.init.address={address}",
-               "+hydra.launcher.ray.init.object_store_memory=null",
-               "+hydra.launcher.ray.remote.num_cpus=1", f"hydra.sweep.dir={sweep}"]
-        run = subprocess.run(cmd, env={**os.environ, **RAY_ENV}, cwd=tmp_path,
-                             capture_output=True, text=True, timeout=600)
+        cmd = [
+            sys.executable,
+            "-m",
+            "hetopt.cli.main",
+            "sweep",
+            "-cd",
+            "myc",
+            "workload=mine,worked_example",
+            "sla.e2e_s=0.2",
+            "hydra/launcher=ray",
+            f"hydra.launcher.ray.init.address={address}",
+            "+hydra.launcher.ray.init.object_store_memory=null",
+            "+hydra.launcher.ray.remote.num_cpus=1",
+            f"hydra.sweep.dir={sweep}",
+        ]
+        run = subprocess.run(
+            cmd,
+            env={**os.environ, **RAY_ENV},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     finally:
         next(cluster, None)  # stops the cluster
@@ -180,40 +273,81 @@ def test_config_dir_reaches_ray_workers(user_configs: Path, tmp_path: Path) -> N
     assert all(r["status"] == "ok" and r["pid"] != os.getpid() for r in records)
 
 
-def test_a_sweep_leaves_logging_as_it_found_it(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sweep_leaves_logging_as_it_found_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Hydra's logging configs disable existing loggers; a later run in-process still logs."""
     monkeypatch.chdir(tmp_path)
-    assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.13,0.2",
-                 f"hydra.sweep.dir={tmp_path / 'sw'}"]) == 0
-    assert main(["plan", "workload=worked_example", "sla.e2e_s=0.2",
-                 f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "workload=worked_example",
+                "sla.e2e_s=0.13,0.2",
+                f"hydra.sweep.dir={tmp_path / 'sw'}",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "plan",
+                "workload=worked_example",
+                "sla.e2e_s=0.2",
+                f"hydra.run.dir={tmp_path / 'run'}",
+            ]
+        )
+        == 0
+    )
     assert "problem worked_example" in (tmp_path / "run" / "plan.log").read_text()
 
 
-def test_interpolated_sweep_dir_is_resolved_once(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interpolated_sweep_dir_is_resolved_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """hydra.sweep.dir=sw/${now:...}: the driver and its workers write one directory (the
     workers used to re-resolve it, and the driver's results.csv said every point was missing);
     an interpolation that cannot resolve is exit 2 before anything is written."""
     monkeypatch.chdir(tmp_path)
-    assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.13,0.2",
-                 "hydra.sweep.dir=sw/${now:%Y}-x"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "workload=worked_example",
+                "sla.e2e_s=0.13,0.2",
+                "hydra.sweep.dir=sw/${now:%Y}-x",
+            ]
+        )
+        == 0
+    )
     (sweep,) = (tmp_path / "sw").iterdir()
     assert sweep.name.endswith("-x") and "$" not in sweep.name
     results = pd.read_csv(sweep / "results.csv")
     assert list(results["status"]) == ["ok", "ok"]
-    assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.13,0.2",
-                 "hydra.sweep.dir=bad/${nope}"]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                "workload=worked_example",
+                "sla.e2e_s=0.13,0.2",
+                "hydra.sweep.dir=bad/${nope}",
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "bad").exists()
 
 
-def test_sweep_refuses_a_directory_of_other_files(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sweep_refuses_a_directory_of_other_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A directory holding something that is not a sweep (a plan run, notes) is left alone."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "notes.txt").write_text("mine")
-    assert main(["sweep", "workload=worked_example", "sla.e2e_s=0.13,0.2",
-                 "hydra.sweep.dir=notes"]) == 2
+    assert (
+        main(["sweep", "workload=worked_example", "sla.e2e_s=0.13,0.2", "hydra.sweep.dir=notes"])
+        == 2
+    )
     assert [p.name for p in (tmp_path / "notes").iterdir()] == ["notes.txt"]

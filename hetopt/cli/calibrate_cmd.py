@@ -70,14 +70,15 @@ def cmd_calibrate(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
     opts = {k: v for k, v in (cfg.get("calibrate") or {}).items() if v is not None}
     ship = "true" if opts.pop("ship", False) else "false"
     if ship == "true" and ("devices" in opts or "measurements" in opts):
-        raise InputError("hetopt calibrate: ship=true replaces the whole shipped table, so it "
-                         "refits every device from aiconfigurator's database; drop devices= and "
-                         "measurements=, or plan with your table through "
-                         "costs.calibration=<out>/calibration.csv instead.")
+        raise InputError(
+            "hetopt calibrate: ship=true replaces the whole shipped table, so it "
+            "refits every device from aiconfigurator's database; drop devices= and "
+            "measurements=, or plan with your table through "
+            "costs.calibration=<out>/calibration.csv instead."
+        )
     holdout = HoldOut()
     if "holdout_models" in opts:
-        holdout = HoldOut(tuple(str(m) for m in opts["holdout_models"] if m),
-                          holdout.seq_tokens)
+        holdout = HoldOut(tuple(str(m) for m in opts["holdout_models"] if m), holdout.seq_tokens)
     if "holdout_seq_tokens" in opts:
         holdout = HoldOut(holdout.models, tuple(int(s) for s in opts["holdout_seq_tokens"]))
     out = run.out
@@ -88,27 +89,39 @@ def cmd_calibrate(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
     if "measurements" in opts:
         measurements = load_measurements(opts["measurements"])
         if aic.available():  # the engine reserve of GPUs aiconfigurator describes
-            reserve = {d: aic.runtime_reserve_bytes(d)
-                       for d in set(measurements["device"]) & set(aic.SYSTEMS)}
+            reserve = {
+                d: aic.runtime_reserve_bytes(d)
+                for d in set(measurements["device"]) & set(aic.SYSTEMS)
+            }
     else:
         grid = aic.Grid()
         if "devices" in opts:
             wanted = tuple(str(d) for d in opts["devices"] if d)
             if not wanted:
-                raise InputError(f"hetopt calibrate: devices= names no device; give a comma "
-                                 f"list of {list(aic.SYSTEMS)}.")
+                raise InputError(
+                    f"hetopt calibrate: devices= names no device; give a comma "
+                    f"list of {list(aic.SYSTEMS)}."
+                )
             bad = [d for d in wanted if d not in aic.SYSTEMS]
             if bad:
-                raise InputError(f"hetopt calibrate: devices {bad} have no aiconfigurator "
-                                 f"silicon database; choose from {list(aic.SYSTEMS)}.")
+                raise InputError(
+                    f"hetopt calibrate: devices {bad} have no aiconfigurator "
+                    f"silicon database; choose from {list(aic.SYSTEMS)}."
+                )
             grid = aic.Grid(devices=wanted)
         with console.status("measuring in aiconfigurator's database...") as status:
             raw = aic.measure(grid, progress=lambda m: status.update(f"measuring {m}"))
         measurements = validate_measurements(raw, "aiconfigurator")
         reserve = {d: aic.runtime_reserve_bytes(d) for d in grid.devices}
     with console.status("fitting...") as status:
-        result = calibrate(measurements, catalog, holdout, reserve_bytes=reserve,
-                           progress=status.update, published=published)
+        result = calibrate(
+            measurements,
+            catalog,
+            holdout,
+            reserve_bytes=reserve,
+            progress=status.update,
+            published=published,
+        )
     write_csv_atomic(out / "measurements.csv", measurements)
     write_csv_atomic(out / "points.csv", result.points)
     with atomic_path(out / "calibration.csv") as tmp:
@@ -117,15 +130,24 @@ def cmd_calibrate(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
     derived = result.table.frame[result.table.frame["source"].str.contains("median of")]
     if len(derived):
         bands = derived.drop_duplicates(["device", "precision"])[
-            ["device", "precision", "n_points", "heldout_geomean_error", "heldout_min_ratio",
-             "heldout_max_ratio"]]
+            [
+                "device",
+                "precision",
+                "n_points",
+                "heldout_geomean_error",
+                "heldout_min_ratio",
+                "heldout_max_ratio",
+            ]
+        ]
         console.print("published throughput (leave-one-out):")
         console.print(bands.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     write_text_atomic(
-        out / "summary.md", "# hetopt calibrate\n\n"
+        out / "summary.md",
+        "# hetopt calibrate\n\n"
         f"Held out of the fit: models {list(holdout.models)}, input lengths "
         f"{list(holdout.seq_tokens)}. Error = exp(mean |log(predicted / measured)|); worst = "
-        f"the ratio farthest from 1.\n\n" + md_table(summary) + "\n")
+        f"the ratio farthest from 1.\n\n" + md_table(summary) + "\n",
+    )
     console.print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     console.print(f"wrote {run.path}/calibration.csv, measurements.csv, points.csv, summary.md")
     if ship == "true":

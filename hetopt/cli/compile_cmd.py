@@ -27,12 +27,18 @@ def compile_options_from(cfg: dict[str, Any]) -> Any:
     kernel = _build(KernelShape, "mlir.kernel", data.pop("kernel", None))
     targets = data.pop("targets", None) or {}
     if not isinstance(targets, dict):
-        raise InputError(f"mlir.targets must map device names to 'backend[:arch]', got "
-                         f"{targets!r}.")
-    return _build(CompileOptions, "mlir", {**data, "kernel": kernel,
-                                           "targets": {str(k): str(v)
-                                                       for k, v in targets.items()
-                                                       if v is not None}})
+        raise InputError(
+            f"mlir.targets must map device names to 'backend[:arch]', got {targets!r}."
+        )
+    return _build(
+        CompileOptions,
+        "mlir",
+        {
+            **data,
+            "kernel": kernel,
+            "targets": {str(k): str(v) for k, v in targets.items() if v is not None},
+        },
+    )
 
 
 def check_targets(targets: Mapping[str, str], catalog: Any, placed: set[str]) -> list[str]:
@@ -60,7 +66,8 @@ def check_targets(targets: Mapping[str, str], catalog: Any, placed: set[str]) ->
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise UnknownNameError(
                 f"mlir.targets.{device}: the catalog has no device '{device}'.{hint} Devices: "
-                f"{names}.")
+                f"{names}."
+            )
     return [d for d in targets if d not in placed]
 
 
@@ -84,71 +91,104 @@ def cmd_compile(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
         else:
             request = request_from_config(cfg)
             outcome = plan_agent(request, progress=lambda m: status.update(m + " ..."))
-        catalog = load_catalog(request.hardware.catalog_path,
-                               extra_rows=request.hardware.extra_rows)
-        unused = check_targets(options.targets, catalog,
-                               set(outcome.plan.placement["device"]))
+        catalog = load_catalog(
+            request.hardware.catalog_path, extra_rows=request.hardware.extra_rows
+        )
+        unused = check_targets(options.targets, catalog, set(outcome.plan.placement["device"]))
         write_outputs(outcome, cfg, out)
         workload = dict(cfg["workload"])
         graph = agent_graph_from_dict(workload, request.workload_source)
-        report = compile_plan(graph, outcome.graph, outcome.plan.placement, catalog, options,
-                              workload, progress=lambda m: status.update(m + " ..."))
+        report = compile_plan(
+            graph,
+            outcome.graph,
+            outcome.plan.placement,
+            catalog,
+            options,
+            workload,
+            progress=lambda m: status.update(m + " ..."),
+        )
         written = write_compile(report, catalog, out)
     total_s = time.perf_counter() - start
     console.rule(f"[bold]hetopt compile: {outcome.plan.workload}[/]")
     for device in unused:
-        console.print(f"[yellow]note:[/] mlir.targets.{device}={options.targets[device]} was not "
-                      f"used: the plan places nothing on {device} (it uses "
-                      f"{', '.join(sorted(set(outcome.plan.placement['device'])))}).",
-                      highlight=False)
+        console.print(
+            f"[yellow]note:[/] mlir.targets.{device}={options.targets[device]} was not "
+            f"used: the plan places nothing on {device} (it uses "
+            f"{', '.join(sorted(set(outcome.plan.placement['device'])))}).",
+            highlight=False,
+        )
     t = Table(title="Partitions (one IREE module per device)", title_justify="left")
     for col in ("device", "target", "operators", "kernels", "artefact", "compile", "note"):
-        t.add_column(col, justify="right" if col in ("kernels", "artefact", "compile")
-                     else "left")
+        t.add_column(col, justify="right" if col in ("kernels", "artefact", "compile") else "left")
     for p in report.partitions:
-        t.add_row(p.device, p.target.label, ", ".join(p.operators), str(len(p.kernels)),
-                  f"{len(p.artifact) / 1024:,.0f} KiB" if p.compiled else
-                  ("[red]failed[/]" if p.kernels else "-"),
-                  f"{p.compile_s:.1f} s" if p.kernels else "-",
-                  p.error or p.target.note or (f"not lowered: {', '.join(p.not_lowered)}"
-                                               if p.not_lowered else ""))
+        t.add_row(
+            p.device,
+            p.target.label,
+            ", ".join(p.operators),
+            str(len(p.kernels)),
+            f"{len(p.artifact) / 1024:,.0f} KiB"
+            if p.compiled
+            else ("[red]failed[/]" if p.kernels else "-"),
+            f"{p.compile_s:.1f} s" if p.kernels else "-",
+            p.error
+            or p.target.note
+            or (f"not lowered: {', '.join(p.not_lowered)}" if p.not_lowered else ""),
+        )
     console.print(t)
     k = report.kernels
     if len(k):
         console.print(
             f"Executed {len(k)} kernels here with IREE (local-task): max relative error "
             f"{k['max_rel_error'].max():.1e} against NumPy "
-            f"({'ok' if report.numerically_ok else '[red]too large[/]'}).")
+            f"({'ok' if report.numerically_ok else '[red]too large[/]'})."
+        )
     cal = report.calibration
     if cal is not None:
         s = cal.summary()
-        c = Table(title=f"CPU calibration ({cal.before.device} share of "
-                        f"{cal.before.host_cores} cores)", title_justify="left")
-        for col in ("", "compute eff", "bandwidth eff", "overhead",
-                    "GEMM operators |err| median / max", "GEMM kernels |err| median",
-                    "all kernels |err| median"):
+        c = Table(
+            title=f"CPU calibration ({cal.before.device} share of {cal.before.host_cores} cores)",
+            title_justify="left",
+        )
+        for col in (
+            "",
+            "compute eff",
+            "bandwidth eff",
+            "overhead",
+            "GEMM operators |err| median / max",
+            "GEMM kernels |err| median",
+            "all kernels |err| median",
+        ):
             c.add_column(col, justify="left" if not col else "right")
         for when, m in (("before", cal.before), ("after", cal.after)):
-            c.add_row(when, f"{m.compute_efficiency:.3f}", f"{m.bandwidth_efficiency:.3f}",
-                      f"{m.overhead_s * 1e6:.0f} us",
-                      f"{s[f'gemm_operator_median_abs_error_{when}']:.0%} / "
-                      f"{s[f'gemm_operator_max_abs_error_{when}']:.0%}",
-                      f"{s[f'gemm_median_abs_error_{when}']:.0%}",
-                      f"{s[f'all_median_abs_error_{when}']:.0%}")
+            c.add_row(
+                when,
+                f"{m.compute_efficiency:.3f}",
+                f"{m.bandwidth_efficiency:.3f}",
+                f"{m.overhead_s * 1e6:.0f} us",
+                f"{s[f'gemm_operator_median_abs_error_{when}']:.0%} / "
+                f"{s[f'gemm_operator_max_abs_error_{when}']:.0%}",
+                f"{s[f'gemm_median_abs_error_{when}']:.0%}",
+                f"{s[f'all_median_abs_error_{when}']:.0%}",
+            )
         console.print(c)
-        console.print(f"Plan with the calibrated CPU: hetopt plan "
-                      f"hardware.catalog_path={run_dir / 'calibrated_devices.csv'}")
-    console.print(f"Structure: the decomposed MLIR's operator graph "
-                  f"{'equals' if report.structure_matches else '[red]differs from[/]'} the "
-                  f"planner's. Done in {total_s:.1f} s. Wrote {len(written)} files to {run_dir} "
-                  "(mlir/, artifacts/, verification.json, ...).")
+        console.print(
+            f"Plan with the calibrated CPU: hetopt plan "
+            f"hardware.catalog_path={run_dir / 'calibrated_devices.csv'}"
+        )
+    console.print(
+        f"Structure: the decomposed MLIR's operator graph "
+        f"{'equals' if report.structure_matches else '[red]differs from[/]'} the "
+        f"planner's. Done in {total_s:.1f} s. Wrote {len(written)} files to {run_dir} "
+        "(mlir/, artifacts/, verification.json, ...)."
+    )
     if report.failed:
         reasons = "; ".join(f"{p.device} ({p.target.label}): {p.error}" for p in report.failed)
         raise InputError(
             f"{len(report.failed)} partition(s) did not compile: {reasons}. The other "
             f"partitions compiled and everything is in {run_dir}. Pick another target with "
             "mlir.targets.<device>=backend[:arch] (cuda:sm_89 is the newest CUDA target this "
-            "IREE accepts; rocm:gfx942, vulkan-spirv, llvm-cpu).")
+            "IREE accepts; rocm:gfx942, vulkan-spirv, llvm-cpu)."
+        )
     if not report.structure_matches or not report.numerically_ok:
         return 1
     return 0

@@ -72,13 +72,15 @@ def normalise_overrides(overrides: Sequence[str]) -> list[str]:
     from hetopt.cli.schema import mapping_keys
 
     keys = {o.partition("=")[0].lstrip("+~") for o in overrides if "=" in o}
-    for a, b, why in (("run_dir", "hydra.run.dir", "run_dir= is an alias of hydra.run.dir="),
-                      ("workload", "workload_file", "a workload_file replaces the workload "
-                       "group"),
-                      ("fleet", "fleet_file", "a fleet_file replaces the fleet group")):
+    for a, b, why in (
+        ("run_dir", "hydra.run.dir", "run_dir= is an alias of hydra.run.dir="),
+        ("workload", "workload_file", "a workload_file replaces the workload group"),
+        ("fleet", "fleet_file", "a fleet_file replaces the fleet group"),
+    ):
         if a in keys and b in keys:
-            raise InputError(f"Both {a}= and {b}= are given, and one would be ignored ({why}). "
-                             f"Keep one of them.")
+            raise InputError(
+                f"Both {a}= and {b}= are given, and one would be ignored ({why}). Keep one of them."
+            )
     maps = mapping_keys()
     out = []
     for o in overrides:
@@ -91,8 +93,9 @@ def normalise_overrides(overrides: Sequence[str]) -> list[str]:
     return out
 
 
-def compose_run(command: str, overrides: Sequence[str],
-                config_dirs: Sequence[Path] = ()) -> Composition:
+def compose_run(
+    command: str, overrides: Sequence[str], config_dirs: Sequence[Path] = ()
+) -> Composition:
     """Compose the config of ``hetopt <command> [overrides]``.
 
     Parameters
@@ -128,17 +131,22 @@ def compose_run(command: str, overrides: Sequence[str],
     extra = [d.resolve() for d in config_dirs]
     for d in extra:
         if not d.is_dir():
-            raise InputError(f"--config-dir {d}: no such directory. Give a directory that "
-                             f"holds config groups (e.g. {d}/workload/my_agent.yaml).")
+            raise InputError(
+                f"--config-dir {d}: no such directory. Give a directory that "
+                f"holds config groups (e.g. {d}/workload/my_agent.yaml)."
+            )
     _check_config_dir_files(extra)
     search = searchpath_override(tuple(extra))
     if extra and any(o.partition("=")[0].lstrip("+") == "hydra.searchpath" for o in given):
-        raise InputError("Give extra config directories either with --config-dir or with "
-                         "hydra.searchpath=, not both.")
+        raise InputError(
+            "Give extra config directories either with --config-dir or with "
+            "hydra.searchpath=, not both."
+        )
     try:
         with initialize_config_dir(config_dir=str(cdir), version_base="1.3", job_name=command):
-            full = compose(config_name="config", overrides=[*given, *search],
-                           return_hydra_config=True)
+            full = compose(
+                config_name="config", overrides=[*given, *search], return_hydra_config=True
+            )
         run_dir = Path(str(OmegaConf.select(full, "hydra.run.dir")))
         sweep_dir = Path(str(OmegaConf.select(full, "hydra.sweep.dir")))
         job = full.copy()
@@ -147,10 +155,10 @@ def compose_run(command: str, overrides: Sequence[str],
         hydra_cfg = OmegaConf.masked_copy(full, "hydra")
         data: Any = OmegaConf.to_container(job, resolve=True)
         # As typed: an override may hold an interpolation (hydra.run.dir=runs/${sla.ttft_s}).
-        task = [str(o) for o in OmegaConf.to_container(full.hydra.overrides.task,
-                                                       resolve=False)]  # type: ignore[union-attr]
-        hydra_ovr = [str(o) for o in OmegaConf.to_container(full.hydra.overrides.hydra,
-                                                            resolve=False)]  # type: ignore[union-attr]
+        task = [str(o) for o in OmegaConf.to_container(full.hydra.overrides.task, resolve=False)]  # type: ignore[union-attr]
+        hydra_ovr = [
+            str(o) for o in OmegaConf.to_container(full.hydra.overrides.hydra, resolve=False)
+        ]  # type: ignore[union-attr]
     except (HydraException, OmegaConfBaseException) as exc:
         raise InputError(_override_error(list(overrides), exc, cdir, extra)) from None
     except AssertionError:
@@ -160,25 +168,39 @@ def compose_run(command: str, overrides: Sequence[str],
     except (yaml.YAMLError, UnicodeDecodeError, ValueError) as exc:
         # A --config-dir group file Hydra could not read (checked again below, naming it).
         _check_config_dir_files(extra)
-        raise InputError(f"A config file of {[str(d) for d in extra] or [str(cdir)]} could not "
-                         f"be read: {exc}".replace("\n", " ")) from None
+        raise InputError(
+            f"A config file of {[str(d) for d in extra] or [str(cdir)]} could not "
+            f"be read: {exc}".replace("\n", " ")
+        ) from None
     assert isinstance(data, dict)
     cfg: dict[str, Any] = {str(k): v for k, v in data.items()}
     if cfg.get("workload_file"):
         from hetopt.workloads import load_workload
 
-        cfg["workload"] = _overlay(load_workload(str(cfg["workload_file"])), cfg, "workload",
-                                   task)
+        cfg["workload"] = _overlay(load_workload(str(cfg["workload_file"])), cfg, "workload", task)
     if cfg.get("fleet_file"):
-        cfg["fleet"] = _overlay({**(cfg.get("fleet") or {}), **_read_fleet_file(
-            Path(str(cfg["fleet_file"])))}, cfg, "fleet", task)
+        cfg["fleet"] = _overlay(
+            {**(cfg.get("fleet") or {}), **_read_fleet_file(Path(str(cfg["fleet_file"])))},
+            cfg,
+            "fleet",
+            task,
+        )
     if extra and isinstance((cfg.get("fleet") or {}).get("tenants"), list):
-        cfg["fleet"] = {**cfg["fleet"], "tenants": _user_workloads(cfg["fleet"]["tenants"],
-                                                                   cdir, extra)}
+        cfg["fleet"] = {
+            **cfg["fleet"],
+            "tenants": _user_workloads(cfg["fleet"]["tenants"], cdir, extra),
+        }
     _check_sla_group(cfg.get("sla"), task)
     explicit = any(o.partition("=")[0].lstrip("+") == "hydra.run.dir" for o in hydra_ovr)
-    return Composition(cfg=cfg, job=job, hydra=hydra_cfg, overrides=tuple(task),
-                       run_dir=run_dir, explicit_run_dir=explicit, sweep_dir=sweep_dir)
+    return Composition(
+        cfg=cfg,
+        job=job,
+        hydra=hydra_cfg,
+        overrides=tuple(task),
+        run_dir=run_dir,
+        explicit_run_dir=explicit,
+        sweep_dir=sweep_dir,
+    )
 
 
 def _check_sla_group(sla: Any, task: Sequence[str]) -> None:
@@ -219,10 +241,17 @@ def _user_workloads(tenants: list[Any], cdir: Path, extra: Sequence[Path]) -> li
     out = []
     for tenant in tenants:
         name = tenant.get("workload") if isinstance(tenant, Mapping) else None
-        if isinstance(name, str) and "/" not in name and Path(name).suffix == "" \
-                and not (cdir / "workload" / f"{name}.yaml").is_file():
-            found = [d / "workload" / f"{name}.yaml" for d in extra
-                     if (d / "workload" / f"{name}.yaml").is_file()]
+        if (
+            isinstance(name, str)
+            and "/" not in name
+            and Path(name).suffix == ""
+            and not (cdir / "workload" / f"{name}.yaml").is_file()
+        ):
+            found = [
+                d / "workload" / f"{name}.yaml"
+                for d in extra
+                if (d / "workload" / f"{name}.yaml").is_file()
+            ]
             if found:
                 tenant = {**tenant, "workload": load_workload(str(found[0]))}
         out.append(tenant)
@@ -243,13 +272,16 @@ def _read_fleet_file(path: Path) -> dict[str, Any]:
     valid = [f.name for f in dataclasses.fields(FleetSchema)]
     unknown = sorted(str(k) for k in loaded if str(k) not in valid)
     if unknown:
-        raise InputError(f"fleet file {path}: unknown top-level key(s) "
-                         f"{unknown_keys_message(unknown, valid)}. Valid keys: {valid}.")
+        raise InputError(
+            f"fleet file {path}: unknown top-level key(s) "
+            f"{unknown_keys_message(unknown, valid)}. Valid keys: {valid}."
+        )
     return {str(k): v for k, v in loaded.items()}
 
 
-def _overlay(base: Mapping[str, Any], cfg: Mapping[str, Any], group: str,
-             task: Sequence[str]) -> dict[str, Any]:
+def _overlay(
+    base: Mapping[str, Any], cfg: Mapping[str, Any], group: str, task: Sequence[str]
+) -> dict[str, Any]:
     """``base`` (a file's content) with the command line's ``<group>.*`` keys set on top.
 
     The values are read from the composed ``cfg``, where the schema already type-checked them.
@@ -263,22 +295,23 @@ def _overlay(base: Mapping[str, Any], cfg: Mapping[str, Any], group: str,
         key = o.key_or_group
         if not key.startswith(group + "."):
             continue
-        inner = key[len(group) + 1:]
+        inner = key[len(group) + 1 :]
         if o.is_delete():
             parent, _, leaf = inner.rpartition(".")
             holder = OmegaConf.select(node, parent) if parent else node
             if holder is not None and leaf in holder:
                 del holder[leaf]
             continue
-        OmegaConf.update(node, inner, OmegaConf.select(composed, key), merge=False,
-                         force_add=True)
+        OmegaConf.update(node, inner, OmegaConf.select(composed, key), merge=False, force_add=True)
     data: Any = OmegaConf.to_container(node, resolve=True)
     return {str(k): v for k, v in data.items()}
 
 
-def _override_error(overrides: list[str], exc: BaseException, cdir: Path,
-                    extra: Sequence[Path] = ()) -> str:
+def _override_error(
+    overrides: list[str], exc: BaseException, cdir: Path, extra: Sequence[Path] = ()
+) -> str:
     """One paragraph: what Hydra or OmegaConf rejected, why, and what is valid."""
+
     def flat(e: BaseException) -> str:
         return " ".join(line.strip() for line in str(e).strip().splitlines() if line.strip())
 
@@ -294,18 +327,23 @@ def _override_error(overrides: list[str], exc: BaseException, cdir: Path,
     message = f"Bad override in {overrides}: {detail}"
     if missing:
         options = config_groups([cdir, *extra]).get(missing[1], [])
-        message += did_you_mean(missing[2], options).replace("Did you mean '",
-                                                             f"Did you mean '{missing[1]}=")
+        message += did_you_mean(missing[2], options).replace(
+            "Did you mean '", f"Did you mean '{missing[1]}="
+        )
     if "Could not find" in detail or "group" in detail.lower():
         groups = config_groups([cdir, *extra])
-        message += (" Config groups and their options ({}): {}.".format(
+        message += " Config groups and their options ({}): {}.".format(
             ", ".join(str(d) for d in [cdir, *extra]),
-            "; ".join(f"{k}: {v}" for k, v in groups.items())))
+            "; ".join(f"{k}: {v}" for k, v in groups.items()),
+        )
     elif "reference_type=Dict" in detail and "append" in detail:
-        message += (" Keys of a mapping such as hardware.inventory take '+' the first time "
-                    "(e.g. '+hardware.inventory.H100=16').")
-    return message + (f" `hetopt list` shows the groups; {cdir}/config.yaml and the group files "
-                      "show the keys.")
+        message += (
+            " Keys of a mapping such as hardware.inventory take '+' the first time "
+            "(e.g. '+hardware.inventory.H100=16')."
+        )
+    return message + (
+        f" `hetopt list` shows the groups; {cdir}/config.yaml and the group files show the keys."
+    )
 
 
 def _check_config_dir_files(dirs: Sequence[Path]) -> None:
@@ -325,16 +363,19 @@ def _check_config_dir_files(dirs: Sequence[Path]) -> None:
 def _null_node_message(overrides: list[str], cdir: Path) -> str:
     """An override below a node that is null in the composed config (so it cannot hold keys)."""
     nested = [o for o in overrides if o.partition("=")[0].lstrip("+~").count(".") >= 2]
-    return (f"Bad override in {overrides}: {nested or 'a key'} sets a key under a config node "
-            f"that is null here, so it has no keys to set (fleet.synthetic.* needs "
-            f"fleet=synthetic; hardware.devices is a list, not a mapping). Choose the group "
-            f"first (e.g. fleet=synthetic fleet.synthetic.n_ops=200) or set the whole value "
-            f"(hardware.devices=[H100,B200]). {cdir}/config.yaml and the group files show the "
-            f"keys.")
+    return (
+        f"Bad override in {overrides}: {nested or 'a key'} sets a key under a config node "
+        f"that is null here, so it has no keys to set (fleet.synthetic.* needs "
+        f"fleet=synthetic; hardware.devices is a list, not a mapping). Choose the group "
+        f"first (e.g. fleet=synthetic fleet.synthetic.n_ops=200) or set the whole value "
+        f"(hardware.devices=[H100,B200]). {cdir}/config.yaml and the group files show the "
+        f"keys."
+    )
 
 
-def _unknown_key_message(overrides: list[str], key: str, full_key: str, cdir: Path,
-                         extra: Sequence[Path]) -> str:
+def _unknown_key_message(
+    overrides: list[str], key: str, full_key: str, cdir: Path, extra: Sequence[Path]
+) -> str:
     """``sla.e2e=1``: the node that lacks the key, the closest key it has, and all its keys."""
     parent, _, name = full_key.rpartition(".")
     known = config_groups([cdir, *extra])
@@ -354,9 +395,11 @@ def _unknown_key_message(overrides: list[str], key: str, full_key: str, cdir: Pa
     if hint and parent:
         hint = hint.replace("Did you mean '", f"Did you mean '{parent}.")
     listed = f" Keys there: {keys}." if keys else ""
-    return (f"Bad override '{key}' in {overrides}: '{name}' is not in {where}.{hint}{listed} "
-            f"`hetopt <command> --help` lists the keys each command reads; {cdir}/config.yaml "
-            f"and the group files show them all.")
+    return (
+        f"Bad override '{key}' in {overrides}: '{name}' is not in {where}.{hint}{listed} "
+        f"`hetopt <command> --help` lists the keys each command reads; {cdir}/config.yaml "
+        f"and the group files show them all."
+    )
 
 
 def searchpath_override(config_dirs: tuple[Path, ...]) -> list[str]:
@@ -373,8 +416,10 @@ def searchpath_override(config_dirs: tuple[Path, ...]) -> list[str]:
     """
     if not config_dirs:
         return []
-    quoted = ",".join("'" + f"file://{d.resolve()}".replace("\\", "\\\\").replace("'", "\\'")
-                      + "'" for d in config_dirs)
+    quoted = ",".join(
+        "'" + f"file://{d.resolve()}".replace("\\", "\\\\").replace("'", "\\'") + "'"
+        for d in config_dirs
+    )
     return [f"hydra.searchpath=[{quoted}]"]
 
 

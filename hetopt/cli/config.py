@@ -18,14 +18,22 @@ from hetopt.sla import Sla, check_bounds
 from hetopt.solvers import SolverOptions
 
 T = TypeVar("T")
-_TUPLES = {"tp_degrees", "prefill_batch_sizes", "decode_batch_sizes", "devices", "extra_rows",
-           "baselines"}
+_TUPLES = {
+    "tp_degrees",
+    "prefill_batch_sizes",
+    "decode_batch_sizes",
+    "devices",
+    "extra_rows",
+    "baselines",
+}
 
 
 def _build(cls: type[T], group: str, data: Mapping[str, Any] | None) -> T:
     if data is not None and not isinstance(data, Mapping):
-        raise InputError(f"Config group '{group}' must be a mapping of keys to values, got "
-                         f"{type(data).__name__} {data!r}.")
+        raise InputError(
+            f"Config group '{group}' must be a mapping of keys to values, got "
+            f"{type(data).__name__} {data!r}."
+        )
     data = dict(data or {})
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(str(k) for k in set(data) - names)
@@ -52,22 +60,30 @@ def request_from_config(cfg: Mapping[str, Any]) -> PlanRequest:
     HP and CO devices).
     """
     if not isinstance(cfg.get("workload"), Mapping):
-        raise InputError(f"The config's 'workload' must be a workload mapping (name, "
-                         f"request_rate_per_s, nodes, edges), got {cfg.get('workload')!r}. Pick "
-                         f"one with workload=<name> or workload_file=<path>.")
+        raise InputError(
+            f"The config's 'workload' must be a workload mapping (name, "
+            f"request_rate_per_s, nodes, edges), got {cfg.get('workload')!r}. Pick "
+            f"one with workload=<name> or workload_file=<path>."
+        )
     workload = dict(cfg["workload"])
-    source = (f"workload file {cfg['workload_file']}" if cfg.get("workload_file")
-              else f"workload '{workload.get('name', '?')}'")
+    source = (
+        f"workload file {cfg['workload_file']}"
+        if cfg.get("workload_file")
+        else f"workload '{workload.get('name', '?')}'"
+    )
     sla_cfg = dict(cfg.get("sla") or {})
     wl_sla = workload.get("sla") or {}
     if not isinstance(wl_sla, Mapping):
-        raise InputError(f"{source}: 'sla' must be a mapping such as {{e2e_s: 15.0}}, got "
-                         f"{wl_sla!r}.")
+        raise InputError(
+            f"{source}: 'sla' must be a mapping such as {{e2e_s: 15.0}}, got {wl_sla!r}."
+        )
     fields = [f.name for f in dataclasses.fields(Sla)]
     unknown = sorted(str(k) for k in set(wl_sla) - set(fields))
     if unknown:
-        raise InputError(f"{source}: unknown key(s) {unknown_keys_message(unknown, fields)} in "
-                         f"its 'sla' block. Valid keys: {fields}.")
+        raise InputError(
+            f"{source}: unknown key(s) {unknown_keys_message(unknown, fields)} in "
+            f"its 'sla' block. Valid keys: {fields}."
+        )
     try:
         Sla(**{"ttft_s": None, "tbt_s": None, **wl_sla})  # its values, checked on their own
     except InputError as exc:
@@ -105,18 +121,24 @@ def replay_config_from(cfg: Mapping[str, Any], plan_rate_per_s: float) -> Replay
     controller = dict(data.pop("controller", None) or {})
     if controller.get("target_utilization") is None:
         controller["target_utilization"] = float(
-            (cfg.get("costs") or {}).get("max_utilization") or CostParams().max_utilization)
+            (cfg.get("costs") or {}).get("max_utilization") or CostParams().max_utilization
+        )
     router = data.pop("router", None)
     failures = data.pop("failures", None) or []
-    if not isinstance(failures, list | tuple) or not all(isinstance(f, Mapping)
-                                                         for f in failures):
-        raise InputError("replay.failures must be a list of {device, count, at_s} entries, "
-                         f"got {failures!r}.")
-    return _build(ReplayConfig, "replay", {
-        **data,
-        "arrivals": _build(ArrivalSpec, "replay.arrivals", arrivals),
-        "router": _build(RouterConfig, "replay.router", router),
-        "controller": _build(ControllerConfig, "replay.controller", controller),
-        "failures": tuple(_build(FailureSpec, f"replay.failures[{k}]", f)
-                          for k, f in enumerate(failures)),
-    })
+    if not isinstance(failures, list | tuple) or not all(isinstance(f, Mapping) for f in failures):
+        raise InputError(
+            f"replay.failures must be a list of {{device, count, at_s}} entries, got {failures!r}."
+        )
+    return _build(
+        ReplayConfig,
+        "replay",
+        {
+            **data,
+            "arrivals": _build(ArrivalSpec, "replay.arrivals", arrivals),
+            "router": _build(RouterConfig, "replay.router", router),
+            "controller": _build(ControllerConfig, "replay.controller", controller),
+            "failures": tuple(
+                _build(FailureSpec, f"replay.failures[{k}]", f) for k, f in enumerate(failures)
+            ),
+        },
+    )

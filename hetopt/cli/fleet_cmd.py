@@ -30,8 +30,11 @@ def fleet_request(cfg: Mapping[str, Any]) -> Any:
     base_sla = _build(Sla, "sla", cfg.get("sla"))
     # A fleet_file was read while composing (hetopt.cli.compose), fleet.* keys set on top.
     data = dict(cfg.get("fleet") or {})
-    source = str(cfg["fleet_file"]) if cfg.get("fleet_file") else (
-        f"fleet '{data.get('name') or 'fleet'}'")
+    source = (
+        str(cfg["fleet_file"])
+        if cfg.get("fleet_file")
+        else (f"fleet '{data.get('name') or 'fleet'}'")
+    )
     hardware = base.hardware
     synthetic = data.get("synthetic")
     fraction = None
@@ -39,21 +42,29 @@ def fleet_request(cfg: Mapping[str, Any]) -> Any:
     if synthetic:
         fleet = synthetic_fleet(int(synthetic["n_ops"]), int(synthetic["seed"]))
         names, rows = synthetic_devices(int(synthetic["n_device_types"]), int(synthetic["seed"]))
-        hardware = replace(hardware, devices=names,
-                           extra_rows=tuple(hardware.extra_rows) + rows)
+        hardware = replace(hardware, devices=names, extra_rows=tuple(hardware.extra_rows) + rows)
         fraction = synthetic.get("inventory_fraction")
         limited = int(synthetic.get("limited_types") or 3)
     elif data.get("tenants"):
         fleet = fleet_from_dict(data, source, base_sla=base_sla)
     else:
-        raise InputError("hetopt fleet needs a fleet: `fleet=enterprise`, `fleet=synthetic`, or "
-                         "`fleet_file=my_fleet.yaml` (a mapping with a 'tenants:' list; see "
-                         "configs/fleet/enterprise.yaml).")
-    return FleetRequest(fleet=fleet, hardware=hardware, costs=base.costs, tco=base.tco,
-                        solver=base.solver, method=data.get("method") or "auto",
-                        gap_rel=float(data.get("gap_rel", 0.005)),
-                        baselines=tuple(data.get("baselines") or ()),
-                        inventory_fraction=fraction, limited_types=limited)
+        raise InputError(
+            "hetopt fleet needs a fleet: `fleet=enterprise`, `fleet=synthetic`, or "
+            "`fleet_file=my_fleet.yaml` (a mapping with a 'tenants:' list; see "
+            "configs/fleet/enterprise.yaml)."
+        )
+    return FleetRequest(
+        fleet=fleet,
+        hardware=hardware,
+        costs=base.costs,
+        tco=base.tco,
+        solver=base.solver,
+        method=data.get("method") or "auto",
+        gap_rel=float(data.get("gap_rel", 0.005)),
+        baselines=tuple(data.get("baselines") or ()),
+        inventory_fraction=fraction,
+        limited_types=limited,
+    )
 
 
 def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
@@ -71,12 +82,16 @@ def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
     run_dir, out = run.path, run.out
     request = fleet_request(cfg)
     with console.status("planning the fleet...") as status:
-        def solving(p: SolveProgress) -> None:
-            status.update(f"{p.backend}: {p.elapsed_s:.1f} s, plan {p.incumbent:.2f} $/h, "
-                          f"{bound_text(p.bound, p.gap, '', '.2f')} ...")
 
-        outcome = plan_fleet(request, progress=lambda m: status.update(m + " ..."),
-                             on_solve_progress=solving)
+        def solving(p: SolveProgress) -> None:
+            status.update(
+                f"{p.backend}: {p.elapsed_s:.1f} s, plan {p.incumbent:.2f} $/h, "
+                f"{bound_text(p.bound, p.gap, '', '.2f')} ..."
+            )
+
+        outcome = plan_fleet(
+            request, progress=lambda m: status.update(m + " ..."), on_solve_progress=solving
+        )
     fp, result = outcome.problem, outcome.result
     assert result.choices is not None
     info = summary(fp, result, outcome.baselines)
@@ -88,45 +103,64 @@ def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
     write_csv_atomic(out / "tenants.csv", tenant_table(fp, result.choices))
     plot_fleet(fp, result, outcome.baselines, out / "fleet.png")
 
-    t = Table(title=f"Fleet {fp.name}: {fp.n_tenants} tenants, {fp.n_ops} operators, "
-                    f"{fp.n_devices} device types")
+    t = Table(
+        title=f"Fleet {fp.name}: {fp.n_tenants} tenants, {fp.n_ops} operators, "
+        f"{fp.n_devices} device types"
+    )
     for c in ("device", "dedicated", "pool", "total", "inventory", "$/h"):
         t.add_column(c, justify="left" if c == "device" else "right")
     for row in devices[devices["total"] > 0].itertuples():
-        t.add_row(row.device, str(row.dedicated), str(row.pool), str(row.total),
-                  "-" if row.inventory is None or row.inventory != row.inventory
-                  else str(int(row.inventory)), f"{row.usd_per_h:.2f}")
+        t.add_row(
+            row.device,
+            str(row.dedicated),
+            str(row.pool),
+            str(row.total),
+            "-"
+            if row.inventory is None or row.inventory != row.inventory
+            else str(int(row.inventory)),
+            f"{row.usd_per_h:.2f}",
+        )
     console.print(t)
     verdict = solver_verdict(result.status, result.gap)
     if str(result.status) != "optimal":
         verdict = f"[bold yellow]{verdict}[/]"
-    first_s = (f"{result.first_feasible_s:.2f} s" if math.isfinite(result.first_feasible_s)
-               else "-")
-    console.print(f"TCO {info['tco_usd_per_h']:.3f} $/h, "
-                  f"{bound_text(result.bound_usd_per_h, result.gap, ' $/h', '.3f')} "
-                  f"({result.backend}: {verdict}); first feasible plan after {first_s}, "
-                  f"build {result.build_s:.1f} s, solve {result.solve_s:.1f} s")
+    first_s = f"{result.first_feasible_s:.2f} s" if math.isfinite(result.first_feasible_s) else "-"
+    console.print(
+        f"TCO {info['tco_usd_per_h']:.3f} $/h, "
+        f"{bound_text(result.bound_usd_per_h, result.gap, ' $/h', '.3f')} "
+        f"({result.backend}: {verdict}); first feasible plan after {first_s}, "
+        f"build {result.build_s:.1f} s, solve {result.solve_s:.1f} s"
+    )
     if result.message:
         console.print(f"  solver: {result.message}")
     for b in outcome.baselines:
         if math.isfinite(b.objective_usd_per_h):
-            console.print(f"  baseline {b.method:12s} {b.objective_usd_per_h:10.3f} $/h "
-                          f"(+{b.objective_usd_per_h / result.objective_usd_per_h - 1:.2%}) "
-                          f"{b.detail}")
+            console.print(
+                f"  baseline {b.method:12s} {b.objective_usd_per_h:10.3f} $/h "
+                f"(+{b.objective_usd_per_h / result.objective_usd_per_h - 1:.2%}) "
+                f"{b.detail}"
+            )
         else:
             console.print(f"  baseline {b.method:12s}       none  {b.detail}")
-    console.print(f"Wrote {run_dir / 'fleet_plan.json'} (and placement.csv, devices.csv, "
-                  f"tenants.csv, fleet.png, config.yaml)")
+    console.print(
+        f"Wrote {run_dir / 'fleet_plan.json'} (and placement.csv, devices.csv, "
+        f"tenants.csv, fleet.png, config.yaml)"
+    )
     if not result.verified:
-        console.print("[red]The fleet plan failed independent verification; see "
-                      "fleet_plan.json.[/]")
+        console.print(
+            "[red]The fleet plan failed independent verification; see fleet_plan.json.[/]"
+        )
         return 1
     if str(result.status) != "optimal":
-        within = (f"a plan within {result.gap:.2%} of the proven bound, above fleet.gap_rel="
-                  f"{request.gap_rel:g}" if math.isfinite(result.gap)
-                  else "a plan but no proven bound, so its distance from the optimum is unknown")
+        within = (
+            f"a plan within {result.gap:.2%} of the proven bound, above fleet.gap_rel="
+            f"{request.gap_rel:g}"
+            if math.isfinite(result.gap)
+            else "a plan but no proven bound, so its distance from the optimum is unknown"
+        )
         raise SolverLimitError(
             f"The fleet solve stopped at solver.time_limit_s={request.solver.time_limit_s:g} "
             f"with {within}. The plan was still written to {run_dir / 'fleet_plan.json'}. "
-            f"Raise solver.time_limit_s or fleet.gap_rel to accept it.")
+            f"Raise solver.time_limit_s or fleet.gap_rel to accept it."
+        )
     return 0

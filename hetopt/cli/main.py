@@ -93,41 +93,87 @@ class Command:
     example: str
 
 
-_PLANNING = ("workload", "workload_file", "hardware", "sla", "costs", "tco", "solver",
-             "baselines")
+_PLANNING = ("workload", "workload_file", "hardware", "sla", "costs", "tco", "solver", "baselines")
 COMMANDS: dict[str, Command] = {
-    "plan": Command(_PLANNING, True, "plan a deployment of one agent",
-                    "hetopt plan workload=rag_agent solver=cpsat sla.e2e_s=15"),
-    "replay": Command((*_PLANNING, "replay"), True,
-                      "plan, then replay request traffic through the plan (SimPy); with "
-                      "replay.plan_dir=<run> only the replay.* keys apply",
-                      "hetopt replay replay.arrivals.kind=mmpp replay.duration_s=600"),
-    "compile": Command((*_PLANNING, "mlir"), True,
-                       "plan, then run the MLIR stage; with mlir.plan_dir=<run> only the "
-                       "mlir.* keys apply", "hetopt compile mlir.targets.H100=cuda:sm_80"),
-    "fleet": Command(("fleet", "fleet_file", "hardware", "sla", "costs", "tco", "solver"), True,
-                     "plan many agents (tenants) on shared device pools",
-                     "hetopt fleet fleet_file=my_fleet.yaml fleet.method=monolithic"),
-    "catalog": Command(("hardware", "tco", "costs.calibration"), False,
-                       "show the hardware catalog with its hourly TCO",
-                       "hetopt catalog tco=cloud"),
-    "list": Command((), False, "show the config groups and their options (workloads, ...)",
-                    "hetopt list --config-dir my_configs"),
-    "reproduce": Command(("costs.model",), True,
-                         "reproduce the paper's studies: hetopt reproduce <study ...|all>",
-                         "hetopt reproduce fig4 hydra.run.dir=out/fig4 costs.model=roofline"),
-    "calibrate": Command(("calibrate",), True, "fit the cost model to measured data",
-                         "hetopt calibrate calibrate.devices=[H100,B200]"),
+    "plan": Command(
+        _PLANNING,
+        True,
+        "plan a deployment of one agent",
+        "hetopt plan workload=rag_agent solver=cpsat sla.e2e_s=15",
+    ),
+    "replay": Command(
+        (*_PLANNING, "replay"),
+        True,
+        "plan, then replay request traffic through the plan (SimPy); with "
+        "replay.plan_dir=<run> only the replay.* keys apply",
+        "hetopt replay replay.arrivals.kind=mmpp replay.duration_s=600",
+    ),
+    "compile": Command(
+        (*_PLANNING, "mlir"),
+        True,
+        "plan, then run the MLIR stage; with mlir.plan_dir=<run> only the mlir.* keys apply",
+        "hetopt compile mlir.targets.H100=cuda:sm_80",
+    ),
+    "fleet": Command(
+        ("fleet", "fleet_file", "hardware", "sla", "costs", "tco", "solver"),
+        True,
+        "plan many agents (tenants) on shared device pools",
+        "hetopt fleet fleet_file=my_fleet.yaml fleet.method=monolithic",
+    ),
+    "catalog": Command(
+        ("hardware", "tco", "costs.calibration"),
+        False,
+        "show the hardware catalog with its hourly TCO",
+        "hetopt catalog tco=cloud",
+    ),
+    "list": Command(
+        (),
+        False,
+        "show the config groups and their options (workloads, ...)",
+        "hetopt list --config-dir my_configs",
+    ),
+    "reproduce": Command(
+        ("costs.model",),
+        True,
+        "reproduce the paper's studies: hetopt reproduce <study ...|all>",
+        "hetopt reproduce fig4 hydra.run.dir=out/fig4 costs.model=roofline",
+    ),
+    "calibrate": Command(
+        ("calibrate",),
+        True,
+        "fit the cost model to measured data",
+        "hetopt calibrate calibrate.devices=[H100,B200]",
+    ),
 }
 # Where a key that a command does not read belongs.
-_HOME = {"fleet": "hetopt fleet", "fleet_file": "hetopt fleet", "replay": "hetopt replay",
-         "mlir": "hetopt compile", "calibrate": "hetopt calibrate", "sweep": "hetopt sweep",
-         "study": "hetopt sweep", "whatif": "hetopt sweep", "workload": "hetopt plan",
-         "workload_file": "hetopt plan", "baselines": "hetopt plan"}
-_HYDRA_HONOURED = ("hydra.run.dir", "hydra.job.name", "hydra.output_subdir", "hydra.verbose",
-                   "hydra/job_logging")
-_SWEEP_ONLY = ("hydra.sweep", "hydra.sweeper", "hydra.launcher", "hydra/launcher",
-               "hydra/sweeper", "hydra.mode")
+_HOME = {
+    "fleet": "hetopt fleet",
+    "fleet_file": "hetopt fleet",
+    "replay": "hetopt replay",
+    "mlir": "hetopt compile",
+    "calibrate": "hetopt calibrate",
+    "sweep": "hetopt sweep",
+    "study": "hetopt sweep",
+    "whatif": "hetopt sweep",
+    "workload": "hetopt plan",
+    "workload_file": "hetopt plan",
+    "baselines": "hetopt plan",
+}
+_HYDRA_HONOURED = (
+    "hydra.run.dir",
+    "hydra.job.name",
+    "hydra.output_subdir",
+    "hydra.verbose",
+    "hydra/job_logging",
+)
+_SWEEP_ONLY = (
+    "hydra.sweep",
+    "hydra.sweeper",
+    "hydra.launcher",
+    "hydra/launcher",
+    "hydra/sweeper",
+    "hydra.mode",
+)
 
 
 @dataclass(frozen=True)
@@ -160,8 +206,10 @@ def parse_flags(args: list[str]) -> Flags:
         name, eq, value = arg.partition("=")
         if name in ("--config-dir", "-cd", "--cfg", "-c", "--out") and not eq:
             if i + 1 >= len(args):
-                raise InputError(f"{arg} needs a value (e.g. `{arg} "
-                                 f"{'job' if name in ('--cfg', '-c') else 'DIR'}`).")
+                raise InputError(
+                    f"{arg} needs a value (e.g. `{arg} "
+                    f"{'job' if name in ('--cfg', '-c') else 'DIR'}`)."
+                )
             value, i = args[i + 1], i + 1
         if name in ("--config-dir", "-cd"):
             dirs.append(Path(value))
@@ -190,18 +238,26 @@ def check_overrides(command: str, comp: Composition) -> None:
     why = f"hetopt {command} reads {', '.join(reads) or 'no config keys'}"
     if command == "replay" and (comp.cfg.get("replay") or {}).get("plan_dir"):
         reads = ("replay", "costs.max_utilization")
-        why = ("with replay.plan_dir the saved run's config.yaml fixes the plan, and hetopt "
-               "replay reads only replay.* and costs.max_utilization")
+        why = (
+            "with replay.plan_dir the saved run's config.yaml fixes the plan, and hetopt "
+            "replay reads only replay.* and costs.max_utilization"
+        )
     if command == "compile" and (comp.cfg.get("mlir") or {}).get("plan_dir"):
         reads = ("mlir",)
-        why = ("with mlir.plan_dir the saved run's config.yaml fixes the plan, and hetopt "
-               "compile reads only mlir.*")
+        why = (
+            "with mlir.plan_dir the saved run's config.yaml fixes the plan, and hetopt "
+            "compile reads only mlir.*"
+        )
     if spec.writes:
         reads = (*reads, "overwrite")
     from omegaconf import OmegaConf
 
-    hydra_ovr = [str(o) for o in OmegaConf.to_container(  # as typed, interpolations unresolved
-        comp.hydra.hydra.overrides.hydra, resolve=False)]  # type: ignore[union-attr]
+    hydra_ovr = [
+        str(o)
+        for o in OmegaConf.to_container(  # as typed, interpolations unresolved
+            comp.hydra.hydra.overrides.hydra, resolve=False
+        )
+    ]  # type: ignore[union-attr]
     parsed = OverridesParser.create().parse_overrides([*comp.overrides, *hydra_ovr])
     for raw, o in zip([*comp.overrides, *hydra_ovr], parsed, strict=True):
         key = o.key_or_group
@@ -209,24 +265,31 @@ def check_overrides(command: str, comp: Composition) -> None:
             continue
         if key.startswith("hydra"):
             if any(key == p or key.startswith(p + ".") for p in _SWEEP_ONLY):
-                raise InputError(f"hetopt {command} does not use {raw!r}: it is a setting of "
-                                 f"`hetopt sweep`. A single run goes to hydra.run.dir; remove "
-                                 f"{raw!r}.")
+                raise InputError(
+                    f"hetopt {command} does not use {raw!r}: it is a setting of "
+                    f"`hetopt sweep`. A single run goes to hydra.run.dir; remove "
+                    f"{raw!r}."
+                )
             if not spec.writes:
-                raise InputError(f"hetopt {command} writes no files, so {raw!r} would be "
-                                 f"ignored; remove it.")
+                raise InputError(
+                    f"hetopt {command} writes no files, so {raw!r} would be ignored; remove it."
+                )
             if not any(key == p or key.startswith(p + ".") for p in _HYDRA_HONOURED):
-                raise InputError(f"hetopt {command} does not apply {raw!r}: of Hydra's own "
-                                 f"settings a single run honours {', '.join(_HYDRA_HONOURED)} "
-                                 f"(and --config-dir). Remove it.")
+                raise InputError(
+                    f"hetopt {command} does not apply {raw!r}: of Hydra's own "
+                    f"settings a single run honours {', '.join(_HYDRA_HONOURED)} "
+                    f"(and --config-dir). Remove it."
+                )
             continue
         if not any(key == p or key.startswith(p + ".") for p in reads):
             top = key.replace("/", ".").split(".")[0]
             home = _HOME.get(top)
             where = f" It is read by `{home}`." if home and home != f"hetopt {command}" else ""
-            raise InputError(f"hetopt {command} does not use {raw!r} (key '{key}'), so it "
-                             f"would be ignored: {why}.{where} Remove it (`hetopt {command} "
-                             f"--help` lists the keys).")
+            raise InputError(
+                f"hetopt {command} does not use {raw!r} (key '{key}'), so it "
+                f"would be ignored: {why}.{where} Remove it (`hetopt {command} "
+                f"--help` lists the keys)."
+            )
 
 
 def _write_hydra_record(run: RunDir, comp: Composition) -> None:
@@ -272,19 +335,25 @@ def cmd_plan(comp: Composition, run: RunDir, console: Console) -> int:
     cfg, run_dir = comp.cfg, run.path
     request = request_from_config(cfg)
     with console.status("planning...") as status:
+
         def solving(p: SolveProgress) -> None:
             bound = f"{p.bound:.4f}" if math.isfinite(p.bound) else "-"
             gap = f"{p.gap:.2%}" if math.isfinite(p.gap) else "-"
-            status.update(f"solving with {p.backend}: {p.elapsed_s:.1f} s, incumbent "
-                          f"{p.incumbent:.4f} $/h, bound {bound}, gap {gap} ...")
+            status.update(
+                f"solving with {p.backend}: {p.elapsed_s:.1f} s, incumbent "
+                f"{p.incumbent:.4f} $/h, bound {bound}, gap {gap} ..."
+            )
 
-        outcome = plan_agent(request, progress=lambda msg: status.update(msg + " ..."),
-                             on_solve_progress=solving)
+        outcome = plan_agent(
+            request, progress=lambda msg: status.update(msg + " ..."), on_solve_progress=solving
+        )
     plan = outcome.plan
     write_outputs(outcome, cfg, run.out)
     render_plan(plan, console)
-    console.print(f"Wrote {run_dir / 'plan.json'} (and plan.png, placement.csv, devices.csv, "
-                  f"cost_table.csv, config.yaml, .hydra/)")
+    console.print(
+        f"Wrote {run_dir / 'plan.json'} (and plan.png, placement.csv, devices.csv, "
+        f"cost_table.csv, config.yaml, .hydra/)"
+    )
     if not plan.verified:
         console.print("[red]The plan failed independent verification; see plan.json.[/]")
         return 1
@@ -315,26 +384,47 @@ def cmd_catalog(comp: Composition, console: Console) -> int:
     costs = tco_table(catalog, request.tco)
     calibration = load_calibration(request.costs.calibration)
     t = Table(title=f"Hardware catalog ({request.tco.mode} TCO)")
-    cols = ["device", "vendor", "fp16 TF", "fp8 TF", "GB", "GB/s", "TDP W", "price $",
-            "$/h", "kgCO2/h", "LLM cost model (held-out error)"]
+    cols = [
+        "device",
+        "vendor",
+        "fp16 TF",
+        "fp8 TF",
+        "GB",
+        "GB/s",
+        "TDP W",
+        "price $",
+        "$/h",
+        "kgCO2/h",
+        "LLM cost model (held-out error)",
+    ]
     for c in cols:
         t.add_column(c, justify="left" if c in ("device", "vendor") else "right")
     for d in catalog.devices:
         row = costs.loc[d.name]
-        t.add_row(d.name, d.vendor, f"{d.fp16_tflops:g}",
-                  f"{d.fp8_tflops:g}" if d.fp8_tflops else "-", f"{d.mem_gb:g}",
-                  f"{d.mem_bw_gb_per_s:g}", f"{d.tdp_w:g}", f"{d.price_usd:,.0f}",
-                  f"{row['total_usd_per_h']:.3f}", f"{row['carbon_kgco2_per_h']:.3f}",
-                  _calibration_cell(calibration, d.name, d.precisions, d.kind))
+        t.add_row(
+            d.name,
+            d.vendor,
+            f"{d.fp16_tflops:g}",
+            f"{d.fp8_tflops:g}" if d.fp8_tflops else "-",
+            f"{d.mem_gb:g}",
+            f"{d.mem_bw_gb_per_s:g}",
+            f"{d.tdp_w:g}",
+            f"{d.price_usd:,.0f}",
+            f"{row['total_usd_per_h']:.3f}",
+            f"{row['carbon_kgco2_per_h']:.3f}",
+            _calibration_cell(calibration, d.name, d.precisions, d.kind),
+        )
     console.print(t)
-    console.print(f"Calibration table {calibration.version} ({calibration.origin}); refresh it "
-                  f"with `hetopt calibrate` (pip install -e '.[calibration]').", markup=False,
-                  highlight=False)
+    console.print(
+        f"Calibration table {calibration.version} ({calibration.origin}); refresh it "
+        f"with `hetopt calibrate` (pip install -e '.[calibration]').",
+        markup=False,
+        highlight=False,
+    )
     return 0
 
 
-def _calibration_cell(calibration: Any, device: str, precisions: tuple[str, ...],
-                      kind: str) -> str:
+def _calibration_cell(calibration: Any, device: str, precisions: tuple[str, ...], kind: str) -> str:
     """``calibrated fp16 x1.03, fp8 x1.02`` or ``uncalibrated (...)`` for one device."""
     parts = []
     for precision in ("fp16", "fp8"):
@@ -353,15 +443,18 @@ def cmd_reproduce(comp: Composition, studies: list[str], run: RunDir, console: C
 
     cost_model = str((comp.cfg.get("costs") or {}).get("model") or "calibrated")
     if cost_model not in COST_MODELS:
-        raise InputError(f"hetopt reproduce: costs.model must be one of "
-                         f"{list(COST_MODELS)}, got {cost_model!r}.")
+        raise InputError(
+            f"hetopt reproduce: costs.model must be one of {list(COST_MODELS)}, got {cost_model!r}."
+        )
     names = _study_names(studies)
     with console.status("reproducing...") as status:
-        timings = run_studies(names, run.out, progress=lambda msg: status.update(msg),
-                              cost_model=cost_model)
+        timings = run_studies(
+            names, run.out, progress=lambda msg: status.update(msg), cost_model=cost_model
+        )
     for rec in timings.itertuples():
-        console.print(f"{rec.study:9s} {rec.seconds:6.1f} s  -> "
-                      f"{run.path / str(rec.study)}/summary.md")
+        console.print(
+            f"{rec.study:9s} {rec.seconds:6.1f} s  -> {run.path / str(rec.study)}/summary.md"
+        )
     console.print(f"total {timings['seconds'].sum():.1f} s")
     return 0
 
@@ -372,8 +465,10 @@ def _study_names(studies: list[str]) -> list[str]:
     names = list(STUDIES) if studies in ([], ["all"]) else studies
     unknown = [n for n in names if n not in STUDIES]
     if unknown:
-        raise InputError(f"Unknown study {unknown}. Studies: {list(STUDIES)} or 'all'. "
-                         f"Everything else is an override (key=value).")
+        raise InputError(
+            f"Unknown study {unknown}. Studies: {list(STUDIES)} or 'all'. "
+            f"Everything else is an override (key=value)."
+        )
     return names
 
 
@@ -390,27 +485,36 @@ def cmd_list(config_dirs: tuple[Path, ...], console: Console) -> int:
 def command_help(command: str, config_dirs: tuple[Path, ...] = ()) -> str:
     """``hetopt <command> --help``: what the command does, its groups and its keys."""
     spec = COMMANDS[command]
-    lines = [f"usage: hetopt {command} "
-             + ("<study ...|all> " if command == "reproduce" else "")
-             + "[key=value ...] [--config-dir DIR] [--cfg job|hydra|all] [-h]", "",
-             f"{spec.summary}.", "", f"example: {spec.example}", ""]
+    lines = [
+        f"usage: hetopt {command} "
+        + ("<study ...|all> " if command == "reproduce" else "")
+        + "[key=value ...] [--config-dir DIR] [--cfg job|hydra|all] [-h]",
+        "",
+        f"{spec.summary}.",
+        "",
+        f"example: {spec.example}",
+        "",
+    ]
     lines += _keys_help(command, spec.reads, config_dirs)
     if command == "reproduce":
         from hetopt.report.reproduce import STUDIES
 
         lines += [f"studies: {', '.join(STUDIES)}, or all", ""]
     if spec.writes:
-        lines += [f"output: hydra.run.dir (default outputs/{command}/<time>; run_dir= is an "
-                  "alias" + (", and so is --out" if command == "reproduce" else "")
-                  + "), with .hydra/ and "
-                  f"{command}.log. A directory that already holds a run is refused unless "
-                  "overwrite=true.", ""]
+        lines += [
+            f"output: hydra.run.dir (default outputs/{command}/<time>; run_dir= is an "
+            "alias"
+            + (", and so is --out" if command == "reproduce" else "")
+            + "), with .hydra/ and "
+            f"{command}.log. A directory that already holds a run is refused unless "
+            "overwrite=true.",
+            "",
+        ]
     lines.append("Any other key is refused, naming it. `hetopt list` shows every group.")
     return "\n".join(lines)
 
 
-def _keys_help(command: str, reads: tuple[str, ...], config_dirs: tuple[Path, ...]
-               ) -> list[str]:
+def _keys_help(command: str, reads: tuple[str, ...], config_dirs: tuple[Path, ...]) -> list[str]:
     """The config groups among ``reads`` with their options, and the keys with defaults."""
     from omegaconf import OmegaConf
 
@@ -430,9 +534,11 @@ def _keys_help(command: str, reads: tuple[str, ...], config_dirs: tuple[Path, ..
         for key in reads:
             value = OmegaConf.select(comp.job, key)
             if key == "workload":
-                lines.append("  workload.*: the keys of the chosen workload file "
-                             "(configs/workload/<name>.yaml), e.g. "
-                             "workload.request_rate_per_s=10")
+                lines.append(
+                    "  workload.*: the keys of the chosen workload file "
+                    "(configs/workload/<name>.yaml), e.g. "
+                    "workload.request_rate_per_s=10"
+                )
             elif OmegaConf.is_config(value):
                 body = OmegaConf.to_yaml(value).rstrip().replace("\n", "\n    ")
                 lines.append(f"  {key}:\n    {body}")
@@ -446,11 +552,16 @@ def sweep_help(config_dirs: tuple[Path, ...] = ()) -> str:
     """``hetopt sweep --help``: the sweep's usage, then the keys and groups it sweeps."""
     from hetopt.cli.sweep import SWEEP_USAGE
 
-    return "\n".join([SWEEP_USAGE.rstrip(), "",
-                      *_keys_help("plan", (*_PLANNING, "whatif", "sweep"), config_dirs),
-                      "Hydra's sweep settings: hydra.sweep.dir=DIR, hydra/launcher=ray, "
-                      "hydra.launcher.n_jobs=N, hydra.sweeper.chunk_size=N. `hetopt list` "
-                      "shows every group."])
+    return "\n".join(
+        [
+            SWEEP_USAGE.rstrip(),
+            "",
+            *_keys_help("plan", (*_PLANNING, "whatif", "sweep"), config_dirs),
+            "Hydra's sweep settings: hydra.sweep.dir=DIR, hydra/launcher=ray, "
+            "hydra.launcher.n_jobs=N, hydra.sweeper.chunk_size=N. `hetopt list` "
+            "shows every group.",
+        ]
+    )
 
 
 def run_command(command: str, args: list[str], console: Console) -> int:
@@ -468,12 +579,15 @@ def run_command(command: str, args: list[str], console: Console) -> int:
 
         overrides = legacy_overrides(overrides)
     if positional and command != "reproduce":
-        raise InputError(f"hetopt {command}: unexpected argument(s) {positional}; it takes "
-                         f"overrides key=value (`hetopt {command} --help`).")
+        raise InputError(
+            f"hetopt {command}: unexpected argument(s) {positional}; it takes "
+            f"overrides key=value (`hetopt {command} --help`)."
+        )
     if command == "reproduce":
         _study_names(positional)  # an unknown study is refused before anything runs
     if command == "fleet" and not any(
-            o.partition("=")[0].lstrip("+~") in ("fleet", "fleet_file") for o in overrides):
+        o.partition("=")[0].lstrip("+~") in ("fleet", "fleet_file") for o in overrides
+    ):
         overrides = ["fleet=enterprise", *overrides]
     comp = compose_run(command, overrides, flags.config_dirs)
     check_overrides(command, comp)
@@ -482,8 +596,7 @@ def run_command(command: str, args: list[str], console: Console) -> int:
 
         parts = {"job": [comp.job], "hydra": [comp.hydra], "all": [comp.job, comp.hydra]}
         try:
-            text = "".join(OmegaConf.to_yaml(c, resolve=flags.resolve)
-                           for c in parts[flags.cfg])
+            text = "".join(OmegaConf.to_yaml(c, resolve=flags.resolve) for c in parts[flags.cfg])
         except OmegaConfBaseException as exc:
             raise InputError(f"--cfg {flags.cfg} --resolve: {exc}".replace("\n", " ")) from None
         console.print(text.rstrip(), highlight=False, markup=False, soft_wrap=True)
@@ -492,8 +605,9 @@ def run_command(command: str, args: list[str], console: Console) -> int:
         return cmd_list(flags.config_dirs, console)
     if command == "catalog":
         return cmd_catalog(comp, console)
-    run = open_run(comp.run_dir, explicit=comp.explicit_run_dir,
-                   overwrite=bool(comp.cfg.get("overwrite")))
+    run = open_run(
+        comp.run_dir, explicit=comp.explicit_run_dir, overwrite=bool(comp.cfg.get("overwrite"))
+    )
     failed = True
     try:
         _write_hydra_record(run, comp)
@@ -546,8 +660,13 @@ def main(argv: list[str] | None = None) -> int:
             if flags.help:
                 console.print(sweep_help(flags.config_dirs), highlight=False, markup=False)
                 return 0
-            return cmd_sweep(list(flags.args), console, config_dirs=flags.config_dirs,
-                             cfg=flags.cfg, resolve=flags.resolve)
+            return cmd_sweep(
+                list(flags.args),
+                console,
+                config_dirs=flags.config_dirs,
+                cfg=flags.cfg,
+                resolve=flags.resolve,
+            )
         if command == "aggregate":
             from hetopt.cli.sweep import report_sweep
 
@@ -556,18 +675,23 @@ def main(argv: list[str] | None = None) -> int:
             return report_sweep(Path(rest[0]), console)
         if command in COMMANDS:
             return run_command(command, rest, console)
-        raise InputError(f"Unknown command '{command}'. Commands: plan, sweep, aggregate, "
-                         f"fleet, catalog, list, reproduce, replay, compile, calibrate "
-                         f"(`hetopt --help`).")
+        raise InputError(
+            f"Unknown command '{command}'. Commands: plan, sweep, aggregate, "
+            f"fleet, catalog, list, reproduce, replay, compile, calibrate "
+            f"(`hetopt --help`)."
+        )
     except HetoptUserError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return exc.exit_code
     except KeyboardInterrupt:
         # Every file is written atomically and a run with no result is dropped; a sweep
         # handles SIGINT itself and prints its resume command.
-        err.print(f"[yellow]interrupted:[/] hetopt {command} stopped before it finished. Each "
-                  f"file it wrote is whole, and a run that had written no result left no "
-                  f"directory. Run the command again.", highlight=False)
+        err.print(
+            f"[yellow]interrupted:[/] hetopt {command} stopped before it finished. Each "
+            f"file it wrote is whole, and a run that had written no result left no "
+            f"directory. Run the command again.",
+            highlight=False,
+        )
         return 130
 
 

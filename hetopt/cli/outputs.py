@@ -51,8 +51,15 @@ __all__ = ["RunDir", "holds_run", "open_run", "write_outputs"]
 _LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job log format
 
 
-def write_outputs(outcome: PlanOutcome, cfg: dict[str, Any], run_dir: Path, *,
-                  config: bool = True, cost_table: bool = True, figure: bool = True) -> None:
+def write_outputs(
+    outcome: PlanOutcome,
+    cfg: dict[str, Any],
+    run_dir: Path,
+    *,
+    config: bool = True,
+    cost_table: bool = True,
+    figure: bool = True,
+) -> None:
     """Write plan.json, placement.csv and devices.csv, and unless turned off config.yaml,
     cost_table.csv and plan.png (a sweep point's record holds its config already).
 
@@ -152,7 +159,8 @@ class RunDir:
         raise OutputError(
             f"{self.path} was filled by another run while this one ran, so this run's results "
             f"went to {elsewhere} instead; neither run was mixed with the other. Give each run "
-            f"its own hydra.run.dir.")
+            f"its own hydra.run.dir."
+        )
 
     def start_log(self, name: str, level: int = logging.INFO) -> None:
         """Log to ``<out>/<name>.log`` in Hydra's job-log format until :meth:`close`."""
@@ -228,19 +236,23 @@ def open_run(path: Path, *, explicit: bool, overwrite: bool) -> RunDir:
     reserved = False
     if explicit:
         if path.exists() and not path.is_dir():
-            raise OutputError(f"hydra.run.dir={path} is a file; give a directory (a new one, "
-                              f"e.g. hydra.run.dir={path.with_suffix('')}-run).")
+            raise OutputError(
+                f"hydra.run.dir={path} is a file; give a directory (a new one, "
+                f"e.g. hydra.run.dir={path.with_suffix('')}-run)."
+            )
         if path.is_dir() and any(path.iterdir()):
             if not holds_run(path):
                 raise OutputError(
                     f"hydra.run.dir={path} already holds files that are not a hetopt run; "
                     f"hetopt writes each run into a new or empty directory and never deletes "
-                    f"other files. Choose another hydra.run.dir.")
+                    f"other files. Choose another hydra.run.dir."
+                )
             if not overwrite:
                 raise OutputError(
                     f"hydra.run.dir={path} already holds a finished run; it was left as it "
                     f"is. Choose another hydra.run.dir, or add overwrite=true to replace that "
-                    f"run once this one has written its results.")
+                    f"run once this one has written its results."
+                )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

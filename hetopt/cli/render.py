@@ -39,16 +39,33 @@ def render_plan(plan: Plan, console: Console) -> None:
 
     t = Table(title="Placement (operator -> device)", title_justify="left")
     for col in ("operator", "device", "config", "devices", "latency", "step", "binds", "model"):
-        t.add_column(col, justify="left" if col in ("operator", "device", "config", "binds",
-                                                    "model")
-                     else "right", no_wrap=col == "operator")
+        t.add_column(
+            col,
+            justify="left"
+            if col in ("operator", "device", "config", "binds", "model")
+            else "right",
+            no_wrap=col == "operator",
+        )
     for r in plan.placement.to_dict(orient="records"):
         count = f"pool of {r['count']}" if r["shared_pool"] else str(r["count"])
-        t.add_row(r["operator"], r["device"], r["config"], count, _ms(r["latency_s"]),
-                  _ms(r["step_s"]), str(r["binding"]), _model_cell(r))
+        t.add_row(
+            r["operator"],
+            r["device"],
+            r["config"],
+            count,
+            _ms(r["latency_s"]),
+            _ms(r["step_s"]),
+            str(r["binding"]),
+            _model_cell(r),
+        )
     console.print(t)
-    uncalibrated = sorted({r["device"] for r in plan.placement.to_dict(orient="records")
-                           if r.get("cost_model") == "uncalibrated"})
+    uncalibrated = sorted(
+        {
+            r["device"]
+            for r in plan.placement.to_dict(orient="records")
+            if r.get("cost_model") == "uncalibrated"
+        }
+    )
     info = plan.cost_model
     if info:
         line = f"Cost model: {info.get('model')} ({info.get('step_model_version')}"
@@ -56,19 +73,39 @@ def render_plan(plan: Plan, console: Console) -> None:
             line += f", calibration table {info['calibration_table']}"
         console.print(line + ")")
     if uncalibrated:
-        console.print(f"[yellow]Uncalibrated: {', '.join(uncalibrated)}[/] (no measured data "
-                      f"at this precision; LLM phases use the median coefficients of the "
-                      f"calibrated GPUs, error unknown; see `hetopt catalog`)")
+        console.print(
+            f"[yellow]Uncalibrated: {', '.join(uncalibrated)}[/] (no measured data "
+            f"at this precision; LLM phases use the median coefficients of the "
+            f"calibrated GPUs, error unknown; see `hetopt catalog`)"
+        )
 
     d = Table(title="Devices and TCO", title_justify="left")
-    for col in ("device", "dedicated", "pooled", "total", "$/h each", "$/h", "capex $/h",
-                "power $/h", "opex $/h", "kgCO2/h"):
+    for col in (
+        "device",
+        "dedicated",
+        "pooled",
+        "total",
+        "$/h each",
+        "$/h",
+        "capex $/h",
+        "power $/h",
+        "opex $/h",
+        "kgCO2/h",
+    ):
         d.add_column(col, justify="left" if col == "device" else "right", no_wrap=True)
     for r in plan.devices.to_dict(orient="records"):
-        d.add_row(r["device"], str(r["dedicated"]), str(r["pooled"]), str(r["total"]),
-                  f"{r['usd_per_hour_each']:.3f}", f"{r['usd_per_hour']:.2f}",
-                  f"{r['capex_usd_per_hour']:.2f}", f"{r['power_usd_per_hour']:.2f}",
-                  f"{r['opex_usd_per_hour']:.2f}", f"{r['carbon_kg_per_hour']:.2f}")
+        d.add_row(
+            r["device"],
+            str(r["dedicated"]),
+            str(r["pooled"]),
+            str(r["total"]),
+            f"{r['usd_per_hour_each']:.3f}",
+            f"{r['usd_per_hour']:.2f}",
+            f"{r['capex_usd_per_hour']:.2f}",
+            f"{r['power_usd_per_hour']:.2f}",
+            f"{r['opex_usd_per_hour']:.2f}",
+            f"{r['carbon_kg_per_hour']:.2f}",
+        )
     if len(plan.devices):
         console.print(d)
     else:
@@ -94,24 +131,34 @@ def render_plan(plan: Plan, console: Console) -> None:
         over = sla.get("ttft_sla_s") and q90 > sla["ttft_sla_s"]
         console.print(
             f"TTFT with queueing at the planned load: p50 {_ms(sla['ttft_queued_p50_s'])}, "
-            f"p90 {_ms(q90)}" + (" [yellow](p90 above the TTFT bound, which constrains the "
-                                 "prefill step; lower costs.max_utilization for headroom)[/]"
-                                 if over else ""))
+            f"p90 {_ms(q90)}"
+            + (
+                " [yellow](p90 above the TTFT bound, which constrains the "
+                "prefill step; lower costs.max_utilization for headroom)[/]"
+                if over
+                else ""
+            )
+        )
     known = math.isfinite(s.bound) and math.isfinite(s.gap)
     # A gap below 1e-12 is rounding in the objective's last digits, not a distance to the optimum.
     gap = "< 1e-12" if known and abs(s.gap) < 1e-12 else _f(s.gap, ".2e")
-    bound = (f"bound {_f(s.bound, ',.6g')} gap {gap}" if known
-             else bound_text(s.bound, s.gap))
+    bound = f"bound {_f(s.bound, ',.6g')} gap {gap}" if known else bound_text(s.bound, s.gap)
     verdict = solver_verdict(s.status, s.gap)
     console.print(
         f"Solver [{colour}]{s.backend}: {status}[/] objective {_f(s.objective, ',.6g')} "
         f"{bound} in {s.runtime_s:.2f} s"
         + (f" ({verdict})" if s.proven_optimal and verdict != "proven optimal" else "")
-        + ("" if s.proven_optimal else "  [yellow](the best plan found when the solver "
-                                         "stopped, not proven optimal)[/]")
+        + (
+            ""
+            if s.proven_optimal
+            else "  [yellow](the best plan found when the solver stopped, not proven optimal)[/]"
+        )
     )
-    verdict = "[green]passed[/]" if plan.verified else "[red]FAILED: " + "; ".join(
-        plan.violations) + "[/]"
+    verdict = (
+        "[green]passed[/]"
+        if plan.verified
+        else "[red]FAILED: " + "; ".join(plan.violations) + "[/]"
+    )
     console.print(f"Independent verification {verdict}")
     if plan.baselines:
         b = Table(title="Homogeneous baselines", title_justify="left")
@@ -119,9 +166,12 @@ def render_plan(plan: Plan, console: Console) -> None:
             b.add_column(col, justify="left" if col == "all on" else "right")
         for base in plan.baselines:
             benefit = plan.benefit_vs(base.device)
-            b.add_row(base.device, _f(base.tco_usd_per_hour, ",.4g"),
-                      _f(base.cost_usd_per_request, ".4g"), _ms(base.e2e_latency_s)
-                      if math.isfinite(base.e2e_latency_s) else "-",
-                      "met" if base.sla_satisfied else (base.note or "not met"),
-                      f"{benefit:.2f}x" if math.isfinite(benefit) else "-")
+            b.add_row(
+                base.device,
+                _f(base.tco_usd_per_hour, ",.4g"),
+                _f(base.cost_usd_per_request, ".4g"),
+                _ms(base.e2e_latency_s) if math.isfinite(base.e2e_latency_s) else "-",
+                "met" if base.sla_satisfied else (base.note or "not met"),
+                f"{benefit:.2f}x" if math.isfinite(benefit) else "-",
+            )
         console.print(b)

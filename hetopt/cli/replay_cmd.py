@@ -32,41 +32,63 @@ def load_saved_plan(plan_dir: Path) -> tuple[dict[str, Any], PlanOutcome]:
     """
     cfg_file, plan_file = plan_dir / "config.yaml", plan_dir / "plan.json"
     if not plan_dir.is_dir():
-        raise InputError(f"plan_dir={plan_dir}: not a directory; point it at a directory "
-                         f"written by `hetopt plan` (it holds config.yaml and plan.json).")
+        raise InputError(
+            f"plan_dir={plan_dir}: not a directory; point it at a directory "
+            f"written by `hetopt plan` (it holds config.yaml and plan.json)."
+        )
     for f in (cfg_file, plan_file):
         if not f.is_file():
-            raise InputError(f"plan_dir={plan_dir}: {f.name} is missing; point it at a "
-                             f"directory written by `hetopt plan`.")
+            raise InputError(
+                f"plan_dir={plan_dir}: {f.name} is missing; point it at a "
+                f"directory written by `hetopt plan`."
+            )
     cfg = load_yaml_input(cfg_file, "saved config")
     if not isinstance(cfg, dict) or not isinstance(cfg.get("workload"), dict):
-        raise InputError(f"saved config {cfg_file}: not a hetopt run's config (it needs a "
-                         f"'workload' mapping and the config groups); the file is damaged or "
-                         f"from another tool. Re-run `hetopt plan` to write a new one.")
+        raise InputError(
+            f"saved config {cfg_file}: not a hetopt run's config (it needs a "
+            f"'workload' mapping and the config groups); the file is damaged or "
+            f"from another tool. Re-run `hetopt plan` to write a new one."
+        )
     absent = [g for g in ("hardware", "sla", "costs", "tco", "solver") if g not in cfg]
     if absent:
-        raise InputError(f"saved config {cfg_file}: the group(s) {absent} are missing; the file "
-                         f"is truncated or damaged. Re-run `hetopt plan` to write a new one.")
+        raise InputError(
+            f"saved config {cfg_file}: the group(s) {absent} are missing; the file "
+            f"is truncated or damaged. Re-run `hetopt plan` to write a new one."
+        )
     for group in ("hardware", "sla", "costs", "tco", "solver", "replay", "mlir"):
         if cfg.get(group) is not None and not isinstance(cfg[group], dict):
-            raise InputError(f"saved config {cfg_file}: '{group}' must be a mapping, got "
-                             f"{cfg[group]!r}; the file is damaged. Re-run `hetopt plan`.")
+            raise InputError(
+                f"saved config {cfg_file}: '{group}' must be a mapping, got "
+                f"{cfg[group]!r}; the file is damaged. Re-run `hetopt plan`."
+            )
     try:
         saved = json.loads(read_text_input(plan_file, "saved plan"))
         placement = {str(row["operator"]): row for row in saved["placement"]}
-        pooled = {str(row["device"]): _whole(row["pooled"], f"devices[{k}].pooled")
-                  for k, row in enumerate(saved.get("devices", []))}
+        pooled = {
+            str(row["device"]): _whole(row["pooled"], f"devices[{k}].pooled")
+            for k, row in enumerate(saved.get("devices", []))
+        }
         solver = saved.get("solver", {})
-        numbers = {key: _saved_number(solver.get(key), f"solver.{key}", default)
-                   for key, default in (("objective", math.nan), ("bound", math.nan),
-                                        ("gap", 0.0), ("runtime_s", 0.0))}
+        numbers = {
+            key: _saved_number(solver.get(key), f"solver.{key}", default)
+            for key, default in (
+                ("objective", math.nan),
+                ("bound", math.nan),
+                ("gap", 0.0),
+                ("runtime_s", 0.0),
+            )
+        }
     except json.JSONDecodeError as exc:
-        raise InputError(f"saved plan {plan_file}: not valid JSON ({exc.msg} at line "
-                         f"{exc.lineno}, column {exc.colno}); the file is damaged. Re-run "
-                         f"`hetopt plan`.") from None
+        raise InputError(
+            f"saved plan {plan_file}: not valid JSON ({exc.msg} at line "
+            f"{exc.lineno}, column {exc.colno}); the file is damaged. Re-run "
+            f"`hetopt plan`."
+        ) from None
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise InputError(f"saved plan {plan_file}: not a hetopt plan ({type(exc).__name__}: "
-                         f"{exc}). Re-run `hetopt plan` to write a new one.") from None
+        raise InputError(
+            f"saved plan {plan_file}: not a hetopt plan ({type(exc).__name__}: "
+            f"{exc}). Re-run `hetopt plan` to write a new one."
+        ) from None
     try:
         request = request_from_config(cfg)
         problem, table, graph, tco = prepare(request)
@@ -75,36 +97,60 @@ def load_saved_plan(plan_dir: Path) -> tuple[dict[str, Any], PlanOutcome]:
     choice = []
     for i, op in enumerate(problem.ops):
         if op not in placement:
-            raise InputError(f"{plan_file}: operator '{op}' of the workload has no placement; "
-                             f"the plan was made for another graph.")
+            raise InputError(
+                f"{plan_file}: operator '{op}' of the workload has no placement; "
+                f"the plan was made for another graph."
+            )
         want = placement[op]
-        match = [o for o in problem.options_of(i)
-                 if problem.devices[problem.opt_device[o]] == want.get("device")
-                 and problem.opt_config[o] == want.get("config")]
+        match = [
+            o
+            for o in problem.options_of(i)
+            if problem.devices[problem.opt_device[o]] == want.get("device")
+            and problem.opt_config[o] == want.get("config")
+        ]
         if not match:
-            raise InputError(f"{plan_file}: operator '{op}' is placed on "
-                             f"{want.get('device')} {want.get('config')}, which the current "
-                             f"catalog and cost model do not offer. Re-plan with `hetopt plan`.")
+            raise InputError(
+                f"{plan_file}: operator '{op}' is placed on "
+                f"{want.get('device')} {want.get('config')}, which the current "
+                f"catalog and cost model do not offer. Re-plan with `hetopt plan`."
+            )
         choice.append(int(match[0]))
     counts = tuple(pooled.get(d, 0) for d in problem.devices)
-    result = SolveResult(str(solver.get("backend", "saved")), SolveStatus.OPTIMAL,
-                         numbers["objective"], numbers["bound"], numbers["gap"],
-                         numbers["runtime_s"], tuple(choice), counts)
+    result = SolveResult(
+        str(solver.get("backend", "saved")),
+        SolveStatus.OPTIMAL,
+        numbers["objective"],
+        numbers["bound"],
+        numbers["gap"],
+        numbers["runtime_s"],
+        tuple(choice),
+        counts,
+    )
     ev = evaluate_choice(problem, tuple(choice), counts)
-    tokens = sum((op.llm.input_tokens if op.kind.value == "prefill" else op.llm.output_tokens)
-                 * op.visits for op in graph.ops if op.llm is not None)
+    tokens = sum(
+        (op.llm.input_tokens if op.kind.value == "prefill" else op.llm.output_tokens) * op.visits
+        for op in graph.ops
+        if op.llm is not None
+    )
     plan = make_plan(problem, table, result, ev, tco, tokens)
     issues = verify_plan(plan, problem)
     if issues:
-        raise InputError(f"{plan_file}: the saved plan does not verify against the current "
-                         f"catalog and graph: {'; '.join(issues)}.")
+        raise InputError(
+            f"{plan_file}: the saved plan does not verify against the current "
+            f"catalog and graph: {'; '.join(issues)}."
+        )
     return cfg, PlanOutcome(plan, problem, table, graph)
 
 
 def _whole(value: Any, field: str) -> int:
     """A whole number from plan.json, or ValueError naming the field."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-            value) or value != int(value) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value != int(value)
+        or value < 0
+    ):
         raise ValueError(f"field {field} must be a whole number >= 0, got {value!r}")
     return int(value)
 
@@ -128,45 +174,87 @@ def cmd_replay(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
         if plan_dir:
             _, outcome = load_saved_plan(Path(plan_dir))
         else:
-            outcome = plan_agent(request_from_config(cfg),
-                                 progress=lambda m: status.update(m + " ..."))
+            outcome = plan_agent(
+                request_from_config(cfg), progress=lambda m: status.update(m + " ...")
+            )
             write_outputs(outcome, cfg, out)
         config = replay_config_from(cfg, outcome.plan.request_rate_per_s)
-        result = replay(outcome.plan, outcome.problem, outcome.table.frame, config,
-                        progress=lambda m: status.update(m + " ..."), graph=outcome.graph)
+        result = replay(
+            outcome.plan,
+            outcome.problem,
+            outcome.table.frame,
+            config,
+            progress=lambda m: status.update(m + " ..."),
+            graph=outcome.graph,
+        )
     written = write_replay(result, out)
     s = result.summary
-    console.rule(f"[bold]hetopt replay: {outcome.plan.workload}[/] "
-                 f"({config.arrivals.kind}, {config.arrivals.rate_per_s:g} req/s, "
-                 f"{config.duration_s:g} s)")
+    console.rule(
+        f"[bold]hetopt replay: {outcome.plan.workload}[/] "
+        f"({config.arrivals.kind}, {config.arrivals.rate_per_s:g} req/s, "
+        f"{config.duration_s:g} s)"
+    )
     t = Table(title="Where the time went (per operator)", title_justify="left")
     for col in ("operator", "pool", "runs", "mean wait", "p99 wait", "mean service"):
         t.add_column(col, justify="left" if col in ("operator", "pool") else "right")
     for r in result.stages.itertuples():
-        t.add_row(r.operator, r.pool, f"{r.executions:,}", f"{r.mean_wait_s * 1e3:,.1f} ms",
-                  f"{r.p99_wait_s * 1e3:,.1f} ms", f"{r.mean_service_s * 1e3:,.1f} ms")
+        t.add_row(
+            r.operator,
+            r.pool,
+            f"{r.executions:,}",
+            f"{r.mean_wait_s * 1e3:,.1f} ms",
+            f"{r.p99_wait_s * 1e3:,.1f} ms",
+            f"{r.mean_service_s * 1e3:,.1f} ms",
+        )
     console.print(t)
     p = Table(title="Pools", title_justify="left")
     for col in ("pool", "slots", "utilisation", "mean wait", "jobs/s in", "capacity/s"):
         p.add_column(col, justify="left" if col == "pool" else "right")
     for r in result.pools.itertuples():
-        p.add_row(r.pool, str(r.slots), f"{r.mean_utilisation:.1%}",
-                  f"{r.mean_wait_s * 1e3:,.1f} ms", _rate(r.arrival_rate_per_s),
-                  _rate(r.capacity_per_s))
+        p.add_row(
+            r.pool,
+            str(r.slots),
+            f"{r.mean_utilisation:.1%}",
+            f"{r.mean_wait_s * 1e3:,.1f} ms",
+            _rate(r.arrival_rate_per_s),
+            _rate(r.capacity_per_s),
+        )
     console.print(p)
     if len(result.failures):
         f = Table(title="Failures", title_justify="left")
-        for col in ("device", "at", "devices", "pools hit", "recovered at", "affected",
-                    "dropped", "SLA before", "during", "after"):
+        for col in (
+            "device",
+            "at",
+            "devices",
+            "pools hit",
+            "recovered at",
+            "affected",
+            "dropped",
+            "SLA before",
+            "during",
+            "after",
+        ):
             f.add_column(col, justify="left" if col in ("device", "pools hit") else "right")
         for r in result.failures.itertuples():
-            lost = (str(r.devices_failed) if r.devices_failed == r.devices_requested
-                    else f"{r.devices_failed} of {r.devices_requested} named (no more live)")
-            f.add_row(r.device, f"{r.at_s:g} s", lost, r.pools_hit,
-                      "never (no controller)" if math.isnan(r.recovered_at_s)
-                      else f"{r.recovered_at_s:g} s", f"{r.affected:,}",
-                      f"{r.affected_dropped:,}", _pct(r.attainment_before),
-                      _pct(r.attainment_during), _pct(r.attainment_after))
+            lost = (
+                str(r.devices_failed)
+                if r.devices_failed == r.devices_requested
+                else f"{r.devices_failed} of {r.devices_requested} named (no more live)"
+            )
+            f.add_row(
+                r.device,
+                f"{r.at_s:g} s",
+                lost,
+                r.pools_hit,
+                "never (no controller)"
+                if math.isnan(r.recovered_at_s)
+                else f"{r.recovered_at_s:g} s",
+                f"{r.affected:,}",
+                f"{r.affected_dropped:,}",
+                _pct(r.attainment_before),
+                _pct(r.attainment_during),
+                _pct(r.attainment_after),
+            )
         console.print(f)
     drops = ", ".join(f"{n:,} {why}" for why, n in s["dropped_by_reason"].items()) or "none"
     console.print(
@@ -175,7 +263,8 @@ def cmd_replay(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
         f"p50/p90/p99: {s['e2e_p50_s']:.3f} / {s['e2e_p90_s']:.3f} / {s['e2e_p99_s']:.3f} s "
         f"(planned worst path {s['planned_e2e_s']:.3f} s); TTFT p99 {s['ttft_p99_s']:.3f} s. "
         f"Replay vs planner on the same paths: median gap {s['gap_p50']:+.2%}, "
-        f"p99 {s['gap_p99']:+.2%}.")
+        f"p99 {s['gap_p99']:+.2%}."
+    )
     console.print(sla_line(s))
     for line in overload_lines(s):
         console.print(line)
@@ -186,7 +275,8 @@ def cmd_replay(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
         + f". {cost_line(s)}; "
         f"$/request {s['usd_per_request']:.3g} (planned {s['planned_usd_per_request']:.3g}), "
         f"$/Mtok {s['usd_per_mtok']:.3g} (planned {s['planned_usd_per_mtok']:.3g}). "
-        f"Simulated in {s['wall_s']:.1f} s ({s['requests_per_wall_s']:,.0f} requests/s).")
+        f"Simulated in {s['wall_s']:.1f} s ({s['requests_per_wall_s']:,.0f} requests/s)."
+    )
     console.print(f"Wrote {', '.join(written)} to {run_dir}")
     return 0
 
@@ -223,16 +313,22 @@ def sla_line(s: dict[str, Any]) -> str:
         if bound is None:
             unset.append(label)
         else:
-            set_.append(f"{label} <= {_seconds(bound)}: {_pct(s[f'sla_attainment_{name}'])}, "
-                        f"{s[f'sla_missed_{name}']:,} missed")
+            set_.append(
+                f"{label} <= {_seconds(bound)}: {_pct(s[f'sla_attainment_{name}'])}, "
+                f"{s[f'sla_missed_{name}']:,} missed"
+            )
     if not set_:
         return "SLA attainment: - (no TTFT, TBT or end-to-end bound is set)."
-    window = (f"the {s['measured_requests']:,} requests arriving after the "
-              f"{s['warmup_s']:g} s warm-up" if s.get("warmup_s")
-              else f"all {s['measured_requests']:,} requests")
+    window = (
+        f"the {s['measured_requests']:,} requests arriving after the {s['warmup_s']:g} s warm-up"
+        if s.get("warmup_s")
+        else f"all {s['measured_requests']:,} requests"
+    )
     missing = f"; no {' or '.join(unset)} bound" if unset else ""
-    return (f"SLA attainment: {_pct(s['sla_attainment'])} of {window} met every bound "
-            f"({'; '.join(set_)}{missing}).")
+    return (
+        f"SLA attainment: {_pct(s['sla_attainment'])} of {window} met every bound "
+        f"({'; '.join(set_)}{missing})."
+    )
 
 
 def overload_lines(s: dict[str, Any]) -> list[str]:
@@ -256,12 +352,16 @@ dropped.
     lines = []
     for o in s["overloaded_pools"]:
         load = o["offered_load"]
-        against = (f"a capacity of {_rate(o['capacity_per_s'])} jobs/s (load {load:.0%})"
-                   if load is not None and math.isfinite(load)
-                   else "no capacity (no replica in service)")
-        lines.append(f"Overloaded: {o['pool']} gets {o['arrival_rate_per_s']:,.2f} jobs/s "
-                     f"against {against} from {o['from_s']:g} to {o['to_s']:g} s: jobs arrive "
-                     f"faster than it serves them, so they queue or are dropped.")
+        against = (
+            f"a capacity of {_rate(o['capacity_per_s'])} jobs/s (load {load:.0%})"
+            if load is not None and math.isfinite(load)
+            else "no capacity (no replica in service)"
+        )
+        lines.append(
+            f"Overloaded: {o['pool']} gets {o['arrival_rate_per_s']:,.2f} jobs/s "
+            f"against {against} from {o['from_s']:g} to {o['to_s']:g} s: jobs arrive "
+            f"faster than it serves them, so they queue or are dropped."
+        )
     return lines
 
 
@@ -269,8 +369,11 @@ def _versus(x: float, ref: float) -> str:
     if not ref:
         return "against"
     change = x / ref - 1
-    return ("the same as" if abs(change) < 5e-4
-            else f"{abs(change):.1%} {'below' if change < 0 else 'above'}")
+    return (
+        "the same as"
+        if abs(change) < 5e-4
+        else f"{abs(change):.1%} {'below' if change < 0 else 'above'}"
+    )
 
 
 def cost_line(s: dict[str, Any]) -> str:
@@ -284,8 +387,10 @@ def cost_line(s: dict[str, Any]) -> str:
     Capacity held: 12.0 device-hours, $80.00: 20.0% below the static plan ($100.00) and 20.0% below a static plan sized for the peak of 7.9 req/s + 15% ($100.00)
     """
     held = s["capacity_usd"]
-    return (f"Capacity held: {s['device_hours_held']:,.1f} device-hours, ${held:,.2f}: "
-            f"{_versus(held, s['static_plan_usd'])} the static plan "
-            f"(${s['static_plan_usd']:,.2f}) and {_versus(held, s['peak_static_usd'])} a static "
-            f"plan sized for the peak of {s['peak_rate_per_s']:.3g} req/s "
-            f"+ {s['peak_sizing_margin']:.0%} (${s['peak_static_usd']:,.2f})")
+    return (
+        f"Capacity held: {s['device_hours_held']:,.1f} device-hours, ${held:,.2f}: "
+        f"{_versus(held, s['static_plan_usd'])} the static plan "
+        f"(${s['static_plan_usd']:,.2f}) and {_versus(held, s['peak_static_usd'])} a static "
+        f"plan sized for the peak of {s['peak_rate_per_s']:.3g} req/s "
+        f"+ {s['peak_sizing_margin']:.0%} (${s['peak_static_usd']:,.2f})"
+    )

@@ -108,49 +108,50 @@ def schema_of(cls: type, extra: tuple[tuple[str, Any, Any], ...] = ()) -> type:
 class SweepSchema:
     """Settings of ``hetopt sweep`` / ``hetopt plan -m`` (the ``sweep`` block)."""
 
-    figures: bool = False            # draw plan.png for every point (slow: about 0.3 s each)
-    warm_start: bool = True          # hint each solve with the previous point's plan
-    retry_failed: bool = True        # re-running a sweep re-plans points that errored or crashed
-    chunk: Optional[str] = None      # noqa: UP045  set by the sweeper: the chunk of points a job runs (<driver>-<n>)
+    figures: bool = False  # draw plan.png for every point (slow: about 0.3 s each)
+    warm_start: bool = True  # hint each solve with the previous point's plan
+    retry_failed: bool = True  # re-running a sweep re-plans points that errored or crashed
+    chunk: Optional[str] = None  # noqa: UP045  set by the sweeper: the chunk of points a job runs (<driver>-<n>)
 
 
 @dataclasses.dataclass
 class StudySchema:
     """What-if study metadata (the ``study`` group): what the study figure plots."""
 
-    name: Optional[str] = None        # noqa: UP045
-    title: Optional[str] = None       # noqa: UP045
-    x: Optional[str] = None           # noqa: UP045  swept key on the x axis
-    hue: Optional[str] = None         # noqa: UP045  swept key drawn as one line per value
-    x_label: Optional[str] = None     # noqa: UP045
-    y: str = "tco_usd_per_h"          # results.csv column on the y axis
-    kind: str = "lines"               # lines | pareto (TCO against carbon)
+    name: Optional[str] = None  # noqa: UP045
+    title: Optional[str] = None  # noqa: UP045
+    x: Optional[str] = None  # noqa: UP045  swept key on the x axis
+    hue: Optional[str] = None  # noqa: UP045  swept key drawn as one line per value
+    x_label: Optional[str] = None  # noqa: UP045
+    y: str = "tco_usd_per_h"  # results.csv column on the y axis
+    kind: str = "lines"  # lines | pareto (TCO against carbon)
     log_x: bool = False
-    note: Optional[str] = None        # noqa: UP045
+    note: Optional[str] = None  # noqa: UP045
 
 
 @dataclasses.dataclass
 class SyntheticFleetSchema:
     """A generated fleet (:mod:`hetopt.fleet.generator`)."""
 
-    n_ops: int = 200                  # placeable operators over all tenants
-    n_device_types: int = 11          # packaged catalog entries, then generated variants
+    n_ops: int = 200  # placeable operators over all tenants
+    n_device_types: int = 11  # packaged catalog entries, then generated variants
     seed: int = 0
     inventory_fraction: Optional[float] = None  # noqa: UP045  cap the most-used types at this share of the greedy plan's use
-    limited_types: int = 3            # how many types get that cap
+    limited_types: int = 3  # how many types get that cap
 
 
 @dataclasses.dataclass
 class FleetSchema:
     """A fleet (the ``fleet`` group): tenants listed, or a synthetic fleet."""
 
-    name: Optional[str] = None        # noqa: UP045
+    name: Optional[str] = None  # noqa: UP045
     tenants: Optional[typing.List[Any]] = None  # noqa: UP006, UP045  [{name, workload, request_rate_per_s, sla, count}]
     synthetic: Optional[SyntheticFleetSchema] = None  # noqa: UP045
-    method: str = "auto"              # auto | monolithic | decomposition
-    gap_rel: float = 0.005            # stop when the proven gap is this small
+    method: str = "auto"  # auto | monolithic | decomposition
+    gap_rel: float = 0.005  # stop when the proven gap is this small
     baselines: typing.List[str] = dataclasses.field(  # noqa: UP006
-        default_factory=lambda: ["greedy", "heft", "homogeneous"])
+        default_factory=lambda: ["greedy", "heft", "homogeneous"]
+    )
 
 
 @dataclasses.dataclass
@@ -158,8 +159,8 @@ class CalibrateSchema:
     """Settings of ``hetopt calibrate`` (the ``calibrate`` block)."""
 
     measurements: Optional[str] = None  # noqa: UP045  a CSV of your own measurements; null: aiconfigurator
-    published: Optional[str] = None     # noqa: UP045  published-throughput CSV; null: the shipped one; "none": skip
-    ship: bool = False                  # also replace the table shipped inside hetopt
+    published: Optional[str] = None  # noqa: UP045  published-throughput CSV; null: the shipped one; "none": skip
+    ship: bool = False  # also replace the table shipped inside hetopt
     devices: Optional[typing.List[str]] = None  # noqa: UP006, UP045  aiconfigurator devices; null: all
     holdout_models: Optional[typing.List[str]] = None  # noqa: UP006, UP045  null: the default hold-out
     holdout_seq_tokens: Optional[typing.List[int]] = None  # noqa: UP006, UP045
@@ -167,28 +168,46 @@ class CalibrateSchema:
 
 def config_schema() -> type:
     """The schema of the whole composed config (``configs/config.yaml``)."""
-    return dataclasses.make_dataclass("HetoptConfigSchema", [
-        ("workload", Any, dataclasses.field(default=None)),
-        ("hardware", schema_of(HardwareSpec), dataclasses.field(
-            default_factory=schema_of(HardwareSpec))),
-        ("sla", schema_of(Sla), dataclasses.field(default_factory=schema_of(Sla))),
-        ("costs", schema_of(CostParams), dataclasses.field(default_factory=schema_of(CostParams))),
-        ("tco", schema_of(TcoParams), dataclasses.field(default_factory=schema_of(TcoParams))),
-        ("solver", schema_of(SolverOptions), dataclasses.field(
-            default_factory=schema_of(SolverOptions))),
-        ("replay", _REPLAY, dataclasses.field(default_factory=_REPLAY)),
-        ("mlir", _MLIR, dataclasses.field(default_factory=_MLIR)),
-        ("sweep", SweepSchema, dataclasses.field(default_factory=SweepSchema)),
-        ("study", StudySchema, dataclasses.field(default_factory=StudySchema)),
-        ("workload_file", Optional[str], dataclasses.field(default=None)),  # noqa: UP045
-        ("fleet", FleetSchema, dataclasses.field(default_factory=FleetSchema)),
-        ("fleet_file", Optional[str], dataclasses.field(default=None)),  # noqa: UP045
-        ("baselines", typing.List[str], dataclasses.field(  # noqa: UP006
-            default_factory=lambda: ["H100"])),
-        ("calibrate", CalibrateSchema, dataclasses.field(default_factory=CalibrateSchema)),
-        # Replace a finished run in an explicit hydra.run.dir (hetopt/cli/outputs.py).
-        ("overwrite", bool, dataclasses.field(default=False)),
-    ])
+    return dataclasses.make_dataclass(
+        "HetoptConfigSchema",
+        [
+            ("workload", Any, dataclasses.field(default=None)),
+            (
+                "hardware",
+                schema_of(HardwareSpec),
+                dataclasses.field(default_factory=schema_of(HardwareSpec)),
+            ),
+            ("sla", schema_of(Sla), dataclasses.field(default_factory=schema_of(Sla))),
+            (
+                "costs",
+                schema_of(CostParams),
+                dataclasses.field(default_factory=schema_of(CostParams)),
+            ),
+            ("tco", schema_of(TcoParams), dataclasses.field(default_factory=schema_of(TcoParams))),
+            (
+                "solver",
+                schema_of(SolverOptions),
+                dataclasses.field(default_factory=schema_of(SolverOptions)),
+            ),
+            ("replay", _REPLAY, dataclasses.field(default_factory=_REPLAY)),
+            ("mlir", _MLIR, dataclasses.field(default_factory=_MLIR)),
+            ("sweep", SweepSchema, dataclasses.field(default_factory=SweepSchema)),
+            ("study", StudySchema, dataclasses.field(default_factory=StudySchema)),
+            ("workload_file", Optional[str], dataclasses.field(default=None)),  # noqa: UP045
+            ("fleet", FleetSchema, dataclasses.field(default_factory=FleetSchema)),
+            ("fleet_file", Optional[str], dataclasses.field(default=None)),  # noqa: UP045
+            (
+                "baselines",
+                list[str],
+                dataclasses.field(  # noqa: UP006
+                    default_factory=lambda: ["H100"]
+                ),
+            ),
+            ("calibrate", CalibrateSchema, dataclasses.field(default_factory=CalibrateSchema)),
+            # Replace a finished run in an explicit hydra.run.dir (hetopt/cli/outputs.py).
+            ("overwrite", bool, dataclasses.field(default=False)),
+        ],
+    )
 
 
 @cache

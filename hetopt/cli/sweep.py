@@ -159,8 +159,13 @@ def task_cpus() -> int:
     return max(1, cores // max(1, workers))
 
 
-def run_point(cfg: dict[str, Any], overrides: list[str], sweep_dir: Path,
-              job_dir: Path | None = None, driver: str = "") -> float:
+def run_point(
+    cfg: dict[str, Any],
+    overrides: list[str],
+    sweep_dir: Path,
+    job_dir: Path | None = None,
+    driver: str = "",
+) -> float:
     """Plan one sweep point and record it; return its TCO ($/h) or nan.
 
     Never raises for a point's own failure: user errors, infeasibility and crashes are
@@ -177,18 +182,23 @@ def run_point(cfg: dict[str, Any], overrides: list[str], sweep_dir: Path,
     job_dir = job_dir or sweep_dir / "runs" / key
     sweep_cfg = cfg.get("sweep") or {}
     done = read_point(sweep_dir, key)
-    if done is not None and (done["status"] in FINISHED
-                             or not sweep_cfg.get("retry_failed", True)):
+    if done is not None and (done["status"] in FINISHED or not sweep_cfg.get("retry_failed", True)):
         log.info("point %s already %s; skipped", key, done["status"])
         return float((done.get("metrics") or {}).get("tco_usd_per_h") or math.nan)
     claim_point(sweep_dir, key, driver)
     params = params_of(overrides)
     threads = task_cpus()
     cfg = {**cfg, "solver": {**(cfg.get("solver") or {}), "threads": threads}}
-    record: dict[str, Any] = {"key": key, "overrides": overrides, "job_dir": str(job_dir),
-                              "pid": os.getpid(), "driver": driver, "threads": threads,
-                              "attempt": 1 + int((done or {}).get("attempt", 0)),
-                              "started": dt.datetime.now().isoformat(timespec="seconds")}
+    record: dict[str, Any] = {
+        "key": key,
+        "overrides": overrides,
+        "job_dir": str(job_dir),
+        "pid": os.getpid(),
+        "driver": driver,
+        "threads": threads,
+        "attempt": 1 + int((done or {}).get("attempt", 0)),
+        "started": dt.datetime.now().isoformat(timespec="seconds"),
+    }
     warm = None
     if sweep_cfg.get("warm_start", True) and _RECENT:
         warm = _RECENT[neighbours(params, (p for p, _ in _RECENT))][1]
@@ -209,16 +219,23 @@ def run_point(cfg: dict[str, Any], overrides: list[str], sweep_dir: Path,
             record["solution"] = {"assignment": ws.assignment, "pools": ws.pools}
             _RECENT.append((params, ws))
             del _RECENT[:-_RECENT_MAX]
-        write_outputs(outcome, cfg, job_dir, config=False, cost_table=False,
-                      figure=bool(sweep_cfg.get("figures")))
+        write_outputs(
+            outcome,
+            cfg,
+            job_dir,
+            config=False,
+            cost_table=False,
+            figure=bool(sweep_cfg.get("figures")),
+        )
         tco = plan.tco_usd_per_hour
     except InfeasibleError as exc:
         record.update(status="infeasible", error=str(exc))
     except HetoptUserError as exc:
         record.update(status="error", error=str(exc))
     except Exception as exc:  # noqa: BLE001  a crashed point is recorded; the sweep goes on
-        record.update(status="crashed", error=f"{type(exc).__name__}: {exc}",
-                      traceback=traceback.format_exc())
+        record.update(
+            status="crashed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        )
     record["wall_s"] = time.perf_counter() - start
     record["finished"] = dt.datetime.now().isoformat(timespec="seconds")
     record["config"] = cfg
@@ -227,14 +244,13 @@ def run_point(cfg: dict[str, Any], overrides: list[str], sweep_dir: Path,
     return tco
 
 
-
-
 def _point_config(cfg: DictConfig, values: list[str]) -> dict[str, Any]:
     """``cfg`` with a point's value overrides applied (the job composed its groups already)."""
     point = copy.deepcopy(cfg)
     for o in OverridesParser.create().parse_overrides(values):
-        OmegaConf.update(point, o.key_or_group, o.value(), merge=True,
-                         force_add=o.is_add() or o.is_force_add())
+        OmegaConf.update(
+            point, o.key_or_group, o.value(), merge=True, force_add=o.is_add() or o.is_force_add()
+        )
     point.sweep.chunk = None
     data = OmegaConf.to_container(point, resolve=True)
     assert isinstance(data, dict)
@@ -280,9 +296,15 @@ def sweep_app(cfg: DictConfig) -> float:
         # the sweep is the driver's job (it ends the workers and keeps what finished).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _exit_with_driver(driver_pid)
-    tcos = [run_point(_point_config(cfg, p["values"]), canonical(p["overrides"]), sweep_dir,
-                      driver=data["driver"])
-            for p in data["points"]]
+    tcos = [
+        run_point(
+            _point_config(cfg, p["values"]),
+            canonical(p["overrides"]),
+            sweep_dir,
+            driver=data["driver"],
+        )
+        for p in data["points"]
+    ]
     return float(sum(tcos))
 
 
@@ -309,13 +331,14 @@ def check_study_name(name: Any) -> str:
         raise InputError(
             f"study.name={text!r} is not a plain name: it names the study's figure inside the "
             f"sweep directory, so it may hold only letters, digits, '_', '-' and '.', start "
-            f"with a letter or digit, and contain no '/' or '..'. Use e.g. study.name=my_study.")
+            f"with a letter or digit, and contain no '/' or '..'. Use e.g. study.name=my_study."
+        )
     return text
 
 
-def _sweep_plan(overrides: list[str], config_dirs: tuple[Path, ...] = ()
-                ) -> tuple[list[str], list[str], list[tuple[str, list[str]]], dict[str, Any],
-                           list[str]]:
+def _sweep_plan(
+    overrides: list[str], config_dirs: tuple[Path, ...] = ()
+) -> tuple[list[str], list[str], list[tuple[str, list[str]]], dict[str, Any], list[str]]:
     """Split the overrides into Hydra's, fixed and swept ones (the study's params included).
 
     Returns ``(hydra_overrides, fixed, swept, study, collapsed)`` with ``swept`` as
@@ -335,7 +358,8 @@ def _sweep_plan(overrides: list[str], config_dirs: tuple[Path, ...] = ()
                 f"hetopt sweep does not use {raw!r} (--out and run_dir= set it too): "
                 f"hydra.run.dir is where a single run goes. A sweep goes to hydra.sweep.dir "
                 f"(e.g. hydra.sweep.dir=outputs/sweep/mine), each point to "
-                f"<hydra.sweep.dir>/runs/<key>.")
+                f"<hydra.sweep.dir>/runs/<key>."
+            )
         if o.key_or_group.startswith("hydra"):
             hydra_ovr.append(raw)
         elif o.is_sweep_override():
@@ -350,8 +374,11 @@ def _sweep_plan(overrides: list[str], config_dirs: tuple[Path, ...] = ()
     if study.get("name") is not None:
         check_study_name(study["name"])
     node = OmegaConf.select(comp.hydra, "hydra.sweeper.params")
-    params: dict[str, Any] = (OmegaConf.to_container(node, resolve=True)  # type: ignore[assignment]
-                              if node is not None else {})
+    params: dict[str, Any] = (
+        OmegaConf.to_container(node, resolve=True)  # type: ignore[assignment]
+        if node is not None
+        else {}
+    )
     on_cli = {k.lstrip("+") for k, _ in swept}
     fixed_keys = {f.partition("=")[0].lstrip("+~") for f in fixed}
     collapsed = []
@@ -363,14 +390,19 @@ def _sweep_plan(overrides: list[str], config_dirs: tuple[Path, ...] = ()
             collapsed.append(name)
             continue
         o = parser.parse_override(f"{key}={value}")
-        values = ([str(v) for v in o.sweep_string_iterator()] if o.is_sweep_override()
-                  else [o.get_value_element_as_str()])
+        values = (
+            [str(v) for v in o.sweep_string_iterator()]
+            if o.is_sweep_override()
+            else [o.get_value_element_as_str()]
+        )
         swept.insert(0, (str(key), values))
     empty = [k for k, v in swept if not v]
     if empty:
-        raise InputError(f"The sweep over {empty} has no values (an empty range?). Give at "
-                         f"least one value, e.g. 'sla.e2e_s=range(10,16)' or "
-                         f"'sla.e2e_s=10,12,14'.")
+        raise InputError(
+            f"The sweep over {empty} has no values (an empty range?). Give at "
+            f"least one value, e.g. 'sla.e2e_s=range(10,16)' or "
+            f"'sla.e2e_s=10,12,14'."
+        )
     return hydra_ovr, fixed, swept, study, collapsed
 
 
@@ -380,8 +412,9 @@ def _is_group(key: str, config_dirs: tuple[Path, ...] = ()) -> bool:
     return "/" in name or any((d / name).is_dir() for d in (config_dir(), *config_dirs))
 
 
-def _config_dirs(overrides: list[str], config_dirs: tuple[Path, ...]
-                 ) -> tuple[list[str], tuple[Path, ...]]:
+def _config_dirs(
+    overrides: list[str], config_dirs: tuple[Path, ...]
+) -> tuple[list[str], tuple[Path, ...]]:
     """Fold a ``hydra.searchpath=[file://DIR,...]`` override into the ``--config-dir`` list.
 
     Returns the other overrides and the directories. The fixed overrides, the validation and
@@ -391,22 +424,28 @@ def _config_dirs(overrides: list[str], config_dirs: tuple[Path, ...]
     if not given:
         return overrides, config_dirs
     if config_dirs:
-        raise InputError("Give extra config directories either with --config-dir or with "
-                         "hydra.searchpath=, not both.")
+        raise InputError(
+            "Give extra config directories either with --config-dir or with "
+            "hydra.searchpath=, not both."
+        )
     try:
         value = OverridesParser.create().parse_override(given[-1]).value()
     except Exception as exc:  # noqa: BLE001  hydra raises OverrideParseException
-        raise InputError(f"Bad override {given[-1]!r}: {exc}. Give config directories as "
-                         f"--config-dir DIR (-cd DIR).") from None
+        raise InputError(
+            f"Bad override {given[-1]!r}: {exc}. Give config directories as "
+            f"--config-dir DIR (-cd DIR)."
+        ) from None
     entries = value if isinstance(value, list) else [value]
     dirs = []
     for entry in entries:
         text = str(entry)
         if not text.startswith("file://"):
-            raise InputError(f"{given[-1]!r}: hetopt sweep takes only file:// entries in "
-                             f"hydra.searchpath, got {text!r}. Give directories as "
-                             f"--config-dir DIR (-cd DIR).")
-        dirs.append(Path(text[len("file://"):]))
+            raise InputError(
+                f"{given[-1]!r}: hetopt sweep takes only file:// entries in "
+                f"hydra.searchpath, got {text!r}. Give directories as "
+                f"--config-dir DIR (-cd DIR)."
+            )
+        dirs.append(Path(text[len("file://") :]))
     return [o for o in overrides if o not in given], tuple(dirs)
 
 
@@ -428,8 +467,12 @@ def check_point(cfg: dict[str, Any]) -> None:
         prepare(request_from_config(cfg))
 
 
-def _validate(fixed: list[str], swept: list[tuple[str, list[str]]],
-              progress: Progress | None = None, config_dirs: tuple[Path, ...] = ()) -> None:
+def _validate(
+    fixed: list[str],
+    swept: list[tuple[str, list[str]]],
+    progress: Progress | None = None,
+    config_dirs: tuple[Path, ...] = (),
+) -> None:
     """Check every swept value (one key at a time) as far as its point would get unsolved.
 
     A config-group value is composed with Hydra; a value override is applied to the config
@@ -457,8 +500,9 @@ def _validate(fixed: list[str], swept: list[tuple[str, list[str]]],
                         cfg = compose_config([*fixed, item], config_dirs)
                 check_point(cfg)
             except HetoptUserError as exc:
-                raise InputError(f"Sweep value {item} is invalid (nothing was run): "
-                                 f"{exc}") from None
+                raise InputError(
+                    f"Sweep value {item} is invalid (nothing was run): {exc}"
+                ) from None
             if progress is not None and task is not None:
                 progress.advance(task)
     if progress is not None and task is not None:
@@ -481,8 +525,11 @@ def _watch(sweep_dir: Path, keys: list[str], progress: Progress, stop: threading
         counts: dict[str, int] = {}
         for st in seen.values():
             counts[st] = counts.get(st, 0) + 1
-        progress.update(task, completed=len(seen), counts=" ".join(
-            f"{k} {v}" for k, v in sorted(counts.items())))
+        progress.update(
+            task,
+            completed=len(seen),
+            counts=" ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+        )
         if finished:
             return
         stop.wait(0.5)
@@ -519,7 +566,8 @@ def _sweep_lock(sweep_dir: Path) -> Iterator[None]:
             raise InputError(
                 f"Another `hetopt sweep` (pid {holder}) is running in {sweep_dir}. Wait for it "
                 f"to finish (or stop it), then re-run this command to resume; or sweep into "
-                f"another hydra.sweep.dir.") from None
+                f"another hydra.sweep.dir."
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
@@ -552,8 +600,11 @@ def _stop_workers(sweep_dir: Path) -> None:
         if ray.is_initialized():  # the job's tasks end with its driver
             ray.shutdown()
     mine = _descendants()
-    pids = {int(c["pid"]) for c in claims(sweep_dir).values()
-            if c.get("host") == socket.gethostname() and c.get("pid") in mine}
+    pids = {
+        int(c["pid"])
+        for c in claims(sweep_dir).values()
+        if c.get("host") == socket.gethostname() and c.get("pid") in mine
+    }
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
@@ -567,18 +618,19 @@ def _stop_workers(sweep_dir: Path) -> None:
     clear_claims(sweep_dir)
 
 
-def _grid_conflict(sweep_dir: Path, existing: dict[str, Any], wanted: dict[str, Any]
-                   ) -> InputError:
+def _grid_conflict(sweep_dir: Path, existing: dict[str, Any], wanted: dict[str, Any]) -> InputError:
     return InputError(
         f"{sweep_dir} already holds a different sweep: {describe_grid(existing)}, not this "
         f"one: {describe_grid(wanted)}. A sweep directory belongs to one grid (re-running the "
         f"same grid resumes it). Sweep into a new directory (hydra.sweep.dir=...), or re-run "
         f"the original command to finish that sweep: "
-        f"`{shlex.join(existing.get('command') or ['hetopt', 'sweep', '...'])}`.")
+        f"`{shlex.join(existing.get('command') or ['hetopt', 'sweep', '...'])}`."
+    )
 
 
-def _config_dirs_conflict(sweep_dir: Path, existing: dict[str, Any], wanted: dict[str, Any]
-                          ) -> InputError:
+def _config_dirs_conflict(
+    sweep_dir: Path, existing: dict[str, Any], wanted: dict[str, Any]
+) -> InputError:
     def named(dirs: list[str]) -> str:
         return ("--config-dir " + ", --config-dir ".join(dirs)) if dirs else "no --config-dir"
 
@@ -587,11 +639,18 @@ def _config_dirs_conflict(sweep_dir: Path, existing: dict[str, Any], wanted: dic
         f" not with {named(wanted['config_dirs'])}: the same group names could mean other "
         f"files, so the points would mix. Re-run the original command to finish that sweep: "
         f"`{shlex.join(existing.get('command') or ['hetopt', 'sweep', '...'])}`, or sweep "
-        f"into a new directory (hydra.sweep.dir=...).")
+        f"into a new directory (hydra.sweep.dir=...)."
+    )
 
 
-def cmd_sweep(overrides: list[str], console: Console, *, config_dirs: tuple[Path, ...] = (),
-              cfg: str | None = None, resolve: bool = False) -> int:
+def cmd_sweep(
+    overrides: list[str],
+    console: Console,
+    *,
+    config_dirs: tuple[Path, ...] = (),
+    cfg: str | None = None,
+    resolve: bool = False,
+) -> int:
     """Run ``hetopt sweep [overrides...]`` (also ``hetopt plan -m ...``).
 
     Parameters
@@ -615,17 +674,27 @@ def cmd_sweep(overrides: list[str], console: Console, *, config_dirs: tuple[Path
     try:
         return _run_sweep(overrides, console, config_dirs, cfg, resolve)
     except _Stopped as exc:  # before the launch, or while the results were being merged
-        console.print(f"[yellow]Interrupted by {signal.Signals(exc.signum).name}.[/] No point "
-                      f"is left half-recorded; re-run the same command to resume.")
+        console.print(
+            f"[yellow]Interrupted by {signal.Signals(exc.signum).name}.[/] No point "
+            f"is left half-recorded; re-run the same command to resume."
+        )
         return 128 + exc.signum
     finally:
         for s, h in old_handlers.items():
             signal.signal(s, h)
 
 
-def _show_config(mode: str, resolve: bool, fixed: list[str], hydra_ovr: list[str],
-                 swept: list[tuple[str, list[str]]], collapsed: list[str],
-                 study: dict[str, Any], config_dirs: tuple[Path, ...], console: Console) -> int:
+def _show_config(
+    mode: str,
+    resolve: bool,
+    fixed: list[str],
+    hydra_ovr: list[str],
+    swept: list[tuple[str, list[str]]],
+    collapsed: list[str],
+    study: dict[str, Any],
+    config_dirs: tuple[Path, ...],
+    console: Console,
+) -> int:
     """``--cfg``: the config composed with the fixed overrides, then the swept axes.
 
     One config per point would be unreadable for a big grid, so the axes follow as a YAML
@@ -643,27 +712,36 @@ def _show_config(mode: str, resolve: bool, fixed: list[str], hydra_ovr: list[str
         raise InputError(f"--cfg {mode} --resolve: {exc}".replace("\n", " ")) from None
     axes = [(k, list(dict.fromkeys(v))) for k, v in swept]
     n_points = math.prod(len(v) for _, v in axes)
-    lines = [f"# swept ({n_points} point{'s' if n_points != 1 else ''}"
-             + (", every combination" if len(axes) > 1 else "") + "):"]
+    lines = [
+        f"# swept ({n_points} point{'s' if n_points != 1 else ''}"
+        + (", every combination" if len(axes) > 1 else "")
+        + "):"
+    ]
     lines += [f"#   {k}: [{', '.join(v)}]" for k, v in axes] or ["#   (no swept key)"]
-    lines += [f"#   {k}: fixed on the command line (the study's axis collapses)"
-              for k in collapsed]
+    lines += [f"#   {k}: fixed on the command line (the study's axis collapses)" for k in collapsed]
     given = [o.partition("=")[2] for o in hydra_ovr if o.startswith("hydra.sweep.dir=")]
     default = f"outputs/sweep/{study.get('name') or 'sweep'}-<time>"
     lines.append(f"# hydra.sweep.dir: {given[-1] if given else default}")
-    console.print(text.rstrip() + "\n" + "\n".join(lines), highlight=False, markup=False,
-                  soft_wrap=True)
+    console.print(
+        text.rstrip() + "\n" + "\n".join(lines), highlight=False, markup=False, soft_wrap=True
+    )
     return 0
 
 
-def _run_sweep(overrides: list[str], console: Console, config_dirs: tuple[Path, ...] = (),
-               cfg: str | None = None, resolve: bool = False) -> int:
+def _run_sweep(
+    overrides: list[str],
+    console: Console,
+    config_dirs: tuple[Path, ...] = (),
+    cfg: str | None = None,
+    resolve: bool = False,
+) -> int:
     overrides, config_dirs = _config_dirs(overrides, config_dirs)
     hydra_ovr, fixed, swept, study, collapsed = _sweep_plan(overrides, config_dirs)
     if cfg is not None:  # the printed config is all of the output (no progress bar)
         _validate(fixed, swept, None, config_dirs)
-        return _show_config(cfg, resolve, fixed, hydra_ovr, swept, collapsed, study,
-                            config_dirs, console)
+        return _show_config(
+            cfg, resolve, fixed, hydra_ovr, swept, collapsed, study, config_dirs, console
+        )
     with Progress(*_COLUMNS, console=console, transient=True) as progress:
         _validate(fixed, swept, progress, config_dirs)
 
@@ -683,15 +761,24 @@ def _run_sweep(overrides: list[str], console: Console, config_dirs: tuple[Path, 
         sweep_dir = Path("outputs") / "sweep" / f"{name}-{stamp}"
         hydra_ovr.append(f"hydra.sweep.dir={sweep_dir}")
     # The command that resumes this sweep: the same config directories, grid and directory.
-    rerun = ["hetopt", "sweep", *(a for d in config_dirs for a in ("-cd", str(d))), *overrides,
-             *([] if sweep_dir_ovr else [f"hydra.sweep.dir={sweep_dir}"])]
+    rerun = [
+        "hetopt",
+        "sweep",
+        *(a for d in config_dirs for a in ("-cd", str(d))),
+        *overrides,
+        *([] if sweep_dir_ovr else [f"hydra.sweep.dir={sweep_dir}"]),
+    ]
     swept_keys = [k for k, _ in swept]
     swept = [(k, list(dict.fromkeys(v))) for k, v in swept]  # a value listed twice runs once
-    points = [canonical([*fixed, *(f"{k}={v}" for k, v in zip(swept_keys, combo, strict=True))])
-              for combo in itertools.product(*(v for _, v in swept))]
+    points = [
+        canonical([*fixed, *(f"{k}={v}" for k, v in zip(swept_keys, combo, strict=True))])
+        for combo in itertools.product(*(v for _, v in swept))
+    ]
     keys = [point_key(p) for p in points]
-    manifest = {**grid_manifest(points, swept, fixed, rerun, study),
-                "config_dirs": [str(d.resolve()) for d in config_dirs]}
+    manifest = {
+        **grid_manifest(points, swept, fixed, rerun, study),
+        "config_dirs": [str(d.resolve()) for d in config_dirs],
+    }
     if sweep_dir.is_dir() and not (sweep_dir / "sweep.json").exists():
         foreign = sorted(p.name for p in sweep_dir.iterdir() if p.name != ".lock")
         if foreign:
@@ -699,7 +786,8 @@ def _run_sweep(overrides: list[str], console: Console, config_dirs: tuple[Path, 
                 f"hydra.sweep.dir={sweep_dir} already holds files that are not a hetopt sweep "
                 f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); a sweep "
                 f"never writes among them. Give a new or empty directory, or the directory of "
-                f"an earlier sweep of the same grid to resume it.")
+                f"an earlier sweep of the same grid to resume it."
+            )
     elif sweep_dir.exists() and not sweep_dir.is_dir():
         raise InputError(f"hydra.sweep.dir={sweep_dir} is a file; give a directory.")
     try:
@@ -710,25 +798,32 @@ def _run_sweep(overrides: list[str], console: Console, config_dirs: tuple[Path, 
         existing = claim_manifest(sweep_dir, manifest)
         if existing is not None and not same_grid(existing, manifest):
             raise _grid_conflict(sweep_dir, existing, manifest)
-        if existing is not None and list(existing.get("config_dirs") or []) != \
-                manifest["config_dirs"]:
+        if (
+            existing is not None
+            and list(existing.get("config_dirs") or []) != manifest["config_dirs"]
+        ):
             raise _config_dirs_conflict(sweep_dir, existing, manifest)
         clear_claims(sweep_dir)  # workers of an earlier driver are no longer this sweep's
         before = [read_point(sweep_dir, k) for k in keys]
         n_done = sum(1 for r in before if r is not None and r["status"] in FINISHED)
         for key in collapsed:
-            console.print(f"{key}: fixed on the command line; the study's axis over it "
-                          f"collapses to that value")
-        console.print(f"sweep: {len(points)} points over {swept_keys} -> {sweep_dir}"
-                      + (f" (resuming: {n_done} already finished)" if n_done else ""))
+            console.print(
+                f"{key}: fixed on the command line; the study's axis over it "
+                f"collapses to that value"
+            )
+        console.print(
+            f"sweep: {len(points)} points over {swept_keys} -> {sweep_dir}"
+            + (f" (resuming: {n_done} already finished)" if n_done else "")
+        )
         if n_done == len(points):
             return report_sweep(sweep_dir, console, study=study, rerun=rerun)
         # Workers get the absolute directory: a worker process may outlive a chdir of its
         # driver's process (joblib reuses workers), and a relative path would then move.
-        absolute = [f"hydra.sweep.dir={sweep_dir.absolute()}" if o.startswith(
-            "hydra.sweep.dir=") else o for o in hydra_ovr]
-        return _launch(sweep_dir, keys, fixed, swept, absolute, study, rerun, console,
-                       config_dirs)
+        absolute = [
+            f"hydra.sweep.dir={sweep_dir.absolute()}" if o.startswith("hydra.sweep.dir=") else o
+            for o in hydra_ovr
+        ]
+        return _launch(sweep_dir, keys, fixed, swept, absolute, study, rerun, console, config_dirs)
 
 
 @contextlib.contextmanager
@@ -736,8 +831,10 @@ def _logging_kept() -> Iterator[None]:
     """Restore the logging setup after Hydra's: its job and hydra logging configs disable the
     existing loggers and raise the root level, which would silence later runs in-process
     (a ``hetopt plan`` after a sweep in one Python session would write an empty log)."""
-    loggers = [logging.getLogger(), *(lg for lg in logging.root.manager.loggerDict.values()
-                                      if isinstance(lg, logging.Logger))]
+    loggers = [
+        logging.getLogger(),
+        *(lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)),
+    ]
     saved = [(lg, lg.disabled, lg.level, lg.propagate, list(lg.handlers)) for lg in loggers]
     try:
         yield
@@ -747,34 +844,60 @@ def _logging_kept() -> Iterator[None]:
             lg.setLevel(level)
 
 
-_COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[counts]}"))
+_COLUMNS = (
+    TextColumn("{task.description}"),
+    BarColumn(),
+    MofNCompleteColumn(),
+    TimeRemainingColumn(),
+    TextColumn("{task.fields[counts]}"),
+)
 
 
-def _launch(sweep_dir: Path, keys: list[str], fixed: list[str],
-            swept: list[tuple[str, list[str]]], hydra_ovr: list[str], study: dict[str, Any],
-            rerun: list[str], console: Console, config_dirs: tuple[Path, ...] = ()) -> int:
+def _launch(
+    sweep_dir: Path,
+    keys: list[str],
+    fixed: list[str],
+    swept: list[tuple[str, list[str]]],
+    hydra_ovr: list[str],
+    study: dict[str, Any],
+    rerun: list[str],
+    console: Console,
+    config_dirs: tuple[Path, ...] = (),
+) -> int:
     """Hand the grid to Hydra's launcher, survive its failures and signals, then report."""
-    quiet = [] if any(o.startswith("hydra/job_logging") for o in hydra_ovr) else [
-        "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+    quiet = (
+        []
+        if any(o.startswith("hydra/job_logging") for o in hydra_ovr)
+        else ["hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+    )
     # This driver's token names its chunk files and its Hydra job directories, so that no
     # two drivers of one sweep directory (a run and its resume) write the same file.
     driver = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    other_sweeper = any(o.startswith("hydra/sweeper=") and o != "hydra/sweeper=hetopt"
-                        for o in hydra_ovr)
+    other_sweeper = any(
+        o.startswith("hydra/sweeper=") and o != "hydra/sweeper=hetopt" for o in hydra_ovr
+    )
     own = [] if other_sweeper else [f"hydra.sweeper.driver={driver}"]
     if not any(o.startswith("hydra.sweep.subdir=") for o in hydra_ovr):
         own.append(f"hydra.sweep.subdir=jobs/{driver}/${{hydra.job.num}}")
-    argv = ["hetopt", "-m", *fixed, *(f"{k}={','.join(v)}" for k, v in swept), *hydra_ovr,
-            *searchpath_override(config_dirs), *own, *quiet]
+    argv = [
+        "hetopt",
+        "-m",
+        *fixed,
+        *(f"{k}={','.join(v)}" for k, v in swept),
+        *hydra_ovr,
+        *searchpath_override(config_dirs),
+        *own,
+        *quiet,
+    ]
     stop = threading.Event()
     started = time.perf_counter()
     saved_argv, saved_full = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     stopped: _Stopped | None = None
     try:
         with Progress(*_COLUMNS, console=console) as progress:
-            watcher = threading.Thread(target=_watch, args=(sweep_dir, keys, progress, stop),
-                                       daemon=True)
+            watcher = threading.Thread(
+                target=_watch, args=(sweep_dir, keys, progress, stop), daemon=True
+            )
             watcher.start()
             sys.argv = argv
             os.environ["HYDRA_FULL_ERROR"] = "1"  # the launcher's errors come here, unprinted
@@ -787,8 +910,11 @@ def _launch(sweep_dir: Path, keys: list[str], fixed: list[str],
                 if exc.code not in (0, None):
                     console.print(f"[red]the launcher stopped with status {exc.code}[/]")
             except Exception as exc:  # noqa: BLE001  the launcher failed; what finished is kept
-                console.print(f"[red]The launcher failed: {type(exc).__name__}: "
-                              f"{' '.join(str(exc).split())[:500]}[/]", highlight=False)
+                console.print(
+                    f"[red]The launcher failed: {type(exc).__name__}: "
+                    f"{' '.join(str(exc).split())[:500]}[/]",
+                    highlight=False,
+                )
             finally:
                 sys.argv = saved_argv
                 if saved_full is None:
@@ -811,27 +937,39 @@ def _launch(sweep_dir: Path, keys: list[str], fixed: list[str],
             f"[yellow]Interrupted by {signal.Signals(stopped.signum).name}: the workers were "
             f"stopped. {counts.get('ok', 0) + counts.get('infeasible', 0)} of {len(frame)} "
             f"points finished and are kept in {path}.[/] Resume with `{shlex.join(rerun)}`: "
-            f"finished points are not planned again.", highlight=False)
+            f"finished points are not planned again.",
+            highlight=False,
+        )
         return 128 + stopped.signum
     wall_s = time.perf_counter() - started
     return report_sweep(sweep_dir, console, wall_s=wall_s, study=study, rerun=rerun)
 
 
-def report_sweep(sweep_dir: Path, console: Console, *, wall_s: float | None = None,
-                 study: dict[str, Any] | None = None, rerun: list[str] | None = None) -> int:
+def report_sweep(
+    sweep_dir: Path,
+    console: Console,
+    *,
+    wall_s: float | None = None,
+    study: dict[str, Any] | None = None,
+    rerun: list[str] | None = None,
+) -> int:
     """Aggregate ``sweep_dir``, draw the study figure, print the summary; 0 when complete.
 
     ``study`` and ``rerun`` default to those recorded in the sweep's manifest, so that
     ``hetopt aggregate`` redraws a what-if study's figure.
     """
     if not sweep_dir.is_dir():
-        raise InputError(f"No sweep directory at {sweep_dir}. Give the directory `hetopt "
-                         f"sweep` printed (outputs/sweep/<name>-<time>).")
+        raise InputError(
+            f"No sweep directory at {sweep_dir}. Give the directory `hetopt "
+            f"sweep` printed (outputs/sweep/<name>-<time>)."
+        )
     manifest = read_manifest(sweep_dir)
     if manifest is None:
-        raise InputError(f"{sweep_dir} holds no sweep.json: it is not a sweep directory, or "
-                         f"its sweep never started. Give the directory `hetopt sweep` printed "
-                         f"(outputs/sweep/<name>-<time>).")
+        raise InputError(
+            f"{sweep_dir} holds no sweep.json: it is not a sweep directory, or "
+            f"its sweep never started. Give the directory `hetopt sweep` printed "
+            f"(outputs/sweep/<name>-<time>)."
+        )
     if study is None:
         study = manifest.get("study") or {}
     if rerun is None:
@@ -853,12 +991,18 @@ def report_sweep(sweep_dir: Path, console: Console, *, wall_s: float | None = No
         return 0
     failed = frame[frame["status"].isin(FAILED)]
     for rec in failed.head(3).itertuples():
-        console.print(f"[red]{rec.status}[/] {rec.overrides}: {str(rec.error)[:300]}",
-                      highlight=False)
+        console.print(
+            f"[red]{rec.status}[/] {rec.overrides}: {str(rec.error)[:300]}", highlight=False
+        )
     missing = int((frame["status"] == "missing").sum())
     console.print(
         f"[yellow]The sweep is not complete: {len(failed)} failed, {missing} missing. "
         f"results.csv marks them by status; do not read it as the full grid.[/] Re-run "
-        + (f"`{shlex.join(rerun)}`" if rerun else "the same sweep with hydra.sweep.dir="
-           f"{sweep_dir}") + " to finish it: finished points are kept, the rest re-planned.")
+        + (
+            f"`{shlex.join(rerun)}`"
+            if rerun
+            else f"the same sweep with hydra.sweep.dir={sweep_dir}"
+        )
+        + " to finish it: finished points are kept, the rest re-planned."
+    )
     return 1

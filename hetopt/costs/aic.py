@@ -30,21 +30,35 @@ from hetopt.errors import InputError
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = {"A100": "a100_sxm", "H100": "h100_sxm", "H200": "h200_sxm", "B200": "b200_sxm",
-           "L40S": "l40s"}
+SYSTEMS = {
+    "A100": "a100_sxm",
+    "H100": "h100_sxm",
+    "H200": "h200_sxm",
+    "B200": "b200_sxm",
+    "L40S": "l40s",
+}
 """hetopt catalog device -> aiconfigurator system with a silicon database (L4's is estimate
 only in 0.12, so L4 is not calibrated from it)."""
 
-MODELS = {"llama-3.1-8b": "meta-llama/Meta-Llama-3.1-8B", "qwen3-8b": "Qwen/Qwen3-8B",
-          "qwen3-32b": "Qwen/Qwen3-32B", "llama-3.1-70b": "meta-llama/Meta-Llama-3.1-70B"}
+MODELS = {
+    "llama-3.1-8b": "meta-llama/Meta-Llama-3.1-8B",
+    "qwen3-8b": "Qwen/Qwen3-8B",
+    "qwen3-32b": "Qwen/Qwen3-32B",
+    "llama-3.1-70b": "meta-llama/Meta-Llama-3.1-70B",
+}
 """Dense models measured: hetopt name -> Hugging Face id aiconfigurator knows."""
 
 BACKEND = "trtllm"
 """The serving framework whose kernels were measured (TensorRT-LLM, the broadest coverage)."""
 
 PINNED_VERSION = "0.12.0"
-DATABASE_VERSIONS = {"A100": "1.0.0", "H100": "1.3.0rc20", "H200": "1.3.0rc20",
-                     "B200": "1.3.0rc20", "L40S": "1.3.0rc20"}
+DATABASE_VERSIONS = {
+    "A100": "1.0.0",
+    "H100": "1.3.0rc20",
+    "H200": "1.3.0rc20",
+    "B200": "1.3.0rc20",
+    "L40S": "1.3.0rc20",
+}
 """The newest TensorRT-LLM database of each system in aiconfigurator 0.12.0 (the pinned
 extra). Naming them keeps calibrations reproducible and skips aiconfigurator's version
 search (about 2.4 s per system); another aiconfigurator version is searched instead."""
@@ -92,21 +106,31 @@ def _require() -> None:
         raise InputError(
             "hetopt calibrate needs NVIDIA's aiconfigurator for its measured database: "
             "pip install -e '.[calibration]' (or pass measurements=<csv> to fit your own "
-            "measurements instead).")
+            "measurements instead)."
+        )
 
 
 def model_shape(name: str) -> ModelShape:
     """Shape of a measured model, read from the Hugging Face config aiconfigurator ships."""
     _require()
     hf = MODELS[name]
-    path = resources.files("aiconfigurator_core") / "model_configs" / (
-        hf.replace("/", "--") + "_config.json")
+    path = (
+        resources.files("aiconfigurator_core")
+        / "model_configs"
+        / (hf.replace("/", "--") + "_config.json")
+    )
     cfg = json.loads(path.read_text())
     heads = int(cfg["num_attention_heads"])
-    return ModelShape(name, int(cfg["num_hidden_layers"]), int(cfg["hidden_size"]), heads,
-                      int(cfg["num_key_value_heads"]),
-                      int(cfg.get("head_dim") or cfg["hidden_size"] // heads),
-                      int(cfg["intermediate_size"]), int(cfg["vocab_size"]))
+    return ModelShape(
+        name,
+        int(cfg["num_hidden_layers"]),
+        int(cfg["hidden_size"]),
+        heads,
+        int(cfg["num_key_value_heads"]),
+        int(cfg.get("head_dim") or cfg["hidden_size"] // heads),
+        int(cfg["intermediate_size"]),
+        int(cfg["vocab_size"]),
+    )
 
 
 def runtime_reserve_bytes(device: str) -> float:
@@ -140,8 +164,10 @@ def measure(grid: Grid, progress: Callable[[str], None] | None = None) -> pd.Dat
         if db_version is None:
             log.warning("no %s database for %s; skipped", BACKEND, device)
             continue
-        source = (f"aiconfigurator {version()} silicon database, system {SYSTEMS[device]}, "
-                  f"{BACKEND} {db_version}")
+        source = (
+            f"aiconfigurator {version()} silicon database, system {SYSTEMS[device]}, "
+            f"{BACKEND} {db_version}"
+        )
         for precision in grid.precisions:
             for model in grid.models:
                 shape = model_shape(model)
@@ -155,17 +181,28 @@ def measure(grid: Grid, progress: Callable[[str], None] | None = None) -> pd.Dat
                             got = query(device, precision, model, tp, batch, isl)
                             if got is None:
                                 continue
-                            base = dict(device=device, precision=precision, model=model,
-                                        tp=tp, batch=batch, n_layers=shape.n_layers,
-                                        d_model=shape.d_model, n_heads=shape.n_heads,
-                                        n_kv_heads=shape.n_kv_heads, head_dim=shape.head_dim,
-                                        d_ff=shape.d_ff, vocab_size=shape.vocab_size,
-                                        source=source)
-                            rows.append(dict(base, phase="decode", seq_tokens=isl + 1,
-                                             step_s=got[1]))
+                            base = dict(
+                                device=device,
+                                precision=precision,
+                                model=model,
+                                tp=tp,
+                                batch=batch,
+                                n_layers=shape.n_layers,
+                                d_model=shape.d_model,
+                                n_heads=shape.n_heads,
+                                n_kv_heads=shape.n_kv_heads,
+                                head_dim=shape.head_dim,
+                                d_ff=shape.d_ff,
+                                vocab_size=shape.vocab_size,
+                                source=source,
+                            )
+                            rows.append(
+                                dict(base, phase="decode", seq_tokens=isl + 1, step_s=got[1])
+                            )
                             if batch <= grid.max_prefill_batch:
-                                rows.append(dict(base, phase="prefill", seq_tokens=isl,
-                                                 step_s=got[0]))
+                                rows.append(
+                                    dict(base, phase="prefill", seq_tokens=isl, step_s=got[0])
+                                )
     return pd.DataFrame(rows)
 
 
@@ -180,8 +217,9 @@ def database_version(device: str) -> str | None:
     return get_latest_database_version(SYSTEMS[device], BACKEND)
 
 
-def query(device: str, precision: str, model: str, tp: int, batch: int, isl: int
-          ) -> tuple[float, float] | None:
+def query(
+    device: str, precision: str, model: str, tp: int, batch: int, isl: int
+) -> tuple[float, float] | None:
     """Measured (TTFT of ``batch`` prompts of ``isl`` tokens, one decode step at ``isl + 1``
     cached tokens) in seconds, or None when the database cannot answer or the point runs out
     of memory."""
@@ -195,12 +233,21 @@ def query(device: str, precision: str, model: str, tp: int, batch: int, isl: int
         return None
     quant = "fp8" if precision == "fp8" else None
     try:
-        r = cli_estimate(MODELS[model], SYSTEMS[device], mode="static", backend_name=BACKEND,
-                         backend_version=db_version, isl=isl, osl=2, batch_size=batch,
-                         tp_size=tp, gemm_quant_mode=quant, kvcache_quant_mode=quant)
+        r = cli_estimate(
+            MODELS[model],
+            SYSTEMS[device],
+            mode="static",
+            backend_name=BACKEND,
+            backend_version=db_version,
+            isl=isl,
+            osl=2,
+            batch_size=batch,
+            tp_size=tp,
+            gemm_quant_mode=quant,
+            kvcache_quant_mode=quant,
+        )
     except Exception as exc:  # a shape the database cannot answer
-        log.info("no measurement for %s %s tp%d b%d isl%d: %s", device, model, tp, batch, isl,
-                 exc)
+        log.info("no measurement for %s %s tp%d b%d isl%d: %s", device, model, tp, batch, isl, exc)
         return None
     if r.kv_cache_warning:
         return None

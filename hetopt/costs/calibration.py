@@ -52,10 +52,27 @@ PUBLISHED_PATH = Path(__file__).parent / "data" / "published_llm_throughput.csv"
 """Published static-batch throughput of accelerators without a silicon database (vendor pages,
 one source per row), fitted by ``hetopt calibrate``."""
 
-TABLE_COLUMNS = ("version", "model_version", "device", "precision", "term", "eff_compute",
-                 "eff_memory", "floor_s", "size_s", "size_exponent", "reserve_bytes", "n_points", "heldout_points",
-                 "heldout_geomean_error", "heldout_min_ratio", "heldout_max_ratio",
-                 "prefill_min_ratio", "decode_min_ratio", "source")
+TABLE_COLUMNS = (
+    "version",
+    "model_version",
+    "device",
+    "precision",
+    "term",
+    "eff_compute",
+    "eff_memory",
+    "floor_s",
+    "size_s",
+    "size_exponent",
+    "reserve_bytes",
+    "n_points",
+    "heldout_points",
+    "heldout_geomean_error",
+    "heldout_min_ratio",
+    "heldout_max_ratio",
+    "prefill_min_ratio",
+    "decode_min_ratio",
+    "source",
+)
 
 # term -> {table column: StepCoefficients field}
 TERMS: dict[str, dict[str, str]] = {
@@ -64,15 +81,24 @@ TERMS: dict[str, dict[str, str]] = {
     "context_attention": {"eff_compute": "ctx_attn_eff_compute", "floor_s": "ctx_attn_floor_s"},
     "generation_attention": {"eff_memory": "gen_attn_eff_memory"},
     "elementwise": {"eff_memory": "elementwise_eff_memory"},
-    "allreduce_tp2": {"eff_memory": "allreduce_eff_bw_tp2", "floor_s": "allreduce_latency_s_tp2",
-                      "size_s": "allreduce_size_s_tp2",
-                      "size_exponent": "allreduce_size_exponent"},
-    "allreduce_tp4": {"eff_memory": "allreduce_eff_bw_tp4", "floor_s": "allreduce_latency_s_tp4",
-                      "size_s": "allreduce_size_s_tp4",
-                      "size_exponent": "allreduce_size_exponent"},
-    "allreduce_tp8": {"eff_memory": "allreduce_eff_bw_tp8", "floor_s": "allreduce_latency_s_tp8",
-                      "size_s": "allreduce_size_s_tp8",
-                      "size_exponent": "allreduce_size_exponent"},
+    "allreduce_tp2": {
+        "eff_memory": "allreduce_eff_bw_tp2",
+        "floor_s": "allreduce_latency_s_tp2",
+        "size_s": "allreduce_size_s_tp2",
+        "size_exponent": "allreduce_size_exponent",
+    },
+    "allreduce_tp4": {
+        "eff_memory": "allreduce_eff_bw_tp4",
+        "floor_s": "allreduce_latency_s_tp4",
+        "size_s": "allreduce_size_s_tp4",
+        "size_exponent": "allreduce_size_exponent",
+    },
+    "allreduce_tp8": {
+        "eff_memory": "allreduce_eff_bw_tp8",
+        "floor_s": "allreduce_latency_s_tp8",
+        "size_s": "allreduce_size_s_tp8",
+        "size_exponent": "allreduce_size_exponent",
+    },
     "step": {"floor_s": "step_overhead_s"},
     "memory": {},
 }
@@ -121,8 +147,10 @@ class CalibrationEntry:
         """The held-out error in words, e.g. ``x1.05 (0.80-1.20)``; ``unknown`` for a prior."""
         if math.isnan(self.heldout_geomean_error):
             return "unknown"
-        return (f"x{self.heldout_geomean_error:.2f} ({self.heldout_min_ratio:.2f}-"
-                f"{self.heldout_max_ratio:.2f})")
+        return (
+            f"x{self.heldout_geomean_error:.2f} ({self.heldout_min_ratio:.2f}-"
+            f"{self.heldout_max_ratio:.2f})"
+        )
 
 
 @dataclass(frozen=True)
@@ -174,9 +202,17 @@ class Calibration:
 
         names = ", ".join(sorted(e.device for e in entries))
         return CalibrationEntry(
-            "prior", key, median, mid("reserve_bytes"), math.nan, math.nan, math.nan,
-            mid("prefill_min_ratio"), mid("decode_min_ratio"),
-            f"median of the calibrated devices at {key} ({names}); table {self.version}")
+            "prior",
+            key,
+            median,
+            mid("reserve_bytes"),
+            math.nan,
+            math.nan,
+            math.nan,
+            mid("prefill_min_ratio"),
+            mid("decode_min_ratio"),
+            f"median of the calibrated devices at {key} ({names}); table {self.version}",
+        )
 
     def devices(self) -> set[str]:
         """Devices with at least one calibrated precision."""
@@ -195,10 +231,17 @@ class Calibration:
                     reserve = float(rec["reserve_bytes"])
             first = group.iloc[0]
             entries[(str(device), str(precision))] = CalibrationEntry(
-                str(device), str(precision), StepCoefficients(**values), reserve,
-                float(first["heldout_geomean_error"]), float(first["heldout_min_ratio"]),
-                float(first["heldout_max_ratio"]), float(first["prefill_min_ratio"]),
-                float(first["decode_min_ratio"]), str(first["source"]))
+                str(device),
+                str(precision),
+                StepCoefficients(**values),
+                reserve,
+                float(first["heldout_geomean_error"]),
+                float(first["heldout_min_ratio"]),
+                float(first["heldout_max_ratio"]),
+                float(first["prefill_min_ratio"]),
+                float(first["decode_min_ratio"]),
+                str(first["source"]),
+            )
         return entries
 
     def save(self, path: str | Path) -> None:
@@ -221,31 +264,43 @@ def validate_table(frame: pd.DataFrame, where: str) -> Calibration:
     """Check a calibration frame; raise :class:`InputError` naming the row and column."""
     missing = [c for c in TABLE_COLUMNS if c not in frame.columns]
     if missing:
-        raise InputError(f"{where}: missing column(s) {missing}; a calibration table needs "
-                         f"{list(TABLE_COLUMNS)} (see hetopt.costs.calibration).")
+        raise InputError(
+            f"{where}: missing column(s) {missing}; a calibration table needs "
+            f"{list(TABLE_COLUMNS)} (see hetopt.costs.calibration)."
+        )
     for index, rec in zip(frame.index, frame.to_dict("records"), strict=True):
         at = f"{where} row {int(index) + 2}"
         if rec["model_version"] != STEP_MODEL_VERSION:
-            raise InputError(f"{at}, column model_version: {rec['model_version']!r} was fitted "
-                             f"for another step model; this hetopt runs {STEP_MODEL_VERSION}. "
-                             f"Re-run `hetopt calibrate`.")
+            raise InputError(
+                f"{at}, column model_version: {rec['model_version']!r} was fitted "
+                f"for another step model; this hetopt runs {STEP_MODEL_VERSION}. "
+                f"Re-run `hetopt calibrate`."
+            )
         term = rec["term"]
         if term not in TERMS:
-            raise InputError(f"{at}, column term: unknown term {term!r}; terms are "
-                             f"{sorted(TERMS)}.")
+            raise InputError(
+                f"{at}, column term: unknown term {term!r}; terms are {sorted(TERMS)}."
+            )
         needed = list(TERMS[term]) + (["reserve_bytes"] if term == "memory" else [])
-        for column in needed + ["heldout_geomean_error", "heldout_min_ratio",
-                                "heldout_max_ratio", "prefill_min_ratio", "decode_min_ratio"]:
+        for column in needed + [
+            "heldout_geomean_error",
+            "heldout_min_ratio",
+            "heldout_max_ratio",
+            "prefill_min_ratio",
+            "decode_min_ratio",
+        ]:
             value = finite_number(rec[column], f"{at}, column {column}")
             if column.startswith(("eff", "size_exponent")) and not 0 < value <= 1:
-                raise InputError(f"{at}, column {column}: must be in (0, 1], "
-                                 f"got {rec[column]!r}.")
+                raise InputError(f"{at}, column {column}: must be in (0, 1], got {rec[column]!r}.")
             if column.endswith("_ratio") and not value > 0:
-                raise InputError(f"{at}, column {column}: a predicted / measured ratio must "
-                                 f"be > 0, got {rec[column]!r}.")
+                raise InputError(
+                    f"{at}, column {column}: a predicted / measured ratio must "
+                    f"be > 0, got {rec[column]!r}."
+                )
             if column == "heldout_geomean_error" and value < 1:
-                raise InputError(f"{at}, column {column}: exp(mean |log ratio|) is >= 1, got "
-                                 f"{rec[column]!r}.")
+                raise InputError(
+                    f"{at}, column {column}: exp(mean |log ratio|) is >= 1, got {rec[column]!r}."
+                )
             if value < 0:
                 raise InputError(f"{at}, column {column}: must be >= 0, got {rec[column]!r}.")
         if not isinstance(rec["source"], str) or not rec["source"].strip():
@@ -253,20 +308,27 @@ def validate_table(frame: pd.DataFrame, where: str) -> Calibration:
     for (device, precision), group in frame.groupby(["device", "precision"], sort=False):
         twice = sorted(group.loc[group["term"].duplicated(), "term"])
         if twice:
-            raise InputError(f"{where}: {device} {precision} has the term(s) {twice} more than "
-                             f"once; keep one row per device, precision and term.")
+            raise InputError(
+                f"{where}: {device} {precision} has the term(s) {twice} more than "
+                f"once; keep one row per device, precision and term."
+            )
         absent = sorted(set(TERMS) - set(group["term"]))
         if absent:
-            raise InputError(f"{where}: {device} {precision} lacks the term(s) {absent}; "
-                             f"every calibrated device needs all of {sorted(TERMS)}.")
+            raise InputError(
+                f"{where}: {device} {precision} lacks the term(s) {absent}; "
+                f"every calibrated device needs all of {sorted(TERMS)}."
+            )
     return Calibration(frame.reset_index(drop=True), where)
 
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: str) -> Calibration:
-    frame = read_csv_input(path, "costs.calibration",
-                           " Point it at a table written by `hetopt calibrate`, or leave it "
-                           "unset for the shipped one.")
+    frame = read_csv_input(
+        path,
+        "costs.calibration",
+        " Point it at a table written by `hetopt calibrate`, or leave it "
+        "unset for the shipped one.",
+    )
     return validate_table(frame, path)
 
 

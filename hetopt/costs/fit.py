@@ -38,11 +38,37 @@ from hetopt.costs.step import (
 from hetopt.errors import InputError
 from hetopt.graph.architectures import BYTES_PER_ELEMENT
 
-MEASUREMENT_COLUMNS = ("device", "precision", "model", "phase", "tp", "batch", "seq_tokens",
-                       "step_s", "n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim",
-                       "d_ff", "vocab_size", "source")
-_INT_COLUMNS = ("tp", "batch", "seq_tokens", "n_layers", "d_model", "n_heads", "n_kv_heads",
-                "head_dim", "d_ff", "vocab_size")
+MEASUREMENT_COLUMNS = (
+    "device",
+    "precision",
+    "model",
+    "phase",
+    "tp",
+    "batch",
+    "seq_tokens",
+    "step_s",
+    "n_layers",
+    "d_model",
+    "n_heads",
+    "n_kv_heads",
+    "head_dim",
+    "d_ff",
+    "vocab_size",
+    "source",
+)
+_INT_COLUMNS = (
+    "tp",
+    "batch",
+    "seq_tokens",
+    "n_layers",
+    "d_model",
+    "n_heads",
+    "n_kv_heads",
+    "head_dim",
+    "d_ff",
+    "vocab_size",
+)
+
 
 # Bounds of each coefficient (efficiencies are fractions of peak; floors in seconds) and the
 # scale the optimiser sees them at (so that microsecond floors and unit efficiencies move
@@ -77,11 +103,14 @@ def validate_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     """
     missing = [c for c in MEASUREMENT_COLUMNS if c not in frame.columns]
     if missing:
-        raise InputError(f"{where}: missing column(s) {missing}; a measurements file needs "
-                         f"{list(MEASUREMENT_COLUMNS)} (see hetopt.costs.fit).")
+        raise InputError(
+            f"{where}: missing column(s) {missing}; a measurements file needs "
+            f"{list(MEASUREMENT_COLUMNS)} (see hetopt.costs.fit)."
+        )
     if frame.empty:
-        raise InputError(f"{where}: no measurement rows. Add at least one row per device and "
-                         f"precision to fit.")
+        raise InputError(
+            f"{where}: no measurement rows. Add at least one row per device and precision to fit."
+        )
     out = frame.copy()
     for i, row in enumerate(frame.itertuples(index=False)):
         rec = row._asdict()
@@ -89,23 +118,26 @@ def validate_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         for col in _INT_COLUMNS:
             value = _number(rec[col], f"{at}, column {col}")
             if value < 1 or value != int(value):
-                raise InputError(f"{at}, column {col}: must be a positive integer, got "
-                                 f"{rec[col]!r}.")
+                raise InputError(
+                    f"{at}, column {col}: must be a positive integer, got {rec[col]!r}."
+                )
         step = _number(rec["step_s"], f"{at}, column step_s")
         if not step > 0:
             raise InputError(f"{at}, column step_s: must be > 0 seconds, got {rec['step_s']!r}.")
         if rec["phase"] not in ("prefill", "decode"):
-            raise InputError(f"{at}, column phase: must be 'prefill' or 'decode', got "
-                             f"{rec['phase']!r}.")
+            raise InputError(
+                f"{at}, column phase: must be 'prefill' or 'decode', got {rec['phase']!r}."
+            )
         if rec["precision"] not in BYTES_PER_ELEMENT:
-            raise InputError(f"{at}, column precision: must be one of "
-                             f"{sorted(BYTES_PER_ELEMENT)}, got {rec['precision']!r}.")
+            raise InputError(
+                f"{at}, column precision: must be one of "
+                f"{sorted(BYTES_PER_ELEMENT)}, got {rec['precision']!r}."
+            )
         if not isinstance(rec["source"], str) or not rec["source"].strip():
             raise InputError(f"{at}, column source: every measurement needs a source.")
         for col in ("device", "model"):
             if not isinstance(rec[col], str) or not rec[col].strip():
-                raise InputError(f"{at}, column {col}: must name the {col}, got "
-                                 f"{rec[col]!r}.")
+                raise InputError(f"{at}, column {col}: must name the {col}, got {rec[col]!r}.")
     for col in _INT_COLUMNS:
         out[col] = out[col].astype(float).astype(int)
     out["step_s"] = out["step_s"].astype(float)
@@ -113,8 +145,9 @@ def validate_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
 
 
 def _number(value: object, where: str) -> float:
-    return finite_number(value, where, " Write plain numbers in base units (seconds, tokens), "
-                                       "without unit suffixes.")
+    return finite_number(
+        value, where, " Write plain numbers in base units (seconds, tokens), without unit suffixes."
+    )
 
 
 def load_measurements(path: str | Path) -> pd.DataFrame:
@@ -125,9 +158,16 @@ def load_measurements(path: str | Path) -> pd.DataFrame:
 
 def shape_of(rec: Mapping[str, Any]) -> ModelShape:
     """The model shape carried by one measurement row."""
-    return ModelShape(str(rec["model"]), int(rec["n_layers"]), int(rec["d_model"]),
-                      int(rec["n_heads"]), int(rec["n_kv_heads"]), int(rec["head_dim"]),
-                      int(rec["d_ff"]), int(rec["vocab_size"]))
+    return ModelShape(
+        str(rec["model"]),
+        int(rec["n_layers"]),
+        int(rec["d_model"]),
+        int(rec["n_heads"]),
+        int(rec["n_kv_heads"]),
+        int(rec["head_dim"]),
+        int(rec["d_ff"]),
+        int(rec["vocab_size"]),
+    )
 
 
 def work_of(rec: Mapping[str, Any], shape: ModelShape | None = None) -> StepWork:
@@ -136,8 +176,15 @@ def work_of(rec: Mapping[str, Any], shape: ModelShape | None = None) -> StepWork
     bpe = BYTES_PER_ELEMENT[str(rec["precision"])]
     prefill = rec["phase"] == "prefill"
     seq = int(rec["seq_tokens"])
-    return step_work(shape, weight_bytes=bpe, kv_bytes=bpe, tp=int(rec["tp"]),
-                     batch=int(rec["batch"]), q_tokens=seq if prefill else 1, kv_tokens=seq)
+    return step_work(
+        shape,
+        weight_bytes=bpe,
+        kv_bytes=bpe,
+        tp=int(rec["tp"]),
+        batch=int(rec["batch"]),
+        q_tokens=seq if prefill else 1,
+        kv_tokens=seq,
+    )
 
 
 @dataclass(frozen=True)
@@ -162,8 +209,7 @@ class FitResult:
     worst_ratio: float
 
 
-def ratios(frame: pd.DataFrame, peaks: DevicePeaks, coefficients: StepCoefficients
-           ) -> np.ndarray:
+def ratios(frame: pd.DataFrame, peaks: DevicePeaks, coefficients: StepCoefficients) -> np.ndarray:
     """Predicted / measured step time for every row of ``frame`` (one device and precision)."""
     work = stack_work([work_of(rec) for rec in frame.to_dict("records")])
     predicted = predict_step(work, peaks, coefficients).total_s
@@ -184,8 +230,9 @@ def error_stats(ratio: Sequence[float] | np.ndarray) -> tuple[float, float]:
     return float(np.exp(logs.mean())), worst
 
 
-def fit_coefficients(frame: pd.DataFrame, peaks: DevicePeaks,
-                     start: StepCoefficients | None = None) -> FitResult:
+def fit_coefficients(
+    frame: pd.DataFrame, peaks: DevicePeaks, start: StepCoefficients | None = None
+) -> FitResult:
     """Least-squares fit of the step model to one device and precision's measurements.
 
     Parameters
@@ -218,14 +265,15 @@ def fit_coefficients(frame: pd.DataFrame, peaks: DevicePeaks,
 
     best = None
     # Two starts (datasheet-like and latency-dominated) guard against the kinks of max().
-    for guess in (x0, np.clip(x0 * 0.5 + (lower + upper) * 0.02, lower + 1e-9,
-                                upper - 1e-9)):
-        sol = least_squares(residual, guess, bounds=(lower, upper), method="trf",
-                            x_scale=1.0, max_nfev=4000)
+    for guess in (x0, np.clip(x0 * 0.5 + (lower + upper) * 0.02, lower + 1e-9, upper - 1e-9)):
+        sol = least_squares(
+            residual, guess, bounds=(lower, upper), method="trf", x_scale=1.0, max_nfev=4000
+        )
         if best is None or sol.cost < best.cost:
             best = sol
     assert best is not None
-    coefficients = StepCoefficients.from_vector(np.clip(best.x * scale, lower * scale,
-                                                        upper * scale))
+    coefficients = StepCoefficients.from_vector(
+        np.clip(best.x * scale, lower * scale, upper * scale)
+    )
     g, worst = error_stats(np.exp(residual(best.x)))
     return FitResult(coefficients, len(frame), g, worst)

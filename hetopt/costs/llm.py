@@ -85,8 +85,7 @@ class LlmConfig:
         return self.tp * self.pp
 
 
-def paged_kv_bytes(llm: LlmWork, tokens: int, batch: int, page_tokens: int = PAGE_TOKENS
-                   ) -> float:
+def paged_kv_bytes(llm: LlmWork, tokens: int, batch: int, page_tokens: int = PAGE_TOKENS) -> float:
     """KV cache of ``batch`` sequences of ``tokens`` tokens, allocated in whole pages."""
     pages = math.ceil(tokens / page_tokens)
     return llm.arch.kv_cache_bytes(pages * page_tokens, batch, llm.precision)
@@ -99,21 +98,39 @@ def _link_bw(device: Device, tp: int, pp: int) -> float:
     return device.scale_out_bw_bytes_per_s
 
 
-def _stage(device: Device, llm: LlmWork, tp: int, pp: int, micro: int, flops: float,
-           weight_bytes: float, kv_read_bytes: float, act_tokens: int, hop_latency_s: float,
-           ) -> RooflineTime:
+def _stage(
+    device: Device,
+    llm: LlmWork,
+    tp: int,
+    pp: int,
+    micro: int,
+    flops: float,
+    weight_bytes: float,
+    kv_read_bytes: float,
+    act_tokens: int,
+    hop_latency_s: float,
+) -> RooflineTime:
     """One pipeline stage (``1/pp`` of the layers) on one micro-batch, ``tp``-way parallel."""
     bpe = BYTES_PER_ELEMENT[llm.precision]
     layers = llm.arch.n_layers / pp
     message = act_tokens * llm.arch.d_model * bpe
-    sync = 2 * layers * ring_allreduce_s(message, tp, device.scale_up_bw_bytes_per_s or 1.0,
-                                         hop_latency_s)
-    return roofline_time(device, flops=flops / (tp * pp), mem_bytes=(weight_bytes + kv_read_bytes)
-                         / (tp * pp), precision=llm.precision, sync_s=sync)
+    sync = (
+        2
+        * layers
+        * ring_allreduce_s(message, tp, device.scale_up_bw_bytes_per_s or 1.0, hop_latency_s)
+    )
+    return roofline_time(
+        device,
+        flops=flops / (tp * pp),
+        mem_bytes=(weight_bytes + kv_read_bytes) / (tp * pp),
+        precision=llm.precision,
+        sync_s=sync,
+    )
 
 
-def _sends_s(device: Device, llm: LlmWork, tp: int, pp: int, act_tokens: int,
-             hop_latency_s: float) -> float:
+def _sends_s(
+    device: Device, llm: LlmWork, tp: int, pp: int, act_tokens: int, hop_latency_s: float
+) -> float:
     if pp == 1:
         return 0.0
     bpe = BYTES_PER_ELEMENT[llm.precision]
@@ -131,18 +148,36 @@ def device_peaks(device: Device, precision: str) -> DevicePeaks:
     >>> p.flops_per_s / 1e12, p.attn_flops_per_s / 1e12, p.mem_bw_bytes_per_s / 1e9
     (1979.0, 989.0, 3350.0)
     """
-    return DevicePeaks(device.peak_flops_per_s(precision), device.peak_flops_per_s("fp16"),
-                       device.mem_bw_bytes_per_s, device.scale_up_bw_bytes_per_s or 1.0)
+    return DevicePeaks(
+        device.peak_flops_per_s(precision),
+        device.peak_flops_per_s("fp16"),
+        device.mem_bw_bytes_per_s,
+        device.scale_up_bw_bytes_per_s or 1.0,
+    )
 
 
-def _calibrated_stages(device: Device, llm: LlmWork, tp: int, pp: int, micro: int,
-                       q_tokens: int, kv_tokens: int, calib: CalibrationEntry
-                       ) -> tuple[RooflineTime, float]:
+def _calibrated_stages(
+    device: Device,
+    llm: LlmWork,
+    tp: int,
+    pp: int,
+    micro: int,
+    q_tokens: int,
+    kv_tokens: int,
+    calib: CalibrationEntry,
+) -> tuple[RooflineTime, float]:
     """(itemised last stage, crossing time without sends) of the fitted step model."""
     compute, memory, sync, total, crossing = _stage_times(
-        device_peaks(device, llm.precision), ModelShape.from_architecture(llm.arch),
-        BYTES_PER_ELEMENT[llm.precision], tp, pp, micro, q_tokens, kv_tokens,
-        calib.coefficients)
+        device_peaks(device, llm.precision),
+        ModelShape.from_architecture(llm.arch),
+        BYTES_PER_ELEMENT[llm.precision],
+        tp,
+        pp,
+        micro,
+        q_tokens,
+        kv_tokens,
+        calib.coefficients,
+    )
     # static_s holds the floors, overhead and the non-binding kernels, so the itemised
     # stage's total_s is the step model's total.
     static = total - max(compute, memory) - sync
@@ -150,29 +185,72 @@ def _calibrated_stages(device: Device, llm: LlmWork, tp: int, pp: int, micro: in
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _stage_times(peaks: DevicePeaks, shape: ModelShape, bpe: float, tp: int, pp: int,
-                 micro: int, q_tokens: int, kv_tokens: int, coefficients: StepCoefficients
-                 ) -> tuple[float, float, float, float, float]:
+def _stage_times(
+    peaks: DevicePeaks,
+    shape: ModelShape,
+    bpe: float,
+    tp: int,
+    pp: int,
+    micro: int,
+    q_tokens: int,
+    kv_tokens: int,
+    coefficients: StepCoefficients,
+) -> tuple[float, float, float, float, float]:
     """(compute, memory, all-reduce, total) of the last stage and the crossing time; a pure
     function of plain values, cached because sweeps and pair studies ask for the same
     configurations many times."""
     layers = shape.n_layers / pp
-    last = predict_step(step_work(shape, weight_bytes=bpe, kv_bytes=bpe, tp=tp, batch=micro,
-                                  q_tokens=q_tokens, kv_tokens=kv_tokens, layers=layers,
-                                  lm_head=True), peaks, coefficients)
+    last = predict_step(
+        step_work(
+            shape,
+            weight_bytes=bpe,
+            kv_bytes=bpe,
+            tp=tp,
+            batch=micro,
+            q_tokens=q_tokens,
+            kv_tokens=kv_tokens,
+            layers=layers,
+            lm_head=True,
+        ),
+        peaks,
+        coefficients,
+    )
     crossing = float(last.total_s)
     if pp > 1:  # earlier stages: no LM head, the step overhead is paid once per step
-        mid = predict_step(step_work(shape, weight_bytes=bpe, kv_bytes=bpe, tp=tp, batch=micro,
-                                     q_tokens=q_tokens, kv_tokens=kv_tokens, layers=layers,
-                                     lm_head=False), peaks,
-                           replace(coefficients, step_overhead_s=0.0))
+        mid = predict_step(
+            step_work(
+                shape,
+                weight_bytes=bpe,
+                kv_bytes=bpe,
+                tp=tp,
+                batch=micro,
+                q_tokens=q_tokens,
+                kv_tokens=kv_tokens,
+                layers=layers,
+                lm_head=False,
+            ),
+            peaks,
+            replace(coefficients, step_overhead_s=0.0),
+        )
         crossing += (pp - 1) * float(mid.total_s)
-    return (float(last.compute_bound_s), float(last.memory_bound_s), float(last.allreduce_s),
-            float(last.total_s), crossing)
+    return (
+        float(last.compute_bound_s),
+        float(last.memory_bound_s),
+        float(last.allreduce_s),
+        float(last.total_s),
+        crossing,
+    )
 
 
-def prefill_config(device: Device, llm: LlmWork, tp: int, batch: int, hop_latency_s: float,
-                   pp: int = 1, calib: CalibrationEntry | None = None) -> LlmConfig:
+def prefill_config(
+    device: Device,
+    llm: LlmWork,
+    tp: int,
+    batch: int,
+    hop_latency_s: float,
+    pp: int = 1,
+    calib: CalibrationEntry | None = None,
+) -> LlmConfig:
     """Prefill of ``batch`` prompts on a ``tp x pp`` replica of ``device``.
 
     ``calib`` selects the fitted step model; without it the stage is the roofline.
@@ -188,18 +266,36 @@ def prefill_config(device: Device, llm: LlmWork, tp: int, batch: int, hop_latenc
         stage, stages_s = _calibrated_stages(device, llm, tp, pp, micro, n_in, n_in, calib)
         crossing = stages_s + sends
     else:
-        stage = _stage(device, llm, tp, pp, micro, micro * arch.prefill_flops(n_in), weights,
-                       kv_write, micro * n_in, hop_latency_s)
+        stage = _stage(
+            device,
+            llm,
+            tp,
+            pp,
+            micro,
+            micro * arch.prefill_flops(n_in),
+            weights,
+            kv_write,
+            micro * n_in,
+            hop_latency_s,
+        )
         crossing = pp * stage.total_s + sends
     workspace = 2.0 * micro * n_in * max(arch.d_model, arch.d_ff) * bpe / tp
     mem = (weights + paged_kv_bytes(llm, n_in, batch)) / (tp * pp) + workspace
-    time = RooflineTime(stage.compute_s, stage.memory_s, stage.network_s, stage.static_s,
-                        sends, stage.sync_s)
+    time = RooflineTime(
+        stage.compute_s, stage.memory_s, stage.network_s, stage.static_s, sends, stage.sync_s
+    )
     return LlmConfig(tp, pp, batch, time, crossing, crossing, micro / stage.total_s, mem)
 
 
-def decode_config(device: Device, llm: LlmWork, tp: int, batch: int, hop_latency_s: float,
-                  pp: int = 1, calib: CalibrationEntry | None = None) -> LlmConfig:
+def decode_config(
+    device: Device,
+    llm: LlmWork,
+    tp: int,
+    batch: int,
+    hop_latency_s: float,
+    pp: int = 1,
+    calib: CalibrationEntry | None = None,
+) -> LlmConfig:
     """Continuous-batching decode of ``batch`` sequences on a ``tp x pp`` replica.
 
     ``calib`` selects the fitted step model; without it the stage is the roofline.
@@ -216,14 +312,24 @@ def decode_config(device: Device, llm: LlmWork, tp: int, batch: int, hop_latency
         stage, stages_s = _calibrated_stages(device, llm, tp, pp, micro, 1, mean_ctx, calib)
         step_s = stages_s + sends
     else:
-        stage = _stage(device, llm, tp, pp, micro,
-                       micro * arch.decode_flops_per_token(mean_ctx), weights,
-                       arch.kv_cache_bytes(mean_ctx, micro, prec), micro, hop_latency_s)
+        stage = _stage(
+            device,
+            llm,
+            tp,
+            pp,
+            micro,
+            micro * arch.decode_flops_per_token(mean_ctx),
+            weights,
+            arch.kv_cache_bytes(mean_ctx, micro, prec),
+            micro,
+            hop_latency_s,
+        )
         step_s = pp * stage.total_s + sends
     latency = steps * step_s
     workspace = 2.0 * micro * max(arch.d_model, arch.d_ff) * bpe / tp
     full = llm.input_tokens + llm.output_tokens
     mem = (weights + paged_kv_bytes(llm, full, batch)) / (tp * pp) + workspace
-    time = RooflineTime(stage.compute_s, stage.memory_s, stage.network_s, stage.static_s,
-                        sends, stage.sync_s)
+    time = RooflineTime(
+        stage.compute_s, stage.memory_s, stage.network_s, stage.static_s, sends, stage.sync_s
+    )
     return LlmConfig(tp, pp, batch, time, latency, step_s, batch / latency, mem)

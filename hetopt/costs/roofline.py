@@ -103,8 +103,9 @@ def roofline_time(
     return RooflineTime(compute_s, memory_s, network_s, static_s, comm_s, sync_s)
 
 
-def ring_allreduce_s(message_bytes: float, ranks: int, link_bw_bytes_per_s: float,
-                     hop_latency_s: float) -> float:
+def ring_allreduce_s(
+    message_bytes: float, ranks: int, link_bw_bytes_per_s: float, hop_latency_s: float
+) -> float:
     """Time of one ring all-reduce of ``message_bytes`` across ``ranks`` devices.
 
     The ring sends ``2 (p-1)/p`` of the message over each link in ``2 (p-1)`` steps, each paying

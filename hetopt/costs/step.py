@@ -86,9 +86,18 @@ class ModelShape:
         >>> ModelShape.from_architecture(get_architecture("llama-3-8b")).head_dim
         128
         """
-        return ModelShape(arch.name, arch.n_layers, arch.d_model, arch.n_heads, arch.n_kv_heads,
-                          arch.d_model // arch.n_heads, arch.d_ff, arch.vocab_size,
-                          arch.n_experts, arch.experts_per_token)
+        return ModelShape(
+            arch.name,
+            arch.n_layers,
+            arch.d_model,
+            arch.n_heads,
+            arch.n_kv_heads,
+            arch.d_model // arch.n_heads,
+            arch.d_ff,
+            arch.vocab_size,
+            arch.n_experts,
+            arch.experts_per_token,
+        )
 
 
 @dataclass(frozen=True)
@@ -214,9 +223,18 @@ class StepWork:
     tp: Any
 
 
-def step_work(shape: ModelShape, *, weight_bytes: float, kv_bytes: float, tp: int, batch: int,
-              q_tokens: int, kv_tokens: int, layers: float | None = None,
-              lm_head: bool = True) -> StepWork:
+def step_work(
+    shape: ModelShape,
+    *,
+    weight_bytes: float,
+    kv_bytes: float,
+    tp: int,
+    batch: int,
+    q_tokens: int,
+    kv_tokens: int,
+    layers: float | None = None,
+    lm_head: bool = True,
+) -> StepWork:
     """Work of one engine step on one device of a ``tp``-way group.
 
     Parameters
@@ -261,10 +279,12 @@ def step_work(shape: ModelShape, *, weight_bytes: float, kv_bytes: float, tp: in
     else:
         mlp_tokens, mlp_weight_copies = float(tokens), 1.0
     # (M, N, K, weight copies) per layer, then the LM head.
-    shapes = [(tokens, q_width + 2 * kv_width, shape.d_model, 1.0),
-              (tokens, shape.d_model, q_width, 1.0),
-              (mlp_tokens, 2 * ff, shape.d_model, mlp_weight_copies),
-              (mlp_tokens, shape.d_model, ff, mlp_weight_copies)]
+    shapes = [
+        (tokens, q_width + 2 * kv_width, shape.d_model, 1.0),
+        (tokens, shape.d_model, q_width, 1.0),
+        (mlp_tokens, 2 * ff, shape.d_model, mlp_weight_copies),
+        (mlp_tokens, shape.d_model, ff, mlp_weight_copies),
+    ]
     counts = [n_layers] * 4
     # The LM head always has a slot (count 0 on non-final stages) so works stack.
     shapes.append((batch, shape.vocab_size / tp, shape.d_model, 1.0))
@@ -285,26 +305,35 @@ def step_work(shape: ModelShape, *, weight_bytes: float, kv_bytes: float, tp: in
     else:
         ctx_flops = ctx_bytes = 0.0
         gen_flops = 4.0 * batch * kv_tokens * q_width * n_layers
-        gen_bytes = n_layers * batch * (kv_tokens * 2 * kv_width * kv_bytes
-                                        + 2 * q_width * ACT_BYTES)
+        gen_bytes = (
+            n_layers * batch * (kv_tokens * 2 * kv_width * kv_bytes + 2 * q_width * ACT_BYTES)
+        )
     launches = int(round(n_layers))
     # norms, residuals and rotary per token; SiLU x gate per routed token (MoE: per expert)
-    elt_per_layer = ACT_BYTES * (tokens * (6 * shape.d_model + 2 * (q_width + kv_width))
-                                 + mlp_tokens * 3 * ff)
+    elt_per_layer = ACT_BYTES * (
+        tokens * (6 * shape.d_model + 2 * (q_width + kv_width)) + mlp_tokens * 3 * ff
+    )
     elt_launches = ELEMENTWISE_KERNELS_PER_LAYER
     if weight_bytes < ACT_BYTES:  # fp8: quantise each GEMM's input (read 16 bit, write 8 bit)
-        quant = ((tokens * (shape.d_model + q_width) + mlp_tokens * (shape.d_model + ff))
-                 * (ACT_BYTES + weight_bytes))
+        quant = (tokens * (shape.d_model + q_width) + mlp_tokens * (shape.d_model + ff)) * (
+            ACT_BYTES + weight_bytes
+        )
         elt_per_layer += quant
         elt_launches += QUANT_KERNELS_PER_LAYER
     return StepWork(
-        gemm_flops=gemm_flops, gemm_bytes=gemm_bytes, gemm_count=np.array(counts, dtype=float),
-        ctx_attn_flops=ctx_flops, ctx_attn_bytes=ctx_bytes, gen_attn_flops=gen_flops,
-        gen_attn_bytes=gen_bytes, attn_launches=launches,
+        gemm_flops=gemm_flops,
+        gemm_bytes=gemm_bytes,
+        gemm_count=np.array(counts, dtype=float),
+        ctx_attn_flops=ctx_flops,
+        ctx_attn_bytes=ctx_bytes,
+        gen_attn_flops=gen_flops,
+        gen_attn_bytes=gen_bytes,
+        attn_launches=launches,
         elementwise_bytes=n_layers * elt_per_layer,
         elementwise_launches=int(round(n_layers * elt_launches)),
         allreduce_bytes=tokens * shape.d_model * ACT_BYTES,
-        allreduce_launches=int(round(2 * n_layers)) if tp > 1 else 0, tp=tp,
+        allreduce_launches=int(round(2 * n_layers)) if tp > 1 else 0,
+        tp=tp,
     )
 
 
@@ -324,8 +353,9 @@ class StepTime:
     @property
     def total_s(self) -> Any:
         """The step time."""
-        return (self.gemm_s + self.attention_s + self.elementwise_s + self.allreduce_s
-                + self.overhead_s)
+        return (
+            self.gemm_s + self.attention_s + self.elementwise_s + self.allreduce_s + self.overhead_s
+        )
 
 
 def predict_step(work: StepWork, peaks: DevicePeaks, c: StepCoefficients) -> StepTime:
@@ -349,39 +379,46 @@ def predict_step(work: StepWork, peaks: DevicePeaks, c: StepCoefficients) -> Ste
     """
     scalar = np.ndim(work.tp) == 0
     flops_peak = peaks.flops_per_s if scalar else np.expand_dims(peaks.flops_per_s, -1)
-    bw_gemm = peaks.mem_bw_bytes_per_s if scalar else np.expand_dims(peaks.mem_bw_bytes_per_s,
-                                                                       -1)
+    bw_gemm = peaks.mem_bw_bytes_per_s if scalar else np.expand_dims(peaks.mem_bw_bytes_per_s, -1)
     g_compute = work.gemm_flops / (flops_peak * c.gemm_eff_compute)
     g_memory = work.gemm_bytes / (bw_gemm * c.gemm_eff_memory)
     compute_wins = g_compute >= g_memory
-    gemm = np.sum(work.gemm_count * (np.maximum(g_compute, g_memory) + c.kernel_floor_s),
-                  axis=-1)
+    gemm = np.sum(work.gemm_count * (np.maximum(g_compute, g_memory) + c.kernel_floor_s), axis=-1)
     compute_bound = np.sum(work.gemm_count * g_compute * compute_wins, axis=-1)
     memory_bound = np.sum(work.gemm_count * g_memory * ~compute_wins, axis=-1)
-    attn_f = (work.ctx_attn_flops / (peaks.attn_flops_per_s * c.ctx_attn_eff_compute)
-              + work.gen_attn_flops / peaks.attn_flops_per_s)
-    attn_b = (work.ctx_attn_bytes / peaks.mem_bw_bytes_per_s
-              + work.gen_attn_bytes / (peaks.mem_bw_bytes_per_s * c.gen_attn_eff_memory))
+    attn_f = (
+        work.ctx_attn_flops / (peaks.attn_flops_per_s * c.ctx_attn_eff_compute)
+        + work.gen_attn_flops / peaks.attn_flops_per_s
+    )
+    attn_b = work.ctx_attn_bytes / peaks.mem_bw_bytes_per_s + work.gen_attn_bytes / (
+        peaks.mem_bw_bytes_per_s * c.gen_attn_eff_memory
+    )
     extra = np.where(np.asarray(work.ctx_attn_flops) > 0, c.ctx_attn_floor_s, 0.0)
     attention = np.maximum(attn_f, attn_b) + work.attn_launches * (c.kernel_floor_s + extra)
     compute_bound = compute_bound + np.where(attn_f >= attn_b, attn_f, 0.0)
     memory_bound = memory_bound + np.where(attn_f < attn_b, attn_b, 0.0)
-    elementwise = (work.elementwise_bytes / (peaks.mem_bw_bytes_per_s * c.elementwise_eff_memory)
-                   + work.elementwise_launches * c.kernel_floor_s)
+    elementwise = (
+        work.elementwise_bytes / (peaks.mem_bw_bytes_per_s * c.elementwise_eff_memory)
+        + work.elementwise_launches * c.kernel_floor_s
+    )
     tp = np.asarray(work.tp, dtype=float)
-    latency = _by_group(tp, c.allreduce_latency_s_tp2, c.allreduce_latency_s_tp4,
-                        c.allreduce_latency_s_tp8)
+    latency = _by_group(
+        tp, c.allreduce_latency_s_tp2, c.allreduce_latency_s_tp4, c.allreduce_latency_s_tp8
+    )
     eff = _by_group(tp, c.allreduce_eff_bw_tp2, c.allreduce_eff_bw_tp4, c.allreduce_eff_bw_tp8)
-    size_s = _by_group(tp, c.allreduce_size_s_tp2, c.allreduce_size_s_tp4,
-                       c.allreduce_size_s_tp8)
+    size_s = _by_group(tp, c.allreduce_size_s_tp2, c.allreduce_size_s_tp4, c.allreduce_size_s_tp8)
     ring = 2.0 * (tp - 1.0) / np.maximum(tp, 1.0) * work.allreduce_bytes
     message = np.maximum(np.asarray(work.allreduce_bytes, dtype=float) / 1e6, 1e-12)
-    allreduce = work.allreduce_launches * (latency + np.maximum(
-        ring / (peaks.link_bw_bytes_per_s * eff),
-        size_s * message ** c.allreduce_size_exponent))
+    allreduce = work.allreduce_launches * (
+        latency
+        + np.maximum(
+            ring / (peaks.link_bw_bytes_per_s * eff), size_s * message**c.allreduce_size_exponent
+        )
+    )
     allreduce = np.where(tp > 1, allreduce, 0.0)
-    return StepTime(gemm, attention, elementwise, allreduce, c.step_overhead_s, compute_bound,
-                    memory_bound)
+    return StepTime(
+        gemm, attention, elementwise, allreduce, c.step_overhead_s, compute_bound, memory_bound
+    )
 
 
 def _by_group(tp: np.ndarray, tp2: float, tp4: float, tp8: float) -> Any:
@@ -393,8 +430,10 @@ def _by_group(tp: np.ndarray, tp2: float, tp4: float, tp8: float) -> Any:
 
 def stack_work(works: list[StepWork]) -> StepWork:
     """Stack the work of many steps into one :class:`StepWork` of arrays (for fitting)."""
-    values = {f.name: np.stack([np.asarray(getattr(w, f.name), dtype=float) for w in works])
-              for f in fields(StepWork)}
+    values = {
+        f.name: np.stack([np.asarray(getattr(w, f.name), dtype=float) for w in works])
+        for f in fields(StepWork)
+    }
     return StepWork(**values)
 
 
@@ -404,10 +443,16 @@ def roofline_floor_s(work: StepWork, peaks: DevicePeaks) -> Any:
     ``max(sum FLOPs / peak FLOP/s, sum bytes / peak bandwidth)`` over all kernels; link traffic
     is ignored (it only adds time).
     """
-    flops_s = (np.sum(work.gemm_count * work.gemm_flops, axis=-1) / peaks.flops_per_s
-               + (work.ctx_attn_flops + work.gen_attn_flops) / peaks.attn_flops_per_s)
-    bytes_total = (np.sum(work.gemm_count * work.gemm_bytes, axis=-1) + work.ctx_attn_bytes
-                   + work.gen_attn_bytes + work.elementwise_bytes)
+    flops_s = (
+        np.sum(work.gemm_count * work.gemm_flops, axis=-1) / peaks.flops_per_s
+        + (work.ctx_attn_flops + work.gen_attn_flops) / peaks.attn_flops_per_s
+    )
+    bytes_total = (
+        np.sum(work.gemm_count * work.gemm_bytes, axis=-1)
+        + work.ctx_attn_bytes
+        + work.gen_attn_bytes
+        + work.elementwise_bytes
+    )
     return np.maximum(flops_s, bytes_total / peaks.mem_bw_bytes_per_s)
 
 

@@ -28,11 +28,30 @@ from hetopt.hardware import Device, HardwareCatalog
 from hetopt.sla import Sla
 
 COLUMNS = (
-    "op", "device", "config", "tp", "pp", "devices_per_replica", "batch", "exclusive",
-    "feasible", "reason",
-    "latency_s", "step_s", "busy_s", "requests_per_s", "mem_per_device_bytes",
-    "compute_s", "memory_s", "network_s", "static_s", "sync_s", "binding", "direct_cost_usd",
-    "cost_model", "error_band",
+    "op",
+    "device",
+    "config",
+    "tp",
+    "pp",
+    "devices_per_replica",
+    "batch",
+    "exclusive",
+    "feasible",
+    "reason",
+    "latency_s",
+    "step_s",
+    "busy_s",
+    "requests_per_s",
+    "mem_per_device_bytes",
+    "compute_s",
+    "memory_s",
+    "network_s",
+    "static_s",
+    "sync_s",
+    "binding",
+    "direct_cost_usd",
+    "cost_model",
+    "error_band",
 )
 """``cost_model`` says where a row's time comes from: ``calibrated`` (the fitted step model),
 ``uncalibrated`` (the roofline on a device the calibration table does not cover), ``roofline``
@@ -102,21 +121,24 @@ class CostParams:
 
     def __post_init__(self) -> None:
         if self.model not in COST_MODELS:
-            raise InputError(f"costs.model must be one of {list(COST_MODELS)}, got "
-                             f"{self.model!r}.")
+            raise InputError(f"costs.model must be one of {list(COST_MODELS)}, got {self.model!r}.")
         if self.sla_guard not in ("heldout", "none"):
-            raise InputError(f"costs.sla_guard must be 'heldout' or 'none', got "
-                             f"{self.sla_guard!r}.")
+            raise InputError(
+                f"costs.sla_guard must be 'heldout' or 'none', got {self.sla_guard!r}."
+            )
         if self.runtime_reserve_gb < 0:
-            raise InputError(f"costs.runtime_reserve_gb must be >= 0, got "
-                             f"{self.runtime_reserve_gb}.")
+            raise InputError(
+                f"costs.runtime_reserve_gb must be >= 0, got {self.runtime_reserve_gb}."
+            )
         if not 0 <= self.memory_reserve_fraction < 1:
             raise InputError(
                 f"costs.memory_reserve_fraction must be in [0, 1), got "
                 f"{self.memory_reserve_fraction}."
             )
         if not 0 < self.max_utilization <= 1:
-            raise InputError(f"costs.max_utilization must be in (0, 1], got {self.max_utilization}.")
+            raise InputError(
+                f"costs.max_utilization must be in (0, 1], got {self.max_utilization}."
+            )
         if self.link_gbit_per_s <= 0 or self.link_latency_s < 0:
             raise InputError("costs.link_gbit_per_s must be > 0 and costs.link_latency_s >= 0.")
         for name in ("tp_degrees", "pp_degrees", "prefill_batch_sizes", "decode_batch_sizes"):
@@ -132,13 +154,18 @@ class CostParams:
 
 def cost_model_info(params: CostParams) -> dict[str, Any]:
     """What ``plan.json`` records about the cost model that timed a plan."""
-    info: dict[str, Any] = {"model": params.model, "step_model_version": STEP_MODEL_VERSION,
-                            "sla_guard": params.sla_guard}
+    info: dict[str, Any] = {
+        "model": params.model,
+        "step_model_version": STEP_MODEL_VERSION,
+        "sla_guard": params.sla_guard,
+    }
     if params.model == "calibrated":
         table = load_calibration(params.calibration)
-        info.update(calibration_table=table.version,
-                    calibration_path=str(params.calibration or CALIBRATION_PATH),
-                    calibrated_devices=sorted(table.devices()))
+        info.update(
+            calibration_table=table.version,
+            calibration_path=str(params.calibration or CALIBRATION_PATH),
+            calibrated_devices=sorted(table.devices()),
+        )
     if params.measured_profile:
         info["measured_profile"] = params.measured_profile
     return info
@@ -246,21 +273,41 @@ def _best_reason_index(group: pd.DataFrame) -> int:
 
 def _row(op: Operator, device: str, config: str, **values: Any) -> dict[str, Any]:
     row: dict[str, Any] = {c: None for c in COLUMNS}
-    row.update(op=op.id, device=device, config=config, tp=1, pp=1, devices_per_replica=1,
-               batch=1, exclusive=False,
-               feasible=True, reason="", direct_cost_usd=0.0, static_s=0.0, sync_s=0.0,
-               cost_model="roofline", error_band="")
+    row.update(
+        op=op.id,
+        device=device,
+        config=config,
+        tp=1,
+        pp=1,
+        devices_per_replica=1,
+        batch=1,
+        exclusive=False,
+        feasible=True,
+        reason="",
+        direct_cost_usd=0.0,
+        static_s=0.0,
+        sync_s=0.0,
+        cost_model="roofline",
+        error_band="",
+    )
     row.update(values)
     return row
 
 
 def _time_columns(t: RooflineTime) -> dict[str, Any]:
-    return dict(compute_s=t.compute_s, memory_s=t.memory_s, network_s=t.network_s,
-                static_s=t.static_s, sync_s=t.sync_s, binding=t.binding)
+    return dict(
+        compute_s=t.compute_s,
+        memory_s=t.memory_s,
+        network_s=t.network_s,
+        static_s=t.static_s,
+        sync_s=t.sync_s,
+        binding=t.binding,
+    )
 
 
-def _measured_llm_rows(op: Operator, device: Device, sla: Sla, mem_cap_bytes: float,
-                       rows: pd.DataFrame) -> Iterator[dict[str, Any]]:
+def _measured_llm_rows(
+    op: Operator, device: Device, sla: Sla, mem_cap_bytes: float, rows: pd.DataFrame
+) -> Iterator[dict[str, Any]]:
     """Rows from a measured profile: its step time and throughput replace the roofline's."""
     assert op.llm is not None
     prefill = op.kind is OpKind.PREFILL
@@ -277,25 +324,55 @@ def _measured_llm_rows(op: Operator, device: Device, sla: Sla, mem_cap_bytes: fl
         if mem > mem_cap_bytes:
             reason = f"needs {mem / 1e9:.1f} GB per device at {where}"
         elif limit_s is not None and rec.step_s > limit_s:
-            reason = (f"{'TTFT' if prefill else 'TBT'} {rec.step_s * 1e3:.1f} ms > SLA "
-                      f"{limit_s * 1e3:.1f} ms at {where}")
+            reason = (
+                f"{'TTFT' if prefill else 'TBT'} {rec.step_s * 1e3:.1f} ms > SLA "
+                f"{limit_s * 1e3:.1f} ms at {where}"
+            )
         latency = float(rec.step_s) * steps
-        yield _row(op, device.name, f"measured tp{tp}/pp{pp}/b{batch}", tp=tp, pp=pp,
-                   devices_per_replica=tp * pp, batch=batch, exclusive=True,
-                   feasible=not reason, reason=reason, latency_s=latency,
-                   step_s=float(rec.step_s), busy_s=latency * tp * pp / batch,
-                   requests_per_s=float(rec.requests_per_s), mem_per_device_bytes=float(mem),
-                   compute_s=0.0, memory_s=0.0, network_s=0.0, binding="measured",
-                   cost_model="measured", error_band="")
+        yield _row(
+            op,
+            device.name,
+            f"measured tp{tp}/pp{pp}/b{batch}",
+            tp=tp,
+            pp=pp,
+            devices_per_replica=tp * pp,
+            batch=batch,
+            exclusive=True,
+            feasible=not reason,
+            reason=reason,
+            latency_s=latency,
+            step_s=float(rec.step_s),
+            busy_s=latency * tp * pp / batch,
+            requests_per_s=float(rec.requests_per_s),
+            mem_per_device_bytes=float(mem),
+            compute_s=0.0,
+            memory_s=0.0,
+            network_s=0.0,
+            binding="measured",
+            cost_model="measured",
+            error_band="",
+        )
 
 
-def _llm_rows(op: Operator, device: Device, sla: Sla, params: CostParams,
-              mem_cap_bytes: float, measured: pd.DataFrame | None = None,
-              ) -> Iterator[dict[str, Any]]:
+def _llm_rows(
+    op: Operator,
+    device: Device,
+    sla: Sla,
+    params: CostParams,
+    mem_cap_bytes: float,
+    measured: pd.DataFrame | None = None,
+) -> Iterator[dict[str, Any]]:
     assert op.llm is not None
     prefill = op.kind is OpKind.PREFILL
-    rows = measured_rows(measured, device.name, op.kind.value, op.llm.arch.name,
-                         op.llm.precision, op.llm.input_tokens, op.llm.output_tokens)
+    rows = measured_rows(
+        measured,
+        device.name,
+        op.kind.value,
+        op.llm.arch.name,
+        op.llm.precision,
+        op.llm.input_tokens,
+        op.llm.output_tokens,
+    )
     calib = None
     calibrated = False
     if params.model == "calibrated":
@@ -308,8 +385,11 @@ def _llm_rows(op: Operator, device: Device, sla: Sla, params: CostParams,
     # earlier model exactly, so that the two can be compared.
     reserve = 0.0
     if params.model == "calibrated":
-        reserve = (calib.reserve_bytes if calibrated and calib is not None
-                   else params.runtime_reserve_gb * 1e9)
+        reserve = (
+            calib.reserve_bytes
+            if calibrated and calib is not None
+            else params.runtime_reserve_gb * 1e9
+        )
     mem_cap_bytes -= reserve
     if len(rows):
         yield from _measured_llm_rows(op, device, sla, mem_cap_bytes, rows)
@@ -319,9 +399,15 @@ def _llm_rows(op: Operator, device: Device, sla: Sla, params: CostParams,
         low = calib.prefill_min_ratio if prefill else calib.decode_min_ratio
         guard = 1.0 / min(1.0, low)
     provenance = dict(
-        cost_model=("calibrated" if calibrated
-                    else "roofline" if params.model == "roofline" else "uncalibrated"),
-        error_band=calib.error_band if calib is not None else "unknown")
+        cost_model=(
+            "calibrated"
+            if calibrated
+            else "roofline"
+            if params.model == "roofline"
+            else "uncalibrated"
+        ),
+        error_band=calib.error_band if calib is not None else "unknown",
+    )
     batches = params.prefill_batch_sizes if prefill else params.decode_batch_sizes
     limit_s = sla.ttft_s if prefill else sla.tbt_s
     limit_name = "TTFT" if prefill else "TBT"
@@ -335,45 +421,80 @@ def _llm_rows(op: Operator, device: Device, sla: Sla, params: CostParams,
             for batch in batches:
                 if batch % pp:
                     continue  # pp micro-batches of equal size
-                cfg: LlmConfig = make(device, op.llm, tp, batch, params.scale_up_hop_latency_s,
-                                      pp=pp, calib=calib)
+                cfg: LlmConfig = make(
+                    device, op.llm, tp, batch, params.scale_up_hop_latency_s, pp=pp, calib=calib
+                )
                 where = f"tp={tp} pp={pp} batch={batch}"
                 reason = ""
                 if cfg.mem_per_device_bytes > mem_cap_bytes:
-                    after = (f" after the {reserve / 1e9:.1f} GB engine reserve"
-                             if reserve else "")
-                    reason = (f"needs {cfg.mem_per_device_bytes / 1e9:.1f} GB per device at "
-                              f"{where}, more than the {mem_cap_bytes / 1e9:.1f} GB usable"
-                              f"{after}")
+                    after = f" after the {reserve / 1e9:.1f} GB engine reserve" if reserve else ""
+                    reason = (
+                        f"needs {cfg.mem_per_device_bytes / 1e9:.1f} GB per device at "
+                        f"{where}, more than the {mem_cap_bytes / 1e9:.1f} GB usable"
+                        f"{after}"
+                    )
                 elif limit_s is not None and cfg.step_s * guard > limit_s:
-                    margin = (f" (x{guard:.2f} held-out error guard: "
-                              f"{cfg.step_s * guard * 1e3:.1f} ms)" if guard > 1.0 else "")
-                    reason = (f"{limit_name} {cfg.step_s * 1e3:.1f} ms{margin} > SLA "
-                              f"{limit_s * 1e3:.1f} ms at {where}")
+                    margin = (
+                        f" (x{guard:.2f} held-out error guard: {cfg.step_s * guard * 1e3:.1f} ms)"
+                        if guard > 1.0
+                        else ""
+                    )
+                    reason = (
+                        f"{limit_name} {cfg.step_s * 1e3:.1f} ms{margin} > SLA "
+                        f"{limit_s * 1e3:.1f} ms at {where}"
+                    )
                 label = f"tp{tp}/b{batch}" if pp == 1 else f"tp{tp}/pp{pp}/b{batch}"
-                yield _row(op, device.name, label, tp=tp, pp=pp, devices_per_replica=cfg.devices,
-                           batch=batch, exclusive=True, feasible=not reason, reason=reason,
-                           latency_s=cfg.latency_s, step_s=cfg.step_s,
-                           busy_s=cfg.latency_s * cfg.devices / batch,
-                           requests_per_s=cfg.requests_per_s,
-                           mem_per_device_bytes=cfg.mem_per_device_bytes,
-                           **_time_columns(cfg.time), **provenance)
+                yield _row(
+                    op,
+                    device.name,
+                    label,
+                    tp=tp,
+                    pp=pp,
+                    devices_per_replica=cfg.devices,
+                    batch=batch,
+                    exclusive=True,
+                    feasible=not reason,
+                    reason=reason,
+                    latency_s=cfg.latency_s,
+                    step_s=cfg.step_s,
+                    busy_s=cfg.latency_s * cfg.devices / batch,
+                    requests_per_s=cfg.requests_per_s,
+                    mem_per_device_bytes=cfg.mem_per_device_bytes,
+                    **_time_columns(cfg.time),
+                    **provenance,
+                )
 
 
 def _work_row(op: Operator, device: Device, mem_cap_bytes: float) -> dict[str, Any]:
     work = op.work
     assert work is not None
-    t = roofline_time(device, flops=work.flops, mem_bytes=work.mem_bytes,
-                      net_bytes=work.net_bytes, precision=work.precision,
-                      static_s=work.static_latency_s)
+    t = roofline_time(
+        device,
+        flops=work.flops,
+        mem_bytes=work.mem_bytes,
+        net_bytes=work.net_bytes,
+        precision=work.precision,
+        static_s=work.static_latency_s,
+    )
     reason = ""
     if work.footprint_bytes > mem_cap_bytes:
-        reason = (f"needs {work.footprint_bytes / 1e9:.1f} GB resident, more than the "
-                  f"{mem_cap_bytes / 1e9:.1f} GB usable")
-    return _row(op, device.name, "b1", feasible=not reason, reason=reason,
-                latency_s=t.total_s, step_s=t.total_s, busy_s=t.busy_s,
-                requests_per_s=1.0 / t.busy_s if t.busy_s > 0 else math.inf,
-                mem_per_device_bytes=work.footprint_bytes, **_time_columns(t))
+        reason = (
+            f"needs {work.footprint_bytes / 1e9:.1f} GB resident, more than the "
+            f"{mem_cap_bytes / 1e9:.1f} GB usable"
+        )
+    return _row(
+        op,
+        device.name,
+        "b1",
+        feasible=not reason,
+        reason=reason,
+        latency_s=t.total_s,
+        step_s=t.total_s,
+        busy_s=t.busy_s,
+        requests_per_s=1.0 / t.busy_s if t.busy_s > 0 else math.inf,
+        mem_per_device_bytes=work.footprint_bytes,
+        **_time_columns(t),
+    )
 
 
 def _unsupported_row(op: Operator, device: Device, reason: str) -> dict[str, Any]:
@@ -387,9 +508,13 @@ def _precision_of(op: Operator) -> str:
     return op.work.precision
 
 
-def build_cost_table(graph: OperatorGraph, catalog: HardwareCatalog, sla: Sla,
-                     params: CostParams | None = None,
-                     measured: pd.DataFrame | None = None) -> CostTable:
+def build_cost_table(
+    graph: OperatorGraph,
+    catalog: HardwareCatalog,
+    sla: Sla,
+    params: CostParams | None = None,
+    measured: pd.DataFrame | None = None,
+) -> CostTable:
     """Evaluate every placeable operator on every device of ``catalog``.
 
     Parameters
@@ -418,8 +543,11 @@ def build_cost_table(graph: OperatorGraph, catalog: HardwareCatalog, sla: Sla,
             continue
         for device in catalog.devices:
             if op.devices is not None and device.name not in op.devices:
-                rows.append(_unsupported_row(
-                    op, device, f"the node restricts placement to {list(op.devices)}"))
+                rows.append(
+                    _unsupported_row(
+                        op, device, f"the node restricts placement to {list(op.devices)}"
+                    )
+                )
                 continue
             precision = _precision_of(op)
             if not device.supports(precision):
@@ -430,8 +558,13 @@ def build_cost_table(graph: OperatorGraph, catalog: HardwareCatalog, sla: Sla,
                 before = len(rows)
                 rows.extend(_llm_rows(op, device, sla, params, mem_cap, measured))
                 if len(rows) == before:
-                    rows.append(_unsupported_row(op, device, "no tensor-parallel degree fits "
-                                                 "the device's scale-up domain"))
+                    rows.append(
+                        _unsupported_row(
+                            op,
+                            device,
+                            "no tensor-parallel degree fits the device's scale-up domain",
+                        )
+                    )
             else:
                 rows.append(_work_row(op, device, mem_cap))
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
@@ -454,9 +587,23 @@ def profile_cost_table(graph: OperatorGraph, profile: Profile) -> CostTable:
                 f"{sorted(profile.ops)}). Add latency_s and cost_usd for it per device."
             )
         for dev, entry in profile.ops[op.id].items():
-            rows.append(_row(op, dev, "profiled", feasible=True, latency_s=entry["latency_s"],
-                             step_s=entry["latency_s"], busy_s=0.0, requests_per_s=math.inf,
-                             mem_per_device_bytes=0.0, compute_s=0.0, memory_s=0.0,
-                             network_s=0.0, binding="profiled",
-                             direct_cost_usd=entry["cost_usd"], cost_model="profiled"))
+            rows.append(
+                _row(
+                    op,
+                    dev,
+                    "profiled",
+                    feasible=True,
+                    latency_s=entry["latency_s"],
+                    step_s=entry["latency_s"],
+                    busy_s=0.0,
+                    requests_per_s=math.inf,
+                    mem_per_device_bytes=0.0,
+                    compute_s=0.0,
+                    memory_s=0.0,
+                    network_s=0.0,
+                    binding="profiled",
+                    direct_cost_usd=entry["cost_usd"],
+                    cost_model="profiled",
+                )
+            )
     return CostTable(pd.DataFrame(rows, columns=list(COLUMNS)), profile.devices)

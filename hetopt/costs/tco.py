@@ -107,26 +107,70 @@ class TcoParams:
                 f"TCO parameter 'include_operating_cost' is {self.include_operating_cost!r}; "
                 "use true or false."
             )
-        _check_number("amortization_years", self.amortization_years, low=0.0,
-                      low_inclusive=False, hint="a financing term in years, e.g. 4")
-        _check_number("interest_rate", self.interest_rate, low=0.0, high=1.0,
-                      hint="an annual rate as a fraction, e.g. 0.08 for 8 %")
-        _check_number("usd_per_kwh", self.usd_per_kwh, low=0.0,
-                      hint="an electricity price in $/kWh, e.g. 0.40")
-        _check_number("pue", self.pue, low=1.0,
-                      hint="facility power / IT power, at least 1.0 (1.1-1.8 is typical)")
-        _check_number("grid_kgco2_per_kwh", self.grid_kgco2_per_kwh, low=0.0,
-                      hint="a grid carbon intensity in kgCO2/kWh, e.g. 0.4")
-        _check_number("utilization_power_fraction", self.utilization_power_fraction,
-                      low=0.0, high=1.0, hint="average power as a fraction of TDP, 0 to 1")
-        _check_number("carbon_usd_per_tonne", self.carbon_usd_per_tonne, low=0.0,
-                      hint="a carbon price in $/tCO2e, e.g. 100")
-        _check_number("embodied_base_kgco2", self.embodied_base_kgco2, low=0.0,
-                      hint="embodied kgCO2e per device, e.g. 150")
-        _check_number("embodied_kgco2_per_gb", self.embodied_kgco2_per_gb, low=0.0,
-                      hint="embodied kgCO2e per GB of device memory, e.g. 2.1")
-        _check_number("depreciation_per_year", self.depreciation_per_year, low=0.0, high=1.0,
-                      hint="yearly fall of resale value as a fraction, e.g. 0.3")
+        _check_number(
+            "amortization_years",
+            self.amortization_years,
+            low=0.0,
+            low_inclusive=False,
+            hint="a financing term in years, e.g. 4",
+        )
+        _check_number(
+            "interest_rate",
+            self.interest_rate,
+            low=0.0,
+            high=1.0,
+            hint="an annual rate as a fraction, e.g. 0.08 for 8 %",
+        )
+        _check_number(
+            "usd_per_kwh",
+            self.usd_per_kwh,
+            low=0.0,
+            hint="an electricity price in $/kWh, e.g. 0.40",
+        )
+        _check_number(
+            "pue",
+            self.pue,
+            low=1.0,
+            hint="facility power / IT power, at least 1.0 (1.1-1.8 is typical)",
+        )
+        _check_number(
+            "grid_kgco2_per_kwh",
+            self.grid_kgco2_per_kwh,
+            low=0.0,
+            hint="a grid carbon intensity in kgCO2/kWh, e.g. 0.4",
+        )
+        _check_number(
+            "utilization_power_fraction",
+            self.utilization_power_fraction,
+            low=0.0,
+            high=1.0,
+            hint="average power as a fraction of TDP, 0 to 1",
+        )
+        _check_number(
+            "carbon_usd_per_tonne",
+            self.carbon_usd_per_tonne,
+            low=0.0,
+            hint="a carbon price in $/tCO2e, e.g. 100",
+        )
+        _check_number(
+            "embodied_base_kgco2",
+            self.embodied_base_kgco2,
+            low=0.0,
+            hint="embodied kgCO2e per device, e.g. 150",
+        )
+        _check_number(
+            "embodied_kgco2_per_gb",
+            self.embodied_kgco2_per_gb,
+            low=0.0,
+            hint="embodied kgCO2e per GB of device memory, e.g. 2.1",
+        )
+        _check_number(
+            "depreciation_per_year",
+            self.depreciation_per_year,
+            low=0.0,
+            high=1.0,
+            hint="yearly fall of resale value as a fraction, e.g. 0.3",
+        )
 
 
 def _check_number(
@@ -197,8 +241,9 @@ TCO_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(DeviceTco) if f.name
 """Columns of :func:`tco_table`, in order."""
 
 
-def annuity_payment_usd(principal_usd: float, annual_rate: float, years: float,
-                        periods_per_year: int = MONTHS_PER_YEAR) -> float:
+def annuity_payment_usd(
+    principal_usd: float, annual_rate: float, years: float, periods_per_year: int = MONTHS_PER_YEAR
+) -> float:
     """Level payment per period that repays ``principal_usd`` with interest.
 
     Parameters
@@ -260,8 +305,11 @@ def device_tco(device: Device, params: TcoParams | None = None) -> DeviceTco:
     params = TcoParams() if params is None else params
     power_kw = device.tdp_w / 1000.0 * params.utilization_power_fraction
     installed = device.age_years is not None
-    embodied_kg = (device.embodied_kgco2 if device.embodied_kgco2 is not None
-                   else params.embodied_base_kgco2 + params.embodied_kgco2_per_gb * device.mem_gb)
+    embodied_kg = (
+        device.embodied_kgco2
+        if device.embodied_kgco2 is not None
+        else params.embodied_base_kgco2 + params.embodied_kgco2_per_gb * device.mem_gb
+    )
     embodied = 0.0 if installed else embodied_kg / (params.amortization_years * HOURS_PER_YEAR)
     carbon = power_kw * params.pue * params.grid_kgco2_per_kwh + embodied
     carbon_usd = carbon / 1000.0 * params.carbon_usd_per_tonne
@@ -275,8 +323,18 @@ def device_tco(device: Device, params: TcoParams | None = None) -> DeviceTco:
                 "to its catalog row."
             )
         cloud = float(device.cloud_usd_per_h)
-        return DeviceTco(device.name, 0.0, 0.0, 0.0, cloud, cloud + carbon_usd, power_kw,
-                         carbon, embodied, carbon_usd)
+        return DeviceTco(
+            device.name,
+            0.0,
+            0.0,
+            0.0,
+            cloud,
+            cloud + carbon_usd,
+            power_kw,
+            carbon,
+            embodied,
+            carbon_usd,
+        )
 
     if installed:
         # Keeping an installed device forgoes its resale value: the value lost this year plus
@@ -286,14 +344,16 @@ def device_tco(device: Device, params: TcoParams | None = None) -> DeviceTco:
     else:
         # Level monthly annuity spread over the hours of a month: the paper's "financed over
         # a fixed 4-year amortization at 8 % interest", with no residual value.
-        capex = annuity_payment_usd(
-            device.price_usd, params.interest_rate, params.amortization_years
-        ) / HOURS_PER_MONTH
+        capex = (
+            annuity_payment_usd(device.price_usd, params.interest_rate, params.amortization_years)
+            / HOURS_PER_MONTH
+        )
     power = power_kw * params.pue * params.usd_per_kwh
     opex = device.operating_cost_usd_per_h if params.include_operating_cost else 0.0
     total = capex + power + opex + carbon_usd
-    return DeviceTco(device.name, capex, power, opex, 0.0, total, power_kw, carbon, embodied,
-                     carbon_usd)
+    return DeviceTco(
+        device.name, capex, power, opex, 0.0, total, power_kw, carbon, embodied, carbon_usd
+    )
 
 
 def residual_value_usd(device: Device, params: TcoParams) -> float:

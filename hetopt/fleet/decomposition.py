@@ -101,22 +101,29 @@ def _column(fp: FleetProblem, t: int, choice: tuple[int, ...]) -> _Column:
     c = np.asarray(choice, dtype=int)
     dev = p.opt_device[c]
     n = fp.n_devices
-    single = replace(fp, tenants=(p,), tenant_names=(fp.tenant_names[t],),
-                     tenant_class=np.zeros(1, dtype=int),
-                     tenant_template=(fp.tenant_template[t],),
-                     opt_footprint=(fp.opt_footprint[t],))
+    single = replace(
+        fp,
+        tenants=(p,),
+        tenant_names=(fp.tenant_names[t],),
+        tenant_class=np.zeros(1, dtype=int),
+        tenant_template=(fp.tenant_template[t],),
+        opt_footprint=(fp.opt_footprint[t],),
+    )
     ev = evaluate_fleet(single, (choice,))
     own = ev.objective_usd_per_h - float(fp.device_cost_usd_per_h @ ev.pool_counts)
-    return _Column(tuple(int(o) for o in choice), own,
-                   np.bincount(dev, weights=p.opt_dedicated[c], minlength=n),
-                   np.bincount(dev, weights=p.opt_pool_load[c], minlength=n),
-                   np.bincount(dev, weights=p.opt_pooled[c].astype(float), minlength=n) > 0,
-                   frozenset(int(k) for k in fp.opt_footprint[t][c] if k >= 0))
+    return _Column(
+        tuple(int(o) for o in choice),
+        own,
+        np.bincount(dev, weights=p.opt_dedicated[c], minlength=n),
+        np.bincount(dev, weights=p.opt_pool_load[c], minlength=n),
+        np.bincount(dev, weights=p.opt_pooled[c].astype(float), minlength=n) > 0,
+        frozenset(int(k) for k in fp.opt_footprint[t][c] if k >= 0),
+    )
 
 
-def _build_master(fp: FleetProblem, columns: dict[int, list[_Column]], relax: bool
-                  ) -> tuple[pulp.LpProblem, list[list[pulp.LpVariable]],
-                                 dict[int, pulp.LpConstraint]]:
+def _build_master(
+    fp: FleetProblem, columns: dict[int, list[_Column]], relax: bool
+) -> tuple[pulp.LpProblem, list[list[pulp.LpVariable]], dict[int, pulp.LpConstraint]]:
     """The restricted master over the columns: one column per tenant, exact coupling rows."""
     prob = pulp.LpProblem("hetopt_fleet_master", pulp.LpMinimize)
     lam: list[list[pulp.LpVariable]] = []
@@ -125,13 +132,17 @@ def _build_master(fp: FleetProblem, columns: dict[int, list[_Column]], relax: bo
     inventory_rows: dict[int, pulp.LpConstraint] = {}
     for t in range(fp.n_tenants):
         cols = columns[int(fp.tenant_class[t])]
-        lt = [prob.add_variable(f"l[{t},{k}]", lowBound=0, upBound=1, cat=cat)
-              for k in range(len(cols))]
+        lt = [
+            prob.add_variable(f"l[{t},{k}]", lowBound=0, upBound=1, cat=cat)
+            for k in range(len(cols))
+        ]
         prob += pulp.lpSum(lt) == 1, f"one[{t}]"
         cost += [(v, col.own_usd_per_h) for v, col in zip(lt, cols, strict=True)]
         lam.append(lt)
-    n = [prob.add_variable(f"n[{j}]", lowBound=0, cat="Continuous" if relax else "Integer")
-         for j in range(fp.n_devices)]
+    n = [
+        prob.add_variable(f"n[{j}]", lowBound=0, cat="Continuous" if relax else "Integer")
+        for j in range(fp.n_devices)
+    ]
     for j, dev in enumerate(fp.devices):
         load_terms, ded_terms = [], []
         for t, lt in enumerate(lam):
@@ -139,10 +150,10 @@ def _build_master(fp: FleetProblem, columns: dict[int, list[_Column]], relax: bo
             on = [v for v, col in zip(lt, cols, strict=True) if col.pooled_on[j]]
             if on:
                 prob += n[j] >= pulp.lpSum(on), f"exists[{dev},{t}]"
-            load_terms += [(v, col.load[j]) for v, col in zip(lt, cols, strict=True)
-                           if col.load[j]]
-            ded_terms += [(v, col.dedicated[j]) for v, col in zip(lt, cols, strict=True)
-                          if col.dedicated[j]]
+            load_terms += [(v, col.load[j]) for v, col in zip(lt, cols, strict=True) if col.load[j]]
+            ded_terms += [
+                (v, col.dedicated[j]) for v, col in zip(lt, cols, strict=True) if col.dedicated[j]
+            ]
         if load_terms:
             prob += n[j] >= pulp.LpAffineExpression(load_terms), f"load[{dev}]"
         if math.isfinite(fp.device_inventory[j]):
@@ -157,21 +168,33 @@ def _build_master(fp: FleetProblem, columns: dict[int, list[_Column]], relax: bo
                 for v, col in zip(lt, cols, strict=True):
                     for k in col.prints & set(keys):
                         prob += z[k] >= v, f"res[{k},{v.name}]"
-            prob += pulp.lpSum(fp.footprint_bytes[k] / 1e9 * z[k] for k in z) \
-                <= fp.device_mem_bytes[j] / 1e9, f"mem[{dev}]"
+            prob += (
+                pulp.lpSum(fp.footprint_bytes[k] / 1e9 * z[k] for k in z)
+                <= fp.device_mem_bytes[j] / 1e9,
+                f"mem[{dev}]",
+            )
     for cls in np.unique(fp.tenant_class):
         members = np.flatnonzero(fp.tenant_class == cls)
         for a, b in zip(members[:-1], members[1:], strict=True):
-            prob += (pulp.lpSum(k * v for k, v in enumerate(lam[a]))
-                     <= pulp.lpSum(k * v for k, v in enumerate(lam[b]))), f"sym[{a},{b}]"
+            prob += (
+                (
+                    pulp.lpSum(k * v for k, v in enumerate(lam[a]))
+                    <= pulp.lpSum(k * v for k, v in enumerate(lam[b]))
+                ),
+                f"sym[{a},{b}]",
+            )
     prob += pulp.LpAffineExpression(cost) + pulp.lpSum(
-        fp.device_cost_usd_per_h[j] * n[j] for j in range(fp.n_devices))
+        fp.device_cost_usd_per_h[j] * n[j] for j in range(fp.n_devices)
+    )
     return prob, lam, inventory_rows
 
 
-def _master_prices(fp: FleetProblem, columns: dict[int, list[_Column]],
-                   options: SolverOptions, deadline: Deadline | None = None
-                   ) -> np.ndarray | None:
+def _master_prices(
+    fp: FleetProblem,
+    columns: dict[int, list[_Column]],
+    options: SolverOptions,
+    deadline: Deadline | None = None,
+) -> np.ndarray | None:
     """Inventory prices ``mu_j >= 0``: the duals of the master LP's inventory rows."""
     prob, _, rows = _build_master(fp, columns, relax=True)
     status, *_ = run_highs(prob, replace(options, backend="highs"), deadline=deadline)
@@ -184,8 +207,13 @@ def _master_prices(fp: FleetProblem, columns: dict[int, list[_Column]],
     return mu
 
 
-def _master(fp: FleetProblem, columns: dict[int, list[_Column]], options: SolverOptions,
-            incumbent: Choices | None, deadline: Deadline | None = None) -> Choices | None:
+def _master(
+    fp: FleetProblem,
+    columns: dict[int, list[_Column]],
+    options: SolverOptions,
+    incumbent: Choices | None,
+    deadline: Deadline | None = None,
+) -> Choices | None:
     """Pick one column per tenant under the exact coupling (restricted master MIP)."""
     prob, lam, _ = _build_master(fp, columns, relax=False)
     start = False
@@ -210,11 +238,16 @@ def _master(fp: FleetProblem, columns: dict[int, list[_Column]], options: Solver
     return tuple(out)
 
 
-def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
-                     start: Choices | None = None, deadline_s: float | None = None,
-                     on_progress: OnProgress | None = None,
-                     progress: Callable[[str], None] | None = None,
-                     max_iterations: int = 50) -> DecompositionResult:
+def solve_decomposed(
+    fp: FleetProblem,
+    options: SolverOptions,
+    *,
+    start: Choices | None = None,
+    deadline_s: float | None = None,
+    on_progress: OnProgress | None = None,
+    progress: Callable[[str], None] | None = None,
+    max_iterations: int = 50,
+) -> DecompositionResult:
     """Run the decomposition (see the module docstring).
 
     Parameters
@@ -291,14 +324,19 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
                 dmu = mu - prev_mu
                 if not (dmu < -1e-12).any() and not (used & (np.abs(dmu) > 1e-12)).any():
                     continue  # still optimal: only unused devices got dearer
-            res = solve(priced(fp.tenants[rep[c]], price), sub_options,
-                        deadline=until(sub_cap_s))
+            res = solve(priced(fp.tenants[rep[c]], price), sub_options, deadline=until(sub_cap_s))
             subproblems += 1
             if not res.has_solution:
                 if res.status is SolveStatus.INFEASIBLE:
-                    return DecompositionResult(SolveStatus.INFEASIBLE, math.nan, best_lb, None,
-                                               iteration, subproblems,
-                                               fp.tenant_names[rep[c]])
+                    return DecompositionResult(
+                        SolveStatus.INFEASIBLE,
+                        math.nan,
+                        best_lb,
+                        None,
+                        iteration,
+                        subproblems,
+                        fp.tenant_names[rep[c]],
+                    )
                 current.pop(c, None)
                 continue
             assert res.choice is not None
@@ -319,8 +357,7 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
                 keep = ~scarce[p.opt_device]
                 if not all(keep[p.opt_op == i].any() for i in range(p.n_ops)):
                     continue
-                alt = solve(priced(p.restrict(keep), price), sub_options,
-                            deadline=until(sub_cap_s))
+                alt = solve(priced(p.restrict(keep), price), sub_options, deadline=until(sub_cap_s))
                 subproblems += 1
                 if alt.choice is not None:
                     kept = np.flatnonzero(keep)
@@ -331,8 +368,10 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
         else:
             lb = -math.inf
         if time.perf_counter() < deadline:
-            plan = tuple(current[int(fp.tenant_class[t])][0] if int(fp.tenant_class[t])
-                         in current else None for t in range(fp.n_tenants))
+            plan = tuple(
+                current[int(fp.tenant_class[t])][0] if int(fp.tenant_class[t]) in current else None
+                for t in range(fp.n_tenants)
+            )
             candidates: list[Choices] = []
             if all(c is not None for c in plan):
                 candidates.append(plan)  # type: ignore[arg-type]
@@ -347,11 +386,12 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
                     if ev.feasible and ev.objective_usd_per_h < best_ub - 1e-9:
                         best_ub, best_choices = ev.objective_usd_per_h, master
         gap = (best_ub - best_lb) / max(abs(best_ub), 1e-9)
-        say(f"round {iteration}: bound {best_lb:.3f} $/h, plan {best_ub:.3f} $/h, gap "
-            f"{gap:.3%}, {subproblems} subproblems")
+        say(
+            f"round {iteration}: bound {best_lb:.3f} $/h, plan {best_ub:.3f} $/h, gap "
+            f"{gap:.3%}, {subproblems} subproblems"
+        )
         if on_progress is not None and math.isfinite(best_ub):
-            on_progress(SolveProgress("decomposition", time.perf_counter() - t0, best_ub,
-                                      best_lb))
+            on_progress(SolveProgress("decomposition", time.perf_counter() - t0, best_ub, best_lb))
         if gap <= options.gap_rel or not finite.any() or time.perf_counter() >= deadline:
             break
         # Next prices: the master LP's inventory duals (column generation), smoothed towards
@@ -360,8 +400,9 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
         if lb >= best_lb - 1e-9:
             best_mu = mu.copy()
         prev_mu = mu
-        duals = _master_prices(fp, columns, options,
-                               until(max(deadline - time.perf_counter(), MIN_SOLVE_SLICE_S)))
+        duals = _master_prices(
+            fp, columns, options, until(max(deadline - time.perf_counter(), MIN_SOLVE_SLICE_S))
+        )
         if duals is not None and not np.allclose(duals, mu):
             mu = 0.5 * duals + 0.5 * best_mu
             if np.allclose(mu, prev_mu):
@@ -384,8 +425,9 @@ def solve_decomposed(fp: FleetProblem, options: SolverOptions, *,
             step = theta * max(target - lb, 1e-6) / float(g @ g)
             mu = np.maximum(0.0, mu + step * g)
     if best_choices is None:
-        return DecompositionResult(SolveStatus.NO_SOLUTION, math.nan, best_lb, None,
-                                   iteration, subproblems)
+        return DecompositionResult(
+            SolveStatus.NO_SOLUTION, math.nan, best_lb, None, iteration, subproblems
+        )
     gap = (best_ub - best_lb) / max(abs(best_ub), 1e-9)
     status = SolveStatus.OPTIMAL if gap <= options.gap_rel else SolveStatus.FEASIBLE
     return DecompositionResult(status, best_ub, best_lb, best_choices, iteration, subproblems)

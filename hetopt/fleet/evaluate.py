@@ -64,8 +64,9 @@ class FleetEvaluation:
         return not self.violations
 
 
-def evaluate_fleet(fp: FleetProblem, choices: Sequence[Sequence[int]],
-                   pool_counts: Sequence[int] | None = None) -> FleetEvaluation:
+def evaluate_fleet(
+    fp: FleetProblem, choices: Sequence[Sequence[int]], pool_counts: Sequence[int] | None = None
+) -> FleetEvaluation:
     """Recompute pools, memory, inventory, every tenant's SLA and the fleet TCO.
 
     Parameters
@@ -88,20 +89,19 @@ def evaluate_fleet(fp: FleetProblem, choices: Sequence[Sequence[int]],
     e2e = np.zeros(fp.n_tenants)
     tenant_cost = np.zeros(fp.n_tenants)
     direct_usd_per_h = penalty_usd_per_h = 0.0
-    for t, (p, fprint, choice) in enumerate(zip(fp.tenants, fp.opt_footprint, choices,
-                                                strict=True)):
+    for t, (p, fprint, choice) in enumerate(
+        zip(fp.tenants, fp.opt_footprint, choices, strict=True)
+    ):
         c = np.asarray(choice, dtype=int)
         name = fp.tenant_names[t]
         if len(c) != p.n_ops or (p.opt_op[c] != np.arange(p.n_ops)).any():
-            violations.append(f"tenant '{name}': the choice does not pick one option per "
-                              f"operator")
+            violations.append(f"tenant '{name}': the choice does not pick one option per operator")
             continue
         dev = p.opt_device[c]
         dedicated += np.bincount(dev, weights=p.opt_dedicated[c], minlength=n_dev)
         tenant_load = np.bincount(dev, weights=p.opt_pool_load[c], minlength=n_dev)
         load += tenant_load
-        in_use |= np.bincount(dev, weights=p.opt_pooled[c].astype(float),
-                              minlength=n_dev) > 0
+        in_use |= np.bincount(dev, weights=p.opt_pooled[c].astype(float), minlength=n_dev) > 0
         used_prints.update(int(k) for k in fprint[c] if k >= 0)
         cross = (dev[p.edge_src] != dev[p.edge_dst]).astype(float)
         e2e[t] = e2e_latency_s(p, p.opt_latency_s[c], cross)
@@ -112,8 +112,10 @@ def evaluate_fleet(fp: FleetProblem, choices: Sequence[Sequence[int]],
         if sla is not None:
             excess = max(0.0, e2e[t] - sla)
             if p.sla.hard and excess > LATENCY_TOL_S:
-                violations.append(f"tenant '{name}': end-to-end latency {e2e[t]:.6f} s exceeds "
-                                  f"its SLA {sla:.6f} s")
+                violations.append(
+                    f"tenant '{name}': end-to-end latency {e2e[t]:.6f} s exceeds "
+                    f"its SLA {sla:.6f} s"
+                )
             elif not p.sla.hard:
                 penalty = (p.sla.penalty_usd_per_h_per_s or 0.0) * excess
                 penalty_usd_per_h += penalty
@@ -121,21 +123,44 @@ def evaluate_fleet(fp: FleetProblem, choices: Sequence[Sequence[int]],
     needed = np.maximum(np.ceil(load - 1e-9), in_use).astype(int)
     pools = needed if pool_counts is None else np.asarray(pool_counts, dtype=int)
     for j in np.flatnonzero(pools < needed):
-        violations.append(f"pool of {fp.devices[j]} has {pools[j]} devices but its load needs "
-                          f"{load[j]:.3f}")
-    resident = np.bincount(fp.footprint_device[sorted(used_prints)],
-                           weights=fp.footprint_bytes[sorted(used_prints)], minlength=n_dev) \
-        if used_prints else np.zeros(n_dev)
+        violations.append(
+            f"pool of {fp.devices[j]} has {pools[j]} devices but its load needs {load[j]:.3f}"
+        )
+    resident = (
+        np.bincount(
+            fp.footprint_device[sorted(used_prints)],
+            weights=fp.footprint_bytes[sorted(used_prints)],
+            minlength=n_dev,
+        )
+        if used_prints
+        else np.zeros(n_dev)
+    )
     for j in np.flatnonzero(resident > fp.device_mem_bytes * (1 + 1e-9)):
-        violations.append(f"pooled operators on {fp.devices[j]} hold {resident[j] / 1e9:.2f} GB "
-                          f"per device, more than its {fp.device_mem_bytes[j] / 1e9:.2f} GB")
+        violations.append(
+            f"pooled operators on {fp.devices[j]} hold {resident[j] / 1e9:.2f} GB "
+            f"per device, more than its {fp.device_mem_bytes[j] / 1e9:.2f} GB"
+        )
     dedicated_int = np.round(dedicated).astype(int)
     total = dedicated_int + pools
     shortage = np.maximum(0.0, total - fp.device_inventory)
     for j in np.flatnonzero(shortage > 0):
-        violations.append(f"plan uses {total[j]} x {fp.devices[j]} but the inventory has "
-                          f"{int(fp.device_inventory[j])}")
+        violations.append(
+            f"plan uses {total[j]} x {fp.devices[j]} but the inventory has "
+            f"{int(fp.device_inventory[j])}"
+        )
     tco = direct_usd_per_h + float(fp.device_cost_usd_per_h @ pools)
     carbon = float(fp.device_carbon_kg_per_h @ total)
-    return FleetEvaluation(total, dedicated_int, pools, load, resident, e2e, tenant_cost,
-                           tco, tco + penalty_usd_per_h, carbon, shortage, tuple(violations))
+    return FleetEvaluation(
+        total,
+        dedicated_int,
+        pools,
+        load,
+        resident,
+        e2e,
+        tenant_cost,
+        tco,
+        tco + penalty_usd_per_h,
+        carbon,
+        shortage,
+        tuple(violations),
+    )

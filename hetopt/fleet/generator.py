@@ -26,8 +26,14 @@ from hetopt.hardware import load_catalog
 from hetopt.sla import Sla
 from hetopt.workloads import load_workload
 
-TEMPLATES = ("voice_agent", "rag_agent", "coding_agent", "supervisor_agent", "mixed_sizes",
-             "chat_agent")
+TEMPLATES = (
+    "voice_agent",
+    "rag_agent",
+    "coding_agent",
+    "supervisor_agent",
+    "mixed_sizes",
+    "chat_agent",
+)
 RATE_FACTORS = (0.5, 1.0, 2.0, 4.0)
 # SLA tiers: per-phase limits and the end-to-end bound as a multiple of the template's own
 # (``None`` drops the end-to-end bound; templates without one get ``E2E_S`` x multiple).
@@ -36,13 +42,18 @@ TIERS: Mapping[str, tuple[float, float, float | None]] = {
     "standard": (0.5, 0.04, 1.5),
     "batch": (2.0, 0.1, None),
 }
-E2E_S = {"voice_agent": 15.0, "rag_agent": 12.0, "coding_agent": 90.0,
-         "supervisor_agent": 120.0, "mixed_sizes": 20.0, "chat_agent": 10.0}
+E2E_S = {
+    "voice_agent": 15.0,
+    "rag_agent": 12.0,
+    "coding_agent": 90.0,
+    "supervisor_agent": 120.0,
+    "mixed_sizes": 20.0,
+    "chat_agent": 10.0,
+}
 VARIANTS = ("prev", "next", "lease", "nofp8")
 
 
-def synthetic_fleet(n_ops: int, seed: int = 0,
-                    templates: Sequence[str] = TEMPLATES) -> FleetSpec:
+def synthetic_fleet(n_ops: int, seed: int = 0, templates: Sequence[str] = TEMPLATES) -> FleetSpec:
     """A fleet of about ``n_ops`` placeable operators (at least ``n_ops``, at most one tenant
     more), drawn reproducibly from ``templates``.
 
@@ -83,8 +94,9 @@ def _n_placeable(workload: Mapping[str, Any]) -> int:
     return sum(op.placeable for op in decompose(agent_graph_from_dict(workload)).ops)
 
 
-def synthetic_devices(n_types: int, seed: int = 0) -> tuple[tuple[str, ...],
-                                                            tuple[dict[str, Any], ...]]:
+def synthetic_devices(
+    n_types: int, seed: int = 0
+) -> tuple[tuple[str, ...], tuple[dict[str, Any], ...]]:
     """``n_types`` device types: packaged entries first, then seeded variants of them.
 
     Returns
@@ -103,21 +115,25 @@ def synthetic_devices(n_types: int, seed: int = 0) -> tuple[tuple[str, ...],
     if n_types < len(base):
         # Keep one CPU and the cheapest-to-richest spread of accelerators.
         cpus = [d.name for d in catalog.devices if d.kind == "cpu"][:1]
-        gpus = [d.name for d in sorted(catalog.devices, key=lambda d: d.price_usd)
-                if d.kind != "cpu"]
+        gpus = [
+            d.name for d in sorted(catalog.devices, key=lambda d: d.price_usd) if d.kind != "cpu"
+        ]
         picks = np.linspace(0, len(gpus) - 1, n_types - len(cpus)).round().astype(int)
         return tuple(cpus + [gpus[k] for k in sorted(set(picks.tolist()))][:n_types]), ()
     accelerators = [d for d in catalog.devices if d.kind != "cpu"]
-    pairs = [(d, v) for v in VARIANTS for d in accelerators
-             if not (v == "nofp8" and not d.fp8_tflops)]
+    pairs = [
+        (d, v) for v in VARIANTS for d in accelerators if not (v == "nofp8" and not d.fp8_tflops)
+    ]
     order = rng.permutation(len(pairs))
     rows = []
     for k in order[: n_types - len(base)]:
         device, variant = pairs[int(k)]
         rows.append(_variant(device.model_dump(), variant, rng))
     if len(rows) < n_types - len(base):
-        raise InputError(f"synthetic devices: at most {len(base) + len(pairs)} types can be "
-                         f"generated, asked for {n_types}.")
+        raise InputError(
+            f"synthetic devices: at most {len(base) + len(pairs)} types can be "
+            f"generated, asked for {n_types}."
+        )
     return tuple(base + [r["name"] for r in rows]), tuple(rows)
 
 
@@ -125,20 +141,23 @@ def _variant(row: dict[str, Any], variant: str, rng: np.random.Generator) -> dic
     jitter = float(rng.uniform(0.9, 1.1))
     out = dict(row)
     out["name"] = f"{row['name']}-{variant}"
-    compute = {"prev": 0.6, "next": 1.3}.get(variant, 1.0) * (jitter if variant in
-                                                              ("prev", "next") else 1.0)
+    compute = {"prev": 0.6, "next": 1.3}.get(variant, 1.0) * (
+        jitter if variant in ("prev", "next") else 1.0
+    )
     for key in ("fp16_tflops", "fp8_tflops", "fp32_tflops"):
         if out[key]:
             out[key] = round(out[key] * compute, 1)
     if variant in ("prev", "next"):
-        out["mem_bw_gb_per_s"] = round(row["mem_bw_gb_per_s"] * (0.7 if variant == "prev"
-                                                                  else 1.25), 1)
+        out["mem_bw_gb_per_s"] = round(
+            row["mem_bw_gb_per_s"] * (0.7 if variant == "prev" else 1.25), 1
+        )
     if variant == "next":
         out["mem_gb"] = round(row["mem_gb"] * 1.5)
     price = {"prev": 0.5, "next": 1.4, "lease": 0.8}.get(variant, 1.0) * jitter
     out["price_usd"] = round(row["price_usd"] * price)
-    out["operating_cost_usd_per_h"] = round(row["operating_cost_usd_per_h"]
-                                            * (price if variant != "lease" else 1.0), 3)
+    out["operating_cost_usd_per_h"] = round(
+        row["operating_cost_usd_per_h"] * (price if variant != "lease" else 1.0), 3
+    )
     if out.get("cloud_usd_per_h"):
         out["cloud_usd_per_h"] = round(out["cloud_usd_per_h"] * price, 3)
     if variant == "prev":
@@ -151,8 +170,12 @@ def _variant(row: dict[str, Any], variant: str, rng: np.random.Generator) -> dic
     return out
 
 
-def binding_inventory(devices: Sequence[str], usage: Sequence[float] | np.ndarray, fraction: float = 0.7,
-                      n_limited: int = 3) -> dict[str, int]:
+def binding_inventory(
+    devices: Sequence[str],
+    usage: Sequence[float] | np.ndarray,
+    fraction: float = 0.7,
+    n_limited: int = 3,
+) -> dict[str, int]:
     """Cap the ``n_limited`` most-used device types at ``fraction`` of their use (rounded down).
 
     Parameters

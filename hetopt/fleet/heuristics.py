@@ -83,9 +83,16 @@ class TenantLatency:
             preds: dict[int, list[tuple[int, int]]] = {v: [] for v in body}
             for e in loop.body_edges:
                 preds[int(p.edge_dst[e])].append((int(p.edge_src[e]), int(e)))
-            self.loops.append((list(nx.topological_sort(lg)), preds,
-                               int(p.edge_dst[loop.back_edge]), int(p.edge_src[loop.back_edge]),
-                               int(loop.back_edge), p.loop_iterations(loop)))
+            self.loops.append(
+                (
+                    list(nx.topological_sort(lg)),
+                    preds,
+                    int(p.edge_dst[loop.back_edge]),
+                    int(p.edge_src[loop.back_edge]),
+                    int(loop.back_edge),
+                    p.loop_iterations(loop),
+                )
+            )
         self.sinks = list(p.sinks)
         self.edge_lat = p.edge_latency_s.tolist()
 
@@ -110,8 +117,7 @@ class TenantLatency:
         for order, preds, entry, back_src, back, iters in self.loops:
             g: dict[int, float] = {}
             for v in order:
-                hits = [g[u] + (el[e] if dev[u] != dev[v] else 0.0) for u, e in preds[v]
-                        if u in g]
+                hits = [g[u] + (el[e] if dev[u] != dev[v] else 0.0) for u, e in preds[v] if u in g]
                 if v != entry and not hits:
                     continue
                 g[v] = lat[v] + max(hits, default=0.0)
@@ -122,16 +128,24 @@ class TenantLatency:
 
 def _option_cost(p: PlacementProblem, price: np.ndarray) -> np.ndarray:
     """Standalone $/h of each option: dedicated devices, direct cost, pooled load at list price."""
-    return (p.opt_dedicated * price[p.opt_device] + p.opt_direct_usd_per_h
-            + p.opt_pool_load * price[p.opt_device])
+    return (
+        p.opt_dedicated * price[p.opt_device]
+        + p.opt_direct_usd_per_h
+        + p.opt_pool_load * price[p.opt_device]
+    )
 
 
 def _meets(p: PlacementProblem, e2e: float) -> bool:
     return p.sla.e2e_s is None or not p.sla.hard or e2e <= p.sla.e2e_s + LATENCY_TOL_S
 
 
-def repair_sla(p: PlacementProblem, lat_eval: TenantLatency, choice: list[int],
-               allowed: np.ndarray, cost: np.ndarray) -> list[int] | None:
+def repair_sla(
+    p: PlacementProblem,
+    lat_eval: TenantLatency,
+    choice: list[int],
+    allowed: np.ndarray,
+    cost: np.ndarray,
+) -> list[int] | None:
     """Swap options until the tenant meets its hard SLA, most seconds saved per dollar first.
 
     A soft SLA swaps while a second saved is worth more than it costs. Returns None when no
@@ -162,7 +176,8 @@ def repair_sla(p: PlacementProblem, lat_eval: TenantLatency, choice: list[int],
                     extra = float(cost[o] - cost[old])
                     if not p.sla.hard:
                         worth = (p.sla.penalty_usd_per_h_per_s or 0.0) * min(
-                            gain, cur - p.sla.e2e_s)
+                            gain, cur - p.sla.e2e_s
+                        )
                         if worth <= extra:
                             continue
                     score = gain / max(extra, 1e-9)
@@ -176,12 +191,13 @@ def repair_sla(p: PlacementProblem, lat_eval: TenantLatency, choice: list[int],
 
 def _usage(p: PlacementProblem, choice: list[int], n_dev: int) -> tuple[np.ndarray, np.ndarray]:
     c = np.asarray(choice, dtype=int)
-    return (np.bincount(p.opt_device[c], weights=p.opt_dedicated[c], minlength=n_dev),
-            np.bincount(p.opt_device[c], weights=p.opt_pool_load[c], minlength=n_dev))
+    return (
+        np.bincount(p.opt_device[c], weights=p.opt_dedicated[c], minlength=n_dev),
+        np.bincount(p.opt_device[c], weights=p.opt_pool_load[c], minlength=n_dev),
+    )
 
 
-TenantPlacer = Callable[[PlacementProblem, TenantLatency, np.ndarray, np.ndarray],
-                        list[int] | None]
+TenantPlacer = Callable[[PlacementProblem, TenantLatency, np.ndarray, np.ndarray], list[int] | None]
 
 
 RETRIES = 8
@@ -210,13 +226,19 @@ def _place_fleet(fp: FleetProblem, placer: TenantPlacer, method: str) -> Heurist
     ev = evaluate_fleet(fp, final)
     if not ev.feasible:
         return HeuristicResult(method, None, math.nan, runtime, "; ".join(ev.violations[:3]))
-    return HeuristicResult(method, final, ev.objective_usd_per_h, runtime,
-                           f"{fp.n_tenants} tenants placed largest first"
-                           + (f" ({attempt} re-pricing passes)" if attempt else ""))
+    return HeuristicResult(
+        method,
+        final,
+        ev.objective_usd_per_h,
+        runtime,
+        f"{fp.n_tenants} tenants placed largest first"
+        + (f" ({attempt} re-pricing passes)" if attempt else ""),
+    )
 
 
-def _place_pass(fp: FleetProblem, placer: TenantPlacer, price: np.ndarray
-                ) -> tuple[Choices | None, np.ndarray, str]:
+def _place_pass(
+    fp: FleetProblem, placer: TenantPlacer, price: np.ndarray
+) -> tuple[Choices | None, np.ndarray, str]:
     """One largest-first pass at ``price``: the plan, or the exhausted types and why not."""
     n_dev = fp.n_devices
     dedicated = np.zeros(n_dev)
@@ -248,9 +270,14 @@ def _place_pass(fp: FleetProblem, placer: TenantPlacer, price: np.ndarray
             if choice is None:
                 break
             ded, ld = _usage(p, choice, n_dev)
-            used = np.bincount(p.opt_device[np.asarray(choice)],
-                               weights=p.opt_pooled[np.asarray(choice)].astype(float),
-                               minlength=n_dev) > 0
+            used = (
+                np.bincount(
+                    p.opt_device[np.asarray(choice)],
+                    weights=p.opt_pooled[np.asarray(choice)].astype(float),
+                    minlength=n_dev,
+                )
+                > 0
+            )
             total = dedicated + ded + np.maximum(np.ceil(load + ld - 1e-9), in_use | used)
             over = np.flatnonzero(total > fp.device_inventory + 1e-9)
             if not len(over):
@@ -263,15 +290,23 @@ def _place_pass(fp: FleetProblem, placer: TenantPlacer, price: np.ndarray
         if placed is None:
             taken = dedicated + np.maximum(np.ceil(load - 1e-9), in_use)
             exhausted = np.isfinite(fp.device_inventory) & (
-                banned | (taken >= 0.9 * fp.device_inventory))
-            return None, exhausted, (f"could not place tenant '{fp.tenant_names[t]}' on the "
-                                     f"remaining inventory within its SLA")
+                banned | (taken >= 0.9 * fp.device_inventory)
+            )
+            return (
+                None,
+                exhausted,
+                (
+                    f"could not place tenant '{fp.tenant_names[t]}' on the "
+                    f"remaining inventory within its SLA"
+                ),
+            )
         choices[t] = tuple(placed)
     return tuple(c for c in choices if c is not None), np.zeros(n_dev, dtype=bool), ""
 
 
-def _greedy_tenant(p: PlacementProblem, lat_eval: TenantLatency, allowed: np.ndarray,
-                   price: np.ndarray) -> list[int] | None:
+def _greedy_tenant(
+    p: PlacementProblem, lat_eval: TenantLatency, allowed: np.ndarray, price: np.ndarray
+) -> list[int] | None:
     cost = _option_cost(p, price)
     masked = np.where(allowed, cost, np.inf)
     choice = []
@@ -290,8 +325,9 @@ def greedy(fp: FleetProblem) -> HeuristicResult:
     return _place_fleet(fp, _greedy_tenant, "greedy")
 
 
-def _heft_tenant(p: PlacementProblem, lat_eval: TenantLatency, allowed: np.ndarray,
-                 price: np.ndarray) -> list[int] | None:
+def _heft_tenant(
+    p: PlacementProblem, lat_eval: TenantLatency, allowed: np.ndarray, price: np.ndarray
+) -> list[int] | None:
     cost = _option_cost(p, price)
     per_op = [np.flatnonzero(allowed & (p.opt_op == i)) for i in range(p.n_ops)]
     if any(len(o) == 0 for o in per_op):
@@ -306,8 +342,9 @@ def _heft_tenant(p: PlacementProblem, lat_eval: TenantLatency, allowed: np.ndarr
             succs[u].append((v, e))
     rank = [0.0] * p.n_ops
     for v in reversed(lat_eval.order):
-        rank[v] = mean_lat[v] + max((p_cross * lat_eval.edge_lat[e] + rank[w]
-                                     for w, e in succs[v]), default=0.0)
+        rank[v] = mean_lat[v] + max(
+            (p_cross * lat_eval.edge_lat[e] + rank[w] for w, e in succs[v]), default=0.0
+        )
     deadline = [math.inf] * p.n_ops
     if p.sla.e2e_s is not None:
         apart = list(range(p.n_ops))  # every edge crossing: a pessimistic mean plan
@@ -321,8 +358,14 @@ def _heft_tenant(p: PlacementProblem, lat_eval: TenantLatency, allowed: np.ndarr
         best_fit, best_fit_cost, best_eft, best_eft_time = -1, math.inf, -1, math.inf
         for o in per_op[v]:
             d = int(p.opt_device[o])
-            ready = max((finish[u] + (lat_eval.edge_lat[e] if dev[u] != d else 0.0)
-                         for u, e in lat_eval.preds[v] if choice[u] >= 0), default=0.0)
+            ready = max(
+                (
+                    finish[u] + (lat_eval.edge_lat[e] if dev[u] != d else 0.0)
+                    for u, e in lat_eval.preds[v]
+                    if choice[u] >= 0
+                ),
+                default=0.0,
+            )
             eft = ready + float(p.opt_latency_s[o])
             if eft <= deadline[v] and cost[o] < best_fit_cost:
                 best_fit, best_fit_cost = int(o), float(cost[o])
@@ -330,10 +373,21 @@ def _heft_tenant(p: PlacementProblem, lat_eval: TenantLatency, allowed: np.ndarr
                 best_eft, best_eft_time = int(o), eft
         pick = best_fit if best_fit >= 0 else best_eft
         choice[v], dev[v] = pick, int(p.opt_device[pick])
-        finish[v] = best_eft_time if best_fit < 0 else (
-            max((finish[u] + (lat_eval.edge_lat[e] if dev[u] != dev[v] else 0.0)
-                 for u, e in lat_eval.preds[v] if choice[u] >= 0), default=0.0)
-            + float(p.opt_latency_s[pick]))
+        finish[v] = (
+            best_eft_time
+            if best_fit < 0
+            else (
+                max(
+                    (
+                        finish[u] + (lat_eval.edge_lat[e] if dev[u] != dev[v] else 0.0)
+                        for u, e in lat_eval.preds[v]
+                        if choice[u] >= 0
+                    ),
+                    default=0.0,
+                )
+                + float(p.opt_latency_s[pick])
+            )
+        )
     return repair_sla(p, lat_eval, choice, allowed, cost)
 
 
@@ -342,8 +396,9 @@ def heft(fp: FleetProblem) -> HeuristicResult:
     return _place_fleet(fp, _heft_tenant, "heft")
 
 
-def homogeneous(fp: FleetProblem, solve: Callable[[FleetProblem], tuple[Choices | None, str]]
-                ) -> HeuristicResult:
+def homogeneous(
+    fp: FleetProblem, solve: Callable[[FleetProblem], tuple[Choices | None, str]]
+) -> HeuristicResult:
     """The cheapest feasible plan that runs every tenant on a single device type.
 
     Parameters
@@ -368,8 +423,10 @@ def homogeneous(fp: FleetProblem, solve: Callable[[FleetProblem], tuple[Choices 
             tried.append(f"{dev}: {status}")
             continue
         # Back from the restricted problem's option indices to the fleet's.
-        choices = tuple(tuple(int(np.flatnonzero(p.opt_device == j)[o]) for o in c)
-                        for p, c in zip(fp.tenants, sub, strict=True))
+        choices = tuple(
+            tuple(int(np.flatnonzero(p.opt_device == j)[o]) for o in c)
+            for p, c in zip(fp.tenants, sub, strict=True)
+        )
         ev = evaluate_fleet(fp, choices)
         if not ev.feasible:
             tried.append(f"{dev}: {ev.violations[0]}")
@@ -379,8 +436,13 @@ def homogeneous(fp: FleetProblem, solve: Callable[[FleetProblem], tuple[Choices 
         tried.append(f"{dev}: {ev.objective_usd_per_h:.2f} $/h")
     runtime = time.perf_counter() - start
     if best is None:
-        return HeuristicResult("homogeneous", None, math.nan, runtime,
-                               "no single device type hosts the fleet (" + "; ".join(tried) + ")")
+        return HeuristicResult(
+            "homogeneous",
+            None,
+            math.nan,
+            runtime,
+            "no single device type hosts the fleet (" + "; ".join(tried) + ")",
+        )
     return HeuristicResult("homogeneous", best[1], best[0], runtime, f"all on {best[2]}")
 
 
@@ -395,20 +457,35 @@ def exhaustive(fp: FleetProblem, limit: int = EXHAUSTIVE_LIMIT) -> HeuristicResu
     per_op = [(t, p.options_of(i)) for t, p in enumerate(fp.tenants) for i in range(p.n_ops)]
     size = math.prod(len(o) for _, o in per_op)
     if size > limit:
-        raise InputError(f"exhaustive enumeration of this fleet would visit {size:,} "
-                         f"assignments (limit {limit:,}); use the MILP or CP-SAT planner.")
+        raise InputError(
+            f"exhaustive enumeration of this fleet would visit {size:,} "
+            f"assignments (limit {limit:,}); use the MILP or CP-SAT planner."
+        )
     start = time.perf_counter()
     best: tuple[float, Choices] | None = None
     bounds = np.cumsum([0] + [p.n_ops for p in fp.tenants])
     for combo in itertools.product(*(o for _, o in per_op)):
-        choices = tuple(tuple(int(c) for c in combo[bounds[t]:bounds[t + 1]])
-                        for t in range(fp.n_tenants))
+        choices = tuple(
+            tuple(int(c) for c in combo[bounds[t] : bounds[t + 1]]) for t in range(fp.n_tenants)
+        )
         ev = evaluate_fleet(fp, choices)
         if ev.feasible and (best is None or ev.objective_usd_per_h < best[0] - 1e-12):
             best = (ev.objective_usd_per_h, choices)
     runtime = time.perf_counter() - start
     if best is None:
-        return HeuristicResult("exhaustive", None, math.nan, runtime,
-                               f"{size} assignments, none feasible", proven_optimal=True)
-    return HeuristicResult("exhaustive", best[1], best[0], runtime,
-                           f"{size:,} assignments enumerated", proven_optimal=True)
+        return HeuristicResult(
+            "exhaustive",
+            None,
+            math.nan,
+            runtime,
+            f"{size} assignments, none feasible",
+            proven_optimal=True,
+        )
+    return HeuristicResult(
+        "exhaustive",
+        best[1],
+        best[0],
+        runtime,
+        f"{size:,} assignments enumerated",
+        proven_optimal=True,
+    )

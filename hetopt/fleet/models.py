@@ -87,8 +87,9 @@ def _symmetric_pairs(fp: FleetProblem) -> list[tuple[int, int]]:
     return pairs
 
 
-def build_milp(fp: FleetProblem, objective: FleetObjective = "cost",
-               deadline: Deadline | None = None) -> FleetMilp:
+def build_milp(
+    fp: FleetProblem, objective: FleetObjective = "cost", deadline: Deadline | None = None
+) -> FleetMilp:
     """Build the fleet MILP (PuLP; solved by HiGHS or CBC).
 
     Parameters
@@ -111,8 +112,10 @@ def build_milp(fp: FleetProblem, objective: FleetObjective = "cost",
         _check(deadline)
         tag = f"t{t}."
         xt = [prob.add_variable(f"x[{t},{o}]", cat="Binary") for o in range(p.n_options)]
-        cross = [prob.add_variable(f"{tag}cross[{e}]", lowBound=0, upBound=1)
-                 for e in range(len(p.edge_src))]
+        cross = [
+            prob.add_variable(f"{tag}cross[{e}]", lowBound=0, upBound=1)
+            for e in range(len(p.edge_src))
+        ]
         e2e = prob.add_variable(f"{tag}e2e", lowBound=0)
         soft = not p.sla.hard and p.sla.e2e_s is not None and objective == "cost"
         slack = prob.add_variable(f"{tag}slack", lowBound=0) if soft else None
@@ -122,51 +125,73 @@ def build_milp(fp: FleetProblem, objective: FleetObjective = "cost",
         milp.add_sla(prob, p, e2e, slack, tag)
         fixed = p.opt_fixed_usd_per_h()
         cost_terms += [(fixed[o], xt[o]) for o in range(p.n_options) if fixed[o]]
-        cost_terms += [(p.edge_cost_usd_per_h[e], cross[e]) for e in range(len(cross))
-                       if p.edge_cost_usd_per_h[e]]
+        cost_terms += [
+            (p.edge_cost_usd_per_h[e], cross[e])
+            for e in range(len(cross))
+            if p.edge_cost_usd_per_h[e]
+        ]
         if slack is not None and p.sla.penalty_usd_per_h_per_s:
             cost_terms.append((p.sla.penalty_usd_per_h_per_s, slack))
         x.append(xt)
     n = [prob.add_variable(f"n[{j}]", lowBound=0, cat="Integer") for j in range(n_dev)]
-    short = ([prob.add_variable(f"short[{j}]", lowBound=0) for j in range(n_dev)]
-             if objective == "shortage" else None)
+    short = (
+        [prob.add_variable(f"short[{j}]", lowBound=0) for j in range(n_dev)]
+        if objective == "shortage"
+        else None
+    )
     for j, dev in enumerate(fp.devices):
         _check(deadline)
         groups = _pooled_groups(fp, j)
         for t, i, opts in groups:
             prob += n[j] >= pulp.lpSum(x[t][o] for o in opts), f"pool_exists[{dev},{t},{i}]"
         if groups:
-            prob += n[j] >= pulp.lpSum(fp.tenants[t].opt_pool_load[o] * x[t][o]
-                                       for t, _, opts in groups for o in opts), f"pool_load[{dev}]"
+            prob += (
+                n[j]
+                >= pulp.lpSum(
+                    fp.tenants[t].opt_pool_load[o] * x[t][o] for t, _, opts in groups for o in opts
+                ),
+                f"pool_load[{dev}]",
+            )
         if fp.memory_may_bind(j):
             keys = np.flatnonzero(fp.footprint_device == j)
             z = {int(k): prob.add_variable(f"z[{k}]", cat="Binary") for k in keys}
             for t, prints in enumerate(fp.opt_footprint):
                 for o in np.flatnonzero(np.isin(prints, keys)):
                     prob += z[int(prints[o])] >= x[t][o], f"resident[{t},{o}]"
-            prob += pulp.lpSum(fp.footprint_bytes[k] / 1e9 * z[k] for k in z) \
-                <= fp.device_mem_bytes[j] / 1e9, f"pool_mem[{dev}]"
+            prob += (
+                pulp.lpSum(fp.footprint_bytes[k] / 1e9 * z[k] for k in z)
+                <= fp.device_mem_bytes[j] / 1e9,
+                f"pool_mem[{dev}]",
+            )
         if math.isfinite(fp.device_inventory[j]):
-            used = pulp.lpSum(int(p.opt_dedicated[o]) * x[t][o]
-                              for t, p in enumerate(fp.tenants)
-                              for o in np.flatnonzero((p.opt_device == j) & (p.opt_dedicated > 0)))
+            used = pulp.lpSum(
+                int(p.opt_dedicated[o]) * x[t][o]
+                for t, p in enumerate(fp.tenants)
+                for o in np.flatnonzero((p.opt_device == j) & (p.opt_dedicated > 0))
+            )
             rhs = fp.device_inventory[j] + (short[j] if short is not None else 0)
             prob += used + n[j] <= rhs, f"inventory[{dev}]"
     for a, b in _symmetric_pairs(fp):
         opts = fp.tenants[a].options_of(0)
-        prob += (pulp.lpSum(int(o) * x[a][o] for o in opts)
-                 <= pulp.lpSum(int(o) * x[b][o] for o in opts)), f"symmetry[{a},{b}]"
+        prob += (
+            (
+                pulp.lpSum(int(o) * x[a][o] for o in opts)
+                <= pulp.lpSum(int(o) * x[b][o] for o in opts)
+            ),
+            f"symmetry[{a},{b}]",
+        )
     if short is not None:
         prob += pulp.lpSum(short)
     else:
-        prob += (pulp.LpAffineExpression(
-                     [(v, c) for c, v in cost_terms])
-                 + pulp.lpSum(fp.device_cost_usd_per_h[j] * n[j] for j in range(n_dev)))
+        prob += pulp.LpAffineExpression([(v, c) for c, v in cost_terms]) + pulp.lpSum(
+            fp.device_cost_usd_per_h[j] * n[j] for j in range(n_dev)
+        )
     return FleetMilp(prob, x, n, short)
 
 
-def build_cpsat(fp: FleetProblem, scaling: sc.Scaling = sc.CONSERVATIVE,
-                deadline: Deadline | None = None) -> FleetCpsat:
+def build_cpsat(
+    fp: FleetProblem, scaling: sc.Scaling = sc.CONSERVATIVE, deadline: Deadline | None = None
+) -> FleetCpsat:
     """Build the fleet CP-SAT model (integer-scaled as in :mod:`hetopt.models.scaling`).
 
     ``scaling`` conservative: its plans are exact-feasible; relaxed: its optimum and bound are
@@ -217,12 +242,20 @@ def build_cpsat(fp: FleetProblem, scaling: sc.Scaling = sc.CONSERVATIVE,
                 for o in np.flatnonzero(np.isin(prints, keys)):
                     m.add_implication(x[t][o], z[int(prints[o])])
             mem = scaling.demand(fp.footprint_bytes, scaling.mem_bytes)
-            m.add(sum(int(mem[k]) * z[k] for k in z)
-                  <= int(scaling.budget(fp.device_mem_bytes[j], scaling.mem_bytes)))
+            m.add(
+                sum(int(mem[k]) * z[k] for k in z)
+                <= int(scaling.budget(fp.device_mem_bytes[j], scaling.mem_bytes))
+            )
         if math.isfinite(fp.device_inventory[j]):
-            m.add(sum(int(p.opt_dedicated[o]) * x[t][o] for t, p in enumerate(fp.tenants)
-                      for o in np.flatnonzero((p.opt_device == j) & (p.opt_dedicated > 0)))
-                  + nj <= int(fp.device_inventory[j]))
+            m.add(
+                sum(
+                    int(p.opt_dedicated[o]) * x[t][o]
+                    for t, p in enumerate(fp.tenants)
+                    for o in np.flatnonzero((p.opt_device == j) & (p.opt_dedicated > 0))
+                )
+                + nj
+                <= int(fp.device_inventory[j])
+            )
     for a, b in _symmetric_pairs(fp):
         opts = fp.tenants[a].options_of(0)
         m.add(sum(int(o) * x[a][o] for o in opts) <= sum(int(o) * x[b][o] for o in opts))

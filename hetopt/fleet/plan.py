@@ -62,8 +62,9 @@ class FleetRequest:
         if unknown:
             raise InputError(f"fleet.baselines names {unknown}; choose from {list(BASELINES)}.")
         if self.method not in ("auto", "monolithic", "decomposition"):
-            raise InputError(f"fleet.method must be auto, monolithic or decomposition, got "
-                             f"{self.method!r}.")
+            raise InputError(
+                f"fleet.method must be auto, monolithic or decomposition, got {self.method!r}."
+            )
         if not 0 <= self.gap_rel < 1:
             raise InputError(f"fleet.gap_rel must be in [0, 1), got {self.gap_rel}.")
 
@@ -77,17 +78,16 @@ class FleetOutcome:
     baselines: tuple[heuristics.HeuristicResult, ...]
 
 
-def run_baseline(fp: FleetProblem, name: str, options: SolverOptions
-                 ) -> heuristics.HeuristicResult:
+def run_baseline(fp: FleetProblem, name: str, options: SolverOptions) -> heuristics.HeuristicResult:
     """Run one baseline by name; an intractable exhaustive run is reported, not raised."""
     if name == "greedy":
         return heuristics.greedy(fp)
     if name == "heft":
         return heuristics.heft(fp)
     if name == "homogeneous":
+
         def exact(only: FleetProblem) -> tuple[Choices | None, str]:
-            res = solve_fleet(only, replace(options, time_limit_s=min(options.time_limit_s,
-                                                                      20.0)))
+            res = solve_fleet(only, replace(options, time_limit_s=min(options.time_limit_s, 20.0)))
             return res.choices, str(res.status)
 
         return heuristics.homogeneous(fp, exact)
@@ -97,8 +97,12 @@ def run_baseline(fp: FleetProblem, name: str, options: SolverOptions
         return heuristics.HeuristicResult("exhaustive", None, math.nan, 0.0, str(exc))
 
 
-def plan_fleet(request: FleetRequest, progress: Progress | None = None, *,
-               on_solve_progress: OnProgress | None = None) -> FleetOutcome:
+def plan_fleet(
+    request: FleetRequest,
+    progress: Progress | None = None,
+    *,
+    on_solve_progress: OnProgress | None = None,
+) -> FleetOutcome:
     """Plan the cheapest deployment of every tenant on shared pools within the inventory.
 
     Raises
@@ -115,16 +119,24 @@ def plan_fleet(request: FleetRequest, progress: Progress | None = None, *,
         ref = heuristics.greedy(fp)
         if ref.choices is not None:
             usage = evaluate_fleet(fp, ref.choices).devices_per_type
-            caps = binding_inventory(fp.devices, usage, request.inventory_fraction,
-                                     request.limited_types)
-            inv = np.array([min(fp.device_inventory[j], caps.get(d, math.inf))
-                            for j, d in enumerate(fp.devices)])
+            caps = binding_inventory(
+                fp.devices, usage, request.inventory_fraction, request.limited_types
+            )
+            inv = np.array(
+                [
+                    min(fp.device_inventory[j], caps.get(d, math.inf))
+                    for j, d in enumerate(fp.devices)
+                ]
+            )
             fp = fp.with_inventory(inv)
-            say(f"inventory capped at {request.inventory_fraction:.0%} of the greedy plan's "
-                f"use: {caps}")
+            say(
+                f"inventory capped at {request.inventory_fraction:.0%} of the greedy plan's "
+                f"use: {caps}"
+            )
     options = replace(request.solver, gap_rel=request.gap_rel)
-    result = solve_fleet(fp, options, method=request.method, on_progress=on_solve_progress,
-                         progress=say)
+    result = solve_fleet(
+        fp, options, method=request.method, on_progress=on_solve_progress, progress=say
+    )
     if not result.has_solution:
         say("no plan: finding which pools are short")
         shortage = explain_shortage(fp, request.solver)
@@ -134,7 +146,8 @@ def plan_fleet(request: FleetRequest, progress: Progress | None = None, *,
             f"No fleet plan was found within solver.time_limit_s={options.time_limit_s:g} "
             f"({result.status}: {result.message}) although the inventory can host the fleet; "
             f"the greedy start failed too. Raise solver.time_limit_s or try "
-            f"fleet.method=monolithic.")
+            f"fleet.method=monolithic."
+        )
     baselines = []
     for name in request.baselines:
         say(f"baseline: {name}")

@@ -97,8 +97,10 @@ class FleetProblem:
     def memory_may_bind(self, j: int) -> bool:
         """True when every footprint that could land on device type ``j`` might not fit."""
         on_j = self.footprint_device == j
-        return bool(math.isfinite(self.device_mem_bytes[j])
-                    and self.footprint_bytes[on_j].sum() > self.device_mem_bytes[j])
+        return bool(
+            math.isfinite(self.device_mem_bytes[j])
+            and self.footprint_bytes[on_j].sum() > self.device_mem_bytes[j]
+        )
 
     def restrict_devices(self, keep: np.ndarray) -> FleetProblem:
         """A copy whose tenants only keep options on device types where ``keep`` is true.
@@ -117,19 +119,39 @@ class FleetProblem:
             except InfeasibleError as exc:
                 raise InfeasibleError(f"tenant '{name}': {exc}") from None
             prints.append(fp[mask])
-        return FleetProblem(self.name, self.tenant_names, tuple(tenants), self.tenant_class,
-                            self.tenant_template, self.devices, self.device_cost_usd_per_h,
-                            self.device_carbon_kg_per_h, self.device_mem_bytes,
-                            self.device_inventory, tuple(prints), self.footprint_device,
-                            self.footprint_bytes)
+        return FleetProblem(
+            self.name,
+            self.tenant_names,
+            tuple(tenants),
+            self.tenant_class,
+            self.tenant_template,
+            self.devices,
+            self.device_cost_usd_per_h,
+            self.device_carbon_kg_per_h,
+            self.device_mem_bytes,
+            self.device_inventory,
+            tuple(prints),
+            self.footprint_device,
+            self.footprint_bytes,
+        )
 
     def with_inventory(self, inventory: np.ndarray) -> FleetProblem:
         """A copy with another inventory per device type."""
-        return FleetProblem(self.name, self.tenant_names, self.tenants, self.tenant_class,
-                            self.tenant_template, self.devices, self.device_cost_usd_per_h,
-                            self.device_carbon_kg_per_h, self.device_mem_bytes,
-                            np.asarray(inventory, dtype=float), self.opt_footprint,
-                            self.footprint_device, self.footprint_bytes)
+        return FleetProblem(
+            self.name,
+            self.tenant_names,
+            self.tenants,
+            self.tenant_class,
+            self.tenant_template,
+            self.devices,
+            self.device_cost_usd_per_h,
+            self.device_carbon_kg_per_h,
+            self.device_mem_bytes,
+            np.asarray(inventory, dtype=float),
+            self.opt_footprint,
+            self.footprint_device,
+            self.footprint_bytes,
+        )
 
 
 def template_key(workload: object) -> str:
@@ -138,9 +160,13 @@ def template_key(workload: object) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def build_fleet_problem(fleet: FleetSpec, hardware: HardwareSpec | None = None,
-                        costs: CostParams | None = None, tco: TcoParams | None = None,
-                        progress: Progress | None = None) -> FleetProblem:
+def build_fleet_problem(
+    fleet: FleetSpec,
+    hardware: HardwareSpec | None = None,
+    costs: CostParams | None = None,
+    tco: TcoParams | None = None,
+    progress: Progress | None = None,
+) -> FleetProblem:
     """Cost every tenant on the shared catalog and assemble the fleet problem.
 
     Cost tables depend on the template and the per-phase SLA only, so tenants that share them
@@ -178,8 +204,9 @@ def build_fleet_problem(fleet: FleetSpec, hardware: HardwareSpec | None = None,
         key = template_key(tenant.workload)
         templates.append(key)
         if key not in graphs:
-            graphs[key] = decompose(agent_graph_from_dict(
-                tenant.workload, source=f"tenant '{tenant.name}'"))
+            graphs[key] = decompose(
+                agent_graph_from_dict(tenant.workload, source=f"tenant '{tenant.name}'")
+            )
         graph = graphs[key]
         tkey = (key, tenant.sla.ttft_s, tenant.sla.tbt_s)
         if tkey not in tables:
@@ -191,27 +218,40 @@ def build_fleet_problem(fleet: FleetSpec, hardware: HardwareSpec | None = None,
     devices = problems[0].devices
     unknown = sorted(set(inventory) - set(devices))
     if unknown:
-        raise InputError(f"hardware.inventory names {unknown}, which are not among the devices "
-                         f"considered {list(devices)}. Fix the names or add the devices to "
-                         f"hardware.devices.")
+        raise InputError(
+            f"hardware.inventory names {unknown}, which are not among the devices "
+            f"considered {list(devices)}. Fix the names or add the devices to "
+            f"hardware.devices."
+        )
     usable = {d: mem.get(d, math.inf) * (1.0 - costs.memory_reserve_fraction) for d in devices}
-    return fleet_from_problems(problems, name=fleet.name, inventory=inventory,
-                               mem_bytes=usable, templates=templates)
+    return fleet_from_problems(
+        problems, name=fleet.name, inventory=inventory, mem_bytes=usable, templates=templates
+    )
 
 
-def _tenant_problem(tenant: TenantSpec, graph: OperatorGraph, table: CostTable,
-                    tco_by_device: dict, costs: CostParams) -> PlacementProblem:
+def _tenant_problem(
+    tenant: TenantSpec,
+    graph: OperatorGraph,
+    table: CostTable,
+    tco_by_device: dict,
+    costs: CostParams,
+) -> PlacementProblem:
     try:
-        return build_problem(graph, table, tco_by_device, tenant.sla, tenant.request_rate_per_s,
-                          costs)
+        return build_problem(
+            graph, table, tco_by_device, tenant.sla, tenant.request_rate_per_s, costs
+        )
     except InfeasibleError as exc:
         raise InfeasibleError(f"Fleet tenant '{tenant.name}': {exc}") from None
 
 
-def fleet_from_problems(problems: Sequence[PlacementProblem], *, name: str = "fleet",
-                        inventory: Mapping[str, int] | None = None,
-                        mem_bytes: Mapping[str, float] | None = None,
-                        templates: Sequence[str] | None = None) -> FleetProblem:
+def fleet_from_problems(
+    problems: Sequence[PlacementProblem],
+    *,
+    name: str = "fleet",
+    inventory: Mapping[str, int] | None = None,
+    mem_bytes: Mapping[str, float] | None = None,
+    templates: Sequence[str] | None = None,
+) -> FleetProblem:
     """Assemble a fleet from placement problems built elsewhere (e.g. by hand in tests).
 
     Parameters
@@ -227,8 +267,10 @@ def fleet_from_problems(problems: Sequence[PlacementProblem], *, name: str = "fl
     """
     devices = problems[0].devices
     if any(p.devices != devices for p in problems):
-        raise InputError("fleet_from_problems: every tenant problem must list the same "
-                         "device types in the same order.")
+        raise InputError(
+            "fleet_from_problems: every tenant problem must list the same "
+            "device types in the same order."
+        )
     keys = tuple(templates) if templates is not None else tuple(p.name for p in problems)
     prints: dict[tuple[str, str, int], int] = {}
     sizes: list[float] = []
@@ -246,18 +288,36 @@ def fleet_from_problems(problems: Sequence[PlacementProblem], *, name: str = "fl
             idx[o] = k
         opt_footprint.append(idx)
     classes: dict[tuple[str, float, Sla], int] = {}
-    tenant_class = np.array([classes.setdefault((k, p.request_rate_per_s, p.sla), len(classes))
-                             for k, p in zip(keys, problems, strict=True)], dtype=int)
+    tenant_class = np.array(
+        [
+            classes.setdefault((k, p.request_rate_per_s, p.sla), len(classes))
+            for k, p in zip(keys, problems, strict=True)
+        ],
+        dtype=int,
+    )
     first = problems[0]
-    unlimited = [replace(p, device_inventory=np.full(len(devices), math.inf),
-                         device_mem_bytes=np.full(len(devices), math.inf)) for p in problems]
+    unlimited = [
+        replace(
+            p,
+            device_inventory=np.full(len(devices), math.inf),
+            device_mem_bytes=np.full(len(devices), math.inf),
+        )
+        for p in problems
+    ]
     return FleetProblem(
-        name=name, tenant_names=tuple(p.name for p in problems), tenants=tuple(unlimited),
-        tenant_class=tenant_class, tenant_template=keys, devices=devices,
+        name=name,
+        tenant_names=tuple(p.name for p in problems),
+        tenants=tuple(unlimited),
+        tenant_class=tenant_class,
+        tenant_template=keys,
+        devices=devices,
         device_cost_usd_per_h=first.device_cost_usd_per_h,
         device_carbon_kg_per_h=first.device_carbon_kg_per_h,
-        device_mem_bytes=np.array([(mem_bytes or {}).get(d, math.inf) for d in devices],
-                                  dtype=float),
+        device_mem_bytes=np.array(
+            [(mem_bytes or {}).get(d, math.inf) for d in devices], dtype=float
+        ),
         device_inventory=np.array([float((inventory or {}).get(d, math.inf)) for d in devices]),
-        opt_footprint=tuple(opt_footprint), footprint_device=np.array(where, dtype=int),
-        footprint_bytes=np.array(sizes, dtype=float))
+        opt_footprint=tuple(opt_footprint),
+        footprint_device=np.array(where, dtype=int),
+        footprint_bytes=np.array(sizes, dtype=float),
+    )

@@ -22,44 +22,57 @@ def placement_table(fp: FleetProblem, choices: Choices) -> pd.DataFrame:
     rows = []
     for name, p, choice in zip(fp.tenant_names, fp.tenants, choices, strict=True):
         for i, o in enumerate(choice):
-            rows.append({"tenant": name, "op": p.ops[i], "device": fp.devices[p.opt_device[o]],
-                         "config": p.opt_config[o], "latency_s": float(p.opt_latency_s[o]),
-                         "dedicated_devices": int(p.opt_dedicated[o]),
-                         "pooled": bool(p.opt_pooled[o]),
-                         "pool_load_devices": float(p.opt_pool_load[o])})
+            rows.append(
+                {
+                    "tenant": name,
+                    "op": p.ops[i],
+                    "device": fp.devices[p.opt_device[o]],
+                    "config": p.opt_config[o],
+                    "latency_s": float(p.opt_latency_s[o]),
+                    "dedicated_devices": int(p.opt_dedicated[o]),
+                    "pooled": bool(p.opt_pooled[o]),
+                    "pool_load_devices": float(p.opt_pool_load[o]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def device_table(fp: FleetProblem, choices: Choices) -> pd.DataFrame:
     """Devices per type: dedicated replicas, shared pool, total, inventory, $/h."""
     ev = evaluate_fleet(fp, choices)
-    return pd.DataFrame({
-        "device": fp.devices,
-        "dedicated": ev.dedicated_per_type,
-        "pool": ev.pool_counts,
-        "pool_load": np.round(ev.pool_load, 4),
-        "total": ev.devices_per_type,
-        "inventory": [None if not math.isfinite(v) else int(v) for v in fp.device_inventory],
-        "usd_per_h": np.round(ev.devices_per_type * fp.device_cost_usd_per_h, 4),
-    })
+    return pd.DataFrame(
+        {
+            "device": fp.devices,
+            "dedicated": ev.dedicated_per_type,
+            "pool": ev.pool_counts,
+            "pool_load": np.round(ev.pool_load, 4),
+            "total": ev.devices_per_type,
+            "inventory": [None if not math.isfinite(v) else int(v) for v in fp.device_inventory],
+            "usd_per_h": np.round(ev.devices_per_type * fp.device_cost_usd_per_h, 4),
+        }
+    )
 
 
 def tenant_table(fp: FleetProblem, choices: Choices) -> pd.DataFrame:
     """Per tenant: rate, SLA, latency and attributed cost."""
     ev = evaluate_fleet(fp, choices)
-    return pd.DataFrame({
-        "tenant": fp.tenant_names,
-        "request_rate_per_s": [p.request_rate_per_s for p in fp.tenants],
-        "e2e_sla_s": [p.sla.e2e_s for p in fp.tenants],
-        "e2e_latency_s": np.round(ev.tenant_e2e_s, 6),
-        "usd_per_h": np.round(ev.tenant_usd_per_h, 4),
-        "usd_per_1k_requests": np.round(
-            ev.tenant_usd_per_h / np.array([p.request_rate_per_s * 3.6 for p in fp.tenants]), 4),
-    })
+    return pd.DataFrame(
+        {
+            "tenant": fp.tenant_names,
+            "request_rate_per_s": [p.request_rate_per_s for p in fp.tenants],
+            "e2e_sla_s": [p.sla.e2e_s for p in fp.tenants],
+            "e2e_latency_s": np.round(ev.tenant_e2e_s, 6),
+            "usd_per_h": np.round(ev.tenant_usd_per_h, 4),
+            "usd_per_1k_requests": np.round(
+                ev.tenant_usd_per_h / np.array([p.request_rate_per_s * 3.6 for p in fp.tenants]), 4
+            ),
+        }
+    )
 
 
-def summary(fp: FleetProblem, result: FleetResult,
-            baselines: Sequence[HeuristicResult] = ()) -> dict[str, Any]:
+def summary(
+    fp: FleetProblem, result: FleetResult, baselines: Sequence[HeuristicResult] = ()
+) -> dict[str, Any]:
     """The JSON summary of a fleet plan and its baselines."""
     ev = result.evaluation
 
@@ -86,15 +99,24 @@ def summary(fp: FleetProblem, result: FleetResult,
         "verified": result.verified,
         "violations": [] if ev is None else list(ev.violations),
         "message": result.message,
-        "baselines": [{"method": b.method, "objective_usd_per_h": num(b.objective_usd_per_h),
-                       "gap_to_plan": num(b.objective_usd_per_h / result.objective_usd_per_h - 1)
-                       if result.has_solution else None,
-                       "runtime_s": b.runtime_s, "detail": b.detail} for b in baselines],
+        "baselines": [
+            {
+                "method": b.method,
+                "objective_usd_per_h": num(b.objective_usd_per_h),
+                "gap_to_plan": num(b.objective_usd_per_h / result.objective_usd_per_h - 1)
+                if result.has_solution
+                else None,
+                "runtime_s": b.runtime_s,
+                "detail": b.detail,
+            }
+            for b in baselines
+        ],
     }
 
 
-def plot_fleet(fp: FleetProblem, result: FleetResult, baselines: Sequence[HeuristicResult],
-               path: Path) -> Path:
+def plot_fleet(
+    fp: FleetProblem, result: FleetResult, baselines: Sequence[HeuristicResult], path: Path
+) -> Path:
     """Two panels: devices per type (dedicated, pool, inventory) and plan vs baselines."""
     import matplotlib
 
@@ -104,17 +126,22 @@ def plot_fleet(fp: FleetProblem, result: FleetResult, baselines: Sequence[Heuris
     assert result.choices is not None
     dev = device_table(fp, result.choices)
     dev = dev[(dev["total"] > 0) | dev["inventory"].notna()]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5),
-                                   gridspec_kw={"width_ratios": [2, 1]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
     x = np.arange(len(dev))
     ax1.bar(x, dev["dedicated"], label="dedicated replicas", color="#4C72B0")
     ax1.bar(x, dev["pool"], bottom=dev["dedicated"], label="shared pool", color="#DD8452")
     inv = dev["inventory"].to_numpy(dtype=float)
     if np.isfinite(inv).any():  # no legend entry for an inventory nobody set
-        ax1.scatter(x[np.isfinite(inv)], inv[np.isfinite(inv)], marker="_", s=400, color="k",
-                    label="inventory", zorder=3)
-    top = max(float(dev["total"].max()), float(np.nanmax(inv)) if np.isfinite(inv).any()
-              else 0.0)
+        ax1.scatter(
+            x[np.isfinite(inv)],
+            inv[np.isfinite(inv)],
+            marker="_",
+            s=400,
+            color="k",
+            label="inventory",
+            zorder=3,
+        )
+    top = max(float(dev["total"].max()), float(np.nanmax(inv)) if np.isfinite(inv).any() else 0.0)
     ax1.set_ylim(0, top * 1.15 + 1)  # room above the tallest bar and its inventory mark
     ax1.set_xticks(x, dev["device"], rotation=45, ha="right")
     ax1.set_ylabel("devices")
@@ -122,16 +149,32 @@ def plot_fleet(fp: FleetProblem, result: FleetResult, baselines: Sequence[Heuris
     ax1.legend()
     names = [f"plan\n({result.backend})"] + [b.method for b in baselines]
     values = [result.objective_usd_per_h] + [b.objective_usd_per_h for b in baselines]
-    bars = ax2.bar(range(len(values)), [v if math.isfinite(v) else 0 for v in values],
-                   color=["#55A868"] + ["#8172B2"] * len(baselines))
+    bars = ax2.bar(
+        range(len(values)),
+        [v if math.isfinite(v) else 0 for v in values],
+        color=["#55A868"] + ["#8172B2"] * len(baselines),
+    )
     for bar, v in zip(bars, values, strict=True):
-        label = "none" if not math.isfinite(v) else (
-            f"{v:.1f}" if bar is bars[0] else f"+{v / values[0] - 1:.1%}")
-        ax2.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                     ha="center", va="bottom", fontsize=8)
+        label = (
+            "none"
+            if not math.isfinite(v)
+            else (f"{v:.1f}" if bar is bars[0] else f"+{v / values[0] - 1:.1%}")
+        )
+        ax2.annotate(
+            label,
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     if math.isfinite(result.bound_usd_per_h):
-        ax2.axhline(result.bound_usd_per_h, color="k", ls="--", lw=1,
-                    label=f"proven bound (gap {result.gap:.2%})")
+        ax2.axhline(
+            result.bound_usd_per_h,
+            color="k",
+            ls="--",
+            lw=1,
+            label=f"proven bound (gap {result.gap:.2%})",
+        )
         ax2.legend(loc="upper left", fontsize=8)
     # Zoom on the values (a 1 % difference must be visible) with room for the labels; the
     # axis does not start at 0, which the broken-axis note says.
@@ -141,8 +184,15 @@ def plot_fleet(fp: FleetProblem, result: FleetResult, baselines: Sequence[Heuris
         pad = max(hi - lo, 0.02 * hi)
         ax2.set_ylim(max(0.0, lo - pad), hi + pad * 0.6)
         if lo - pad > 0:
-            ax2.annotate("axis does not start at 0", (0.99, 0.01), xycoords="axes fraction",
-                         ha="right", va="bottom", fontsize=7, color="grey")
+            ax2.annotate(
+                "axis does not start at 0",
+                (0.99, 0.01),
+                xycoords="axes fraction",
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="grey",
+            )
     ax2.set_xticks(range(len(values)), names, fontsize=8)
     ax2.set_ylabel("fleet TCO ($/h)")
     from hetopt.report.figures import save_figure

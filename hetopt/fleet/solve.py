@@ -118,8 +118,12 @@ def _set_milp_start(model: FleetMilp, fp: FleetProblem, choices: Choices) -> Non
 def _pick(fp: FleetProblem, values: list[np.ndarray]) -> Choices:
     out = []
     for p, vals in zip(fp.tenants, values, strict=True):
-        out.append(tuple(int(opts[np.argmax(vals[opts])])
-                         for opts in (p.options_of(i) for i in range(p.n_ops))))
+        out.append(
+            tuple(
+                int(opts[np.argmax(vals[opts])])
+                for opts in (p.options_of(i) for i in range(p.n_ops))
+            )
+        )
     return tuple(out)
 
 
@@ -127,11 +131,16 @@ Method = Literal["auto", "monolithic", "decomposition"]
 AUTO_DECOMPOSE_OPTIONS = 20_000
 
 
-def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
-                method: Method = "auto",
-                warm_start: Choices | None = None, use_greedy: bool = True,
-                on_progress: OnProgress | None = None,
-                progress: Callable[[str], None] | None = None) -> FleetResult:
+def solve_fleet(
+    fp: FleetProblem,
+    options: SolverOptions | None = None,
+    *,
+    method: Method = "auto",
+    warm_start: Choices | None = None,
+    use_greedy: bool = True,
+    on_progress: OnProgress | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> FleetResult:
     """Plan the fleet: cheapest placement, configurations and pool sizes for all tenants.
 
     Parameters
@@ -163,9 +172,11 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
     say = progress or (lambda _msg: None)
     backend = options.backend.lower()
     if backend not in FLEET_BACKENDS:
-        raise InputError(f"Fleet planning supports solver.backend in {list(FLEET_BACKENDS)}, "
-                         f"got '{options.backend}' (bruteforce: `hetopt.fleet.heuristics."
-                         f"exhaustive` for tiny fleets).")
+        raise InputError(
+            f"Fleet planning supports solver.backend in {list(FLEET_BACKENDS)}, "
+            f"got '{options.backend}' (bruteforce: `hetopt.fleet.heuristics."
+            f"exhaustive` for tiny fleets)."
+        )
     t0 = time.perf_counter()
     start: Choices | None = None
     start_obj = math.nan
@@ -186,8 +197,9 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
     if method == "decomposition":
         return _decomposed(fp, options, start, start_obj, first, t0, on_progress, say)
     if method != "monolithic":
-        raise InputError(f"fleet method must be 'auto', 'monolithic' or 'decomposition', got "
-                         f"{method!r}.")
+        raise InputError(
+            f"fleet method must be 'auto', 'monolithic' or 'decomposition', got {method!r}."
+        )
     say(f"building the {backend} model: {fp.n_options:,} options, {fp.n_devices} device types")
     t_build = time.perf_counter()
     first_seen: list[float] = []
@@ -217,10 +229,12 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
             raise BuildInterrupted
     except BuildInterrupted:
         interrupted = True
-        notes.append(f"the time limit solver.time_limit_s={options.time_limit_s:g} passed while "
-                     f"building the {backend} model ({time.perf_counter() - t0:.1f} s with the "
-                     f"greedy start), so the greedy start is returned with no bound; raise the "
-                     f"limit or use fleet.method=decomposition")
+        notes.append(
+            f"the time limit solver.time_limit_s={options.time_limit_s:g} passed while "
+            f"building the {backend} model ({time.perf_counter() - t0:.1f} s with the "
+            f"greedy start), so the greedy start is returned with no bound; raise the "
+            f"limit or use fleet.method=decomposition"
+        )
     build_s = time.perf_counter() - t_build
     if interrupted:
         pass  # the greedy start stands, with no bound (the note above says why)
@@ -229,11 +243,13 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
             _hint_cpsat(cp, start)
         notes.append(deadline.overrun_note("the greedy start and building the model"))
         say("solving with cpsat")
-        status, _, bound, choices, _, message = _run_cpsat(cp, fp, options,
-                                                           deadline.slice_s(), report)
+        status, _, bound, choices, _, message = _run_cpsat(
+            cp, fp, options, deadline.slice_s(), report
+        )
         if choices is not None and not _exact_feasible(fp, choices):
-            notes.append("the relaxed integer model's plan misses an SLA or a capacity by "
-                         "its rounding")
+            notes.append(
+                "the relaxed integer model's plan misses an SLA or a capacity by its rounding"
+            )
             choices = None
             if not deadline.expired:
                 say("re-solving with the conservative rounding")
@@ -241,8 +257,9 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
                     safe = build_cpsat(fp, sc.CONSERVATIVE, build_deadline)
                     if start is not None:
                         _hint_cpsat(safe, start)
-                    _, _, _, choices, _, _ = _run_cpsat(safe, fp, options,
-                                                            deadline.slice_s(), lambda _p: None)
+                    _, _, _, choices, _, _ = _run_cpsat(
+                        safe, fp, options, deadline.slice_s(), lambda _p: None
+                    )
                 except BuildInterrupted:
                     pass  # out of time: choices stays None, reported as no solution
                 if choices is not None and not _exact_feasible(fp, choices):
@@ -254,8 +271,7 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
         notes.append(deadline.overrun_note("the greedy start and building the model"))
         say(f"solving with {backend}")
         run = run_highs if backend == "highs" else run_cbc
-        status, _, bound, message = run(model.prob, options, start is not None, report,
-                                        deadline)
+        status, _, bound, message = run(model.prob, options, start is not None, report, deadline)
         if status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
             choices = _pick(fp, [np.array([v.varValue or 0.0 for v in xt]) for xt in model.x])
     solve_s = time.perf_counter() - t_build - build_s
@@ -283,8 +299,9 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
     elif start is not None and status is not SolveStatus.INFEASIBLE:
         # Time limit before the solver reported its own plan: the start is the incumbent.
         if not interrupted:
-            notes.append("no plan of the solver's own by the time limit: the greedy start is "
-                         "returned")
+            notes.append(
+                "no plan of the solver's own by the time limit: the greedy start is returned"
+            )
         choices, evaluation = start, evaluate_fleet(fp, start)
     if evaluation is not None:
         obj = evaluation.objective_usd_per_h  # always the exact value, never the solver's
@@ -292,10 +309,21 @@ def solve_fleet(fp: FleetProblem, options: SolverOptions | None = None, *,
     if choices is not None:
         status = proven_status(gap, options.gap_rel)
     message = "; ".join(n for n in [message, *notes] if n)
-    return FleetResult(backend, status, obj, bound, gap, choices,
-                       None if evaluation is None else tuple(int(v) for v in
-                                                             evaluation.pool_counts),
-                       evaluation, build_s, solve_s, first, start_obj, message)
+    return FleetResult(
+        backend,
+        status,
+        obj,
+        bound,
+        gap,
+        choices,
+        None if evaluation is None else tuple(int(v) for v in evaluation.pool_counts),
+        evaluation,
+        build_s,
+        solve_s,
+        first,
+        start_obj,
+        message,
+    )
 
 
 def proven_status(gap: float, gap_rel: float) -> SolveStatus:
@@ -319,16 +347,31 @@ def _exact_feasible(fp: FleetProblem, choices: Choices) -> bool:
     ev = evaluate_fleet(fp, choices)
     if not ev.feasible:
         return False
-    return all(p.sla.e2e_s is None or not p.sla.hard or e2e <= p.sla.e2e_s
-               for p, e2e in zip(fp.tenants, ev.tenant_e2e_s, strict=True))
+    return all(
+        p.sla.e2e_s is None or not p.sla.hard or e2e <= p.sla.e2e_s
+        for p, e2e in zip(fp.tenants, ev.tenant_e2e_s, strict=True)
+    )
 
 
-def _decomposed(fp: FleetProblem, options: SolverOptions, start: Choices | None,
-                start_obj: float, first: float, t0: float, on_progress: OnProgress | None,
-                say: Callable[[str], None]) -> FleetResult:
+def _decomposed(
+    fp: FleetProblem,
+    options: SolverOptions,
+    start: Choices | None,
+    start_obj: float,
+    first: float,
+    t0: float,
+    on_progress: OnProgress | None,
+    say: Callable[[str], None],
+) -> FleetResult:
     t_solve = time.perf_counter()
-    res = solve_decomposed(fp, options, start=start, deadline_s=t0 + options.time_limit_s,
-                           on_progress=on_progress, progress=say)
+    res = solve_decomposed(
+        fp,
+        options,
+        start=start,
+        deadline_s=t0 + options.time_limit_s,
+        on_progress=on_progress,
+        progress=say,
+    )
     solve_s = time.perf_counter() - t_solve
     evaluation = None if res.choices is None else evaluate_fleet(fp, res.choices)
     status = res.status
@@ -343,16 +386,30 @@ def _decomposed(fp: FleetProblem, options: SolverOptions, start: Choices | None,
     gap = relative_gap(res.objective_usd_per_h, bound)
     if res.choices is not None:
         status = proven_status(gap, options.gap_rel)
-    return FleetResult(f"decomposition/{options.backend.lower()}", status,
-                       res.objective_usd_per_h, bound, gap, res.choices,
-                       None if evaluation is None else tuple(int(v) for v in
-                                                             evaluation.pool_counts),
-                       evaluation, 0.0, solve_s, first, start_obj, message)
+    return FleetResult(
+        f"decomposition/{options.backend.lower()}",
+        status,
+        res.objective_usd_per_h,
+        bound,
+        gap,
+        res.choices,
+        None if evaluation is None else tuple(int(v) for v in evaluation.pool_counts),
+        evaluation,
+        0.0,
+        solve_s,
+        first,
+        start_obj,
+        message,
+    )
 
 
-def _run_cpsat(cp: FleetCpsat, fp: FleetProblem, options: SolverOptions, time_limit_s: float,
-               report: OnProgress) -> tuple[SolveStatus, float, float, Choices | None,
-                                            tuple[int, ...] | None, str]:
+def _run_cpsat(
+    cp: FleetCpsat,
+    fp: FleetProblem,
+    options: SolverOptions,
+    time_limit_s: float,
+    report: OnProgress,
+) -> tuple[SolveStatus, float, float, Choices | None, tuple[int, ...] | None, str]:
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.max_time_in_seconds = time_limit_s
@@ -363,9 +420,14 @@ def _run_cpsat(cp: FleetCpsat, fp: FleetProblem, options: SolverOptions, time_li
 
     class _Cb(cp_model.CpSolverSolutionCallback):
         def on_solution_callback(self) -> None:
-            report(SolveProgress("cpsat", self.wall_time,
-                                 self.objective_value * cp.objective_scale,
-                                 self.best_objective_bound * cp.objective_scale))
+            report(
+                SolveProgress(
+                    "cpsat",
+                    self.wall_time,
+                    self.objective_value * cp.objective_scale,
+                    self.best_objective_bound * cp.objective_scale,
+                )
+            )
 
     code = solver.solve(cp.model, _Cb())
     status = STATUS_MAP.get(code, SolveStatus.ERROR)
@@ -375,17 +437,22 @@ def _run_cpsat(cp: FleetCpsat, fp: FleetProblem, options: SolverOptions, time_li
         # Without a plan, the relaxed model's bound still holds (e.g. for the greedy start).
         bound = solver.best_objective_bound * cp.objective_scale
         keep = cp.scaling.relaxed and status is SolveStatus.NO_SOLUTION and math.isfinite(bound)
-        return (status, math.nan, bound if keep else math.nan, None, None,
-                solver.status_name(code))
+        return (status, math.nan, bound if keep else math.nan, None, None, solver.status_name(code))
     choices = _pick(fp, [np.array([solver.value(v) for v in xt], dtype=float) for xt in cp.x])
     pools = tuple(int(solver.value(v)) for v in cp.n)
-    return (status, solver.objective_value * cp.objective_scale,
-            solver.best_objective_bound * cp.objective_scale, choices, pools,
-            solver.status_name(code))
+    return (
+        status,
+        solver.objective_value * cp.objective_scale,
+        solver.best_objective_bound * cp.objective_scale,
+        choices,
+        pools,
+        solver.status_name(code),
+    )
 
 
-def explain_shortage(fp: FleetProblem, options: SolverOptions | None = None
-                     ) -> InfeasibleError | None:
+def explain_shortage(
+    fp: FleetProblem, options: SolverOptions | None = None
+) -> InfeasibleError | None:
     """Why the fleet has no plan: the pools short of devices and by how much, or the tenant
     whose SLA no device meets.
 
@@ -408,18 +475,25 @@ def explain_shortage(fp: FleetProblem, options: SolverOptions | None = None
                 return InfeasibleError(
                     f"Fleet '{fp.name}': tenant '{fp.tenant_names[t]}' has no plan even with "
                     f"unlimited devices. {why} Set it in the fleet file as the tenant's "
-                    f"sla: {{e2e_s: ...}}.", tightest_e2e_s=why.tightest_e2e_s)
+                    f"sla: {{e2e_s: ...}}.",
+                    tightest_e2e_s=why.tightest_e2e_s,
+                )
         return InfeasibleError(
             f"Fleet '{fp.name}' has no plan even with unlimited devices ({message}): the "
             f"pooled operators' resident models do not fit device memory together. Add "
-            f"devices with more memory or split the fleet.")
+            f"devices with more memory or split the fleet."
+        )
     assert model.short is not None
-    short = [(fp.devices[j], math.ceil((v.varValue or 0.0) - 1e-6), int(fp.device_inventory[j]))
-             for j, v in enumerate(model.short) if (v.varValue or 0.0) > 1e-6]
+    short = [
+        (fp.devices[j], math.ceil((v.varValue or 0.0) - 1e-6), int(fp.device_inventory[j]))
+        for j, v in enumerate(model.short)
+        if (v.varValue or 0.0) > 1e-6
+    ]
     if not short:
         return None
-    pools = "; ".join(f"{dev}: short by {s} (has {have}, needs {have + s})"
-                      for dev, s, have in short)
+    pools = "; ".join(
+        f"{dev}: short by {s} (has {have}, needs {have + s})" for dev, s, have in short
+    )
     fixes = " ".join(f"+hardware.inventory.{dev}={have + s}" for dev, s, have in short)
     return InfeasibleError(
         f"The inventory cannot host fleet '{fp.name}' ({fp.n_tenants} tenants) within their "

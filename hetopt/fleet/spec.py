@@ -48,13 +48,17 @@ class TenantSpec:
 
     def __post_init__(self) -> None:
         if not (self.request_rate_per_s > 0 and math.isfinite(self.request_rate_per_s)):
-            raise InputError(f"fleet tenant '{self.name}': request_rate_per_s must be a positive "
-                             f"number, got {self.request_rate_per_s!r}.")
+            raise InputError(
+                f"fleet tenant '{self.name}': request_rate_per_s must be a positive "
+                f"number, got {self.request_rate_per_s!r}."
+            )
         if self.workload.get("profile") is not None:
-            raise InputError(f"fleet tenant '{self.name}': workload "
-                             f"'{self.workload.get('name')}' carries a measured profile for its "
-                             f"own devices; fleets are costed on the hardware catalog. Use a "
-                             f"catalog workload (`hetopt list`).")
+            raise InputError(
+                f"fleet tenant '{self.name}': workload "
+                f"'{self.workload.get('name')}' carries a measured profile for its "
+                f"own devices; fleets are costed on the hardware catalog. Use a "
+                f"catalog workload (`hetopt list`)."
+            )
 
 
 @dataclass(frozen=True)
@@ -74,13 +78,16 @@ class FleetSpec:
 
     def __post_init__(self) -> None:
         if not self.tenants:
-            raise InputError(f"fleet '{self.name}' has no tenants; list at least one under "
-                             f"'tenants:'.")
+            raise InputError(
+                f"fleet '{self.name}' has no tenants; list at least one under 'tenants:'."
+            )
         names = [t.name for t in self.tenants]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise InputError(f"fleet '{self.name}': tenant names {dupes} appear more than once; "
-                             f"tenant names must be unique (use count: N for copies).")
+            raise InputError(
+                f"fleet '{self.name}': tenant names {dupes} appear more than once; "
+                f"tenant names must be unique (use count: N for copies)."
+            )
 
 
 _TENANT_KEYS = {"name", "workload", "request_rate_per_s", "sla", "count"}
@@ -88,28 +95,34 @@ MAX_TENANTS = 10_000  # tenants after count expansion, far above any fleet bench
 _SLA_KEYS = {f.name for f in fields(Sla)}
 
 
-def tenant_sla(base: Sla, workload: Mapping[str, Any], override: Mapping[str, Any] | None,
-               where: str) -> Sla:
+def tenant_sla(
+    base: Sla, workload: Mapping[str, Any], override: Mapping[str, Any] | None, where: str
+) -> Sla:
     """The tenant's SLA: ``override`` keys, else the workload's ``sla`` block for the keys the
     base SLA leaves null, else ``base``."""
     values = {f.name: getattr(base, f.name) for f in fields(Sla)}
     block = workload.get("sla") or {}
     if not isinstance(block, Mapping):
-        raise InputError(f"{where}: the workload's 'sla' must be a mapping such as "
-                         f"{{e2e_s: 12.0}}, got {block!r}.")
+        raise InputError(
+            f"{where}: the workload's 'sla' must be a mapping such as "
+            f"{{e2e_s: 12.0}}, got {block!r}."
+        )
     check_bounds(block, f"{where}: workload sla")
     for key, value in block.items():
         if key in values and values[key] is None:
             values[key] = value
     if override is not None and not isinstance(override, Mapping):
-        raise InputError(f"{where}: 'sla' must be a mapping such as {{e2e_s: 12.0}}, got "
-                         f"{override!r}.")
+        raise InputError(
+            f"{where}: 'sla' must be a mapping such as {{e2e_s: 12.0}}, got {override!r}."
+        )
     override = dict(override or {})
     unknown = sorted(str(k) for k in set(override) - _SLA_KEYS)
     if unknown:
-        raise InputError(f"{where}: unknown SLA key(s) "
-                         f"{unknown_keys_message(unknown, sorted(_SLA_KEYS))}; valid keys: "
-                         f"{sorted(_SLA_KEYS)}.")
+        raise InputError(
+            f"{where}: unknown SLA key(s) "
+            f"{unknown_keys_message(unknown, sorted(_SLA_KEYS))}; valid keys: "
+            f"{sorted(_SLA_KEYS)}."
+        )
     check_bounds(override, f"{where}: sla")
     values.update(override)
     try:
@@ -118,8 +131,9 @@ def tenant_sla(base: Sla, workload: Mapping[str, Any], override: Mapping[str, An
         raise InputError(f"{where}: {exc}") from None
 
 
-def fleet_from_dict(data: Mapping[str, Any], source: str = "<fleet>",
-                    base_sla: Sla | None = None) -> FleetSpec:
+def fleet_from_dict(
+    data: Mapping[str, Any], source: str = "<fleet>", base_sla: Sla | None = None
+) -> FleetSpec:
     """Build a :class:`FleetSpec` from the fleet file format.
 
     Parameters
@@ -140,8 +154,10 @@ def fleet_from_dict(data: Mapping[str, Any], source: str = "<fleet>",
 
     base_sla = base_sla or Sla()
     if not isinstance(data, Mapping) or not isinstance(data.get("tenants"), list):
-        raise InputError(f"{source}: a fleet needs a 'tenants:' list of "
-                         f"{{name, workload, request_rate_per_s, sla, count}} entries.")
+        raise InputError(
+            f"{source}: a fleet needs a 'tenants:' list of "
+            f"{{name, workload, request_rate_per_s, sla, count}} entries."
+        )
     tenants: list[TenantSpec] = []
     cache: dict[str, Mapping[str, Any]] = {}
     for k, entry in enumerate(data["tenants"]):
@@ -150,9 +166,11 @@ def fleet_from_dict(data: Mapping[str, Any], source: str = "<fleet>",
             raise InputError(f"{where} must be a mapping with keys {sorted(_TENANT_KEYS)}.")
         unknown = sorted(str(k) for k in set(entry) - _TENANT_KEYS)
         if unknown:
-            raise InputError(f"{where}: unknown key(s) "
-                             f"{unknown_keys_message(unknown, sorted(_TENANT_KEYS))}; valid "
-                             f"keys: {sorted(_TENANT_KEYS)}.")
+            raise InputError(
+                f"{where}: unknown key(s) "
+                f"{unknown_keys_message(unknown, sorted(_TENANT_KEYS))}; valid "
+                f"keys: {sorted(_TENANT_KEYS)}."
+            )
         wl = entry.get("workload")
         if isinstance(wl, str):
             if wl not in cache:
@@ -164,34 +182,46 @@ def fleet_from_dict(data: Mapping[str, Any], source: str = "<fleet>",
         elif isinstance(wl, Mapping):
             workload = wl
         else:
-            raise InputError(f"{where}: 'workload' must be a shipped workload name, a file path "
-                             f"or an inline mapping, got {wl!r}.")
+            raise InputError(
+                f"{where}: 'workload' must be a shipped workload name, a file path "
+                f"or an inline mapping, got {wl!r}."
+            )
         name = str(entry.get("name") or workload.get("name") or f"tenant{k}")
         where = f"{source}: tenant '{name}'"
         rate = entry.get("request_rate_per_s", workload.get("request_rate_per_s"))
         if not isinstance(rate, int | float) or isinstance(rate, bool):
-            raise InputError(f"{where}: request_rate_per_s must be a number (requests per "
-                             f"second), got {rate!r}.")
+            raise InputError(
+                f"{where}: request_rate_per_s must be a number (requests per second), got {rate!r}."
+            )
         count = entry.get("count", 1)
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise InputError(f"{where}: count must be a whole number >= 1, got {count!r}.")
         if len(tenants) + count > MAX_TENANTS:
-            raise InputError(f"{where}: count {count} makes the fleet more than {MAX_TENANTS:,} "
-                             f"tenants, beyond what hetopt plans. Lower count, or raise the "
-                             f"request_rate_per_s of fewer tenants instead.")
+            raise InputError(
+                f"{where}: count {count} makes the fleet more than {MAX_TENANTS:,} "
+                f"tenants, beyond what hetopt plans. Lower count, or raise the "
+                f"request_rate_per_s of fewer tenants instead."
+            )
         sla = tenant_sla(base_sla, workload, entry.get("sla"), where)
         for c in range(count):
-            tenants.append(TenantSpec(name if count == 1 else f"{name}#{c}", workload,
-                                      float(rate), sla))
+            tenants.append(
+                TenantSpec(name if count == 1 else f"{name}#{c}", workload, float(rate), sla)
+            )
     names = [t.name for t in tenants]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise InputError(f"{source}: tenant names {dupes} appear more than once; tenant names "
-                         f"must be unique (use count: N for copies).")
+        raise InputError(
+            f"{source}: tenant names {dupes} appear more than once; tenant names "
+            f"must be unique (use count: N for copies)."
+        )
     return FleetSpec(str(data.get("name") or "fleet"), tuple(tenants))
 
 
 def scale_rates(fleet: FleetSpec, factor: float) -> FleetSpec:
     """The same fleet with every tenant's request rate multiplied by ``factor``."""
-    return replace(fleet, tenants=tuple(replace(t, request_rate_per_s=t.request_rate_per_s
-                                                * factor) for t in fleet.tenants))
+    return replace(
+        fleet,
+        tenants=tuple(
+            replace(t, request_rate_per_s=t.request_rate_per_s * factor) for t in fleet.tenants
+        ),
+    )

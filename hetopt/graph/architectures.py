@@ -52,6 +52,7 @@ FAMILIES = ("decoder", "encoder")
 # YAML reading shared by the graph package
 # --------------------------------------------------------------------------------------------
 
+
 def read_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
     """Read one YAML file, turning every I/O or syntax problem into an :class:`InputError`.
 
@@ -82,6 +83,7 @@ def read_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
 # --------------------------------------------------------------------------------------------
 # Architectures
 # --------------------------------------------------------------------------------------------
+
 
 def bytes_per_element(precision: str, where: str = "") -> float:
     """Bytes per element of ``precision``.
@@ -235,7 +237,8 @@ def _architecture_from_dict(name: str, raw: Any, where: str) -> Architecture:
     if not isinstance(raw, Mapping):
         raise InputError(
             f"{where}: architecture '{name}' must be a mapping of {allowed}, got "
-            f"{type(raw).__name__}. Write it as 'name: {{family: ..., params: ..., ...}}'.")
+            f"{type(raw).__name__}. Write it as 'name: {{family: ..., params: ..., ...}}'."
+        )
     unknown = sorted(set(raw) - set(allowed))
     missing = [k for k in required if k not in raw]
     if unknown or missing:
@@ -246,54 +249,65 @@ def _architecture_from_dict(name: str, raw: Any, where: str) -> Architecture:
             parts.append(f"missing field(s) {missing}")
         raise InputError(
             f"{where}: architecture '{name}' has {' and '.join(parts)}. Each entry needs "
-            f"{required}, and a mixture of experts adds {list(_MOE_FIELDS)}.")
+            f"{required}, and a mixture of experts adds {list(_MOE_FIELDS)}."
+        )
     family = raw["family"]
     if family not in FAMILIES:
         raise InputError(
             f"{where}: architecture '{name}' field 'family' is {family!r}. Use 'decoder' for "
-            "autoregressive LLMs or 'encoder' for single-pass models.")
+            "autoregressive LLMs or 'encoder' for single-pass models."
+        )
     params = raw["params"]
     if isinstance(params, bool) or not isinstance(params, int | float) or not params > 0:
         raise InputError(
             f"{where}: architecture '{name}' field 'params' must be a positive number, got "
-            f"{params!r}. Write the parameter count, e.g. 8.03e+9.")
+            f"{params!r}. Write the parameter count, e.g. 8.03e+9."
+        )
     ints: dict[str, int] = {}
     for key in _INT_FIELDS:
         value = raw[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(
                 f"{where}: architecture '{name}' field '{key}' must be a positive integer, got "
-                f"{value!r}. Copy it from the model's config.json.")
+                f"{value!r}. Copy it from the model's config.json."
+            )
         ints[key] = value
     if ints["n_kv_heads"] > ints["n_heads"] or ints["n_heads"] % ints["n_kv_heads"]:
         raise InputError(
             f"{where}: architecture '{name}' has n_kv_heads={ints['n_kv_heads']} and "
             f"n_heads={ints['n_heads']}; n_kv_heads must divide n_heads (use n_kv_heads = n_heads "
-            "for multi-head attention).")
+            "for multi-head attention)."
+        )
     moe = {key: raw.get(key, 0) for key in _MOE_FIELDS}
     for key, value in moe.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InputError(
                 f"{where}: architecture '{name}' field '{key}' must be a whole number >= 0, got "
-                f"{value!r}.")
+                f"{value!r}."
+            )
     if (moe["n_experts"] > 0) != (moe["experts_per_token"] > 0) or (
-            moe["experts_per_token"] > moe["n_experts"]):
+        moe["experts_per_token"] > moe["n_experts"]
+    ):
         raise InputError(
             f"{where}: architecture '{name}' has n_experts={moe['n_experts']} and "
             f"experts_per_token={moe['experts_per_token']}. A mixture of experts needs "
-            "1 <= experts_per_token <= n_experts; a dense model leaves both out.")
+            "1 <= experts_per_token <= n_experts; a dense model leaves both out."
+        )
     source = raw["source"]
     if not isinstance(source, str) or not source.strip():
         raise InputError(
             f"{where}: architecture '{name}' field 'source' is empty. Cite where the numbers come "
-            "from (model card, config.json, paper).")
-    arch = Architecture(name=name, family=family, params=float(params), source=source.strip(),
-                        **ints, **moe)
+            "from (model card, config.json, paper)."
+        )
+    arch = Architecture(
+        name=name, family=family, params=float(params), source=source.strip(), **ints, **moe
+    )
     if arch.active_params <= 0:
         raise InputError(
             f"{where}: architecture '{name}': {moe['n_experts']} experts of "
             f"{arch.expert_params:.3g} parameters do not fit in params={params:g}. Check params, "
-            "d_model, d_ff and n_layers.")
+            "d_model, d_ff and n_layers."
+        )
     return arch
 
 
@@ -303,14 +317,16 @@ def _load_cached(path: str) -> tuple[Architecture, ...]:
     if not isinstance(data, Mapping) or not data:
         raise InputError(
             f"{path}: expected a mapping from model name to architecture fields, got "
-            f"{type(data).__name__}. Write one 'name: {{family: ..., params: ...}}' entry per model.")
+            f"{type(data).__name__}. Write one 'name: {{family: ..., params: ...}}' entry per model."
+        )
     archs: dict[str, Architecture] = {}
     for raw_name, raw in data.items():
         name = str(raw_name).strip().lower()
         if name in archs:
             raise InputError(
                 f"{path}: architecture '{name}' appears twice (names are case-insensitive). "
-                "Keep one entry.")
+                "Keep one entry."
+            )
         archs[name] = _architecture_from_dict(name, raw, str(path))
     log.debug("loaded %d architectures from %s", len(archs), path)
     return tuple(archs.values())
@@ -373,5 +389,7 @@ def unknown_model_message(name: str, catalog: Mapping[str, Architecture], where:
     close = difflib.get_close_matches(str(name).strip().lower(), known, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     prefix = f"{where}: " if where else ""
-    return (f"{prefix}unknown model '{name}'.{hint} Known models: {', '.join(known)}. Use one of "
-            "them, or add an entry (with a source) to the architecture table.")
+    return (
+        f"{prefix}unknown model '{name}'.{hint} Known models: {', '.join(known)}. Use one of "
+        "them, or add an entry (with a source) to the architecture table."
+    )

@@ -38,42 +38,63 @@ def _log_bins(values: np.ndarray, bins: int) -> np.ndarray:
     return np.searchsorted(edges, np.maximum(values, 1.0), side="right")
 
 
-def _buckets_from_trace(path: str, where: str, input_bins: int, output_bins: int
-                        ) -> list[dict[str, Any]]:
+def _buckets_from_trace(
+    path: str, where: str, input_bins: int, output_bins: int
+) -> list[dict[str, Any]]:
     what = f"{where}: size_trace"
     trace = read_csv_input(path, what, required=("input_tokens", "output_tokens"))
     at = f"{what} {path}"
-    lengths = np.column_stack([
-        numeric_column(trace, "input_tokens", at, minimum=1, integer=True),
-        numeric_column(trace, "output_tokens", at, minimum=0, integer=True)])
+    lengths = np.column_stack(
+        [
+            numeric_column(trace, "input_tokens", at, minimum=1, integer=True),
+            numeric_column(trace, "output_tokens", at, minimum=0, integer=True),
+        ]
+    )
     # Log-spaced bins between the shortest and longest request on each axis separate size
     # regimes (chat turns vs documents) even when one regime holds most requests.
     ki = _log_bins(lengths[:, 0], input_bins)
     ko = _log_bins(lengths[:, 1], output_bins)
-    groups = pd.DataFrame({"ki": ki, "ko": ko, "i": lengths[:, 0],
-                           "o": lengths[:, 1]}).groupby(["ki", "ko"])
-    buckets = [{"input_tokens": int(g["i"].max()), "output_tokens": int(g["o"].max()),
-                "weight": len(g) / len(lengths)} for _, g in groups]
+    groups = pd.DataFrame({"ki": ki, "ko": ko, "i": lengths[:, 0], "o": lengths[:, 1]}).groupby(
+        ["ki", "ko"]
+    )
+    buckets = [
+        {
+            "input_tokens": int(g["i"].max()),
+            "output_tokens": int(g["o"].max()),
+            "weight": len(g) / len(lengths),
+        }
+        for _, g in groups
+    ]
     return sorted(buckets, key=lambda b: (b["input_tokens"], b["output_tokens"]))
 
 
 def _validate(buckets: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(buckets, Sequence) or isinstance(buckets, str) or not buckets:
-        raise InputError(f"{where}: size_buckets must be a non-empty list of {{input_tokens, "
-                         f"output_tokens, weight}}.")
+        raise InputError(
+            f"{where}: size_buckets must be a non-empty list of {{input_tokens, "
+            f"output_tokens, weight}}."
+        )
     out = []
     for k, b in enumerate(buckets):
         if not isinstance(b, Mapping) or set(b) != {"input_tokens", "output_tokens", "weight"}:
-            raise InputError(f"{where}: size_buckets[{k}] must have exactly input_tokens, "
-                             f"output_tokens and weight, got {b!r}.")
+            raise InputError(
+                f"{where}: size_buckets[{k}] must have exactly input_tokens, "
+                f"output_tokens and weight, got {b!r}."
+            )
         at = f"{where}: size_buckets[{k}]"
-        out.append({"input_tokens": as_integer(b["input_tokens"], at, "input_tokens", minimum=1),
-                    "output_tokens": as_integer(b["output_tokens"], at, "output_tokens"),
-                    "weight": as_number(b["weight"], at, "weight", strict=True)})
+        out.append(
+            {
+                "input_tokens": as_integer(b["input_tokens"], at, "input_tokens", minimum=1),
+                "output_tokens": as_integer(b["output_tokens"], at, "output_tokens"),
+                "weight": as_number(b["weight"], at, "weight", strict=True),
+            }
+        )
     total = sum(b["weight"] for b in out)
     if not math.isclose(total, 1.0, rel_tol=1e-6):
-        raise InputError(f"{where}: size_buckets weights sum to {total:g}; they are shares of "
-                         f"the requests and must sum to 1.")
+        raise InputError(
+            f"{where}: size_buckets weights sum to {total:g}; they are shares of "
+            f"the requests and must sum to 1."
+        )
     return out
 
 
@@ -96,11 +117,13 @@ def expand_size_buckets(data: Mapping[str, Any], source: str = "<workload>") -> 
     raw_nodes, raw_edges = data.get("nodes") or {}, data.get("edges") or []
     if not isinstance(raw_nodes, Mapping):
         if isinstance(raw_nodes, list) and any(
-                isinstance(n, Mapping) and ("size_buckets" in n or "size_trace" in n)
-                for n in raw_nodes):
-            raise InputError(f"{source}: 'nodes' is a list; write it as a mapping from node id "
-                             f"to fields ('nodes: {{llm: {{kind: ..., size_buckets: ...}}}}') "
-                             f"to give a node size buckets or a size trace.")
+            isinstance(n, Mapping) and ("size_buckets" in n or "size_trace" in n) for n in raw_nodes
+        ):
+            raise InputError(
+                f"{source}: 'nodes' is a list; write it as a mapping from node id "
+                f"to fields ('nodes: {{llm: {{kind: ..., size_buckets: ...}}}}') "
+                f"to give a node size buckets or a size trace."
+            )
         return out  # the graph reader explains what is wrong with the nodes
     if not isinstance(raw_edges, list) or not all(isinstance(e, Mapping) for e in raw_edges):
         return out  # the graph reader names the malformed edge
@@ -116,44 +139,60 @@ def expand_size_buckets(data: Mapping[str, Any], source: str = "<workload>") -> 
             continue
         where = f"{source}: node '{node_id}'"
         if any(e.get("loop") and node_id in (e.get("src"), e.get("dst")) for e in edges):
-            raise InputError(f"{where}: size buckets on a node that closes a loop are not "
-                             f"supported; put the distribution on a node outside the loop.")
+            raise InputError(
+                f"{where}: size buckets on a node that closes a loop are not "
+                f"supported; put the distribution on a node outside the loop."
+            )
         if "size_trace" in raw and "size_buckets" in raw:
-            raise InputError(f"{where}: has both size_buckets and size_trace, and one would be "
-                             f"ignored. Keep the trace (binned into buckets) or the buckets.")
+            raise InputError(
+                f"{where}: has both size_buckets and size_trace, and one would be "
+                f"ignored. Keep the trace (binned into buckets) or the buckets."
+            )
         if "size_trace" in raw:
             trace = raw["size_trace"]
             if not isinstance(trace, str) or not trace.strip():
-                raise InputError(f"{where}: size_trace must be the path of a local CSV file "
-                                 f"(columns input_tokens,output_tokens), got {trace!r}.")
+                raise InputError(
+                    f"{where}: size_trace must be the path of a local CSV file "
+                    f"(columns input_tokens,output_tokens), got {trace!r}."
+                )
             buckets = _buckets_from_trace(
-                trace, where, as_integer(raw.get("size_input_bins", 3), where,
-                                         "size_input_bins", minimum=1),
-                as_integer(raw.get("size_output_bins", 2), where, "size_output_bins",
-                           minimum=1))
+                trace,
+                where,
+                as_integer(raw.get("size_input_bins", 3), where, "size_input_bins", minimum=1),
+                as_integer(raw.get("size_output_bins", 2), where, "size_output_bins", minimum=1),
+            )
         else:
             buckets = _validate(raw["size_buckets"], where)
-        base = {k: v for k, v in raw.items()
-                if k not in ("size_buckets", "size_trace", "size_input_bins",
-                             "size_output_bins")}
+        base = {
+            k: v
+            for k, v in raw.items()
+            if k not in ("size_buckets", "size_trace", "size_input_bins", "size_output_bins")
+        }
         del nodes[node_id]
         ins = [e for e in edges if e.get("dst") == node_id]
         outs = [e for e in edges if e.get("src") == node_id]
         edges = [e for e in edges if e not in ins and e not in outs]
         if not ins:
             router = f"{node_id}-router"
-            nodes[router] = {"kind": "control", "work": {"flops": 1.0e4, "mem_bytes": 1.0e4},
-                             "description": "request router in front of the size buckets"}
+            nodes[router] = {
+                "kind": "control",
+                "work": {"flops": 1.0e4, "mem_bytes": 1.0e4},
+                "description": "request router in front of the size buckets",
+            }
             ins = [{"src": router, "dst": node_id, "payload_bytes": 1024.0}]
         for k, bucket in enumerate(buckets):
             name = f"{node_id}-b{k}"
-            nodes[name] = {**base, "input_tokens": int(bucket["input_tokens"]),
-                           "output_tokens": int(bucket["output_tokens"]),
-                           "description": f"size bucket {k}: {bucket['weight']:.1%} of requests"}
-            edges += [{**e, "dst": name, "probability": e.get("probability", 1.0)
-                       * bucket["weight"]} for e in ins]
+            nodes[name] = {
+                **base,
+                "input_tokens": int(bucket["input_tokens"]),
+                "output_tokens": int(bucket["output_tokens"]),
+                "description": f"size bucket {k}: {bucket['weight']:.1%} of requests",
+            }
+            edges += [
+                {**e, "dst": name, "probability": e.get("probability", 1.0) * bucket["weight"]}
+                for e in ins
+            ]
             edges += [{**e, "src": name} for e in outs]
     out["nodes"] = nodes
     out["edges"] = edges
     return out
-

@@ -290,14 +290,15 @@ class OperatorGraph:
             close = difflib.get_close_matches(id, list(self._index), n=3)
             hint = f" Did you mean {close}?" if close else ""
             raise UnknownNameError(
-                f"graph '{self.name}': no operator '{id}'.{hint} Operators: "
-                f"{list(self._index)}.") from None
+                f"graph '{self.name}': no operator '{id}'.{hint} Operators: {list(self._index)}."
+            ) from None
 
     def topological_order(self) -> tuple[str, ...]:
         """Operator ids in a deterministic topological order of the forward edges."""
         position = {o.id: i for i, o in enumerate(self.ops)}
-        return tuple(nx.lexicographical_topological_sort(self.to_networkx(),
-                                                         key=position.__getitem__))
+        return tuple(
+            nx.lexicographical_topological_sort(self.to_networkx(), key=position.__getitem__)
+        )
 
     def to_networkx(self, include_back_edges: bool = False) -> nx.DiGraph:
         """The operator graph as a :class:`networkx.DiGraph`.
@@ -320,15 +321,21 @@ class OperatorGraph:
             g.add_edge(e.src, e.dst, payload_bytes=e.payload_bytes, back=False)
         if include_back_edges:
             for lp in self.loops:
-                g.add_edge(lp.back_src, lp.back_dst, payload_bytes=lp.payload_bytes, back=True,
-                           expected_iterations=lp.expected_iterations,
-                           max_iterations=lp.max_iterations)
+                g.add_edge(
+                    lp.back_src,
+                    lp.back_dst,
+                    payload_bytes=lp.payload_bytes,
+                    back=True,
+                    expected_iterations=lp.expected_iterations,
+                    max_iterations=lp.max_iterations,
+                )
         return g
 
 
 # --------------------------------------------------------------------------------------------
 # Per-node operators
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _OpSpec:
@@ -360,8 +367,9 @@ def _arch_of(node: Node, path: str, archs: Mapping[str, Architecture], source: s
     return archs[key]
 
 
-def _llm_ops(node: Node, path: str, arch: Architecture, devices: tuple[str, ...] | None,
-             source: str) -> tuple[list[_OpSpec], list[tuple[str, str, float, float]]]:
+def _llm_ops(
+    node: Node, path: str, arch: Architecture, devices: tuple[str, ...] | None, source: str
+) -> tuple[list[_OpSpec], list[tuple[str, str, float, float]]]:
     p = node.params
     where = f"{source}: node '{path}'"
     precision = str(p["precision"])
@@ -371,35 +379,60 @@ def _llm_ops(node: Node, path: str, arch: Architecture, devices: tuple[str, ...]
         if "tokens" not in p:
             raise InputError(
                 f"{where}: model '{arch.name}' is an encoder (one forward pass); give 'tokens' "
-                "instead of 'input_tokens'/'output_tokens'.")
+                "instead of 'input_tokens'/'output_tokens'."
+            )
         tokens = int(p["tokens"])
         activations = 2.0 * tokens * arch.d_model * arch.n_layers * bpe
-        work = Work(flops=arch.forward_flops(tokens), mem_bytes=weights + activations,
-                    footprint_bytes=weights, precision=precision)
+        work = Work(
+            flops=arch.forward_flops(tokens),
+            mem_bytes=weights + activations,
+            footprint_bytes=weights,
+            precision=precision,
+        )
         return [_OpSpec(path, OpKind.ENCODER, path, work=work, devices=devices)], []
     if "input_tokens" not in p:
         raise InputError(
             f"{where}: model '{arch.name}' is a decoder LLM; give 'input_tokens' and "
-            "'output_tokens' instead of 'tokens'.")
+            "'output_tokens' instead of 'tokens'."
+        )
     n_in, n_out = int(p["input_tokens"]), int(p["output_tokens"])
     llm = LlmWork(arch=arch, precision=precision, input_tokens=n_in, output_tokens=n_out)
     kv_in = arch.kv_cache_bytes(n_in, 1, precision)
     kv_full = arch.kv_cache_bytes(n_in + n_out, 1, precision)
     prefill = _OpSpec(
-        f"{path}.prefill", OpKind.PREFILL, path, llm=llm, devices=devices,
-        work=Work(flops=arch.prefill_flops(n_in), mem_bytes=weights + kv_in,
-                  footprint_bytes=weights + kv_full, precision=precision))
+        f"{path}.prefill",
+        OpKind.PREFILL,
+        path,
+        llm=llm,
+        devices=devices,
+        work=Work(
+            flops=arch.prefill_flops(n_in),
+            mem_bytes=weights + kv_in,
+            footprint_bytes=weights + kv_full,
+            precision=precision,
+        ),
+    )
     if n_out == 0:
         return [prefill], []
     kv_per_token = arch.kv_bytes_per_token(precision)
     # Each decode step reads the weights and the KV cache so far (batch 1).
     kv_read = kv_per_token * (n_out * n_in + n_out * (n_out - 1) / 2.0)
     decode = _OpSpec(
-        f"{path}.decode", OpKind.DECODE, path, llm=llm, devices=devices,
-        work=Work(flops=arch.decode_flops(n_in, n_out), mem_bytes=n_out * weights + kv_read,
-                  footprint_bytes=weights + kv_full, precision=precision))
-    transfer = _OpSpec(f"{path}.kv_transfer", OpKind.KV_TRANSFER, path, payload_bytes=kv_in,
-                       devices=None)
+        f"{path}.decode",
+        OpKind.DECODE,
+        path,
+        llm=llm,
+        devices=devices,
+        work=Work(
+            flops=arch.decode_flops(n_in, n_out),
+            mem_bytes=n_out * weights + kv_read,
+            footprint_bytes=weights + kv_full,
+            precision=precision,
+        ),
+    )
+    transfer = _OpSpec(
+        f"{path}.kv_transfer", OpKind.KV_TRANSFER, path, payload_bytes=kv_in, devices=None
+    )
     edges = [(prefill.id, transfer.id, 0.0, 1.0), (transfer.id, decode.id, 0.0, 1.0)]
     return [prefill, transfer, decode], edges
 
@@ -411,9 +444,13 @@ def _precision_for_bytes(bpe: float) -> str:
     return "fp32"
 
 
-def _node_ops(node: Node, path: str, archs: Mapping[str, Architecture],
-              devices: tuple[str, ...] | None, source: str
-              ) -> tuple[list[_OpSpec], list[tuple[str, str, float, float]]]:
+def _node_ops(
+    node: Node,
+    path: str,
+    archs: Mapping[str, Architecture],
+    devices: tuple[str, ...] | None,
+    source: str,
+) -> tuple[list[_OpSpec], list[tuple[str, str, float, float]]]:
     """Operators and internal edges of one non-agent node, first operator first, last last."""
     p = node.params
     if "model" in p:  # model_execution, or a control node driven by an LLM
@@ -423,31 +460,55 @@ def _node_ops(node: Node, path: str, archs: Mapping[str, Architecture],
         request, response = float(lookup["request_bytes"]), float(lookup["response_bytes"])
         net = request + response
         look = _OpSpec(
-            f"{path}.lookup", OpKind.TOOL_LOOKUP, path, devices=devices,
-            work=Work(flops=SERIALIZATION_FLOPS_PER_BYTE * net, mem_bytes=net, net_bytes=net,
-                      static_latency_s=float(lookup["latency_s"]), precision="fp32"))
+            f"{path}.lookup",
+            OpKind.TOOL_LOOKUP,
+            path,
+            devices=devices,
+            work=Work(
+                flops=SERIALIZATION_FLOPS_PER_BYTE * net,
+                mem_bytes=net,
+                net_bytes=net,
+                static_latency_s=float(lookup["latency_s"]),
+                precision="fp32",
+            ),
+        )
         compute: Mapping[str, Any] | None = p.get("compute")
         if compute is not None:
-            cwork = Work(flops=float(compute["flops"]), mem_bytes=float(compute["mem_bytes"]),
-                         precision="fp32")
+            cwork = Work(
+                flops=float(compute["flops"]),
+                mem_bytes=float(compute["mem_bytes"]),
+                precision="fp32",
+            )
         else:
-            cwork = Work(flops=PARSE_FLOPS_PER_BYTE * response, mem_bytes=response,
-                         precision="fp32")
+            cwork = Work(
+                flops=PARSE_FLOPS_PER_BYTE * response, mem_bytes=response, precision="fp32"
+            )
         comp = _OpSpec(f"{path}.compute", OpKind.TOOL_COMPUTE, path, work=cwork, devices=devices)
         return [look, comp], [(look.id, comp.id, response, 1.0)]
     if node.kind is TaskKind.MEMORY:
         scanned = float(p["vectors"]) * float(p["scan_fraction"])
         dim, bpe = float(p["dim"]), float(p["bytes_per_element"])
-        work = Work(flops=2.0 * dim * scanned, mem_bytes=dim * scanned * bpe,
-                    footprint_bytes=dim * float(p["vectors"]) * bpe,
-                    precision=_precision_for_bytes(bpe))
+        work = Work(
+            flops=2.0 * dim * scanned,
+            mem_bytes=dim * scanned * bpe,
+            footprint_bytes=dim * float(p["vectors"]) * bpe,
+            precision=_precision_for_bytes(bpe),
+        )
         return [_OpSpec(path, OpKind.MEMORY_LOOKUP, path, work=work, devices=devices)], []
-    kind = {TaskKind.COMPUTE: OpKind.COMPUTE, TaskKind.CONTROL: OpKind.CONTROL,
-            TaskKind.OBSERVATION: OpKind.OBSERVATION, TaskKind.KV_CACHE: OpKind.KV_CACHE}
+    kind = {
+        TaskKind.COMPUTE: OpKind.COMPUTE,
+        TaskKind.CONTROL: OpKind.CONTROL,
+        TaskKind.OBSERVATION: OpKind.OBSERVATION,
+        TaskKind.KV_CACHE: OpKind.KV_CACHE,
+    }
     w: Mapping[str, Any] = p["work"]
-    work = Work(flops=float(w["flops"]), mem_bytes=float(w["mem_bytes"]),
-                footprint_bytes=float(w["footprint_bytes"]),
-                static_latency_s=float(w["static_latency_s"]), precision="fp32")
+    work = Work(
+        flops=float(w["flops"]),
+        mem_bytes=float(w["mem_bytes"]),
+        footprint_bytes=float(w["footprint_bytes"]),
+        static_latency_s=float(w["static_latency_s"]),
+        precision="fp32",
+    )
     return [_OpSpec(path, kind[node.kind], path, work=work, devices=devices)], []
 
 
@@ -463,9 +524,14 @@ def graph_ends(graph: AgentGraph) -> tuple[list[str], list[str]]:
     return sources, sinks
 
 
-def _flatten(graph: AgentGraph, prefix: str, inherited: tuple[str, ...] | None,
-             archs: Mapping[str, Architecture], source: str, flat: _Flat
-             ) -> tuple[list[str], list[str]]:
+def _flatten(
+    graph: AgentGraph,
+    prefix: str,
+    inherited: tuple[str, ...] | None,
+    archs: Mapping[str, Architecture],
+    source: str,
+    flat: _Flat,
+) -> tuple[list[str], list[str]]:
     """Append ``graph``'s operators to ``flat``; return its entry and exit operator ids."""
     first: dict[str, list[str]] = {}
     last: dict[str, list[str]] = {}
@@ -474,8 +540,9 @@ def _flatten(graph: AgentGraph, prefix: str, inherited: tuple[str, ...] | None,
         devices = node.devices if node.devices is not None else inherited
         if node.kind is TaskKind.AGENT:
             assert node.subgraph is not None  # guaranteed by Node
-            first[node.id], last[node.id] = _flatten(node.subgraph, f"{path}/", devices, archs,
-                                                     source, flat)
+            first[node.id], last[node.id] = _flatten(
+                node.subgraph, f"{path}/", devices, archs, source, flat
+            )
             continue
         specs, internal = _node_ops(node, path, archs, devices, source)
         flat.specs.extend(specs)
@@ -489,9 +556,17 @@ def _flatten(graph: AgentGraph, prefix: str, inherited: tuple[str, ...] | None,
                     f"{source}: back edge '{prefix}{e.src} -> {prefix}{e.dst}' connects an agent "
                     f"with several exits or entries ({srcs} -> {dsts}); the loop count would be "
                     "ambiguous. Give the agent's subgraph a single sink (and source), e.g. a "
-                    "general_compute node that joins its branches.")
-            flat.backs.append((srcs[0], dsts[0], e.payload_bytes, e.loop.expected_iterations,
-                               e.loop.max_iterations))
+                    "general_compute node that joins its branches."
+                )
+            flat.backs.append(
+                (
+                    srcs[0],
+                    dsts[0],
+                    e.payload_bytes,
+                    e.loop.expected_iterations,
+                    e.loop.max_iterations,
+                )
+            )
         else:
             flat.edges.extend((s, d, e.payload_bytes, e.probability) for s in srcs for d in dsts)
     sources, sinks = graph_ends(graph)
@@ -507,8 +582,9 @@ def _flatten(graph: AgentGraph, prefix: str, inherited: tuple[str, ...] | None,
 _ROOT = "\x00root"
 
 
-def _reach(adj: Mapping[str, Iterable[str]], start: Iterable[str],
-           blocked: frozenset[str] = frozenset()) -> set[str]:
+def _reach(
+    adj: Mapping[str, Iterable[str]], start: Iterable[str], blocked: frozenset[str] = frozenset()
+) -> set[str]:
     """Nodes reachable from ``start`` (inclusive) along ``adj``, not expanding ``blocked``."""
     seen = set(start)
     queue = deque(seen)
@@ -548,8 +624,9 @@ def _flow(order: list[str], fwd: nx.DiGraph) -> dict[str, float]:
     return flow
 
 
-def _loop_bodies(order: list[str], fwd: nx.DiGraph, backs: list[tuple[str, str, float, float, int]]
-                 ) -> list[_LoopInfo]:
+def _loop_bodies(
+    order: list[str], fwd: nx.DiGraph, backs: list[tuple[str, str, float, float, int]]
+) -> list[_LoopInfo]:
     succ_fwd = {x: list(fwd.successors(x)) for x in order}
     infos = []
     for i, (u, v, payload, expected, maximum) in enumerate(backs):
@@ -564,8 +641,9 @@ def _loop_bodies(order: list[str], fwd: nx.DiGraph, backs: list[tuple[str, str, 
     return infos
 
 
-def _visits(order: list[str], fwd: nx.DiGraph, loops: list[_LoopInfo], true_sinks: list[str],
-            use_max: bool) -> dict[str, float]:
+def _visits(
+    order: list[str], fwd: nx.DiGraph, loops: list[_LoopInfo], true_sinks: list[str], use_max: bool
+) -> dict[str, float]:
     """Steps 2 and 3: loop multipliers on top of the per-pass flow."""
     flow = _flow(order, fwd)
     visits = dict(flow)
@@ -588,8 +666,9 @@ def _visits(order: list[str], fwd: nx.DiGraph, loops: list[_LoopInfo], true_sink
             if x in can_exit:
                 factor = 1.0 + sum(ks)
             else:
-                factor = sum(k * flow[entry] / flow[lp.back_src] for k, lp in zip(ks, mine,
-                                                                                   strict=True))
+                factor = sum(
+                    k * flow[entry] / flow[lp.back_src] for k, lp in zip(ks, mine, strict=True)
+                )
             visits[x] *= factor
     return visits
 
@@ -598,8 +677,12 @@ def _visits(order: list[str], fwd: nx.DiGraph, loops: list[_LoopInfo], true_sink
 # Entry point
 # --------------------------------------------------------------------------------------------
 
-def decompose(graph: AgentGraph, architectures: Mapping[str, Architecture] | None = None,
-              source: str | None = None) -> OperatorGraph:
+
+def decompose(
+    graph: AgentGraph,
+    architectures: Mapping[str, Architecture] | None = None,
+    source: str | None = None,
+) -> OperatorGraph:
     """Decompose an agent graph into operators with resource vectors and expected visits.
 
     Parameters
@@ -639,8 +722,11 @@ def decompose(graph: AgentGraph, architectures: Mapping[str, Architecture] | Non
         payloads[(s, d)] = payload
         fwd.add_edge(s, d, p=p)
     assert nx.is_directed_acyclic_graph(fwd), "forward operator edges must be acyclic"
-    topo = list(nx.lexicographical_topological_sort(fwd, key={o: i for i, o in
-                                                              enumerate(order)}.__getitem__))
+    topo = list(
+        nx.lexicographical_topological_sort(
+            fwd, key={o: i for i, o in enumerate(order)}.__getitem__
+        )
+    )
     loops = _loop_bodies(topo, fwd, flat.backs)
     has_out = {s for s, _ in payloads} | {b[0] for b in flat.backs}
     true_sinks = [o for o in topo if o not in has_out]
@@ -651,20 +737,48 @@ def decompose(graph: AgentGraph, architectures: Mapping[str, Architecture] | Non
 
     spec_of = {s.id: s for s in flat.specs}
     ops = tuple(
-        Operator(id=o, kind=spec_of[o].kind, node_id=spec_of[o].node_id, visits=expected[o],
-                 max_visits=worst[o], llm=spec_of[o].llm, work=spec_of[o].work,
-                 payload_bytes=spec_of[o].payload_bytes, devices=spec_of[o].devices)
-        for o in topo)
+        Operator(
+            id=o,
+            kind=spec_of[o].kind,
+            node_id=spec_of[o].node_id,
+            visits=expected[o],
+            max_visits=worst[o],
+            llm=spec_of[o].llm,
+            work=spec_of[o].work,
+            payload_bytes=spec_of[o].payload_bytes,
+            devices=spec_of[o].devices,
+        )
+        for o in topo
+    )
     position = {o: i for i, o in enumerate(topo)}
     op_loops = tuple(
-        OpLoop(back_src=lp.back_src, back_dst=lp.back_dst, payload_bytes=lp.payload_bytes,
-               expected_iterations=lp.expected, max_iterations=lp.maximum,
-               body=tuple(sorted(lp.body, key=position.__getitem__)))
-        for lp in loops)
-    edges = tuple(OpEdge(s, d, payloads[(s, d)], fwd.edges[s, d]["p"]) for s, d in
-                  sorted(payloads, key=lambda sd: (position[sd[0]], position[sd[1]])))
-    result = OperatorGraph(name=graph.name, ops=ops, edges=edges, loops=op_loops,
-                           sinks=tuple(sinks), sources=tuple(sources))
-    log.debug("decomposed %s into %d operators, %d edges, %d loops", graph.name, len(ops),
-              len(edges), len(op_loops))
+        OpLoop(
+            back_src=lp.back_src,
+            back_dst=lp.back_dst,
+            payload_bytes=lp.payload_bytes,
+            expected_iterations=lp.expected,
+            max_iterations=lp.maximum,
+            body=tuple(sorted(lp.body, key=position.__getitem__)),
+        )
+        for lp in loops
+    )
+    edges = tuple(
+        OpEdge(s, d, payloads[(s, d)], fwd.edges[s, d]["p"])
+        for s, d in sorted(payloads, key=lambda sd: (position[sd[0]], position[sd[1]]))
+    )
+    result = OperatorGraph(
+        name=graph.name,
+        ops=ops,
+        edges=edges,
+        loops=op_loops,
+        sinks=tuple(sinks),
+        sources=tuple(sources),
+    )
+    log.debug(
+        "decomposed %s into %d operators, %d edges, %d loops",
+        graph.name,
+        len(ops),
+        len(edges),
+        len(op_loops),
+    )
     return result

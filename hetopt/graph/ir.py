@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 # The IR
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Loop:
     """Bound on a back edge (§3.1: cycles allowed when bounded).
@@ -75,14 +76,19 @@ class Loop:
 
     def __post_init__(self) -> None:
         where = "loop"
-        object.__setattr__(self, "expected_iterations",
-                           as_number(self.expected_iterations, where, "expected_iterations"))
-        object.__setattr__(self, "max_iterations",
-                           as_integer(self.max_iterations, where, "max_iterations"))
+        object.__setattr__(
+            self,
+            "expected_iterations",
+            as_number(self.expected_iterations, where, "expected_iterations"),
+        )
+        object.__setattr__(
+            self, "max_iterations", as_integer(self.max_iterations, where, "max_iterations")
+        )
         if self.expected_iterations > self.max_iterations:
             raise InputError(
                 f"loop: expected_iterations {self.expected_iterations:g} exceeds max_iterations "
-                f"{self.max_iterations}. Raise max_iterations or lower expected_iterations.")
+                f"{self.max_iterations}. Raise max_iterations or lower expected_iterations."
+            )
 
 
 @dataclass(frozen=True)
@@ -113,10 +119,14 @@ class Edge:
         where = f"edge '{self.src} -> {self.dst}'"
         object.__setattr__(self, "src", str(self.src))
         object.__setattr__(self, "dst", str(self.dst))
-        object.__setattr__(self, "payload_bytes",
-                           as_number(self.payload_bytes, where, "payload_bytes"))
-        object.__setattr__(self, "probability", as_number(
-            self.probability, where, "probability", strict=True, maximum=1.0))
+        object.__setattr__(
+            self, "payload_bytes", as_number(self.payload_bytes, where, "payload_bytes")
+        )
+        object.__setattr__(
+            self,
+            "probability",
+            as_number(self.probability, where, "probability", strict=True, maximum=1.0),
+        )
 
     @property
     def is_back(self) -> bool:
@@ -160,11 +170,13 @@ class Node:
         if kind is TaskKind.AGENT and not isinstance(self.subgraph, AgentGraph):
             raise InputError(
                 f"{where}: an agent node needs 'subgraph: {{nodes: ..., edges: ...}}'. Add the "
-                "nested graph, or give the node another kind.")
+                "nested graph, or give the node another kind."
+            )
         if kind is not TaskKind.AGENT and self.subgraph is not None:
             raise InputError(
                 f"{where}: only agent nodes have a subgraph, but this node is {kind.value}. Set "
-                "'kind: agent' or remove 'subgraph'.")
+                "'kind: agent' or remove 'subgraph'."
+            )
 
 
 @dataclass(frozen=True)
@@ -227,8 +239,14 @@ class AgentGraph:
         for n in self.nodes:
             g.add_node(n.id, kind=n.kind, params=n.params, subgraph=n.subgraph, devices=n.devices)
         for e in self.edges:
-            g.add_edge(e.src, e.dst, payload_bytes=e.payload_bytes, probability=e.probability,
-                       loop=e.loop, back=e.is_back)
+            g.add_edge(
+                e.src,
+                e.dst,
+                payload_bytes=e.payload_bytes,
+                probability=e.probability,
+                loop=e.loop,
+                back=e.is_back,
+            )
         return g
 
     def validate(self, source: str | None = None) -> None:
@@ -259,7 +277,8 @@ def _validate_structure(nodes: Sequence[Node], edges: Sequence[Edge], where: str
         if not NODE_ID_PATTERN.match(n.id):
             raise InputError(
                 f"{where}: node id {n.id!r} may only use letters, digits, '_' and '-' ('.' "
-                "and '/' are reserved for operator ids). Rename the node.")
+                "and '/' are reserved for operator ids). Rename the node."
+            )
         if n.id in seen:
             raise InputError(f"{where}: node id '{n.id}' is used twice. Rename one of them.")
         seen.append(n.id)
@@ -283,7 +302,8 @@ def _validate_structure(nodes: Sequence[Node], edges: Sequence[Edge], where: str
                 raise InputError(
                     f"{label} is a back edge (it has 'loop') with probability "
                     f"{e.probability:g}. Drop 'probability'; 'loop.expected_iterations' "
-                    "already says how often the loop repeats.")
+                    "already says how often the loop repeats."
+                )
         else:
             forward.add_edge(e.src, e.dst)
     shares: dict[str, list[Edge]] = {}
@@ -297,20 +317,23 @@ def _validate_structure(nodes: Sequence[Node], edges: Sequence[Edge], where: str
             raise InputError(
                 f"{where}: the alternative branches leaving node '{src}' have probabilities "
                 f"{terms} = {total:g}. A request takes at most one of them, so they must sum "
-                f"to 1 (or less, when some requests take none). Fix the probabilities.")
+                f"to 1 (or less, when some requests take none). Fix the probabilities."
+            )
     if not nx.is_directed_acyclic_graph(forward):
         cycle = [u for u, _ in nx.find_cycle(forward)]
         path = " -> ".join([*cycle, cycle[0]])
         raise InputError(
             f"{where}: unbounded cycle {path} (nodes {cycle}). Every cycle needs a bound: add "
             "'loop: {expected_iterations: <mean>, max_iterations: <worst case>}' to its back "
-            f"edge (e.g. '{cycle[-1]} -> {cycle[0]}').")
+            f"edge (e.g. '{cycle[-1]} -> {cycle[0]}')."
+        )
     for e in edges:
         if e.loop is not None and e.src != e.dst and not nx.has_path(forward, e.dst, e.src):
             raise InputError(
                 f"{where}: edge '{e.src} -> {e.dst}' has 'loop' but '{e.dst}' does not lead "
                 f"back to '{e.src}' through forward edges, so it closes no cycle. Remove "
-                "'loop', or point the edge at a node upstream of its source.")
+                "'loop', or point the edge at a node upstream of its source."
+            )
 
 
 def _unknown_node(ids: Sequence[str], id: str, where: str | None = None) -> str:
@@ -329,8 +352,16 @@ NODE_KEYS = ("kind", "devices", "subgraph")
 EDGE_KEYS = ("src", "dst", "payload_bytes", "probability", "loop")
 LOOP_KEYS = ("expected_iterations", "max_iterations")
 SUBGRAPH_KEYS = ("nodes", "edges", "description", "name")
-WORKLOAD_KEYS = ("name", "description", "request_rate_per_s", "sla", "baselines", "profile",
-                 "nodes", "edges")
+WORKLOAD_KEYS = (
+    "name",
+    "description",
+    "request_rate_per_s",
+    "sla",
+    "baselines",
+    "profile",
+    "nodes",
+    "edges",
+)
 """Top-level keys of a workload file (the graph's and the plan's)."""
 
 
@@ -340,13 +371,15 @@ def _loop_from_dict(raw: Any, where: str) -> Loop:
         if key not in loop:
             raise InputError(
                 f"{where}: field 'loop.{key}' is missing. Write 'loop: {{expected_iterations: "
-                "<mean>, max_iterations: <worst case>}}'.")
+                "<mean>, max_iterations: <worst case>}}'."
+            )
     expected = as_number(loop["expected_iterations"], where, "loop.expected_iterations")
     maximum = as_integer(loop["max_iterations"], where, "loop.max_iterations")
     if expected > maximum:
         raise InputError(
             f"{where}: loop.expected_iterations {expected:g} exceeds loop.max_iterations "
-            f"{maximum}. Raise max_iterations or lower expected_iterations.")
+            f"{maximum}. Raise max_iterations or lower expected_iterations."
+        )
     return Loop(expected_iterations=expected, max_iterations=maximum)
 
 
@@ -355,29 +388,35 @@ def _node_from_dict(node_id: str, raw: Any, source: str, prefix: str) -> Node:
     if not isinstance(raw, Mapping):
         raise InputError(
             f"{where} must be a mapping with at least 'kind', got {type(raw).__name__} {raw!r}. "
-            "Write it as 'id: {kind: ..., ...}'.")
+            "Write it as 'id: {kind: ..., ...}'."
+        )
     if "kind" not in raw:
         raise InputError(
-            f"{where}: field 'kind' is missing. Use one of {[k.value for k in TaskKind]}.")
+            f"{where}: field 'kind' is missing. Use one of {[k.value for k in TaskKind]}."
+        )
     kind = as_kind(raw["kind"], where)
     subgraph = None
     if "subgraph" in raw:
         if kind is not TaskKind.AGENT:
             raise InputError(
                 f"{where}: only agent nodes have 'subgraph', but this node is {kind.value}. Set "
-                "'kind: agent' or remove 'subgraph'.")
+                "'kind: agent' or remove 'subgraph'."
+            )
         sub = raw["subgraph"]
         if not isinstance(sub, Mapping):
             raise InputError(
                 f"{where}: field 'subgraph' must be a mapping with 'nodes' and 'edges', got "
-                f"{type(sub).__name__}.")
+                f"{type(sub).__name__}."
+            )
         check_known_keys(sub, SUBGRAPH_KEYS, where, "field 'subgraph'")
-        subgraph = _graph_from_dict(sub, source, f"{prefix}{node_id}/",
-                                    name=str(sub.get("name", node_id)))
+        subgraph = _graph_from_dict(
+            sub, source, f"{prefix}{node_id}/", name=str(sub.get("name", node_id))
+        )
     elif kind is TaskKind.AGENT:
         raise InputError(
             f"{where}: an agent node needs 'subgraph: {{nodes: ..., edges: ...}}'. Add the "
-            "nested graph, or give the node another kind.")
+            "nested graph, or give the node another kind."
+        )
     params = {k: v for k, v in raw.items() if k not in NODE_KEYS}
     return Node(
         id=node_id,
@@ -393,7 +432,8 @@ def _edge_from_dict(raw: Any, index: int, source: str, prefix: str) -> Edge:
     if not isinstance(raw, Mapping):
         raise InputError(
             f"{where} must be a mapping like '{{src: a, dst: b, payload_bytes: 1024}}', got "
-            f"{raw!r}.")
+            f"{raw!r}."
+        )
     for key in ("src", "dst"):
         if key not in raw or isinstance(raw[key], bool) or not isinstance(raw[key], str | int):
             raise InputError(f"{where}: field '{key}' is missing or not a node id. Got {raw!r}.")
@@ -404,8 +444,9 @@ def _edge_from_dict(raw: Any, index: int, source: str, prefix: str) -> Edge:
         src=str(raw["src"]),
         dst=str(raw["dst"]),
         payload_bytes=as_number(raw.get("payload_bytes", 0.0), where, "payload_bytes"),
-        probability=as_number(raw.get("probability", 1.0), where, "probability", strict=True,
-                            maximum=1.0),
+        probability=as_number(
+            raw.get("probability", 1.0), where, "probability", strict=True, maximum=1.0
+        ),
         loop=loop,
     )
 
@@ -413,11 +454,16 @@ def _edge_from_dict(raw: Any, index: int, source: str, prefix: str) -> Edge:
 def _graph_from_dict(data: Mapping[str, Any], source: str, prefix: str, name: str) -> AgentGraph:
     where = f"{source}: subgraph '{prefix[:-1]}'" if prefix else source
     raw_nodes = data.get("nodes")
-    if raw_nodes is None or not isinstance(raw_nodes, Mapping | Sequence) or isinstance(
-            raw_nodes, str) or not raw_nodes:
+    if (
+        raw_nodes is None
+        or not isinstance(raw_nodes, Mapping | Sequence)
+        or isinstance(raw_nodes, str)
+        or not raw_nodes
+    ):
         raise InputError(
             f"{where}: 'nodes' is missing or empty. Give a mapping 'nodes: {{id: {{kind: ..., "
-            "...}}, ...}}'.")
+            "...}}, ...}}'."
+        )
     nodes: list[Node] = []
     if isinstance(raw_nodes, Mapping):
         items = [(str(k), v) for k, v in raw_nodes.items()]
@@ -427,7 +473,8 @@ def _graph_from_dict(data: Mapping[str, Any], source: str, prefix: str, name: st
             if not isinstance(item, Mapping) or "id" not in item:
                 raise InputError(
                     f"{where}: node #{i + 1} has no 'id'. Write nodes as a mapping from id to "
-                    "fields, or give each list item an 'id'.")
+                    "fields, or give each list item an 'id'."
+                )
             items.append((str(item["id"]), {k: v for k, v in item.items() if k != "id"}))
     for node_id, raw in items:
         nodes.append(_node_from_dict(node_id, raw, source, prefix))
@@ -435,14 +482,20 @@ def _graph_from_dict(data: Mapping[str, Any], source: str, prefix: str, name: st
     if not isinstance(raw_edges, Sequence) or isinstance(raw_edges, str):
         raise InputError(
             f"{where}: 'edges' must be a list of '{{src: ..., dst: ...}}' mappings, got "
-            f"{type(raw_edges).__name__}.")
+            f"{type(raw_edges).__name__}."
+        )
     edges = [_edge_from_dict(raw, i, source, prefix) for i, raw in enumerate(raw_edges)]
     description = str(data.get("description") or "")
     graph_name = str(name)
     # Validate with the file name first, so messages name it; the constructor re-validates.
     _validate_structure(nodes, edges, where)
-    return AgentGraph(name=graph_name, nodes=tuple(nodes), edges=tuple(edges),
-                      description=description.strip(), source=source)
+    return AgentGraph(
+        name=graph_name,
+        nodes=tuple(nodes),
+        edges=tuple(edges),
+        description=description.strip(),
+        source=source,
+    )
 
 
 def agent_graph_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> AgentGraph:
@@ -483,7 +536,8 @@ def agent_graph_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Ag
     if not isinstance(data, Mapping):
         raise InputError(
             f"{source}: expected a mapping with 'name', 'nodes' and 'edges', got "
-            f"{type(data).__name__}. Check the file's top level.")
+            f"{type(data).__name__}. Check the file's top level."
+        )
     check_known_keys(data, WORKLOAD_KEYS, source, "the workload's top level")
     name = data.get("name")
     if name is None:
@@ -536,34 +590,57 @@ class GraphBuilder:
         self._nodes: list[Node] = []
         self._edges: list[Edge] = []
 
-    def add_node(self, id: str, kind: TaskKind | str, *,
-                 devices: Sequence[str] | None = None,
-                 subgraph: AgentGraph | Mapping[str, Any] | None = None,
-                 **params: Any) -> GraphBuilder:
+    def add_node(
+        self,
+        id: str,
+        kind: TaskKind | str,
+        *,
+        devices: Sequence[str] | None = None,
+        subgraph: AgentGraph | Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> GraphBuilder:
         """Add a node; ``params`` are the same fields as in YAML (e.g. ``model=``,
         ``input_tokens=``, ``lookup={...}``, ``work={...}``)."""
         where = f"graph '{self.name}': node '{id}'"
         task_kind = as_kind(kind, where)
         if isinstance(subgraph, Mapping):
-            subgraph = _graph_from_dict(subgraph, f"graph '{self.name}'", f"{id}/",
-                                        name=str(subgraph.get("name", id)))
-        self._nodes.append(Node(id=id, kind=task_kind,
-                                params=normalize_params(task_kind, params, where),
-                                subgraph=subgraph, devices=as_devices(devices, where)))
+            subgraph = _graph_from_dict(
+                subgraph, f"graph '{self.name}'", f"{id}/", name=str(subgraph.get("name", id))
+            )
+        self._nodes.append(
+            Node(
+                id=id,
+                kind=task_kind,
+                params=normalize_params(task_kind, params, where),
+                subgraph=subgraph,
+                devices=as_devices(devices, where),
+            )
+        )
         return self
 
-    def add_edge(self, src: str, dst: str, *, payload_bytes: float = 0.0,
-                 probability: float = 1.0,
-                 loop: Loop | Mapping[str, Any] | None = None) -> GraphBuilder:
+    def add_edge(
+        self,
+        src: str,
+        dst: str,
+        *,
+        payload_bytes: float = 0.0,
+        probability: float = 1.0,
+        loop: Loop | Mapping[str, Any] | None = None,
+    ) -> GraphBuilder:
         """Add an edge; pass ``loop`` (a :class:`Loop` or its fields) to make it a back edge."""
         where = f"graph '{self.name}': edge '{src} -> {dst}'"
         if isinstance(loop, Mapping):
             loop = _loop_from_dict(loop, where)
-        self._edges.append(Edge(src=src, dst=dst, payload_bytes=payload_bytes,
-                                probability=probability, loop=loop))
+        self._edges.append(
+            Edge(src=src, dst=dst, payload_bytes=payload_bytes, probability=probability, loop=loop)
+        )
         return self
 
     def build(self) -> AgentGraph:
         """Validate and return the graph."""
-        return AgentGraph(name=self.name, nodes=tuple(self._nodes), edges=tuple(self._edges),
-                          description=self.description)
+        return AgentGraph(
+            name=self.name,
+            nodes=tuple(self._nodes),
+            edges=tuple(self._edges),
+            description=self.description,
+        )

@@ -73,8 +73,16 @@ def freeze(value: Any) -> Any:
 # Value checks. Every message is one paragraph: where (file, node/edge, field), what, and the fix.
 # --------------------------------------------------------------------------------------------
 
-def as_number(value: Any, where: str, name: str, *, minimum: float = 0.0, strict: bool = False,
-            maximum: float | None = None) -> float:
+
+def as_number(
+    value: Any,
+    where: str,
+    name: str,
+    *,
+    minimum: float = 0.0,
+    strict: bool = False,
+    maximum: float | None = None,
+) -> float:
     """A finite number in range. Numeric strings are accepted because YAML 1.1 readers (PyYAML's
     default) return ``2.0e8`` as the string ``'2.0e8'``."""
     number: float | None = None
@@ -92,9 +100,13 @@ def as_number(value: Any, where: str, name: str, *, minimum: float = 0.0, strict
     if number is None or not math.isfinite(number):
         raise InputError(
             f"{where}: field '{name}' must be a number {rng}, got {value!r}. Write a plain number "
-            "such as 1024 or 2.0e+8.")
-    if number < minimum or (strict and number == minimum) or (
-            maximum is not None and number > maximum):
+            "such as 1024 or 2.0e+8."
+        )
+    if (
+        number < minimum
+        or (strict and number == minimum)
+        or (maximum is not None and number > maximum)
+    ):
         raise InputError(f"{where}: field '{name}' must be {rng}, got {value!r}. Fix the value.")
     return number
 
@@ -103,7 +115,8 @@ def as_integer(value: Any, where: str, name: str, *, minimum: int = 0) -> int:
     number = as_number(value, where, name, minimum=minimum)
     if not number.is_integer():
         raise InputError(
-            f"{where}: field '{name}' must be a whole number >= {minimum}, got {value!r}. Round it.")
+            f"{where}: field '{name}' must be a whole number >= {minimum}, got {value!r}. Round it."
+        )
     return int(number)
 
 
@@ -111,13 +124,15 @@ def as_mapping(value: Any, where: str, name: str, fields: Sequence[str]) -> Mapp
     if not isinstance(value, Mapping):
         raise InputError(
             f"{where}: field '{name}' must be a mapping with keys {list(fields)}, got "
-            f"{type(value).__name__} {value!r}. Write it as '{name}: {{key: value, ...}}'.")
+            f"{type(value).__name__} {value!r}. Write it as '{name}: {{key: value, ...}}'."
+        )
     check_known_keys(value, fields, where, f"field '{name}'")
     return value
 
 
-def check_known_keys(data: Mapping[str, Any], allowed: Sequence[str], where: str,
-                     what: str) -> None:
+def check_known_keys(
+    data: Mapping[str, Any], allowed: Sequence[str], where: str, what: str
+) -> None:
     unknown = [str(k) for k in data if k not in allowed]
     if unknown:
         hints = []
@@ -127,7 +142,8 @@ def check_known_keys(data: Mapping[str, Any], allowed: Sequence[str], where: str
                 hints.append(f"'{close}' for '{key}'")
         hint = f" Did you mean {', '.join(hints)}?" if hints else ""
         raise InputError(
-            f"{where}: {what} has unknown key(s) {unknown}.{hint} Allowed keys: {list(allowed)}.")
+            f"{where}: {what} has unknown key(s) {unknown}.{hint} Allowed keys: {list(allowed)}."
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,18 +178,21 @@ def _model_params(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(model, str) or not model.strip():
         raise InputError(
             f"{where}: field 'model' is missing or empty. Name a model from the architecture "
-            "table, e.g. 'model: llama-3-8b'.")
+            "table, e.g. 'model: llama-3-8b'."
+        )
     precision = raw.get("precision", "fp16")
     if precision not in BYTES_PER_ELEMENT:
         raise InputError(
-            f"{where}: field 'precision' is {precision!r}. Use one of {sorted(BYTES_PER_ELEMENT)}.")
+            f"{where}: field 'precision' is {precision!r}. Use one of {sorted(BYTES_PER_ELEMENT)}."
+        )
     out: dict[str, Any] = {"model": model.strip(), "precision": precision}
     has_tokens = "tokens" in raw
     has_io = "input_tokens" in raw or "output_tokens" in raw
     if has_tokens and has_io:
         raise InputError(
             f"{where}: give either 'tokens' (encoder models: one forward pass) or 'input_tokens' "
-            "and 'output_tokens' (decoder LLMs), not both.")
+            "and 'output_tokens' (decoder LLMs), not both."
+        )
     if has_tokens:
         out["tokens"] = as_integer(raw["tokens"], where, "tokens", minimum=1)
     elif has_io:
@@ -181,13 +200,15 @@ def _model_params(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
             if key not in raw:
                 raise InputError(
                     f"{where}: field '{key}' is missing. A decoder LLM node needs both "
-                    "'input_tokens' (prompt length, >= 1) and 'output_tokens' (generated, >= 0).")
+                    "'input_tokens' (prompt length, >= 1) and 'output_tokens' (generated, >= 0)."
+                )
         out["input_tokens"] = as_integer(raw["input_tokens"], where, "input_tokens", minimum=1)
         out["output_tokens"] = as_integer(raw["output_tokens"], where, "output_tokens", minimum=0)
     else:
         raise InputError(
             f"{where}: no token counts. Give 'input_tokens' and 'output_tokens' for a decoder "
-            "LLM, or 'tokens' for an encoder model (STT, TTS, classifier, embedding).")
+            "LLM, or 'tokens' for an encoder model (STT, TTS, classifier, embedding)."
+        )
     return out
 
 
@@ -200,18 +221,22 @@ def _tool_params(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     if "lookup" not in raw:
         raise InputError(
             f"{where}: field 'lookup' is missing. A tool_call node needs 'lookup: {{latency_s: "
-            "..., request_bytes: ..., response_bytes: ...}}' (the external call).")
+            "..., request_bytes: ..., response_bytes: ...}}' (the external call)."
+        )
     lookup = as_mapping(raw["lookup"], where, "lookup", LOOKUP_FIELDS)
     for key in LOOKUP_FIELDS:
         if key not in lookup:
             raise InputError(
-                f"{where}: field 'lookup.{key}' is missing. Give all of {list(LOOKUP_FIELDS)}.")
+                f"{where}: field 'lookup.{key}' is missing. Give all of {list(LOOKUP_FIELDS)}."
+            )
     out: dict[str, Any] = {
-        "lookup": FrozenMap({k: as_number(lookup[k], where, f"lookup.{k}") for k in LOOKUP_FIELDS})}
+        "lookup": FrozenMap({k: as_number(lookup[k], where, f"lookup.{k}") for k in LOOKUP_FIELDS})
+    }
     if "compute" in raw:
         compute = as_mapping(raw["compute"], where, "compute", TOOL_COMPUTE_FIELDS)
-        out["compute"] = FrozenMap({k: as_number(compute.get(k, 0.0), where, f"compute.{k}")
-                                    for k in TOOL_COMPUTE_FIELDS})
+        out["compute"] = FrozenMap(
+            {k: as_number(compute.get(k, 0.0), where, f"compute.{k}") for k in TOOL_COMPUTE_FIELDS}
+        )
     return out
 
 
@@ -220,14 +245,17 @@ def _memory_params(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         if key not in raw:
             raise InputError(
                 f"{where}: field '{key}' is missing. A memory_lookup node needs 'vectors' (index "
-                "size) and 'dim' (vector dimension).")
+                "size) and 'dim' (vector dimension)."
+            )
     return {
         "vectors": as_integer(raw["vectors"], where, "vectors", minimum=1),
         "dim": as_integer(raw["dim"], where, "dim", minimum=1),
-        "bytes_per_element": as_number(raw.get("bytes_per_element", 2.0), where,
-                                     "bytes_per_element", strict=True),
-        "scan_fraction": as_number(raw.get("scan_fraction", 1.0), where, "scan_fraction",
-                                 strict=True, maximum=1.0),
+        "bytes_per_element": as_number(
+            raw.get("bytes_per_element", 2.0), where, "bytes_per_element", strict=True
+        ),
+        "scan_fraction": as_number(
+            raw.get("scan_fraction", 1.0), where, "scan_fraction", strict=True, maximum=1.0
+        ),
         "top_k": as_integer(raw.get("top_k", DEFAULT_TOP_K), where, "top_k", minimum=1),
     }
 
@@ -263,7 +291,8 @@ def normalize_params(kind: TaskKind, raw: Mapping[str, Any], where: str) -> Froz
         if "work" in raw:
             raise InputError(
                 f"{where}: a control node has either 'model' (an LLM planner) or 'work' (plain "
-                "logic), not both. Remove one.")
+                "logic), not both. Remove one."
+            )
         out.update(_model_params(raw, where))
     elif kind is TaskKind.TOOL:
         out.update(_tool_params(raw, where))
@@ -275,7 +304,8 @@ def normalize_params(kind: TaskKind, raw: Mapping[str, Any], where: str) -> Froz
             raise InputError(
                 f"{where}: field(s) {stray} need 'model' too (an LLM control node); otherwise "
                 "describe the cost with 'work: {flops, mem_bytes, footprint_bytes, "
-                "static_latency_s}'.")
+                "static_latency_s}'."
+            )
         out["work"] = _work_params(raw.get("work", {}), where)
     return FrozenMap(out)
 
@@ -289,8 +319,7 @@ def as_kind(value: Any, where: str) -> TaskKind:
         kinds = [k.value for k in TaskKind]
         close = difflib.get_close_matches(str(value), kinds, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise InputError(
-            f"{where}: field 'kind' is {value!r}.{hint} Use one of {kinds}.") from None
+        raise InputError(f"{where}: field 'kind' is {value!r}.{hint} Use one of {kinds}.") from None
 
 
 def as_devices(value: Any, where: str) -> tuple[str, ...] | None:
@@ -298,9 +327,13 @@ def as_devices(value: Any, where: str) -> tuple[str, ...] | None:
         return None
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, Sequence) or not value or not all(
-            isinstance(d, str) and d.strip() for d in value):
+    if (
+        not isinstance(value, Sequence)
+        or not value
+        or not all(isinstance(d, str) and d.strip() for d in value)
+    ):
         raise InputError(
             f"{where}: field 'devices' must be a non-empty list of device names, got {value!r}. "
-            "Write e.g. 'devices: [H100, B200]' or drop the field to allow every device.")
+            "Write e.g. 'devices: [H100, B200]' or drop the field to allow every device."
+        )
     return tuple(d.strip() for d in value)

@@ -222,8 +222,7 @@ def load_catalog(
     >>> load_catalog(extra_rows=[row]).get("mygpu").mem_bytes
     24000000000.0
     """
-    csv_path = (DEFAULT_CATALOG_PATH if path is None
-                else local_path(path, "hardware.catalog_path"))
+    csv_path = DEFAULT_CATALOG_PATH if path is None else local_path(path, "hardware.catalog_path")
     raw_rows = _read_csv(csv_path)
     label = csv_path.name
 
@@ -235,9 +234,7 @@ def load_catalog(
         if device is not None:
             devices.append(device)
     if problems:
-        raise InputError(
-            "; ".join(problems) + f". Fix the value in {csv_path} or remove the row."
-        )
+        raise InputError("; ".join(problems) + f". Fix the value in {csv_path} or remove the row.")
 
     for index, mapping in enumerate(extra_rows):
         row = _clean_mapping(mapping, f"extra_rows[{index}]")
@@ -249,8 +246,9 @@ def load_catalog(
         raise InputError("; ".join(problems) + ". Fix the value in that extra row or drop it.")
 
     _check_unique(devices, csv_path)
-    logger.debug("loaded %d devices from %s (+%d extra rows)", len(devices), csv_path,
-                 len(extra_rows))
+    logger.debug(
+        "loaded %d devices from %s (+%d extra rows)", len(devices), csv_path, len(extra_rows)
+    )
     origin = str(csv_path) + (f" + {len(extra_rows)} extra rows" if extra_rows else "")
     return HardwareCatalog(tuple(devices), origin=origin)
 
@@ -264,7 +262,8 @@ def _read_csv(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
         if "does not exist" in str(exc):
             raise InputError(
                 f"Hardware catalog file {csv_path} was not found. Check the path, or omit it "
-                f"to use the packaged catalog {DEFAULT_CATALOG_PATH}.") from None
+                f"to use the packaged catalog {DEFAULT_CATALOG_PATH}."
+            ) from None
         raise
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)  # EOF in a quote
@@ -292,8 +291,10 @@ def _read_csv(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
             f"or a file cut short). Close every quoted cell; re-export a truncated file."
         ) from exc
     if not rows:
-        raise InputError(f"Hardware catalog file {csv_path} has a header but no device rows; "
-                         f"add one row per device.")
+        raise InputError(
+            f"Hardware catalog file {csv_path} has a header but no device rows; "
+            f"add one row per device."
+        )
     return rows
 
 

@@ -54,12 +54,16 @@ class Scenario:
     @property
     def is_identity(self) -> bool:
         """True when the scenario changes nothing."""
-        return (not self.owned and self.years_ahead == 0.0
-                and all(v == 1.0 for v in self.price_scale.values()))
+        return (
+            not self.owned
+            and self.years_ahead == 0.0
+            and all(v == 1.0 for v in self.price_scale.values())
+        )
 
 
-def apply_scenario(catalog: HardwareCatalog, scenario: Scenario) -> tuple[HardwareCatalog,
-                                                                        dict[str, int]]:
+def apply_scenario(
+    catalog: HardwareCatalog, scenario: Scenario
+) -> tuple[HardwareCatalog, dict[str, int]]:
     """Return the edited catalog and the inventory of its installed rows.
 
     Parameters
@@ -94,13 +98,16 @@ def apply_scenario(catalog: HardwareCatalog, scenario: Scenario) -> tuple[Hardwa
     for key, mapping in (("price_scale", scenario.price_scale), ("owned", scenario.owned)):
         unknown = sorted(set(mapping) - set(catalog.names))
         if unknown:
-            raise InputError(f"hardware.{key} names {unknown}, which are not among the devices "
-                             f"considered {list(catalog.names)}. Fix the names or add the "
-                             f"devices to hardware.devices.")
+            raise InputError(
+                f"hardware.{key} names {unknown}, which are not among the devices "
+                f"considered {list(catalog.names)}. Fix the names or add the "
+                f"devices to hardware.devices."
+            )
     bad = {k: v for k, v in scenario.price_scale.items() if not v > 0}
     if bad:
-        raise InputError(f"hardware.price_scale must be > 0 for every device, got {bad} "
-                         f"(0.7 = 30 % off).")
+        raise InputError(
+            f"hardware.price_scale must be > 0 for every device, got {bad} (0.7 = 30 % off)."
+        )
     neg = {k: v for k, v in scenario.owned.items() if int(v) != v or v < 0}
     if neg:
         raise InputError(f"hardware.owned counts must be whole numbers >= 0, got {neg}.")
@@ -108,8 +115,10 @@ def apply_scenario(catalog: HardwareCatalog, scenario: Scenario) -> tuple[Hardwa
         if not getattr(scenario, key) >= 0:
             raise InputError(f"hardware.{key} must be >= 0 years, got {getattr(scenario, key)}.")
     if not 0 <= scenario.price_decline_per_year < 1:
-        raise InputError(f"hardware.price_decline_per_year must be in [0, 1), got "
-                         f"{scenario.price_decline_per_year}.")
+        raise InputError(
+            f"hardware.price_decline_per_year must be in [0, 1), got "
+            f"{scenario.price_decline_per_year}."
+        )
     if scenario.is_identity:
         return catalog, {}
     decline = (1.0 - scenario.price_decline_per_year) ** scenario.years_ahead
@@ -117,16 +126,23 @@ def apply_scenario(catalog: HardwareCatalog, scenario: Scenario) -> tuple[Hardwa
     for d in catalog.devices:
         scale = scenario.price_scale.get(d.name, 1.0) * decline
         cloud = None if d.cloud_usd_per_h is None else d.cloud_usd_per_h * scale
-        devices.append(d.model_copy(update={"price_usd": d.price_usd * scale,
-                                            "cloud_usd_per_h": cloud}))
+        devices.append(
+            d.model_copy(update={"price_usd": d.price_usd * scale, "cloud_usd_per_h": cloud})
+        )
     inventory = {}
     for name, count in scenario.owned.items():
         if count <= 0:
             continue
         d = catalog.get(name)
         owned_name = name + OWNED_SUFFIX
-        devices.append(d.model_copy(update={
-            "name": owned_name, "age_years": scenario.owned_age_years + scenario.years_ahead,
-            "notes": f"{int(count)} installed {name} (brownfield). " + (d.notes or "")}))
+        devices.append(
+            d.model_copy(
+                update={
+                    "name": owned_name,
+                    "age_years": scenario.owned_age_years + scenario.years_ahead,
+                    "notes": f"{int(count)} installed {name} (brownfield). " + (d.notes or ""),
+                }
+            )
+        )
         inventory[owned_name] = int(count)
     return HardwareCatalog(tuple(devices)), inventory

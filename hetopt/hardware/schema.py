@@ -133,12 +133,18 @@ class Device(BaseModel):
     )
     notes: str | None = _field("", "Normalisations, derivations and assumptions.", None)
     embodied_kgco2: float | None = _field(
-        "kgCO2e", "Manufacturing (embodied) emissions of one device; empty: estimated from "
-        "the TCO parameters' embodied_base_kgco2 + embodied_kgco2_per_gb x mem_gb.", None, ge=0
+        "kgCO2e",
+        "Manufacturing (embodied) emissions of one device; empty: estimated from "
+        "the TCO parameters' embodied_base_kgco2 + embodied_kgco2_per_gb x mem_gb.",
+        None,
+        ge=0,
     )
     age_years: float | None = _field(
-        "years", "Age of an installed (already owned) device; empty: bought new. An installed "
-        "device costs what keeping it costs (resale value forgone), not its price.", None, ge=0
+        "years",
+        "Age of an installed (already owned) device; empty: bought new. An installed "
+        "device costs what keeping it costs (resale value forgone), not its price.",
+        None,
+        ge=0,
     )
 
     @field_validator("source")
@@ -343,4 +349,3 @@ def describe_schema() -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["attribute", "unit", "required", "description"])
-

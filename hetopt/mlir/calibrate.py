@@ -88,13 +88,17 @@ def host_model(device: Device, cores: int | None = None) -> CpuModel:
     """The uncalibrated model: the catalog row's efficiencies, no overhead."""
     cores = cores or host_cores()
     share = cores / float(device.cores or cores)
-    return CpuModel(device.name, cores, device.peak_flops_per_s("fp32") * share,
-                    device.mem_bw_bytes_per_s * share, device.compute_efficiency,
-                    device.bandwidth_efficiency)
+    return CpuModel(
+        device.name,
+        cores,
+        device.peak_flops_per_s("fp32") * share,
+        device.mem_bw_bytes_per_s * share,
+        device.compute_efficiency,
+        device.bandwidth_efficiency,
+    )
 
 
-def fit(model: CpuModel, flops: np.ndarray, nbytes: np.ndarray, measured_s: np.ndarray
-        ) -> CpuModel:
+def fit(model: CpuModel, flops: np.ndarray, nbytes: np.ndarray, measured_s: np.ndarray) -> CpuModel:
     """Fit efficiencies and overhead to measured times (grid search on the squared log ratio;
     three parameters, so an exhaustive grid is exact enough and needs no optimiser)."""
     f, b, m = (np.asarray(x, dtype=float) for x in (flops, nbytes, measured_s))
@@ -106,8 +110,12 @@ def fit(model: CpuModel, flops: np.ndarray, nbytes: np.ndarray, measured_s: np.n
     pred = np.maximum(compute, memory) + overhead[None, None, :, None]
     loss = (np.log(pred / m[None, None, None, :]) ** 2).sum(axis=-1)
     i, j, k = np.unravel_index(int(np.argmin(loss)), loss.shape)
-    return replace(model, compute_efficiency=float(ce[i]), bandwidth_efficiency=float(be[j]),
-                   overhead_s=float(overhead[k]))
+    return replace(
+        model,
+        compute_efficiency=float(ce[i]),
+        bandwidth_efficiency=float(be[j]),
+        overhead_s=float(overhead[k]),
+    )
 
 
 @dataclass(frozen=True)
@@ -166,19 +174,24 @@ def calibrate(model: CpuModel, kernels: pd.DataFrame) -> Calibration:
     fit_rows = kernels[kernels["shape_class"].isin(GEMM_CLASSES)]
     if fit_rows.empty:
         fit_rows = kernels
-    after = fit(model, fit_rows["flops"].to_numpy(), fit_rows["bytes"].to_numpy(),
-                fit_rows["measured_s"].to_numpy())
-    frame = kernels[["kernel", "operator", "shape_class", "flops", "bytes",
-                     "measured_s"]].copy()
+    after = fit(
+        model,
+        fit_rows["flops"].to_numpy(),
+        fit_rows["bytes"].to_numpy(),
+        fit_rows["measured_s"].to_numpy(),
+    )
+    frame = kernels[["kernel", "operator", "shape_class", "flops", "bytes", "measured_s"]].copy()
     for label, m in (("before", model), ("after", after)):
-        frame[f"predicted_{label}_s"] = m.predict_s(frame["flops"].to_numpy(),
-                                                    frame["bytes"].to_numpy())
+        frame[f"predicted_{label}_s"] = m.predict_s(
+            frame["flops"].to_numpy(), frame["bytes"].to_numpy()
+        )
         frame[f"ratio_{label}"] = frame[f"predicted_{label}_s"] / frame["measured_s"]
     return Calibration(model, after, frame.reset_index(drop=True))
 
 
-def cost_calibration_rows(catalog: HardwareCatalog, calibration: Calibration,
-                          version: str) -> list[dict[str, object]]:
+def cost_calibration_rows(
+    catalog: HardwareCatalog, calibration: Calibration, version: str
+) -> list[dict[str, object]]:
     """Rows of the cost model's calibration table (:mod:`hetopt.costs.calibration`) for every
     catalog CPU, from the fitted factors: one kernel floor (IREE's dispatch overhead), the
     compute efficiency for GEMMs and attention, the bandwidth efficiency for every
@@ -196,20 +209,33 @@ def cost_calibration_rows(catalog: HardwareCatalog, calibration: Calibration,
     eff_m = min(1.0, after.bandwidth_efficiency)
     # One socket: no tensor parallelism (the all-reduce terms keep their neutral defaults).
     coefficients = StepCoefficients(
-        kernel_floor_s=after.overhead_s, gemm_eff_compute=eff_c, gemm_eff_memory=eff_m,
-        ctx_attn_eff_compute=eff_c, ctx_attn_floor_s=0.0, gen_attn_eff_memory=eff_m,
-        elementwise_eff_memory=eff_m, step_overhead_s=0.0)
+        kernel_floor_s=after.overhead_s,
+        gemm_eff_compute=eff_c,
+        gemm_eff_memory=eff_m,
+        ctx_attn_eff_compute=eff_c,
+        ctx_attn_floor_s=0.0,
+        gen_attn_eff_memory=eff_m,
+        elementwise_eff_memory=eff_m,
+        step_overhead_s=0.0,
+    )
     rows: list[dict[str, object]] = []
     for device in catalog.devices:
         if device.kind != "cpu":
             continue
-        common = dict(version=version, model_version=STEP_MODEL_VERSION, device=device.name,
-                      precision="fp16", n_points=int(len(calibration.kernels)),
-                      **band_columns(ratio, 0),
-                      source=(f"hetopt compile: IREE llvm-cpu kernels on {after.host_cores} "
-                              f"cores of {platform.processor() or platform.machine()}, "
-                              f"scaled to the catalog row ({len(calibration.kernels)} kernels; "
-                              f"error band in sample)"))
+        common = dict(
+            version=version,
+            model_version=STEP_MODEL_VERSION,
+            device=device.name,
+            precision="fp16",
+            n_points=int(len(calibration.kernels)),
+            **band_columns(ratio, 0),
+            source=(
+                f"hetopt compile: IREE llvm-cpu kernels on {after.host_cores} "
+                f"cores of {platform.processor() or platform.machine()}, "
+                f"scaled to the catalog row ({len(calibration.kernels)} kernels; "
+                f"error band in sample)"
+            ),
+        )
         rows.extend(term_rows(common, coefficients, 0.0))
     return rows
 
@@ -221,9 +247,11 @@ def calibrated_catalog(catalog: HardwareCatalog, calibration: Calibration) -> pd
     cpus = frame["kind"] == "cpu"
     frame.loc[cpus, "compute_efficiency"] = round(calibration.after.compute_efficiency, 4)
     frame.loc[cpus, "bandwidth_efficiency"] = round(
-        min(1.0, calibration.after.bandwidth_efficiency), 4)
+        min(1.0, calibration.after.bandwidth_efficiency), 4
+    )
     frame.loc[cpus, "notes"] = (
         frame.loc[cpus, "notes"].fillna("").astype(str)
         + f" Efficiencies calibrated by `hetopt compile` on {calibration.after.host_cores} "
-        f"host cores against IREE llvm-cpu kernels.")
+        f"host cores against IREE llvm-cpu kernels."
+    )
     return frame.reset_index()

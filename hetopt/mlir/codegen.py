@@ -35,8 +35,14 @@ CUDA_ARCH = {"A100": "sm_80", "A40": "sm_86", "L4": "sm_89", "L40S": "sm_89"}
 """NVIDIA devices whose architecture this IREE release accepts natively."""
 NEWEST_CUDA_ARCH = "sm_89"
 """The newest CUDA architecture IREE 3.13 compiles for; Hopper and Blackwell fall back to it."""
-ROCM_ARCH = {"MI300X": "gfx942", "MI325X": "gfx942", "MI250": "gfx90a", "MI250X": "gfx90a",
-             "MI210": "gfx90a", "MI355X": "gfx950"}
+ROCM_ARCH = {
+    "MI300X": "gfx942",
+    "MI325X": "gfx942",
+    "MI250": "gfx90a",
+    "MI250X": "gfx90a",
+    "MI210": "gfx90a",
+    "MI355X": "gfx950",
+}
 CPU_ARCH = {"Xeon-SPR": "sapphirerapids", "EPYC-Genoa": "znver4"}
 
 
@@ -67,12 +73,16 @@ class Target:
     def flags(self) -> tuple[str, ...]:
         """``iree-compile`` flags."""
         if self.backend == "llvm-cpu":
-            return ("--iree-hal-target-device=local",
-                    "--iree-hal-local-target-device-backends=llvm-cpu",
-                    f"--iree-llvmcpu-target-cpu={self.arch or 'host'}")
+            return (
+                "--iree-hal-target-device=local",
+                "--iree-hal-local-target-device-backends=llvm-cpu",
+                f"--iree-llvmcpu-target-cpu={self.arch or 'host'}",
+            )
         if self.backend == "vmvx":
-            return ("--iree-hal-target-device=local",
-                    "--iree-hal-local-target-device-backends=vmvx")
+            return (
+                "--iree-hal-target-device=local",
+                "--iree-hal-local-target-device-backends=vmvx",
+            )
         if self.backend == "cuda":
             return ("--iree-hal-target-device=cuda", f"--iree-cuda-target={self.arch}")
         if self.backend == "rocm":
@@ -111,7 +121,8 @@ def parse_target(device: str, spec: str) -> Target:
             f"mlir.targets.{device}={spec!r}: backend '{backend}' is not one hetopt compiles "
             f"with the installed IREE compiler. Use one of "
             f"{[b for b in BACKENDS if b in available_backends()]}, optionally with ':arch' "
-            "(cuda:sm_80, rocm:gfx942, llvm-cpu:znver4).")
+            "(cuda:sm_80, rocm:gfx942, llvm-cpu:znver4)."
+        )
     if backend == "cuda" and not arch:
         arch = NEWEST_CUDA_ARCH
     if backend == "rocm" and not arch:
@@ -131,14 +142,26 @@ def target_for(device: Device, override: str | None = None) -> Target:
         return Target(device.name, "llvm-cpu", CPU_ARCH.get(device.name, "host"), "f32", "f32")
     if vendor == "nvidia":
         arch = CUDA_ARCH.get(device.name)
-        note = "" if arch else (f"{device.name} is newer than IREE 3.13's CUDA targets; "
-                                f"{NEWEST_CUDA_ARCH} PTX, JIT-compiled by the driver")
+        note = (
+            ""
+            if arch
+            else (
+                f"{device.name} is newer than IREE 3.13's CUDA targets; "
+                f"{NEWEST_CUDA_ARCH} PTX, JIT-compiled by the driver"
+            )
+        )
         return Target(device.name, "cuda", arch or NEWEST_CUDA_ARCH, "f16", "f32", note)
     if vendor == "amd":
         return Target(device.name, "rocm", ROCM_ARCH.get(device.name, "gfx942"), "f16", "f32")
-    return Target(device.name, "vulkan-spirv", "", "f32", "f32",
-                  f"no native IREE backend for {device.vendor} {device.name}; portable "
-                  "Vulkan/SPIR-V fallback")
+    return Target(
+        device.name,
+        "vulkan-spirv",
+        "",
+        "f32",
+        "f32",
+        f"no native IREE backend for {device.vendor} {device.name}; portable "
+        "Vulkan/SPIR-V fallback",
+    )
 
 
 def host_target(device: str, element_type: str = "f32") -> Target:
@@ -183,8 +206,13 @@ class KernelRun:
     repeats: int
 
 
-def run_kernels(vmfb: bytes, kernels: Sequence[Kernel], min_time_s: float = 0.1,
-                max_repeats: int = 200, driver: str = "local-task") -> list[KernelRun]:
+def run_kernels(
+    vmfb: bytes,
+    kernels: Sequence[Kernel],
+    min_time_s: float = 0.1,
+    max_repeats: int = 200,
+    driver: str = "local-task",
+) -> list[KernelRun]:
     """Execute each kernel of a module with an IREE HAL driver (``local-task`` for host
     builds), compare with its NumPy reference and time it (median of repeated calls after one
     warm-up)."""
@@ -201,8 +229,9 @@ def run_kernels(vmfb: bytes, kernels: Sequence[Kernel], min_time_s: float = 0.1,
         scale = float(np.max(np.abs(want))) or 1.0
         times: list[float] = []
         start = time.perf_counter()
-        while len(times) < max_repeats and (time.perf_counter() - start < min_time_s
-                                            or len(times) < 3):
+        while len(times) < max_repeats and (
+            time.perf_counter() - start < min_time_s or len(times) < 3
+        ):
             t0 = time.perf_counter()
             fn(*args)
             times.append(time.perf_counter() - t0)

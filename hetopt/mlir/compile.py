@@ -170,32 +170,50 @@ class CompileReport:
         return {
             "structure_matches_planner": self.structure_matches,
             "numerically_ok": self.numerically_ok,
-            "partitions": [{
-                "device": p.device, "target": p.target.label, "backend": p.target.backend,
-                "note": p.target.note, "operators": list(p.operators),
-                "not_lowered": list(p.not_lowered), "kernels": [k.name for k in p.kernels],
-                "compiled": p.compiled, "artifact_bytes": len(p.artifact),
-                "compile_s": round(p.compile_s, 3), "error": p.error,
-            } for p in self.partitions],
+            "partitions": [
+                {
+                    "device": p.device,
+                    "target": p.target.label,
+                    "backend": p.target.backend,
+                    "note": p.target.note,
+                    "operators": list(p.operators),
+                    "not_lowered": list(p.not_lowered),
+                    "kernels": [k.name for k in p.kernels],
+                    "compiled": p.compiled,
+                    "artifact_bytes": len(p.artifact),
+                    "compile_s": round(p.compile_s, 3),
+                    "error": p.error,
+                }
+                for p in self.partitions
+            ],
             "kernels_executed": int(len(self.kernels)),
             "max_rel_error": float(self.kernels["max_rel_error"].max())
-            if len(self.kernels) else None,
-            "calibration": None if cal is None else {
-                "host_model": cal.before.device, "host_cores": cal.before.host_cores,
-                "before": {"compute_efficiency": cal.before.compute_efficiency,
-                           "bandwidth_efficiency": cal.before.bandwidth_efficiency,
-                           "overhead_s": cal.before.overhead_s},
-                "after": {"compute_efficiency": cal.after.compute_efficiency,
-                          "bandwidth_efficiency": cal.after.bandwidth_efficiency,
-                          "overhead_s": cal.after.overhead_s},
+            if len(self.kernels)
+            else None,
+            "calibration": None
+            if cal is None
+            else {
+                "host_model": cal.before.device,
+                "host_cores": cal.before.host_cores,
+                "before": {
+                    "compute_efficiency": cal.before.compute_efficiency,
+                    "bandwidth_efficiency": cal.before.bandwidth_efficiency,
+                    "overhead_s": cal.before.overhead_s,
+                },
+                "after": {
+                    "compute_efficiency": cal.after.compute_efficiency,
+                    "bandwidth_efficiency": cal.after.bandwidth_efficiency,
+                    "overhead_s": cal.after.overhead_s,
+                },
                 **cal.summary(),
             },
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
 
-def _partitions(ops: list[tuple[str, dict[str, Any]]], catalog: HardwareCatalog,
-                options: CompileOptions) -> list[Partition]:
+def _partitions(
+    ops: list[tuple[str, dict[str, Any]]], catalog: HardwareCatalog, options: CompileOptions
+) -> list[Partition]:
     by_device: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for name, a in ops:
         device = (a.get("placement") or {}).get("device")
@@ -203,8 +221,10 @@ def _partitions(ops: list[tuple[str, dict[str, Any]]], catalog: HardwareCatalog,
             by_device.setdefault(str(device), []).append((name, a))
     unknown = sorted(set(options.targets) - set(catalog.names))
     if unknown:
-        raise InputError(f"mlir.targets names device(s) {unknown} that the catalog does not "
-                         f"have. Devices: {list(catalog.names)}.")
+        raise InputError(
+            f"mlir.targets names device(s) {unknown} that the catalog does not "
+            f"have. Devices: {list(catalog.names)}."
+        )
     out = []
     for device, members in by_device.items():
         target = target_for(catalog.get(device), options.targets.get(device))
@@ -213,24 +233,40 @@ def _partitions(ops: list[tuple[str, dict[str, Any]]], catalog: HardwareCatalog,
         lowered: list[str] = []
         skipped: list[str] = []
         for name, a in members:
-            ks = operator_kernels(name, a, options.kernel, target.element_type,
-                                  target.accumulator_type)
+            ks = operator_kernels(
+                name, a, options.kernel, target.element_type, target.accumulator_type
+            )
             kernels.extend(ks)
-            host.extend(ks if target.element_type == "f32" else
-                        operator_kernels(name, a, options.kernel, "f32", "f32"))
+            host.extend(
+                ks
+                if target.element_type == "f32"
+                else operator_kernels(name, a, options.kernel, "f32", "f32")
+            )
             (lowered if ks else skipped).append(str(a["op"]))
         operators = tuple(dict.fromkeys(str(a["op"]) for _, a in members))
-        out.append(Partition(device, target, operators,
-                             tuple(o for o in dict.fromkeys(skipped) if o not in lowered),
-                             tuple(kernels), tuple(host),
-                             module_text(kernels) if kernels else ""))
+        out.append(
+            Partition(
+                device,
+                target,
+                operators,
+                tuple(o for o in dict.fromkeys(skipped) if o not in lowered),
+                tuple(kernels),
+                tuple(host),
+                module_text(kernels) if kernels else "",
+            )
+        )
     return out
 
 
-def compile_plan(graph: AgentGraph, op_graph: OperatorGraph,
-                 placement: pd.DataFrame, catalog: HardwareCatalog,
-                 options: CompileOptions | None = None, workload: Mapping[str, Any] | None = None,
-                 progress: Progress | None = None) -> CompileReport:
+def compile_plan(
+    graph: AgentGraph,
+    op_graph: OperatorGraph,
+    placement: pd.DataFrame,
+    catalog: HardwareCatalog,
+    options: CompileOptions | None = None,
+    workload: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> CompileReport:
     """Run the MLIR stage on a plan (see the module docstring).
 
     Parameters
@@ -304,10 +340,12 @@ def compile_plan(graph: AgentGraph, op_graph: OperatorGraph,
             error = ""
         except CompileFailure as exc:
             artifact, error = b"", exc.reason
-            log.warning("partition %s failed to compile for %s: %s", p.device, p.target.label,
-                        error)
-        compiled.append(replace(p, artifact=artifact, compile_s=time.perf_counter() - start,
-                                error=error))
+            log.warning(
+                "partition %s failed to compile for %s: %s", p.device, p.target.label, error
+            )
+        compiled.append(
+            replace(p, artifact=artifact, compile_s=time.perf_counter() - start, error=error)
+        )
         stages.append((f"partition-{p.device}.mlir", p.text))
     seconds["compile"] = time.perf_counter() - t0
 
@@ -323,20 +361,21 @@ def compile_plan(graph: AgentGraph, op_graph: OperatorGraph,
             say("calibrating the CPU cost model")
             frame = pd.DataFrame(f32).drop_duplicates("kernel")
             calibration = calibrate(host_model(catalog.get(cpu_name)), frame)
-    return CompileReport(tuple(stages), tuple(compiled), pd.DataFrame(rows), calibration,
-                         structure_matches, seconds)
+    return CompileReport(
+        tuple(stages), tuple(compiled), pd.DataFrame(rows), calibration, structure_matches, seconds
+    )
 
 
-def _execute(partitions: list[Partition], options: CompileOptions, say: Progress
-             ) -> list[dict[str, Any]]:
+def _execute(
+    partitions: list[Partition], options: CompileOptions, say: Progress
+) -> list[dict[str, Any]]:
     """Host builds: every partition's kernels in f32 (the calibration set: what a CPU
     placement would run), and the f16 kernels of GPU partitions as they are (a numerical check
     of the very IR the GPU compilers got)."""
     rows: list[dict[str, Any]] = []
     groups: dict[str, list[tuple[Partition, Kernel]]] = {
         "f32": [(p, k) for p in partitions for k in p.host_kernels],
-        "f16": [(p, k) for p in partitions if p.target.element_type == "f16"
-                for k in p.kernels],
+        "f16": [(p, k) for p in partitions if p.target.element_type == "f16" for k in p.kernels],
     }
     for et, members in groups.items():
         if not members:
@@ -349,13 +388,27 @@ def _execute(partitions: list[Partition], options: CompileOptions, say: Progress
             log.warning("host build (%s) failed: %s", et, exc.reason)
             continue
         timed = et == "f32"
-        runs = run_kernels(vmfb, kernels, min_time_s=options.min_time_s if timed else 0.0,
-                           max_repeats=200 if timed else 1)
+        runs = run_kernels(
+            vmfb,
+            kernels,
+            min_time_s=options.min_time_s if timed else 0.0,
+            max_repeats=200 if timed else 1,
+        )
         for (p, k), r in zip(members, runs, strict=True):
-            rows.append({"partition": p.device, "kernel": k.name, "operator": k.operator,
-                         "part": k.part, "shape_class": k.shape_class, "element_type": et,
-                         "flops": k.flops, "bytes": k.bytes, "max_abs_error": r.max_abs_error,
-                         "max_rel_error": r.max_rel_error,
-                         "measured_s": r.measured_s if timed else float("nan"),
-                         "repeats": r.repeats})
+            rows.append(
+                {
+                    "partition": p.device,
+                    "kernel": k.name,
+                    "operator": k.operator,
+                    "part": k.part,
+                    "shape_class": k.shape_class,
+                    "element_type": et,
+                    "flops": k.flops,
+                    "bytes": k.bytes,
+                    "max_abs_error": r.max_abs_error,
+                    "max_rel_error": r.max_rel_error,
+                    "measured_s": r.measured_s if timed else float("nan"),
+                    "repeats": r.repeats,
+                }
+            )
     return rows

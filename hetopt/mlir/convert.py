@@ -54,8 +54,16 @@ from hetopt.mlir.dialect import agent_context, parse_module, verify
 WORK = ("flops", "mem_bytes", "footprint_bytes", "static_latency_s")
 LOOKUP = ("latency_s", "request_bytes", "response_bytes")
 MEMORY = ("vectors", "dim", "bytes_per_element", "scan_fraction", "top_k")
-_INTS = {"input_tokens", "output_tokens", "tokens", "vectors", "dim", "top_k", "index",
-         "max_iterations"}
+_INTS = {
+    "input_tokens",
+    "output_tokens",
+    "tokens",
+    "vectors",
+    "dim",
+    "top_k",
+    "index",
+    "max_iterations",
+}
 _SLA_KEYS = ("e2e_s", "ttft_s", "tbt_s", "loop_iterations")
 
 
@@ -71,18 +79,25 @@ def op_name_of(node: Node) -> str:
         TaskKind.OBSERVATION: "memory.store",
         TaskKind.KV_CACHE: "memory.kv_cache",
         TaskKind.COMPUTE: "compute.run",
-        TaskKind.CONTROL: ("control.llm" if decoder else "control.encode") if model
+        TaskKind.CONTROL: ("control.llm" if decoder else "control.encode")
+        if model
         else "control.route",
         TaskKind.AGENT: "agent.call",
     }[node.kind]
 
 
 _KIND_OF_OP = {
-    "llm.call": TaskKind.MODEL, "model.encode": TaskKind.MODEL, "tool.invoke": TaskKind.TOOL,
-    "memory.load": TaskKind.MEMORY, "memory.store": TaskKind.OBSERVATION,
-    "memory.kv_cache": TaskKind.KV_CACHE, "compute.run": TaskKind.COMPUTE,
-    "control.route": TaskKind.CONTROL, "control.llm": TaskKind.CONTROL,
-    "control.encode": TaskKind.CONTROL, "agent.call": TaskKind.AGENT,
+    "llm.call": TaskKind.MODEL,
+    "model.encode": TaskKind.MODEL,
+    "tool.invoke": TaskKind.TOOL,
+    "memory.load": TaskKind.MEMORY,
+    "memory.store": TaskKind.OBSERVATION,
+    "memory.kv_cache": TaskKind.KV_CACHE,
+    "compute.run": TaskKind.COMPUTE,
+    "control.route": TaskKind.CONTROL,
+    "control.llm": TaskKind.CONTROL,
+    "control.encode": TaskKind.CONTROL,
+    "agent.call": TaskKind.AGENT,
 }
 """High-level (not yet decomposed) node ops."""
 
@@ -90,6 +105,7 @@ _KIND_OF_OP = {
 # --------------------------------------------------------------------------------------------
 # Attributes
 # --------------------------------------------------------------------------------------------
+
 
 def attr(value: Any, integer: bool = False) -> ir.Attribute:
     """A builtin attribute for a Python value (``integer`` forces i64)."""
@@ -131,8 +147,11 @@ def py(a: ir.Attribute) -> Any:
 
 def attrs_of(op: ir.Operation) -> dict[str, Any]:
     """All attributes of an op as Python values (types are skipped)."""
-    return {name: py(op.attributes[name]) for name in op.attributes
-            if not isinstance(op.attributes[name], ir.TypeAttr)}
+    return {
+        name: py(op.attributes[name])
+        for name in op.attributes
+        if not isinstance(op.attributes[name], ir.TypeAttr)
+    }
 
 
 def _node_attrs(node: Node) -> dict[str, ir.Attribute]:
@@ -158,8 +177,10 @@ def _node_attrs(node: Node) -> dict[str, ir.Attribute]:
 # Export
 # --------------------------------------------------------------------------------------------
 
-def _emit_graph(graph: AgentGraph, symbol: str, module: ir.Module,
-                meta: Mapping[str, ir.Attribute]) -> None:
+
+def _emit_graph(
+    graph: AgentGraph, symbol: str, module: ir.Module, meta: Mapping[str, ir.Attribute]
+) -> None:
     msg = ir.Type.parse("!agent.msg")
     fwd = nx.DiGraph()
     fwd.add_nodes_from(graph.node_ids)
@@ -187,11 +208,18 @@ def _emit_graph(graph: AgentGraph, symbol: str, module: ir.Module,
             node = graph.node(node_id)
             inputs = []
             for i, e in by_dst.get(node_id, []):
-                inputs.append(ir.Operation.create(
-                    "agent.edge", results=[msg], operands=[results[e.src]],
-                    attributes={"index": attr(i, integer=True),
-                                "payload_bytes": attr(e.payload_bytes),
-                                "probability": attr(e.probability)}).result)
+                inputs.append(
+                    ir.Operation.create(
+                        "agent.edge",
+                        results=[msg],
+                        operands=[results[e.src]],
+                        attributes={
+                            "index": attr(i, integer=True),
+                            "payload_bytes": attr(e.payload_bytes),
+                            "probability": attr(e.probability),
+                        },
+                    ).result
+                )
             attributes = _node_attrs(node)
             if node.kind is TaskKind.AGENT:
                 assert node.subgraph is not None
@@ -199,16 +227,22 @@ def _emit_graph(graph: AgentGraph, symbol: str, module: ir.Module,
                 _emit_graph(node.subgraph, callee, module, {})
                 attributes["callee"] = ir.FlatSymbolRefAttr.get(callee)
             results[node_id] = ir.Operation.create(
-                op_name_of(node), results=[msg], operands=inputs or [request],
-                attributes=attributes).result
+                op_name_of(node), results=[msg], operands=inputs or [request], attributes=attributes
+            ).result
         for i, e in enumerate(graph.edges):
             if e.is_back:
                 assert e.loop is not None
-                ir.Operation.create("agent.back_edge", operands=[results[e.src]], attributes={
-                    "index": attr(i, integer=True), "target": attr(e.dst),
-                    "payload_bytes": attr(e.payload_bytes),
-                    "expected_iterations": attr(e.loop.expected_iterations),
-                    "max_iterations": attr(e.loop.max_iterations, integer=True)})
+                ir.Operation.create(
+                    "agent.back_edge",
+                    operands=[results[e.src]],
+                    attributes={
+                        "index": attr(i, integer=True),
+                        "target": attr(e.dst),
+                        "payload_bytes": attr(e.payload_bytes),
+                        "expected_iterations": attr(e.loop.expected_iterations),
+                        "max_iterations": attr(e.loop.max_iterations, integer=True),
+                    },
+                )
         func.ReturnOp([results[n] for n in sinks])
 
 
@@ -241,6 +275,7 @@ def export_graph(graph: AgentGraph, workload: Mapping[str, Any] | None = None) -
 # Import
 # --------------------------------------------------------------------------------------------
 
+
 def _functions(module: ir.Module) -> dict[str, ir.Operation]:
     out = {}
     for op in module.body.operations:
@@ -258,14 +293,18 @@ def top_function(module: ir.Module, source: str = "<mlir>") -> ir.Operation:
         There is none, or more than one.
     """
     functions = _functions(module)
-    called = {attrs_of(op.operation)["callee"] for fn in functions.values()
-              for op in fn.regions[0].blocks[0].operations
-              if op.operation.name == "agent.call"}
+    called = {
+        attrs_of(op.operation)["callee"]
+        for fn in functions.values()
+        for op in fn.regions[0].blocks[0].operations
+        if op.operation.name == "agent.call"
+    }
     tops = [n for n in functions if n not in called]
     if len(tops) != 1:
         raise InputError(
             f"{source}: expected exactly one top-level agent function (one that no "
-            f"agent.call calls), found {tops or 'none'}. Keep one graph per file.")
+            f"agent.call calls), found {tops or 'none'}. Keep one graph per file."
+        )
     return functions[tops[0]]
 
 
@@ -278,11 +317,15 @@ def _source_node(value: ir.Value, where: str) -> tuple[str | None, ir.Operation 
     if op.name == "agent.edge":
         src = op.operands[0].owner
         if isinstance(src, ir.Block):
-            raise InputError(f"{where}: an agent.edge starts at the request argument; edges "
-                             "must start at a node op.")
+            raise InputError(
+                f"{where}: an agent.edge starts at the request argument; edges "
+                "must start at a node op."
+            )
         return attrs_of(src.operation)["node"], op
-    raise InputError(f"{where}: operand of '{op.name}' must be an agent.edge result or the "
-                     "request argument. Insert an agent.edge between the two nodes.")
+    raise InputError(
+        f"{where}: operand of '{op.name}' must be an agent.edge result or the "
+        "request argument. Insert an agent.edge between the two nodes."
+    )
 
 
 def _node_dict(op_name: str, a: dict[str, Any], where: str) -> dict[str, Any]:
@@ -297,7 +340,7 @@ def _node_dict(op_name: str, a: dict[str, Any], where: str) -> dict[str, Any]:
         out.update({k: a[k] for k in ("model", "precision", "tokens")})
     elif op_name == "tool.invoke":
         out["lookup"] = {k: a[k] for k in LOOKUP}
-        compute = {k[len("compute_"):]: v for k, v in a.items() if k.startswith("compute_")}
+        compute = {k[len("compute_") :]: v for k, v in a.items() if k.startswith("compute_")}
         if compute:
             out["compute"] = compute
     elif op_name == "memory.load":
@@ -307,8 +350,9 @@ def _node_dict(op_name: str, a: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
-def _graph_dict(fn: ir.Operation, functions: Mapping[str, ir.Operation], source: str,
-                stack: tuple[str, ...]) -> dict[str, Any]:
+def _graph_dict(
+    fn: ir.Operation, functions: Mapping[str, ir.Operation], source: str, stack: tuple[str, ...]
+) -> dict[str, Any]:
     fa = attrs_of(fn)
     name = fa["sym_name"]
     where = f"{source}: func @{name}"
@@ -322,48 +366,77 @@ def _graph_dict(fn: ir.Operation, functions: Mapping[str, ir.Operation], source:
         if op.name == "agent.back_edge":
             owner = op.operands[0].owner
             if isinstance(owner, ir.Block) or owner.operation.name not in _KIND_OF_OP:
-                raise InputError(f"{where}: agent.back_edge #{a['index']} must take a node "
-                                 "op's result (the loop's last node).")
+                raise InputError(
+                    f"{where}: agent.back_edge #{a['index']} must take a node "
+                    "op's result (the loop's last node)."
+                )
             src = attrs_of(owner.operation)["node"]
-            edges.append((a["index"], {
-                "src": src, "dst": a["target"], "payload_bytes": a["payload_bytes"],
-                "loop": {"expected_iterations": a["expected_iterations"],
-                         "max_iterations": a["max_iterations"]}}))
+            edges.append(
+                (
+                    a["index"],
+                    {
+                        "src": src,
+                        "dst": a["target"],
+                        "payload_bytes": a["payload_bytes"],
+                        "loop": {
+                            "expected_iterations": a["expected_iterations"],
+                            "max_iterations": a["max_iterations"],
+                        },
+                    },
+                )
+            )
             continue
         if op.name not in _KIND_OF_OP:
             raise InputError(
                 f"{where}: op '{op.name}' is not an agent-graph node. A workload file holds "
                 f"the high-level ops {sorted(_KIND_OF_OP)}; decomposed ops come from "
-                "`hetopt compile`, not from input files.")
+                "`hetopt compile`, not from input files."
+            )
         node_id = a["node"]
         if node_id in nodes:
-            raise InputError(f"{where}: node '{node_id}' appears twice. Node names must be "
-                             "unique in a graph.")
+            raise InputError(
+                f"{where}: node '{node_id}' appears twice. Node names must be unique in a graph."
+            )
         node = _node_dict(op.name, a, f"{where}: node '{node_id}'")
         if op.name == "agent.call":
             callee = a["callee"]
             if callee not in functions:
-                raise InputError(f"{where}: node '{node_id}' calls @{callee}, which the module "
-                                 f"does not define. Functions: {sorted(functions)}.")
+                raise InputError(
+                    f"{where}: node '{node_id}' calls @{callee}, which the module "
+                    f"does not define. Functions: {sorted(functions)}."
+                )
             if callee in stack:
-                raise InputError(f"{where}: node '{node_id}' calls @{callee} recursively; "
-                                 "nested agents must form a tree.")
+                raise InputError(
+                    f"{where}: node '{node_id}' calls @{callee} recursively; "
+                    "nested agents must form a tree."
+                )
             sub = _graph_dict(functions[callee], functions, source, (*stack, callee))
-            node["subgraph"] = {k: v for k, v in sub.items() if k in ("name", "description",
-                                                                      "nodes", "edges")}
+            node["subgraph"] = {
+                k: v for k, v in sub.items() if k in ("name", "description", "nodes", "edges")
+            }
         nodes[node_id] = node
         for value in op.operands:
             src, edge = _source_node(value, f"{where}: node '{node_id}'")
             if edge is None:
                 continue
             ea = attrs_of(edge)
-            edges.append((ea.get("index", 10**9 + len(edges)), {
-                "src": src, "dst": node_id, "payload_bytes": ea["payload_bytes"],
-                "probability": ea["probability"]}))
+            edges.append(
+                (
+                    ea.get("index", 10**9 + len(edges)),
+                    {
+                        "src": src,
+                        "dst": node_id,
+                        "payload_bytes": ea["payload_bytes"],
+                        "probability": ea["probability"],
+                    },
+                )
+            )
     order = fa.get("node_order") or list(nodes)
     if sorted(order) != sorted(nodes):
-        raise InputError(f"{where}: node_order {order} does not list the function's nodes "
-                         f"{sorted(nodes)}. Fix it or remove the attribute.")
+        raise InputError(
+            f"{where}: node_order {order} does not list the function's nodes "
+            f"{sorted(nodes)}. Fix it or remove the attribute."
+        )
     out: dict[str, Any] = {
         "name": name.rsplit("/", 1)[-1] if stack else name,
         "nodes": {n: nodes[n] for n in order},

@@ -113,5 +113,4 @@ def verify(module: ir.Module, source: str = "<mlir>") -> None:
     try:
         module.operation.verify()
     except ir.MLIRError as exc:
-        raise InputError(f"{source}: the module does not verify: {_describe(exc)}."
-                         ) from None
+        raise InputError(f"{source}: the module does not verify: {_describe(exc)}.") from None

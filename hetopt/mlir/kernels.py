@@ -61,15 +61,24 @@ class KernelShape:
     queries: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("d_model", "n_heads", "d_ff", "prompt_tokens", "context_tokens",
-                     "max_decode_batch", "n_experts", "vectors", "queries"):
+        for name in (
+            "d_model",
+            "n_heads",
+            "d_ff",
+            "prompt_tokens",
+            "context_tokens",
+            "max_decode_batch",
+            "n_experts",
+            "vectors",
+            "queries",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"mlir.kernel.{name} must be a positive integer, got "
-                                 f"{value!r}.")
+                raise InputError(f"mlir.kernel.{name} must be a positive integer, got {value!r}.")
         if self.d_model % self.n_heads:
-            raise InputError(f"mlir.kernel.n_heads={self.n_heads} must divide "
-                             f"d_model={self.d_model}.")
+            raise InputError(
+                f"mlir.kernel.n_heads={self.n_heads} must divide d_model={self.d_model}."
+            )
 
     @property
     def head_dim(self) -> int:
@@ -209,6 +218,7 @@ def _ref_matmul(relu: bool) -> Callable[..., Array]:
     def ref(a: Array, b: Array) -> Array:
         r = _f32(a) @ _f32(b)
         return np.maximum(r, 0.0) if relu else r
+
     return ref
 
 
@@ -226,28 +236,63 @@ def _ident(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text).strip("_")
 
 
-def gemm(name: str, operator: str, part: str, m: int, k: int, n: int, et: str, acc: str,
-         relu: bool = False) -> Kernel:
+def gemm(
+    name: str,
+    operator: str,
+    part: str,
+    m: int,
+    k: int,
+    n: int,
+    et: str,
+    acc: str,
+    relu: bool = False,
+) -> Kernel:
     """An ``[m, k] x [k, n]`` GEMM (optionally followed by a ReLU)."""
-    return Kernel(name, operator, part, "gemm" if m >= 16 else "gemv", 2.0 * m * n * k,
-                  float(_BYTES[et] * (m * k + k * n) + _BYTES[acc] * m * n),
-                  (((m, k), et), ((k, n), et)), _matmul_text(name, m, k, n, et, acc, relu),
-                  _ref_matmul(relu))
+    return Kernel(
+        name,
+        operator,
+        part,
+        "gemm" if m >= 16 else "gemv",
+        2.0 * m * n * k,
+        float(_BYTES[et] * (m * k + k * n) + _BYTES[acc] * m * n),
+        (((m, k), et), ((k, n), et)),
+        _matmul_text(name, m, k, n, et, acc, relu),
+        _ref_matmul(relu),
+    )
 
 
-def attention(name: str, operator: str, b: int, t: int, s: int, d: int, et: str,
-              acc: str, causal: bool = False) -> Kernel:
+def attention(
+    name: str,
+    operator: str,
+    b: int,
+    t: int,
+    s: int,
+    d: int,
+    et: str,
+    acc: str,
+    causal: bool = False,
+) -> Kernel:
     """Scaled-dot-product attention of ``b`` (batch x heads) groups, ``t`` queries over ``s``
     keys of width ``d``, with an additive mask."""
     flops = 4.0 * b * t * s * d + 5.0 * b * t * s
     nbytes = float(_BYTES[et] * (b * t * d + 2 * b * s * d) + _BYTES[acc] * (t * s + b * t * d))
-    return Kernel(name, operator, "attention", "attention", flops, nbytes,
-                  (((b, t, d), et), ((b, s, d), et), ((b, s, d), et), ((t, s), acc)),
-                  _attention_text(name, b, t, s, d, et, acc), _ref_attention, causal=causal)
+    return Kernel(
+        name,
+        operator,
+        "attention",
+        "attention",
+        flops,
+        nbytes,
+        (((b, t, d), et), ((b, s, d), et), ((b, s, d), et), ((t, s), acc)),
+        _attention_text(name, b, t, s, d, et, acc),
+        _ref_attention,
+        causal=causal,
+    )
 
 
-def operator_kernels(op_name: str, attrs: Mapping[str, Any], shape: KernelShape, et: str,
-                     acc: str) -> list[Kernel]:
+def operator_kernels(
+    op_name: str, attrs: Mapping[str, Any], shape: KernelShape, et: str, acc: str
+) -> list[Kernel]:
     """The kernels of one placed op (empty for ops that are not lowered).
 
     Parameters
@@ -265,32 +310,69 @@ def operator_kernels(op_name: str, attrs: Mapping[str, Any], shape: KernelShape,
     base = _ident(operator)
     d, f, h, dh = shape.d_model, shape.d_ff, shape.n_heads, shape.head_dim
     placement = attrs.get("placement") or {}
-    if op_name in ("llm.prefill", "expert.tp_prefill", "model.encode", "control.encode",
-                   "llm.decode", "expert.tp_decode"):
+    if op_name in (
+        "llm.prefill",
+        "expert.tp_prefill",
+        "model.encode",
+        "control.encode",
+        "llm.decode",
+        "expert.tp_decode",
+    ):
         decode = op_name.endswith("decode")
-        m = (min(int(placement.get("batch", 1)), shape.max_decode_batch) if decode
-             else shape.prompt_tokens)
+        m = (
+            min(int(placement.get("batch", 1)), shape.max_decode_batch)
+            if decode
+            else shape.prompt_tokens
+        )
         t = 1 if decode else shape.prompt_tokens
         groups = h * (m if decode else 1)
         s = shape.context_tokens if decode else shape.prompt_tokens
         return [
             gemm(f"{base}__qkv", operator, "qkv", m, d, 3 * d, et, acc),
-            attention(f"{base}__attention", operator, groups, t, s, dh, et, acc,
-                      causal=op_name.endswith("prefill")),
+            attention(
+                f"{base}__attention",
+                operator,
+                groups,
+                t,
+                s,
+                dh,
+                et,
+                acc,
+                causal=op_name.endswith("prefill"),
+            ),
             gemm(f"{base}__out_proj", operator, "out_proj", m, d, d, et, acc),
             gemm(f"{base}__ffn_up", operator, "ffn_up", m, d, f, et, acc, relu=True),
             gemm(f"{base}__ffn_down", operator, "ffn_down", m, f, d, et, acc),
         ]
     if op_name == "gate.select":
         part = str(attrs.get("part", "gate"))
-        return [gemm(f"{base}__{part}_router", operator, "router", shape.prompt_tokens, d,
-                     shape.n_experts, et, acc)]
+        return [
+            gemm(
+                f"{base}__{part}_router",
+                operator,
+                "router",
+                shape.prompt_tokens,
+                d,
+                shape.n_experts,
+                et,
+                acc,
+            )
+        ]
     if op_name == "memory.load":
         n, q = shape.vectors, shape.queries
-        return [Kernel(f"{base}__scan", operator, "scan", "scan", 2.0 * q * d * n + q * n,
-                       float(_BYTES[et] * (q * d + d * n) + _BYTES[acc] * q),
-                       (((q, d), et), ((d, n), et)), _scan_text(f"{base}__scan", q, d, n, et,
-                                                                acc), _ref_scan)]
+        return [
+            Kernel(
+                f"{base}__scan",
+                operator,
+                "scan",
+                "scan",
+                2.0 * q * d * n + q * n,
+                float(_BYTES[et] * (q * d + d * n) + _BYTES[acc] * q),
+                (((q, d), et), ((d, n), et)),
+                _scan_text(f"{base}__scan", q, d, n, et, acc),
+                _ref_scan,
+            )
+        ]
     return []
 
 

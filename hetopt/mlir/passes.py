@@ -40,8 +40,18 @@ from hetopt.graph.architectures import BYTES_PER_ELEMENT, Architecture, load_arc
 from hetopt.graph.decompose import PARSE_FLOPS_PER_BYTE, OperatorGraph
 from hetopt.mlir.convert import attr, attrs_of, top_function
 
-NODE_OPS = ("llm.call", "model.encode", "tool.invoke", "memory.load", "memory.store",
-            "memory.kv_cache", "compute.run", "control.route", "control.llm", "control.encode")
+NODE_OPS = (
+    "llm.call",
+    "model.encode",
+    "tool.invoke",
+    "memory.load",
+    "memory.store",
+    "memory.kv_cache",
+    "compute.run",
+    "control.route",
+    "control.llm",
+    "control.encode",
+)
 
 
 def _msg() -> ir.Type:
@@ -57,10 +67,18 @@ def _body(fn: ir.Operation) -> ir.Block:
     return fn.regions[0].blocks[0]
 
 
-def _create(name: str, operands: Sequence[ir.Value], attributes: Mapping[str, ir.Attribute],
-            result: bool = True) -> ir.Operation:
-    return ir.Operation.create(name, results=[_msg()] if result else [],
-                               operands=list(operands), attributes=dict(attributes))
+def _create(
+    name: str,
+    operands: Sequence[ir.Value],
+    attributes: Mapping[str, ir.Attribute],
+    result: bool = True,
+) -> ir.Operation:
+    return ir.Operation.create(
+        name,
+        results=[_msg()] if result else [],
+        operands=list(operands),
+        attributes=dict(attributes),
+    )
 
 
 def _copy_attrs(op: ir.Operation, **changes: ir.Attribute) -> dict[str, ir.Attribute]:
@@ -76,10 +94,15 @@ def _recreate(op: ir.Operation, operands: Sequence[ir.Value]) -> ir.Operation:
             new = ir.Operation.create("func.return", operands=list(operands))
             fn = op.parent
             fn.attributes["function_type"] = ir.TypeAttr.get(
-                ir.FunctionType.get([_msg()], [_msg()] * len(operands)))
+                ir.FunctionType.get([_msg()], [_msg()] * len(operands))
+            )
         else:
-            new = ir.Operation.create(op.name, results=[r.type for r in op.results],
-                                      operands=list(operands), attributes=_copy_attrs(op))
+            new = ir.Operation.create(
+                op.name,
+                results=[r.type for r in op.results],
+                operands=list(operands),
+                attributes=_copy_attrs(op),
+            )
     for old, r in zip(op.results, new.results, strict=True):
         old.replace_all_uses_with(r)
     op.erase()
@@ -99,12 +122,15 @@ def _users(value: ir.Value) -> list[ir.Operation]:
 # Inlining nested agents
 # --------------------------------------------------------------------------------------------
 
+
 def _inline_call(call: ir.Operation, module: ir.Module) -> None:
     a = attrs_of(call)
     prefix = f"{a['node']}/"
-    callee = next(op.operation for op in module.body.operations
-                  if op.operation.name == "func.func"
-                  and attrs_of(op.operation)["sym_name"] == a["callee"])
+    callee = next(
+        op.operation
+        for op in module.body.operations
+        if op.operation.name == "func.func" and attrs_of(op.operation)["sym_name"] == a["callee"]
+    )
     body = _body(callee)
     inputs = list(call.operands)
     entries: list[str] = []
@@ -133,9 +159,17 @@ def _inline_call(call: ir.Operation, module: ir.Module) -> None:
                     entries.append(prefix + oa["node"])
             if op.name == "agent.back_edge":
                 changes["target"] = attr(prefix + oa["target"])
-            cloned.append((op, ir.Operation.create(
-                op.name, results=[r.type for r in op.results], operands=operands,
-                attributes=_copy_attrs(op, **changes))))
+            cloned.append(
+                (
+                    op,
+                    ir.Operation.create(
+                        op.name,
+                        results=[r.type for r in op.results],
+                        operands=operands,
+                        attributes=_copy_attrs(op, **changes),
+                    ),
+                )
+            )
     result = call.results[0]
     for user in _users(result):
         if user.name == "agent.edge":
@@ -151,7 +185,8 @@ def _inline_call(call: ir.Operation, module: ir.Module) -> None:
             if len(exits) != 1:
                 raise InputError(
                     f"back edge from agent '{a['node']}' leaves an agent with {len(exits)} exits;"
-                    " give its subgraph a single sink.")
+                    " give its subgraph a single sink."
+                )
             _recreate(user, exits)
         else:  # func.return or another node's operand list
             operands = []
@@ -164,7 +199,8 @@ def _inline_call(call: ir.Operation, module: ir.Module) -> None:
             if len(entries) != 1:
                 raise InputError(
                     f"back edge into agent '{a['node']}' enters an agent with {len(entries)} "
-                    "sources; give its subgraph a single source.")
+                    "sources; give its subgraph a single source."
+                )
             op.attributes["target"] = attr(entries[0])
     call.erase()
 
@@ -173,8 +209,7 @@ def inline_agents(module: ir.Module) -> None:
     """Inline every ``agent.call`` into the top function and drop the nested functions."""
     top = _top(module)
     while True:
-        calls = [op.operation for op in _body(top).operations
-                 if op.operation.name == "agent.call"]
+        calls = [op.operation for op in _body(top).operations if op.operation.name == "agent.call"]
         if not calls:
             break
         _inline_call(calls[0], module)
@@ -187,12 +222,14 @@ def inline_agents(module: ir.Module) -> None:
 # Decomposition patterns
 # --------------------------------------------------------------------------------------------
 
+
 def _arch(a: Mapping[str, Any], archs: Mapping[str, Architecture]) -> Architecture:
     try:
         return archs[str(a["model"]).lower()]
     except KeyError:
-        raise InputError(f"node '{a['node']}': unknown model '{a['model']}'. Known: "
-                         f"{sorted(archs)}.") from None
+        raise InputError(
+            f"node '{a['node']}': unknown model '{a['model']}'. Known: {sorted(archs)}."
+        ) from None
 
 
 def _llm_pattern(archs: Mapping[str, Architecture]) -> Any:
@@ -201,44 +238,79 @@ def _llm_pattern(archs: Mapping[str, Architecture]) -> Any:
         a = attrs_of(o)
         arch = _arch(a, archs)
         path = a["node"]
-        base = {k: o.attributes[k] for k in ("node", "model", "precision", "input_tokens",
-                                             "output_tokens")}
+        base = {
+            k: o.attributes[k]
+            for k in ("node", "model", "precision", "input_tokens", "output_tokens")
+        }
         extra: dict[str, ir.Attribute] = {
-            k: o.attributes[k] for k in ("description", "devices") if k in a}
+            k: o.attributes[k] for k in ("description", "devices") if k in a
+        }
         with rewriter.ip:
             value = _phase(arch, "prefill", list(o.operands), {**base, **extra}, path)
             if a["output_tokens"] > 0:
                 kv = arch.kv_cache_bytes(int(a["input_tokens"]), 1, str(a["precision"]))
-                value = _create("llm.kv_transfer", [value], {
-                    "node": attr(path), "op": attr(f"{path}.kv_transfer"),
-                    "payload_bytes": attr(kv)}).result
+                value = _create(
+                    "llm.kv_transfer",
+                    [value],
+                    {
+                        "node": attr(path),
+                        "op": attr(f"{path}.kv_transfer"),
+                        "payload_bytes": attr(kv),
+                    },
+                ).result
                 value = _phase(arch, "decode", [value], {**base, **extra}, path)
         rewriter.replace_op(o, [value])
         return False
+
     return rewrite
 
 
-def _phase(arch: Architecture, phase: str, operands: list[ir.Value],
-           base: dict[str, ir.Attribute], path: str) -> ir.Value:
+def _phase(
+    arch: Architecture,
+    phase: str,
+    operands: list[ir.Value],
+    base: dict[str, ir.Attribute],
+    path: str,
+) -> ir.Value:
     op_id = attr(f"{path}.{phase}")
     if not arch.is_moe:
         return _create(f"llm.{phase}", operands, {**base, "op": op_id}).result
     moe = {"node": base["node"], "op": op_id}
-    value = _create("gate.select", operands, {
-        **moe, "part": attr("gate"), "n_experts": attr(arch.n_experts, integer=True),
-        "experts_per_token": attr(arch.experts_per_token, integer=True)}).result
-    value = _create(f"expert.tp_{phase}", [value], {**base, "op": op_id,
-                                                    "part": attr("experts")}).result
-    value = _create("merge.expert_outputs", [value], {
-        **moe, "part": attr("merge"),
-        "experts_per_token": attr(arch.experts_per_token, integer=True)}).result
+    value = _create(
+        "gate.select",
+        operands,
+        {
+            **moe,
+            "part": attr("gate"),
+            "n_experts": attr(arch.n_experts, integer=True),
+            "experts_per_token": attr(arch.experts_per_token, integer=True),
+        },
+    ).result
+    value = _create(
+        f"expert.tp_{phase}", [value], {**base, "op": op_id, "part": attr("experts")}
+    ).result
+    value = _create(
+        "merge.expert_outputs",
+        [value],
+        {
+            **moe,
+            "part": attr("merge"),
+            "experts_per_token": attr(arch.experts_per_token, integer=True),
+        },
+    ).result
     # Tensor parallelism all-reduces the hidden state twice per layer (attention, experts).
     key = "output_tokens" if phase == "decode" else "input_tokens"
     tokens = ir.IntegerAttr(base[key]).value
     bpe = BYTES_PER_ELEMENT[ir.StringAttr(base["precision"]).value]
-    return _create("comm.allreduce", [value], {
-        **moe, "part": attr("allreduce"),
-        "message_bytes": attr(float(2 * tokens * arch.d_model * arch.n_layers * bpe))}).result
+    return _create(
+        "comm.allreduce",
+        [value],
+        {
+            **moe,
+            "part": attr("allreduce"),
+            "message_bytes": attr(float(2 * tokens * arch.d_model * arch.n_layers * bpe)),
+        },
+    ).result
 
 
 def _tool_pattern(op: ir.OpView, rewriter: PatternRewriter) -> bool:
@@ -246,21 +318,44 @@ def _tool_pattern(op: ir.OpView, rewriter: PatternRewriter) -> bool:
     a = attrs_of(o)
     path = a["node"]
     extra: dict[str, ir.Attribute] = {
-        k: o.attributes[k] for k in ("description", "devices") if k in a}
+        k: o.attributes[k] for k in ("description", "devices") if k in a
+    }
     response = float(a["response_bytes"])
     flops = a.get("compute_flops", PARSE_FLOPS_PER_BYTE * response)
     mem = a.get("compute_mem_bytes", response if "compute_flops" not in a else 0.0)
     with rewriter.ip:
-        look = _create("tool.lookup", list(o.operands), {
-            **{k: o.attributes[k] for k in ("node", "latency_s", "request_bytes",
-                                            "response_bytes")},
-            **extra, "op": attr(f"{path}.lookup")}).result
-        edge = _create("agent.edge", [look], {
-            "index": attr(-1, integer=True), "payload_bytes": attr(response),
-            "probability": attr(1.0)}).result
-        comp = _create("tool.compute", [edge], {
-            "node": o.attributes["node"], **extra, "op": attr(f"{path}.compute"),
-            "flops": attr(float(flops)), "mem_bytes": attr(float(mem))}).result
+        look = _create(
+            "tool.lookup",
+            list(o.operands),
+            {
+                **{
+                    k: o.attributes[k]
+                    for k in ("node", "latency_s", "request_bytes", "response_bytes")
+                },
+                **extra,
+                "op": attr(f"{path}.lookup"),
+            },
+        ).result
+        edge = _create(
+            "agent.edge",
+            [look],
+            {
+                "index": attr(-1, integer=True),
+                "payload_bytes": attr(response),
+                "probability": attr(1.0),
+            },
+        ).result
+        comp = _create(
+            "tool.compute",
+            [edge],
+            {
+                "node": o.attributes["node"],
+                **extra,
+                "op": attr(f"{path}.compute"),
+                "flops": attr(float(flops)),
+                "mem_bytes": attr(float(mem)),
+            },
+        ).result
     rewriter.replace_op(o, [comp])
     return False
 
@@ -274,8 +369,9 @@ def _name_pattern(op: ir.OpView, rewriter: PatternRewriter) -> bool:
     return False
 
 
-def decompose_module(module: ir.Module,
-                     architectures: Mapping[str, Architecture] | None = None) -> None:
+def decompose_module(
+    module: ir.Module, architectures: Mapping[str, Architecture] | None = None
+) -> None:
     """Inline nested agents, then rewrite every node op into its operators (in place).
 
     Raises
@@ -290,8 +386,15 @@ def decompose_module(module: ir.Module,
     patterns.add("llm.call", llm)
     patterns.add("control.llm", llm)
     patterns.add("tool.invoke", _tool_pattern)
-    for name in ("model.encode", "control.encode", "memory.load", "memory.store",
-                 "memory.kv_cache", "compute.run", "control.route"):
+    for name in (
+        "model.encode",
+        "control.encode",
+        "memory.load",
+        "memory.store",
+        "memory.kv_cache",
+        "compute.run",
+        "control.route",
+    ):
         patterns.add(name, _name_pattern)
     apply_patterns_and_fold_greedily(module, patterns.freeze())
     first: dict[str, str] = {}
@@ -308,6 +411,7 @@ def decompose_module(module: ir.Module,
 # --------------------------------------------------------------------------------------------
 # Reading the operator graph back, annotating, placing
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class OperatorStructure:
@@ -330,12 +434,22 @@ class OperatorStructure:
     def same_as(self, graph: OperatorGraph) -> bool:
         """True when ``graph`` (the planner's decomposition) has the same operators, edges
         and loops, in any order."""
-        return (sorted(self.ops) == sorted(o.id for o in graph.ops)
-                and sorted(self.edges) == sorted((e.src, e.dst, e.payload_bytes, e.probability)
-                                                 for e in graph.edges)
-                and sorted(self.loops) == sorted((lp.back_src, lp.back_dst, lp.payload_bytes,
-                                                  lp.expected_iterations, lp.max_iterations)
-                                                 for lp in graph.loops))
+        return (
+            sorted(self.ops) == sorted(o.id for o in graph.ops)
+            and sorted(self.edges)
+            == sorted((e.src, e.dst, e.payload_bytes, e.probability) for e in graph.edges)
+            and sorted(self.loops)
+            == sorted(
+                (
+                    lp.back_src,
+                    lp.back_dst,
+                    lp.payload_bytes,
+                    lp.expected_iterations,
+                    lp.max_iterations,
+                )
+                for lp in graph.loops
+            )
+        )
 
 
 def _producer(value: ir.Value) -> ir.Operation | None:
@@ -354,8 +468,15 @@ def operator_structure(module: ir.Module) -> OperatorStructure:
         if o.name == "agent.back_edge":
             src = _producer(o.operands[0])
             assert src is not None
-            loops.append((attrs_of(src)["op"], a["target"], a["payload_bytes"],
-                          a["expected_iterations"], a["max_iterations"]))
+            loops.append(
+                (
+                    attrs_of(src)["op"],
+                    a["target"],
+                    a["payload_bytes"],
+                    a["expected_iterations"],
+                    a["max_iterations"],
+                )
+            )
             continue
         if "op" not in a:
             continue
@@ -369,8 +490,7 @@ def operator_structure(module: ir.Module) -> OperatorStructure:
                 ea = attrs_of(p)
                 src = _producer(p.operands[0])
                 assert src is not None
-                edges.append((attrs_of(src)["op"], a["op"], ea["payload_bytes"],
-                              ea["probability"]))
+                edges.append((attrs_of(src)["op"], a["op"], ea["payload_bytes"], ea["probability"]))
             elif attrs_of(p)["op"] != a["op"]:
                 edges.append((attrs_of(p)["op"], a["op"], 0.0, 1.0))
     return OperatorStructure(tuple(ops), tuple(edges), tuple(loops))
@@ -395,8 +515,9 @@ def _moe_part_flops(part: str, tokens: int, arch: Architecture) -> float:
     return 2.0 * tokens * arch.d_model * width * arch.n_layers
 
 
-def annotate_costs(module: ir.Module, graph: OperatorGraph,
-                   architectures: Mapping[str, Architecture] | None = None) -> None:
+def annotate_costs(
+    module: ir.Module, graph: OperatorGraph, architectures: Mapping[str, Architecture] | None = None
+) -> None:
     """Attach ``cost = {flops, mem_bytes, net_bytes, footprint_bytes, static_latency_s,
     visits, max_visits}`` to every operator op: the resource vector the optimiser uses.
 
@@ -412,26 +533,46 @@ def annotate_costs(module: ir.Module, graph: OperatorGraph,
         if "op" not in a:
             continue
         if a["op"] not in ids:
-            raise InputError(f"op '{o.name}' belongs to operator '{a['op']}', which the "
-                             "operator graph does not have; annotate the module it came from.")
+            raise InputError(
+                f"op '{o.name}' belongs to operator '{a['op']}', which the "
+                "operator graph does not have; annotate the module it came from."
+            )
         op = graph.op(a["op"])
         w = op.work
         cost: dict[str, float] = {"visits": op.visits, "max_visits": op.max_visits}
         if w is None:  # KV transfer
-            cost.update(flops=0.0, mem_bytes=0.0, net_bytes=op.payload_bytes,
-                        footprint_bytes=0.0, static_latency_s=0.0)
+            cost.update(
+                flops=0.0,
+                mem_bytes=0.0,
+                net_bytes=op.payload_bytes,
+                footprint_bytes=0.0,
+                static_latency_s=0.0,
+            )
         else:
-            cost.update(flops=w.flops, mem_bytes=w.mem_bytes, net_bytes=w.net_bytes,
-                        footprint_bytes=w.footprint_bytes, static_latency_s=w.static_latency_s)
+            cost.update(
+                flops=w.flops,
+                mem_bytes=w.mem_bytes,
+                net_bytes=w.net_bytes,
+                footprint_bytes=w.footprint_bytes,
+                static_latency_s=w.static_latency_s,
+            )
         if "part" in a and op.llm is not None:
             arch = archs.get(op.llm.arch.name, op.llm.arch)
             tokens = op.llm.input_tokens if op.kind.value == "prefill" else op.llm.output_tokens
             if a["part"] in _MOE_SHARE:
-                cost.update(flops=_moe_part_flops(a["part"], tokens, arch), mem_bytes=0.0,
-                            net_bytes=0.0, footprint_bytes=0.0)
+                cost.update(
+                    flops=_moe_part_flops(a["part"], tokens, arch),
+                    mem_bytes=0.0,
+                    net_bytes=0.0,
+                    footprint_bytes=0.0,
+                )
             elif a["part"] == "allreduce":
-                cost.update(flops=0.0, mem_bytes=0.0, footprint_bytes=0.0,
-                            net_bytes=float(a["message_bytes"]))
+                cost.update(
+                    flops=0.0,
+                    mem_bytes=0.0,
+                    footprint_bytes=0.0,
+                    net_bytes=float(a["message_bytes"]),
+                )
             else:
                 cost["flops"] -= sum(_moe_part_flops(p, tokens, arch) for p in _MOE_SHARE)
         o.attributes["cost"] = attr({k: float(v) for k, v in cost.items()})
@@ -472,19 +613,29 @@ def place(module: ir.Module, placement: Sequence[Mapping[str, Any]]) -> None:
             continue
         row = rows.get(a["op"])
         if row is None:
-            raise InputError(f"the plan has no placement for operator '{a['op']}' (op "
-                             f"'{o.name}'); it was made for another graph. Re-plan.")
+            raise InputError(
+                f"the plan has no placement for operator '{a['op']}' (op "
+                f"'{o.name}'); it was made for another graph. Re-plan."
+            )
         tp, batch = parse_config(str(row["config"]))
-        o.attributes["placement"] = attr({
-            "device": str(row["device"]), "config": str(row["config"]),
-            "tp": tp, "batch": batch, "count": int(row["count"]),
-            "latency_s": float(row["latency_s"])})
+        o.attributes["placement"] = attr(
+            {
+                "device": str(row["device"]),
+                "config": str(row["config"]),
+                "tp": tp,
+                "batch": batch,
+                "count": int(row["count"]),
+                "latency_s": float(row["latency_s"]),
+            }
+        )
     for item in body.operations:
         o = item.operation
         if o.name != "llm.kv_transfer":
             continue
         src = _producer(o.operands[0])
         dst = _users(o.results[0])
-        ends = [attrs_of(x).get("placement", {}).get("device", "?") for x in
-                ([src] if src is not None else []) + dst[:1]]
+        ends = [
+            attrs_of(x).get("placement", {}).get("device", "?")
+            for x in ([src] if src is not None else []) + dst[:1]
+        ]
         o.attributes["placement"] = attr({"from": ends[0], "to": ends[-1]})

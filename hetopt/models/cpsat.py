@@ -40,8 +40,10 @@ def _horizon_us(problem: PlacementProblem, scaling: sc.Scaling = sc.CONSERVATIVE
     plan of the slowest options on every operator still fits.
     """
     step = scaling.time_s
-    slowest = sum(int(scaling.demand(float(problem.opt_latency_s[problem.options_of(i)].max()),
-                                     step)) for i in range(problem.n_ops))
+    slowest = sum(
+        int(scaling.demand(float(problem.opt_latency_s[problem.options_of(i)].max()), step))
+        for i in range(problem.n_ops)
+    )
     return slowest + int(scaling.demand(problem.edge_latency_s, step).sum()) + 1
 
 
@@ -51,8 +53,13 @@ def add_assignment(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVa
         m.add_exactly_one(x[o] for o in problem.options_of(i))
 
 
-def add_capacity(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar],
-                 n: list[IntVar], scaling: sc.Scaling = sc.CONSERVATIVE) -> None:
+def add_capacity(
+    m: cp_model.CpModel,
+    problem: PlacementProblem,
+    x: list[IntVar],
+    n: list[IntVar],
+    scaling: sc.Scaling = sc.CONSERVATIVE,
+) -> None:
     """Pools exist and cover their (rounded) load and memory; all within the inventory."""
     load = scaling.demand(problem.opt_pool_load, scaling.load_devices)
     mem = scaling.demand(problem.opt_pool_mem_bytes, scaling.mem_bytes)
@@ -67,12 +74,15 @@ def add_capacity(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar]
             cap = int(scaling.budget(problem.device_mem_bytes[j], scaling.mem_bytes))
             m.add(sum(int(mem[o]) * x[o] for o in on_j if mem[o]) <= cap)
         if math.isfinite(problem.device_inventory[j]):
-            m.add(sum(int(problem.opt_dedicated[o]) * x[o] for o in on_j)
-                  + n[j] <= int(problem.device_inventory[j]))
+            m.add(
+                sum(int(problem.opt_dedicated[o]) * x[o] for o in on_j) + n[j]
+                <= int(problem.device_inventory[j])
+            )
 
 
-def add_cross_device(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar],
-                     cross: list[IntVar]) -> None:
+def add_cross_device(
+    m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar], cross: list[IntVar]
+) -> None:
     """``cross[e]`` is true when the two endpoints of e run on different device types."""
     for e, (u, v) in enumerate(zip(problem.edge_src, problem.edge_dst, strict=True)):
         for j in range(len(problem.devices)):
@@ -82,14 +92,18 @@ def add_cross_device(m: cp_model.CpModel, problem: PlacementProblem, x: list[Int
             m.add(sum(on_u) - sum(on_v) <= cross[e])
 
 
-def add_latency(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar],
-                cross: list[IntVar], horizon: int,
-                scaling: sc.Scaling = sc.CONSERVATIVE) -> IntVar:
+def add_latency(
+    m: cp_model.CpModel,
+    problem: PlacementProblem,
+    x: list[IntVar],
+    cross: list[IntVar],
+    horizon: int,
+    scaling: sc.Scaling = sc.CONSERVATIVE,
+) -> IntVar:
     """Integer finish-time potentials; returns ``e2e`` in units of time_s x iterations."""
     lat_us = scaling.demand(problem.opt_latency_s, scaling.time_s)
     edge_us = scaling.demand(problem.edge_latency_s, scaling.time_s)
-    lat = [sum(int(lat_us[o]) * x[o] for o in problem.options_of(i))
-           for i in range(problem.n_ops)]
+    lat = [sum(int(lat_us[o]) * x[o] for o in problem.options_of(i)) for i in range(problem.n_ops)]
     f = [m.new_int_var(0, horizon, f"f{i}") for i in range(problem.n_ops)]
     for i in range(problem.n_ops):
         m.add(f[i] >= lat[i])
@@ -110,16 +124,22 @@ def add_latency(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar],
         m.add(cycle >= g[problem.edge_src[back]] + int(edge_us[back]) * cross[back])
         iters = int(scaling.demand(problem.loop_iterations(loop), scaling.iterations))
         loop_terms.append(iters * cycle)
-    total_iters = sum(int(scaling.demand(problem.loop_iterations(lp), scaling.iterations))
-                      for lp in problem.loops)
+    total_iters = sum(
+        int(scaling.demand(problem.loop_iterations(lp), scaling.iterations)) for lp in problem.loops
+    )
     e2e = m.new_int_var(0, horizon * (per_iter + total_iters), "e2e")
     for s in problem.sinks:
         m.add(e2e >= per_iter * f[s] + sum(loop_terms))
     return e2e
 
 
-def add_sla(m: cp_model.CpModel, problem: PlacementProblem, e2e: IntVar,
-            horizon: int, scaling: sc.Scaling = sc.CONSERVATIVE) -> list[cp_model.LinearExpr]:
+def add_sla(
+    m: cp_model.CpModel,
+    problem: PlacementProblem,
+    e2e: IntVar,
+    horizon: int,
+    scaling: sc.Scaling = sc.CONSERVATIVE,
+) -> list[cp_model.LinearExpr]:
     """Bound ``e2e`` by the SLA; a soft SLA returns its penalty term for the objective."""
     if problem.sla.e2e_s is None:
         return []
@@ -138,8 +158,7 @@ def add_sla(m: cp_model.CpModel, problem: PlacementProblem, e2e: IntVar,
     lam = problem.sla.penalty_usd_per_h_per_s or 0.0
     per_step = lam * scaling.time_s / scaling.cost_usd_per_h
     whole = abs(per_step - round(per_step)) <= 1e-9 * max(1.0, abs(per_step))
-    step = 1 if whole or not scaling.relaxed else max(1, int(round(TIME_S_SLACK
-                                                                    / scaling.time_s)))
+    step = 1 if whole or not scaling.relaxed else max(1, int(round(TIME_S_SLACK / scaling.time_s)))
     total_iters = sum(problem.loop_iterations(lp) for lp in problem.loops)
     slack = m.new_int_var(0, int(horizon * (1 + total_iters)) // step + 2, "slack_steps")
     free = per_iter * step if scaling.relaxed else 0
@@ -155,17 +174,22 @@ TIME_S_SLACK = 1e-6
 """The unit of a soft SLA's slack in both roundings (one microsecond)."""
 
 
-def build(problem: PlacementProblem, objective: Objective = "cost",
-          scaling: sc.Scaling = sc.CONSERVATIVE) -> CpsatModel:
+def build(
+    problem: PlacementProblem, objective: Objective = "cost", scaling: sc.Scaling = sc.CONSERVATIVE
+) -> CpsatModel:
     """Build the CP-SAT model for ``problem`` (see :func:`hetopt.models.milp.build`).
 
     ``scaling`` decides what the model's answer means (see :mod:`hetopt.models.scaling`).
     """
     m = cp_model.CpModel()
     x = [m.new_bool_var(f"x{o}") for o in range(problem.n_options)]
-    pool_ub = [max(int(math.ceil(problem.opt_pool_load[problem.opt_device == j].sum() + 1e-9)),
-                   int(problem.opt_pooled[problem.opt_device == j].any()))
-               for j in range(len(problem.devices))]
+    pool_ub = [
+        max(
+            int(math.ceil(problem.opt_pool_load[problem.opt_device == j].sum() + 1e-9)),
+            int(problem.opt_pooled[problem.opt_device == j].any()),
+        )
+        for j in range(len(problem.devices))
+    ]
     n = [m.new_int_var(0, pool_ub[j], f"n{j}") for j in range(len(problem.devices))]
     cross = [m.new_bool_var(f"cross{e}") for e in range(len(problem.edge_src))]
     horizon = _horizon_us(problem, scaling)
@@ -181,9 +205,11 @@ def build(problem: PlacementProblem, objective: Objective = "cost",
     fixed = scaling.cost(problem.opt_fixed_usd_per_h())
     dev_cost = scaling.cost(problem.device_cost_usd_per_h)
     edge_cost = scaling.cost(problem.edge_cost_usd_per_h)
-    terms = ([int(fixed[o]) * x[o] for o in range(problem.n_options) if fixed[o]]
-             + [int(dev_cost[j]) * n[j] for j in range(len(problem.devices)) if dev_cost[j]]
-             + [int(edge_cost[e]) * cross[e] for e in range(len(cross)) if edge_cost[e]])
+    terms = (
+        [int(fixed[o]) * x[o] for o in range(problem.n_options) if fixed[o]]
+        + [int(dev_cost[j]) * n[j] for j in range(len(problem.devices)) if dev_cost[j]]
+        + [int(edge_cost[e]) * cross[e] for e in range(len(cross)) if edge_cost[e]]
+    )
     terms.extend(add_sla(m, problem, e2e, horizon, scaling))
     m.minimize(sum(terms))
     return CpsatModel(m, x, n, scaling.cost_usd_per_h, scaling)

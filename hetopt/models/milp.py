@@ -39,26 +39,34 @@ class MilpModel:
     slack: pulp.LpVariable | None
 
 
-def _latency(problem: PlacementProblem, x: list[pulp.LpVariable], op: int) -> pulp.LpAffineExpression:
+def _latency(
+    problem: PlacementProblem, x: list[pulp.LpVariable], op: int
+) -> pulp.LpAffineExpression:
     """``t_i = sum_j x_ij t_ij``."""
     return pulp.lpSum(problem.opt_latency_s[o] * x[o] for o in problem.options_of(op))
 
 
-def _on_device(problem: PlacementProblem, x: list[pulp.LpVariable], op: int,
-               dev: int) -> pulp.LpAffineExpression:
+def _on_device(
+    problem: PlacementProblem, x: list[pulp.LpVariable], op: int, dev: int
+) -> pulp.LpAffineExpression:
     """``X[i,j]``: 1 if operator i runs on device type j."""
     return pulp.lpSum(x[o] for o in problem.options_of(op) if problem.opt_device[o] == dev)
 
 
-def add_assignment(prob: pulp.LpProblem, problem: PlacementProblem,
-                   x: list[pulp.LpVariable], tag: str = "") -> None:
+def add_assignment(
+    prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.LpVariable], tag: str = ""
+) -> None:
     """Each operator runs in exactly one configuration on one device type: sum_o x_o = 1."""
     for i, name in enumerate(problem.ops):
         prob += pulp.lpSum(x[o] for o in problem.options_of(i)) == 1, f"{tag}assign[{name}]"
 
 
-def add_capacity(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.LpVariable],
-                 n: list[pulp.LpVariable]) -> None:
+def add_capacity(
+    prob: pulp.LpProblem,
+    problem: PlacementProblem,
+    x: list[pulp.LpVariable],
+    n: list[pulp.LpVariable],
+) -> None:
     """Pools exist, cover their load, hold their footprints; the inventory bounds every type.
 
     ``n_j >= x_o`` for pooled o on j; ``n_j >= sum_o load_o x_o``; ``sum_o mem_o x_o <= cap_j``;
@@ -70,29 +78,50 @@ def add_capacity(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.L
         for o in pooled:
             prob += n[j] >= x[o], f"pool_exists[{dev},{o}]"
         if pooled:
-            prob += n[j] >= pulp.lpSum(problem.opt_pool_load[o] * x[o] for o in pooled), \
-                f"pool_load[{dev}]"
+            prob += (
+                n[j] >= pulp.lpSum(problem.opt_pool_load[o] * x[o] for o in pooled),
+                f"pool_load[{dev}]",
+            )
         resident = [o for o in on_j if problem.opt_pool_mem_bytes[o] > 0]
         if resident and math.isfinite(problem.device_mem_bytes[j]):
             # Bytes are scaled to GB so the row stays well conditioned.
-            prob += pulp.lpSum(problem.opt_pool_mem_bytes[o] / 1e9 * x[o] for o in resident) \
-                <= problem.device_mem_bytes[j] / 1e9, f"pool_mem[{dev}]"
+            prob += (
+                pulp.lpSum(problem.opt_pool_mem_bytes[o] / 1e9 * x[o] for o in resident)
+                <= problem.device_mem_bytes[j] / 1e9,
+                f"pool_mem[{dev}]",
+            )
         if math.isfinite(problem.device_inventory[j]):
-            prob += pulp.lpSum(int(problem.opt_dedicated[o]) * x[o] for o in on_j) + n[j] \
-                <= problem.device_inventory[j], f"inventory[{dev}]"
+            prob += (
+                pulp.lpSum(int(problem.opt_dedicated[o]) * x[o] for o in on_j) + n[j]
+                <= problem.device_inventory[j],
+                f"inventory[{dev}]",
+            )
 
 
-def add_cross_device(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.LpVariable],
-                     cross: list[pulp.LpVariable], tag: str = "") -> None:
+def add_cross_device(
+    prob: pulp.LpProblem,
+    problem: PlacementProblem,
+    x: list[pulp.LpVariable],
+    cross: list[pulp.LpVariable],
+    tag: str = "",
+) -> None:
     """``cross_e >= X[u,j] - X[v,j]`` for every device type j: 1 when u and v differ."""
     for e, (u, v) in enumerate(zip(problem.edge_src, problem.edge_dst, strict=True)):
         for j in range(len(problem.devices)):
-            prob += cross[e] >= _on_device(problem, x, u, j) - _on_device(problem, x, v, j), \
-                f"{tag}cross[{e},{j}]"
+            prob += (
+                cross[e] >= _on_device(problem, x, u, j) - _on_device(problem, x, v, j),
+                f"{tag}cross[{e},{j}]",
+            )
 
 
-def add_latency(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.LpVariable],
-                cross: list[pulp.LpVariable], e2e: pulp.LpVariable, tag: str = "") -> None:
+def add_latency(
+    prob: pulp.LpProblem,
+    problem: PlacementProblem,
+    x: list[pulp.LpVariable],
+    cross: list[pulp.LpVariable],
+    e2e: pulp.LpVariable,
+    tag: str = "",
+) -> None:
     """Finish-time potentials over the acyclic graph and each loop; e2e bounds every path.
 
     ``f_v >= f_u + t_v + d_uv cross_uv`` on forward edges, ``f_i >= t_i``, and
@@ -113,19 +142,28 @@ def add_latency(prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.Lp
             prob += g[i] >= lat[i], f"{tag}loop_start[{k},{i}]"
         for e in loop.body_edges:
             u, v = problem.edge_src[e], problem.edge_dst[e]
-            prob += g[v] >= g[u] + lat[v] + problem.edge_latency_s[e] * cross[e], \
-                f"{tag}loop_finish[{k},{e}]"
+            prob += (
+                g[v] >= g[u] + lat[v] + problem.edge_latency_s[e] * cross[e],
+                f"{tag}loop_finish[{k},{e}]",
+            )
         cycle = prob.add_variable(f"{tag}cycle[{k}]", lowBound=0)
         back = loop.back_edge
-        prob += cycle >= g[problem.edge_src[back]] + problem.edge_latency_s[back] * cross[back], \
-            f"{tag}loop_cycle[{k}]"
+        prob += (
+            cycle >= g[problem.edge_src[back]] + problem.edge_latency_s[back] * cross[back],
+            f"{tag}loop_cycle[{k}]",
+        )
         loop_terms.append(problem.loop_iterations(loop) * cycle)
     for s in problem.sinks:
         prob += e2e >= f[s] + pulp.lpSum(loop_terms), f"{tag}e2e[{problem.ops[s]}]"
 
 
-def add_sla(prob: pulp.LpProblem, problem: PlacementProblem, e2e: pulp.LpVariable,
-            slack: pulp.LpVariable | None, tag: str = "") -> None:
+def add_sla(
+    prob: pulp.LpProblem,
+    problem: PlacementProblem,
+    e2e: pulp.LpVariable,
+    slack: pulp.LpVariable | None,
+    tag: str = "",
+) -> None:
     """``e2e - slack <= T_SLA`` (slack absent when the SLA is hard)."""
     if problem.sla.e2e_s is None:
         return
@@ -151,10 +189,13 @@ def build(problem: PlacementProblem, objective: Objective = "cost") -> MilpModel
     sense = pulp.LpMinimize
     prob = pulp.LpProblem(f"hetopt_{problem.name}_{objective}".replace("-", "_"), sense)
     x = [prob.add_variable(f"x[{o}]", cat="Binary") for o in range(problem.n_options)]
-    n = [prob.add_variable(f"n[{j}]", lowBound=0, cat="Integer")
-         for j in range(len(problem.devices))]
-    cross = [prob.add_variable(f"cross[{e}]", lowBound=0, upBound=1)
-             for e in range(len(problem.edge_src))]
+    n = [
+        prob.add_variable(f"n[{j}]", lowBound=0, cat="Integer") for j in range(len(problem.devices))
+    ]
+    cross = [
+        prob.add_variable(f"cross[{e}]", lowBound=0, upBound=1)
+        for e in range(len(problem.edge_src))
+    ]
     e2e = prob.add_variable("e2e", lowBound=0)
     soft = objective == "cost" and not problem.sla.hard and problem.sla.e2e_s is not None
     slack = prob.add_variable("slack", lowBound=0) if soft else None
@@ -166,11 +207,17 @@ def build(problem: PlacementProblem, objective: Objective = "cost") -> MilpModel
     if objective == "cost":
         add_sla(prob, problem, e2e, slack)
         fixed = problem.opt_fixed_usd_per_h()
-        tco = (pulp.lpSum(fixed[o] * x[o] for o in range(problem.n_options) if fixed[o])
-               + pulp.lpSum(problem.device_cost_usd_per_h[j] * n[j]
-                            for j in range(len(problem.devices)))
-               + pulp.lpSum(problem.edge_cost_usd_per_h[e] * cross[e]
-                            for e in range(len(cross)) if problem.edge_cost_usd_per_h[e]))
+        tco = (
+            pulp.lpSum(fixed[o] * x[o] for o in range(problem.n_options) if fixed[o])
+            + pulp.lpSum(
+                problem.device_cost_usd_per_h[j] * n[j] for j in range(len(problem.devices))
+            )
+            + pulp.lpSum(
+                problem.edge_cost_usd_per_h[e] * cross[e]
+                for e in range(len(cross))
+                if problem.edge_cost_usd_per_h[e]
+            )
+        )
         penalty = problem.sla.penalty_usd_per_h_per_s
         prob += tco + (penalty * slack if slack is not None and penalty else 0)
     else:

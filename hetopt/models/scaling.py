@@ -118,11 +118,16 @@ class Scaling:
     @property
     def resolution(self) -> dict[str, float]:
         """Unit per integer step of each quantity (what a result reports)."""
-        return {"time_s": self.time_s, "cost_usd_per_h": self.cost_usd_per_h,
-                "load_devices": self.load_devices, "mem_bytes": self.mem_bytes,
-                "iterations": self.iterations}
+        return {
+            "time_s": self.time_s,
+            "cost_usd_per_h": self.cost_usd_per_h,
+            "load_devices": self.load_devices,
+            "mem_bytes": self.mem_bytes,
+            "iterations": self.iterations,
+        }
 
 
-CONSERVATIVE = Scaling("conservative", TIME_S, COST_USD_PER_H, LOAD_DEVICES, MEM_BYTES,
-                       ITERATIONS, relaxed=False)
+CONSERVATIVE = Scaling(
+    "conservative", TIME_S, COST_USD_PER_H, LOAD_DEVICES, MEM_BYTES, ITERATIONS, relaxed=False
+)
 RELAXED = Scaling("relaxed", 1e-9, 1e-12, 1e-9, 1.0, ITERATIONS, relaxed=True)

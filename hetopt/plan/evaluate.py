@@ -53,17 +53,25 @@ class Evaluation:
         return not self.violations
 
 
-def _longest_finish(problem: PlacementProblem, lat: np.ndarray, cross: np.ndarray,
-                    nodes: set[int] | None, edges: list[int], start: int | None = None
-                    ) -> dict[int, float]:
+def _longest_finish(
+    problem: PlacementProblem,
+    lat: np.ndarray,
+    cross: np.ndarray,
+    nodes: set[int] | None,
+    edges: list[int],
+    start: int | None = None,
+) -> dict[int, float]:
     g = nx.DiGraph()
     g.add_nodes_from(range(problem.n_ops) if nodes is None else nodes)
     for e in edges:
         g.add_edge(int(problem.edge_src[e]), int(problem.edge_dst[e]), e=e)
     finish: dict[int, float] = {}
     for v in nx.topological_sort(g):
-        preds = [finish[u] + problem.edge_latency_s[d["e"]] * cross[d["e"]]
-                 for u, _, d in g.in_edges(v, data=True) if u in finish]
+        preds = [
+            finish[u] + problem.edge_latency_s[d["e"]] * cross[d["e"]]
+            for u, _, d in g.in_edges(v, data=True)
+            if u in finish
+        ]
         if start is not None and v != start and not preds:
             continue  # not reachable from the loop entry
         finish[v] = lat[v] + max(preds, default=0.0)
@@ -77,15 +85,19 @@ def e2e_latency_s(problem: PlacementProblem, lat: np.ndarray, cross: np.ndarray)
     for loop in problem.loops:
         back = loop.back_edge
         entry = int(problem.edge_dst[back])
-        body = _longest_finish(problem, lat, cross, set(loop.body_ops), list(loop.body_edges),
-                               start=entry)
+        body = _longest_finish(
+            problem, lat, cross, set(loop.body_ops), list(loop.body_edges), start=entry
+        )
         cycle = body[int(problem.edge_src[back])] + problem.edge_latency_s[back] * cross[back]
         extra += problem.loop_iterations(loop) * cycle
     return max(finish[s] for s in problem.sinks) + extra
 
 
-def evaluate_choice(problem: PlacementProblem, choice: tuple[int, ...] | np.ndarray,
-                    pool_counts: tuple[int, ...] | np.ndarray | None = None) -> Evaluation:
+def evaluate_choice(
+    problem: PlacementProblem,
+    choice: tuple[int, ...] | np.ndarray,
+    pool_counts: tuple[int, ...] | np.ndarray | None = None,
+) -> Evaluation:
     """Recompute capacity, memory, inventory, SLA and TCO of an assignment.
 
     Parameters
@@ -113,18 +125,22 @@ def evaluate_choice(problem: PlacementProblem, choice: tuple[int, ...] | np.ndar
     needed = np.maximum(np.ceil(load - 1e-9), in_use > 0).astype(int)
     pools = needed if pool_counts is None else np.asarray(pool_counts, dtype=int)
     for j in np.flatnonzero(pools < needed):
-        violations.append(f"pool of {problem.devices[j]} has {pools[j]} devices but its load "
-                          f"needs {load[j]:.3f}")
+        violations.append(
+            f"pool of {problem.devices[j]} has {pools[j]} devices but its load needs {load[j]:.3f}"
+        )
     mem = np.bincount(dev, weights=problem.opt_pool_mem_bytes[choice], minlength=n_dev)
     for j in np.flatnonzero(mem > problem.device_mem_bytes * (1 + 1e-9)):
-        violations.append(f"pooled operators on {problem.devices[j]} need {mem[j] / 1e9:.2f} GB "
-                          f"per device, more than its {problem.device_mem_bytes[j] / 1e9:.2f} GB")
-    dedicated = np.bincount(dev, weights=problem.opt_dedicated[choice],
-                            minlength=n_dev).astype(int)
+        violations.append(
+            f"pooled operators on {problem.devices[j]} need {mem[j] / 1e9:.2f} GB "
+            f"per device, more than its {problem.device_mem_bytes[j] / 1e9:.2f} GB"
+        )
+    dedicated = np.bincount(dev, weights=problem.opt_dedicated[choice], minlength=n_dev).astype(int)
     total = dedicated + pools
     for j in np.flatnonzero(total > problem.device_inventory):
-        violations.append(f"plan uses {total[j]} x {problem.devices[j]} but the inventory has "
-                          f"{int(problem.device_inventory[j])}")
+        violations.append(
+            f"plan uses {total[j]} x {problem.devices[j]} but the inventory has "
+            f"{int(problem.device_inventory[j])}"
+        )
     lat = problem.opt_latency_s[choice]
     cross = (dev[problem.edge_src] != dev[problem.edge_dst]).astype(float)
     e2e = e2e_latency_s(problem, lat, cross)
@@ -132,12 +148,11 @@ def evaluate_choice(problem: PlacementProblem, choice: tuple[int, ...] | np.ndar
     excess = 0.0 if sla is None else max(0.0, e2e - sla)
     if sla is not None and problem.sla.hard and e2e > sla + LATENCY_TOL_S:
         violations.append(f"end-to-end latency {e2e:.6f} s exceeds the SLA {sla:.6f} s")
-    tco = float(problem.opt_fixed_usd_per_h()[choice].sum()
-                + problem.device_cost_usd_per_h @ pools
-                + problem.edge_cost_usd_per_h @ cross)
-    penalty = (problem.sla.penalty_usd_per_h_per_s or 0.0) * excess if not problem.sla.hard \
-        else 0.0
+    tco = float(
+        problem.opt_fixed_usd_per_h()[choice].sum()
+        + problem.device_cost_usd_per_h @ pools
+        + problem.edge_cost_usd_per_h @ cross
+    )
+    penalty = (problem.sla.penalty_usd_per_h_per_s or 0.0) * excess if not problem.sla.hard else 0.0
     carbon = float(problem.device_carbon_kg_per_h @ total)
-    return Evaluation(total, pools, lat, cross, e2e, tco, tco + penalty, carbon,
-                      tuple(violations))
-
+    return Evaluation(total, pools, lat, cross, e2e, tco, tco + penalty, carbon, tuple(violations))

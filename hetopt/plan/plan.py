@@ -118,17 +118,27 @@ class Plan:
             "sla": self.sla,
             "cost_model": self.cost_model,
             "solver": {
-                "backend": s.backend, "status": str(s.status), "objective": _num(s.objective),
-                "bound": _num(s.bound), "gap": _num(s.gap), "runtime_s": s.runtime_s,
-                "proven_optimal": s.proven_optimal, "message": s.message,
+                "backend": s.backend,
+                "status": str(s.status),
+                "objective": _num(s.objective),
+                "bound": _num(s.bound),
+                "gap": _num(s.gap),
+                "runtime_s": s.runtime_s,
+                "proven_optimal": s.proven_optimal,
+                "message": s.message,
                 "resolution": s.resolution,
             },
             "verification": {"passed": self.verified, "violations": list(self.violations)},
             "baselines": [
-                {"device": b.device, "tco_usd_per_hour": _num(b.tco_usd_per_hour),
-                 "cost_usd_per_request": _num(b.cost_usd_per_request),
-                 "e2e_latency_s": _num(b.e2e_latency_s), "sla_satisfied": b.sla_satisfied,
-                 "benefit_of_plan": _num(self.benefit_vs(b.device)), "note": b.note}
+                {
+                    "device": b.device,
+                    "tco_usd_per_hour": _num(b.tco_usd_per_hour),
+                    "cost_usd_per_request": _num(b.cost_usd_per_request),
+                    "e2e_latency_s": _num(b.e2e_latency_s),
+                    "sla_satisfied": b.sla_satisfied,
+                    "benefit_of_plan": _num(self.benefit_vs(b.device)),
+                    "note": b.note,
+                }
                 for b in self.baselines
             ],
         }
@@ -145,10 +155,17 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def make_plan(problem: PlacementProblem, table: CostTable, result: SolveResult, ev: Evaluation,
-              device_tco: dict[str, DeviceTco], tokens_per_request: float,
-              violations: tuple[str, ...] = (), baselines: tuple[Baseline, ...] = (),
-              cost_model: dict[str, Any] | None = None) -> Plan:
+def make_plan(
+    problem: PlacementProblem,
+    table: CostTable,
+    result: SolveResult,
+    ev: Evaluation,
+    device_tco: dict[str, DeviceTco],
+    tokens_per_request: float,
+    violations: tuple[str, ...] = (),
+    baselines: tuple[Baseline, ...] = (),
+    cost_model: dict[str, Any] | None = None,
+) -> Plan:
     """Assemble a :class:`Plan` from a solve and its independent evaluation."""
     assert result.choice is not None
     rows = []
@@ -157,19 +174,21 @@ def make_plan(problem: PlacementProblem, table: CostTable, result: SolveResult, 
         j = int(problem.opt_device[o])
         row = table.frame.loc[problem.opt_row[o]]
         pooled = not bool(row["exclusive"]) and row["config"] != "profiled"
-        rows.append({
-            "operator": problem.ops[i],
-            "device": problem.devices[j],
-            "config": problem.opt_config[o],
-            "count": int(pools[j]) if pooled else int(problem.opt_dedicated[o]),
-            "shared_pool": pooled,
-            "visits_per_request": float(problem.op_visits[i]),
-            "latency_s": float(problem.opt_latency_s[o]),
-            "step_s": float(row["step_s"]),
-            "binding": row["binding"],
-            "cost_model": row["cost_model"],
-            "error_band": row["error_band"] or "",
-        })
+        rows.append(
+            {
+                "operator": problem.ops[i],
+                "device": problem.devices[j],
+                "config": problem.opt_config[o],
+                "count": int(pools[j]) if pooled else int(problem.opt_dedicated[o]),
+                "shared_pool": pooled,
+                "visits_per_request": float(problem.op_visits[i]),
+                "latency_s": float(problem.opt_latency_s[o]),
+                "step_s": float(row["step_s"]),
+                "binding": row["binding"],
+                "cost_model": row["cost_model"],
+                "error_band": row["error_band"] or "",
+            }
+        )
     placement = pd.DataFrame(rows)
     dev_rows = []
     for j, name in enumerate(problem.devices):
@@ -177,21 +196,35 @@ def make_plan(problem: PlacementProblem, table: CostTable, result: SolveResult, 
         if total == 0:
             continue
         tco = device_tco.get(name)
-        dev_rows.append({
-            "device": name,
-            "dedicated": total - int(pools[j]),
-            "pooled": int(pools[j]),
-            "total": total,
-            "usd_per_hour_each": float(problem.device_cost_usd_per_h[j]),
-            "usd_per_hour": total * float(problem.device_cost_usd_per_h[j]),
-            "capex_usd_per_hour": total * tco.capex_usd_per_h if tco else 0.0,
-            "power_usd_per_hour": total * tco.power_usd_per_h if tco else 0.0,
-            "opex_usd_per_hour": total * tco.opex_usd_per_h if tco else 0.0,
-            "carbon_kg_per_hour": total * float(problem.device_carbon_kg_per_h[j]),
-        })
-    devices = pd.DataFrame(dev_rows, columns=[
-        "device", "dedicated", "pooled", "total", "usd_per_hour_each", "usd_per_hour",
-        "capex_usd_per_hour", "power_usd_per_hour", "opex_usd_per_hour", "carbon_kg_per_hour"])
+        dev_rows.append(
+            {
+                "device": name,
+                "dedicated": total - int(pools[j]),
+                "pooled": int(pools[j]),
+                "total": total,
+                "usd_per_hour_each": float(problem.device_cost_usd_per_h[j]),
+                "usd_per_hour": total * float(problem.device_cost_usd_per_h[j]),
+                "capex_usd_per_hour": total * tco.capex_usd_per_h if tco else 0.0,
+                "power_usd_per_hour": total * tco.power_usd_per_h if tco else 0.0,
+                "opex_usd_per_hour": total * tco.opex_usd_per_h if tco else 0.0,
+                "carbon_kg_per_hour": total * float(problem.device_carbon_kg_per_h[j]),
+            }
+        )
+    devices = pd.DataFrame(
+        dev_rows,
+        columns=[
+            "device",
+            "dedicated",
+            "pooled",
+            "total",
+            "usd_per_hour_each",
+            "usd_per_hour",
+            "capex_usd_per_hour",
+            "power_usd_per_hour",
+            "opex_usd_per_hour",
+            "carbon_kg_per_hour",
+        ],
+    )
     per_request = ev.tco_usd_per_h / (problem.request_rate_per_s * SECONDS_PER_HOUR)
     per_mtok = per_request / tokens_per_request * 1e6 if tokens_per_request > 0 else math.nan
     sla = problem.sla
@@ -217,7 +250,21 @@ def make_plan(problem: PlacementProblem, table: CostTable, result: SolveResult, 
         "ttft_queued_p50_s": ttft_q50,
         "ttft_queued_p90_s": ttft_q90,
     }
-    return Plan(problem.name, problem.request_rate_per_s, tuple(result.choice),
-                tuple(int(p) for p in pools), placement, devices, ev.tco_usd_per_h, per_request,
-                per_mtok, ev.carbon_kg_per_h, ev.e2e_latency_s, sla_dict, result, violations,
-                baselines, dict(cost_model or {}))
+    return Plan(
+        problem.name,
+        problem.request_rate_per_s,
+        tuple(result.choice),
+        tuple(int(p) for p in pools),
+        placement,
+        devices,
+        ev.tco_usd_per_h,
+        per_request,
+        per_mtok,
+        ev.carbon_kg_per_h,
+        ev.e2e_latency_s,
+        sla_dict,
+        result,
+        violations,
+        baselines,
+        dict(cost_model or {}),
+    )

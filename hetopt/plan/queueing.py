@@ -68,8 +68,9 @@ class StageWait:
     p90_wait_s: float
 
 
-def md_c_wait(servers: int, service_s: float, rate_per_s: float) -> tuple[float, float, float,
-                                                                          float]:
+def md_c_wait(
+    servers: int, service_s: float, rate_per_s: float
+) -> tuple[float, float, float, float]:
     """(P(wait), mean, median, 90th percentile) of the wait in an M/D/c queue (approximate).
 
     Examples
@@ -93,8 +94,9 @@ def _quantile(p_wait: float, scale_s: float, q: float) -> float:
     return scale_s * math.log(p_wait / (1 - q))
 
 
-def stage_waits(problem: PlacementProblem, table: pd.DataFrame, choice: tuple[int, ...]
-                ) -> list[StageWait]:
+def stage_waits(
+    problem: PlacementProblem, table: pd.DataFrame, choice: tuple[int, ...]
+) -> list[StageWait]:
     """The wait of every exclusive (LLM) phase of a plan at its planned load."""
     out = []
     for i, o in enumerate(choice):
@@ -107,8 +109,9 @@ def stage_waits(problem: PlacementProblem, table: pd.DataFrame, choice: tuple[in
         service = float(row["latency_s"])
         rate = problem.request_rate_per_s * float(problem.op_visits[i])
         p, mean, p50, p90 = md_c_wait(servers, service, rate)
-        out.append(StageWait(problem.ops[i], servers, service, rate * service / servers, p,
-                             mean, p50, p90))
+        out.append(
+            StageWait(problem.ops[i], servers, service, rate * service / servers, p, mean, p50, p90)
+        )
     return out
 
 
@@ -118,5 +121,7 @@ def queued_ttft(waits: list[StageWait]) -> tuple[float | None, float | None]:
     prefill = [w for w in waits if w.operator.endswith("prefill")]
     if not prefill:
         return None, None
-    return (max(w.service_s + w.p50_wait_s for w in prefill),
-            max(w.service_s + w.p90_wait_s for w in prefill))
+    return (
+        max(w.service_s + w.p50_wait_s for w in prefill),
+        max(w.service_s + w.p90_wait_s for w in prefill),
+    )

@@ -35,11 +35,15 @@ def verify_plan(plan: Plan, problem: PlacementProblem) -> tuple[str, ...]:
     ev = evaluate_choice(problem, plan.choice, plan.pool_counts)
     issues = list(ev.violations)
     if abs(ev.tco_usd_per_h - plan.tco_usd_per_hour) > REL_TOL * max(1.0, ev.tco_usd_per_h):
-        issues.append(f"plan reports TCO {plan.tco_usd_per_hour:.6f} $/h but the recomputed TCO "
-                      f"is {ev.tco_usd_per_h:.6f} $/h")
+        issues.append(
+            f"plan reports TCO {plan.tco_usd_per_hour:.6f} $/h but the recomputed TCO "
+            f"is {ev.tco_usd_per_h:.6f} $/h"
+        )
     if abs(ev.e2e_latency_s - plan.e2e_latency_s) > LATENCY_TOL_S:
-        issues.append(f"plan reports end-to-end latency {plan.e2e_latency_s:.6f} s but the "
-                      f"recomputed latency is {ev.e2e_latency_s:.6f} s")
+        issues.append(
+            f"plan reports end-to-end latency {plan.e2e_latency_s:.6f} s but the "
+            f"recomputed latency is {ev.e2e_latency_s:.6f} s"
+        )
     solve = plan.solve
     if solve.objective_kind == "cost" and math.isfinite(solve.objective):
         # CP-SAT rounds each objective coefficient to COST_USD_PER_H; MILPs are exact up to
@@ -49,6 +53,8 @@ def verify_plan(plan: Plan, problem: PlacementProblem) -> tuple[str, ...]:
         if solve.resolution:
             tol += terms * COST_USD_PER_H * (1 + max(plan.pool_counts, default=0))
         if abs(solve.objective - ev.objective_usd_per_h) > tol:
-            issues.append(f"solver {solve.backend} reports objective {solve.objective:.6f} $/h "
-                          f"but the plan recomputes to {ev.objective_usd_per_h:.6f} $/h")
+            issues.append(
+                f"solver {solve.backend} reports objective {solve.objective:.6f} $/h "
+                f"but the plan recomputes to {ev.objective_usd_per_h:.6f} $/h"
+            )
     return tuple(issues)

@@ -45,11 +45,13 @@ class ArrivalSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in ("poisson", "mmpp", "diurnal", "trace"):
-            raise InputError(f"replay.arrivals.kind must be poisson, mmpp, diurnal or trace, "
-                             f"got {self.kind!r}.")
+            raise InputError(
+                f"replay.arrivals.kind must be poisson, mmpp, diurnal or trace, got {self.kind!r}."
+            )
         if self.kind != "trace" and not (self.rate_per_s > 0 and math.isfinite(self.rate_per_s)):
-            raise InputError(f"replay.arrivals.rate_per_s must be a positive number, got "
-                             f"{self.rate_per_s!r}.")
+            raise InputError(
+                f"replay.arrivals.rate_per_s must be a positive number, got {self.rate_per_s!r}."
+            )
         if self.kind == "trace" and not self.trace_path:
             raise InputError("replay.arrivals.kind=trace needs replay.arrivals.trace_path.")
         for name in ("burst_factor", "burst_mean_s", "peak_to_trough", "period_s"):
@@ -64,13 +66,13 @@ def _poisson(rate: float, duration_s: float, rng: np.random.Generator) -> np.nda
     return np.sort(rng.uniform(0.0, duration_s, n))
 
 
-def _thinned(rate_at: np.ndarray, t: np.ndarray, peak: float, rng: np.random.Generator
-             ) -> np.ndarray:
+def _thinned(
+    rate_at: np.ndarray, t: np.ndarray, peak: float, rng: np.random.Generator
+) -> np.ndarray:
     return t[rng.uniform(0.0, peak, len(t)) < rate_at]
 
 
-def arrival_times(spec: ArrivalSpec, duration_s: float, rng: np.random.Generator
-                  ) -> np.ndarray:
+def arrival_times(spec: ArrivalSpec, duration_s: float, rng: np.random.Generator) -> np.ndarray:
     """Arrival timestamps in ``[0, duration_s)``, sorted.
 
     Parameters
@@ -100,18 +102,19 @@ def arrival_times(spec: ArrivalSpec, duration_s: float, rng: np.random.Generator
         times: list[np.ndarray] = []
         clock, bursting = 0.0, False
         while clock < duration_s:
-            dwell = min(float(rng.exponential(burst_s if bursting else calm_s)),
-                        duration_s - clock)
+            dwell = min(float(rng.exponential(burst_s if bursting else calm_s)), duration_s - clock)
             times.append(_poisson(calm * (k if bursting else 1.0), dwell, rng) + clock)
             clock += dwell
             bursting = not bursting
         return np.concatenate(times) if times else np.zeros(0)
     stamps = load_trace(spec.trace_path or "")["timestamp_s"].to_numpy(dtype=float)
     if len(stamps) and stamps[0] >= duration_s:
-        raise InputError(f"replay trace {spec.trace_path}: its first arrival is at "
-                         f"{stamps[0]:g} s, after the replay's {duration_s:g} s, so nothing "
-                         f"would arrive. Raise replay.duration_s, or shift the trace's "
-                         f"timestamp_s to start near 0.")
+        raise InputError(
+            f"replay trace {spec.trace_path}: its first arrival is at "
+            f"{stamps[0]:g} s, after the replay's {duration_s:g} s, so nothing "
+            f"would arrive. Raise replay.duration_s, or shift the trace's "
+            f"timestamp_s to start near 0."
+        )
     return stamps
 
 
@@ -124,12 +127,15 @@ def load_trace(path: str | Path) -> pd.DataFrame:
     ts = numeric_column(frame, "timestamp_s", where, minimum=0)
     for column, low in (("input_tokens", 1), ("output_tokens", 0)):
         if column in frame.columns:
-            frame[column] = numeric_column(frame, column, where, minimum=low,
-                                           integer=True).astype(int)
+            frame[column] = numeric_column(frame, column, where, minimum=low, integer=True).astype(
+                int
+            )
     back = np.flatnonzero(np.diff(ts) < 0)
     if len(back):
-        raise InputError(f"{where} row {int(frame.index[back[0] + 1]) + 2}: timestamps must not "
-                         f"decrease ({ts[back[0] + 1]:g} after {ts[back[0]]:g}). Sort the trace "
-                         f"by timestamp_s.")
+        raise InputError(
+            f"{where} row {int(frame.index[back[0] + 1]) + 2}: timestamps must not "
+            f"decrease ({ts[back[0] + 1]:g} after {ts[back[0]]:g}). Sort the trace "
+            f"by timestamp_s."
+        )
     frame["timestamp_s"] = ts
     return frame.reset_index(drop=True)

@@ -60,8 +60,9 @@ class RouterConfig:
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
-            raise InputError(f"replay.router.policy={self.policy!r} is not one of "
-                             f"{list(POLICIES)}.")
+            raise InputError(
+                f"replay.router.policy={self.policy!r} is not one of {list(POLICIES)}."
+            )
         if not 0 <= self.prefix_reuse_fraction < 1:
             raise InputError("replay.router.prefix_reuse_fraction must be in [0, 1).")
         if self.max_wait_s is not None and not self.max_wait_s > 0:
@@ -107,8 +108,9 @@ class ControllerConfig:
 
     def __post_init__(self) -> None:
         if not (self.interval_s > 0 and self.window_s > 0) or self.scale_down_cooldown_s < 0:
-            raise InputError("replay.controller.interval_s and window_s must be > 0, "
-                             "scale_down_cooldown_s >= 0.")
+            raise InputError(
+                "replay.controller.interval_s and window_s must be > 0, scale_down_cooldown_s >= 0."
+            )
         if self.target_utilization is not None and not 0 < self.target_utilization <= 1:
             raise InputError("replay.controller.target_utilization must be in (0, 1].")
         if self.margin < 0 or self.provision_s < 0 or self.detect_s < 0:
@@ -125,12 +127,15 @@ class FailureSpec:
 
     def __post_init__(self) -> None:
         if self.count < 1 or not self.at_s >= 0:
-            raise InputError(f"replay.failures: {self.device}: count must be >= 1 and at_s >= 0, "
-                             f"got count={self.count}, at_s={self.at_s}.")
+            raise InputError(
+                f"replay.failures: {self.device}: count must be >= 1 and at_s >= 0, "
+                f"got count={self.count}, at_s={self.at_s}."
+            )
 
 
-def check_failures(failures: Sequence[FailureSpec], devices: Mapping[str, int],
-                   replaced: bool) -> None:
+def check_failures(
+    failures: Sequence[FailureSpec], devices: Mapping[str, int], replaced: bool
+) -> None:
     """Refuse a failure drill that names more devices than the plan holds.
 
     Parameters
@@ -161,22 +166,27 @@ so at most 4 can fail. Set replay.failures[0].count to at most 4.
     for k, spec in enumerate(failures):
         key = f"replay.failures[{k}]"
         if spec.device not in devices:
-            raise InputError(f"{key}.device={spec.device!r} holds no pool in this plan; the "
-                             f"plan's pools are on {sorted(devices)}. Name one of those.")
+            raise InputError(
+                f"{key}.device={spec.device!r} holds no pool in this plan; the "
+                f"plan's pools are on {sorted(devices)}. Name one of those."
+            )
         total = devices[spec.device]
         left = total if replaced else total - failed.get(spec.device, 0)
         if spec.count > left:
             if left == total:
-                raise InputError(f"{key}.count={spec.count}: the plan holds only {total} "
-                                 f"{spec.device} devices, so at most {total} can fail. Set "
-                                 f"{key}.count to at most {total}.")
-            fix = (f"Set {key}.count to at most {left}" if left > 0
-                   else f"Remove {key}")
-            raise InputError(f"{key}.count={spec.count}: the plan holds {total} {spec.device} "
-                             f"devices and the earlier failures take "
-                             f"{failed[spec.device]}, which nothing replaces without a "
-                             f"controller, so only {left} are left to fail. {fix}, or set "
-                             f"replay.controller.enabled=true.")
+                raise InputError(
+                    f"{key}.count={spec.count}: the plan holds only {total} "
+                    f"{spec.device} devices, so at most {total} can fail. Set "
+                    f"{key}.count to at most {total}."
+                )
+            fix = f"Set {key}.count to at most {left}" if left > 0 else f"Remove {key}"
+            raise InputError(
+                f"{key}.count={spec.count}: the plan holds {total} {spec.device} "
+                f"devices and the earlier failures take "
+                f"{failed[spec.device]}, which nothing replaces without a "
+                f"controller, so only {left} are left to fail. {fix}, or set "
+                f"replay.controller.enabled=true."
+            )
         failed[spec.device] = failed.get(spec.device, 0) + spec.count
 
 
@@ -199,8 +209,9 @@ class PoolSizing:
 
 def busy_slots(starts: list[float], ends: list[float], times: np.ndarray) -> np.ndarray:
     """Jobs in service at each of ``times``, from their start and end times."""
-    return (np.searchsorted(np.sort(starts), times, side="right")
-            - np.searchsorted(np.sort(ends), times, side="right"))
+    return np.searchsorted(np.sort(starts), times, side="right") - np.searchsorted(
+        np.sort(ends), times, side="right"
+    )
 
 
 class _Replica:
@@ -239,9 +250,18 @@ class ReplicaPool:
         Keep each replica's running jobs so that a failure can interrupt them.
     """
 
-    def __init__(self, name: str, device: str, slots_per_replica: int, devices_per_replica: int,
-                 replicas: int, sizing: PoolSizing, policy: str, rng: np.random.Generator,
-                 track_jobs: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        device: str,
+        slots_per_replica: int,
+        devices_per_replica: int,
+        replicas: int,
+        sizing: PoolSizing,
+        policy: str,
+        rng: np.random.Generator,
+        track_jobs: bool,
+    ) -> None:
         self.name, self.device = name, device
         self.slots = slots_per_replica
         self.devices_per_replica = devices_per_replica
@@ -324,8 +344,15 @@ class ReplicaPool:
             heapq.heappop(heap)
         return None
 
-    def admit(self, now: float, service_s: float, prefer: int | None, saving_s: float,
-              max_wait_s: float | None, process: Any) -> tuple[int, float, float]:
+    def admit(
+        self,
+        now: float,
+        service_s: float,
+        prefer: int | None,
+        saving_s: float,
+        max_wait_s: float | None,
+        process: Any,
+    ) -> tuple[int, float, float]:
         """Route a job; returns ``(replica, wait_s, service_s)``, or a negative replica id:
         :data:`DROP_EMPTY` (no replica in service) or :data:`DROP_QUEUE` (wait over the limit).
         Every call counts as a job arriving at the pool, dropped or not."""
@@ -378,7 +405,8 @@ class ReplicaPool:
     def device_seconds(self, horizon_s: float) -> float:
         """Device-seconds held between 0 and ``horizon_s``."""
         return self.devices_per_replica * sum(
-            max(0.0, min(rep.held_to, horizon_s) - rep.held_from) for rep in self.reps)
+            max(0.0, min(rep.held_to, horizon_s) - rep.held_from) for rep in self.reps
+        )
 
     def busy_fraction(self, times: np.ndarray) -> np.ndarray:
         """Share of ready slots busy at each of ``times``."""

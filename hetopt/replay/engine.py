@@ -115,18 +115,24 @@ class ReplayConfig:
         is exactly what a least-loaded router over always-available replicas amounts to, and the
         replay takes that faster path.
         """
-        return (self.router.policy != "least_loaded" or self.router.max_wait_s is not None
-                or self.controller.enabled or bool(self.failures))
+        return (
+            self.router.policy != "least_loaded"
+            or self.router.max_wait_s is not None
+            or self.controller.enabled
+            or bool(self.failures)
+        )
 
     def __post_init__(self) -> None:
         if not self.duration_s > 0 or self.warmup_s < 0 or self.warmup_s >= self.duration_s:
-            raise InputError("replay.duration_s must be > 0 and replay.warmup_s in "
-                             "[0, duration_s).")
+            raise InputError(
+                "replay.duration_s must be > 0 and replay.warmup_s in [0, duration_s)."
+            )
         if self.service not in ("deterministic", "exponential"):
             raise InputError("replay.service must be 'deterministic' or 'exponential'.")
         if self.tool_latency_cv < 0 or not self.sample_s > 0 or self.drain_s < 0:
-            raise InputError("replay.tool_latency_cv and replay.drain_s must be >= 0, "
-                             "replay.sample_s > 0.")
+            raise InputError(
+                "replay.tool_latency_cv and replay.drain_s must be >= 0, replay.sample_s > 0."
+            )
 
 
 @dataclass(frozen=True)
@@ -270,8 +276,14 @@ def _draw(rng: np.random.Generator, kind: tuple[Any, ...]) -> int:
 class _Walker:
     """Samples a request's path and unrolls it into operator instances with dependencies."""
 
-    def __init__(self, problem: PlacementProblem, cross: np.ndarray, op_lat: np.ndarray,
-                 op_tokens: np.ndarray, edge_link: np.ndarray) -> None:
+    def __init__(
+        self,
+        problem: PlacementProblem,
+        cross: np.ndarray,
+        op_lat: np.ndarray,
+        op_tokens: np.ndarray,
+        edge_link: np.ndarray,
+    ) -> None:
         self.p = problem
         self.cross = cross
         self.op_lat = op_lat
@@ -281,38 +293,48 @@ class _Walker:
         self.out: dict[int, list[int]] = {}
         for e in fwd:
             self.out.setdefault(int(problem.edge_src[e]), []).append(int(e))
-        self.prob = (problem.edge_probability if problem.edge_probability is not None
-                     else np.ones(len(problem.edge_src)))
+        self.prob = (
+            problem.edge_probability
+            if problem.edge_probability is not None
+            else np.ones(len(problem.edge_src))
+        )
         g = nx.DiGraph()
         g.add_nodes_from(range(problem.n_ops))
         g.add_edges_from((int(problem.edge_src[e]), int(problem.edge_dst[e])) for e in fwd)
         self.sources = [v for v in g.nodes if g.in_degree(v) == 0]
         sinks = set(problem.sinks)
         self.loops = problem.loops
-        self.in_loop = [frozenset(k for k, lp in enumerate(problem.loops) if i in lp.body_ops)
-                        for i in range(problem.n_ops)]
+        self.in_loop = [
+            frozenset(k for k, lp in enumerate(problem.loops) if i in lp.body_ops)
+            for i in range(problem.n_ops)
+        ]
         # An operator is loop-only for loop k when it cannot reach the end of the request
         # without loop k's own back edge (other loops' back edges may be taken): it runs only
         # on the passes that go round k again.
         only: list[set[int]] = [set() for _ in range(problem.n_ops)]
         for k, lp in enumerate(problem.loops):
             gk = g.copy()
-            gk.add_edges_from((int(problem.edge_src[o.back_edge]), int(problem.edge_dst[o.back_edge]))
-                              for j, o in enumerate(problem.loops) if j != k)
+            gk.add_edges_from(
+                (int(problem.edge_src[o.back_edge]), int(problem.edge_dst[o.back_edge]))
+                for j, o in enumerate(problem.loops)
+                if j != k
+            )
             for i in lp.body_ops:
                 if i not in sinks and not nx.descendants(gk, i) & sinks:
                     only[i].add(k)
         self.loop_only = [frozenset(x) for x in only]
-        self.back_of = {int(problem.edge_src[lp.back_edge]): k
-                        for k, lp in enumerate(problem.loops)}
+        self.back_of = {
+            int(problem.edge_src[lp.back_edge]): k for k, lp in enumerate(problem.loops)
+        }
         self._trie: dict[str, Any] = {}
 
     def _iterations(self, k: int, decide: Callable[[tuple[Any, ...]], int]) -> int:
         lp = self.loops[k]
         if lp.max_iterations <= 0 or lp.expected_iterations <= 0:
             return 0
-        return decide(("binomial", lp.max_iterations,
-                       min(1.0, lp.expected_iterations / lp.max_iterations)))
+        return decide(
+            ("binomial", lp.max_iterations, min(1.0, lp.expected_iterations / lp.max_iterations))
+        )
 
     def sample(self, rng: np.random.Generator) -> _Path:
         """A request's unrolled path, drawn with ``rng``.
@@ -387,8 +409,9 @@ class _Walker:
             me = index[(u, ctx)]
             cdict = dict(ctx)
 
-            def remaining(k: int, ctx: tuple[tuple[int, int], ...] = ctx,
-                          cdict: dict[int, int] = cdict) -> bool:
+            def remaining(
+                k: int, ctx: tuple[tuple[int, int], ...] = ctx, cdict: dict[int, int] = cdict
+            ) -> bool:
                 """True while loop k still has passes left in this context."""
                 return cdict[k] < budget[(k, tuple(ji for ji in ctx if ji[0] != k))]
 
@@ -413,8 +436,9 @@ class _Walker:
                 keep = {k: i for k, i in cdict.items() if k in self.in_loop[v]}
                 vctx = ctx_for(v, keep)
                 dep = get(v, vctx)
-                deps[dep].append((me, float(self.p.edge_latency_s[e] * self.cross[e]),
-                                  int(self.edge_link[e])))
+                deps[dep].append(
+                    (me, float(self.p.edge_latency_s[e] * self.cross[e]), int(self.edge_link[e]))
+                )
                 queue.append((v, vctx))
             k = self.back_of.get(u)
             if k is not None and remaining(k):
@@ -423,19 +447,26 @@ class _Walker:
                 vctx = tuple((j, i + 1 if j == k else i) for j, i in ctx if j in self.in_loop[v])
                 passes += 1
                 dep = get(v, vctx)
-                deps[dep].append((me, float(self.p.edge_latency_s[lp.back_edge]
-                                            * self.cross[lp.back_edge]),
-                                  int(self.edge_link[lp.back_edge])))
+                deps[dep].append(
+                    (
+                        me,
+                        float(self.p.edge_latency_s[lp.back_edge] * self.cross[lp.back_edge]),
+                        int(self.edge_link[lp.back_edge]),
+                    )
+                )
                 queue.append((v, vctx))
         finish = [0.0] * len(inst_op)
         for n in range(len(inst_op)):  # instances are created in a topological order
             ready = max((finish[d] + lat for d, lat, _ in deps[n]), default=0.0)
             finish[n] = ready + float(self.op_lat[inst_op[n]])
         # A chain (each instance waits for the one before it only) runs in one process.
-        chain = all(len(deps[n]) == (1 if n else 0) and (n == 0 or deps[n][0][0] == n - 1)
-                    for n in range(len(inst_op)))
-        return _Path(inst_op, deps, max(finish), passes, chain,
-                     float(self.op_tokens[inst_op].sum()))
+        chain = all(
+            len(deps[n]) == (1 if n else 0) and (n == 0 or deps[n][0][0] == n - 1)
+            for n in range(len(inst_op))
+        )
+        return _Path(
+            inst_op, deps, max(finish), passes, chain, float(self.op_tokens[inst_op].sum())
+        )
 
 
 def _op_tokens(graph: OperatorGraph | None, name: str) -> float:
@@ -447,8 +478,9 @@ def _op_tokens(graph: OperatorGraph | None, name: str) -> float:
     return float(op.llm.input_tokens if op.kind.value == "prefill" else op.llm.output_tokens)
 
 
-def _build_ops(plan: Plan, problem: PlacementProblem, table: pd.DataFrame,
-               graph: OperatorGraph | None) -> tuple[list[_Op], list[_PoolSpec]]:
+def _build_ops(
+    plan: Plan, problem: PlacementProblem, table: pd.DataFrame, graph: OperatorGraph | None
+) -> tuple[list[_Op], list[_PoolSpec]]:
     """One :class:`_Op` per operator and one :class:`_PoolSpec` per pool the plan holds."""
     choice = np.asarray(plan.choice, dtype=int)
     dev = problem.opt_device[choice]
@@ -467,25 +499,44 @@ def _build_ops(plan: Plan, problem: PlacementProblem, table: pd.DataFrame,
         if bool(row["exclusive"]):
             dpr = int(row["devices_per_replica"])
             pool = f"{name} ({device} {row['config']})"
-            specs[pool] = _PoolSpec(pool, int(dev[i]), int(row["batch"]), dpr,
-                                    max(int(problem.opt_dedicated[o]) // dpr, 1),
-                                    visits / float(row["requests_per_s"]), 1)
+            specs[pool] = _PoolSpec(
+                pool,
+                int(dev[i]),
+                int(row["batch"]),
+                dpr,
+                max(int(problem.opt_dedicated[o]) // dpr, 1),
+                visits / float(row["requests_per_s"]),
+                1,
+            )
             hold, static = float(row["latency_s"]), 0.0
         else:
             pool = f"{device} shared pool"
-            spec = specs.setdefault(pool, _PoolSpec(pool, int(dev[i]), 1, 1,
-                                                    max(int(plan.pool_counts[dev[i]]), 1), 0.0, 1))
+            spec = specs.setdefault(
+                pool,
+                _PoolSpec(pool, int(dev[i]), 1, 1, max(int(plan.pool_counts[dev[i]]), 1), 0.0, 1),
+            )
             spec.per_rate += visits * float(row["busy_s"])
             hold, static = float(row["busy_s"]), float(row["static_s"] or 0.0)
-        step = float(row["step_s"]) if name.endswith("decode") and pd.notna(row["step_s"]) \
-            else 0.0
-        ops.append(_Op(name, pool, list(specs).index(pool), hold, static, hold + static,
-                       name.endswith("prefill"), step, tokens))
+        step = float(row["step_s"]) if name.endswith("decode") and pd.notna(row["step_s"]) else 0.0
+        ops.append(
+            _Op(
+                name,
+                pool,
+                list(specs).index(pool),
+                hold,
+                static,
+                hold + static,
+                name.endswith("prefill"),
+                step,
+                tokens,
+            )
+        )
     return ops, list(specs.values())
 
 
-def pool_sizing(plan: Plan, problem: PlacementProblem, table: pd.DataFrame
-                ) -> dict[str, tuple[int, PoolSizing]]:
+def pool_sizing(
+    plan: Plan, problem: PlacementProblem, table: pd.DataFrame
+) -> dict[str, tuple[int, PoolSizing]]:
     """Each pool of ``plan`` with its replicas and the planner's sizing rule for it.
 
     At the plan's own rate and utilisation cap the rule gives back the plan's counts; the
@@ -495,8 +546,14 @@ def pool_sizing(plan: Plan, problem: PlacementProblem, table: pd.DataFrame
     return {s.name: (s.replicas, PoolSizing(s.per_rate, s.minimum)) for s in specs}
 
 
-def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: ReplayConfig,
-           progress: Progress | None = None, graph: OperatorGraph | None = None) -> ReplayResult:
+def replay(
+    plan: Plan,
+    problem: PlacementProblem,
+    table: pd.DataFrame,
+    config: ReplayConfig,
+    progress: Progress | None = None,
+    graph: OperatorGraph | None = None,
+) -> ReplayResult:
     """Replay request traffic through ``plan``.
 
     Parameters
@@ -534,10 +591,24 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     check_failures(config.failures, devices_held, replaced=ctl.enabled)
     # The static path queues on one FCFS pool per pool; the routed path on replicas.
     fast = [] if dynamic else [_FcfsPool(s.replicas * s.slots_per_replica) for s in specs]
-    rpools = [ReplicaPool(s.name, problem.devices[s.device], s.slots_per_replica,
-                          s.devices_per_replica, s.replicas, PoolSizing(s.per_rate, s.minimum),
-                          router.policy, rng, bool(config.failures))
-              for s in specs] if dynamic else []
+    rpools = (
+        [
+            ReplicaPool(
+                s.name,
+                problem.devices[s.device],
+                s.slots_per_replica,
+                s.devices_per_replica,
+                s.replicas,
+                PoolSizing(s.per_rate, s.minimum),
+                router.policy,
+                rng,
+                bool(config.failures),
+            )
+            for s in specs
+        ]
+        if dynamic
+        else []
+    )
     # Transfers long enough to matter queue on a link pool per (sending, receiving) device
     # type, with one link per sending device.
     sending = np.zeros(len(problem.devices))
@@ -552,8 +623,13 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     links = [_FcfsPool(max(int(sending[a]), 1)) for a, _ in link_keys]
     link_names = [f"link {problem.devices[a]} -> {problem.devices[b]}" for a, b in link_keys]
     link_waits: list[tuple[int, float, float]] = []  # link, wait, request arrival
-    walker = _Walker(problem, cross, np.array([op.latency_s for op in ops]),
-                     np.array([op.tokens for op in ops]), edge_link)
+    walker = _Walker(
+        problem,
+        cross,
+        np.array([op.latency_s for op in ops]),
+        np.array([op.tokens for op in ops]),
+        edge_link,
+    )
     exp_service = config.service == "exponential"
     cv = config.tool_latency_cv
     sigma = math.sqrt(math.log(1 + cv * cv)) if cv > 0 else 0.0
@@ -569,8 +645,9 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
             service = float(rng.exponential(service))
         static = 0.0
         if op.static_s > 0:
-            static = op.static_s * (float(rng.lognormal(-sigma * sigma / 2, sigma))
-                                    if sigma else 1.0)
+            static = op.static_s * (
+                float(rng.lognormal(-sigma * sigma / 2, sigma)) if sigma else 1.0
+            )
         return service, static
 
     def finish_op(op: _Op, st: _State, service: float) -> None:
@@ -607,9 +684,14 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
                 if st.affinity is None:
                     st.affinity = {}
                 prefer = st.affinity.get(op.pool_id)
-            r, wait, held = pool.admit(env.now, service, prefer, reuse * service if prefer
-                                       is not None else 0.0, router.max_wait_s,
-                                       env.active_process)
+            r, wait, held = pool.admit(
+                env.now,
+                service,
+                prefer,
+                reuse * service if prefer is not None else 0.0,
+                router.max_wait_s,
+                env.active_process,
+            )
             if r < 0:
                 st.drop = "queue_timeout" if r == DROP_QUEUE else "no_capacity"
                 if r != DROP_QUEUE and pool.last_failure >= 0:
@@ -630,8 +712,9 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
             break
         if static > 0:
             yield env.timeout(static)
-        stage_rows.append((op_i, max(env.now - t0 - service - static, 0.0), service + static,
-                           st.arrived))
+        stage_rows.append(
+            (op_i, max(env.now - t0 - service - static, 0.0), service + static, st.arrived)
+        )
         finish_op(op, st, service)
 
     run = run_op_routed if dynamic else run_op
@@ -648,14 +731,20 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         yield after
         yield env.timeout(link_wait(link, transfer_s, arrived) + transfer_s)
 
-    def instance(n: int, op_i: int, deps: list[tuple[int, float, int]], done: list[Any],
-                 st: _State) -> Any:
+    def instance(
+        n: int, op_i: int, deps: list[tuple[int, float, int]], done: list[Any], st: _State
+    ) -> Any:
         if deps:
-            queued = [env.process(transfer(done[d], lat, link, st.arrived))
-                      for d, lat, link in deps if link >= 0]
+            queued = [
+                env.process(transfer(done[d], lat, link, st.arrived))
+                for d, lat, link in deps
+                if link >= 0
+            ]
             yield simpy.AllOf(env, [done[d] for d, _, _ in deps] + queued)
-            extra = max((float(done[d].value) + lat for d, lat, link in deps if link < 0),
-                        default=0.0) - env.now
+            extra = (
+                max((float(done[d].value) + lat for d, lat, link in deps if link < 0), default=0.0)
+                - env.now
+            )
             if extra > 0 and not st.drop:
                 yield env.timeout(extra)
         yield from run(op_i, st)
@@ -665,17 +754,25 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         path = walker.sample(rng)
         arrived_at = float(env.now)
         st = _State(arrived_at)
-        row: dict[str, Any] = {"request": rid, "arrival_s": arrived_at,
-                               "predicted_s": path.predicted_s, "loop_passes": path.passes,
-                               "tokens": path.tokens, "status": "in_flight",
-                               "done_s": math.nan, "drop_reason": "", "failure": -1}
+        row: dict[str, Any] = {
+            "request": rid,
+            "arrival_s": arrived_at,
+            "predicted_s": path.predicted_s,
+            "loop_passes": path.passes,
+            "tokens": path.tokens,
+            "status": "in_flight",
+            "done_s": math.nan,
+            "drop_reason": "",
+            "failure": -1,
+        }
         req_rows.append(row)
         if path.chain:
             for n, op_i in enumerate(path.ops):
                 if n and path.deps[n][0][1] > 0:
                     _, lat, link = path.deps[n][0]
-                    yield env.timeout(lat + (link_wait(link, lat, arrived_at) if link >= 0
-                                             else 0.0))
+                    yield env.timeout(
+                        lat + (link_wait(link, lat, arrived_at) if link >= 0 else 0.0)
+                    )
                 yield from run(op_i, st)
                 if st.drop:
                     break
@@ -688,8 +785,13 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         if st.drop:
             row.update(status="dropped", done_s=env.now, drop_reason=st.drop)
         else:
-            row.update(status="completed", done_s=env.now, e2e_s=env.now - arrived_at,
-                       ttft_s=st.first_token - arrived_at, tbt_s=st.tbt_s)
+            row.update(
+                status="completed",
+                done_s=env.now,
+                e2e_s=env.now - arrived_at,
+                ttft_s=st.first_token - arrived_at,
+                tbt_s=st.tbt_s,
+            )
 
     def source() -> Any:
         for rid, t in enumerate(arrivals):
@@ -709,8 +811,9 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     def replan(reason: str) -> None:
         now = env.now
         window = min(ctl.window_s, now)
-        seen = (np.searchsorted(arrivals, now, side="right")
-                - np.searchsorted(arrivals, now - window, side="right"))
+        seen = np.searchsorted(arrivals, now, side="right") - np.searchsorted(
+            arrivals, now - window, side="right"
+        )
         rate = seen / window if window > 0 else float(config.arrivals.rate_per_s)
         for p, pool in enumerate(rpools):
             live = len(pool.live())
@@ -725,9 +828,17 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
                         env.process(activate_later(pool, r))
             elif target < live:
                 pool.drain(live - target, now)
-            decisions.append({"time_s": now, "reason": reason, "rate_per_s": rate,
-                              "pool": pool.name, "replicas_before": live,
-                              "replicas_needed": need, "replicas_after": target})
+            decisions.append(
+                {
+                    "time_s": now,
+                    "reason": reason,
+                    "rate_per_s": rate,
+                    "pool": pool.name,
+                    "replicas_before": live,
+                    "replicas_needed": need,
+                    "replicas_after": target,
+                }
+            )
 
     def controller() -> Any:
         while True:
@@ -739,8 +850,13 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     def failure(k: int, spec: FailureSpec) -> Any:
         yield env.timeout(spec.at_s)
         now = env.now
-        devices = [(p, r) for p, pool in enumerate(rpools) if pool.device == spec.device
-                   for r in pool.live() for _ in range(pool.devices_per_replica)]
+        devices = [
+            (p, r)
+            for p, pool in enumerate(rpools)
+            if pool.device == spec.device
+            for r in pool.live()
+            for _ in range(pool.devices_per_replica)
+        ]
         picked = rng.choice(len(devices), size=min(spec.count, len(devices)), replace=False)
         hit = sorted({devices[int(x)] for x in picked})
         victims: dict[int, Any] = {}
@@ -752,11 +868,17 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
                 proc.interrupt(k)
         # Fewer devices than the drill names can be live when it fires (the controller shrank
         # the pools, or an earlier failure took some): the row keeps both counts.
-        row = {"failure": k, "device": spec.device, "at_s": now,
-               "devices_requested": spec.count, "devices_failed": len(picked),
-               "replicas_lost": len(hit),
-               "pools_hit": "; ".join(sorted({rpools[p].name for p, _ in hit})),
-               "jobs_interrupted": len(victims), "recovered_at_s": math.nan}
+        row = {
+            "failure": k,
+            "device": spec.device,
+            "at_s": now,
+            "devices_requested": spec.count,
+            "devices_failed": len(picked),
+            "replicas_lost": len(hit),
+            "pools_hit": "; ".join(sorted({rpools[p].name for p, _ in hit})),
+            "jobs_interrupted": len(victims),
+            "recovered_at_s": math.nan,
+        }
         failure_rows.append(row)
         if ctl.enabled:
             yield env.timeout(ctl.detect_s)
@@ -768,9 +890,11 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
         while env.now < config.duration_s:
             yield env.timeout(step)
             assert progress is not None
-            progress(f"replayed {min(env.now, config.duration_s):,.0f} of "
-                     f"{config.duration_s:,.0f} simulated s, {len(req_rows):,} of "
-                     f"{len(arrivals):,} requests")
+            progress(
+                f"replayed {min(env.now, config.duration_s):,.0f} of "
+                f"{config.duration_s:,.0f} simulated s, {len(req_rows):,} of "
+                f"{len(arrivals):,} requests"
+            )
 
     env.process(source())
     if progress is not None:
@@ -795,8 +919,9 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     wall = time.perf_counter() - wall
 
     grid = np.arange(0.0, config.duration_s, config.sample_s)
-    rate_series = np.diff(np.searchsorted(arrivals, np.append(grid, config.duration_s))) \
-        / config.sample_s
+    rate_series = (
+        np.diff(np.searchsorted(arrivals, np.append(grid, config.duration_s))) / config.sample_s
+    )
     util_rows, cap_rows = [], []
     held_s = np.zeros(len(problem.devices))
     for k, s in enumerate(specs):
@@ -808,39 +933,79 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
             busy, held = fast[k].busy_fraction(grid), np.full(len(grid), float(planned))
             held_s[s.device] += planned * config.duration_s
         util_rows += [(float(t), s.name, float(b)) for t, b in zip(grid, busy, strict=True)]
-        cap_rows += [(float(t), s.name, float(h), float(r))
-                     for t, h, r in zip(grid, held, rate_series, strict=True)]
+        cap_rows += [
+            (float(t), s.name, float(h), float(r))
+            for t, h, r in zip(grid, held, rate_series, strict=True)
+        ]
     lo, hi = config.warmup_s, config.duration_s
     measured_waits = pd.DataFrame(link_waits, columns=["link", "wait_s", "arrival_s"])
     measured_waits = measured_waits[measured_waits["arrival_s"] >= lo]
     waits = measured_waits.groupby("link")["wait_s"]
     mean_wait, transfers = waits.mean(), waits.size()
-    link_stats = [(name, lp.capacity, float(mean_wait.get(k, math.nan)),
-                   int(transfers.get(k, 0)))
-                  for k, (name, lp) in enumerate(zip(link_names, links, strict=True))]
+    link_stats = [
+        (name, lp.capacity, float(mean_wait.get(k, math.nan)), int(transfers.get(k, 0)))
+        for k, (name, lp) in enumerate(zip(link_names, links, strict=True))
+    ]
     for name, lp in zip(link_names, links, strict=True):
-        util_rows += [(float(t), name, float(b))
-                      for t, b in zip(grid, lp.busy_fraction(grid), strict=True)]
+        util_rows += [
+            (float(t), name, float(b)) for t, b in zip(grid, lp.busy_fraction(grid), strict=True)
+        ]
     # jobs arriving at each pool against what its slots serve, whole window and busiest window
     loads: list[tuple[str, tuple[PoolLoad, PoolLoad]]] = []
     for k, s in enumerate(specs):
         if dynamic:
-            loads.append((s.name, pool_loads(rpools[k].arrived, rpools[k].demand, grid,
-                                             rpools[k].capacity_slots(grid), lo, hi,
-                                             ctl.window_s)))
+            loads.append(
+                (
+                    s.name,
+                    pool_loads(
+                        rpools[k].arrived,
+                        rpools[k].demand,
+                        grid,
+                        rpools[k].capacity_slots(grid),
+                        lo,
+                        hi,
+                        ctl.window_s,
+                    ),
+                )
+            )
         else:
-            loads.append((s.name, pool_loads(fast[k].arrived, np.subtract(fast[k].ends,
-                                                                          fast[k].starts),
-                                             grid, np.full(len(grid), fast[k].capacity), lo,
-                                             hi, ctl.window_s)))
-    loads += [(name, pool_loads(lp.arrived, np.subtract(lp.ends, lp.starts), grid,
-                                np.full(len(grid), lp.capacity), lo, hi, ctl.window_s))
-              for name, lp in zip(link_names, links, strict=True)]
-    planned_device_usd_h = sum(s.replicas * s.devices_per_replica
-                               * problem.device_cost_usd_per_h[s.device] for s in specs)
+            loads.append(
+                (
+                    s.name,
+                    pool_loads(
+                        fast[k].arrived,
+                        np.subtract(fast[k].ends, fast[k].starts),
+                        grid,
+                        np.full(len(grid), fast[k].capacity),
+                        lo,
+                        hi,
+                        ctl.window_s,
+                    ),
+                )
+            )
+    loads += [
+        (
+            name,
+            pool_loads(
+                lp.arrived,
+                np.subtract(lp.ends, lp.starts),
+                grid,
+                np.full(len(grid), lp.capacity),
+                lo,
+                hi,
+                ctl.window_s,
+            ),
+        )
+        for name, lp in zip(link_names, links, strict=True)
+    ]
+    planned_device_usd_h = sum(
+        s.replicas * s.devices_per_replica * problem.device_cost_usd_per_h[s.device] for s in specs
+    )
     other_usd_h = max(plan.tco_usd_per_hour - planned_device_usd_h, 0.0)
-    held_usd = (float(problem.device_cost_usd_per_h @ held_s) / 3600
-                + other_usd_h * config.duration_s / 3600)
+    held_usd = (
+        float(problem.device_cost_usd_per_h @ held_s) / 3600
+        + other_usd_h * config.duration_s / 3600
+    )
     # What a static plan would hold to cover the busiest window (the alternative to a
     # controller): every pool sized by the planner's rule at the peak windowed arrival rate,
     # with the controller's margin. Windows are full and inside the replay, so a replay
@@ -850,16 +1015,38 @@ def replay(plan: Plan, problem: PlacementProblem, table: pd.DataFrame, config: R
     peak_rate = float(counts.max() / win) if len(arrivals) else 0.0
     peak_usd_h = other_usd_h + sum(
         PoolSizing(s.per_rate, s.minimum).replicas(peak_rate * (1 + ctl.margin), utilization)
-        * s.devices_per_replica * problem.device_cost_usd_per_h[s.device] for s in specs)
-    extra = {"capacity_usd": held_usd, "peak_rate_per_s": peak_rate,
-             "peak_static_usd": peak_usd_h * config.duration_s / 3600,
-             "peak_sizing_margin": ctl.margin, "device_hours_held": float(held_s.sum() / 3600),
-             "prefix_hits": sum(p.prefix_hits for p in rpools) if dynamic else 0,
-             "router": router.policy if dynamic else "least_loaded (one FCFS queue per pool)",
-             "controller": ctl.enabled and dynamic}
-    return _result(plan, problem, config, ops, specs, req_rows, stage_rows, util_rows,
-                   cap_rows, decisions, failure_rows, len(arrivals), wall, extra, link_stats,
-                   loads)
+        * s.devices_per_replica
+        * problem.device_cost_usd_per_h[s.device]
+        for s in specs
+    )
+    extra = {
+        "capacity_usd": held_usd,
+        "peak_rate_per_s": peak_rate,
+        "peak_static_usd": peak_usd_h * config.duration_s / 3600,
+        "peak_sizing_margin": ctl.margin,
+        "device_hours_held": float(held_s.sum() / 3600),
+        "prefix_hits": sum(p.prefix_hits for p in rpools) if dynamic else 0,
+        "router": router.policy if dynamic else "least_loaded (one FCFS queue per pool)",
+        "controller": ctl.enabled and dynamic,
+    }
+    return _result(
+        plan,
+        problem,
+        config,
+        ops,
+        specs,
+        req_rows,
+        stage_rows,
+        util_rows,
+        cap_rows,
+        decisions,
+        failure_rows,
+        len(arrivals),
+        wall,
+        extra,
+        link_stats,
+        loads,
+    )
 
 
 def _quantile(values: pd.Series, q: float) -> float:
@@ -867,48 +1054,83 @@ def _quantile(values: pd.Series, q: float) -> float:
     return float(values.quantile(q)) if len(values) else math.nan
 
 
-def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: list[_Op],
-            specs: list[_PoolSpec], req_rows: list[dict[str, Any]],
-            stage_rows: list[tuple[int, float, float, float]],
-            util_rows: list[tuple[float, str, float]],
-            cap_rows: list[tuple[float, str, float, float]], decisions: list[dict[str, Any]],
-            failure_rows: list[dict[str, Any]], arrived: int, wall_s: float,
-            extra: dict[str, Any], link_stats: list[tuple[str, int, float, int]],
-            loads: list[tuple[str, tuple[PoolLoad, PoolLoad]]]) -> ReplayResult:
+def _result(
+    plan: Plan,
+    problem: PlacementProblem,
+    config: ReplayConfig,
+    ops: list[_Op],
+    specs: list[_PoolSpec],
+    req_rows: list[dict[str, Any]],
+    stage_rows: list[tuple[int, float, float, float]],
+    util_rows: list[tuple[float, str, float]],
+    cap_rows: list[tuple[float, str, float, float]],
+    decisions: list[dict[str, Any]],
+    failure_rows: list[dict[str, Any]],
+    arrived: int,
+    wall_s: float,
+    extra: dict[str, Any],
+    link_stats: list[tuple[str, int, float, int]],
+    loads: list[tuple[str, tuple[PoolLoad, PoolLoad]]],
+) -> ReplayResult:
     """Tables and summary; every statistic counts only what arrived after the warm-up."""
     lo, hi = config.warmup_s, config.duration_s
-    requests = pd.DataFrame(req_rows, columns=[
-        "request", "arrival_s", "done_s", "status", "drop_reason", "failure", "e2e_s",
-        "ttft_s", "tbt_s", "predicted_s", "loop_passes", "tokens"])
+    requests = pd.DataFrame(
+        req_rows,
+        columns=[
+            "request",
+            "arrival_s",
+            "done_s",
+            "status",
+            "drop_reason",
+            "failure",
+            "e2e_s",
+            "ttft_s",
+            "tbt_s",
+            "predicted_s",
+            "loop_passes",
+            "tokens",
+        ],
+    )
     requests["gap"] = requests["e2e_s"] / requests["predicted_s"] - 1
     requests = pd.concat([requests, sla_flags(requests, problem.sla)], axis=1)
     stages_raw = pd.DataFrame(stage_rows, columns=["op", "wait_s", "service_s", "arrival_s"])
     stages_raw = stages_raw[stages_raw["arrival_s"] >= lo]
     stages_raw["operator"] = [ops[i].name for i in stages_raw["op"]]
     stages_raw["pool"] = [ops[i].pool or "-" for i in stages_raw["op"]]
-    stages = stages_raw.groupby(["operator", "pool"], sort=False).agg(
-        executions=("wait_s", "size"), mean_wait_s=("wait_s", "mean"),
-        p50_wait_s=("wait_s", lambda w: float(np.quantile(w, 0.5))),
-        p90_wait_s=("wait_s", lambda w: float(np.quantile(w, 0.9))),
-        p99_wait_s=("wait_s", lambda w: float(np.quantile(w, 0.99))),
-        mean_service_s=("service_s", "mean")).reset_index()
+    stages = (
+        stages_raw.groupby(["operator", "pool"], sort=False)
+        .agg(
+            executions=("wait_s", "size"),
+            mean_wait_s=("wait_s", "mean"),
+            p50_wait_s=("wait_s", lambda w: float(np.quantile(w, 0.5))),
+            p90_wait_s=("wait_s", lambda w: float(np.quantile(w, 0.9))),
+            p99_wait_s=("wait_s", lambda w: float(np.quantile(w, 0.99))),
+            mean_service_s=("service_s", "mean"),
+        )
+        .reset_index()
+    )
     util = pd.DataFrame(util_rows, columns=["time_s", "pool", "busy_fraction"])
     capacity = pd.DataFrame(cap_rows, columns=["time_s", "pool", "devices_held", "rate_per_s"])
     in_window = util[(util["time_s"] >= lo) & (util["time_s"] < hi)]
-    pools = pd.DataFrame({"pool": [s.name for s in specs],
-                          "device": [problem.devices[s.device] for s in specs],
-                          "slots": [s.replicas * s.slots_per_replica for s in specs],
-                          "planned_devices": [s.replicas * s.devices_per_replica for s in specs]})
+    pools = pd.DataFrame(
+        {
+            "pool": [s.name for s in specs],
+            "device": [problem.devices[s.device] for s in specs],
+            "slots": [s.replicas * s.slots_per_replica for s in specs],
+            "planned_devices": [s.replicas * s.devices_per_replica for s in specs],
+        }
+    )
     links = pd.DataFrame(link_stats, columns=["pool", "slots", "mean_wait_s", "transfers"])
     pools["mean_devices_held"] = pools["pool"].map(
-        capacity[capacity["time_s"] >= lo].groupby("pool")["devices_held"].mean())
-    pools["mean_utilisation"] = pools["pool"].map(in_window.groupby("pool")["busy_fraction"]
-                                                  .mean())
+        capacity[capacity["time_s"] >= lo].groupby("pool")["devices_held"].mean()
+    )
+    pools["mean_utilisation"] = pools["pool"].map(in_window.groupby("pool")["busy_fraction"].mean())
     pools["mean_wait_s"] = pools["pool"].map(stages_raw.groupby("pool")["wait_s"].mean())
     if len(links):
         links["device"] = "link"
         links["mean_utilisation"] = links["pool"].map(
-            in_window.groupby("pool")["busy_fraction"].mean())
+            in_window.groupby("pool")["busy_fraction"].mean()
+        )
         pools = pd.concat([pools, links.drop(columns="transfers")], ignore_index=True)
     load = dict(loads)
     pools["arrival_rate_per_s"] = [load[p][0].arrival_rate_per_s for p in pools["pool"]]
@@ -925,19 +1147,33 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
     completed_all = int(status.get("completed", 0))
     tokens_done = float(requests.loc[requests["status"] == "completed", "tokens"].sum())
     held_usd = extra["capacity_usd"]
-    failures = pd.DataFrame(failure_rows, columns=[
-        "failure", "device", "at_s", "devices_requested", "devices_failed", "replicas_lost",
-        "pools_hit", "jobs_interrupted", "recovered_at_s"])
+    failures = pd.DataFrame(
+        failure_rows,
+        columns=[
+            "failure",
+            "device",
+            "at_s",
+            "devices_requested",
+            "devices_failed",
+            "replicas_lost",
+            "pools_hit",
+            "jobs_interrupted",
+            "recovered_at_s",
+        ],
+    )
     if len(failures):
         hit = requests.groupby("failure")["status"].agg(
-            affected="size", affected_dropped=lambda s: int((s == "dropped").sum()))
+            affected="size", affected_dropped=lambda s: int((s == "dropped").sum())
+        )
         failures = failures.join(hit, on="failure")
         failures[["affected", "affected_dropped"]] = (
-            failures[["affected", "affected_dropped"]].fillna(0).astype(int))
+            failures[["affected", "affected_dropped"]].fillna(0).astype(int)
+        )
         ends = failures["recovered_at_s"].fillna(hi).clip(upper=hi)
         failures["attainment_before"] = [attainment(requests, lo, t) for t in failures["at_s"]]
-        failures["attainment_during"] = [attainment(requests, max(a, lo), b)
-                                         for a, b in zip(failures["at_s"], ends, strict=True)]
+        failures["attainment_during"] = [
+            attainment(requests, max(a, lo), b) for a, b in zip(failures["at_s"], ends, strict=True)
+        ]
         failures["attainment_after"] = [attainment(requests, max(b, lo), hi) for b in ends]
     drops = requests.loc[requests["status"] == "dropped", "drop_reason"].value_counts()
     summary: dict[str, Any] = {
@@ -959,10 +1195,17 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
         "gap_p50": float(done["gap"].median()) if len(done) else math.nan,
         "gap_p99": float(done["gap"].quantile(0.99)) if len(done) else math.nan,
         "overloaded_pools": [
-            {"pool": name, "from_s": pl.from_s, "to_s": pl.to_s,
-             "arrival_rate_per_s": pl.arrival_rate_per_s, "capacity_per_s": pl.capacity_per_s,
-             "offered_load": pl.offered_load}
-            for name, pl in overloaded if pl.overloaded],
+            {
+                "pool": name,
+                "from_s": pl.from_s,
+                "to_s": pl.to_s,
+                "arrival_rate_per_s": pl.arrival_rate_per_s,
+                "capacity_per_s": pl.capacity_per_s,
+                "offered_load": pl.offered_load,
+            }
+            for name, pl in overloaded
+            if pl.overloaded
+        ],
         "tco_usd_per_hour": plan.tco_usd_per_hour,
         "static_plan_usd": plan.tco_usd_per_hour * hours,
         "usd_per_request": held_usd / completed_all if completed_all else math.nan,
@@ -975,7 +1218,24 @@ def _result(plan: Plan, problem: PlacementProblem, config: ReplayConfig, ops: li
         "requests_per_wall_s": arrived / wall_s if wall_s > 0 else math.nan,
         "stage_executions": len(stages_raw),
     }
-    return ReplayResult(requests, stages, pools, util, capacity, pd.DataFrame(decisions, columns=[
-        "time_s", "reason", "rate_per_s", "pool", "replicas_before", "replicas_needed",
-        "replicas_after"]),
-        failures, summary)
+    return ReplayResult(
+        requests,
+        stages,
+        pools,
+        util,
+        capacity,
+        pd.DataFrame(
+            decisions,
+            columns=[
+                "time_s",
+                "reason",
+                "rate_per_s",
+                "pool",
+                "replicas_before",
+                "replicas_needed",
+                "replicas_after",
+            ],
+        ),
+        failures,
+        summary,
+    )

@@ -78,8 +78,9 @@ def sla_flags(requests: pd.DataFrame, sla: Sla) -> pd.DataFrame:
     return flags
 
 
-def attainment(requests: pd.DataFrame, lo_s: float, hi_s: float, column: str = "meets_sla"
-               ) -> float:
+def attainment(
+    requests: pd.DataFrame, lo_s: float, hi_s: float, column: str = "meets_sla"
+) -> float:
     """Share of the requests arriving in ``[lo_s, hi_s)`` whose ``column`` flag is set.
 
     ``requests`` carries the flags of :func:`sla_flags`; NaN when no request arrived then.
@@ -88,8 +89,9 @@ def attainment(requests: pd.DataFrame, lo_s: float, hi_s: float, column: str = "
     return float(sel.mean()) if len(sel) else math.nan
 
 
-def sla_summary(requests: pd.DataFrame, sla: Sla, lo_s: float, hi_s: float
-                ) -> dict[str, float | int | None]:
+def sla_summary(
+    requests: pd.DataFrame, sla: Sla, lo_s: float, hi_s: float
+) -> dict[str, float | int | None]:
     """The SLA part of the replay's summary: bounds, attainment per bound and overall, misses.
 
     Keys: ``sla_<bound>_s`` (the bound, None when not set), ``sla_attainment`` (share of the
@@ -162,9 +164,15 @@ class PoolLoad:
         return bool(self.offered_load > 1.0)
 
 
-def pool_loads(arrived_s: Sequence[float] | np.ndarray, service_s: Sequence[float] | np.ndarray,
-               times_s: np.ndarray, slots: np.ndarray, lo_s: float, hi_s: float,
-               window_s: float) -> tuple[PoolLoad, PoolLoad]:
+def pool_loads(
+    arrived_s: Sequence[float] | np.ndarray,
+    service_s: Sequence[float] | np.ndarray,
+    times_s: np.ndarray,
+    slots: np.ndarray,
+    lo_s: float,
+    hi_s: float,
+    window_s: float,
+) -> tuple[PoolLoad, PoolLoad]:
     """A pool's load over the measured window and over its busiest sub-window.
 
     A pool sized for the mean rate is overloaded at the peak of a diurnal day even when its
@@ -211,8 +219,13 @@ def pool_loads(arrived_s: Sequence[float] | np.ndarray, service_s: Sequence[floa
             mean_slots = float(slots[in_window].mean())
         else:  # a window shorter than the sampling interval: the last sample before it
             mean_slots = float(slots[max(int(np.searchsorted(times_s, a, side="right")) - 1, 0)])
-        return PoolLoad(float(a), float(b), float((j - i) / (b - a)),
-                        float((work[j] - work[i]) / (j - i)) if j > i else math.nan, mean_slots)
+        return PoolLoad(
+            float(a),
+            float(b),
+            float((j - i) / (b - a)),
+            float((work[j] - work[i]) / (j - i)) if j > i else math.nan,
+            mean_slots,
+        )
 
     whole = load(lo_s, hi_s)
     starts, length = sliding_windows(lo_s, hi_s, window_s)

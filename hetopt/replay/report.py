@@ -26,8 +26,13 @@ def write_replay(result: ReplayResult, run_dir: Path) -> list[str]:
     orchestration.png.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    tables = {"requests": result.requests, "stages": result.stages, "pools": result.pools,
-              "utilisation": result.utilisation, "capacity": result.capacity}
+    tables = {
+        "requests": result.requests,
+        "stages": result.stages,
+        "pools": result.pools,
+        "utilisation": result.utilisation,
+        "capacity": result.capacity,
+    }
     dynamic = len(result.decisions) or len(result.failures)
     if dynamic:
         tables.update(decisions=result.decisions, failures=result.failures)
@@ -40,8 +45,11 @@ def write_replay(result: ReplayResult, run_dir: Path) -> list[str]:
     req = result.requests
     warmup_s = result.summary.get("warmup_s") or 0.0
     done = req[(req["status"] == "completed") & (req["arrival_s"] >= warmup_s)]
-    for col, label in (("e2e_s", "end-to-end (replay)"), ("predicted_s", "planner, same path"),
-                       ("ttft_s", "TTFT (replay)")):
+    for col, label in (
+        ("e2e_s", "end-to-end (replay)"),
+        ("predicted_s", "planner, same path"),
+        ("ttft_s", "TTFT (replay)"),
+    ):
         values = np.sort(done[col].dropna().to_numpy(dtype=float))
         if len(values):
             ax_cdf.plot(values, np.arange(1, len(values) + 1) / len(values), label=label)
@@ -50,13 +58,13 @@ def write_replay(result: ReplayResult, run_dir: Path) -> list[str]:
         ax_cdf.axvline(sla, color="r", linestyle="--", label=f"end-to-end SLA {sla:g} s")
     ttft_sla = result.summary.get("sla_ttft_s")
     if ttft_sla:
-        ax_cdf.axvline(ttft_sla, color="purple", linestyle=":",
-                       label=f"TTFT SLA {ttft_sla * 1e3:g} ms")
+        ax_cdf.axvline(
+            ttft_sla, color="purple", linestyle=":", label=f"TTFT SLA {ttft_sla * 1e3:g} ms"
+        )
     ax_cdf.set_xscale("log")
     ax_cdf.set_xlabel("seconds")
     ax_cdf.set_ylabel("fraction of requests")
-    ax_cdf.set_title("Latency CDF" + (f" (after the {warmup_s:g} s warm-up)" if warmup_s
-                                       else ""))
+    ax_cdf.set_title("Latency CDF" + (f" (after the {warmup_s:g} s warm-up)" if warmup_s else ""))
     # below the axes: inside it covered the TTFT curve
     ax_cdf.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3)
     ax_cdf.grid(alpha=0.3)
@@ -110,8 +118,13 @@ def _orchestration_figure(result: ReplayResult, path: Path, bin_s: float = 60.0)
     ax_rate = ax_cap.twinx()
     sample_s = float(rate.index[1] - rate.index[0]) if len(rate) > 1 else 1.0
     window = max(round(bin_s / sample_s), 1)
-    ax_rate.plot(rate.index, rate.rolling(window, min_periods=1).mean(), color="C1", alpha=0.8,
-                 label="arrival rate")
+    ax_rate.plot(
+        rate.index,
+        rate.rolling(window, min_periods=1).mean(),
+        color="C1",
+        alpha=0.8,
+        label="arrival rate",
+    )
     ax_rate.set_ylabel("arrivals per s", color="C1")
     ax_cap.set_title("Capacity held against load")
     ax_cap.grid(alpha=0.3)
@@ -130,6 +143,7 @@ def _orchestration_figure(result: ReplayResult, path: Path, bin_s: float = 60.0)
             ax.axvline(f.at_s, color="r", linestyle="--", alpha=0.7)
             if not np.isnan(f.recovered_at_s):
                 ax.axvspan(f.at_s, f.recovered_at_s, color="r", alpha=0.08)
-        ax_sla.annotate(f"{f.devices_failed} x {f.device} fail", (f.at_s, 0.05), color="r",
-                        fontsize=8)
+        ax_sla.annotate(
+            f"{f.devices_failed} x {f.device} fail", (f.at_s, 0.05), color="r", fontsize=8
+        )
     save_figure(fig, path)

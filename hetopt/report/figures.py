@@ -13,12 +13,28 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from hetopt.plan.plan import Plan  # noqa: E402
 
-VENDOR_COLOURS = ("#4C72B0", "#55A868", "#C44E52", "#8172B2", "#CCB974", "#64B5CD",
-                  "#DD8452", "#937860", "#DA8BC3", "#8C8C8C", "#1B9E77", "#D95F02")
+VENDOR_COLOURS = (
+    "#4C72B0",
+    "#55A868",
+    "#C44E52",
+    "#8172B2",
+    "#CCB974",
+    "#64B5CD",
+    "#DD8452",
+    "#937860",
+    "#DA8BC3",
+    "#8C8C8C",
+    "#1B9E77",
+    "#D95F02",
+)
 
 
-def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 120,
-                rect: tuple[float, float, float, float] | None = None) -> Path:
+def save_figure(
+    fig: plt.Figure,
+    path: str | Path,
+    dpi: int = 120,
+    rect: tuple[float, float, float, float] | None = None,
+) -> Path:
     """Lay out, write and close a figure (every PNG hetopt writes goes through here).
 
     ``rect`` keeps the subplots inside a part of the figure (room for a shared colour bar).
@@ -55,20 +71,26 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
         The written file.
     """
     path = Path(path)
-    fig, (ax_cost, ax_lat) = plt.subplots(1, 2, figsize=(13, 4.8),
-                                          gridspec_kw={"width_ratios": [1, 1.6]})
+    fig, (ax_cost, ax_lat) = plt.subplots(
+        1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.6]}
+    )
     labels = ["plan"] + [f"all {b.device}" for b in plan.baselines]
     values = [plan.tco_usd_per_hour] + [b.tco_usd_per_hour for b in plan.baselines]
     ok = [True] + [b.sla_satisfied for b in plan.baselines]
-    colours = ["#2a9d8f" if i == 0 else ("#8d99ae" if good else "#e76f51")
-               for i, good in enumerate(ok)]
+    colours = [
+        "#2a9d8f" if i == 0 else ("#8d99ae" if good else "#e76f51") for i, good in enumerate(ok)
+    ]
     shown = [v if math.isfinite(v) else 0.0 for v in values]
     bars = ax_cost.bar(labels, shown, color=colours)
     for bar, v, good in zip(bars, values, ok, strict=True):
         text = f"{v:,.3g}" if math.isfinite(v) else "n/a"
-        ax_cost.annotate(text + ("" if good else "\nmisses SLA"),
-                         (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                         ha="center", va="bottom", fontsize=8)
+        ax_cost.annotate(
+            text + ("" if good else "\nmisses SLA"),
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax_cost.set_ylabel("TCO (\\$/h)")
     ax_cost.set_title("TCO: heterogeneous plan vs homogeneous baselines")
 
@@ -76,11 +98,12 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
     devices = list(dict.fromkeys(frame["device"]))
     colour_of = {d: VENDOR_COLOURS[i % len(VENDOR_COLOURS)] for i, d in enumerate(devices)}
     y = range(len(frame))
-    ax_lat.barh(list(y), frame["latency_s"] * 1e3,
-                color=[colour_of[d] for d in frame["device"]])
-    ax_lat.set_yticks(list(y), [f"{o}  [{c}]" for o, c in zip(frame["operator"],
-                                                              frame["config"], strict=True)],
-                      fontsize=8)
+    ax_lat.barh(list(y), frame["latency_s"] * 1e3, color=[colour_of[d] for d in frame["device"]])
+    ax_lat.set_yticks(
+        list(y),
+        [f"{o}  [{c}]" for o, c in zip(frame["operator"], frame["config"], strict=True)],
+        fontsize=8,
+    )
     ax_lat.invert_yaxis()
     ax_lat.set_xscale("log")
     ax_lat.set_xlabel("latency per execution (ms, log scale)")
@@ -88,7 +111,9 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
     handles = [plt.Rectangle((0, 0), 1, 1, color=colour_of[d]) for d in devices]
     ax_lat.legend(handles, devices, fontsize=8, loc="lower right")
     # "\$" keeps matplotlib from reading the two dollar signs as mathtext.
-    fig.suptitle(f"{plan.workload}: {plan.tco_usd_per_hour:,.4g} \\$/h, "
-                 f"{plan.cost_usd_per_request:.3g} \\$/request, end-to-end "
-                 f"{plan.e2e_latency_s:.3g} s")
+    fig.suptitle(
+        f"{plan.workload}: {plan.tco_usd_per_hour:,.4g} \\$/h, "
+        f"{plan.cost_usd_per_request:.3g} \\$/request, end-to-end "
+        f"{plan.e2e_latency_s:.3g} s"
+    )
     return save_figure(fig, path)

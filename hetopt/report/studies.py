@@ -33,10 +33,18 @@ from hetopt.solvers import SolverOptions, SolveStatus, solve
 LATENCY_SLA = Sla(ttft_s=0.25, tbt_s=0.02)
 THROUGHPUT_SLA = Sla(ttft_s=None, tbt_s=None)
 # Offline serving may batch far deeper than interactive serving; memory is the limit.
-THROUGHPUT_COSTS = CostParams(prefill_batch_sizes=(1, 2, 4, 8, 16, 32, 64),
-                              decode_batch_sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
-PAPER_PAIRS = (("H100", "H100"), ("B200", "B200"), ("B200", "Gaudi3"), ("H100", "Gaudi3"),
-               ("B200", "H100"), ("Gaudi3", "Gaudi3"))
+THROUGHPUT_COSTS = CostParams(
+    prefill_batch_sizes=(1, 2, 4, 8, 16, 32, 64),
+    decode_batch_sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+PAPER_PAIRS = (
+    ("H100", "H100"),
+    ("B200", "B200"),
+    ("B200", "Gaudi3"),
+    ("H100", "Gaudi3"),
+    ("B200", "H100"),
+    ("Gaudi3", "Gaudi3"),
+)
 Progress = Callable[[str], None]
 
 
@@ -50,47 +58,84 @@ def cost_efficiency(catalog: HardwareCatalog | None = None) -> pd.DataFrame:
     """Figure 4: purchase price per GB/s, per dense fp16 TFLOP, per dense fp8 TFLOP, per GB."""
     rows = []
     for d in accelerators(catalog).devices:
-        rows.append({
-            "device": d.name, "vendor": d.vendor, "price_usd": d.price_usd,
-            "mem_bw_gb_per_s": d.mem_bw_gb_per_s, "fp16_tflops": d.fp16_tflops,
-            "fp8_tflops": d.fp8_tflops if d.fp8_tflops else math.nan, "mem_gb": d.mem_gb,
-            "usd_per_gb_per_s": d.price_usd / d.mem_bw_gb_per_s,
-            "usd_per_fp16_tflop": d.price_usd / d.fp16_tflops,
-            "usd_per_fp8_tflop": d.price_usd / d.fp8_tflops if d.fp8_tflops else math.nan,
-            "usd_per_gb": d.price_usd / d.mem_gb,
-        })
+        rows.append(
+            {
+                "device": d.name,
+                "vendor": d.vendor,
+                "price_usd": d.price_usd,
+                "mem_bw_gb_per_s": d.mem_bw_gb_per_s,
+                "fp16_tflops": d.fp16_tflops,
+                "fp8_tflops": d.fp8_tflops if d.fp8_tflops else math.nan,
+                "mem_gb": d.mem_gb,
+                "usd_per_gb_per_s": d.price_usd / d.mem_bw_gb_per_s,
+                "usd_per_fp16_tflop": d.price_usd / d.fp16_tflops,
+                "usd_per_fp8_tflop": d.price_usd / d.fp8_tflops if d.fp8_tflops else math.nan,
+                "usd_per_gb": d.price_usd / d.mem_gb,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def llm_workload(model: str, precision: str, input_tokens: int, output_tokens: int,
-                 request_rate_per_s: float = 100.0) -> dict[str, Any]:
+def llm_workload(
+    model: str,
+    precision: str,
+    input_tokens: int,
+    output_tokens: int,
+    request_rate_per_s: float = 100.0,
+) -> dict[str, Any]:
     """An agent with one LLM call: the paper's §5 evaluation setting."""
-    return {"name": f"{model}-{precision}-{input_tokens}-{output_tokens}",
-            "request_rate_per_s": request_rate_per_s,
-            "nodes": {"llm": {"kind": "model_execution", "model": model, "precision": precision,
-                              "input_tokens": input_tokens, "output_tokens": output_tokens}},
-            "edges": []}
+    return {
+        "name": f"{model}-{precision}-{input_tokens}-{output_tokens}",
+        "request_rate_per_s": request_rate_per_s,
+        "nodes": {
+            "llm": {
+                "kind": "model_execution",
+                "model": model,
+                "precision": precision,
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+            }
+        },
+        "edges": [],
+    }
 
 
-def _problem(graph: OperatorGraph, table: CostTable, catalog: HardwareCatalog, sla: Sla,
-             rate: float, costs: CostParams, tco: TcoParams) -> PlacementProblem:
+def _problem(
+    graph: OperatorGraph,
+    table: CostTable,
+    catalog: HardwareCatalog,
+    sla: Sla,
+    rate: float,
+    costs: CostParams,
+    tco: TcoParams,
+) -> PlacementProblem:
     dev_tco = {d.name: device_tco(d, tco) for d in catalog.devices}
     mem = {d.name: d.mem_bytes for d in catalog.devices}
     return build_problem(graph, table, dev_tco, sla, rate, costs, mem)
 
 
-def _solved_row(problem: PlacementProblem, table: CostTable, options: SolverOptions,
-                tokens: int, kv_transfer_s: float = 0.0, sla: Sla | None = None
-                ) -> dict[str, Any]:
+def _solved_row(
+    problem: PlacementProblem,
+    table: CostTable,
+    options: SolverOptions,
+    tokens: int,
+    kv_transfer_s: float = 0.0,
+    sla: Sla | None = None,
+) -> dict[str, Any]:
     res = solve(problem, options)
     if res.status is not SolveStatus.OPTIMAL or res.choice is None:
         return {"status": str(res.status), "reason": res.message, "solve_s": res.runtime_s}
     ev = evaluate_choice(problem, res.choice, res.pool_counts)
-    row: dict[str, Any] = {"status": "optimal", "reason": "", "gap": res.gap,
-                           "solve_s": res.runtime_s,
-                           "tco_usd_per_h": ev.tco_usd_per_h,
-                           "usd_per_mtok": ev.tco_usd_per_h / (problem.request_rate_per_s
-                                                               * SECONDS_PER_HOUR * tokens) * 1e6}
+    row: dict[str, Any] = {
+        "status": "optimal",
+        "reason": "",
+        "gap": res.gap,
+        "solve_s": res.runtime_s,
+        "tco_usd_per_h": ev.tco_usd_per_h,
+        "usd_per_mtok": ev.tco_usd_per_h
+        / (problem.request_rate_per_s * SECONDS_PER_HOUR * tokens)
+        * 1e6,
+    }
     for i, o in enumerate(res.choice):
         phase = problem.ops[i].split(".")[-1]
         rec = table.frame.loc[problem.opt_row[o]]
@@ -101,19 +146,29 @@ def _solved_row(problem: PlacementProblem, table: CostTable, options: SolverOpti
     if "prefill_step_ms" in row and "decode_step_ms" in row:
         # Disaggregated serving: the KV cache crosses the link before the second token.
         row["kv_transfer_ms"] = kv_transfer_s * 1e3
-        row["second_token_ms"] = row["prefill_step_ms"] + row["kv_transfer_ms"] \
-            + row["decode_step_ms"]
+        row["second_token_ms"] = (
+            row["prefill_step_ms"] + row["kv_transfer_ms"] + row["decode_step_ms"]
+        )
         if sla is not None and sla.ttft_s is not None and sla.tbt_s is not None:
             row["second_token_within_sla"] = bool(
-                row["second_token_ms"] <= (sla.ttft_s + sla.tbt_s) * 1e3 + 1e-9)
+                row["second_token_ms"] <= (sla.ttft_s + sla.tbt_s) * 1e3 + 1e-9
+            )
     return row
 
 
-def pair_study(model: str, precision: str, input_tokens: int, output_tokens: int,
-               sla_mode: str, catalog: HardwareCatalog | None = None,
-               tco: TcoParams | None = None, request_rate_per_s: float = 100.0,
-               link_gbit_per_s: float = 400.0, options: SolverOptions | None = None,
-               cost_model: str = "calibrated") -> pd.DataFrame:
+def pair_study(
+    model: str,
+    precision: str,
+    input_tokens: int,
+    output_tokens: int,
+    sla_mode: str,
+    catalog: HardwareCatalog | None = None,
+    tco: TcoParams | None = None,
+    request_rate_per_s: float = 100.0,
+    link_gbit_per_s: float = 400.0,
+    options: SolverOptions | None = None,
+    cost_model: str = "calibrated",
+) -> pd.DataFrame:
     """Plan every ordered prefill::decode pair of accelerators, and the free joint optimum.
 
     Each pair is the placement problem restricted to prefill on A and decode on B, solved to
@@ -149,34 +204,50 @@ def pair_study(model: str, precision: str, input_tokens: int, output_tokens: int
     tco = tco or TcoParams()
     options = options or SolverOptions(backend="highs", time_limit_s=30)
     sla = LATENCY_SLA if sla_mode == "latency" else THROUGHPUT_SLA
-    costs = dataclasses.replace(CostParams() if sla_mode == "latency" else THROUGHPUT_COSTS,
-                                link_gbit_per_s=link_gbit_per_s, model=cost_model)
+    costs = dataclasses.replace(
+        CostParams() if sla_mode == "latency" else THROUGHPUT_COSTS,
+        link_gbit_per_s=link_gbit_per_s,
+        model=cost_model,
+    )
     workload = llm_workload(model, precision, input_tokens, output_tokens, request_rate_per_s)
     graph = decompose(agent_graph_from_dict(workload, source=workload["name"]))
     table = build_cost_table(graph, catalog, sla, costs)
     tokens = input_tokens + output_tokens
-    kv_s = (get_architecture(model).kv_bytes_per_token(precision) * input_tokens
-            / costs.link_bw_bytes_per_s + costs.link_latency_s)
-    base = {"model": model, "precision": precision, "input_tokens": input_tokens,
-            "output_tokens": output_tokens, "sla": sla_mode}
+    kv_s = (
+        get_architecture(model).kv_bytes_per_token(precision)
+        * input_tokens
+        / costs.link_bw_bytes_per_s
+        + costs.link_latency_s
+    )
+    base = {
+        "model": model,
+        "precision": precision,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "sla": sla_mode,
+    }
     rows = []
     try:
         problem = _problem(graph, table, catalog, sla, request_rate_per_s, costs, tco)
     except InfeasibleError as exc:
-        return pd.DataFrame([{**base, "pair": "optimal", "status": "infeasible",
-                              "reason": str(exc)}])
-    rows.append({**base, "pair": "optimal",
-                 **_solved_row(problem, table, options, tokens, kv_s, sla)})
+        return pd.DataFrame(
+            [{**base, "pair": "optimal", "status": "infeasible", "reason": str(exc)}]
+        )
+    rows.append(
+        {**base, "pair": "optimal", **_solved_row(problem, table, options, tokens, kv_s, sla)}
+    )
     prefill_op, decode_op = problem.ops.index("llm.prefill"), problem.ops.index("llm.decode")
     for a, b in itertools.product(catalog.names, repeat=2):
         ja, jb = catalog.names.index(a), catalog.names.index(b)
-        keep = (((problem.opt_op == prefill_op) & (problem.opt_device == ja))
-                | ((problem.opt_op == decode_op) & (problem.opt_device == jb)))
-        row: dict[str, Any] = {**base, "pair": f"{a}::{b}", "prefill_device": a,
-                               "decode_device": b}
-        missing = [(phase, dev) for phase, op, dev in (("prefill", prefill_op, a),
-                                                       ("decode", decode_op, b))
-                   if not keep[problem.opt_op == op].any()]
+        keep = ((problem.opt_op == prefill_op) & (problem.opt_device == ja)) | (
+            (problem.opt_op == decode_op) & (problem.opt_device == jb)
+        )
+        row: dict[str, Any] = {**base, "pair": f"{a}::{b}", "prefill_device": a, "decode_device": b}
+        missing = [
+            (phase, dev)
+            for phase, op, dev in (("prefill", prefill_op, a), ("decode", decode_op, b))
+            if not keep[problem.opt_op == op].any()
+        ]
         if missing:
             phase, dev = missing[0]
             reason = table.explain_op(f"llm.{phase}").split("; ")
@@ -192,23 +263,28 @@ def pair_study(model: str, precision: str, input_tokens: int, output_tokens: int
     return frame
 
 
-def figure_study(input_tokens: int, output_tokens: int, progress: Progress | None = None,
-                 **kwargs: Any) -> pd.DataFrame:
+def figure_study(
+    input_tokens: int, output_tokens: int, progress: Progress | None = None, **kwargs: Any
+) -> pd.DataFrame:
     """Figures 8/9: :func:`pair_study` for Llama-3 8B/70B at fp16/fp8 under both SLAs."""
     frames = []
-    for model, precision, sla in itertools.product(("llama-3-8b", "llama-3-70b"),
-                                                   ("fp16", "fp8"), ("latency", "throughput")):
+    for model, precision, sla in itertools.product(
+        ("llama-3-8b", "llama-3-70b"), ("fp16", "fp8"), ("latency", "throughput")
+    ):
         if progress:
             progress(f"{model} {precision} {input_tokens}/{output_tokens} {sla} SLA")
         frames.append(pair_study(model, precision, input_tokens, output_tokens, sla, **kwargs))
     return pd.concat(frames, ignore_index=True)
 
 
-def serving_table(models: Sequence[str] = ("llama-3-8b", "llama-3-70b"),
-                  precisions: Sequence[str] = ("fp16", "fp8"),
-                  lengths: Sequence[tuple[int, int]] = ((512, 4096), (4096, 512)),
-                  sla: Sla = LATENCY_SLA, catalog: HardwareCatalog | None = None,
-                  costs: CostParams | None = None) -> pd.DataFrame:
+def serving_table(
+    models: Sequence[str] = ("llama-3-8b", "llama-3-70b"),
+    precisions: Sequence[str] = ("fp16", "fp8"),
+    lengths: Sequence[tuple[int, int]] = ((512, 4096), (4096, 512)),
+    sla: Sla = LATENCY_SLA,
+    catalog: HardwareCatalog | None = None,
+    costs: CostParams | None = None,
+) -> pd.DataFrame:
     """Per device and phase: the most cost-effective configuration within the SLA.
 
     For every model, precision, (input, output) lengths, accelerator and phase, the row with the
@@ -225,8 +301,14 @@ def serving_table(models: Sequence[str] = ("llama-3-8b", "llama-3-70b"),
         frame = build_cost_table(graph, catalog, sla, costs).frame
         for (op, device), group in frame.groupby(["op", "device"], sort=False):
             phase = str(op).split(".")[-1]
-            base = {"model": model, "precision": precision, "input_tokens": isl,
-                    "output_tokens": osl, "device": device, "phase": phase}
+            base = {
+                "model": model,
+                "precision": precision,
+                "input_tokens": isl,
+                "output_tokens": osl,
+                "device": device,
+                "phase": phase,
+            }
             ok = group[group["feasible"]]
             if ok.empty:
                 best = group.iloc[int(group["latency_s"].fillna(math.inf).to_numpy().argmin())]
@@ -235,20 +317,32 @@ def serving_table(models: Sequence[str] = ("llama-3-8b", "llama-3-70b"),
             per_device = ok["requests_per_s"] / ok["devices_per_replica"]
             best = ok.loc[per_device.idxmax()]
             tokens = isl if phase == "prefill" else max(osl - 1, 1)
-            rows.append({**base, "feasible": True, "reason": "", "tp": int(best["tp"]),
-                         "pp": int(best["pp"]), "batch": int(best["batch"]),
-                         "step_ms": float(best["step_s"]) * 1e3,
-                         "tokens_per_s_per_device": float(per_device.max()) * tokens,
-                         "mem_gb_per_device": float(best["mem_per_device_bytes"]) / 1e9,
-                         "binding": best["binding"]})
+            rows.append(
+                {
+                    **base,
+                    "feasible": True,
+                    "reason": "",
+                    "tp": int(best["tp"]),
+                    "pp": int(best["pp"]),
+                    "batch": int(best["batch"]),
+                    "step_ms": float(best["step_s"]) * 1e3,
+                    "tokens_per_s_per_device": float(per_device.max()) * tokens,
+                    "mem_gb_per_device": float(best["mem_per_device_bytes"]) / 1e9,
+                    "binding": best["binding"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def kv_link_table(models: Sequence[str] = ("llama-3-8b", "llama-3-70b"),
-                  precisions: Sequence[str] = ("fp16", "fp8"),
-                  links_gbit_per_s: Sequence[float] = (100, 200, 400, 800),
-                  ttft_s: float = 0.25, tbt_s: float = 0.02, prefill_devices: int = 1,
-                  decode_devices: int = 1) -> pd.DataFrame:
+def kv_link_table(
+    models: Sequence[str] = ("llama-3-8b", "llama-3-70b"),
+    precisions: Sequence[str] = ("fp16", "fp8"),
+    links_gbit_per_s: Sequence[float] = (100, 200, 400, 800),
+    ttft_s: float = 0.25,
+    tbt_s: float = 0.02,
+    prefill_devices: int = 1,
+    decode_devices: int = 1,
+) -> pd.DataFrame:
     """§5.2: the longest input whose KV cache a link moves within the SLA (formulas 1-3).
 
     Formula (3) gives the KV cache of one request, ``2 L d (n_kv / n_heads) ISL BPE``. Formula (1)
@@ -264,21 +358,31 @@ def kv_link_table(models: Sequence[str] = ("llama-3-8b", "llama-3-70b"),
         link_bytes = link * 1e9 / 8
         max_isl = int(ttft_s * prefill_devices * link_bytes / per_token)
         kv_32k = per_token * 32768
-        rows.append({
-            "model": model, "precision": precision, "link_gbit_per_s": link,
-            "kv_bytes_per_token": per_token, "max_input_tokens": max_isl,
-            "meets_32k": max_isl >= 32768,
-            "kv_transfer_ms_at_32k": kv_32k / link_bytes * 1e3,
-            "egress_gbit_per_s_at_32k": kv_32k / (ttft_s * prefill_devices) * 8 / 1e9,
-            "ingress_gbit_per_s_at_32k": kv_32k / (tbt_s * decode_devices) * 8 / 1e9,
-        })
+        rows.append(
+            {
+                "model": model,
+                "precision": precision,
+                "link_gbit_per_s": link,
+                "kv_bytes_per_token": per_token,
+                "max_input_tokens": max_isl,
+                "meets_32k": max_isl >= 32768,
+                "kv_transfer_ms_at_32k": kv_32k / link_bytes * 1e3,
+                "egress_gbit_per_s_at_32k": kv_32k / (ttft_s * prefill_devices) * 8 / 1e9,
+                "ingress_gbit_per_s_at_32k": kv_32k / (tbt_s * decode_devices) * 8 / 1e9,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def pareto_frontier(workload: dict[str, Any], ttft_values_s: Sequence[float],
-                    tbt_values_s: Sequence[float], catalog: HardwareCatalog | None = None,
-                    tco: TcoParams | None = None, costs: CostParams | None = None,
-                    options: SolverOptions | None = None) -> pd.DataFrame:
+def pareto_frontier(
+    workload: dict[str, Any],
+    ttft_values_s: Sequence[float],
+    tbt_values_s: Sequence[float],
+    catalog: HardwareCatalog | None = None,
+    tco: TcoParams | None = None,
+    costs: CostParams | None = None,
+    options: SolverOptions | None = None,
+) -> pd.DataFrame:
     """Cheapest plan for every (TTFT, TBT) bound, and which points are Pareto-optimal.
 
     The cost table is built once without per-phase limits; each grid point keeps the rows that
@@ -313,11 +417,19 @@ def pareto_frontier(workload: dict[str, Any], ttft_values_s: Sequence[float],
             rows.append({**row, "status": str(res.status), "tco_usd_per_h": math.nan})
             continue
         ev = evaluate_choice(problem, res.choice, res.pool_counts)
-        where = {problem.ops[i]: f"{problem.devices[problem.opt_device[o]]} "
-                 f"{problem.opt_config[o]}" for i, o in enumerate(res.choice)}
-        rows.append({**row, "status": str(res.status), "tco_usd_per_h": ev.tco_usd_per_h,
-                     "prefill": "; ".join(v for k, v in where.items() if k.endswith("prefill")),
-                     "decode": "; ".join(v for k, v in where.items() if k.endswith("decode"))})
+        where = {
+            problem.ops[i]: f"{problem.devices[problem.opt_device[o]]} {problem.opt_config[o]}"
+            for i, o in enumerate(res.choice)
+        }
+        rows.append(
+            {
+                **row,
+                "status": str(res.status),
+                "tco_usd_per_h": ev.tco_usd_per_h,
+                "prefill": "; ".join(v for k, v in where.items() if k.endswith("prefill")),
+                "decode": "; ".join(v for k, v in where.items() if k.endswith("decode")),
+            }
+        )
     out = pd.DataFrame(rows)
     cost = out["tco_usd_per_h"].to_numpy(dtype=float)
     t1, t2 = out["ttft_sla_s"].to_numpy(), out["tbt_sla_s"].to_numpy()
@@ -326,8 +438,12 @@ def pareto_frontier(workload: dict[str, Any], ttft_values_s: Sequence[float],
         if not math.isfinite(cost[i]):
             dominated[i] = True
             continue
-        others = ((t1 <= t1[i]) & (t2 <= t2[i]) & (cost <= cost[i] + 1e-12)
-                  & ((t1 < t1[i]) | (t2 < t2[i])))
+        others = (
+            (t1 <= t1[i])
+            & (t2 <= t2[i])
+            & (cost <= cost[i] + 1e-12)
+            & ((t1 < t1[i]) | (t2 < t2[i]))
+        )
         dominated[i] = bool(others.any())
     out["pareto"] = ~dominated
     return out

@@ -16,12 +16,16 @@ import pandas as pd
 
 from hetopt.report.figures import plt, save_figure
 
-_LABELS = {"tco_usd_per_h": "TCO ($/h)", "cost_usd_per_request": "cost per request ($)",
-           "carbon_kg_per_h": "carbon (kgCO2e/h)"}
+_LABELS = {
+    "tco_usd_per_h": "TCO ($/h)",
+    "cost_usd_per_request": "cost per request ($)",
+    "carbon_kg_per_h": "carbon (kgCO2e/h)",
+}
 
 
-def tco_without_carbon_charge(frame: pd.DataFrame,
-                              price_key: str = "tco.carbon_usd_per_tonne") -> pd.Series:
+def tco_without_carbon_charge(
+    frame: pd.DataFrame, price_key: str = "tco.carbon_usd_per_tonne"
+) -> pd.Series:
     """TCO minus the carbon price paid on the plan's emissions ($/h)."""
     price = frame[price_key].astype(float) if price_key in frame else 0.0
     return frame["tco_usd_per_h"] - frame["carbon_kg_per_h"] * price / 1000.0
@@ -56,8 +60,9 @@ def _device_mix(ax: Any, sub: pd.DataFrame, x: str) -> None:
         values = sub[c].fillna(0).to_numpy(dtype=float)
         ax.bar(positions, values, bottom=bottom, label=c.removeprefix("devices."))
         bottom += values
-    ax.set_xticks(positions, [f"{v:g}" if isinstance(v, int | float) else str(v)
-                              for v in sub[x]], rotation=45)
+    ax.set_xticks(
+        positions, [f"{v:g}" if isinstance(v, int | float) else str(v) for v in sub[x]], rotation=45
+    )
     ax.set_ylabel("devices")
     ax.set_ylim(0, float(bottom.max()) * 1.05 + 0.5)
     # beside the bars, never over them
@@ -93,12 +98,20 @@ def plot_study(frame: pd.DataFrame, study: Mapping[str, Any], path: Path) -> Pat
         ok["tco_ex_carbon"] = tco_without_carbon_charge(ok, x)
         for h in hues:
             sub = ok if h is None else ok[ok[hue] == h]
-            line = ax1.scatter(sub["carbon_kg_per_h"], sub["tco_ex_carbon"], s=18,
-                               label=f"{hue}={h}" if h is not None else None)
+            line = ax1.scatter(
+                sub["carbon_kg_per_h"],
+                sub["tco_ex_carbon"],
+                s=18,
+                label=f"{hue}={h}" if h is not None else None,
+            )
             idx = pareto_front(sub["tco_ex_carbon"].to_numpy(), sub["carbon_kg_per_h"].to_numpy())
             front = sub.iloc[idx]
-            ax1.plot(front["carbon_kg_per_h"], front["tco_ex_carbon"],
-                     color=line.get_facecolor()[0], drawstyle="steps-post")
+            ax1.plot(
+                front["carbon_kg_per_h"],
+                front["tco_ex_carbon"],
+                color=line.get_facecolor()[0],
+                drawstyle="steps-post",
+            )
         ax1.set_xlabel("carbon (kgCO2e/h, operational + embodied)")
         ax1.set_ylabel("TCO without the carbon charge ($/h)")
         ax1.set_title("TCO-carbon Pareto frontier per grid")
@@ -108,8 +121,9 @@ def plot_study(frame: pd.DataFrame, study: Mapping[str, Any], path: Path) -> Pat
             ax1.plot(sub[x], sub[y], marker="o", label=f"{hue}={h}" if h is not None else None)
         bad = frame[frame["status"] == "infeasible"]
         if len(bad) and len(ok):
-            ax1.scatter(bad[x], np.full(len(bad), ok[y].min()), marker="x", color="red",
-                        label="infeasible")
+            ax1.scatter(
+                bad[x], np.full(len(bad), ok[y].min()), marker="x", color="red", label="infeasible"
+            )
         ax1.set_xlabel(study.get("x_label") or x)
         ax1.set_ylabel(_LABELS.get(y, y))
         if study.get("log_x"):
@@ -119,6 +133,7 @@ def plot_study(frame: pd.DataFrame, study: Mapping[str, Any], path: Path) -> Pat
     if ax1.get_legend_handles_labels()[0]:
         ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
+
     # The device-mix panel shows the hue value under which the mix changes most.
     def n_mixes(h: Any) -> int:
         sub = (ok if h is None else ok[ok[hue] == h]).filter(like="devices.")

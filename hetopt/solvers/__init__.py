@@ -14,5 +14,4 @@ import ortools.sat.python.cp_model  # noqa: F401  (import order matters)
 from hetopt.solvers.base import SolveResult, SolverOptions, SolveStatus
 from hetopt.solvers.registry import BACKENDS, available_backends, solve
 
-__all__ = ["BACKENDS", "SolveResult", "SolveStatus", "SolverOptions", "available_backends",
-           "solve"]
+__all__ = ["BACKENDS", "SolveResult", "SolveStatus", "SolverOptions", "available_backends", "solve"]

@@ -119,8 +119,10 @@ class Deadline:
         """A sentence for the result's message when ``what`` used the whole budget, else ''."""
         if not self.expired:
             return ""
-        return (f"{what} used the whole time limit of {self.limit_s:g} s; the solver got only "
-                f"its minimum slice of {min(MIN_SOLVE_SLICE_S, self.limit_s):g} s")
+        return (
+            f"{what} used the whole time limit of {self.limit_s:g} s; the solver got only "
+            f"its minimum slice of {min(MIN_SOLVE_SLICE_S, self.limit_s):g} s"
+        )
 
 
 @dataclass(frozen=True)
@@ -202,11 +204,11 @@ class WarmStart:
         """The warm start that reproduces ``result`` (None without a solution)."""
         if result.choice is None:
             return None
-        assignment = {problem.ops[i]: (problem.devices[problem.opt_device[o]],
-                                       problem.opt_config[o])
-                      for i, o in enumerate(result.choice)}
-        pools = {d: int(n) for d, n in zip(problem.devices, result.pool_counts or (),
-                                           strict=False)}
+        assignment = {
+            problem.ops[i]: (problem.devices[problem.opt_device[o]], problem.opt_config[o])
+            for i, o in enumerate(result.choice)
+        }
+        pools = {d: int(n) for d, n in zip(problem.devices, result.pool_counts or (), strict=False)}
         return cls(assignment, pools)
 
     def options(self, problem: PlacementProblem) -> dict[int, int]:

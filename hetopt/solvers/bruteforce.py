@@ -14,8 +14,9 @@ from hetopt.solvers.base import Objective, SolveResult, SolverOptions, SolveStat
 MAX_ASSIGNMENTS = 200_000
 
 
-def solve_bruteforce(problem: PlacementProblem, options: SolverOptions,
-                     objective: Objective = "cost") -> SolveResult:
+def solve_bruteforce(
+    problem: PlacementProblem, options: SolverOptions, objective: Objective = "cost"
+) -> SolveResult:
     """Enumerate all assignments and keep the cheapest feasible one (ties: lowest latency).
 
     Raises
@@ -54,12 +55,29 @@ def solve_bruteforce(problem: PlacementProblem, options: SolverOptions,
     finished = runtime <= options.time_limit_s
     if best is None:
         status = SolveStatus.INFEASIBLE if finished else SolveStatus.NO_SOLUTION
-        return SolveResult("bruteforce", status, math.nan, math.nan, math.nan, runtime,
-                           objective_kind=objective, message=f"{size} assignments")
+        return SolveResult(
+            "bruteforce",
+            status,
+            math.nan,
+            math.nan,
+            math.nan,
+            runtime,
+            objective_kind=objective,
+            message=f"{size} assignments",
+        )
     status = SolveStatus.OPTIMAL if finished else SolveStatus.FEASIBLE
     bound = best[0] if finished else math.nan
     gap = 0.0 if finished else math.nan
-    return SolveResult("bruteforce", status, best[0], bound, gap, runtime, best_choice,
-                       best_counts, objective, {}, f"{size} assignments enumerated")
-
-
+    return SolveResult(
+        "bruteforce",
+        status,
+        best[0],
+        bound,
+        gap,
+        runtime,
+        best_choice,
+        best_counts,
+        objective,
+        {},
+        f"{size} assignments enumerated",
+    )

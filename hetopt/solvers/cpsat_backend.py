@@ -56,8 +56,9 @@ class _Reporter(cp_model.CpSolverSolutionCallback):
     it; the bound only when it is valid for the exact problem (the relaxed model's).
     """
 
-    def __init__(self, on_progress: OnProgress, built: cpsat.CpsatModel,
-                 check: ExactCheck, elapsed_s: float) -> None:
+    def __init__(
+        self, on_progress: OnProgress, built: cpsat.CpsatModel, check: ExactCheck, elapsed_s: float
+    ) -> None:
         super().__init__()
         self._on_progress, self._built, self._check = on_progress, built, check
         self._elapsed_s = elapsed_s
@@ -67,8 +68,11 @@ class _Reporter(cp_model.CpSolverSolutionCallback):
         value = self._check.objective(choice)
         if value is None:
             return
-        bound = (self.best_objective_bound * self._built.objective_scale
-                 if self._built.scaling.relaxed else math.nan)
+        bound = (
+            self.best_objective_bound * self._built.objective_scale
+            if self._built.scaling.relaxed
+            else math.nan
+        )
         self._on_progress(SolveProgress("cpsat", self._elapsed_s + self.wall_time, value, bound))
 
 
@@ -98,8 +102,9 @@ class ExactCheck:
         self.problem = problem
         self.kind = objective
         # The latency objective ignores the SLA (it finds the fastest plan).
-        self._judged = (problem if objective == "cost"
-                        else problem.with_sla(replace(problem.sla, e2e_s=None)))
+        self._judged = (
+            problem if objective == "cost" else problem.with_sla(replace(problem.sla, e2e_s=None))
+        )
 
     def evaluate(self, choice: tuple[int, ...]) -> Evaluation:
         return evaluate_choice(self._judged, choice)
@@ -109,17 +114,19 @@ class ExactCheck:
         sla = self._judged.sla
         # Strict: evaluate_choice forgives one microsecond of latency (the conservative model's
         # step), a relaxed-model plan gets no such allowance.
-        if not ev.feasible or (sla.e2e_s is not None and sla.hard
-                               and ev.e2e_latency_s > sla.e2e_s):
+        if not ev.feasible or (sla.e2e_s is not None and sla.hard and ev.e2e_latency_s > sla.e2e_s):
             return None
         return ev.objective_usd_per_h if self.kind == "cost" else ev.e2e_latency_s
 
 
-def _read_choice(problem: PlacementProblem, built: cpsat.CpsatModel,
-                 value: Callable[[cp_model.IntVar], int]) -> tuple[int, ...]:
+def _read_choice(
+    problem: PlacementProblem, built: cpsat.CpsatModel, value: Callable[[cp_model.IntVar], int]
+) -> tuple[int, ...]:
     """The chosen option of each operator; ``value`` is ``solver.value`` or a callback's."""
-    return tuple(int(next(o for o in problem.options_of(i) if value(built.x[o])))
-                 for i in range(problem.n_ops))
+    return tuple(
+        int(next(o for o in problem.options_of(i) if value(built.x[o])))
+        for i in range(problem.n_ops)
+    )
 
 
 def _solver(options: SolverOptions, time_limit_s: float) -> cp_model.CpSolver:
@@ -134,10 +141,15 @@ def _solver(options: SolverOptions, time_limit_s: float) -> cp_model.CpSolver:
     return solver
 
 
-def solve_cpsat(problem: PlacementProblem, options: SolverOptions,
-                objective: Objective = "cost", *, warm_start: WarmStart | None = None,
-                on_progress: OnProgress | None = None,
-                deadline: Deadline | None = None) -> SolveResult:
+def solve_cpsat(
+    problem: PlacementProblem,
+    options: SolverOptions,
+    objective: Objective = "cost",
+    *,
+    warm_start: WarmStart | None = None,
+    on_progress: OnProgress | None = None,
+    deadline: Deadline | None = None,
+) -> SolveResult:
     """Solve ``problem`` with CP-SAT, and say only what holds for the exact problem.
 
     Parameters
@@ -179,8 +191,11 @@ def solve_cpsat(problem: PlacementProblem, options: SolverOptions,
     while True:
         # Until an exact-feasible plan is in hand, keep half the time for the conservative model.
         solver = _solver(options, deadline.slice_s(0.5 if cuts else 1.0))
-        reporter = (None if on_progress is None else
-                    _Reporter(on_progress, relaxed, check, time.perf_counter() - start))
+        reporter = (
+            None
+            if on_progress is None
+            else _Reporter(on_progress, relaxed, check, time.perf_counter() - start)
+        )
         code = solver.solve(relaxed.model, reporter)
         native = solver.status_name(code)
         status = STATUS_MAP.get(code, SolveStatus.ERROR)
@@ -206,8 +221,10 @@ def solve_cpsat(problem: PlacementProblem, options: SolverOptions,
         # This assignment misses the exact SLA (or capacity) by the rounding: cut it off.
         relaxed.model.add(sum(relaxed.x[o] for o in choice) <= problem.n_ops - 1)
     if cuts:
-        notes.append(f"{cuts} plan(s) of the relaxed integer model missed the exact constraints "
-                     f"by the rounding and were cut off")
+        notes.append(
+            f"{cuts} plan(s) of the relaxed integer model missed the exact constraints "
+            f"by the rounding and were cut off"
+        )
     if best is None and not proven_infeasible:
         conservative = cpsat.build(problem, objective, sc.CONSERVATIVE)
         if last_relaxed is not None:
@@ -224,32 +241,66 @@ def solve_cpsat(problem: PlacementProblem, options: SolverOptions,
             value = check.objective(choice)
             if value is not None:
                 best = (value, choice)
-                notes.append("plan from the conservative integer model (latencies rounded up "
-                             "to 1 us, the SLA down)")
+                notes.append(
+                    "plan from the conservative integer model (latencies rounded up "
+                    "to 1 us, the SLA down)"
+                )
     runtime = time.perf_counter() - start
-    resolution = {**{f"relaxed_{k}": v for k, v in sc.RELAXED.resolution.items()},
-                  **sc.CONSERVATIVE.resolution}
+    resolution = {
+        **{f"relaxed_{k}": v for k, v in sc.RELAXED.resolution.items()},
+        **sc.CONSERVATIVE.resolution,
+    }
     if best is None:
         if proven_infeasible:
             st = SolveStatus.INFEASIBLE
         elif last_relaxed is not None:
             st = SolveStatus.NO_SOLUTION
-            notes.append("no plan found that meets the exact constraints: the plans CP-SAT "
-                         "found miss the SLA by less than its rounding; solver=highs decides "
-                         "such a case exactly")
+            notes.append(
+                "no plan found that meets the exact constraints: the plans CP-SAT "
+                "found miss the SLA by less than its rounding; solver=highs decides "
+                "such a case exactly"
+            )
         else:
             # Only the relaxed model's infeasibility proves the exact problem infeasible.
-            st = (SolveStatus.ERROR if STATUS_MAP.get(code) is SolveStatus.ERROR
-                  else SolveStatus.NO_SOLUTION)
-        return SolveResult("cpsat", st, math.nan, bound, math.nan, runtime, None, None,
-                           objective, resolution, "; ".join([native, *notes]))
+            st = (
+                SolveStatus.ERROR
+                if STATUS_MAP.get(code) is SolveStatus.ERROR
+                else SolveStatus.NO_SOLUTION
+            )
+        return SolveResult(
+            "cpsat",
+            st,
+            math.nan,
+            bound,
+            math.nan,
+            runtime,
+            None,
+            None,
+            objective,
+            resolution,
+            "; ".join([native, *notes]),
+        )
     value, choice = best
     gap = relative_gap(value, bound)
-    st = (SolveStatus.OPTIMAL if math.isfinite(gap) and gap <= options.gap_rel
-          else SolveStatus.FEASIBLE)
+    st = (
+        SolveStatus.OPTIMAL
+        if math.isfinite(gap) and gap <= options.gap_rel
+        else SolveStatus.FEASIBLE
+    )
     if st is SolveStatus.FEASIBLE and not deadline.expired and cuts > MAX_CUTS:
         notes.append(f"stopped after {MAX_CUTS} cuts")
     ev = evaluate_choice(problem, choice)
     counts = tuple(int(v) for v in ev.pool_counts)
-    return SolveResult("cpsat", st, value, bound, gap, runtime, choice, counts, objective,
-                       resolution, "; ".join([native, *notes]))
+    return SolveResult(
+        "cpsat",
+        st,
+        value,
+        bound,
+        gap,
+        runtime,
+        choice,
+        counts,
+        objective,
+        resolution,
+        "; ".join([native, *notes]),
+    )

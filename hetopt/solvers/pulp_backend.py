@@ -40,8 +40,9 @@ from hetopt.solvers.base import (
 from hetopt.solvers.cpsat_backend import ExactCheck
 
 
-def _decode(problem: PlacementProblem, model: milp.MilpModel) -> tuple[tuple[int, ...],
-                                                                         tuple[int, ...]]:
+def _decode(
+    problem: PlacementProblem, model: milp.MilpModel
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     values = np.array([v.varValue or 0.0 for v in model.x])
     choice = []
     for i in range(problem.n_ops):
@@ -70,9 +71,14 @@ _scheduler_threads: int | None = None
 class _HiGHS(pulp.HiGHS):
     """PuLP's HiGHS with a MIP start (PuLP passes none to highspy) and progress reports."""
 
-    def __init__(self, *args: object, start: bool = False,
-                 on_progress: OnProgress | None = None, deadline: Deadline | None = None,
-                 **kwargs: object) -> None:
+    def __init__(
+        self,
+        *args: object,
+        start: bool = False,
+        on_progress: OnProgress | None = None,
+        deadline: Deadline | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._start, self._on_progress, self._deadline = start, on_progress, deadline
 
@@ -87,20 +93,26 @@ class _HiGHS(pulp.HiGHS):
         sign = -1.0 if lp.sense == pulp.LpMaximize else 1.0
         n = len(variables)
         idx = np.arange(n, dtype=np.int32)
-        h.addVars(n, np.array([-inf if v.lowBound is None else v.lowBound for v in variables],
-                              dtype=float),
-                  np.array([inf if v.upBound is None else v.upBound for v in variables],
-                           dtype=float))
-        h.changeColsCost(n, idx, np.array([sign * lp.objective.get(v, 0.0) for v in variables],
-                                          dtype=float))
+        h.addVars(
+            n,
+            np.array([-inf if v.lowBound is None else v.lowBound for v in variables], dtype=float),
+            np.array([inf if v.upBound is None else v.upBound for v in variables], dtype=float),
+        )
+        h.changeColsCost(
+            n, idx, np.array([sign * lp.objective.get(v, 0.0) for v in variables], dtype=float)
+        )
         for i, v in enumerate(variables):
             v.index = i
         if self.mip:
-            integer = np.array([v.index for v in variables if v.cat == pulp.LpInteger],
-                               dtype=np.int32)
+            integer = np.array(
+                [v.index for v in variables if v.cat == pulp.LpInteger], dtype=np.int32
+            )
             if len(integer):
-                h.changeColsIntegrality(len(integer), integer, np.full(
-                    len(integer), int(highspy.HighsVarType.kInteger), dtype=np.uint8))
+                h.changeColsIntegrality(
+                    len(integer),
+                    integer,
+                    np.full(len(integer), int(highspy.HighsVarType.kInteger), dtype=np.uint8),
+                )
         lower: list[float] = []
         upper: list[float] = []
         starts: list[int] = []
@@ -117,9 +129,15 @@ class _HiGHS(pulp.HiGHS):
             lower.append(-inf if lb is None else lb)
             upper.append(inf if ub is None else ub)
         if starts:
-            h.addRows(len(starts), np.array(lower, dtype=float), np.array(upper, dtype=float),
-                      len(index), np.array(starts, dtype=np.int32),
-                      np.array(index, dtype=np.int32), np.array(value, dtype=float))
+            h.addRows(
+                len(starts),
+                np.array(lower, dtype=float),
+                np.array(upper, dtype=float),
+                len(index),
+                np.array(starts, dtype=np.int32),
+                np.array(index, dtype=np.int32),
+                np.array(value, dtype=float),
+            )
 
     def actualSolve(self, lp: pulp.LpProblem) -> int:  # noqa: N802  (PuLP's name)
         """PuLP's sequence, minus two of its four full rescans of the model's variables."""
@@ -142,23 +160,33 @@ class _HiGHS(pulp.HiGHS):
             h.setOptionValue("time_limit", self._deadline.slice_s())
         if self._start:
             cols = [v for v in lp.variables() if v.varValue is not None]
-            h.setSolution(len(cols), np.array([v.index for v in cols], dtype=np.int32),
-                          np.array([v.varValue for v in cols], dtype=float))
+            h.setSolution(
+                len(cols),
+                np.array([v.index for v in cols], dtype=np.int32),
+                np.array([v.varValue for v in cols], dtype=float),
+            )
         if self._on_progress is not None:
             report = self._on_progress
 
             def improved(event: object) -> None:
                 out = event.data_out  # type: ignore[attr-defined]
-                report(SolveProgress("highs", out.running_time, out.objective_function_value,
-                                     out.mip_dual_bound))
+                report(
+                    SolveProgress(
+                        "highs", out.running_time, out.objective_function_value, out.mip_dual_bound
+                    )
+                )
 
             h.cbMipImprovingSolution.subscribe(improved)
         h.run()
 
 
-def run_highs(prob: pulp.LpProblem, options: SolverOptions, start: bool = False,
-              on_progress: OnProgress | None = None, deadline: Deadline | None = None
-              ) -> tuple[SolveStatus, float, float, str]:
+def run_highs(
+    prob: pulp.LpProblem,
+    options: SolverOptions,
+    start: bool = False,
+    on_progress: OnProgress | None = None,
+    deadline: Deadline | None = None,
+) -> tuple[SolveStatus, float, float, str]:
     """Solve a built PuLP model with HiGHS: status, objective, bound and HiGHS's status text.
 
     ``start`` passes the variables' initial values as a MIP start. ``deadline`` (default:
@@ -177,10 +205,17 @@ def run_highs(prob: pulp.LpProblem, options: SolverOptions, start: bool = False,
     # Pool loads of light operators are 1e-7..1e-3 device-equivalents. With HiGHS's default
     # mip_feasibility_tolerance (1e-6) HiGHS 1.12 proved a suboptimal plan "optimal" on the
     # shipped coding agent (12.14 vs 10.98 $/h, found by CBC and CP-SAT); 1e-9 restores it.
-    solver = _HiGHS(msg=options.verbose, timeLimit=deadline.slice_s(),
-                    gapRel=options.gap_rel, threads=options.threads,
-                    random_seed=options.seed, mip_feasibility_tolerance=1e-9, start=start,
-                    on_progress=on_progress, deadline=deadline)
+    solver = _HiGHS(
+        msg=options.verbose,
+        timeLimit=deadline.slice_s(),
+        gapRel=options.gap_rel,
+        threads=options.threads,
+        random_seed=options.seed,
+        mip_feasibility_tolerance=1e-9,
+        start=start,
+        on_progress=on_progress,
+        deadline=deadline,
+    )
     prob.solve(solver)
     h = prob.solverModel
     status = h.getModelStatus()
@@ -239,9 +274,13 @@ def _stop_cbc_at(deadline: Deadline, tmp: str, done: threading.Event) -> None:
                     os.kill(int(entry.name), signal.SIGKILL)
 
 
-def run_cbc(prob: pulp.LpProblem, options: SolverOptions, start: bool = False,
-            on_progress: OnProgress | None = None, deadline: Deadline | None = None
-            ) -> tuple[SolveStatus, float, float, str]:
+def run_cbc(
+    prob: pulp.LpProblem,
+    options: SolverOptions,
+    start: bool = False,
+    on_progress: OnProgress | None = None,
+    deadline: Deadline | None = None,
+) -> tuple[SolveStatus, float, float, str]:
     """Solve a built PuLP model with CBC (``on_progress`` is not called: CBC runs as a
     separate process). ``deadline`` as for :func:`run_highs`."""
     deadline = deadline or Deadline.after(options.time_limit_s)
@@ -253,14 +292,18 @@ def run_cbc(prob: pulp.LpProblem, options: SolverOptions, start: bool = False,
         # Python 3.12; this is the one place to switch to COIN_CMD + cbcbox then.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulp")
         log = Path(tmp) / "cbc.log"
-        solver = pulp.PULP_CBC_CMD(msg=options.verbose, timeLimit=round(limit_s, 2),
-                                   gapRel=options.gap_rel, threads=options.threads,
-                                   logPath=str(log), warmStart=start,
-                                   options=[f"randomSeed {options.seed + 1}"])
+        solver = pulp.PULP_CBC_CMD(
+            msg=options.verbose,
+            timeLimit=round(limit_s, 2),
+            gapRel=options.gap_rel,
+            threads=options.threads,
+            logPath=str(log),
+            warmStart=start,
+            options=[f"randomSeed {options.seed + 1}"],
+        )
         solver.tmpDir = tmp  # so the watchdog knows its own CBC by the file names
         done = threading.Event()
-        watchdog = threading.Thread(target=_stop_cbc_at, args=(deadline, tmp, done),
-                                    daemon=True)
+        watchdog = threading.Thread(target=_stop_cbc_at, args=(deadline, tmp, done), daemon=True)
         watchdog.start()
         killed = False
         try:
@@ -274,9 +317,13 @@ def run_cbc(prob: pulp.LpProblem, options: SolverOptions, start: bool = False,
             watchdog.join()
         text = log.read_text() if log.exists() else ""
     if killed:
-        return (SolveStatus.NO_SOLUTION, math.nan, math.nan,
-                f"CBC was stopped {CBC_GRACE_S:g} s past the deadline: it had not stopped by "
-                f"itself (CBC checks its time limit only between nodes)")
+        return (
+            SolveStatus.NO_SOLUTION,
+            math.nan,
+            math.nan,
+            f"CBC was stopped {CBC_GRACE_S:g} s past the deadline: it had not stopped by "
+            f"itself (CBC checks its time limit only between nodes)",
+        )
     found = _CBC_RESULT.search(text)
     result = found[1] if found else ""
     sol = prob.sol_status
@@ -298,10 +345,16 @@ def run_cbc(prob: pulp.LpProblem, options: SolverOptions, start: bool = False,
     return st, float(objective), bound, result or pulp.LpSolution[sol]
 
 
-def solve_milp(problem: PlacementProblem, options: SolverOptions, objective: Objective = "cost",
-               backend: str = "highs", *, warm_start: WarmStart | None = None,
-               on_progress: OnProgress | None = None,
-               deadline: Deadline | None = None) -> SolveResult:
+def solve_milp(
+    problem: PlacementProblem,
+    options: SolverOptions,
+    objective: Objective = "cost",
+    backend: str = "highs",
+    *,
+    warm_start: WarmStart | None = None,
+    on_progress: OnProgress | None = None,
+    deadline: Deadline | None = None,
+) -> SolveResult:
     """Build the MILP and solve it with HiGHS (``backend="highs"``) or CBC (``"cbc"``).
 
     Parameters
@@ -350,5 +403,6 @@ def solve_milp(problem: PlacementProblem, options: SolverOptions, objective: Obj
     if status is SolveStatus.OPTIMAL and not math.isfinite(bound):
         bound = obj
     gap = relative_gap(obj, bound)
-    return SolveResult(backend, status, obj, bound, gap, runtime, choice, counts, objective,
-                       {}, message)
+    return SolveResult(
+        backend, status, obj, bound, gap, runtime, choice, counts, objective, {}, message
+    )

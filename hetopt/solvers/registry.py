@@ -35,10 +35,15 @@ def available_backends() -> tuple[str, ...]:
     return tuple(BACKENDS)
 
 
-def solve(problem: PlacementProblem, options: SolverOptions,
-          objective: Objective = "cost", *, warm_start: WarmStart | None = None,
-          on_progress: OnProgress | None = None,
-          deadline: Deadline | None = None) -> SolveResult:
+def solve(
+    problem: PlacementProblem,
+    options: SolverOptions,
+    objective: Objective = "cost",
+    *,
+    warm_start: WarmStart | None = None,
+    on_progress: OnProgress | None = None,
+    deadline: Deadline | None = None,
+) -> SolveResult:
     """Solve ``problem`` with the backend named in ``options.backend``.
 
     Parameters
@@ -75,5 +80,11 @@ def solve(problem: PlacementProblem, options: SolverOptions,
         ) from None
     if options.backend.lower() == "bruteforce":
         return backend(problem, options, objective)
-    return backend(problem, options, objective, warm_start=warm_start, on_progress=on_progress,
-                   deadline=deadline)
+    return backend(
+        problem,
+        options,
+        objective,
+        warm_start=warm_start,
+        on_progress=on_progress,
+        deadline=deadline,
+    )

@@ -67,8 +67,9 @@ class HetoptSweeperConf:
     driver: str = ""  # this driver's token (hetopt sweep sets it); "": a random one
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="hetopt", node=HetoptSweeperConf,
-                             provider="hetopt")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="hetopt", node=HetoptSweeperConf, provider="hetopt"
+)
 
 Point = Dict[str, List[str]]  # noqa: UP006  {"overrides": [...], "values": [...]}
 
@@ -76,9 +77,13 @@ Point = Dict[str, List[str]]  # noqa: UP006  {"overrides": [...], "values": [...
 class HetoptSweeper(BasicSweeper):
     """``BasicSweeper`` with chunked jobs, no driver-side re-compose, and crash recovery."""
 
-    def __init__(self, max_batch_size: Optional[int] = None,  # noqa: UP045
-                 params: Optional[Dict[str, str]] = None, chunk_size: int = 0,  # noqa: UP006, UP045
-                 driver: str = "") -> None:
+    def __init__(
+        self,
+        max_batch_size: Optional[int] = None,  # noqa: UP045
+        params: dict[str, str] | None = None,
+        chunk_size: int = 0,  # noqa: UP006, UP045
+        driver: str = "",
+    ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.chunk_size = chunk_size
         self.driver = driver or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -102,8 +107,10 @@ class HetoptSweeper(BasicSweeper):
         if "/" in key or bool(loader.repository.group_exists(key)):
             return True
         extra = OmegaConf.select(self.config, "hydra.searchpath") or []
-        return any(str(d).startswith("file://") and (Path(str(d)[len("file://"):]) / key).is_dir()
-                   for d in extra)
+        return any(
+            str(d).startswith("file://") and (Path(str(d)[len("file://") :]) / key).is_dir()
+            for d in extra
+        )
 
     def _sweep_dir(self) -> Path:
         assert self.config is not None
@@ -119,8 +126,9 @@ class HetoptSweeper(BasicSweeper):
                 continue
             seen.add(tuple(sorted(job)))
             parsed = parser.parse_overrides(list(job))
-            values = [s for s, o in zip(job, parsed, strict=True)
-                      if not self._is_group(o.key_or_group)]
+            values = [
+                s for s, o in zip(job, parsed, strict=True) if not self._is_group(o.key_or_group)
+            ]
             out.append({"overrides": list(job), "values": values})
         return out
 
@@ -133,10 +141,12 @@ class HetoptSweeper(BasicSweeper):
         jobs: List[List[str]] = []  # noqa: UP006
         for group_points in by_groups.values():
             for start in range(0, len(group_points), size):
-                chunk = group_points[start:start + size]
+                chunk = group_points[start : start + size]
                 name = f"{self.driver}-{self._chunks}"
-                write_json_atomic(self._sweep_dir() / "chunks" / f"{name}.json",
-                                  {"driver": self.driver, "points": chunk})
+                write_json_atomic(
+                    self._sweep_dir() / "chunks" / f"{name}.json",
+                    {"driver": self.driver, "points": chunk},
+                )
                 jobs.append([*chunk[0]["overrides"], f"sweep.chunk={name}"])
                 self._chunks += 1
         return jobs
@@ -183,12 +193,18 @@ class HetoptSweeper(BasicSweeper):
             except HetoptUserError:
                 raise
             except Exception as exc:  # a worker died, or the launcher failed
-                log.warning("the launcher failed (%s: %s); recovering", type(exc).__name__,
-                            " ".join(str(exc).split())[:300])
+                log.warning(
+                    "the launcher failed (%s: %s); recovering",
+                    type(exc).__name__,
+                    " ".join(str(exc).split())[:300],
+                )
                 running = claims(self._sweep_dir())
                 unsettled = [p for p in pending if not self._settled(p)]
-                in_flight = [p for p in unsettled
-                             if running.get(self._key(p), {}).get("driver") == self.driver]
+                in_flight = [
+                    p
+                    for p in unsettled
+                    if running.get(self._key(p), {}).get("driver") == self.driver
+                ]
                 if not in_flight and len(unsettled) == len(pending):
                     fruitless += 1
                     if fruitless >= _MAX_FRUITLESS or not any(self._settled(p) for p in points):
@@ -210,9 +226,10 @@ class HetoptSweeper(BasicSweeper):
                 key = self._key(point)
                 from hetopt.cli.sweep import canonical
 
-                write_point(self._sweep_dir(),
-                            crashed_record(key, canonical(point["overrides"]), exc,
-                                           self.driver))
+                write_point(
+                    self._sweep_dir(),
+                    crashed_record(key, canonical(point["overrides"]), exc, self.driver),
+                )
                 log.warning("point %s crashed its worker: %s", key, exc)
 
     def sweep(self, arguments: List[str]) -> Any:  # noqa: UP006
@@ -222,8 +239,9 @@ class HetoptSweeper(BasicSweeper):
         params_conf = self._parse_config()
         params_conf.extend(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        self.overrides = self.split_arguments(parser.parse_overrides(params_conf),
-                                              self.max_batch_size)
+        self.overrides = self.split_arguments(
+            parser.parse_overrides(params_conf), self.max_batch_size
+        )
         self._sweep_dir().mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, self._sweep_dir() / "multirun.yaml")
         while not self.is_done():

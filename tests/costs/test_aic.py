@@ -21,8 +21,14 @@ from hetopt.costs.llm import device_peaks  # noqa: E402
 from hetopt.hardware import load_catalog  # noqa: E402
 from hetopt.report import fidelity  # noqa: E402
 
-SMALL = aic.Grid(devices=("H100",), models=("llama-3.1-8b",), precisions=("fp16",),
-                 tp_degrees=(1, 2), batch_sizes=(1, 16), seq_lengths=(128, 1024))
+SMALL = aic.Grid(
+    devices=("H100",),
+    models=("llama-3.1-8b",),
+    precisions=("fp16",),
+    tp_degrees=(1, 2),
+    batch_sizes=(1, 16),
+    seq_lengths=(128, 1024),
+)
 
 
 def test_measured_points_carry_their_source() -> None:
@@ -38,8 +44,14 @@ def test_measured_points_carry_their_source() -> None:
 
 def test_shipped_coefficients_predict_held_out_measurements() -> None:
     # Llama-3.1-70B at 2,048 tokens: a model and a length the shipped fit never saw
-    held = aic.Grid(devices=("H100",), models=("llama-3.1-70b",), precisions=("fp16",),
-                    tp_degrees=(4, 8), batch_sizes=(1, 16), seq_lengths=(2048,))
+    held = aic.Grid(
+        devices=("H100",),
+        models=("llama-3.1-70b",),
+        precisions=("fp16",),
+        tp_degrees=(4, 8),
+        batch_sizes=(1, 16),
+        seq_lengths=(2048,),
+    )
     frame = validate_measurements(aic.measure(held), "aiconfigurator")
     entry = load_calibration().lookup("H100", "fp16")
     assert entry is not None
@@ -49,8 +61,9 @@ def test_shipped_coefficients_predict_held_out_measurements() -> None:
 
 
 def test_fidelity_on_held_out_points_beats_the_roofline() -> None:
-    grid = fidelity.FidelityGrid(tp_degrees=(1, 8), decode_batches=(1, 64),
-                                 prefill_batches=(1,), seq_lengths=(2048,))
+    grid = fidelity.FidelityGrid(
+        tp_degrees=(1, 8), decode_batches=(1, 64), prefill_batches=(1,), seq_lengths=(2048,)
+    )
     points = fidelity.step_points(grid=grid)
     assert set(points["device"]) >= {"H100", "B200"}
     errors = fidelity.error_table(points, by=("precision",))

@@ -33,19 +33,34 @@ from hetopt.workloads import load_workload
 
 CATALOG = load_catalog()
 TRUE = StepCoefficients(
-    kernel_floor_s=5e-6, gemm_eff_compute=0.75, gemm_eff_memory=0.85,
-    ctx_attn_eff_compute=0.55, ctx_attn_floor_s=40e-6, gen_attn_eff_memory=0.6,
+    kernel_floor_s=5e-6,
+    gemm_eff_compute=0.75,
+    gemm_eff_memory=0.85,
+    ctx_attn_eff_compute=0.55,
+    ctx_attn_floor_s=40e-6,
+    gen_attn_eff_memory=0.6,
     elementwise_eff_memory=0.5,
-    allreduce_latency_s_tp2=5e-6, allreduce_eff_bw_tp2=0.7,
-    allreduce_latency_s_tp4=8e-6, allreduce_eff_bw_tp4=0.6,
-    allreduce_latency_s_tp8=12e-6, allreduce_eff_bw_tp8=0.5,
-    step_overhead_s=2e-3)
-SHAPES = [ModelShape("a", 32, 4096, 32, 8, 128, 14336, 128256),
-          ModelShape("b", 64, 5120, 64, 8, 128, 25600, 151936)]
+    allreduce_latency_s_tp2=5e-6,
+    allreduce_eff_bw_tp2=0.7,
+    allreduce_latency_s_tp4=8e-6,
+    allreduce_eff_bw_tp4=0.6,
+    allreduce_latency_s_tp8=12e-6,
+    allreduce_eff_bw_tp8=0.5,
+    step_overhead_s=2e-3,
+)
+SHAPES = [
+    ModelShape("a", 32, 4096, 32, 8, 128, 14336, 128256),
+    ModelShape("b", 64, 5120, 64, 8, 128, 25600, 151936),
+]
 
 
-def synthetic(coefficients: StepCoefficients, device: str = "H100", precision: str = "fp16",
-              noise: float = 0.0, seed: int = 0) -> pd.DataFrame:
+def synthetic(
+    coefficients: StepCoefficients,
+    device: str = "H100",
+    precision: str = "fp16",
+    noise: float = 0.0,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Measurements drawn from the step model itself with known coefficients."""
     rng = np.random.default_rng(seed)
     peaks = device_peaks(CATALOG.get(device), precision)
@@ -58,17 +73,37 @@ def synthetic(coefficients: StepCoefficients, device: str = "H100", precision: s
                     for phase in ("prefill", "decode"):
                         if phase == "prefill" and batch > 16:
                             continue
-                        w = step_work(shape, weight_bytes=bpe, kv_bytes=bpe, tp=tp, batch=batch,
-                                      q_tokens=seq if phase == "prefill" else 1, kv_tokens=seq)
+                        w = step_work(
+                            shape,
+                            weight_bytes=bpe,
+                            kv_bytes=bpe,
+                            tp=tp,
+                            batch=batch,
+                            q_tokens=seq if phase == "prefill" else 1,
+                            kv_tokens=seq,
+                        )
                         t = float(predict_step(w, peaks, coefficients).total_s)
                         t *= float(np.exp(rng.normal(0.0, noise))) if noise else 1.0
-                        rows.append(dict(
-                            device=device, precision=precision, model=shape.name, phase=phase,
-                            tp=tp, batch=batch, seq_tokens=seq, step_s=t,
-                            n_layers=shape.n_layers, d_model=shape.d_model,
-                            n_heads=shape.n_heads, n_kv_heads=shape.n_kv_heads,
-                            head_dim=shape.head_dim, d_ff=shape.d_ff,
-                            vocab_size=shape.vocab_size, source="synthetic (test)"))
+                        rows.append(
+                            dict(
+                                device=device,
+                                precision=precision,
+                                model=shape.name,
+                                phase=phase,
+                                tp=tp,
+                                batch=batch,
+                                seq_tokens=seq,
+                                step_s=t,
+                                n_layers=shape.n_layers,
+                                d_model=shape.d_model,
+                                n_heads=shape.n_heads,
+                                n_kv_heads=shape.n_kv_heads,
+                                head_dim=shape.head_dim,
+                                d_ff=shape.d_ff,
+                                vocab_size=shape.vocab_size,
+                                source="synthetic (test)",
+                            )
+                        )
     return validate_measurements(pd.DataFrame(rows), "synthetic")
 
 
@@ -83,11 +118,22 @@ def test_fit_gives_known_coefficients_back() -> None:
     assert fit.geomean_error < 1.001
     # Every coefficient that shapes some point comes back; the all-reduce's size law is
     # below its ring bound everywhere in TRUE (size_s = 0), so it is free up to that bound.
-    for name in ("kernel_floor_s", "gemm_eff_compute", "gemm_eff_memory",
-                 "ctx_attn_eff_compute", "ctx_attn_floor_s", "gen_attn_eff_memory",
-                 "elementwise_eff_memory", "step_overhead_s",
-                 "allreduce_latency_s_tp2", "allreduce_eff_bw_tp2", "allreduce_latency_s_tp4",
-                 "allreduce_eff_bw_tp4", "allreduce_latency_s_tp8", "allreduce_eff_bw_tp8"):
+    for name in (
+        "kernel_floor_s",
+        "gemm_eff_compute",
+        "gemm_eff_memory",
+        "ctx_attn_eff_compute",
+        "ctx_attn_floor_s",
+        "gen_attn_eff_memory",
+        "elementwise_eff_memory",
+        "step_overhead_s",
+        "allreduce_latency_s_tp2",
+        "allreduce_eff_bw_tp2",
+        "allreduce_latency_s_tp4",
+        "allreduce_eff_bw_tp4",
+        "allreduce_latency_s_tp8",
+        "allreduce_eff_bw_tp8",
+    ):
         assert getattr(got, name) == pytest.approx(getattr(TRUE, name), rel=0.02), name
 
 
@@ -110,8 +156,7 @@ def test_error_stats_by_hand() -> None:
 def test_calibrate_holds_out_and_round_trips(tmp_path: Path) -> None:
     pytest.importorskip("scipy")
     frame = synthetic(TRUE, noise=0.02, seed=1)
-    result = calibrate(frame, CATALOG, HoldOut(models=("b",), seq_tokens=(2048,)),
-                       version="test-1")
+    result = calibrate(frame, CATALOG, HoldOut(models=("b",), seq_tokens=(2048,)), version="test-1")
     points = result.points
     held = points["held_out"]
     assert set(points.loc[held, "model"]) | set(points.loc[held, "seq_tokens"].astype(str)) >= {"b"}
@@ -142,21 +187,33 @@ def test_published_fit_reports_time_ratios(tmp_path: Path) -> None:
     from hetopt.graph.architectures import get_architecture
     from hetopt.graph.decompose import LlmWork
 
-    base = calibrate(synthetic(TRUE, noise=0.01, seed=2), CATALOG, HoldOut(models=("b",)),
-                     version="t").table
+    base = calibrate(
+        synthetic(TRUE, noise=0.01, seed=2), CATALOG, HoldOut(models=("b",)), version="t"
+    ).table
     prior = base.prior("fp16")
     assert prior is not None
     mi300x = CATALOG.get("MI300X")
     rows = []
-    for model, tp, batch, n_in, n_out in (("llama-3-8b", 1, 8, 128, 512),
-                                          ("llama-3-8b", 1, 64, 1024, 256),
-                                          ("llama-3-70b", 4, 16, 512, 512),
-                                          ("llama-3-70b", 8, 128, 128, 1024)):
+    for model, tp, batch, n_in, n_out in (
+        ("llama-3-8b", 1, 8, 128, 512),
+        ("llama-3-8b", 1, 64, 1024, 256),
+        ("llama-3-70b", 4, 16, 512, 512),
+        ("llama-3-70b", 8, 128, 128, 1024),
+    ):
         work = LlmWork(get_architecture(model), "fp16", n_in, n_out)
-        rows.append(dict(device="MI300X", model=model, precision="fp16", tp=tp, batch=batch,
-                         input_tokens=n_in, output_tokens=n_out, source="synthetic (test)",
-                         output_tokens_per_s=static_batch_tok_s(mi300x, work, tp, batch,
-                                                                prior)))
+        rows.append(
+            dict(
+                device="MI300X",
+                model=model,
+                precision="fp16",
+                tp=tp,
+                batch=batch,
+                input_tokens=n_in,
+                output_tokens=n_out,
+                source="synthetic (test)",
+                output_tokens_per_s=static_batch_tok_s(mi300x, work, tp, batch, prior),
+            )
+        )
     rows[0]["output_tokens_per_s"] *= 0.75  # this run was slower than the model says
     published = pd.DataFrame(rows)
     fitted = fit_published(published, base, CATALOG, "t")
@@ -201,8 +258,11 @@ def test_shipped_table_is_current_and_sourced() -> None:
 
 
 def _voice_table(costs: CostParams) -> pd.DataFrame:
-    out = plan_agent(PlanRequest(load_workload("voice_agent"), costs=costs,
-                                 sla=Sla(ttft_s=0.25, tbt_s=0.02, e2e_s=15.0)))
+    out = plan_agent(
+        PlanRequest(
+            load_workload("voice_agent"), costs=costs, sla=Sla(ttft_s=0.25, tbt_s=0.02, e2e_s=15.0)
+        )
+    )
     return out.table.frame
 
 
@@ -243,9 +303,11 @@ def test_default_install_plans_without_aiconfigurator_or_scipy(tmp_path: Path) -
         "tbt_s=0.02, e2e_s=15.0)))\n"
         "assert out.plan.verified\n"
         "assert 'calibrated' in set(out.table.frame['cost_model'])\n"
-        "print(load_calibration().version)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300)
+        "print(load_calibration().version)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == load_calibration().version
 
@@ -266,7 +328,8 @@ def test_table_rejects_bad_rows_naming_row_and_column(tmp_path: Path) -> None:
 
 
 def test_bad_calibration_file_exits_2_and_keeps_earlier_outputs(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     table = tmp_path / "bad.csv"
     frame = pd.read_csv(CALIBRATION_PATH)
     frame.loc[0, "floor_s"] = -1.0
@@ -281,15 +344,19 @@ def test_bad_calibration_file_exits_2_and_keeps_earlier_outputs(
     assert json.loads((run / "plan.json").read_text()) == {"earlier": True}
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda f: f.assign(step_s="12.1ms"), r"row 2, column step_s: not a number"),
-    (lambda f: f.assign(tp=0), r"row 2, column tp: must be a positive integer"),
-    (lambda f: f.assign(phase="train"), r"row 2, column phase"),
-    (lambda f: f.drop(columns=["source"]), r"missing column\(s\) \['source'\]"),
-    (lambda f: f.iloc[0:0], "no measurement rows"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda f: f.assign(step_s="12.1ms"), r"row 2, column step_s: not a number"),
+        (lambda f: f.assign(tp=0), r"row 2, column tp: must be a positive integer"),
+        (lambda f: f.assign(phase="train"), r"row 2, column phase"),
+        (lambda f: f.drop(columns=["source"]), r"missing column\(s\) \['source'\]"),
+        (lambda f: f.iloc[0:0], "no measurement rows"),
+    ],
+)
 def test_bad_measurements_exit_2_naming_file_row_column(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], edit, match) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], edit, match
+) -> None:  # type: ignore[no-untyped-def]
     good = synthetic(TRUE).head(3)
     path = tmp_path / "m.csv"
     edit(good).to_csv(path, index=False)
@@ -318,6 +385,5 @@ def test_calibrate_from_a_measurements_file(tmp_path: Path) -> None:
 
 
 def test_measurement_columns_cover_the_shape() -> None:
-    shape_fields = {f.name for f in fields(ModelShape)} - {"name", "n_experts",
-                                                          "experts_per_token"}
+    shape_fields = {f.name for f in fields(ModelShape)} - {"name", "n_experts", "experts_per_token"}
     assert shape_fields <= set(MEASUREMENT_COLUMNS)

@@ -7,9 +7,15 @@ import importlib
 
 import pytest
 
-MODULES = ("hetopt.costs.step", "hetopt.costs.calibration", "hetopt.costs.fit",
-           "hetopt.costs.llm", "hetopt.plan.queueing", "hetopt.report.tables",
-           "hetopt.replay.queueing")
+MODULES = (
+    "hetopt.costs.step",
+    "hetopt.costs.calibration",
+    "hetopt.costs.fit",
+    "hetopt.costs.llm",
+    "hetopt.plan.queueing",
+    "hetopt.report.tables",
+    "hetopt.replay.queueing",
+)
 
 
 @pytest.mark.parametrize("name", MODULES)

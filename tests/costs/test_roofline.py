@@ -19,8 +19,9 @@ WORK = st.floats(min_value=0.0, max_value=1e16, allow_nan=False)
 
 @given(DEVICES, WORK, WORK, WORK, st.floats(0, 1.0))
 def test_never_faster_than_any_roofline_bound(device, flops, mem, net, static) -> None:  # type: ignore[no-untyped-def]
-    t = roofline_time(device, flops=flops, mem_bytes=mem, net_bytes=net, precision="fp16",
-                      static_s=static)
+    t = roofline_time(
+        device, flops=flops, mem_bytes=mem, net_bytes=net, precision="fp16", static_s=static
+    )
     assert t.total_s >= flops / device.peak_flops_per_s("fp16") * (1 - 1e-12)
     assert t.total_s >= mem / device.mem_bw_bytes_per_s * (1 - 1e-12)
     assert t.total_s >= net / device.scale_out_bw_bytes_per_s * (1 - 1e-12)
@@ -31,8 +32,9 @@ def test_never_faster_than_any_roofline_bound(device, flops, mem, net, static) -
 @given(DEVICES, WORK, WORK, st.floats(0.0, 1e15), st.floats(0.0, 1e15))
 def test_monotone_in_work(device, flops, mem, extra_flops, extra_mem) -> None:  # type: ignore[no-untyped-def]
     base = roofline_time(device, flops=flops, mem_bytes=mem, precision="fp16").total_s
-    more = roofline_time(device, flops=flops + extra_flops, mem_bytes=mem + extra_mem,
-                         precision="fp16").total_s
+    more = roofline_time(
+        device, flops=flops + extra_flops, mem_bytes=mem + extra_mem, precision="fp16"
+    ).total_s
     assert more >= base
 
 
@@ -52,8 +54,9 @@ LLAMA70 = LlmWork(get_architecture("llama-3-70b"), "fp16", 1024, 256)
 
 
 @settings(max_examples=30)
-@given(st.sampled_from([d for d in CATALOG.devices if d.kind != "cpu"]),
-       st.sampled_from([1, 2, 4, 8]))
+@given(
+    st.sampled_from([d for d in CATALOG.devices if d.kind != "cpu"]), st.sampled_from([1, 2, 4, 8])
+)
 def test_decode_step_grows_with_batch_but_throughput_too(device, tp) -> None:  # type: ignore[no-untyped-def]
     small = decode_config(device, LLAMA70, tp, 8, 2e-6)
     large = decode_config(device, LLAMA70, tp, 64, 2e-6)

@@ -26,16 +26,27 @@ from hetopt.hardware import load_catalog
 
 CATALOG = load_catalog()
 TABLE = load_calibration()
-CALIBRATED = sorted((d, p) for d in TABLE.devices() for p in ("fp16", "fp8")
-                    if TABLE.lookup(d, p) is not None)
-SHAPES = [ModelShape.from_architecture(get_architecture(n))
-          for n in ("llama-3-8b", "llama-3-70b", "llama-3.2-1b", "mixtral-8x7b")]
+CALIBRATED = sorted(
+    (d, p) for d in TABLE.devices() for p in ("fp16", "fp8") if TABLE.lookup(d, p) is not None
+)
+SHAPES = [
+    ModelShape.from_architecture(get_architecture(n))
+    for n in ("llama-3-8b", "llama-3-70b", "llama-3.2-1b", "mixtral-8x7b")
+]
 
 
 def test_one_gemm_by_hand() -> None:
     """A tiny one-layer model whose step is a sum we can write down."""
-    shape = ModelShape("toy", n_layers=1, d_model=1000, n_heads=10, n_kv_heads=10, head_dim=100,
-                       d_ff=2000, vocab_size=10)
+    shape = ModelShape(
+        "toy",
+        n_layers=1,
+        d_model=1000,
+        n_heads=10,
+        n_kv_heads=10,
+        head_dim=100,
+        d_ff=2000,
+        vocab_size=10,
+    )
     w = step_work(shape, weight_bytes=2, kv_bytes=2, tp=1, batch=1, q_tokens=1, kv_tokens=100)
     # QKV GEMM: M=1, N=3000, K=1000: 6e6 FLOPs; bytes (1*1000 + 1*3000)*2 + 1000*3000*2
     assert w.gemm_flops[0] == 2 * 1 * 3000 * 1000
@@ -43,9 +54,15 @@ def test_one_gemm_by_hand() -> None:
     # decode attention reads the KV cache: 100 tokens x 2 (K, V) x 1000 wide x 2 bytes + q/out
     assert w.gen_attn_bytes == 100 * 2 * 1000 * 2 + 2 * 1000 * 2
     peaks = DevicePeaks(1e15, 1e15, 1e12, 1e11)
-    c = StepCoefficients(gemm_eff_compute=1.0, gemm_eff_memory=1.0, kernel_floor_s=1e-6,
-                         ctx_attn_floor_s=7e-6, gen_attn_eff_memory=1.0,
-                         elementwise_eff_memory=1.0, step_overhead_s=5e-3)
+    c = StepCoefficients(
+        gemm_eff_compute=1.0,
+        gemm_eff_memory=1.0,
+        kernel_floor_s=1e-6,
+        ctx_attn_floor_s=7e-6,
+        gen_attn_eff_memory=1.0,
+        elementwise_eff_memory=1.0,
+        step_overhead_s=5e-3,
+    )
     t = predict_step(w, peaks, c)
     gemm_bytes = float((w.gemm_count * w.gemm_bytes).sum())
     assert float(t.gemm_s) == pytest.approx(gemm_bytes / 1e12 + 5 * 1e-6)  # 4 GEMMs + LM head
@@ -57,8 +74,16 @@ def test_one_gemm_by_hand() -> None:
 
 
 def test_prefill_attention_and_fp8_quantisation_by_hand() -> None:
-    toy = ModelShape("toy", n_layers=1, d_model=1000, n_heads=10, n_kv_heads=10, head_dim=100,
-                     d_ff=2000, vocab_size=10)
+    toy = ModelShape(
+        "toy",
+        n_layers=1,
+        d_model=1000,
+        n_heads=10,
+        n_kv_heads=10,
+        head_dim=100,
+        d_ff=2000,
+        vocab_size=10,
+    )
     w = step_work(toy, weight_bytes=1, kv_bytes=1, tp=2, batch=2, q_tokens=3, kv_tokens=3)
     # causal pairs: 2 sequences x 3 x 4 / 2 = 12; 4 FLOPs per pair per q column (500 per device)
     assert w.ctx_attn_flops == 4 * 12 * 500
@@ -80,13 +105,16 @@ def test_allreduce_by_hand() -> None:
     w = step_work(shape, weight_bytes=2, kv_bytes=2, tp=4, batch=8, q_tokens=1, kv_tokens=10)
     assert w.allreduce_launches == 2 * shape.n_layers
     message = 8 * shape.d_model * 2
-    c = StepCoefficients(allreduce_latency_s_tp4=3e-6, allreduce_eff_bw_tp4=0.5,
-                         allreduce_size_s_tp4=2e-5, allreduce_size_exponent=0.5)
+    c = StepCoefficients(
+        allreduce_latency_s_tp4=3e-6,
+        allreduce_eff_bw_tp4=0.5,
+        allreduce_size_s_tp4=2e-5,
+        allreduce_size_exponent=0.5,
+    )
     t = predict_step(w, DevicePeaks(1e15, 1e15, 1e12, 1e11), c)
     ring = 2 * 3 / 4 * message / (1e11 * 0.5)
     size_law = 2e-5 * math.sqrt(message / 1e6)
-    assert float(t.allreduce_s) == pytest.approx(2 * shape.n_layers
-                                                 * (3e-6 + max(ring, size_law)))
+    assert float(t.allreduce_s) == pytest.approx(2 * shape.n_layers * (3e-6 + max(ring, size_law)))
 
 
 def test_achieved_fraction_saturates() -> None:
@@ -106,15 +134,24 @@ def steps(draw):  # type: ignore[no-untyped-def]
     return device, precision, shape, tp, batch, seq, prefill
 
 
-def _time(device: str, precision: str, shape: ModelShape, tp: int, batch: int, seq: int,
-          prefill: bool) -> float:
+def _time(
+    device: str, precision: str, shape: ModelShape, tp: int, batch: int, seq: int, prefill: bool
+) -> float:
     entry = TABLE.lookup(device, precision)
     assert entry is not None
     bpe = 1.0 if precision == "fp8" else 2.0
-    w = step_work(shape, weight_bytes=bpe, kv_bytes=bpe, tp=tp, batch=batch,
-                  q_tokens=seq if prefill else 1, kv_tokens=seq)
-    return float(predict_step(w, device_peaks(CATALOG.get(device), precision),
-                              entry.coefficients).total_s)
+    w = step_work(
+        shape,
+        weight_bytes=bpe,
+        kv_bytes=bpe,
+        tp=tp,
+        batch=batch,
+        q_tokens=seq if prefill else 1,
+        kv_tokens=seq,
+    )
+    return float(
+        predict_step(w, device_peaks(CATALOG.get(device), precision), entry.coefficients).total_s
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -136,8 +173,15 @@ def test_no_prediction_beats_the_roofline_at_full_peak(step) -> None:  # type: i
     entry = TABLE.lookup(device, precision)
     assert entry is not None
     bpe = 1.0 if precision == "fp8" else 2.0
-    w = step_work(shape, weight_bytes=bpe, kv_bytes=bpe, tp=tp, batch=batch,
-                  q_tokens=seq if prefill else 1, kv_tokens=seq)
+    w = step_work(
+        shape,
+        weight_bytes=bpe,
+        kv_bytes=bpe,
+        tp=tp,
+        batch=batch,
+        q_tokens=seq if prefill else 1,
+        kv_tokens=seq,
+    )
     peaks = device_peaks(CATALOG.get(device), precision)
     t = float(predict_step(w, peaks, entry.coefficients).total_s)
     assert t >= float(roofline_floor_s(w, peaks)) * (1 - 1e-12)
@@ -146,8 +190,13 @@ def test_no_prediction_beats_the_roofline_at_full_peak(step) -> None:  # type: i
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.sampled_from(CALIBRATED), st.sampled_from(["llama-3-8b", "llama-3-70b"]),
-       st.sampled_from([1, 2, 4, 8]), st.integers(1, 32), st.integers(16, 4096))
+@given(
+    st.sampled_from(CALIBRATED),
+    st.sampled_from(["llama-3-8b", "llama-3-70b"]),
+    st.sampled_from([1, 2, 4, 8]),
+    st.integers(1, 32),
+    st.integers(16, 4096),
+)
 def test_planner_configs_monotone_and_above_the_roofline(cal, model, tp, batch, n_in) -> None:  # type: ignore[no-untyped-def]
     """Through the planner's own path: more batch or longer prompts never make a step faster,
     and the calibrated step is never faster than the roofline's memory term at 100 %."""

@@ -19,9 +19,10 @@ H100 = load_catalog().get("H100")
 
 
 def test_price_scale_and_decline_scale_the_financed_capex() -> None:
-    cat, inv = apply_scenario(load_catalog().select(["H100", "B200"]),
-                              Scenario(price_scale={"H100": 0.5}, years_ahead=2,
-                                       price_decline_per_year=0.1))
+    cat, inv = apply_scenario(
+        load_catalog().select(["H100", "B200"]),
+        Scenario(price_scale={"H100": 0.5}, years_ahead=2, price_decline_per_year=0.1),
+    )
     assert inv == {}
     h = cat.get("H100")
     assert h.price_usd == pytest.approx(25_000 * 0.5 * 0.9**2)
@@ -31,8 +32,10 @@ def test_price_scale_and_decline_scale_the_financed_capex() -> None:
 
 
 def test_installed_device_costs_its_forgone_resale_value_and_no_embodied_carbon() -> None:
-    cat, inv = apply_scenario(load_catalog().select(["H100"]),
-                              Scenario(owned={"H100": 8}, owned_age_years=2.0, years_ahead=1.0))
+    cat, inv = apply_scenario(
+        load_catalog().select(["H100"]),
+        Scenario(owned={"H100": 8}, owned_age_years=2.0, years_ahead=1.0),
+    )
     assert inv == {"H100-owned": 8}
     owned = cat.get("H100-owned")
     assert owned.age_years == 3.0
@@ -61,12 +64,15 @@ def test_embodied_carbon_and_carbon_price() -> None:
         TcoParams(carbon_usd_per_tonne=-1)
 
 
-@pytest.mark.parametrize("scenario, match", [
-    (Scenario(price_scale={"Nope": 0.5}), "price_scale"),
-    (Scenario(price_scale={"H100": 0.0}), "price_scale"),
-    (Scenario(owned={"H100": -1}), "owned"),
-    (Scenario(price_decline_per_year=1.0), "price_decline_per_year"),
-])
+@pytest.mark.parametrize(
+    "scenario, match",
+    [
+        (Scenario(price_scale={"Nope": 0.5}), "price_scale"),
+        (Scenario(price_scale={"H100": 0.0}), "price_scale"),
+        (Scenario(owned={"H100": -1}), "owned"),
+        (Scenario(price_decline_per_year=1.0), "price_decline_per_year"),
+    ],
+)
 def test_bad_scenarios_name_the_key(scenario: Scenario, match: str) -> None:
     with pytest.raises(InputError, match=match):
         apply_scenario(load_catalog(), scenario)
@@ -89,7 +95,13 @@ def test_brownfield_plan_keeps_installed_devices_within_their_count() -> None:
     greenfield = plan_agent(PlanRequest(workload, sla=sla, costs=costs)).plan
     assert plan.tco_usd_per_hour < greenfield.tco_usd_per_hour
     # With only 2 installed, the planner keeps what fits and buys the rest.
-    small = plan_agent(PlanRequest(workload, sla=sla, costs=costs, hardware=HardwareSpec(
-        owned={"A100": 2}, owned_age_years=3.0))).plan
+    small = plan_agent(
+        PlanRequest(
+            workload,
+            sla=sla,
+            costs=costs,
+            hardware=HardwareSpec(owned={"A100": 2}, owned_age_years=3.0),
+        )
+    ).plan
     assert small.devices.set_index("device")["total"].get("A100-owned", 0) <= 2
     assert small.verified and math.isfinite(small.tco_usd_per_hour)

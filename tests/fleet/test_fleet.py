@@ -22,16 +22,25 @@ def _tenant(name: str) -> object:
     """llm: 2 x G (0.1 s) or 30 x C (2 s); tool: pooled on C (load 0.6, 0.05 s) or on G (load
     0.1, 0.01 s); crossing llm -> tool costs 0.5 s; SLA 1 s end to end."""
     return tiny_problem(
-        {"llm": [Opt("G", 0.1, dedicated=2), Opt("C", 2.0, dedicated=30)],
-         "tool": [Opt("C", 0.05, pool_load=0.6), Opt("G", 0.01, pool_load=0.1)]},
-        {"G": 10.0, "C": 1.0}, [("llm", "tool", 0.5)],
-        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=1.0), name=name)
+        {
+            "llm": [Opt("G", 0.1, dedicated=2), Opt("C", 2.0, dedicated=30)],
+            "tool": [Opt("C", 0.05, pool_load=0.6), Opt("G", 0.01, pool_load=0.1)],
+        },
+        {"G": 10.0, "C": 1.0},
+        [("llm", "tool", 0.5)],
+        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=1.0),
+        name=name,
+    )
 
 
 def two_tenants(**inventory: int) -> FleetProblem:
     """Two identical tenants (one template) sharing G and C pools."""
-    return fleet_from_problems([_tenant("a"), _tenant("b")], name="pair",  # type: ignore[list-item]
-                               inventory=inventory, templates=["t", "t"])
+    return fleet_from_problems(
+        [_tenant("a"), _tenant("b")],
+        name="pair",  # type: ignore[list-item]
+        inventory=inventory,
+        templates=["t", "t"],
+    )
 
 
 # Hand-derived optima:
@@ -46,8 +55,9 @@ CASES = [({}, 42.0, (4, 2)), ({"C": 1}, 50.0, (5, 0))]
 
 @pytest.mark.parametrize("backend", ["highs", "cbc", "cpsat"])
 @pytest.mark.parametrize(("inventory", "optimum", "devices"), CASES)
-def test_hand_derived_fleet_optimum(backend: str, inventory: dict, optimum: float,
-                                    devices: tuple[int, int]) -> None:
+def test_hand_derived_fleet_optimum(
+    backend: str, inventory: dict, optimum: float, devices: tuple[int, int]
+) -> None:
     fp = two_tenants(**inventory)
     res = solve_fleet(fp, SolverOptions(backend=backend, time_limit_s=30), method="monolithic")
     assert res.status is SolveStatus.OPTIMAL
@@ -58,8 +68,9 @@ def test_hand_derived_fleet_optimum(backend: str, inventory: dict, optimum: floa
 
 
 @pytest.mark.parametrize(("inventory", "optimum", "devices"), CASES)
-def test_exhaustive_and_decomposition_reach_the_hand_optimum(inventory: dict, optimum: float,
-                                                             devices: tuple[int, int]) -> None:
+def test_exhaustive_and_decomposition_reach_the_hand_optimum(
+    inventory: dict, optimum: float, devices: tuple[int, int]
+) -> None:
     fp = two_tenants(**inventory)
     ex = heuristics.exhaustive(fp)
     assert ex.proven_optimal and ex.objective_usd_per_h == pytest.approx(optimum)
@@ -119,18 +130,20 @@ def test_identical_tenants_share_footprints_and_a_symmetry_class() -> None:
 @pytest.mark.parametrize("seed", range(6))
 def test_random_fleets_all_backends_agree_with_enumeration(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    tenants = [random_problem(100 * seed + k, n_ops=2, n_devices=2, with_loop=False)
-               for k in range(2)]
+    tenants = [
+        random_problem(100 * seed + k, n_ops=2, n_devices=2, with_loop=False) for k in range(2)
+    ]
     renamed = [type(t)(**{**t.__dict__, "name": f"t{k}"}) for k, t in enumerate(tenants)]
     inventory = {"D0": int(rng.integers(2, 6))} if seed % 2 else {}
-    fp = fleet_from_problems(renamed, inventory=inventory,
-                             mem_bytes={"D0": 12e9, "D1": 12e9})
+    fp = fleet_from_problems(renamed, inventory=inventory, mem_bytes={"D0": 12e9, "D1": 12e9})
     try:
         ex = heuristics.exhaustive(fp)
     except InputError:
         pytest.skip("too many assignments to enumerate")
-    results = {b: solve_fleet(fp, SolverOptions(backend=b, time_limit_s=30),
-                              method="monolithic") for b in ("highs", "cbc", "cpsat")}
+    results = {
+        b: solve_fleet(fp, SolverOptions(backend=b, time_limit_s=30), method="monolithic")
+        for b in ("highs", "cbc", "cpsat")
+    }
     if ex.choices is None:
         assert all(r.status is SolveStatus.INFEASIBLE for r in results.values())
         return

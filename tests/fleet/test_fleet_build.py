@@ -56,10 +56,16 @@ def test_binding_inventory_caps_the_most_used_types() -> None:
 
 
 def test_fleet_spec_merges_slas_and_expands_counts() -> None:
-    spec = fleet_from_dict({"name": "f", "tenants": [
-        {"name": "v", "workload": "voice_agent", "sla": {"tbt_s": 0.05}},
-        {"name": "c", "workload": "chat_agent", "request_rate_per_s": 2.0, "count": 2}]},
-        base_sla=Sla(ttft_s=0.3, tbt_s=0.02))
+    spec = fleet_from_dict(
+        {
+            "name": "f",
+            "tenants": [
+                {"name": "v", "workload": "voice_agent", "sla": {"tbt_s": 0.05}},
+                {"name": "c", "workload": "chat_agent", "request_rate_per_s": 2.0, "count": 2},
+            ],
+        },
+        base_sla=Sla(ttft_s=0.3, tbt_s=0.02),
+    )
     v, c0, c1 = spec.tenants
     assert (v.sla.ttft_s, v.sla.tbt_s, v.sla.e2e_s) == (0.3, 0.05, 15.0)  # e2e from the workload
     assert v.request_rate_per_s == 2.0  # the workload's own rate
@@ -68,14 +74,20 @@ def test_fleet_spec_merges_slas_and_expands_counts() -> None:
     assert fp.tenant_class[1] == fp.tenant_class[2] != fp.tenant_class[0]
 
 
-@pytest.mark.parametrize(("data", "needle"), [
-    ({"tenants": [{"workload": "chat_agent", "colour": 1}]}, "unknown key(s) ['colour']"),
-    ({"tenants": [{"workload": "chat_agent", "count": 0}]}, "count must be a whole number"),
-    ({"tenants": [{"workload": "chat_agent", "sla": {"e2e": 1}}]}, "unknown SLA key(s) ['e2e']"),
-    ({"tenants": [{"name": "x", "workload": "chat_agent"}] * 2}, "appear more than once"),
-    ({"tenants": [{"workload": "worked_example"}]}, "measured profile"),
-    ({"tenants": "chat"}, "'tenants:' list"),
-])
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"tenants": [{"workload": "chat_agent", "colour": 1}]}, "unknown key(s) ['colour']"),
+        ({"tenants": [{"workload": "chat_agent", "count": 0}]}, "count must be a whole number"),
+        (
+            {"tenants": [{"workload": "chat_agent", "sla": {"e2e": 1}}]},
+            "unknown SLA key(s) ['e2e']",
+        ),
+        ({"tenants": [{"name": "x", "workload": "chat_agent"}] * 2}, "appear more than once"),
+        ({"tenants": [{"workload": "worked_example"}]}, "measured profile"),
+        ({"tenants": "chat"}, "'tenants:' list"),
+    ],
+)
 def test_bad_fleet_specs_name_the_key(data: dict, needle: str) -> None:
     with pytest.raises(InputError, match=None) as err:
         fleet_from_dict(data, "f.yaml")
@@ -86,8 +98,7 @@ def test_catalog_fleet_monolithic_and_decomposition_agree_within_the_gap() -> No
     from hetopt.fleet.solve import solve_fleet
 
     spec = synthetic_fleet(30, seed=5)
-    fp = build_fleet_problem(spec, HardwareSpec(devices=("Xeon-SPR", "L4", "A100", "H100",
-                                                         "B200")))
+    fp = build_fleet_problem(spec, HardwareSpec(devices=("Xeon-SPR", "L4", "A100", "H100", "B200")))
     mono = solve_fleet(fp, SolverOptions(time_limit_s=60), method="monolithic")
     cp = solve_fleet(fp, SolverOptions(backend="cpsat", time_limit_s=60), method="monolithic")
     dec = solve_fleet(fp, SolverOptions(time_limit_s=60, gap_rel=1e-6), method="decomposition")
@@ -102,8 +113,14 @@ def test_catalog_fleet_monolithic_and_decomposition_agree_within_the_gap() -> No
 
 def test_hetopt_fleet_cli_writes_a_verified_plan(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    code = main(["fleet", f"run_dir={out}", "fleet.baselines=[greedy,heft]",
-                 "hardware.devices=[Xeon-SPR,L4,A100,H100,B200]"])
+    code = main(
+        [
+            "fleet",
+            f"run_dir={out}",
+            "fleet.baselines=[greedy,heft]",
+            "hardware.devices=[Xeon-SPR,L4,A100,H100,B200]",
+        ]
+    )
     assert code == 0
     info = json.loads((out / "fleet_plan.json").read_text())
     assert info["verified"] and info["status"] == "optimal" and info["tenants"] == 7
@@ -113,18 +130,25 @@ def test_hetopt_fleet_cli_writes_a_verified_plan(tmp_path: Path) -> None:
         assert (out / name).is_file()
 
 
-def test_hetopt_fleet_short_inventory_exits_2(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["fleet", f"run_dir={tmp_path / 'r'}", "hardware.devices=[Gaudi3,L4,Xeon-SPR]",
-                 "+hardware.inventory.Gaudi3=4", "+hardware.inventory.L4=2"])
+def test_hetopt_fleet_short_inventory_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "fleet",
+            f"run_dir={tmp_path / 'r'}",
+            "hardware.devices=[Gaudi3,L4,Xeon-SPR]",
+            "+hardware.inventory.Gaudi3=4",
+            "+hardware.inventory.L4=2",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "Gaudi3: short by" in err and "+hardware.inventory.Gaudi3=" in err
     assert "Traceback" not in err
 
 
-def test_hetopt_fleet_bad_file_exits_2(tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_hetopt_fleet_bad_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ntenants:\n  - {workload: chat_agent, rate: 3}\n")
     code = main(["fleet", f"fleet_file={bad}", f"run_dir={tmp_path / 'r'}"])

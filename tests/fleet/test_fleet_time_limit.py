@@ -36,10 +36,12 @@ def _fleet(n_ops: int, binding: bool) -> FleetProblem:
         return fp
     greedy = heuristics.greedy(fp)
     assert greedy.choices is not None
-    caps = binding_inventory(fp.devices, evaluate_fleet(fp, greedy.choices).devices_per_type,
-                             0.7, 3)
-    inventory = np.array([min(fp.device_inventory[j], caps.get(d, math.inf))
-                          for j, d in enumerate(fp.devices)])
+    caps = binding_inventory(
+        fp.devices, evaluate_fleet(fp, greedy.choices).devices_per_type, 0.7, 3
+    )
+    inventory = np.array(
+        [min(fp.device_inventory[j], caps.get(d, math.inf)) for j, d in enumerate(fp.devices)]
+    )
     return fp.with_inventory(inventory)
 
 
@@ -49,18 +51,31 @@ def fleets() -> dict[str, FleetProblem]:
     without a limit there: HiGHS proves the 120-operator binding fleet in about 1.3-2.2 s and
     the 400-operator one in 11 s; CP-SAT proves 120 operators in 1.9 s and 200 in 5 s; the
     decomposition needs 24 s for 120; CBC proves 120 in 3 s and 200 in 28 s."""
-    return {"binding": _fleet(120, binding=True),
-            "binding200": _fleet(200, binding=True), "binding400": _fleet(400, binding=True)}
+    return {
+        "binding": _fleet(120, binding=True),
+        "binding200": _fleet(200, binding=True),
+        "binding400": _fleet(400, binding=True),
+    }
 
 
-@pytest.mark.parametrize(("backend", "method", "fleet"), [
-    ("highs", "monolithic", "binding400"), ("cbc", "monolithic", "binding200"),
-    ("cpsat", "monolithic", "binding200"), ("highs", "decomposition", "binding")])
+@pytest.mark.parametrize(
+    ("backend", "method", "fleet"),
+    [
+        ("highs", "monolithic", "binding400"),
+        ("cbc", "monolithic", "binding200"),
+        ("cpsat", "monolithic", "binding200"),
+        ("highs", "decomposition", "binding"),
+    ],
+)
 def test_fleet_time_limit_returns_a_verified_plan_with_its_gap(
-        fleets: dict[str, FleetProblem], backend: str, method: str, fleet: str) -> None:
+    fleets: dict[str, FleetProblem], backend: str, method: str, fleet: str
+) -> None:
     t0 = time.perf_counter()
-    res = solve_fleet(fleets[fleet], SolverOptions(backend=backend, time_limit_s=LIMIT_S,
-                                                   gap_rel=1e-9), method=method)  # type: ignore[arg-type]
+    res = solve_fleet(
+        fleets[fleet],
+        SolverOptions(backend=backend, time_limit_s=LIMIT_S, gap_rel=1e-9),
+        method=method,
+    )  # type: ignore[arg-type]
     wall = time.perf_counter() - t0
     assert wall <= LIMIT_S + MARGIN_S, wall
     assert res.status is SolveStatus.FEASIBLE, (res.status, res.message)
@@ -77,15 +92,25 @@ def test_fleet_time_limit_returns_a_verified_plan_with_its_gap(
 
 
 def test_issue_command_holds_the_limit_and_claims_nothing(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The issue's 1000-operator monolithic CP-SAT run with a 1 s limit used to fail with a
     negative time limit. Where building the model takes the whole limit (a loaded machine) the
     greedy plan comes back with no invented bound or gap; where CP-SAT gets its slice, its
     bound is a true lower bound and the gap follows from it. Either way: unproven, on time."""
     run = tmp_path / "fleet"
-    code = main(["fleet", "fleet=synthetic", "fleet.synthetic.n_ops=1000", "solver=cpsat",
-                 "solver.time_limit_s=1", "fleet.method=monolithic", "fleet.baselines=[greedy]",
-                 f"run_dir={run}"])
+    code = main(
+        [
+            "fleet",
+            "fleet=synthetic",
+            "fleet.synthetic.n_ops=1000",
+            "solver=cpsat",
+            "solver.time_limit_s=1",
+            "fleet.method=monolithic",
+            "fleet.baselines=[greedy]",
+            f"run_dir={run}",
+        ]
+    )
     out = " ".join(capsys.readouterr().out.split()) + " ".join(capsys.readouterr().err.split())
     assert code == 2  # written, but not proven within fleet.gap_rel: SolverLimitError
     assert "Traceback" not in out and "must be > 0" not in out
@@ -102,18 +127,38 @@ def test_issue_command_holds_the_limit_and_claims_nothing(
 
 
 def test_fleet_prints_no_gap_without_a_bound_and_no_optimal_with_a_gap(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The printed line: no "-inf"/"nan" for an unknown bound; a proven plan within gap_rel is
     said to be within its gap, not plain "optimal"."""
-    main(["fleet", "fleet=synthetic", "fleet.synthetic.n_ops=1000", "solver=highs",
-          "solver.time_limit_s=1", "fleet.method=monolithic", "fleet.baselines=[greedy]",
-          f"run_dir={tmp_path / 'a'}"])
+    main(
+        [
+            "fleet",
+            "fleet=synthetic",
+            "fleet.synthetic.n_ops=1000",
+            "solver=highs",
+            "solver.time_limit_s=1",
+            "fleet.method=monolithic",
+            "fleet.baselines=[greedy]",
+            f"run_dir={tmp_path / 'a'}",
+        ]
+    )
     captured = capsys.readouterr()
     out = " ".join((captured.out + captured.err).split())
     assert "no bound known" in out and "not proven optimal" in out
     assert "-inf" not in out and "nan%" not in out and "bound -" not in out
-    assert main(["fleet", "fleet=enterprise", "fleet.gap_rel=0.05", "fleet.baselines=[greedy]",
-                 f"run_dir={tmp_path / 'b'}"]) == 0
+    assert (
+        main(
+            [
+                "fleet",
+                "fleet=enterprise",
+                "fleet.gap_rel=0.05",
+                "fleet.baselines=[greedy]",
+                f"run_dir={tmp_path / 'b'}",
+            ]
+        )
+        == 0
+    )
     out = " ".join(capsys.readouterr().out.split())
     info = json.loads((tmp_path / "b" / "fleet_plan.json").read_text())
     assert info["status"] == "optimal"

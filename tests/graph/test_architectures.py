@@ -16,8 +16,16 @@ from hetopt.graph.architectures import (
     read_yaml_file,
 )
 
-SHIPPED = ("llama-3-8b", "llama-3-70b", "llama-3.2-3b", "llama-3.2-1b", "whisper-large-v3",
-           "xtts-v2", "bert-base", "bge-base-en")
+SHIPPED = (
+    "llama-3-8b",
+    "llama-3-70b",
+    "llama-3.2-3b",
+    "llama-3.2-1b",
+    "whisper-large-v3",
+    "xtts-v2",
+    "bert-base",
+    "bge-base-en",
+)
 
 
 def test_every_shipped_model_is_present_with_a_source() -> None:
@@ -31,10 +39,21 @@ def test_every_shipped_model_is_present_with_a_source() -> None:
 def test_llama_3_numbers() -> None:
     a8, a70 = get_architecture("llama-3-8b"), get_architecture("llama-3-70b")
     assert (a8.n_layers, a8.d_model, a8.n_heads, a8.n_kv_heads, a8.d_ff, a8.vocab_size) == (
-        32, 4096, 32, 8, 14336, 128256)
+        32,
+        4096,
+        32,
+        8,
+        14336,
+        128256,
+    )
     assert a8.params == pytest.approx(8.03e9)
     assert (a70.n_layers, a70.d_model, a70.n_heads, a70.n_kv_heads, a70.d_ff) == (
-        80, 8192, 64, 8, 28672)
+        80,
+        8192,
+        64,
+        8,
+        28672,
+    )
     assert a70.params == pytest.approx(70.6e9)
     a3, a1 = get_architecture("llama-3.2-3b"), get_architecture("llama-3.2-1b")
     assert (a3.n_layers, a3.d_model, a3.n_heads, a3.n_kv_heads) == (28, 3072, 24, 8)
@@ -51,11 +70,14 @@ def test_formula_3_anchors() -> None:
     assert get_architecture("llama-3-8b").kv_bytes_per_token("bf16") == 131072
     # 10.7 GB at 32K tokens (70B) and 4.29 GB (8B); 168 MB at ISL 512.
     assert get_architecture("llama-3-70b").kv_cache_bytes(32768, 1, "fp16") == pytest.approx(
-        10.74e9, rel=1e-3)
+        10.74e9, rel=1e-3
+    )
     assert get_architecture("llama-3-8b").kv_cache_bytes(32768, 1, "fp16") == pytest.approx(
-        4.295e9, rel=1e-3)
+        4.295e9, rel=1e-3
+    )
     assert get_architecture("llama-3-70b").kv_cache_bytes(512, 1, "fp16") == pytest.approx(
-        167.8e6, rel=1e-3)
+        167.8e6, rel=1e-3
+    )
     assert get_architecture("llama-3-8b").kv_cache_bytes(100, 4, "fp16") == 131072 * 400
 
 
@@ -106,9 +128,11 @@ def test_negative_tokens_rejected() -> None:
 
 def test_custom_table_errors_name_file_and_field(tmp_path: Path) -> None:
     path = tmp_path / "archs.yaml"
-    path.write_text("tiny:\n  family: decoder\n  params: 1.0e6\n  n_layers: 2\n  d_model: 64\n"
-                    "  n_heads: 4\n  n_kv_heads: 4\n  d_ff: 256\n  vocab_size: -3\n"
-                    "  source: test\n")
+    path.write_text(
+        "tiny:\n  family: decoder\n  params: 1.0e6\n  n_layers: 2\n  d_model: 64\n"
+        "  n_heads: 4\n  n_kv_heads: 4\n  d_ff: 256\n  vocab_size: -3\n"
+        "  source: test\n"
+    )
     with pytest.raises(InputError) as err:
         load_architectures(path)
     assert str(path) in str(err.value) and "vocab_size" in str(err.value)
@@ -125,9 +149,11 @@ def test_custom_table_errors_name_file_and_field(tmp_path: Path) -> None:
 
 def test_custom_table_loads(tmp_path: Path) -> None:
     path = tmp_path / "archs.yaml"
-    path.write_text("Tiny-LM:\n  family: decoder\n  params: 1e6\n  n_layers: 2\n  d_model: 64\n"
-                    "  n_heads: 4\n  n_kv_heads: 2\n  d_ff: 256\n  vocab_size: 1000\n"
-                    "  source: made up\n")
+    path.write_text(
+        "Tiny-LM:\n  family: decoder\n  params: 1e6\n  n_layers: 2\n  d_model: 64\n"
+        "  n_heads: 4\n  n_kv_heads: 2\n  d_ff: 256\n  vocab_size: 1000\n"
+        "  source: made up\n"
+    )
     archs = load_architectures(path)
     assert list(archs) == ["tiny-lm"]
     assert archs["tiny-lm"].params == 1e6
@@ -146,8 +172,11 @@ def test_yaml_reader_reads_exponent_floats_and_rejects_duplicate_keys(tmp_path: 
         read_yaml_file(tmp_path / "missing.yaml")
 
 
-@given(tokens=st.integers(min_value=0, max_value=200_000), extra=st.integers(1, 10_000),
-       name=st.sampled_from(SHIPPED))
+@given(
+    tokens=st.integers(min_value=0, max_value=200_000),
+    extra=st.integers(1, 10_000),
+    name=st.sampled_from(SHIPPED),
+)
 def test_prefill_flops_monotone_in_tokens(tokens: int, extra: int, name: str) -> None:
     arch = get_architecture(name)
     assert arch.prefill_flops(tokens + extra) > arch.prefill_flops(tokens)
@@ -156,10 +185,14 @@ def test_prefill_flops_monotone_in_tokens(tokens: int, extra: int, name: str) ->
     assert arch.prefill_flops(tokens) >= 2 * arch.params * tokens
 
 
-@given(tokens=st.integers(1, 100_000), batch=st.integers(1, 256),
-       precision=st.sampled_from(sorted(BYTES_PER_ELEMENT)))
+@given(
+    tokens=st.integers(1, 100_000),
+    batch=st.integers(1, 256),
+    precision=st.sampled_from(sorted(BYTES_PER_ELEMENT)),
+)
 def test_kv_cache_linear_in_tokens_and_batch(tokens: int, batch: int, precision: str) -> None:
     arch = get_architecture("llama-3-70b")
     per_token = arch.kv_bytes_per_token(precision)
     assert arch.kv_cache_bytes(tokens, batch, precision) == pytest.approx(
-        per_token * tokens * batch)
+        per_token * tokens * batch
+    )

@@ -13,17 +13,27 @@ from hetopt.graph.ir import agent_graph_from_dict
 
 
 def _workload(llm: dict) -> dict:
-    return {"name": "w", "request_rate_per_s": 1.0,
-            "nodes": {"stt": {"kind": "general_compute", "work": {"flops": 1.0e6}},
-                      "llm": {"kind": "model_execution", "model": "llama-3-8b", **llm},
-                      "tts": {"kind": "general_compute", "work": {"flops": 1.0e6}}},
-            "edges": [{"src": "stt", "dst": "llm"}, {"src": "llm", "dst": "tts"}]}
+    return {
+        "name": "w",
+        "request_rate_per_s": 1.0,
+        "nodes": {
+            "stt": {"kind": "general_compute", "work": {"flops": 1.0e6}},
+            "llm": {"kind": "model_execution", "model": "llama-3-8b", **llm},
+            "tts": {"kind": "general_compute", "work": {"flops": 1.0e6}},
+        },
+        "edges": [{"src": "stt", "dst": "llm"}, {"src": "llm", "dst": "tts"}],
+    }
 
 
 def test_histogram_becomes_weighted_branches() -> None:
-    data = _workload({"size_buckets": [{"input_tokens": 100, "output_tokens": 10, "weight": 0.7},
-                                       {"input_tokens": 5000, "output_tokens": 50,
-                                        "weight": 0.3}]})
+    data = _workload(
+        {
+            "size_buckets": [
+                {"input_tokens": 100, "output_tokens": 10, "weight": 0.7},
+                {"input_tokens": 5000, "output_tokens": 50, "weight": 0.3},
+            ]
+        }
+    )
     graph = decompose(agent_graph_from_dict(expand_size_buckets(data)))
     visits = {op.id: op.visits for op in graph.ops}
     assert visits["llm-b0.prefill"] == pytest.approx(0.7)
@@ -37,8 +47,9 @@ def test_trace_is_binned_by_quantiles(tmp_path: Path) -> None:
     trace = tmp_path / "trace.csv"
     rows = [(100 + i, 20) for i in range(60)] + [(4000 + i, 300) for i in range(40)]
     trace.write_text("input_tokens,output_tokens\n" + "\n".join(f"{a},{b}" for a, b in rows))
-    out = expand_size_buckets(_workload({"size_trace": str(trace), "size_input_bins": 2,
-                                         "size_output_bins": 1}))
+    out = expand_size_buckets(
+        _workload({"size_trace": str(trace), "size_input_bins": 2, "size_output_bins": 1})
+    )
     buckets = sorted(n for n in out["nodes"] if n.startswith("llm-b"))
     assert len(buckets) == 2
     weights = sorted(e["probability"] for e in out["edges"] if e["dst"] in buckets)
@@ -47,21 +58,32 @@ def test_trace_is_binned_by_quantiles(tmp_path: Path) -> None:
     assert longest == 4039  # each bucket is represented by its longest request
 
 
-@pytest.mark.parametrize(("llm", "needle"), [
-    ({"size_buckets": [{"input_tokens": 100, "output_tokens": 10, "weight": 0.5}]}, "sum to"),
-    ({"size_buckets": [{"input_tokens": 0, "output_tokens": 10, "weight": 1.0}]}, ">= 1"),
-    ({"size_buckets": []}, "non-empty"),
-    ({"size_trace": "/nonexistent/trace.csv"}, "cannot read"),
-])
+@pytest.mark.parametrize(
+    ("llm", "needle"),
+    [
+        ({"size_buckets": [{"input_tokens": 100, "output_tokens": 10, "weight": 0.5}]}, "sum to"),
+        ({"size_buckets": [{"input_tokens": 0, "output_tokens": 10, "weight": 1.0}]}, ">= 1"),
+        ({"size_buckets": []}, "non-empty"),
+        ({"size_trace": "/nonexistent/trace.csv"}, "cannot read"),
+    ],
+)
 def test_bad_distributions_are_user_errors(llm: dict, needle: str) -> None:
     with pytest.raises(InputError, match=needle):
         expand_size_buckets(_workload(llm))
 
 
 def test_source_node_gets_a_router() -> None:
-    data = {"name": "w", "request_rate_per_s": 1.0, "edges": [],
-            "nodes": {"llm": {"kind": "model_execution", "model": "llama-3-8b",
-                              "size_buckets": [{"input_tokens": 10, "output_tokens": 5,
-                                                "weight": 1.0}]}}}
+    data = {
+        "name": "w",
+        "request_rate_per_s": 1.0,
+        "edges": [],
+        "nodes": {
+            "llm": {
+                "kind": "model_execution",
+                "model": "llama-3-8b",
+                "size_buckets": [{"input_tokens": 10, "output_tokens": 5, "weight": 1.0}],
+            }
+        },
+    }
     out = expand_size_buckets(data)
     assert "llm-router" in out["nodes"] and "llm-b0" in out["nodes"]

@@ -59,8 +59,14 @@ def test_every_workload_decomposes(path: Path) -> None:
 
 def test_voice_operator_ids(voice: OperatorGraph) -> None:
     assert [o.id for o in voice.ops] == [
-        "stt", "llm.prefill", "llm.kv_transfer", "llm.decode", "web_search.lookup",
-        "web_search.compute", "tts"]
+        "stt",
+        "llm.prefill",
+        "llm.kv_transfer",
+        "llm.decode",
+        "web_search.lookup",
+        "web_search.compute",
+        "tts",
+    ]
     assert voice.op("stt").kind is OpKind.ENCODER
     assert voice.op("llm.kv_transfer").kind is OpKind.KV_TRANSFER
     assert not voice.op("llm.kv_transfer").placeable
@@ -102,8 +108,13 @@ def test_voice_loop(voice: OperatorGraph) -> None:
     assert (loop.back_src, loop.back_dst) == ("web_search.compute", "llm.prefill")
     assert loop.payload_bytes == 20000.0
     assert (loop.expected_iterations, loop.max_iterations) == (1.0, 2)
-    assert loop.body == ("llm.prefill", "llm.kv_transfer", "llm.decode", "web_search.lookup",
-                         "web_search.compute")
+    assert loop.body == (
+        "llm.prefill",
+        "llm.kv_transfer",
+        "llm.decode",
+        "web_search.lookup",
+        "web_search.compute",
+    )
 
 
 def test_voice_resource_vectors(voice: OperatorGraph) -> None:
@@ -128,8 +139,15 @@ def test_voice_resource_vectors(voice: OperatorGraph) -> None:
 
 
 def test_tool_without_compute_gets_a_parse_cost() -> None:
-    g = (GraphBuilder("t").add_node("tool", "tool_call", lookup={
-        "latency_s": 0.1, "request_bytes": 100, "response_bytes": 1000}).build())
+    g = (
+        GraphBuilder("t")
+        .add_node(
+            "tool",
+            "tool_call",
+            lookup={"latency_s": 0.1, "request_bytes": 100, "response_bytes": 1000},
+        )
+        .build()
+    )
     work = decompose(g).op("tool.compute").work
     assert work is not None and work.flops == PARSE_FLOPS_PER_BYTE * 1000
 
@@ -141,16 +159,25 @@ def test_memory_lookup_work() -> None:
     assert work.flops == pytest.approx(2 * 768 * 10_000_000 * 0.02)
     assert work.mem_bytes == pytest.approx(768 * 10_000_000 * 0.02 * 2)
     assert work.footprint_bytes == pytest.approx(768 * 10_000_000 * 2)
-    assert [o.id for o in rag.ops] == ["privacy_filter", "embed", "vector_db", "llm.prefill",
-                                       "llm.kv_transfer", "llm.decode", "output_guard"]
+    assert [o.id for o in rag.ops] == [
+        "privacy_filter",
+        "embed",
+        "vector_db",
+        "llm.prefill",
+        "llm.kv_transfer",
+        "llm.decode",
+        "output_guard",
+    ]
 
 
 def test_zero_output_tokens_is_prefill_only() -> None:
-    g = (GraphBuilder("p")
-         .add_node("cls", "model_execution", model="llama-3-8b", input_tokens=10,
-                   output_tokens=0)
-         .add_node("after", "general_compute").add_edge("cls", "after", payload_bytes=8)
-         .build())
+    g = (
+        GraphBuilder("p")
+        .add_node("cls", "model_execution", model="llama-3-8b", input_tokens=10, output_tokens=0)
+        .add_node("after", "general_compute")
+        .add_edge("cls", "after", payload_bytes=8)
+        .build()
+    )
     ops = decompose(g)
     assert [o.id for o in ops.ops] == ["cls.prefill", "after"]
     assert ops.edges == (OpEdge("cls.prefill", "after", 8.0),)
@@ -184,9 +211,11 @@ def test_nested_agent_flattening(supervisor: OperatorGraph) -> None:
     assert ("researcher/notes", "collect") in edges and ("coder/patch", "collect") in edges
     assert supervisor.sources == ("supervisor.prefill",) and supervisor.sinks == ("answer",)
     backs = {(lp.back_src, lp.back_dst) for lp in supervisor.loops}
-    assert backs == {("collect", "supervisor.prefill"),
-                     ("researcher/search.compute", "researcher/llm.prefill"),
-                     ("coder/code_exec.compute", "coder/llm.prefill")}
+    assert backs == {
+        ("collect", "supervisor.prefill"),
+        ("researcher/search.compute", "researcher/llm.prefill"),
+        ("coder/code_exec.compute", "coder/llm.prefill"),
+    }
 
 
 def test_nested_agent_visits(supervisor: OperatorGraph) -> None:
@@ -214,9 +243,13 @@ def test_outer_loop_body_includes_nested_loops(supervisor: OperatorGraph) -> Non
 
 
 def test_agent_devices_are_inherited() -> None:
-    sub = {"nodes": {"a": {"kind": "general_compute"},
-                     "b": {"kind": "general_compute", "devices": ["gpu"]}},
-           "edges": [{"src": "a", "dst": "b"}]}
+    sub = {
+        "nodes": {
+            "a": {"kind": "general_compute"},
+            "b": {"kind": "general_compute", "devices": ["gpu"]},
+        },
+        "edges": [{"src": "a", "dst": "b"}],
+    }
     g = GraphBuilder("g").add_node("w", "agent", subgraph=sub, devices=["cpu"]).build()
     ops = decompose(g)
     assert ops.op("w/a").devices == ("cpu",)
@@ -224,23 +257,43 @@ def test_agent_devices_are_inherited() -> None:
 
 
 def test_back_edge_from_agent_with_two_sinks_rejected() -> None:
-    sub = {"nodes": {"a": {"kind": "general_compute"}, "b": {"kind": "general_compute"}},
-           "edges": []}
-    g = (GraphBuilder("g").add_node("head", "control").add_node("w", "agent", subgraph=sub)
-         .add_edge("head", "w").add_edge("w", "head", loop=Loop(1.0, 2)).build())
+    sub = {
+        "nodes": {"a": {"kind": "general_compute"}, "b": {"kind": "general_compute"}},
+        "edges": [],
+    }
+    g = (
+        GraphBuilder("g")
+        .add_node("head", "control")
+        .add_node("w", "agent", subgraph=sub)
+        .add_edge("head", "w")
+        .add_edge("w", "head", loop=Loop(1.0, 2))
+        .build()
+    )
     with pytest.raises(InputError, match="single sink"):
         decompose(g)
 
 
 def test_agent_with_two_sources_fans_out() -> None:
-    sub = {"nodes": {"a": {"kind": "general_compute"}, "b": {"kind": "general_compute"},
-                     "j": {"kind": "general_compute"}},
-           "edges": [{"src": "a", "dst": "j"}, {"src": "b", "dst": "j"}]}
-    g = (GraphBuilder("g").add_node("in", "control").add_node("w", "agent", subgraph=sub)
-         .add_edge("in", "w", payload_bytes=5).build())
+    sub = {
+        "nodes": {
+            "a": {"kind": "general_compute"},
+            "b": {"kind": "general_compute"},
+            "j": {"kind": "general_compute"},
+        },
+        "edges": [{"src": "a", "dst": "j"}, {"src": "b", "dst": "j"}],
+    }
+    g = (
+        GraphBuilder("g")
+        .add_node("in", "control")
+        .add_node("w", "agent", subgraph=sub)
+        .add_edge("in", "w", payload_bytes=5)
+        .build()
+    )
     ops = decompose(g)
     assert {(e.src, e.dst, e.payload_bytes) for e in ops.edges} >= {
-        ("in", "w/a", 5.0), ("in", "w/b", 5.0)}
+        ("in", "w/a", 5.0),
+        ("in", "w/b", 5.0),
+    }
     assert visits(ops) == {"in": 1.0, "w/a": 1.0, "w/b": 1.0, "w/j": 1.0}
 
 
@@ -255,15 +308,26 @@ def _chain(*nodes: str) -> GraphBuilder:
 
 
 def test_parallel_join_counts_once() -> None:
-    g = (_chain("fork", "a", "b", "join").add_edge("fork", "a").add_edge("fork", "b")
-         .add_edge("a", "join").add_edge("b", "join").build())
+    g = (
+        _chain("fork", "a", "b", "join")
+        .add_edge("fork", "a")
+        .add_edge("fork", "b")
+        .add_edge("a", "join")
+        .add_edge("b", "join")
+        .build()
+    )
     assert visits(decompose(g)) == {"fork": 1.0, "a": 1.0, "b": 1.0, "join": 1.0}
 
 
 def test_exclusive_branches_sum() -> None:
-    g = (_chain("fork", "a", "b", "join").add_edge("fork", "a", probability=0.3)
-         .add_edge("fork", "b", probability=0.7)
-         .add_edge("a", "join").add_edge("b", "join").build())
+    g = (
+        _chain("fork", "a", "b", "join")
+        .add_edge("fork", "a", probability=0.3)
+        .add_edge("fork", "b", probability=0.7)
+        .add_edge("a", "join")
+        .add_edge("b", "join")
+        .build()
+    )
     v = visits(decompose(g))
     assert v["a"] == pytest.approx(0.3) and v["b"] == pytest.approx(0.7)
     assert v["join"] == pytest.approx(1.0)
@@ -271,9 +335,14 @@ def test_exclusive_branches_sum() -> None:
 
 def test_partial_branch_joining_a_parallel_one() -> None:
     # fork -> a (always) -> join; fork -> b (30%) -> join: join waits for a, runs once.
-    g = (_chain("fork", "a", "b", "join").add_edge("fork", "a")
-         .add_edge("fork", "b", probability=0.3)
-         .add_edge("a", "join").add_edge("b", "join").build())
+    g = (
+        _chain("fork", "a", "b", "join")
+        .add_edge("fork", "a")
+        .add_edge("fork", "b", probability=0.3)
+        .add_edge("a", "join")
+        .add_edge("b", "join")
+        .build()
+    )
     assert visits(decompose(g))["join"] == pytest.approx(1.0)
 
 
@@ -283,8 +352,12 @@ def test_two_sources_joining_count_once() -> None:
 
 
 def test_loop_without_exit_runs_every_body_op_each_pass() -> None:
-    g = (_chain("a", "b").add_edge("a", "b")
-         .add_edge("b", "a", loop=Loop(expected_iterations=2.0, max_iterations=5)).build())
+    g = (
+        _chain("a", "b")
+        .add_edge("a", "b")
+        .add_edge("b", "a", loop=Loop(expected_iterations=2.0, max_iterations=5))
+        .build()
+    )
     ops = decompose(g)
     assert visits(ops) == {"a": 3.0, "b": 3.0}
     assert ops.op("b").max_visits == 6.0
@@ -292,25 +365,42 @@ def test_loop_without_exit_runs_every_body_op_each_pass() -> None:
 
 
 def test_self_loop() -> None:
-    g = (_chain("pre", "poll", "post").add_edge("pre", "poll").add_edge("poll", "post")
-         .add_edge("poll", "poll", loop=Loop(4.0, 10)).build())
+    g = (
+        _chain("pre", "poll", "post")
+        .add_edge("pre", "poll")
+        .add_edge("poll", "post")
+        .add_edge("poll", "poll", loop=Loop(4.0, 10))
+        .build()
+    )
     assert visits(decompose(g)) == {"pre": 1.0, "poll": 5.0, "post": 1.0}
 
 
 def test_sibling_loops_into_one_entry_add() -> None:
-    g = (_chain("head", "t1", "t2", "out").add_edge("head", "t1").add_edge("head", "t2")
-         .add_edge("head", "out")
-         .add_edge("t1", "head", loop=Loop(1.0, 2)).add_edge("t2", "head", loop=Loop(2.0, 3))
-         .build())
+    g = (
+        _chain("head", "t1", "t2", "out")
+        .add_edge("head", "t1")
+        .add_edge("head", "t2")
+        .add_edge("head", "out")
+        .add_edge("t1", "head", loop=Loop(1.0, 2))
+        .add_edge("t2", "head", loop=Loop(2.0, 3))
+        .build()
+    )
     v = visits(decompose(g))
     assert v == {"head": 4.0, "t1": 1.0, "t2": 2.0, "out": 1.0}
 
 
 def test_nested_loops_multiply() -> None:
     # a -> b -> c -> d -> e; inner c -> b (2 per entry), outer d -> a (1 per entry).
-    g = (_chain("a", "b", "c", "d", "e").add_edge("a", "b").add_edge("b", "c")
-         .add_edge("c", "d").add_edge("d", "e")
-         .add_edge("c", "b", loop=Loop(2.0, 2)).add_edge("d", "a", loop=Loop(1.0, 1)).build())
+    g = (
+        _chain("a", "b", "c", "d", "e")
+        .add_edge("a", "b")
+        .add_edge("b", "c")
+        .add_edge("c", "d")
+        .add_edge("d", "e")
+        .add_edge("c", "b", loop=Loop(2.0, 2))
+        .add_edge("d", "a", loop=Loop(1.0, 1))
+        .build()
+    )
     v = visits(decompose(g))
     assert v == {"a": 2.0, "b": 6.0, "c": 6.0, "d": 2.0, "e": 1.0}
 
@@ -326,27 +416,36 @@ def test_unknown_model_names_the_node() -> None:
 def test_errors_name_the_file_the_graph_came_from() -> None:
     from hetopt.graph.ir import agent_graph_from_dict
 
-    g = agent_graph_from_dict({"nodes": {"llm": {"kind": "model_execution", "model": "gpt-9",
-                                                 "tokens": 3}}}, source="mine.yaml")
+    g = agent_graph_from_dict(
+        {"nodes": {"llm": {"kind": "model_execution", "model": "gpt-9", "tokens": 3}}},
+        source="mine.yaml",
+    )
     with pytest.raises(UnknownNameError, match="mine.yaml: node 'llm'"):
         decompose(g)
 
 
 def test_decoder_with_tokens_and_encoder_with_io_tokens_rejected() -> None:
-    g = GraphBuilder("g").add_node("llm", "model_execution", model="llama-3-8b",
-                                   tokens=3).build()
+    g = GraphBuilder("g").add_node("llm", "model_execution", model="llama-3-8b", tokens=3).build()
     with pytest.raises(InputError, match="decoder"):
         decompose(g)
-    g = GraphBuilder("g").add_node("stt", "model_execution", model="whisper-large-v3",
-                                   input_tokens=3, output_tokens=1).build()
+    g = (
+        GraphBuilder("g")
+        .add_node(
+            "stt", "model_execution", model="whisper-large-v3", input_tokens=3, output_tokens=1
+        )
+        .build()
+    )
     with pytest.raises(InputError, match="encoder"):
         decompose(g)
 
 
 def test_custom_architectures_mapping() -> None:
     arch = get_architecture("llama-3-8b")
-    g = GraphBuilder("g").add_node("llm", "model_execution", model="My-LM", input_tokens=4,
-                                   output_tokens=2).build()
+    g = (
+        GraphBuilder("g")
+        .add_node("llm", "model_execution", model="My-LM", input_tokens=4, output_tokens=2)
+        .build()
+    )
     ops = decompose(g, architectures={"my-lm": arch})
     assert ops.op("llm.kv_transfer").payload_bytes == 131072 * 4
 
@@ -356,17 +455,25 @@ def test_op_lookup_error() -> None:
         decompose(load_agent_graph(WORKLOADS / "voice_agent.yaml")).op("llm.prefil")
 
 
-@given(k=st.floats(min_value=0.0, max_value=20.0), extra=st.integers(0, 10),
-       p=st.floats(min_value=0.05, max_value=1.0))
+@given(
+    k=st.floats(min_value=0.0, max_value=20.0),
+    extra=st.integers(0, 10),
+    p=st.floats(min_value=0.05, max_value=1.0),
+)
 def test_voice_visits_follow_the_loop_bound(k: float, extra: int, p: float) -> None:
     k_max = int(k) + 1 + extra
-    g = (GraphBuilder("v")
-         .add_node("llm", "model_execution", model="llama-3-8b", input_tokens=8, output_tokens=2)
-         .add_node("tool", "tool_call", lookup={"latency_s": 0.1, "request_bytes": 1,
-                                                "response_bytes": 1})
-         .add_node("out", "general_compute")
-         .add_edge("llm", "tool", probability=p).add_edge("llm", "out")
-         .add_edge("tool", "llm", loop=Loop(k, k_max)).build())
+    g = (
+        GraphBuilder("v")
+        .add_node("llm", "model_execution", model="llama-3-8b", input_tokens=8, output_tokens=2)
+        .add_node(
+            "tool", "tool_call", lookup={"latency_s": 0.1, "request_bytes": 1, "response_bytes": 1}
+        )
+        .add_node("out", "general_compute")
+        .add_edge("llm", "tool", probability=p)
+        .add_edge("llm", "out")
+        .add_edge("tool", "llm", loop=Loop(k, k_max))
+        .build()
+    )
     ops = decompose(g)
     assert ops.op("llm.decode").visits == pytest.approx(1 + k)
     assert ops.op("tool.compute").visits == pytest.approx(k)  # the back edge is taken k times

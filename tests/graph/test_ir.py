@@ -30,19 +30,29 @@ def voice_dict() -> dict[str, Any]:
         "name": "voice_agent",
         "nodes": {
             "stt": {"kind": "model_execution", "model": "whisper-large-v3", "tokens": 1500},
-            "llm": {"kind": "model_execution", "model": "llama-3-70b", "precision": "fp16",
-                    "input_tokens": 1024, "output_tokens": 256},
-            "web_search": {"kind": "tool_call",
-                           "lookup": {"latency_s": 0.35, "request_bytes": 512,
-                                      "response_bytes": 20000},
-                           "compute": {"flops": 2.0e8, "mem_bytes": 5.0e7}},
+            "llm": {
+                "kind": "model_execution",
+                "model": "llama-3-70b",
+                "precision": "fp16",
+                "input_tokens": 1024,
+                "output_tokens": 256,
+            },
+            "web_search": {
+                "kind": "tool_call",
+                "lookup": {"latency_s": 0.35, "request_bytes": 512, "response_bytes": 20000},
+                "compute": {"flops": 2.0e8, "mem_bytes": 5.0e7},
+            },
             "tts": {"kind": "model_execution", "model": "xtts-v2", "tokens": 256},
         },
         "edges": [
             {"src": "stt", "dst": "llm", "payload_bytes": 4096},
             {"src": "llm", "dst": "web_search", "payload_bytes": 1024},
-            {"src": "web_search", "dst": "llm", "payload_bytes": 20000,
-             "loop": {"expected_iterations": 1.0, "max_iterations": 2}},
+            {
+                "src": "web_search",
+                "dst": "llm",
+                "payload_bytes": 20000,
+                "loop": {"expected_iterations": 1.0, "max_iterations": 2},
+            },
             {"src": "llm", "dst": "tts", "payload_bytes": 2048},
         ],
     }
@@ -56,8 +66,13 @@ def error_of(data: dict[str, Any], source: str = "bad.yaml") -> str:
 
 def test_all_expected_workloads_are_shipped() -> None:
     names = {p.stem for p in SHIPPED}
-    assert {"voice_agent", "rag_agent", "supervisor_agent", "coding_agent",
-            "worked_example"} <= names
+    assert {
+        "voice_agent",
+        "rag_agent",
+        "supervisor_agent",
+        "coding_agent",
+        "worked_example",
+    } <= names
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -82,8 +97,12 @@ def test_voice_agent_matches_paper_figure_2() -> None:
     assert graph.node_ids == ("stt", "llm", "web_search", "tts")
     assert graph.node("stt").params["model"] == "whisper-large-v3"
     assert graph.node("stt").params["tokens"] == 1500
-    assert graph.node("llm").params == {"model": "llama-3-70b", "precision": "fp16",
-                                        "input_tokens": 1024, "output_tokens": 256}
+    assert graph.node("llm").params == {
+        "model": "llama-3-70b",
+        "precision": "fp16",
+        "input_tokens": 1024,
+        "output_tokens": 256,
+    }
     back = [e for e in graph.edges if e.is_back]
     assert back == [Edge("web_search", "llm", 20000.0, 1.0, Loop(1.0, 2))]
     assert "§5" in graph.description
@@ -93,16 +112,24 @@ def test_builder_equals_yaml() -> None:
     built = (
         GraphBuilder("voice_agent")
         .add_node("stt", TaskKind.MODEL, model="whisper-large-v3", tokens=1500)
-        .add_node("llm", "model_execution", model="llama-3-70b", input_tokens=1024,
-                  output_tokens=256)
-        .add_node("web_search", "tool_call",
-                  lookup={"latency_s": 0.35, "request_bytes": 512, "response_bytes": 20000},
-                  compute={"flops": 2.0e8, "mem_bytes": 5.0e7})
+        .add_node(
+            "llm", "model_execution", model="llama-3-70b", input_tokens=1024, output_tokens=256
+        )
+        .add_node(
+            "web_search",
+            "tool_call",
+            lookup={"latency_s": 0.35, "request_bytes": 512, "response_bytes": 20000},
+            compute={"flops": 2.0e8, "mem_bytes": 5.0e7},
+        )
         .add_node("tts", "model_execution", model="xtts-v2", precision="fp16", tokens=256)
         .add_edge("stt", "llm", payload_bytes=4096)
         .add_edge("llm", "web_search", payload_bytes=1024)
-        .add_edge("web_search", "llm", payload_bytes=20000,
-                  loop=Loop(expected_iterations=1.0, max_iterations=2))
+        .add_edge(
+            "web_search",
+            "llm",
+            payload_bytes=20000,
+            loop=Loop(expected_iterations=1.0, max_iterations=2),
+        )
         .add_edge("llm", "tts", payload_bytes=2048)
         .build()
     )
@@ -117,8 +144,12 @@ def test_builder_accepts_nested_dict_subgraph() -> None:
     g = GraphBuilder("outer").add_node("worker", "agent", subgraph=sub).build()
     inner = g.node("worker").subgraph
     assert inner is not None and inner.node_ids == ("a",)
-    assert inner.node("a").params["work"] == {"flops": 0.0, "mem_bytes": 0.0,
-                                              "footprint_bytes": 0.0, "static_latency_s": 0.0}
+    assert inner.node("a").params["work"] == {
+        "flops": 0.0,
+        "mem_bytes": 0.0,
+        "footprint_bytes": 0.0,
+        "static_latency_s": 0.0,
+    }
 
 
 def test_params_are_immutable_and_nodes_hashable() -> None:
@@ -133,16 +164,26 @@ def test_params_are_immutable_and_nodes_hashable() -> None:
 
 
 def test_defaults_are_filled() -> None:
-    data = {"nodes": {
-        "db": {"kind": "memory_lookup", "vectors": 1000, "dim": 8},
-        "log": {"kind": "observation_store"},
-        "tool": {"kind": "tool_call",
-                 "lookup": {"latency_s": 0.1, "request_bytes": 1, "response_bytes": 2}},
-    }, "edges": [{"src": "db", "dst": "log"}]}
+    data = {
+        "nodes": {
+            "db": {"kind": "memory_lookup", "vectors": 1000, "dim": 8},
+            "log": {"kind": "observation_store"},
+            "tool": {
+                "kind": "tool_call",
+                "lookup": {"latency_s": 0.1, "request_bytes": 1, "response_bytes": 2},
+            },
+        },
+        "edges": [{"src": "db", "dst": "log"}],
+    }
     g = agent_graph_from_dict(data, source="defaults.yaml")
     assert g.name == "defaults"
-    assert g.node("db").params == {"vectors": 1000, "dim": 8, "bytes_per_element": 2.0,
-                                   "scan_fraction": 1.0, "top_k": 10}
+    assert g.node("db").params == {
+        "vectors": 1000,
+        "dim": 8,
+        "bytes_per_element": 2.0,
+        "scan_fraction": 1.0,
+        "top_k": 10,
+    }
     assert g.node("log").params["work"]["flops"] == 0.0
     assert "compute" not in g.node("tool").params
     assert g.edges[0].payload_bytes == 0.0 and g.edges[0].probability == 1.0
@@ -189,9 +230,15 @@ def test_unbounded_cycle_rejected_naming_its_nodes() -> None:
 
 
 def test_unbounded_cycle_in_builder_raises_too() -> None:
-    b = (GraphBuilder("g").add_node("a", "general_compute").add_node("b", "general_compute")
-         .add_node("c", "general_compute")
-         .add_edge("a", "b").add_edge("b", "c").add_edge("c", "a"))
+    b = (
+        GraphBuilder("g")
+        .add_node("a", "general_compute")
+        .add_node("b", "general_compute")
+        .add_node("c", "general_compute")
+        .add_edge("a", "b")
+        .add_edge("b", "c")
+        .add_edge("c", "a")
+    )
     with pytest.raises(InputError) as err:
         b.build()
     assert all(f"'{n}'" in str(err.value) for n in "abc")
@@ -337,22 +384,50 @@ def test_unknown_precision_in_node() -> None:
 
 
 def test_control_with_model_and_work_rejected() -> None:
-    data = {"nodes": {"plan": {"kind": "control", "model": "llama-3-8b", "input_tokens": 1,
-                               "output_tokens": 1, "work": {"flops": 1}}}}
+    data = {
+        "nodes": {
+            "plan": {
+                "kind": "control",
+                "model": "llama-3-8b",
+                "input_tokens": 1,
+                "output_tokens": 1,
+                "work": {"flops": 1},
+            }
+        }
+    }
     assert "not both" in error_of(data)
 
 
 def test_agent_needs_subgraph_and_others_must_not_have_one() -> None:
     assert "subgraph" in error_of({"nodes": {"a": {"kind": "agent"}}})
-    msg = error_of({"nodes": {"a": {"kind": "general_compute",
-                                    "subgraph": {"nodes": {"b": {"kind": "control"}}}}}})
+    msg = error_of(
+        {
+            "nodes": {
+                "a": {"kind": "general_compute", "subgraph": {"nodes": {"b": {"kind": "control"}}}}
+            }
+        }
+    )
     assert "only agent nodes" in msg
 
 
 def test_error_inside_subgraph_names_the_nested_node() -> None:
-    data = {"nodes": {"worker": {"kind": "agent", "subgraph": {"nodes": {
-        "llm": {"kind": "model_execution", "model": "llama-3-8b", "input_tokens": 0,
-                "output_tokens": 3}}}}}}
+    data = {
+        "nodes": {
+            "worker": {
+                "kind": "agent",
+                "subgraph": {
+                    "nodes": {
+                        "llm": {
+                            "kind": "model_execution",
+                            "model": "llama-3-8b",
+                            "input_tokens": 0,
+                            "output_tokens": 3,
+                        }
+                    }
+                },
+            }
+        }
+    }
     msg = error_of(data, source="sup.yaml")
     assert "sup.yaml" in msg and "node 'worker/llm'" in msg and "input_tokens" in msg
 

@@ -20,8 +20,17 @@ from hetopt.hardware import (
 )
 
 REQUIRED_DEVICES = (
-    "A40", "A100", "Gaudi3", "MI300X", "H100", "B200", "H200", "L4", "L40S",
-    "Xeon-SPR", "EPYC-Genoa",
+    "A40",
+    "A100",
+    "Gaudi3",
+    "MI300X",
+    "H100",
+    "B200",
+    "H200",
+    "L4",
+    "L40S",
+    "Xeon-SPR",
+    "EPYC-Genoa",
 )
 
 # paper Table 5: price ($), operating cost ($/h)
@@ -100,8 +109,9 @@ def test_every_row_cites_a_source(catalog: HardwareCatalog) -> None:
         assert device.source.strip(), device.name
 
 
-@pytest.mark.parametrize(("name", "price_usd", "op_usd_per_h"),
-                         [(n, p, o) for n, (p, o) in TABLE5.items()])
+@pytest.mark.parametrize(
+    ("name", "price_usd", "op_usd_per_h"), [(n, p, o) for n, (p, o) in TABLE5.items()]
+)
 def test_table5_price_and_operating_cost_exact(
     catalog: HardwareCatalog, name: str, price_usd: float, op_usd_per_h: float
 ) -> None:
@@ -199,8 +209,10 @@ def test_unknown_name_suggests_closest(catalog: HardwareCatalog) -> None:
 
 
 def test_negative_bandwidth_names_row_and_field(tmp_path: Path) -> None:
-    rows = [_with(row, mem_bw_gb_per_s="-5") if row["name"] == "H100" else row
-            for row in _packaged_rows()]
+    rows = [
+        _with(row, mem_bw_gb_per_s="-5") if row["name"] == "H100" else row
+        for row in _packaged_rows()
+    ]
     path = _write_csv(tmp_path / "devices.csv", rows)
     with pytest.raises(InputError) as info:
         load_catalog(path)
@@ -240,8 +252,9 @@ def test_missing_column_is_named(tmp_path: Path) -> None:
 
 
 def test_unknown_column_is_named(tmp_path: Path) -> None:
-    path = _write_csv(tmp_path / "mine.csv", [{**GOOD_ROW, "colour": "green"}],
-                      columns=[*DEVICE_FIELDS, "colour"])
+    path = _write_csv(
+        tmp_path / "mine.csv", [{**GOOD_ROW, "colour": "green"}], columns=[*DEVICE_FIELDS, "colour"]
+    )
     with pytest.raises(InputError, match="unknown column.*'colour'"):
         load_catalog(path)
 

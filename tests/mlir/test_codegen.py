@@ -24,19 +24,30 @@ from hetopt.mlir.codegen import (
 )
 from hetopt.mlir.kernels import KernelShape, module_text, operator_kernels
 
-SMALL = KernelShape(d_model=32, n_heads=2, d_ff=64, prompt_tokens=16, context_tokens=24,
-                    max_decode_batch=4, n_experts=4, vectors=256, queries=4)
+SMALL = KernelShape(
+    d_model=32,
+    n_heads=2,
+    d_ff=64,
+    prompt_tokens=16,
+    context_tokens=24,
+    max_decode_batch=4,
+    n_experts=4,
+    vectors=256,
+    queries=4,
+)
 SMALL_OVERRIDES = [f"mlir.kernel.{k}={v}" for k, v in SMALL.__dict__.items()]
 
 
 def _kernels(et: str = "f32") -> list:  # type: ignore[type-arg]
     ks = []
-    for name, attrs in (("llm.prefill", {"op": "llm.prefill"}),
-                        ("llm.decode", {"op": "llm.decode", "placement": {"batch": 32}}),
-                        ("model.encode", {"op": "stt"}),
-                        ("memory.load", {"op": "db"}),
-                        ("gate.select", {"op": "moe.prefill", "part": "gate"}),
-                        ("tool.lookup", {"op": "search.lookup"})):
+    for name, attrs in (
+        ("llm.prefill", {"op": "llm.prefill"}),
+        ("llm.decode", {"op": "llm.decode", "placement": {"batch": 32}}),
+        ("model.encode", {"op": "stt"}),
+        ("memory.load", {"op": "db"}),
+        ("gate.select", {"op": "moe.prefill", "part": "gate"}),
+        ("tool.lookup", {"op": "search.lookup"}),
+    ):
         ks.extend(operator_kernels(name, attrs, SMALL, et, "f32"))
     return ks
 
@@ -71,9 +82,17 @@ def test_causal_mask_matters() -> None:
     assert not np.allclose(k.reference(q, kk, v, mask), k.reference(q, kk, v, 0 * mask))
 
 
-@pytest.mark.parametrize(("device", "label"), [
-    ("EPYC-Genoa", "llvm-cpu:znver4"), ("A100", "cuda:sm_80"), ("H100", "cuda:sm_89"),
-    ("B200", "cuda:sm_89"), ("MI300X", "rocm:gfx942"), ("Gaudi3", "vulkan-spirv")])
+@pytest.mark.parametrize(
+    ("device", "label"),
+    [
+        ("EPYC-Genoa", "llvm-cpu:znver4"),
+        ("A100", "cuda:sm_80"),
+        ("H100", "cuda:sm_89"),
+        ("B200", "cuda:sm_89"),
+        ("MI300X", "rocm:gfx942"),
+        ("Gaudi3", "vulkan-spirv"),
+    ],
+)
 def test_every_target_compiles_offline(device: str, label: str) -> None:
     target = target_for(load_catalog().get(device))
     assert target.label == label
@@ -108,9 +127,15 @@ def test_calibration_report_and_catalog() -> None:
     model = host_model(cpu, cores=2)
     assert model.peak_flops_per_s == pytest.approx(cpu.peak_flops_per_s("fp32") * 2 / 96)
     truth = CpuModel(cpu.name, 2, model.peak_flops_per_s, model.mem_bw_bytes_per_s, 0.2, 0.9)
-    frame = pd.DataFrame({"kernel": ["a", "b", "c"], "operator": ["x", "x", "y"],
-                          "shape_class": ["gemm", "gemm", "attention"],
-                          "flops": [1e9, 2e8, 1e8], "bytes": [1e6, 1e6, 1e8]})
+    frame = pd.DataFrame(
+        {
+            "kernel": ["a", "b", "c"],
+            "operator": ["x", "x", "y"],
+            "shape_class": ["gemm", "gemm", "attention"],
+            "flops": [1e9, 2e8, 1e8],
+            "bytes": [1e6, 1e6, 1e8],
+        }
+    )
     frame["measured_s"] = truth.predict_s(frame["flops"].to_numpy(), frame["bytes"].to_numpy())
     cal = calibrate(model, frame)
     s = cal.summary()
@@ -142,19 +167,36 @@ def test_hetopt_compile_end_to_end(tmp_path: Path) -> None:
     cpu = table.lookup("Xeon-SPR", "fp16")
     assert cpu is not None and "hetopt compile" in cpu.source
     assert table.lookup("H100", "fp16") == load_calibration().lookup("H100", "fp16")
-    assert main(["plan", f"costs.calibration={run / 'cost_calibration.csv'}",
-                 f"run_dir={tmp_path / 'q'}"]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                f"costs.calibration={run / 'cost_calibration.csv'}",
+                f"run_dir={tmp_path / 'q'}",
+            ]
+        )
+        == 0
+    )
     costed = pd.read_csv(tmp_path / "q" / "cost_table.csv")
-    cpu_llm = costed[costed["device"].isin(["Xeon-SPR", "EPYC-Genoa"])
-                     & costed["op"].str.startswith("llm.")]
+    cpu_llm = costed[
+        costed["device"].isin(["Xeon-SPR", "EPYC-Genoa"]) & costed["op"].str.startswith("llm.")
+    ]
     assert len(cpu_llm) and (cpu_llm["cost_model"] == "calibrated").all()
 
 
 def test_failed_partition_exits_2_and_keeps_the_others(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "c"
-    code = main(["compile", *SMALL_OVERRIDES, "mlir.execute=false",
-                 "+mlir.targets.MI300X=cuda:sm_90", f"run_dir={run}"])
+    code = main(
+        [
+            "compile",
+            *SMALL_OVERRIDES,
+            "mlir.execute=false",
+            "+mlir.targets.MI300X=cuda:sm_90",
+            f"run_dir={run}",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "MI300X" in err and "cuda:sm_90" in err and "Traceback" not in err
     report = json.loads((run / "verification.json").read_text())
@@ -163,7 +205,6 @@ def test_failed_partition_exits_2_and_keeps_the_others(
     assert ok and failed and not failed[0]["compiled"] and failed[0]["error"]
 
 
-def test_unknown_target_backend_exits_2(tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_target_backend_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compile", "+mlir.targets.L4=tpu", f"run_dir={tmp_path / 'c'}"]) == 2
     assert "mlir.targets.L4" in capsys.readouterr().err

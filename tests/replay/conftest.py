@@ -16,7 +16,12 @@ def mmc() -> PlanOutcome:
     """One light operator (100 ms of fp32 work) at 25 req/s on a pool of Xeon CPUs: 4 of them."""
     cpu: HardwareCatalog = load_catalog().select(["Xeon-SPR"])
     flops = MMC_SERVICE_S * cpu.get("Xeon-SPR").effective_flops_per_s("fp32")
-    workload = {"name": "mmc", "request_rate_per_s": MMC_RATE_PER_S, "edges": [],
-                "nodes": {"work": {"kind": "general_compute", "work": {"flops": flops}}}}
-    return plan_agent(PlanRequest(workload, "mmc", baselines=(),
-                                  hardware=HardwareSpec(devices=("Xeon-SPR",))))
+    workload = {
+        "name": "mmc",
+        "request_rate_per_s": MMC_RATE_PER_S,
+        "edges": [],
+        "nodes": {"work": {"kind": "general_compute", "work": {"flops": flops}}},
+    }
+    return plan_agent(
+        PlanRequest(workload, "mmc", baselines=(), hardware=HardwareSpec(devices=("Xeon-SPR",)))
+    )

@@ -35,34 +35,43 @@ def voice() -> PlanOutcome:
 
 def _run(out: PlanOutcome, **kw: object) -> ReplayResult:
     arrivals = kw.pop("arrivals", ArrivalSpec(rate_per_s=out.plan.request_rate_per_s))
-    return replay(out.plan, out.problem, out.table.frame,
-                  ReplayConfig(arrivals=arrivals, **kw), graph=out.graph)  # type: ignore[arg-type]
+    return replay(
+        out.plan,
+        out.problem,
+        out.table.frame,
+        ReplayConfig(arrivals=arrivals, **kw),
+        graph=out.graph,
+    )  # type: ignore[arg-type]
 
 
 def _conserved(result: ReplayResult) -> None:
     s = result.summary
-    assert s["arrived"] == s["completed"] + s["dropped"] + s["in_flight_at_end"] \
+    assert (
+        s["arrived"]
+        == s["completed"] + s["dropped"] + s["in_flight_at_end"]
         == len(result.requests)
+    )
     assert sum(s["dropped_by_reason"].values()) == s["dropped"]
 
 
-def test_controller_sizes_pools_with_the_planners_rule(mmc: PlanOutcome,
-                                                       voice: PlanOutcome) -> None:
-    (replicas, rule), = pool_sizing(mmc.plan, mmc.problem, mmc.table.frame).values()
+def test_controller_sizes_pools_with_the_planners_rule(
+    mmc: PlanOutcome, voice: PlanOutcome
+) -> None:
+    ((replicas, rule),) = pool_sizing(mmc.plan, mmc.problem, mmc.table.frame).values()
     # hand-derived: ceil(rate x 0.1 s / 0.8), at least one device
     assert replicas == rule.replicas(25.0, 0.8) == 4
     assert rule.replicas(50.0, 0.8) == 7
     assert rule.replicas(2.5, 0.8) == 1 and rule.replicas(0.0, 0.8) == 1
-    for name, (count, sizing) in pool_sizing(voice.plan, voice.problem,
-                                             voice.table.frame).items():
+    for name, (count, sizing) in pool_sizing(voice.plan, voice.problem, voice.table.frame).items():
         assert sizing.replicas(voice.plan.request_rate_per_s, 0.8) == count, name
 
 
 def test_least_loaded_router_is_one_fcfs_queue_per_pool(voice: PlanOutcome) -> None:
     """The routed path (per-replica queues) reproduces the static path request by request."""
     static = _run(voice, duration_s=300, service="exponential", seed=4)
-    routed = _run(voice, duration_s=300, service="exponential", seed=4,
-                  router=RouterConfig(max_wait_s=1e9))
+    routed = _run(
+        voice, duration_s=300, service="exponential", seed=4, router=RouterConfig(max_wait_s=1e9)
+    )
     assert routed.summary["router"] == "least_loaded"
     assert np.allclose(static.requests["e2e_s"], routed.requests["e2e_s"], equal_nan=True)
     assert static.summary["capacity_usd"] == pytest.approx(routed.summary["capacity_usd"])
@@ -89,17 +98,20 @@ def test_kv_aware_router_reuses_prefixes_of_loop_passes() -> None:
     assert 0 < hits < prefill["executions"].sum()
     # every hit saves half a prefill (deterministic service)
     base = least.stages.set_index("operator")["mean_service_s"]
-    saved = sum(base[r.operator] * r.executions for r in prefill.itertuples()) \
-        - sum(r.mean_service_s * r.executions for r in prefill.itertuples())
+    saved = sum(base[r.operator] * r.executions for r in prefill.itertuples()) - sum(
+        r.mean_service_s * r.executions for r in prefill.itertuples()
+    )
     per_hit = saved / hits
-    assert 0.5 * base[prefill["operator"]].min() * 0.99 <= per_hit \
+    assert (
+        0.5 * base[prefill["operator"]].min() * 0.99
+        <= per_hit
         <= 0.5 * base[prefill["operator"]].max() * 1.01
+    )
     assert kv.summary["e2e_p50_s"] < least.summary["e2e_p50_s"]
 
 
 def test_failure_in_a_shared_pool_is_retried_on_the_survivors(mmc: PlanOutcome) -> None:
-    result = _run(mmc, duration_s=400, seed=2,
-                  failures=(FailureSpec("Xeon-SPR", 2, 200.0),))
+    result = _run(mmc, duration_s=400, seed=2, failures=(FailureSpec("Xeon-SPR", 2, 200.0),))
     _conserved(result)
     f = result.failures.iloc[0]
     assert f["devices_failed"] == 2 and f["jobs_interrupted"] >= 1
@@ -117,8 +129,9 @@ def test_controller_recovers_from_a_decode_failure(voice: PlanOutcome) -> None:
     decode = voice.plan.placement.set_index("operator").loc["llm.decode", "device"]
     failure = (FailureSpec(str(decode), 1, 200.0),)
     kw = {"duration_s": 600, "warmup_s": 30, "seed": 5, "failures": failure}
-    healed = _run(voice, controller=ControllerConfig(enabled=True, detect_s=10,
-                                                     provision_s=60), **kw)
+    healed = _run(
+        voice, controller=ControllerConfig(enabled=True, detect_s=10, provision_s=60), **kw
+    )
     static = _run(voice, **kw)
     for result in (healed, static):
         _conserved(result)
@@ -131,8 +144,13 @@ def test_controller_recovers_from_a_decode_failure(voice: PlanOutcome) -> None:
     assert f["attainment_during"] < 0.5 < min(f["attainment_before"], f["attainment_after"])
     # the end-to-end bound alone, which is what the failure breaks and the controller restores
     req = healed.requests
-    e2e_ok = req.groupby(pd.cut(req["arrival_s"], [30.0, 200.0, 270.0, 600.0], right=False),
-                         observed=True)["meets_e2e"].mean().to_numpy()
+    e2e_ok = (
+        req.groupby(
+            pd.cut(req["arrival_s"], [30.0, 200.0, 270.0, 600.0], right=False), observed=True
+        )["meets_e2e"]
+        .mean()
+        .to_numpy()
+    )
     assert e2e_ok[0] > 0.9 and e2e_ok[1] < 0.5 and e2e_ok[2] > 0.98
     # the plan's only decode replica is lost: without a controller nothing after it completes
     assert static.failures.iloc[0]["affected"] > 5 * f["affected"]
@@ -143,13 +161,23 @@ def test_controller_follows_a_diurnal_load() -> None:
     voice6 = _plan("voice_agent", 6.0, sla=Sla(e2e_s=15.0))
     diurnal = ArrivalSpec(kind="diurnal", rate_per_s=6.0, peak_to_trough=4.0, period_s=1800.0)
     kw = {"arrivals": diurnal, "duration_s": 1800, "warmup_s": 60, "seed": 0}
-    auto = _run(voice6, controller=ControllerConfig(enabled=True, interval_s=30, window_s=60,
-                                                    provision_s=30, margin=0.15,
-                                                    target_utilization=0.8), **kw)
+    auto = _run(
+        voice6,
+        controller=ControllerConfig(
+            enabled=True,
+            interval_s=30,
+            window_s=60,
+            provision_s=30,
+            margin=0.15,
+            target_utilization=0.8,
+        ),
+        **kw,
+    )
     fixed = _run(voice6, **kw)
     _conserved(auto)
-    cap = auto.capacity.groupby("time_s").agg(held=("devices_held", "sum"),
-                                              rate=("rate_per_s", "first"))
+    cap = auto.capacity.groupby("time_s").agg(
+        held=("devices_held", "sum"), rate=("rate_per_s", "first")
+    )
     smooth = cap["rate"].rolling(60, min_periods=1).mean()
     assert np.corrcoef(cap["held"], smooth)[0, 1] > 0.6
     s = auto.summary
@@ -162,12 +190,16 @@ def test_controller_follows_a_diurnal_load() -> None:
 
 def test_admission_control_drops_with_a_reason(mmc: PlanOutcome) -> None:
     """At 45 req/s, 4 CPUs of 10 req/s each are overloaded; a 0.5 s queue cap sheds the rest."""
-    result = _run(mmc, arrivals=ArrivalSpec(rate_per_s=45.0), duration_s=300, seed=1,
-                  router=RouterConfig(max_wait_s=0.5))
+    result = _run(
+        mmc,
+        arrivals=ArrivalSpec(rate_per_s=45.0),
+        duration_s=300,
+        seed=1,
+        router=RouterConfig(max_wait_s=0.5),
+    )
     _conserved(result)
     assert set(result.summary["dropped_by_reason"]) == {"queue_timeout"}
-    assert result.summary["dropped"] / result.summary["arrived"] == pytest.approx(5 / 45,
-                                                                                  abs=0.03)
+    assert result.summary["dropped"] / result.summary["arrived"] == pytest.approx(5 / 45, abs=0.03)
     assert result.stages["p99_wait_s"].iloc[0] <= 0.5 + 1e-9
 
 
@@ -190,25 +222,35 @@ def test_failure_drill_from_the_cli(tmp_path: Path) -> None:
         assert (run / name).stat().st_size > 0
     summary = json.loads((run / "replay.json").read_text())
     assert summary["affected_by_failures"] > 0
-    assert summary["arrived"] == summary["completed"] + summary["dropped"] \
-        + summary["in_flight_at_end"]
+    assert (
+        summary["arrived"]
+        == summary["completed"] + summary["dropped"] + summary["in_flight_at_end"]
+    )
 
 
 def test_kv_sized_transfers_queue_on_links_like_md1() -> None:
     """One sending CPU, so one link: Poisson arrivals of 50 ms transfers at 10/s are M/D/1."""
     params = CostParams()
     payload = (0.05 - params.link_latency_s) * params.link_bw_bytes_per_s
-    workload = {"name": "link", "request_rate_per_s": 10.0,
-                "nodes": {"a": {"kind": "general_compute", "work": {"flops": 1e6},
-                                "devices": ["Xeon-SPR"]},
-                          "b": {"kind": "general_compute", "work": {"flops": 1e6},
-                                "devices": ["EPYC-Genoa"]}},
-                "edges": [{"src": "a", "dst": "b", "payload_bytes": payload}]}
-    out = plan_agent(PlanRequest(workload, "link", baselines=(),
-                                 hardware=HardwareSpec(devices=("Xeon-SPR", "EPYC-Genoa"))))
+    workload = {
+        "name": "link",
+        "request_rate_per_s": 10.0,
+        "nodes": {
+            "a": {"kind": "general_compute", "work": {"flops": 1e6}, "devices": ["Xeon-SPR"]},
+            "b": {"kind": "general_compute", "work": {"flops": 1e6}, "devices": ["EPYC-Genoa"]},
+        },
+        "edges": [{"src": "a", "dst": "b", "payload_bytes": payload}],
+    }
+    out = plan_agent(
+        PlanRequest(
+            workload,
+            "link",
+            baselines=(),
+            hardware=HardwareSpec(devices=("Xeon-SPR", "EPYC-Genoa")),
+        )
+    )
     assert out.problem.edge_latency_s[0] == pytest.approx(0.05)
-    kw = {"arrivals": ArrivalSpec(rate_per_s=10.0), "duration_s": 3000, "warmup_s": 100,
-          "seed": 7}
+    kw = {"arrivals": ArrivalSpec(rate_per_s=10.0), "duration_s": 3000, "warmup_s": 100, "seed": 7}
     queued = _run(out, **kw)
     link = queued.pools.set_index("pool").loc["link Xeon-SPR -> EPYC-Genoa"]
     rho = 10.0 * 0.05
@@ -221,12 +263,23 @@ def test_kv_sized_transfers_queue_on_links_like_md1() -> None:
     assert gap > 0
 
 
-def test_autoscale_config_runs_from_the_cli(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_autoscale_config_runs_from_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "auto"
-    assert main(["replay", "replay=autoscale", "replay.duration_s=600",
-                 "replay.arrivals.period_s=600", "replay.controller.interval_s=30",
-                 f"run_dir={run}"]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                "replay=autoscale",
+                "replay.duration_s=600",
+                "replay.arrivals.period_s=600",
+                "replay.controller.interval_s=30",
+                f"run_dir={run}",
+            ]
+        )
+        == 0
+    )
     out = " ".join(capsys.readouterr().out.split())
     summary = json.loads((run / "replay.json").read_text())
     assert summary["controller"] is True and summary["replans"] == 19
@@ -242,6 +295,8 @@ def test_autoscale_config_runs_from_the_cli(tmp_path: Path,
         change = held / ref - 1
         return f"{abs(change):.1%} {'below' if change < 0 else 'above'}"
 
-    assert (f"${held:,.2f}: {versus(static)} the static plan (${static:,.2f}) and "
-            f"{versus(peak)} a static plan sized for the peak of "
-            f"{summary['peak_rate_per_s']:.3g} req/s + 15% (${peak:,.2f})") in out
+    assert (
+        f"${held:,.2f}: {versus(static)} the static plan (${static:,.2f}) and "
+        f"{versus(peak)} a static plan sized for the peak of "
+        f"{summary['peak_rate_per_s']:.3g} req/s + 15% (${peak:,.2f})"
+    ) in out

@@ -26,14 +26,19 @@ def test_md1_matches_pollaczek_khinchine() -> None:
 def test_queued_ttft_agrees_with_the_replay(name: str, rate: float) -> None:
     workload = load_workload(name)
     workload["request_rate_per_s"] = rate
-    out = plan_agent(PlanRequest(workload, name, baselines=(),
-                                 sla=Sla(e2e_s=30.0, ttft_s=0.25, tbt_s=0.02)))
+    out = plan_agent(
+        PlanRequest(workload, name, baselines=(), sla=Sla(e2e_s=30.0, ttft_s=0.25, tbt_s=0.02))
+    )
     waits = {w.operator: w for w in stage_waits(out.problem, out.table.frame, out.plan.choice)}
     prefill = waits["llm.prefill"]
     assert 0.3 < prefill.utilisation <= 0.8 + 1e-9  # costs.max_utilization
-    result = replay(out.plan, out.problem, out.table.frame,
-                    ReplayConfig(arrivals=ArrivalSpec(rate_per_s=rate), duration_s=7200,
-                                 warmup_s=60, seed=3), graph=out.graph)
+    result = replay(
+        out.plan,
+        out.problem,
+        out.table.frame,
+        ReplayConfig(arrivals=ArrivalSpec(rate_per_s=rate), duration_s=7200, warmup_s=60, seed=3),
+        graph=out.graph,
+    )
     stage = result.stages.set_index("operator").loc["llm.prefill"]
     measured_p50 = stage["mean_service_s"] + stage["p50_wait_s"]
     measured_p90 = stage["mean_service_s"] + stage["p90_wait_s"]

@@ -25,9 +25,18 @@ def test_single_pool_matches_mmc_waiting_time(mmc: PlanOutcome) -> None:
     """One light operator on a pool of c CPUs, Poisson arrivals, exponential service: M/M/c."""
     c = mmc.plan.pool_counts[0]
     assert c == 4  # ceil(25 x 0.1 / 0.8)
-    result = replay(mmc.plan, mmc.problem, mmc.table.frame,
-                    ReplayConfig(arrivals=ArrivalSpec(rate_per_s=25.0), duration_s=2000,
-                                 warmup_s=100, service="exponential", seed=3))
+    result = replay(
+        mmc.plan,
+        mmc.problem,
+        mmc.table.frame,
+        ReplayConfig(
+            arrivals=ArrivalSpec(rate_per_s=25.0),
+            duration_s=2000,
+            warmup_s=100,
+            service="exponential",
+            seed=3,
+        ),
+    )
     measured = result.stages["mean_wait_s"].iloc[0]
     expected = erlang_c_wait_s(25.0, 10.0, c)
     assert measured == pytest.approx(expected, rel=0.15)
@@ -40,11 +49,15 @@ def supervisor() -> PlanOutcome:
 
 
 def test_every_request_accounted_for_and_paths_match_planned_visits(
-        supervisor: PlanOutcome) -> None:
+    supervisor: PlanOutcome,
+) -> None:
     rate = supervisor.plan.request_rate_per_s
-    result = replay(supervisor.plan, supervisor.problem, supervisor.table.frame,
-                    ReplayConfig(arrivals=ArrivalSpec(rate_per_s=rate), duration_s=600,
-                                 drain_s=3600, seed=1))
+    result = replay(
+        supervisor.plan,
+        supervisor.problem,
+        supervisor.table.frame,
+        ReplayConfig(arrivals=ArrivalSpec(rate_per_s=rate), duration_s=600, drain_s=3600, seed=1),
+    )
     s = result.summary
     assert s["arrived"] == s["completed"] + s["in_flight_at_end"] == len(result.requests)
     assert s["in_flight_at_end"] == 0
@@ -59,16 +72,23 @@ def test_same_seed_same_replay(supervisor: PlanOutcome) -> None:
     a = replay(supervisor.plan, supervisor.problem, supervisor.table.frame, cfg)
     b = replay(supervisor.plan, supervisor.problem, supervisor.table.frame, cfg)
     assert a.requests.equals(b.requests)
-    other = replay(supervisor.plan, supervisor.problem, supervisor.table.frame,
-                   ReplayConfig(arrivals=ArrivalSpec(rate_per_s=1.0), duration_s=120, seed=6))
+    other = replay(
+        supervisor.plan,
+        supervisor.problem,
+        supervisor.table.frame,
+        ReplayConfig(arrivals=ArrivalSpec(rate_per_s=1.0), duration_s=120, seed=6),
+    )
     assert not other.requests["arrival_s"].equals(a.requests["arrival_s"])
 
 
 def test_low_load_agrees_with_the_planner() -> None:
     out = _plan(load_workload("voice_agent"), sla=Sla(e2e_s=15.0))
-    result = replay(out.plan, out.problem, out.table.frame,
-                    ReplayConfig(arrivals=ArrivalSpec(rate_per_s=0.05), duration_s=4000,
-                                 seed=2))
+    result = replay(
+        out.plan,
+        out.problem,
+        out.table.frame,
+        ReplayConfig(arrivals=ArrivalSpec(rate_per_s=0.05), duration_s=4000, seed=2),
+    )
     done = result.requests[result.requests["status"] == "completed"]
     assert abs(result.summary["gap_p50"]) < 0.02
     worst = done[done["loop_passes"] == done["loop_passes"].max()]
@@ -79,8 +99,11 @@ def test_low_load_agrees_with_the_planner() -> None:
 
 def test_arrival_processes_have_their_mean_rate() -> None:
     rng = np.random.default_rng(0)
-    for spec in (ArrivalSpec(rate_per_s=50.0), ArrivalSpec(kind="mmpp", rate_per_s=50.0),
-                 ArrivalSpec(kind="diurnal", rate_per_s=50.0, period_s=200.0)):
+    for spec in (
+        ArrivalSpec(rate_per_s=50.0),
+        ArrivalSpec(kind="mmpp", rate_per_s=50.0),
+        ArrivalSpec(kind="diurnal", rate_per_s=50.0, period_s=200.0),
+    ):
         times = arrival_times(spec, 4000.0, rng)
         assert np.all(np.diff(times) >= 0)
         assert len(times) / 4000.0 == pytest.approx(50.0, rel=0.05), spec.kind
@@ -100,11 +123,21 @@ def test_bad_traces_and_rates_are_user_errors(tmp_path: Path) -> None:
 
 def test_replay_cli_and_saved_plan(tmp_path: Path) -> None:
     assert main(["plan", f"run_dir={tmp_path / 'plan'}"]) == 0
-    assert main(["replay", f"replay.plan_dir={tmp_path / 'plan'}", "replay.duration_s=60",
-                 f"run_dir={tmp_path / 'replay'}"]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                f"replay.plan_dir={tmp_path / 'plan'}",
+                "replay.duration_s=60",
+                f"run_dir={tmp_path / 'replay'}",
+            ]
+        )
+        == 0
+    )
     for name in ("replay.json", "requests.csv", "stages.csv", "pools.csv", "replay.png"):
         assert (tmp_path / "replay" / name).stat().st_size > 0
     plan_json = tmp_path / "plan" / "plan.json"
     plan_json.write_text(plan_json.read_text().replace('"llm.decode"', '"llm.other"'))
-    assert main(["replay", f"replay.plan_dir={tmp_path / 'plan'}",
-                 f"run_dir={tmp_path / 'r2'}"]) == 2
+    assert (
+        main(["replay", f"replay.plan_dir={tmp_path / 'plan'}", f"run_dir={tmp_path / 'r2'}"]) == 2
+    )

@@ -26,8 +26,13 @@ from hetopt.workloads import load_workload
 
 
 def _run(out: PlanOutcome, arrivals: ArrivalSpec, **kw: object) -> ReplayResult:
-    return replay(out.plan, out.problem, out.table.frame,
-                  ReplayConfig(arrivals=arrivals, **kw), graph=out.graph)  # type: ignore[arg-type]
+    return replay(
+        out.plan,
+        out.problem,
+        out.table.frame,
+        ReplayConfig(arrivals=arrivals, **kw),
+        graph=out.graph,
+    )  # type: ignore[arg-type]
 
 
 def _trace(tmp_path: Path, times: list[float] | np.ndarray, name: str = "t.csv") -> ArrivalSpec:
@@ -50,14 +55,21 @@ def _chat(e2e_s: float) -> PlanOutcome:
     """The chat agent (prefill, then decode) on H100s only, at 1 req/s."""
     workload = load_workload("chat_agent")
     workload["request_rate_per_s"] = 1.0
-    return plan_agent(PlanRequest(workload, "chat_agent", baselines=(),
-                                  sla=Sla(ttft_s=TTFT_S, tbt_s=TBT_S, e2e_s=e2e_s),
-                                  hardware=HardwareSpec(devices=("H100",))))
+    return plan_agent(
+        PlanRequest(
+            workload,
+            "chat_agent",
+            baselines=(),
+            sla=Sla(ttft_s=TTFT_S, tbt_s=TBT_S, e2e_s=e2e_s),
+            hardware=HardwareSpec(devices=("H100",)),
+        )
+    )
 
 
 @pytest.mark.parametrize("e2e_s, missed_e2e, missed", [(4.0, 12, 12), (6.0, 8, 10)])
-def test_attainment_counts_every_bound_on_a_burst(tmp_path: Path, e2e_s: float,
-                                                  missed_e2e: int, missed: int) -> None:
+def test_attainment_counts_every_bound_on_a_burst(
+    tmp_path: Path, e2e_s: float, missed_e2e: int, missed: int
+) -> None:
     """Twenty requests at once on one prefill slot and four decode slots.
 
     Request k of the burst (FCFS, deterministic service) gets its first token after
@@ -115,15 +127,30 @@ def test_attainment_counts_every_bound_on_a_burst(tmp_path: Path, e2e_s: float,
 
 def test_requests_without_an_llm_meet_ttft_and_drops_miss_everything(tmp_path: Path) -> None:
     """A pool of 4 CPUs at 0.1 s a job; with a 0.15 s queue cap, a burst of 12 keeps 8."""
-    cpu_workload = {"name": "cpu", "request_rate_per_s": 25.0, "edges": [],
-                    "nodes": {"work": {"kind": "general_compute", "work": {"flops": 1e11}}}}
-    out = plan_agent(PlanRequest(cpu_workload, "cpu", baselines=(), sla=Sla(e2e_s=60.0),
-                                 hardware=HardwareSpec(devices=("Xeon-SPR",))))
+    cpu_workload = {
+        "name": "cpu",
+        "request_rate_per_s": 25.0,
+        "edges": [],
+        "nodes": {"work": {"kind": "general_compute", "work": {"flops": 1e11}}},
+    }
+    out = plan_agent(
+        PlanRequest(
+            cpu_workload,
+            "cpu",
+            baselines=(),
+            sla=Sla(e2e_s=60.0),
+            hardware=HardwareSpec(devices=("Xeon-SPR",)),
+        )
+    )
     service = float(out.plan.placement["latency_s"].iloc[0])
     slots = int(out.plan.pool_counts[out.problem.devices.index("Xeon-SPR")])
     n = 3 * slots
-    result = _run(out, _trace(tmp_path, [1.0] * n), duration_s=10.0,
-                  router=RouterConfig(max_wait_s=1.5 * service))
+    result = _run(
+        out,
+        _trace(tmp_path, [1.0] * n),
+        duration_s=10.0,
+        router=RouterConfig(max_wait_s=1.5 * service),
+    )
     req = result.requests
     # the first 2 x slots start within 1.5 services, the last slots would wait 2 services
     assert (req["status"] == "completed").sum() == 2 * slots
@@ -136,17 +163,25 @@ def test_requests_without_an_llm_meet_ttft_and_drops_miss_everything(tmp_path: P
 def test_no_bound_set_gives_no_attainment(tmp_path: Path) -> None:
     workload = load_workload("chat_agent")
     workload["request_rate_per_s"] = 1.0
-    out = plan_agent(PlanRequest(workload, "chat_agent", baselines=(),
-                                 sla=Sla(ttft_s=None, tbt_s=None, e2e_s=None),
-                                 hardware=HardwareSpec(devices=("H100",))))
+    out = plan_agent(
+        PlanRequest(
+            workload,
+            "chat_agent",
+            baselines=(),
+            sla=Sla(ttft_s=None, tbt_s=None, e2e_s=None),
+            hardware=HardwareSpec(devices=("H100",)),
+        )
+    )
     s = _run(out, ArrivalSpec(rate_per_s=1.0), duration_s=30.0).summary
     assert math.isnan(s["sla_attainment"]) and s["sla_missed"] is None
-    assert all(s[f"sla_{b}_s"] is None and s[f"sla_attainment_{b}"] is None
-               for b in ("ttft", "tbt", "e2e"))
+    assert all(
+        s[f"sla_{b}_s"] is None and s[f"sla_attainment_{b}"] is None for b in ("ttft", "tbt", "e2e")
+    )
 
 
-def test_cli_attainment_matches_its_own_requests_csv(tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_attainment_matches_its_own_requests_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The default replay: the printed and saved attainment against a count of requests.csv."""
     run = tmp_path / "r"
     assert main(["replay", "replay.duration_s=120", f"run_dir={run}"]) == 0
@@ -165,11 +200,13 @@ def test_cli_attainment_matches_its_own_requests_csv(tmp_path: Path,
     assert summary["sla_missed_ttft"] == int((~ttft_ok).sum()) > 0
     assert summary["sla_attainment"] == pytest.approx(every.mean())
     assert summary["sla_attainment"] < 0.9  # the 250 ms TTFT is missed often at this load
-    assert (f"SLA attainment: {every.mean():.1%} of the {len(measured):,} requests arriving "
-            f"after the 30 s warm-up met every bound (TTFT <= 250 ms: {ttft_ok.mean():.1%}, "
-            f"{(~ttft_ok).sum()} missed; TBT <= 20 ms: {tbt_ok.mean():.1%}, "
-            f"{(~tbt_ok).sum()} missed; end-to-end <= 15 s: {e2e_ok.mean():.1%}, "
-            f"{(~e2e_ok).sum()} missed).") in out
+    assert (
+        f"SLA attainment: {every.mean():.1%} of the {len(measured):,} requests arriving "
+        f"after the 30 s warm-up met every bound (TTFT <= 250 ms: {ttft_ok.mean():.1%}, "
+        f"{(~ttft_ok).sum()} missed; TBT <= 20 ms: {tbt_ok.mean():.1%}, "
+        f"{(~tbt_ok).sum()} missed; end-to-end <= 15 s: {e2e_ok.mean():.1%}, "
+        f"{(~e2e_ok).sum()} missed)."
+    ) in out
     assert "Overloaded" not in out
     # the per-stage waits are those of the measured requests' jobs: as many prefills as the
     # measured requests made (each loop pass is one more)
@@ -178,6 +215,7 @@ def test_cli_attainment_matches_its_own_requests_csv(tmp_path: Path,
 
 
 # -- overloaded pools --------------------------------------------------------------------------
+
 
 def test_pool_with_arrivals_above_capacity_is_named(mmc: PlanOutcome, tmp_path: Path) -> None:
     """Four CPUs of 0.1 s jobs serve 40 jobs/s; a trace of 50 jobs/s overloads them (1.25)."""
@@ -199,11 +237,13 @@ def test_pool_with_arrivals_above_capacity_is_named(mmc: PlanOutcome, tmp_path: 
         assert s["peak_rate_per_s"] == pytest.approx(50.0)
         cpu_usd_per_h = mmc.problem.device_cost_usd_per_h[mmc.problem.devices.index("Xeon-SPR")]
         assert s["peak_static_usd"] - s["static_plan_usd"] == pytest.approx(
-            3 * cpu_usd_per_h * 20.0 / 3600)
+            3 * cpu_usd_per_h * 20.0 / 3600
+        )
     # a 20 s burst at 50/s, then 80 s at 10/s: 18 jobs/s on average, under the 40 the pool
     # serves, but over it during the burst, which a 20 s window (controller.window_s) catches
-    burst = _trace(tmp_path, np.concatenate([np.arange(1000) * 0.02, 20 + np.arange(800) * 0.1]),
-                   "burst.csv")
+    burst = _trace(
+        tmp_path, np.concatenate([np.arange(1000) * 0.02, 20 + np.arange(800) * 0.1]), "burst.csv"
+    )
     result = _run(mmc, burst, duration_s=100.0, controller=ControllerConfig(window_s=20.0))
     pool = result.pools.set_index("pool").loc["Xeon-SPR shared pool"]
     assert pool["arrival_rate_per_s"] == pytest.approx(18.0)
@@ -214,27 +254,48 @@ def test_pool_with_arrivals_above_capacity_is_named(mmc: PlanOutcome, tmp_path: 
     assert overloaded["arrival_rate_per_s"] == pytest.approx(50.0)
     assert overloaded["capacity_per_s"] == pytest.approx(40.0)
     # at 25 req/s (Poisson, exponential service: M/M/4 at load 0.625) nothing is overloaded
-    calm = _run(mmc, ArrivalSpec(rate_per_s=25.0), duration_s=400.0, warmup_s=20.0,
-                service="exponential", seed=1)
+    calm = _run(
+        mmc,
+        ArrivalSpec(rate_per_s=25.0),
+        duration_s=400.0,
+        warmup_s=20.0,
+        service="exponential",
+        seed=1,
+    )
     assert calm.summary["overloaded_pools"] == []
     pool = calm.pools.set_index("pool").loc["Xeon-SPR shared pool"]
     assert pool["arrival_rate_per_s"] == pytest.approx(25.0, rel=0.05)
     assert pool["capacity_per_s"] == pytest.approx(40.0, rel=0.05)
     # M/M/1-like: 45 req/s on 4 servers of 10/s each, with exponential service
-    hot = _run(mmc, ArrivalSpec(rate_per_s=45.0), duration_s=400.0, warmup_s=20.0,
-               service="exponential", seed=1)
+    hot = _run(
+        mmc,
+        ArrivalSpec(rate_per_s=45.0),
+        duration_s=400.0,
+        warmup_s=20.0,
+        service="exponential",
+        seed=1,
+    )
     (overloaded,) = hot.summary["overloaded_pools"]
     assert overloaded["arrival_rate_per_s"] == pytest.approx(45.0, rel=0.05)
     assert overloaded["capacity_per_s"] == pytest.approx(40.0, rel=0.05)
 
 
-def test_cli_names_the_overloaded_pool(tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_names_the_overloaded_pool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The default plan at 4x its rate: the single prefill slot (0.16 s a prefill, at most
     6.25 prefills/s) gets about 8 req/s x 2 prefills per request."""
     run = tmp_path / "hot"
-    assert main(["replay", "replay.arrivals.rate_per_s=8", "replay.duration_s=60",
-                 "replay.warmup_s=10", f"run_dir={run}"]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                "replay.arrivals.rate_per_s=8",
+                "replay.duration_s=60",
+                "replay.warmup_s=10",
+                f"run_dir={run}",
+            ]
+        )
+        == 0
+    )
     out = _flat(capsys.readouterr().out)
     summary = json.loads((run / "replay.json").read_text())
     names = [o["pool"] for o in summary["overloaded_pools"]]
@@ -243,62 +304,97 @@ def test_cli_names_the_overloaded_pool(tmp_path: Path,
     stages = pd.read_csv(run / "stages.csv").set_index("operator")
     for o in summary["overloaded_pools"]:
         assert o["arrival_rate_per_s"] > o["capacity_per_s"]
-        assert pools.loc[o["pool"], "arrival_rate_per_s"] == pytest.approx(
-            o["arrival_rate_per_s"])
-        assert (f"Overloaded: {o['pool']} gets {o['arrival_rate_per_s']:,.2f} jobs/s against a "
-                f"capacity of {o['capacity_per_s']:,.2f} jobs/s") in out
+        assert pools.loc[o["pool"], "arrival_rate_per_s"] == pytest.approx(o["arrival_rate_per_s"])
+        assert (
+            f"Overloaded: {o['pool']} gets {o['arrival_rate_per_s']:,.2f} jobs/s against a "
+            f"capacity of {o['capacity_per_s']:,.2f} jobs/s"
+        ) in out
     prefill = next(n for n in names if n.startswith("llm.prefill"))
     # hand-derived capacity: one slot over the prefill's service time
-    assert summary["overloaded_pools"][names.index(prefill)]["capacity_per_s"] == \
-        pytest.approx(1 / stages.loc["llm.prefill", "mean_service_s"])
+    assert summary["overloaded_pools"][names.index(prefill)]["capacity_per_s"] == pytest.approx(
+        1 / stages.loc["llm.prefill", "mean_service_s"]
+    )
 
 
 # -- failure drills ----------------------------------------------------------------------------
 
+
 def test_failure_naming_more_devices_than_exist_is_an_error(mmc: PlanOutcome) -> None:
     arrivals = ArrivalSpec(rate_per_s=25.0)
-    with pytest.raises(InputError, match=r"replay\.failures\[0\]\.count=99: the plan holds "
-                                         r"only 4 Xeon-SPR devices"):
+    with pytest.raises(
+        InputError,
+        match=r"replay\.failures\[0\]\.count=99: the plan holds "
+        r"only 4 Xeon-SPR devices",
+    ):
         _run(mmc, arrivals, duration_s=50.0, failures=(FailureSpec("Xeon-SPR", 99, 10.0),))
     # without a controller nothing replaces failed devices: 3 + 3 of 4 is too many
     two = (FailureSpec("Xeon-SPR", 3, 10.0), FailureSpec("Xeon-SPR", 3, 20.0))
     with pytest.raises(InputError, match=r"replay\.failures\[1\]\.count=3: .* only 1 are left"):
         _run(mmc, arrivals, duration_s=50.0, failures=two)
     # with one, the replacements can fail again; and exactly all of them may fail
-    healed = _run(mmc, arrivals, duration_s=50.0, failures=two,
-                  controller=ControllerConfig(enabled=True, detect_s=1.0, provision_s=1.0))
+    healed = _run(
+        mmc,
+        arrivals,
+        duration_s=50.0,
+        failures=two,
+        controller=ControllerConfig(enabled=True, detect_s=1.0, provision_s=1.0),
+    )
     assert healed.failures["devices_failed"].tolist() == [3, 3]
     assert healed.failures["devices_requested"].tolist() == [3, 3]
     every = _run(mmc, arrivals, duration_s=50.0, failures=(FailureSpec("Xeon-SPR", 4, 10.0),))
     assert every.failures["devices_failed"].tolist() == [4]
     # a second failure before the controller has replaced the first finds 1 live device: the
     # table says it named 3 and took 1
-    late = _run(mmc, arrivals, duration_s=50.0, failures=two,
-                controller=ControllerConfig(enabled=True, detect_s=30.0, provision_s=1.0))
+    late = _run(
+        mmc,
+        arrivals,
+        duration_s=50.0,
+        failures=two,
+        controller=ControllerConfig(enabled=True, detect_s=30.0, provision_s=1.0),
+    )
     assert late.failures["devices_requested"].tolist() == [3, 3]
     assert late.failures["devices_failed"].tolist() == [3, 1]
 
 
-def test_cli_failure_count_over_the_plan_exits_2(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_failure_count_over_the_plan_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plan_run = tmp_path / "plan"
     assert main(["plan", f"run_dir={plan_run}"]) == 0
-    devices = {d["device"]: int(d["total"])
-               for d in json.loads((plan_run / "plan.json").read_text())["devices"]}
+    devices = {
+        d["device"]: int(d["total"])
+        for d in json.loads((plan_run / "plan.json").read_text())["devices"]
+    }
     capsys.readouterr()
     run = tmp_path / "drill"
-    code = main(["replay", f"replay.plan_dir={plan_run}", "replay=failure",
-                 "replay.failures=[{device: B200, count: 99, at_s: 300}]", f"run_dir={run}"])
+    code = main(
+        [
+            "replay",
+            f"replay.plan_dir={plan_run}",
+            "replay=failure",
+            "replay.failures=[{device: B200, count: 99, at_s: 300}]",
+            f"run_dir={run}",
+        ]
+    )
     out = capsys.readouterr()
     text = _flat(out.out + out.err)
     assert code == 2 and "Traceback" not in text
-    assert (f"replay.failures[0].count=99: the plan holds only {devices['B200']} B200 devices, "
-            f"so at most {devices['B200']} can fail.") in text
+    assert (
+        f"replay.failures[0].count=99: the plan holds only {devices['B200']} B200 devices, "
+        f"so at most {devices['B200']} can fail."
+    ) in text
     assert not (run / "replay.json").exists()
 
 
-@pytest.mark.parametrize("name", ["hetopt.replay.metrics", "hetopt.replay.control",
-                                  "hetopt.replay.report", "hetopt.cli.replay_cmd"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "hetopt.replay.metrics",
+        "hetopt.replay.control",
+        "hetopt.replay.report",
+        "hetopt.cli.replay_cmd",
+    ],
+)
 def test_docstring_examples(name: str) -> None:
     """The printed lines and the checks above, as their docstrings show them."""
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)

@@ -91,8 +91,9 @@ def test_reproduce_command_writes_csv_png_and_summary(tmp_path: Path) -> None:
 
 
 def test_serving_table_best_config_within_sla() -> None:
-    frame = studies.serving_table(models=("llama-3-70b",), precisions=("fp16", "fp8"),
-                                  lengths=((512, 4096),))
+    frame = studies.serving_table(
+        models=("llama-3-70b",), precisions=("fp16", "fp8"), lengths=((512, 4096),)
+    )
     ok = frame[frame["feasible"]]
     assert (ok.loc[ok["phase"] == "decode", "step_ms"] <= 20 + 1e-9).all()
     assert (ok.loc[ok["phase"] == "prefill", "step_ms"] <= 250 + 1e-9).all()

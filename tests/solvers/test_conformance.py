@@ -26,6 +26,8 @@ def test_backend_hits_hand_derived_optimum(backend: str, name: str) -> None:
     assert ev.objective_usd_per_h == pytest.approx(inst.objective_usd_per_h, rel=1e-9, abs=1e-9)
     assert result.objective == pytest.approx(inst.objective_usd_per_h, rel=1e-6, abs=1e-3)
     if inst.devices is not None:
-        chosen = {problem.ops[i]: problem.devices[problem.opt_device[o]]
-                  for i, o in enumerate(result.choice)}
+        chosen = {
+            problem.ops[i]: problem.devices[problem.opt_device[o]]
+            for i, o in enumerate(result.choice)
+        }
         assert chosen == inst.devices, inst.why

@@ -38,6 +38,7 @@ def _strictly_feasible(problem: PlacementProblem, choice: tuple[int, ...]) -> bo
 
 # --- CP-SAT at the rounding edge: hand-built instances --------------------------------------
 
+
 def _chain(sla_e2e_s: float) -> PlacementProblem:
     """a -> b on one device; a cheap or fast. The cheap plan takes exactly 0.75 + 2**-21 s.
 
@@ -45,16 +46,21 @@ def _chain(sla_e2e_s: float) -> PlacementProblem:
     cheap latency rounds up (250000.24 -> 250001 us), so a model that rounds latencies up and
     the SLA down (750000.48 -> 750000 us) loses the cheap plan when the SLA equals its latency.
     """
-    eps = 2.0 ** -22
+    eps = 2.0**-22
     return tiny_problem(
-        {"a": [Opt("C", 0.25 + eps, dedicated=1), Opt("F", 0.1, dedicated=1)],
-         "b": [Opt("C", 0.5 + eps, dedicated=1)]},
-        {"C": 1.0, "F": 3.0}, [("a", "b", 0.0)], sla=_sla(sla_e2e_s))
+        {
+            "a": [Opt("C", 0.25 + eps, dedicated=1), Opt("F", 0.1, dedicated=1)],
+            "b": [Opt("C", 0.5 + eps, dedicated=1)],
+        },
+        {"C": 1.0, "F": 3.0},
+        [("a", "b", 0.0)],
+        sla=_sla(sla_e2e_s),
+    )
 
 
 def test_cpsat_keeps_a_plan_that_meets_the_sla_exactly() -> None:
     """Cheap plan (C + C = 2 $/h) meets the SLA with no slack: it is the optimum."""
-    problem = _chain(0.75 + 2.0 ** -21)
+    problem = _chain(0.75 + 2.0**-21)
     res = solve(problem, SolverOptions(backend="cpsat", time_limit_s=10))
     assert res.status is SolveStatus.OPTIMAL, res.message
     assert res.objective == pytest.approx(2.0, abs=1e-9)
@@ -68,7 +74,7 @@ def test_cpsat_cuts_a_plan_that_misses_the_sla_by_a_nanosecond() -> None:
     """SLA 1 ns below the cheap plan's latency: the relaxed model (nanosecond steps, SLA rounded
     up) still admits the cheap plan, the exact check rejects it, and the cut leaves the fast
     plan (F + C = 4 $/h), proven optimal with a bound that does not exceed it."""
-    problem = _chain(0.75 + 2.0 ** -21 - 1e-9)
+    problem = _chain(0.75 + 2.0**-21 - 1e-9)
     res = solve(problem, SolverOptions(backend="cpsat", time_limit_s=10))
     assert res.status is SolveStatus.OPTIMAL, res.message
     assert res.objective == pytest.approx(4.0, abs=1e-9)
@@ -81,9 +87,13 @@ def test_cpsat_pool_that_fits_one_device_by_less_than_a_step() -> None:
     """Two pooled loads summing to 1 - 2**-31 device: one device suffices (10 $/h). Rounded up
     to 1e-6 devices each they sum to 1.000001, which would buy a second device (20 $/h)."""
     problem = tiny_problem(
-        {"a": [Opt("P", 0.01, pool_load=0.5 - 2.0 ** -30)],
-         "b": [Opt("P", 0.01, pool_load=0.5 + 2.0 ** -31)]},
-        {"P": 10.0}, [("a", "b", 0.0)])
+        {
+            "a": [Opt("P", 0.01, pool_load=0.5 - 2.0**-30)],
+            "b": [Opt("P", 0.01, pool_load=0.5 + 2.0**-31)],
+        },
+        {"P": 10.0},
+        [("a", "b", 0.0)],
+    )
     res = solve(problem, SolverOptions(backend="cpsat", time_limit_s=10))
     assert res.status is SolveStatus.OPTIMAL, res.message
     assert res.objective == pytest.approx(10.0, abs=1e-9)
@@ -92,9 +102,10 @@ def test_cpsat_pool_that_fits_one_device_by_less_than_a_step() -> None:
 
 def test_cpsat_never_claims_infeasible_when_a_plan_meets_the_sla_exactly() -> None:
     """Only plan: latency exactly the SLA, below one microsecond of rounding."""
-    eps = 2.0 ** -22
-    problem = tiny_problem({"a": [Opt("C", 0.25 + eps, dedicated=1)]}, {"C": 1.0},
-                           sla=_sla(0.25 + eps))
+    eps = 2.0**-22
+    problem = tiny_problem(
+        {"a": [Opt("C", 0.25 + eps, dedicated=1)]}, {"C": 1.0}, sla=_sla(0.25 + eps)
+    )
     res = solve(problem, SolverOptions(backend="cpsat", time_limit_s=10))
     assert res.status is SolveStatus.OPTIMAL and res.objective == pytest.approx(1.0)
     infeasible = problem.with_sla(_sla(0.25))
@@ -102,6 +113,7 @@ def test_cpsat_never_claims_infeasible_when_a_plan_meets_the_sla_exactly() -> No
 
 
 # --- CP-SAT at the rounding edge: the default workload ---------------------------------------
+
 
 @pytest.fixture(scope="module")
 def default_problem() -> PlacementProblem:
@@ -114,7 +126,8 @@ def default_problem() -> PlacementProblem:
 
 
 def test_cpsat_matches_highs_when_the_sla_is_the_optimum_latency(
-        default_problem: PlacementProblem) -> None:
+    default_problem: PlacementProblem,
+) -> None:
     """Set the SLA to exactly the latency of HiGHS's optimal plan, three times down the
     frontier: CP-SAT must return the same optimum (not a dearer plan labelled optimal)."""
     sla = 13.0
@@ -156,10 +169,16 @@ MARGIN_S = 1.5
 
 def _fastest(problem: PlacementProblem) -> WarmStart:
     """Every operator on its fastest option: a start the solvers repair if it breaks a limit."""
-    choice = tuple(int(o[np.argmin(problem.opt_latency_s[o])])
-                   for o in (problem.options_of(i) for i in range(problem.n_ops)))
-    return WarmStart({problem.ops[i]: (problem.devices[problem.opt_device[o]],
-                                       problem.opt_config[o]) for i, o in enumerate(choice)})
+    choice = tuple(
+        int(o[np.argmin(problem.opt_latency_s[o])])
+        for o in (problem.options_of(i) for i in range(problem.n_ops))
+    )
+    return WarmStart(
+        {
+            problem.ops[i]: (problem.devices[problem.opt_device[o]], problem.opt_config[o])
+            for i, o in enumerate(choice)
+        }
+    )
 
 
 @pytest.mark.parametrize(("backend", "n_ops"), [("highs", 80), ("cbc", 80), ("cpsat", 40)])
@@ -170,8 +189,11 @@ def test_time_limit_returns_the_plan_with_its_gap(backend: str, n_ops: int) -> N
     80-operator one on a loaded machine.)"""
     hard = hard_problem(n_ops)
     t0 = time.perf_counter()
-    res = solve(hard, SolverOptions(backend=backend, time_limit_s=LIMIT_S, gap_rel=1e-9),
-                warm_start=_fastest(hard))
+    res = solve(
+        hard,
+        SolverOptions(backend=backend, time_limit_s=LIMIT_S, gap_rel=1e-9),
+        warm_start=_fastest(hard),
+    )
     wall = time.perf_counter() - t0
     assert wall <= LIMIT_S + MARGIN_S, wall
     assert res.status is SolveStatus.FEASIBLE, (res.status, res.message)
@@ -200,8 +222,9 @@ def test_a_spent_budget_still_gets_the_minimum_slice(backend: str) -> None:
 def test_cpsat_soft_sla_matches_highs(default_problem: PlacementProblem, penalty: float) -> None:
     """A soft SLA whose penalty is below one cost unit per time step (0.5 $/h per second) or
     has many digits: CP-SAT must neither drop nor round up the penalty into a false optimum."""
-    p = default_problem.with_sla(replace(default_problem.sla, e2e_s=9.0,
-                                         penalty_usd_per_h_per_s=penalty))
+    p = default_problem.with_sla(
+        replace(default_problem.sla, e2e_s=9.0, penalty_usd_per_h_per_s=penalty)
+    )
     highs = solve(p, SolverOptions(backend="highs"))
     cp = solve(p, SolverOptions(backend="cpsat"))
     assert cp.bound <= highs.objective * (1 + 1e-9)
