@@ -41,3 +41,60 @@ def test_library_never_imports_hydra_or_omegaconf() -> None:
         and any(n.split(".")[0] in ("hydra", "omegaconf") for n in names)
     ]
     assert offenders == []
+
+
+# The pipeline of ARCHITECTURE.md, top to bottom: a package may import packages of its own
+# layer or above it, never one below. Every package and top-level module of hetopt is listed,
+# so a new one has to be placed deliberately.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "atomic", "inputs", "figures"),  # foundation: errors, atomic writes, safe reads
+    ("sla", "graph", "hardware"),  # data tables: SLA, agent graphs, device catalog
+    ("costs",),  # cost table: step model, roofline, TCO
+    ("workloads",),  # the input edge: typed Workload
+    ("problem", "consistency", "testing"),  # placement problem (+ tiny instances)
+    ("models",),  # formulations
+    ("solvers",),  # backends behind one contract
+    ("plan",),  # plan + independent verifier
+    ("pipeline",),  # plan_agent: the single-agent pipeline
+    ("fleet",),  # many agents on shared pools
+    ("mlir", "replay"),  # verification stages
+    ("report",),  # tables, figures, paper reproductions, what-if studies
+    ("sweeps",),  # sweep bookkeeping
+    ("cli",),  # Hydra edge
+)
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _package_edges() -> set[tuple[str, str]]:
+    edges = set()
+    for module, names in _imports().items():
+        src = _package(module)
+        for name in names:
+            if name.startswith("hetopt.") and _package(name) != src and src:
+                edges.add((src, _package(name)))
+    return edges
+
+
+def test_every_package_is_placed_in_a_layer() -> None:
+    placed = {p for layer in LAYERS for p in layer}
+    present = {_package(m) for m in _imports()} - {""}
+    assert sorted(present - placed) == []
+
+
+def test_no_package_imports_a_later_package() -> None:
+    rank = {p: k for k, layer in enumerate(LAYERS) for p in layer}
+    upward = sorted(
+        f"hetopt.{src} imports hetopt.{dst}, which comes later in the pipeline"
+        for src, dst in _package_edges()
+        if src in rank and dst in rank and rank[dst] > rank[src]
+    )
+    assert upward == []
+
+
+def test_no_import_cycles_between_packages() -> None:
+    graph = nx.DiGraph(sorted(_package_edges()))
+    assert sorted(map(sorted, nx.simple_cycles(graph))) == []

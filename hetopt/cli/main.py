@@ -254,10 +254,10 @@ def check_overrides(command: str, comp: Composition) -> None:
 
     hydra_ovr = [
         str(o)
-        for o in OmegaConf.to_container(  # as typed, interpolations unresolved
+        for o in OmegaConf.to_container(  # type: ignore[union-attr]  # interpolations unresolved
             comp.hydra.hydra.overrides.hydra, resolve=False
         )
-    ]  # type: ignore[union-attr]
+    ]
     parsed = OverridesParser.create().parse_overrides([*comp.overrides, *hydra_ovr])
     for raw, o in zip([*comp.overrides, *hydra_ovr], parsed, strict=True):
         key = o.key_or_group
