@@ -42,9 +42,9 @@ from hetopt.mlir.codegen import (
 from hetopt.mlir.convert import export_module
 from hetopt.mlir.dialect import agent_context, verify
 from hetopt.mlir.kernels import Kernel, KernelShape, module_text, operator_kernels
-from hetopt.mlir.passes import (
+from hetopt.mlir.passes import decompose_module
+from hetopt.mlir.placement import (
     annotate_costs,
-    decompose_module,
     operator_structure,
     place,
     placed_ops,

@@ -476,3 +476,18 @@ def import_agent_graph(text: str, source: str = "<mlir>") -> AgentGraph:
     from hetopt.graph.ir import agent_graph_from_dict
 
     return agent_graph_from_dict(import_workload(text, source), source)
+
+
+def top_body(module: ir.Module) -> ir.Block:
+    """The block of the module's top agent function (see :func:`top_function`)."""
+    return top_function(module).regions[0].blocks[0]
+
+
+def users_of(value: ir.Value) -> list[ir.Operation]:
+    """The distinct operations that use ``value``, in use order."""
+    seen: list[ir.Operation] = []
+    for use in value.uses:
+        owner = use.owner.operation
+        if all(owner != s for s in seen):
+            seen.append(owner)
+    return seen

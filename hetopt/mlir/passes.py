@@ -12,20 +12,17 @@ it in place; :func:`hetopt.mlir.compile.compile_plan` prints the module after ev
   model's prefill and decode each become ``gate.select, expert.tp_prefill|tp_decode,
   merge.expert_outputs, comm.allreduce`` (the paper's Figure 7c). Every op then carries ``op``,
   the id of the planner operator it belongs to.
-* :func:`annotate_costs` attaches each operator's resource vector (the numbers the optimiser
+* :func:`~hetopt.mlir.placement.annotate_costs` attaches each operator's resource vector (the numbers the optimiser
   uses) as a ``cost`` dictionary.
-* :func:`place` writes a plan's decisions (device, configuration, count) as ``placement``.
+* :func:`~hetopt.mlir.placement.place` writes a plan's decisions (device, configuration, count) as ``placement``.
 
-:func:`operator_structure` reads the operator graph back out of a decomposed module; the tests
-check it against :func:`~hetopt.graph.decompose.decompose`, two independent implementations of
-the same rules.
+The last three (reading the operators back, annotating, placing) live in
+:mod:`hetopt.mlir.placement`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from torch_mlir import ir
@@ -37,8 +34,8 @@ from torch_mlir.rewrite import (
 
 from hetopt.errors import InputError
 from hetopt.graph.architectures import BYTES_PER_ELEMENT, Architecture, load_architectures
-from hetopt.graph.decompose import PARSE_FLOPS_PER_BYTE, OperatorGraph
-from hetopt.mlir.convert import attr, attrs_of, top_function
+from hetopt.graph.decompose import PARSE_FLOPS_PER_BYTE
+from hetopt.mlir.convert import attr, attrs_of, top_function, users_of
 
 NODE_OPS = (
     "llm.call",
@@ -109,15 +106,6 @@ def _recreate(op: ir.Operation, operands: Sequence[ir.Value]) -> ir.Operation:
     return new
 
 
-def _users(value: ir.Value) -> list[ir.Operation]:
-    seen: list[ir.Operation] = []
-    for use in value.uses:
-        owner = use.owner.operation
-        if all(owner != s for s in seen):
-            seen.append(owner)
-    return seen
-
-
 # --------------------------------------------------------------------------------------------
 # Inlining nested agents
 # --------------------------------------------------------------------------------------------
@@ -171,11 +159,11 @@ def _inline_call(call: ir.Operation, module: ir.Module) -> None:
                 )
             )
     result = call.results[0]
-    for user in _users(result):
+    for user in users_of(result):
         if user.name == "agent.edge":
             with ir.InsertionPoint(user):
                 copies = [_create("agent.edge", [x], _copy_attrs(user)).result for x in exits]
-            for consumer in _users(user.results[0]):
+            for consumer in users_of(user.results[0]):
                 operands = []
                 for v in consumer.operands:
                     operands.extend(copies if v == user.results[0] else [v])
@@ -406,236 +394,3 @@ def decompose_module(
         o = op.operation
         if o.name == "agent.back_edge":
             o.attributes["target"] = attr(first[attrs_of(o)["target"]])
-
-
-# --------------------------------------------------------------------------------------------
-# Reading the operator graph back, annotating, placing
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OperatorStructure:
-    """Operators, forward edges and back edges of a decomposed module.
-
-    Attributes
-    ----------
-    ops
-        Planner operator ids, in module order.
-    edges
-        ``(src, dst, payload_bytes, probability)`` between operators.
-    loops
-        ``(src, dst, payload_bytes, expected_iterations, max_iterations)``.
-    """
-
-    ops: tuple[str, ...]
-    edges: tuple[tuple[str, str, float, float], ...]
-    loops: tuple[tuple[str, str, float, float, int], ...]
-
-    def same_as(self, graph: OperatorGraph) -> bool:
-        """True when ``graph`` (the planner's decomposition) has the same operators, edges
-        and loops, in any order."""
-        return (
-            sorted(self.ops) == sorted(o.id for o in graph.ops)
-            and sorted(self.edges)
-            == sorted((e.src, e.dst, e.payload_bytes, e.probability) for e in graph.edges)
-            and sorted(self.loops)
-            == sorted(
-                (
-                    lp.back_src,
-                    lp.back_dst,
-                    lp.payload_bytes,
-                    lp.expected_iterations,
-                    lp.max_iterations,
-                )
-                for lp in graph.loops
-            )
-        )
-
-
-def _producer(value: ir.Value) -> ir.Operation | None:
-    owner = value.owner
-    return None if isinstance(owner, ir.Block) else owner.operation
-
-
-def operator_structure(module: ir.Module) -> OperatorStructure:
-    """The operator graph of a decomposed module (see :class:`OperatorStructure`)."""
-    ops: list[str] = []
-    edges: list[tuple[str, str, float, float]] = []
-    loops: list[tuple[str, str, float, float, int]] = []
-    for item in _body(_top(module)).operations:
-        o = item.operation
-        a = attrs_of(o)
-        if o.name == "agent.back_edge":
-            src = _producer(o.operands[0])
-            assert src is not None
-            loops.append(
-                (
-                    attrs_of(src)["op"],
-                    a["target"],
-                    a["payload_bytes"],
-                    a["expected_iterations"],
-                    a["max_iterations"],
-                )
-            )
-            continue
-        if "op" not in a:
-            continue
-        if a["op"] not in ops:
-            ops.append(a["op"])
-        for v in o.operands:
-            p = _producer(v)
-            if p is None:
-                continue
-            if p.name == "agent.edge":
-                ea = attrs_of(p)
-                src = _producer(p.operands[0])
-                assert src is not None
-                edges.append((attrs_of(src)["op"], a["op"], ea["payload_bytes"], ea["probability"]))
-            elif attrs_of(p)["op"] != a["op"]:
-                edges.append((attrs_of(p)["op"], a["op"], 0.0, 1.0))
-    return OperatorStructure(tuple(ops), tuple(edges), tuple(loops))
-
-
-def placed_ops(module: ir.Module) -> list[tuple[str, dict[str, Any]]]:
-    """``(op name, attributes)`` of every operator op of the top function, in order."""
-    out = []
-    for item in _body(_top(module)).operations:
-        o = item.operation
-        if "op" in o.attributes:
-            out.append((o.name, attrs_of(o)))
-    return out
-
-
-_MOE_SHARE = ("gate", "merge")
-
-
-def _moe_part_flops(part: str, tokens: int, arch: Architecture) -> float:
-    """FLOPs of the router (``gate``) or the weighted combine (``merge``) over ``tokens``."""
-    width = arch.n_experts if part == "gate" else arch.experts_per_token
-    return 2.0 * tokens * arch.d_model * width * arch.n_layers
-
-
-def annotate_costs(
-    module: ir.Module, graph: OperatorGraph, architectures: Mapping[str, Architecture] | None = None
-) -> None:
-    """Attach ``cost = {flops, mem_bytes, net_bytes, footprint_bytes, static_latency_s,
-    visits, max_visits}`` to every operator op: the resource vector the optimiser uses.
-
-    A mixture-of-experts operator is split across its parts: ``gate.select`` and
-    ``merge.expert_outputs`` carry their own arithmetic, ``comm.allreduce`` the message bytes
-    as network traffic, and ``expert.tp_*`` the rest, so the parts add up to the operator.
-    """
-    archs = dict(architectures or load_architectures())
-    ids = {o.id for o in graph.ops}
-    for item in _body(_top(module)).operations:
-        o = item.operation
-        a = attrs_of(o)
-        if "op" not in a:
-            continue
-        if a["op"] not in ids:
-            raise InputError(
-                f"op '{o.name}' belongs to operator '{a['op']}', which the "
-                "operator graph does not have; annotate the module it came from."
-            )
-        op = graph.op(a["op"])
-        w = op.work
-        cost: dict[str, float] = {"visits": op.visits, "max_visits": op.max_visits}
-        if w is None:  # KV transfer
-            cost.update(
-                flops=0.0,
-                mem_bytes=0.0,
-                net_bytes=op.payload_bytes,
-                footprint_bytes=0.0,
-                static_latency_s=0.0,
-            )
-        else:
-            cost.update(
-                flops=w.flops,
-                mem_bytes=w.mem_bytes,
-                net_bytes=w.net_bytes,
-                footprint_bytes=w.footprint_bytes,
-                static_latency_s=w.static_latency_s,
-            )
-        if "part" in a and op.llm is not None:
-            arch = archs.get(op.llm.arch.name, op.llm.arch)
-            tokens = op.llm.input_tokens if op.kind.value == "prefill" else op.llm.output_tokens
-            if a["part"] in _MOE_SHARE:
-                cost.update(
-                    flops=_moe_part_flops(a["part"], tokens, arch),
-                    mem_bytes=0.0,
-                    net_bytes=0.0,
-                    footprint_bytes=0.0,
-                )
-            elif a["part"] == "allreduce":
-                cost.update(
-                    flops=0.0,
-                    mem_bytes=0.0,
-                    footprint_bytes=0.0,
-                    net_bytes=float(a["message_bytes"]),
-                )
-            else:
-                cost["flops"] -= sum(_moe_part_flops(p, tokens, arch) for p in _MOE_SHARE)
-        o.attributes["cost"] = attr({k: float(v) for k, v in cost.items()})
-
-
-_CONFIG = re.compile(r"(?:tp(?P<tp>\d+))?(?:/?pp(?P<pp>\d+))?/?(?:b(?P<b>\d+))?")
-
-
-def parse_config(config: str) -> tuple[int, int]:
-    """``(tensor-parallel degree, batch)`` of a cost-table configuration (``tp4/b32``, ``b1``)."""
-    m = _CONFIG.fullmatch(config.strip())
-    if not m:
-        return 1, 1
-    return int(m.group("tp") or 1), int(m.group("b") or 1)
-
-
-def place(module: ir.Module, placement: Sequence[Mapping[str, Any]]) -> None:
-    """Write each operator's placement onto its ops: ``placement = {device, config, tp,
-    batch, count, latency_s}``; a KV transfer gets the devices at both ends.
-
-    Parameters
-    ----------
-    placement
-        Rows of :attr:`hetopt.plan.plan.Plan.placement` (operator, device, config, count,
-        latency_s).
-
-    Raises
-    ------
-    InputError
-        The plan has no placement for an operator of the module.
-    """
-    rows = {str(r["operator"]): r for r in placement}
-    body = _body(_top(module))
-    for item in body.operations:
-        o = item.operation
-        a = attrs_of(o)
-        if "op" not in a or o.name == "llm.kv_transfer":
-            continue
-        row = rows.get(a["op"])
-        if row is None:
-            raise InputError(
-                f"the plan has no placement for operator '{a['op']}' (op "
-                f"'{o.name}'); it was made for another graph. Re-plan."
-            )
-        tp, batch = parse_config(str(row["config"]))
-        o.attributes["placement"] = attr(
-            {
-                "device": str(row["device"]),
-                "config": str(row["config"]),
-                "tp": tp,
-                "batch": batch,
-                "count": int(row["count"]),
-                "latency_s": float(row["latency_s"]),
-            }
-        )
-    for item in body.operations:
-        o = item.operation
-        if o.name != "llm.kv_transfer":
-            continue
-        src = _producer(o.operands[0])
-        dst = _users(o.results[0])
-        ends = [
-            attrs_of(x).get("placement", {}).get("device", "?")
-            for x in ([src] if src is not None else []) + dst[:1]
-        ]
-        o.attributes["placement"] = attr({"from": ends[0], "to": ends[-1]})

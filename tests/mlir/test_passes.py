@@ -9,9 +9,9 @@ from hetopt.graph.decompose import decompose
 from hetopt.graph.ir import GraphBuilder, agent_graph_from_dict
 from hetopt.mlir.convert import attrs_of, export_module
 from hetopt.mlir.dialect import agent_context, verify
-from hetopt.mlir.passes import (
+from hetopt.mlir.passes import decompose_module
+from hetopt.mlir.placement import (
     annotate_costs,
-    decompose_module,
     operator_structure,
     parse_config,
     place,
