@@ -18,9 +18,7 @@ Two kinds of operators share hardware differently:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +27,7 @@ from hetopt.costs.table import CostParams, CostTable, Profile
 from hetopt.costs.tco import DeviceTco
 from hetopt.errors import InfeasibleError, InputError
 from hetopt.graph.decompose import OperatorGraph
+from hetopt.hardware.spec import check_inventory
 from hetopt.inputs import did_you_mean
 from hetopt.sla import Sla
 
@@ -56,6 +55,12 @@ class PlacementProblem:
         Operator ids and device-type names (index sets ``V`` and ``H``).
     op_visits
         Expected executions of each operator per request.
+    op_kind
+        Operator kind from the decomposed graph (``prefill``, ``decode``, ``encoder``,
+        ``tool_lookup``, ...); read it instead of parsing operator names.
+    op_tokens
+        Tokens per visit: the prompt for a prefill, the generated tokens for a decode, 0
+        otherwise (:attr:`hetopt.graph.decompose.Operator.tokens_per_visit`).
     device_cost_usd_per_h, device_carbon_kg_per_h, device_mem_bytes, device_inventory
         Hourly TCO, carbon, usable memory and how many devices are available (``inf``: any).
     opt_op, opt_device, opt_config, opt_row
@@ -115,6 +120,20 @@ class PlacementProblem:
     loops: tuple[LoopSpec, ...]
     sla: Sla
     edge_probability: np.ndarray | None = None
+    op_kind: tuple[str, ...] = ()
+    op_tokens: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        # Problems written by hand (tests, hetopt.testing) may leave the kinds out: their
+        # operators are generic compute steps without tokens.
+        if not self.op_kind:
+            object.__setattr__(self, "op_kind", ("compute",) * len(self.ops))
+        if self.op_tokens is None:
+            object.__setattr__(self, "op_tokens", np.zeros(len(self.ops)))
+
+    def ops_of_kind(self, kind: str) -> np.ndarray:
+        """Indices of the operators of ``kind`` (e.g. ``prefill``)."""
+        return np.flatnonzero(np.array(self.op_kind) == kind)
 
     @property
     def n_ops(self) -> int:
@@ -233,24 +252,6 @@ def _contract_transfers(graph: OperatorGraph) -> list[tuple[str, str, float, boo
     for lp in graph.loops:
         edges.append((lp.back_src, lp.back_dst, lp.payload_bytes, True, 1.0))
     return edges
-
-
-def check_inventory(inventory: Mapping[str, Any]) -> None:
-    """Every ``hardware.inventory`` count is a whole number >= 0, else an :class:`InputError`
-    naming the key (rather than a capacity shortfall found by the solver)."""
-    for name, count in inventory.items():
-        if (
-            isinstance(count, bool)
-            or not isinstance(count, int | float)
-            or not math.isfinite(count)
-            or count < 0
-            or float(count) != int(count)
-        ):
-            raise InputError(
-                f"hardware.inventory.{name} must be a whole number of devices >= 0, got "
-                f"{count!r}. Set it with e.g. `+hardware.inventory.{name}=8`, or drop the key "
-                f"for no limit."
-            )
 
 
 def build_problem(
@@ -393,6 +394,8 @@ def build_problem(
         request_rate_per_s=request_rate_per_s,
         ops=ops,
         op_visits=visits,
+        op_kind=tuple(graph.op(name).kind.value for name in ops),
+        op_tokens=np.array([graph.op(name).tokens_per_visit for name in ops], dtype=float),
         devices=devices,
         device_cost_usd_per_h=cost_h,
         device_carbon_kg_per_h=carbon_h,

@@ -23,12 +23,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hetopt.costs.table import CostParams, CostTable, build_cost_table
-from hetopt.costs.tco import TcoParams
+from hetopt.costs.tco import TcoParams, resolve_hardware
 from hetopt.errors import InfeasibleError, InputError
 from hetopt.fleet.spec import FleetSpec, TenantSpec
 from hetopt.graph.decompose import OperatorGraph, decompose
 from hetopt.graph.ir import agent_graph_from_dict
-from hetopt.pipeline import HardwareSpec, resolve_hardware
+from hetopt.hardware.spec import HardwareSpec
 from hetopt.problem import PlacementProblem, build_problem
 from hetopt.sla import Sla
 
