@@ -23,12 +23,16 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from hetopt.consistency import (
+    check_every_op_placeable,
+    check_inventory,
+    check_inventory_names,
+    check_request_rate,
+)
 from hetopt.costs.table import CostParams, CostTable, Profile
 from hetopt.costs.tco import DeviceTco
-from hetopt.errors import InfeasibleError, InputError
+from hetopt.errors import InfeasibleError
 from hetopt.graph.decompose import OperatorGraph
-from hetopt.hardware.spec import check_inventory
-from hetopt.inputs import did_you_mean
 from hetopt.sla import Sla
 
 SECONDS_PER_HOUR = 3600.0
@@ -296,20 +300,10 @@ def build_problem(
         device.
     """
     params = params or CostParams()
-    if not (request_rate_per_s > 0 and math.isfinite(request_rate_per_s)):
-        raise InputError(
-            f"workload.request_rate_per_s must be a positive number, got {request_rate_per_s!r}."
-        )
+    check_request_rate(request_rate_per_s)
     inventory = dict(inventory or {})
     check_inventory(inventory)
-    unknown = sorted(set(inventory) - set(table.devices))
-    if unknown:
-        hints = "".join(did_you_mean(u, table.devices, cutoff=0.5) for u in unknown)
-        raise InputError(
-            f"hardware.inventory names {unknown}, which are not among the devices considered "
-            f"{list(table.devices)}.{hints} Fix the names or add the devices to "
-            f"hardware.devices."
-        )
+    check_inventory_names(inventory, table.devices)
     ops = tuple(op.id for op in graph.ops if op.placeable)
     op_index = {name: i for i, name in enumerate(ops)}
     visits = np.array([graph.op(name).visits for name in ops], dtype=float)
@@ -328,14 +322,7 @@ def build_problem(
     inv = np.array([float(inventory.get(d, math.inf)) for d in devices])
 
     frame = table.feasible()
-    empty = [op for op in ops if op not in set(frame["op"])]
-    if empty:
-        details = " ".join(f"'{op}': {table.explain_op(op)}." for op in empty)
-        raise InfeasibleError(
-            f"No device can run {len(empty)} operator(s) within the SLA and memory limits. "
-            f"{details} Relax sla.ttft_s / sla.tbt_s, allow more tensor parallelism "
-            f"(costs.tp_degrees), use a lower precision, or add a faster or larger device."
-        )
+    check_every_op_placeable(ops, table, set(frame["op"]))
     rate_visits = request_rate_per_s * frame["op"].map(dict(zip(ops, visits, strict=True)))
     rate_visits_arr = rate_visits.to_numpy(dtype=float)
     exclusive = frame["exclusive"].to_numpy(dtype=bool)

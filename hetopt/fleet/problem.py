@@ -22,9 +22,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from hetopt.consistency import check_inventory, check_inventory_names, check_same_devices
 from hetopt.costs.table import CostParams, CostTable, build_cost_table
 from hetopt.costs.tco import TcoParams, resolve_hardware
-from hetopt.errors import InfeasibleError, InputError
+from hetopt.errors import InfeasibleError
 from hetopt.fleet.spec import FleetSpec, TenantSpec
 from hetopt.graph.decompose import OperatorGraph, decompose
 from hetopt.graph.ir import agent_graph_from_dict
@@ -216,13 +217,8 @@ def build_fleet_problem(
             built[pkey] = _tenant_problem(tenant, graph, tables[tkey], tco_by_device, costs)
         problems.append(replace(built[pkey], name=tenant.name))
     devices = problems[0].devices
-    unknown = sorted(set(inventory) - set(devices))
-    if unknown:
-        raise InputError(
-            f"hardware.inventory names {unknown}, which are not among the devices "
-            f"considered {list(devices)}. Fix the names or add the devices to "
-            f"hardware.devices."
-        )
+    check_inventory(inventory)
+    check_inventory_names(inventory, devices)
     usable = {d: mem.get(d, math.inf) * (1.0 - costs.memory_reserve_fraction) for d in devices}
     return fleet_from_problems(
         problems, name=fleet.name, inventory=inventory, mem_bytes=usable, templates=templates
@@ -265,12 +261,8 @@ def fleet_from_problems(
         Template key per tenant: tenants with the same key share resident footprints and,
         with the same data, a symmetry class (default: every tenant its own template).
     """
+    check_same_devices([p.devices for p in problems])
     devices = problems[0].devices
-    if any(p.devices != devices for p in problems):
-        raise InputError(
-            "fleet_from_problems: every tenant problem must list the same "
-            "device types in the same order."
-        )
     keys = tuple(templates) if templates is not None else tuple(p.name for p in problems)
     prints: dict[tuple[str, str, int], int] = {}
     sizes: list[float] = []
