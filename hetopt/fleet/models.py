@@ -15,7 +15,9 @@ builders add their assignment, cross-device, latency and SLA constraints unchang
   permuted into that order, so no optimum is lost).
 
 The objective is the fleet TCO: every tenant's dedicated and direct costs, transfer costs and
-soft-SLA penalties, plus the shared pools.
+soft-SLA penalties (priced by :func:`hetopt.models.terms.objective_terms`), plus the shared
+pools. Pool, memory and inventory rows are written by the single agent's row writers
+(``milp.add_pool_load``, ``cpsat.add_inventory``, ...), so a rule has one home.
 """
 
 from __future__ import annotations

@@ -120,39 +120,11 @@ class FleetProblem:
             except InfeasibleError as exc:
                 raise InfeasibleError(f"tenant '{name}': {exc}") from None
             prints.append(fp[mask])
-        return FleetProblem(
-            self.name,
-            self.tenant_names,
-            tuple(tenants),
-            self.tenant_class,
-            self.tenant_template,
-            self.devices,
-            self.device_cost_usd_per_h,
-            self.device_carbon_kg_per_h,
-            self.device_mem_bytes,
-            self.device_inventory,
-            tuple(prints),
-            self.footprint_device,
-            self.footprint_bytes,
-        )
+        return replace(self, tenants=tuple(tenants), opt_footprint=tuple(prints))
 
     def with_inventory(self, inventory: np.ndarray) -> FleetProblem:
         """A copy with another inventory per device type."""
-        return FleetProblem(
-            self.name,
-            self.tenant_names,
-            self.tenants,
-            self.tenant_class,
-            self.tenant_template,
-            self.devices,
-            self.device_cost_usd_per_h,
-            self.device_carbon_kg_per_h,
-            self.device_mem_bytes,
-            np.asarray(inventory, dtype=float),
-            self.opt_footprint,
-            self.footprint_device,
-            self.footprint_bytes,
-        )
+        return replace(self, device_inventory=np.asarray(inventory, dtype=float))
 
 
 def template_key(workload: object) -> str:
