@@ -32,7 +32,7 @@ from hetopt.fleet.generator import binding_inventory, synthetic_devices, synthet
 from hetopt.fleet.plan import run_baseline
 from hetopt.fleet.problem import FleetProblem, build_fleet_problem
 from hetopt.fleet.solve import solve_fleet
-from hetopt.pipeline import HardwareSpec
+from hetopt.hardware.spec import HardwareSpec
 from hetopt.solvers.base import SolverOptions
 
 SIZES = [(10, 6), (50, 8), (200, 11), (500, 15), (1000, 20), (2000, 20), (2000, 30)]

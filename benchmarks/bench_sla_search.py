@@ -39,11 +39,8 @@ import pandas as pd  # noqa: E402
 
 from hetopt.costs import aic  # noqa: E402
 from hetopt.costs.table import CostParams  # noqa: E402
-from hetopt.pipeline import (  # noqa: E402
-    HardwareSpec,  # noqa: E402
-    PlanRequest,
-    plan_agent,
-)
+from hetopt.hardware.spec import HardwareSpec  # noqa: E402
+from hetopt.pipeline import PlanRequest, plan_agent  # noqa: E402
 from hetopt.report.fidelity import HETOPT_MODEL, geomean_abs_log  # noqa: E402
 from hetopt.report.studies import llm_workload  # noqa: E402
 from hetopt.sla import Sla  # noqa: E402

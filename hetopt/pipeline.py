@@ -22,16 +22,16 @@ from hetopt.costs.table import (
     cost_model_info,
     profile_cost_table,
 )
-from hetopt.costs.tco import DeviceTco, TcoParams, device_tco
+from hetopt.costs.tco import DeviceTco, TcoParams, resolve_hardware
 from hetopt.errors import InfeasibleError, InputError, SolverLimitError
-from hetopt.graph.decompose import OperatorGraph, decompose
+from hetopt.graph.decompose import OperatorGraph, decompose, tokens_per_request
 from hetopt.graph.ir import agent_graph_from_dict
-from hetopt.hardware import HardwareCatalog, load_catalog
-from hetopt.hardware.scenario import Scenario, apply_scenario
+from hetopt.hardware import load_catalog
+from hetopt.hardware.spec import HardwareSpec
 from hetopt.plan.evaluate import evaluate_choice
 from hetopt.plan.plan import Baseline, Plan, make_plan
 from hetopt.plan.verify import verify_plan
-from hetopt.problem import SECONDS_PER_HOUR, PlacementProblem, build_problem, check_inventory
+from hetopt.problem import SECONDS_PER_HOUR, PlacementProblem, build_problem
 from hetopt.sla import Sla
 from hetopt.solvers import SolveResult, SolverOptions, SolveStatus, solve
 from hetopt.solvers.base import OnProgress, WarmStart
@@ -39,38 +39,15 @@ from hetopt.solvers.base import OnProgress, WarmStart
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
-
-@dataclass(frozen=True)
-class HardwareSpec(Scenario):
-    """Which devices to consider (the Hydra ``hardware`` group).
-
-    Attributes
-    ----------
-    catalog_path
-        CSV catalog to read; None reads the packaged one.
-    devices
-        Names to keep from the catalog; None keeps all.
-    inventory
-        Devices available per name; absent names are unlimited (the paper's assumption).
-    extra_rows
-        Extra catalog rows (same columns as the CSV) to add devices without editing files.
-
-    The what-if edits (price multipliers, installed fleet, years ahead) are the fields it
-    inherits from :class:`~hetopt.hardware.scenario.Scenario`.
-    """
-
-    catalog_path: str | None = None
-    devices: tuple[str, ...] | None = None
-    inventory: Mapping[str, int] = field(default_factory=dict)
-    extra_rows: tuple[Mapping[str, Any], ...] = ()
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.inventory, Mapping):
-            raise InputError(
-                f"hardware.inventory must map device names to counts "
-                f"({{H100: 8}}), got {self.inventory!r}."
-            )
-        check_inventory(self.inventory)
+__all__ = [
+    "HardwareSpec",  # re-exported from hetopt.hardware.spec, its home
+    "PlanOutcome",
+    "PlanRequest",
+    "explain_infeasible",
+    "plan_agent",
+    "prepare",
+    "resolve_hardware",  # re-exported from hetopt.costs.tco, its home
+]
 
 
 @dataclass(frozen=True)
@@ -108,16 +85,6 @@ class PlanOutcome:
     graph: OperatorGraph
 
 
-def _tokens_per_request(graph: OperatorGraph) -> float:
-    total = 0.0
-    for op in graph.ops:
-        if op.llm is None:
-            continue
-        tokens = op.llm.input_tokens if op.kind.value == "prefill" else op.llm.output_tokens
-        total += tokens * op.visits
-    return total
-
-
 def _request_rate(workload: Mapping[str, Any], source: str) -> float:
     rate = workload.get("request_rate_per_s")
     if not isinstance(rate, int | float) or isinstance(rate, bool) or not rate > 0:
@@ -127,44 +94,6 @@ def _request_rate(workload: Mapping[str, Any], source: str) -> float:
             f"`workload.request_rate_per_s=2.0`."
         )
     return float(rate)
-
-
-def resolve_hardware(
-    hw: HardwareSpec, tco_params: TcoParams, progress: Progress | None = None
-) -> tuple[HardwareCatalog, dict[str, int], dict[str, DeviceTco], dict[str, float]]:
-    """The catalog a plan may use, its inventory, hourly TCO and memory per device.
-
-    Reads the catalog, keeps ``hw.devices``, drops devices without a cloud price under
-    ``tco.mode=cloud``, applies the what-if scenario (prices, installed fleet) and merges the
-    installed devices' counts into ``hw.inventory``.
-    """
-    say = progress or (lambda _msg: None)
-    catalog = load_catalog(hw.catalog_path, extra_rows=hw.extra_rows)
-    if hw.devices is not None:
-        catalog = catalog.select(hw.devices)
-    if tco_params.mode == "cloud":
-        rentable = [d for d in catalog.devices if d.cloud_usd_per_h is not None]
-        dropped = sorted(set(catalog.names) - {d.name for d in rentable})
-        if not rentable:
-            raise InputError(
-                f"tco.mode=cloud but none of the devices {list(catalog.names)} has a "
-                f"cloud_usd_per_h in the catalog. Add cloud prices or use tco.mode=own."
-            )
-        if dropped:
-            say(f"tco.mode=cloud: leaving out {dropped} (no cloud price in the catalog)")
-            log.warning("tco.mode=cloud: devices without a cloud price left out: %s", dropped)
-        catalog = catalog.select(tuple(d.name for d in rentable))
-        if hw.owned:
-            raise InputError(
-                "hardware.owned (installed devices) needs tco.mode=own: a "
-                "rented device is not owned. Drop hardware.owned or set "
-                "tco.mode=own."
-            )
-    catalog, installed = apply_scenario(catalog, hw)
-    inventory = {**dict(hw.inventory), **installed}
-    tco = {d.name: device_tco(d, tco_params) for d in catalog.devices}
-    mem = {d.name: d.mem_bytes for d in catalog.devices}
-    return catalog, inventory, tco, mem
 
 
 def prepare(
@@ -388,7 +317,7 @@ def plan_agent(
         result,
         ev,
         tco,
-        _tokens_per_request(graph),
+        tokens_per_request(graph),
         baselines=tuple(baselines),
         cost_model=cost_model_info(request.costs),
     )

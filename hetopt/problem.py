@@ -18,18 +18,21 @@ Two kinds of operators share hardware differently:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from hetopt.consistency import (
+    check_every_op_placeable,
+    check_inventory,
+    check_inventory_names,
+    check_request_rate,
+)
 from hetopt.costs.table import CostParams, CostTable, Profile
 from hetopt.costs.tco import DeviceTco
-from hetopt.errors import InfeasibleError, InputError
+from hetopt.errors import InfeasibleError
 from hetopt.graph.decompose import OperatorGraph
-from hetopt.inputs import did_you_mean
 from hetopt.sla import Sla
 
 SECONDS_PER_HOUR = 3600.0
@@ -56,6 +59,12 @@ class PlacementProblem:
         Operator ids and device-type names (index sets ``V`` and ``H``).
     op_visits
         Expected executions of each operator per request.
+    op_kind
+        Operator kind from the decomposed graph (``prefill``, ``decode``, ``encoder``,
+        ``tool_lookup``, ...); read it instead of parsing operator names.
+    op_tokens
+        Tokens per visit: the prompt for a prefill, the generated tokens for a decode, 0
+        otherwise (:attr:`hetopt.graph.decompose.Operator.tokens_per_visit`).
     device_cost_usd_per_h, device_carbon_kg_per_h, device_mem_bytes, device_inventory
         Hourly TCO, carbon, usable memory and how many devices are available (``inf``: any).
     opt_op, opt_device, opt_config, opt_row
@@ -115,6 +124,20 @@ class PlacementProblem:
     loops: tuple[LoopSpec, ...]
     sla: Sla
     edge_probability: np.ndarray | None = None
+    op_kind: tuple[str, ...] = ()
+    op_tokens: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        # Problems written by hand (tests, hetopt.testing) may leave the kinds out: their
+        # operators are generic compute steps without tokens.
+        if not self.op_kind:
+            object.__setattr__(self, "op_kind", ("compute",) * len(self.ops))
+        if self.op_tokens is None:
+            object.__setattr__(self, "op_tokens", np.zeros(len(self.ops)))
+
+    def ops_of_kind(self, kind: str) -> np.ndarray:
+        """Indices of the operators of ``kind`` (e.g. ``prefill``)."""
+        return np.flatnonzero(np.array(self.op_kind) == kind)
 
     @property
     def n_ops(self) -> int:
@@ -235,24 +258,6 @@ def _contract_transfers(graph: OperatorGraph) -> list[tuple[str, str, float, boo
     return edges
 
 
-def check_inventory(inventory: Mapping[str, Any]) -> None:
-    """Every ``hardware.inventory`` count is a whole number >= 0, else an :class:`InputError`
-    naming the key (rather than a capacity shortfall found by the solver)."""
-    for name, count in inventory.items():
-        if (
-            isinstance(count, bool)
-            or not isinstance(count, int | float)
-            or not math.isfinite(count)
-            or count < 0
-            or float(count) != int(count)
-        ):
-            raise InputError(
-                f"hardware.inventory.{name} must be a whole number of devices >= 0, got "
-                f"{count!r}. Set it with e.g. `+hardware.inventory.{name}=8`, or drop the key "
-                f"for no limit."
-            )
-
-
 def build_problem(
     graph: OperatorGraph,
     table: CostTable,
@@ -295,20 +300,10 @@ def build_problem(
         device.
     """
     params = params or CostParams()
-    if not (request_rate_per_s > 0 and math.isfinite(request_rate_per_s)):
-        raise InputError(
-            f"workload.request_rate_per_s must be a positive number, got {request_rate_per_s!r}."
-        )
+    check_request_rate(request_rate_per_s)
     inventory = dict(inventory or {})
     check_inventory(inventory)
-    unknown = sorted(set(inventory) - set(table.devices))
-    if unknown:
-        hints = "".join(did_you_mean(u, table.devices, cutoff=0.5) for u in unknown)
-        raise InputError(
-            f"hardware.inventory names {unknown}, which are not among the devices considered "
-            f"{list(table.devices)}.{hints} Fix the names or add the devices to "
-            f"hardware.devices."
-        )
+    check_inventory_names(inventory, table.devices)
     ops = tuple(op.id for op in graph.ops if op.placeable)
     op_index = {name: i for i, name in enumerate(ops)}
     visits = np.array([graph.op(name).visits for name in ops], dtype=float)
@@ -327,14 +322,7 @@ def build_problem(
     inv = np.array([float(inventory.get(d, math.inf)) for d in devices])
 
     frame = table.feasible()
-    empty = [op for op in ops if op not in set(frame["op"])]
-    if empty:
-        details = " ".join(f"'{op}': {table.explain_op(op)}." for op in empty)
-        raise InfeasibleError(
-            f"No device can run {len(empty)} operator(s) within the SLA and memory limits. "
-            f"{details} Relax sla.ttft_s / sla.tbt_s, allow more tensor parallelism "
-            f"(costs.tp_degrees), use a lower precision, or add a faster or larger device."
-        )
+    check_every_op_placeable(ops, table, set(frame["op"]))
     rate_visits = request_rate_per_s * frame["op"].map(dict(zip(ops, visits, strict=True)))
     rate_visits_arr = rate_visits.to_numpy(dtype=float)
     exclusive = frame["exclusive"].to_numpy(dtype=bool)
@@ -393,6 +381,8 @@ def build_problem(
         request_rate_per_s=request_rate_per_s,
         ops=ops,
         op_visits=visits,
+        op_kind=tuple(graph.op(name).kind.value for name in ops),
+        op_tokens=np.array([graph.op(name).tokens_per_visit for name in ops], dtype=float),
         devices=devices,
         device_cost_usd_per_h=cost_h,
         device_carbon_kg_per_h=carbon_h,

@@ -9,7 +9,8 @@ import pytest
 
 from hetopt.costs.table import CostParams
 from hetopt.errors import InfeasibleError
-from hetopt.pipeline import HardwareSpec, PlanRequest, plan_agent
+from hetopt.hardware.spec import HardwareSpec
+from hetopt.pipeline import PlanRequest, plan_agent
 from hetopt.plan import evaluate_choice, verify_plan
 from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions

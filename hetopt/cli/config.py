@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 from hetopt.costs.table import CostParams
 from hetopt.costs.tco import TcoParams
 from hetopt.errors import InputError
+from hetopt.hardware.spec import HardwareSpec
 from hetopt.inputs import unknown_keys_message
-from hetopt.pipeline import HardwareSpec, PlanRequest
+from hetopt.pipeline import PlanRequest
 from hetopt.replay.arrivals import ArrivalSpec
 from hetopt.replay.control import ControllerConfig, FailureSpec, RouterConfig
 from hetopt.replay.engine import ReplayConfig

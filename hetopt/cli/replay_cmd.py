@@ -13,6 +13,7 @@ from rich.table import Table
 from hetopt.cli.config import replay_config_from, request_from_config
 from hetopt.cli.outputs import RunDir
 from hetopt.errors import InputError
+from hetopt.graph.decompose import tokens_per_request
 from hetopt.inputs import load_yaml_input, read_text_input
 from hetopt.pipeline import PlanOutcome, plan_agent, prepare
 from hetopt.plan.evaluate import evaluate_choice
@@ -127,12 +128,7 @@ def load_saved_plan(plan_dir: Path) -> tuple[dict[str, Any], PlanOutcome]:
         counts,
     )
     ev = evaluate_choice(problem, tuple(choice), counts)
-    tokens = sum(
-        (op.llm.input_tokens if op.kind.value == "prefill" else op.llm.output_tokens) * op.visits
-        for op in graph.ops
-        if op.llm is not None
-    )
-    plan = make_plan(problem, table, result, ev, tco, tokens)
+    plan = make_plan(problem, table, result, ev, tco, tokens_per_request(graph))
     issues = verify_plan(plan, problem)
     if issues:
         raise InputError(

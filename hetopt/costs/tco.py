@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
@@ -37,6 +37,7 @@ import pandas as pd
 
 from hetopt.errors import InputError
 from hetopt.hardware import Device, HardwareCatalog
+from hetopt.hardware.spec import HardwareSpec, resolve_catalog
 
 logger = logging.getLogger(__name__)
 
@@ -416,3 +417,17 @@ def tco_table(
     frame = pd.DataFrame.from_records(rows, columns=["device", *TCO_COLUMNS])
     logger.debug("TCO for %d devices in %s mode", len(rows), params.mode)
     return frame.set_index("device")
+
+
+def resolve_hardware(
+    hw: HardwareSpec, tco_params: TcoParams, progress: Callable[[str], None] | None = None
+) -> tuple[HardwareCatalog, dict[str, int], dict[str, DeviceTco], dict[str, float]]:
+    """The catalog a plan may use, its inventory, hourly TCO and memory per device.
+
+    :func:`hetopt.hardware.spec.resolve_catalog` (devices kept, cloud prices, what-if scenario,
+    installed devices' counts merged into the inventory) followed by each device's TCO.
+    """
+    catalog, inventory = resolve_catalog(hw, tco_params.mode == "cloud", progress)
+    tco = {d.name: device_tco(d, tco_params) for d in catalog.devices}
+    mem = {d.name: d.mem_bytes for d in catalog.devices}
+    return catalog, inventory, tco, mem

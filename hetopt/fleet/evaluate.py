@@ -1,8 +1,9 @@
 """Evaluate a fleet assignment from the problem data alone (the fleet's independent verifier).
 
-Per tenant it reuses the single-agent longest-path recursion of :mod:`hetopt.plan.evaluate`;
-the fleet-level quantities (shared pool sizes, resident footprints, inventory, TCO) are
-recomputed here with numpy, never through a formulation.
+Per tenant it reuses the single agent's accounting of :mod:`hetopt.plan.evaluate` (device use,
+longest-path latency) and prices it with :func:`hetopt.models.terms.objective_terms`; the pools
+are then sized, and the inventory counted, by the same functions a single agent's plan uses.
+Only the resident footprints (one copy per template) are fleet-specific.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from hetopt.fleet.problem import FleetProblem
-from hetopt.plan.evaluate import LATENCY_TOL_S, e2e_latency_s
+from hetopt.models.terms import objective_terms
+from hetopt.plan.evaluate import (
+    LATENCY_TOL_S,
+    check_pool_memory,
+    count_devices,
+    device_use,
+    e2e_latency_s,
+    size_pools,
+)
 
 Choices = tuple[tuple[int, ...], ...]
 
@@ -98,16 +107,17 @@ def evaluate_fleet(
             violations.append(f"tenant '{name}': the choice does not pick one option per operator")
             continue
         dev = p.opt_device[c]
-        dedicated += np.bincount(dev, weights=p.opt_dedicated[c], minlength=n_dev)
-        tenant_load = np.bincount(dev, weights=p.opt_pool_load[c], minlength=n_dev)
-        load += tenant_load
-        in_use |= np.bincount(dev, weights=p.opt_pooled[c].astype(float), minlength=n_dev) > 0
+        use = device_use(p, c)
+        dedicated += use.dedicated
+        load += use.pool_load
+        in_use |= use.pooled
         used_prints.update(int(k) for k in fprint[c] if k >= 0)
         cross = (dev[p.edge_src] != dev[p.edge_dst]).astype(float)
         e2e[t] = e2e_latency_s(p, p.opt_latency_s[c], cross)
-        own = float(p.opt_fixed_usd_per_h()[c].sum() + p.edge_cost_usd_per_h @ cross)
+        terms = objective_terms(p)
+        own = terms.own_usd_per_h(c, cross)
         direct_usd_per_h += own
-        tenant_cost[t] = own + float(fp.device_cost_usd_per_h @ tenant_load)
+        tenant_cost[t] = own + float(fp.device_cost_usd_per_h @ use.pool_load)
         sla = p.sla.e2e_s
         if sla is not None:
             excess = max(0.0, e2e[t] - sla)
@@ -117,15 +127,11 @@ def evaluate_fleet(
                     f"its SLA {sla:.6f} s"
                 )
             elif not p.sla.hard:
-                penalty = (p.sla.penalty_usd_per_h_per_s or 0.0) * excess
+                penalty = terms.penalty_usd_per_h(excess)
                 penalty_usd_per_h += penalty
                 tenant_cost[t] += penalty
-    needed = np.maximum(np.ceil(load - 1e-9), in_use).astype(int)
-    pools = needed if pool_counts is None else np.asarray(pool_counts, dtype=int)
-    for j in np.flatnonzero(pools < needed):
-        violations.append(
-            f"pool of {fp.devices[j]} has {pools[j]} devices but its load needs {load[j]:.3f}"
-        )
+    pools, short_pools = size_pools(fp.devices, load, in_use, pool_counts)
+    violations += short_pools
     resident = (
         np.bincount(
             fp.footprint_device[sorted(used_prints)],
@@ -135,24 +141,14 @@ def evaluate_fleet(
         if used_prints
         else np.zeros(n_dev)
     )
-    for j in np.flatnonzero(resident > fp.device_mem_bytes * (1 + 1e-9)):
-        violations.append(
-            f"pooled operators on {fp.devices[j]} hold {resident[j] / 1e9:.2f} GB "
-            f"per device, more than its {fp.device_mem_bytes[j] / 1e9:.2f} GB"
-        )
-    dedicated_int = np.round(dedicated).astype(int)
-    total = dedicated_int + pools
-    shortage = np.maximum(0.0, total - fp.device_inventory)
-    for j in np.flatnonzero(shortage > 0):
-        violations.append(
-            f"plan uses {total[j]} x {fp.devices[j]} but the inventory has "
-            f"{int(fp.device_inventory[j])}"
-        )
+    violations += check_pool_memory(fp.devices, resident, fp.device_mem_bytes, verb="hold")
+    total, shortage, over = count_devices(fp.devices, dedicated, pools, fp.device_inventory)
+    violations += over
     tco = direct_usd_per_h + float(fp.device_cost_usd_per_h @ pools)
     carbon = float(fp.device_carbon_kg_per_h @ total)
     return FleetEvaluation(
         total,
-        dedicated_int,
+        np.round(dedicated).astype(int),
         pools,
         load,
         resident,

@@ -102,7 +102,7 @@ def synthetic_devices(
     Returns
     -------
     tuple
-        ``(names, extra_rows)`` for :class:`~hetopt.pipeline.HardwareSpec` (``devices`` and
+        ``(names, extra_rows)`` for :class:`~hetopt.hardware.spec.HardwareSpec` (``devices`` and
         ``extra_rows``).
     """
     catalog = load_catalog()

@@ -15,7 +15,9 @@ builders add their assignment, cross-device, latency and SLA constraints unchang
   permuted into that order, so no optimum is lost).
 
 The objective is the fleet TCO: every tenant's dedicated and direct costs, transfer costs and
-soft-SLA penalties, plus the shared pools.
+soft-SLA penalties (priced by :func:`hetopt.models.terms.objective_terms`), plus the shared
+pools. Pool, memory and inventory rows are written by the single agent's row writers
+(``milp.add_pool_load``, ``cpsat.add_inventory``, ...), so a rule has one home.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import ortools  # noqa: F401  isort: skip
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pulp
@@ -33,6 +35,7 @@ from ortools.sat.python import cp_model
 from hetopt.fleet.problem import FleetProblem
 from hetopt.models import cpsat, milp
 from hetopt.models import scaling as sc
+from hetopt.models.terms import objective_terms
 from hetopt.solvers.base import Deadline
 
 FleetObjective = Literal["cost", "shortage"]
@@ -87,27 +90,16 @@ def _symmetric_pairs(fp: FleetProblem) -> list[tuple[int, int]]:
     return pairs
 
 
-def build_milp(
-    fp: FleetProblem, objective: FleetObjective = "cost", deadline: Deadline | None = None
-) -> FleetMilp:
-    """Build the fleet MILP (PuLP; solved by HiGHS or CBC).
-
-    Parameters
-    ----------
-    fp
-        The fleet problem.
-    objective
-        ``cost``: fleet TCO under every tenant's SLA and the inventory. ``shortage``: the
-        fewest extra devices (over all types) that would let the fleet meet its SLAs, used to
-        say which pools are short and by how much.
-    deadline
-        Stop building (:class:`BuildInterrupted`) once it has passed: a fleet of thousands of
-        operators takes seconds to build.
-    """
-    prob = pulp.LpProblem(f"hetopt_fleet_{objective}", pulp.LpMinimize)
-    n_dev = fp.n_devices
+def add_tenants_milp(
+    prob: pulp.LpProblem,
+    fp: FleetProblem,
+    objective: FleetObjective,
+    deadline: Deadline | None,
+) -> tuple[list[list[pulp.LpVariable]], list[tuple[float, pulp.LpVariable]]]:
+    """Every tenant's own families (assignment, cross-device, latency, SLA), as one agent's
+    MILP writes them; returns the choice variables and every tenant's priced decisions."""
     x: list[list[pulp.LpVariable]] = []
-    cost_terms = []
+    priced: list[tuple[float, pulp.LpVariable]] = []
     for t, p in enumerate(fp.tenants):
         _check(deadline)
         tag = f"t{t}."
@@ -123,54 +115,64 @@ def build_milp(
         milp.add_cross_device(prob, p, xt, cross, tag)
         milp.add_latency(prob, p, xt, cross, e2e, tag)
         milp.add_sla(prob, p, e2e, slack, tag)
-        fixed = p.opt_fixed_usd_per_h()
-        cost_terms += [(fixed[o], xt[o]) for o in range(p.n_options) if fixed[o]]
-        cost_terms += [
-            (p.edge_cost_usd_per_h[e], cross[e])
-            for e in range(len(cross))
-            if p.edge_cost_usd_per_h[e]
-        ]
-        if slack is not None and p.sla.penalty_usd_per_h_per_s:
-            cost_terms.append((p.sla.penalty_usd_per_h_per_s, slack))
+        opts, edges, penalty = milp.cost_terms(objective_terms(p), xt, cross, slack)
+        priced += opts + edges + penalty
         x.append(xt)
-    n = [prob.add_variable(f"n[{j}]", lowBound=0, cat="Integer") for j in range(n_dev)]
-    short = (
-        [prob.add_variable(f"short[{j}]", lowBound=0) for j in range(n_dev)]
-        if objective == "shortage"
-        else None
+    return x, priced
+
+
+def add_shared_pools_milp(
+    prob: pulp.LpProblem, fp: FleetProblem, x: list[list[pulp.LpVariable]], n_j: Any, j: int
+) -> None:
+    """``n_j >= X[t,i,j]`` for every tenant's pooled operator and ``n_j >= sum_t sum_o
+    load_o x_o``: one pool per device type, shared by all tenants."""
+    dev = fp.devices[j]
+    groups = _pooled_groups(fp, j)
+    for t, i, opts in groups:
+        milp.add_pool_exists(prob, n_j, [x[t][o] for o in opts], f"pool_exists[{dev},{t},{i}]")
+    if groups:
+        load = [(fp.tenants[t].opt_pool_load[o], x[t][o]) for t, _, opts in groups for o in opts]
+        milp.add_pool_load(prob, n_j, load, f"pool_load[{dev}]")
+
+
+def add_footprints_milp(
+    prob: pulp.LpProblem, fp: FleetProblem, x: list[list[pulp.LpVariable]], j: int
+) -> None:
+    """``z_k >= x_o`` and ``sum_k bytes_k z_k <= mem_j``: each distinct footprint is held once
+    per device, written only where the footprints could overflow one device."""
+    if not fp.memory_may_bind(j):
+        return
+    keys = np.flatnonzero(fp.footprint_device == j)
+    z = {int(k): prob.add_variable(f"z[{k}]", cat="Binary") for k in keys}
+    for t, prints in enumerate(fp.opt_footprint):
+        for o in np.flatnonzero(np.isin(prints, keys)):
+            prob += z[int(prints[o])] >= x[t][o], f"resident[{t},{o}]"
+    held = [(fp.footprint_bytes[k], z[k]) for k in z]
+    milp.add_pool_memory(prob, held, fp.device_mem_bytes[j], f"pool_mem[{fp.devices[j]}]")
+
+
+def add_inventory_milp(
+    prob: pulp.LpProblem,
+    fp: FleetProblem,
+    x: list[list[pulp.LpVariable]],
+    n_j: Any,
+    short_j: Any,
+    j: int,
+) -> None:
+    """``sum_t sum_o dedicated_o x_o + n_j <= inventory_j (+ short_j)``."""
+    if not math.isfinite(fp.device_inventory[j]):
+        return
+    milp.add_inventory(
+        prob,
+        _dedicated_terms(fp, x, j),
+        n_j,
+        fp.device_inventory[j] + (short_j if short_j is not None else 0),
+        f"inventory[{fp.devices[j]}]",
     )
-    for j, dev in enumerate(fp.devices):
-        _check(deadline)
-        groups = _pooled_groups(fp, j)
-        for t, i, opts in groups:
-            prob += n[j] >= pulp.lpSum(x[t][o] for o in opts), f"pool_exists[{dev},{t},{i}]"
-        if groups:
-            prob += (
-                n[j]
-                >= pulp.lpSum(
-                    fp.tenants[t].opt_pool_load[o] * x[t][o] for t, _, opts in groups for o in opts
-                ),
-                f"pool_load[{dev}]",
-            )
-        if fp.memory_may_bind(j):
-            keys = np.flatnonzero(fp.footprint_device == j)
-            z = {int(k): prob.add_variable(f"z[{k}]", cat="Binary") for k in keys}
-            for t, prints in enumerate(fp.opt_footprint):
-                for o in np.flatnonzero(np.isin(prints, keys)):
-                    prob += z[int(prints[o])] >= x[t][o], f"resident[{t},{o}]"
-            prob += (
-                pulp.lpSum(fp.footprint_bytes[k] / 1e9 * z[k] for k in z)
-                <= fp.device_mem_bytes[j] / 1e9,
-                f"pool_mem[{dev}]",
-            )
-        if math.isfinite(fp.device_inventory[j]):
-            used = pulp.lpSum(
-                int(p.opt_dedicated[o]) * x[t][o]
-                for t, p in enumerate(fp.tenants)
-                for o in np.flatnonzero((p.opt_device == j) & (p.opt_dedicated > 0))
-            )
-            rhs = fp.device_inventory[j] + (short[j] if short is not None else 0)
-            prob += used + n[j] <= rhs, f"inventory[{dev}]"
+
+
+def add_symmetry_milp(prob: pulp.LpProblem, fp: FleetProblem, x: list[list[Any]]) -> None:
+    """``sum_o o x[a,o] <= sum_o o x[b,o]`` for consecutive identical tenants ``a < b``."""
     for a, b in _symmetric_pairs(fp):
         opts = fp.tenants[a].options_of(0)
         prob += (
@@ -180,13 +182,126 @@ def build_milp(
             ),
             f"symmetry[{a},{b}]",
         )
+
+
+def build_milp(
+    fp: FleetProblem, objective: FleetObjective = "cost", deadline: Deadline | None = None
+) -> FleetMilp:
+    """Build the fleet MILP (PuLP; solved by HiGHS or CBC): one ``add_*`` per family.
+
+    Parameters
+    ----------
+    fp
+        The fleet problem.
+    objective
+        ``cost``: fleet TCO under every tenant's SLA and the inventory. ``shortage``: the
+        fewest extra devices (over all types) that would let the fleet meet its SLAs, used to
+        say which pools are short and by how much.
+    deadline
+        Stop building (:class:`BuildInterrupted`) once it has passed: a fleet of thousands of
+        operators takes seconds to build.
+    """
+    prob = pulp.LpProblem(f"hetopt_fleet_{objective}", pulp.LpMinimize)
+    n_dev = fp.n_devices
+    x, priced = add_tenants_milp(prob, fp, objective, deadline)
+    n = [prob.add_variable(f"n[{j}]", lowBound=0, cat="Integer") for j in range(n_dev)]
+    short = (
+        [prob.add_variable(f"short[{j}]", lowBound=0) for j in range(n_dev)]
+        if objective == "shortage"
+        else None
+    )
+    for j in range(n_dev):
+        _check(deadline)
+        add_shared_pools_milp(prob, fp, x, n[j], j)
+        add_footprints_milp(prob, fp, x, j)
+        add_inventory_milp(prob, fp, x, n[j], short[j] if short is not None else None, j)
+    add_symmetry_milp(prob, fp, x)
     if short is not None:
         prob += pulp.lpSum(short)
     else:
-        prob += pulp.LpAffineExpression([(v, c) for c, v in cost_terms]) + pulp.lpSum(
+        # sum_t (sum_o c_o x_o + sum_e c_e cross_e + lambda_t slack_t) + sum_j c_j n_j
+        prob += pulp.LpAffineExpression([(v, c) for c, v in priced]) + pulp.lpSum(
             fp.device_cost_usd_per_h[j] * n[j] for j in range(n_dev)
         )
     return FleetMilp(prob, x, n, short)
+
+
+def _dedicated_terms(fp: FleetProblem, x: list[list[Any]], j: int) -> list[tuple[int, Any]]:
+    """``(dedicated_o, x[t,o])`` of every tenant's option that dedicates devices of type j."""
+    return [
+        (int(p.opt_dedicated[o]), x[t][o])
+        for t, p in enumerate(fp.tenants)
+        for o in np.flatnonzero((p.opt_device == j) & (p.opt_dedicated > 0))
+    ]
+
+
+def add_tenants_cpsat(
+    m: cp_model.CpModel, fp: FleetProblem, scaling: sc.Scaling, deadline: Deadline | None
+) -> tuple[list[list[cp_model.IntVar]], list[Any]]:
+    """Every tenant's own families as one agent's CP-SAT model writes them; returns the choice
+    variables and every tenant's priced decisions (soft-SLA slack, options, edges)."""
+    x: list[list[cp_model.IntVar]] = []
+    terms: list[Any] = []
+    for p in fp.tenants:
+        _check(deadline)
+        xt = [m.new_bool_var("") for _ in range(p.n_options)]
+        cross = [m.new_bool_var("") for _ in range(len(p.edge_src))]
+        horizon = cpsat.horizon_steps(p, scaling)
+        cpsat.add_assignment(m, p, xt)
+        cpsat.add_cross_device(m, p, xt, cross)
+        e2e = cpsat.add_latency(m, p, xt, cross, horizon, scaling)
+        terms.extend(cpsat.add_sla(m, p, e2e, horizon, scaling))
+        opts, edges = cpsat.cost_terms(objective_terms(p), xt, cross, scaling)
+        terms += opts + edges
+        x.append(xt)
+    return x, terms
+
+
+def add_shared_pool_cpsat(
+    m: cp_model.CpModel,
+    fp: FleetProblem,
+    x: list[list[cp_model.IntVar]],
+    j: int,
+    scaling: sc.Scaling,
+) -> cp_model.IntVar:
+    """The pool of device type j: ``x_o => n_j >= 1`` for every pooled option of every tenant
+    and ``per_device n_j >= sum_t sum_o load_o x_o``; returns ``n_j``, bounded by the most
+    load its options could bring and by the inventory."""
+    groups = _pooled_groups(fp, j)
+    total = sum(float(fp.tenants[t].opt_pool_load[opts].max()) for t, _, opts in groups)
+    ub = max(int(math.ceil(total + 1e-9)), int(bool(groups)))
+    if math.isfinite(fp.device_inventory[j]):
+        ub = min(ub, int(fp.device_inventory[j]))
+    nj = m.new_int_var(0, ub, f"n{j}")
+    load_terms: list[tuple[int, cp_model.IntVar]] = []
+    for t, _, opts in groups:
+        load = scaling.demand(fp.tenants[t].opt_pool_load[opts], scaling.load_devices)
+        load_terms += [(int(load[k]), x[t][o]) for k, o in enumerate(opts) if load[k]]
+        for o in opts:
+            cpsat.add_pool_exists(m, nj, x[t][o])
+    if load_terms:
+        cpsat.add_pool_load(m, nj, load_terms, int(round(1 / scaling.load_devices)))
+    return nj
+
+
+def add_footprints_cpsat(
+    m: cp_model.CpModel,
+    fp: FleetProblem,
+    x: list[list[cp_model.IntVar]],
+    j: int,
+    scaling: sc.Scaling,
+) -> None:
+    """``x_o => z_k`` and ``sum_k mem_k z_k <= mem_j`` where footprints could overflow."""
+    if not fp.memory_may_bind(j):
+        return
+    keys = np.flatnonzero(fp.footprint_device == j)
+    z = {int(k): m.new_bool_var(f"z{k}") for k in keys}
+    for t, prints in enumerate(fp.opt_footprint):
+        for o in np.flatnonzero(np.isin(prints, keys)):
+            m.add_implication(x[t][o], z[int(prints[o])])
+    mem = scaling.demand(fp.footprint_bytes, scaling.mem_bytes)
+    cap = int(scaling.budget(fp.device_mem_bytes[j], scaling.mem_bytes))
+    cpsat.add_pool_memory(m, [(int(mem[k]), z[k]) for k in z], cap)
 
 
 def build_cpsat(
@@ -198,68 +313,20 @@ def build_cpsat(
     lower bounds on the exact fleet optimum. ``deadline`` as for :func:`build_milp`.
     """
     m = cp_model.CpModel()
-    n_dev = fp.n_devices
-    x: list[list[cp_model.IntVar]] = []
-    terms: list = []
-    per_device = int(round(1 / scaling.load_devices))
-    for p in fp.tenants:
-        _check(deadline)
-        xt = [m.new_bool_var("") for _ in range(p.n_options)]
-        cross = [m.new_bool_var("") for _ in range(len(p.edge_src))]
-        horizon = cpsat._horizon_us(p, scaling)
-        cpsat.add_assignment(m, p, xt)
-        cpsat.add_cross_device(m, p, xt, cross)
-        e2e = cpsat.add_latency(m, p, xt, cross, horizon, scaling)
-        terms.extend(cpsat.add_sla(m, p, e2e, horizon, scaling))
-        fixed = scaling.cost(p.opt_fixed_usd_per_h())
-        edge_cost = scaling.cost(p.edge_cost_usd_per_h)
-        terms += [int(fixed[o]) * xt[o] for o in range(p.n_options) if fixed[o]]
-        terms += [int(edge_cost[e]) * cross[e] for e in range(len(cross)) if edge_cost[e]]
-        x.append(xt)
+    x, terms = add_tenants_cpsat(m, fp, scaling, deadline)
     n = []
-    for j in range(n_dev):
+    for j in range(fp.n_devices):
         _check(deadline)
-        groups = _pooled_groups(fp, j)
-        total = sum(float(fp.tenants[t].opt_pool_load[opts].max()) for t, _, opts in groups)
-        ub = max(int(math.ceil(total + 1e-9)), int(bool(groups)))
-        if math.isfinite(fp.device_inventory[j]):
-            ub = min(ub, int(fp.device_inventory[j]))
-        nj = m.new_int_var(0, ub, f"n{j}")
+        nj = add_shared_pool_cpsat(m, fp, x, j, scaling)
         n.append(nj)
-        load_terms = []
-        for t, _, opts in groups:
-            p = fp.tenants[t]
-            load = scaling.demand(p.opt_pool_load[opts], scaling.load_devices)
-            load_terms += [int(load[k]) * x[t][o] for k, o in enumerate(opts) if load[k]]
-            for o in opts:
-                m.add(nj >= 1).only_enforce_if(x[t][o])
-        if load_terms:
-            m.add(per_device * nj >= sum(load_terms))
-        if fp.memory_may_bind(j):
-            keys = np.flatnonzero(fp.footprint_device == j)
-            z = {int(k): m.new_bool_var(f"z{k}") for k in keys}
-            for t, prints in enumerate(fp.opt_footprint):
-                for o in np.flatnonzero(np.isin(prints, keys)):
-                    m.add_implication(x[t][o], z[int(prints[o])])
-            mem = scaling.demand(fp.footprint_bytes, scaling.mem_bytes)
-            m.add(
-                sum(int(mem[k]) * z[k] for k in z)
-                <= int(scaling.budget(fp.device_mem_bytes[j], scaling.mem_bytes))
-            )
+        add_footprints_cpsat(m, fp, x, j, scaling)
         if math.isfinite(fp.device_inventory[j]):
-            m.add(
-                sum(
-                    int(p.opt_dedicated[o]) * x[t][o]
-                    for t, p in enumerate(fp.tenants)
-                    for o in np.flatnonzero((p.opt_device == j) & (p.opt_dedicated > 0))
-                )
-                + nj
-                <= int(fp.device_inventory[j])
-            )
+            cpsat.add_inventory(m, _dedicated_terms(fp, x, j), nj, int(fp.device_inventory[j]))
     for a, b in _symmetric_pairs(fp):
         opts = fp.tenants[a].options_of(0)
         m.add(sum(int(o) * x[a][o] for o in opts) <= sum(int(o) * x[b][o] for o in opts))
+    # sum_t (options, edges, slack) + sum_j c_j n_j, in integer cost units
     dev_cost = scaling.cost(fp.device_cost_usd_per_h)
-    terms += [int(dev_cost[j]) * n[j] for j in range(n_dev) if dev_cost[j]]
+    terms += [int(dev_cost[j]) * n[j] for j in range(fp.n_devices) if dev_cost[j]]
     m.minimize(sum(terms))
     return FleetCpsat(m, x, n, scaling.cost_usd_per_h, scaling)

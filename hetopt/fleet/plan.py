@@ -17,7 +17,7 @@ from hetopt.fleet.generator import binding_inventory
 from hetopt.fleet.problem import FleetProblem, build_fleet_problem
 from hetopt.fleet.solve import FleetResult, Method, explain_shortage, solve_fleet
 from hetopt.fleet.spec import FleetSpec
-from hetopt.pipeline import HardwareSpec
+from hetopt.hardware.spec import HardwareSpec
 from hetopt.solvers.base import OnProgress, SolverOptions
 
 BASELINES = ("greedy", "heft", "homogeneous", "exhaustive")

@@ -22,13 +22,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from hetopt.consistency import check_inventory, check_inventory_names, check_same_devices
 from hetopt.costs.table import CostParams, CostTable, build_cost_table
-from hetopt.costs.tco import TcoParams
-from hetopt.errors import InfeasibleError, InputError
+from hetopt.costs.tco import TcoParams, resolve_hardware
+from hetopt.errors import InfeasibleError
 from hetopt.fleet.spec import FleetSpec, TenantSpec
 from hetopt.graph.decompose import OperatorGraph, decompose
 from hetopt.graph.ir import agent_graph_from_dict
-from hetopt.pipeline import HardwareSpec, resolve_hardware
+from hetopt.hardware.spec import HardwareSpec
 from hetopt.problem import PlacementProblem, build_problem
 from hetopt.sla import Sla
 
@@ -119,39 +120,11 @@ class FleetProblem:
             except InfeasibleError as exc:
                 raise InfeasibleError(f"tenant '{name}': {exc}") from None
             prints.append(fp[mask])
-        return FleetProblem(
-            self.name,
-            self.tenant_names,
-            tuple(tenants),
-            self.tenant_class,
-            self.tenant_template,
-            self.devices,
-            self.device_cost_usd_per_h,
-            self.device_carbon_kg_per_h,
-            self.device_mem_bytes,
-            self.device_inventory,
-            tuple(prints),
-            self.footprint_device,
-            self.footprint_bytes,
-        )
+        return replace(self, tenants=tuple(tenants), opt_footprint=tuple(prints))
 
     def with_inventory(self, inventory: np.ndarray) -> FleetProblem:
         """A copy with another inventory per device type."""
-        return FleetProblem(
-            self.name,
-            self.tenant_names,
-            self.tenants,
-            self.tenant_class,
-            self.tenant_template,
-            self.devices,
-            self.device_cost_usd_per_h,
-            self.device_carbon_kg_per_h,
-            self.device_mem_bytes,
-            np.asarray(inventory, dtype=float),
-            self.opt_footprint,
-            self.footprint_device,
-            self.footprint_bytes,
-        )
+        return replace(self, device_inventory=np.asarray(inventory, dtype=float))
 
 
 def template_key(workload: object) -> str:
@@ -216,13 +189,8 @@ def build_fleet_problem(
             built[pkey] = _tenant_problem(tenant, graph, tables[tkey], tco_by_device, costs)
         problems.append(replace(built[pkey], name=tenant.name))
     devices = problems[0].devices
-    unknown = sorted(set(inventory) - set(devices))
-    if unknown:
-        raise InputError(
-            f"hardware.inventory names {unknown}, which are not among the devices "
-            f"considered {list(devices)}. Fix the names or add the devices to "
-            f"hardware.devices."
-        )
+    check_inventory(inventory)
+    check_inventory_names(inventory, devices)
     usable = {d: mem.get(d, math.inf) * (1.0 - costs.memory_reserve_fraction) for d in devices}
     return fleet_from_problems(
         problems, name=fleet.name, inventory=inventory, mem_bytes=usable, templates=templates
@@ -265,12 +233,8 @@ def fleet_from_problems(
         Template key per tenant: tenants with the same key share resident footprints and,
         with the same data, a symmetry class (default: every tenant its own template).
     """
+    check_same_devices([p.devices for p in problems])
     devices = problems[0].devices
-    if any(p.devices != devices for p in problems):
-        raise InputError(
-            "fleet_from_problems: every tenant problem must list the same "
-            "device types in the same order."
-        )
     keys = tuple(templates) if templates is not None else tuple(p.name for p in problems)
     prints: dict[tuple[str, str, int], int] = {}
     sizes: list[float] = []

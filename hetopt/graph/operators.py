@@ -140,6 +140,16 @@ class Operator:
         """False only for ``KV_TRANSFER``: it runs on the link between prefill and decode."""
         return self.kind is not OpKind.KV_TRANSFER
 
+    @property
+    def tokens_per_visit(self) -> int:
+        """Tokens one execution handles: the prompt for a prefill, the generated tokens for a
+        decode, 0 for every other kind (the one home of this rule)."""
+        if self.llm is None:
+            return 0
+        if self.kind is OpKind.PREFILL:
+            return self.llm.input_tokens
+        return self.llm.output_tokens if self.kind is OpKind.DECODE else 0
+
 
 @dataclass(frozen=True)
 class OpEdge:
@@ -263,3 +273,9 @@ class OperatorGraph:
                     max_iterations=lp.max_iterations,
                 )
         return g
+
+
+def tokens_per_request(graph: OperatorGraph) -> float:
+    """LLM tokens one request moves through ``graph``: every operator's tokens per visit times
+    its visits (the denominator of $/Mtok)."""
+    return float(sum(op.tokens_per_visit * op.visits for op in graph.ops))

@@ -290,6 +290,18 @@ def attention(
     )
 
 
+_TRANSFORMER_PHASE = {
+    "llm.prefill": "prefill",
+    "expert.tp_prefill": "prefill",
+    "model.encode": "encode",
+    "control.encode": "encode",
+    "llm.decode": "decode",
+    "expert.tp_decode": "decode",
+}
+"""MLIR ops lowered to one transformer layer, by phase: a prefill is causal over the prompt, a
+decode step attends one token per request to the whole context, an encoder sees all tokens."""
+
+
 def operator_kernels(
     op_name: str, attrs: Mapping[str, Any], shape: KernelShape, et: str, acc: str
 ) -> list[Kernel]:
@@ -310,15 +322,9 @@ def operator_kernels(
     base = _ident(operator)
     d, f, h, dh = shape.d_model, shape.d_ff, shape.n_heads, shape.head_dim
     placement = attrs.get("placement") or {}
-    if op_name in (
-        "llm.prefill",
-        "expert.tp_prefill",
-        "model.encode",
-        "control.encode",
-        "llm.decode",
-        "expert.tp_decode",
-    ):
-        decode = op_name.endswith("decode")
+    phase = _TRANSFORMER_PHASE.get(op_name)
+    if phase is not None:
+        decode = phase == "decode"
         m = (
             min(int(placement.get("batch", 1)), shape.max_decode_batch)
             if decode
@@ -338,7 +344,7 @@ def operator_kernels(
                 dh,
                 et,
                 acc,
-                causal=op_name.endswith("prefill"),
+                causal=phase == "prefill",
             ),
             gemm(f"{base}__out_proj", operator, "out_proj", m, d, d, et, acc),
             gemm(f"{base}__ffn_up", operator, "ffn_up", m, d, f, et, acc, relu=True),

@@ -166,7 +166,7 @@ def annotate_costs(
             )
         if "part" in a and op.llm is not None:
             arch = archs.get(op.llm.arch.name, op.llm.arch)
-            tokens = op.llm.input_tokens if op.kind.value == "prefill" else op.llm.output_tokens
+            tokens = op.tokens_per_visit
             if a["part"] in _MOE_SHARE:
                 cost.update(
                     flops=_moe_part_flops(a["part"], tokens, arch),

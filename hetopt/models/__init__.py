@@ -11,5 +11,11 @@ paper's §3.1.2 formulation extended with device counts and an end-to-end SLA ov
   endpoints run on different device types, plus each bounded loop's cycle time times its
   iterations; the end-to-end latency minus a slack stays within the SLA;
 * objective: TCO per hour (dedicated devices, pooled devices, profiled costs, cross-device
-  transfers) plus ``lambda`` times the slack.
+  transfers) plus ``lambda`` times the slack; its coefficients come from one place,
+  :func:`hetopt.models.terms.objective_terms`, which the evaluators use too.
+
+Each family is one small ``add_*`` function opening with its line of math; ``build()`` lists
+them. The fleet (:mod:`hetopt.fleet.models`) reuses them per tenant and writes its shared pools
+and inventory with the same row writers (``add_pool_exists``, ``add_pool_load``,
+``add_pool_memory``, ``add_inventory``).
 """

@@ -16,6 +16,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from hetopt.models import scaling as sc
+from hetopt.models.terms import ObjectiveTerms, objective_terms
 from hetopt.problem import PlacementProblem
 from hetopt.solvers.base import Objective
 
@@ -33,8 +34,9 @@ class CpsatModel:
     scaling: sc.Scaling = sc.CONSERVATIVE
 
 
-def _horizon_us(problem: PlacementProblem, scaling: sc.Scaling = sc.CONSERVATIVE) -> int:
-    """An upper bound on any finish time: every operator at its slowest, every edge crossed.
+def horizon_steps(problem: PlacementProblem, scaling: sc.Scaling = sc.CONSERVATIVE) -> int:
+    """An upper bound on any finish time, in time steps: every operator at its slowest, every
+    edge crossed (the domain of the finish-time variables).
 
     Summed in integer time steps, each term rounded as the latency constraints round it, so a
     plan of the slowest options on every operator still fits.
@@ -53,6 +55,32 @@ def add_assignment(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVa
         m.add_exactly_one(x[o] for o in problem.options_of(i))
 
 
+def add_pool_exists(m: cp_model.CpModel, n_j: IntVar, x_o: IntVar) -> None:
+    """A pool has a device as soon as a pooled option runs in it: ``x_o => n_j >= 1``."""
+    m.add(n_j >= 1).only_enforce_if(x_o)
+
+
+def add_pool_load(
+    m: cp_model.CpModel, n_j: IntVar, terms: list[tuple[int, IntVar]], per_device: int
+) -> None:
+    """A pool covers the load placed on it: ``per_device n_j >= sum_o load_o x_o`` (integer
+    load steps, ``per_device`` of them per device)."""
+    m.add(per_device * n_j >= sum(c * v for c, v in terms))
+
+
+def add_pool_memory(m: cp_model.CpModel, terms: list[tuple[int, IntVar]], cap: int) -> None:
+    """Every device of a pool holds what is resident in it: ``sum_k mem_k v_k <= cap_j``."""
+    m.add(sum(c * v for c, v in terms) <= cap)
+
+
+def add_inventory(
+    m: cp_model.CpModel, terms: list[tuple[int, IntVar]], n_j: IntVar, limit: int
+) -> None:
+    """Dedicated replicas plus the pool stay within the inventory:
+    ``sum_o dedicated_o x_o + n_j <= inventory_j``."""
+    m.add(sum(c * v for c, v in terms) + n_j <= limit)
+
+
 def add_capacity(
     m: cp_model.CpModel,
     problem: PlacementProblem,
@@ -60,7 +88,8 @@ def add_capacity(
     n: list[IntVar],
     scaling: sc.Scaling = sc.CONSERVATIVE,
 ) -> None:
-    """Pools exist and cover their (rounded) load and memory; all within the inventory."""
+    """Per device type j: its pool exists, covers its (rounded) load and memory, and the
+    inventory bounds dedicated plus pooled devices (one agent's pool families)."""
     load = scaling.demand(problem.opt_pool_load, scaling.load_devices)
     mem = scaling.demand(problem.opt_pool_mem_bytes, scaling.mem_bytes)
     per_device = int(round(1 / scaling.load_devices))
@@ -68,16 +97,14 @@ def add_capacity(
         on_j = np.flatnonzero(problem.opt_device == j)
         for o in on_j:
             if problem.opt_pooled[o]:
-                m.add(n[j] >= 1).only_enforce_if(x[o])
-        m.add(per_device * n[j] >= sum(int(load[o]) * x[o] for o in on_j if load[o]))
+                add_pool_exists(m, n[j], x[o])
+        add_pool_load(m, n[j], [(int(load[o]), x[o]) for o in on_j if load[o]], per_device)
         if math.isfinite(problem.device_mem_bytes[j]):
             cap = int(scaling.budget(problem.device_mem_bytes[j], scaling.mem_bytes))
-            m.add(sum(int(mem[o]) * x[o] for o in on_j if mem[o]) <= cap)
+            add_pool_memory(m, [(int(mem[o]), x[o]) for o in on_j if mem[o]], cap)
         if math.isfinite(problem.device_inventory[j]):
-            m.add(
-                sum(int(problem.opt_dedicated[o]) * x[o] for o in on_j) + n[j]
-                <= int(problem.device_inventory[j])
-            )
+            used = [(int(problem.opt_dedicated[o]), x[o]) for o in on_j]
+            add_inventory(m, used, n[j], int(problem.device_inventory[j]))
 
 
 def add_cross_device(
@@ -155,7 +182,7 @@ def add_sla(
     # is a whole number of cost units per step (lambda with up to three decimals), else 1 us,
     # which keeps three more digits of lambda (the rounding loss then is at most 1e-6 $/h per
     # second of excess, and the free step costs lambda * 1e-6 $/h).
-    lam = problem.sla.penalty_usd_per_h_per_s or 0.0
+    lam = objective_terms(problem).slack_usd_per_h_per_s
     per_step = lam * scaling.time_s / scaling.cost_usd_per_h
     whole = abs(per_step - round(per_step)) <= 1e-9 * max(1.0, abs(per_step))
     step = 1 if whole or not scaling.relaxed else max(1, int(round(TIME_S_SLACK / scaling.time_s)))
@@ -172,6 +199,37 @@ def add_sla(
 
 TIME_S_SLACK = 1e-6
 """The unit of a soft SLA's slack in both roundings (one microsecond)."""
+
+
+def cost_terms(
+    terms: ObjectiveTerms, x: list[IntVar], cross: list[IntVar], scaling: sc.Scaling
+) -> tuple[list[cp_model.LinearExpr], list[cp_model.LinearExpr]]:
+    """One agent's priced decisions in integer cost units, ``(c_o x_o, c_e cross_e)``, zero
+    terms left out; the pools' ``c_j n_j`` and the slack are added by their owners."""
+    fixed = scaling.cost(terms.option_usd_per_h)
+    edge_cost = scaling.cost(terms.edge_usd_per_h)
+    opts = [int(fixed[o]) * x[o] for o in range(len(x)) if fixed[o]]
+    edges = [int(edge_cost[e]) * cross[e] for e in range(len(cross)) if edge_cost[e]]
+    return opts, edges
+
+
+def add_objective(
+    m: cp_model.CpModel,
+    problem: PlacementProblem,
+    x: list[IntVar],
+    n: list[IntVar],
+    cross: list[IntVar],
+    e2e: IntVar,
+    horizon: int,
+    scaling: sc.Scaling = sc.CONSERVATIVE,
+) -> None:
+    """Minimise ``sum_o c_o x_o + sum_j c_j n_j + sum_e c_e cross_e + lambda slack`` in cost
+    units, bounding ``e2e`` by the SLA on the way (:func:`add_sla`)."""
+    terms = objective_terms(problem)
+    opts, edges = cost_terms(terms, x, cross, scaling)
+    dev_cost = scaling.cost(terms.device_usd_per_h)
+    pools = [int(dev_cost[j]) * n[j] for j in range(len(n)) if dev_cost[j]]
+    m.minimize(sum(opts + pools + edges + add_sla(m, problem, e2e, horizon, scaling)))
 
 
 def build(
@@ -192,7 +250,7 @@ def build(
     ]
     n = [m.new_int_var(0, pool_ub[j], f"n{j}") for j in range(len(problem.devices))]
     cross = [m.new_bool_var(f"cross{e}") for e in range(len(problem.edge_src))]
-    horizon = _horizon_us(problem, scaling)
+    horizon = horizon_steps(problem, scaling)
 
     add_assignment(m, problem, x)
     add_capacity(m, problem, x, n, scaling)
@@ -202,14 +260,5 @@ def build(
         m.minimize(e2e)
         return CpsatModel(m, x, n, scaling.time_s * scaling.iterations, scaling)
 
-    fixed = scaling.cost(problem.opt_fixed_usd_per_h())
-    dev_cost = scaling.cost(problem.device_cost_usd_per_h)
-    edge_cost = scaling.cost(problem.edge_cost_usd_per_h)
-    terms = (
-        [int(fixed[o]) * x[o] for o in range(problem.n_options) if fixed[o]]
-        + [int(dev_cost[j]) * n[j] for j in range(len(problem.devices)) if dev_cost[j]]
-        + [int(edge_cost[e]) * cross[e] for e in range(len(cross)) if edge_cost[e]]
-    )
-    terms.extend(add_sla(m, problem, e2e, horizon, scaling))
-    m.minimize(sum(terms))
+    add_objective(m, problem, x, n, cross, e2e, horizon, scaling)
     return CpsatModel(m, x, n, scaling.cost_usd_per_h, scaling)

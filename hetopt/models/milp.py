@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pulp
 
+from hetopt.models.terms import ObjectiveTerms, objective_terms
 from hetopt.problem import PlacementProblem
 from hetopt.solvers.base import Objective
 
@@ -61,41 +62,72 @@ def add_assignment(
         prob += pulp.lpSum(x[o] for o in problem.options_of(i)) == 1, f"{tag}assign[{name}]"
 
 
+def add_pool_exists(
+    prob: pulp.LpProblem, n_j: pulp.LpVariable, xs: list[pulp.LpVariable], name: str
+) -> None:
+    """A pool has a device as soon as anything runs in it: ``n_j >= sum_o x_o``."""
+    prob += n_j >= pulp.lpSum(xs), name
+
+
+def add_pool_load(
+    prob: pulp.LpProblem,
+    n_j: pulp.LpVariable,
+    terms: list[tuple[float, pulp.LpVariable]],
+    name: str,
+) -> None:
+    """A pool covers the load placed on it: ``n_j >= sum_o load_o x_o``."""
+    prob += n_j >= pulp.lpSum(c * v for c, v in terms), name
+
+
+def add_pool_memory(
+    prob: pulp.LpProblem,
+    terms: list[tuple[float, pulp.LpVariable]],
+    mem_bytes: float,
+    name: str,
+) -> None:
+    """Every device of a pool holds what is resident in it: ``sum_k bytes_k v_k <= mem_j``.
+
+    Bytes are scaled to GB so the row stays well conditioned.
+    """
+    prob += pulp.lpSum(b / 1e9 * v for b, v in terms) <= mem_bytes / 1e9, name
+
+
+def add_inventory(
+    prob: pulp.LpProblem,
+    terms: list[tuple[int, pulp.LpVariable]],
+    n_j: pulp.LpVariable,
+    limit: float | pulp.LpAffineExpression,
+    name: str,
+) -> None:
+    """Dedicated replicas plus the pool stay within the inventory:
+    ``sum_o dedicated_o x_o + n_j <= inventory_j``."""
+    prob += pulp.lpSum(c * v for c, v in terms) + n_j <= limit, name
+
+
 def add_capacity(
     prob: pulp.LpProblem,
     problem: PlacementProblem,
     x: list[pulp.LpVariable],
     n: list[pulp.LpVariable],
 ) -> None:
-    """Pools exist, cover their load, hold their footprints; the inventory bounds every type.
-
-    ``n_j >= x_o`` for pooled o on j; ``n_j >= sum_o load_o x_o``; ``sum_o mem_o x_o <= cap_j``;
-    ``sum_o dedicated_o x_o + n_j <= inventory_j``.
+    """Per device type j: its pool exists, covers its load and holds its footprints, and the
+    inventory bounds dedicated plus pooled devices (one agent's pool families, device by device).
     """
     for j, dev in enumerate(problem.devices):
         on_j = np.flatnonzero(problem.opt_device == j)
         pooled = [o for o in on_j if problem.opt_pooled[o]]
         for o in pooled:
-            prob += n[j] >= x[o], f"pool_exists[{dev},{o}]"
+            add_pool_exists(prob, n[j], [x[o]], f"pool_exists[{dev},{o}]")
         if pooled:
-            prob += (
-                n[j] >= pulp.lpSum(problem.opt_pool_load[o] * x[o] for o in pooled),
-                f"pool_load[{dev}]",
-            )
+            load = [(problem.opt_pool_load[o], x[o]) for o in pooled]
+            add_pool_load(prob, n[j], load, f"pool_load[{dev}]")
         resident = [o for o in on_j if problem.opt_pool_mem_bytes[o] > 0]
         if resident and math.isfinite(problem.device_mem_bytes[j]):
-            # Bytes are scaled to GB so the row stays well conditioned.
-            prob += (
-                pulp.lpSum(problem.opt_pool_mem_bytes[o] / 1e9 * x[o] for o in resident)
-                <= problem.device_mem_bytes[j] / 1e9,
-                f"pool_mem[{dev}]",
-            )
+            held = [(problem.opt_pool_mem_bytes[o], x[o]) for o in resident]
+            add_pool_memory(prob, held, problem.device_mem_bytes[j], f"pool_mem[{dev}]")
         if math.isfinite(problem.device_inventory[j]):
-            prob += (
-                pulp.lpSum(int(problem.opt_dedicated[o]) * x[o] for o in on_j) + n[j]
-                <= problem.device_inventory[j],
-                f"inventory[{dev}]",
-            )
+            used = [(int(problem.opt_dedicated[o]), x[o]) for o in on_j]
+            add_inventory(prob, used, n[j], problem.device_inventory[j], f"inventory[{dev}]")
 
 
 def add_cross_device(
@@ -171,8 +203,44 @@ def add_sla(
     prob += (e2e - slack if slack is not None else e2e) <= rhs, f"{tag}sla_e2e"
 
 
+def cost_terms(
+    terms: ObjectiveTerms,
+    x: list[pulp.LpVariable],
+    cross: list[pulp.LpVariable],
+    slack: pulp.LpVariable | None,
+) -> tuple[list[tuple[float, pulp.LpVariable]], ...]:
+    """One agent's priced decisions ``(c_o x_o, c_e cross_e, lambda slack)``, zero terms left
+    out; the pools' ``c_j n_j`` are added by whoever owns the pools."""
+    opts = [(terms.option_usd_per_h[o], x[o]) for o in range(len(x)) if terms.option_usd_per_h[o]]
+    edges = [
+        (terms.edge_usd_per_h[e], cross[e]) for e in range(len(cross)) if terms.edge_usd_per_h[e]
+    ]
+    lam = terms.slack_usd_per_h_per_s
+    soft = [(lam, slack)] if slack is not None and lam else []
+    return opts, edges, soft
+
+
+def add_objective(
+    prob: pulp.LpProblem,
+    problem: PlacementProblem,
+    x: list[pulp.LpVariable],
+    n: list[pulp.LpVariable],
+    cross: list[pulp.LpVariable],
+    slack: pulp.LpVariable | None,
+) -> None:
+    """Minimise ``sum_o c_o x_o + sum_j c_j n_j + sum_e c_e cross_e + lambda slack`` ($/h)."""
+    terms = objective_terms(problem)
+    opts, edges, soft = cost_terms(terms, x, cross, slack)
+    tco = (
+        pulp.lpSum(c * v for c, v in opts)
+        + pulp.lpSum(terms.device_usd_per_h[j] * n[j] for j in range(len(n)))
+        + pulp.lpSum(c * v for c, v in edges)
+    )
+    prob += tco + (soft[0][0] * soft[0][1] if soft else 0)
+
+
 def build(problem: PlacementProblem, objective: Objective = "cost") -> MilpModel:
-    """Build the MILP for ``problem``.
+    """Build the MILP for ``problem``: variables, then one ``add_*`` per constraint family.
 
     Parameters
     ----------
@@ -206,20 +274,7 @@ def build(problem: PlacementProblem, objective: Objective = "cost") -> MilpModel
     add_latency(prob, problem, x, cross, e2e)
     if objective == "cost":
         add_sla(prob, problem, e2e, slack)
-        fixed = problem.opt_fixed_usd_per_h()
-        tco = (
-            pulp.lpSum(fixed[o] * x[o] for o in range(problem.n_options) if fixed[o])
-            + pulp.lpSum(
-                problem.device_cost_usd_per_h[j] * n[j] for j in range(len(problem.devices))
-            )
-            + pulp.lpSum(
-                problem.edge_cost_usd_per_h[e] * cross[e]
-                for e in range(len(cross))
-                if problem.edge_cost_usd_per_h[e]
-            )
-        )
-        penalty = problem.sla.penalty_usd_per_h_per_s
-        prob += tco + (penalty * slack if slack is not None and penalty else 0)
+        add_objective(prob, problem, x, n, cross, slack)
     else:
         prob += e2e
     return MilpModel(prob, x, n, e2e, slack)

@@ -7,11 +7,13 @@ longest-path recursion over the graph in topological order, and TCO is a sum of 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
 
+from hetopt.models.terms import objective_terms
 from hetopt.problem import PlacementProblem
 
 LATENCY_TOL_S = 1e-6  # one CP-SAT time step: rounding may meet an SLA exactly
@@ -93,6 +95,81 @@ def e2e_latency_s(problem: PlacementProblem, lat: np.ndarray, cross: np.ndarray)
     return max(finish[s] for s in problem.sinks) + extra
 
 
+@dataclass(frozen=True)
+class DeviceUse:
+    """What a choice asks of each device type, before pools are rounded to whole devices.
+
+    Attributes
+    ----------
+    dedicated
+        Devices dedicated to exclusive operators, per type.
+    pool_load
+        Summed load of pooled operators, in device-equivalents, per type.
+    pooled
+        True where some pooled operator runs (its pool needs at least one device).
+    """
+
+    dedicated: np.ndarray
+    pool_load: np.ndarray
+    pooled: np.ndarray
+
+
+def device_use(problem: PlacementProblem, choice: np.ndarray) -> DeviceUse:
+    """Dedicated devices and pooled load per device type of one agent's ``choice``."""
+    n_dev = len(problem.devices)
+    dev = problem.opt_device[choice]
+    return DeviceUse(
+        dedicated=np.bincount(dev, weights=problem.opt_dedicated[choice], minlength=n_dev),
+        pool_load=np.bincount(dev, weights=problem.opt_pool_load[choice], minlength=n_dev),
+        pooled=np.bincount(dev, weights=problem.opt_pooled[choice].astype(float), minlength=n_dev)
+        > 0,
+    )
+
+
+def size_pools(
+    devices: tuple[str, ...],
+    load: np.ndarray,
+    pooled: np.ndarray,
+    pool_counts: tuple[int, ...] | np.ndarray | Sequence[int] | None,
+) -> tuple[np.ndarray, list[str]]:
+    """Pool sizes (the solver's, or the fewest that cover ``load``) and pools too small.
+
+    A pool needs ``max(ceil(load_j), 1 if anything pooled runs on j)`` devices.
+    """
+    needed = np.maximum(np.ceil(load - 1e-9), pooled).astype(int)
+    pools = needed if pool_counts is None else np.asarray(pool_counts, dtype=int)
+    violations = [
+        f"pool of {devices[j]} has {pools[j]} devices but its load needs {load[j]:.3f}"
+        for j in np.flatnonzero(pools < needed)
+    ]
+    return pools, violations
+
+
+def check_pool_memory(
+    devices: tuple[str, ...], held_bytes: np.ndarray, mem_bytes: np.ndarray, verb: str = "need"
+) -> list[str]:
+    """Pools whose devices must hold more bytes than they have."""
+    return [
+        f"pooled operators on {devices[j]} {verb} {held_bytes[j] / 1e9:.2f} GB "
+        f"per device, more than its {mem_bytes[j] / 1e9:.2f} GB"
+        for j in np.flatnonzero(held_bytes > mem_bytes * (1 + 1e-9))
+    ]
+
+
+def count_devices(
+    devices: tuple[str, ...], dedicated: np.ndarray, pools: np.ndarray, inventory: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Devices per type (dedicated + pooled), the shortage against the inventory, and one
+    violation per type that exceeds it."""
+    total = np.round(dedicated).astype(int) + pools
+    shortage = np.maximum(0.0, total - inventory)
+    violations = [
+        f"plan uses {total[j]} x {devices[j]} but the inventory has {int(inventory[j])}"
+        for j in np.flatnonzero(shortage > 0)
+    ]
+    return total, shortage, violations
+
+
 def evaluate_choice(
     problem: PlacementProblem,
     choice: tuple[int, ...] | np.ndarray,
@@ -120,27 +197,13 @@ def evaluate_choice(
         if problem.opt_op[o] != i:
             violations.append(f"option {o} does not belong to operator '{problem.ops[i]}'")
     dev = problem.opt_device[choice]
-    load = np.bincount(dev, weights=problem.opt_pool_load[choice], minlength=n_dev)
-    in_use = np.bincount(dev, weights=problem.opt_pooled[choice].astype(float), minlength=n_dev)
-    needed = np.maximum(np.ceil(load - 1e-9), in_use > 0).astype(int)
-    pools = needed if pool_counts is None else np.asarray(pool_counts, dtype=int)
-    for j in np.flatnonzero(pools < needed):
-        violations.append(
-            f"pool of {problem.devices[j]} has {pools[j]} devices but its load needs {load[j]:.3f}"
-        )
+    use = device_use(problem, choice)
+    pools, short_pools = size_pools(problem.devices, use.pool_load, use.pooled, pool_counts)
+    violations += short_pools
     mem = np.bincount(dev, weights=problem.opt_pool_mem_bytes[choice], minlength=n_dev)
-    for j in np.flatnonzero(mem > problem.device_mem_bytes * (1 + 1e-9)):
-        violations.append(
-            f"pooled operators on {problem.devices[j]} need {mem[j] / 1e9:.2f} GB "
-            f"per device, more than its {problem.device_mem_bytes[j] / 1e9:.2f} GB"
-        )
-    dedicated = np.bincount(dev, weights=problem.opt_dedicated[choice], minlength=n_dev).astype(int)
-    total = dedicated + pools
-    for j in np.flatnonzero(total > problem.device_inventory):
-        violations.append(
-            f"plan uses {total[j]} x {problem.devices[j]} but the inventory has "
-            f"{int(problem.device_inventory[j])}"
-        )
+    violations += check_pool_memory(problem.devices, mem, problem.device_mem_bytes)
+    total, _, over = count_devices(problem.devices, use.dedicated, pools, problem.device_inventory)
+    violations += over
     lat = problem.opt_latency_s[choice]
     cross = (dev[problem.edge_src] != dev[problem.edge_dst]).astype(float)
     e2e = e2e_latency_s(problem, lat, cross)
@@ -148,11 +211,8 @@ def evaluate_choice(
     excess = 0.0 if sla is None else max(0.0, e2e - sla)
     if sla is not None and problem.sla.hard and e2e > sla + LATENCY_TOL_S:
         violations.append(f"end-to-end latency {e2e:.6f} s exceeds the SLA {sla:.6f} s")
-    tco = float(
-        problem.opt_fixed_usd_per_h()[choice].sum()
-        + problem.device_cost_usd_per_h @ pools
-        + problem.edge_cost_usd_per_h @ cross
-    )
-    penalty = (problem.sla.penalty_usd_per_h_per_s or 0.0) * excess if not problem.sla.hard else 0.0
+    terms = objective_terms(problem)
+    tco = terms.tco_usd_per_h(choice, pools, cross)
+    penalty = terms.penalty_usd_per_h(excess)
     carbon = float(problem.device_carbon_kg_per_h @ total)
     return Evaluation(total, pools, lat, cross, e2e, tco, tco + penalty, carbon, tuple(violations))

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hetopt.costs.table import CostTable
@@ -228,9 +229,11 @@ def make_plan(
     per_request = ev.tco_usd_per_h / (problem.request_rate_per_s * SECONDS_PER_HOUR)
     per_mtok = per_request / tokens_per_request * 1e6 if tokens_per_request > 0 else math.nan
     sla = problem.sla
-    modelled = placement["config"] != "profiled"  # profiled stages have no per-token step
-    ttft = placement.loc[modelled & placement["operator"].str.endswith("prefill"), "step_s"]
-    tbt = placement.loc[modelled & placement["operator"].str.endswith("decode"), "step_s"]
+    # profiled stages have no per-token step; rows are in operator order
+    modelled = (placement["config"] != "profiled").to_numpy(dtype=bool)
+    kind = np.array(problem.op_kind)
+    ttft = placement.loc[modelled & (kind == "prefill"), "step_s"]
+    tbt = placement.loc[modelled & (kind == "decode"), "step_s"]
     e2e_ok = sla.e2e_s is None or ev.e2e_latency_s <= sla.e2e_s + 1e-6
     ttft_q50, ttft_q90 = queued_ttft(stage_waits(problem, table.frame, tuple(result.choice)))
     sla_dict = {

@@ -52,6 +52,8 @@ class StageWait:
     ----------
     operator
         The phase (``llm.prefill``, ...).
+    kind
+        Its operator kind (``prefill`` or ``decode``).
     servers, service_s, utilisation
         Slots (replicas x batch), the time a request holds one, and the offered load per slot.
     p_wait, mean_wait_s, p50_wait_s, p90_wait_s
@@ -59,6 +61,7 @@ class StageWait:
     """
 
     operator: str
+    kind: str
     servers: int
     service_s: float
     utilisation: float
@@ -110,7 +113,17 @@ def stage_waits(
         rate = problem.request_rate_per_s * float(problem.op_visits[i])
         p, mean, p50, p90 = md_c_wait(servers, service, rate)
         out.append(
-            StageWait(problem.ops[i], servers, service, rate * service / servers, p, mean, p50, p90)
+            StageWait(
+                problem.ops[i],
+                problem.op_kind[i],
+                servers,
+                service,
+                rate * service / servers,
+                p,
+                mean,
+                p50,
+                p90,
+            )
         )
     return out
 
@@ -118,7 +131,7 @@ def stage_waits(
 def queued_ttft(waits: list[StageWait]) -> tuple[float | None, float | None]:
     """(median, 90th percentile) of prefill wait + prefill over the plan's prefill phases
     (the slowest one), or ``(None, None)`` without a prefill phase."""
-    prefill = [w for w in waits if w.operator.endswith("prefill")]
+    prefill = [w for w in waits if w.kind == "prefill"]
     if not prefill:
         return None, None
     return (

@@ -11,7 +11,8 @@ from hetopt.costs.tco import HOURS_PER_YEAR, TcoParams, annuity_payment_usd, dev
 from hetopt.errors import InputError
 from hetopt.hardware import load_catalog
 from hetopt.hardware.scenario import Scenario, apply_scenario
-from hetopt.pipeline import HardwareSpec, PlanRequest, plan_agent
+from hetopt.hardware.spec import HardwareSpec
+from hetopt.pipeline import PlanRequest, plan_agent
 from hetopt.sla import Sla
 from hetopt.workloads import load_workload
 

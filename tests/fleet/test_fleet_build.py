@@ -17,7 +17,7 @@ from hetopt.fleet.generator import (
 from hetopt.fleet.problem import build_fleet_problem
 from hetopt.fleet.spec import fleet_from_dict
 from hetopt.hardware import load_catalog
-from hetopt.pipeline import HardwareSpec
+from hetopt.hardware.spec import HardwareSpec
 from hetopt.sla import Sla
 from hetopt.solvers.base import SolverOptions, SolveStatus
 

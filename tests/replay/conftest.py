@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hetopt.hardware import HardwareCatalog, load_catalog
-from hetopt.pipeline import HardwareSpec, PlanOutcome, PlanRequest, plan_agent
+from hetopt.hardware.spec import HardwareSpec
+from hetopt.pipeline import PlanOutcome, PlanRequest, plan_agent
 
 MMC_RATE_PER_S = 25.0
 MMC_SERVICE_S = 0.1

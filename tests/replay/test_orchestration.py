@@ -13,7 +13,8 @@ import pytest
 from hetopt.cli.main import main
 from hetopt.costs.table import CostParams
 from hetopt.errors import InputError
-from hetopt.pipeline import HardwareSpec, PlanOutcome, PlanRequest, plan_agent
+from hetopt.hardware.spec import HardwareSpec
+from hetopt.pipeline import PlanOutcome, PlanRequest, plan_agent
 from hetopt.replay.arrivals import ArrivalSpec
 from hetopt.replay.control import ControllerConfig, FailureSpec, RouterConfig
 from hetopt.replay.engine import ReplayConfig, ReplayResult, pool_sizing, replay
