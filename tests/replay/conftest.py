@@ -6,6 +6,7 @@ import pytest
 
 from hetopt.hardware import HardwareCatalog, load_catalog
 from hetopt.pipeline import HardwareSpec, PlanOutcome, PlanRequest, plan_agent
+from hetopt.workloads import Workload
 
 MMC_RATE_PER_S = 25.0
 MMC_SERVICE_S = 0.1
@@ -23,5 +24,9 @@ def mmc() -> PlanOutcome:
         "nodes": {"work": {"kind": "general_compute", "work": {"flops": flops}}},
     }
     return plan_agent(
-        PlanRequest(workload, "mmc", baselines=(), hardware=HardwareSpec(devices=("Xeon-SPR",)))
+        PlanRequest(
+            Workload.from_mapping(workload, "mmc"),
+            baselines=(),
+            hardware=HardwareSpec(devices=("Xeon-SPR",)),
+        )
     )
