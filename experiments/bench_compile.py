@@ -22,7 +22,6 @@ import pandas as pd
 from hetopt.cli.compile_cmd import compile_options_from
 from hetopt.cli.config import request_from_config
 from hetopt.cli.main import compose_config
-from hetopt.graph.ir import agent_graph_from_dict
 from hetopt.hardware import load_catalog
 from hetopt.mlir.compile import compile_plan
 from hetopt.mlir.report import write_compile
@@ -34,17 +33,17 @@ def run_one(name: str, out: Path, repeat: int) -> dict[str, object]:
     """Plan ``name`` with the default config (as `hetopt compile workload=name` does)."""
     start = time.perf_counter()
     cfg = compose_config([f"workload={name}"])
-    workload = dict(cfg["workload"])
-    outcome = plan_agent(request_from_config(cfg))
+    request = request_from_config(cfg)
+    outcome = plan_agent(request)
     plan_s = time.perf_counter() - start
     catalog = load_catalog()
     report = compile_plan(
-        agent_graph_from_dict(workload),
+        request.workload.graph,
         outcome.graph,
         outcome.plan.placement,
         catalog,
         compile_options_from(cfg),
-        workload,
+        request.workload,
     )
     total_s = time.perf_counter() - start
     write_compile(report, catalog, out / f"{name}-{repeat}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -51,9 +52,8 @@ def main() -> None:
     )
     parser.add_argument("--controller", action="store_true", help="re-plan pool sizes")
     args = parser.parse_args()
-    workload = load_workload("voice_agent")
-    workload["request_rate_per_s"] = args.rate
-    out = plan_agent(PlanRequest(workload, "voice_agent", sla=Sla(e2e_s=15.0), baselines=()))
+    workload = replace(load_workload("voice_agent"), request_rate_per_s=args.rate)
+    out = plan_agent(PlanRequest(workload, sla=Sla(e2e_s=15.0), baselines=()))
     simpy.Environment = _CountingEnvironment  # type: ignore[misc]
     import hetopt.replay.engine as engine
 

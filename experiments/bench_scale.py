@@ -25,9 +25,10 @@ import pandas as pd  # noqa: E402
 from hetopt.pipeline import PlanRequest, plan_agent, prepare  # noqa: E402
 from hetopt.sla import Sla  # noqa: E402
 from hetopt.solvers import SolverOptions  # noqa: E402
+from hetopt.workloads import Workload  # noqa: E402
 
 
-def synthetic_agent(stages: int) -> dict[str, Any]:
+def synthetic_agent(stages: int) -> Workload:
     """A chain of ``stages`` LLM calls, each followed by a tool or a vector lookup."""
     nodes: dict[str, Any] = {}
     edges: list[dict[str, Any]] = []
@@ -74,12 +75,13 @@ def synthetic_agent(stages: int) -> dict[str, Any]:
             prev = nxt
         else:
             prev = tool
-    return {
+    data = {
         "name": f"synthetic_{stages}",
         "request_rate_per_s": 5.0,
         "nodes": nodes,
         "edges": edges,
     }
+    return Workload.from_mapping(data, f"synthetic_{stages}")
 
 
 def main() -> None:
@@ -93,14 +95,11 @@ def main() -> None:
     rows = []
     for stages in args.stages:
         workload = synthetic_agent(stages)
-        free = plan_agent(
-            PlanRequest(workload, workload["name"], sla=Sla(e2e_s=None), baselines=())
-        )
+        free = plan_agent(PlanRequest(workload, sla=Sla(e2e_s=None), baselines=()))
         for sla_mode, backend in [(m, b) for m in ("none", "binding") for b in args.backends]:
             e2e = None if sla_mode == "none" else round(0.9 * free.plan.e2e_latency_s, 3)
             req = PlanRequest(
                 workload,
-                workload["name"],
                 sla=Sla(e2e_s=e2e),
                 solver=SolverOptions(backend=backend, time_limit_s=args.time_limit),
                 baselines=(),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,8 @@ from hetopt.workloads import load_workload  # noqa: E402
 
 
 def _plan(name: str, rate: float, sla: Sla) -> PlanOutcome:
-    workload = load_workload(name)
-    workload["request_rate_per_s"] = rate
-    return plan_agent(PlanRequest(workload, name, sla=sla, baselines=()))
+    workload = replace(load_workload(name), request_rate_per_s=rate)
+    return plan_agent(PlanRequest(workload, sla=sla, baselines=()))
 
 
 def _row(study: str, variant: str, result: ReplayResult) -> dict[str, Any]:

@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from hetopt.costs.measured import check_profile_matches, load_measured_profile
 from hetopt.costs.table import (
     CostParams,
     CostTable,
-    Profile,
     build_cost_table,
     cost_model_info,
     profile_cost_table,
 )
 from hetopt.costs.tco import DeviceTco, TcoParams, resolve_hardware
-from hetopt.errors import InfeasibleError, InputError, SolverLimitError
-from hetopt.graph.decompose import OperatorGraph, decompose, tokens_per_request
-from hetopt.graph.ir import agent_graph_from_dict
+from hetopt.errors import InfeasibleError, SolverLimitError
+from hetopt.graph.decompose import decompose
+from hetopt.graph.operators import OperatorGraph, tokens_per_request
 from hetopt.hardware import load_catalog
 from hetopt.hardware.spec import HardwareSpec
 from hetopt.plan.evaluate import evaluate_choice
@@ -35,6 +33,7 @@ from hetopt.problem import SECONDS_PER_HOUR, PlacementProblem, build_problem
 from hetopt.sla import Sla
 from hetopt.solvers import SolveResult, SolverOptions, SolveStatus, solve
 from hetopt.solvers.base import OnProgress, WarmStart
+from hetopt.workloads import Workload
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -57,22 +56,40 @@ class PlanRequest:
     Attributes
     ----------
     workload
-        The workload mapping: the agent graph (``name``, ``nodes``, ``edges``) plus
-        ``request_rate_per_s`` and optionally ``profile`` and ``sla`` defaults.
-    workload_source
-        Where the workload came from, for error messages.
+        The agent to plan: graph, request rate, optional measured profile, and its own SLA
+        defaults and baselines (:func:`~hetopt.workloads.load_workload`).
+    sla
+        The SLA; the fields it leaves null take the workload's ``sla:`` defaults
+        (:meth:`~hetopt.workloads.Workload.effective_sla`), so after construction this is the
+        SLA the plan is held to.
     baselines
-        Device types to compare against as homogeneous (all-on-one-type) deployments.
+        Device types to compare against as homogeneous (all-on-one-type) deployments; None
+        (the default) takes the workload's own ``baselines:``, else ``("H100",)``.
     """
 
-    workload: Mapping[str, Any]
-    workload_source: str = "<workload>"
+    workload: Workload
     hardware: HardwareSpec = field(default_factory=HardwareSpec)
     sla: Sla = field(default_factory=Sla)
     costs: CostParams = field(default_factory=CostParams)
     tco: TcoParams = field(default_factory=TcoParams)
     solver: SolverOptions = field(default_factory=SolverOptions)
-    baselines: tuple[str, ...] = ("H100",)
+    baselines: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.workload, Workload):
+            raise TypeError(
+                f"PlanRequest.workload must be a Workload (hetopt.workloads.load_workload(name) "
+                f"or Workload.from_mapping(mapping)), got {type(self.workload).__name__}."
+            )
+        # Frozen, so set once here: the workload's defaults fill what the request leaves open.
+        object.__setattr__(self, "sla", self.workload.effective_sla(self.sla))
+        if self.baselines is None:
+            object.__setattr__(self, "baselines", self.workload.effective_baselines(("H100",)))
+
+    @property
+    def workload_source(self) -> str:
+        """Where the workload came from, for messages."""
+        return self.workload.source
 
 
 @dataclass(frozen=True)
@@ -85,35 +102,21 @@ class PlanOutcome:
     graph: OperatorGraph
 
 
-def _request_rate(workload: Mapping[str, Any], source: str) -> float:
-    rate = workload.get("request_rate_per_s")
-    if not isinstance(rate, int | float) or isinstance(rate, bool) or not rate > 0:
-        raise InputError(
-            f"{source}: 'request_rate_per_s' must be a positive number (requests entering the "
-            f"agent per second), got {rate!r}. Set it in the workload file or with "
-            f"`workload.request_rate_per_s=2.0`."
-        )
-    return float(rate)
-
-
 def prepare(
     request: PlanRequest, progress: Progress | None = None
 ) -> tuple[PlacementProblem, CostTable, OperatorGraph, dict[str, DeviceTco]]:
     """Stages 1-4: graph, decomposition, catalog, cost table, placement problem."""
     say = progress or (lambda _msg: None)
-    src = request.workload_source
     say("decomposing the agent graph")
-    graph = decompose(agent_graph_from_dict(request.workload, source=src))
-    rate = _request_rate(request.workload, src)
-    profile_data = request.workload.get("profile")
-    if profile_data is not None:
-        profile = Profile.from_dict(profile_data, src)
+    graph = decompose(request.workload.graph)
+    rate = request.workload.request_rate_per_s
+    profile = request.workload.profile
+    if profile is not None:
         table = profile_cost_table(graph, profile)
         tco: dict[str, DeviceTco] = {}
         mem: dict[str, float] = {}
         inventory = dict(request.hardware.inventory)
     else:
-        profile = None
         catalog, inventory, tco, mem = resolve_hardware(request.hardware, request.tco, say)
         say(
             f"costing {sum(op.placeable for op in graph.ops)} operators on "
@@ -279,11 +282,12 @@ def plan_agent(
     --------
     >>> from hetopt.pipeline import PlanRequest, plan_agent
     >>> from hetopt.workloads import load_workload
-    >>> from hetopt.sla import Sla
-    >>> # the CLI takes the 120 ms bound from the workload's sla block; the API is told it
-    >>> out = plan_agent(PlanRequest(load_workload("worked_example"), sla=Sla(e2e_s=0.120)))
-    >>> round(out.plan.cost_usd_per_request, 3)
-    0.095
+    >>> # the 120 ms bound and the HP/CO baselines come from the workload, as in the CLI
+    >>> out = plan_agent(PlanRequest(load_workload("worked_example")))
+    >>> round(out.plan.cost_usd_per_request, 3), round(float(out.plan.e2e_latency_s), 3)
+    (0.095, 0.12)
+    >>> [(b.device, round(b.cost_usd_per_request, 3)) for b in out.plan.baselines]
+    [('HP', 0.11), ('CO', 0.06)]
     """
     say = progress or (lambda _msg: None)
     problem, table, graph, tco = prepare(request, say)
@@ -308,7 +312,7 @@ def plan_agent(
     assert result.choice is not None
     ev = evaluate_choice(problem, result.choice, result.pool_counts)
     baselines = []
-    for device in request.baselines:
+    for device in request.baselines or ():
         say(f"baseline: everything on {device}")
         baselines.append(_baseline(problem, device, request.solver))
     plan = make_plan(

@@ -1,23 +1,223 @@
-"""Find and read the shipped configuration tree (``configs/``) and its workloads."""
+"""The input edge: read a workload (a shipped name, a YAML file, an MLIR file) into a typed
+:class:`Workload`, and find the shipped configuration tree (``configs/``).
+
+A workload file is read by the reader registered for its suffix (:func:`register_workload_reader`;
+YAML is built in, :mod:`hetopt.mlir` registers ``.mlir``), giving the workload mapping; the
+mapping becomes a :class:`Workload`, which is what the library plans. The rule that merges a
+workload's ``sla:`` defaults with the user's SLA lives here, in :meth:`Workload.effective_sla`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hetopt.errors import InputError, UnknownNameError
 from hetopt.inputs import (
-    MAX_YAML_BYTES,
     did_you_mean,
     is_url,
     load_yaml_input,
     local_path,
-    read_text_input,
+    unknown_keys_message,
 )
 
+if TYPE_CHECKING:
+    from hetopt.costs.table import Profile
+    from hetopt.graph.ir import AgentGraph
+    from hetopt.sla import Sla
+
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+
+WorkloadReader = Callable[[Path], Any]
+"""Reads one workload file into the workload mapping (or anything else, which is refused)."""
+
+_READERS: dict[str, WorkloadReader] = {}
+
+
+def register_workload_reader(suffix: str, reader: WorkloadReader) -> None:
+    """Read files ending in ``suffix`` (``".mlir"``) with ``reader``.
+
+    A file whose suffix has no reader is read as YAML. The package that owns a format registers
+    its reader, so this module imports none of them: :mod:`hetopt.mlir` registers ``.mlir`` when
+    it is imported (the CLI imports it before reading a workload file).
+    """
+    _READERS[suffix.lower()] = reader
+
+
+@dataclass(frozen=True)
+class Workload(Mapping[str, Any]):
+    """One agent application as the planner reads it: graph, load and its own defaults.
+
+    The library reads the typed fields. A workload also reads as the mapping it came from
+    (``wl["nodes"]``, read-only), the workload file format, so that it can be written back
+    out (MLIR export) and hashed (a fleet's template key).
+
+    Attributes
+    ----------
+    graph
+        The agent graph.
+    request_rate_per_s
+        Requests per second entering the agent.
+    source
+        Where the workload came from (``workload file x.yaml``), for messages.
+    profile
+        Measured latency and cost per operator and device, replacing the cost model; None:
+        costed on the hardware catalog.
+    sla_defaults
+        The workload's ``sla:`` block: SLA fields it sets (checked keys and values); they apply
+        where the user's SLA leaves a field null (:meth:`effective_sla`).
+    baselines
+        The workload's ``baselines:`` list (devices to compare against); empty: none of its own.
+    data
+        The mapping it was read from (what the mapping view reads).
+
+    Examples
+    --------
+    >>> wl = load_workload("worked_example")
+    >>> wl.name, wl.request_rate_per_s, wl.sla_defaults, wl.baselines
+    ('worked_example', 1.0, {'e2e_s': 0.12}, ('HP', 'CO'))
+    """
+
+    graph: AgentGraph
+    request_rate_per_s: float
+    source: str = "<workload>"
+    profile: Profile | None = None
+    sla_defaults: Mapping[str, Any] = field(default_factory=dict)
+    baselines: tuple[str, ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_rate(self.request_rate_per_s, self.source)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @property
+    def name(self) -> str:
+        """The agent graph's name."""
+        return self.graph.name
+
+    @staticmethod
+    def from_mapping(
+        data: Any, source: str = "<workload>", *, request_rate_per_s: float | None = None
+    ) -> Workload:
+        """Check and type the workload mapping (the workload file format).
+
+        Parameters
+        ----------
+        data
+            ``{name, description, request_rate_per_s, nodes, edges, profile?, sla?,
+            baselines?}``.
+        source
+            Where it came from, named by every message.
+        request_rate_per_s
+            A rate given elsewhere (a fleet tenant's), replacing the mapping's own.
+
+        Raises
+        ------
+        InputError
+            A malformed graph, rate, profile, ``sla`` block or ``baselines`` list, naming
+            ``source`` and the key.
+        """
+        from hetopt.costs.table import Profile
+        from hetopt.graph.ir import agent_graph_from_dict
+
+        if not isinstance(data, Mapping):
+            raise InputError(
+                f"{source}: a workload must be a mapping (name, request_rate_per_s, nodes, "
+                f"edges), got {type(data).__name__}."
+            )
+        sla_defaults = _sla_block(data.get("sla"), source)
+        graph = agent_graph_from_dict(data, source=source)
+        rate = data.get("request_rate_per_s") if request_rate_per_s is None else request_rate_per_s
+        _check_rate(rate, source)
+        profile_data = data.get("profile")
+        profile = None if profile_data is None else Profile.from_dict(profile_data, source)
+        baselines = data.get("baselines") or ()
+        if isinstance(baselines, str) or not all(isinstance(b, str) for b in baselines):
+            raise InputError(
+                f"{source}: 'baselines' must be a list of device names such as [H100, B200], "
+                f"got {baselines!r}."
+            )
+        return Workload(
+            graph=graph,
+            request_rate_per_s=float(rate),
+            source=source,
+            profile=profile,
+            sla_defaults=sla_defaults,
+            baselines=tuple(baselines),
+            data=data,
+        )
+
+    def effective_sla(self, user: Sla) -> Sla:
+        """The SLA a plan of this workload is held to: ``user``'s fields, and the workload's
+        ``sla:`` defaults for the fields ``user`` leaves null.
+
+        This is the one rule for SLA defaults: ``hetopt plan workload=worked_example`` (the
+        ``sla`` group leaves ``e2e_s`` null, the workload sets 120 ms), the API's
+        :class:`~hetopt.pipeline.PlanRequest`, and fleet tenants all apply it.
+
+        Examples
+        --------
+        >>> from hetopt.sla import Sla
+        >>> load_workload("worked_example").effective_sla(Sla()).e2e_s
+        0.12
+        >>> load_workload("worked_example").effective_sla(Sla(e2e_s=0.2)).e2e_s
+        0.2
+        """
+        fill = {k: v for k, v in self.sla_defaults.items() if getattr(user, k) is None}
+        return dataclasses.replace(user, **fill) if fill else user
+
+    def effective_baselines(self, default: tuple[str, ...]) -> tuple[str, ...]:
+        """The workload's own baselines if it lists any, else ``default``."""
+        return self.baselines or default
+
+
+def _check_rate(rate: Any, source: str) -> None:
+    if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 < rate < math.inf:
+        raise InputError(
+            f"{source}: 'request_rate_per_s' must be a positive number (requests entering "
+            f"the agent per second), got {rate!r}. Set it in the workload file or with "
+            f"`workload.request_rate_per_s=2.0`."
+        )
+
+
+def _sla_block(block: Any, source: str) -> dict[str, Any]:
+    """A workload's ``sla:`` block, checked on its own: known keys, valid values, and per-phase
+    bounds within its end-to-end bound."""
+    from hetopt.sla import Sla, check_bounds
+
+    if not block:
+        return {}
+    if not isinstance(block, Mapping):
+        raise InputError(
+            f"{source}: 'sla' must be a mapping such as {{e2e_s: 15.0}}, got {block!r}."
+        )
+    fields = [f.name for f in dataclasses.fields(Sla)]
+    unknown = sorted(str(k) for k in set(block) - set(fields))
+    if unknown:
+        raise InputError(
+            f"{source}: unknown key(s) {unknown_keys_message(unknown, fields)} in "
+            f"its 'sla' block. Valid keys: {fields}."
+        )
+    try:
+        Sla(**{"ttft_s": None, "tbt_s": None, **block})  # its values, checked on their own
+    except InputError as exc:
+        raise InputError(f"{source}: in its 'sla' block: {exc}") from None
+    check_bounds(block, f"{source}: sla")
+    return dict(block)
 
 
 def config_dir() -> Path:
@@ -49,9 +249,13 @@ def check_workload_name(name: str) -> str:
     return name
 
 
-def load_workload(name_or_path: str | Path) -> dict[str, Any]:
-    """Read a workload by name (``voice_agent``), from a YAML file path, or from an MLIR file
-    (``.mlir``, the agent dialects of :mod:`hetopt.mlir.convert`).
+def load_workload_data(name_or_path: str | Path) -> dict[str, Any]:
+    """The workload mapping of a name (``voice_agent``) or of a file, read by the reader
+    registered for its suffix (YAML unless registered otherwise; ``.mlir`` once
+    :mod:`hetopt.mlir` is imported).
+
+    The CLI composes command-line ``workload.*`` keys onto this mapping; the library plans the
+    :class:`Workload` that :func:`load_workload` makes of it.
 
     Raises
     ------
@@ -71,13 +275,7 @@ def load_workload(name_or_path: str | Path) -> dict[str, Any]:
                 f"Unknown workload '{name}'.{did_you_mean(name, workload_names())} Shipped "
                 f"workloads: {list(workload_names())}; or pass a YAML file path."
             )
-    if path.suffix == ".mlir":
-        from hetopt.mlir.convert import import_workload
-
-        source = read_text_input(path, "workload file", MAX_YAML_BYTES)
-        _check_mlir_nesting(source, path)
-        return import_workload(source, str(path))
-    data = load_yaml_input(path, "workload file")
+    data = _READERS.get(path.suffix.lower(), _read_yaml)(path)
     if not isinstance(data, dict):
         raise InputError(
             f"workload file {path}: a workload file must hold a mapping (name, "
@@ -85,6 +283,31 @@ def load_workload(name_or_path: str | Path) -> dict[str, Any]:
             f"{type(data).__name__}."
         )
     return data
+
+
+def load_workload(name_or_path: str | Path) -> Workload:
+    """Read a workload by name (``voice_agent``), from a YAML file path, or from an MLIR file
+    (``.mlir``, the agent dialects of :mod:`hetopt.mlir.convert`; ``import hetopt.mlir`` first).
+
+    Raises
+    ------
+    UnknownNameError, InputError
+        As :func:`load_workload_data`, and for a malformed workload (:meth:`Workload.from_mapping`).
+
+    Examples
+    --------
+    >>> wl = load_workload("rag_agent")
+    >>> wl.source, wl.profile is None
+    ("workload 'rag_agent'", True)
+    """
+    text = str(name_or_path)
+    is_name = not Path(text).suffix and not Path(text).exists()
+    source = f"workload '{text}'" if is_name else f"workload file {text}"
+    return Workload.from_mapping(load_workload_data(text), source)
+
+
+def _read_yaml(path: Path) -> Any:
+    return load_yaml_input(path, "workload file")
 
 
 def check_group_overrides(overrides: list[str]) -> None:
@@ -120,40 +343,3 @@ def check_group_overrides(overrides: list[str]) -> None:
                     f"Override '{override}': '{choice}' is not a {group} name; config-group "
                     f"options are names, not paths. Choose one of {options}{hint}."
                 )
-
-
-MAX_MLIR_NESTING = 256  # regions/blocks deep; an agent graph needs a handful
-
-
-def _check_mlir_nesting(text: str, path: Path) -> None:
-    """Refuse MLIR nested deeper than :data:`MAX_MLIR_NESTING` before MLIR's recursive parser
-    runs out of stack (5,000 nested modules crash the process with a segmentation fault).
-
-    Braces inside string literals and comments are not counted.
-
-    Examples
-    --------
-    >>> _check_mlir_nesting('module { func.func @f() { "x{{{" } }', Path("a.mlir"))
-    """
-    depth = 0
-    in_string = escaped = False
-    for number, line in enumerate(text.splitlines(), start=1):
-        for k, ch in enumerate(line):
-            if in_string:
-                escaped = ch == "\\" and not escaped
-                if ch == '"' and not escaped:
-                    in_string = False
-            elif ch == '"':
-                in_string = True
-            elif line.startswith("//", k):
-                break  # a comment runs to the end of the line
-            elif ch in "{(":
-                depth += 1
-                if depth > MAX_MLIR_NESTING:
-                    raise InputError(
-                        f"workload file {path}: line {number} is nested more than "
-                        f"{MAX_MLIR_NESTING} levels deep; an agent graph needs a few. Flatten "
-                        f"it (a nested agent is an agent.call to another func.func)."
-                    )
-            elif ch in "})":
-                depth -= 1

@@ -33,6 +33,19 @@ def test_no_import_cycles_inside_hetopt() -> None:
     assert list(nx.simple_cycles(graph)) == []
 
 
+def test_the_input_edge_imports_no_format_package() -> None:
+    """``hetopt.workloads`` reads workload files through its reader registry: the packages
+    that own a format (``hetopt.mlir``) register there; the input edge never imports them."""
+    names = _imports()["hetopt.workloads"]
+    assert not any(n.startswith(("hetopt.mlir", "hetopt.report")) for n in names)
+    assert not any(
+        n.startswith("hetopt.report")
+        for m, ns in _imports().items()
+        if m.startswith("hetopt.mlir")
+        for n in ns
+    )
+
+
 def test_library_never_imports_hydra_or_omegaconf() -> None:
     offenders = [
         m

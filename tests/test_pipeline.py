@@ -14,14 +14,13 @@ from hetopt.pipeline import PlanRequest, plan_agent
 from hetopt.plan import evaluate_choice, verify_plan
 from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions
-from hetopt.workloads import load_workload, workload_names
+from hetopt.workloads import Workload, load_workload, load_workload_data, workload_names
 
 
 def _request(name: str, backend: str, **kw: object) -> PlanRequest:
-    workload = load_workload(name)
-    sla = Sla(e2e_s=(workload.get("sla") or {}).get("e2e_s"))
+    # The workload's own sla block (voice_agent: 15 s end to end) applies, as in the CLI.
     return PlanRequest(
-        workload, name, sla=sla, solver=SolverOptions(backend=backend), baselines=(), **kw
+        load_workload(name), solver=SolverOptions(backend=backend), baselines=(), **kw
     )  # type: ignore[arg-type]
 
 
@@ -59,7 +58,7 @@ def test_ttft_bound_holds_and_binds() -> None:
 
 def test_tighter_e2e_sla_never_cheaper() -> None:
     costs = []
-    for e2e in (None, 14.0, 12.0):
+    for e2e in (None, 14.0, 12.0):  # None: the workload's own 15 s bound (its sla block)
         req = dataclasses.replace(_request("voice_agent", "highs"), sla=Sla(e2e_s=e2e))
         plan = plan_agent(req).plan
         if e2e is not None:
@@ -94,11 +93,10 @@ def test_inventory_limit_is_respected() -> None:
 
 
 def test_fp8_and_small_catalog() -> None:
-    workload = load_workload("rag_agent")
-    workload["nodes"]["llm"] = {**workload["nodes"]["llm"], "precision": "fp8"}
+    data = load_workload_data("rag_agent")
+    data["nodes"]["llm"] = {**data["nodes"]["llm"], "precision": "fp8"}
     req = PlanRequest(
-        workload,
-        "rag fp8",
+        Workload.from_mapping(data, "rag fp8"),
         hardware=HardwareSpec(devices=("A100", "H100", "Xeon-SPR")),
         costs=CostParams(),
         baselines=("A100",),
@@ -120,13 +118,9 @@ def test_measured_profile_replaces_the_roofline(tmp_path) -> None:  # type: igno
         "L40S,decode,llama-3-8b,fp16,2048,256,1,1,64,0.005,50.0,test fixture (not a measurement)\n"
         "L40S,decode,llama-3-8b,fp16,2048,256,1,1,32,0.030,8.0,test fixture (not a measurement)\n"
     )
-    workload = load_workload("rag_agent")
-    workload["nodes"]["llm"] = {
-        **workload["nodes"]["llm"],
-        "input_tokens": 2048,
-        "output_tokens": 256,
-    }
-    base = PlanRequest(workload, "rag", baselines=())
+    data = load_workload_data("rag_agent")
+    data["nodes"]["llm"] = {**data["nodes"]["llm"], "input_tokens": 2048, "output_tokens": 256}
+    base = PlanRequest(Workload.from_mapping(data, "rag"), baselines=())
     plain = plan_agent(base).plan
     measured = plan_agent(
         dataclasses.replace(base, costs=CostParams(measured_profile=str(csv)))
@@ -147,15 +141,13 @@ def test_bad_measured_profile_is_a_user_error(tmp_path) -> None:  # type: ignore
 
     csv = tmp_path / "bad.csv"
     csv.write_text("device,phase,model\nH100,decode,llama-3-8b\n")
-    req = PlanRequest(
-        load_workload("rag_agent"), "rag", costs=CostParams(measured_profile=str(csv))
-    )
+    req = PlanRequest(load_workload("rag_agent"), costs=CostParams(measured_profile=str(csv)))
     with pytest.raises(InputError, match="missing column"):
         plan_agent(req)
 
 
 def test_size_buckets_are_planned_apart() -> None:
-    out = plan_agent(PlanRequest(load_workload("mixed_sizes"), "mixed", baselines=()))
+    out = plan_agent(PlanRequest(load_workload("mixed_sizes"), baselines=()))
     place = out.plan.placement.set_index("operator")
     assert place.loc["llm-b0.prefill", "visits_per_request"] == pytest.approx(0.8)
     assert place.loc["llm-b1.decode", "visits_per_request"] == pytest.approx(0.2)

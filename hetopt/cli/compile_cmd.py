@@ -75,7 +75,6 @@ def cmd_compile(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
     """Run ``hetopt compile``; exit 2 (after writing everything) if a partition failed."""
     from hetopt.cli.outputs import write_outputs
     from hetopt.cli.replay_cmd import load_saved_plan
-    from hetopt.graph.ir import agent_graph_from_dict
     from hetopt.hardware import load_catalog
     from hetopt.mlir.compile import compile_plan
     from hetopt.mlir.report import write_compile
@@ -96,15 +95,13 @@ def cmd_compile(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
         )
         unused = check_targets(options.targets, catalog, set(outcome.plan.placement["device"]))
         write_outputs(outcome, cfg, out)
-        workload = dict(cfg["workload"])
-        graph = agent_graph_from_dict(workload, request.workload_source)
         report = compile_plan(
-            graph,
+            request.workload.graph,
             outcome.graph,
             outcome.plan.placement,
             catalog,
             options,
-            workload,
+            request.workload.data,
             progress=lambda m: status.update(m + " ..."),
         )
         written = write_compile(report, catalog, out)

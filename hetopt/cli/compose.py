@@ -176,9 +176,11 @@ def compose_run(
     assert isinstance(data, dict)
     cfg: dict[str, Any] = {str(k): v for k, v in data.items()}
     if cfg.get("workload_file"):
-        from hetopt.workloads import load_workload
+        from hetopt.workloads import load_workload_data
 
-        cfg["workload"] = _overlay(load_workload(str(cfg["workload_file"])), cfg, "workload", task)
+        cfg["workload"] = _overlay(
+            load_workload_data(str(cfg["workload_file"])), cfg, "workload", task
+        )
     if cfg.get("fleet_file"):
         cfg["fleet"] = _overlay(
             {**(cfg.get("fleet") or {}), **_read_fleet_file(Path(str(cfg["fleet_file"])))},
@@ -237,7 +239,7 @@ def compose_config(overrides: list[str], config_dirs: Sequence[Path] = ()) -> di
 
 def _user_workloads(tenants: list[Any], cdir: Path, extra: Sequence[Path]) -> list[Any]:
     """Tenants whose ``workload`` names a ``--config-dir`` workload get its content inline."""
-    from hetopt.workloads import load_workload
+    from hetopt.workloads import load_workload_data
 
     out = []
     for tenant in tenants:
@@ -254,7 +256,7 @@ def _user_workloads(tenants: list[Any], cdir: Path, extra: Sequence[Path]) -> li
                 if (d / "workload" / f"{name}.yaml").is_file()
             ]
             if found:
-                tenant = {**tenant, "workload": load_workload(str(found[0]))}
+                tenant = {**tenant, "workload": load_workload_data(str(found[0]))}
         out.append(tenant)
     return out
 

@@ -15,8 +15,9 @@ from hetopt.pipeline import PlanRequest
 from hetopt.replay.arrivals import ArrivalSpec
 from hetopt.replay.control import ControllerConfig, FailureSpec, RouterConfig
 from hetopt.replay.engine import ReplayConfig
-from hetopt.sla import Sla, check_bounds
+from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions
+from hetopt.workloads import Workload
 
 T = TypeVar("T")
 _TUPLES = {
@@ -56,9 +57,10 @@ def request_from_config(cfg: Mapping[str, Any]) -> PlanRequest:
     """Build a :class:`PlanRequest` from the resolved config mapping.
 
     The workload's own ``sla`` block supplies defaults for SLA fields that the ``sla`` group
-    leaves null (e.g. the worked example's 120 ms end-to-end bound), and its ``baselines``
-    list, if any, replaces the default baselines (the worked example compares against its own
-    HP and CO devices).
+    leaves null (e.g. the worked example's 120 ms end-to-end bound; the rule is
+    :meth:`~hetopt.workloads.Workload.effective_sla`), and its ``baselines`` list, if any,
+    replaces the config's baselines (the worked example compares against its own HP and CO
+    devices).
     """
     if not isinstance(cfg.get("workload"), Mapping):
         raise InputError(
@@ -66,45 +68,39 @@ def request_from_config(cfg: Mapping[str, Any]) -> PlanRequest:
             f"request_rate_per_s, nodes, edges), got {cfg.get('workload')!r}. Pick "
             f"one with workload=<name> or workload_file=<path>."
         )
-    workload = dict(cfg["workload"])
+    data = dict(cfg["workload"])
     source = (
         f"workload file {cfg['workload_file']}"
         if cfg.get("workload_file")
-        else f"workload '{workload.get('name', '?')}'"
+        else f"workload '{data.get('name', '?')}'"
     )
-    sla_cfg = dict(cfg.get("sla") or {})
-    wl_sla = workload.get("sla") or {}
-    if not isinstance(wl_sla, Mapping):
-        raise InputError(
-            f"{source}: 'sla' must be a mapping such as {{e2e_s: 15.0}}, got {wl_sla!r}."
-        )
-    fields = [f.name for f in dataclasses.fields(Sla)]
-    unknown = sorted(str(k) for k in set(wl_sla) - set(fields))
-    if unknown:
-        raise InputError(
-            f"{source}: unknown key(s) {unknown_keys_message(unknown, fields)} in "
-            f"its 'sla' block. Valid keys: {fields}."
-        )
-    try:
-        Sla(**{"ttft_s": None, "tbt_s": None, **wl_sla})  # its values, checked on their own
-    except InputError as exc:
-        raise InputError(f"{source}: in its 'sla' block: {exc}") from None
-    check_bounds(wl_sla, f"{source}: sla")
-    for key, value in wl_sla.items():
-        if sla_cfg.get(key) is None:
-            sla_cfg[key] = value
+    workload = Workload.from_mapping(data, source)
+    hardware, sla, costs, tco, solver = settings_from_config(cfg)
+    return PlanRequest(
+        workload=workload,
+        hardware=hardware,
+        sla=sla,
+        costs=costs,
+        tco=tco,
+        solver=solver,
+        baselines=workload.effective_baselines(tuple(cfg.get("baselines") or ())),
+    )
+
+
+def settings_from_config(
+    cfg: Mapping[str, Any],
+) -> tuple[HardwareSpec, Sla, CostParams, TcoParams, SolverOptions]:
+    """The ``hardware``, ``sla``, ``costs``, ``tco`` and ``solver`` groups as dataclasses (the
+    settings a single plan and a fleet share)."""
     hardware = dict(cfg.get("hardware") or {})
     hardware["catalog_path"] = hardware.pop("catalog_path", None)
     hardware["inventory"] = dict(hardware.get("inventory") or {})
-    return PlanRequest(
-        workload=workload,
-        workload_source=source,
-        hardware=_build(HardwareSpec, "hardware", hardware),
-        sla=_build(Sla, "sla", sla_cfg),
-        costs=_build(CostParams, "costs", cfg.get("costs")),
-        tco=_build(TcoParams, "tco", cfg.get("tco")),
-        solver=_build(SolverOptions, "solver", cfg.get("solver")),
-        baselines=tuple(workload.get("baselines") or cfg.get("baselines") or ()),
+    return (
+        _build(HardwareSpec, "hardware", hardware),
+        _build(Sla, "sla", cfg.get("sla")),
+        _build(CostParams, "costs", cfg.get("costs")),
+        _build(TcoParams, "tco", cfg.get("tco")),
+        _build(SolverOptions, "solver", cfg.get("solver")),
     )
 
 

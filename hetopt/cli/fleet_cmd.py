@@ -19,15 +19,13 @@ def fleet_request(cfg: Mapping[str, Any]) -> Any:
     """Build the :class:`~hetopt.fleet.plan.FleetRequest` of a composed config."""
     from dataclasses import replace
 
-    from hetopt.cli.config import _build, request_from_config
+    from hetopt.cli.config import settings_from_config
     from hetopt.fleet.generator import synthetic_devices, synthetic_fleet
     from hetopt.fleet.plan import FleetRequest
     from hetopt.fleet.spec import fleet_from_dict
-    from hetopt.sla import Sla
 
     # The fleet's SLA defaults come from the sla group alone, not from the default workload.
-    base = request_from_config({**cfg, "workload": {"name": "fleet"}})
-    base_sla = _build(Sla, "sla", cfg.get("sla"))
+    hardware, base_sla, costs, tco, solver = settings_from_config(cfg)
     # A fleet_file was read while composing (hetopt.cli.compose), fleet.* keys set on top.
     data = dict(cfg.get("fleet") or {})
     source = (
@@ -35,7 +33,6 @@ def fleet_request(cfg: Mapping[str, Any]) -> Any:
         if cfg.get("fleet_file")
         else (f"fleet '{data.get('name') or 'fleet'}'")
     )
-    hardware = base.hardware
     synthetic = data.get("synthetic")
     fraction = None
     limited = 3
@@ -56,9 +53,9 @@ def fleet_request(cfg: Mapping[str, Any]) -> Any:
     return FleetRequest(
         fleet=fleet,
         hardware=hardware,
-        costs=base.costs,
-        tco=base.tco,
-        solver=base.solver,
+        costs=costs,
+        tco=tco,
+        solver=solver,
         method=data.get("method") or "auto",
         gap_rel=float(data.get("gap_rel", 0.005)),
         baselines=tuple(data.get("baselines") or ()),

@@ -13,7 +13,7 @@ from rich.table import Table
 from hetopt.cli.config import replay_config_from, request_from_config
 from hetopt.cli.outputs import RunDir
 from hetopt.errors import InputError
-from hetopt.graph.decompose import tokens_per_request
+from hetopt.graph.operators import tokens_per_request
 from hetopt.inputs import load_yaml_input, read_text_input
 from hetopt.pipeline import PlanOutcome, plan_agent, prepare
 from hetopt.plan.evaluate import evaluate_choice

@@ -207,9 +207,9 @@ def run_point(
     tco = math.nan
     try:
         if cfg.get("workload_file"):
-            from hetopt.workloads import load_workload
+            from hetopt.workloads import load_workload_data
 
-            cfg["workload"] = load_workload(str(cfg["workload_file"]))
+            cfg["workload"] = load_workload_data(str(cfg["workload_file"]))
         outcome = plan_agent(request_from_config(cfg), warm_start=warm)
         plan = outcome.plan
         record["status"] = "ok"
@@ -460,9 +460,9 @@ def check_point(cfg: dict[str, Any]) -> None:
     from hetopt.pipeline import prepare
 
     if cfg.get("workload_file"):
-        from hetopt.workloads import load_workload
+        from hetopt.workloads import load_workload_data
 
-        cfg = {**cfg, "workload": load_workload(str(cfg["workload_file"]))}
+        cfg = {**cfg, "workload": load_workload_data(str(cfg["workload_file"]))}
     with contextlib.suppress(InfeasibleError):
         prepare(request_from_config(cfg))
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from hetopt.errors import InputError
 from hetopt.fleet.spec import FleetSpec, TenantSpec, tenant_sla
+from hetopt.graph.ir import AgentGraph
 from hetopt.hardware import load_catalog
 from hetopt.sla import Sla
 from hetopt.workloads import load_workload
@@ -70,28 +71,28 @@ def synthetic_fleet(n_ops: int, seed: int = 0, templates: Sequence[str] = TEMPLA
         raise InputError(f"synthetic fleet: n_ops must be >= 1, got {n_ops}.")
     rng = np.random.default_rng(seed)
     workloads = {name: load_workload(name) for name in templates}
-    sizes = {name: _n_placeable(w) for name, w in workloads.items()}
+    sizes = {name: _n_placeable(w.graph) for name, w in workloads.items()}
     tenants: list[TenantSpec] = []
     total = 0
     while total < n_ops:
         fits = [n for n in templates if sizes[n] <= max(n_ops - total, min(sizes.values()))]
         name = str(rng.choice(fits))
         wl = workloads[name]
-        rate = float(wl.get("request_rate_per_s") or 1.0) * float(rng.choice(RATE_FACTORS))
+        rate = wl.request_rate_per_s * float(rng.choice(RATE_FACTORS))
         tier = str(rng.choice(list(TIERS)))
         ttft, tbt, e2e_mult = TIERS[tier]
         e2e = None if e2e_mult is None else E2E_S.get(name, 30.0) * e2e_mult
-        sla = tenant_sla(Sla(ttft_s=ttft, tbt_s=tbt), {}, {"e2e_s": e2e}, name)
+        # The tier is the whole SLA: the template's own sla defaults are not applied.
+        sla = tenant_sla(Sla(ttft_s=ttft, tbt_s=tbt), None, {"e2e_s": e2e}, name)
         tenants.append(TenantSpec(f"{name}-{len(tenants):04d}-{tier}", wl, rate, sla))
         total += sizes[name]
     return FleetSpec(f"synthetic-{n_ops}ops-seed{seed}", tuple(tenants))
 
 
-def _n_placeable(workload: Mapping[str, Any]) -> int:
+def _n_placeable(graph: AgentGraph) -> int:
     from hetopt.graph.decompose import decompose
-    from hetopt.graph.ir import agent_graph_from_dict
 
-    return sum(op.placeable for op in decompose(agent_graph_from_dict(workload)).ops)
+    return sum(op.placeable for op in decompose(graph).ops)
 
 
 def synthetic_devices(

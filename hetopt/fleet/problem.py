@@ -28,7 +28,6 @@ from hetopt.costs.tco import TcoParams, resolve_hardware
 from hetopt.errors import InfeasibleError
 from hetopt.fleet.spec import FleetSpec, TenantSpec
 from hetopt.graph.decompose import OperatorGraph, decompose
-from hetopt.graph.ir import agent_graph_from_dict
 from hetopt.hardware.spec import HardwareSpec
 from hetopt.problem import PlacementProblem, build_problem
 from hetopt.sla import Sla
@@ -174,12 +173,10 @@ def build_fleet_problem(
     templates: list[str] = []
     say(f"costing {len(fleet.tenants)} tenants on {len(catalog.devices)} device types")
     for tenant in fleet.tenants:
-        key = template_key(tenant.workload)
+        key = template_key(tenant.workload.data)
         templates.append(key)
         if key not in graphs:
-            graphs[key] = decompose(
-                agent_graph_from_dict(tenant.workload, source=f"tenant '{tenant.name}'")
-            )
+            graphs[key] = decompose(tenant.workload.graph)
         graph = graphs[key]
         tkey = (key, tenant.sla.ttft_s, tenant.sla.tbt_s)
         if tkey not in tables:

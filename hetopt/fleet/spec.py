@@ -15,6 +15,7 @@ their symmetry.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -23,6 +24,7 @@ from typing import Any
 from hetopt.errors import InputError
 from hetopt.inputs import unknown_keys_message
 from hetopt.sla import Sla, check_bounds
+from hetopt.workloads import Workload
 
 
 @dataclass(frozen=True)
@@ -34,15 +36,16 @@ class TenantSpec:
     name
         Unique tenant name.
     workload
-        The agent graph mapping (the workload file format).
+        The tenant's agent (:class:`~hetopt.workloads.Workload`).
     request_rate_per_s
-        Requests per second entering this tenant's agent.
+        Requests per second entering this tenant's agent (the fleet file's rate, else the
+        workload's own).
     sla
         The tenant's SLA (per-phase limits and end-to-end bound).
     """
 
     name: str
-    workload: Mapping[str, Any]
+    workload: Workload
     request_rate_per_s: float
     sla: Sla
 
@@ -52,10 +55,10 @@ class TenantSpec:
                 f"fleet tenant '{self.name}': request_rate_per_s must be a positive "
                 f"number, got {self.request_rate_per_s!r}."
             )
-        if self.workload.get("profile") is not None:
+        if self.workload.profile is not None:
             raise InputError(
                 f"fleet tenant '{self.name}': workload "
-                f"'{self.workload.get('name')}' carries a measured profile for its "
+                f"'{self.workload.name}' carries a measured profile for its "
                 f"own devices; fleets are costed on the hardware catalog. Use a "
                 f"catalog workload (`hetopt list`)."
             )
@@ -96,21 +99,12 @@ _SLA_KEYS = {f.name for f in fields(Sla)}
 
 
 def tenant_sla(
-    base: Sla, workload: Mapping[str, Any], override: Mapping[str, Any] | None, where: str
+    base: Sla, workload: Workload | None, override: Mapping[str, Any] | None, where: str
 ) -> Sla:
-    """The tenant's SLA: ``override`` keys, else the workload's ``sla`` block for the keys the
-    base SLA leaves null, else ``base``."""
-    values = {f.name: getattr(base, f.name) for f in fields(Sla)}
-    block = workload.get("sla") or {}
-    if not isinstance(block, Mapping):
-        raise InputError(
-            f"{where}: the workload's 'sla' must be a mapping such as "
-            f"{{e2e_s: 12.0}}, got {block!r}."
-        )
-    check_bounds(block, f"{where}: workload sla")
-    for key, value in block.items():
-        if key in values and values[key] is None:
-            values[key] = value
+    """The tenant's SLA: ``override`` keys, else the workload's ``sla`` defaults for the keys
+    the base SLA leaves null (:meth:`~hetopt.workloads.Workload.effective_sla`; none when
+    ``workload`` is None), else ``base``."""
+    values = dataclasses.asdict(base if workload is None else workload.effective_sla(base))
     if override is not None and not isinstance(override, Mapping):
         raise InputError(
             f"{where}: 'sla' must be a mapping such as {{e2e_s: 12.0}}, got {override!r}."
@@ -150,7 +144,7 @@ def fleet_from_dict(
     InputError
         Naming the tenant and key at fault.
     """
-    from hetopt.workloads import load_workload
+    from hetopt.workloads import load_workload_data
 
     base_sla = base_sla or Sla()
     if not isinstance(data, Mapping) or not isinstance(data.get("tenants"), list):
@@ -160,6 +154,7 @@ def fleet_from_dict(
         )
     tenants: list[TenantSpec] = []
     cache: dict[str, Mapping[str, Any]] = {}
+    typed: dict[tuple[int, float], Workload] = {}
     for k, entry in enumerate(data["tenants"]):
         where = f"{source}: tenants[{k}]"
         if not isinstance(entry, Mapping):
@@ -175,7 +170,7 @@ def fleet_from_dict(
         if isinstance(wl, str):
             if wl not in cache:
                 try:
-                    cache[wl] = load_workload(wl)
+                    cache[wl] = load_workload_data(wl)
                 except InputError as exc:
                     raise InputError(f"{where}: {exc}") from None
             workload = cache[wl]
@@ -193,6 +188,11 @@ def fleet_from_dict(
             raise InputError(
                 f"{where}: request_rate_per_s must be a number (requests per second), got {rate!r}."
             )
+        if not (rate > 0 and math.isfinite(rate)):
+            raise InputError(
+                f"{where}: request_rate_per_s must be a positive number (requests per second), "
+                f"got {rate!r}."
+            )
         count = entry.get("count", 1)
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise InputError(f"{where}: count must be a whole number >= 1, got {count!r}.")
@@ -202,10 +202,17 @@ def fleet_from_dict(
                 f"tenants, beyond what hetopt plans. Lower count, or raise the "
                 f"request_rate_per_s of fewer tenants instead."
             )
-        sla = tenant_sla(base_sla, workload, entry.get("sla"), where)
+        # One typed workload per mapping and rate: tenants of a template share its graph.
+        key = (id(workload), float(rate))
+        if key not in typed:
+            origin = f"workload '{wl}'" if isinstance(wl, str) else "inline workload"
+            typed[key] = Workload.from_mapping(
+                workload, f"{where}: {origin}", request_rate_per_s=float(rate)
+            )
+        sla = tenant_sla(base_sla, typed[key], entry.get("sla"), where)
         for c in range(count):
             tenants.append(
-                TenantSpec(name if count == 1 else f"{name}#{c}", workload, float(rate), sla)
+                TenantSpec(name if count == 1 else f"{name}#{c}", typed[key], float(rate), sla)
             )
     names = [t.name for t in tenants]
     dupes = sorted({n for n in names if names.count(n) > 1})

@@ -88,7 +88,6 @@ from hetopt.graph.operators import (
     OpKind,
     OpLoop,
     Work,
-    tokens_per_request,
 )
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ nested agent leave from them.
 
 >>> from hetopt.workloads import load_workload
 >>> from hetopt.graph.ir import agent_graph_from_dict
->>> g = agent_graph_from_dict(load_workload("voice_agent"))
+>>> g = load_workload("voice_agent").graph
 >>> text = export_graph(g)
 >>> '"llm.call"' in text and '"agent.back_edge"' in text
 True
@@ -40,6 +40,7 @@ the node list's order so that the round trip is exact (hand-written files may le
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -49,6 +50,7 @@ from torch_mlir.dialects import func
 from hetopt.errors import InputError
 from hetopt.graph.decompose import graph_ends
 from hetopt.graph.ir import AgentGraph, Edge, Node, TaskKind
+from hetopt.inputs import MAX_YAML_BYTES, read_text_input
 from hetopt.mlir.dialect import agent_context, parse_module, verify
 
 WORK = ("flops", "mem_bytes", "footprint_bytes", "static_latency_s")
@@ -491,3 +493,54 @@ def users_of(value: ir.Value) -> list[ir.Operation]:
         if all(owner != s for s in seen):
             seen.append(owner)
     return seen
+
+
+def read_mlir_workload(path: Path) -> dict[str, Any]:
+    """Read an MLIR workload file (the reader :mod:`hetopt.mlir` registers for ``.mlir``).
+
+    Raises
+    ------
+    InputError
+        A file that is missing, empty, binary, not UTF-8, nested too deep, or not a valid agent
+        module, naming the file.
+    """
+    source = read_text_input(path, "workload file", MAX_YAML_BYTES)
+    _check_mlir_nesting(source, path)
+    return import_workload(source, str(path))
+
+
+MAX_MLIR_NESTING = 256  # regions/blocks deep; an agent graph needs a handful
+
+
+def _check_mlir_nesting(text: str, path: Path) -> None:
+    """Refuse MLIR nested deeper than :data:`MAX_MLIR_NESTING` before MLIR's recursive parser
+    runs out of stack (5,000 nested modules crash the process with a segmentation fault).
+
+    Braces inside string literals and comments are not counted.
+
+    Examples
+    --------
+    >>> _check_mlir_nesting('module { func.func @f() { "x{{{" } }', Path("a.mlir"))
+    """
+    depth = 0
+    in_string = escaped = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        for k, ch in enumerate(line):
+            if in_string:
+                escaped = ch == "\\" and not escaped
+                if ch == '"' and not escaped:
+                    in_string = False
+            elif ch == '"':
+                in_string = True
+            elif line.startswith("//", k):
+                break  # a comment runs to the end of the line
+            elif ch in "{(":
+                depth += 1
+                if depth > MAX_MLIR_NESTING:
+                    raise InputError(
+                        f"workload file {path}: line {number} is nested more than "
+                        f"{MAX_MLIR_NESTING} levels deep; an agent graph needs a few. Flatten "
+                        f"it (a nested agent is an agent.call to another func.func)."
+                    )
+            elif ch in "})":
+                depth -= 1

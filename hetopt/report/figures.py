@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from hetopt.atomic import save_figure  # noqa: E402, F401  (re-exported: figures' one writer)
 from hetopt.plan.plan import Plan  # noqa: E402
 
 VENDOR_COLOURS = (
@@ -27,32 +27,6 @@ VENDOR_COLOURS = (
     "#1B9E77",
     "#D95F02",
 )
-
-
-def save_figure(
-    fig: plt.Figure,
-    path: str | Path,
-    dpi: int = 120,
-    rect: tuple[float, float, float, float] | None = None,
-) -> Path:
-    """Lay out, write and close a figure (every PNG hetopt writes goes through here).
-
-    ``rect`` keeps the subplots inside a part of the figure (room for a shared colour bar).
-    """
-    if rect is None:
-        fig.tight_layout()
-    else:  # a colour bar on axes of its own: lay out the rest inside rect, leave it be
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*not compatible with tight_layout")
-            fig.tight_layout(rect=rect)
-    from hetopt.atomic import atomic_path
-
-    try:
-        with atomic_path(path) as tmp:  # a full disk never leaves a truncated PNG
-            fig.savefig(tmp, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
-    finally:
-        plt.close(fig)
-    return Path(path)
 
 
 def plot_plan(plan: Plan, path: str | Path) -> Path:

@@ -23,12 +23,12 @@ from hetopt.costs.tco import TcoParams, device_tco
 from hetopt.errors import InfeasibleError
 from hetopt.graph.architectures import get_architecture
 from hetopt.graph.decompose import OperatorGraph, decompose
-from hetopt.graph.ir import agent_graph_from_dict
 from hetopt.hardware import HardwareCatalog, load_catalog
 from hetopt.plan.evaluate import evaluate_choice
 from hetopt.problem import SECONDS_PER_HOUR, PlacementProblem, build_problem
 from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions, SolveStatus, solve
+from hetopt.workloads import Workload
 
 LATENCY_SLA = Sla(ttft_s=0.25, tbt_s=0.02)
 THROUGHPUT_SLA = Sla(ttft_s=None, tbt_s=None)
@@ -82,10 +82,11 @@ def llm_workload(
     input_tokens: int,
     output_tokens: int,
     request_rate_per_s: float = 100.0,
-) -> dict[str, Any]:
+) -> Workload:
     """An agent with one LLM call: the paper's §5 evaluation setting."""
-    return {
-        "name": f"{model}-{precision}-{input_tokens}-{output_tokens}",
+    name = f"{model}-{precision}-{input_tokens}-{output_tokens}"
+    data = {
+        "name": name,
         "request_rate_per_s": request_rate_per_s,
         "nodes": {
             "llm": {
@@ -98,6 +99,7 @@ def llm_workload(
         },
         "edges": [],
     }
+    return Workload.from_mapping(data, source=name)
 
 
 def _problem(
@@ -210,7 +212,7 @@ def pair_study(
         model=cost_model,
     )
     workload = llm_workload(model, precision, input_tokens, output_tokens, request_rate_per_s)
-    graph = decompose(agent_graph_from_dict(workload, source=workload["name"]))
+    graph = decompose(workload.graph)
     table = build_cost_table(graph, catalog, sla, costs)
     tokens = input_tokens + output_tokens
     kv_s = (
@@ -297,7 +299,7 @@ def serving_table(
     rows = []
     for model, precision, (isl, osl) in itertools.product(models, precisions, lengths):
         workload = llm_workload(model, precision, isl, osl)
-        graph = decompose(agent_graph_from_dict(workload, source=workload["name"]))
+        graph = decompose(workload.graph)
         frame = build_cost_table(graph, catalog, sla, costs).frame
         for (op, device), group in frame.groupby(["op", "device"], sort=False):
             phase = str(op).split(".")[-1]
@@ -375,7 +377,7 @@ def kv_link_table(
 
 
 def pareto_frontier(
-    workload: dict[str, Any],
+    workload: Workload,
     ttft_values_s: Sequence[float],
     tbt_values_s: Sequence[float],
     catalog: HardwareCatalog | None = None,
@@ -393,10 +395,10 @@ def pareto_frontier(
     tco = tco or TcoParams()
     costs = costs or CostParams()
     options = options or SolverOptions(backend="highs", time_limit_s=30)
-    graph = decompose(agent_graph_from_dict(workload, source=str(workload.get("name"))))
+    graph = decompose(workload.graph)
     table = build_cost_table(graph, catalog, THROUGHPUT_SLA, costs)
     frame = table.frame
-    rate = float(workload["request_rate_per_s"])
+    rate = workload.request_rate_per_s
     rows = []
     for ttft, tbt in itertools.product(ttft_values_s, tbt_values_s):
         ok = frame["feasible"].to_numpy(dtype=bool).copy()

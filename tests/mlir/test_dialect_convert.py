@@ -11,7 +11,7 @@ from hetopt.errors import InputError
 from hetopt.graph.ir import GraphBuilder, Loop, agent_graph_from_dict
 from hetopt.mlir.convert import export_graph, import_agent_graph, import_workload
 from hetopt.mlir.dialect import agent_context, op_names, parse_module
-from hetopt.workloads import load_workload, workload_names
+from hetopt.workloads import load_workload, load_workload_data, workload_names
 
 GOOD = """
 func.func @tiny(%q: !agent.msg) -> !agent.msg {
@@ -53,8 +53,9 @@ def test_dialect_defines_the_paper_ops() -> None:
 
 @pytest.mark.parametrize("name", workload_names())
 def test_round_trip_is_exact_for_every_shipped_workload(name: str) -> None:
-    data = load_workload(name)
+    data = load_workload_data(name)
     graph = agent_graph_from_dict(data)
+    assert graph == load_workload(name).graph
     text = export_graph(graph, data)
     back = import_workload(text)
     assert agent_graph_from_dict(back) == graph
@@ -140,9 +141,9 @@ def test_wrong_operand_type_is_an_mlir_error() -> None:
 
 
 def test_hetopt_plan_reads_mlir_and_gives_the_yaml_plan(tmp_path: Path) -> None:
-    data = load_workload("rag_agent")
+    workload = load_workload("rag_agent")
     mlir = tmp_path / "rag_agent.mlir"
-    mlir.write_text(export_graph(agent_graph_from_dict(data), data))
+    mlir.write_text(export_graph(workload.graph, workload))
     assert main(["plan", f"workload_file={mlir}", f"run_dir={tmp_path / 'a'}"]) == 0
     assert main(["plan", "workload=rag_agent", f"run_dir={tmp_path / 'b'}"]) == 0
     a = (tmp_path / "a" / "placement.csv").read_text()

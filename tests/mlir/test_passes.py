@@ -6,7 +6,7 @@ import pytest
 
 from hetopt.graph.architectures import get_architecture
 from hetopt.graph.decompose import decompose
-from hetopt.graph.ir import GraphBuilder, agent_graph_from_dict
+from hetopt.graph.ir import GraphBuilder
 from hetopt.mlir.convert import attrs_of, export_module
 from hetopt.mlir.dialect import agent_context, verify
 from hetopt.mlir.passes import decompose_module
@@ -36,7 +36,7 @@ def _structure_of(graph):  # type: ignore[no-untyped-def]
 def test_mlir_decomposition_equals_the_planners(name: str) -> None:
     """Two implementations of the decomposition rules (Python, MLIR rewrites) agree on
     operators, forward edges with payloads and probabilities, and loops."""
-    graph = agent_graph_from_dict(load_workload(name))
+    graph = load_workload(name).graph
     with agent_context():
         module = export_module(graph)
         decompose_module(module)
@@ -107,7 +107,7 @@ def test_moe_flops_use_active_parameters() -> None:
 
 
 def test_annotation_carries_the_optimisers_resource_vectors() -> None:
-    graph = agent_graph_from_dict(load_workload("voice_agent"))
+    graph = load_workload("voice_agent").graph
     og = decompose(graph)
     with agent_context():
         module = export_module(graph)
@@ -128,7 +128,7 @@ def test_annotation_carries_the_optimisers_resource_vectors() -> None:
 
 
 def test_place_writes_the_plans_decisions() -> None:
-    graph = agent_graph_from_dict(load_workload("voice_agent"))
+    graph = load_workload("voice_agent").graph
     rows = [
         {"operator": "stt", "device": "L4", "config": "b1", "count": 1, "latency_s": 0.05},
         {
@@ -188,7 +188,7 @@ def test_parse_config() -> None:
 
 
 def test_nested_agent_is_inlined_with_path_ids() -> None:
-    graph = agent_graph_from_dict(load_workload("supervisor_agent"))
+    graph = load_workload("supervisor_agent").graph
     with agent_context():
         module = export_module(graph)
         decompose_module(module)

@@ -7,6 +7,7 @@ import pytest
 from hetopt.hardware import HardwareCatalog, load_catalog
 from hetopt.hardware.spec import HardwareSpec
 from hetopt.pipeline import PlanOutcome, PlanRequest, plan_agent
+from hetopt.workloads import Workload
 
 MMC_RATE_PER_S = 25.0
 MMC_SERVICE_S = 0.1
@@ -24,5 +25,9 @@ def mmc() -> PlanOutcome:
         "nodes": {"work": {"kind": "general_compute", "work": {"flops": flops}}},
     }
     return plan_agent(
-        PlanRequest(workload, "mmc", baselines=(), hardware=HardwareSpec(devices=("Xeon-SPR",)))
+        PlanRequest(
+            Workload.from_mapping(workload, "mmc"),
+            baselines=(),
+            hardware=HardwareSpec(devices=("Xeon-SPR",)),
+        )
     )

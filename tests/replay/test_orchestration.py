@@ -20,13 +20,12 @@ from hetopt.replay.control import ControllerConfig, FailureSpec, RouterConfig
 from hetopt.replay.engine import ReplayConfig, ReplayResult, pool_sizing, replay
 from hetopt.replay.queueing import erlang_c_wait_s
 from hetopt.sla import Sla
-from hetopt.workloads import load_workload
+from hetopt.workloads import Workload, load_workload_data
 
 
 def _plan(name: str, rate: float, **kw: object) -> PlanOutcome:
-    workload = load_workload(name)
-    workload["request_rate_per_s"] = rate
-    return plan_agent(PlanRequest(workload, name, baselines=(), **kw))  # type: ignore[arg-type]
+    workload = Workload.from_mapping({**load_workload_data(name), "request_rate_per_s": rate}, name)
+    return plan_agent(PlanRequest(workload, baselines=(), **kw))  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -244,8 +243,7 @@ def test_kv_sized_transfers_queue_on_links_like_md1() -> None:
     }
     out = plan_agent(
         PlanRequest(
-            workload,
-            "link",
+            Workload.from_mapping(workload, "link"),
             baselines=(),
             hardware=HardwareSpec(devices=("Xeon-SPR", "EPYC-Genoa")),
         )

@@ -9,7 +9,7 @@ from hetopt.plan.queueing import erlang_c, md_c_wait, queued_ttft, stage_waits
 from hetopt.replay.arrivals import ArrivalSpec
 from hetopt.replay.engine import ReplayConfig, replay
 from hetopt.sla import Sla
-from hetopt.workloads import load_workload
+from hetopt.workloads import Workload, load_workload_data
 
 
 def test_md1_matches_pollaczek_khinchine() -> None:
@@ -24,10 +24,9 @@ def test_md1_matches_pollaczek_khinchine() -> None:
 
 @pytest.mark.parametrize("name, rate", [("voice_agent", 2.0), ("rag_agent", 10.0)])
 def test_queued_ttft_agrees_with_the_replay(name: str, rate: float) -> None:
-    workload = load_workload(name)
-    workload["request_rate_per_s"] = rate
+    workload = Workload.from_mapping({**load_workload_data(name), "request_rate_per_s": rate}, name)
     out = plan_agent(
-        PlanRequest(workload, name, baselines=(), sla=Sla(e2e_s=30.0, ttft_s=0.25, tbt_s=0.02))
+        PlanRequest(workload, baselines=(), sla=Sla(e2e_s=30.0, ttft_s=0.25, tbt_s=0.02))
     )
     waits = {w.operator: w for w in stage_waits(out.problem, out.table.frame, out.plan.choice)}
     prefill = waits["llm.prefill"]

@@ -14,11 +14,11 @@ from hetopt.replay.arrivals import ArrivalSpec, arrival_times, load_trace
 from hetopt.replay.engine import ReplayConfig, replay
 from hetopt.replay.queueing import erlang_c_wait_s
 from hetopt.sla import Sla
-from hetopt.workloads import load_workload
+from hetopt.workloads import Workload, load_workload
 
 
-def _plan(workload: dict, **kw: object) -> PlanOutcome:
-    return plan_agent(PlanRequest(workload, str(workload["name"]), baselines=(), **kw))  # type: ignore[arg-type]
+def _plan(workload: Workload, **kw: object) -> PlanOutcome:
+    return plan_agent(PlanRequest(workload, baselines=(), **kw))  # type: ignore[arg-type]
 
 
 def test_single_pool_matches_mmc_waiting_time(mmc: PlanOutcome) -> None:

@@ -23,7 +23,7 @@ from hetopt.replay.arrivals import ArrivalSpec
 from hetopt.replay.control import ControllerConfig, FailureSpec, RouterConfig
 from hetopt.replay.engine import ReplayConfig, ReplayResult, replay
 from hetopt.sla import Sla
-from hetopt.workloads import load_workload
+from hetopt.workloads import Workload, load_workload_data
 
 
 def _run(out: PlanOutcome, arrivals: ArrivalSpec, **kw: object) -> ReplayResult:
@@ -54,12 +54,12 @@ TTFT_S, TBT_S = 0.25, 0.02
 
 def _chat(e2e_s: float) -> PlanOutcome:
     """The chat agent (prefill, then decode) on H100s only, at 1 req/s."""
-    workload = load_workload("chat_agent")
-    workload["request_rate_per_s"] = 1.0
+    workload = Workload.from_mapping(
+        {**load_workload_data("chat_agent"), "request_rate_per_s": 1.0}, "chat_agent"
+    )
     return plan_agent(
         PlanRequest(
             workload,
-            "chat_agent",
             baselines=(),
             sla=Sla(ttft_s=TTFT_S, tbt_s=TBT_S, e2e_s=e2e_s),
             hardware=HardwareSpec(devices=("H100",)),
@@ -136,8 +136,7 @@ def test_requests_without_an_llm_meet_ttft_and_drops_miss_everything(tmp_path: P
     }
     out = plan_agent(
         PlanRequest(
-            cpu_workload,
-            "cpu",
+            Workload.from_mapping(cpu_workload, "cpu"),
             baselines=(),
             sla=Sla(e2e_s=60.0),
             hardware=HardwareSpec(devices=("Xeon-SPR",)),
@@ -162,12 +161,12 @@ def test_requests_without_an_llm_meet_ttft_and_drops_miss_everything(tmp_path: P
 
 
 def test_no_bound_set_gives_no_attainment(tmp_path: Path) -> None:
-    workload = load_workload("chat_agent")
-    workload["request_rate_per_s"] = 1.0
+    workload = Workload.from_mapping(
+        {**load_workload_data("chat_agent"), "request_rate_per_s": 1.0}, "chat_agent"
+    )
     out = plan_agent(
         PlanRequest(
             workload,
-            "chat_agent",
             baselines=(),
             sla=Sla(ttft_s=None, tbt_s=None, e2e_s=None),
             hardware=HardwareSpec(devices=("H100",)),
