@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from hetopt.costs.tco import DeviceTco
 from hetopt.errors import InfeasibleError, InputError
 from hetopt.graph.decompose import OperatorGraph
 from hetopt.inputs import did_you_mean
+from hetopt.oracle import VerifyInputs
 from hetopt.sla import Sla
 
 SECONDS_PER_HOUR = 3600.0
@@ -85,6 +86,10 @@ class PlacementProblem:
         Bounded loops, counted ``iterations`` times in the end-to-end latency.
     sla
         The SLA (``sla.e2e_s`` bounds the end-to-end latency).
+    raw_inputs
+        The raw inputs the arrays were built from, for the independent recomputation
+        (:mod:`hetopt.oracle`) that the brute-force backend optimises against; set by
+        ``hetopt.pipeline.prepare`` and :mod:`hetopt.testing`, None elsewhere.
     """
 
     name: str
@@ -115,6 +120,7 @@ class PlacementProblem:
     loops: tuple[LoopSpec, ...]
     sla: Sla
     edge_probability: np.ndarray | None = None
+    raw_inputs: VerifyInputs | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_ops(self) -> int:
