@@ -388,6 +388,10 @@ class Recomputed:
         Capacity, memory and inventory violations, and assignment errors.
     sla_violation
         The hard end-to-end SLA's violation ("" when met or soft).
+    unpooled_usd_per_h
+        The part of the TCO not paid in devices: direct (profiled) and transfer costs.
+    op_footprint_bytes
+        Resident bytes each non-exclusive operator adds on every device of its pool.
     """
 
     op_devices: Mapping[str, int]
@@ -402,6 +406,8 @@ class Recomputed:
     carbon_kg_per_h: float
     violations: tuple[str, ...]
     sla_violation: str = ""
+    unpooled_usd_per_h: float = math.nan
+    op_footprint_bytes: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def objective_usd_per_h(self) -> float:
@@ -469,18 +475,21 @@ def evaluate_assignment(
     violations = _capacity_violations(inputs, dedicated, load, needed, pooled, mem)
     latency = {name: row.latency_s for name, row in rows.items()}
     e2e = e2e_latency_s(inputs, latency, where, sla)
-    tco = 0.0
+    devices_usd_per_h = 0.0
     carbon = 0.0
     for dev in inputs.devices:
         count = dedicated.get(dev.name, 0) + pooled.get(dev.name, 0)
-        tco += count * dev.usd_per_h
+        devices_usd_per_h += count * dev.usd_per_h
         carbon += count * dev.carbon_kg_per_h
+    direct = 0.0
     for op in inputs.ops:
         runs_per_h = inputs.request_rate_per_s * op.visits * SECONDS_PER_HOUR
-        tco += rows[op.name].direct_cost_usd * runs_per_h
+        direct += rows[op.name].direct_cost_usd * runs_per_h
+    transfers = 0.0
     for edge in inputs.edges:
         if where[edge.src] != where[edge.dst]:
-            tco += edge.cost_usd_per_h
+            transfers += edge.cost_usd_per_h
+    tco = devices_usd_per_h + direct + transfers
     excess = 0.0 if sla.e2e_s is None else max(0.0, e2e - sla.e2e_s)
     penalty = 0.0 if sla.hard else (sla.penalty_usd_per_h_per_s or 0.0) * excess
     sla_violation = ""
@@ -499,6 +508,8 @@ def evaluate_assignment(
         carbon,
         tuple(violations),
         sla_violation,
+        direct + transfers,
+        {name: row.mem_per_device_bytes for name, row in rows.items() if not row.exclusive},
     )
 
 
