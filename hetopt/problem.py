@@ -30,7 +30,7 @@ from hetopt.costs.tco import DeviceTco
 from hetopt.errors import InfeasibleError, InputError
 from hetopt.graph.decompose import OperatorGraph
 from hetopt.inputs import did_you_mean
-from hetopt.oracle import VerifyInputs
+from hetopt.oracle.inputs import VerifyInputs
 from hetopt.sla import Sla
 
 SECONDS_PER_HOUR = 3600.0
