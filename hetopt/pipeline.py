@@ -26,6 +26,7 @@ from hetopt.graph.decompose import decompose
 from hetopt.graph.operators import OperatorGraph, tokens_per_request
 from hetopt.hardware import load_catalog
 from hetopt.hardware.spec import HardwareSpec
+from hetopt.oracle import VerifyInputs, verify_inputs
 from hetopt.plan.evaluate import evaluate_choice
 from hetopt.plan.plan import Baseline, Plan, make_plan
 from hetopt.plan.verify import verify_plan
@@ -101,11 +102,22 @@ class PlanOutcome:
     table: CostTable
     graph: OperatorGraph
 
+    @property
+    def inputs(self) -> VerifyInputs:
+        """The raw inputs the plan was verified against (:func:`hetopt.plan.verify_plan`)."""
+        if self.problem.raw_inputs is None:
+            raise ValueError("the problem was not built by hetopt.pipeline.prepare")
+        return self.problem.raw_inputs
+
 
 def prepare(
     request: PlanRequest, progress: Progress | None = None
 ) -> tuple[PlacementProblem, CostTable, OperatorGraph, dict[str, DeviceTco]]:
-    """Stages 1-4: graph, decomposition, catalog, cost table, placement problem."""
+    """Stages 1-4: graph, decomposition, catalog, cost table, placement problem.
+
+    The problem carries its raw inputs (``problem.raw_inputs``, :mod:`hetopt.oracle`) for the
+    independent verifier and the brute-force backend.
+    """
     say = progress or (lambda _msg: None)
     say("decomposing the agent graph")
     graph = decompose(request.workload.graph)
@@ -150,6 +162,11 @@ def prepare(
     problem = build_problem(
         graph, table, tco, request.sla, rate, request.costs, mem, inventory, profile
     )
+    # The raw inputs again, for the independent verifier and the brute-force backend.
+    raw = verify_inputs(
+        graph, table, tco, request.sla, rate, request.costs, mem, inventory, profile
+    )
+    problem = replace(problem, raw_inputs=raw)
     log.info(
         "problem %s: %d operators, %d options, %d edges, %d loops",
         problem.name,
@@ -325,9 +342,10 @@ def plan_agent(
         baselines=tuple(baselines),
         cost_model=cost_model_info(request.costs),
     )
-    violations = verify_plan(plan, problem)
+    outcome = PlanOutcome(plan, problem, table, graph)
+    violations = verify_plan(plan, outcome.inputs)
     if violations:
         plan = replace(plan, violations=violations, sla={**plan.sla, "satisfied": False})
     if plan.violations:
         log.error("plan failed verification: %s", "; ".join(plan.violations))
-    return PlanOutcome(plan, problem, table, graph)
+    return replace(outcome, plan=plan)

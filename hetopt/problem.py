@@ -18,7 +18,7 @@ Two kinds of operators share hardware differently:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ from hetopt.costs.table import CostParams, CostTable, Profile
 from hetopt.costs.tco import DeviceTco
 from hetopt.errors import InfeasibleError
 from hetopt.graph.decompose import OperatorGraph
+from hetopt.oracle.inputs import VerifyInputs
 from hetopt.sla import Sla
 
 SECONDS_PER_HOUR = 3600.0
@@ -94,6 +95,10 @@ class PlacementProblem:
         Bounded loops, counted ``iterations`` times in the end-to-end latency.
     sla
         The SLA (``sla.e2e_s`` bounds the end-to-end latency).
+    raw_inputs
+        The raw inputs the arrays were built from, for the independent recomputation
+        (:mod:`hetopt.oracle`) that the brute-force backend optimises against; set by
+        ``hetopt.pipeline.prepare`` and :mod:`hetopt.testing`, None elsewhere.
     """
 
     name: str
@@ -126,6 +131,7 @@ class PlacementProblem:
     edge_probability: np.ndarray | None = None
     op_kind: tuple[str, ...] = ()
     op_tokens: np.ndarray | None = None
+    raw_inputs: VerifyInputs | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Problems written by hand (tests, hetopt.testing) may leave the kinds out: their

@@ -12,14 +12,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
+from hetopt.oracle import DeviceInput, EdgeInput, LoopInput, OpInput, VerifyInputs
 from hetopt.problem import LoopSpec, PlacementProblem
 from hetopt.sla import Sla
 
 
 @dataclass(frozen=True)
 class Opt:
-    """One option of a tiny instance: device name, latency, and how it uses hardware."""
+    """One option of a tiny instance: device name, latency, and how it uses hardware.
+
+    An option either dedicates whole devices, or runs in its device type's pool (a load or a
+    footprint), or neither (a profiled option paid by ``direct_usd_per_h`` alone).
+    """
 
     device: str
     latency_s: float
@@ -60,6 +66,10 @@ def tiny_problem(
         Defaults to no SLA at all.
     mem_bytes, inventory
         Per-device memory and inventory (default: unlimited).
+
+    The problem carries its raw inputs too (:func:`tiny_inputs`), for the brute-force backend.
+    Options are labelled ``c0``, ``c1``, ... in each operator's list (``profiled`` for options
+    that neither dedicate devices nor join a pool).
     """
     names = list(ops)
     devices = tuple(device_cost_usd_per_h)
@@ -72,8 +82,10 @@ def tiny_problem(
     e_cost = list(edge_cost_usd_per_h or [0.0] * len(edges)) + [0.0] * len(loops)
     has_out = {s for s, _, _, _ in all_edges}
     loop_specs = []
+    raw_loops = []
     for k, (s, d, _, exp, mx) in enumerate(loops):
         body = _between(names, edges, d, s)
+        raw_loops.append(LoopInput(s, d, tuple(n for n in names if n in body), exp, mx))
         body_edges = tuple(
             e for e, (a, b, _, back) in enumerate(all_edges) if not back and a in body and b in body
         )
@@ -92,7 +104,7 @@ def tiny_problem(
         device_inventory=np.array([float((inventory or {}).get(d, math.inf)) for d in devices]),
         opt_op=np.array([i for i, _ in flat], int),
         opt_device=np.array([dev[o.device] for _, o in flat], int),
-        opt_config=tuple("c" for _ in flat),
+        opt_config=tuple(label for n in names for label in _labels(ops[n])),
         opt_row=np.arange(len(flat)),
         opt_latency_s=np.array([o.latency_s for _, o in flat], float),
         opt_dedicated=np.array([o.dedicated for _, o in flat], int),
@@ -108,6 +120,97 @@ def tiny_problem(
         sinks=tuple(idx[n] for n in names if n not in has_out),
         loops=tuple(loop_specs),
         sla=sla or Sla(ttft_s=None, tbt_s=None),
+        raw_inputs=tiny_inputs(
+            ops,
+            device_cost_usd_per_h,
+            [(s, d, lat, c, b) for (s, d, lat, b), c in zip(all_edges, e_cost, strict=True)],
+            raw_loops,
+            sla or Sla(ttft_s=None, tbt_s=None),
+            mem_bytes,
+            inventory,
+            name,
+        ),
+    )
+
+
+def _labels(options: Sequence[Opt]) -> list[str]:
+    """Configuration label of each option: ``c<position>``, or ``profiled``."""
+    out = []
+    for k, opt in enumerate(options):
+        pooled = opt.pool_load > 0 or opt.pool_mem_bytes > 0
+        if opt.dedicated > 0 and pooled:
+            raise ValueError(f"option {opt} both dedicates devices and joins a pool; pick one")
+        out.append("profiled" if opt.dedicated == 0 and not pooled else f"c{k}")
+    return out
+
+
+def tiny_inputs(
+    ops: Mapping[str, Sequence[Opt]],
+    device_cost_usd_per_h: Mapping[str, float],
+    edges: Sequence[tuple[str, str, float, float, bool]],
+    loops: Sequence[LoopInput],
+    sla: Sla,
+    mem_bytes: Mapping[str, float] | None = None,
+    inventory: Mapping[str, int] | None = None,
+    name: str = "tiny",
+) -> VerifyInputs:
+    """The raw inputs of a tiny instance, as cost-table rows at one request per second.
+
+    Every operator runs once per request, utilisation is capped at 1 and no memory is
+    reserved, so an option dedicating ``k`` devices is a ``tp = k`` row serving exactly the
+    request rate (one replica), a pooled option's load is its ``busy_s``, and its direct cost
+    is ``direct_usd_per_h / 3600`` per execution.
+
+    Parameters
+    ----------
+    edges
+        ``(src, dst, cross_latency_s, cross_cost_usd_per_h, back)``.
+    """
+    rows = []
+    for op, options in ops.items():
+        for opt, label in zip(options, _labels(options), strict=True):
+            rows.append(
+                {
+                    "op": op,
+                    "device": opt.device,
+                    "config": label,
+                    "tp": max(opt.dedicated, 1),
+                    "pp": 1,
+                    "exclusive": opt.dedicated > 0,
+                    "feasible": True,
+                    "latency_s": opt.latency_s,
+                    "step_s": opt.latency_s,
+                    "busy_s": opt.pool_load,
+                    "requests_per_s": 1.0 if opt.dedicated > 0 else math.inf,
+                    "mem_per_device_bytes": opt.pool_mem_bytes,
+                    "direct_cost_usd": opt.direct_usd_per_h / 3600.0,
+                }
+            )
+    frame = pd.DataFrame(rows)
+    twice = frame[frame.duplicated(["op", "device", "config"])]
+    if len(twice):
+        raise ValueError(f"two profiled options of one operator on one device: {twice}")
+    has_out = {s for s, _, _, _, _ in edges}
+    return VerifyInputs(
+        name=name,
+        request_rate_per_s=1.0,
+        ops=tuple(OpInput(op, 1.0, "compute") for op in ops),
+        rows=frame,
+        devices=tuple(
+            DeviceInput(
+                d,
+                usd_per_h=cost,
+                mem_bytes=(mem_bytes or {}).get(d, math.inf),
+                inventory=float((inventory or {}).get(d, math.inf)),
+            )
+            for d, cost in device_cost_usd_per_h.items()
+        ),
+        edges=tuple(EdgeInput(s, d, lat, cost, back) for s, d, lat, cost, back in edges),
+        loops=tuple(loops),
+        sinks=tuple(op for op in ops if op not in has_out),
+        sla=sla,
+        max_utilization=1.0,
+        memory_reserve_fraction=0.0,
     )
 
 

@@ -32,7 +32,7 @@ def test_backends_agree_on_every_shipped_workload(name: str) -> None:
         plan = out.plan
         assert plan.solve.proven_optimal, (backend, plan.solve.message)
         assert plan.verified, plan.violations
-        assert verify_plan(plan, out.problem) == ()
+        assert verify_plan(plan, out.inputs) == ()
         tco[backend] = plan.tco_usd_per_hour
     assert tco["cbc"] == pytest.approx(tco["highs"], rel=1e-6)
     assert tco["cpsat"] == pytest.approx(tco["highs"], rel=1e-6)
@@ -41,9 +41,9 @@ def test_backends_agree_on_every_shipped_workload(name: str) -> None:
 def test_verifier_catches_a_tampered_plan() -> None:
     out = plan_agent(_request("voice_agent", "highs"))
     cheaper = dataclasses.replace(out.plan, tco_usd_per_hour=out.plan.tco_usd_per_hour * 0.5)
-    assert any("TCO" in v for v in verify_plan(cheaper, out.problem))
+    assert any("TCO" in v for v in verify_plan(cheaper, out.inputs))
     no_pool = dataclasses.replace(out.plan, pool_counts=tuple(0 for _ in out.plan.pool_counts))
-    assert any("pool" in v for v in verify_plan(no_pool, out.problem))
+    assert any("pool" in v for v in verify_plan(no_pool, out.inputs))
 
 
 def test_ttft_bound_holds_and_binds() -> None:

@@ -129,13 +129,14 @@ def load_saved_plan(plan_dir: Path) -> tuple[dict[str, Any], PlanOutcome]:
     )
     ev = evaluate_choice(problem, tuple(choice), counts)
     plan = make_plan(problem, table, result, ev, tco, tokens_per_request(graph))
-    issues = verify_plan(plan, problem)
+    outcome = PlanOutcome(plan, problem, table, graph)
+    issues = verify_plan(plan, outcome.inputs)
     if issues:
         raise InputError(
             f"{plan_file}: the saved plan does not verify against the current "
             f"catalog and graph: {'; '.join(issues)}."
         )
-    return cfg, PlanOutcome(plan, problem, table, graph)
+    return cfg, outcome
 
 
 def _whole(value: Any, field: str) -> int:

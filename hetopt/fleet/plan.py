@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,9 +18,11 @@ from hetopt.fleet.generator import binding_inventory
 from hetopt.fleet.problem import FleetProblem, build_fleet_problem
 from hetopt.fleet.solve import FleetResult, Method, explain_shortage, solve_fleet
 from hetopt.fleet.spec import FleetSpec
+from hetopt.fleet.verify import verify_fleet
 from hetopt.hardware.spec import HardwareSpec
 from hetopt.solvers.base import OnProgress, SolverOptions
 
+log = logging.getLogger(__name__)
 BASELINES = ("greedy", "heft", "homogeneous", "exhaustive")
 Progress = Callable[[str], None]
 
@@ -71,11 +74,16 @@ class FleetRequest:
 
 @dataclass(frozen=True)
 class FleetOutcome:
-    """A verified fleet plan, the problem it solves and the baselines next to it."""
+    """A verified fleet plan, the problem it solves and the baselines next to it.
+
+    ``violations`` is what the independent check (:func:`hetopt.fleet.verify.verify_fleet`)
+    found; empty when the plan holds.
+    """
 
     problem: FleetProblem
     result: FleetResult
     baselines: tuple[heuristics.HeuristicResult, ...]
+    violations: tuple[str, ...] = ()
 
 
 def run_baseline(fp: FleetProblem, name: str, options: SolverOptions) -> heuristics.HeuristicResult:
@@ -148,8 +156,12 @@ def plan_fleet(
             f"the greedy start failed too. Raise solver.time_limit_s or try "
             f"fleet.method=monolithic."
         )
+    assert result.choices is not None
+    violations = verify_fleet(fp, result.choices, result.pool_counts, result.objective_usd_per_h)
+    if violations:
+        log.error("fleet plan failed the independent check: %s", "; ".join(violations))
     baselines = []
     for name in request.baselines:
         say(f"baseline: {name}")
         baselines.append(run_baseline(fp, name, options))
-    return FleetOutcome(fp, result, tuple(baselines))
+    return FleetOutcome(fp, result, tuple(baselines), violations)

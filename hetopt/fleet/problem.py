@@ -29,6 +29,7 @@ from hetopt.errors import InfeasibleError
 from hetopt.fleet.spec import FleetSpec, TenantSpec
 from hetopt.graph.decompose import OperatorGraph, decompose
 from hetopt.hardware.spec import HardwareSpec
+from hetopt.oracle import verify_inputs
 from hetopt.problem import PlacementProblem, build_problem
 from hetopt.sla import Sla
 
@@ -202,9 +203,14 @@ def _tenant_problem(
     costs: CostParams,
 ) -> PlacementProblem:
     try:
-        return build_problem(
+        problem = build_problem(
             graph, table, tco_by_device, tenant.sla, tenant.request_rate_per_s, costs
         )
+        # The raw inputs again, for the independent check (hetopt.fleet.verify).
+        raw = verify_inputs(
+            graph, table, tco_by_device, tenant.sla, tenant.request_rate_per_s, costs
+        )
+        return replace(problem, raw_inputs=raw)
     except InfeasibleError as exc:
         raise InfeasibleError(f"Fleet tenant '{tenant.name}': {exc}") from None
 

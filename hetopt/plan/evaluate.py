@@ -1,8 +1,9 @@
 """Evaluate one assignment directly from the problem data, without any formulation.
 
-This is the independent recomputation behind :func:`hetopt.plan.verify.verify_plan` and the
-brute-force backend: device counts are ceilings of summed loads, the end-to-end latency is a
-longest-path recursion over the graph in topological order, and TCO is a sum of $/h.
+It fills a plan's numbers (:func:`hetopt.plan.plan.make_plan`) and judges CP-SAT's plans: device
+counts are ceilings of summed loads, the end-to-end latency is a longest-path recursion over
+the graph in topological order, and TCO is a sum of $/h. The verifier and the brute-force
+backend do not use it: they recompute from raw inputs (:mod:`hetopt.oracle`).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from hetopt.fleet.decomposition import solve_decomposed
 from hetopt.fleet.evaluate import evaluate_fleet
 from hetopt.fleet.problem import FleetProblem, fleet_from_problems
 from hetopt.fleet.solve import explain_shortage, solve_fleet
+from hetopt.fleet.verify import verify_fleet
 from hetopt.sla import Sla
 from hetopt.solvers.base import SolverOptions, SolveStatus
 from hetopt.testing import Opt, random_problem, tiny_problem
@@ -151,6 +152,8 @@ def test_random_fleets_all_backends_agree_with_enumeration(seed: int) -> None:
         assert r.status is SolveStatus.OPTIMAL, backend
         assert r.verified, backend
         assert r.objective_usd_per_h == pytest.approx(ex.objective_usd_per_h, abs=1e-4), backend
+        assert r.choices is not None
+        assert verify_fleet(fp, r.choices, r.pool_counts, r.objective_usd_per_h) == (), backend
 
 
 def test_evaluation_flags_inventory_and_sla_violations() -> None:
