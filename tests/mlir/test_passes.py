@@ -6,7 +6,7 @@ import pytest
 
 from hetopt.graph.architectures import get_architecture
 from hetopt.graph.decompose import decompose
-from hetopt.graph.ir import GraphBuilder, agent_graph_from_dict
+from hetopt.graph.ir import GraphBuilder
 from hetopt.mlir.convert import attrs_of, export_module
 from hetopt.mlir.dialect import agent_context, verify
 from hetopt.mlir.passes import (
