@@ -142,7 +142,7 @@ class Workload(Mapping[str, Any]):
         sla_defaults = _sla_block(data.get("sla"), source)
         graph = agent_graph_from_dict(data, source=source)
         rate = data.get("request_rate_per_s") if request_rate_per_s is None else request_rate_per_s
-        _check_rate(rate, source)
+        rate_per_s = _check_rate(rate, source)
         profile_data = data.get("profile")
         profile = None if profile_data is None else Profile.from_dict(profile_data, source)
         baselines = data.get("baselines") or ()
@@ -153,7 +153,7 @@ class Workload(Mapping[str, Any]):
             )
         return Workload(
             graph=graph,
-            request_rate_per_s=float(rate),
+            request_rate_per_s=rate_per_s,
             source=source,
             profile=profile,
             sla_defaults=sla_defaults,
@@ -185,13 +185,15 @@ class Workload(Mapping[str, Any]):
         return self.baselines or default
 
 
-def _check_rate(rate: Any, source: str) -> None:
+def _check_rate(rate: Any, source: str) -> float:
+    """``rate`` as a float if it is a positive, finite number of requests per second."""
     if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 < rate < math.inf:
         raise InputError(
             f"{source}: 'request_rate_per_s' must be a positive number (requests entering "
             f"the agent per second), got {rate!r}. Set it in the workload file or with "
             f"`workload.request_rate_per_s=2.0`."
         )
+    return float(rate)
 
 
 def _sla_block(block: Any, source: str) -> dict[str, Any]:

@@ -154,3 +154,51 @@ def test_size_buckets_are_planned_apart() -> None:
     # Short chat turns and long documents end up on different decode devices.
     assert place.loc["llm-b0.decode", "device"] != place.loc["llm-b1.decode", "device"]
     assert out.plan.verified
+
+
+def test_api_and_cli_agree_on_the_worked_example(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The workload's sla block (120 ms) and baselines (HP, CO) reach the API as they reach the
+    CLI: one rule, so `plan_agent(PlanRequest(load_workload(x)))` is `hetopt plan workload=x`."""
+    import json
+
+    from hetopt.cli.main import main
+
+    assert main(["plan", "workload=worked_example", f"run_dir={tmp_path}"]) == 0
+    cli = json.loads((tmp_path / "plan.json").read_text())
+    api = plan_agent(PlanRequest(load_workload("worked_example"))).plan
+    assert cli["cost_usd_per_request"] == pytest.approx(0.095)
+    assert api.cost_usd_per_request == pytest.approx(cli["cost_usd_per_request"])
+    assert api.sla["e2e_sla_s"] == cli["sla"]["e2e_sla_s"] == 0.12
+    assert [b.device for b in api.baselines] == [b["device"] for b in cli["baselines"]]
+    assert [b.device for b in api.baselines] == ["HP", "CO"]
+
+
+def test_the_users_sla_wins_where_it_sets_a_field() -> None:
+    workload = load_workload("worked_example")
+    assert PlanRequest(workload).sla == Sla(e2e_s=0.12)
+    loose = PlanRequest(workload, sla=Sla(e2e_s=0.2, ttft_s=None))
+    assert (loose.sla.e2e_s, loose.sla.ttft_s) == (0.2, None)
+    assert PlanRequest(workload, baselines=()).baselines == ()
+    assert PlanRequest(load_workload("rag_agent")).baselines == ("H100",)
+    # the CO-only plan (160 ms) is allowed once the user's bound is looser than the workload's
+    assert plan_agent(loose).plan.cost_usd_per_request == pytest.approx(0.06)
+
+
+def test_a_raw_mapping_is_not_a_request() -> None:
+    with pytest.raises(TypeError, match="Workload.from_mapping"):
+        PlanRequest(load_workload_data("rag_agent"))  # type: ignore[arg-type]
+
+
+def test_workload_sla_block_is_checked_once_for_every_reader() -> None:
+    from hetopt.errors import InputError
+
+    data = {**load_workload_data("chat_agent"), "sla": {"e2e": 3.0}}
+    with pytest.raises(InputError, match=r"w.yaml: unknown key\(s\) \['e2e'\]"):
+        Workload.from_mapping(data, "w.yaml")
+    data = {**load_workload_data("chat_agent"), "sla": {"e2e_s": 3.0, "ttft_s": 5.0}}
+    with pytest.raises(InputError, match="w.yaml: sla: the TTFT bound"):
+        Workload.from_mapping(data, "w.yaml")
+    with pytest.raises(InputError, match="w.yaml: 'request_rate_per_s' must be a positive"):
+        Workload.from_mapping(
+            {**load_workload_data("chat_agent"), "request_rate_per_s": 0}, "w.yaml"
+        )

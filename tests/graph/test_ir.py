@@ -451,3 +451,21 @@ def test_direct_construction_validates() -> None:
         AgentGraph("empty", (), ())
     with pytest.raises(InputError, match="expected_iterations"):
         Loop(expected_iterations=5, max_iterations=1)
+
+
+def test_workload_readers_are_registered_by_suffix(tmp_path: Path, monkeypatch: Any) -> None:
+    """A reader registered for a suffix reads those files; others are read as YAML."""
+    import json
+
+    from hetopt import workloads
+
+    monkeypatch.setattr(workloads, "_READERS", dict(workloads._READERS))
+    data = yaml.safe_load((WORKLOADS / "chat_agent.yaml").read_text())
+    (tmp_path / "chat.json").write_text(json.dumps(data))
+    workloads.register_workload_reader(".json", lambda p: json.loads(p.read_text()))
+    wl = workloads.load_workload(tmp_path / "chat.json")
+    assert wl.graph == load_agent_graph(WORKLOADS / "chat_agent.yaml")
+    assert wl.source == f"workload file {tmp_path / 'chat.json'}"
+    workloads.register_workload_reader(".json", lambda p: [1, 2])
+    with pytest.raises(InputError, match="must hold a mapping"):
+        workloads.load_workload(tmp_path / "chat.json")

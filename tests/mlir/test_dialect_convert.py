@@ -159,3 +159,16 @@ def test_malformed_mlir_workload_exits_2(
     assert main(["plan", f"workload_file={bad}", f"run_dir={tmp_path / 'r'}"]) == 2
     err = capsys.readouterr().err
     assert "bad.mlir" in err and "tool.invoek" in err and "Traceback" not in err
+
+
+def test_hetopt_mlir_registers_its_workload_reader(tmp_path: Path) -> None:
+    """`import hetopt.mlir` makes .mlir a workload kind of the library's reader registry."""
+    import hetopt.mlir  # noqa: F401
+
+    workload = load_workload("voice_agent")
+    path = tmp_path / "voice.mlir"
+    path.write_text(export_graph(workload.graph, workload))
+    back = load_workload(path)
+    assert back.graph == workload.graph
+    assert back.request_rate_per_s == workload.request_rate_per_s
+    assert back.sla_defaults == workload.sla_defaults == {"e2e_s": 15.0}
