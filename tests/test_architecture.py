@@ -64,7 +64,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sla", "graph", "hardware"),  # data tables: SLA, agent graphs, device catalog
     ("costs",),  # cost table: step model, roofline, TCO
     ("workloads",),  # the input edge: typed Workload
-    ("problem", "consistency", "testing"),  # placement problem (+ tiny instances)
+    ("consistency", "oracle"),  # check_* rules; the independent evaluator of raw inputs
+    ("problem", "testing"),  # placement problem (+ tiny instances)
     ("models",),  # formulations
     ("solvers",),  # backends behind one contract
     ("plan",),  # plan + independent verifier

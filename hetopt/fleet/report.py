@@ -195,7 +195,7 @@ def plot_fleet(
             )
     ax2.set_xticks(range(len(values)), names, fontsize=8)
     ax2.set_ylabel("fleet TCO ($/h)")
-    from hetopt.report.figures import save_figure
+    from hetopt.atomic import save_figure
 
     save_figure(fig, path, dpi=120)  # atomic, like every figure
     return path

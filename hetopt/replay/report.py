@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 
 from hetopt.atomic import write_csv_atomic, write_text_atomic  # noqa: E402
 from hetopt.replay.engine import ReplayResult  # noqa: E402
-from hetopt.report.figures import save_figure  # noqa: E402
+from hetopt.atomic import save_figure  # noqa: E402
 
 
 def write_replay(result: ReplayResult, run_dir: Path) -> list[str]:
