@@ -304,6 +304,21 @@ def add_footprints_cpsat(
     cpsat.add_pool_memory(m, [(int(mem[k]), z[k]) for k in z], cap)
 
 
+def add_inventory_cpsat(
+    m: cp_model.CpModel, fp: FleetProblem, x: list[list[cp_model.IntVar]], n_j: Any, j: int
+) -> None:
+    """``sum_t sum_o dedicated_o x_o + n_j <= inventory_j``."""
+    if math.isfinite(fp.device_inventory[j]):
+        cpsat.add_inventory(m, _dedicated_terms(fp, x, j), n_j, int(fp.device_inventory[j]))
+
+
+def add_symmetry_cpsat(m: cp_model.CpModel, fp: FleetProblem, x: list[list[Any]]) -> None:
+    """``sum_o o x[a,o] <= sum_o o x[b,o]`` for consecutive identical tenants ``a < b``."""
+    for a, b in _symmetric_pairs(fp):
+        opts = fp.tenants[a].options_of(0)
+        m.add(sum(int(o) * x[a][o] for o in opts) <= sum(int(o) * x[b][o] for o in opts))
+
+
 def build_cpsat(
     fp: FleetProblem, scaling: sc.Scaling = sc.CONSERVATIVE, deadline: Deadline | None = None
 ) -> FleetCpsat:
@@ -320,11 +335,8 @@ def build_cpsat(
         nj = add_shared_pool_cpsat(m, fp, x, j, scaling)
         n.append(nj)
         add_footprints_cpsat(m, fp, x, j, scaling)
-        if math.isfinite(fp.device_inventory[j]):
-            cpsat.add_inventory(m, _dedicated_terms(fp, x, j), nj, int(fp.device_inventory[j]))
-    for a, b in _symmetric_pairs(fp):
-        opts = fp.tenants[a].options_of(0)
-        m.add(sum(int(o) * x[a][o] for o in opts) <= sum(int(o) * x[b][o] for o in opts))
+        add_inventory_cpsat(m, fp, x, nj, j)
+    add_symmetry_cpsat(m, fp, x)
     # sum_t (options, edges, slack) + sum_j c_j n_j, in integer cost units
     dev_cost = scaling.cost(fp.device_cost_usd_per_h)
     terms += [int(dev_cost[j]) * n[j] for j in range(fp.n_devices) if dev_cost[j]]
