@@ -13,3 +13,14 @@ paper's §3.1.2 formulation extended with device counts and an end-to-end SLA ov
 * objective: TCO per hour (dedicated devices, pooled devices, profiled costs, cross-device
   transfers) plus ``lambda`` times the slack.
 """
+
+from __future__ import annotations
+
+from typing import Literal
+
+Objective = Literal["cost", "latency"]
+"""What a formulation minimises: ``cost`` (TCO per hour plus soft-SLA penalties, under the
+SLA) or ``latency`` (the end-to-end latency, the SLA ignored; used to explain an infeasible
+SLA)."""
+
+__all__ = ["Objective"]

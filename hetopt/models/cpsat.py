@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
+from hetopt.models import Objective
 from hetopt.models import scaling as sc
 from hetopt.problem import PlacementProblem
-from hetopt.solvers.base import Objective
 
 IntVar = cp_model.IntVar
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import pulp
 
+from hetopt.models import Objective
 from hetopt.problem import PlacementProblem
-from hetopt.solvers.base import Objective
 
 
 @dataclass(frozen=True)
