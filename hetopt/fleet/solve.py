@@ -143,6 +143,23 @@ class FleetResult:
         return self.evaluation is not None and self.evaluation.feasible
 
 
+@dataclass(frozen=True)
+class _FleetRequest:
+    """What a fleet asks of its backend, and the fix offered when it cannot."""
+
+    request: Request = Request(fleet=True)
+    alternative: str = (
+        " (for a tiny fleet, `hetopt.fleet.heuristics.exhaustive` enumerates every plan)"
+    )
+
+    def check(self, name: str) -> Backend:
+        """The backend called ``name``, refused (InputError) unless it can plan a fleet."""
+        return require(name, self.request, self.alternative)
+
+
+FLEET_REQUEST = _FleetRequest()
+
+
 Method = Literal["auto", "monolithic", "decomposition"]
 AUTO_DECOMPOSE_OPTIONS = 20_000
 
@@ -224,11 +241,7 @@ def solve_fleet(
     """
     options = options or SolverOptions()
     say = progress or (lambda _msg: None)
-    backend = require(
-        options.backend,
-        Request(fleet=True),
-        " (for a tiny fleet, `hetopt.fleet.heuristics.exhaustive` enumerates every plan)",
-    )
+    backend = FLEET_REQUEST.check(options.backend)
     t0 = time.perf_counter()
     start = _start(fp, use_greedy, warm_start, t0, say)
     if method == "auto":

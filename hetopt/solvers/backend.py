@@ -27,18 +27,21 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from hetopt.models import Objective
+from hetopt.problem import PlacementProblem
 from hetopt.solvers.base import (
     Deadline,
     OnProgress,
+    SolveResult,
     SolverOptions,
     SolveStatus,
     Termination,
     ValueReader,
+    WarmStart,
 )
 
 Formulation = Literal["milp", "cpsat", "enumeration"]
@@ -168,6 +171,34 @@ class RawSolution:
         )
 
 
+@dataclass(frozen=True)
+class SolveCall:
+    """One single-agent solve, as the registry hands it to its formulation's driver.
+
+    Attributes
+    ----------
+    problem
+        The placement problem.
+    options
+        Solver settings.
+    deadline
+        The wall-clock budget, model building included.
+    objective
+        ``cost`` or ``latency``.
+    warm_start
+        A plan to start from (None when the backend takes none).
+    on_progress
+        Called with each improving plan's exact value (None when the backend reports none).
+    """
+
+    problem: PlacementProblem
+    options: SolverOptions
+    deadline: Deadline
+    objective: Objective = "cost"
+    warm_start: WarmStart | None = None
+    on_progress: OnProgress | None = None
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A solver behind the contract: a name, its capabilities, and ``run``.
@@ -200,3 +231,8 @@ class Backend(Protocol):
     ) -> RawSolution:
         """Solve the built ``model``."""
         ...
+
+
+Driver = Callable[[SolveCall, Backend], SolveResult]
+"""Solves one agent with a backend of one formulation: build the model, run the backend,
+decode the plan, report the exact objective."""

@@ -13,7 +13,7 @@ from hetopt.models import Objective
 from hetopt.models.solution import read_choice, read_counts
 from hetopt.plan.evaluate import evaluate_choice
 from hetopt.problem import PlacementProblem
-from hetopt.solvers.backend import Backend, Capabilities, RawSolution, WarmValues
+from hetopt.solvers.backend import Backend, Capabilities, RawSolution, SolveCall, WarmValues
 from hetopt.solvers.base import (
     Deadline,
     OnProgress,
@@ -21,7 +21,6 @@ from hetopt.solvers.base import (
     SolverOptions,
     SolveStatus,
     Termination,
-    WarmStart,
     relative_gap,
 )
 
@@ -165,27 +164,18 @@ class BruteforceBackend:
         )
 
 
-def solve_enumerated(
-    problem: PlacementProblem,
-    options: SolverOptions,
-    objective: Objective = "cost",
-    backend: Backend | None = None,
-    *,
-    warm_start: WarmStart | None = None,
-    on_progress: OnProgress | None = None,
-    deadline: Deadline | None = None,
-) -> SolveResult:
-    """Solve ``problem`` by enumeration (``warm_start`` and ``on_progress`` are not used:
-    brute force declares neither)."""
-    runner: Backend = backend or BruteforceBackend()
+def solve_enumerated(call: SolveCall, backend: Backend) -> SolveResult:
+    """Solve ``call.problem`` by enumeration (brute force takes no start and reports no
+    progress)."""
+    problem, objective = call.problem, call.objective
     model = Enumeration(problem, objective)
-    raw = runner.run(model, options, deadline or Deadline.after(options.time_limit_s))
+    raw = backend.run(model, call.options, call.deadline)
     choice = counts = None
     if raw.has_solution and raw.value is not None:
         choice = read_choice(problem, model.x, raw.value)
         counts = read_counts(model.n, raw.value)
     return SolveResult(
-        runner.name,
+        backend.name,
         raw.status,
         raw.objective,
         raw.bound,

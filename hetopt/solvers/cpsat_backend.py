@@ -23,12 +23,12 @@ from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
-from hetopt.models import Objective, cpsat
+from hetopt.models import cpsat
 from hetopt.models import scaling as sc
 from hetopt.models.solution import read_choice, start_values
 from hetopt.plan.evaluate import evaluate_choice
 from hetopt.problem import PlacementProblem
-from hetopt.solvers.backend import Backend, Capabilities, RawSolution, WarmValues
+from hetopt.solvers.backend import Backend, Capabilities, RawSolution, SolveCall, WarmValues
 from hetopt.solvers.base import (
     Deadline,
     OnProgress,
@@ -165,17 +165,12 @@ class _Search:
 
 
 def _relaxed_rounds(
-    problem: PlacementProblem,
-    objective: Objective,
-    backend: Backend,
-    options: SolverOptions,
-    deadline: Deadline,
-    warm_start: WarmStart | None,
-    on_progress: OnProgress | None,
-    start: float,
+    call: SolveCall, backend: Backend, options: SolverOptions, start: float
 ) -> _Search:
     """Solve the relaxed model, cutting off plans that miss the exact constraints, until one
     passes the exact check, the model is infeasible, or time or cuts run out."""
+    problem, objective, deadline = call.problem, call.objective, call.deadline
+    warm_start, on_progress = call.warm_start, call.on_progress
     check = ExactCheck(problem, objective)
     relaxed = cpsat.build(problem, objective, sc.RELAXED)
     hints = _hints(problem, relaxed, warm_start) if warm_start is not None else None
@@ -217,15 +212,10 @@ def _relaxed_rounds(
 
 
 def _conservative(
-    problem: PlacementProblem,
-    objective: Objective,
-    backend: Backend,
-    options: SolverOptions,
-    deadline: Deadline,
-    warm_start: WarmStart | None,
-    found: _Search,
+    call: SolveCall, backend: Backend, options: SolverOptions, found: _Search
 ) -> str | None:
     """Ask the conservative model for a plan (into ``found.best``); a note when it gives one."""
+    problem, objective, warm_start = call.problem, call.objective, call.warm_start
     conservative = cpsat.build(problem, objective, sc.CONSERVATIVE)
     hints: WarmValues | None
     if found.last_relaxed is not None:
@@ -237,7 +227,7 @@ def _conservative(
         hints = _hints(problem, conservative, warm_start)
     else:
         hints = None
-    raw = backend.run(conservative.model, options, deadline, None, hints)
+    raw = backend.run(conservative.model, options, call.deadline, None, hints)
     found.last = raw
     if not raw.has_solution or raw.value is None:
         return None
@@ -249,35 +239,12 @@ def _conservative(
     return "plan from the conservative integer model (latencies rounded up to 1 us, the SLA down)"
 
 
-def solve_cpsat(
-    problem: PlacementProblem,
-    options: SolverOptions,
-    objective: Objective = "cost",
-    backend: Backend | None = None,
-    *,
-    warm_start: WarmStart | None = None,
-    on_progress: OnProgress | None = None,
-    deadline: Deadline | None = None,
-) -> SolveResult:
-    """Solve ``problem`` with CP-SAT, and say only what holds for the exact problem.
+def solve_cpsat(call: SolveCall, backend: Backend) -> SolveResult:
+    """Solve ``call.problem`` with CP-SAT, and say only what holds for the exact problem.
 
-    Parameters
-    ----------
-    problem
-        The placement problem.
-    options
-        ``time_limit_s``, ``gap_rel``, ``threads`` (CP-SAT workers), ``seed``, ``verbose``.
-    objective
-        ``cost`` or ``latency``.
-    backend
-        The backend that runs the integer models (default :class:`CpsatBackend`).
-    warm_start
-        Hints for the search (``add_hint``); CP-SAT repairs a hint that is no longer feasible.
-    on_progress
-        Called at each improving exact-feasible solution with its exact value and the bound.
-    deadline
-        The wall-clock budget, model building included (default: ``options.time_limit_s``
-        from now).
+    ``call.warm_start`` becomes hints (CP-SAT repairs a hint that is no longer feasible);
+    ``call.on_progress`` gets each improving exact-feasible solution at its exact value, with
+    the relaxed model's bound.
 
     Returns
     -------
@@ -286,37 +253,31 @@ def solve_cpsat(
         valid lower bound on the exact optimum; ``status`` is ``optimal`` only when they meet
         within ``gap_rel``. ``resolution`` records the integer steps of both roundings.
     """
-    runner: Backend = backend or CpsatBackend()
     start = time.perf_counter()
-    deadline = deadline or Deadline.after(options.time_limit_s)
     # Half the gap: the exact objective and the relaxed bound differ by the rounding too.
-    model_options = replace(options, gap_rel=options.gap_rel / 2)
-    notes = [deadline.overrun_note()] if deadline.expired else []
-    found = _relaxed_rounds(
-        problem, objective, runner, model_options, deadline, warm_start, on_progress, start
-    )
+    model_options = replace(call.options, gap_rel=call.options.gap_rel / 2)
+    notes = [call.deadline.overrun_note()] if call.deadline.expired else []
+    found = _relaxed_rounds(call, backend, model_options, start)
     if found.cuts:
         notes.append(
             f"{found.cuts} plan(s) of the relaxed integer model missed the exact constraints "
             f"by the rounding and were cut off"
         )
     if found.best is None and not found.proven_infeasible:
-        note = _conservative(problem, objective, runner, model_options, deadline, warm_start, found)
+        note = _conservative(call, backend, model_options, found)
         if note:
             notes.append(note)
-    return _result(problem, objective, options, deadline, found, notes, start)
+    return _result(call, found, notes, start)
 
 
-def _result(
-    problem: PlacementProblem,
-    objective: Objective,
-    options: SolverOptions,
-    deadline: Deadline,
-    found: _Search,
-    notes: list[str],
-    start: float,
-) -> SolveResult:
+def _result(call: SolveCall, found: _Search, notes: list[str], start: float) -> SolveResult:
     """The exact problem's result from what the rounds found."""
+    problem, objective, options, deadline = (
+        call.problem,
+        call.objective,
+        call.options,
+        call.deadline,
+    )
     assert found.last is not None
     native = found.last.solver_status_text
     runtime = time.perf_counter() - start

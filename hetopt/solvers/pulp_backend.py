@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 import pulp
 
-from hetopt.models import Objective, milp
+from hetopt.models import milp
 from hetopt.models.solution import read_choice, read_counts, start_values
-from hetopt.problem import PlacementProblem
-from hetopt.solvers.backend import Backend, Capabilities, RawSolution, WarmValues
+from hetopt.solvers.backend import Backend, Capabilities, RawSolution, SolveCall, WarmValues
 from hetopt.solvers.base import (
     MIN_SOLVE_SLICE_S,
     Deadline,
@@ -37,7 +36,6 @@ from hetopt.solvers.base import (
     SolverOptions,
     SolveStatus,
     Termination,
-    WarmStart,
     relative_gap,
 )
 from hetopt.solvers.exact import ExactCheck
@@ -438,45 +436,16 @@ def run_cbc(
     return raw.status, raw.objective, raw.bound, raw.solver_status_text
 
 
-def solve_milp(
-    problem: PlacementProblem,
-    options: SolverOptions,
-    objective: Objective = "cost",
-    backend: Backend | None = None,
-    *,
-    warm_start: WarmStart | None = None,
-    on_progress: OnProgress | None = None,
-    deadline: Deadline | None = None,
-) -> SolveResult:
-    """Build the MILP, solve it with a MILP backend, and read the plan back.
+def solve_milp(call: SolveCall, backend: Backend) -> SolveResult:
+    """Build the MILP, solve it with a MILP backend (:class:`HighsBackend`,
+    :class:`CbcBackend`), and read the plan back at its exact value.
 
-    Parameters
-    ----------
-    problem
-        The placement problem.
-    options
-        Time limit, gap, threads, seed.
-    objective
-        ``cost`` or ``latency`` (see :func:`hetopt.models.milp.build`).
-    backend
-        A backend whose formulation is ``milp``: :class:`HighsBackend` (the default) or
-        :class:`CbcBackend`.
-    warm_start
-        A MIP start (HiGHS ``setSolution``, CBC ``mipstart``).
-    on_progress
-        Called at each improving solution with incumbent and bound (HiGHS only; CBC runs as a
-        separate process).
-    deadline
-        The wall-clock budget, model building included (default: ``options.time_limit_s``
-        from now).
-
-    Returns
-    -------
-    SolveResult
+    ``call.warm_start`` becomes a MIP start (HiGHS ``setSolution``, CBC ``mipstart``);
+    ``call.on_progress`` gets each improving solution's incumbent and bound (HiGHS).
     """
-    runner: Backend = backend or HighsBackend()
     start = time.perf_counter()
-    deadline = deadline or Deadline.after(options.time_limit_s)
+    problem, options, objective = call.problem, call.options, call.objective
+    deadline, warm_start = call.deadline, call.warm_start
     model = milp.build(problem, objective)
     values = (
         start_values(
@@ -491,7 +460,7 @@ def solve_milp(
         else {}
     )
     note = deadline.overrun_note()
-    raw = runner.run(model.prob, options, deadline, on_progress, values)
+    raw = backend.run(model.prob, options, deadline, call.on_progress, values)
     status, obj, bound, message = raw.status, raw.objective, raw.bound, raw.solver_status_text
     if note:
         message = f"{message}; {note}"
@@ -511,7 +480,7 @@ def solve_milp(
         bound = obj
     gap = relative_gap(obj, bound)
     return SolveResult(
-        runner.name,
+        backend.name,
         status,
         obj,
         bound,

@@ -12,12 +12,19 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Iterator, Mapping
-from typing import Protocol
 
 from hetopt.errors import InputError, UnknownNameError
 from hetopt.models import Objective
 from hetopt.problem import PlacementProblem
-from hetopt.solvers.backend import Backend, Formulation, Request, hints_for, refusal
+from hetopt.solvers.backend import (
+    Backend,
+    Driver,
+    Formulation,
+    Request,
+    SolveCall,
+    hints_for,
+    refusal,
+)
 from hetopt.solvers.base import (
     Deadline,
     OnProgress,
@@ -148,22 +155,6 @@ def require(name: str, request: Request, alternative: str = "") -> Backend:
     raise InputError(f"{why}. {fix}{alternative}.")
 
 
-class Driver(Protocol):
-    """Solves one agent with a backend of one formulation: build, run, decode, check."""
-
-    def __call__(
-        self,
-        problem: PlacementProblem,
-        options: SolverOptions,
-        objective: Objective = "cost",
-        backend: Backend | None = None,
-        *,
-        warm_start: WarmStart | None = None,
-        on_progress: OnProgress | None = None,
-        deadline: Deadline | None = None,
-    ) -> SolveResult: ...
-
-
 def _milp_driver() -> Driver:
     from hetopt.solvers.pulp_backend import solve_milp
 
@@ -195,7 +186,7 @@ def assignments(problem: PlacementProblem) -> int:
 
     >>> from hetopt.testing import CONFORMANCE
     >>> assignments(CONFORMANCE["worked_example"].build())
-    2
+    4
     """
     return math.prod(len(problem.options_of(i)) for i in range(problem.n_ops))
 
@@ -248,13 +239,12 @@ def solve(
     )
     caps = backend.capabilities
     warm_start, on_progress = hints_for(caps, warm_start, on_progress)
-    driver = DRIVERS[caps.formulation]()
-    return driver(
+    call = SolveCall(
         problem,
         options,
+        deadline or Deadline.after(options.time_limit_s),
         objective,
-        backend,
-        warm_start=warm_start,
-        on_progress=on_progress,
-        deadline=deadline,
+        warm_start,
+        on_progress,
     )
+    return DRIVERS[caps.formulation]()(call, backend)
