@@ -28,9 +28,10 @@ import numpy as np
 from hetopt.errors import InfeasibleError, InputError
 from hetopt.fleet import heuristics
 from hetopt.fleet.decomposition import solve_decomposed
-from hetopt.fleet.evaluate import Choices, FleetEvaluation, evaluate_fleet
+from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.models import BuildInterrupted, build_cpsat, build_milp
 from hetopt.fleet.problem import FleetProblem
+from hetopt.fleet.result import FleetResult, fleet_result, proven_status
 from hetopt.models import scaling as sc
 from hetopt.models.solution import read_choice
 from hetopt.solvers.backend import Backend, RawSolution, Request
@@ -38,109 +39,22 @@ from hetopt.solvers.base import (
     Deadline,
     OnProgress,
     SolveProgress,
-    SolveResult,
     SolverOptions,
     SolveStatus,
     Termination,
     ValueReader,
-    relative_gap,
 )
 from hetopt.solvers.registry import get_backend, require, solve
 
-
-@dataclass(frozen=True)
-class FleetResult:
-    """A solved fleet: the registry's :class:`~hetopt.solvers.base.SolveResult` and the
-    independent re-evaluation of its plan, under the fleet's names.
-
-    Attributes
-    ----------
-    solve
-        The result in the vocabulary every backend shares: ``status`` (``optimal`` only when
-        proven within ``gap_rel`` of the bound), ``termination``, ``solver_status_text``, the
-        plan per tenant (``tenant_choices``), and the fleet's timings.
-    evaluation
-        The independent re-evaluation of the plan (None without one).
-    """
-
-    solve: SolveResult
-    evaluation: FleetEvaluation | None
-
-    @property
-    def backend(self) -> str:
-        """``highs``, ``cbc``, ``cpsat``, or ``decomposition/<backend>``."""
-        return self.solve.backend
-
-    @property
-    def status(self) -> SolveStatus:
-        """``optimal``, ``feasible``, ``infeasible`` or ``no_solution``."""
-        return self.solve.status
-
-    @property
-    def termination(self) -> Termination:
-        """Why the search stopped."""
-        return self.solve.termination
-
-    @property
-    def objective_usd_per_h(self) -> float:
-        """The plan's exact objective (``nan`` without a plan)."""
-        return self.solve.objective
-
-    @property
-    def bound_usd_per_h(self) -> float:
-        """The proven lower bound on the fleet optimum (``nan`` when none is known)."""
-        return self.solve.bound
-
-    @property
-    def gap(self) -> float:
-        """Relative gap between plan and bound (``nan`` when the bound is unknown)."""
-        return self.solve.gap
-
-    @property
-    def choices(self) -> Choices | None:
-        """Per tenant the option of each operator."""
-        return self.solve.tenant_choices
-
-    @property
-    def pool_counts(self) -> tuple[int, ...] | None:
-        """Shared-pool devices per type."""
-        return self.solve.pool_counts
-
-    @property
-    def build_s(self) -> float:
-        """Model-building wall-clock time."""
-        return self.solve.build_s
-
-    @property
-    def solve_s(self) -> float:
-        """Solver wall-clock time."""
-        return self.solve.runtime_s - self.solve.build_s
-
-    @property
-    def first_feasible_s(self) -> float:
-        """Time from the call to the first verified plan (the greedy start, or the solver's
-        first incumbent when the greedy found none)."""
-        return self.solve.first_feasible_s
-
-    @property
-    def start_usd_per_h(self) -> float:
-        """Objective of the greedy start (``nan`` if it found none)."""
-        return self.solve.start_objective
-
-    @property
-    def message(self) -> str:
-        """Solver status text and notes."""
-        return self.solve.message
-
-    @property
-    def has_solution(self) -> bool:
-        """True when a plan can be read from this result."""
-        return self.choices is not None
-
-    @property
-    def verified(self) -> bool:
-        """True when the plan passed the independent re-evaluation."""
-        return self.evaluation is not None and self.evaluation.feasible
+__all__ = [
+    "AUTO_DECOMPOSE_OPTIONS",
+    "FLEET_REQUEST",
+    "FleetResult",
+    "Method",
+    "explain_shortage",
+    "proven_status",
+    "solve_fleet",
+]
 
 
 @dataclass(frozen=True)
@@ -458,7 +372,7 @@ class _Monolithic:
             choices, evaluation = start.choices, evaluate_fleet(fp, start.choices)
         first = start.first_s if math.isfinite(start.first_s) else self.first_seen_s
         text = self.raw.solver_status_text if self.raw is not None else ""
-        return _result(
+        return fleet_result(
             self.backend.name,
             self.status,
             _termination(self.raw),
@@ -477,61 +391,6 @@ def _termination(raw: RawSolution | None) -> Termination:
     """Why the fleet solve stopped, before :func:`_result` knows whether it is proven: the
     solver's reason (the time limit when building left it no run)."""
     return Termination.TIME_LIMIT if raw is None else raw.termination
-
-
-def _result(
-    backend: str,
-    status: SolveStatus,
-    termination: Termination,
-    status_text: str,
-    objective: float,
-    bound: float,
-    choices: Choices | None,
-    evaluation: FleetEvaluation | None,
-    gap_rel: float,
-    message: str,
-    times: tuple[float, float, float, float],
-) -> FleetResult:
-    """The fleet's :class:`SolveResult`: the plan's objective, its gap to the bound, and a
-    status that claims only what the gap proves."""
-    build_s, solve_s, first_s, start_obj = times
-    gap = relative_gap(objective, bound)
-    if choices is not None:
-        status = proven_status(gap, gap_rel)
-    if status is SolveStatus.OPTIMAL:
-        termination = Termination.OPTIMAL
-    elif termination is Termination.OPTIMAL or (
-        status is not SolveStatus.INFEASIBLE and termination is Termination.INFEASIBLE
-    ):
-        termination = Termination.INEXACT  # the solver decided its model, not the fleet
-    result = SolveResult(
-        backend,
-        status,
-        objective,
-        bound,
-        gap,
-        build_s + solve_s,
-        None,
-        None if evaluation is None else tuple(int(v) for v in evaluation.pool_counts),
-        "cost",
-        {},
-        message,
-        termination,
-        status_text,
-        tenant_choices=choices,
-        build_s=build_s,
-        first_feasible_s=first_s,
-        start_objective=start_obj,
-    )
-    return FleetResult(result, evaluation)
-
-
-def proven_status(gap: float, gap_rel: float) -> SolveStatus:
-    """``optimal`` when the plan is proven within ``gap_rel`` of a known bound, else
-    ``feasible`` (a plan whose distance from the optimum is unknown or larger)."""
-    if math.isfinite(gap) and gap <= gap_rel + 1e-9:
-        return SolveStatus.OPTIMAL
-    return SolveStatus.FEASIBLE
 
 
 def _decomposed(
@@ -568,7 +427,7 @@ def _decomposed(
         termination = Termination.TIME_LIMIT
     else:
         termination = Termination.ITERATION_LIMIT
-    return _result(
+    return fleet_result(
         f"decomposition/{options.backend.lower()}",
         res.status,
         termination,

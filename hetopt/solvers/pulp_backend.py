@@ -201,10 +201,6 @@ class HighsBackend:
 
         t0 = time.perf_counter()
         start = _apply_start(warm_start)
-        # HiGHS keeps one thread pool per process, sized by the first solve; a solve asking for
-        # another size fails with "Not Set" unless the pool is rebuilt. Rebuilding it for every
-        # solve costs microseconds and keeps no state here.
-        highspy.Highs.resetGlobalScheduler(True)
         # Pool loads of light operators are 1e-7..1e-3 device-equivalents. With HiGHS's default
         # mip_feasibility_tolerance (1e-6) HiGHS 1.12 proved a suboptimal plan "optimal" on the
         # shipped coding agent (12.14 vs 10.98 $/h, found by CBC and CP-SAT); 1e-9 restores it.
@@ -222,6 +218,16 @@ class HighsBackend:
         model.solve(solver)
         h = model.solverModel
         model_status = h.getModelStatus()
+        if model_status == highspy.HighsModelStatus.kNotset:
+            # HiGHS keeps one thread pool per process, sized by the first solve; a solve asking
+            # for another size fails with "Not Set" until the pool is rebuilt. Rebuilding it
+            # only then keeps no record of the size here and costs nothing otherwise (always
+            # rebuilding costs about 3 ms a solve).
+            highspy.Highs.resetGlobalScheduler(True)
+            _apply_start(warm_start)  # the failed run wrote its values over the start
+            model.solve(solver)
+            h = model.solverModel
+            model_status = h.getModelStatus()
         info = h.getInfo()
         has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
         objective = h.getObjectiveValue() if has_solution else math.nan
