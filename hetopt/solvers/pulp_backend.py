@@ -270,8 +270,10 @@ def run_highs(
 ) -> tuple[SolveStatus, float, float, str]:
     """Solve a built PuLP model with HiGHS: status, objective, bound and HiGHS's status text.
 
-    The former entry point, kept for :mod:`hetopt.fleet.decomposition`; new code calls
-    ``HighsBackend().run``. ``start`` uses the variables' initial values as a MIP start.
+    The former entry point, kept only so that code written against it (branches of
+    :mod:`hetopt.fleet.decomposition`) still runs; new code calls
+    ``get_backend("highs").run``. ``start`` uses the variables' initial values as a MIP
+    start.
     """
     values = {v: v.varValue for v in prob.variables() if v.varValue is not None} if start else {}
     raw = HighsBackend().run(
@@ -425,21 +427,6 @@ class CbcBackend:
             time.perf_counter() - t0,
             _pulp_value if has_solution else None,
         )
-
-
-def run_cbc(
-    prob: pulp.LpProblem,
-    options: SolverOptions,
-    start: bool = False,
-    on_progress: OnProgress | None = None,
-    deadline: Deadline | None = None,
-) -> tuple[SolveStatus, float, float, str]:
-    """Solve a built PuLP model with CBC (the former entry point; see :func:`run_highs`)."""
-    values = {v: v.varValue for v in prob.variables() if v.varValue is not None} if start else {}
-    raw = CbcBackend().run(
-        prob, options, deadline or Deadline.after(options.time_limit_s), None, values
-    )
-    return raw.status, raw.objective, raw.bound, raw.solver_status_text
 
 
 def solve_milp(call: SolveCall, backend: Backend) -> SolveResult:
