@@ -26,7 +26,6 @@ from ortools.sat.python import cp_model
 from hetopt.models import cpsat
 from hetopt.models import scaling as sc
 from hetopt.models.solution import read_choice, start_values
-from hetopt.plan.evaluate import evaluate_choice
 from hetopt.problem import PlacementProblem
 from hetopt.solvers.backend import Backend, Capabilities, RawSolution, SolveCall, WarmValues
 from hetopt.solvers.base import (
@@ -331,7 +330,7 @@ def _result(call: SolveCall, found: _Search, notes: list[str], start: float) -> 
         notes.append(f"stopped after {MAX_CUTS} cuts")
     else:
         why = _unproven(found.last)
-    ev = evaluate_choice(problem, choice)
+    ev = ExactCheck(problem, objective).evaluate(choice)  # pools do not depend on the SLA
     counts = tuple(int(v) for v in ev.pool_counts)
     return SolveResult(
         "cpsat",
