@@ -42,7 +42,7 @@ from hetopt.solvers.base import (
     SolverOptions,
     SolveStatus,
 )
-from hetopt.solvers.pulp_backend import run_highs
+from hetopt.solvers.registry import get_backend
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,10 @@ def _master_prices(
 ) -> np.ndarray | None:
     """Inventory prices ``mu_j >= 0``: the duals of the master LP's inventory rows."""
     prob, _, rows = _build_master(fp, columns, relax=True)
-    status, *_ = run_highs(prob, replace(options, backend="highs"), deadline=deadline)
+    highs = replace(options, backend="highs")
+    status = (
+        get_backend("highs").run(prob, highs, deadline or Deadline.after(highs.time_limit_s)).status
+    )
     if status is not SolveStatus.OPTIMAL:
         return None
     mu = np.zeros(fp.n_devices)
@@ -227,7 +230,12 @@ def _master(
                 v.setInitialValue(1.0 if k == hit[0] else 0.0)
         else:
             start = True
-    status, *_ = run_highs(prob, replace(options, backend="highs"), start, deadline=deadline)
+    highs = replace(options, backend="highs")
+    values = {v: v.varValue for v in prob.variables() if v.varValue is not None} if start else None
+    raw = get_backend("highs").run(
+        prob, highs, deadline or Deadline.after(highs.time_limit_s), None, values
+    )
+    status = raw.status
     if status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
         return None
     out = []

@@ -16,7 +16,7 @@ from hetopt.fleet import heuristics
 from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.generator import binding_inventory
 from hetopt.fleet.problem import FleetProblem, build_fleet_problem
-from hetopt.fleet.solve import FleetResult, Method, explain_shortage, solve_fleet
+from hetopt.fleet.solve import FLEET_REQUEST, FleetResult, Method, explain_shortage, solve_fleet
 from hetopt.fleet.spec import FleetSpec
 from hetopt.fleet.verify import verify_fleet
 from hetopt.hardware.spec import HardwareSpec
@@ -122,6 +122,7 @@ def plan_fleet(
         When the time limit passes before any plan (not even the greedy one) is found.
     """
     say = progress or (lambda _msg: None)
+    FLEET_REQUEST.check(request.solver.backend)  # before the cost tables are built
     fp = build_fleet_problem(request.fleet, request.hardware, request.costs, request.tco, say)
     if request.inventory_fraction is not None:
         ref = heuristics.greedy(fp)

@@ -19,3 +19,14 @@ them. The fleet (:mod:`hetopt.fleet.models`) reuses them per tenant and writes i
 and inventory with the same row writers (``add_pool_exists``, ``add_pool_load``,
 ``add_pool_memory``, ``add_inventory``).
 """
+
+from __future__ import annotations
+
+from typing import Literal
+
+Objective = Literal["cost", "latency"]
+"""What a formulation minimises: ``cost`` (TCO per hour plus soft-SLA penalties, under the
+SLA) or ``latency`` (the end-to-end latency, the SLA ignored; used to explain an infeasible
+SLA)."""
+
+__all__ = ["Objective"]

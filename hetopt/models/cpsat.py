@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
+from hetopt.models import Objective
 from hetopt.models import scaling as sc
 from hetopt.models.terms import ObjectiveTerms, objective_terms
 from hetopt.problem import PlacementProblem
-from hetopt.solvers.base import Objective
 
 IntVar = cp_model.IntVar
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import pulp
 
+from hetopt.models import Objective
 from hetopt.models.terms import ObjectiveTerms, objective_terms
 from hetopt.problem import PlacementProblem
-from hetopt.solvers.base import Objective
 
 
 @dataclass(frozen=True)

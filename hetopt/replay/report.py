@@ -13,9 +13,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hetopt.atomic import write_csv_atomic, write_text_atomic  # noqa: E402
+from hetopt.atomic import (  # noqa: E402
+    save_figure,  # noqa: E402
+    write_csv_atomic,
+    write_text_atomic,
+)
 from hetopt.replay.engine import ReplayResult  # noqa: E402
-from hetopt.atomic import save_figure  # noqa: E402
 
 
 def write_replay(result: ReplayResult, run_dir: Path) -> list[str]:

@@ -11,22 +11,72 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Any
 
 from hetopt.errors import InputError
+from hetopt.models import Objective
 from hetopt.problem import PlacementProblem
 
-Objective = Literal["cost", "latency"]
+__all__ = [
+    "MIN_SOLVE_SLICE_S",
+    "Deadline",
+    "Objective",
+    "OnProgress",
+    "SolveProgress",
+    "SolveResult",
+    "SolveStatus",
+    "SolverOptions",
+    "Termination",
+    "WarmStart",
+    "ValueReader",
+    "bound_text",
+    "relative_gap",
+    "solver_verdict",
+]
 
 
 class SolveStatus(StrEnum):
-    """Termination vocabulary common to all backends."""
+    """What a solve has to show, in one vocabulary for every backend (the coarse level).
+
+    ``optimal`` is printed only when proven for the exact problem (within ``gap_rel``).
+    """
 
     OPTIMAL = "optimal"
     FEASIBLE = "feasible"  # stopped at a limit with an incumbent: see gap
     INFEASIBLE = "infeasible"
     NO_SOLUTION = "no_solution"  # stopped at a limit before finding any incumbent
     ERROR = "error"
+
+
+class Termination(StrEnum):
+    """Why the solve stopped (the fine level, as linopy's ``TerminationCondition``).
+
+    :class:`SolveStatus` says what a result has; this says why the search ended. The solver's
+    own words stay in :attr:`SolveResult.solver_status_text`.
+
+    >>> Termination("time_limit") is Termination.TIME_LIMIT
+    True
+    """
+
+    OPTIMAL = "optimal"
+    """Proven optimal for the exact problem, within ``gap_rel``."""
+    INFEASIBLE = "infeasible"
+    """Proven to have no plan."""
+    INFEASIBLE_OR_UNBOUNDED = "infeasible_or_unbounded"
+    """HiGHS's presolve found no plan without deciding which of the two holds."""
+    TIME_LIMIT = "time_limit"
+    """The time limit (model building included) passed first."""
+    ITERATION_LIMIT = "iteration_limit"
+    """An iteration limit passed first: HiGHS's, or the rounds of CP-SAT's exact check."""
+    INTERRUPTED = "interrupted"
+    """The solver was stopped from outside (a process killed past the deadline, Ctrl-C)."""
+    INEXACT = "inexact"
+    """The solver decided its model, but the model approximates the exact problem (integer
+    rounding, a start kept over the solver's plan), so the exact optimum is not proven."""
+    ERROR = "error"
+    """The solver failed."""
+    UNKNOWN = "unknown"
+    """The solver gave no reason (e.g. a result read back from a saved plan)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +165,11 @@ class Deadline:
         :data:`MIN_SOLVE_SLICE_S` (or the whole limit, when that is shorter)."""
         return max(self.remaining_s() * share, min(MIN_SOLVE_SLICE_S, self.limit_s), 1e-3)
 
+    def portion(self, share: float) -> Deadline:
+        """A deadline ``share`` of the remaining time from now (same ``limit_s``), for a solve
+        that must leave time for a later one."""
+        return Deadline(time.perf_counter() + self.remaining_s() * share, self.limit_s)
+
     def overrun_note(self, what: str = "building the model") -> str:
         """A sentence for the result's message when ``what`` used the whole budget, else ''."""
         if not self.expired:
@@ -155,6 +210,21 @@ class SolveResult:
         bound hold for the exact problem all the same (see :mod:`hetopt.models.scaling`).
     message
         Native status text and anything worth telling the user.
+    termination
+        Why the search stopped (the fine level of the status); never None.
+    solver_status_text
+        The solver's own status words (HiGHS ``Time limit reached``, CBC ``Stopped on time
+        limit``, CP-SAT ``FEASIBLE``), or a bracketed note when the solver gave none.
+    tenant_choices
+        A fleet's plan: per tenant, the option of each operator (None for a single agent,
+        whose plan is ``choice``).
+    build_s
+        Model-building share of ``runtime_s`` where it was measured apart (the fleet), else 0.
+    first_feasible_s
+        Time from the call to the first verified plan (the fleet; ``nan`` when unknown).
+    start_objective
+        Objective of the start the search began from (the fleet's greedy plan; ``nan`` if
+        none).
     """
 
     backend: str
@@ -168,11 +238,35 @@ class SolveResult:
     objective_kind: Objective = "cost"
     resolution: dict[str, float] = field(default_factory=dict)
     message: str = ""
+    termination: Termination = Termination.UNKNOWN
+    solver_status_text: str = ""
+    tenant_choices: tuple[tuple[int, ...], ...] | None = None
+    build_s: float = 0.0
+    first_feasible_s: float = math.nan
+    start_objective: float = math.nan
+
+    def __post_init__(self) -> None:
+        # A result made without a reason (e.g. read back from plan.json) takes the one its
+        # status implies.
+        if self.termination is Termination.UNKNOWN:
+            implied = {
+                SolveStatus.OPTIMAL: Termination.OPTIMAL,
+                SolveStatus.INFEASIBLE: Termination.INFEASIBLE,
+            }.get(self.status, Termination.UNKNOWN)
+            object.__setattr__(self, "termination", implied)
+
+    @property
+    def choices(self) -> tuple[tuple[int, ...], ...] | None:
+        """The plan per tenant: a fleet's ``tenant_choices``, or ``(choice,)`` for a single
+        agent (a fleet of one); None without a solution."""
+        if self.tenant_choices is not None:
+            return self.tenant_choices
+        return None if self.choice is None else (self.choice,)
 
     @property
     def has_solution(self) -> bool:
         """True when a plan can be read from this result."""
-        return self.choice is not None
+        return self.choices is not None
 
     @property
     def proven_optimal(self) -> bool:
@@ -227,14 +321,24 @@ class WarmStart:
         return {j: int(self.pools[d]) for j, d in enumerate(problem.devices) if d in self.pools}
 
 
+ValueReader = Callable[[Any], float]
+"""Reads one variable of a solved model (``solver.value`` for CP-SAT, ``varValue`` for PuLP);
+what a formulation decodes its plan from."""
+
+
 @dataclass(frozen=True)
 class SolveProgress:
-    """One report of a running solve: the incumbent and bound so far (objective units)."""
+    """One report of a running solve: the incumbent and bound so far (objective units).
+
+    ``values`` reads the incumbent's variables, during the call only (CP-SAT; None from
+    HiGHS), so that a formulation can decode and check the plan before passing it on.
+    """
 
     backend: str
     elapsed_s: float
     incumbent: float
     bound: float
+    values: ValueReader | None = field(default=None, repr=False, compare=False)
 
     @property
     def gap(self) -> float:

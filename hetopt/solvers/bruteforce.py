@@ -18,11 +18,24 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from dataclasses import dataclass, replace
+from typing import Any
 
 from hetopt.errors import InputError
+from hetopt.models import Objective
+from hetopt.models.solution import read_choice, read_counts
 from hetopt.oracle import evaluate_assignment
 from hetopt.problem import PlacementProblem
-from hetopt.solvers.base import Objective, SolveResult, SolverOptions, SolveStatus
+from hetopt.solvers.backend import Backend, Capabilities, RawSolution, SolveCall, WarmValues
+from hetopt.solvers.base import (
+    Deadline,
+    OnProgress,
+    SolveResult,
+    SolverOptions,
+    SolveStatus,
+    Termination,
+    relative_gap,
+)
 
 MAX_ASSIGNMENTS = 200_000
 TIE_REL_TOL = 1e-12  # sums in another order differ in the last bits; keep the first of equals
@@ -117,3 +130,98 @@ def _better(key: tuple[float, float], best: tuple[float, float]) -> bool:
         if abs(new - old) > TIE_REL_TOL * max(1.0, abs(old)):
             return new < old
     return False
+
+
+# --- The backend contract around the enumeration above ------------------------------------
+
+
+@dataclass(frozen=True)
+class Enumeration:
+    """Brute force's "model": the problem and objective, nothing built. Its variables are named
+    like a formulation's, ``("x", o)`` per option and ``("n", j)`` per pool, so that a plan is
+    read back with the same decoder (:func:`hetopt.models.solution.read_choice`)."""
+
+    problem: PlacementProblem
+    objective: Objective = "cost"
+
+    @property
+    def x(self) -> list[tuple[str, int]]:
+        """One variable per option."""
+        return [("x", o) for o in range(self.problem.n_options)]
+
+    @property
+    def n(self) -> list[tuple[str, int]]:
+        """One variable per device type's pool."""
+        return [("n", j) for j in range(len(self.problem.devices))]
+
+
+_TERMINATION = {
+    SolveStatus.OPTIMAL: Termination.OPTIMAL,
+    SolveStatus.INFEASIBLE: Termination.INFEASIBLE,
+    SolveStatus.FEASIBLE: Termination.TIME_LIMIT,
+    SolveStatus.NO_SOLUTION: Termination.TIME_LIMIT,
+}
+
+
+@dataclass(frozen=True)
+class BruteforceBackend:
+    """Enumerates every assignment of an :class:`Enumeration` (tiny instances; the tests'
+    reference). No start, no progress, no fleet."""
+
+    name: str = "bruteforce"
+    capabilities: Capabilities = Capabilities("enumeration", max_assignments=MAX_ASSIGNMENTS)
+
+    def run(
+        self,
+        model: Enumeration,
+        options: SolverOptions,
+        deadline: Deadline,
+        on_progress: OnProgress | None = None,
+        warm_start: WarmValues | None = None,
+    ) -> RawSolution:
+        """Enumerate within ``deadline``; the best assignment's variables read 1 (its options)
+        and its pool sizes."""
+        limit_s = min(options.time_limit_s, deadline.slice_s())
+        res = solve_bruteforce(
+            model.problem, replace(options, time_limit_s=limit_s), model.objective
+        )
+        values: dict[Any, float] = {}
+        if res.choice is not None:
+            values.update({("x", o): 1.0 for o in res.choice})
+            values.update({("n", j): float(c) for j, c in enumerate(res.pool_counts or ())})
+        return RawSolution(
+            res.status,
+            _TERMINATION.get(res.status, Termination.ERROR),
+            res.message,
+            res.objective,
+            res.bound,
+            res.runtime_s,
+            (lambda var: values.get(var, 0.0)) if res.choice is not None else None,
+        )
+
+
+def solve_enumerated(call: SolveCall, backend: Backend) -> SolveResult:
+    """Solve ``call.problem`` by enumeration (brute force takes no start and reports no
+    progress)."""
+    problem, objective = call.problem, call.objective
+    model = Enumeration(problem, objective)
+    raw = backend.run(model, call.options, call.deadline)
+    choice = counts = None
+    if raw.has_solution and raw.value is not None:
+        choice = read_choice(problem, model.x, raw.value)
+        counts = read_counts(model.n, raw.value)
+    return SolveResult(
+        backend.name,
+        raw.status,
+        raw.objective,
+        raw.bound,
+        relative_gap(raw.objective, raw.bound),
+        raw.runtime_s,
+        choice,
+        counts,
+        objective,
+        {},
+        raw.solver_status_text,
+        raw.termination,
+        raw.solver_status_text,
+    )

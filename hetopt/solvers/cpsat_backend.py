@@ -19,72 +19,96 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
 from hetopt.models import cpsat
 from hetopt.models import scaling as sc
-from hetopt.plan.evaluate import Evaluation, evaluate_choice
+from hetopt.models.solution import read_choice, start_values
 from hetopt.problem import PlacementProblem
+from hetopt.solvers.backend import Backend, Capabilities, RawSolution, SolveCall, WarmValues
 from hetopt.solvers.base import (
     Deadline,
-    Objective,
     OnProgress,
     SolveProgress,
     SolveResult,
     SolverOptions,
     SolveStatus,
+    Termination,
     WarmStart,
     relative_gap,
 )
+from hetopt.solvers.exact import ExactCheck
 
-STATUS_MAP = {
-    cp_model.OPTIMAL: SolveStatus.OPTIMAL,
-    cp_model.FEASIBLE: SolveStatus.FEASIBLE,
-    cp_model.INFEASIBLE: SolveStatus.INFEASIBLE,
-    cp_model.UNKNOWN: SolveStatus.NO_SOLUTION,
-    cp_model.MODEL_INVALID: SolveStatus.ERROR,
+_STATUS = {
+    cp_model.OPTIMAL: (SolveStatus.OPTIMAL, Termination.OPTIMAL),
+    # Only a time limit is set, so a stop without a proof is the time limit.
+    cp_model.FEASIBLE: (SolveStatus.FEASIBLE, Termination.TIME_LIMIT),
+    cp_model.INFEASIBLE: (SolveStatus.INFEASIBLE, Termination.INFEASIBLE),
+    cp_model.UNKNOWN: (SolveStatus.NO_SOLUTION, Termination.TIME_LIMIT),
+    cp_model.MODEL_INVALID: (SolveStatus.ERROR, Termination.ERROR),
 }
 
 
 class _Reporter(cp_model.CpSolverSolutionCallback):
-    """Passes each new incumbent and the bound at that moment to ``on_progress``.
+    """Passes each new incumbent, in model units, and a reader of its values to
+    ``on_progress``."""
 
-    The incumbent is reported at its exact value, and only when the exact evaluation accepts
-    it; the bound only when it is valid for the exact problem (the relaxed model's).
-    """
-
-    def __init__(
-        self, on_progress: OnProgress, built: cpsat.CpsatModel, check: ExactCheck, elapsed_s: float
-    ) -> None:
+    def __init__(self, on_progress: OnProgress) -> None:
         super().__init__()
-        self._on_progress, self._built, self._check = on_progress, built, check
-        self._elapsed_s = elapsed_s
+        self._on_progress = on_progress
 
     def on_solution_callback(self) -> None:
-        choice = _read_choice(self._check.problem, self._built, self.value)
-        value = self._check.objective(choice)
-        if value is None:
-            return
-        bound = (
-            self.best_objective_bound * self._built.objective_scale
-            if self._built.scaling.relaxed
-            else math.nan
+        self._on_progress(
+            SolveProgress(
+                "cpsat", self.wall_time, self.objective_value, self.best_objective_bound, self.value
+            )
         )
-        self._on_progress(SolveProgress("cpsat", self._elapsed_s + self.wall_time, value, bound))
 
 
-def add_hints(built: cpsat.CpsatModel, problem: PlacementProblem, warm_start: WarmStart) -> int:
-    """Hint the chosen option of each operator (and the others off) and the pool sizes."""
-    chosen = warm_start.options(problem)
-    for i, o in chosen.items():
-        for other in problem.options_of(i):
-            built.model.add_hint(built.x[int(other)], int(other) == o)
-    for j, n in warm_start.pool_counts(problem).items():
-        built.model.add_hint(built.n[j], n)
-    return len(chosen)
+@dataclass(frozen=True)
+class CpsatBackend:
+    """OR-Tools CP-SAT on a built :class:`cp_model.CpModel` (integers only)."""
+
+    name: str = "cpsat"
+    capabilities: Capabilities = Capabilities(
+        "cpsat", warm_start=True, progress=True, fleet=True, integer_scaling=True
+    )
+
+    def run(
+        self,
+        model: cp_model.CpModel,
+        options: SolverOptions,
+        deadline: Deadline,
+        on_progress: OnProgress | None = None,
+        warm_start: WarmValues | None = None,
+    ) -> RawSolution:
+        """Solve ``model`` for ``deadline.slice_s()`` seconds, within ``options.gap_rel``;
+        ``warm_start`` is added to the model's hints (CP-SAT repairs a hint that breaks a
+        constraint)."""
+        t0 = time.perf_counter()
+        for var, value in (warm_start or {}).items():
+            model.add_hint(var, int(round(value)))
+        solver = cp_model.CpSolver()
+        p = solver.parameters
+        p.max_time_in_seconds = deadline.slice_s()
+        p.num_workers = options.threads
+        p.random_seed = options.seed
+        p.relative_gap_limit = options.gap_rel
+        p.log_search_progress = options.verbose
+        code = solver.solve(model, None if on_progress is None else _Reporter(on_progress))
+        status, termination = _STATUS.get(code, (SolveStatus.ERROR, Termination.ERROR))
+        found = status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+        return RawSolution(
+            status,
+            termination,
+            solver.status_name(code),
+            solver.objective_value if found else math.nan,
+            solver.best_objective_bound,
+            time.perf_counter() - t0,
+            solver.value if found else None,
+        )
 
 
 MAX_CUTS = 50
@@ -92,81 +116,134 @@ MAX_CUTS = 50
 for a plan (each cut raises the bound; the near-miss plans are few)."""
 
 
-class ExactCheck:
-    """The exact problem's verdict on a choice: its objective, or None when infeasible.
-
-    Every backend reports the objective of its plan from here, not its own model's value.
-    """
-
-    def __init__(self, problem: PlacementProblem, objective: Objective) -> None:
-        self.problem = problem
-        self.kind = objective
-        # The latency objective ignores the SLA (it finds the fastest plan).
-        self._judged = (
-            problem if objective == "cost" else problem.with_sla(replace(problem.sla, e2e_s=None))
-        )
-
-    def evaluate(self, choice: tuple[int, ...]) -> Evaluation:
-        return evaluate_choice(self._judged, choice)
-
-    def objective(self, choice: tuple[int, ...]) -> float | None:
-        ev = self.evaluate(choice)
-        sla = self._judged.sla
-        # Strict: evaluate_choice forgives one microsecond of latency (the conservative model's
-        # step), a relaxed-model plan gets no such allowance.
-        if not ev.feasible or (sla.e2e_s is not None and sla.hard and ev.e2e_latency_s > sla.e2e_s):
-            return None
-        return ev.objective_usd_per_h if self.kind == "cost" else ev.e2e_latency_s
-
-
-def _read_choice(
-    problem: PlacementProblem, built: cpsat.CpsatModel, value: Callable[[cp_model.IntVar], int]
-) -> tuple[int, ...]:
-    """The chosen option of each operator; ``value`` is ``solver.value`` or a callback's."""
-    return tuple(
-        int(next(o for o in problem.options_of(i) if value(built.x[o])))
-        for i in range(problem.n_ops)
+def _hints(problem: PlacementProblem, built: cpsat.CpsatModel, warm_start: WarmStart) -> WarmValues:
+    """Hint the chosen option of each operator (and the others off) and the pool sizes."""
+    return start_values(
+        problem,
+        built.x,
+        built.n,
+        warm_start.options(problem),
+        warm_start.pool_counts(problem),
+        every_operator=False,
     )
 
 
-def _solver(options: SolverOptions, time_limit_s: float) -> cp_model.CpSolver:
-    solver = cp_model.CpSolver()
-    p = solver.parameters
-    p.max_time_in_seconds = time_limit_s
-    p.num_workers = options.threads
-    p.random_seed = options.seed
-    # Half the gap: the exact objective and the relaxed bound differ by the rounding too.
-    p.relative_gap_limit = options.gap_rel / 2
-    p.log_search_progress = options.verbose
-    return solver
+def _exact_progress(
+    on_progress: OnProgress | None,
+    built: cpsat.CpsatModel,
+    check: ExactCheck,
+    elapsed_s: float,
+) -> OnProgress | None:
+    """Pass on each incumbent at its exact value, only when the exact evaluation accepts it;
+    the bound only when it holds for the exact problem (the relaxed model's)."""
+    if on_progress is None:
+        return None
+    report = on_progress
+
+    def exact(p: SolveProgress) -> None:
+        assert p.values is not None
+        value = check.objective(read_choice(check.problem, built.x, p.values))
+        if value is None:
+            return
+        bound = p.bound * built.objective_scale if built.scaling.relaxed else math.nan
+        report(SolveProgress("cpsat", elapsed_s + p.elapsed_s, value, bound))
+
+    return exact
 
 
-def solve_cpsat(
-    problem: PlacementProblem,
-    options: SolverOptions,
-    objective: Objective = "cost",
-    *,
-    warm_start: WarmStart | None = None,
-    on_progress: OnProgress | None = None,
-    deadline: Deadline | None = None,
-) -> SolveResult:
-    """Solve ``problem`` with CP-SAT, and say only what holds for the exact problem.
+@dataclass
+class _Search:
+    """What the relaxed model's rounds found (see :func:`solve_cpsat`)."""
 
-    Parameters
-    ----------
-    problem
-        The placement problem.
-    options
-        ``time_limit_s``, ``gap_rel``, ``threads`` (CP-SAT workers), ``seed``, ``verbose``.
-    objective
-        ``cost`` or ``latency``.
-    warm_start
-        Hints for the search (``add_hint``); CP-SAT repairs a hint that is no longer feasible.
-    on_progress
-        Called at each improving exact-feasible solution with its exact value and the bound.
-    deadline
-        The wall-clock budget, model building included (default: ``options.time_limit_s``
-        from now).
+    best: tuple[float, tuple[int, ...]] | None = None
+    bound: float = math.nan
+    proven_infeasible: bool = False
+    last_relaxed: tuple[int, ...] | None = None
+    last: RawSolution | None = None
+    cuts: int = 0
+
+
+def _relaxed_rounds(
+    call: SolveCall, backend: Backend, options: SolverOptions, start: float
+) -> _Search:
+    """Solve the relaxed model, cutting off plans that miss the exact constraints, until one
+    passes the exact check, the model is infeasible, or time or cuts run out."""
+    problem, objective, deadline = call.problem, call.objective, call.deadline
+    warm_start, on_progress = call.warm_start, call.on_progress
+    check = ExactCheck(problem, objective)
+    relaxed = cpsat.build(problem, objective, sc.RELAXED)
+    hints = _hints(problem, relaxed, warm_start) if warm_start is not None else None
+    found = _Search()
+    while True:
+        # Until an exact-feasible plan is in hand, keep half the time for the conservative model.
+        raw = backend.run(
+            relaxed.model,
+            options,
+            deadline.portion(0.5 if found.cuts else 1.0),
+            _exact_progress(on_progress, relaxed, check, time.perf_counter() - start),
+            hints,
+        )
+        hints = None  # written into the model, which keeps them for the next round
+        found.last = raw
+        if raw.status is SolveStatus.INFEASIBLE:
+            # The relaxed model holds every exact-feasible plan but those cut (all infeasible).
+            found.proven_infeasible = True
+            return found
+        # The relaxed model's bound holds for the exact problem, with or without a plan.
+        round_bound = raw.bound * relaxed.objective_scale
+        if math.isfinite(round_bound):
+            found.bound = (
+                round_bound if not math.isfinite(found.bound) else max(found.bound, round_bound)
+            )
+        if not raw.has_solution or raw.value is None:
+            return found
+        choice = read_choice(problem, relaxed.x, raw.value)
+        value = check.objective(choice)
+        if value is not None:
+            found.best = (value, choice)
+            return found
+        found.last_relaxed = choice
+        found.cuts += 1
+        if found.cuts > MAX_CUTS or deadline.expired:
+            return found
+        # This assignment misses the exact SLA (or capacity) by the rounding: cut it off.
+        relaxed.model.add(sum(relaxed.x[o] for o in choice) <= problem.n_ops - 1)
+
+
+def _conservative(
+    call: SolveCall, backend: Backend, options: SolverOptions, found: _Search
+) -> str | None:
+    """Ask the conservative model for a plan (into ``found.best``); a note when it gives one."""
+    problem, objective, warm_start = call.problem, call.objective, call.warm_start
+    conservative = cpsat.build(problem, objective, sc.CONSERVATIVE)
+    hints: WarmValues | None
+    if found.last_relaxed is not None:
+        chosen = dict(enumerate(found.last_relaxed))
+        hints = start_values(
+            problem, conservative.x, conservative.n, chosen, {}, every_operator=False
+        )
+    elif warm_start is not None:
+        hints = _hints(problem, conservative, warm_start)
+    else:
+        hints = None
+    raw = backend.run(conservative.model, options, call.deadline, None, hints)
+    found.last = raw
+    if not raw.has_solution or raw.value is None:
+        return None
+    choice = read_choice(problem, conservative.x, raw.value)
+    value = ExactCheck(problem, objective).objective(choice)
+    if value is None:
+        return None
+    found.best = (value, choice)
+    return "plan from the conservative integer model (latencies rounded up to 1 us, the SLA down)"
+
+
+def solve_cpsat(call: SolveCall, backend: Backend) -> SolveResult:
+    """Solve ``call.problem`` with CP-SAT, and say only what holds for the exact problem.
+
+    ``call.warm_start`` becomes hints (CP-SAT repairs a hint that is no longer feasible);
+    ``call.on_progress`` gets each improving exact-feasible solution at its exact value, with
+    the relaxed model's bound.
 
     Returns
     -------
@@ -176,85 +253,44 @@ def solve_cpsat(
         within ``gap_rel``. ``resolution`` records the integer steps of both roundings.
     """
     start = time.perf_counter()
-    deadline = deadline or Deadline.after(options.time_limit_s)
-    check = ExactCheck(problem, objective)
-    relaxed = cpsat.build(problem, objective, sc.RELAXED)
-    if warm_start is not None:
-        add_hints(relaxed, problem, warm_start)
-    notes = [deadline.overrun_note()] if deadline.expired else []
-    best: tuple[float, tuple[int, ...]] | None = None
-    bound = math.nan
-    proven_infeasible = False
-    last_relaxed: tuple[int, ...] | None = None
-    native = ""
-    cuts = 0
-    while True:
-        # Until an exact-feasible plan is in hand, keep half the time for the conservative model.
-        solver = _solver(options, deadline.slice_s(0.5 if cuts else 1.0))
-        reporter = (
-            None
-            if on_progress is None
-            else _Reporter(on_progress, relaxed, check, time.perf_counter() - start)
-        )
-        code = solver.solve(relaxed.model, reporter)
-        native = solver.status_name(code)
-        status = STATUS_MAP.get(code, SolveStatus.ERROR)
-        if status is SolveStatus.INFEASIBLE:
-            # The relaxed model holds every exact-feasible plan but those cut (all infeasible).
-            proven_infeasible = True
-            break
-        # The relaxed model's bound holds for the exact problem, with or without a plan.
-        round_bound = solver.best_objective_bound * relaxed.objective_scale
-        if status is not SolveStatus.INFEASIBLE and math.isfinite(round_bound):
-            bound = round_bound if not math.isfinite(bound) else max(bound, round_bound)
-        if status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-            break
-        choice = _read_choice(problem, relaxed, solver.value)
-        value = check.objective(choice)
-        if value is not None:
-            best = (value, choice)
-            break
-        last_relaxed = choice
-        cuts += 1
-        if cuts > MAX_CUTS or deadline.expired:
-            break
-        # This assignment misses the exact SLA (or capacity) by the rounding: cut it off.
-        relaxed.model.add(sum(relaxed.x[o] for o in choice) <= problem.n_ops - 1)
-    if cuts:
+    # Half the gap: the exact objective and the relaxed bound differ by the rounding too.
+    model_options = replace(call.options, gap_rel=call.options.gap_rel / 2)
+    notes = [call.deadline.overrun_note()] if call.deadline.expired else []
+    found = _relaxed_rounds(call, backend, model_options, start)
+    if found.cuts:
         notes.append(
-            f"{cuts} plan(s) of the relaxed integer model missed the exact constraints "
+            f"{found.cuts} plan(s) of the relaxed integer model missed the exact constraints "
             f"by the rounding and were cut off"
         )
-    if best is None and not proven_infeasible:
-        conservative = cpsat.build(problem, objective, sc.CONSERVATIVE)
-        if last_relaxed is not None:
-            for i, o in enumerate(last_relaxed):
-                for other in problem.options_of(i):
-                    conservative.model.add_hint(conservative.x[int(other)], int(other) == o)
-        elif warm_start is not None:
-            add_hints(conservative, problem, warm_start)
-        solver = _solver(options, deadline.slice_s())
-        code = solver.solve(conservative.model)
-        native = solver.status_name(code)
-        if STATUS_MAP.get(code) in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-            choice = _read_choice(problem, conservative, solver.value)
-            value = check.objective(choice)
-            if value is not None:
-                best = (value, choice)
-                notes.append(
-                    "plan from the conservative integer model (latencies rounded up "
-                    "to 1 us, the SLA down)"
-                )
+    if found.best is None and not found.proven_infeasible:
+        note = _conservative(call, backend, model_options, found)
+        if note:
+            notes.append(note)
+    return _result(call, found, notes, start)
+
+
+def _result(call: SolveCall, found: _Search, notes: list[str], start: float) -> SolveResult:
+    """The exact problem's result from what the rounds found."""
+    problem, objective, options, deadline = (
+        call.problem,
+        call.objective,
+        call.options,
+        call.deadline,
+    )
+    assert found.last is not None
+    native = found.last.solver_status_text
     runtime = time.perf_counter() - start
     resolution = {
         **{f"relaxed_{k}": v for k, v in sc.RELAXED.resolution.items()},
         **sc.CONSERVATIVE.resolution,
     }
-    if best is None:
-        if proven_infeasible:
-            st = SolveStatus.INFEASIBLE
-        elif last_relaxed is not None:
+    cut_out = found.cuts > MAX_CUTS and not deadline.expired
+    if found.best is None:
+        if found.proven_infeasible:
+            st, why = SolveStatus.INFEASIBLE, Termination.INFEASIBLE
+        elif found.last_relaxed is not None:
             st = SolveStatus.NO_SOLUTION
+            why = Termination.ITERATION_LIMIT if cut_out else _unproven(found.last)
             notes.append(
                 "no plan found that meets the exact constraints: the plans CP-SAT "
                 "found miss the SLA by less than its rounding; solver=highs decides "
@@ -264,14 +300,15 @@ def solve_cpsat(
             # Only the relaxed model's infeasibility proves the exact problem infeasible.
             st = (
                 SolveStatus.ERROR
-                if STATUS_MAP.get(code) is SolveStatus.ERROR
+                if found.last.status is SolveStatus.ERROR
                 else SolveStatus.NO_SOLUTION
             )
+            why = _unproven(found.last)
         return SolveResult(
             "cpsat",
             st,
             math.nan,
-            bound,
+            found.bound,
             math.nan,
             runtime,
             None,
@@ -279,23 +316,27 @@ def solve_cpsat(
             objective,
             resolution,
             "; ".join([native, *notes]),
+            why,
+            native,
         )
-    value, choice = best
-    gap = relative_gap(value, bound)
-    st = (
-        SolveStatus.OPTIMAL
-        if math.isfinite(gap) and gap <= options.gap_rel
-        else SolveStatus.FEASIBLE
-    )
-    if st is SolveStatus.FEASIBLE and not deadline.expired and cuts > MAX_CUTS:
+    value, choice = found.best
+    gap = relative_gap(value, found.bound)
+    optimal = math.isfinite(gap) and gap <= options.gap_rel
+    st = SolveStatus.OPTIMAL if optimal else SolveStatus.FEASIBLE
+    if optimal:
+        why = Termination.OPTIMAL
+    elif cut_out:
+        why = Termination.ITERATION_LIMIT
         notes.append(f"stopped after {MAX_CUTS} cuts")
-    ev = evaluate_choice(problem, choice)
+    else:
+        why = _unproven(found.last)
+    ev = ExactCheck(problem, objective).evaluate(choice)  # pools do not depend on the SLA
     counts = tuple(int(v) for v in ev.pool_counts)
     return SolveResult(
         "cpsat",
         st,
         value,
-        bound,
+        found.bound,
         gap,
         runtime,
         choice,
@@ -303,4 +344,14 @@ def solve_cpsat(
         objective,
         resolution,
         "; ".join([native, *notes]),
+        why,
+        native,
     )
+
+
+def _unproven(raw: RawSolution) -> Termination:
+    """Why a solve without a proof for the exact problem stopped: the solver's own reason,
+    or :attr:`Termination.INEXACT` when the solver decided its (rounded) model."""
+    if raw.termination in (Termination.OPTIMAL, Termination.INFEASIBLE):
+        return Termination.INEXACT
+    return raw.termination

@@ -18,54 +18,27 @@ import tempfile
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pulp
 
 from hetopt.models import milp
-from hetopt.problem import PlacementProblem
+from hetopt.models.solution import read_choice, read_counts, start_values
+from hetopt.solvers.backend import Backend, Capabilities, RawSolution, SolveCall, WarmValues
 from hetopt.solvers.base import (
     MIN_SOLVE_SLICE_S,
     Deadline,
-    Objective,
     OnProgress,
     SolveProgress,
     SolveResult,
     SolverOptions,
     SolveStatus,
-    WarmStart,
+    Termination,
     relative_gap,
 )
-from hetopt.solvers.cpsat_backend import ExactCheck
-
-
-def _decode(
-    problem: PlacementProblem, model: milp.MilpModel
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    values = np.array([v.varValue or 0.0 for v in model.x])
-    choice = []
-    for i in range(problem.n_ops):
-        opts = problem.options_of(i)
-        choice.append(int(opts[np.argmax(values[opts])]))
-    counts = tuple(int(round(v.varValue or 0.0)) for v in model.n)
-    return tuple(choice), counts
-
-
-def _set_start(problem: PlacementProblem, model: milp.MilpModel, warm_start: WarmStart) -> bool:
-    """Give every variable of ``model`` the warm start's value; False if it names nothing."""
-    chosen = warm_start.options(problem)
-    if not chosen:
-        return False
-    for i in range(problem.n_ops):
-        for o in problem.options_of(i):
-            model.x[int(o)].setInitialValue(1.0 if chosen.get(i) == int(o) else 0.0)
-    for j, n in warm_start.pool_counts(problem).items():
-        model.n[j].setInitialValue(float(n))
-    return True
-
-
-_scheduler_threads: int | None = None
+from hetopt.solvers.exact import ExactCheck
 
 
 class _HiGHS(pulp.HiGHS):
@@ -180,6 +153,114 @@ class _HiGHS(pulp.HiGHS):
         h.run()
 
 
+def _pulp_value(var: pulp.LpVariable) -> float:
+    return float(var.varValue or 0.0)
+
+
+def _apply_start(warm_start: WarmValues | None) -> bool:
+    """Write the start values into the model's variables; True when there are any."""
+    for var, value in (warm_start or {}).items():
+        var.setInitialValue(value)
+    return bool(warm_start)
+
+
+def _highs_termination(name: str, has_solution: bool) -> Termination:
+    """HiGHS's model status (``HighsModelStatus`` member name) as a :class:`Termination`."""
+    known = {
+        "kOptimal": Termination.OPTIMAL,
+        "kInfeasible": Termination.INFEASIBLE,
+        "kUnboundedOrInfeasible": Termination.INFEASIBLE_OR_UNBOUNDED,
+        "kTimeLimit": Termination.TIME_LIMIT,
+        "kIterationLimit": Termination.ITERATION_LIMIT,
+        "kInterrupt": Termination.INTERRUPTED,
+    }
+    return known.get(name, Termination.UNKNOWN if has_solution else Termination.ERROR)
+
+
+@dataclass(frozen=True)
+class HighsBackend:
+    """HiGHS (through PuLP's highspy interface) on a built :class:`pulp.LpProblem`.
+
+    The status comes from HiGHS's model status, not PuLP's (PuLP says ``Optimal`` for an
+    incumbent stopped at the time limit); the bound is HiGHS's MIP dual bound.
+    """
+
+    name: str = "highs"
+    capabilities: Capabilities = Capabilities("milp", warm_start=True, progress=True, fleet=True)
+
+    def run(
+        self,
+        model: pulp.LpProblem,
+        options: SolverOptions,
+        deadline: Deadline,
+        on_progress: OnProgress | None = None,
+        warm_start: WarmValues | None = None,
+    ) -> RawSolution:
+        """Solve ``model``; the time limit is what ``deadline`` leaves after PuLP's hand-over."""
+        import highspy
+
+        t0 = time.perf_counter()
+        start = _apply_start(warm_start)
+        # Pool loads of light operators are 1e-7..1e-3 device-equivalents. With HiGHS's default
+        # mip_feasibility_tolerance (1e-6) HiGHS 1.12 proved a suboptimal plan "optimal" on the
+        # shipped coding agent (12.14 vs 10.98 $/h, found by CBC and CP-SAT); 1e-9 restores it.
+        solver = _HiGHS(
+            msg=options.verbose,
+            timeLimit=deadline.slice_s(),
+            gapRel=options.gap_rel,
+            threads=options.threads,
+            random_seed=options.seed,
+            mip_feasibility_tolerance=1e-9,
+            start=start,
+            on_progress=on_progress,
+            deadline=deadline,
+        )
+        model.solve(solver)
+        h = model.solverModel
+        model_status = h.getModelStatus()
+        if model_status == highspy.HighsModelStatus.kNotset:
+            # HiGHS keeps one thread pool per process, sized by the first solve; a solve asking
+            # for another size fails with "Not Set" until the pool is rebuilt. Rebuilding it
+            # only then keeps no record of the size here and costs nothing otherwise (always
+            # rebuilding costs about 3 ms a solve).
+            highspy.Highs.resetGlobalScheduler(True)
+            _apply_start(warm_start)  # the failed run wrote its values over the start
+            model.solve(solver)
+            h = model.solverModel
+            model_status = h.getModelStatus()
+        info = h.getInfo()
+        has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
+        objective = h.getObjectiveValue() if has_solution else math.nan
+        is_mip = any(v.cat == pulp.LpInteger for v in model._variables)  # filled by the solve
+        bound = info.mip_dual_bound if is_mip else objective
+        if not math.isfinite(bound):
+            bound = math.nan  # stopped before the root relaxation gave one: unknown, not -inf
+        termination = _highs_termination(model_status.name, has_solution)
+        if termination is Termination.OPTIMAL:
+            st = SolveStatus.OPTIMAL
+        elif termination in (Termination.INFEASIBLE, Termination.INFEASIBLE_OR_UNBOUNDED):
+            st = SolveStatus.INFEASIBLE
+        elif has_solution:
+            st = SolveStatus.FEASIBLE
+        elif termination in (
+            Termination.TIME_LIMIT,
+            Termination.ITERATION_LIMIT,
+            Termination.INTERRUPTED,
+        ):
+            st = SolveStatus.NO_SOLUTION
+        else:
+            st = SolveStatus.ERROR
+        return RawSolution(
+            st,
+            termination,
+            h.modelStatusToString(model_status),
+            objective,
+            bound,
+            time.perf_counter() - t0,
+            _pulp_value if has_solution else None,
+        )
+
+
 def run_highs(
     prob: pulp.LpProblem,
     options: SolverOptions,
@@ -189,55 +270,16 @@ def run_highs(
 ) -> tuple[SolveStatus, float, float, str]:
     """Solve a built PuLP model with HiGHS: status, objective, bound and HiGHS's status text.
 
-    ``start`` passes the variables' initial values as a MIP start. ``deadline`` (default:
-    ``options.time_limit_s`` from now) bounds the solve including PuLP's hand-over of the
-    model. The bound is ``nan`` when HiGHS stopped before proving any.
+    The former entry point, kept only so that code written against it (branches of
+    :mod:`hetopt.fleet.decomposition`) still runs; new code calls
+    ``get_backend("highs").run``. ``start`` uses the variables' initial values as a MIP
+    start.
     """
-    deadline = deadline or Deadline.after(options.time_limit_s)
-    import highspy
-
-    global _scheduler_threads
-    if _scheduler_threads not in (None, options.threads):
-        # HiGHS keeps one thread pool per process, sized by the first solve; a solve asking for
-        # another size fails with "Not Set" unless the pool is rebuilt.
-        highspy.Highs.resetGlobalScheduler(True)
-    _scheduler_threads = options.threads
-    # Pool loads of light operators are 1e-7..1e-3 device-equivalents. With HiGHS's default
-    # mip_feasibility_tolerance (1e-6) HiGHS 1.12 proved a suboptimal plan "optimal" on the
-    # shipped coding agent (12.14 vs 10.98 $/h, found by CBC and CP-SAT); 1e-9 restores it.
-    solver = _HiGHS(
-        msg=options.verbose,
-        timeLimit=deadline.slice_s(),
-        gapRel=options.gap_rel,
-        threads=options.threads,
-        random_seed=options.seed,
-        mip_feasibility_tolerance=1e-9,
-        start=start,
-        on_progress=on_progress,
-        deadline=deadline,
+    values = {v: v.varValue for v in prob.variables() if v.varValue is not None} if start else {}
+    raw = HighsBackend().run(
+        prob, options, deadline or Deadline.after(options.time_limit_s), on_progress, values
     )
-    prob.solve(solver)
-    h = prob.solverModel
-    status = h.getModelStatus()
-    info = h.getInfo()
-    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    objective = h.getObjectiveValue() if has_solution else math.nan
-    is_mip = any(v.cat == pulp.LpInteger for v in prob._variables)  # filled by the solve
-    bound = info.mip_dual_bound if is_mip else objective
-    if not math.isfinite(bound):
-        bound = math.nan  # stopped before the root relaxation gave one: unknown, not -inf
-    hm = highspy.HighsModelStatus
-    if status == hm.kOptimal:
-        st = SolveStatus.OPTIMAL
-    elif status in (hm.kInfeasible, hm.kUnboundedOrInfeasible):
-        st = SolveStatus.INFEASIBLE
-    elif has_solution:
-        st = SolveStatus.FEASIBLE
-    elif status in (hm.kTimeLimit, hm.kIterationLimit, hm.kInterrupt):
-        st = SolveStatus.NO_SOLUTION
-    else:
-        st = SolveStatus.ERROR
-    return st, objective, bound, h.modelStatusToString(status)
+    return raw.status, raw.objective, raw.bound, raw.solver_status_text
 
 
 _CBC_RESULT = re.compile(r"^Result - (.*)$", re.M)
@@ -274,125 +316,152 @@ def _stop_cbc_at(deadline: Deadline, tmp: str, done: threading.Event) -> None:
                     os.kill(int(entry.name), signal.SIGKILL)
 
 
-def run_cbc(
-    prob: pulp.LpProblem,
-    options: SolverOptions,
-    start: bool = False,
-    on_progress: OnProgress | None = None,
-    deadline: Deadline | None = None,
-) -> tuple[SolveStatus, float, float, str]:
-    """Solve a built PuLP model with CBC (``on_progress`` is not called: CBC runs as a
-    separate process). ``deadline`` as for :func:`run_highs`."""
-    deadline = deadline or Deadline.after(options.time_limit_s)
-    nonzeros = sum(len(c) for c in prob._constraints.values())
-    handover_s = CBC_HANDOVER_S_PER_MNZ * nonzeros / 1e6
-    limit_s = max(deadline.remaining_s() - handover_s, min(MIN_SOLVE_SLICE_S, deadline.limit_s))
-    with tempfile.TemporaryDirectory(prefix="hetopt-cbc-") as tmp, warnings.catch_warnings():
-        # PULP_CBC_CMD (the CBC bundled with PuLP 3.3) is deprecated for PuLP 4, which needs
-        # Python 3.12; this is the one place to switch to COIN_CMD + cbcbox then.
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulp")
-        log = Path(tmp) / "cbc.log"
-        solver = pulp.PULP_CBC_CMD(
-            msg=options.verbose,
-            timeLimit=round(limit_s, 2),
-            gapRel=options.gap_rel,
-            threads=options.threads,
-            logPath=str(log),
-            warmStart=start,
-            options=[f"randomSeed {options.seed + 1}"],
-        )
-        solver.tmpDir = tmp  # so the watchdog knows its own CBC by the file names
-        done = threading.Event()
-        watchdog = threading.Thread(target=_stop_cbc_at, args=(deadline, tmp, done), daemon=True)
-        watchdog.start()
-        killed = False
-        try:
-            prob.solve(solver)
-        except pulp.PulpSolverError:
-            if deadline.remaining_s() > 0:
-                raise
-            killed = True
-        finally:
-            done.set()
-            watchdog.join()
-        text = log.read_text() if log.exists() else ""
-    if killed:
-        return (
-            SolveStatus.NO_SOLUTION,
-            math.nan,
-            math.nan,
-            f"CBC was stopped {CBC_GRACE_S:g} s past the deadline: it had not stopped by "
-            f"itself (CBC checks its time limit only between nodes)",
-        )
-    found = _CBC_RESULT.search(text)
-    result = found[1] if found else ""
-    sol = prob.sol_status
-    objective = pulp.value(prob.objective) if sol in (1, 2) else math.nan
-    bound_match = _CBC_BOUND.search(text)
-    bound = float(bound_match[1]) if bound_match else math.nan
+def _cbc_termination(result: str, sol: int) -> Termination:
+    """CBC's ``Result -`` line (and PuLP's solution status) as a :class:`Termination`."""
+    text = result.lower()
     if sol == pulp.LpSolutionOptimal:
-        st = SolveStatus.OPTIMAL
-        if not math.isfinite(bound):
-            bound = float(objective)
-    elif sol == pulp.LpSolutionInfeasible or "infeasible" in result.lower():
-        st = SolveStatus.INFEASIBLE
-    elif sol == pulp.LpSolutionIntegerFeasible:
-        st = SolveStatus.FEASIBLE
-    elif "time" in result.lower() or "stopped" in result.lower():
-        st = SolveStatus.NO_SOLUTION
-    else:
-        st = SolveStatus.ERROR
-    return st, float(objective), bound, result or pulp.LpSolution[sol]
+        return Termination.OPTIMAL
+    if sol == pulp.LpSolutionInfeasible or "infeasible" in text:
+        return Termination.INFEASIBLE
+    if "time" in text:
+        return Termination.TIME_LIMIT
+    if "iteration" in text or "node" in text or "solutions" in text:
+        return Termination.ITERATION_LIMIT
+    if "ctrl-c" in text or "user" in text:
+        return Termination.INTERRUPTED
+    return Termination.ERROR if "abandoned" in text else Termination.UNKNOWN
 
 
-def solve_milp(
-    problem: PlacementProblem,
-    options: SolverOptions,
-    objective: Objective = "cost",
-    backend: str = "highs",
-    *,
-    warm_start: WarmStart | None = None,
-    on_progress: OnProgress | None = None,
-    deadline: Deadline | None = None,
-) -> SolveResult:
-    """Build the MILP and solve it with HiGHS (``backend="highs"``) or CBC (``"cbc"``).
+@dataclass(frozen=True)
+class CbcBackend:
+    """CBC (PuLP's bundled ``cbc`` process) on a built :class:`pulp.LpProblem`.
 
-    Parameters
-    ----------
-    problem
-        The placement problem.
-    options
-        Time limit, gap, threads, seed.
-    objective
-        ``cost`` or ``latency`` (see :func:`hetopt.models.milp.build`).
-    backend
-        ``highs`` or ``cbc``.
-    warm_start
-        A MIP start (HiGHS ``setSolution``, CBC ``mipstart``).
-    on_progress
-        Called at each improving solution with incumbent and bound (HiGHS only; CBC runs as a
-        separate process).
-    deadline
-        The wall-clock budget, model building included (default: ``options.time_limit_s``
-        from now).
+    CBC runs as a separate process, so it reports no progress; its status, objective and
+    bound are read from its log.
+    """
 
-    Returns
-    -------
-    SolveResult
+    name: str = "cbc"
+    capabilities: Capabilities = Capabilities("milp", warm_start=True, fleet=True)
+
+    def run(
+        self,
+        model: pulp.LpProblem,
+        options: SolverOptions,
+        deadline: Deadline,
+        on_progress: OnProgress | None = None,
+        warm_start: WarmValues | None = None,
+    ) -> RawSolution:
+        """Solve ``model``; CBC's limit is what ``deadline`` leaves after writing the model."""
+        t0 = time.perf_counter()
+        start = _apply_start(warm_start)
+        nonzeros = sum(len(c) for c in model._constraints.values())
+        handover_s = CBC_HANDOVER_S_PER_MNZ * nonzeros / 1e6
+        limit_s = max(deadline.remaining_s() - handover_s, min(MIN_SOLVE_SLICE_S, deadline.limit_s))
+        with tempfile.TemporaryDirectory(prefix="hetopt-cbc-") as tmp, warnings.catch_warnings():
+            # PULP_CBC_CMD (the CBC bundled with PuLP 3.3) is deprecated for PuLP 4, which needs
+            # Python 3.12; this is the one place to switch to COIN_CMD + cbcbox then.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulp")
+            log = Path(tmp) / "cbc.log"
+            solver = pulp.PULP_CBC_CMD(
+                msg=options.verbose,
+                timeLimit=round(limit_s, 2),
+                gapRel=options.gap_rel,
+                threads=options.threads,
+                logPath=str(log),
+                warmStart=start,
+                options=[f"randomSeed {options.seed + 1}"],
+            )
+            solver.tmpDir = tmp  # so the watchdog knows its own CBC by the file names
+            done = threading.Event()
+            watchdog = threading.Thread(
+                target=_stop_cbc_at, args=(deadline, tmp, done), daemon=True
+            )
+            watchdog.start()
+            killed = False
+            try:
+                model.solve(solver)
+            except pulp.PulpSolverError:
+                if deadline.remaining_s() > 0:
+                    raise
+                killed = True
+            finally:
+                done.set()
+                watchdog.join()
+            text = log.read_text() if log.exists() else ""
+        if killed:
+            return RawSolution(
+                SolveStatus.NO_SOLUTION,
+                Termination.INTERRUPTED,
+                f"CBC was stopped {CBC_GRACE_S:g} s past the deadline: it had not stopped by "
+                f"itself (CBC checks its time limit only between nodes)",
+                math.nan,
+                math.nan,
+                time.perf_counter() - t0,
+            )
+        found = _CBC_RESULT.search(text)
+        result = found[1] if found else ""
+        sol = model.sol_status
+        objective = pulp.value(model.objective) if sol in (1, 2) else math.nan
+        bound_match = _CBC_BOUND.search(text)
+        bound = float(bound_match[1]) if bound_match else math.nan
+        termination = _cbc_termination(result, sol)
+        if sol == pulp.LpSolutionOptimal:
+            st = SolveStatus.OPTIMAL
+            if not math.isfinite(bound):
+                bound = float(objective)
+        elif sol == pulp.LpSolutionInfeasible or "infeasible" in result.lower():
+            st = SolveStatus.INFEASIBLE
+        elif sol == pulp.LpSolutionIntegerFeasible:
+            st = SolveStatus.FEASIBLE
+        elif "time" in result.lower() or "stopped" in result.lower():
+            st = SolveStatus.NO_SOLUTION
+        else:
+            st = SolveStatus.ERROR
+        has_solution = st in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+        return RawSolution(
+            st,
+            termination,
+            result or pulp.LpSolution[sol],
+            float(objective),
+            bound,
+            time.perf_counter() - t0,
+            _pulp_value if has_solution else None,
+        )
+
+
+def solve_milp(call: SolveCall, backend: Backend) -> SolveResult:
+    """Build the MILP, solve it with a MILP backend (:class:`HighsBackend`,
+    :class:`CbcBackend`), and read the plan back at its exact value.
+
+    ``call.warm_start`` becomes a MIP start (HiGHS ``setSolution``, CBC ``mipstart``);
+    ``call.on_progress`` gets each improving solution's incumbent and bound (HiGHS).
     """
     start = time.perf_counter()
-    deadline = deadline or Deadline.after(options.time_limit_s)
+    problem, options, objective = call.problem, call.options, call.objective
+    deadline, warm_start = call.deadline, call.warm_start
     model = milp.build(problem, objective)
-    start_given = warm_start is not None and _set_start(problem, model, warm_start)
+    values = (
+        start_values(
+            problem,
+            model.x,
+            model.n,
+            warm_start.options(problem),
+            warm_start.pool_counts(problem),
+            every_operator=True,
+        )
+        if warm_start is not None
+        else {}
+    )
     note = deadline.overrun_note()
-    run = run_highs if backend == "highs" else run_cbc
-    status, obj, bound, message = run(model.prob, options, start_given, on_progress, deadline)
+    raw = backend.run(model.prob, options, deadline, call.on_progress, values)
+    status, obj, bound, message = raw.status, raw.objective, raw.bound, raw.solver_status_text
     if note:
         message = f"{message}; {note}"
     runtime = time.perf_counter() - start
     choice = counts = None
-    if status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-        choice, counts = _decode(problem, model)
+    if raw.has_solution and raw.value is not None:
+        choice = read_choice(problem, model.x, raw.value)
+        counts = read_counts(model.n, raw.value)
         # The plan at its exact value with the pools it needs: a MILP stopped at its limit may
         # hold more pool devices than its assignment needs.
         check = ExactCheck(problem, objective)
@@ -404,5 +473,17 @@ def solve_milp(
         bound = obj
     gap = relative_gap(obj, bound)
     return SolveResult(
-        backend, status, obj, bound, gap, runtime, choice, counts, objective, {}, message
+        backend.name,
+        status,
+        obj,
+        bound,
+        gap,
+        runtime,
+        choice,
+        counts,
+        objective,
+        {},
+        message,
+        raw.termination,
+        raw.solver_status_text,
     )

@@ -28,14 +28,14 @@ from hetopt.plan import Plan, evaluate_choice, make_plan, verify_plan
 from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions, solve
 from hetopt.testing import random_problem
-from hetopt.workloads import load_workload
+from hetopt.workloads import Workload, load_workload, load_workload_data
 
 MILP_CP = ("highs", "cbc", "cpsat")
 
 
-def _rag_with_two_indexes() -> dict[str, Any]:
+def _rag_with_two_indexes() -> Workload:
     """rag_agent with a second 15 GB vector index: both fit a 43 GB device, not a 22 GB L4."""
-    w = load_workload("rag_agent")
+    w = load_workload_data("rag_agent")
     w["name"] = "rag_two_indexes"
     w["nodes"]["vector_db_2"] = dict(w["nodes"]["vector_db"])
     w["edges"] = [
@@ -43,14 +43,12 @@ def _rag_with_two_indexes() -> dict[str, Any]:
         {"src": "embed", "dst": "vector_db_2", "payload_bytes": 3072},
         {"src": "vector_db_2", "dst": "llm", "payload_bytes": 20480},
     ]
-    return w
+    return Workload.from_mapping(w, "rag_two_indexes")
 
 
 def _request(name: str, sla: Sla, backend: str, **kw: Any) -> PlanRequest:
     workload = _rag_with_two_indexes() if name == "rag_two_indexes" else load_workload(name)
-    return PlanRequest(
-        workload, name, sla=sla, solver=SolverOptions(backend=backend), baselines=(), **kw
-    )
+    return PlanRequest(workload, sla=sla, solver=SolverOptions(backend=backend), baselines=(), **kw)
 
 
 # case -> (workload, SLA, backends, extra PlanRequest fields)
