@@ -26,8 +26,8 @@ from hetopt.graph.decompose import decompose
 from hetopt.graph.operators import OperatorGraph, tokens_per_request
 from hetopt.hardware import load_catalog
 from hetopt.hardware.spec import HardwareSpec
+from hetopt.models.evaluate import evaluate_choice
 from hetopt.oracle import VerifyInputs, verify_inputs
-from hetopt.plan.evaluate import evaluate_choice
 from hetopt.plan.plan import Baseline, Plan, make_plan
 from hetopt.plan.verify import verify_plan
 from hetopt.problem import SECONDS_PER_HOUR, PlacementProblem, build_problem

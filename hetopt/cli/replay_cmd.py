@@ -15,8 +15,8 @@ from hetopt.cli.outputs import RunDir
 from hetopt.errors import InputError
 from hetopt.graph.operators import tokens_per_request
 from hetopt.inputs import load_yaml_input, read_text_input
+from hetopt.models.evaluate import evaluate_choice
 from hetopt.pipeline import PlanOutcome, plan_agent, prepare
-from hetopt.plan.evaluate import evaluate_choice
 from hetopt.plan.plan import make_plan
 from hetopt.plan.verify import verify_plan
 from hetopt.replay.engine import replay

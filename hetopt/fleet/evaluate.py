@@ -1,6 +1,6 @@
 """Evaluate a fleet assignment from the problem data alone (the fleet's independent verifier).
 
-Per tenant it reuses the single agent's accounting of :mod:`hetopt.plan.evaluate` (device use,
+Per tenant it reuses the single agent's accounting of :mod:`hetopt.models.evaluate` (device use,
 longest-path latency) and prices it with :func:`hetopt.models.terms.objective_terms`; the pools
 are then sized, and the inventory counted, by the same functions a single agent's plan uses.
 Only the resident footprints (one copy per template) are fleet-specific.
@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hetopt.fleet.problem import FleetProblem
-from hetopt.models.terms import objective_terms
-from hetopt.plan.evaluate import (
+from hetopt.models.evaluate import (
     LATENCY_TOL_S,
     check_pool_memory,
     count_devices,
@@ -23,6 +22,7 @@ from hetopt.plan.evaluate import (
     e2e_latency_s,
     size_pools,
 )
+from hetopt.models.terms import objective_terms
 
 Choices = tuple[tuple[int, ...], ...]
 

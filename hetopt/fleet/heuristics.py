@@ -27,7 +27,7 @@ import numpy as np
 from hetopt.errors import InfeasibleError, InputError
 from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.problem import FleetProblem
-from hetopt.plan.evaluate import LATENCY_TOL_S
+from hetopt.models.evaluate import LATENCY_TOL_S
 from hetopt.problem import PlacementProblem
 
 EXHAUSTIVE_LIMIT = 200_000

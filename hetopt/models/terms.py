@@ -1,7 +1,7 @@
 """The objective's coefficients, in one place: what each decision costs per hour.
 
 Every formulation (:mod:`hetopt.models.milp`, :mod:`hetopt.models.cpsat`, the fleet's
-:mod:`hetopt.fleet.models`) and both evaluators (:mod:`hetopt.plan.evaluate`,
+:mod:`hetopt.fleet.models`) and both evaluators (:mod:`hetopt.models.evaluate`,
 :mod:`hetopt.fleet.evaluate`) price a plan with these terms:
 
 ``TCO = sum_o c_o x_o + sum_j c_j n_j + sum_e c_e cross_e`` and

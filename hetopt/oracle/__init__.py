@@ -19,7 +19,7 @@ The inputs (:class:`VerifyInputs`) are built by :func:`verify_inputs` from the p
 objects (the decomposed graph, the cost table's rows, the device TCO and memory, the
 inventory, the SLA and cost parameters), with its own contraction of transfer operators into
 edges. Nothing here reads :class:`hetopt.problem.PlacementProblem` arrays or calls the
-formulations or :mod:`hetopt.plan.evaluate`, so a bug in any of them shows up as a
+formulations or :mod:`hetopt.models.evaluate`, so a bug in any of them shows up as a
 disagreement with :func:`hetopt.plan.verify.verify_plan`. The brute-force backend optimises
 against this evaluation.
 

@@ -1,6 +1,6 @@
 """Plans: assembly from a solve, independent evaluation and verification."""
 
-from hetopt.plan.evaluate import Evaluation, evaluate_choice
+from hetopt.models.evaluate import Evaluation, evaluate_choice
 from hetopt.plan.plan import Baseline, Plan, make_plan
 from hetopt.plan.verify import verify_plan
 

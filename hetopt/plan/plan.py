@@ -11,7 +11,7 @@ import pandas as pd
 
 from hetopt.costs.table import CostTable
 from hetopt.costs.tco import DeviceTco
-from hetopt.plan.evaluate import Evaluation
+from hetopt.models.evaluate import Evaluation
 from hetopt.plan.queueing import queued_ttft, stage_waits
 from hetopt.problem import SECONDS_PER_HOUR, PlacementProblem
 from hetopt.solvers.base import SolveResult

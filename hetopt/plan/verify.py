@@ -4,7 +4,7 @@
 totals) and re-derives each number from the raw inputs (:class:`hetopt.oracle.VerifyInputs`:
 the cost table's rows, the decomposed graph, device prices, memory and inventory, the SLA) with
 the deliberately simple recomputation of :mod:`hetopt.oracle`. It never calls
-:func:`hetopt.plan.evaluate.evaluate_choice` (which filled the plan), the problem's arrays or a
+:func:`hetopt.models.evaluate.evaluate_choice` (which filled the plan), the problem's arrays or a
 formulation, so every check can fail: tests/plan/test_verify.py mutates correct plans and
 expects each mutation to be caught.
 """

@@ -24,7 +24,7 @@ from hetopt.errors import InfeasibleError
 from hetopt.graph.architectures import get_architecture
 from hetopt.graph.decompose import OperatorGraph, decompose
 from hetopt.hardware import HardwareCatalog, load_catalog
-from hetopt.plan.evaluate import evaluate_choice
+from hetopt.models.evaluate import evaluate_choice
 from hetopt.problem import SECONDS_PER_HOUR, PlacementProblem, build_problem
 from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions, SolveStatus, solve

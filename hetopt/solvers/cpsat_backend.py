@@ -7,7 +7,7 @@ the other way (latencies down, SLA up, costs down, at nanosecond resolution) its
 lower bound on the exact optimum, but its plan may miss the SLA by a few nanoseconds.
 
 So the backend solves the relaxed model and checks its plan with the exact evaluation
-(:func:`hetopt.plan.evaluate.evaluate_choice`). A plan that passes is kept, and it is proven
+(:func:`hetopt.models.evaluate.evaluate_choice`). A plan that passes is kept, and it is proven
 optimal when the relaxed model proved it optimal. A plan that fails is cut off (a no-good cut
 on its assignment: it is infeasible for the exact problem, so the model stays a relaxation) and
 the relaxed model is solved again. Without an exact-feasible plan, the conservative model gives

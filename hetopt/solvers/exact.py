@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hetopt.models import Objective
-from hetopt.plan.evaluate import Evaluation, evaluate_choice
+from hetopt.models.evaluate import Evaluation, evaluate_choice
 from hetopt.problem import PlacementProblem
 
 
