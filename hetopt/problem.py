@@ -327,7 +327,8 @@ def build_problem(
     inv = np.array([float(inventory.get(d, math.inf)) for d in devices])
 
     frame = table.feasible()
-    empty = [op for op in ops if op not in set(frame["op"])]
+    present = set(frame["op"].to_numpy(dtype=object))  # once: a set per operator is quadratic
+    empty = [op for op in ops if op not in present]
     if empty:
         details = " ".join(f"'{op}': {table.explain_op(op)}." for op in empty)
         raise InfeasibleError(

@@ -212,8 +212,8 @@ def _loop(sla_s: float, iterations: str) -> PlacementProblem:
         {"G": 2.0, "C": 0.5},
         [("llm", "tool", 0.01), ("llm", "out", 0.01)],
         loops=[("tool", "llm", 0.01, 1.0, 2)],
-        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=sla_s, loop_iterations=iterations),
-    )  # type: ignore[arg-type]
+        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=sla_s, loop_iterations=iterations),  # type: ignore[arg-type]
+    )
 
 
 CONFORMANCE: dict[str, Instance] = {

@@ -12,8 +12,6 @@ extra devices, SLAs kept) and says which pools are short and by how much.
 
 from __future__ import annotations
 
-# ortools before pulp: see hetopt/__init__.py
-import ortools  # noqa: F401  isort: skip
 import math
 import time
 from collections.abc import Callable

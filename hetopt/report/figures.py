@@ -1,17 +1,23 @@
-"""Figures of a plan (matplotlib, Agg backend: no display needed)."""
+"""Figures of a plan, drawn off-screen.
+
+Figures are :class:`matplotlib.figure.Figure` objects on an Agg canvas of their own
+(:func:`subplots`): no pyplot, no display and no change of matplotlib's global backend, so
+importing hetopt (or this module) loads no matplotlib at all, and a notebook's backend is left
+as it was. :func:`save_figure` lays a figure out and writes it atomically.
+"""
 
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from hetopt.plan.plan import Plan  # noqa: E402
+    from hetopt.plan.plan import Plan
 
 VENDOR_COLOURS = (
     "#4C72B0",
@@ -29,8 +35,30 @@ VENDOR_COLOURS = (
 )
 
 
+def subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
+    """A new figure and its grid of axes, as ``pyplot.subplots`` makes them, without pyplot.
+
+    Takes ``pyplot.subplots``'s arguments (``figsize``, ``sharex``, ``squeeze``,
+    ``gridspec_kw``, ...). The figure draws on its own Agg canvas, the canvas pyplot's ``Agg``
+    backend would give it, so what :func:`save_figure` writes is the same PNG.
+
+    Examples
+    --------
+    >>> fig, (left, right) = subplots(1, 2, figsize=(4, 2))
+    >>> type(fig.canvas).__name__, len(fig.axes)
+    ('FigureCanvasAgg', 2)
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig_kw = {k: kwargs.pop(k) for k in ("figsize", "dpi") if k in kwargs}
+    fig = Figure(**fig_kw)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
 def save_figure(
-    fig: plt.Figure,
+    fig: Figure,
     path: str | Path,
     dpi: int = 120,
     rect: tuple[float, float, float, float] | None = None,
@@ -38,6 +66,7 @@ def save_figure(
     """Lay out, write and close a figure (every PNG hetopt writes goes through here).
 
     ``rect`` keeps the subplots inside a part of the figure (room for a shared colour bar).
+    A figure made with pyplot is closed in pyplot too.
     """
     if rect is None:
         fig.tight_layout()
@@ -51,8 +80,24 @@ def save_figure(
         with atomic_path(path) as tmp:  # a full disk never leaves a truncated PNG
             fig.savefig(tmp, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
     finally:
-        plt.close(fig)
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:  # a figure of ours is not pyplot's: closing it is a no-op
+            pyplot.close(fig)
     return Path(path)
+
+
+def __getattr__(name: str) -> Any:
+    """``plt``: pyplot on the non-interactive Agg backend, for scripts that still draw with
+    pyplot (``from hetopt.report.figures import plt``). Loaded, and the backend chosen, only
+    when asked for; hetopt itself draws through :func:`subplots`."""
+    if name == "plt":
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot
+
+        return matplotlib.pyplot
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def plot_plan(plan: Plan, path: str | Path) -> Path:
@@ -71,7 +116,9 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
         The written file.
     """
     path = Path(path)
-    fig, (ax_cost, ax_lat) = plt.subplots(
+    from matplotlib.patches import Rectangle
+
+    fig, (ax_cost, ax_lat) = subplots(
         1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.6]}
     )
     labels = ["plan"] + [f"all {b.device}" for b in plan.baselines]
@@ -108,7 +155,7 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
     ax_lat.set_xscale("log")
     ax_lat.set_xlabel("latency per execution (ms, log scale)")
     ax_lat.set_title("Where each operator runs")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colour_of[d]) for d in devices]
+    handles = [Rectangle((0, 0), 1, 1, color=colour_of[d]) for d in devices]
     ax_lat.legend(handles, devices, fontsize=8, loc="lower right")
     # "\$" keeps matplotlib from reading the two dollar signs as mathtext.
     fig.suptitle(

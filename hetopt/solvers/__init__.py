@@ -7,10 +7,6 @@ solve the MILP formulation through PuLP, ``cpsat`` solves the CP-SAT formulation
 
 from __future__ import annotations
 
-# OR-Tools must be imported before PuLP: PuLP pre-loads highspy with RTLD_GLOBAL, and the HiGHS
-# inside ortools then clashes with it (google/or-tools#5246). See hetopt/__init__.py.
-import ortools.sat.python.cp_model  # noqa: F401  (import order matters)
-
 from hetopt.solvers.base import SolveResult, SolverOptions, SolveStatus
 from hetopt.solvers.registry import BACKENDS, available_backends, solve
 

@@ -7,8 +7,6 @@ and gap from the solver itself.
 
 from __future__ import annotations
 
-# ortools before pulp: see hetopt/__init__.py
-import ortools  # noqa: F401  isort: skip
 import contextlib
 import math
 import os
@@ -21,8 +19,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pulp
 
+from hetopt._solverlibs import pulp  # ortools first, then pulp (see there)
 from hetopt.models import milp
 from hetopt.problem import PlacementProblem
 from hetopt.solvers.base import (

@@ -1,8 +1,13 @@
-"""One factory for every backend: ``solve(problem, options)``."""
+"""One factory for every backend: ``solve(problem, options)``.
+
+Each backend's module (and its solver library: PuLP, OR-Tools) is imported on the backend's
+first call, so importing :mod:`hetopt.solvers` loads no solver.
+"""
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from functools import partial
 
@@ -16,17 +21,26 @@ from hetopt.solvers.base import (
     SolverOptions,
     WarmStart,
 )
-from hetopt.solvers.bruteforce import solve_bruteforce
-from hetopt.solvers.cpsat_backend import solve_cpsat
-from hetopt.solvers.pulp_backend import solve_milp
 
 Backend = Callable[..., SolveResult]
 
+
+def _on_first_call(module: str, function: str) -> Backend:
+    """``hetopt.solvers.<module>.<function>``, imported when the backend first runs."""
+
+    def run(*args: object, **kwargs: object) -> SolveResult:
+        backend: Backend = getattr(importlib.import_module(f"hetopt.solvers.{module}"), function)
+        return backend(*args, **kwargs)
+
+    run.__name__ = run.__qualname__ = function
+    return run
+
+
 BACKENDS: dict[str, Backend] = {
-    "highs": partial(solve_milp, backend="highs"),
-    "cbc": partial(solve_milp, backend="cbc"),
-    "cpsat": solve_cpsat,
-    "bruteforce": solve_bruteforce,
+    "highs": partial(_on_first_call("pulp_backend", "solve_milp"), backend="highs"),
+    "cbc": partial(_on_first_call("pulp_backend", "solve_milp"), backend="cbc"),
+    "cpsat": _on_first_call("cpsat_backend", "solve_cpsat"),
+    "bruteforce": _on_first_call("bruteforce", "solve_bruteforce"),
 }
 
 
