@@ -38,8 +38,8 @@ from hetopt.fleet.evaluate import evaluate_fleet  # noqa: E402
 from hetopt.fleet.generator import binding_inventory  # noqa: E402
 from hetopt.fleet.problem import FleetProblem, build_fleet_problem  # noqa: E402
 from hetopt.fleet.solve import solve_fleet  # noqa: E402
+from hetopt.plotting import save_figure  # noqa: E402
 from hetopt.problem import PlacementProblem  # noqa: E402
-from hetopt.report.figures import save_figure  # noqa: E402
 from hetopt.solvers import SolverOptions, solve  # noqa: E402
 from hetopt.solvers.base import WarmStart  # noqa: E402
 from hetopt.testing import hard_problem  # noqa: E402

@@ -29,10 +29,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hetopt.pipeline import PlanOutcome, PlanRequest, plan_agent  # noqa: E402
+from hetopt.plotting import save_figure  # noqa: E402
 from hetopt.replay.arrivals import ArrivalSpec  # noqa: E402
 from hetopt.replay.control import ControllerConfig, FailureSpec, RouterConfig  # noqa: E402
 from hetopt.replay.engine import ReplayConfig, ReplayResult, replay  # noqa: E402
-from hetopt.report.figures import save_figure  # noqa: E402
 from hetopt.sla import Sla  # noqa: E402
 from hetopt.workloads import load_workload  # noqa: E402
 

@@ -32,12 +32,11 @@ from typing import TYPE_CHECKING, Any
 from hetopt.errors import OutputError
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 __all__ = [
     "atomic_path",
     "file_mode",
-    "save_figure",
     "output_error",
     "write_bytes_atomic",
     "write_csv_atomic",
@@ -148,31 +147,3 @@ def write_csv_atomic(path: Path | str, frame: Any, *, index: bool = False) -> No
     """Write a pandas DataFrame as CSV to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=index)
-
-
-def save_figure(
-    fig: Figure,
-    path: str | Path,
-    dpi: int = 120,
-    rect: tuple[float, float, float, float] | None = None,
-) -> Path:
-    """Lay out, write and close a figure (every PNG hetopt writes goes through here).
-
-    ``rect`` keeps the subplots inside a part of the figure (room for a shared colour bar).
-    """
-    import warnings
-
-    import matplotlib.pyplot as plt  # loaded already: the figure was made with it
-
-    if rect is None:
-        fig.tight_layout()
-    else:  # a colour bar on axes of its own: lay out the rest inside rect, leave it be
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*not compatible with tight_layout")
-            fig.tight_layout(rect=rect)
-    try:
-        with atomic_path(path) as tmp:  # a full disk never leaves a truncated PNG
-            fig.savefig(tmp, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
-    finally:
-        plt.close(fig)
-    return Path(path)

@@ -156,10 +156,8 @@ def compose_run(
         data: Any = OmegaConf.to_container(job, resolve=True)
         # As typed: an override may hold an interpolation (hydra.run.dir=runs/${sla.ttft_s}).
         task = [str(o) for o in OmegaConf.to_container(full.hydra.overrides.task, resolve=False)]  # type: ignore[union-attr]
-        hydra_ovr = [
-            str(o)
-            for o in OmegaConf.to_container(full.hydra.overrides.hydra, resolve=False)  # type: ignore[union-attr]
-        ]
+        hydra_list: Any = OmegaConf.to_container(full.hydra.overrides.hydra, resolve=False)
+        hydra_ovr = [str(o) for o in hydra_list]
     except (HydraException, OmegaConfBaseException) as exc:
         raise InputError(_override_error(list(overrides), exc, cdir, extra)) from None
     except AssertionError:

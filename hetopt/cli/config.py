@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hetopt.costs.table import CostParams
 from hetopt.costs.tco import TcoParams
@@ -12,12 +12,12 @@ from hetopt.errors import InputError
 from hetopt.hardware.spec import HardwareSpec
 from hetopt.inputs import unknown_keys_message
 from hetopt.pipeline import PlanRequest
-from hetopt.replay.arrivals import ArrivalSpec
-from hetopt.replay.control import ControllerConfig, FailureSpec, RouterConfig
-from hetopt.replay.engine import ReplayConfig
 from hetopt.sla import Sla
-from hetopt.solvers import SolverOptions
+from hetopt.solvers.base import SolverOptions
 from hetopt.workloads import Workload
+
+if TYPE_CHECKING:
+    from hetopt.replay.engine import ReplayConfig
 
 T = TypeVar("T")
 _TUPLES = {
@@ -110,6 +110,10 @@ def replay_config_from(cfg: Mapping[str, Any], plan_rate_per_s: float) -> Replay
     A null arrival rate is the plan's rate; a null ``controller.target_utilization`` is the
     planner's ``costs.max_utilization``, so the controller sizes pools as the planner did.
     """
+    from hetopt.replay.arrivals import ArrivalSpec
+    from hetopt.replay.control import ControllerConfig, FailureSpec, RouterConfig
+    from hetopt.replay.engine import ReplayConfig
+
     data = dict(cfg.get("replay") or {})
     data.pop("plan_dir", None)
     arrivals = dict(data.pop("arrivals", None) or {})

@@ -15,22 +15,36 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from hetopt.cli.compose import (
-    Composition,
-    compose_config,
-    compose_run,
-    request_from_config_checked,
-)
-from hetopt.cli.outputs import RunDir, open_run
 from hetopt.errors import HetoptUserError, InputError, SolverLimitError
 
+if TYPE_CHECKING:
+    from hetopt.cli.compose import Composition
+    from hetopt.cli.outputs import RunDir
+
 __all__ = ["compose_config", "main", "request_from_config_checked"]
+
+
+def compose_config(overrides: list[str], config_dirs: Sequence[Path] = ()) -> dict[str, Any]:
+    """:func:`hetopt.cli.compose.compose_config`, imported when called (so ``hetopt --help``
+    loads neither Hydra nor pandas)."""
+    from hetopt.cli import compose
+
+    return compose.compose_config(overrides, config_dirs)
+
+
+def request_from_config_checked(overrides: list[str]) -> None:
+    """:func:`hetopt.cli.compose.request_from_config_checked`, imported when called."""
+    from hetopt.cli import compose
+
+    compose.request_from_config_checked(overrides)
+
 
 USAGE = """usage: hetopt <command> [overrides...] [--config-dir DIR] [--cfg job|hydra|all]
        hetopt <command> --help       (that command's config groups and keys)
@@ -252,12 +266,9 @@ def check_overrides(command: str, comp: Composition) -> None:
         reads = (*reads, "overwrite")
     from omegaconf import OmegaConf
 
-    hydra_ovr = [
-        str(o)
-        for o in OmegaConf.to_container(  # type: ignore[union-attr]  # interpolations unresolved
-            comp.hydra.hydra.overrides.hydra, resolve=False
-        )
-    ]
+    # as typed, interpolations unresolved
+    hydra_list: Any = OmegaConf.to_container(comp.hydra.hydra.overrides.hydra, resolve=False)
+    hydra_ovr = [str(o) for o in hydra_list]
     parsed = OverridesParser.create().parse_overrides([*comp.overrides, *hydra_ovr])
     for raw, o in zip([*comp.overrides, *hydra_ovr], parsed, strict=True):
         key = o.key_or_group
@@ -518,7 +529,7 @@ def _keys_help(command: str, reads: tuple[str, ...], config_dirs: tuple[Path, ..
     """The config groups among ``reads`` with their options, and the keys with defaults."""
     from omegaconf import OmegaConf
 
-    from hetopt.cli.compose import config_groups
+    from hetopt.cli.compose import compose_run, config_groups
     from hetopt.workloads import config_dir
 
     comp = compose_run(command, ["fleet=enterprise"] if command == "fleet" else [], config_dirs)
@@ -567,6 +578,9 @@ def sweep_help(config_dirs: tuple[Path, ...] = ()) -> str:
 def run_command(command: str, args: list[str], console: Console) -> int:
     """Compose, check and run a single-run command (everything but sweep and aggregate)."""
     from omegaconf import OmegaConf
+
+    from hetopt.cli.compose import compose_run
+    from hetopt.cli.outputs import open_run
 
     flags = parse_flags(args)
     if flags.help:

@@ -24,7 +24,7 @@ from typing import Any, Literal, Optional, Union  # noqa: UP035  (OmegaConf need
 from hetopt.costs.table import CostParams
 from hetopt.costs.tco import TcoParams
 from hetopt.hardware.spec import HardwareSpec
-from hetopt.mlir.compile import CompileOptions
+from hetopt.mlir.options import CompileOptions
 from hetopt.replay.engine import ReplayConfig
 from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions

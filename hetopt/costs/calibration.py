@@ -168,9 +168,9 @@ class Calibration:
     frame: pd.DataFrame
     origin: str = "in-memory table"
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
-        """The table's version (one per table)."""
+        """The table's version (one per table; read once)."""
         versions = self.frame["version"].dropna().unique()
         return str(versions[0]) if len(versions) else "empty"
 
@@ -191,6 +191,15 @@ class Calibration:
         stay flagged ``uncalibrated``; their error is unknown.
         """
         key = _precision_key(precision)
+        if key not in self._priors:  # once per precision: the cost table asks per operator
+            self._priors[key] = self._median_entry(key)
+        return self._priors[key]
+
+    @functools.cached_property
+    def _priors(self) -> dict[str, CalibrationEntry | None]:
+        return {}
+
+    def _median_entry(self, key: str) -> CalibrationEntry | None:
         entries = [e for (_, p), e in self._by_key.items() if p == key and not e.derived]
         if not entries:
             return None

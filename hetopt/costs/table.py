@@ -23,7 +23,7 @@ from hetopt.costs.llm import LlmConfig, decode_config, prefill_config
 from hetopt.costs.measured import measured_rows
 from hetopt.costs.roofline import RooflineTime, roofline_time
 from hetopt.errors import InputError
-from hetopt.graph.decompose import Operator, OperatorGraph, OpKind
+from hetopt.graph.decompose import LlmWork, Operator, OperatorGraph, OpKind
 from hetopt.hardware import Device, HardwareCatalog
 from hetopt.sla import Sla
 
@@ -538,6 +538,7 @@ def build_cost_table(
     """
     params = params or CostParams()
     rows: list[dict[str, Any]] = []
+    llm_rows: dict[tuple[OpKind, LlmWork, str], list[dict[str, Any]]] = {}
     for op in graph.ops:
         if not op.placeable:
             continue
@@ -556,7 +557,12 @@ def build_cost_table(
             mem_cap = device.mem_bytes * (1.0 - params.memory_reserve_fraction)
             if op.llm is not None:
                 before = len(rows)
-                rows.extend(_llm_rows(op, device, sla, params, mem_cap, measured))
+                # Operators with the same phase, model and lengths (an agent calling one model
+                # many times) get the same rows on a device: computed once, stamped per operator.
+                key = (op.kind, op.llm, device.name)
+                if key not in llm_rows:
+                    llm_rows[key] = list(_llm_rows(op, device, sla, params, mem_cap, measured))
+                rows.extend({**row, "op": op.id} for row in llm_rows[key])
                 if len(rows) == before:
                     rows.append(
                         _unsupported_row(

@@ -20,16 +20,14 @@ slack), and the master only chooses among a few plans per tenant.
 
 from __future__ import annotations
 
-# ortools before pulp: see hetopt/__init__.py
-import ortools  # noqa: F401  isort: skip
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pulp
 
+from hetopt._solverlibs import pulp  # ortools first, then pulp (see there)
 from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.problem import FleetProblem
 from hetopt.problem import PlacementProblem

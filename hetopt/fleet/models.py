@@ -22,16 +22,14 @@ pools. Pool, memory and inventory rows are written by the single agent's row wri
 
 from __future__ import annotations
 
-# ortools before pulp: see hetopt/__init__.py
-import ortools  # noqa: F401  isort: skip
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import pulp
 from ortools.sat.python import cp_model
 
+from hetopt._solverlibs import pulp  # ortools first, then pulp (see there)
 from hetopt.fleet.problem import FleetProblem
 from hetopt.models import cpsat, milp
 from hetopt.models import scaling as sc

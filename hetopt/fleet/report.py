@@ -118,15 +118,12 @@ def plot_fleet(
     fp: FleetProblem, result: FleetResult, baselines: Sequence[HeuristicResult], path: Path
 ) -> Path:
     """Two panels: devices per type (dedicated, pool, inventory) and plan vs baselines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from hetopt.plotting import save_figure, subplots
 
     assert result.choices is not None
     dev = device_table(fp, result.choices)
     dev = dev[(dev["total"] > 0) | dev["inventory"].notna()]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
     x = np.arange(len(dev))
     ax1.bar(x, dev["dedicated"], label="dedicated replicas", color="#4C72B0")
     ax1.bar(x, dev["pool"], bottom=dev["dedicated"], label="shared pool", color="#DD8452")
@@ -195,7 +192,5 @@ def plot_fleet(
             )
     ax2.set_xticks(range(len(values)), names, fontsize=8)
     ax2.set_ylabel("fleet TCO ($/h)")
-    from hetopt.atomic import save_figure
-
     save_figure(fig, path, dpi=120)  # atomic, like every figure
     return path

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -41,7 +41,8 @@ from hetopt.mlir.codegen import (
 )
 from hetopt.mlir.convert import export_module
 from hetopt.mlir.dialect import agent_context, verify
-from hetopt.mlir.kernels import Kernel, KernelShape, module_text, operator_kernels
+from hetopt.mlir.kernels import Kernel, module_text, operator_kernels
+from hetopt.mlir.options import CompileOptions
 from hetopt.mlir.passes import decompose_module
 from hetopt.mlir.placement import (
     annotate_costs,
@@ -52,31 +53,6 @@ from hetopt.mlir.placement import (
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class CompileOptions:
-    """Options of the MLIR stage (the ``mlir`` config group).
-
-    Attributes
-    ----------
-    kernel
-        The small transformer the kernels are generated for.
-    targets
-        Per-device target overrides, ``{device: "backend[:arch]"}``.
-    execute
-        Run the kernels here with IREE's CPU runtime (numerical check and timing).
-    calibrate
-        Fit the CPU's efficiency factors to the measured times.
-    min_time_s
-        Minimum timing window per kernel.
-    """
-
-    kernel: KernelShape = field(default_factory=KernelShape)
-    targets: Mapping[str, str] = field(default_factory=dict)
-    execute: bool = True
-    calibrate: bool = True
-    min_time_s: float = 0.1
 
 
 @dataclass(frozen=True)

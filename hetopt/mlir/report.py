@@ -8,7 +8,6 @@ from pathlib import Path
 
 from hetopt.atomic import (
     atomic_path,
-    save_figure,
     write_bytes_atomic,
     write_csv_atomic,
     write_text_atomic,
@@ -17,17 +16,13 @@ from hetopt.costs.calibration import load_calibration, table_from_fits
 from hetopt.hardware import HardwareCatalog
 from hetopt.mlir.calibrate import Calibration, calibrated_catalog, cost_calibration_rows
 from hetopt.mlir.compile import CompileReport
+from hetopt.plotting import save_figure, subplots
 
 
 def plot_calibration(cal: Calibration, path: Path) -> Path:
     """Predicted against measured kernel time, before and after calibration (log-log)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display; loaded when a figure is drawn
-    import matplotlib.pyplot as plt
-
     k = cal.kernels
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharex=True, sharey=True)
+    fig, axes = subplots(1, 2, figsize=(11, 4.6), sharex=True, sharey=True)
     lo = (
         min(k["measured_s"].min(), k["predicted_before_s"].min(), k["predicted_after_s"].min())
         * 0.7

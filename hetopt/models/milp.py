@@ -16,14 +16,12 @@ Variables
 
 from __future__ import annotations
 
-# ortools before pulp: see hetopt/__init__.py
-import ortools  # noqa: F401  isort: skip
 import math
 from dataclasses import dataclass
 
 import numpy as np
-import pulp
 
+from hetopt._solverlibs import pulp  # ortools first, then pulp (see there)
 from hetopt.models import Objective
 from hetopt.models.terms import ObjectiveTerms, objective_terms
 from hetopt.problem import PlacementProblem

@@ -7,18 +7,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from hetopt.atomic import (  # noqa: E402
-    save_figure,  # noqa: E402
-    write_csv_atomic,
-    write_text_atomic,
-)
-from hetopt.replay.engine import ReplayResult  # noqa: E402
+from hetopt.atomic import write_csv_atomic, write_text_atomic
+from hetopt.plotting import save_figure, subplots
+from hetopt.replay.engine import ReplayResult
 
 
 def write_replay(result: ReplayResult, run_dir: Path) -> list[str]:
@@ -44,7 +37,7 @@ def write_replay(result: ReplayResult, run_dir: Path) -> list[str]:
     summary = _jsonable(result.summary)
     write_text_atomic(run_dir / "replay.json", json.dumps(summary, indent=2))
 
-    fig, (ax_cdf, ax_util) = plt.subplots(1, 2, figsize=(13, 5.5))
+    fig, (ax_cdf, ax_util) = subplots(1, 2, figsize=(13, 5.5))
     req = result.requests
     warmup_s = result.summary.get("warmup_s") or 0.0
     done = req[(req["status"] == "completed") & (req["arrival_s"] >= warmup_s)]
@@ -112,7 +105,7 @@ def _jsonable(value: Any) -> Any:
 
 def _orchestration_figure(result: ReplayResult, path: Path, bin_s: float = 60.0) -> None:
     """Load and capacity held over time (top), SLA attainment per arrival bin (bottom)."""
-    fig, (ax_cap, ax_sla) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True)
+    fig, (ax_cap, ax_sla) = subplots(2, 1, figsize=(11, 6.5), sharex=True)
     cap = result.capacity
     held = cap.groupby("time_s")["devices_held"].sum()
     rate = cap.groupby("time_s")["rate_per_s"].first()

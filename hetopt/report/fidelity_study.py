@@ -140,11 +140,9 @@ def fidelity(
 
 
 def _fidelity_figure(points: pd.DataFrame, throughput: pd.DataFrame, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    from hetopt.plotting import save_figure, subplots
 
-    from hetopt.report.figures import save_figure
-
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    fig, axes = subplots(1, 3, figsize=(16, 5))
     colours = dict(
         zip(
             sorted(points["device"].unique()),

@@ -1,17 +1,23 @@
-"""Figures of a plan (matplotlib, Agg backend: no display needed)."""
+"""Figures of a plan, drawn off-screen.
+
+Figures are :class:`matplotlib.figure.Figure` objects on an Agg canvas of their own
+(:func:`subplots`): no pyplot, no display and no change of matplotlib's global backend, so
+importing hetopt (or this module) loads no matplotlib at all, and a notebook's backend is left
+as it was. :func:`save_figure` lays a figure out and writes it atomically.
+"""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from hetopt.plotting import save_figure, subplots
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+__all__ = ["VENDOR_COLOURS", "plot_plan", "save_figure", "subplots"]
 
-from hetopt.atomic import save_figure  # noqa: E402, F401  (re-exported: figures' one writer)
-from hetopt.plan.plan import Plan  # noqa: E402
+if TYPE_CHECKING:
+    from hetopt.plan.plan import Plan
 
 VENDOR_COLOURS = (
     "#4C72B0",
@@ -27,6 +33,20 @@ VENDOR_COLOURS = (
     "#1B9E77",
     "#D95F02",
 )
+
+
+def __getattr__(name: str) -> Any:
+    """``plt``: pyplot on the non-interactive Agg backend, for scripts that still draw with
+    pyplot (``from hetopt.report.figures import plt``). Loaded, and the backend chosen, only
+    when asked for; hetopt itself draws through :func:`hetopt.plotting.subplots`."""
+    if name == "plt":
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot
+
+        return matplotlib.pyplot
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def plot_plan(plan: Plan, path: str | Path) -> Path:
@@ -45,7 +65,9 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
         The written file.
     """
     path = Path(path)
-    fig, (ax_cost, ax_lat) = plt.subplots(
+    from matplotlib.patches import Rectangle
+
+    fig, (ax_cost, ax_lat) = subplots(
         1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.6]}
     )
     labels = ["plan"] + [f"all {b.device}" for b in plan.baselines]
@@ -82,7 +104,7 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
     ax_lat.set_xscale("log")
     ax_lat.set_xlabel("latency per execution (ms, log scale)")
     ax_lat.set_title("Where each operator runs")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colour_of[d]) for d in devices]
+    handles = [Rectangle((0, 0), 1, 1, color=colour_of[d]) for d in devices]
     ax_lat.legend(handles, devices, fontsize=8, loc="lower right")
     # "\$" keeps matplotlib from reading the two dollar signs as mathtext.
     fig.suptitle(

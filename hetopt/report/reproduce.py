@@ -12,20 +12,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from hetopt.atomic import write_csv_atomic, write_text_atomic  # noqa: E402
-from hetopt.costs.table import CostParams  # noqa: E402
-from hetopt.report import studies  # noqa: E402
-from hetopt.report.fidelity_study import fidelity  # noqa: E402
-from hetopt.report.figures import save_figure  # noqa: E402
-from hetopt.report.tables import md_table as _md_table  # noqa: E402
-from hetopt.workloads import load_workload  # noqa: E402
+from hetopt.atomic import write_csv_atomic, write_text_atomic
+from hetopt.costs.table import CostParams
+from hetopt.plotting import save_figure, subplots
+from hetopt.report import studies
+from hetopt.report.fidelity_study import fidelity
+from hetopt.report.tables import md_table as _md_table
+from hetopt.workloads import load_workload
 
 Progress = Callable[[str], None]
 VENDOR_COLOURS = {"NVIDIA": "#76b900", "AMD": "#ed1c24", "Intel": "#0071c5"}
@@ -43,7 +39,7 @@ def fig4(
         ("fp8_tflops", "usd_per_fp8_tflop", "dense fp8 TFLOP/s", "$ per fp8 TFLOP/s"),
         ("mem_gb", "usd_per_gb", "memory capacity (GB)", "$ per GB"),
     ]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    fig, axes = subplots(2, 2, figsize=(11, 8))
     for ax, (x, y, xl, yl) in zip(axes.flat, panels, strict=True):
         sub = frame.dropna(subset=[y])
         ax.scatter(sub[x], sub[y], c=[VENDOR_COLOURS[v] for v in sub["vendor"]], s=60)
@@ -99,6 +95,7 @@ def fig4(
 def _heatmaps(frame: pd.DataFrame, title: str, path: Path) -> None:
     """One heatmap per (SLA, model, precision), all on one colour scale centred on break-even
     (benefit 1.0: as cheap as H100::H100), with one labelled colour bar."""
+    import matplotlib
     from matplotlib.colors import TwoSlopeNorm
 
     pairs = frame[frame["pair"] != "optimal"]
@@ -115,7 +112,7 @@ def _heatmaps(frame: pd.DataFrame, title: str, path: Path) -> None:
     cmap.set_bad("#dddddd")
     cols = 4
     rows = math.ceil(len(configs) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.4 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(4.6 * cols, 4.4 * rows), squeeze=False)
     im = None
     for ax, (sla, model, prec) in zip(axes.flat, configs, strict=False):
         sub = pairs[
@@ -310,7 +307,7 @@ def table3(
     )
     write_csv_atomic(out / "table3.csv", options)
     write_csv_atomic(out / "table3_backends.csv", frame)
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = subplots(figsize=(6, 3.6))
     colours = ["#8d99ae", "#2a9d8f", "#e76f51"]
     ax.bar(options["option"], options["cost_usd_per_request"], color=colours)
     for i, rec in enumerate(options.itertuples()):
@@ -349,7 +346,7 @@ def serving(
     frame = studies.serving_table(costs=CostParams(model=cost_model))
     write_csv_atomic(out / "serving.csv", frame)
     ok = frame[frame["feasible"]]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = subplots(1, 2, figsize=(12, 4.5))
     for ax, phase in zip(axes, ("prefill", "decode"), strict=True):
         sub = ok[
             (ok["phase"] == phase) & (ok["model"] == "llama-3-70b") & (ok["input_tokens"] == 512)
@@ -391,7 +388,7 @@ def kv_table(
     """§5.2: the longest input a link carries within TTFT, per model and precision."""
     frame = studies.kv_link_table()
     write_csv_atomic(out / "kv_table.csv", frame)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(11, 4), sharey=True)
     isl = np.logspace(9, 17, 60, base=2)
     for ax, model in zip(axes, ("llama-3-8b", "llama-3-70b"), strict=True):
         per_token = frame.loc[
@@ -439,7 +436,7 @@ def pareto(
     tbt = (0.01, 0.015, 0.02, 0.03, 0.05, 0.1)
     frame = studies.pareto_frontier(workload, ttft, tbt, costs=CostParams(model=cost_model))
     write_csv_atomic(out / "pareto.csv", frame)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     for t in ttft:
         sub = frame[frame["ttft_sla_s"] == t]
         ax.plot(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hetopt.report.figures import plt, save_figure
+from hetopt.plotting import save_figure, subplots
 
 _LABELS = {
     "tco_usd_per_h": "TCO ($/h)",
@@ -93,7 +93,7 @@ def plot_study(frame: pd.DataFrame, study: Mapping[str, Any], path: Path) -> Pat
     if x is None or x not in ok:
         raise ValueError(f"study.x={x!r} is not a column of the results")
     hues = sorted(ok[hue].unique(), key=str) if hue and hue in ok else [None]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(12, 4.5))
     if study.get("kind") == "pareto":
         ok["tco_ex_carbon"] = tco_without_carbon_charge(ok, x)
         for h in hues:

@@ -7,8 +7,6 @@ and gap from the solver itself.
 
 from __future__ import annotations
 
-# ortools before pulp: see hetopt/__init__.py
-import ortools  # noqa: F401  isort: skip
 import contextlib
 import math
 import os
@@ -22,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pulp
 
+from hetopt._solverlibs import pulp  # ortools first, then pulp (see there)
 from hetopt.models import milp
 from hetopt.models.solution import read_choice, read_counts, start_values
 from hetopt.solvers.backend import Backend, Capabilities, RawSolution, SolveCall, WarmValues
