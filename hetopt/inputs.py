@@ -44,13 +44,15 @@ import re
 import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import yaml
 
 from hetopt.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 MAX_YAML_BYTES = 4 * 2**20
 """Largest YAML document read (workloads, fleets and saved configs are kilobytes)."""
@@ -395,6 +397,8 @@ def read_csv_input(
         Everything :func:`read_text_input` refuses, malformed CSV, a repeated or missing
         column, or (unless ``allow_empty``) no data rows.
     """
+    import pandas as pd
+
     try:
         text = read_text_input(path, what)
     except InputError as exc:
@@ -476,6 +480,9 @@ def numeric_column(
     integer
         Every value must be a whole number.
     """
+    import numpy as np
+    import pandas as pd
+
     column_values = frame[column]
     numbers = pd.to_numeric(column_values, errors="coerce").to_numpy(dtype=float)
     ok = np.isfinite(numbers)
@@ -495,6 +502,8 @@ def numeric_column(
 
 
 def _cell_number(raw: Any, at: str, minimum: float | None, strict: bool, integer: bool) -> float:
+    import numpy as np
+
     if isinstance(raw, np.generic):
         raw = raw.item()  # messages show 0.5, not np.float64(0.5)
     if (
@@ -541,6 +550,8 @@ def _line(index: Any) -> int:
 
 def finite_number(value: object, where: str, hint: str = "") -> float:
     """``value`` as a finite float, or :class:`InputError` naming ``where`` (plus ``hint``)."""
+    import numpy as np
+
     if (
         value is None
         or (isinstance(value, float) and math.isnan(value))
