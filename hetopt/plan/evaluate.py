@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from hetopt.problem import PlacementProblem
+from hetopt.problem import PlacementProblem, replicas_for_load
 
 LATENCY_TOL_S = 1e-6  # one CP-SAT time step: rounding may meet an SLA exactly
 
@@ -122,7 +122,7 @@ def evaluate_choice(
     dev = problem.opt_device[choice]
     load = np.bincount(dev, weights=problem.opt_pool_load[choice], minlength=n_dev)
     in_use = np.bincount(dev, weights=problem.opt_pooled[choice].astype(float), minlength=n_dev)
-    needed = np.maximum(np.ceil(load - 1e-9), in_use > 0).astype(int)
+    needed = replicas_for_load(load, in_use > 0).astype(int)
     pools = needed if pool_counts is None else np.asarray(pool_counts, dtype=int)
     for j in np.flatnonzero(pools < needed):
         violations.append(
