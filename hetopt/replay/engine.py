@@ -84,6 +84,19 @@ def replay(
     Returns
     -------
     ReplayResult
+
+    Examples
+    --------
+    A minute of the voice agent's traffic through its plan; every request is accounted for:
+
+    >>> from hetopt.pipeline import PlanRequest, plan_agent
+    >>> from hetopt.replay.arrivals import ArrivalSpec
+    >>> from hetopt.workloads import load_workload
+    >>> out = plan_agent(PlanRequest(load_workload("voice_agent"), "voice_agent", baselines=()))
+    >>> config = ReplayConfig(arrivals=ArrivalSpec(rate_per_s=2.0), duration_s=60.0, seed=0)
+    >>> s = replay(out.plan, out.problem, out.table.frame, config, graph=out.graph).summary
+    >>> s["arrived"] == s["completed"] + s["dropped"] + s["in_flight_at_end"] > 0
+    True
     """
     rng = np.random.default_rng(config.seed)
     arrivals = arrival_times(config.arrivals, config.duration_s, rng)

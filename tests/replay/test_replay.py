@@ -12,7 +12,7 @@ from hetopt.errors import InputError
 from hetopt.hardware import load_catalog
 from hetopt.pipeline import HardwareSpec, PlanOutcome, PlanRequest, plan_agent
 from hetopt.replay.arrivals import ArrivalSpec, arrival_times, load_trace
-from hetopt.replay.engine import ReplayConfig, replay
+from hetopt.replay.engine import ReplayConfig, ReplayResult, replay
 from hetopt.replay.queueing import erlang_c_wait_s
 from hetopt.sla import Sla
 from hetopt.workloads import load_workload
@@ -20,6 +20,10 @@ from hetopt.workloads import load_workload
 
 def _plan(workload: dict, **kw: object) -> PlanOutcome:
     return plan_agent(PlanRequest(workload, str(workload["name"]), baselines=(), **kw))  # type: ignore[arg-type]
+
+
+def _replay(out: PlanOutcome, config: ReplayConfig) -> ReplayResult:
+    return replay(out.plan, out.problem, out.table.frame, config, graph=out.graph)
 
 
 def test_single_pool_matches_mmc_waiting_time(mmc: PlanOutcome) -> None:
@@ -72,31 +76,19 @@ def test_every_request_accounted_for_and_paths_match_planned_visits(
 
 def test_same_seed_same_replay(supervisor: PlanOutcome) -> None:
     cfg = ReplayConfig(arrivals=ArrivalSpec(rate_per_s=1.0), duration_s=120, seed=5)
-    a = replay(
-        supervisor.plan, supervisor.problem, supervisor.table.frame, cfg, graph=supervisor.graph
-    )
-    b = replay(
-        supervisor.plan, supervisor.problem, supervisor.table.frame, cfg, graph=supervisor.graph
-    )
+    a = _replay(supervisor, cfg)
+    b = _replay(supervisor, cfg)
     assert a.requests.equals(b.requests)
-    other = replay(
-        supervisor.plan,
-        supervisor.problem,
-        supervisor.table.frame,
-        ReplayConfig(arrivals=ArrivalSpec(rate_per_s=1.0), duration_s=120, seed=6),
-        graph=supervisor.graph,
+    other = _replay(
+        supervisor, ReplayConfig(arrivals=ArrivalSpec(rate_per_s=1.0), duration_s=120, seed=6)
     )
     assert not other.requests["arrival_s"].equals(a.requests["arrival_s"])
 
 
 def test_low_load_agrees_with_the_planner() -> None:
     out = _plan(load_workload("voice_agent"), sla=Sla(e2e_s=15.0))
-    result = replay(
-        out.plan,
-        out.problem,
-        out.table.frame,
-        ReplayConfig(arrivals=ArrivalSpec(rate_per_s=0.05), duration_s=4000, seed=2),
-        graph=out.graph,
+    result = _replay(
+        out, ReplayConfig(arrivals=ArrivalSpec(rate_per_s=0.05), duration_s=4000, seed=2)
     )
     done = result.requests[result.requests["status"] == "completed"]
     assert abs(result.summary["gap_p50"]) < 0.02
@@ -171,13 +163,7 @@ def test_operator_kind_comes_from_the_graph_not_the_name() -> None:
         )
     )
     assert {op.kind.value for op in out.graph.ops} == {"compute"}
-    result = replay(
-        out.plan,
-        out.problem,
-        out.table.frame,
-        ReplayConfig(arrivals=ArrivalSpec(rate_per_s=2.0), duration_s=60, seed=1),
-        graph=out.graph,
-    )
+    result = _replay(out, ReplayConfig(arrivals=ArrivalSpec(rate_per_s=2.0), duration_s=60, seed=1))
     done = result.requests[result.requests["status"] == "completed"]
     assert len(done) > 50
     assert done["ttft_s"].isna().all() and (done["tbt_s"] == 0).all()
