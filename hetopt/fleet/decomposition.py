@@ -11,7 +11,8 @@ using each subproblem's *proven* bound, so the bound stays valid when a subprobl
 Subgradient steps (Polyak) on ``mu`` raise it. Every subproblem solution is kept as a column;
 each round, a restricted master MIP picks one column per tenant under the exact coupling (pool
 ceilings, one-device minimum, inventory, footprints), which gives a feasible fleet plan and the
-upper bound. The solve stops when ``(UB - LB) / UB <= gap_rel`` or at the time limit.
+upper bound (the master lives in :mod:`hetopt.fleet.master`). The solve stops when
+``(UB - LB) / UB <= gap_rel`` or at the time limit.
 
 Why it wins at scale: the subproblems are small and solved to optimality, so their sum is a
 much stronger bound than the LP relaxation of the monolithic model (pool rounding is the only
@@ -28,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pulp
 
 from hetopt.fleet.evaluate import Choices, evaluate_fleet
+from hetopt.fleet.master import Column, column, master_prices, solve_master
 from hetopt.fleet.problem import FleetProblem
 from hetopt.problem import PlacementProblem
 from hetopt.solvers import solve
@@ -42,7 +43,6 @@ from hetopt.solvers.base import (
     SolverOptions,
     SolveStatus,
 )
-from hetopt.solvers.pulp_backend import run_highs
 
 
 @dataclass(frozen=True)
@@ -86,158 +86,6 @@ def priced(p: PlacementProblem, price_usd_per_h: np.ndarray) -> PlacementProblem
     )
 
 
-@dataclass(frozen=True)
-class _Column:
-    choice: tuple[int, ...]
-    own_usd_per_h: float  # dedicated, direct, transfer and soft-SLA penalty
-    dedicated: np.ndarray
-    load: np.ndarray
-    pooled_on: np.ndarray
-    prints: frozenset[int]
-
-
-def _column(fp: FleetProblem, t: int, choice: tuple[int, ...]) -> _Column:
-    p = fp.tenants[t]
-    c = np.asarray(choice, dtype=int)
-    dev = p.opt_device[c]
-    n = fp.n_devices
-    single = replace(
-        fp,
-        tenants=(p,),
-        tenant_names=(fp.tenant_names[t],),
-        tenant_class=np.zeros(1, dtype=int),
-        tenant_template=(fp.tenant_template[t],),
-        opt_footprint=(fp.opt_footprint[t],),
-    )
-    ev = evaluate_fleet(single, (choice,))
-    own = ev.objective_usd_per_h - float(fp.device_cost_usd_per_h @ ev.pool_counts)
-    return _Column(
-        tuple(int(o) for o in choice),
-        own,
-        np.bincount(dev, weights=p.opt_dedicated[c], minlength=n),
-        np.bincount(dev, weights=p.opt_pool_load[c], minlength=n),
-        np.bincount(dev, weights=p.opt_pooled[c].astype(float), minlength=n) > 0,
-        frozenset(int(k) for k in fp.opt_footprint[t][c] if k >= 0),
-    )
-
-
-def _build_master(
-    fp: FleetProblem, columns: dict[int, list[_Column]], relax: bool
-) -> tuple[pulp.LpProblem, list[list[pulp.LpVariable]], dict[int, pulp.LpConstraint]]:
-    """The restricted master over the columns: one column per tenant, exact coupling rows."""
-    prob = pulp.LpProblem("hetopt_fleet_master", pulp.LpMinimize)
-    lam: list[list[pulp.LpVariable]] = []
-    cost = []
-    cat = "Continuous" if relax else "Binary"
-    inventory_rows: dict[int, pulp.LpConstraint] = {}
-    for t in range(fp.n_tenants):
-        cols = columns[int(fp.tenant_class[t])]
-        lt = [
-            prob.add_variable(f"l[{t},{k}]", lowBound=0, upBound=1, cat=cat)
-            for k in range(len(cols))
-        ]
-        prob += pulp.lpSum(lt) == 1, f"one[{t}]"
-        cost += [(v, col.own_usd_per_h) for v, col in zip(lt, cols, strict=True)]
-        lam.append(lt)
-    n = [
-        prob.add_variable(f"n[{j}]", lowBound=0, cat="Continuous" if relax else "Integer")
-        for j in range(fp.n_devices)
-    ]
-    for j, dev in enumerate(fp.devices):
-        load_terms, ded_terms = [], []
-        for t, lt in enumerate(lam):
-            cols = columns[int(fp.tenant_class[t])]
-            on = [v for v, col in zip(lt, cols, strict=True) if col.pooled_on[j]]
-            if on:
-                prob += n[j] >= pulp.lpSum(on), f"exists[{dev},{t}]"
-            load_terms += [(v, col.load[j]) for v, col in zip(lt, cols, strict=True) if col.load[j]]
-            ded_terms += [
-                (v, col.dedicated[j]) for v, col in zip(lt, cols, strict=True) if col.dedicated[j]
-            ]
-        if load_terms:
-            prob += n[j] >= pulp.LpAffineExpression(load_terms), f"load[{dev}]"
-        if math.isfinite(fp.device_inventory[j]):
-            row = pulp.LpAffineExpression(ded_terms) + n[j] <= fp.device_inventory[j]
-            prob.addConstraint(row, f"inventory[{dev}]")
-            inventory_rows[j] = row
-        if fp.memory_may_bind(j):
-            keys = [int(k) for k in np.flatnonzero(fp.footprint_device == j)]
-            z = {k: prob.add_variable(f"z[{k}]", lowBound=0, upBound=1, cat=cat) for k in keys}
-            for t, lt in enumerate(lam):
-                cols = columns[int(fp.tenant_class[t])]
-                for v, col in zip(lt, cols, strict=True):
-                    for k in col.prints & set(keys):
-                        prob += z[k] >= v, f"res[{k},{v.name}]"
-            prob += (
-                pulp.lpSum(fp.footprint_bytes[k] / 1e9 * z[k] for k in z)
-                <= fp.device_mem_bytes[j] / 1e9,
-                f"mem[{dev}]",
-            )
-    for cls in np.unique(fp.tenant_class):
-        members = np.flatnonzero(fp.tenant_class == cls)
-        for a, b in zip(members[:-1], members[1:], strict=True):
-            prob += (
-                (
-                    pulp.lpSum(k * v for k, v in enumerate(lam[a]))
-                    <= pulp.lpSum(k * v for k, v in enumerate(lam[b]))
-                ),
-                f"sym[{a},{b}]",
-            )
-    prob += pulp.LpAffineExpression(cost) + pulp.lpSum(
-        fp.device_cost_usd_per_h[j] * n[j] for j in range(fp.n_devices)
-    )
-    return prob, lam, inventory_rows
-
-
-def _master_prices(
-    fp: FleetProblem,
-    columns: dict[int, list[_Column]],
-    options: SolverOptions,
-    deadline: Deadline | None = None,
-) -> np.ndarray | None:
-    """Inventory prices ``mu_j >= 0``: the duals of the master LP's inventory rows."""
-    prob, _, rows = _build_master(fp, columns, relax=True)
-    status, *_ = run_highs(prob, replace(options, backend="highs"), deadline=deadline)
-    if status is not SolveStatus.OPTIMAL:
-        return None
-    mu = np.zeros(fp.n_devices)
-    for j, row in rows.items():
-        if row.pi is not None:
-            mu[j] = max(0.0, -float(row.pi))
-    return mu
-
-
-def _master(
-    fp: FleetProblem,
-    columns: dict[int, list[_Column]],
-    options: SolverOptions,
-    incumbent: Choices | None,
-    deadline: Deadline | None = None,
-) -> Choices | None:
-    """Pick one column per tenant under the exact coupling (restricted master MIP)."""
-    prob, lam, _ = _build_master(fp, columns, relax=False)
-    start = False
-    if incumbent is not None:
-        for t, lt in enumerate(lam):
-            cols = columns[int(fp.tenant_class[t])]
-            hit = [k for k, col in enumerate(cols) if col.choice == incumbent[t]]
-            if not hit:
-                break
-            for k, v in enumerate(lt):
-                v.setInitialValue(1.0 if k == hit[0] else 0.0)
-        else:
-            start = True
-    status, *_ = run_highs(prob, replace(options, backend="highs"), start, deadline=deadline)
-    if status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-        return None
-    out = []
-    for t, lt in enumerate(lam):
-        cols = columns[int(fp.tenant_class[t])]
-        k = int(np.argmax([v.varValue or 0.0 for v in lt]))
-        out.append(cols[k].choice)
-    return tuple(out)
-
-
 def solve_decomposed(
     fp: FleetProblem,
     options: SolverOptions,
@@ -253,7 +101,7 @@ def solve_decomposed(
     Each round prices every tenant class at the current device prices (one subproblem each,
     skipped while its plan stays optimal), adds the plans as columns, takes the Lagrangian
     bound, lets the restricted master MIP pick the best fleet plan among the columns, and moves
-    the prices (:class:`_ColumnGeneration`).
+    the prices (:class:`ColumnGeneration`).
 
     Parameters
     ----------
@@ -276,10 +124,27 @@ def solve_decomposed(
     Returns
     -------
     DecompositionResult
+
+    Examples
+    --------
+    Two identical tenants, each an LLM on two G devices and a light tool pooled on C (load
+    0.6) or on G (load 0.1), with a single C: both tools share one G, 50 $/h.
+
+    >>> from hetopt.fleet.problem import fleet_from_problems
+    >>> from hetopt.testing import Opt, tiny_problem
+    >>> def tenant(name):
+    ...     ops = {"llm": [Opt("G", 0.1, dedicated=2)],
+    ...            "tool": [Opt("C", 0.05, pool_load=0.6), Opt("G", 0.01, pool_load=0.1)]}
+    ...     return tiny_problem(ops, {"G": 10.0, "C": 1.0}, name=name)
+    >>> fp = fleet_from_problems([tenant("a"), tenant("b")], name="pair", inventory={"C": 1},
+    ...                          templates=["t", "t"])
+    >>> res = solve_decomposed(fp, SolverOptions(time_limit_s=20, gap_rel=1e-6))
+    >>> round(res.objective_usd_per_h, 6), res.bound_usd_per_h <= res.objective_usd_per_h
+    (50.0, True)
     """
     t0 = time.perf_counter()
     deadline = deadline_s if deadline_s is not None else t0 + options.time_limit_s
-    run = _ColumnGeneration(fp, options, deadline)
+    run = ColumnGeneration(fp, options, deadline)
     if start is not None:
         run.seed(start)
     prices = _Prices(np.zeros(fp.n_devices), best_mu=np.zeros(fp.n_devices))
@@ -332,7 +197,7 @@ class _Prices:
     stall: int = 0
 
 
-class _ColumnGeneration:
+class ColumnGeneration:
     """The state of one :func:`solve_decomposed` run: columns, incumbent and bound.
 
     Parameters
@@ -358,7 +223,7 @@ class _ColumnGeneration:
             fp.memory_may_bind(j) for j in range(fp.n_devices)
         )
         self.inventory = np.where(self.finite, fp.device_inventory, 0.0)
-        self.columns: dict[int, list[_Column]] = {c: [] for c in self.classes}
+        self.columns: dict[int, list[Column]] = {c: [] for c in self.classes}
         self.best_choices: Choices | None = None
         self.best_ub = math.inf
         self.best_lb = -math.inf
@@ -371,16 +236,16 @@ class _ColumnGeneration:
         """The sooner of ``cap_s`` from now and the run's deadline."""
         return Deadline(min(time.perf_counter() + cap_s, self.deadline), cap_s)
 
-    def add_column(self, c: int, choice: tuple[int, ...]) -> _Column:
+    def addcolumn(self, c: int, choice: tuple[int, ...]) -> Column:
         """Class ``c``'s column for ``choice``, added unless already there."""
         for col in self.columns[c]:
             if col.choice == choice:
                 return col
-        col = _column(self.fp, self.rep[c], choice)
+        col = column(self.fp, self.rep[c], choice)
         self.columns[c].append(col)
         return col
 
-    def current_column(self, c: int) -> _Column:
+    def currentcolumn(self, c: int) -> Column:
         """The column of class ``c``'s plan this round."""
         return next(col for col in self.columns[c] if col.choice == self.current[c][0])
 
@@ -390,7 +255,7 @@ class _ColumnGeneration:
         if ev.feasible:
             self.best_choices, self.best_ub = start, ev.objective_usd_per_h
             for t, choice in enumerate(start):
-                self.add_column(int(self.fp.tenant_class[t]), tuple(choice))
+                self.addcolumn(int(self.fp.tenant_class[t]), tuple(choice))
 
     # -- pricing -------------------------------------------------------------------------------
     def price(self, prices: _Prices, iteration: int) -> str | None:
@@ -419,7 +284,7 @@ class _ColumnGeneration:
                 self.current.pop(c, None)
                 continue
             assert res.choice is not None
-            self.add_column(c, res.choice)
+            self.addcolumn(c, res.choice)
             bound = res.bound if math.isfinite(res.bound) else -math.inf
             self.current[c] = (res.choice, bound)
         return None
@@ -429,7 +294,7 @@ class _ColumnGeneration:
         dearer since its last solve."""
         if c not in self.current or prices.prev_mu is None:
             return False
-        col = self.current_column(c)
+        col = self.currentcolumn(c)
         used = (col.dedicated > 0) | (col.load > 0)
         dmu = prices.mu - prices.prev_mu
         return not (dmu < -1e-12).any() and not (used & (np.abs(dmu) > 1e-12)).any()
@@ -441,7 +306,7 @@ class _ColumnGeneration:
         for c in self.classes:
             if c not in self.current or time.perf_counter() >= self.deadline:
                 continue
-            col = self.current_column(c)
+            col = self.currentcolumn(c)
             scarce = self.finite & ((col.dedicated > 0) | (col.load > 0))
             if not scarce.any():
                 continue
@@ -457,7 +322,7 @@ class _ColumnGeneration:
             self.subproblems += 1
             if alt.choice is not None:
                 kept = np.flatnonzero(keep)
-                self.add_column(c, tuple(int(kept[o]) for o in alt.choice))
+                self.addcolumn(c, tuple(int(kept[o]) for o in alt.choice))
 
     def bound(self, mu: np.ndarray) -> float:
         """This round's Lagrangian bound (-inf unless every class was solved); raises the best."""
@@ -481,7 +346,9 @@ class _ColumnGeneration:
             if ev.feasible and ev.objective_usd_per_h < self.best_ub:
                 self.best_ub, self.best_choices = ev.objective_usd_per_h, plan
         if self.coupled or iteration == 1:
-            master = _master(fp, self.columns, self.options, self.best_choices, self.until(10.0))
+            master = solve_master(
+                fp, self.columns, self.options, self.best_choices, self.until(10.0)
+            )
             if master is not None:
                 ev = evaluate_fleet(fp, master)
                 if ev.feasible and ev.objective_usd_per_h < self.best_ub - 1e-9:
@@ -502,7 +369,7 @@ class _ColumnGeneration:
         if lb >= self.best_lb - 1e-9:
             prices.best_mu = mu.copy()
         prices.prev_mu = mu
-        duals = _master_prices(
+        duals = master_prices(
             self.fp,
             self.columns,
             self.options,
@@ -521,7 +388,7 @@ class _ColumnGeneration:
         usage = np.zeros(self.fp.n_devices)
         for c in self.classes:
             if c in self.current:
-                col = self.current_column(c)
+                col = self.currentcolumn(c)
                 usage += self.count[c] * (col.dedicated + col.load)
         g = np.where(self.finite, usage - self.inventory, 0.0)
         g = np.where((mu <= 0) & (g < 0), 0.0, g)
