@@ -79,6 +79,8 @@ def column(fp: FleetProblem, t: int, choice: tuple[int, ...]) -> Column:
 
 Lambdas = list[list[pulp.LpVariable]]
 """``lambda[t][k]``: tenant ``t`` takes column ``k`` of its class."""
+Choosing = list[list[tuple[pulp.LpVariable, Column]]]
+"""Per tenant, each ``lambda[t][k]`` with its column."""
 
 
 def build_master(
@@ -96,27 +98,23 @@ def build_master(
         prob.add_variable(f"n[{j}]", lowBound=0, cat="Continuous" if relax else "Integer")
         for j in range(fp.n_devices)
     ]
+    choosing: Choosing = [
+        list(zip(lt, columns[int(fp.tenant_class[t])], strict=True)) for t, lt in enumerate(lam)
+    ]
     inventory_rows: dict[int, pulp.LpConstraint] = {}
-    for j in range(fp.n_devices):
-        _add_pool_rows(prob, fp, columns, lam, n[j], j)
+    for j, dev in enumerate(fp.devices):
+        _add_pool_rows(prob, choosing, n[j], j, dev)
         if math.isfinite(fp.device_inventory[j]):
-            inventory_rows[j] = _add_inventory_row(prob, fp, columns, lam, n[j], j)
+            inventory_rows[j] = _add_inventory_row(
+                prob, choosing, n[j], j, fp.device_inventory[j], dev
+            )
         if fp.memory_may_bind(j):
-            _add_memory_rows(prob, fp, columns, lam, j, cat)
+            _add_memory_rows(prob, fp, choosing, j, cat)
     _add_symmetry_rows(prob, fp, lam)
     prob += pulp.LpAffineExpression(cost) + pulp.lpSum(
         fp.device_cost_usd_per_h[j] * n[j] for j in range(fp.n_devices)
     )
     return prob, lam, inventory_rows
-
-
-def _tenant_columns(
-    fp: FleetProblem, columns: dict[int, list[Column]], lam: Lambdas
-) -> list[list[tuple[pulp.LpVariable, Column]]]:
-    """Per tenant, each of its ``lambda`` variables with its column."""
-    return [
-        list(zip(lt, columns[int(fp.tenant_class[t])], strict=True)) for t, lt in enumerate(lam)
-    ]
 
 
 def _add_one_column_per_tenant(
@@ -139,18 +137,12 @@ def _add_one_column_per_tenant(
 
 
 def _add_pool_rows(
-    prob: pulp.LpProblem,
-    fp: FleetProblem,
-    columns: dict[int, list[Column]],
-    lam: Lambdas,
-    n_j: pulp.LpVariable,
-    j: int,
+    prob: pulp.LpProblem, choosing: Choosing, n_j: pulp.LpVariable, j: int, dev: str
 ) -> None:
     """Pool ``j`` holds ``n_j >= sum load_jk lambda_tk`` devices, and one at least once any
     tenant pools an operator on it: ``n_j >= sum_k lambda_tk`` over its columns pooled on j."""
-    dev = fp.devices[j]
     load_terms = []
-    for t, pairs in enumerate(_tenant_columns(fp, columns, lam)):
+    for t, pairs in enumerate(choosing):
         on = [v for v, col in pairs if col.pooled_on[j]]
         if on:
             prob += n_j >= pulp.lpSum(on), f"exists[{dev},{t}]"
@@ -161,38 +153,30 @@ def _add_pool_rows(
 
 def _add_inventory_row(
     prob: pulp.LpProblem,
-    fp: FleetProblem,
-    columns: dict[int, list[Column]],
-    lam: Lambdas,
+    choosing: Choosing,
     n_j: pulp.LpVariable,
     j: int,
+    inventory_j: float,
+    dev: str,
 ) -> pulp.LpConstraint:
     """Dedicated and pooled devices of type ``j`` within its inventory:
     ``sum dedicated_jk lambda_tk + n_j <= inventory_j``."""
     ded_terms = [
-        (v, col.dedicated[j])
-        for pairs in _tenant_columns(fp, columns, lam)
-        for v, col in pairs
-        if col.dedicated[j]
+        (v, col.dedicated[j]) for pairs in choosing for v, col in pairs if col.dedicated[j]
     ]
-    row = pulp.LpAffineExpression(ded_terms) + n_j <= fp.device_inventory[j]
-    prob.addConstraint(row, f"inventory[{fp.devices[j]}]")
+    row = pulp.LpAffineExpression(ded_terms) + n_j <= inventory_j
+    prob.addConstraint(row, f"inventory[{dev}]")
     return row
 
 
 def _add_memory_rows(
-    prob: pulp.LpProblem,
-    fp: FleetProblem,
-    columns: dict[int, list[Column]],
-    lam: Lambdas,
-    j: int,
-    cat: str,
+    prob: pulp.LpProblem, fp: FleetProblem, choosing: Choosing, j: int, cat: str
 ) -> None:
     """Footprints resident on pool ``j`` fit a device: ``z_f >= lambda_tk`` for each column
     that uses footprint ``f``, and ``sum bytes_f z_f <= memory_j``."""
     keys = [int(k) for k in np.flatnonzero(fp.footprint_device == j)]
     z = {k: prob.add_variable(f"z[{k}]", lowBound=0, upBound=1, cat=cat) for k in keys}
-    for pairs in _tenant_columns(fp, columns, lam):
+    for pairs in choosing:
         for v, col in pairs:
             for k in col.prints & set(keys):
                 prob += z[k] >= v, f"res[{k},{v.name}]"
