@@ -54,7 +54,13 @@ from bench_scale import synthetic_agent
 from hetopt.pipeline import PlanRequest, prepare
 from hetopt.sla import Sla
 workload = synthetic_agent(32)
-request = PlanRequest(workload, workload["name"], sla=Sla(e2e_s=None), baselines=())
+try:  # a tree with the typed Workload at its input edge
+    from hetopt.workloads import Workload
+    if not isinstance(workload, Workload):
+        workload = Workload.from_mapping(workload, workload["name"])
+    request = PlanRequest(workload, sla=Sla(e2e_s=None), baselines=())
+except ImportError:  # an older tree took the raw mapping and its name
+    request = PlanRequest(workload, workload["name"], sla=Sla(e2e_s=None), baselines=())
 out = {}
 for key in ("build", "build_again"):
     wall, cpu = time.perf_counter(), time.process_time()

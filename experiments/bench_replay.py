@@ -54,10 +54,8 @@ def main() -> None:
     args = parser.parse_args()
     workload = replace(load_workload("voice_agent"), request_rate_per_s=args.rate)
     out = plan_agent(PlanRequest(workload, sla=Sla(e2e_s=15.0), baselines=()))
+    # the simulation builds its environment from this module attribute at run time
     simpy.Environment = _CountingEnvironment  # type: ignore[misc]
-    import hetopt.replay.engine as engine
-
-    engine.simpy.Environment = _CountingEnvironment  # type: ignore[misc]
     start = time.perf_counter()
     router = RouterConfig(policy=args.router, max_wait_s=1e9) if args.router else RouterConfig()
     result = replay(

@@ -37,6 +37,24 @@ from hetopt.oracle.inputs import VerifyInputs
 from hetopt.sla import Sla
 
 SECONDS_PER_HOUR = 3600.0
+LOAD_TOL = 1e-9
+"""A load this little above a whole number needs no extra replica or device (float rounding)."""
+
+
+def replicas_for_load(load: float | np.ndarray, minimum: float | np.ndarray = 0) -> np.ndarray:
+    """The planner's sizing rule: whole replicas (or pooled devices) that carry ``load``.
+
+    ``load`` counts replicas' worth of work at the utilisation cap (``rate x visits /
+    (replica throughput x max_util)`` for an LLM phase, the summed ``rate x visits x busy_s /
+    max_util`` of a shared pool); the rule is its ceiling, at least ``minimum``. The planner sizes
+    every pool with it, and the replay's controller re-sizes pools with it.
+
+    Examples
+    --------
+    >>> replicas_for_load(np.array([2.0, 2.0 + 1e-12, 2.1, 0.0]), 1).tolist()
+    [2.0, 2.0, 3.0, 1.0]
+    """
+    return np.maximum(np.ceil(np.asarray(load, dtype=float) - LOAD_TOL), minimum)
 
 
 @dataclass(frozen=True)
@@ -335,7 +353,7 @@ def build_problem(
     need = rate_visits_arr / (
         frame["requests_per_s"].to_numpy(dtype=float) * params.max_utilization
     )
-    replicas = np.where(exclusive, np.ceil(need - 1e-9), 0.0)
+    replicas = np.where(exclusive, replicas_for_load(need), 0.0)
     dedicated = (replicas * frame["devices_per_replica"].to_numpy(dtype=float)).astype(int)
     direct = frame["direct_cost_usd"].to_numpy(dtype=float) * rate_visits_arr * SECONDS_PER_HOUR
     pool_load = np.where(

@@ -16,7 +16,7 @@ import networkx as nx
 import numpy as np
 
 from hetopt.models.terms import objective_terms
-from hetopt.problem import PlacementProblem
+from hetopt.problem import PlacementProblem, replicas_for_load
 
 LATENCY_TOL_S = 1e-6  # one CP-SAT time step: rounding may meet an SLA exactly
 
@@ -138,7 +138,7 @@ def size_pools(
 
     A pool needs ``max(ceil(load_j), 1 if anything pooled runs on j)`` devices.
     """
-    needed = np.maximum(np.ceil(load - 1e-9), pooled).astype(int)
+    needed = replicas_for_load(load, pooled).astype(int)
     pools = needed if pool_counts is None else np.asarray(pool_counts, dtype=int)
     violations = [
         f"pool of {devices[j]} has {pools[j]} devices but its load needs {load[j]:.3f}"

@@ -13,10 +13,10 @@ which its slots free up. The **router** (fast path) sends each job to a replica:
 
 The **controller** (slow path) re-plans every ``interval_s``: it measures the arrival rate over
 the last ``window_s``, adds ``margin`` and sizes every pool with the planner's own rule
-(:class:`PoolSizing`, the formulas of :func:`hetopt.problem.build_problem`) for the placement the
-plan chose. New replicas are paid for from the moment they are requested and take work after
-``provision_s`` (loading weights); surplus replicas stop taking work and are released once
-their queued work is done. **Failures** take devices of a type out of service at given times;
+(:class:`hetopt.replay.pools.PoolSizing`, :func:`hetopt.problem.replicas_for_load`) for the
+placement the plan chose. New replicas are paid for from the moment they are requested and take
+work after ``provision_s`` (loading weights); surplus replicas stop taking work and are released
+once their queued work is done. **Failures** take devices of a type out of service at given times;
 the work on them is retried elsewhere (at most ``max_retries`` times), and the controller
 notices after ``detect_s`` and re-plans, which replaces the lost capacity.
 """
@@ -106,6 +106,11 @@ class ControllerConfig:
     detect_s: float = 10.0
     scale_down_cooldown_s: float = 300.0
 
+    @property
+    def utilization(self) -> float:
+        """The utilisation cap pools are sized for: ``target_utilization``, 0.8 when unset."""
+        return self.target_utilization or 0.8
+
     def __post_init__(self) -> None:
         if not (self.interval_s > 0 and self.window_s > 0) or self.scale_down_cooldown_s < 0:
             raise InputError(
@@ -190,25 +195,14 @@ so at most 4 can fail. Set replay.failures[0].count to at most 4.
         failed[spec.device] = failed.get(spec.device, 0) + spec.count
 
 
-@dataclass(frozen=True)
-class PoolSizing:
-    """The planner's sizing rule for one pool, as a function of the request rate.
-
-    An exclusive pool needs ``ceil(rate x visits / (replica throughput x u))`` replicas; a shared
-    pool ``ceil(rate x sum(visits x busy_s) / u)`` devices, at least one. ``per_rate`` holds the
-    rate-independent part (``visits / throughput`` or ``sum(visits x busy_s)``).
-    """
-
-    per_rate: float
-    minimum: int
-
-    def replicas(self, rate_per_s: float, utilization: float) -> int:
-        """Replicas (or devices of a shared pool) needed at ``rate_per_s``."""
-        return max(math.ceil(rate_per_s * self.per_rate / utilization - 1e-9), self.minimum)
-
-
 def busy_slots(starts: list[float], ends: list[float], times: np.ndarray) -> np.ndarray:
-    """Jobs in service at each of ``times``, from their start and end times."""
+    """Jobs in service at each of ``times``, from their start and end times.
+
+    Examples
+    --------
+    >>> busy_slots([0.0, 1.0], [2.0, 3.0], np.array([0.5, 1.5, 2.5, 3.5])).tolist()
+    [1, 2, 1, 0]
+    """
     return np.searchsorted(np.sort(starts), times, side="right") - np.searchsorted(
         np.sort(ends), times, side="right"
     )
@@ -242,8 +236,6 @@ class ReplicaPool:
         Concurrent jobs and devices of one replica.
     replicas
         Replicas at time 0.
-    sizing
-        The planner's rule for the controller.
     policy, rng
         Routing policy and the random generator of the ``random`` policy.
     track_jobs
@@ -257,7 +249,6 @@ class ReplicaPool:
         slots_per_replica: int,
         devices_per_replica: int,
         replicas: int,
-        sizing: PoolSizing,
         policy: str,
         rng: np.random.Generator,
         track_jobs: bool,
@@ -265,7 +256,6 @@ class ReplicaPool:
         self.name, self.device = name, device
         self.slots = slots_per_replica
         self.devices_per_replica = devices_per_replica
-        self.sizing = sizing
         self.policy = policy
         self.rng = rng
         self.track_jobs = track_jobs
@@ -407,6 +397,10 @@ class ReplicaPool:
         return self.devices_per_replica * sum(
             max(0.0, min(rep.held_to, horizon_s) - rep.held_from) for rep in self.reps
         )
+
+    def service_times(self) -> list[float]:
+        """Service each job routed here needed, in order of arrival."""
+        return self.demand
 
     def busy_fraction(self, times: np.ndarray) -> np.ndarray:
         """Share of ready slots busy at each of ``times``."""

@@ -259,27 +259,6 @@ class HighsBackend:
         )
 
 
-def run_highs(
-    prob: pulp.LpProblem,
-    options: SolverOptions,
-    start: bool = False,
-    on_progress: OnProgress | None = None,
-    deadline: Deadline | None = None,
-) -> tuple[SolveStatus, float, float, str]:
-    """Solve a built PuLP model with HiGHS: status, objective, bound and HiGHS's status text.
-
-    The former entry point, kept only so that code written against it (branches of
-    :mod:`hetopt.fleet.decomposition`) still runs; new code calls
-    ``get_backend("highs").run``. ``start`` uses the variables' initial values as a MIP
-    start.
-    """
-    values = {v: v.varValue for v in prob.variables() if v.varValue is not None} if start else {}
-    raw = HighsBackend().run(
-        prob, options, deadline or Deadline.after(options.time_limit_s), on_progress, values
-    )
-    return raw.status, raw.objective, raw.bound, raw.solver_status_text
-
-
 _CBC_RESULT = re.compile(r"^Result - (.*)$", re.M)
 _CBC_OBJ = re.compile(r"^Objective value:\s+(\S+)", re.M)
 _CBC_BOUND = re.compile(r"^Lower bound:\s+(\S+)", re.M)

@@ -9,9 +9,10 @@ import pytest
 
 from hetopt.cli.main import main
 from hetopt.errors import InputError
-from hetopt.pipeline import PlanOutcome, PlanRequest, plan_agent
+from hetopt.hardware import load_catalog
+from hetopt.pipeline import HardwareSpec, PlanOutcome, PlanRequest, plan_agent
 from hetopt.replay.arrivals import ArrivalSpec, arrival_times, load_trace
-from hetopt.replay.engine import ReplayConfig, replay
+from hetopt.replay.engine import ReplayConfig, ReplayResult, replay
 from hetopt.replay.queueing import erlang_c_wait_s
 from hetopt.sla import Sla
 from hetopt.workloads import Workload, load_workload
@@ -19,6 +20,10 @@ from hetopt.workloads import Workload, load_workload
 
 def _plan(workload: Workload, **kw: object) -> PlanOutcome:
     return plan_agent(PlanRequest(workload, baselines=(), **kw))  # type: ignore[arg-type]
+
+
+def _replay(out: PlanOutcome, config: ReplayConfig) -> ReplayResult:
+    return replay(out.plan, out.problem, out.table.frame, config, graph=out.graph)
 
 
 def test_single_pool_matches_mmc_waiting_time(mmc: PlanOutcome) -> None:
@@ -36,6 +41,7 @@ def test_single_pool_matches_mmc_waiting_time(mmc: PlanOutcome) -> None:
             service="exponential",
             seed=3,
         ),
+        graph=mmc.graph,
     )
     measured = result.stages["mean_wait_s"].iloc[0]
     expected = erlang_c_wait_s(25.0, 10.0, c)
@@ -57,6 +63,7 @@ def test_every_request_accounted_for_and_paths_match_planned_visits(
         supervisor.problem,
         supervisor.table.frame,
         ReplayConfig(arrivals=ArrivalSpec(rate_per_s=rate), duration_s=600, drain_s=3600, seed=1),
+        graph=supervisor.graph,
     )
     s = result.summary
     assert s["arrived"] == s["completed"] + s["in_flight_at_end"] == len(result.requests)
@@ -69,25 +76,19 @@ def test_every_request_accounted_for_and_paths_match_planned_visits(
 
 def test_same_seed_same_replay(supervisor: PlanOutcome) -> None:
     cfg = ReplayConfig(arrivals=ArrivalSpec(rate_per_s=1.0), duration_s=120, seed=5)
-    a = replay(supervisor.plan, supervisor.problem, supervisor.table.frame, cfg)
-    b = replay(supervisor.plan, supervisor.problem, supervisor.table.frame, cfg)
+    a = _replay(supervisor, cfg)
+    b = _replay(supervisor, cfg)
     assert a.requests.equals(b.requests)
-    other = replay(
-        supervisor.plan,
-        supervisor.problem,
-        supervisor.table.frame,
-        ReplayConfig(arrivals=ArrivalSpec(rate_per_s=1.0), duration_s=120, seed=6),
+    other = _replay(
+        supervisor, ReplayConfig(arrivals=ArrivalSpec(rate_per_s=1.0), duration_s=120, seed=6)
     )
     assert not other.requests["arrival_s"].equals(a.requests["arrival_s"])
 
 
 def test_low_load_agrees_with_the_planner() -> None:
     out = _plan(load_workload("voice_agent"), sla=Sla(e2e_s=15.0))
-    result = replay(
-        out.plan,
-        out.problem,
-        out.table.frame,
-        ReplayConfig(arrivals=ArrivalSpec(rate_per_s=0.05), duration_s=4000, seed=2),
+    result = _replay(
+        out, ReplayConfig(arrivals=ArrivalSpec(rate_per_s=0.05), duration_s=4000, seed=2)
     )
     done = result.requests[result.requests["status"] == "completed"]
     assert abs(result.summary["gap_p50"]) < 0.02
@@ -141,3 +142,31 @@ def test_replay_cli_and_saved_plan(tmp_path: Path) -> None:
     assert (
         main(["replay", f"replay.plan_dir={tmp_path / 'plan'}", f"run_dir={tmp_path / 'r2'}"]) == 2
     )
+
+
+def test_operator_kind_comes_from_the_graph_not_the_name() -> None:
+    """A light operator named like an LLM phase is not one: the request has no first token."""
+    cpu = load_catalog().select(["Xeon-SPR"])
+    flops = 0.05 * cpu.get("Xeon-SPR").effective_flops_per_s("fp32")
+    workload = {
+        "name": "misnamed",
+        "request_rate_per_s": 2.0,
+        "edges": [{"src": "warm_prefill", "dst": "post_decode", "payload_bytes": 1024}],
+        "nodes": {
+            "warm_prefill": {"kind": "general_compute", "work": {"flops": flops}},
+            "post_decode": {"kind": "general_compute", "work": {"flops": flops}},
+        },
+    }
+    out = plan_agent(
+        PlanRequest(
+            Workload.from_mapping(workload, "misnamed"),
+            baselines=(),
+            hardware=HardwareSpec(devices=("Xeon-SPR",)),
+        )
+    )
+    assert {op.kind.value for op in out.graph.ops} == {"compute"}
+    result = _replay(out, ReplayConfig(arrivals=ArrivalSpec(rate_per_s=2.0), duration_s=60, seed=1))
+    done = result.requests[result.requests["status"] == "completed"]
+    assert len(done) > 50
+    assert done["ttft_s"].isna().all() and (done["tbt_s"] == 0).all()
+    assert result.requests["tokens"].eq(0).all()
