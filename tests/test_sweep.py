@@ -82,7 +82,7 @@ def test_a_crashing_point_is_recorded_and_the_rest_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import hetopt.pipeline as pipeline
-    from hetopt.cli import sweep as sweep_mod
+    from hetopt.cli import sweep_worker as sweep_mod
 
     real = pipeline.plan_agent
 

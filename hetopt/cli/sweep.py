@@ -5,7 +5,7 @@ The command validates every swept value before launching (a bad key, type or ran
 directory for its grid (``sweep.json``; a different grid there is refused, the same grid
 resumes; one driver at a time holds ``.lock``), then hands the sweep to Hydra's launcher:
 joblib with one process per core by default, Ray with ``hydra/launcher=ray``. Each point is
-one call of :func:`run_point`, which
+one call of :func:`hetopt.cli.sweep_worker.run_point`, which
 
 * skips a point already finished in this sweep directory (re-running resumes, and retries
   points that errored or crashed),
@@ -29,14 +29,17 @@ SIGTERM stops the workers, writes ``results.csv`` from what finished and prints 
 that resumes the sweep (exit 130 or 143). At the end the records are merged into
 ``results.csv`` (and a study figure for ``whatif=`` studies, which ``hetopt aggregate``
 redraws from the study recorded in ``sweep.json``).
+
+Why one module: the driver's steps (validate every point, claim the directory for its grid,
+launch, follow, merge the records) hand one another the same grid, directory and signal state
+in one call, ``_run_sweep``; the worker side (:mod:`hetopt.cli.sweep_worker`) and the guards
+(:mod:`hetopt.cli.sweep_guard`) are apart.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime as dt
-import fcntl
 import itertools
 import logging
 import math
@@ -44,18 +47,14 @@ import os
 import re
 import shlex
 import signal
-import socket
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
@@ -64,28 +63,28 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hetopt.atomic import output_error
 from hetopt.cli.compose import searchpath_override
 from hetopt.cli.schema import register
+from hetopt.cli.sweep_guard import (
+    Stopped,
+    raise_stopped,
+    stop_workers,
+    sweep_lock,
+    watch,
+)
+from hetopt.cli.sweep_worker import canonical, point_config, sweep_app
 from hetopt.errors import HetoptUserError, InfeasibleError, InputError
-from hetopt.solvers.base import WarmStart
 from hetopt.sweeps import (
     FAILED,
     FINISHED,
-    POINTS,
     claim_manifest,
-    claim_point,
-    claims,
     clear_claims,
     describe_grid,
     grid_manifest,
     is_complete,
-    neighbours,
-    params_of,
-    plan_metrics,
     point_key,
     read_manifest,
     read_point,
     same_grid,
     status_counts,
-    write_point,
     write_results,
 )
 from hetopt.workloads import config_dir
@@ -122,193 +121,6 @@ output: hydra.sweep.dir (default outputs/sweep/<study or sweep>-<time>): sweep.j
   (# swept (N points): key: [values]); runs and writes nothing. --resolve resolves it.
 """
 
-# Recent solutions of this worker process, for warm starts: (swept params, warm start).
-_RECENT: list[tuple[dict[str, Any], WarmStart]] = []
-_RECENT_MAX = 32
-
-
-def canonical(overrides: list[str]) -> list[str]:
-    """``key=value`` strings as Hydra's parser reads them (sorted; ``hydra.*`` left out)."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    out = []
-    for o in parsed:
-        if o.key_or_group.startswith("hydra"):
-            continue
-        prefix = {"ADD": "+", "FORCE_ADD": "++", "DEL": "~"}.get(o.type.name, "")
-        package = f"@{o.package}" if o.package else ""
-        out.append(f"{prefix}{o.key_or_group}{package}={o.get_value_element_as_str()}")
-    return sorted(out)
-
-
-def task_cpus() -> int:
-    """CPUs this task was given: Ray's assignment, or this machine's cores over joblib's workers."""
-    if "ray" in sys.modules:
-        import ray
-
-        if ray.is_initialized():
-            cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
-            if cpus:
-                return max(1, int(cpus))
-    cores = len(os.sched_getaffinity(0))
-    if not HydraConfig.initialized():
-        return cores
-    n_jobs = OmegaConf.select(HydraConfig.get().launcher, "n_jobs", default=None)
-    if n_jobs is None:
-        return cores  # the basic launcher runs points one at a time
-    workers = cores + 1 + int(n_jobs) if int(n_jobs) < 0 else min(int(n_jobs), cores)
-    return max(1, cores // max(1, workers))
-
-
-def run_point(
-    cfg: dict[str, Any],
-    overrides: list[str],
-    sweep_dir: Path,
-    job_dir: Path | None = None,
-    driver: str = "",
-) -> float:
-    """Plan one sweep point and record it; return its TCO ($/h) or nan.
-
-    Never raises for a point's own failure: user errors, infeasibility and crashes are
-    recorded in ``points/<key>.json`` with their message. While it plans, the point is
-    claimed in ``running/<key>.json`` (this pid), so that a worker killed mid-point is known.
-    Its plan goes to ``job_dir`` (default ``<sweep>/runs/<key>``: one directory per point,
-    whichever driver or job ran it).
-    """
-    from hetopt.cli.config import request_from_config
-    from hetopt.cli.outputs import write_outputs
-    from hetopt.pipeline import plan_agent
-
-    key = point_key(overrides)
-    job_dir = job_dir or sweep_dir / "runs" / key
-    sweep_cfg = cfg.get("sweep") or {}
-    done = read_point(sweep_dir, key)
-    if done is not None and (done["status"] in FINISHED or not sweep_cfg.get("retry_failed", True)):
-        log.info("point %s already %s; skipped", key, done["status"])
-        return float((done.get("metrics") or {}).get("tco_usd_per_h") or math.nan)
-    claim_point(sweep_dir, key, driver)
-    params = params_of(overrides)
-    threads = task_cpus()
-    cfg = {**cfg, "solver": {**(cfg.get("solver") or {}), "threads": threads}}
-    record: dict[str, Any] = {
-        "key": key,
-        "overrides": overrides,
-        "job_dir": str(job_dir),
-        "pid": os.getpid(),
-        "driver": driver,
-        "threads": threads,
-        "attempt": 1 + int((done or {}).get("attempt", 0)),
-        "started": dt.datetime.now().isoformat(timespec="seconds"),
-    }
-    warm = None
-    if sweep_cfg.get("warm_start", True) and _RECENT:
-        warm = _RECENT[neighbours(params, (p for p, _ in _RECENT))][1]
-    record["warm_start"] = warm is not None
-    start = time.perf_counter()
-    tco = math.nan
-    try:
-        if cfg.get("workload_file"):
-            from hetopt.workloads import load_workload_data
-
-            cfg["workload"] = load_workload_data(str(cfg["workload_file"]))
-        outcome = plan_agent(request_from_config(cfg), warm_start=warm)
-        plan = outcome.plan
-        record["status"] = "ok"
-        record["metrics"] = plan_metrics(plan)
-        ws = WarmStart.from_result(outcome.problem, plan.solve)
-        if ws is not None:
-            record["solution"] = {"assignment": ws.assignment, "pools": ws.pools}
-            _RECENT.append((params, ws))
-            del _RECENT[:-_RECENT_MAX]
-        write_outputs(
-            outcome,
-            cfg,
-            job_dir,
-            config=False,
-            cost_table=False,
-            figure=bool(sweep_cfg.get("figures")),
-        )
-        tco = plan.tco_usd_per_hour
-    except InfeasibleError as exc:
-        record.update(status="infeasible", error=str(exc))
-    except HetoptUserError as exc:
-        record.update(status="error", error=str(exc))
-    except Exception as exc:  # noqa: BLE001  a crashed point is recorded; the sweep goes on
-        record.update(
-            status="crashed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
-        )
-    record["wall_s"] = time.perf_counter() - start
-    record["finished"] = dt.datetime.now().isoformat(timespec="seconds")
-    record["config"] = cfg
-    write_point(sweep_dir, record)
-    log.info("point %s: %s in %.2f s", key, record["status"], record["wall_s"])
-    return tco
-
-
-def _point_config(cfg: DictConfig, values: list[str]) -> dict[str, Any]:
-    """``cfg`` with a point's value overrides applied (the job composed its groups already)."""
-    point = copy.deepcopy(cfg)
-    for o in OverridesParser.create().parse_overrides(values):
-        OmegaConf.update(
-            point, o.key_or_group, o.value(), merge=True, force_add=o.is_add() or o.is_force_add()
-        )
-    point.sweep.chunk = None
-    data = OmegaConf.to_container(point, resolve=True)
-    assert isinstance(data, dict)
-    return {str(k): v for k, v in data.items()}
-
-
-_WATCHDOG: list[threading.Thread] = []
-
-
-def _exit_with_driver(driver_pid: int) -> None:
-    """In a worker the driver started itself (joblib): exit soon after the driver dies.
-
-    A driver killed by SIGKILL cannot stop its workers; this watch makes an orphaned worker
-    exit within a second instead of idling for minutes. Its point, unrecorded, is planned
-    again when the sweep is resumed. Ray workers (not the driver's children) are left alone.
-    """
-    if _WATCHDOG or os.getppid() != driver_pid:
-        return
-
-    def watch() -> None:
-        while os.getppid() == driver_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    _WATCHDOG.append(threading.Thread(target=watch, name="hetopt-driver-watch", daemon=True))
-    _WATCHDOG[0].start()
-
-
-@hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
-def sweep_app(cfg: DictConfig) -> float:
-    """Hydra task: one sweep point, or a chunk of points (``sweep.chunk``, see the sweeper)."""
-    import json
-
-    hc = HydraConfig.get()
-    sweep_dir = Path(hc.sweep.dir)
-    chunk = cfg.sweep.get("chunk")
-    if chunk is None:
-        return run_point(_point_config(cfg, []), canonical(list(hc.overrides.task)), sweep_dir)
-    data = json.loads((sweep_dir / "chunks" / f"{chunk}.json").read_text())
-    driver_pid = int(str(data["driver"]).split("-")[0])
-    if driver_pid != os.getpid():
-        # A worker process: Ctrl-C reaches the whole terminal process group, but stopping
-        # the sweep is the driver's job (it ends the workers and keeps what finished).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _exit_with_driver(driver_pid)
-    tcos = [
-        run_point(
-            _point_config(cfg, p["values"]),
-            canonical(p["overrides"]),
-            sweep_dir,
-            driver=data["driver"],
-        )
-        for p in data["points"]
-    ]
-    return float(sum(tcos))
-
-
-# ------------------------------------------------------------------ the command (driver side)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
@@ -495,7 +307,7 @@ def _validate(
                     if base is None:
                         base = compose_run("plan", fixed, config_dirs).job
                     try:
-                        cfg = _point_config(base, [item])
+                        cfg = point_config(base, [item])
                     except Exception:  # noqa: BLE001  Hydra's own words for a bad override
                         cfg = compose_config([*fixed, item], config_dirs)
                 check_point(cfg)
@@ -507,115 +319,6 @@ def _validate(
                 progress.advance(task)
     if progress is not None and task is not None:
         progress.remove_task(task)
-
-
-def _watch(sweep_dir: Path, keys: list[str], progress: Progress, stop: threading.Event) -> None:
-    """Follow ``points/`` and move the progress bar as point records land."""
-    seen: dict[str, str] = {}
-    wanted = set(keys)
-    task = progress.add_task("sweep", total=len(keys), counts="")
-    while True:
-        finished = stop.is_set()
-        for path in (sweep_dir / POINTS).glob("*.json"):
-            key = path.stem
-            if key in wanted and seen.get(key) not in FINISHED:
-                rec = read_point(sweep_dir, key)
-                if rec is not None:
-                    seen[key] = rec["status"]
-        counts: dict[str, int] = {}
-        for st in seen.values():
-            counts[st] = counts.get(st, 0) + 1
-        progress.update(
-            task,
-            completed=len(seen),
-            counts=" ".join(f"{k} {v}" for k, v in sorted(counts.items())),
-        )
-        if finished:
-            return
-        stop.wait(0.5)
-
-
-class _Stopped(KeyboardInterrupt):
-    """SIGINT or SIGTERM reached the driver."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _raise_stopped(signum: int, _frame: Any) -> None:
-    raise _Stopped(signum)
-
-
-@contextlib.contextmanager
-def _sweep_lock(sweep_dir: Path) -> Iterator[None]:
-    """Hold ``<sweep>/.lock`` (flock): one driver per sweep directory at a time.
-
-    The kernel drops the lock when the driver dies, even by SIGKILL, so a re-run can resume.
-    """
-    path = sweep_dir / ".lock"
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    except OSError as exc:
-        raise output_error(path, exc) from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise InputError(
-                f"Another `hetopt sweep` (pid {holder}) is running in {sweep_dir}. Wait for it "
-                f"to finish (or stop it), then re-run this command to resume; or sweep into "
-                f"another hydra.sweep.dir."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _descendants() -> set[int]:
-    """Process ids below this one (from /proc; empty where there is none)."""
-    parent: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parent[int(stat.parent.name)] = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    out: set[int] = set()
-    frontier = {os.getpid()}
-    while frontier:
-        frontier = {p for p, pp in parent.items() if pp in frontier} - out
-        out |= frontier
-    return out
-
-
-def _stop_workers(sweep_dir: Path) -> None:
-    """End the workers still planning points of this sweep (this driver's children only)."""
-    if "ray" in sys.modules:
-        import ray
-
-        if ray.is_initialized():  # the job's tasks end with its driver
-            ray.shutdown()
-    mine = _descendants()
-    pids = {
-        int(c["pid"])
-        for c in claims(sweep_dir).values()
-        if c.get("host") == socket.gethostname() and c.get("pid") in mine
-    }
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline:
-            pids &= _descendants()
-            if not pids:
-                break
-            time.sleep(0.05)
-    clear_claims(sweep_dir)
 
 
 def _grid_conflict(sweep_dir: Path, existing: dict[str, Any], wanted: dict[str, Any]) -> InputError:
@@ -670,10 +373,10 @@ def cmd_sweep(
     resume command printed).
     """
     overrides = [o for o in overrides if o not in ("-m", "--multirun")]
-    old_handlers = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
+    old_handlers = {s: signal.signal(s, raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         return _run_sweep(overrides, console, config_dirs, cfg, resolve)
-    except _Stopped as exc:  # before the launch, or while the results were being merged
+    except Stopped as exc:  # before the launch, or while the results were being merged
         console.print(
             f"[yellow]Interrupted by {signal.Signals(exc.signum).name}.[/] No point "
             f"is left half-recorded; re-run the same command to resume."
@@ -794,7 +497,7 @@ def _run_sweep(
         sweep_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise output_error(sweep_dir, exc) from None
-    with _sweep_lock(sweep_dir):
+    with sweep_lock(sweep_dir):
         existing = claim_manifest(sweep_dir, manifest)
         if existing is not None and not same_grid(existing, manifest):
             raise _grid_conflict(sweep_dir, existing, manifest)
@@ -892,11 +595,11 @@ def _launch(
     stop = threading.Event()
     started = time.perf_counter()
     saved_argv, saved_full = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
-    stopped: _Stopped | None = None
+    stopped: Stopped | None = None
     try:
         with Progress(*_COLUMNS, console=console) as progress:
             watcher = threading.Thread(
-                target=_watch, args=(sweep_dir, keys, progress, stop), daemon=True
+                target=watch, args=(sweep_dir, keys, progress, stop), daemon=True
             )
             watcher.start()
             sys.argv = argv
@@ -923,14 +626,14 @@ def _launch(
                     os.environ["HYDRA_FULL_ERROR"] = saved_full
                 stop.set()
                 watcher.join()
-    except _Stopped as exc:
+    except Stopped as exc:
         stopped = exc
     except KeyboardInterrupt:  # raised inside a library without our signal handler's class
-        stopped = _Stopped(signal.SIGINT)
+        stopped = Stopped(signal.SIGINT)
     if stopped is not None:
         for s in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the flush
             signal.signal(s, signal.SIG_IGN)
-        _stop_workers(sweep_dir)
+        stop_workers(sweep_dir)
         path, frame = write_results(sweep_dir)
         counts = status_counts(frame)
         console.print(

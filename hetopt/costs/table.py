@@ -7,6 +7,10 @@ the table with ``feasible = False`` and a ``reason``, so an infeasible plan can 
 
 A workload may instead carry a measured ``profile`` (latency and cost per operator and device);
 then the table is read from the profile, as in the paper's worked example (Table 3).
+
+Why one module: the modelled table (:func:`build_cost_table`) and the profiled one
+(:func:`profile_cost_table`) write the same :data:`COLUMNS`, and the feasibility reasons the
+placement problem explains with are those rows' own; splitting them would split one schema.
 """
 
 from __future__ import annotations

@@ -21,6 +21,10 @@ Examples
 ...      .build())
 >>> g.node("llm").params["precision"]
 'fp16'
+
+Why one module: the IR's frozen types and the reader of their YAML/dict form validate one
+schema; the key lists and messages the reader checks are the types' own fields, kept beside
+them so that a field added to a type is a key the reader knows.
 """
 
 from __future__ import annotations

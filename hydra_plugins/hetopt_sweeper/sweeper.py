@@ -8,7 +8,7 @@ value, so this sweeper
 * skips the driver-side pass, and
 * hands each launcher job a chunk of grid points that share their config-group choices: the
   worker composes the job's config once and applies each point's value overrides to a copy
-  (``hetopt.cli.sweep.sweep_app``). The chunks are listed in
+  (``hetopt.cli.sweep_worker.sweep_app``). The chunks are listed in
   ``<sweep dir>/chunks/<driver>-<n>.json``, named after this driver (a random token), so two
   drivers never read each other's chunks: per point, its full overrides (its identity) and
   the value overrides the worker applies.
@@ -158,7 +158,7 @@ class HetoptSweeper(BasicSweeper):
     # ------------------------------------------------------------------ launching
 
     def _key(self, point: Point) -> str:
-        from hetopt.cli.sweep import canonical
+        from hetopt.cli.sweep_worker import canonical
 
         return point_key(canonical(point["overrides"]))
 
@@ -224,7 +224,7 @@ class HetoptSweeper(BasicSweeper):
         except Exception as exc:  # it killed its worker again: it is the culprit
             if not self._settled(point):
                 key = self._key(point)
-                from hetopt.cli.sweep import canonical
+                from hetopt.cli.sweep_worker import canonical
 
                 write_point(
                     self._sweep_dir(),
