@@ -125,3 +125,16 @@ def test_readme_sample_plan_is_what_hetopt_plan_prints(tmp_path: Path) -> None:
     printed = _normalise(run.stdout)
     printed = printed[: next(i for i, line in enumerate(printed) if line.startswith("Wrote "))]
     assert _normalise(block[1]) == printed
+
+
+def test_architecture_page_and_readme_share_one_diagram() -> None:
+    """ARCHITECTURE.md and the README's "How it works" open with the same pipeline diagram."""
+    root = Path(__file__).resolve().parent.parent
+
+    def diagram(text: str) -> str:
+        start = text.index("```\nworkload YAML")
+        return text[start : text.index("```", start + 3)]
+
+    readme = (root / "README.md").read_text()
+    how = readme[readme.index("## How it works") :]
+    assert diagram(how) == diagram((root / "ARCHITECTURE.md").read_text())
