@@ -567,3 +567,17 @@ def finite_number(value: object, where: str, hint: str = "") -> float:
     if not math.isfinite(number):
         raise InputError(f"{where}: must be a finite number, got {value!r}.")
     return number
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+
+def is_plain_name(text: str) -> bool:
+    """True when ``text`` can name a file inside a directory hetopt owns and nothing else:
+    letters, digits, ``_``, ``-`` and ``.``, starting with a letter, digit or ``_``, at most 100
+    characters, and no ``..`` (so never a path: workload names, study names).
+
+    >>> is_plain_name("voice_agent"), is_plain_name("../etc/passwd"), is_plain_name("a/b")
+    (True, False, False)
+    """
+    return bool(_PLAIN_NAME.fullmatch(text)) and ".." not in text

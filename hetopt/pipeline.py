@@ -214,21 +214,12 @@ def explain_infeasible(problem: PlacementProblem, options: SolverOptions) -> Inf
 
 def _baseline(problem: PlacementProblem, device: str, options: SolverOptions) -> Baseline:
     if device not in problem.devices:
-        return Baseline(
-            device,
-            math.nan,
-            math.nan,
-            math.nan,
-            False,
-            f"{device} is not among the devices considered",
-        )
+        return Baseline.impossible(device, f"{device} is not among the devices considered")
     j = problem.devices.index(device)
     try:
         only = problem.restrict(problem.opt_device == j)
     except InfeasibleError as exc:
-        return Baseline(
-            device, math.nan, math.nan, math.nan, False, f"not possible on {device} alone: {exc}"
-        )
+        return Baseline.impossible(device, f"not possible on {device} alone: {exc}")
     per_request = problem.request_rate_per_s * SECONDS_PER_HOUR
     res = solve(only, options)
     if res.has_solution:
@@ -239,13 +230,8 @@ def _baseline(problem: PlacementProblem, device: str, options: SolverOptions) ->
         )
     fastest = solve(only, options, objective="latency")
     if not fastest.has_solution:
-        return Baseline(
-            device,
-            math.nan,
-            math.nan,
-            math.nan,
-            False,
-            f"{device} alone cannot hold the workload ({res.status})",
+        return Baseline.impossible(
+            device, f"{device} alone cannot hold the workload ({res.status})"
         )
     assert fastest.choice is not None
     ev = evaluate_choice(only.with_sla(replace(only.sla, e2e_s=None)), fastest.choice)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from hetopt.errors import InputError, UnknownNameError
 from hetopt.inputs import (
     did_you_mean,
+    is_plain_name,
     is_url,
     load_yaml_input,
     local_path,
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from hetopt.graph.ir import AgentGraph
     from hetopt.sla import Sla
 
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
 WorkloadReader = Callable[[Path], Any]
 """Reads one workload file into the workload mapping (or anything else, which is refused)."""
@@ -242,7 +241,7 @@ def workload_names() -> tuple[str, ...]:
 def check_workload_name(name: str) -> str:
     """``name`` if it is a workload name (letters, digits, ``_``, ``-``, ``.``), else an
     :class:`InputError`: a name is looked up in ``configs/workload/``, never joined as a path."""
-    if not _NAME.fullmatch(name) or ".." in name:
+    if not is_plain_name(name):
         raise InputError(
             f"'{name}' is not a workload name: names are made of letters, digits, '_' and '-' "
             f"(shipped: {list(workload_names())}). To read a file of your own, give its path "

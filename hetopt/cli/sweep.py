@@ -44,7 +44,6 @@ import itertools
 import logging
 import math
 import os
-import re
 import shlex
 import signal
 import sys
@@ -72,6 +71,7 @@ from hetopt.cli.sweep_guard import (
 )
 from hetopt.cli.sweep_worker import canonical, point_config, sweep_app
 from hetopt.errors import HetoptUserError, InfeasibleError, InputError
+from hetopt.inputs import is_plain_name
 from hetopt.sweeps import (
     FAILED,
     FINISHED,
@@ -122,9 +122,6 @@ output: hydra.sweep.dir (default outputs/sweep/<study or sweep>-<time>): sweep.j
 """
 
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-
-
 def check_study_name(name: Any) -> str:
     """``study.name`` if it is a plain name (it names files in the sweep directory).
 
@@ -139,7 +136,7 @@ def check_study_name(name: Any) -> str:
     'electricity'
     """
     text = str(name)
-    if not _NAME.fullmatch(text) or ".." in text:
+    if not is_plain_name(text):
         raise InputError(
             f"study.name={text!r} is not a plain name: it names the study's figure inside the "
             f"sweep directory, so it may hold only letters, digits, '_', '-' and '.', start "

@@ -40,6 +40,11 @@ class Baseline:
     sla_satisfied: bool
     note: str = ""
 
+    @classmethod
+    def impossible(cls, device: str, note: str) -> Baseline:
+        """No plan on ``device`` alone; ``note`` says why."""
+        return cls(device, math.nan, math.nan, math.nan, False, note)
+
 
 @dataclass(frozen=True)
 class Plan:
