@@ -14,7 +14,7 @@ from hetopt.fleet.spec import fleet_from_dict
 from hetopt.hardware.spec import HardwareSpec
 from hetopt.pipeline import PlanRequest, plan_agent, prepare
 from hetopt.testing import Opt, tiny_problem
-from hetopt.workloads import load_workload
+from hetopt.workloads import Workload, load_workload
 
 DEVICES = ("H100", "L4")
 
@@ -62,7 +62,13 @@ def test_a_node_named_like_a_phase_is_not_taken_for_one() -> None:
         },
         "edges": [{"src": "cache_prefill", "dst": "llm"}],
     }
-    out = plan_agent(PlanRequest(workload, hardware=HardwareSpec(devices=DEVICES), baselines=()))
+    out = plan_agent(
+        PlanRequest(
+            Workload.from_mapping(workload, "odd"),
+            hardware=HardwareSpec(devices=DEVICES),
+            baselines=(),
+        )
+    )
     problem, rows = out.problem, out.plan.placement.set_index("operator")
     assert out.plan.sla["worst_ttft_s"] == rows.loc["llm.prefill", "step_s"]
     assert out.plan.sla["worst_tbt_s"] == rows.loc["llm.decode", "step_s"]
