@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -52,7 +51,7 @@ def main() -> None:
     )
     parser.add_argument("--controller", action="store_true", help="re-plan pool sizes")
     args = parser.parse_args()
-    workload = replace(load_workload("voice_agent"), request_rate_per_s=args.rate)
+    workload = load_workload("voice_agent").with_rate(args.rate)
     out = plan_agent(PlanRequest(workload, sla=Sla(e2e_s=15.0), baselines=()))
     # the simulation builds its environment from this module attribute at run time
     simpy.Environment = _CountingEnvironment  # type: ignore[misc]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from hetopt.workloads import load_workload  # noqa: E402
 
 
 def _plan(name: str, rate: float, sla: Sla) -> PlanOutcome:
-    workload = replace(load_workload(name), request_rate_per_s=rate)
+    workload = load_workload(name).with_rate(rate)
     return plan_agent(PlanRequest(workload, sla=sla, baselines=()))
 
 

@@ -27,12 +27,9 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hetopt.errors import OutputError
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "atomic_path",

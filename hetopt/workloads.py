@@ -108,6 +108,17 @@ class Workload(Mapping[str, Any]):
         """The agent graph's name."""
         return self.graph.name
 
+    def with_rate(self, request_rate_per_s: float) -> Workload:
+        """The same workload at another request rate (its mapping view says the same).
+
+        >>> load_workload("rag_agent").with_rate(3.0)["request_rate_per_s"]
+        3.0
+        """
+        rate = _check_rate(request_rate_per_s, self.source)
+        return dataclasses.replace(
+            self, request_rate_per_s=rate, data={**self.data, "request_rate_per_s": rate}
+        )
+
     @staticmethod
     def from_mapping(
         data: Any, source: str = "<workload>", *, request_rate_per_s: float | None = None
@@ -145,7 +156,9 @@ class Workload(Mapping[str, Any]):
         profile_data = data.get("profile")
         profile = None if profile_data is None else Profile.from_dict(profile_data, source)
         baselines = data.get("baselines") or ()
-        if isinstance(baselines, str) or not all(isinstance(b, str) for b in baselines):
+        if not isinstance(baselines, list | tuple) or not all(
+            isinstance(b, str) for b in baselines
+        ):
             raise InputError(
                 f"{source}: 'baselines' must be a list of device names such as [H100, B200], "
                 f"got {baselines!r}."
@@ -276,7 +289,13 @@ def load_workload_data(name_or_path: str | Path) -> dict[str, Any]:
                 f"Unknown workload '{name}'.{did_you_mean(name, workload_names())} Shipped "
                 f"workloads: {list(workload_names())}; or pass a YAML file path."
             )
-    data = _READERS.get(path.suffix.lower(), _read_yaml)(path)
+    suffix = path.suffix.lower()
+    if suffix == ".mlir" and suffix not in _READERS:
+        raise InputError(
+            f"workload file {path}: .mlir workloads are read by hetopt.mlir, which is not "
+            f"loaded. `import hetopt.mlir` before loading it (the hetopt command does)."
+        )
+    data = _READERS.get(suffix, _read_yaml)(path)
     if not isinstance(data, dict):
         raise InputError(
             f"workload file {path}: a workload file must hold a mapping (name, "

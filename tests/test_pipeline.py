@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from hetopt.costs.table import CostParams
-from hetopt.errors import InfeasibleError
+from hetopt.errors import InfeasibleError, InputError
 from hetopt.hardware.spec import HardwareSpec
 from hetopt.pipeline import PlanRequest, plan_agent
 from hetopt.plan import evaluate_choice, verify_plan
@@ -202,3 +202,17 @@ def test_workload_sla_block_is_checked_once_for_every_reader() -> None:
         Workload.from_mapping(
             {**load_workload_data("chat_agent"), "request_rate_per_s": 0}, "w.yaml"
         )
+
+
+@pytest.mark.parametrize("baselines", [5, True, {"H100": 1}, "H100", [1]])
+def test_baselines_that_are_not_a_list_of_names_are_refused(baselines: object) -> None:
+    data = {**load_workload_data("rag_agent"), "baselines": baselines}
+    with pytest.raises(InputError, match="'baselines' must be a list of device names"):
+        Workload.from_mapping(data, "rag")
+
+
+def test_with_rate_keeps_the_mapping_view_in_step() -> None:
+    wl = load_workload("rag_agent").with_rate(7.5)
+    assert wl.request_rate_per_s == 7.5 == wl["request_rate_per_s"]
+    with pytest.raises(InputError, match="request_rate_per_s"):
+        wl.with_rate(0)

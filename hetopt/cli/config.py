@@ -17,7 +17,7 @@ from hetopt.solvers.base import SolverOptions
 from hetopt.workloads import Workload
 
 if TYPE_CHECKING:
-    from hetopt.replay.engine import ReplayConfig
+    from hetopt.replay.config import ReplayConfig
 
 T = TypeVar("T")
 _TUPLES = {

@@ -91,7 +91,7 @@ def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
         )
     fp, result = outcome.problem, outcome.result
     assert result.choices is not None
-    info = summary(fp, result, outcome.baselines)
+    info = summary(fp, result, outcome.baselines, outcome.violations)
     write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
     write_json_atomic(out / "fleet_plan.json", info)
     write_csv_atomic(out / "placement.csv", placement_table(fp, result.choices))
@@ -143,7 +143,7 @@ def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
         f"Wrote {run_dir / 'fleet_plan.json'} (and placement.csv, devices.csv, "
         f"tenants.csv, fleet.png, config.yaml)"
     )
-    if not result.verified:
+    if not outcome.verified:
         console.print(
             "[red]The fleet plan failed independent verification; see fleet_plan.json.[/]"
         )

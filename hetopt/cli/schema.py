@@ -25,7 +25,7 @@ from hetopt.costs.table import CostParams
 from hetopt.costs.tco import TcoParams
 from hetopt.hardware.spec import HardwareSpec
 from hetopt.mlir.options import CompileOptions
-from hetopt.replay.engine import ReplayConfig
+from hetopt.replay.config import ReplayConfig
 from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions
 

@@ -140,7 +140,7 @@ def check_study_name(name: Any) -> str:
         raise InputError(
             f"study.name={text!r} is not a plain name: it names the study's figure inside the "
             f"sweep directory, so it may hold only letters, digits, '_', '-' and '.', start "
-            f"with a letter or digit, and contain no '/' or '..'. Use e.g. study.name=my_study."
+            f"with a letter, digit or '_', and contain no '/' or '..'. Use e.g. study.name=my_study."
         )
     return text
 

@@ -1,9 +1,10 @@
-"""Evaluate a fleet assignment from the problem data alone (the fleet's independent verifier).
+"""Evaluate a fleet assignment from the problem data (the solver's exact check of a fleet plan).
 
 Per tenant it reuses the single agent's accounting of :mod:`hetopt.models.evaluate` (device use,
 longest-path latency) and prices it with :func:`hetopt.models.terms.objective_terms`; the pools
 are then sized, and the inventory counted, by the same functions a single agent's plan uses.
-Only the resident footprints (one copy per template) are fleet-specific.
+Only the resident footprints (one copy per template) are fleet-specific. The independent check,
+with its own code from the raw inputs, is :func:`hetopt.fleet.verify.verify_fleet`.
 """
 
 from __future__ import annotations

@@ -85,6 +85,11 @@ class FleetOutcome:
     baselines: tuple[heuristics.HeuristicResult, ...]
     violations: tuple[str, ...] = ()
 
+    @property
+    def verified(self) -> bool:
+        """True when the plan passed both the re-evaluation and the independent check."""
+        return self.result.verified and not self.violations
+
 
 def run_baseline(fp: FleetProblem, name: str, options: SolverOptions) -> heuristics.HeuristicResult:
     """Run one baseline by name; an intractable exhaustive run is reported, not raised."""

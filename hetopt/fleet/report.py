@@ -13,7 +13,7 @@ import pandas as pd
 from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.heuristics import HeuristicResult
 from hetopt.fleet.problem import FleetProblem
-from hetopt.fleet.solve import FleetResult
+from hetopt.fleet.result import FleetResult
 from hetopt.solvers.base import solver_verdict
 
 
@@ -71,9 +71,13 @@ def tenant_table(fp: FleetProblem, choices: Choices) -> pd.DataFrame:
 
 
 def summary(
-    fp: FleetProblem, result: FleetResult, baselines: Sequence[HeuristicResult] = ()
+    fp: FleetProblem,
+    result: FleetResult,
+    baselines: Sequence[HeuristicResult] = (),
+    violations: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The JSON summary of a fleet plan and its baselines."""
+    """The JSON summary of a fleet plan and its baselines; ``violations`` are what the
+    independent check (:func:`hetopt.fleet.verify.verify_fleet`) found."""
     ev = result.evaluation
 
     def num(v: float) -> float | None:
@@ -96,8 +100,8 @@ def summary(
         "first_feasible_s": num(result.first_feasible_s),
         "build_s": result.build_s,
         "solve_s": result.solve_s,
-        "verified": result.verified,
-        "violations": [] if ev is None else list(ev.violations),
+        "verified": result.verified and not violations,
+        "violations": [*([] if ev is None else ev.violations), *violations],
         "message": result.message,
         "baselines": [
             {

@@ -1,7 +1,8 @@
 """Evaluate one assignment directly from the problem data, without any formulation.
 
 It prices with the formulations' own :func:`hetopt.models.terms.objective_terms` (hence its home
-in ``models``), fills a plan's numbers (:func:`hetopt.plan.plan.make_plan`) and judges CP-SAT's plans: device
+in ``models``), fills a plan's numbers (:func:`hetopt.plan.plan.make_plan`) and gives every backend's
+solve its exact objective (:mod:`hetopt.solvers.exact`): device
 counts are ceilings of summed loads, the end-to-end latency is a longest-path recursion over
 the graph in topological order, and TCO is a sum of $/h. The verifier and the brute-force
 backend do not use it: they recompute from raw inputs (:mod:`hetopt.oracle`).

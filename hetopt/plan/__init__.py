@@ -1,4 +1,5 @@
-"""Plans: assembly from a solve, independent evaluation and verification."""
+"""Plans: assembly from a solve (with the formulations' evaluation, re-exported here) and the
+independent verification of the plan as published (:func:`verify_plan`)."""
 
 from hetopt.models.evaluate import Evaluation, evaluate_choice
 from hetopt.plan.plan import Baseline, Plan, make_plan

@@ -4,9 +4,9 @@ A model's own objective can differ from the exact problem's: CP-SAT rounds to in
 MILP stopped at its limit may hold more pool devices than its plan needs. So each single-agent
 solve reads its plan back and reports the exact evaluation.
 
-This is the one module of :mod:`hetopt.solvers` that reads :mod:`hetopt.plan` (besides brute
-force's enumeration), the one edge left of the {plan, solvers} package cycle: when the exact
-evaluation moves above the solvers (into :mod:`hetopt.models`), only this import changes.
+The evaluation is :func:`hetopt.models.evaluate.evaluate_choice`, the formulations' own pricing;
+the independent check of a finished plan is :mod:`hetopt.oracle` (through
+:func:`hetopt.plan.verify.verify_plan`).
 """
 
 from __future__ import annotations

@@ -92,3 +92,20 @@ def test_catalog_fleet_plan_passes_the_independent_check() -> None:
     assert out.result.verified
     assert out.violations == ()
     assert out.problem.tenants[0].raw_inputs is not None
+
+
+def test_a_plan_the_independent_check_rejects_is_reported_unverified() -> None:
+    """What verify_fleet finds reaches the outcome's verdict and fleet_plan.json's summary."""
+    from hetopt.fleet.plan import FleetOutcome
+    from hetopt.fleet.report import summary
+
+    fp = _pair(["a", "b"])
+    res = solve_fleet(fp, SolverOptions(time_limit_s=30), method="monolithic")
+    assert res.verified
+    clean = FleetOutcome(fp, res, ())
+    flagged = FleetOutcome(fp, res, (), ("pool of L4 has 0 devices but its load needs 0.3",))
+    assert clean.verified and not flagged.verified
+    info = summary(fp, res, (), flagged.violations)
+    assert info["verified"] is False
+    assert info["violations"] == list(flagged.violations)
+    assert summary(fp, res)["verified"] is True
