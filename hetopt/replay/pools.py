@@ -182,10 +182,7 @@ def op_specs(
     ops = []
     for name, where in zip(problem.ops, placed, strict=True):
         op = graph.op(name)
-        tokens = 0.0
-        if op.llm is not None:
-            prefill = op.kind is OpKind.PREFILL
-            tokens = float(op.llm.input_tokens if prefill else op.llm.output_tokens)
+        tokens = float(op.tokens_per_visit)
         ops.append(
             OpSpec(
                 name,

@@ -23,6 +23,7 @@ from hetopt.costs.tco import TcoParams, device_tco
 from hetopt.errors import InfeasibleError
 from hetopt.graph.architectures import get_architecture
 from hetopt.graph.decompose import OperatorGraph, decompose
+from hetopt.graph.operators import OpKind
 from hetopt.hardware import HardwareCatalog, load_catalog
 from hetopt.models.evaluate import evaluate_choice
 from hetopt.problem import SECONDS_PER_HOUR, PlacementProblem, build_problem
@@ -399,13 +400,16 @@ def pareto_frontier(
     table = build_cost_table(graph, catalog, THROUGHPUT_SLA, costs)
     frame = table.frame
     rate = workload.request_rate_per_s
+    kind_of = {op.id: op.kind for op in graph.ops}
+    row_kind = frame["op"].map(kind_of)
+    is_prefill = (row_kind == OpKind.PREFILL).to_numpy(dtype=bool)
+    is_decode = (row_kind == OpKind.DECODE).to_numpy(dtype=bool)
+    step = frame["step_s"].to_numpy(dtype=float)
     rows = []
     for ttft, tbt in itertools.product(ttft_values_s, tbt_values_s):
         ok = frame["feasible"].to_numpy(dtype=bool).copy()
-        ops = frame["op"].astype(str)
-        step = frame["step_s"].to_numpy(dtype=float)
-        ok &= ~(ops.str.endswith(".prefill").to_numpy() & (step > ttft))
-        ok &= ~(ops.str.endswith(".decode").to_numpy() & (step > tbt))
+        ok &= ~(is_prefill & (step > ttft))
+        ok &= ~(is_decode & (step > tbt))
         limited = CostTable(frame.assign(feasible=ok), table.devices)
         sla = Sla(ttft_s=ttft, tbt_s=tbt)
         row: dict[str, Any] = {"ttft_sla_s": ttft, "tbt_sla_s": tbt}
@@ -428,8 +432,8 @@ def pareto_frontier(
                 **row,
                 "status": str(res.status),
                 "tco_usd_per_h": ev.tco_usd_per_h,
-                "prefill": "; ".join(v for k, v in where.items() if k.endswith("prefill")),
-                "decode": "; ".join(v for k, v in where.items() if k.endswith("decode")),
+                "prefill": "; ".join(v for k, v in where.items() if kind_of[k] is OpKind.PREFILL),
+                "decode": "; ".join(v for k, v in where.items() if kind_of[k] is OpKind.DECODE),
             }
         )
     out = pd.DataFrame(rows)
