@@ -42,6 +42,30 @@ def subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
+def log_axis(ax: Any, which: str = "x") -> None:
+    """Put ``ax``'s ``which`` axis ("x" or "y") on a base-10 log scale with plain-number tick
+    labels (``0.1``, ``1``, ``10``) instead of matplotlib's ``10^n`` mathtext.
+
+    Plain numbers read as they are on an axis of milliseconds or dollars, and they spare the
+    first figure of a process matplotlib's mathtext parser (about a third of a second, most of
+    what a default ``hetopt plan`` spends drawing ``plan.png``).
+
+    Examples
+    --------
+    >>> fig, ax = subplots(figsize=(3, 2))
+    >>> _ = ax.plot([0.1, 100], [1, 2])
+    >>> log_axis(ax)
+    >>> ax.get_xscale(), type(ax.xaxis.get_major_formatter()).__name__
+    ('log', 'LogFormatter')
+    """
+    from matplotlib.ticker import LogFormatter
+
+    axis = {"x": ax.xaxis, "y": ax.yaxis}[which]
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis.set_major_formatter(LogFormatter(10))
+    axis.set_minor_formatter(LogFormatter(10, labelOnlyBase=False))
+
+
 def save_figure(
     fig: Figure,
     path: str | Path,

@@ -28,9 +28,12 @@ scale-up domain (at most 8 accelerators per chassis, paper §5.2).
 
 from __future__ import annotations
 
-import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
 
 from hetopt.costs.calibration import CalibrationEntry
 from hetopt.costs.roofline import RooflineTime, ring_allreduce_s, roofline_time
@@ -46,6 +49,10 @@ from hetopt.graph.decompose import LlmWork
 from hetopt.hardware import Device
 
 PAGE_TOKENS = 16
+
+StageTimes = tuple[float, float, float, float, float]
+"""The fitted step model at one configuration: (compute, memory, all-reduce, total) seconds of
+the last pipeline stage and the crossing time of all stages without sends."""
 
 
 @dataclass(frozen=True)
@@ -156,90 +163,144 @@ def device_peaks(device: Device, precision: str) -> DevicePeaks:
     )
 
 
-def _calibrated_stages(
-    device: Device,
-    llm: LlmWork,
-    tp: int,
-    pp: int,
-    micro: int,
-    q_tokens: int,
-    kv_tokens: int,
-    calib: CalibrationEntry,
-) -> tuple[RooflineTime, float]:
-    """(itemised last stage, crossing time without sends) of the fitted step model."""
-    compute, memory, sync, total, crossing = _stage_times(
-        device_peaks(device, llm.precision),
-        ModelShape.from_architecture(llm.arch),
-        BYTES_PER_ELEMENT[llm.precision],
-        tp,
-        pp,
-        micro,
-        q_tokens,
-        kv_tokens,
-        calib.coefficients,
-    )
+def _micro(batch: int, pp: int) -> int:
+    """Sequences per micro-batch: the batch split into ``pp`` (at least one)."""
+    return max(batch // pp, 1)
+
+
+def _phase_tokens(llm: LlmWork, prefill: bool) -> tuple[int, int]:
+    """(new tokens, attended tokens) per sequence of one step: the prompt in prefill; one token
+    at the mean context in decode."""
+    if prefill:
+        return llm.input_tokens, llm.input_tokens
+    return 1, llm.input_tokens + max(llm.output_tokens - 1, 1) // 2
+
+
+def _itemised(times: StageTimes) -> tuple[RooflineTime, float]:
+    """(itemised last stage, crossing time without sends) from the step model's numbers."""
+    compute, memory, sync, total, crossing = times
     # static_s holds the floors, overhead and the non-binding kernels, so the itemised
     # stage's total_s is the step model's total.
     static = total - max(compute, memory) - sync
     return RooflineTime(compute, memory, 0.0, static, 0.0, sync), crossing
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _stage_times(
+_STAGE_CACHE: dict[tuple[Any, ...], dict[tuple[int, int, int], StageTimes]] = {}
+_STAGE_CACHE_LIMIT = 1 << 12  # (model, device, lengths) entries kept before starting afresh
+
+
+def stage_times(
     peaks: DevicePeaks,
     shape: ModelShape,
     bpe: float,
-    tp: int,
-    pp: int,
-    micro: int,
+    coefficients: StepCoefficients,
     q_tokens: int,
     kv_tokens: int,
-    coefficients: StepCoefficients,
-) -> tuple[float, float, float, float, float]:
-    """(compute, memory, all-reduce, total) of the last stage and the crossing time; a pure
-    function of plain values, cached because sweeps and pair studies ask for the same
-    configurations many times."""
-    layers = shape.n_layers / pp
-    last = predict_step(
-        step_work(
-            shape,
-            weight_bytes=bpe,
-            kv_bytes=bpe,
-            tp=tp,
-            batch=micro,
-            q_tokens=q_tokens,
-            kv_tokens=kv_tokens,
-            layers=layers,
-            lm_head=True,
-        ),
-        peaks,
-        coefficients,
-    )
-    crossing = float(last.total_s)
-    if pp > 1:  # earlier stages: no LM head, the step overhead is paid once per step
-        mid = predict_step(
-            step_work(
+    points: Sequence[tuple[int, int, int]],
+) -> list[StageTimes]:
+    """The fitted step model at ``(tp, pp, micro)`` points of one model, device and lengths.
+
+    For each point: (compute, memory, all-reduce, total) of the last pipeline stage and the
+    crossing time of all ``pp`` stages (without sends). The points not seen before are timed
+    together, in one stacked :func:`~hetopt.costs.step.predict_step` (and one more for the
+    earlier stages of pipelined points), with the same numbers to the last bit as one call per
+    point. Results are kept, because sweeps and pair studies ask for the same configurations
+    many times; a pure function of plain values.
+
+    Examples
+    --------
+    >>> from hetopt.costs.calibration import load_calibration
+    >>> from hetopt.graph.architectures import get_architecture
+    >>> from hetopt.hardware import load_catalog
+    >>> coefficients = load_calibration().lookup("H100", "fp16").coefficients
+    >>> peaks = device_peaks(load_catalog().get("H100"), "fp16")
+    >>> shape = ModelShape.from_architecture(get_architecture("llama-3-8b"))
+    >>> one, two = stage_times(peaks, shape, 2.0, coefficients, 1, 1024, [(1, 1, 8), (2, 1, 8)])
+    >>> one[3] == one[4], two[3] < one[3]  # one stage: the crossing is the step; tp=2 is faster
+    (True, True)
+    """
+    common = (peaks, shape, bpe, coefficients, q_tokens, kv_tokens)
+    if len(_STAGE_CACHE) >= _STAGE_CACHE_LIMIT and common not in _STAGE_CACHE:
+        _STAGE_CACHE.clear()
+    cache = _STAGE_CACHE.setdefault(common, {})
+    todo = list(dict.fromkeys(p for p in points if p not in cache))
+    if todo:
+        tp, pp, micro = (np.array(column) for column in zip(*todo, strict=True))
+        layers = shape.n_layers / pp
+
+        def timed(rows: Any, lm_head: bool, c: StepCoefficients) -> Any:
+            work = step_work(
                 shape,
                 weight_bytes=bpe,
                 kv_bytes=bpe,
-                tp=tp,
-                batch=micro,
+                tp=tp[rows],
+                batch=micro[rows],
                 q_tokens=q_tokens,
                 kv_tokens=kv_tokens,
-                layers=layers,
-                lm_head=False,
-            ),
-            peaks,
-            replace(coefficients, step_overhead_s=0.0),
+                layers=layers[rows],
+                lm_head=lm_head,
+            )
+            return predict_step(work, peaks, c)
+
+        last = timed(slice(None), True, coefficients)
+        crossing = np.array(last.total_s, dtype=float)
+        staged = pp > 1
+        if staged.any():  # earlier stages: no LM head, the step overhead is paid once per step
+            mid = timed(staged, False, replace(coefficients, step_overhead_s=0.0))
+            crossing[staged] += (pp[staged] - 1) * np.asarray(mid.total_s, dtype=float)
+        columns = (last.compute_bound_s, last.memory_bound_s, last.allreduce_s, last.total_s)
+        values = np.stack([*(np.asarray(c, dtype=float) for c in columns), crossing], axis=-1)
+        for point, row in zip(todo, values.tolist(), strict=True):
+            cache[point] = tuple(row)  # type: ignore[assignment]
+    return [cache[p] for p in points]
+
+
+def llm_configs(
+    device: Device,
+    llm: LlmWork,
+    prefill: bool,
+    points: Sequence[tuple[int, int, int]],
+    hop_latency_s: float,
+    calib: CalibrationEntry | None = None,
+) -> list[LlmConfig]:
+    """Every ``(tp, pp, batch)`` configuration of one LLM phase on one device.
+
+    What :func:`prefill_config` or :func:`decode_config` gives for each point, with the fitted
+    step model of all of them (``calib``) timed in one stacked call first: the cost table's
+    path, which asks for a few dozen configurations per operator and device.
+
+    Examples
+    --------
+    >>> from hetopt.costs.calibration import load_calibration
+    >>> from hetopt.graph.decompose import LlmWork
+    >>> from hetopt.graph.architectures import get_architecture
+    >>> from hetopt.hardware import load_catalog
+    >>> h100 = load_catalog().get("H100")
+    >>> calib = load_calibration().lookup("H100", "fp16")
+    >>> work = LlmWork(get_architecture("llama-3-8b"), "fp16", 512, 128)
+    >>> both = llm_configs(h100, work, False, [(1, 1, 8), (2, 1, 32)], 5e-6, calib)
+    >>> both[0] == decode_config(h100, work, 1, 8, 5e-6, calib=calib)
+    True
+    """
+    fitted: list[StageTimes | None] = [None] * len(points)
+    if calib is not None:
+        q_tokens, kv_tokens = _phase_tokens(llm, prefill)
+        fitted = list(
+            stage_times(
+                device_peaks(device, llm.precision),
+                ModelShape.from_architecture(llm.arch),
+                BYTES_PER_ELEMENT[llm.precision],
+                calib.coefficients,
+                q_tokens,
+                kv_tokens,
+                [(tp, pp, _micro(batch, pp)) for tp, pp, batch in points],
+            )
         )
-        crossing += (pp - 1) * float(mid.total_s)
-    return (
-        float(last.compute_bound_s),
-        float(last.memory_bound_s),
-        float(last.allreduce_s),
-        float(last.total_s),
-        crossing,
-    )
+    make = _prefill if prefill else _decode
+    return [
+        make(device, llm, tp, pp, batch, hop_latency_s, times)
+        for (tp, pp, batch), times in zip(points, fitted, strict=True)
+    ]
 
 
 def prefill_config(
@@ -255,15 +316,44 @@ def prefill_config(
 
     ``calib`` selects the fitted step model; without it the stage is the roofline.
     """
+    return llm_configs(device, llm, True, [(tp, pp, batch)], hop_latency_s, calib)[0]
+
+
+def decode_config(
+    device: Device,
+    llm: LlmWork,
+    tp: int,
+    batch: int,
+    hop_latency_s: float,
+    pp: int = 1,
+    calib: CalibrationEntry | None = None,
+) -> LlmConfig:
+    """Continuous-batching decode of ``batch`` sequences on a ``tp x pp`` replica.
+
+    ``calib`` selects the fitted step model; without it the stage is the roofline.
+    """
+    return llm_configs(device, llm, False, [(tp, pp, batch)], hop_latency_s, calib)[0]
+
+
+def _prefill(
+    device: Device,
+    llm: LlmWork,
+    tp: int,
+    pp: int,
+    batch: int,
+    hop_latency_s: float,
+    fitted: StageTimes | None,
+) -> LlmConfig:
+    """Prefill at one configuration: the fitted step model's numbers, or the roofline."""
     arch, prec = llm.arch, llm.precision
     bpe = BYTES_PER_ELEMENT[prec]
     n_in = llm.input_tokens
-    micro = max(batch // pp, 1)
+    micro = _micro(batch, pp)
     weights = arch.weight_bytes(prec)
     kv_write = arch.kv_cache_bytes(n_in, micro, prec)
     sends = _sends_s(device, llm, tp, pp, micro * n_in, hop_latency_s)
-    if calib is not None:
-        stage, stages_s = _calibrated_stages(device, llm, tp, pp, micro, n_in, n_in, calib)
+    if fitted is not None:
+        stage, stages_s = _itemised(fitted)
         crossing = stages_s + sends
     else:
         stage = _stage(
@@ -287,29 +377,26 @@ def prefill_config(
     return LlmConfig(tp, pp, batch, time, crossing, crossing, micro / stage.total_s, mem)
 
 
-def decode_config(
+def _decode(
     device: Device,
     llm: LlmWork,
     tp: int,
+    pp: int,
     batch: int,
     hop_latency_s: float,
-    pp: int = 1,
-    calib: CalibrationEntry | None = None,
+    fitted: StageTimes | None,
 ) -> LlmConfig:
-    """Continuous-batching decode of ``batch`` sequences on a ``tp x pp`` replica.
-
-    ``calib`` selects the fitted step model; without it the stage is the roofline.
-    """
+    """Decode at one configuration: the fitted step model's numbers, or the roofline."""
     arch, prec = llm.arch, llm.precision
     bpe = BYTES_PER_ELEMENT[prec]
     steps = max(llm.output_tokens - 1, 1)
-    mean_ctx = llm.input_tokens + steps // 2
-    micro = max(batch // pp, 1)
+    _, mean_ctx = _phase_tokens(llm, prefill=False)
+    micro = _micro(batch, pp)
     weights = arch.weight_bytes(prec)
     # Each stage reads its weights once per micro-batch, and the micro-batch's KV cache.
     sends = _sends_s(device, llm, tp, pp, micro, hop_latency_s)
-    if calib is not None:
-        stage, stages_s = _calibrated_stages(device, llm, tp, pp, micro, 1, mean_ctx, calib)
+    if fitted is not None:
+        stage, stages_s = _itemised(fitted)
         step_s = stages_s + sends
     else:
         stage = _stage(

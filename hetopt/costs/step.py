@@ -228,14 +228,19 @@ def step_work(
     *,
     weight_bytes: float,
     kv_bytes: float,
-    tp: int,
-    batch: int,
+    tp: Any,
+    batch: Any,
     q_tokens: int,
     kv_tokens: int,
-    layers: float | None = None,
+    layers: Any = None,
     lm_head: bool = True,
 ) -> StepWork:
     """Work of one engine step on one device of a ``tp``-way group.
+
+    ``tp``, ``batch`` and ``layers`` may be equal-length arrays: the result is then the stacked
+    work of that many steps (what :func:`stack_work` would build from them one by one, to the
+    last bit), which :func:`predict_step` times in one call. The cost table times every
+    configuration of an LLM phase on a device this way.
 
     Parameters
     ----------
@@ -263,52 +268,58 @@ def step_work(
     >>> w = step_work(s, weight_bytes=2, kv_bytes=2, tp=1, batch=1, q_tokens=1, kv_tokens=1024)
     >>> int(w.gemm_count.sum())  # 4 GEMMs x 32 layers + the LM head
     129
+    >>> many = step_work(s, weight_bytes=2, kv_bytes=2, tp=np.array([1, 2]),
+    ...                  batch=np.array([1, 8]), q_tokens=1, kv_tokens=1024)
+    >>> many.gemm_flops.shape
+    (2, 5)
     """
-    n_layers = float(shape.n_layers if layers is None else layers)
-    tokens = batch * q_tokens
+    stacked = np.ndim(tp) > 0 or np.ndim(batch) > 0 or np.ndim(layers) > 0
+    n_layers = np.asarray(shape.n_layers if layers is None else layers, dtype=float)
+    tp_f = np.asarray(tp, dtype=float)
+    tokens = np.asarray(batch, dtype=float) * q_tokens
     hd = shape.head_dim
-    q_width = shape.n_heads * hd / tp
-    kv_width = shape.n_kv_heads * hd / tp
-    ff = shape.d_ff / tp
+    q_width = shape.n_heads * hd / tp_f
+    kv_width = shape.n_kv_heads * hd / tp_f
+    ff = shape.d_ff / tp_f
     # MoE: each token runs experts_per_token experts; a step reads the weights of every
     # expert some token is routed to (at most all of them).
     if shape.n_experts:
-        routed = tokens * shape.experts_per_token
-        experts_read = min(shape.n_experts, routed)
-        mlp_tokens, mlp_weight_copies = float(routed), float(experts_read)
+        mlp_tokens = tokens * shape.experts_per_token
+        mlp_weight_copies = np.minimum(float(shape.n_experts), mlp_tokens)
     else:
-        mlp_tokens, mlp_weight_copies = float(tokens), 1.0
-    # (M, N, K, weight copies) per layer, then the LM head.
+        mlp_tokens, mlp_weight_copies = tokens, np.ones_like(tokens)
+    one = np.ones_like(tokens)
+    # (M, N, K, weight copies) per layer, then the LM head, which always has a slot (count 0 on
+    # non-final stages) so that works stack; one column per GEMM shape.
     shapes = [
-        (tokens, q_width + 2 * kv_width, shape.d_model, 1.0),
-        (tokens, shape.d_model, q_width, 1.0),
+        (tokens, q_width + 2 * kv_width, shape.d_model, one),
+        (tokens, shape.d_model, q_width, one),
         (mlp_tokens, 2 * ff, shape.d_model, mlp_weight_copies),
         (mlp_tokens, shape.d_model, ff, mlp_weight_copies),
+        (np.asarray(batch, dtype=float), shape.vocab_size / tp_f, shape.d_model, one),
     ]
-    counts = [n_layers] * 4
-    # The LM head always has a slot (count 0 on non-final stages) so works stack.
-    shapes.append((batch, shape.vocab_size / tp, shape.d_model, 1.0))
-    counts.append(1.0 if lm_head else 0.0)
-    m = np.array([s[0] for s in shapes], dtype=float)
-    n = np.array([s[1] for s in shapes], dtype=float)
-    k = np.array([s[2] for s in shapes], dtype=float)
-    copies = np.array([s[3] for s in shapes], dtype=float)
+    m, n, k, copies = (
+        np.stack(np.broadcast_arrays(*(np.asarray(g[i], dtype=float) for g in shapes)), axis=-1)
+        for i in range(4)
+    )
+    counts = np.stack([*([n_layers] * 4), np.full_like(n_layers, 1.0 if lm_head else 0.0)], -1)
     gemm_flops = 2.0 * m * n * k
     gemm_bytes = (m * k + m * n) * ACT_BYTES + k * n * weight_bytes * copies
+    batch_f = np.asarray(batch, dtype=float)
+    zero = np.zeros(np.broadcast(tp_f, batch_f, n_layers).shape)
     # Attention over all layers.
     if q_tokens > 1:  # causal prefill
-        pairs = batch * q_tokens * (q_tokens + 1) / 2.0
+        pairs = batch_f * q_tokens * (q_tokens + 1) / 2.0
         ctx_flops = 4.0 * pairs * q_width * n_layers
-        ctx_bytes = n_layers * batch * q_tokens * (2 * q_width + 2 * kv_width) * ACT_BYTES
-        ctx_bytes += n_layers * batch * q_tokens * 2 * kv_width * kv_bytes  # KV-cache write
-        gen_flops = gen_bytes = 0.0
+        ctx_bytes = n_layers * batch_f * q_tokens * (2 * q_width + 2 * kv_width) * ACT_BYTES
+        ctx_bytes = ctx_bytes + n_layers * batch_f * q_tokens * 2 * kv_width * kv_bytes
+        gen_flops = gen_bytes = zero  # (the KV-cache write is in ctx_bytes)
     else:
-        ctx_flops = ctx_bytes = 0.0
-        gen_flops = 4.0 * batch * kv_tokens * q_width * n_layers
+        ctx_flops = ctx_bytes = zero
+        gen_flops = 4.0 * batch_f * kv_tokens * q_width * n_layers
         gen_bytes = (
-            n_layers * batch * (kv_tokens * 2 * kv_width * kv_bytes + 2 * q_width * ACT_BYTES)
+            n_layers * batch_f * (kv_tokens * 2 * kv_width * kv_bytes + 2 * q_width * ACT_BYTES)
         )
-    launches = int(round(n_layers))
     # norms, residuals and rotary per token; SiLU x gate per routed token (MoE: per expert)
     elt_per_layer = ACT_BYTES * (
         tokens * (6 * shape.d_model + 2 * (q_width + kv_width)) + mlp_tokens * 3 * ff
@@ -318,22 +329,33 @@ def step_work(
         quant = (tokens * (shape.d_model + q_width) + mlp_tokens * (shape.d_model + ff)) * (
             ACT_BYTES + weight_bytes
         )
-        elt_per_layer += quant
+        elt_per_layer = elt_per_layer + quant
         elt_launches += QUANT_KERNELS_PER_LAYER
-    return StepWork(
+    work = StepWork(
         gemm_flops=gemm_flops,
         gemm_bytes=gemm_bytes,
-        gemm_count=np.array(counts, dtype=float),
+        gemm_count=counts,
         ctx_attn_flops=ctx_flops,
         ctx_attn_bytes=ctx_bytes,
         gen_attn_flops=gen_flops,
         gen_attn_bytes=gen_bytes,
-        attn_launches=launches,
+        attn_launches=np.rint(n_layers) + zero,
         elementwise_bytes=n_layers * elt_per_layer,
-        elementwise_launches=int(round(n_layers * elt_launches)),
-        allreduce_bytes=tokens * shape.d_model * ACT_BYTES,
-        allreduce_launches=int(round(2 * n_layers)) if tp > 1 else 0,
-        tp=tp,
+        elementwise_launches=np.rint(n_layers * elt_launches) + zero,
+        allreduce_bytes=tokens * shape.d_model * ACT_BYTES + zero,
+        allreduce_launches=np.where(tp_f > 1, np.rint(2 * n_layers), 0.0) + zero,
+        tp=tp_f + zero,
+    )
+    if stacked:
+        return work
+    # One step: plain numbers, as the scalar fields always were.
+    return StepWork(
+        **{
+            f.name: getattr(work, f.name)
+            if f.name.startswith("gemm_")
+            else float(getattr(work, f.name))
+            for f in fields(StepWork)
+        }
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from hetopt.costs.calibration import CALIBRATION_PATH, STEP_MODEL_VERSION, load_calibration
-from hetopt.costs.llm import LlmConfig, decode_config, prefill_config
+from hetopt.costs.llm import decode_config, llm_configs, prefill_config
 from hetopt.costs.measured import measured_rows
 from hetopt.costs.roofline import RooflineTime, roofline_time
 from hetopt.errors import InputError
@@ -415,58 +415,58 @@ def _llm_rows(
     batches = params.prefill_batch_sizes if prefill else params.decode_batch_sizes
     limit_s = sla.ttft_s if prefill else sla.tbt_s
     limit_name = "TTFT" if prefill else "TBT"
-    make = prefill_config if prefill else decode_config
-    for tp in params.tp_degrees:
-        if tp > device.scale_up_domain or (tp > 1 and op.llm.arch.n_kv_heads % tp):
-            continue
-        for pp in params.pp_degrees:
-            if pp > 1 and (op.llm.arch.n_layers % pp or device.kind == "cpu"):
-                continue
-            for batch in batches:
-                if batch % pp:
-                    continue  # pp micro-batches of equal size
-                cfg: LlmConfig = make(
-                    device, op.llm, tp, batch, params.scale_up_hop_latency_s, pp=pp, calib=calib
-                )
-                where = f"tp={tp} pp={pp} batch={batch}"
-                reason = ""
-                if cfg.mem_per_device_bytes > mem_cap_bytes:
-                    after = f" after the {reserve / 1e9:.1f} GB engine reserve" if reserve else ""
-                    reason = (
-                        f"needs {cfg.mem_per_device_bytes / 1e9:.1f} GB per device at "
-                        f"{where}, more than the {mem_cap_bytes / 1e9:.1f} GB usable"
-                        f"{after}"
-                    )
-                elif limit_s is not None and cfg.step_s * guard > limit_s:
-                    margin = (
-                        f" (x{guard:.2f} held-out error guard: {cfg.step_s * guard * 1e3:.1f} ms)"
-                        if guard > 1.0
-                        else ""
-                    )
-                    reason = (
-                        f"{limit_name} {cfg.step_s * 1e3:.1f} ms{margin} > SLA "
-                        f"{limit_s * 1e3:.1f} ms at {where}"
-                    )
-                label = f"tp{tp}/b{batch}" if pp == 1 else f"tp{tp}/pp{pp}/b{batch}"
-                yield _row(
-                    op,
-                    device.name,
-                    label,
-                    tp=tp,
-                    pp=pp,
-                    devices_per_replica=cfg.devices,
-                    batch=batch,
-                    exclusive=True,
-                    feasible=not reason,
-                    reason=reason,
-                    latency_s=cfg.latency_s,
-                    step_s=cfg.step_s,
-                    busy_s=cfg.latency_s * cfg.devices / batch,
-                    requests_per_s=cfg.requests_per_s,
-                    mem_per_device_bytes=cfg.mem_per_device_bytes,
-                    **_time_columns(cfg.time),
-                    **provenance,
-                )
+    points = [
+        (tp, pp, batch)
+        for tp in params.tp_degrees
+        if not (tp > device.scale_up_domain or (tp > 1 and op.llm.arch.n_kv_heads % tp))
+        for pp in params.pp_degrees
+        if not (pp > 1 and (op.llm.arch.n_layers % pp or device.kind == "cpu"))
+        for batch in batches
+        if batch % pp == 0  # pp micro-batches of equal size
+    ]
+    configs = llm_configs(
+        device, op.llm, prefill, points, params.scale_up_hop_latency_s, calib=calib
+    )
+    for (tp, pp, batch), cfg in zip(points, configs, strict=True):
+        where = f"tp={tp} pp={pp} batch={batch}"
+        reason = ""
+        if cfg.mem_per_device_bytes > mem_cap_bytes:
+            after = f" after the {reserve / 1e9:.1f} GB engine reserve" if reserve else ""
+            reason = (
+                f"needs {cfg.mem_per_device_bytes / 1e9:.1f} GB per device at "
+                f"{where}, more than the {mem_cap_bytes / 1e9:.1f} GB usable"
+                f"{after}"
+            )
+        elif limit_s is not None and cfg.step_s * guard > limit_s:
+            margin = (
+                f" (x{guard:.2f} held-out error guard: {cfg.step_s * guard * 1e3:.1f} ms)"
+                if guard > 1.0
+                else ""
+            )
+            reason = (
+                f"{limit_name} {cfg.step_s * 1e3:.1f} ms{margin} > SLA "
+                f"{limit_s * 1e3:.1f} ms at {where}"
+            )
+        label = f"tp{tp}/b{batch}" if pp == 1 else f"tp{tp}/pp{pp}/b{batch}"
+        yield _row(
+            op,
+            device.name,
+            label,
+            tp=tp,
+            pp=pp,
+            devices_per_replica=cfg.devices,
+            batch=batch,
+            exclusive=True,
+            feasible=not reason,
+            reason=reason,
+            latency_s=cfg.latency_s,
+            step_s=cfg.step_s,
+            busy_s=cfg.latency_s * cfg.devices / batch,
+            requests_per_s=cfg.requests_per_s,
+            mem_per_device_bytes=cfg.mem_per_device_bytes,
+            **_time_columns(cfg.time),
+            **provenance,
+        )
 
 
 def _work_row(op: Operator, device: Device, mem_cap_bytes: float) -> dict[str, Any]:

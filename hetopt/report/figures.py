@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hetopt.plotting import save_figure, subplots
+from hetopt.plotting import log_axis, save_figure, subplots
 
 __all__ = ["VENDOR_COLOURS", "plot_plan", "save_figure", "subplots"]
 
@@ -101,7 +101,7 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
         fontsize=8,
     )
     ax_lat.invert_yaxis()
-    ax_lat.set_xscale("log")
+    log_axis(ax_lat, "x")
     ax_lat.set_xlabel("latency per execution (ms, log scale)")
     ax_lat.set_title("Where each operator runs")
     handles = [Rectangle((0, 0), 1, 1, color=colour_of[d]) for d in devices]
