@@ -28,6 +28,7 @@ scale-up domain (at most 8 accelerators per chassis, paper §5.2).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -185,10 +186,6 @@ def _itemised(times: StageTimes) -> tuple[RooflineTime, float]:
     return RooflineTime(compute, memory, 0.0, static, 0.0, sync), crossing
 
 
-_STAGE_CACHE: dict[tuple[Any, ...], dict[tuple[int, int, int], StageTimes]] = {}
-_STAGE_CACHE_LIMIT = 1 << 12  # (model, device, lengths) entries kept before starting afresh
-
-
 def stage_times(
     peaks: DevicePeaks,
     shape: ModelShape,
@@ -201,11 +198,9 @@ def stage_times(
     """The fitted step model at ``(tp, pp, micro)`` points of one model, device and lengths.
 
     For each point: (compute, memory, all-reduce, total) of the last pipeline stage and the
-    crossing time of all ``pp`` stages (without sends). The points not seen before are timed
-    together, in one stacked :func:`~hetopt.costs.step.predict_step` (and one more for the
-    earlier stages of pipelined points), with the same numbers to the last bit as one call per
-    point. Results are kept, because sweeps and pair studies ask for the same configurations
-    many times; a pure function of plain values.
+    crossing time of all ``pp`` stages (without sends). All points are timed together, in one
+    stacked :func:`~hetopt.costs.step.predict_step` (and one more for the earlier stages of
+    pipelined points), with the same numbers to the last bit as one call per point.
 
     Examples
     --------
@@ -219,40 +214,34 @@ def stage_times(
     >>> one[3] == one[4], two[3] < one[3]  # one stage: the crossing is the step; tp=2 is faster
     (True, True)
     """
-    common = (peaks, shape, bpe, coefficients, q_tokens, kv_tokens)
-    if len(_STAGE_CACHE) >= _STAGE_CACHE_LIMIT and common not in _STAGE_CACHE:
-        _STAGE_CACHE.clear()
-    cache = _STAGE_CACHE.setdefault(common, {})
-    todo = list(dict.fromkeys(p for p in points if p not in cache))
-    if todo:
-        tp, pp, micro = (np.array(column) for column in zip(*todo, strict=True))
-        layers = shape.n_layers / pp
+    if not points:
+        return []
+    tp, pp, micro = (np.array(column) for column in zip(*points, strict=True))
+    layers = shape.n_layers / pp
 
-        def timed(rows: Any, lm_head: bool, c: StepCoefficients) -> Any:
-            work = step_work(
-                shape,
-                weight_bytes=bpe,
-                kv_bytes=bpe,
-                tp=tp[rows],
-                batch=micro[rows],
-                q_tokens=q_tokens,
-                kv_tokens=kv_tokens,
-                layers=layers[rows],
-                lm_head=lm_head,
-            )
-            return predict_step(work, peaks, c)
+    def timed(rows: Any, lm_head: bool, c: StepCoefficients) -> Any:
+        work = step_work(
+            shape,
+            weight_bytes=bpe,
+            kv_bytes=bpe,
+            tp=tp[rows],
+            batch=micro[rows],
+            q_tokens=q_tokens,
+            kv_tokens=kv_tokens,
+            layers=layers[rows],
+            lm_head=lm_head,
+        )
+        return predict_step(work, peaks, c)
 
-        last = timed(slice(None), True, coefficients)
-        crossing = np.array(last.total_s, dtype=float)
-        staged = pp > 1
-        if staged.any():  # earlier stages: no LM head, the step overhead is paid once per step
-            mid = timed(staged, False, replace(coefficients, step_overhead_s=0.0))
-            crossing[staged] += (pp[staged] - 1) * np.asarray(mid.total_s, dtype=float)
-        columns = (last.compute_bound_s, last.memory_bound_s, last.allreduce_s, last.total_s)
-        values = np.stack([*(np.asarray(c, dtype=float) for c in columns), crossing], axis=-1)
-        for point, row in zip(todo, values.tolist(), strict=True):
-            cache[point] = tuple(row)  # type: ignore[assignment]
-    return [cache[p] for p in points]
+    last = timed(slice(None), True, coefficients)
+    crossing = np.array(last.total_s, dtype=float)
+    staged = pp > 1
+    if staged.any():  # earlier stages: no LM head, the step overhead is paid once per step
+        mid = timed(staged, False, replace(coefficients, step_overhead_s=0.0))
+        crossing[staged] += (pp[staged] - 1) * np.asarray(mid.total_s, dtype=float)
+    columns = (last.compute_bound_s, last.memory_bound_s, last.allreduce_s, last.total_s)
+    values = np.stack([*(np.asarray(c, dtype=float) for c in columns), crossing], axis=-1)
+    return [tuple(row) for row in values.tolist()]
 
 
 def llm_configs(
@@ -267,7 +256,9 @@ def llm_configs(
 
     What :func:`prefill_config` or :func:`decode_config` gives for each point, with the fitted
     step model of all of them (``calib``) timed in one stacked call first: the cost table's
-    path, which asks for a few dozen configurations per operator and device.
+    path, which asks for a few dozen configurations per operator and device. A pure function
+    of plain values, so its results are kept: sweeps and pair studies ask for the same
+    configurations many times.
 
     Examples
     --------
@@ -282,6 +273,18 @@ def llm_configs(
     >>> both[0] == decode_config(h100, work, 1, 8, 5e-6, calib=calib)
     True
     """
+    return list(_llm_configs(device, llm, prefill, tuple(points), hop_latency_s, calib))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _llm_configs(
+    device: Device,
+    llm: LlmWork,
+    prefill: bool,
+    points: tuple[tuple[int, int, int], ...],
+    hop_latency_s: float,
+    calib: CalibrationEntry | None,
+) -> tuple[LlmConfig, ...]:
     fitted: list[StageTimes | None] = [None] * len(points)
     if calib is not None:
         q_tokens, kv_tokens = _phase_tokens(llm, prefill)
@@ -297,10 +300,10 @@ def llm_configs(
             )
         )
     make = _prefill if prefill else _decode
-    return [
+    return tuple(
         make(device, llm, tp, pp, batch, hop_latency_s, times)
         for (tp, pp, batch), times in zip(points, fitted, strict=True)
-    ]
+    )
 
 
 def prefill_config(

@@ -368,14 +368,18 @@ def _llm_rows(
 ) -> Iterator[dict[str, Any]]:
     assert op.llm is not None
     prefill = op.kind is OpKind.PREFILL
-    rows = measured_rows(
-        measured,
-        device.name,
-        op.kind.value,
-        op.llm.arch.name,
-        op.llm.precision,
-        op.llm.input_tokens,
-        op.llm.output_tokens,
+    rows = (
+        None
+        if measured is None
+        else measured_rows(
+            measured,
+            device.name,
+            op.kind.value,
+            op.llm.arch.name,
+            op.llm.precision,
+            op.llm.input_tokens,
+            op.llm.output_tokens,
+        )
     )
     calib = None
     calibrated = False
@@ -395,7 +399,7 @@ def _llm_rows(
             else params.runtime_reserve_gb * 1e9
         )
     mem_cap_bytes -= reserve
-    if len(rows):
+    if rows is not None and len(rows):
         yield from _measured_llm_rows(op, device, sla, mem_cap_bytes, rows)
         return
     guard = 1.0
