@@ -276,7 +276,9 @@ def llm_configs(
     return list(_llm_configs(device, llm, prefill, tuple(points), hop_latency_s, calib))
 
 
-@functools.lru_cache(maxsize=1 << 14)
+# About 30 kB an entry (a few dozen configurations), 30 MB at most; a 126-operator agent
+# needs 264 entries.
+@functools.lru_cache(maxsize=1024)
 def _llm_configs(
     device: Device,
     llm: LlmWork,
