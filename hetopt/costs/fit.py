@@ -38,6 +38,16 @@ from hetopt.costs.step import (
 from hetopt.errors import InputError
 from hetopt.graph.architectures import BYTES_PER_ELEMENT
 
+SHAPE_COLUMNS = (
+    "n_layers",
+    "d_model",
+    "n_heads",
+    "n_kv_heads",
+    "head_dim",
+    "d_ff",
+    "vocab_size",
+)
+"""The model-shape columns every measurement row carries (:class:`ModelShape`'s sizes)."""
 MEASUREMENT_COLUMNS = (
     "device",
     "precision",
@@ -47,27 +57,10 @@ MEASUREMENT_COLUMNS = (
     "batch",
     "seq_tokens",
     "step_s",
-    "n_layers",
-    "d_model",
-    "n_heads",
-    "n_kv_heads",
-    "head_dim",
-    "d_ff",
-    "vocab_size",
+    *SHAPE_COLUMNS,
     "source",
 )
-_INT_COLUMNS = (
-    "tp",
-    "batch",
-    "seq_tokens",
-    "n_layers",
-    "d_model",
-    "n_heads",
-    "n_kv_heads",
-    "head_dim",
-    "d_ff",
-    "vocab_size",
-)
+_INT_COLUMNS = ("tp", "batch", "seq_tokens", *SHAPE_COLUMNS)
 
 
 # Bounds of each coefficient (efficiencies are fractions of peak; floors in seconds) and the
@@ -158,16 +151,23 @@ def load_measurements(path: str | Path) -> pd.DataFrame:
 
 def shape_of(rec: Mapping[str, Any]) -> ModelShape:
     """The model shape carried by one measurement row."""
-    return ModelShape(
-        str(rec["model"]),
-        int(rec["n_layers"]),
-        int(rec["d_model"]),
-        int(rec["n_heads"]),
-        int(rec["n_kv_heads"]),
-        int(rec["head_dim"]),
-        int(rec["d_ff"]),
-        int(rec["vocab_size"]),
-    )
+    return ModelShape(str(rec["model"]), **{c: int(rec[c]) for c in SHAPE_COLUMNS})
+
+
+def shape_columns(shape: ModelShape) -> dict[str, int]:
+    """A measurement row's :data:`SHAPE_COLUMNS` for ``shape`` (the inverse of :func:`shape_of`).
+
+    Parameters
+    ----------
+    shape
+        The measured model's shape.
+
+    Returns
+    -------
+    dict
+        Column name to size, in :data:`SHAPE_COLUMNS` order.
+    """
+    return {c: getattr(shape, c) for c in SHAPE_COLUMNS}
 
 
 def work_of(rec: Mapping[str, Any], shape: ModelShape | None = None) -> StepWork:

@@ -21,7 +21,12 @@ from hetopt.costs.calibration import (
     load_calibration,
     validate_table,
 )
-from hetopt.costs.fit import MEASUREMENT_COLUMNS, error_stats, validate_measurements
+from hetopt.costs.fit import (
+    MEASUREMENT_COLUMNS,
+    error_stats,
+    shape_columns,
+    validate_measurements,
+)
 from hetopt.costs.llm import device_peaks
 from hetopt.costs.step import ModelShape, StepCoefficients, predict_step, step_work
 from hetopt.costs.table import CostParams
@@ -94,13 +99,7 @@ def synthetic(
                                 batch=batch,
                                 seq_tokens=seq,
                                 step_s=t,
-                                n_layers=shape.n_layers,
-                                d_model=shape.d_model,
-                                n_heads=shape.n_heads,
-                                n_kv_heads=shape.n_kv_heads,
-                                head_dim=shape.head_dim,
-                                d_ff=shape.d_ff,
-                                vocab_size=shape.vocab_size,
+                                **shape_columns(shape),
                                 source="synthetic (test)",
                             )
                         )
