@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hetopt.costs.calibration import finite_number, read_csv_input
+from hetopt.costs.calibration import check_phase, finite_number, read_csv_input
 from hetopt.costs.step import (
     COEFFICIENT_NAMES,
     DevicePeaks,
@@ -117,10 +117,7 @@ def validate_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         step = _number(rec["step_s"], f"{at}, column step_s")
         if not step > 0:
             raise InputError(f"{at}, column step_s: must be > 0 seconds, got {rec['step_s']!r}.")
-        if rec["phase"] not in ("prefill", "decode"):
-            raise InputError(
-                f"{at}, column phase: must be 'prefill' or 'decode', got {rec['phase']!r}."
-            )
+        check_phase(rec["phase"], at)
         if rec["precision"] not in BYTES_PER_ELEMENT:
             raise InputError(
                 f"{at}, column precision: must be one of "
