@@ -66,6 +66,11 @@ def _plan_cli(model: str, run_dir: Path) -> float:
     return time.perf_counter() - start
 
 
+def _row(what: str, model: str, seconds: float, repeat: int = 0) -> dict[str, object]:
+    """One row of the results CSV: what was timed, with which cost model, and how long."""
+    return dict(what=what, model=model, repeat=repeat, seconds=seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -76,45 +81,17 @@ def main() -> None:
     _plan_in_process("calibrated")  # warm imports and caches once for both
     for rep in range(args.repeat):
         for model in ("calibrated", "roofline"):
-            rows.append(
-                dict(
-                    what="plan (in process)",
-                    model=model,
-                    repeat=rep,
-                    seconds=_plan_in_process(model),
-                )
-            )
-            rows.append(
-                dict(
-                    what="plan (CLI)",
-                    model=model,
-                    repeat=rep,
-                    seconds=_plan_cli(model, tmp / f"{model}{rep}"),
-                )
-            )
+            rows.append(_row("plan (in process)", model, _plan_in_process(model), rep))
+            rows.append(_row("plan (CLI)", model, _plan_cli(model, tmp / f"{model}{rep}"), rep))
     papers = [s for s in STUDIES if s != "fidelity"]
     for model in ("calibrated", "roofline"):
         start = time.perf_counter()
         run(papers, tmp / f"reproduce_{model}", cost_model=model)
-        rows.append(
-            dict(
-                what="reproduce paper studies",
-                model=model,
-                repeat=0,
-                seconds=time.perf_counter() - start,
-            )
-        )
+        rows.append(_row("reproduce paper studies", model, time.perf_counter() - start))
     if aic.available():
         start = time.perf_counter()
         run(["fidelity"], tmp / "fidelity")
-        rows.append(
-            dict(
-                what="reproduce fidelity",
-                model="both",
-                repeat=0,
-                seconds=time.perf_counter() - start,
-            )
-        )
+        rows.append(_row("reproduce fidelity", "both", time.perf_counter() - start))
         if not args.skip_calibrate:
             start = time.perf_counter()
             subprocess.run(
@@ -123,12 +100,7 @@ def main() -> None:
                 capture_output=True,
             )
             rows.append(
-                dict(
-                    what="calibrate (measure + fit)",
-                    model="calibrated",
-                    repeat=0,
-                    seconds=time.perf_counter() - start,
-                )
+                _row("calibrate (measure + fit)", "calibrated", time.perf_counter() - start)
             )
     frame = pd.DataFrame(rows)
     RESULTS.mkdir(exist_ok=True)

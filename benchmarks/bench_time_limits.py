@@ -39,24 +39,9 @@ from hetopt.fleet.generator import binding_inventory  # noqa: E402
 from hetopt.fleet.problem import FleetProblem, build_fleet_problem  # noqa: E402
 from hetopt.fleet.solve import solve_fleet  # noqa: E402
 from hetopt.plotting import save_figure  # noqa: E402
-from hetopt.problem import PlacementProblem  # noqa: E402
 from hetopt.solvers import SolverOptions, solve  # noqa: E402
 from hetopt.solvers.base import WarmStart  # noqa: E402
 from hetopt.testing import hard_problem  # noqa: E402
-
-
-def _fastest(problem: PlacementProblem) -> WarmStart:
-    """Every operator on its fastest option (a start the solvers repair if it breaks a limit)."""
-    choice = tuple(
-        int(o[np.argmin(problem.opt_latency_s[o])])
-        for o in (problem.options_of(i) for i in range(problem.n_ops))
-    )
-    return WarmStart(
-        {
-            problem.ops[i]: (problem.devices[problem.opt_device[o]], problem.opt_config[o])
-            for i, o in enumerate(choice)
-        }
-    )
 
 
 def _binding_fleet(n_ops: int) -> FleetProblem:
@@ -91,7 +76,7 @@ def main() -> None:
             res = solve(
                 problem,
                 SolverOptions(backend=backend, time_limit_s=limit_s, gap_rel=1e-9),
-                warm_start=_fastest(problem),
+                warm_start=WarmStart.fastest(problem),
             )
             wall_s = time.perf_counter() - t0
             rows.append(

@@ -21,6 +21,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.sitehooks import write_sigkill_hook
+
 pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="needs pip install 'hetopt[dist]'")
 
 pytestmark = pytest.mark.slow
@@ -64,6 +66,38 @@ def ray_cluster() -> Iterator[str]:
     yield from _cluster(os.environ)
 
 
+def ray_sweep(
+    address: str, cwd: Path, sweep: Path, *overrides: str, **remote: int
+) -> subprocess.CompletedProcess[str]:
+    """``hetopt sweep *overrides`` in a subprocess, through the Ray launcher, on ``address``.
+
+    ``remote`` are the launcher's ``ray.remote`` options (``num_cpus`` 1 unless given); the
+    sweep writes to ``sweep``.
+    """
+    remote = {"num_cpus": 1, **remote}
+    cmd = [
+        sys.executable,
+        "-m",
+        "hetopt.cli.main",
+        "sweep",
+        *overrides,
+        "hydra/launcher=ray",
+        f"hydra.launcher.ray.init.address={address}",
+        # attaching to a running cluster: the launcher's 75 MB object-store default must go
+        "+hydra.launcher.ray.init.object_store_memory=null",
+        *(f"+hydra.launcher.ray.remote.{k}={v}" for k, v in remote.items()),
+        f"hydra.sweep.dir={sweep}",
+    ]
+    return subprocess.run(
+        cmd,
+        env={**os.environ, **RAY_ENV},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def _cluster(env: Mapping[str, str]) -> Iterator[str]:
     port = _free_port()
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Unix socket paths <= 107
@@ -105,27 +139,8 @@ def _cluster(env: Mapping[str, str]) -> Iterator[str]:
 
 def test_sweep_through_the_ray_launcher(ray_cluster: str, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    cmd = [
-        sys.executable,
-        "-m",
-        "hetopt.cli.main",
-        "sweep",
-        "tco.usd_per_kwh=0.2,0.4",
-        "solver=highs,cpsat",
-        "hydra/launcher=ray",
-        f"hydra.launcher.ray.init.address={ray_cluster}",
-        # attaching to a running cluster: the launcher's 75 MB object-store default must go
-        "+hydra.launcher.ray.init.object_store_memory=null",
-        "+hydra.launcher.ray.remote.num_cpus=2",
-        f"hydra.sweep.dir={sweep}",
-    ]
-    run = subprocess.run(
-        cmd,
-        env={**os.environ, **RAY_ENV},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    run = ray_sweep(
+        ray_cluster, tmp_path, sweep, "tco.usd_per_kwh=0.2,0.4", "solver=highs,cpsat", num_cpus=2
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     table = pd.read_csv(sweep / "results.csv")
@@ -141,27 +156,10 @@ def test_sweep_through_the_ray_launcher(ray_cluster: str, tmp_path: Path) -> Non
     assert {r["config"]["solver"]["threads"] for r in records} == {2}
 
 
-# Loaded by every Ray worker of the cluster below: one point dies like an OOM-killed process.
-SITECUSTOMIZE = """
-import os, signal
-import hetopt.pipeline as pipeline
-
-_real = pipeline.plan_agent
-
-def plan_agent(request, *args, **kwargs):
-    if abs(request.tco.usd_per_kwh - 0.4) < 1e-9:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return _real(request, *args, **kwargs)
-
-pipeline.plan_agent = plan_agent
-"""
-
-
 @pytest.fixture()
 def ray_cluster_with_a_deadly_point(tmp_path: Path) -> Iterator[str]:
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    # Loaded by every Ray worker of this cluster: one point dies like an OOM-killed process.
+    hook = write_sigkill_hook(tmp_path, "abs(request.tco.usd_per_kwh - 0.4) < 1e-9")
     root = str(Path(__file__).resolve().parents[1])
     yield from _cluster({**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), root])})
 
@@ -170,26 +168,12 @@ def test_a_dead_ray_worker_marks_its_point_crashed(
     ray_cluster_with_a_deadly_point: str, tmp_path: Path
 ) -> None:
     sweep = tmp_path / "sweep"
-    cmd = [
-        sys.executable,
-        "-m",
-        "hetopt.cli.main",
-        "sweep",
+    run = ray_sweep(
+        ray_cluster_with_a_deadly_point,
+        tmp_path,
+        sweep,
         "tco.usd_per_kwh=0.2,0.4,0.8",
-        "hydra/launcher=ray",
-        f"hydra.launcher.ray.init.address={ray_cluster_with_a_deadly_point}",
-        "+hydra.launcher.ray.init.object_store_memory=null",
-        "+hydra.launcher.ray.remote.num_cpus=1",
-        "+hydra.launcher.ray.remote.max_retries=0",
-        f"hydra.sweep.dir={sweep}",
-    ]
-    run = subprocess.run(
-        cmd,
-        env={**os.environ, **RAY_ENV},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        max_retries=0,
     )
     out = run.stdout + run.stderr
     assert run.returncode == 1, out[-3000:]

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.sitehooks import write_sigkill_hook
+
 pytestmark = pytest.mark.slow
 
 # 40 points of the paper's worked example (about 0.1 s each); 0.100 s is infeasible.
@@ -217,29 +219,12 @@ def test_sigkill_of_one_worker_does_not_stop_the_sweep(
     _assert_same_results(sweep, reference)
 
 
-SITECUSTOMIZE = """
-import os, signal
-import hetopt.pipeline as pipeline
-
-_real = pipeline.plan_agent
-
-def plan_agent(request, *args, **kwargs):
-    # This point exhausts its worker's memory: the kernel kills the process (SIGKILL).
-    if abs(request.sla.e2e_s - 0.2) < 1e-9:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return _real(request, *args, **kwargs)
-
-pipeline.plan_agent = plan_agent
-"""
-
-
 def test_a_point_that_kills_its_worker_is_crashed_with_the_signal(
     tmp_path: Path, reference: pd.DataFrame
 ) -> None:
     """Like the OOM killer: every attempt of one point dies by SIGKILL; the rest finish."""
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    # This point exhausts its worker's memory: the kernel kills the process (SIGKILL).
+    hook = write_sigkill_hook(tmp_path, "abs(request.sla.e2e_s - 0.2) < 1e-9")
     sweep = tmp_path / "sweep"
     run = _run(sweep, tmp_path, env=_env(hook))
     out = run.stdout + run.stderr

@@ -31,6 +31,19 @@ def user_configs(tmp_path: Path) -> Path:
     return tmp_path / "myc"
 
 
+def _two_points(sweep_dir: str | Path, *first: str) -> int:
+    """``hetopt sweep *first workload=worked_example sla.e2e_s=0.13,0.2`` into ``sweep_dir``."""
+    return main(
+        [
+            "sweep",
+            *first,
+            "workload=worked_example",
+            "sla.e2e_s=0.13,0.2",
+            f"hydra.sweep.dir={sweep_dir}",
+        ]
+    )
+
+
 def _records(sweep: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((sweep / POINTS).glob("*.json"))]
 
@@ -109,32 +122,10 @@ def test_config_dir_reaches_the_validation_and_the_resume_hint(
     assert "workload.request_rate_per_s=-5" in err and "nothing was run" in err
     assert not (tmp_path / "b").exists()
     # A sweep directory of a grid composed with -cd refuses the same grid without it.
-    assert (
-        main(
-            [
-                "sweep",
-                "-cd",
-                "myc",
-                "workload=worked_example",
-                "sla.e2e_s=0.13,0.2",
-                f"hydra.sweep.dir={tmp_path / 'c'}",
-            ]
-        )
-        == 0
-    )
+    assert _two_points(tmp_path / "c", "-cd", "myc") == 0
     before = sorted(p.name for p in (tmp_path / "c" / POINTS).glob("*.json"))
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "sweep",
-                "workload=worked_example",
-                "sla.e2e_s=0.13,0.2",
-                f"hydra.sweep.dir={tmp_path / 'c'}",
-            ]
-        )
-        == 2
-    )
+    assert _two_points(tmp_path / "c") == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "--config-dir" in err and "hetopt sweep -cd myc workload=worked_example" in err
     assert "Traceback" not in err
@@ -236,34 +227,14 @@ def test_config_dir_reaches_ray_workers(user_configs: Path, tmp_path: Path) -> N
     pytest.importorskip(
         "hydra_plugins.hydra_ray_launcher", reason="needs pip install 'hetopt[dist]'"
     )
-    from test_ray_sweep import RAY_ENV, _cluster
+    from test_ray_sweep import _cluster, ray_sweep
 
     cluster = _cluster(os.environ)
     address = next(cluster)
     try:
         sweep = tmp_path / "sweep"
-        cmd = [
-            sys.executable,
-            "-m",
-            "hetopt.cli.main",
-            "sweep",
-            "-cd",
-            "myc",
-            "workload=mine,worked_example",
-            "sla.e2e_s=0.2",
-            "hydra/launcher=ray",
-            f"hydra.launcher.ray.init.address={address}",
-            "+hydra.launcher.ray.init.object_store_memory=null",
-            "+hydra.launcher.ray.remote.num_cpus=1",
-            f"hydra.sweep.dir={sweep}",
-        ]
-        run = subprocess.run(
-            cmd,
-            env={**os.environ, **RAY_ENV},
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=600,
+        run = ray_sweep(
+            address, tmp_path, sweep, "-cd", "myc", "workload=mine,worked_example", "sla.e2e_s=0.2"
         )
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     finally:
@@ -278,17 +249,7 @@ def test_a_sweep_leaves_logging_as_it_found_it(
 ) -> None:
     """Hydra's logging configs disable existing loggers; a later run in-process still logs."""
     monkeypatch.chdir(tmp_path)
-    assert (
-        main(
-            [
-                "sweep",
-                "workload=worked_example",
-                "sla.e2e_s=0.13,0.2",
-                f"hydra.sweep.dir={tmp_path / 'sw'}",
-            ]
-        )
-        == 0
-    )
+    assert _two_points(tmp_path / "sw") == 0
     assert (
         main(
             [
@@ -310,32 +271,12 @@ def test_interpolated_sweep_dir_is_resolved_once(
     workers used to re-resolve it, and the driver's results.csv said every point was missing);
     an interpolation that cannot resolve is exit 2 before anything is written."""
     monkeypatch.chdir(tmp_path)
-    assert (
-        main(
-            [
-                "sweep",
-                "workload=worked_example",
-                "sla.e2e_s=0.13,0.2",
-                "hydra.sweep.dir=sw/${now:%Y}-x",
-            ]
-        )
-        == 0
-    )
+    assert _two_points("sw/${now:%Y}-x") == 0
     (sweep,) = (tmp_path / "sw").iterdir()
     assert sweep.name.endswith("-x") and "$" not in sweep.name
     results = pd.read_csv(sweep / "results.csv")
     assert list(results["status"]) == ["ok", "ok"]
-    assert (
-        main(
-            [
-                "sweep",
-                "workload=worked_example",
-                "sla.e2e_s=0.13,0.2",
-                "hydra.sweep.dir=bad/${nope}",
-            ]
-        )
-        == 2
-    )
+    assert _two_points("bad/${nope}") == 2
     assert not (tmp_path / "bad").exists()
 
 
@@ -346,8 +287,5 @@ def test_sweep_refuses_a_directory_of_other_files(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "notes.txt").write_text("mine")
-    assert (
-        main(["sweep", "workload=worked_example", "sla.e2e_s=0.13,0.2", "hydra.sweep.dir=notes"])
-        == 2
-    )
+    assert _two_points("notes") == 2
     assert [p.name for p in (tmp_path / "notes").iterdir()] == ["notes.txt"]

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from hetopt.cli.config import request_from_config
 from hetopt.cli.outputs import RunDir
+from hetopt.cli.render import titled_table
 from hetopt.errors import InputError
 from hetopt.pipeline import plan_agent
 
@@ -114,9 +115,11 @@ def cmd_compile(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
             f"{', '.join(sorted(set(outcome.plan.placement['device'])))}).",
             highlight=False,
         )
-    t = Table(title="Partitions (one IREE module per device)", title_justify="left")
-    for col in ("device", "target", "operators", "kernels", "artefact", "compile", "note"):
-        t.add_column(col, justify="right" if col in ("kernels", "artefact", "compile") else "left")
+    t = titled_table(
+        "Partitions (one IREE module per device)",
+        ("device", "target", "operators", "kernels", "artefact", "compile", "note"),
+        left=("device", "target", "operators", "note"),
+    )
     for p in report.partitions:
         t.add_row(
             p.device,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -30,6 +31,34 @@ def _model_cell(row: dict[str, Any]) -> str:
     return model
 
 
+def titled_table(
+    title: str, columns: Sequence[str], left: Collection[str], no_wrap: Collection[str] = ()
+) -> Table:
+    """A table titled at its left, with its columns added.
+
+    Parameters
+    ----------
+    title
+        The table's title.
+    columns
+        Column headers, in order.
+    left
+        Headers of the left-justified (text) columns; the others are right-justified
+        (numbers).
+    no_wrap
+        Headers of the columns whose cells never wrap.
+
+    Returns
+    -------
+    rich.table.Table
+        The table, without rows.
+    """
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, justify="left" if col in left else "right", no_wrap=col in no_wrap)
+    return table
+
+
 def render_plan(plan: Plan, console: Console) -> None:
     """Print the placement, devices, TCO, SLA check, solver and baselines."""
     s = plan.solve
@@ -37,15 +66,12 @@ def render_plan(plan: Plan, console: Console) -> None:
     colour = "green" if s.proven_optimal else "yellow"
     console.rule(f"[bold]hetopt plan: {plan.workload}[/] at {plan.request_rate_per_s:g} req/s")
 
-    t = Table(title="Placement (operator -> device)", title_justify="left")
-    for col in ("operator", "device", "config", "devices", "latency", "step", "binds", "model"):
-        t.add_column(
-            col,
-            justify="left"
-            if col in ("operator", "device", "config", "binds", "model")
-            else "right",
-            no_wrap=col == "operator",
-        )
+    t = titled_table(
+        "Placement (operator -> device)",
+        ("operator", "device", "config", "devices", "latency", "step", "binds", "model"),
+        left=("operator", "device", "config", "binds", "model"),
+        no_wrap=("operator",),
+    )
     for r in plan.placement.to_dict(orient="records"):
         count = f"pool of {r['count']}" if r["shared_pool"] else str(r["count"])
         t.add_row(
@@ -79,8 +105,7 @@ def render_plan(plan: Plan, console: Console) -> None:
             f"calibrated GPUs, error unknown; see `hetopt catalog`)"
         )
 
-    d = Table(title="Devices and TCO", title_justify="left")
-    for col in (
+    columns = (
         "device",
         "dedicated",
         "pooled",
@@ -91,8 +116,8 @@ def render_plan(plan: Plan, console: Console) -> None:
         "power $/h",
         "opex $/h",
         "kgCO2/h",
-    ):
-        d.add_column(col, justify="left" if col == "device" else "right", no_wrap=True)
+    )
+    d = titled_table("Devices and TCO", columns, left=("device",), no_wrap=columns)
     for r in plan.devices.to_dict(orient="records"):
         d.add_row(
             r["device"],
@@ -161,9 +186,11 @@ def render_plan(plan: Plan, console: Console) -> None:
     )
     console.print(f"Independent verification {verdict}")
     if plan.baselines:
-        b = Table(title="Homogeneous baselines", title_justify="left")
-        for col in ("all on", "$/h", "$/request", "end-to-end", "SLA", "plan's benefit"):
-            b.add_column(col, justify="left" if col == "all on" else "right")
+        b = titled_table(
+            "Homogeneous baselines",
+            ("all on", "$/h", "$/request", "end-to-end", "SLA", "plan's benefit"),
+            left=("all on",),
+        )
         for base in plan.baselines:
             benefit = plan.benefit_vs(base.device)
             b.add_row(

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from hetopt.cli.config import replay_config_from, request_from_config
 from hetopt.cli.outputs import RunDir
+from hetopt.cli.render import titled_table
 from hetopt.errors import InputError
 from hetopt.graph.operators import tokens_per_request
 from hetopt.inputs import load_yaml_input, read_text_input
@@ -191,9 +191,11 @@ def cmd_replay(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
         f"({config.arrivals.kind}, {config.arrivals.rate_per_s:g} req/s, "
         f"{config.duration_s:g} s)"
     )
-    t = Table(title="Where the time went (per operator)", title_justify="left")
-    for col in ("operator", "pool", "runs", "mean wait", "p99 wait", "mean service"):
-        t.add_column(col, justify="left" if col in ("operator", "pool") else "right")
+    t = titled_table(
+        "Where the time went (per operator)",
+        ("operator", "pool", "runs", "mean wait", "p99 wait", "mean service"),
+        left=("operator", "pool"),
+    )
     for r in result.stages.itertuples():
         t.add_row(
             r.operator,
@@ -204,9 +206,11 @@ def cmd_replay(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
             f"{r.mean_service_s * 1e3:,.1f} ms",
         )
     console.print(t)
-    p = Table(title="Pools", title_justify="left")
-    for col in ("pool", "slots", "utilisation", "mean wait", "jobs/s in", "capacity/s"):
-        p.add_column(col, justify="left" if col == "pool" else "right")
+    p = titled_table(
+        "Pools",
+        ("pool", "slots", "utilisation", "mean wait", "jobs/s in", "capacity/s"),
+        left=("pool",),
+    )
     for r in result.pools.itertuples():
         p.add_row(
             r.pool,
@@ -218,20 +222,22 @@ def cmd_replay(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
         )
     console.print(p)
     if len(result.failures):
-        f = Table(title="Failures", title_justify="left")
-        for col in (
-            "device",
-            "at",
-            "devices",
-            "pools hit",
-            "recovered at",
-            "affected",
-            "dropped",
-            "SLA before",
-            "during",
-            "after",
-        ):
-            f.add_column(col, justify="left" if col in ("device", "pools hit") else "right")
+        f = titled_table(
+            "Failures",
+            (
+                "device",
+                "at",
+                "devices",
+                "pools hit",
+                "recovered at",
+                "affected",
+                "dropped",
+                "SLA before",
+                "during",
+                "after",
+            ),
+            left=("device", "pools hit"),
+        )
         for r in result.failures.itertuples():
             lost = (
                 str(r.devices_failed)

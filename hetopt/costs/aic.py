@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from hetopt.costs.fit import shape_columns
 from hetopt.costs.step import ModelShape
 from hetopt.errors import InputError
 
@@ -187,13 +188,7 @@ def measure(grid: Grid, progress: Callable[[str], None] | None = None) -> pd.Dat
                                 model=model,
                                 tp=tp,
                                 batch=batch,
-                                n_layers=shape.n_layers,
-                                d_model=shape.d_model,
-                                n_heads=shape.n_heads,
-                                n_kv_heads=shape.n_kv_heads,
-                                head_dim=shape.head_dim,
-                                d_ff=shape.d_ff,
-                                vocab_size=shape.vocab_size,
+                                **shape_columns(shape),
                                 source=source,
                             )
                             rows.append(

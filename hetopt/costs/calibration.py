@@ -261,6 +261,25 @@ class Calibration:
         tmp.replace(path)
 
 
+def check_phase(phase: object, at: str) -> None:
+    """Refuse a measured row's ``phase`` unless it is ``prefill`` or ``decode``.
+
+    Parameters
+    ----------
+    phase
+        The row's ``phase`` cell.
+    at
+        The file and row, named in the message (``"<file> row 3"``).
+
+    Raises
+    ------
+    InputError
+        Any other value.
+    """
+    if phase not in ("prefill", "decode"):
+        raise InputError(f"{at}, column phase: must be 'prefill' or 'decode', got {phase!r}.")
+
+
 def _base_name(device: str) -> str:
     return device[: -len("-owned")] if device.endswith("-owned") else device
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hetopt.costs.calibration import finite_number, read_csv_input
+from hetopt.costs.calibration import check_phase, finite_number, read_csv_input
 from hetopt.costs.step import (
     COEFFICIENT_NAMES,
     DevicePeaks,
@@ -38,6 +38,16 @@ from hetopt.costs.step import (
 from hetopt.errors import InputError
 from hetopt.graph.architectures import BYTES_PER_ELEMENT
 
+SHAPE_COLUMNS = (
+    "n_layers",
+    "d_model",
+    "n_heads",
+    "n_kv_heads",
+    "head_dim",
+    "d_ff",
+    "vocab_size",
+)
+"""The model-shape columns every measurement row carries (:class:`ModelShape`'s sizes)."""
 MEASUREMENT_COLUMNS = (
     "device",
     "precision",
@@ -47,27 +57,10 @@ MEASUREMENT_COLUMNS = (
     "batch",
     "seq_tokens",
     "step_s",
-    "n_layers",
-    "d_model",
-    "n_heads",
-    "n_kv_heads",
-    "head_dim",
-    "d_ff",
-    "vocab_size",
+    *SHAPE_COLUMNS,
     "source",
 )
-_INT_COLUMNS = (
-    "tp",
-    "batch",
-    "seq_tokens",
-    "n_layers",
-    "d_model",
-    "n_heads",
-    "n_kv_heads",
-    "head_dim",
-    "d_ff",
-    "vocab_size",
-)
+_INT_COLUMNS = ("tp", "batch", "seq_tokens", *SHAPE_COLUMNS)
 
 
 # Bounds of each coefficient (efficiencies are fractions of peak; floors in seconds) and the
@@ -124,10 +117,7 @@ def validate_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         step = _number(rec["step_s"], f"{at}, column step_s")
         if not step > 0:
             raise InputError(f"{at}, column step_s: must be > 0 seconds, got {rec['step_s']!r}.")
-        if rec["phase"] not in ("prefill", "decode"):
-            raise InputError(
-                f"{at}, column phase: must be 'prefill' or 'decode', got {rec['phase']!r}."
-            )
+        check_phase(rec["phase"], at)
         if rec["precision"] not in BYTES_PER_ELEMENT:
             raise InputError(
                 f"{at}, column precision: must be one of "
@@ -158,16 +148,23 @@ def load_measurements(path: str | Path) -> pd.DataFrame:
 
 def shape_of(rec: Mapping[str, Any]) -> ModelShape:
     """The model shape carried by one measurement row."""
-    return ModelShape(
-        str(rec["model"]),
-        int(rec["n_layers"]),
-        int(rec["d_model"]),
-        int(rec["n_heads"]),
-        int(rec["n_kv_heads"]),
-        int(rec["head_dim"]),
-        int(rec["d_ff"]),
-        int(rec["vocab_size"]),
-    )
+    return ModelShape(str(rec["model"]), **{c: int(rec[c]) for c in SHAPE_COLUMNS})
+
+
+def shape_columns(shape: ModelShape) -> dict[str, int]:
+    """A measurement row's :data:`SHAPE_COLUMNS` for ``shape`` (the inverse of :func:`shape_of`).
+
+    Parameters
+    ----------
+    shape
+        The measured model's shape.
+
+    Returns
+    -------
+    dict
+        Column name to size, in :data:`SHAPE_COLUMNS` order.
+    """
+    return {c: getattr(shape, c) for c in SHAPE_COLUMNS}
 
 
 def work_of(rec: Mapping[str, Any], shape: ModelShape | None = None) -> StepWork:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hetopt.costs.calibration import check_phase
 from hetopt.errors import InputError
 from hetopt.graph.architectures import BYTES_PER_ELEMENT, load_architectures
 from hetopt.inputs import did_you_mean, numeric_column, read_csv_input, text_column
@@ -70,10 +71,7 @@ def load_measured_profile(path: str | Path) -> pd.DataFrame:
     archs = {name.lower() for name in load_architectures()}
     for index, rec in frame.iterrows():
         at = f"{where} row {int(str(index)) + 2}"
-        if rec["phase"] not in ("prefill", "decode"):
-            raise InputError(
-                f"{at}, column phase: must be 'prefill' or 'decode', got {rec['phase']!r}."
-            )
+        check_phase(rec["phase"], at)
         if rec["precision"] not in BYTES_PER_ELEMENT:
             raise InputError(
                 f"{at}, column precision: unknown precision {rec['precision']!r}"

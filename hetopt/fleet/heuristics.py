@@ -60,6 +60,29 @@ class HeuristicResult:
     detail: str = ""
     proven_optimal: bool = False
 
+    @classmethod
+    def without_plan(
+        cls, method: str, runtime_s: float, detail: str, proven_optimal: bool = False
+    ) -> HeuristicResult:
+        """The result of a method that found no feasible plan (objective ``nan``).
+
+        Parameters
+        ----------
+        method
+            The method's name.
+        runtime_s
+            Wall-clock time spent.
+        detail
+            Why there is no plan.
+        proven_optimal
+            True when the search was complete (so no plan exists).
+
+        Returns
+        -------
+        HeuristicResult
+        """
+        return cls(method, None, math.nan, runtime_s, detail, proven_optimal=proven_optimal)
+
 
 class TenantLatency:
     """Fast end-to-end latency of one tenant's assignment (same recursion as the verifier)."""
@@ -222,10 +245,10 @@ def _place_fleet(fp: FleetProblem, placer: TenantPlacer, method: str) -> Heurist
         price = np.where(exhausted, price * 2.0, price)
     runtime = time.perf_counter() - start
     if final is None:
-        return HeuristicResult(method, None, math.nan, runtime, detail)
+        return HeuristicResult.without_plan(method, runtime, detail)
     ev = evaluate_fleet(fp, final)
     if not ev.feasible:
-        return HeuristicResult(method, None, math.nan, runtime, "; ".join(ev.violations[:3]))
+        return HeuristicResult.without_plan(method, runtime, "; ".join(ev.violations[:3]))
     return HeuristicResult(
         method,
         final,
@@ -436,10 +459,8 @@ def homogeneous(
         tried.append(f"{dev}: {ev.objective_usd_per_h:.2f} $/h")
     runtime = time.perf_counter() - start
     if best is None:
-        return HeuristicResult(
+        return HeuristicResult.without_plan(
             "homogeneous",
-            None,
-            math.nan,
             runtime,
             "no single device type hosts the fleet (" + "; ".join(tried) + ")",
         )
@@ -473,13 +494,8 @@ def exhaustive(fp: FleetProblem, limit: int = EXHAUSTIVE_LIMIT) -> HeuristicResu
             best = (ev.objective_usd_per_h, choices)
     runtime = time.perf_counter() - start
     if best is None:
-        return HeuristicResult(
-            "exhaustive",
-            None,
-            math.nan,
-            runtime,
-            f"{size} assignments, none feasible",
-            proven_optimal=True,
+        return HeuristicResult.without_plan(
+            "exhaustive", runtime, f"{size} assignments, none feasible", proven_optimal=True
         )
     return HeuristicResult(
         "exhaustive",

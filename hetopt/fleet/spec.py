@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -98,6 +98,20 @@ MAX_TENANTS = 10_000  # tenants after count expansion, far above any fleet bench
 _SLA_KEYS = {f.name for f in fields(Sla)}
 
 
+def _refuse_unknown_keys(given: Iterable[Any], valid: set[str], unknown_what: str) -> None:
+    """Raise :class:`InputError` if ``given`` holds keys outside ``valid``.
+
+    The message is ``unknown_what``, the unknown keys (with the closest valid ones), then the
+    valid keys.
+    """
+    unknown = sorted(str(k) for k in set(given) - valid)
+    if unknown:
+        raise InputError(
+            f"{unknown_what} {unknown_keys_message(unknown, sorted(valid))}; valid keys: "
+            f"{sorted(valid)}."
+        )
+
+
 def tenant_sla(
     base: Sla, workload: Workload | None, override: Mapping[str, Any] | None, where: str
 ) -> Sla:
@@ -110,13 +124,7 @@ def tenant_sla(
             f"{where}: 'sla' must be a mapping such as {{e2e_s: 12.0}}, got {override!r}."
         )
     override = dict(override or {})
-    unknown = sorted(str(k) for k in set(override) - _SLA_KEYS)
-    if unknown:
-        raise InputError(
-            f"{where}: unknown SLA key(s) "
-            f"{unknown_keys_message(unknown, sorted(_SLA_KEYS))}; valid keys: "
-            f"{sorted(_SLA_KEYS)}."
-        )
+    _refuse_unknown_keys(override, _SLA_KEYS, f"{where}: unknown SLA key(s)")
     check_bounds(override, f"{where}: sla")
     values.update(override)
     try:
@@ -159,13 +167,7 @@ def fleet_from_dict(
         where = f"{source}: tenants[{k}]"
         if not isinstance(entry, Mapping):
             raise InputError(f"{where} must be a mapping with keys {sorted(_TENANT_KEYS)}.")
-        unknown = sorted(str(k) for k in set(entry) - _TENANT_KEYS)
-        if unknown:
-            raise InputError(
-                f"{where}: unknown key(s) "
-                f"{unknown_keys_message(unknown, sorted(_TENANT_KEYS))}; valid "
-                f"keys: {sorted(_TENANT_KEYS)}."
-            )
+        _refuse_unknown_keys(entry, _TENANT_KEYS, f"{where}: unknown key(s)")
         wl = entry.get("workload")
         if isinstance(wl, str):
             if wl not in cache:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+
 from hetopt.errors import InputError
 from hetopt.models import Objective
 from hetopt.problem import PlacementProblem
@@ -274,6 +276,16 @@ class SolveResult:
         return self.status is SolveStatus.OPTIMAL
 
 
+def _named_assignment(
+    problem: PlacementProblem, choice: tuple[int, ...]
+) -> dict[str, tuple[str, str]]:
+    """``{operator: (device, config)}`` of a choice of one option per operator."""
+    return {
+        problem.ops[i]: (problem.devices[problem.opt_device[o]], problem.opt_config[o])
+        for i, o in enumerate(choice)
+    }
+
+
 @dataclass(frozen=True)
 class WarmStart:
     """A plan to start the search from: a previous solve's choices, by name.
@@ -298,12 +310,30 @@ class WarmStart:
         """The warm start that reproduces ``result`` (None without a solution)."""
         if result.choice is None:
             return None
-        assignment = {
-            problem.ops[i]: (problem.devices[problem.opt_device[o]], problem.opt_config[o])
-            for i, o in enumerate(result.choice)
-        }
         pools = {d: int(n) for d, n in zip(problem.devices, result.pool_counts or (), strict=False)}
-        return cls(assignment, pools)
+        return cls(_named_assignment(problem, result.choice), pools)
+
+    @classmethod
+    def fastest(cls, problem: PlacementProblem) -> WarmStart:
+        """Every operator on its lowest-latency option; no pool sizes.
+
+        A start any instance has; the solvers repair it where it breaks a limit.
+
+        Parameters
+        ----------
+        problem
+            The placement problem.
+
+        Returns
+        -------
+        WarmStart
+            The first fastest option of each operator, by name.
+        """
+        choice = tuple(
+            int(o[np.argmin(problem.opt_latency_s[o])])
+            for o in (problem.options_of(i) for i in range(problem.n_ops))
+        )
+        return cls(_named_assignment(problem, choice))
 
     def options(self, problem: PlacementProblem) -> dict[int, int]:
         """``{operator index: option index}`` for the operators whose choice still exists."""

@@ -21,15 +21,21 @@ from hetopt.costs.calibration import (
     load_calibration,
     validate_table,
 )
-from hetopt.costs.fit import MEASUREMENT_COLUMNS, error_stats, validate_measurements
+from hetopt.costs.fit import (
+    MEASUREMENT_COLUMNS,
+    error_stats,
+    shape_columns,
+    validate_measurements,
+)
 from hetopt.costs.llm import device_peaks
-from hetopt.costs.step import ModelShape, StepCoefficients, predict_step, step_work
+from hetopt.costs.step import ModelShape, StepCoefficients, predict_step
 from hetopt.costs.table import CostParams
 from hetopt.errors import InputError
 from hetopt.hardware import load_catalog
 from hetopt.pipeline import PlanRequest, plan_agent
 from hetopt.sla import Sla
 from hetopt.workloads import load_workload
+from tests.costs.stepwork import point_work
 
 CATALOG = load_catalog()
 TRUE = StepCoefficients(
@@ -65,7 +71,6 @@ def synthetic(
     rng = np.random.default_rng(seed)
     peaks = device_peaks(CATALOG.get(device), precision)
     rows = []
-    bpe = 1.0 if precision == "fp8" else 2.0
     for shape in SHAPES:
         for tp in (1, 2, 4, 8):
             for seq in (128, 512, 2048, 4096):
@@ -73,15 +78,7 @@ def synthetic(
                     for phase in ("prefill", "decode"):
                         if phase == "prefill" and batch > 16:
                             continue
-                        w = step_work(
-                            shape,
-                            weight_bytes=bpe,
-                            kv_bytes=bpe,
-                            tp=tp,
-                            batch=batch,
-                            q_tokens=seq if phase == "prefill" else 1,
-                            kv_tokens=seq,
-                        )
+                        w = point_work(shape, precision, tp, batch, seq, phase == "prefill")
                         t = float(predict_step(w, peaks, coefficients).total_s)
                         t *= float(np.exp(rng.normal(0.0, noise))) if noise else 1.0
                         rows.append(
@@ -94,13 +91,7 @@ def synthetic(
                                 batch=batch,
                                 seq_tokens=seq,
                                 step_s=t,
-                                n_layers=shape.n_layers,
-                                d_model=shape.d_model,
-                                n_heads=shape.n_heads,
-                                n_kv_heads=shape.n_kv_heads,
-                                head_dim=shape.head_dim,
-                                d_ff=shape.d_ff,
-                                vocab_size=shape.vocab_size,
+                                **shape_columns(shape),
                                 source="synthetic (test)",
                             )
                         )

@@ -23,6 +23,7 @@ from hetopt.costs.step import (
 from hetopt.graph.architectures import get_architecture
 from hetopt.graph.decompose import LlmWork
 from hetopt.hardware import load_catalog
+from tests.costs.stepwork import point_work
 
 CATALOG = load_catalog()
 TABLE = load_calibration()
@@ -33,21 +34,22 @@ SHAPES = [
     ModelShape.from_architecture(get_architecture(n))
     for n in ("llama-3-8b", "llama-3-70b", "llama-3.2-1b", "mixtral-8x7b")
 ]
+# A tiny one-layer model whose steps are sums we can write down.
+TOY = ModelShape(
+    "toy",
+    n_layers=1,
+    d_model=1000,
+    n_heads=10,
+    n_kv_heads=10,
+    head_dim=100,
+    d_ff=2000,
+    vocab_size=10,
+)
 
 
 def test_one_gemm_by_hand() -> None:
     """A tiny one-layer model whose step is a sum we can write down."""
-    shape = ModelShape(
-        "toy",
-        n_layers=1,
-        d_model=1000,
-        n_heads=10,
-        n_kv_heads=10,
-        head_dim=100,
-        d_ff=2000,
-        vocab_size=10,
-    )
-    w = step_work(shape, weight_bytes=2, kv_bytes=2, tp=1, batch=1, q_tokens=1, kv_tokens=100)
+    w = step_work(TOY, weight_bytes=2, kv_bytes=2, tp=1, batch=1, q_tokens=1, kv_tokens=100)
     # QKV GEMM: M=1, N=3000, K=1000: 6e6 FLOPs; bytes (1*1000 + 1*3000)*2 + 1000*3000*2
     assert w.gemm_flops[0] == 2 * 1 * 3000 * 1000
     assert w.gemm_bytes[0] == (1000 + 3000) * 2 + 1000 * 3000 * 2
@@ -74,17 +76,7 @@ def test_one_gemm_by_hand() -> None:
 
 
 def test_prefill_attention_and_fp8_quantisation_by_hand() -> None:
-    toy = ModelShape(
-        "toy",
-        n_layers=1,
-        d_model=1000,
-        n_heads=10,
-        n_kv_heads=10,
-        head_dim=100,
-        d_ff=2000,
-        vocab_size=10,
-    )
-    w = step_work(toy, weight_bytes=1, kv_bytes=1, tp=2, batch=2, q_tokens=3, kv_tokens=3)
+    w = step_work(TOY, weight_bytes=1, kv_bytes=1, tp=2, batch=2, q_tokens=3, kv_tokens=3)
     # causal pairs: 2 sequences x 3 x 4 / 2 = 12; 4 FLOPs per pair per q column (500 per device)
     assert w.ctx_attn_flops == 4 * 12 * 500
     # q, k, v and out in 16 bit: 6 tokens x (2 x 500 + 2 x 500) x 2; the KV write at fp8:
@@ -139,16 +131,7 @@ def _time(
 ) -> float:
     entry = TABLE.lookup(device, precision)
     assert entry is not None
-    bpe = 1.0 if precision == "fp8" else 2.0
-    w = step_work(
-        shape,
-        weight_bytes=bpe,
-        kv_bytes=bpe,
-        tp=tp,
-        batch=batch,
-        q_tokens=seq if prefill else 1,
-        kv_tokens=seq,
-    )
+    w = point_work(shape, precision, tp, batch, seq, prefill)
     return float(
         predict_step(w, device_peaks(CATALOG.get(device), precision), entry.coefficients).total_s
     )
@@ -172,16 +155,7 @@ def test_no_prediction_beats_the_roofline_at_full_peak(step) -> None:  # type: i
     device, precision, shape, tp, batch, seq, prefill = step
     entry = TABLE.lookup(device, precision)
     assert entry is not None
-    bpe = 1.0 if precision == "fp8" else 2.0
-    w = step_work(
-        shape,
-        weight_bytes=bpe,
-        kv_bytes=bpe,
-        tp=tp,
-        batch=batch,
-        q_tokens=seq if prefill else 1,
-        kv_tokens=seq,
-    )
+    w = point_work(shape, precision, tp, batch, seq, prefill)
     peaks = device_peaks(CATALOG.get(device), precision)
     t = float(predict_step(w, peaks, entry.coefficients).total_s)
     assert t >= float(roofline_floor_s(w, peaks)) * (1 - 1e-12)

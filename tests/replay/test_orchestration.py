@@ -17,10 +17,11 @@ from hetopt.hardware.spec import HardwareSpec
 from hetopt.pipeline import PlanOutcome, PlanRequest, plan_agent
 from hetopt.replay.arrivals import ArrivalSpec
 from hetopt.replay.control import ControllerConfig, FailureSpec, RouterConfig
-from hetopt.replay.engine import ReplayConfig, ReplayResult, pool_sizing, replay
+from hetopt.replay.engine import ReplayConfig, ReplayResult, pool_sizing
 from hetopt.replay.queueing import erlang_c_wait_s
 from hetopt.sla import Sla
 from hetopt.workloads import Workload, load_workload_data
+from tests.replay.replaying import replay_outcome
 
 
 def _plan(name: str, rate: float, **kw: object) -> PlanOutcome:
@@ -35,13 +36,7 @@ def voice() -> PlanOutcome:
 
 def _run(out: PlanOutcome, **kw: object) -> ReplayResult:
     arrivals = kw.pop("arrivals", ArrivalSpec(rate_per_s=out.plan.request_rate_per_s))
-    return replay(
-        out.plan,
-        out.problem,
-        out.table.frame,
-        ReplayConfig(arrivals=arrivals, **kw),
-        graph=out.graph,
-    )  # type: ignore[arg-type]
+    return replay_outcome(out, ReplayConfig(arrivals=arrivals, **kw))  # type: ignore[arg-type]
 
 
 def _conserved(result: ReplayResult) -> None:

@@ -7,9 +7,10 @@ import pytest
 from hetopt.pipeline import PlanRequest, plan_agent
 from hetopt.plan.queueing import erlang_c, md_c_wait, queued_ttft, stage_waits
 from hetopt.replay.arrivals import ArrivalSpec
-from hetopt.replay.engine import ReplayConfig, replay
+from hetopt.replay.engine import ReplayConfig
 from hetopt.sla import Sla
 from hetopt.workloads import Workload, load_workload_data
+from tests.replay.replaying import replay_outcome
 
 
 def test_md1_matches_pollaczek_khinchine() -> None:
@@ -31,12 +32,9 @@ def test_queued_ttft_agrees_with_the_replay(name: str, rate: float) -> None:
     waits = {w.operator: w for w in stage_waits(out.problem, out.table.frame, out.plan.choice)}
     prefill = waits["llm.prefill"]
     assert 0.3 < prefill.utilisation <= 0.8 + 1e-9  # costs.max_utilization
-    result = replay(
-        out.plan,
-        out.problem,
-        out.table.frame,
+    result = replay_outcome(
+        out,
         ReplayConfig(arrivals=ArrivalSpec(rate_per_s=rate), duration_s=7200, warmup_s=60, seed=3),
-        graph=out.graph,
     )
     stage = result.stages.set_index("operator").loc["llm.prefill"]
     measured_p50 = stage["mean_service_s"] + stage["p50_wait_s"]

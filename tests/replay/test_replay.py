@@ -12,28 +12,23 @@ from hetopt.errors import InputError
 from hetopt.hardware import load_catalog
 from hetopt.pipeline import HardwareSpec, PlanOutcome, PlanRequest, plan_agent
 from hetopt.replay.arrivals import ArrivalSpec, arrival_times, load_trace
-from hetopt.replay.engine import ReplayConfig, ReplayResult, replay
+from hetopt.replay.engine import ReplayConfig
 from hetopt.replay.queueing import erlang_c_wait_s
 from hetopt.sla import Sla
 from hetopt.workloads import Workload, load_workload
+from tests.replay.replaying import replay_outcome
 
 
 def _plan(workload: Workload, **kw: object) -> PlanOutcome:
     return plan_agent(PlanRequest(workload, baselines=(), **kw))  # type: ignore[arg-type]
 
 
-def _replay(out: PlanOutcome, config: ReplayConfig) -> ReplayResult:
-    return replay(out.plan, out.problem, out.table.frame, config, graph=out.graph)
-
-
 def test_single_pool_matches_mmc_waiting_time(mmc: PlanOutcome) -> None:
     """One light operator on a pool of c CPUs, Poisson arrivals, exponential service: M/M/c."""
     c = mmc.plan.pool_counts[0]
     assert c == 4  # ceil(25 x 0.1 / 0.8)
-    result = replay(
-        mmc.plan,
-        mmc.problem,
-        mmc.table.frame,
+    result = replay_outcome(
+        mmc,
         ReplayConfig(
             arrivals=ArrivalSpec(rate_per_s=25.0),
             duration_s=2000,
@@ -41,7 +36,6 @@ def test_single_pool_matches_mmc_waiting_time(mmc: PlanOutcome) -> None:
             service="exponential",
             seed=3,
         ),
-        graph=mmc.graph,
     )
     measured = result.stages["mean_wait_s"].iloc[0]
     expected = erlang_c_wait_s(25.0, 10.0, c)
@@ -58,12 +52,9 @@ def test_every_request_accounted_for_and_paths_match_planned_visits(
     supervisor: PlanOutcome,
 ) -> None:
     rate = supervisor.plan.request_rate_per_s
-    result = replay(
-        supervisor.plan,
-        supervisor.problem,
-        supervisor.table.frame,
+    result = replay_outcome(
+        supervisor,
         ReplayConfig(arrivals=ArrivalSpec(rate_per_s=rate), duration_s=600, drain_s=3600, seed=1),
-        graph=supervisor.graph,
     )
     s = result.summary
     assert s["arrived"] == s["completed"] + s["in_flight_at_end"] == len(result.requests)
@@ -76,10 +67,10 @@ def test_every_request_accounted_for_and_paths_match_planned_visits(
 
 def test_same_seed_same_replay(supervisor: PlanOutcome) -> None:
     cfg = ReplayConfig(arrivals=ArrivalSpec(rate_per_s=1.0), duration_s=120, seed=5)
-    a = _replay(supervisor, cfg)
-    b = _replay(supervisor, cfg)
+    a = replay_outcome(supervisor, cfg)
+    b = replay_outcome(supervisor, cfg)
     assert a.requests.equals(b.requests)
-    other = _replay(
+    other = replay_outcome(
         supervisor, ReplayConfig(arrivals=ArrivalSpec(rate_per_s=1.0), duration_s=120, seed=6)
     )
     assert not other.requests["arrival_s"].equals(a.requests["arrival_s"])
@@ -87,7 +78,7 @@ def test_same_seed_same_replay(supervisor: PlanOutcome) -> None:
 
 def test_low_load_agrees_with_the_planner() -> None:
     out = _plan(load_workload("voice_agent"), sla=Sla(e2e_s=15.0))
-    result = _replay(
+    result = replay_outcome(
         out, ReplayConfig(arrivals=ArrivalSpec(rate_per_s=0.05), duration_s=4000, seed=2)
     )
     done = result.requests[result.requests["status"] == "completed"]
@@ -165,7 +156,9 @@ def test_operator_kind_comes_from_the_graph_not_the_name() -> None:
         )
     )
     assert {op.kind.value for op in out.graph.ops} == {"compute"}
-    result = _replay(out, ReplayConfig(arrivals=ArrivalSpec(rate_per_s=2.0), duration_s=60, seed=1))
+    result = replay_outcome(
+        out, ReplayConfig(arrivals=ArrivalSpec(rate_per_s=2.0), duration_s=60, seed=1)
+    )
     done = result.requests[result.requests["status"] == "completed"]
     assert len(done) > 50
     assert done["ttft_s"].isna().all() and (done["tbt_s"] == 0).all()

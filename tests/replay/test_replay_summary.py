@@ -21,19 +21,14 @@ from hetopt.hardware.spec import HardwareSpec
 from hetopt.pipeline import PlanOutcome, PlanRequest, plan_agent
 from hetopt.replay.arrivals import ArrivalSpec
 from hetopt.replay.control import ControllerConfig, FailureSpec, RouterConfig
-from hetopt.replay.engine import ReplayConfig, ReplayResult, replay
+from hetopt.replay.engine import ReplayConfig, ReplayResult
 from hetopt.sla import Sla
 from hetopt.workloads import Workload, load_workload_data
+from tests.replay.replaying import replay_outcome
 
 
 def _run(out: PlanOutcome, arrivals: ArrivalSpec, **kw: object) -> ReplayResult:
-    return replay(
-        out.plan,
-        out.problem,
-        out.table.frame,
-        ReplayConfig(arrivals=arrivals, **kw),
-        graph=out.graph,
-    )  # type: ignore[arg-type]
+    return replay_outcome(out, ReplayConfig(arrivals=arrivals, **kw))  # type: ignore[arg-type]
 
 
 def _trace(tmp_path: Path, times: list[float] | np.ndarray, name: str = "t.csv") -> ArrivalSpec:
@@ -253,28 +248,26 @@ def test_pool_with_arrivals_above_capacity_is_named(mmc: PlanOutcome, tmp_path: 
     assert (overloaded["from_s"], overloaded["to_s"]) == (0.0, 20.0)
     assert overloaded["arrival_rate_per_s"] == pytest.approx(50.0)
     assert overloaded["capacity_per_s"] == pytest.approx(40.0)
+
+    def poisson(rate_per_s: float) -> ReplayResult:
+        """Poisson arrivals at ``rate_per_s`` with exponential service, 400 s after 20 s."""
+        return _run(
+            mmc,
+            ArrivalSpec(rate_per_s=rate_per_s),
+            duration_s=400.0,
+            warmup_s=20.0,
+            service="exponential",
+            seed=1,
+        )
+
     # at 25 req/s (Poisson, exponential service: M/M/4 at load 0.625) nothing is overloaded
-    calm = _run(
-        mmc,
-        ArrivalSpec(rate_per_s=25.0),
-        duration_s=400.0,
-        warmup_s=20.0,
-        service="exponential",
-        seed=1,
-    )
+    calm = poisson(25.0)
     assert calm.summary["overloaded_pools"] == []
     pool = calm.pools.set_index("pool").loc["Xeon-SPR shared pool"]
     assert pool["arrival_rate_per_s"] == pytest.approx(25.0, rel=0.05)
     assert pool["capacity_per_s"] == pytest.approx(40.0, rel=0.05)
     # M/M/1-like: 45 req/s on 4 servers of 10/s each, with exponential service
-    hot = _run(
-        mmc,
-        ArrivalSpec(rate_per_s=45.0),
-        duration_s=400.0,
-        warmup_s=20.0,
-        service="exponential",
-        seed=1,
-    )
+    hot = poisson(45.0)
     (overloaded,) = hot.summary["overloaded_pools"]
     assert overloaded["arrival_rate_per_s"] == pytest.approx(45.0, rel=0.05)
     assert overloaded["capacity_per_s"] == pytest.approx(40.0, rel=0.05)
@@ -331,27 +324,20 @@ def test_failure_naming_more_devices_than_exist_is_an_error(mmc: PlanOutcome) ->
     two = (FailureSpec("Xeon-SPR", 3, 10.0), FailureSpec("Xeon-SPR", 3, 20.0))
     with pytest.raises(InputError, match=r"replay\.failures\[1\]\.count=3: .* only 1 are left"):
         _run(mmc, arrivals, duration_s=50.0, failures=two)
+
+    def under_a_controller(detect_s: float) -> ReplayResult:
+        controller = ControllerConfig(enabled=True, detect_s=detect_s, provision_s=1.0)
+        return _run(mmc, arrivals, duration_s=50.0, failures=two, controller=controller)
+
     # with one, the replacements can fail again; and exactly all of them may fail
-    healed = _run(
-        mmc,
-        arrivals,
-        duration_s=50.0,
-        failures=two,
-        controller=ControllerConfig(enabled=True, detect_s=1.0, provision_s=1.0),
-    )
+    healed = under_a_controller(detect_s=1.0)
     assert healed.failures["devices_failed"].tolist() == [3, 3]
     assert healed.failures["devices_requested"].tolist() == [3, 3]
     every = _run(mmc, arrivals, duration_s=50.0, failures=(FailureSpec("Xeon-SPR", 4, 10.0),))
     assert every.failures["devices_failed"].tolist() == [4]
     # a second failure before the controller has replaced the first finds 1 live device: the
     # table says it named 3 and took 1
-    late = _run(
-        mmc,
-        arrivals,
-        duration_s=50.0,
-        failures=two,
-        controller=ControllerConfig(enabled=True, detect_s=30.0, provision_s=1.0),
-    )
+    late = under_a_controller(detect_s=30.0)
     assert late.failures["devices_requested"].tolist() == [3, 3]
     assert late.failures["devices_failed"].tolist() == [3, 1]
 

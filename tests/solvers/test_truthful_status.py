@@ -13,7 +13,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from hetopt.cli.main import main
@@ -167,20 +166,6 @@ LIMIT_S = 1.5
 MARGIN_S = 1.5
 
 
-def _fastest(problem: PlacementProblem) -> WarmStart:
-    """Every operator on its fastest option: a start the solvers repair if it breaks a limit."""
-    choice = tuple(
-        int(o[np.argmin(problem.opt_latency_s[o])])
-        for o in (problem.options_of(i) for i in range(problem.n_ops))
-    )
-    return WarmStart(
-        {
-            problem.ops[i]: (problem.devices[problem.opt_device[o]], problem.opt_config[o])
-            for i, o in enumerate(choice)
-        }
-    )
-
-
 @pytest.mark.parametrize(("backend", "n_ops"), [("highs", 80), ("cbc", 80), ("cpsat", 40)])
 def test_time_limit_returns_the_plan_with_its_gap(backend: str, n_ops: int) -> None:
     """Started from the fastest plan (so that a loaded machine still finds a plan in time),
@@ -192,7 +177,7 @@ def test_time_limit_returns_the_plan_with_its_gap(backend: str, n_ops: int) -> N
     res = solve(
         hard,
         SolverOptions(backend=backend, time_limit_s=LIMIT_S, gap_rel=1e-9),
-        warm_start=_fastest(hard),
+        warm_start=WarmStart.fastest(hard),
     )
     wall = time.perf_counter() - t0
     assert wall <= LIMIT_S + MARGIN_S, wall
