@@ -275,27 +275,26 @@ def _best_reason_index(group: pd.DataFrame) -> int:
     return int(lat.argmin())
 
 
+_ROW_DEFAULTS: dict[str, Any] = {
+    **{c: None for c in COLUMNS},
+    "tp": 1,
+    "pp": 1,
+    "devices_per_replica": 1,
+    "batch": 1,
+    "exclusive": False,
+    "feasible": True,
+    "reason": "",
+    "direct_cost_usd": 0.0,
+    "static_s": 0.0,
+    "sync_s": 0.0,
+    "cost_model": "roofline",
+    "error_band": "",
+}
+"""What a row holds unless its maker says otherwise."""
+
+
 def _row(op: Operator, device: str, config: str, **values: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {c: None for c in COLUMNS}
-    row.update(
-        op=op.id,
-        device=device,
-        config=config,
-        tp=1,
-        pp=1,
-        devices_per_replica=1,
-        batch=1,
-        exclusive=False,
-        feasible=True,
-        reason="",
-        direct_cost_usd=0.0,
-        static_s=0.0,
-        sync_s=0.0,
-        cost_model="roofline",
-        error_band="",
-    )
-    row.update(values)
-    return row
+    return {**_ROW_DEFAULTS, "op": op.id, "device": device, "config": config, **values}
 
 
 def _time_columns(t: RooflineTime) -> dict[str, Any]:
