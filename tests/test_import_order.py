@@ -206,3 +206,19 @@ def test_a_solve_after_a_quiet_import_still_loads_ortools_first() -> None:
         "assert solve(p, SolverOptions(backend='highs')).objective > 0"
     )
     assert order[ORTOOLS_NATIVE] < min(order["pulp"], order["highspy"]), order
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's /proc/self/maps")
+def test_the_native_module_loaded_first_brings_ortools_own_highs() -> None:
+    # The guard is worth something only if the module _solverlibs loads before pulp maps
+    # libortools and the HiGHS bundled with it; an ortools release that moved them elsewhere
+    # would leave the module order above intact and the guard empty.
+    script = (
+        f"import importlib\nimportlib.import_module({ORTOOLS_NATIVE!r})\n"
+        "maps = open('/proc/self/maps').read()\n"
+        "print(sorted({line.rsplit('/', 1)[-1] for line in maps.splitlines()"
+        " if '/ortools/.libs/' in line and ('libhighs' in line or 'libortools' in line)}))"
+    )
+    proc = _run(script)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['libhighs.so.1', 'libortools.so.9']", proc.stdout

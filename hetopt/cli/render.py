@@ -52,6 +52,12 @@ def titled_table(
     -------
     rich.table.Table
         The table, without rows.
+
+    Examples
+    --------
+    >>> t = titled_table("Devices", ["device", "count"], left=["device"])
+    >>> [c.justify for c in t.columns], t.title_justify
+    (['left', 'right'], 'left')
     """
     table = Table(title=title, title_justify="left")
     for col in columns:

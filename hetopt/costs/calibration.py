@@ -275,6 +275,14 @@ def check_phase(phase: object, at: str) -> None:
     ------
     InputError
         Any other value.
+
+    Examples
+    --------
+    >>> check_phase("decode", "m.csv row 2")
+    >>> check_phase("generate", "m.csv row 3")
+    Traceback (most recent call last):
+    ...
+    hetopt.errors.InputError: m.csv row 3, column phase: must be 'prefill' or 'decode', got 'generate'.
     """
     if phase not in ("prefill", "decode"):
         raise InputError(f"{at}, column phase: must be 'prefill' or 'decode', got {phase!r}.")

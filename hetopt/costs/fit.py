@@ -163,6 +163,13 @@ def shape_columns(shape: ModelShape) -> dict[str, int]:
     -------
     dict
         Column name to size, in :data:`SHAPE_COLUMNS` order.
+
+    Examples
+    --------
+    >>> from hetopt.graph.architectures import get_architecture
+    >>> shape = ModelShape.from_architecture(get_architecture("llama-3-8b"))
+    >>> shape_columns(shape)["n_layers"], shape_of({**shape_columns(shape), "model": shape.name}) == shape
+    (32, True)
     """
     return {c: getattr(shape, c) for c in SHAPE_COLUMNS}
 

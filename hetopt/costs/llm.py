@@ -28,8 +28,8 @@ scale-up domain (at most 8 accelerators per chassis, paper §5.2).
 
 from __future__ import annotations
 
-import functools
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -54,6 +54,12 @@ PAGE_TOKENS = 16
 StageTimes = tuple[float, float, float, float, float]
 """The fitted step model at one configuration: (compute, memory, all-reduce, total) seconds of
 the last pipeline stage and the crossing time of all stages without sends."""
+
+_STAGE_CACHE: OrderedDict[tuple[Any, ...], dict[tuple[int, int, int], StageTimes]] = OrderedDict()
+_STAGE_CACHE_ENTRIES = 4096
+"""(model, device, lengths) entries kept, least recently used dropped first: a 126-operator
+agent uses 216, a calibration fit a few thousand of one or two points each (about 10 MB at
+most: five floats per point)."""
 
 
 @dataclass(frozen=True)
@@ -169,12 +175,24 @@ def _micro(batch: int, pp: int) -> int:
     return max(batch // pp, 1)
 
 
+def decode_steps(llm: LlmWork) -> int:
+    """Decode steps of one request: every output token but the first, which prefill makes.
+
+    Examples
+    --------
+    >>> from hetopt.graph.architectures import get_architecture
+    >>> decode_steps(LlmWork(get_architecture("llama-3-8b"), "fp16", 512, 128))
+    127
+    """
+    return max(llm.output_tokens - 1, 1)
+
+
 def _phase_tokens(llm: LlmWork, prefill: bool) -> tuple[int, int]:
     """(new tokens, attended tokens) per sequence of one step: the prompt in prefill; one token
     at the mean context in decode."""
     if prefill:
         return llm.input_tokens, llm.input_tokens
-    return 1, llm.input_tokens + max(llm.output_tokens - 1, 1) // 2
+    return 1, llm.input_tokens + decode_steps(llm) // 2
 
 
 def _itemised(times: StageTimes) -> tuple[RooflineTime, float]:
@@ -198,9 +216,12 @@ def stage_times(
     """The fitted step model at ``(tp, pp, micro)`` points of one model, device and lengths.
 
     For each point: (compute, memory, all-reduce, total) of the last pipeline stage and the
-    crossing time of all ``pp`` stages (without sends). All points are timed together, in one
-    stacked :func:`~hetopt.costs.step.predict_step` (and one more for the earlier stages of
-    pipelined points), with the same numbers to the last bit as one call per point.
+    crossing time of all ``pp`` stages (without sends). The points not seen before are timed
+    together, in one stacked :func:`~hetopt.costs.step.predict_step` (and one more for the
+    earlier stages of pipelined points), with the same numbers to the last bit as one call per
+    point. Results are kept per (peaks, model, bytes per element, coefficients, lengths): plain
+    values, so a price scenario or a renamed device finds them too, and sweeps, pair studies
+    and calibration loops ask for the same points many times.
 
     Examples
     --------
@@ -214,8 +235,33 @@ def stage_times(
     >>> one[3] == one[4], two[3] < one[3]  # one stage: the crossing is the step; tp=2 is faster
     (True, True)
     """
-    if not points:
-        return []
+    common = (peaks, shape, bpe, coefficients, q_tokens, kv_tokens)
+    cache = _STAGE_CACHE.pop(common, None) or {}
+    _STAGE_CACHE[common] = cache  # most recently used last
+    if len(_STAGE_CACHE) > _STAGE_CACHE_ENTRIES:
+        _STAGE_CACHE.popitem(last=False)
+    todo = list(dict.fromkeys(p for p in points if p not in cache))
+    if todo:
+        cache.update(
+            zip(
+                todo,
+                _timed_stages(peaks, shape, bpe, coefficients, q_tokens, kv_tokens, todo),
+                strict=True,
+            )
+        )
+    return [cache[p] for p in points]
+
+
+def _timed_stages(
+    peaks: DevicePeaks,
+    shape: ModelShape,
+    bpe: float,
+    coefficients: StepCoefficients,
+    q_tokens: int,
+    kv_tokens: int,
+    points: Sequence[tuple[int, int, int]],
+) -> list[StageTimes]:
+    """:func:`stage_times` of points not computed before, in one stacked call."""
     tp, pp, micro = (np.array(column) for column in zip(*points, strict=True))
     layers = shape.n_layers / pp
 
@@ -256,9 +302,27 @@ def llm_configs(
 
     What :func:`prefill_config` or :func:`decode_config` gives for each point, with the fitted
     step model of all of them (``calib``) timed in one stacked call first: the cost table's
-    path, which asks for a few dozen configurations per operator and device. A pure function
-    of plain values, so its results are kept: sweeps and pair studies ask for the same
-    configurations many times.
+    path, which asks for a few dozen configurations per operator and device.
+
+    Parameters
+    ----------
+    device
+        The device type.
+    llm
+        The LLM phase's model, precision and lengths.
+    prefill
+        Prefill (``True``) or decode.
+    points
+        ``(tp, pp, batch)`` configurations.
+    hop_latency_s
+        Latency of one hop over the scale-up link.
+    calib
+        The fitted step model's entry for the device and precision; the roofline without it.
+
+    Returns
+    -------
+    list of LlmConfig
+        One per point, in order.
 
     Examples
     --------
@@ -273,20 +337,6 @@ def llm_configs(
     >>> both[0] == decode_config(h100, work, 1, 8, 5e-6, calib=calib)
     True
     """
-    return list(_llm_configs(device, llm, prefill, tuple(points), hop_latency_s, calib))
-
-
-# About 30 kB an entry (a few dozen configurations), 30 MB at most; a 126-operator agent
-# needs 264 entries.
-@functools.lru_cache(maxsize=1024)
-def _llm_configs(
-    device: Device,
-    llm: LlmWork,
-    prefill: bool,
-    points: tuple[tuple[int, int, int], ...],
-    hop_latency_s: float,
-    calib: CalibrationEntry | None,
-) -> tuple[LlmConfig, ...]:
     fitted: list[StageTimes | None] = [None] * len(points)
     if calib is not None:
         q_tokens, kv_tokens = _phase_tokens(llm, prefill)
@@ -302,10 +352,10 @@ def _llm_configs(
             )
         )
     make = _prefill if prefill else _decode
-    return tuple(
+    return [
         make(device, llm, tp, pp, batch, hop_latency_s, times)
         for (tp, pp, batch), times in zip(points, fitted, strict=True)
-    )
+    ]
 
 
 def prefill_config(
@@ -394,7 +444,7 @@ def _decode(
     """Decode at one configuration: the fitted step model's numbers, or the roofline."""
     arch, prec = llm.arch, llm.precision
     bpe = BYTES_PER_ELEMENT[prec]
-    steps = max(llm.output_tokens - 1, 1)
+    steps = decode_steps(llm)
     _, mean_ctx = _phase_tokens(llm, prefill=False)
     micro = _micro(batch, pp)
     weights = arch.weight_bytes(prec)

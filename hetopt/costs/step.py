@@ -303,6 +303,7 @@ def step_work(
         for i in range(4)
     )
     counts = np.stack([*([n_layers] * 4), np.full_like(n_layers, 1.0 if lm_head else 0.0)], -1)
+    counts = np.broadcast_to(counts, m.shape).copy()  # (points, 5) even when layers is one number
     gemm_flops = 2.0 * m * n * k
     gemm_bytes = (m * k + m * n) * ACT_BYTES + k * n * weight_bytes * copies
     batch_f = np.asarray(batch, dtype=float)
@@ -348,12 +349,13 @@ def step_work(
     )
     if stacked:
         return work
-    # One step: plain numbers, as the scalar fields always were.
+    # One step: plain numbers, as the scalar fields always were (whole counts as int).
+    whole = ("attn_launches", "elementwise_launches", "allreduce_launches", "tp")
     return StepWork(
         **{
             f.name: getattr(work, f.name)
             if f.name.startswith("gemm_")
-            else float(getattr(work, f.name))
+            else (int if f.name in whole else float)(getattr(work, f.name))
             for f in fields(StepWork)
         }
     )

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from hetopt.costs.calibration import CALIBRATION_PATH, STEP_MODEL_VERSION, load_calibration
-from hetopt.costs.llm import decode_config, llm_configs, prefill_config
+from hetopt.costs.llm import decode_config, decode_steps, llm_configs, prefill_config
 from hetopt.costs.measured import measured_rows
 from hetopt.costs.roofline import RooflineTime, roofline_time
 from hetopt.errors import InputError
@@ -315,7 +315,7 @@ def _measured_llm_rows(
     assert op.llm is not None
     prefill = op.kind is OpKind.PREFILL
     limit_s = sla.ttft_s if prefill else sla.tbt_s
-    steps = 1 if prefill else max(op.llm.output_tokens - 1, 1)
+    steps = 1 if prefill else decode_steps(op.llm)
     make = prefill_config if prefill else decode_config
     for rec in rows.itertuples():
         tp, pp, batch = int(rec.tp), int(rec.pp), int(rec.batch)

@@ -328,6 +328,14 @@ class WarmStart:
         -------
         WarmStart
             The first fastest option of each operator, by name.
+
+        Examples
+        --------
+        >>> from hetopt.testing import CONFORMANCE
+        >>> problem = CONFORMANCE["worked_example"].build()
+        >>> start = WarmStart.fastest(problem)
+        >>> len(start.assignment) == problem.n_ops, start.pools
+        (True, {})
         """
         choice = tuple(
             int(o[np.argmin(problem.opt_latency_s[o])])

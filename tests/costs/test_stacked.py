@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hetopt.costs import llm
-from hetopt.costs.calibration import load_calibration
+from hetopt.costs.calibration import CalibrationEntry, load_calibration
 from hetopt.costs.llm import decode_config, llm_configs, prefill_config
 from hetopt.costs.step import (
     DevicePeaks,
@@ -49,14 +49,14 @@ POINT = st.tuples(
 )
 def test_stacked_steps_equal_one_step_at_a_time(
     shape: ModelShape,
-    entry: object,
+    entry: CalibrationEntry,
     weight_bytes: float,
     q_tokens: int,
     context: int,
     lm_head: bool,
     points: list[tuple[int, int, int]],
 ) -> None:
-    coefficients = entry.coefficients  # type: ignore[attr-defined]
+    coefficients = entry.coefficients
     peaks = DevicePeaks(1.2e15, 6.1e14, 2.9e12, 4.5e11)
     kv_tokens = q_tokens if q_tokens > 1 else context
     tp, batch, pp = (np.array(column) for column in zip(*points, strict=True))
@@ -110,7 +110,7 @@ def test_llm_configs_equal_one_configuration_at_a_time(
     calib = TABLE.lookup(device, "fp16") or TABLE.prior("fp16")
     points = [(tp, pp, batch) for tp, batch, pp in points]
     together = llm_configs(dev, work, prefill, points, 2e-6, calib)
-    llm._llm_configs.cache_clear()  # one at a time computes afresh, not from the batch's cache
+    llm._STAGE_CACHE.clear()  # one at a time computes afresh, not from the batch's results
     make = prefill_config if prefill else decode_config
     alone = [make(dev, work, tp, batch, 2e-6, pp=pp, calib=calib) for tp, pp, batch in points]
     assert together == alone
