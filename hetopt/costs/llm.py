@@ -28,6 +28,7 @@ scale-up domain (at most 8 accelerators per chassis, paper §5.2).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -322,7 +323,11 @@ def llm_configs(
     Returns
     -------
     list of LlmConfig
-        One per point, in order.
+        One per point, in order. The lists are kept (up to 512 of them, about 36 kB each,
+        measured) for the same arguments: a sweep rebuilds the same agent's table at every
+        point. :func:`prefill_config` and :func:`decode_config` compute afresh, on the
+        step-model results :func:`stage_times` keeps, so one-configuration loops (calibration,
+        fidelity) do not push the table's lists out.
 
     Examples
     --------
@@ -337,6 +342,30 @@ def llm_configs(
     >>> both[0] == decode_config(h100, work, 1, 8, 5e-6, calib=calib)
     True
     """
+    return list(_cached_configs(device, llm, prefill, tuple(points), hop_latency_s, calib))
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_configs(
+    device: Device,
+    llm: LlmWork,
+    prefill: bool,
+    points: tuple[tuple[int, int, int], ...],
+    hop_latency_s: float,
+    calib: CalibrationEntry | None,
+) -> tuple[LlmConfig, ...]:
+    return tuple(_configs(device, llm, prefill, points, hop_latency_s, calib))
+
+
+def _configs(
+    device: Device,
+    llm: LlmWork,
+    prefill: bool,
+    points: Sequence[tuple[int, int, int]],
+    hop_latency_s: float,
+    calib: CalibrationEntry | None,
+) -> list[LlmConfig]:
+    """:func:`llm_configs`, computed now."""
     fitted: list[StageTimes | None] = [None] * len(points)
     if calib is not None:
         q_tokens, kv_tokens = _phase_tokens(llm, prefill)
@@ -371,7 +400,7 @@ def prefill_config(
 
     ``calib`` selects the fitted step model; without it the stage is the roofline.
     """
-    return llm_configs(device, llm, True, [(tp, pp, batch)], hop_latency_s, calib)[0]
+    return _configs(device, llm, True, [(tp, pp, batch)], hop_latency_s, calib)[0]
 
 
 def decode_config(
@@ -387,7 +416,7 @@ def decode_config(
 
     ``calib`` selects the fitted step model; without it the stage is the roofline.
     """
-    return llm_configs(device, llm, False, [(tp, pp, batch)], hop_latency_s, calib)[0]
+    return _configs(device, llm, False, [(tp, pp, batch)], hop_latency_s, calib)[0]
 
 
 def _prefill(

@@ -111,6 +111,7 @@ def test_llm_configs_equal_one_configuration_at_a_time(
     points = [(tp, pp, batch) for tp, batch, pp in points]
     together = llm_configs(dev, work, prefill, points, 2e-6, calib)
     llm._STAGE_CACHE.clear()  # one at a time computes afresh, not from the batch's results
+    llm._cached_configs.cache_clear()
     make = prefill_config if prefill else decode_config
     alone = [make(dev, work, tp, batch, 2e-6, pp=pp, calib=calib) for tp, pp, batch in points]
     assert together == alone
