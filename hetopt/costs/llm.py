@@ -237,10 +237,13 @@ def stage_times(
     (True, True)
     """
     common = (peaks, shape, bpe, coefficients, q_tokens, kv_tokens)
-    cache = _STAGE_CACHE.pop(common, None) or {}
-    _STAGE_CACHE[common] = cache  # most recently used last
-    if len(_STAGE_CACHE) > _STAGE_CACHE_ENTRIES:
-        _STAGE_CACHE.popitem(last=False)
+    cache = _STAGE_CACHE.get(common)
+    if cache is None:
+        cache = _STAGE_CACHE[common] = {}
+        if len(_STAGE_CACHE) > _STAGE_CACHE_ENTRIES:
+            _STAGE_CACHE.popitem(last=False)  # the least recently used
+    else:
+        _STAGE_CACHE.move_to_end(common)  # most recently used last
     todo = list(dict.fromkeys(p for p in points if p not in cache))
     if todo:
         cache.update(

@@ -276,7 +276,8 @@ def step_work(
     stacked = np.ndim(tp) > 0 or np.ndim(batch) > 0 or np.ndim(layers) > 0
     n_layers = np.asarray(shape.n_layers if layers is None else layers, dtype=float)
     tp_f = np.asarray(tp, dtype=float)
-    tokens = np.asarray(batch, dtype=float) * q_tokens
+    batch_f = np.asarray(batch, dtype=float)
+    tokens = batch_f * q_tokens
     hd = shape.head_dim
     q_width = shape.n_heads * hd / tp_f
     kv_width = shape.n_kv_heads * hd / tp_f
@@ -296,7 +297,7 @@ def step_work(
         (tokens, shape.d_model, q_width, one),
         (mlp_tokens, 2 * ff, shape.d_model, mlp_weight_copies),
         (mlp_tokens, shape.d_model, ff, mlp_weight_copies),
-        (np.asarray(batch, dtype=float), shape.vocab_size / tp_f, shape.d_model, one),
+        (batch_f, shape.vocab_size / tp_f, shape.d_model, one),
     ]
     m, n, k, copies = (
         np.stack(np.broadcast_arrays(*(np.asarray(g[i], dtype=float) for g in shapes)), axis=-1)
@@ -306,7 +307,6 @@ def step_work(
     counts = np.broadcast_to(counts, m.shape).copy()  # (points, 5) even when layers is one number
     gemm_flops = 2.0 * m * n * k
     gemm_bytes = (m * k + m * n) * ACT_BYTES + k * n * weight_bytes * copies
-    batch_f = np.asarray(batch, dtype=float)
     zero = np.zeros(np.broadcast(tp_f, batch_f, n_layers).shape)
     # Attention over all layers.
     if q_tokens > 1:  # causal prefill
