@@ -13,6 +13,14 @@ Two kinds of operators share hardware differently:
   device type shares one pool of that type whose size is the ceiling of their summed load
   (fluid approximation of bin packing, checked by the replay) and whose devices hold all of
   their footprints.
+
+Exclusive options of *different* operators whose cost-table rows carry the same ``pool_key``
+(:mod:`hetopt.costs.pools`: one model, phase, device, configuration and context class) are
+interchangeable replicas: a **shared LLM pool** (index set ``K``, ``key_*`` arrays) whose size
+``m_k = ceil(sum of the loads placed on it)`` is a decision of the model, so size buckets,
+calls of one model and their phases round up once, together, instead of each on its own. A key
+only one operator can use stays a constant ``opt_dedicated``, so a workload without shared keys
+builds exactly the problem it built before shared pools.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from hetopt.consistency import (
     check_inventory_names,
     check_request_rate,
 )
+from hetopt.costs.pools import key_family
 from hetopt.costs.table import CostParams, CostTable, Profile
 from hetopt.costs.tco import DeviceTco
 from hetopt.errors import InfeasibleError
@@ -101,6 +110,13 @@ class PlacementProblem:
         Resident bytes the option adds on every device of that pool.
     opt_direct_usd_per_h
         Cost not tied to devices (profiled costs), in $/h at the request rate.
+    key_names, key_device, key_devices_per_replica
+        Shared LLM pools: pool key, device type and devices per replica (``tp x pp``).
+    opt_key
+        The shared pool an option adds its load to (-1: none).
+    opt_key_load
+        Replicas' worth of load of an exclusive option, ``rate visits / (replica throughput
+        max_util)``: what its shared pool (or its own replicas) must carry; 0 on other options.
     edge_src, edge_dst, edge_is_back
         Operator indices of each edge; back edges close loops.
     edge_probability
@@ -149,6 +165,11 @@ class PlacementProblem:
     edge_probability: np.ndarray | None = None
     op_kind: tuple[str, ...] = ()
     op_tokens: np.ndarray | None = None
+    key_names: tuple[str, ...] = ()
+    key_device: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    key_devices_per_replica: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    opt_key: np.ndarray | None = None
+    opt_key_load: np.ndarray | None = None
     raw_inputs: VerifyInputs | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -158,6 +179,23 @@ class PlacementProblem:
             object.__setattr__(self, "op_kind", ("compute",) * len(self.ops))
         if self.op_tokens is None:
             object.__setattr__(self, "op_tokens", np.zeros(len(self.ops)))
+        if self.opt_key is None:
+            object.__setattr__(self, "opt_key", np.full(len(self.opt_op), -1, dtype=int))
+        if self.opt_key_load is None:
+            object.__setattr__(self, "opt_key_load", np.zeros(len(self.opt_op)))
+
+    @property
+    def n_keys(self) -> int:
+        """Number of shared LLM pools."""
+        return len(self.key_names)
+
+    def key_options(self, key: int) -> np.ndarray:
+        """Option indices that add load to shared pool ``key``."""
+        return np.flatnonzero(self.opt_key == key)
+
+    def key_usd_per_h(self) -> np.ndarray:
+        """Hourly cost of one replica of each shared pool: ``tp pp`` devices at their price."""
+        return self.key_devices_per_replica * self.device_cost_usd_per_h[self.key_device]
 
     def ops_of_kind(self, kind: str) -> np.ndarray:
         """Indices of the operators of ``kind`` (e.g. ``prefill``)."""
@@ -213,6 +251,8 @@ class PlacementProblem:
             opt_pool_load=self.opt_pool_load[keep],
             opt_pool_mem_bytes=self.opt_pool_mem_bytes[keep],
             opt_direct_usd_per_h=self.opt_direct_usd_per_h[keep],
+            opt_key=self.opt_key[keep],  # type: ignore[index]
+            opt_key_load=self.opt_key_load[keep],  # type: ignore[index]
         )
 
     def with_sla(self, sla: Sla) -> PlacementProblem:
@@ -226,15 +266,19 @@ class PlacementProblem:
         return loop.expected_iterations
 
 
-def _prune_dominated(frame: pd.DataFrame, cost_usd_per_h: pd.Series) -> pd.DataFrame:
-    """Keep, per (operator, device), only options on the latency/cost Pareto front.
+def _prune_dominated(
+    frame: pd.DataFrame, cost_usd_per_h: pd.Series, candidates: np.ndarray
+) -> np.ndarray:
+    """Keep, per (operator, device), only ``candidates`` on the latency/cost Pareto front.
 
     An exclusive option that is both slower and no cheaper than another option of the same
     operator on the same device type can never be optimal: the device type (which fixes the
-    edge and pool interactions) is the same, so only latency and cost differ.
+    edge and pool interactions) is the same, so only latency and cost differ. Options of a
+    shared LLM pool are not candidates: their cost depends on what else shares the pool
+    (:func:`_prune_shared` prunes them).
     """
     keep = np.ones(len(frame), dtype=bool)
-    exclusive = frame["exclusive"].to_numpy()
+    exclusive = candidates
     lat = frame["latency_s"].to_numpy()
     cost = cost_usd_per_h.to_numpy()
     for _, idx in frame.groupby(["op", "device"], sort=False).indices.items():
@@ -249,7 +293,74 @@ def _prune_dominated(frame: pd.DataFrame, cost_usd_per_h: pd.Series) -> pd.DataF
                 best_lat = lat[k]
             else:
                 keep[k] = False
-    return frame[keep]
+    return keep
+
+
+def _prune_shared(
+    frame: pd.DataFrame, shared: np.ndarray, load: np.ndarray, dpr: np.ndarray
+) -> np.ndarray:
+    """Drop shared-pool configurations that another configuration of the same family beats
+    for every operator that could use them.
+
+    Configuration ``c'`` dominates ``c`` (same model, phase, device and context class) when
+    every operator with an option at ``c`` also has one at ``c'``, no slower, and ``c'``'s
+    replicas divide ``c``'s (``dpr_c = r dpr_c'``) with ``dpr_c' load'_i <= dpr_c load_i``.
+    Then for any set of operators ``dpr_c' ceil(L') <= dpr_c' ceil(r L) <= dpr_c ceil(L)``, so
+    moving every operator from ``c`` to ``c'`` never costs more or breaks the SLA (and
+    ``ceil(a + b) <= ceil(a) + ceil(b)`` when ``c'`` already carries others): no optimum is
+    lost. Equal configurations keep the first.
+    """
+    keep = np.ones(len(frame), dtype=bool)
+    idx = np.flatnonzero(shared)
+    if not len(idx):
+        return keep
+    parts = [key_family(k) for k in frame["pool_key"].to_numpy()[idx]]
+    ops = frame["op"].to_numpy()[idx]
+    lat = frame["latency_s"].to_numpy(dtype=float)[idx]
+    groups = pd.DataFrame(
+        {"family": [f for f, _ in parts], "config": [c for _, c in parts], "op": ops, "pos": idx}
+    ).groupby("family", sort=False)
+    for _, g in groups:
+        configs = list(dict.fromkeys(g["config"]))
+        names = list(dict.fromkeys(g["op"]))
+        if len(configs) < 2:
+            continue
+        ci = g["config"].map({c: k for k, c in enumerate(configs)}).to_numpy()
+        oi = g["op"].map({o: k for k, o in enumerate(names)}).to_numpy()
+        pos = g["pos"].to_numpy()
+        t = np.full((len(configs), len(names)), np.inf)
+        w = np.full((len(configs), len(names)), np.inf)
+        d = np.zeros(len(configs), dtype=int)
+        t[ci, oi] = lat[np.searchsorted(idx, pos)]
+        d[ci] = dpr[pos]
+        w[ci, oi] = d[ci] * load[pos]
+        has = np.isfinite(t)
+        # beats[a, b]: a dominates b on every operator b serves
+        covers = (~has[None, :, :] | has[:, None, :]).all(axis=2)
+        faster = (~has[None, :, :] | (t[:, None, :] <= t[None, :, :])).all(axis=2)
+        lighter = (~has[None, :, :] | (w[:, None, :] <= w[None, :, :] * (1 + 1e-12))).all(axis=2)
+        divides = (d[None, :] % d[:, None]) == 0
+        strict = (
+            has[None, :, :] & ((t[:, None, :] < t[None, :, :]) | (w[:, None, :] < w[None, :, :]))
+        ).any(axis=2)
+        order = np.arange(len(configs))
+        beats = covers & faster & lighter & divides & (strict | (order[:, None] < order[None, :]))
+        np.fill_diagonal(beats, False)
+        dominated = beats.any(axis=0)
+        keep[pos[dominated[ci]]] = False
+    return keep
+
+
+def _shared_keys(
+    frame: pd.DataFrame, keys: np.ndarray | None, exclusive: np.ndarray, keep: np.ndarray
+) -> np.ndarray:
+    """True on exclusive rows (among ``keep``) whose pool key two or more operators can use."""
+    if keys is None:
+        return np.zeros(len(frame), dtype=bool)
+    live = keep & exclusive & (keys != "")
+    users = pd.Series(frame["op"].to_numpy()[live]).groupby(keys[live]).nunique()
+    many = set(users.index[users.to_numpy() > 1])
+    return live & np.array([k in many for k in keys], dtype=bool)
 
 
 def _contract_transfers(graph: OperatorGraph) -> list[tuple[str, str, float, bool, float]]:
@@ -364,9 +475,28 @@ def build_problem(
     pool_mem = np.where(exclusive, 0.0, frame["mem_per_device_bytes"].to_numpy(dtype=float))
     pooled = ~exclusive & (frame["config"] != "profiled").to_numpy(dtype=bool)
     dev_of = frame["device"].map(dev_index).to_numpy(dtype=int)
-    fixed = pd.Series(dedicated * cost_h[dev_of] + direct, index=frame.index)
-    pos = frame.index.get_indexer(_prune_dominated(frame, fixed).index)
+    dpr = frame["devices_per_replica"].to_numpy(dtype=int)
+    keys = frame["pool_key"].fillna("").to_numpy(dtype=object) if "pool_key" in frame else None
+    shared = _shared_keys(frame, keys, exclusive, np.ones(len(frame), dtype=bool))
+    fixed = pd.Series(np.where(shared, 0, dedicated) * cost_h[dev_of] + direct, index=frame.index)
+    keep = _prune_dominated(frame, fixed, exclusive & ~shared)
+    keep &= _prune_shared(frame, shared, need, dpr)
+    shared = _shared_keys(frame, keys, exclusive, keep)  # a key may lose all but one operator
+    pos = np.flatnonzero(keep)
     frame = frame.iloc[pos]
+    dedicated = np.where(shared, 0, dedicated)
+    key_names = tuple(dict.fromkeys(keys[pos][shared[pos]])) if keys is not None else ()
+    key_index = {k: n for n, k in enumerate(key_names)}
+    first_of: dict[str, int] = {}
+    for n, k in enumerate(keys[pos] if keys is not None else ()):
+        first_of.setdefault(k, n)
+    first = [first_of[k] for k in key_names]
+    opt_key = np.array(
+        [key_index[k] if sh else -1 for k, sh in zip(keys[pos], shared[pos], strict=True)]
+        if keys is not None
+        else [-1] * len(pos),
+        dtype=int,
+    )
 
     edges = _contract_transfers(graph)
     link_bw = params.link_bw_bytes_per_s
@@ -422,6 +552,11 @@ def build_problem(
         opt_pool_load=pool_load[pos],
         opt_pool_mem_bytes=pool_mem[pos],
         opt_direct_usd_per_h=direct[pos],
+        key_names=key_names,
+        key_device=np.array([dev_of[pos][f] for f in first], dtype=int),
+        key_devices_per_replica=np.array([dpr[pos][f] for f in first], dtype=int),
+        opt_key=opt_key,
+        opt_key_load=np.where(exclusive[pos], need[pos], 0.0),
         edge_src=edge_src,
         edge_dst=edge_dst,
         edge_is_back=is_back,

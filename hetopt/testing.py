@@ -24,7 +24,9 @@ class Opt:
     """One option of a tiny instance: device name, latency, and how it uses hardware.
 
     An option either dedicates whole devices, or runs in its device type's pool (a load or a
-    footprint), or neither (a profiled option paid by ``direct_usd_per_h`` alone).
+    footprint), or adds ``load`` replicas of ``dpr`` devices to the LLM pool ``key`` (shared
+    with every other operator's option of that key; alone, it holds ``dpr ceil(load)``
+    devices), or none of these (a profiled option paid by ``direct_usd_per_h`` alone).
     """
 
     device: str
@@ -33,6 +35,9 @@ class Opt:
     pool_load: float = 0.0
     pool_mem_bytes: float = 0.0
     direct_usd_per_h: float = 0.0
+    key: str = ""
+    load: float = 0.0
+    dpr: int = 1
 
 
 def tiny_problem(
@@ -76,6 +81,13 @@ def tiny_problem(
     idx = {n: i for i, n in enumerate(names)}
     dev = {d: j for j, d in enumerate(devices)}
     flat = [(idx[n], o) for n in names for o in ops[n]]
+    users: dict[str, set[int]] = {}
+    for i, o in flat:
+        if o.key:
+            users.setdefault(o.key, set()).add(i)
+    key_names = tuple(k for k in users if len(users[k]) > 1)  # shared, as build_problem does
+    key_of = {k: n for n, k in enumerate(key_names)}
+    first = {k: next(o for _, o in flat if o.key == k) for k in key_names}
     all_edges = [(s, d, lat, False) for s, d, lat in edges] + [
         (s, d, lat, True) for s, d, lat, _, _ in loops
     ]
@@ -107,11 +119,22 @@ def tiny_problem(
         opt_config=tuple(label for n in names for label in _labels(ops[n])),
         opt_row=np.arange(len(flat)),
         opt_latency_s=np.array([o.latency_s for _, o in flat], float),
-        opt_dedicated=np.array([o.dedicated for _, o in flat], int),
+        opt_dedicated=np.array(
+            [
+                o.dpr * math.ceil(o.load - 1e-9) if o.key and o.key not in key_of else o.dedicated
+                for _, o in flat
+            ],
+            int,
+        ),
         opt_pooled=np.array([o.pool_load > 0 or o.pool_mem_bytes > 0 for _, o in flat], bool),
         opt_pool_load=np.array([o.pool_load for _, o in flat], float),
         opt_pool_mem_bytes=np.array([o.pool_mem_bytes for _, o in flat], float),
         opt_direct_usd_per_h=np.array([o.direct_usd_per_h for _, o in flat], float),
+        key_names=key_names,
+        key_device=np.array([dev[first[k].device] for k in key_names], int),
+        key_devices_per_replica=np.array([first[k].dpr for k in key_names], int),
+        opt_key=np.array([key_of.get(o.key, -1) for _, o in flat], int),
+        opt_key_load=np.array([o.load for _, o in flat], float),
         edge_src=np.array([idx[s] for s, _, _, _ in all_edges], int),
         edge_dst=np.array([idx[d] for _, d, _, _ in all_edges], int),
         edge_is_back=np.array([b for *_, b in all_edges], bool),
@@ -138,9 +161,13 @@ def _labels(options: Sequence[Opt]) -> list[str]:
     out = []
     for k, opt in enumerate(options):
         pooled = opt.pool_load > 0 or opt.pool_mem_bytes > 0
-        if opt.dedicated > 0 and pooled:
-            raise ValueError(f"option {opt} both dedicates devices and joins a pool; pick one")
-        out.append("profiled" if opt.dedicated == 0 and not pooled else f"c{k}")
+        if sum((opt.dedicated > 0, pooled, bool(opt.key))) > 1:
+            raise ValueError(
+                f"option {opt} uses more than one of dedicated devices, a pool and an LLM "
+                f"pool key; pick one"
+            )
+        exclusive = opt.dedicated > 0 or bool(opt.key)
+        out.append("profiled" if not exclusive and not pooled else f"c{k}")
     return out
 
 
@@ -158,8 +185,9 @@ def tiny_inputs(
 
     Every operator runs once per request, utilisation is capped at 1 and no memory is
     reserved, so an option dedicating ``k`` devices is a ``tp = k`` row serving exactly the
-    request rate (one replica), a pooled option's load is its ``busy_s``, and its direct cost
-    is ``direct_usd_per_h / 3600`` per execution.
+    request rate (one replica), an option of LLM pool ``key`` a ``tp = dpr`` row with that
+    ``pool_key`` serving ``1 / load`` requests per second, a pooled option's load is its
+    ``busy_s``, and its direct cost is ``direct_usd_per_h / 3600`` per execution.
 
     Parameters
     ----------
@@ -174,16 +202,19 @@ def tiny_inputs(
                     "op": op,
                     "device": opt.device,
                     "config": label,
-                    "tp": max(opt.dedicated, 1),
+                    "tp": opt.dpr if opt.key else max(opt.dedicated, 1),
                     "pp": 1,
-                    "exclusive": opt.dedicated > 0,
+                    "exclusive": opt.dedicated > 0 or bool(opt.key),
                     "feasible": True,
                     "latency_s": opt.latency_s,
                     "step_s": opt.latency_s,
                     "busy_s": opt.pool_load,
-                    "requests_per_s": 1.0 if opt.dedicated > 0 else math.inf,
+                    "requests_per_s": (
+                        1.0 / opt.load if opt.key else 1.0 if opt.dedicated > 0 else math.inf
+                    ),
                     "mem_per_device_bytes": opt.pool_mem_bytes,
                     "direct_cost_usd": opt.direct_usd_per_h / 3600.0,
+                    "pool_key": opt.key,
                 }
             )
     frame = pd.DataFrame(rows)
@@ -303,6 +334,20 @@ def _pooled(
     )
 
 
+def _buckets(pooled: bool) -> PlacementProblem:
+    # Two size buckets of one decode, 1 req/s each; loads are already divided by the 0.8
+    # utilisation cap (a G replica serves 5 and 2.5 req/s, a C replica 2.08 and 1.04).
+    def opt(device: str, load: float) -> Opt:
+        if pooled:
+            return Opt(device, 0.5, key=f"decode/{device}/tp1/b32", load=load)
+        return Opt(device, 0.5, dedicated=math.ceil(load))
+
+    return tiny_problem(
+        {"S": [opt("G", 0.25), opt("C", 0.60)], "L": [opt("G", 0.50), opt("C", 1.20)]},
+        {"G": 2.0, "C": 1.5},
+    )
+
+
 def _loop(sla_s: float, iterations: str) -> PlacementProblem:
     # llm -> tool, tool -> llm back edge; llm -> out. Worst case (max 2 iterations):
     # e2e = llm + out + 2 * (llm + tool + crossings).
@@ -374,6 +419,18 @@ CONFORMANCE: dict[str, Instance] = {
         {"A": "Y", "B": "Y"},
         "one X cannot hold 1.2; X + Y costs 1 + 3, one Y (0.6) 3",
     ),
+    "llm_pool_buckets_apart": Instance(
+        lambda: _buckets(pooled=False),
+        3.5,
+        {"S": "C", "L": "G"},
+        "each bucket rounds alone: S on C ceil(0.6) = 1 x 1.5, L on G ceil(0.5) = 1 x 2",
+    ),
+    "llm_pool_buckets_pooled": Instance(
+        lambda: _buckets(pooled=True),
+        2.0,
+        {"S": "G", "L": "G"},
+        "pooled on G ceil(0.25 + 0.5) = 1 x 2 beats 3.5 apart and C ceil(1.8) = 2 x 1.5",
+    ),
     "loop_max": Instance(
         lambda: _loop(0.45, "max"),
         4.5,
@@ -397,22 +454,36 @@ CONFORMANCE: dict[str, Instance] = {
 
 
 def random_problem(
-    seed: int, n_ops: int = 4, n_devices: int = 3, *, with_loop: bool = True
+    seed: int,
+    n_ops: int = 4,
+    n_devices: int = 3,
+    *,
+    with_loop: bool = True,
+    llm_pools: bool = False,
 ) -> PlacementProblem:
     """A random small instance: a layered DAG, mixed exclusive/pooled options, maybe a loop.
 
     The end-to-end SLA is drawn between the fastest and the slowest conceivable latency, so
-    instances range from infeasible to unconstrained.
+    instances range from infeasible to unconstrained. With ``llm_pools`` about 40 % of the
+    options join one of two LLM pool keys per device and replica size, which other operators'
+    options may share.
     """
     rng = np.random.default_rng(seed)
     devices = {f"D{j}": float(rng.choice([0.5, 1.0, 1.5, 2.0, 3.0])) for j in range(n_devices)}
     names = [f"op{i}" for i in range(n_ops)]
     ops: dict[str, list[Opt]] = {}
     for n in names:
-        opts = []
+        opts: list[Opt] = []
         for d in devices:
             for _ in range(int(rng.integers(1, 3))):
                 lat = float(rng.choice([0.01, 0.02, 0.05, 0.08, 0.1, 0.2]))
+                if llm_pools and rng.random() < 0.4:
+                    dpr = int(rng.choice([1, 2]))
+                    key = f"{d}/tp{dpr}/k{int(rng.integers(0, 2))}"
+                    if all(o.key != key for o in opts):
+                        load = float(rng.choice([0.3, 0.45, 0.6, 1.2]))
+                        opts.append(Opt(d, lat, key=key, load=load, dpr=dpr))
+                        continue
                 if rng.random() < 0.5:
                     opts.append(Opt(d, lat, dedicated=int(rng.integers(1, 4))))
                 else:

@@ -147,13 +147,38 @@ def test_bad_measured_profile_is_a_user_error(tmp_path) -> None:  # type: ignore
 
 
 def test_size_buckets_are_planned_apart() -> None:
-    out = plan_agent(PlanRequest(load_workload("mixed_sizes"), baselines=()))
+    """Without shared LLM pools each bucket rounds its own replicas up, so short chat turns
+    and long documents end up on different decode devices."""
+    costs = CostParams(llm_pools="off")
+    out = plan_agent(PlanRequest(load_workload("mixed_sizes"), costs=costs, baselines=()))
     place = out.plan.placement.set_index("operator")
     assert place.loc["llm-b0.prefill", "visits_per_request"] == pytest.approx(0.8)
     assert place.loc["llm-b1.decode", "visits_per_request"] == pytest.approx(0.2)
-    # Short chat turns and long documents end up on different decode devices.
     assert place.loc["llm-b0.decode", "device"] != place.loc["llm-b1.decode", "device"]
-    assert out.plan.verified
+    assert out.plan.llm_pools.empty and out.plan.verified
+
+
+def test_size_buckets_share_llm_pools() -> None:
+    """With shared pools (the default) the two buckets' phases pool at the longer bucket's
+    class: one prefill and one decode pool, each fitting in one replica because it is sized
+    for the summed load, and the plan costs less than with pools off."""
+    apart = plan_agent(
+        PlanRequest(load_workload("mixed_sizes"), costs=CostParams(llm_pools="off"), baselines=())
+    ).plan
+    out = plan_agent(PlanRequest(load_workload("mixed_sizes"), baselines=()))
+    plan = out.plan
+    assert plan.verified and plan.solve.proven_optimal
+    assert plan.tco_usd_per_hour < apart.tco_usd_per_hour - 0.5
+    pools = plan.llm_pools.set_index("pool")
+    assert sorted(pools["members"]) == [
+        "llm-b0.decode;llm-b1.decode",
+        "llm-b0.prefill;llm-b1.prefill",
+    ]
+    assert (pools["replicas"] == 1).all() and (pools["load_replicas"] <= 1).all()
+    place = plan.placement.set_index("operator")
+    assert place.loc["llm-b0.decode", "llm_pool"] == place.loc["llm-b1.decode", "llm_pool"]
+    # The shared decode pool is timed at the longest bucket's context (8192 + 512 tokens).
+    assert place.loc["llm-b0.decode", "config"].endswith("/ctx8192x512")
 
 
 def test_api_and_cli_agree_on_the_worked_example(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -25,6 +25,7 @@ import pandas as pd
 from hetopt.costs.calibration import CALIBRATION_PATH, STEP_MODEL_VERSION, load_calibration
 from hetopt.costs.llm import decode_config, decode_steps, llm_configs, prefill_config
 from hetopt.costs.measured import measured_rows
+from hetopt.costs.pools import LLM_POOL_MODES, Lengths, class_label, context_classes, pool_key
 from hetopt.costs.roofline import RooflineTime, roofline_time
 from hetopt.errors import InputError
 from hetopt.graph.decompose import LlmWork, Operator, OperatorGraph, OpKind
@@ -56,11 +57,14 @@ COLUMNS = (
     "direct_cost_usd",
     "cost_model",
     "error_band",
+    "pool_key",
 )
 """``cost_model`` says where a row's time comes from: ``calibrated`` (the fitted step model),
 ``uncalibrated`` (the roofline on a device the calibration table does not cover), ``roofline``
 (``costs.model=roofline``), ``measured`` (a measured profile) or ``profiled``. ``error_band``
-is the calibrated model's held-out error on that device (``x1.05 (0.82-1.15)``)."""
+is the calibrated model's held-out error on that device (``x1.05 (0.82-1.15)``). ``pool_key``
+names the replicas an LLM row may share with other operators' rows (:mod:`hetopt.costs.pools`;
+empty on other rows and with ``costs.llm_pools=off``)."""
 
 COST_MODELS = ("calibrated", "roofline")
 
@@ -101,6 +105,11 @@ class CostParams:
         Memory per device an LLM engine needs beside weights and KV cache (runtime,
         activations, communication buffers) on devices whose calibration states none (with
         ``model=calibrated``; the roofline keeps only ``memory_reserve_fraction``).
+    llm_pools
+        Which LLM operators may share replicas (:mod:`hetopt.costs.pools`): ``shared``
+        (default: size buckets and calls of one model pool at their model's longest lengths),
+        ``own`` (only calls of equal lengths share) or ``off`` (every LLM operator gets its
+        own replicas).
     sla_guard
         ``heldout`` (default): a calibrated configuration meets TTFT or TBT only if its step,
         divided by the most optimistic held-out prediction ratio of its device and phase, does
@@ -122,8 +131,13 @@ class CostParams:
     calibration: str | None = None
     runtime_reserve_gb: float = 3.9
     sla_guard: str = "heldout"
+    llm_pools: str = "shared"
 
     def __post_init__(self) -> None:
+        if self.llm_pools not in LLM_POOL_MODES:
+            raise InputError(
+                f"costs.llm_pools must be one of {list(LLM_POOL_MODES)}, got {self.llm_pools!r}."
+            )
         if self.model not in COST_MODELS:
             raise InputError(f"costs.model must be one of {list(COST_MODELS)}, got {self.model!r}.")
         if self.sla_guard not in ("heldout", "none"):
@@ -289,6 +303,7 @@ _ROW_DEFAULTS: dict[str, Any] = {
     "sync_s": 0.0,
     "cost_model": "roofline",
     "error_band": "",
+    "pool_key": "",
 }
 """What a row holds unless its maker says otherwise."""
 
@@ -472,6 +487,53 @@ def _llm_rows(
         )
 
 
+def _keyed_llm_rows(
+    op: Operator,
+    device: Device,
+    sla: Sla,
+    params: CostParams,
+    mem_cap_bytes: float,
+    measured: pd.DataFrame | None,
+    klass: Lengths | None,
+) -> list[dict[str, Any]]:
+    """An LLM operator's rows with their pool keys, plus rows at its context class.
+
+    A class row (:mod:`hetopt.costs.pools`) takes its step, memory, feasibility and time
+    columns from the configuration timed at the class's lengths, and its throughput
+    (``requests_per_s``, hence its load) from the operator's own lengths; a decode's latency
+    is its own steps at the class's step, a prefill's the class's (longest) prompt.
+    """
+    assert op.llm is not None
+    own = list(_llm_rows(op, device, sla, params, mem_cap_bytes, measured))
+    if params.llm_pools == "off":
+        return own
+    lengths = (op.llm.input_tokens, op.llm.output_tokens)
+    for row in own:
+        row["pool_key"] = pool_key(op.llm, op.kind.value, device.name, row["config"], lengths)
+    if klass is None or klass == lengths or any(r["cost_model"] == "measured" for r in own):
+        return own  # measured rows exist at their own lengths only
+    wide = replace(op.llm, input_tokens=klass[0], output_tokens=klass[1])
+    at_class = list(_llm_rows(replace(op, llm=wide), device, sla, params, mem_cap_bytes, measured))
+    if any(r["cost_model"] == "measured" for r in at_class):
+        return own  # the two lengths are timed by different models: no common class
+    prefill = op.kind is OpKind.PREFILL
+    rows = list(own)
+    for mine, theirs in zip(own, at_class, strict=True):
+        latency = theirs["latency_s"] if prefill else decode_steps(op.llm) * theirs["step_s"]
+        rows.append(
+            {
+                **theirs,
+                "op": op.id,
+                "config": class_label(theirs["config"], klass),
+                "latency_s": latency,
+                "busy_s": mine["busy_s"],
+                "requests_per_s": mine["requests_per_s"],
+                "pool_key": pool_key(wide, op.kind.value, device.name, theirs["config"], klass),
+            }
+        )
+    return rows
+
+
 def _work_row(op: Operator, device: Device, mem_cap_bytes: float) -> dict[str, Any]:
     work = op.work
     assert work is not None
@@ -546,6 +608,8 @@ def build_cost_table(
     params = params or CostParams()
     rows: list[dict[str, Any]] = []
     llm_rows: dict[tuple[OpKind, LlmWork, str], list[dict[str, Any]]] = {}
+    placeable = [op for op in graph.ops if op.placeable]
+    classes = context_classes(placeable) if params.llm_pools == "shared" else {}
     for op in graph.ops:
         if not op.placeable:
             continue
@@ -568,7 +632,10 @@ def build_cost_table(
                 # many times) get the same rows on a device: computed once, stamped per operator.
                 key = (op.kind, op.llm, device.name)
                 if key not in llm_rows:
-                    llm_rows[key] = list(_llm_rows(op, device, sla, params, mem_cap, measured))
+                    klass = classes.get((op.llm.arch.name, op.llm.precision, op.kind.value))
+                    llm_rows[key] = _keyed_llm_rows(
+                        op, device, sla, params, mem_cap, measured, klass
+                    )
                 rows.extend({**row, "op": op.id} for row in llm_rows[key])
                 if len(rows) == before:
                     rows.append(

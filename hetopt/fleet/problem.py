@@ -25,7 +25,7 @@ import numpy as np
 from hetopt.consistency import check_inventory, check_inventory_names, check_same_devices
 from hetopt.costs.table import CostParams, CostTable, build_cost_table
 from hetopt.costs.tco import TcoParams, resolve_hardware
-from hetopt.errors import InfeasibleError
+from hetopt.errors import InfeasibleError, InputError
 from hetopt.fleet.spec import FleetSpec, TenantSpec
 from hetopt.graph.decompose import OperatorGraph, decompose
 from hetopt.hardware.spec import HardwareSpec
@@ -165,6 +165,14 @@ def build_fleet_problem(
     say = progress or (lambda _msg: None)
     hardware = hardware or HardwareSpec()
     costs = costs or CostParams()
+    if costs.llm_pools != "off":
+        # The fleet's formulations, decomposition and heuristics price LLM replicas per
+        # operator; shared LLM pools (hetopt.costs.pools) are single-agent plans' for now.
+        say(
+            f"costs.llm_pools={costs.llm_pools} applies to single-agent plans; a fleet gives "
+            f"each tenant's LLM operators their own replicas (llm_pools=off)"
+        )
+        costs = replace(costs, llm_pools="off")
     tco_params = tco or TcoParams()
     catalog, inventory, tco_by_device, mem = resolve_hardware(hardware, tco_params, say)
     graphs: dict[str, OperatorGraph] = {}
@@ -237,6 +245,13 @@ def fleet_from_problems(
         with the same data, a symmetry class (default: every tenant its own template).
     """
     check_same_devices([p.devices for p in problems])
+    pooled = [p.name for p in problems if p.n_keys]
+    if pooled:
+        raise InputError(
+            f"fleet tenants {pooled} have shared LLM pools (costs.llm_pools); a fleet prices "
+            f"LLM replicas per operator. Build the tenants' problems with "
+            f"CostParams(llm_pools='off')."
+        )
     devices = problems[0].devices
     keys = tuple(templates) if templates is not None else tuple(p.name for p in problems)
     prints: dict[tuple[str, str, int], int] = {}

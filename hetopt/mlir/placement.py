@@ -9,6 +9,7 @@ the same rules.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -186,11 +187,16 @@ def annotate_costs(
         o.attributes["cost"] = attr({k: float(v) for k, v in cost.items()})
 
 
-_CONFIG = re.compile(r"(?:tp(?P<tp>\d+))?(?:/?pp(?P<pp>\d+))?/?(?:b(?P<b>\d+))?")
+_CONFIG = re.compile(r"(?:tp(?P<tp>\d+))?(?:/?pp(?P<pp>\d+))?/?(?:b(?P<b>\d+))?(?:/ctx\d+x\d+)?")
 
 
 def parse_config(config: str) -> tuple[int, int]:
-    """``(tensor-parallel degree, batch)`` of a cost-table configuration (``tp4/b32``, ``b1``)."""
+    """``(tensor-parallel degree, batch)`` of a cost-table configuration (``tp4/b32``, ``b1``,
+    ``tp2/b64/ctx8192x512`` at a context class).
+
+    >>> parse_config("tp2/pp2/b64/ctx8192x512"), parse_config("b1"), parse_config("profiled")
+    ((2, 64), (1, 1), (1, 1))
+    """
     m = _CONFIG.fullmatch(config.strip())
     if not m:
         return 1, 1
@@ -199,7 +205,8 @@ def parse_config(config: str) -> tuple[int, int]:
 
 def place(module: ir.Module, placement: Sequence[Mapping[str, Any]]) -> None:
     """Write each operator's placement onto its ops: ``placement = {device, config, tp,
-    batch, count, latency_s}``; a KV transfer gets the devices at both ends.
+    batch, count, latency_s}`` (and ``llm_pool``, the key of the LLM pool it shares with other
+    operators, if any); a KV transfer gets the devices at both ends.
 
     Parameters
     ----------
@@ -213,6 +220,8 @@ def place(module: ir.Module, placement: Sequence[Mapping[str, Any]]) -> None:
         The plan has no placement for an operator of the module.
     """
     rows = {str(r["operator"]): r for r in placement}
+    pools = Counter(str(r.get("llm_pool") or "") for r in placement)
+    shared = {key for key, members in pools.items() if key and members > 1}
     body = top_body(module)
     for item in body.operations:
         o = item.operation
@@ -226,16 +235,17 @@ def place(module: ir.Module, placement: Sequence[Mapping[str, Any]]) -> None:
                 f"'{o.name}'); it was made for another graph. Re-plan."
             )
         tp, batch = parse_config(str(row["config"]))
-        o.attributes["placement"] = attr(
-            {
-                "device": str(row["device"]),
-                "config": str(row["config"]),
-                "tp": tp,
-                "batch": batch,
-                "count": int(row["count"]),
-                "latency_s": float(row["latency_s"]),
-            }
-        )
+        where: dict[str, Any] = {
+            "device": str(row["device"]),
+            "config": str(row["config"]),
+            "tp": tp,
+            "batch": batch,
+            "count": int(row["count"]),
+            "latency_s": float(row["latency_s"]),
+        }
+        if str(row.get("llm_pool") or "") in shared:
+            where["llm_pool"] = str(row["llm_pool"])
+        o.attributes["placement"] = attr(where)
     for item in body.operations:
         o = item.operation
         if o.name != "llm.kv_transfer":

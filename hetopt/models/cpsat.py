@@ -10,9 +10,11 @@ plans are exact-feasible, the relaxed one a model whose optimum bounds the exact
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from ortools.sat.python import cp_model
 
 from hetopt.models import Objective
@@ -32,6 +34,7 @@ class CpsatModel:
     n: list[IntVar]
     objective_scale: float  # objective units per integer step
     scaling: sc.Scaling = sc.CONSERVATIVE
+    m: tuple[IntVar, ...] = ()
 
 
 def horizon_steps(problem: PlacementProblem, scaling: sc.Scaling = sc.CONSERVATIVE) -> int:
@@ -81,12 +84,42 @@ def add_inventory(
     m.add(sum(c * v for c, v in terms) + n_j <= limit)
 
 
+def add_llm_pools(
+    m: cp_model.CpModel,
+    problem: PlacementProblem,
+    x: list[IntVar],
+    replicas: Sequence[IntVar],
+    scaling: sc.Scaling = sc.CONSERVATIVE,
+) -> None:
+    """Each shared LLM pool covers the (rounded) load placed on it:
+    ``per_replica m_k >= sum_o load_o x_o`` in load steps."""
+    load = scaling.demand(problem.opt_key_load, scaling.load_devices)  # type: ignore[arg-type]
+    per_replica = int(round(1 / scaling.load_devices))
+    for k in range(problem.n_keys):
+        terms = [(int(load[o]), x[o]) for o in problem.key_options(k) if load[o]]
+        add_pool_load(m, replicas[k], terms, per_replica)
+
+
+def llm_pool_bounds(problem: PlacementProblem) -> list[int]:
+    """Most replicas any plan needs per shared LLM pool: every operator at its heaviest option
+    on it (one step of rounding spare), capped by the inventory."""
+    out = []
+    for k in range(problem.n_keys):
+        opts = problem.key_options(k)
+        heaviest = pd.Series(problem.opt_key_load[opts]).groupby(problem.opt_op[opts]).max()  # type: ignore[index]
+        cap = problem.device_inventory[problem.key_device[k]] / problem.key_devices_per_replica[k]
+        most = math.ceil(heaviest.sum() + 1e-6 * (len(heaviest) + 1))
+        out.append(int(min(most, cap)) if math.isfinite(cap) else most)
+    return out
+
+
 def add_capacity(
     m: cp_model.CpModel,
     problem: PlacementProblem,
     x: list[IntVar],
     n: list[IntVar],
     scaling: sc.Scaling = sc.CONSERVATIVE,
+    replicas: Sequence[IntVar] = (),
 ) -> None:
     """Per device type j: its pool exists, covers its (rounded) load and memory, and the
     inventory bounds dedicated plus pooled devices (one agent's pool families)."""
@@ -104,6 +137,10 @@ def add_capacity(
             add_pool_memory(m, [(int(mem[o]), x[o]) for o in on_j if mem[o]], cap)
         if math.isfinite(problem.device_inventory[j]):
             used = [(int(problem.opt_dedicated[o]), x[o]) for o in on_j]
+            used += [
+                (int(problem.key_devices_per_replica[k]), replicas[int(k)])
+                for k in np.flatnonzero(problem.key_device == j)
+            ]
             add_inventory(m, used, n[j], int(problem.device_inventory[j]))
 
 
@@ -222,13 +259,16 @@ def add_objective(
     e2e: IntVar,
     horizon: int,
     scaling: sc.Scaling = sc.CONSERVATIVE,
+    replicas: Sequence[IntVar] = (),
 ) -> None:
-    """Minimise ``sum_o c_o x_o + sum_j c_j n_j + sum_e c_e cross_e + lambda slack`` in cost
-    units, bounding ``e2e`` by the SLA on the way (:func:`add_sla`)."""
+    """Minimise ``sum_o c_o x_o + sum_j c_j n_j + sum_k c_k m_k + sum_e c_e cross_e + lambda
+    slack`` in cost units, bounding ``e2e`` by the SLA on the way (:func:`add_sla`)."""
     terms = objective_terms(problem)
     opts, edges = cost_terms(terms, x, cross, scaling)
     dev_cost = scaling.cost(terms.device_usd_per_h)
     pools = [int(dev_cost[j]) * n[j] for j in range(len(n)) if dev_cost[j]]
+    key_cost = scaling.cost(terms.key_usd_per_h)
+    pools += [int(key_cost[k]) * replicas[k] for k in range(len(replicas)) if key_cost[k]]
     m.minimize(sum(opts + pools + edges + add_sla(m, problem, e2e, horizon, scaling)))
 
 
@@ -249,16 +289,18 @@ def build(
         for j in range(len(problem.devices))
     ]
     n = [m.new_int_var(0, pool_ub[j], f"n{j}") for j in range(len(problem.devices))]
+    replicas = tuple(m.new_int_var(0, ub, f"m{k}") for k, ub in enumerate(llm_pool_bounds(problem)))
     cross = [m.new_bool_var(f"cross{e}") for e in range(len(problem.edge_src))]
     horizon = horizon_steps(problem, scaling)
 
     add_assignment(m, problem, x)
-    add_capacity(m, problem, x, n, scaling)
+    add_llm_pools(m, problem, x, replicas, scaling)
+    add_capacity(m, problem, x, n, scaling, replicas)
     add_cross_device(m, problem, x, cross)
     e2e = add_latency(m, problem, x, cross, horizon, scaling)
     if objective == "latency":
         m.minimize(e2e)
-        return CpsatModel(m, x, n, scaling.time_s * scaling.iterations, scaling)
+        return CpsatModel(m, x, n, scaling.time_s * scaling.iterations, scaling, replicas)
 
-    add_objective(m, problem, x, n, cross, e2e, horizon, scaling)
-    return CpsatModel(m, x, n, scaling.cost_usd_per_h, scaling)
+    add_objective(m, problem, x, n, cross, e2e, horizon, scaling, replicas)
+    return CpsatModel(m, x, n, scaling.cost_usd_per_h, scaling, replicas)

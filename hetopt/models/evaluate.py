@@ -29,9 +29,11 @@ class Evaluation:
     Attributes
     ----------
     devices_per_type
-        Dedicated + pooled devices per device type.
+        Dedicated + pooled devices per device type (shared LLM pools count as dedicated).
     pool_counts
         Pooled devices per device type (ceiling of the summed pooled load).
+    key_counts
+        Replicas per shared LLM pool: the ceiling of its summed load (0 when unused).
     e2e_latency_s
         Worst source-to-sink latency with loops unrolled per the SLA.
     tco_usd_per_h
@@ -44,6 +46,7 @@ class Evaluation:
 
     devices_per_type: np.ndarray
     pool_counts: np.ndarray
+    key_counts: np.ndarray
     op_latency_s: np.ndarray
     cross: np.ndarray
     e2e_latency_s: float
@@ -105,27 +108,66 @@ class DeviceUse:
     Attributes
     ----------
     dedicated
-        Devices dedicated to exclusive operators, per type.
+        Devices dedicated to exclusive operators, per type (shared LLM pools not included).
     pool_load
         Summed load of pooled operators, in device-equivalents, per type.
     pooled
         True where some pooled operator runs (its pool needs at least one device).
+    key_load
+        Summed load per shared LLM pool, in replicas.
     """
 
     dedicated: np.ndarray
     pool_load: np.ndarray
     pooled: np.ndarray
+    key_load: np.ndarray
 
 
 def device_use(problem: PlacementProblem, choice: np.ndarray) -> DeviceUse:
-    """Dedicated devices and pooled load per device type of one agent's ``choice``."""
+    """Dedicated devices, pooled load per device type and load per shared LLM pool of one
+    agent's ``choice``."""
     n_dev = len(problem.devices)
     dev = problem.opt_device[choice]
+    key = problem.opt_key[choice]  # type: ignore[index]
+    on_key = key >= 0
     return DeviceUse(
         dedicated=np.bincount(dev, weights=problem.opt_dedicated[choice], minlength=n_dev),
         pool_load=np.bincount(dev, weights=problem.opt_pool_load[choice], minlength=n_dev),
         pooled=np.bincount(dev, weights=problem.opt_pooled[choice].astype(float), minlength=n_dev)
         > 0,
+        key_load=np.bincount(
+            key[on_key],
+            weights=problem.opt_key_load[choice][on_key],  # type: ignore[index]
+            minlength=problem.n_keys,
+        ),
+    )
+
+
+def key_counts(problem: PlacementProblem, choice: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Replicas each shared LLM pool needs for ``choice``: the ceiling of its summed load."""
+    use = device_use(problem, np.asarray(choice, dtype=int))
+    return replicas_for_load(use.key_load).astype(int)
+
+
+def held_devices(
+    problem: PlacementProblem, choice: Sequence[int] | np.ndarray, key_counts: np.ndarray
+) -> np.ndarray:
+    """Devices each operator's exclusive replicas occupy: its own, or its whole shared LLM
+    pool's (``key_counts`` replicas of ``tp x pp``); 0 for pooled and profiled operators."""
+    c = np.asarray(choice, dtype=int)
+    key = problem.opt_key[c]  # type: ignore[index]
+    on = key >= 0
+    out = problem.opt_dedicated[c].astype(int)
+    out[on] = key_counts[key[on]] * problem.key_devices_per_replica[key[on]]
+    return out
+
+
+def key_devices(problem: PlacementProblem, key_counts: np.ndarray) -> np.ndarray:
+    """Devices per device type held by shared LLM pools of ``key_counts`` replicas."""
+    return np.bincount(
+        problem.key_device,
+        weights=key_counts * problem.key_devices_per_replica,
+        minlength=len(problem.devices),
     )
 
 
@@ -203,9 +245,11 @@ def evaluate_choice(
     use = device_use(problem, choice)
     pools, short_pools = size_pools(problem.devices, use.pool_load, use.pooled, pool_counts)
     violations += short_pools
+    keys = key_counts(problem, choice)
+    dedicated = use.dedicated + key_devices(problem, keys)
     mem = np.bincount(dev, weights=problem.opt_pool_mem_bytes[choice], minlength=n_dev)
     violations += check_pool_memory(problem.devices, mem, problem.device_mem_bytes)
-    total, _, over = count_devices(problem.devices, use.dedicated, pools, problem.device_inventory)
+    total, _, over = count_devices(problem.devices, dedicated, pools, problem.device_inventory)
     violations += over
     lat = problem.opt_latency_s[choice]
     cross = (dev[problem.edge_src] != dev[problem.edge_dst]).astype(float)
@@ -215,7 +259,9 @@ def evaluate_choice(
     if sla is not None and problem.sla.hard and e2e > sla + LATENCY_TOL_S:
         violations.append(f"end-to-end latency {e2e:.6f} s exceeds the SLA {sla:.6f} s")
     terms = objective_terms(problem)
-    tco = terms.tco_usd_per_h(choice, pools, cross)
+    tco = terms.tco_usd_per_h(choice, pools, cross, keys)
     penalty = terms.penalty_usd_per_h(excess)
     carbon = float(problem.device_carbon_kg_per_h @ total)
-    return Evaluation(total, pools, lat, cross, e2e, tco, tco + penalty, carbon, tuple(violations))
+    return Evaluation(
+        total, pools, keys, lat, cross, e2e, tco, tco + penalty, carbon, tuple(violations)
+    )

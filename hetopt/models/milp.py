@@ -7,6 +7,7 @@ Variables
 ---------
 ``x[o]``      binary: option o is chosen (one per operator).
 ``n[j]``      integer: devices in device type j's shared pool.
+``m[k]``      integer: replicas of shared LLM pool k (``tp x pp`` devices each).
 ``cross[e]``  in [0, 1]: edge e's endpoints run on different device types (pushed to its lower
               bound ``max_j (X[u,j] - X[v,j])`` by the objective and the latency constraints).
 ``f[i]``      finish time of operator i on one pass of the acyclic graph.
@@ -17,6 +18,7 @@ Variables
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +26,7 @@ import numpy as np
 from hetopt._solverlibs import pulp  # ortools first, then pulp (see there)
 from hetopt.models import Objective
 from hetopt.models.terms import ObjectiveTerms, objective_terms
-from hetopt.problem import PlacementProblem
+from hetopt.problem import PlacementProblem, replicas_for_load
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class MilpModel:
     n: list[pulp.LpVariable]
     e2e: pulp.LpVariable
     slack: pulp.LpVariable | None
+    m: tuple[pulp.LpVariable, ...] = ()
 
 
 def _latency(
@@ -102,14 +105,35 @@ def add_inventory(
     prob += pulp.lpSum(c * v for c, v in terms) + n_j <= limit, name
 
 
+def add_llm_pools(
+    prob: pulp.LpProblem,
+    problem: PlacementProblem,
+    x: list[pulp.LpVariable],
+    m: Sequence[pulp.LpVariable],
+    tag: str = "",
+) -> None:
+    """Each shared LLM pool covers the load placed on it, ``m_k >= sum_o load_o x_o``, and at
+    least each placed option's own ceiling, ``m_k >= ceil(load_o) x_o`` (implied for integer
+    ``m_k``; it keeps the LP bound of replicas rounded one operator at a time)."""
+    for k, name in enumerate(problem.key_names):
+        opts = problem.key_options(k)
+        load = [(problem.opt_key_load[o], x[o]) for o in opts]  # type: ignore[index]
+        add_pool_load(prob, m[k], load, f"{tag}llm_load[{name}]")
+        for o in opts:
+            floor = float(replicas_for_load(problem.opt_key_load[o]))  # type: ignore[index]
+            prob += m[k] >= floor * x[o], f"{tag}llm_floor[{name},{o}]"
+
+
 def add_capacity(
     prob: pulp.LpProblem,
     problem: PlacementProblem,
     x: list[pulp.LpVariable],
     n: list[pulp.LpVariable],
+    m: Sequence[pulp.LpVariable] = (),
 ) -> None:
     """Per device type j: its pool exists, covers its load and holds its footprints, and the
-    inventory bounds dedicated plus pooled devices (one agent's pool families, device by device).
+    inventory bounds dedicated, shared-LLM-pool and pooled devices (one agent's pool families,
+    device by device).
     """
     for j, dev in enumerate(problem.devices):
         on_j = np.flatnonzero(problem.opt_device == j)
@@ -125,6 +149,10 @@ def add_capacity(
             add_pool_memory(prob, held, problem.device_mem_bytes[j], f"pool_mem[{dev}]")
         if math.isfinite(problem.device_inventory[j]):
             used = [(int(problem.opt_dedicated[o]), x[o]) for o in on_j]
+            used += [
+                (int(problem.key_devices_per_replica[k]), m[int(k)])
+                for k in np.flatnonzero(problem.key_device == j)
+            ]
             add_inventory(prob, used, n[j], problem.device_inventory[j], f"inventory[{dev}]")
 
 
@@ -225,13 +253,16 @@ def add_objective(
     n: list[pulp.LpVariable],
     cross: list[pulp.LpVariable],
     slack: pulp.LpVariable | None,
+    m: Sequence[pulp.LpVariable] = (),
 ) -> None:
-    """Minimise ``sum_o c_o x_o + sum_j c_j n_j + sum_e c_e cross_e + lambda slack`` ($/h)."""
+    """Minimise ``sum_o c_o x_o + sum_j c_j n_j + sum_k c_k m_k + sum_e c_e cross_e + lambda
+    slack`` ($/h)."""
     terms = objective_terms(problem)
     opts, edges, soft = cost_terms(terms, x, cross, slack)
     tco = (
         pulp.lpSum(c * v for c, v in opts)
         + pulp.lpSum(terms.device_usd_per_h[j] * n[j] for j in range(len(n)))
+        + pulp.lpSum(terms.key_usd_per_h[k] * m[k] for k in range(len(m)))
         + pulp.lpSum(c * v for c, v in edges)
     )
     prob += tco + (soft[0][0] * soft[0][1] if soft else 0)
@@ -262,17 +293,21 @@ def build(problem: PlacementProblem, objective: Objective = "cost") -> MilpModel
         prob.add_variable(f"cross[{e}]", lowBound=0, upBound=1)
         for e in range(len(problem.edge_src))
     ]
+    m = tuple(
+        prob.add_variable(f"m[{k}]", lowBound=0, cat="Integer") for k in range(problem.n_keys)
+    )
     e2e = prob.add_variable("e2e", lowBound=0)
     soft = objective == "cost" and not problem.sla.hard and problem.sla.e2e_s is not None
     slack = prob.add_variable("slack", lowBound=0) if soft else None
 
     add_assignment(prob, problem, x)
-    add_capacity(prob, problem, x, n)
+    add_llm_pools(prob, problem, x, m)
+    add_capacity(prob, problem, x, n, m)
     add_cross_device(prob, problem, x, cross)
     add_latency(prob, problem, x, cross, e2e)
     if objective == "cost":
         add_sla(prob, problem, e2e, slack)
-        add_objective(prob, problem, x, n, cross, slack)
+        add_objective(prob, problem, x, n, cross, slack, m)
     else:
         prob += e2e
-    return MilpModel(prob, x, n, e2e, slack)
+    return MilpModel(prob, x, n, e2e, slack, m)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from hetopt.problem import PlacementProblem
+from hetopt.problem import PlacementProblem, replicas_for_load
 
 ValueReader = Callable[[Any], float]
 
@@ -48,13 +48,16 @@ def start_values(
     pools: Mapping[int, int],
     *,
     every_operator: bool,
+    replicas: Sequence[Any] = (),
 ) -> dict[Any, float]:
     """Start values per variable for the plan ``chosen`` (``{operator: option}``) with
     ``pools`` (``{device index: devices}``); empty when ``chosen`` names nothing.
 
     ``every_operator`` gives every operator's options a value, all off for an operator the
     plan does not name (a MIP start is a full assignment, which HiGHS and CBC repair);
-    otherwise such operators get no hint (CP-SAT completes a partial hint).
+    otherwise such operators get no hint (CP-SAT completes a partial hint). ``replicas``
+    (the shared LLM pools' ``m[k]``) start at the replicas the plan's loads need when the plan
+    names every operator.
     """
     if not chosen:
         return {}
@@ -65,4 +68,15 @@ def start_values(
                 out[x[int(o)]] = 1.0 if chosen.get(i) == int(o) else 0.0
     for j, count in pools.items():
         out[n[j]] = float(count)
+    if replicas and len(chosen) == problem.n_ops:
+        opts = np.array(list(chosen.values()), dtype=int)
+        keys = problem.opt_key[opts]  # type: ignore[index]
+        on = keys >= 0
+        load = np.bincount(
+            keys[on],
+            weights=problem.opt_key_load[opts][on],  # type: ignore[index]
+            minlength=problem.n_keys,
+        )
+        for k, count in enumerate(replicas_for_load(load)):
+            out[replicas[k]] = float(count)
     return out

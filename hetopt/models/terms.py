@@ -4,10 +4,11 @@ Every formulation (:mod:`hetopt.models.milp`, :mod:`hetopt.models.cpsat`, the fl
 :mod:`hetopt.fleet.models`) and both evaluators (:mod:`hetopt.models.evaluate`,
 :mod:`hetopt.fleet.evaluate`) price a plan with these terms:
 
-``TCO = sum_o c_o x_o + sum_j c_j n_j + sum_e c_e cross_e`` and
+``TCO = sum_o c_o x_o + sum_j c_j n_j + sum_k c_k m_k + sum_e c_e cross_e`` and
 ``objective = TCO + lambda * slack``, where ``c_o`` is an option's dedicated devices at their
-hourly price plus its direct (profiled) cost, ``c_j`` one device of pool ``j``, ``c_e`` an edge
-crossing device types, and ``lambda`` the soft SLA's price of one second of excess.
+hourly price plus its direct (profiled) cost, ``c_j`` one device of pool ``j``, ``c_k`` one
+replica (``tp x pp`` devices) of shared LLM pool ``k``, ``c_e`` an edge crossing device types,
+and ``lambda`` the soft SLA's price of one second of excess.
 
 Examples
 --------
@@ -23,7 +24,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,6 +45,8 @@ class ObjectiveTerms:
         Per device type ``j``: one device of its shared pool ``n_j``.
     edge_usd_per_h
         Per edge ``cross_e``: the transfer cost paid when its endpoints differ in device type.
+    key_usd_per_h
+        Per shared LLM pool ``m_k``: one replica, its ``tp x pp`` devices at their hourly TCO.
     slack_usd_per_h_per_s
         Per second of end-to-end latency over a soft SLA (0 when the SLA is hard or absent).
     """
@@ -52,18 +55,24 @@ class ObjectiveTerms:
     device_usd_per_h: np.ndarray
     edge_usd_per_h: np.ndarray
     slack_usd_per_h_per_s: float
+    key_usd_per_h: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def own_usd_per_h(self, choice: ArrayLike, cross: ArrayLike) -> float:
         """Cost a choice carries by itself: chosen options plus crossed edges (no pools)."""
         c = np.asarray(choice, dtype=int)
         return float(self.option_usd_per_h[c].sum() + self.edge_usd_per_h @ np.asarray(cross))
 
-    def tco_usd_per_h(self, choice: ArrayLike, pools: ArrayLike, cross: ArrayLike) -> float:
-        """TCO of a choice with ``pools`` devices per shared pool and ``cross`` edges crossed."""
+    def tco_usd_per_h(
+        self, choice: ArrayLike, pools: ArrayLike, cross: ArrayLike, keys: ArrayLike = ()
+    ) -> float:
+        """TCO of a choice with ``pools`` devices per shared pool, ``keys`` replicas per shared
+        LLM pool and ``cross`` edges crossed."""
         c = np.asarray(choice, dtype=int)
+        replicas = np.asarray(keys, dtype=float) if len(keys) else np.zeros(len(self.key_usd_per_h))
         return float(
             self.option_usd_per_h[c].sum()
             + self.device_usd_per_h @ np.asarray(pools)
+            + self.key_usd_per_h @ replicas
             + self.edge_usd_per_h @ np.asarray(cross)
         )
 
@@ -80,4 +89,5 @@ def objective_terms(problem: PlacementProblem) -> ObjectiveTerms:
         device_usd_per_h=problem.device_cost_usd_per_h,
         edge_usd_per_h=problem.edge_cost_usd_per_h,
         slack_usd_per_h_per_s=0.0 if sla.hard else float(sla.penalty_usd_per_h_per_s or 0.0),
+        key_usd_per_h=problem.key_usd_per_h(),
     )

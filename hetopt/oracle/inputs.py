@@ -34,7 +34,8 @@ ROW_COLUMNS = (
     "mem_per_device_bytes",
     "direct_cost_usd",
 )
-"""Cost-table columns the recomputation reads (besides ``op``, ``device`` and ``config``)."""
+"""Cost-table columns the recomputation reads (besides ``op``, ``device`` and ``config``; and
+``pool_key`` where the table has it)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class RowInput:
     busy_s: float
     mem_per_device_bytes: float
     direct_cost_usd: float
+    pool_key: str = ""
 
     @property
     def pooled(self) -> bool:
@@ -158,7 +160,10 @@ class VerifyInputs:
 
     @functools.cached_property
     def _columns(self) -> dict[str, list[object]]:
-        return {c: self.rows[c].tolist() for c in (*ROW_COLUMNS, "config")}
+        out = {c: self.rows[c].tolist() for c in (*ROW_COLUMNS, "config")}
+        keys = self.rows.get("pool_key")
+        out["pool_key"] = [] if keys is None else [k if isinstance(k, str) else "" for k in keys]
+        return out
 
     @functools.cached_property
     def _op_index(self) -> dict[str, OpInput]:
@@ -209,6 +214,7 @@ class VerifyInputs:
             busy_s=num("busy_s"),
             mem_per_device_bytes=num("mem_per_device_bytes"),
             direct_cost_usd=num("direct_cost_usd"),
+            pool_key=str(col["pool_key"][k]) if col["pool_key"] else "",
         )
 
     def loop_iterations(self, loop: LoopInput, sla: Sla | None = None) -> float:

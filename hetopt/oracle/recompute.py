@@ -24,6 +24,37 @@ MEM_REL_TOL = 1e-9
 
 
 @dataclass(frozen=True)
+class LlmPool:
+    """Replicas shared by the exclusive rows that carry one pool key on one device type.
+
+    Attributes
+    ----------
+    device
+        Device type.
+    members
+        Operators placed on the pool.
+    load
+        Summed load, in replicas: ``sum rate visits / (requests_per_s max_utilization)``.
+    needed, replicas
+        Replicas the load needs (its ceiling) and replicas judged (published or needed).
+    devices_per_replica
+        ``tp x pp`` of the pool's rows.
+    """
+
+    device: str
+    members: tuple[str, ...]
+    load: float
+    needed: int
+    replicas: int
+    devices_per_replica: int
+
+    @property
+    def devices(self) -> int:
+        """Devices the pool holds."""
+        return self.replicas * self.devices_per_replica
+
+
+@dataclass(frozen=True)
 class Recomputed:
     """What an assignment implies, recomputed from raw inputs.
 
@@ -47,6 +78,10 @@ class Recomputed:
         The part of the TCO not paid in devices: direct (profiled) and transfer costs.
     op_footprint_bytes
         Resident bytes each non-exclusive operator adds on every device of its pool.
+    llm_pools
+        Per shared LLM pool (exclusive rows with the same ``pool_key`` on one device type):
+        its members, summed load, the replicas that load needs and the replicas judged (the
+        given ones, else the needed).
     """
 
     op_devices: Mapping[str, int]
@@ -63,6 +98,7 @@ class Recomputed:
     sla_violation: str = ""
     unpooled_usd_per_h: float = math.nan
     op_footprint_bytes: Mapping[str, float] = field(default_factory=dict)
+    llm_pools: Mapping[str, LlmPool] = field(default_factory=dict)
 
     @property
     def objective_usd_per_h(self) -> float:
@@ -90,6 +126,7 @@ def evaluate_assignment(
     assignment: Mapping[str, tuple[str, str]],
     pool_counts: Mapping[str, int] | None = None,
     sla: Sla | None = None,
+    llm_pool_counts: Mapping[str, int] | None = None,
 ) -> Recomputed:
     """Recompute devices, memory, inventory, latency, TCO and objective of an assignment.
 
@@ -103,6 +140,8 @@ def evaluate_assignment(
         Pool devices per device type as the plan states them; None judges the minimum needed.
     sla
         The SLA to judge against (default: the inputs' own).
+    llm_pool_counts
+        Replicas per shared LLM pool key as the plan states them; None judges the needed.
 
     Returns
     -------
@@ -124,10 +163,11 @@ def evaluate_assignment(
         nan = math.nan
         return Recomputed({}, {}, {}, {}, {}, {}, nan, nan, nan, nan, tuple(errors))
     where = {name: assignment[name][0] for name in rows}
-    op_devices, dedicated = _dedicated(inputs, rows, where)
+    llm_pools, pool_issues = _llm_pools(inputs, rows, where, llm_pool_counts)
+    op_devices, dedicated = _dedicated(inputs, rows, where, llm_pools)
     load, needed, mem = _pools(inputs, rows, where)
     pooled = dict(needed) if pool_counts is None else {d: int(n) for d, n in pool_counts.items()}
-    violations = _capacity_violations(inputs, dedicated, load, needed, pooled, mem)
+    violations = pool_issues + _capacity_violations(inputs, dedicated, load, needed, pooled, mem)
     latency = {name: row.latency_s for name, row in rows.items()}
     e2e = e2e_latency_s(inputs, latency, where, sla)
     devices_usd_per_h = 0.0
@@ -165,20 +205,78 @@ def evaluate_assignment(
         sla_violation,
         direct + transfers,
         {name: row.mem_per_device_bytes for name, row in rows.items() if not row.exclusive},
+        llm_pools,
     )
 
 
+def _llm_pools(
+    inputs: VerifyInputs,
+    rows: Mapping[str, RowInput],
+    where: Mapping[str, str],
+    published: Mapping[str, int] | None,
+) -> tuple[dict[str, LlmPool], list[str]]:
+    """Group exclusive rows by pool key, size each group by its summed load, and check the
+    published replica counts and that the members are the same configuration."""
+    members: dict[str, list[str]] = {}
+    for op in inputs.ops:
+        row = rows[op.name]
+        if row.exclusive and row.pool_key:
+            members.setdefault(row.pool_key, []).append(op.name)
+    out: dict[str, LlmPool] = {}
+    issues: list[str] = []
+    for key, names in members.items():
+        first = rows[names[0]]
+        devices = {where[n] for n in names}
+        shapes = {(rows[n].tp, rows[n].pp) for n in names}
+        if len(devices) > 1 or len(shapes) > 1:
+            issues.append(
+                f"LLM pool {key} mixes device types {sorted(devices)} or tp x pp shapes "
+                f"{sorted(shapes)} among {names}"
+            )
+        load = 0.0
+        for n in names:
+            member = inputs.op(n)
+            assert member is not None
+            load += (
+                inputs.request_rate_per_s
+                * member.visits
+                / (rows[n].requests_per_s * inputs.max_utilization)
+            )
+        needed = math.ceil(load - CEIL_TOL)
+        replicas = needed if published is None else int(published.get(key, 0))
+        if replicas < needed:
+            issues.append(
+                f"LLM pool {key} has {replicas} replicas but its load of {load:.3f} "
+                f"replicas ({', '.join(names)}) needs {needed}"
+            )
+        out[key] = LlmPool(
+            where[names[0]], tuple(names), load, needed, replicas, first.tp * first.pp
+        )
+    for key in sorted(set(published or {}) - set(out)):
+        issues.append(f"the plan lists LLM pool {key}, which no placed operator uses")
+    return out, issues
+
+
 def _dedicated(
-    inputs: VerifyInputs, rows: Mapping[str, RowInput], where: Mapping[str, str]
+    inputs: VerifyInputs,
+    rows: Mapping[str, RowInput],
+    where: Mapping[str, str],
+    llm_pools: Mapping[str, LlmPool],
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Devices per exclusive operator, and their sum per device type."""
+    """Devices per exclusive operator (its LLM pool's, when it has a pool key), and the sum
+    per device type (each pool counted once)."""
     op_devices: dict[str, int] = {}
     per_device: dict[str, int] = {}
     for op in inputs.ops:
         row = rows[op.name]
+        if row.exclusive and row.pool_key:
+            op_devices[op.name] = llm_pools[row.pool_key].devices
+            continue
         count = row.tp * row.pp * replicas_needed(inputs, op, row) if row.exclusive else 0
         op_devices[op.name] = count
         per_device[where[op.name]] = per_device.get(where[op.name], 0) + count
+    for pool in llm_pools.values():
+        per_device[pool.device] = per_device.get(pool.device, 0) + pool.devices
     return op_devices, per_device
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from hetopt.costs.table import CostTable
 from hetopt.costs.tco import DeviceTco
-from hetopt.models.evaluate import Evaluation
+from hetopt.models.evaluate import Evaluation, held_devices
 from hetopt.plan.queueing import queued_ttft, stage_waits
 from hetopt.problem import SECONDS_PER_HOUR, PlacementProblem
 from hetopt.solvers.base import SolveResult
@@ -46,6 +46,19 @@ class Baseline:
         return cls(device, math.nan, math.nan, math.nan, False, note)
 
 
+LLM_POOL_COLUMNS = (
+    "pool",
+    "device",
+    "config",
+    "members",
+    "load_replicas",
+    "replicas",
+    "devices_per_replica",
+    "devices",
+)
+"""Columns of :attr:`Plan.llm_pools`."""
+
+
 @dataclass(frozen=True)
 class Plan:
     """A solved, verified deployment plan.
@@ -60,7 +73,8 @@ class Plan:
         Option per operator and pooled devices per type (what the verifier re-checks).
     placement
         One row per operator: operator, device, config, count (devices it uses: its dedicated
-        replicas, or the size of the shared pool it runs in), latency_s, binding resource.
+        replicas, or the size of the shared pool or LLM pool it runs in), latency_s, binding
+        resource, llm_pool (its LLM pool's key, empty for other operators).
     devices
         One row per device type used: dedicated, pooled, total, $/h per device, $/h in all,
         capex/power/opex $/h, carbon.
@@ -77,6 +91,11 @@ class Plan:
     cost_model
         Which cost model timed the plan: ``model`` (``calibrated`` or ``roofline``), the step
         model's version and the calibration table's version and path.
+    llm_pools
+        One row per LLM replica pool (:mod:`hetopt.costs.pools`): pool key, device, config,
+        members (operators placed on it, ``;``-separated), load_replicas (their summed load),
+        replicas, devices_per_replica and devices. A pool with one member holds that
+        operator's own replicas.
     """
 
     workload: str
@@ -95,6 +114,7 @@ class Plan:
     violations: tuple[str, ...] = ()
     baselines: tuple[Baseline, ...] = field(default_factory=tuple)
     cost_model: dict[str, Any] = field(default_factory=dict)
+    llm_pools: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LLM_POOL_COLUMNS))
 
     @property
     def verified(self) -> bool:
@@ -116,6 +136,7 @@ class Plan:
             "request_rate_per_s": self.request_rate_per_s,
             "placement": _records(self.placement),
             "devices": _records(self.devices),
+            "llm_pools": _records(self.llm_pools),
             "tco_usd_per_hour": self.tco_usd_per_hour,
             "cost_usd_per_request": self.cost_usd_per_request,
             "cost_usd_per_million_tokens": _num(self.cost_usd_per_million_tokens),
@@ -176,6 +197,8 @@ def make_plan(
     assert result.choice is not None
     rows = []
     pools = ev.pool_counts
+    held = held_devices(problem, result.choice, ev.key_counts)
+    llm_pools = _llm_pool_table(problem, table, result.choice, ev, held)
     for i, o in enumerate(result.choice):
         j = int(problem.opt_device[o])
         row = table.frame.loc[problem.opt_row[o]]
@@ -185,7 +208,7 @@ def make_plan(
                 "operator": problem.ops[i],
                 "device": problem.devices[j],
                 "config": problem.opt_config[o],
-                "count": int(pools[j]) if pooled else int(problem.opt_dedicated[o]),
+                "count": int(pools[j]) if pooled else int(held[i]),
                 "shared_pool": pooled,
                 "visits_per_request": float(problem.op_visits[i]),
                 "latency_s": float(problem.opt_latency_s[o]),
@@ -193,6 +216,7 @@ def make_plan(
                 "binding": row["binding"],
                 "cost_model": row["cost_model"],
                 "error_band": row["error_band"] or "",
+                "llm_pool": _key_of(row) if bool(row["exclusive"]) else "",
             }
         )
     placement = pd.DataFrame(rows)
@@ -275,4 +299,45 @@ def make_plan(
         violations,
         baselines,
         dict(cost_model or {}),
+        llm_pools,
     )
+
+
+def _key_of(row: pd.Series) -> str:
+    key = row.get("pool_key", "")
+    return key if isinstance(key, str) else ""
+
+
+def _llm_pool_table(
+    problem: PlacementProblem,
+    table: CostTable,
+    choice: tuple[int, ...],
+    ev: Evaluation,
+    held: np.ndarray,
+) -> pd.DataFrame:
+    """One row per LLM pool key among the placed options (shared or one operator's own)."""
+    pools: dict[str, dict[str, Any]] = {}
+    for i, o in enumerate(choice):
+        row = table.frame.loc[problem.opt_row[o]]
+        key = _key_of(row)
+        if not key or not bool(row["exclusive"]):
+            continue
+        dpr = int(row["devices_per_replica"])
+        load = float(problem.opt_key_load[o])  # type: ignore[index]
+        entry = pools.setdefault(
+            key,
+            {
+                "pool": key,
+                "device": problem.devices[int(problem.opt_device[o])],
+                "config": problem.opt_config[o],
+                "members": [],
+                "load_replicas": 0.0,
+                "replicas": int(held[i]) // dpr,
+                "devices_per_replica": dpr,
+                "devices": int(held[i]),
+            },
+        )
+        entry["members"].append(problem.ops[i])
+        entry["load_replicas"] += load
+    records = [{**e, "members": ";".join(e["members"])} for e in pools.values()]
+    return pd.DataFrame(records, columns=list(LLM_POOL_COLUMNS))

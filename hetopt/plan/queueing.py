@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from hetopt.models.evaluate import held_devices, key_counts
 from hetopt.problem import PlacementProblem
 
 
@@ -100,25 +101,40 @@ def _quantile(p_wait: float, scale_s: float, q: float) -> float:
 def stage_waits(
     problem: PlacementProblem, table: pd.DataFrame, choice: tuple[int, ...]
 ) -> list[StageWait]:
-    """The wait of every exclusive (LLM) phase of a plan at its planned load."""
+    """The wait of every exclusive (LLM) phase of a plan at its planned load.
+
+    The members of a shared LLM pool queue together: one M/D/c queue whose arrivals are
+    theirs summed and whose service time is their rate-weighted mean; each member reports its
+    own service time with that queue's wait.
+    """
+    held = held_devices(problem, choice, key_counts(problem, choice))
+    queue: dict[int, tuple[float, float]] = {}  # shared pool -> (arrivals/s, offered load)
+    for i, o in enumerate(choice):
+        k = int(problem.opt_key[o])  # type: ignore[index]
+        if k >= 0:
+            rate = problem.request_rate_per_s * float(problem.op_visits[i])
+            arrivals, offered = queue.get(k, (0.0, 0.0))
+            queue[k] = (arrivals + rate, offered + rate * float(problem.opt_latency_s[o]))
     out = []
     for i, o in enumerate(choice):
         row = table.loc[problem.opt_row[o]]
         if not bool(row["exclusive"]) or row["config"] == "profiled":
             continue
         dpr = int(row["devices_per_replica"])
-        replicas = max(int(problem.opt_dedicated[o]) // dpr, 1)
-        servers = replicas * int(row["batch"])
+        servers = max(int(held[i]) // dpr, 1) * int(row["batch"])
         service = float(row["latency_s"])
         rate = problem.request_rate_per_s * float(problem.op_visits[i])
-        p, mean, p50, p90 = md_c_wait(servers, service, rate)
+        k = int(problem.opt_key[o])  # type: ignore[index]
+        arrivals, offered = queue[k] if k >= 0 else (rate, rate * service)
+        mean_service = offered / arrivals if k >= 0 else service
+        p, mean, p50, p90 = md_c_wait(servers, mean_service, arrivals)
         out.append(
             StageWait(
                 problem.ops[i],
                 problem.op_kind[i],
                 servers,
                 service,
-                rate * service / servers,
+                offered / servers,
                 p,
                 mean,
                 p50,

@@ -41,6 +41,9 @@ def verify_plan(plan: Plan, inputs: VerifyInputs) -> tuple[str, ...]:
       the plan repeats that row's latency, step, visits and pool flag;
     * an exclusive operator's count is ``tp pp ceil(rate visits / (requests_per_s
       max_utilization))``; a pooled one's is its pool's size;
+    * exclusive rows with the same ``pool_key`` form one LLM pool: the plan's LLM pool table
+      lists each with its members, summed load and ``replicas >= ceil(summed load)`` (an
+      under-sized pool is caught), and each member counts the pool's devices;
     * each pool covers its summed load (at least one device when used) and holds its
       footprints in ``memory (1 - reserve)``; dedicated + pooled devices stay within the
       inventory; the device table's counts, prices, cost components and carbon add up;
@@ -75,11 +78,13 @@ def verify_plan(plan: Plan, inputs: VerifyInputs) -> tuple[str, ...]:
     if assignment is None:
         return tuple(issues)
     pools = _published_pools(plan, inputs, issues)
-    ev = evaluate_assignment(inputs, assignment, pools)
+    llm_pools = _published_llm_pools(plan, issues)
+    ev = evaluate_assignment(inputs, assignment, pools, llm_pool_counts=llm_pools)
     issues.extend(ev.violations)
     if ev.sla_violation:
         issues.append(ev.sla_violation)
     _check_rows(plan.placement, inputs, ev, issues)
+    _check_llm_pools(plan.llm_pools, ev, issues)
     _check_device_table(plan.devices, inputs, ev, issues)
     _check_totals(plan, inputs, ev, issues)
     _check_phase_limits(plan, inputs, assignment, issues)
@@ -145,6 +150,47 @@ def _published_pools(plan: Plan, inputs: VerifyInputs, issues: list[str]) -> dic
     return pools
 
 
+def _published_llm_pools(plan: Plan, issues: list[str]) -> dict[str, int]:
+    """Replicas per LLM pool key from the plan's LLM pool table (each key listed once)."""
+    out: dict[str, int] = {}
+    for rec in plan.llm_pools.to_dict(orient="records"):
+        key = str(rec["pool"])
+        if key in out:
+            issues.append(f"the LLM pool table lists {key} twice")
+        out[key] = int(rec["replicas"])
+    return out
+
+
+def _check_llm_pools(table: pd.DataFrame, ev: Recomputed, issues: list[str]) -> None:
+    """Each published LLM pool repeats its device, members, load and devices."""
+    for rec in table.to_dict(orient="records"):
+        pool = ev.llm_pools.get(str(rec["pool"]))
+        if pool is None:
+            continue  # reported by the recomputation
+        where = f"LLM pool {rec['pool']}"
+        members = set(str(rec["members"]).split(";")) if rec["members"] else set()
+        if members != set(pool.members):
+            issues.append(
+                f"{where}: the plan lists members {sorted(members)} but the placed operators "
+                f"with its key are {sorted(pool.members)}"
+            )
+        if str(rec["device"]) != pool.device:
+            issues.append(f"{where}: the plan puts it on {rec['device']}, not {pool.device}")
+        if not _close(float(rec["load_replicas"]), pool.load, REL_TOL):
+            issues.append(
+                f"{where}: the plan gives a load of {float(rec['load_replicas']):.6g} replicas "
+                f"but the raw inputs give {pool.load:.6g}"
+            )
+        want = int(rec["replicas"]) * pool.devices_per_replica
+        if int(rec["devices"]) != want or int(rec["devices_per_replica"]) != (
+            pool.devices_per_replica
+        ):
+            issues.append(
+                f"{where}: the plan gives {int(rec['devices'])} devices but {int(rec['replicas'])}"
+                f" replicas of tp x pp = {pool.devices_per_replica} are {want}"
+            )
+
+
 def _row_of(inputs: VerifyInputs, op: str, device: str, config: str) -> RowInput:
     row = inputs.row(op, device, config)
     assert row is not None  # _read_placement checked it
@@ -175,7 +221,18 @@ def _check_rows(
                 f"{where}: the plan says shared_pool={bool(rec['shared_pool'])} but the row is "
                 f"{'pooled' if row.pooled else 'exclusive' if row.exclusive else 'profiled'}"
             )
-        if row.exclusive:
+        if row.exclusive and row.pool_key:
+            pool = ev.llm_pools[row.pool_key]
+            want, why = (
+                pool.devices,
+                (f"{pool.replicas} replicas of LLM pool {row.pool_key}, tp {row.tp} x pp {row.pp}"),
+            )
+            if str(rec.get("llm_pool", row.pool_key)) != row.pool_key:
+                issues.append(
+                    f"{where}: the plan names LLM pool {rec.get('llm_pool')!r} but the row's "
+                    f"pool key is {row.pool_key}"
+                )
+        elif row.exclusive:
             want, why = (
                 ev.op_devices[op],
                 (

@@ -142,6 +142,13 @@ def plan_pools(
     dev = problem.opt_device[choice]
     pools: dict[str, tuple[int, int, int, int]] = {}  # device, slots/replica, dpr, replicas
     per_rate: dict[str, float] = {}
+    # Shared LLM pools (two or more members) are one pool of the plan's replicas; a pool of
+    # one member keeps the operator's own name.
+    shared = {
+        str(r["pool"]): int(r["replicas"])
+        for r in plan.llm_pools.to_dict(orient="records")
+        if ";" in str(r["members"])
+    }
     placed: list[_Placed] = []
     for i, o in enumerate(choice):
         row = table.loc[problem.opt_row[o]]
@@ -152,10 +159,14 @@ def plan_pools(
         device = problem.devices[dev[i]]
         if bool(row["exclusive"]):
             dpr = int(row["devices_per_replica"])
-            pool = f"{problem.ops[i]} ({device} {row['config']})"
-            replicas = max(int(problem.opt_dedicated[o]) // dpr, 1)
-            pools[pool] = (int(dev[i]), int(row["batch"]), dpr, replicas)
-            per_rate[pool] = visits / float(row["requests_per_s"])
+            key = row.get("pool_key")
+            if isinstance(key, str) and key in shared:
+                pool, replicas = key, max(shared[key], 1)
+            else:
+                pool = f"{problem.ops[i]} ({device} {row['config']})"
+                replicas = max(int(problem.opt_dedicated[o]) // dpr, 1)
+            pools.setdefault(pool, (int(dev[i]), int(row["batch"]), dpr, replicas))
+            per_rate[pool] = per_rate.get(pool, 0.0) + visits / float(row["requests_per_s"])
             hold, static = float(row["latency_s"]), 0.0
         else:
             pool = f"{device} shared pool"

@@ -25,7 +25,7 @@ from hetopt.graph.architectures import get_architecture
 from hetopt.graph.decompose import OperatorGraph, decompose
 from hetopt.graph.operators import OpKind
 from hetopt.hardware import HardwareCatalog, load_catalog
-from hetopt.models.evaluate import evaluate_choice
+from hetopt.models.evaluate import evaluate_choice, held_devices
 from hetopt.problem import SECONDS_PER_HOUR, PlacementProblem, build_problem
 from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions, SolveStatus, solve
@@ -139,12 +139,13 @@ def _solved_row(
         / (problem.request_rate_per_s * SECONDS_PER_HOUR * tokens)
         * 1e6,
     }
+    held = held_devices(problem, res.choice, ev.key_counts)
     for i, o in enumerate(res.choice):
         phase = problem.ops[i].split(".")[-1]
         rec = table.frame.loc[problem.opt_row[o]]
         row[f"{phase}_device"] = problem.devices[problem.opt_device[o]]
         row[f"{phase}_config"] = problem.opt_config[o]
-        row[f"{phase}_devices"] = int(problem.opt_dedicated[o])
+        row[f"{phase}_devices"] = int(held[i])
         row[f"{phase}_step_ms"] = float(rec["step_s"]) * 1e3
     if "prefill_step_ms" in row and "decode_step_ms" in row:
         # Disaggregated serving: the KV cache crosses the link before the second token.

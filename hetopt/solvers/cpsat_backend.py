@@ -125,6 +125,7 @@ def _hints(problem: PlacementProblem, built: cpsat.CpsatModel, warm_start: WarmS
         warm_start.options(problem),
         warm_start.pool_counts(problem),
         every_operator=False,
+        replicas=built.m,
     )
 
 

@@ -425,6 +425,7 @@ def solve_milp(call: SolveCall, backend: Backend) -> SolveResult:
             warm_start.options(problem),
             warm_start.pool_counts(problem),
             every_operator=True,
+            replicas=model.m,
         )
         if warm_start is not None
         else {}

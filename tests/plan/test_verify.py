@@ -75,6 +75,7 @@ CASES: dict[str, tuple[str, Sla, tuple[str, ...], dict[str, Any]]] = {
     ),
     "voice_agent (inventory)": ("voice_agent", Sla(e2e_s=15.0), MILP_CP, {"inventory": True}),
     "rag_two_indexes (footprints)": ("rag_two_indexes", Sla(), MILP_CP, {}),
+    "mixed_sizes (shared LLM pools)": ("mixed_sizes", Sla(), MILP_CP, {}),
 }
 RUNS = [(case, backend) for case, (_, _, backends, _) in CASES.items() for backend in backends]
 
@@ -184,6 +185,25 @@ def one_dedicated_device_fewer(out: PlanOutcome, request: PlanRequest) -> Plan |
     placement.at[k, "count"] -= 1
     devices = _recount(plan, str(placement.at[k, "device"]), -1, 0)
     return _restated(plan, devices=devices, placement=placement)
+
+
+def one_llm_pool_replica_fewer(out: PlanOutcome, request: PlanRequest) -> Plan | None:
+    """A shared LLM pool under-sized by one replica, every count and total restated."""
+    plan = out.plan
+    shared = plan.llm_pools[plan.llm_pools["members"].str.contains(";")]
+    if shared.empty:
+        return None
+    k = shared.index[0]
+    dpr = int(shared.at[k, "devices_per_replica"])
+    pools = plan.llm_pools.copy()
+    pools.at[k, "replicas"] -= 1
+    pools.at[k, "devices"] -= dpr
+    placement = plan.placement.copy()
+    placement.loc[placement["llm_pool"] == shared.at[k, "pool"], "count"] -= dpr
+    devices = _recount(plan, str(shared.at[k, "device"]), -dpr, 0)
+    return dataclasses.replace(
+        _restated(plan, devices=devices, placement=placement), llm_pools=pools
+    )
 
 
 def one_pool_device_fewer(out: PlanOutcome, request: PlanRequest) -> Plan | None:
@@ -316,6 +336,10 @@ MUTATIONS: dict[str, tuple[Callable[[PlanOutcome, PlanRequest], Checked | None],
         "devices but needs",
     ),
     "one pool device fewer": (_against_own_inputs(one_pool_device_fewer), "pool of"),
+    "one shared LLM pool replica fewer": (
+        _against_own_inputs(one_llm_pool_replica_fewer),
+        "replicas but its load of",
+    ),
     "one operator's latency higher in its row (misses the SLA)": (
         _against_own_inputs(one_latency_higher),
         "the plan gives latency",
@@ -367,6 +391,19 @@ def test_catch_rate_is_100_percent(capsys: pytest.CaptureFixture[str]) -> None:
     assert caught == applied > 0
 
 
+def test_under_sized_llm_pool_is_named_with_its_load() -> None:
+    out = _outcome("mixed_sizes (shared LLM pools)", "highs")
+    request = _case_request("mixed_sizes (shared LLM pools)", "highs")
+    mutated = one_llm_pool_replica_fewer(out, request)
+    assert mutated is not None
+    pool = mutated.llm_pools[mutated.llm_pools["members"].str.contains(";")].iloc[0]
+    found = verify_plan(mutated, out.inputs)
+    message = next(v for v in found if v.startswith(f"LLM pool {pool['pool']} has"))
+    needed = int(pool["replicas"]) + 1
+    assert f"has {int(pool['replicas'])} replicas but its load of" in message
+    assert message.endswith(f"needs {needed}") and pool["members"].replace(";", ", ") in message
+
+
 def test_messages_name_the_operator_and_both_numbers() -> None:
     out = _outcome("voice_agent (loop, pools)", "highs")
     mutated = one_dedicated_device_fewer(out, _case_request("voice_agent (loop, pools)", "highs"))
@@ -396,7 +433,7 @@ def _tiny_table(inputs: VerifyInputs) -> CostTable:
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 100_000), n_ops=st.integers(2, 4))
 def test_every_solvers_plan_of_a_random_instance_verifies(seed: int, n_ops: int) -> None:
-    problem = random_problem(seed, n_ops=n_ops)
+    problem = random_problem(seed, n_ops=n_ops, llm_pools=seed % 2 == 1)
     inputs = problem.raw_inputs
     assert inputs is not None
     table = _tiny_table(inputs)

@@ -13,9 +13,12 @@ from hetopt.testing import random_problem
 SEEDS = range(40)
 
 
+@pytest.mark.parametrize("pools", [False, True], ids=["dedicated", "llm_pools"])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_backends_agree_with_bruteforce(seed: int) -> None:
-    problem = random_problem(seed)
+def test_backends_agree_with_bruteforce(seed: int, pools: bool) -> None:
+    """With ``llm_pools`` the brute force sizes shared LLM pools through the independent
+    oracle (grouping rows by their ``pool_key``), the formulations through ``m_k``."""
+    problem = random_problem(seed + (500 if pools else 0), llm_pools=pools)
     reference = solve(problem, SolverOptions(backend="bruteforce"))
     assert reference.status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE)
     for backend in ("highs", "cbc", "cpsat"):
@@ -28,6 +31,12 @@ def test_backends_agree_with_bruteforce(seed: int) -> None:
         ev = evaluate_choice(problem, result.choice, result.pool_counts)
         assert ev.feasible, (backend, ev.violations)
         assert ev.objective_usd_per_h == pytest.approx(reference.objective, rel=1e-9), backend
+
+
+def test_random_llm_pool_instances_share_keys() -> None:
+    """The agreement test above exercises shared pools: most of its instances have one."""
+    shared = [random_problem(seed + 500, llm_pools=True).n_keys > 0 for seed in SEEDS]
+    assert sum(shared) >= len(SEEDS) // 2
 
 
 @pytest.mark.parametrize("seed", range(10))

@@ -1,0 +1,96 @@
+"""Which LLM cost-table rows may share replicas: pool keys and context classes.
+
+Two LLM options are interchangeable replicas when they run the same model at the same
+precision, the same phase, on the same device type, in the same configuration
+(``tp/pp/batch``) and are timed at the same **context class**: the sequence lengths the
+replica's step time, TBT or TTFT and memory are judged at. Such rows carry the same
+``pool_key`` string in the cost table, and every operator assigned to a key adds its load to
+one pool of replicas, sized ``ceil(summed load)`` (:mod:`hetopt.problem`).
+
+Why a class and not each request's own lengths: a decode step's time grows with the summed
+context of its batch (convex, piecewise affine in it, :func:`hetopt.costs.step.predict_step`),
+so a batch mixing short and long requests is never slower per step than a batch of its longest
+class, and by Jensen's inequality the time-sharing load ``sum_b rate_b steps_b step_b / batch``
+computed at each bucket's *own* step over-estimates (is exact for the affine part of) the mixed
+batch's occupancy. An option's **load** therefore uses its own lengths, while its **latency,
+step and memory** use its class's. Prefill is treated alike: TTFT at the class's longest
+prompt, throughput at the operator's own.
+
+``costs.llm_pools`` chooses the classes (:data:`LLM_POOL_MODES`):
+
+* ``shared`` (default): each operator has rows at its own lengths and, when they differ, rows
+  at its model's longest lengths (per phase, over the whole graph), so size buckets and calls
+  of one model can pool;
+* ``own``: rows at the operator's own lengths only: only calls of equal lengths share;
+* ``off``: no keys; every LLM operator gets its own replicas (hetopt before shared pools).
+
+Examples
+--------
+>>> from hetopt.graph.architectures import get_architecture
+>>> from hetopt.graph.operators import LlmWork
+>>> llm = LlmWork(get_architecture("llama-3-8b"), "fp16", 512, 128)
+>>> pool_key(llm, "decode", "H100", "tp1/b32", (2048, 256))
+'llama-3-8b/fp16/decode/H100/tp1/b32/ctx2048x256'
+>>> class_label("tp1/b32", (2048, 256))
+'tp1/b32/ctx2048x256'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hetopt.graph.operators import LlmWork, Operator
+
+LLM_POOL_MODES = ("shared", "own", "off")
+"""Values of ``costs.llm_pools`` (see the module docstring)."""
+
+Lengths = tuple[int, int]
+
+
+def class_label(config: str, context: Lengths) -> str:
+    """The configuration label of a row timed at ``context`` = (input, output) tokens."""
+    return f"{config}/ctx{context[0]}x{context[1]}"
+
+
+def pool_key(llm: LlmWork, phase: str, device: str, config: str, context: Lengths) -> str:
+    """The pool key of an LLM row: model/precision/phase/device/config/context class."""
+    return f"{llm.arch.name}/{llm.precision}/{phase}/{device}/{class_label(config, context)}"
+
+
+def context_classes(ops: Iterable[Operator]) -> dict[tuple[str, str, str], Lengths]:
+    """The longest (input, output) lengths per (model, precision, phase) among ``ops``.
+
+    Component-wise: the longest prompt and the longest output, which may come from different
+    operators (a class bounds both).
+
+    Examples
+    --------
+    >>> from hetopt.graph.architectures import get_architecture
+    >>> from hetopt.graph.operators import LlmWork, Operator, OpKind
+    >>> arch = get_architecture("llama-3-8b")
+    >>> ops = [
+    ...     Operator("a.decode", OpKind.DECODE, "a", 1.0, llm=LlmWork(arch, "fp16", 512, 400)),
+    ...     Operator("b.decode", OpKind.DECODE, "b", 1.0, llm=LlmWork(arch, "fp16", 4096, 64)),
+    ... ]
+    >>> context_classes(ops)
+    {('llama-3-8b', 'fp16', 'decode'): (4096, 400)}
+    """
+    classes: dict[tuple[str, str, str], Lengths] = {}
+    for op in ops:
+        if op.llm is None:
+            continue
+        key = (op.llm.arch.name, op.llm.precision, op.kind.value)
+        n_in, n_out = classes.get(key, (0, 0))
+        classes[key] = (max(n_in, op.llm.input_tokens), max(n_out, op.llm.output_tokens))
+    return classes
+
+
+def key_family(key: str) -> tuple[str, str]:
+    """``(model/precision/phase/device + context class, configuration)`` of a pool key: keys
+    of one family differ only in their configuration.
+
+    >>> key_family("llama-3-8b/fp16/decode/H100/tp1/pp2/b32/ctx2048x256")
+    ('llama-3-8b/fp16/decode/H100/ctx2048x256', 'tp1/pp2/b32')
+    """
+    parts = key.split("/")
+    return "/".join(parts[:4] + parts[-1:]), "/".join(parts[4:-1])
