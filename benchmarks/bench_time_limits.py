@@ -3,7 +3,7 @@
 For each backend (HiGHS and CBC through PuLP, CP-SAT) and each limit, it solves instances that
 cannot be proven within the limit on a 2-core machine:
 
-* ``single``: :func:`hetopt.testing.hard_problem`, a single-agent chain (80 operators for the
+* ``single``: :func:`hetopt.generators.hard_problem`, a single-agent chain (80 operators for the
   MILP backends, 40 for CP-SAT), started from its fastest plan;
 * ``fleet``: a synthetic fleet (``hetopt.fleet.generator``) of ``--fleet-ops`` operators with
   the inventory of its three most-used device types capped at 70 % of the greedy plan's use
@@ -38,10 +38,10 @@ from hetopt.fleet.evaluate import evaluate_fleet  # noqa: E402
 from hetopt.fleet.generator import binding_inventory  # noqa: E402
 from hetopt.fleet.problem import FleetProblem, build_fleet_problem  # noqa: E402
 from hetopt.fleet.solve import solve_fleet  # noqa: E402
+from hetopt.generators import hard_problem  # noqa: E402
 from hetopt.plotting import save_figure  # noqa: E402
 from hetopt.solvers import SolverOptions, solve  # noqa: E402
 from hetopt.solvers.base import WarmStart  # noqa: E402
-from hetopt.testing import hard_problem  # noqa: E402
 
 
 def _binding_fleet(n_ops: int) -> FleetProblem:

@@ -348,6 +348,22 @@ def _buckets(pooled: bool) -> PlacementProblem:
     )
 
 
+def _split(slices: int, sla_s: float | None = None) -> PlacementProblem:
+    # One LLM phase at 5 req/s cut into equal slices (size_slices): a replica of A ($1/h)
+    # serves 1 req/s at 0.9 s, one of B ($3.5/h) 4 req/s at 0.3 s; utilisation cap 1.
+    def slice_options() -> list[Opt]:
+        return [
+            Opt("A", 0.9, key="A/tp1/b8", load=5.0 / slices),
+            Opt("B", 0.3, key="B/tp1/b8", load=1.25 / slices),
+        ]
+
+    return tiny_problem(
+        {f"s{k}": slice_options() for k in range(slices)},
+        {"A": 1.0, "B": 3.5},
+        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=sla_s),
+    )
+
+
 def _loop(sla_s: float, iterations: str) -> PlacementProblem:
     # llm -> tool, tool -> llm back edge; llm -> out. Worst case (max 2 iterations):
     # e2e = llm + out + 2 * (llm + tool + crossings).
@@ -431,6 +447,37 @@ CONFORMANCE: dict[str, Instance] = {
         {"S": "G", "L": "G"},
         "pooled on G ceil(0.25 + 0.5) = 1 x 2 beats 3.5 apart and C ceil(1.8) = 2 x 1.5",
     ),
+    "llm_split_whole": Instance(
+        lambda: _split(1),
+        5.0,
+        {"s0": "A"},
+        "unsplit: all on A ceil(5) x 1 = 5 beats B ceil(1.25) = 2 x 3.5 = 7",
+    ),
+    "llm_split_5": Instance(
+        lambda: _split(5),
+        4.5,
+        None,
+        "slices of 1/5: four on one B (4 x 0.25 = 1) and one on one A (1.0): 3.5 + 1",
+    ),
+    "llm_split_10": Instance(
+        lambda: _split(10),
+        4.5,
+        None,
+        "slices of 1/10: eight on one B (0.8 x 1.25 = 1), two on one A (2 x 0.5 = 1)",
+    ),
+    "llm_split_4": Instance(
+        lambda: _split(4),
+        5.0,
+        {f"s{k}": "A" for k in range(4)},
+        "slices of 1/4: one B takes three (0.9375), the last needs ceil(1.25) = 2 A: 5.5;"
+        " all on A: 5",
+    ),
+    "llm_split_sla": Instance(
+        lambda: _split(5, sla_s=0.5),
+        7.0,
+        {f"s{k}": "B" for k in range(5)},
+        "A's 0.9 s misses the 0.5 s SLA, so no slice may ride on A: ceil(1.25) = 2 B",
+    ),
     "loop_max": Instance(
         lambda: _loop(0.45, "max"),
         4.5,
@@ -451,121 +498,3 @@ CONFORMANCE: dict[str, Instance] = {
         "1 iteration: G,C,C takes 0.30 s at 2 + ceil(0.4) x 0.5",
     ),
 }
-
-
-def random_problem(
-    seed: int,
-    n_ops: int = 4,
-    n_devices: int = 3,
-    *,
-    with_loop: bool = True,
-    llm_pools: bool = False,
-) -> PlacementProblem:
-    """A random small instance: a layered DAG, mixed exclusive/pooled options, maybe a loop.
-
-    The end-to-end SLA is drawn between the fastest and the slowest conceivable latency, so
-    instances range from infeasible to unconstrained. With ``llm_pools`` about 40 % of the
-    options join one of two LLM pool keys per device and replica size, which other operators'
-    options may share.
-    """
-    rng = np.random.default_rng(seed)
-    devices = {f"D{j}": float(rng.choice([0.5, 1.0, 1.5, 2.0, 3.0])) for j in range(n_devices)}
-    names = [f"op{i}" for i in range(n_ops)]
-    ops: dict[str, list[Opt]] = {}
-    for n in names:
-        opts: list[Opt] = []
-        for d in devices:
-            for _ in range(int(rng.integers(1, 3))):
-                lat = float(rng.choice([0.01, 0.02, 0.05, 0.08, 0.1, 0.2]))
-                if llm_pools and rng.random() < 0.4:
-                    dpr = int(rng.choice([1, 2]))
-                    key = f"{d}/tp{dpr}/k{int(rng.integers(0, 2))}"
-                    if all(o.key != key for o in opts):
-                        load = float(rng.choice([0.3, 0.45, 0.6, 1.2]))
-                        opts.append(Opt(d, lat, key=key, load=load, dpr=dpr))
-                        continue
-                if rng.random() < 0.5:
-                    opts.append(Opt(d, lat, dedicated=int(rng.integers(1, 4))))
-                else:
-                    opts.append(
-                        Opt(
-                            d,
-                            lat,
-                            pool_load=float(rng.choice([0.2, 0.35, 0.5, 0.7])),
-                            pool_mem_bytes=float(rng.choice([0.0, 4e9, 7e9])),
-                        )
-                    )
-        ops[n] = opts
-    edges = [
-        (names[i], names[i + 1], float(rng.choice([0.0, 0.01, 0.03]))) for i in range(n_ops - 1)
-    ]
-    if n_ops >= 3 and rng.random() < 0.5:
-        edges.append((names[0], names[2], 0.02))
-    loops = []
-    if with_loop and n_ops >= 3 and rng.random() < 0.6:
-        loops.append(
-            (names[1], names[0], 0.01, float(rng.choice([0.5, 1.0])), int(rng.integers(1, 3)))
-        )
-    lo = sum(min(o.latency_s for o in ops[n]) for n in names)
-    hi = sum(max(o.latency_s for o in ops[n]) for n in names) * 3
-    penalty = float(rng.choice([5.0, 20.0, 100.0])) if rng.random() < 0.3 else None
-    sla = Sla(
-        ttft_s=None,
-        tbt_s=None,
-        e2e_s=float(round(rng.uniform(lo, hi), 3)),
-        penalty_usd_per_h_per_s=penalty,
-        loop_iterations="max" if rng.random() < 0.5 else "expected",
-    )
-    mem = {d: 10e9 for d in devices} if rng.random() < 0.5 else None
-    inventory = {next(iter(devices)): 3} if rng.random() < 0.3 else None
-    return tiny_problem(
-        ops,
-        devices,
-        edges,
-        loops=loops,
-        sla=sla,
-        mem_bytes=mem,
-        inventory=inventory,
-        name=f"random{seed}",
-    )
-
-
-def hard_problem(n_ops: int = 40, seed: int = 0) -> PlacementProblem:
-    """A chain of ``n_ops`` operators, 12 options each (pooled or dedicated on 6 device types),
-    three types with a binding inventory and an SLA that rules out the slow options: a plan
-    is easy to find, its optimality not provable in a second or two (measured on the 2-core
-    development machine without a limit: HiGHS proves 80 operators in 4.5 s, CBC in 10.6 s,
-    CP-SAT 40 operators in 29.6 s). The time-limit tests and
-    ``benchmarks/bench_time_limits.py`` use it.
-
-    Examples
-    --------
-    >>> p = hard_problem(8)
-    >>> (p.n_ops, len(p.devices))
-    (8, 6)
-    """
-    rng = np.random.default_rng(seed)
-    devices = {f"D{j}": float(c) for j, c in enumerate(rng.uniform(1, 10, 6).round(3))}
-    ops = {}
-    for i in range(n_ops):
-        opts = []
-        for d in devices:
-            for _ in range(2):
-                lat = float(rng.uniform(0.01, 0.1))
-                if rng.random() < 0.5:
-                    opts.append(Opt(d, lat, pool_load=float(rng.uniform(0.05, 0.6))))
-                else:
-                    opts.append(
-                        Opt(d, lat, dedicated=1, direct_usd_per_h=float(rng.uniform(0, 0.5)))
-                    )
-        ops[f"op{i}"] = opts
-    names = list(ops)
-    edges = [(a, b, 0.002) for a, b in zip(names[:-1], names[1:], strict=True)]
-    return tiny_problem(
-        ops,
-        devices,
-        edges,
-        edge_cost_usd_per_h=[0.01] * len(edges),
-        sla=Sla(ttft_s=None, tbt_s=None, e2e_s=0.045 * n_ops),
-        inventory={d: n_ops // 4 for d in list(devices)[:3]},
-    )

@@ -65,7 +65,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("costs",),  # cost table: step model, roofline, TCO
     ("workloads",),  # the input edge: typed Workload
     ("consistency", "oracle"),  # check_* rules; the independent evaluator of raw inputs
-    ("problem", "testing"),  # placement problem (+ tiny instances)
+    ("problem", "testing", "generators"),  # placement problem (+ tiny and generated instances)
     ("models",),  # formulations
     ("solvers",),  # backends behind one contract
     ("plan",),  # plan + independent verifier

@@ -181,6 +181,26 @@ def test_size_buckets_share_llm_pools() -> None:
     assert place.loc["llm-b0.decode", "config"].endswith("/ctx8192x512")
 
 
+def test_cli_writes_and_prints_shared_llm_pools(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    import pandas as pd
+
+    from hetopt.cli.main import main
+
+    assert main(["plan", "workload=mixed_sizes", f"run_dir={tmp_path}"]) == 0
+    pools = pd.read_csv(tmp_path / "llm_pools.csv")
+    assert set(pools["members"]) == {
+        "llm-b0.prefill;llm-b1.prefill",
+        "llm-b0.decode;llm-b1.decode",
+    }
+    saved = json.loads((tmp_path / "plan.json").read_text())
+    assert [p["pool"] for p in saved["llm_pools"]] == list(pools["pool"])
+    assert saved["verification"]["passed"]
+    out = capsys.readouterr().out
+    assert "Shared LLM pools" in out and "llm-b0.decode, llm-b1.decode" in out
+
+
 def test_api_and_cli_agree_on_the_worked_example(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The workload's sla block (120 ms) and baselines (HP, CO) reach the API as they reach the
     CLI: one rule, so `plan_agent(PlanRequest(load_workload(x)))` is `hetopt plan workload=x`."""

@@ -47,7 +47,7 @@ def cmd_plan(comp: Composition, run: RunDir, console: Console) -> int:
     render_plan(plan, console)
     console.print(
         f"Wrote {run_dir / 'plan.json'} (and plan.png, placement.csv, devices.csv, "
-        f"cost_table.csv, config.yaml, .hydra/)"
+        f"llm_pools.csv, cost_table.csv, config.yaml, .hydra/)"
     )
     if not plan.verified:
         console.print("[red]The plan failed independent verification; see plan.json.[/]")

@@ -2,9 +2,9 @@
 
 ``hetopt plan [overrides...]`` composes the Hydra config tree in ``configs/`` with the given
 overrides (``workload=rag_agent solver=cpsat sla.e2e_s=15``), runs the planning pipeline, prints
-the plan and writes ``plan.json``, ``placement.csv``, ``devices.csv``, ``cost_table.csv`` and the
-resolved ``config.yaml`` into the run directory, ``hydra.run.dir`` (with Hydra's ``.hydra/``
-record and ``plan.log``; see :mod:`hetopt.cli.outputs`). The other single-run commands work the
+the plan and writes ``plan.json``, ``placement.csv``, ``devices.csv``, ``llm_pools.csv``,
+``cost_table.csv`` and the resolved ``config.yaml`` into the run directory, ``hydra.run.dir``
+(with Hydra's ``.hydra/`` record and ``plan.log``; see :mod:`hetopt.cli.outputs`). The other single-run commands work the
 same way. An override that the command does not read is refused, naming it. User errors end
 with one paragraph and exit status 2; what was computed before the error is still written.
 """

@@ -60,8 +60,8 @@ def write_outputs(
     cost_table: bool = True,
     figure: bool = True,
 ) -> None:
-    """Write plan.json, placement.csv and devices.csv, and unless turned off config.yaml,
-    cost_table.csv and plan.png (a sweep point's record holds its config already).
+    """Write plan.json, placement.csv, devices.csv and llm_pools.csv, and unless turned off
+    config.yaml, cost_table.csv and plan.png (a sweep point's record holds its config already).
 
     Every file is written atomically: a temporary file beside it, then a rename.
     """
@@ -73,6 +73,7 @@ def write_outputs(
     write_json_atomic(run_dir / "plan.json", plan.to_dict())
     write_csv_atomic(run_dir / "placement.csv", plan.placement)
     write_csv_atomic(run_dir / "devices.csv", plan.devices)
+    write_csv_atomic(run_dir / "llm_pools.csv", plan.llm_pools)
     if cost_table:
         write_csv_atomic(run_dir / "cost_table.csv", outcome.table.frame)
     if figure:

@@ -65,6 +65,28 @@ def titled_table(
     return table
 
 
+def _render_shared_llm_pools(plan: Plan, console: Console) -> None:
+    """The LLM pools shared by two or more operators (nothing when none is)."""
+    shared = [r for r in plan.llm_pools.to_dict(orient="records") if ";" in str(r["members"])]
+    if not shared:
+        return
+    columns = ("pool", "members", "load", "replicas", "devices")
+    t = titled_table(
+        "Shared LLM pools (replicas sized by the members' summed load)",
+        columns,
+        left=("pool", "members"),
+    )
+    for r in shared:
+        t.add_row(
+            str(r["pool"]),
+            str(r["members"]).replace(";", ", "),
+            f"{r['load_replicas']:.3f}",
+            str(r["replicas"]),
+            str(r["devices"]),
+        )
+    console.print(t)
+
+
 def render_plan(plan: Plan, console: Console) -> None:
     """Print the placement, devices, TCO, SLA check, solver and baselines."""
     s = plan.solve
@@ -137,6 +159,7 @@ def render_plan(plan: Plan, console: Console) -> None:
             f"{r['opex_usd_per_hour']:.2f}",
             f"{r['carbon_kg_per_hour']:.2f}",
         )
+    _render_shared_llm_pools(plan, console)
     if len(plan.devices):
         console.print(d)
     else:

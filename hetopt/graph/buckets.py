@@ -13,6 +13,13 @@ same predecessors with the bucket's weight as branch probability (a source node 
 router in front), and leaving to the same successors. Each bucket then decomposes into its own
 prefill and decode operators, so the optimiser may send short and long requests to different
 device types: the Melange insight, as a placement decision.
+
+``size_slices: S`` (an integer, default 1) cuts each bucket (or the node itself, without
+buckets) into ``S`` equal slices, ``<node>-b<k>-s<s>`` (``<node>-s<s>``), each reached with
+``1/S`` of its bucket's weight. Slices of one bucket are placed independently, so a bucket's
+load may be split across device types in steps of ``1/S`` (Mélange's ``slice_factor``); slices
+placed together share replicas (:mod:`hetopt.costs.pools`), and the end-to-end latency, a
+worst path, holds for the slowest slice that carries traffic.
 """
 
 from __future__ import annotations
@@ -135,9 +142,12 @@ def expand_size_buckets(data: Mapping[str, Any], source: str = "<workload>") -> 
         if isinstance(raw.get("subgraph"), Mapping):
             nodes[node_id] = {**raw, "subgraph": expand_size_buckets(raw["subgraph"], source)}
             continue
-        if "size_buckets" not in raw and "size_trace" not in raw:
-            continue
         where = f"{source}: node '{node_id}'"
+        slices = as_integer(raw.get("size_slices", 1), where, "size_slices", minimum=1)
+        if "size_buckets" not in raw and "size_trace" not in raw and slices == 1:
+            if "size_slices" in raw:
+                nodes[node_id] = {k: v for k, v in raw.items() if k != "size_slices"}
+            continue
         if any(e.get("loop") and node_id in (e.get("src"), e.get("dst")) for e in edges):
             raise InputError(
                 f"{where}: size buckets on a node that closes a loop are not "
@@ -161,12 +171,21 @@ def expand_size_buckets(data: Mapping[str, Any], source: str = "<workload>") -> 
                 as_integer(raw.get("size_input_bins", 3), where, "size_input_bins", minimum=1),
                 as_integer(raw.get("size_output_bins", 2), where, "size_output_bins", minimum=1),
             )
-        else:
+        elif "size_buckets" in raw:
             buckets = _validate(raw["size_buckets"], where)
+        else:
+            buckets = [{"weight": 1.0}]  # slices of the node's own lengths
         base = {
             k: v
             for k, v in raw.items()
-            if k not in ("size_buckets", "size_trace", "size_input_bins", "size_output_bins")
+            if k
+            not in (
+                "size_buckets",
+                "size_trace",
+                "size_input_bins",
+                "size_output_bins",
+                "size_slices",
+            )
         }
         del nodes[node_id]
         ins = [e for e in edges if e.get("dst") == node_id]
@@ -181,18 +200,33 @@ def expand_size_buckets(data: Mapping[str, Any], source: str = "<workload>") -> 
             }
             ins = [{"src": router, "dst": node_id, "payload_bytes": 1024.0}]
         for k, bucket in enumerate(buckets):
-            name = f"{node_id}-b{k}"
-            nodes[name] = {
-                **base,
-                "input_tokens": int(bucket["input_tokens"]),
-                "output_tokens": int(bucket["output_tokens"]),
-                "description": f"size bucket {k}: {bucket['weight']:.1%} of requests",
-            }
-            edges += [
-                {**e, "dst": name, "probability": e.get("probability", 1.0) * bucket["weight"]}
-                for e in ins
-            ]
-            edges += [{**e, "src": name} for e in outs]
+            lengths = (
+                {}
+                if "input_tokens" not in bucket
+                else {
+                    "input_tokens": int(bucket["input_tokens"]),
+                    "output_tokens": int(bucket["output_tokens"]),
+                }
+            )
+            bucket_name = f"{node_id}-b{k}" if lengths else node_id
+            for s in range(slices):
+                name = bucket_name if slices == 1 else f"{bucket_name}-s{s}"
+                share = bucket["weight"] / slices
+                what = f"size bucket {k}" if lengths else "the node"
+                nodes[name] = {
+                    **base,
+                    **lengths,
+                    "description": (
+                        f"{what}: {share:.1%} of requests"
+                        if slices == 1
+                        else f"{what}, slice {s + 1} of {slices}: {share:.1%} of requests"
+                    ),
+                }
+                edges += [
+                    {**e, "dst": name, "probability": e.get("probability", 1.0) * share}
+                    for e in ins
+                ]
+                edges += [{**e, "src": name} for e in outs]
     out["nodes"] = nodes
     out["edges"] = edges
     return out

@@ -142,7 +142,7 @@ class Plan:
             "cost_usd_per_million_tokens": _num(self.cost_usd_per_million_tokens),
             "carbon_kg_per_hour": self.carbon_kg_per_hour,
             "e2e_latency_s": self.e2e_latency_s,
-            "sla": self.sla,
+            "sla": {k: _num(v) if isinstance(v, float) else v for k, v in self.sla.items()},
             "cost_model": self.cost_model,
             "solver": {
                 "backend": s.backend,

@@ -104,17 +104,20 @@ def stage_waits(
     """The wait of every exclusive (LLM) phase of a plan at its planned load.
 
     The members of a shared LLM pool queue together: one M/D/c queue whose arrivals are
-    theirs summed and whose service time is their rate-weighted mean; each member reports its
-    own service time with that queue's wait.
+    theirs summed and whose service time is their rate-weighted mean slot occupancy at the
+    throughput the pool was sized with (``batch / requests_per_s``, each member at its own
+    lengths); each member reports its own latency as its service time, with that queue's wait.
     """
     held = held_devices(problem, choice, key_counts(problem, choice))
     queue: dict[int, tuple[float, float]] = {}  # shared pool -> (arrivals/s, offered load)
     for i, o in enumerate(choice):
         k = int(problem.opt_key[o])  # type: ignore[index]
         if k >= 0:
+            row = table.loc[problem.opt_row[o]]
+            occupancy = float(row["batch"]) / float(row["requests_per_s"])
             rate = problem.request_rate_per_s * float(problem.op_visits[i])
             arrivals, offered = queue.get(k, (0.0, 0.0))
-            queue[k] = (arrivals + rate, offered + rate * float(problem.opt_latency_s[o]))
+            queue[k] = (arrivals + rate, offered + rate * occupancy)
     out = []
     for i, o in enumerate(choice):
         row = table.loc[problem.opt_row[o]]

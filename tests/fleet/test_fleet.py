@@ -14,9 +14,10 @@ from hetopt.fleet.evaluate import evaluate_fleet
 from hetopt.fleet.problem import FleetProblem, fleet_from_problems
 from hetopt.fleet.solve import explain_shortage, solve_fleet
 from hetopt.fleet.verify import verify_fleet
+from hetopt.generators import random_problem
 from hetopt.sla import Sla
 from hetopt.solvers.base import SolverOptions, SolveStatus
-from hetopt.testing import Opt, random_problem, tiny_problem
+from hetopt.testing import Opt, tiny_problem
 
 
 def _tenant(name: str) -> object:

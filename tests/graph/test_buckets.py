@@ -65,6 +65,8 @@ def test_trace_is_binned_by_quantiles(tmp_path: Path) -> None:
         ({"size_buckets": [{"input_tokens": 0, "output_tokens": 10, "weight": 1.0}]}, ">= 1"),
         ({"size_buckets": []}, "non-empty"),
         ({"size_trace": "/nonexistent/trace.csv"}, "cannot read"),
+        ({"size_slices": 0, "input_tokens": 10, "output_tokens": 5}, "size_slices"),
+        ({"size_slices": 1.5, "input_tokens": 10, "output_tokens": 5}, "size_slices"),
     ],
 )
 def test_bad_distributions_are_user_errors(llm: dict, needle: str) -> None:
@@ -87,3 +89,34 @@ def test_source_node_gets_a_router() -> None:
     }
     out = expand_size_buckets(data)
     assert "llm-router" in out["nodes"] and "llm-b0" in out["nodes"]
+
+
+def test_slices_cut_each_bucket_into_equal_shares() -> None:
+    data = _workload(
+        {
+            "size_slices": 3,
+            "size_buckets": [
+                {"input_tokens": 100, "output_tokens": 10, "weight": 0.7},
+                {"input_tokens": 5000, "output_tokens": 50, "weight": 0.3},
+            ],
+        }
+    )
+    graph = decompose(agent_graph_from_dict(expand_size_buckets(data)))
+    visits = {op.id: op.visits for op in graph.ops}
+    for s in range(3):
+        assert visits[f"llm-b0-s{s}.prefill"] == pytest.approx(0.7 / 3)
+        assert visits[f"llm-b1-s{s}.decode"] == pytest.approx(0.1)
+        assert graph.op(f"llm-b1-s{s}.prefill").llm.input_tokens == 5000  # type: ignore[union-attr]
+    assert visits["tts"] == pytest.approx(1.0)
+    assert not any(op.id.startswith("llm-b0.") for op in graph.ops)
+
+
+def test_slices_of_a_node_without_buckets_keep_its_lengths() -> None:
+    data = _workload({"size_slices": 2, "input_tokens": 300, "output_tokens": 30})
+    out = expand_size_buckets(data)
+    assert sorted(n for n in out["nodes"] if n.startswith("llm")) == ["llm-s0", "llm-s1"]
+    graph = decompose(agent_graph_from_dict(out))
+    assert graph.op("llm-s1.decode").llm.output_tokens == 30  # type: ignore[union-attr]
+    assert graph.op("llm-s0.prefill").visits == pytest.approx(0.5)
+    one = expand_size_buckets(_workload({"size_slices": 1, "input_tokens": 300}))
+    assert "size_slices" not in one["nodes"]["llm"] and "llm" in one["nodes"]

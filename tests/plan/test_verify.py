@@ -22,12 +22,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hetopt.costs.table import CostTable
+from hetopt.generators import random_problem
 from hetopt.oracle import SECONDS_PER_HOUR, VerifyInputs
 from hetopt.pipeline import HardwareSpec, PlanOutcome, PlanRequest, plan_agent, prepare
 from hetopt.plan import Plan, evaluate_choice, make_plan, verify_plan
 from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions, solve
-from hetopt.testing import random_problem
 from hetopt.workloads import Workload, load_workload, load_workload_data
 
 MILP_CP = ("highs", "cbc", "cpsat")

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from hetopt.generators import random_problem
 from hetopt.plan import evaluate_choice
 from hetopt.solvers import SolverOptions, SolveStatus, solve
-from hetopt.testing import random_problem
 
 SEEDS = range(40)
 

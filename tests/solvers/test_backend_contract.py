@@ -17,6 +17,7 @@ import pytest
 from hetopt.cli.main import main
 from hetopt.errors import InputError
 from hetopt.fleet.problem import fleet_from_problems
+from hetopt.generators import hard_problem
 from hetopt.solvers import (
     BACKENDS,
     Backend,
@@ -30,7 +31,7 @@ from hetopt.solvers import (
 )
 from hetopt.solvers.base import SolveProgress, WarmStart
 from hetopt.solvers.registry import DRIVERS
-from hetopt.testing import CONFORMANCE, hard_problem
+from hetopt.testing import CONFORMANCE
 
 # What each solver says in its own words (HiGHS's model status, CBC's "Result -" line or
 # PuLP's solution status, CP-SAT's status name, the enumeration's count).

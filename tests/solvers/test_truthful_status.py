@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 
 from hetopt.cli.main import main
+from hetopt.generators import hard_problem
 from hetopt.plan import evaluate_choice
 from hetopt.problem import PlacementProblem
 from hetopt.sla import Sla
 from hetopt.solvers import SolverOptions, SolveStatus, solve
 from hetopt.solvers.base import MIN_SOLVE_SLICE_S, Deadline, WarmStart
-from hetopt.testing import Opt, hard_problem, tiny_problem
+from hetopt.testing import Opt, tiny_problem
 
 
 def _sla(e2e_s: float) -> Sla:
