@@ -181,6 +181,22 @@ def test_size_buckets_share_llm_pools() -> None:
     assert place.loc["llm-b0.decode", "config"].endswith("/ctx8192x512")
 
 
+def test_calls_of_one_model_pool_with_llm_pools_model() -> None:
+    """supervisor_agent calls one model several times at different lengths: with
+    llm_pools=model the calls pool at the model's longest lengths and the plan costs less than
+    with the default (buckets: its calls differ in length, so nothing pools)."""
+    workload = load_workload("supervisor_agent")
+    default = plan_agent(PlanRequest(workload, baselines=())).plan
+    model = plan_agent(
+        PlanRequest(workload, costs=CostParams(llm_pools="model"), baselines=())
+    ).plan
+    assert default.verified and model.verified and model.solve.proven_optimal
+    assert not default.llm_pools["members"].str.contains(";").any()
+    shared = model.llm_pools[model.llm_pools["members"].str.contains(";")]
+    assert len(shared) >= 1
+    assert model.tco_usd_per_hour < default.tco_usd_per_hour - 0.1
+
+
 def test_cli_writes_and_prints_shared_llm_pools(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     import json
 

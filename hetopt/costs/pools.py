@@ -18,11 +18,20 @@ prompt, throughput at the operator's own.
 
 ``costs.llm_pools`` chooses the classes (:data:`LLM_POOL_MODES`):
 
-* ``shared`` (default): each operator has rows at its own lengths and, when they differ, rows
-  at its model's longest lengths (per phase, over the whole graph), so size buckets and calls
-  of one model can pool;
+* ``buckets`` (default): each operator has rows at its own lengths and, when they differ, rows
+  at the longest lengths among the size buckets and slices of its call (per phase), so the
+  buckets of one call pool; calls of equal lengths pool at their own lengths;
+* ``model``: the class spans every call of the model (per phase, over the whole graph), so
+  calls of different lengths pool too. It can save much more (a chain of calls of two models
+  shares two pools per phase), at a price in solve time: each call gains a second set of
+  options, and the MILP must decide which pools to open (``benchmarks/bench_llm_pools.py``);
 * ``own``: rows at the operator's own lengths only: only calls of equal lengths share;
 * ``off``: no keys; every LLM operator gets its own replicas (hetopt before shared pools).
+
+A call's buckets and slices are the nodes :func:`hetopt.graph.buckets.expand_size_buckets`
+wrote (``<node>-b<k>``, ``<node>-b<k>-s<s>``, ``<node>-s<s>``); :func:`call_of` strips those
+suffixes. A node of the user's that happens to end so joins the class, which is always valid
+(a class only needs to bound its members' lengths).
 
 Examples
 --------
@@ -37,11 +46,12 @@ Examples
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from hetopt.graph.operators import LlmWork, Operator
 
-LLM_POOL_MODES = ("shared", "own", "off")
+LLM_POOL_MODES = ("buckets", "model", "own", "off")
 """Values of ``costs.llm_pools`` (see the module docstring)."""
 
 Lengths = tuple[int, int]
@@ -57,8 +67,29 @@ def pool_key(llm: LlmWork, phase: str, device: str, config: str, context: Length
     return f"{llm.arch.name}/{llm.precision}/{phase}/{device}/{class_label(config, context)}"
 
 
-def context_classes(ops: Iterable[Operator]) -> dict[tuple[str, str, str], Lengths]:
-    """The longest (input, output) lengths per (model, precision, phase) among ``ops``.
+def call_of(node_id: str) -> str:
+    """The call a size bucket or slice node was expanded from (the node itself otherwise).
+
+    >>> call_of("llm-b1-s3"), call_of("llm-b0"), call_of("agent/llm-s2"), call_of("planner")
+    ('llm', 'llm', 'agent/llm', 'planner')
+    """
+    return _BUCKET_SUFFIX.sub("", node_id)
+
+
+_BUCKET_SUFFIX = re.compile(r"(-b\d+)?(-s\d+)?$")
+
+
+def class_group(op: Operator, mode: str) -> tuple[str, str, str, str]:
+    """What shares a context class under ``mode``: (call or "", model, precision, phase)."""
+    assert op.llm is not None
+    call = call_of(op.node_id) if mode == "buckets" else ""
+    return (call, op.llm.arch.name, op.llm.precision, op.kind.value)
+
+
+def context_classes(
+    ops: Iterable[Operator], mode: str = "model"
+) -> dict[tuple[str, str, str, str], Lengths]:
+    """The longest (input, output) lengths per :func:`class_group` among ``ops``.
 
     Component-wise: the longest prompt and the longest output, which may come from different
     operators (a class bounds both).
@@ -73,13 +104,15 @@ def context_classes(ops: Iterable[Operator]) -> dict[tuple[str, str, str], Lengt
     ...     Operator("b.decode", OpKind.DECODE, "b", 1.0, llm=LlmWork(arch, "fp16", 4096, 64)),
     ... ]
     >>> context_classes(ops)
-    {('llama-3-8b', 'fp16', 'decode'): (4096, 400)}
+    {('', 'llama-3-8b', 'fp16', 'decode'): (4096, 400)}
+    >>> sorted(context_classes(ops, "buckets").values())
+    [(512, 400), (4096, 64)]
     """
-    classes: dict[tuple[str, str, str], Lengths] = {}
+    classes: dict[tuple[str, str, str, str], Lengths] = {}
     for op in ops:
         if op.llm is None:
             continue
-        key = (op.llm.arch.name, op.llm.precision, op.kind.value)
+        key = class_group(op, mode)
         n_in, n_out = classes.get(key, (0, 0))
         classes[key] = (max(n_in, op.llm.input_tokens), max(n_out, op.llm.output_tokens))
     return classes

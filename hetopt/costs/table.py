@@ -25,7 +25,14 @@ import pandas as pd
 from hetopt.costs.calibration import CALIBRATION_PATH, STEP_MODEL_VERSION, load_calibration
 from hetopt.costs.llm import decode_config, decode_steps, llm_configs, prefill_config
 from hetopt.costs.measured import measured_rows
-from hetopt.costs.pools import LLM_POOL_MODES, Lengths, class_label, context_classes, pool_key
+from hetopt.costs.pools import (
+    LLM_POOL_MODES,
+    Lengths,
+    class_group,
+    class_label,
+    context_classes,
+    pool_key,
+)
 from hetopt.costs.roofline import RooflineTime, roofline_time
 from hetopt.errors import InputError
 from hetopt.graph.decompose import LlmWork, Operator, OperatorGraph, OpKind
@@ -106,10 +113,11 @@ class CostParams:
         activations, communication buffers) on devices whose calibration states none (with
         ``model=calibrated``; the roofline keeps only ``memory_reserve_fraction``).
     llm_pools
-        Which LLM operators may share replicas (:mod:`hetopt.costs.pools`): ``shared``
-        (default: size buckets and calls of one model pool at their model's longest lengths),
-        ``own`` (only calls of equal lengths share) or ``off`` (every LLM operator gets its
-        own replicas).
+        Which LLM operators may share replicas (:mod:`hetopt.costs.pools`): ``buckets``
+        (default: the size buckets and slices of a call pool at its longest bucket's lengths,
+        calls of equal lengths at their own), ``model`` (every call of a model pools at the
+        model's longest lengths), ``own`` (only equal lengths share) or ``off`` (every LLM
+        operator gets its own replicas).
     sla_guard
         ``heldout`` (default): a calibrated configuration meets TTFT or TBT only if its step,
         divided by the most optimistic held-out prediction ratio of its device and phase, does
@@ -131,7 +139,7 @@ class CostParams:
     calibration: str | None = None
     runtime_reserve_gb: float = 3.9
     sla_guard: str = "heldout"
-    llm_pools: str = "shared"
+    llm_pools: str = "buckets"
 
     def __post_init__(self) -> None:
         if self.llm_pools not in LLM_POOL_MODES:
@@ -609,7 +617,8 @@ def build_cost_table(
     rows: list[dict[str, Any]] = []
     llm_rows: dict[tuple[OpKind, LlmWork, str], list[dict[str, Any]]] = {}
     placeable = [op for op in graph.ops if op.placeable]
-    classes = context_classes(placeable) if params.llm_pools == "shared" else {}
+    pooled = params.llm_pools in ("buckets", "model")
+    classes = context_classes(placeable, params.llm_pools) if pooled else {}
     for op in graph.ops:
         if not op.placeable:
             continue
@@ -632,7 +641,7 @@ def build_cost_table(
                 # many times) get the same rows on a device: computed once, stamped per operator.
                 key = (op.kind, op.llm, device.name)
                 if key not in llm_rows:
-                    klass = classes.get((op.llm.arch.name, op.llm.precision, op.kind.value))
+                    klass = classes.get(class_group(op, params.llm_pools)) if pooled else None
                     llm_rows[key] = _keyed_llm_rows(
                         op, device, sla, params, mem_cap, measured, klass
                     )

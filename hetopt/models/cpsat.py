@@ -104,11 +104,23 @@ def llm_pool_bounds(problem: PlacementProblem) -> list[int]:
     """Most replicas any plan needs per shared LLM pool: every operator at its heaviest option
     on it (one step of rounding spare), capped by the inventory."""
     out = []
+    on = np.flatnonzero(problem.opt_key >= 0)  # type: ignore[operator]
+    heaviest = (
+        pd.DataFrame(
+            {
+                "key": problem.opt_key[on],  # type: ignore[index]
+                "op": problem.opt_op[on],
+                "load": problem.opt_key_load[on],  # type: ignore[index]
+            }
+        )
+        .groupby(["key", "op"])["load"]
+        .max()
+    )
+    per_key = heaviest.groupby(level="key").agg(["sum", "size"])
     for k in range(problem.n_keys):
-        opts = problem.key_options(k)
-        heaviest = pd.Series(problem.opt_key_load[opts]).groupby(problem.opt_op[opts]).max()  # type: ignore[index]
+        total, members = per_key.loc[k] if k in per_key.index else (0.0, 0)
         cap = problem.device_inventory[problem.key_device[k]] / problem.key_devices_per_replica[k]
-        most = math.ceil(heaviest.sum() + 1e-6 * (len(heaviest) + 1))
+        most = math.ceil(float(total) + 1e-6 * (int(members) + 1))
         out.append(int(min(most, cap)) if math.isfinite(cap) else most)
     return out
 
