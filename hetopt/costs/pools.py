@@ -19,10 +19,11 @@ prompt, throughput at the operator's own.
 ``costs.llm_pools`` chooses the classes (:data:`LLM_POOL_MODES`):
 
 * ``buckets`` (default): each operator has rows at its own lengths and, when they differ, rows
-  at the longest lengths among the size buckets and slices of its call (per phase), so the
-  buckets of one call pool; calls of equal lengths pool at their own lengths;
+  at the longest lengths among the size buckets and slices of its call (per phase), and its
+  keys name the call (``...@<call>``), so the buckets and slices of one call pool and nothing
+  else does: an agent without size buckets plans exactly as with ``off``;
 * ``model``: the class spans every call of the model (per phase, over the whole graph), so
-  calls of different lengths pool too. It can save much more (a chain of calls of two models
+  calls of different lengths (and of equal lengths) pool too. It can save much more (a chain of calls of two models
   shares two pools per phase), at a price in solve time: each call gains a second set of
   options, and the MILP must decide which pools to open (``benchmarks/bench_llm_pools.py``);
 * ``own``: rows at the operator's own lengths only: only calls of equal lengths share;
@@ -62,9 +63,19 @@ def class_label(config: str, context: Lengths) -> str:
     return f"{config}/ctx{context[0]}x{context[1]}"
 
 
-def pool_key(llm: LlmWork, phase: str, device: str, config: str, context: Lengths) -> str:
-    """The pool key of an LLM row: model/precision/phase/device/config/context class."""
-    return f"{llm.arch.name}/{llm.precision}/{phase}/{device}/{class_label(config, context)}"
+def pool_key(
+    llm: LlmWork, phase: str, device: str, config: str, context: Lengths, call: str = ""
+) -> str:
+    """The pool key of an LLM row: model/precision/phase/device/config/context class, and
+    ``@call`` when only the buckets of one call may share it (``costs.llm_pools=buckets``).
+
+    >>> from hetopt.graph.architectures import get_architecture
+    >>> llm = LlmWork(get_architecture("llama-3-8b"), "fp16", 512, 128)
+    >>> pool_key(llm, "prefill", "L4", "tp1/b4", (512, 128), call="chat/llm")
+    'llama-3-8b/fp16/prefill/L4/tp1/b4/ctx512x128@chat/llm'
+    """
+    key = f"{llm.arch.name}/{llm.precision}/{phase}/{device}/{class_label(config, context)}"
+    return f"{key}@{call}" if call else key
 
 
 def call_of(node_id: str) -> str:
@@ -124,6 +135,9 @@ def key_family(key: str) -> tuple[str, str]:
 
     >>> key_family("llama-3-8b/fp16/decode/H100/tp1/pp2/b32/ctx2048x256")
     ('llama-3-8b/fp16/decode/H100/ctx2048x256', 'tp1/pp2/b32')
+    >>> key_family("llama-3-8b/fp16/decode/H100/tp1/b32/ctx2048x256@chat/llm")
+    ('llama-3-8b/fp16/decode/H100/ctx2048x256@chat/llm', 'tp1/b32')
     """
+    key, at, call = key.partition("@")
     parts = key.split("/")
-    return "/".join(parts[:4] + parts[-1:]), "/".join(parts[4:-1])
+    return "/".join(parts[:4] + parts[-1:]) + at + call, "/".join(parts[4:-1])

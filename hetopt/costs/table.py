@@ -28,6 +28,7 @@ from hetopt.costs.measured import measured_rows
 from hetopt.costs.pools import (
     LLM_POOL_MODES,
     Lengths,
+    call_of,
     class_group,
     class_label,
     context_classes,
@@ -516,8 +517,9 @@ def _keyed_llm_rows(
     if params.llm_pools == "off":
         return own
     lengths = (op.llm.input_tokens, op.llm.output_tokens)
+    call = call_of(op.node_id) if params.llm_pools == "buckets" else ""
     for row in own:
-        row["pool_key"] = pool_key(op.llm, op.kind.value, device.name, row["config"], lengths)
+        row["pool_key"] = pool_key(op.llm, op.kind.value, device.name, row["config"], lengths, call)
     if klass is None or klass == lengths or any(r["cost_model"] == "measured" for r in own):
         return own  # measured rows exist at their own lengths only
     wide = replace(op.llm, input_tokens=klass[0], output_tokens=klass[1])
@@ -536,7 +538,9 @@ def _keyed_llm_rows(
                 "latency_s": latency,
                 "busy_s": mine["busy_s"],
                 "requests_per_s": mine["requests_per_s"],
-                "pool_key": pool_key(wide, op.kind.value, device.name, theirs["config"], klass),
+                "pool_key": pool_key(
+                    wide, op.kind.value, device.name, theirs["config"], klass, call
+                ),
             }
         )
     return rows
@@ -615,7 +619,7 @@ def build_cost_table(
     """
     params = params or CostParams()
     rows: list[dict[str, Any]] = []
-    llm_rows: dict[tuple[OpKind, LlmWork, str], list[dict[str, Any]]] = {}
+    llm_rows: dict[tuple[OpKind, LlmWork, str, str], list[dict[str, Any]]] = {}
     placeable = [op for op in graph.ops if op.placeable]
     pooled = params.llm_pools in ("buckets", "model")
     classes = context_classes(placeable, params.llm_pools) if pooled else {}
@@ -638,8 +642,10 @@ def build_cost_table(
             if op.llm is not None:
                 before = len(rows)
                 # Operators with the same phase, model and lengths (an agent calling one model
-                # many times) get the same rows on a device: computed once, stamped per operator.
-                key = (op.kind, op.llm, device.name)
+                # many times) get the same rows on a device: computed once, stamped per operator
+                # (per call, when the call names the pool keys: llm_pools=buckets).
+                call = call_of(op.node_id) if params.llm_pools == "buckets" else ""
+                key = (op.kind, op.llm, device.name, call)
                 if key not in llm_rows:
                     klass = classes.get(class_group(op, params.llm_pools)) if pooled else None
                     llm_rows[key] = _keyed_llm_rows(

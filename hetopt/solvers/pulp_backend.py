@@ -450,6 +450,16 @@ def solve_milp(call: SolveCall, backend: Backend) -> SolveResult:
     if status is SolveStatus.OPTIMAL and not math.isfinite(bound):
         bound = obj
     gap = relative_gap(obj, bound)
+    termination = raw.termination
+    if status is SolveStatus.OPTIMAL and gap > options.gap_rel:
+        # The solver proved its model's optimum within its own feasibility tolerance (CBC
+        # accepts a pool load 1e-8 above a whole number as fitting), but the plan at its
+        # exact value costs more: what is proven is the bound, not this plan.
+        status, termination = SolveStatus.FEASIBLE, Termination.INEXACT
+        message = (
+            f"{message}; the solver's optimum needed more devices at its exact loads "
+            f"(within the solver's feasibility tolerance): not proven optimal"
+        )
     return SolveResult(
         backend.name,
         status,
@@ -462,6 +472,6 @@ def solve_milp(call: SolveCall, backend: Backend) -> SolveResult:
         objective,
         {},
         message,
-        raw.termination,
+        termination,
         raw.solver_status_text,
     )

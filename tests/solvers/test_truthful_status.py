@@ -228,3 +228,31 @@ def test_render_prints_no_bound_when_none_is_known(capsys: pytest.CaptureFixture
     Console().print(bound_text(math.nan, math.nan))
     out = capsys.readouterr().out
     assert "inf" not in out and "nan" not in out
+
+
+# --- a pool filled within a solver's feasibility tolerance ------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["highs", "cbc", "cpsat", "bruteforce"])
+def test_a_pool_over_a_whole_number_by_1e_8_is_not_called_optimal_at_the_wrong_plan(
+    backend: str,
+) -> None:
+    """Both operators on the shared G pool load it 2.00000005 replicas: 3 at the exact loads
+    ($3.00), which a MILP tolerance of 1e-7 reads as 2 ($2.00). The optimum is A on its own Y
+    ($1.20) and B on one G ($1.00): $2.20. A backend either finds it, or does not say optimal."""
+    problem = tiny_problem(
+        {
+            "A": [Opt("G", 0.1, key="G/tp1", load=1.00000005), Opt("Y", 0.1, dedicated=1)],
+            "B": [Opt("G", 0.1, key="G/tp1", load=1.0), Opt("Y", 0.1, dedicated=1)],
+        },
+        {"G": 1.0, "Y": 1.2},
+    )
+    result = solve(problem, SolverOptions(backend=backend))
+    assert result.choice is not None
+    exact = evaluate_choice(problem, result.choice).objective_usd_per_h
+    assert result.objective == pytest.approx(exact, abs=1e-9)
+    if result.status is SolveStatus.OPTIMAL:
+        assert exact == pytest.approx(2.2, abs=1e-9), backend
+    else:
+        assert result.status is SolveStatus.FEASIBLE and "not proven optimal" in result.message
+        assert result.gap > 0
