@@ -69,7 +69,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("models",),  # formulations
     ("solvers",),  # backends behind one contract
     ("plan",),  # plan + independent verifier
-    ("pipeline",),  # plan_agent: the single-agent pipeline
+    ("pipeline", "melange"),  # plan_agent: the single-agent pipeline; Mélange's ILP as input
     ("fleet",),  # many agents on shared pools
     ("mlir", "replay"),  # verification stages
     ("report",),  # tables, figures, paper reproductions, what-if studies

@@ -145,6 +145,12 @@ def _cli(args: list[str]) -> str:
             ),
             id="fleet-highs",
         ),
+        pytest.param(
+            "from hetopt.cli.main import main\n"
+            f"assert main(['melange', {str(PACKAGE.parent / 'examples/melange/example.json')!r},"
+            " 'solver=cbc']) == 0",
+            id="melange-cbc",
+        ),
         pytest.param("import hetopt.fleet.decomposition", id="fleet-decomposition-module"),
         pytest.param("import hetopt.solvers.pulp_backend", id="pulp-backend-module"),
         pytest.param("import hetopt.models.milp", id="milp-module"),

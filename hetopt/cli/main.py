@@ -66,6 +66,8 @@ commands:
   reproduce reproduce the paper: fig4 fig8 fig9 table3 kv_table serving pareto, or all
             (hetopt reproduce all [hydra.run.dir=DIR] [costs.model=roofline]; --out DIR is an
             alias); fidelity: the cost model against measured data
+  melange   plan one LLM across GPU types from Mélange's input JSON (hetopt melange
+            examples/melange/example.json [slice_factor=4] [solver=cpsat]), verified
   calibrate fit the cost model to aiconfigurator's measured database (pip install -e
             '.[calibration]') or to calibrate.measurements=my.csv; writes calibration.csv
             (calibrate.ship=true replaces the shipped table)
@@ -95,6 +97,7 @@ examples:
   hetopt plan workload_file=my_agent.mlir                   # an agent graph written in MLIR
   hetopt compile mlir.targets.H100=cuda:sm_80               # if the plan uses an H100
   hetopt reproduce fig4 hydra.run.dir=out/fig4 costs.model=roofline
+  hetopt melange examples/melange/example.json slice_factor=4
 """
 
 
@@ -506,7 +509,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = args[0], args[1:]
     sweep = command == "sweep" or (command == "plan" and ("-m" in rest or "--multirun" in rest))
-    if command not in COMMANDS and not sweep and any(f in rest for f in ("-h", "--help")):
+    if (
+        command not in (*COMMANDS, "melange")
+        and not sweep
+        and any(f in rest for f in ("-h", "--help"))
+    ):
         console.print(USAGE, highlight=False, markup=False)
         return 0
     try:
@@ -530,11 +537,15 @@ def main(argv: list[str] | None = None) -> int:
             if len(rest) != 1:
                 raise InputError("usage: hetopt aggregate <sweep directory>")
             return report_sweep(Path(rest[0]), console)
+        if command == "melange":
+            from hetopt.cli.melange_cmd import cmd_melange
+
+            return cmd_melange(rest, console)
         if command in COMMANDS:
             return run_command(command, rest, console)
         raise InputError(
             f"Unknown command '{command}'. Commands: plan, sweep, aggregate, "
-            f"fleet, catalog, list, reproduce, replay, compile, calibrate "
+            f"fleet, catalog, list, reproduce, replay, compile, calibrate, melange "
             f"(`hetopt --help`)."
         )
     except HetoptUserError as exc:
