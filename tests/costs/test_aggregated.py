@@ -82,8 +82,8 @@ def test_a_chunk_that_holds_the_whole_prompt(
 ) -> None:
     """C >= n_in: no prefix, TTFT is one step. With C = n_in the step costs at least the
     prefill of the prompt and the decode step of B each alone, and at most both together
-    (one step shares the weight reads and the overhead). Caught: the LM head on B rows only
-    (pure prefill then exceeded the mixed step)."""
+    (one step shares the weight reads and the overhead). Caught: the roofline's decode KV
+    dropped when a chunk is present (the step fell below decode_config's)."""
     dev, calib = CATALOG.get(device), _calib(device, calibrated)
     work = LlmWork(get_architecture(model), "fp16", *lengths)
     n_in = work.input_tokens
@@ -100,8 +100,8 @@ def test_a_chunk_that_holds_the_whole_prompt(
 @pytest.mark.parametrize("model", MODELS)
 def test_the_step_grows_with_the_chunk_and_the_batch(calibrated: bool, model: str) -> None:
     """tau is non-decreasing in C (even though the timed chunk's prefix n_in - C shrinks) and
-    in B, and grows overall. Caught: the prefix read left out of the chunk's bytes on the
-    roofline... and in the step model, the prefix held at n_in (chunk past the prompt)."""
+    in B, and grows overall. Caught: the prefix not clipped at 0 (a chunk longer than the
+    prompt then has a negative prefix, which mixed_step_work refuses)."""
     dev, calib = CATALOG.get("H100"), _calib("H100", calibrated)
     work = LlmWork(get_architecture(model), "fp16", 3000, 200)
     chunks = [1, 16, 256, 512, 1000, 2048, 2999, 3000, 3001, 4096, 8192]
@@ -139,7 +139,8 @@ def test_rates_and_latencies_follow_from_the_step(
 ) -> None:
     """mu_slots x decode_steps x tau = B, mu_chunk x n_in x tau = C, TTFT = ceil(n_in/C) tau,
     TBT = tau, decode = decode_steps x tau (n_out = 1 still has one decode step, as
-    decode_config), and the points are timed as one at a time. Caught: mu_slots over n_out."""
+    decode_config), and the points are timed as one at a time. Caught: mu_slots over n_out;
+    TTFT with floor(n_in / C) steps."""
     dev, calib = CATALOG.get(device), _calib(device, calibrated)
     work = LlmWork(get_architecture(model), "fp16", *lengths)
     n_in, steps = work.input_tokens, decode_steps(work)
@@ -197,7 +198,7 @@ def test_one_h100_point_by_hand() -> None:
 def test_points_without_decode_or_chunk_are_refused() -> None:
     """B = 0 (or C = 0) is not aggregated serving: the prefill (decode) configurations of
     llm_configs cover it; aggregated_configs raises instead of returning infinite TTFT or zero
-    slot capacity."""
+    slot capacity. Caught: B = 0 accepted."""
     h100 = CATALOG.get("H100")
     work = LlmWork(get_architecture("llama-3-8b"), "fp16", 2048, 129)
     for point in [(1, 0, 512), (1, 8, 0), (0, 8, 512)]:

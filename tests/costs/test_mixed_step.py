@@ -75,7 +75,8 @@ def test_without_a_chunk_the_mixed_step_is_the_decode_step(
     lm_head: bool,
 ) -> None:
     """C = 0: every field is step_work's decode step of B sequences, to the last bit (the
-    prefix of an absent chunk does nothing). Caught: an LM-head row counted without a chunk."""
+    prefix of an absent chunk does nothing). Caught (mutations, by hand): an LM-head row
+    counted without a chunk; the prefix's KV read counted without a chunk."""
     bpe = dict(weight_bytes=weight_bytes, kv_bytes=weight_bytes)
     mixed = mixed_step_work(
         shape, tp=tp, decode_batch=batch, decode_ctx=context, chunk_tokens=0,
@@ -109,7 +110,8 @@ def test_without_decode_or_prefix_the_mixed_step_is_a_one_prompt_prefill(
 ) -> None:
     """B = 0, P = 0: step_work's prefill of one prompt of C tokens, every field, the LM-head
     row included (one row: the prompt's last token), to the last bit. C >= 2 because
-    step_work times a one-token step as decode. Caught: pairs C (P + C / 2)."""
+    step_work times a one-token step as decode. Caught: the LM head on every chunk token;
+    two attention kernels per layer whatever is present."""
     bpe = dict(weight_bytes=weight_bytes, kv_bytes=weight_bytes)
     mixed = mixed_step_work(
         shape, tp=tp, decode_batch=0, decode_ctx=context, chunk_tokens=chunk, chunk_prefix=0,
@@ -151,9 +153,10 @@ def test_the_mixed_step_time_grows_with_batch_chunk_and_context(
     more: int,
 ) -> None:
     """Non-decreasing in B, C, the decode context and the prefix, and never below either
-    part's own step (B decode sequences alone; the chunk alone). Caught: the context kernels'
-    floor not paid (C = 0 -> 1 got faster), and the LM head on B rows only with a chunk
-    (pure prefill's one row then exceeded the mixed step's zero)."""
+    part's own step (B decode sequences alone; the chunk alone). Caught: one attention kernel
+    per layer with the generation launches still marked (the context floor vanished when a
+    decode sequence joined a chunk, so adding B made the step faster); the prefix's KV read
+    subtracted instead of added."""
     kw = dict(tp=tp, decode_batch=batch, decode_ctx=context, chunk_tokens=chunk)
     base = _time(shape, entry, weight_bytes, chunk_prefix=prefix, **kw)
 
@@ -196,7 +199,8 @@ def test_stacked_mixed_steps_equal_one_step_at_a_time(
     points: list[tuple[int, int, int, int, int, float]],
 ) -> None:
     """Arrays of points give the numbers one call per point gives, to the last bit (what the
-    cost table relies on when it times every configuration together)."""
+    cost table relies on when it times every configuration together). Caught: a scalar
+    ``if`` on the chunk array (all points lose their chunk when one has none)."""
     bpe: dict[str, Any] = dict(weight_bytes=weight_bytes, kv_bytes=weight_bytes, lm_head=lm_head)
     tp, batch, ctx, chunk, prefix, layers = (np.array(c) for c in zip(*points, strict=True))
     stacked = predict_step(
@@ -225,7 +229,8 @@ def test_stacked_mixed_steps_equal_one_step_at_a_time(
 
 def test_a_mixed_step_by_hand() -> None:
     """TOY (one layer, 10 heads of 100, d_ff 2000, vocab 10) at tp = 1, fp16: B = 2 decode
-    sequences at context 50, a chunk of C = 3 tokens after P = 4."""
+    sequences at context 50, a chunk of C = 3 tokens after P = 4. Caught: the generation
+    launches not marked (the context floor paid by both kernels)."""
     w = mixed_step_work(
         TOY, weight_bytes=2, kv_bytes=2, tp=1, decode_batch=2, decode_ctx=50, chunk_tokens=3,
         chunk_prefix=4,
@@ -255,6 +260,7 @@ def test_a_mixed_step_by_hand() -> None:
 
 
 def test_an_empty_chunk_and_batch_step_launches_no_attention_and_negatives_fail() -> None:
+    """Caught: negative batch or token counts not refused."""
     w = mixed_step_work(
         TOY, weight_bytes=2, kv_bytes=2, tp=1, decode_batch=0, decode_ctx=50, chunk_tokens=0,
         chunk_prefix=0,
@@ -269,7 +275,8 @@ def test_an_empty_chunk_and_batch_step_launches_no_attention_and_negatives_fail(
 
 def test_default_generation_launches_keep_the_old_attention_time() -> None:
     """A StepWork built without gen_attn_launches (the field's default, 0) is timed as before
-    the field existed: every attention launch of a prefill pays the context floor."""
+    the field existed: every attention launch of a prefill pays the context floor. Caught:
+    predict_step ignoring the split (a decode step's floor then counted twice)."""
     w = step_work(TOY, weight_bytes=2, kv_bytes=2, tp=1, batch=2, q_tokens=9, kv_tokens=9)
     assert w.gen_attn_launches == 0
     c = StepCoefficients(kernel_floor_s=1e-6, ctx_attn_floor_s=7e-6)
