@@ -1,7 +1,8 @@
 """Operation-level step model of LLM prefill and decode, fitted to measured data.
 
-One engine step (a prefill of ``batch`` prompts, or one decode step of ``batch`` sequences) on
-one device of a ``tp``-way tensor-parallel group is the sum of the kernels it launches:
+One engine step (a prefill of ``batch`` prompts, one decode step of ``batch`` sequences, or
+the mixed step of aggregated serving: decode steps and one prefill chunk, :func:`mixed_step_work`)
+on one device of a ``tp``-way tensor-parallel group is the sum of the kernels it launches:
 
 * **GEMMs** per layer: QKV projection, output projection, gated MLP up (gate + up) and down;
   the LM head once per step on the last token of each sequence. A GEMM of shape ``(M, N, K)``
@@ -27,6 +28,11 @@ decode-only launch counts separate from the shared floor. The coefficients are
 fitted per device and precision (:mod:`hetopt.costs.fit`) and shipped in
 :mod:`hetopt.costs.calibration`. Because ``e_k <= 1`` and ``f_k >= 0``, no prediction is faster
 than the roofline of the same work at 100 % of peak (:func:`roofline_floor_s`).
+
+Why one module: every field of :class:`StepWork` is written by the step builders here
+(:func:`step_work`, :func:`mixed_step_work`, sharing their kernel-by-kernel helpers) and read
+by :func:`predict_step` and :func:`roofline_floor_s`; apart, a field's meaning would live in
+one file and its timing in another.
 """
 
 from __future__ import annotations
@@ -206,6 +212,11 @@ class StepWork:
         Elementwise traffic of the whole step and its kernel count.
     allreduce_bytes, allreduce_launches, tp
         Message size of one all-reduce, their number, and the group size.
+    gen_attn_launches
+        How many of the ``attn_launches`` are generation-attention kernels, which do not pay
+        the context-attention floor: all of a decode step's, none of a prefill's, one per layer
+        of a mixed step (:func:`mixed_step_work`). 0 by default: then every attention launch of
+        a step with context attention pays that floor.
     """
 
     gemm_flops: Any
@@ -221,6 +232,135 @@ class StepWork:
     allreduce_bytes: Any
     allreduce_launches: Any
     tp: Any
+    gen_attn_launches: Any = 0
+
+
+_WHOLE = ("attn_launches", "elementwise_launches", "allreduce_launches", "tp", "gen_attn_launches")
+"""The :class:`StepWork` fields that count whole things (plain ``int`` in a single step)."""
+
+
+def _widths(shape: ModelShape, tp_f: Any) -> tuple[Any, Any, Any]:
+    """Per-device query width, key/value width and MLP width of one layer."""
+    hd = shape.head_dim
+    return shape.n_heads * hd / tp_f, shape.n_kv_heads * hd / tp_f, shape.d_ff / tp_f
+
+
+def _context_attention(
+    seqs: Any,
+    q_tokens: Any,
+    prefix: Any,
+    q_width: Any,
+    kv_width: Any,
+    n_layers: Any,
+    kv_bytes: float,
+) -> tuple[Any, Any]:
+    """(FLOPs, bytes) of causal attention of ``seqs`` chunks of ``q_tokens`` new tokens, each
+    after ``prefix`` tokens already in the KV cache, over all layers.
+
+    Query ``i`` of a chunk (1-based) attends to ``prefix + i`` positions: ``q (q + 1) / 2 +
+    q x prefix`` pairs per chunk. Bytes: the chunk's Q, K, V and output in 16 bit, the KV-cache
+    write of its new tokens and the read of the prefix's. A prefill has ``prefix = 0``, and the
+    added prefix terms are then exact zeros.
+    """
+    pairs = seqs * q_tokens * (q_tokens + 1) / 2.0 + seqs * q_tokens * prefix
+    flops = 4.0 * pairs * q_width * n_layers
+    rows = n_layers * seqs * q_tokens
+    nbytes = rows * (2 * q_width + 2 * kv_width) * ACT_BYTES
+    nbytes = nbytes + rows * 2 * kv_width * kv_bytes  # the KV-cache write
+    nbytes = nbytes + n_layers * seqs * prefix * 2 * kv_width * kv_bytes  # the prefix's read
+    return flops, nbytes
+
+
+def _generation_attention(
+    seqs: Any, kv_tokens: Any, q_width: Any, kv_width: Any, n_layers: Any, kv_bytes: float
+) -> tuple[Any, Any]:
+    """(FLOPs, bytes) of one decode token of ``seqs`` sequences reading ``kv_tokens`` each."""
+    flops = 4.0 * seqs * kv_tokens * q_width * n_layers
+    nbytes = n_layers * seqs * (kv_tokens * 2 * kv_width * kv_bytes + 2 * q_width * ACT_BYTES)
+    return flops, nbytes
+
+
+def _step_of(
+    shape: ModelShape,
+    *,
+    weight_bytes: float,
+    tp_f: Any,
+    n_layers: Any,
+    tokens: Any,
+    head_rows: Any,
+    lm_head: bool,
+    attention: tuple[Any, Any, Any, Any],
+    attn_launches: Any,
+    gen_attn_launches: Any,
+    zero: Any,
+) -> StepWork:
+    """The :class:`StepWork` of a step whose GEMMs, norms and all-reduces see ``tokens``
+    tokens, whose LM head sees ``head_rows`` rows, with the given attention work
+    ``(ctx FLOPs, ctx bytes, gen FLOPs, gen bytes)``; ``zero`` has the points' shape."""
+    q_width, kv_width, ff = _widths(shape, tp_f)
+    # MoE: each token runs experts_per_token experts; a step reads the weights of every
+    # expert some token is routed to (at most all of them).
+    if shape.n_experts:
+        mlp_tokens = tokens * shape.experts_per_token
+        mlp_weight_copies = np.minimum(float(shape.n_experts), mlp_tokens)
+    else:
+        mlp_tokens, mlp_weight_copies = tokens, np.ones_like(tokens)
+    one = np.ones_like(tokens)
+    # (M, N, K, weight copies) per layer, then the LM head, which always has a slot (count 0 on
+    # non-final stages) so that works stack; one column per GEMM shape.
+    shapes = [
+        (tokens, q_width + 2 * kv_width, shape.d_model, one),
+        (tokens, shape.d_model, q_width, one),
+        (mlp_tokens, 2 * ff, shape.d_model, mlp_weight_copies),
+        (mlp_tokens, shape.d_model, ff, mlp_weight_copies),
+        (head_rows, shape.vocab_size / tp_f, shape.d_model, one),
+    ]
+    m, n, k, copies = (
+        np.stack(np.broadcast_arrays(*(np.asarray(g[i], dtype=float) for g in shapes)), axis=-1)
+        for i in range(4)
+    )
+    counts = np.stack([*([n_layers] * 4), np.full_like(n_layers, 1.0 if lm_head else 0.0)], -1)
+    counts = np.broadcast_to(counts, m.shape).copy()  # (points, 5) even when layers is one number
+    # norms, residuals and rotary per token; SiLU x gate per routed token (MoE: per expert)
+    elt_per_layer = ACT_BYTES * (
+        tokens * (6 * shape.d_model + 2 * (q_width + kv_width)) + mlp_tokens * 3 * ff
+    )
+    elt_launches = ELEMENTWISE_KERNELS_PER_LAYER
+    if weight_bytes < ACT_BYTES:  # fp8: quantise each GEMM's input (read 16 bit, write 8 bit)
+        quant = (tokens * (shape.d_model + q_width) + mlp_tokens * (shape.d_model + ff)) * (
+            ACT_BYTES + weight_bytes
+        )
+        elt_per_layer = elt_per_layer + quant
+        elt_launches += QUANT_KERNELS_PER_LAYER
+    ctx_flops, ctx_bytes, gen_flops, gen_bytes = attention
+    return StepWork(
+        gemm_flops=2.0 * m * n * k,
+        gemm_bytes=(m * k + m * n) * ACT_BYTES + k * n * weight_bytes * copies,
+        gemm_count=counts,
+        ctx_attn_flops=ctx_flops,
+        ctx_attn_bytes=ctx_bytes,
+        gen_attn_flops=gen_flops,
+        gen_attn_bytes=gen_bytes,
+        attn_launches=attn_launches,
+        elementwise_bytes=n_layers * elt_per_layer,
+        elementwise_launches=np.rint(n_layers * elt_launches) + zero,
+        allreduce_bytes=tokens * shape.d_model * ACT_BYTES + zero,
+        allreduce_launches=np.where(tp_f > 1, np.rint(2 * n_layers), 0.0) + zero,
+        tp=tp_f + zero,
+        gen_attn_launches=gen_attn_launches,
+    )
+
+
+def _plain(work: StepWork) -> StepWork:
+    """One step: plain numbers, as the scalar fields always were (whole counts as int)."""
+    return StepWork(
+        **{
+            f.name: getattr(work, f.name)
+            if f.name.startswith("gemm_")
+            else (int if f.name in _WHOLE else float)(getattr(work, f.name))
+            for f in fields(StepWork)
+        }
+    )
 
 
 def step_work(
@@ -277,88 +417,153 @@ def step_work(
     n_layers = np.asarray(shape.n_layers if layers is None else layers, dtype=float)
     tp_f = np.asarray(tp, dtype=float)
     batch_f = np.asarray(batch, dtype=float)
-    tokens = batch_f * q_tokens
-    hd = shape.head_dim
-    q_width = shape.n_heads * hd / tp_f
-    kv_width = shape.n_kv_heads * hd / tp_f
-    ff = shape.d_ff / tp_f
-    # MoE: each token runs experts_per_token experts; a step reads the weights of every
-    # expert some token is routed to (at most all of them).
-    if shape.n_experts:
-        mlp_tokens = tokens * shape.experts_per_token
-        mlp_weight_copies = np.minimum(float(shape.n_experts), mlp_tokens)
-    else:
-        mlp_tokens, mlp_weight_copies = tokens, np.ones_like(tokens)
-    one = np.ones_like(tokens)
-    # (M, N, K, weight copies) per layer, then the LM head, which always has a slot (count 0 on
-    # non-final stages) so that works stack; one column per GEMM shape.
-    shapes = [
-        (tokens, q_width + 2 * kv_width, shape.d_model, one),
-        (tokens, shape.d_model, q_width, one),
-        (mlp_tokens, 2 * ff, shape.d_model, mlp_weight_copies),
-        (mlp_tokens, shape.d_model, ff, mlp_weight_copies),
-        (batch_f, shape.vocab_size / tp_f, shape.d_model, one),
-    ]
-    m, n, k, copies = (
-        np.stack(np.broadcast_arrays(*(np.asarray(g[i], dtype=float) for g in shapes)), axis=-1)
-        for i in range(4)
-    )
-    counts = np.stack([*([n_layers] * 4), np.full_like(n_layers, 1.0 if lm_head else 0.0)], -1)
-    counts = np.broadcast_to(counts, m.shape).copy()  # (points, 5) even when layers is one number
-    gemm_flops = 2.0 * m * n * k
-    gemm_bytes = (m * k + m * n) * ACT_BYTES + k * n * weight_bytes * copies
+    q_width, kv_width, _ = _widths(shape, tp_f)
     zero = np.zeros(np.broadcast(tp_f, batch_f, n_layers).shape)
     # Attention over all layers.
-    if q_tokens > 1:  # causal prefill
-        pairs = batch_f * q_tokens * (q_tokens + 1) / 2.0
-        ctx_flops = 4.0 * pairs * q_width * n_layers
-        ctx_bytes = n_layers * batch_f * q_tokens * (2 * q_width + 2 * kv_width) * ACT_BYTES
-        ctx_bytes = ctx_bytes + n_layers * batch_f * q_tokens * 2 * kv_width * kv_bytes
-        gen_flops = gen_bytes = zero  # (the KV-cache write is in ctx_bytes)
+    if q_tokens > 1:  # causal prefill (the KV-cache write is in the context bytes)
+        ctx = _context_attention(batch_f, q_tokens, 0, q_width, kv_width, n_layers, kv_bytes)
+        attention = (*ctx, zero, zero)
+        gen_launches = zero
     else:
-        ctx_flops = ctx_bytes = zero
-        gen_flops = 4.0 * batch_f * kv_tokens * q_width * n_layers
-        gen_bytes = (
-            n_layers * batch_f * (kv_tokens * 2 * kv_width * kv_bytes + 2 * q_width * ACT_BYTES)
-        )
-    # norms, residuals and rotary per token; SiLU x gate per routed token (MoE: per expert)
-    elt_per_layer = ACT_BYTES * (
-        tokens * (6 * shape.d_model + 2 * (q_width + kv_width)) + mlp_tokens * 3 * ff
-    )
-    elt_launches = ELEMENTWISE_KERNELS_PER_LAYER
-    if weight_bytes < ACT_BYTES:  # fp8: quantise each GEMM's input (read 16 bit, write 8 bit)
-        quant = (tokens * (shape.d_model + q_width) + mlp_tokens * (shape.d_model + ff)) * (
-            ACT_BYTES + weight_bytes
-        )
-        elt_per_layer = elt_per_layer + quant
-        elt_launches += QUANT_KERNELS_PER_LAYER
-    work = StepWork(
-        gemm_flops=gemm_flops,
-        gemm_bytes=gemm_bytes,
-        gemm_count=counts,
-        ctx_attn_flops=ctx_flops,
-        ctx_attn_bytes=ctx_bytes,
-        gen_attn_flops=gen_flops,
-        gen_attn_bytes=gen_bytes,
+        gen = _generation_attention(batch_f, kv_tokens, q_width, kv_width, n_layers, kv_bytes)
+        attention = (zero, zero, *gen)
+        gen_launches = np.rint(n_layers) + zero
+    work = _step_of(
+        shape,
+        weight_bytes=weight_bytes,
+        tp_f=tp_f,
+        n_layers=n_layers,
+        tokens=batch_f * q_tokens,
+        head_rows=batch_f,
+        lm_head=lm_head,
+        attention=attention,
         attn_launches=np.rint(n_layers) + zero,
-        elementwise_bytes=n_layers * elt_per_layer,
-        elementwise_launches=np.rint(n_layers * elt_launches) + zero,
-        allreduce_bytes=tokens * shape.d_model * ACT_BYTES + zero,
-        allreduce_launches=np.where(tp_f > 1, np.rint(2 * n_layers), 0.0) + zero,
-        tp=tp_f + zero,
+        gen_attn_launches=gen_launches,
+        zero=zero,
     )
-    if stacked:
-        return work
-    # One step: plain numbers, as the scalar fields always were (whole counts as int).
-    whole = ("attn_launches", "elementwise_launches", "allreduce_launches", "tp")
-    return StepWork(
-        **{
-            f.name: getattr(work, f.name)
-            if f.name.startswith("gemm_")
-            else (int if f.name in whole else float)(getattr(work, f.name))
-            for f in fields(StepWork)
-        }
+    return work if stacked else _plain(work)
+
+
+def mixed_step_work(
+    shape: ModelShape,
+    *,
+    weight_bytes: float,
+    kv_bytes: float,
+    tp: Any,
+    decode_batch: Any,
+    decode_ctx: Any,
+    chunk_tokens: Any,
+    chunk_prefix: Any,
+    layers: Any = None,
+    lm_head: bool = True,
+) -> StepWork:
+    """Work of one *mixed* engine step: decode steps and one prefill chunk together.
+
+    What an engine with chunked prefill (vLLM's) runs in one step of aggregated serving:
+    ``B = decode_batch`` sequences each make one token at a context of ``decode_ctx`` tokens,
+    and one prefill chunk of ``C = chunk_tokens`` new tokens extends a prompt that already
+    has ``P = chunk_prefix`` tokens in the KV cache. Per layer:
+
+    * the GEMMs, norms, rotary, quantisation and the two all-reduces run on ``B + C`` tokens;
+    * context attention of the chunk over its prefix: ``C (P + (C + 1) / 2)`` query-key
+      pairs, 4 FLOPs per pair per query column, the chunk's Q, K, V and output in 16 bit, the
+      KV-cache write of ``C`` tokens and the read of ``P`` (as :func:`step_work` for a prefill,
+      plus the prefix);
+    * generation attention of the ``B`` sequences, as :func:`step_work`'s decode step;
+    * one context-attention kernel and one generation-attention kernel (each only when its
+      part is present: an empty step launches none); the context-attention floor
+      (``ctx_attn_floor_s``) is paid by the context kernel alone.
+
+    The LM head runs on ``B + 1`` rows when ``C > 0``: the decode sequences and the chunk's
+    last token. Only the chunk that ends its prompt needs that row; counting it on every chunk
+    keeps one shape for every step of a prompt, at the price of one row of ``vocab / tp``
+    (at most one extra decode sequence's LM-head work).
+
+    Every argument but ``shape``, the byte sizes and ``lm_head`` may be an array (equal
+    lengths, or numbers): the result is then the stacked work of that many steps, as with
+    :func:`step_work`. With ``C = 0`` the work is :func:`step_work`'s decode step of ``B``
+    sequences (``B >= 1``), and with ``B = 0, P = 0`` its prefill of one prompt of ``C``
+    tokens (``C >= 2``; :func:`step_work` treats a one-token step as decode), field by field
+    and to the last bit.
+
+    Parameters
+    ----------
+    shape
+        The model.
+    weight_bytes, kv_bytes
+        Bytes per weight and per KV-cache element (1 at fp8, 2 at fp16).
+    tp
+        Tensor-parallel degree.
+    decode_batch
+        Decode sequences in the step (``B >= 0``).
+    decode_ctx
+        Tokens each decode sequence attends to.
+    chunk_tokens
+        New prompt tokens of the prefill chunk (``C >= 0``; 0 is a plain decode step).
+    chunk_prefix
+        Prompt tokens already in the KV cache before the chunk (``P >= 0``).
+    layers
+        Layers this device runs; all by default.
+    lm_head
+        Whether the step includes the LM head.
+
+    Returns
+    -------
+    StepWork
+        What :func:`predict_step` times.
+
+    Raises
+    ------
+    ValueError
+        If a token count or the batch is negative.
+
+    Examples
+    --------
+    >>> from hetopt.graph.architectures import get_architecture
+    >>> s = ModelShape.from_architecture(get_architecture("llama-3-8b"))
+    >>> w = mixed_step_work(s, weight_bytes=2, kv_bytes=2, tp=1, decode_batch=8,
+    ...                     decode_ctx=1024, chunk_tokens=512, chunk_prefix=1536)
+    >>> float(w.gemm_flops[0] / (2 * 6144 * 4096))  # QKV projection: M = B + C
+    520.0
+    >>> float(w.gemm_flops[4] / (2 * s.vocab_size * 4096))  # LM head: M = B + 1
+    9.0
+    >>> w.ctx_attn_flops == 4 * 512 * (1536 + 513 / 2) * 4096 * 32  # 4 x pairs x width x layers
+    True
+    >>> w.attn_launches, w.gen_attn_launches  # one context, one generation kernel per layer
+    (64, 32)
+    >>> decode = step_work(s, weight_bytes=2, kv_bytes=2, tp=1, batch=8, q_tokens=1,
+    ...                    kv_tokens=1024)
+    >>> bool(w.gen_attn_bytes == decode.gen_attn_bytes)
+    True
+    """
+    values = (decode_batch, decode_ctx, chunk_tokens, chunk_prefix)
+    if any(np.any(np.asarray(v) < 0) for v in values):
+        raise ValueError(f"token counts and the batch must be >= 0, got {values}")
+    stacked = any(np.ndim(v) > 0 for v in (tp, *values, layers))
+    n_layers = np.asarray(shape.n_layers if layers is None else layers, dtype=float)
+    tp_f = np.asarray(tp, dtype=float)
+    batch_f, ctx_f, chunk_f, prefix_f = (np.asarray(v, dtype=float) for v in values)
+    q_width, kv_width, _ = _widths(shape, tp_f)
+    zero = np.zeros(np.broadcast(tp_f, batch_f, ctx_f, chunk_f, prefix_f, n_layers).shape)
+    has_chunk = np.where(chunk_f > 0, 1.0, 0.0)
+    has_decode = np.where(batch_f > 0, 1.0, 0.0)
+    # one chunk, or none (then its prefix is not read either)
+    ctx = _context_attention(has_chunk, chunk_f, prefix_f, q_width, kv_width, n_layers, kv_bytes)
+    gen = _generation_attention(batch_f, ctx_f, q_width, kv_width, n_layers, kv_bytes)
+    work = _step_of(
+        shape,
+        weight_bytes=weight_bytes,
+        tp_f=tp_f,
+        n_layers=n_layers,
+        tokens=batch_f + chunk_f,
+        head_rows=batch_f + has_chunk,
+        lm_head=lm_head,
+        attention=(ctx[0] + zero, ctx[1] + zero, gen[0] + zero, gen[1] + zero),
+        attn_launches=np.rint(n_layers) * (has_chunk + has_decode) + zero,
+        gen_attn_launches=np.rint(n_layers) * has_decode + zero,
+        zero=zero,
     )
+    return work if stacked else _plain(work)
 
 
 @dataclass(frozen=True)
@@ -418,7 +623,14 @@ def predict_step(work: StepWork, peaks: DevicePeaks, c: StepCoefficients) -> Ste
         peaks.mem_bw_bytes_per_s * c.gen_attn_eff_memory
     )
     extra = np.where(np.asarray(work.ctx_attn_flops) > 0, c.ctx_attn_floor_s, 0.0)
-    attention = np.maximum(attn_f, attn_b) + work.attn_launches * (c.kernel_floor_s + extra)
+    # Generation kernels pay the shared floor only; in a prefill (no generation launches) or a
+    # decode step (no context-attention extra) this is the one-product form to the last bit.
+    gen_launches = work.gen_attn_launches
+    attention = (
+        np.maximum(attn_f, attn_b)
+        + (work.attn_launches - gen_launches) * (c.kernel_floor_s + extra)
+        + gen_launches * c.kernel_floor_s
+    )
     compute_bound = compute_bound + np.where(attn_f >= attn_b, attn_f, 0.0)
     memory_bound = memory_bound + np.where(attn_f < attn_b, attn_b, 0.0)
     elementwise = (

@@ -9,6 +9,7 @@ import pytest
 
 MODULES = (
     "hetopt.costs.step",
+    "hetopt.costs.aggregated",
     "hetopt.costs.calibration",
     "hetopt.costs.fit",
     "hetopt.costs.llm",
