@@ -114,6 +114,10 @@ class PlacementProblem:
         Shared LLM pools: pool key, device type and devices per replica (``tp x pp``).
     opt_key
         The shared pool an option adds its load to (-1: none).
+    opt_key_dim
+        Which capacity of its pool's replicas the option loads: 0 (time, or an aggregated
+        replica's decode slots) or 1 (an aggregated replica's prefill chunk budget); a pool
+        needs ``ceil`` of its busiest dimension's summed load.
     opt_key_load
         Replicas' worth of load of an exclusive option, ``rate visits / (replica throughput
         max_util)``: what its shared pool (or its own replicas) must carry; 0 on other options.
@@ -170,6 +174,7 @@ class PlacementProblem:
     key_devices_per_replica: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     opt_key: np.ndarray | None = None
     opt_key_load: np.ndarray | None = None
+    opt_key_dim: np.ndarray | None = None
     raw_inputs: VerifyInputs | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -183,6 +188,8 @@ class PlacementProblem:
             object.__setattr__(self, "opt_key", np.full(len(self.opt_op), -1, dtype=int))
         if self.opt_key_load is None:
             object.__setattr__(self, "opt_key_load", np.zeros(len(self.opt_op)))
+        if self.opt_key_dim is None:
+            object.__setattr__(self, "opt_key_dim", np.zeros(len(self.opt_op), dtype=int))
 
     @property
     def n_keys(self) -> int:
@@ -253,6 +260,7 @@ class PlacementProblem:
             opt_direct_usd_per_h=self.opt_direct_usd_per_h[keep],
             opt_key=self.opt_key[keep],  # type: ignore[index]
             opt_key_load=self.opt_key_load[keep],  # type: ignore[index]
+            opt_key_dim=self.opt_key_dim[keep],  # type: ignore[index]
         )
 
     def with_sla(self, sla: Sla) -> PlacementProblem:
@@ -557,6 +565,11 @@ def build_problem(
         key_devices_per_replica=np.array([dpr[pos][f] for f in first], dtype=int),
         opt_key=opt_key,
         opt_key_load=np.where(exclusive[pos], need[pos], 0.0),
+        opt_key_dim=(
+            (frame["pool_dim"] == "chunk").to_numpy(dtype=int)
+            if "pool_dim" in frame
+            else np.zeros(len(pos), dtype=int)
+        ),
         edge_src=edge_src,
         edge_dst=edge_dst,
         edge_is_back=is_back,

@@ -27,6 +27,7 @@ class Opt:
     footprint), or adds ``load`` replicas of ``dpr`` devices to the LLM pool ``key`` (shared
     with every other operator's option of that key; alone, it holds ``dpr ceil(load)``
     devices), or none of these (a profiled option paid by ``direct_usd_per_h`` alone).
+    ``dim`` is the capacity an aggregated replica's option loads (``chunk`` or ``slots``).
     """
 
     device: str
@@ -38,6 +39,7 @@ class Opt:
     key: str = ""
     load: float = 0.0
     dpr: int = 1
+    dim: str = ""
 
 
 def tiny_problem(
@@ -135,6 +137,7 @@ def tiny_problem(
         key_devices_per_replica=np.array([first[k].dpr for k in key_names], int),
         opt_key=np.array([key_of.get(o.key, -1) for _, o in flat], int),
         opt_key_load=np.array([o.load for _, o in flat], float),
+        opt_key_dim=np.array([int(o.dim == "chunk") for _, o in flat], int),
         edge_src=np.array([idx[s] for s, _, _, _ in all_edges], int),
         edge_dst=np.array([idx[d] for _, d, _, _ in all_edges], int),
         edge_is_back=np.array([b for *_, b in all_edges], bool),
@@ -215,6 +218,7 @@ def tiny_inputs(
                     "mem_per_device_bytes": opt.pool_mem_bytes,
                     "direct_cost_usd": opt.direct_usd_per_h / 3600.0,
                     "pool_key": opt.key,
+                    "pool_dim": opt.dim,
                 }
             )
     frame = pd.DataFrame(rows)
@@ -364,6 +368,34 @@ def _split(slices: int, sla_s: float | None = None) -> PlacementProblem:
     )
 
 
+def _serving(rate_per_s: float) -> PlacementProblem:
+    # One call (2,000-token prompts, 200 decode steps) on H ($4/h), utilisation cap 1. Per
+    # replica: disaggregated prefill 4 req/s at 0.5 req/s, 8 at 20 (batch 16); decode b16
+    # 2.67 req/s (step 30 ms) at 0.5 req/s, b128 25 req/s at 20. Aggregated B = 32: at 0.5
+    # req/s C = 512, tau 40 ms (chunk load 0.5 x 2000 x 0.04 / 512, slot load
+    # 0.5 x 200 x 0.04 / 32); at 20 req/s C = 256, tau 35 ms.
+    low = rate_per_s < 1
+    prefill = 0.125 if low else 2.5
+    decode = 0.1875 if low else 0.8
+    tau, chunk = (0.040, 512) if low else (0.035, 256)
+    agg_chunk = rate_per_s * 2000 * tau / chunk
+    agg_slots = rate_per_s * 200 * tau / 32
+    return tiny_problem(
+        {
+            "prefill": [
+                Opt("H", 0.12, key="H/prefill/b16", load=prefill),
+                Opt("H", 4 * tau, key="H/agg", load=agg_chunk, dim="chunk"),
+            ],
+            "decode": [
+                Opt("H", 6.0, key="H/decode/b16", load=decode),
+                Opt("H", 200 * tau, key="H/agg", load=agg_slots, dim="slots"),
+            ],
+        },
+        {"H": 4.0},
+        [("prefill", "decode", 0.0)],
+    )
+
+
 def _loop(sla_s: float, iterations: str) -> PlacementProblem:
     # llm -> tool, tool -> llm back edge; llm -> out. Worst case (max 2 iterations):
     # e2e = llm + out + 2 * (llm + tool + crossings).
@@ -477,6 +509,20 @@ CONFORMANCE: dict[str, Instance] = {
         7.0,
         {f"s{k}": "B" for k in range(5)},
         "A's 0.9 s misses the 0.5 s SLA, so no slice may ride on A: ceil(1.25) = 2 B",
+    ),
+    "aggregated_wins": Instance(
+        lambda: _serving(0.5),
+        4.0,
+        None,
+        "one H replica holds chunk load 0.078 and slot load 0.125: ceil(max) = 1 x 4; apart,"
+        " prefill and decode each need a replica: 8",
+    ),
+    "disaggregated_wins": Instance(
+        lambda: _serving(20.0),
+        16.0,
+        None,
+        "aggregated needs ceil(max(5.47, 4.38)) = 6 replicas (24); apart 3 prefill + 1 decode"
+        " (16); mixed 28 or 32",
     ),
     "loop_max": Instance(
         lambda: _loop(0.45, "max"),

@@ -197,6 +197,33 @@ def test_calls_of_one_model_pool_with_llm_pools_model() -> None:
     assert model.tco_usd_per_hour < default.tco_usd_per_hour - 0.1
 
 
+@pytest.mark.parametrize(("rate", "aggregated_wins"), [(0.5, True), (20.0, False)])
+def test_planner_chooses_aggregated_serving_where_it_is_cheaper(
+    rate: float, aggregated_wins: bool
+) -> None:
+    """chat_agent on H100s only: at 0.5 req/s one aggregated replica (prefill chunks and
+    decode on one GPU) costs half of a prefill replica plus a decode replica; at 20 req/s the
+    disaggregated pair serves what aggregation would need more GPUs for."""
+    workload = dataclasses.replace(load_workload("chat_agent"), request_rate_per_s=rate)
+    hardware = HardwareSpec(devices=("H100",))
+    apart = plan_agent(PlanRequest(workload, hardware=hardware, baselines=())).plan
+    both = plan_agent(
+        PlanRequest(workload, hardware=hardware, costs=CostParams(aggregated=True), baselines=())
+    ).plan
+    assert apart.verified and both.verified and both.solve.proven_optimal
+    place = both.placement.set_index("operator")
+    on_agg = place["config"].str.startswith("agg/")
+    if aggregated_wins:
+        assert on_agg.loc[["llm.prefill", "llm.decode"]].all()
+        assert place.at["llm.prefill", "llm_pool"] == place.at["llm.decode", "llm_pool"]
+        assert both.tco_usd_per_hour == pytest.approx(apart.tco_usd_per_hour / 2, rel=1e-9)
+        pool = both.llm_pools.set_index("pool").loc[place.at["llm.decode", "llm_pool"]]
+        assert pool["replicas"] == 1 and pool["load_replicas"] <= 1
+    else:
+        assert not on_agg.any()
+        assert both.tco_usd_per_hour == pytest.approx(apart.tco_usd_per_hour, rel=1e-9)
+
+
 def test_cli_writes_and_prints_shared_llm_pools(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     import json
 

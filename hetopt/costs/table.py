@@ -22,7 +22,13 @@ from typing import Any
 
 import pandas as pd
 
-from hetopt.costs.calibration import CALIBRATION_PATH, STEP_MODEL_VERSION, load_calibration
+from hetopt.costs.aggregated import aggregated_configs
+from hetopt.costs.calibration import (
+    CALIBRATION_PATH,
+    STEP_MODEL_VERSION,
+    CalibrationEntry,
+    load_calibration,
+)
 from hetopt.costs.llm import decode_config, decode_steps, llm_configs, prefill_config
 from hetopt.costs.measured import measured_rows
 from hetopt.costs.pools import (
@@ -66,13 +72,16 @@ COLUMNS = (
     "cost_model",
     "error_band",
     "pool_key",
+    "pool_dim",
 )
 """``cost_model`` says where a row's time comes from: ``calibrated`` (the fitted step model),
 ``uncalibrated`` (the roofline on a device the calibration table does not cover), ``roofline``
 (``costs.model=roofline``), ``measured`` (a measured profile) or ``profiled``. ``error_band``
 is the calibrated model's held-out error on that device (``x1.05 (0.82-1.15)``). ``pool_key``
 names the replicas an LLM row may share with other operators' rows (:mod:`hetopt.costs.pools`;
-empty on other rows and with ``costs.llm_pools=off``)."""
+empty on other rows and with ``costs.llm_pools=off``); ``pool_dim`` is what an aggregated row
+loads on its replicas: ``chunk`` (prefill chunk tokens) or ``slots`` (decode slots), empty on
+every other row (one kind of capacity)."""
 
 COST_MODELS = ("calibrated", "roofline")
 
@@ -113,6 +122,15 @@ class CostParams:
         Memory per device an LLM engine needs beside weights and KV cache (runtime,
         activations, communication buffers) on devices whose calibration states none (with
         ``model=calibrated``; the roofline keeps only ``memory_reserve_fraction``).
+    aggregated
+        Also offer aggregated serving (:mod:`hetopt.costs.aggregated`): prefill chunks and
+        decode steps of a call on one replica, at every ``tp`` x decode batch x chunk size
+        (``pp = 1``); the planner then chooses it or disaggregated replicas per call. Off by
+        default: it multiplies each LLM call's options about tenfold (chat_agent: 87 -> 937)
+        and the solve time with them. Needs ``llm_pools`` other than ``off`` (the two phases
+        share the replica's pool).
+    chunk_sizes
+        Prefill chunk sizes (tokens per step) searched for aggregated serving.
     llm_pools
         Which LLM operators may share replicas (:mod:`hetopt.costs.pools`): ``buckets``
         (default: the size buckets and slices of a call pool at its longest bucket's lengths,
@@ -141,6 +159,8 @@ class CostParams:
     runtime_reserve_gb: float = 3.9
     sla_guard: str = "heldout"
     llm_pools: str = "buckets"
+    aggregated: bool = False
+    chunk_sizes: tuple[int, ...] = (256, 512, 1024, 2048)
 
     def __post_init__(self) -> None:
         if self.llm_pools not in LLM_POOL_MODES:
@@ -168,7 +188,13 @@ class CostParams:
             )
         if self.link_gbit_per_s <= 0 or self.link_latency_s < 0:
             raise InputError("costs.link_gbit_per_s must be > 0 and costs.link_latency_s >= 0.")
-        for name in ("tp_degrees", "pp_degrees", "prefill_batch_sizes", "decode_batch_sizes"):
+        for name in (
+            "tp_degrees",
+            "pp_degrees",
+            "prefill_batch_sizes",
+            "decode_batch_sizes",
+            "chunk_sizes",
+        ):
             values = getattr(self, name)
             if not values or any(int(v) != v or v < 1 for v in values):
                 raise InputError(f"costs.{name} must be a non-empty list of positive integers.")
@@ -313,6 +339,7 @@ _ROW_DEFAULTS: dict[str, Any] = {
     "cost_model": "roofline",
     "error_band": "",
     "pool_key": "",
+    "pool_dim": "",
 }
 """What a row holds unless its maker says otherwise."""
 
@@ -381,6 +408,70 @@ def _measured_llm_rows(
         )
 
 
+@dataclass(frozen=True)
+class ServingContext:
+    """How the LLM serving model times one device at one precision (one rule for every
+    kind of LLM row).
+
+    Attributes
+    ----------
+    calib
+        The step model's coefficients (the device's own, or borrowed: ``calibrated`` False);
+        None with ``costs.model=roofline`` or on a CPU without its own.
+    calibrated
+        The device has its own calibration entry.
+    reserve_bytes
+        The engine's memory reserve per device (0 with the roofline).
+    provenance
+        The rows' ``cost_model`` and ``error_band`` columns.
+    """
+
+    calib: CalibrationEntry | None
+    calibrated: bool
+    reserve_bytes: float
+    sla_guard: str
+    provenance: dict[str, str]
+
+    def guard(self, prefill: bool) -> float:
+        """Factor a step is multiplied by before TTFT/TBT checks (``costs.sla_guard``)."""
+        if self.calib is None or self.sla_guard != "heldout":
+            return 1.0
+        low = self.calib.prefill_min_ratio if prefill else self.calib.decode_min_ratio
+        return 1.0 / min(1.0, low)
+
+
+def serving_context(device: Device, precision: str, params: CostParams) -> ServingContext:
+    """The calibration, engine reserve, SLA guard and provenance of LLM rows on ``device``."""
+    calib = None
+    calibrated = False
+    if params.model == "calibrated":
+        table = load_calibration(params.calibration)
+        calib = table.lookup(device.name, precision)
+        calibrated = calib is not None
+        if calib is None and device.kind != "cpu":
+            calib = table.prior(precision)  # borrowed coefficients, flagged below
+    # The engine reserve belongs to the calibrated serving model; costs.model=roofline is the
+    # earlier model exactly, so that the two can be compared.
+    reserve = 0.0
+    if params.model == "calibrated":
+        reserve = (
+            calib.reserve_bytes
+            if calibrated and calib is not None
+            else params.runtime_reserve_gb * 1e9
+        )
+    provenance = dict(
+        cost_model=(
+            "calibrated"
+            if calibrated
+            else "roofline"
+            if params.model == "roofline"
+            else "uncalibrated"
+        ),
+        error_band=calib.error_band if calib is not None else "unknown",
+    )
+    return ServingContext(calib, calibrated, reserve, params.sla_guard, provenance)
+
+
 def _llm_rows(
     op: Operator,
     device: Device,
@@ -404,41 +495,14 @@ def _llm_rows(
             op.llm.output_tokens,
         )
     )
-    calib = None
-    calibrated = False
-    if params.model == "calibrated":
-        table = load_calibration(params.calibration)
-        calib = table.lookup(device.name, op.llm.precision)
-        calibrated = calib is not None
-        if calib is None and device.kind != "cpu":
-            calib = table.prior(op.llm.precision)  # borrowed coefficients, flagged below
-    # The engine reserve belongs to the calibrated serving model; costs.model=roofline is the
-    # earlier model exactly, so that the two can be compared.
-    reserve = 0.0
-    if params.model == "calibrated":
-        reserve = (
-            calib.reserve_bytes
-            if calibrated and calib is not None
-            else params.runtime_reserve_gb * 1e9
-        )
+    ctx = serving_context(device, op.llm.precision, params)
+    calib, reserve = ctx.calib, ctx.reserve_bytes
     mem_cap_bytes -= reserve
     if rows is not None and len(rows):
         yield from _measured_llm_rows(op, device, sla, mem_cap_bytes, rows)
         return
-    guard = 1.0
-    if calib is not None and params.sla_guard == "heldout":
-        low = calib.prefill_min_ratio if prefill else calib.decode_min_ratio
-        guard = 1.0 / min(1.0, low)
-    provenance = dict(
-        cost_model=(
-            "calibrated"
-            if calibrated
-            else "roofline"
-            if params.model == "roofline"
-            else "uncalibrated"
-        ),
-        error_band=calib.error_band if calib is not None else "unknown",
-    )
+    guard = ctx.guard(prefill)
+    provenance = ctx.provenance
     batches = params.prefill_batch_sizes if prefill else params.decode_batch_sizes
     limit_s = sla.ttft_s if prefill else sla.tbt_s
     limit_name = "TTFT" if prefill else "TBT"
@@ -542,6 +606,77 @@ def _keyed_llm_rows(
                     wide, op.kind.value, device.name, theirs["config"], klass, call
                 ),
             }
+        )
+    return rows
+
+
+def _aggregated_rows(
+    op: Operator, device: Device, sla: Sla, params: CostParams, mem_cap_bytes: float
+) -> list[dict[str, Any]]:
+    """An LLM phase's rows of aggregated serving (:mod:`hetopt.costs.aggregated`).
+
+    Both phases of a call get a row per ``(tp, B, C)`` with the same pool key
+    (``.../agg/<device>/tp<tp>/b<B>/c<C>/...``): the prefill loads the replica's chunk budget
+    (``pool_dim`` ``chunk``; its latency and step are the TTFT, ``ceil(n_in / C)`` steps), the
+    decode its slots (``slots``; latency ``decode_steps x tau``, step ``tau``). Every row needs
+    ``tau`` within TBT (the replica's decode sequences wait for each chunk) and its memory; a
+    prefill row its TTFT within the bound.
+    """
+    assert op.llm is not None
+    llm, prefill = op.llm, op.kind is OpKind.PREFILL
+    ctx = serving_context(device, llm.precision, params)
+    cap = mem_cap_bytes - ctx.reserve_bytes
+    points = [
+        (tp, batch, chunk)
+        for tp in params.tp_degrees
+        if not (tp > device.scale_up_domain or (tp > 1 and llm.arch.n_kv_heads % tp))
+        for batch in params.decode_batch_sizes
+        for chunk in params.chunk_sizes
+    ]
+    configs = aggregated_configs(
+        device, llm, points, params.scale_up_hop_latency_s, calib=ctx.calib
+    )
+    lengths = (llm.input_tokens, llm.output_tokens)
+    call = call_of(op.node_id) if params.llm_pools == "buckets" else ""
+    rows = []
+    for cfg in configs:
+        config = f"tp{cfg.tp}/b{cfg.decode_batch}/c{cfg.chunk_tokens}"
+        reason = ""
+        tau_guarded = cfg.step_s * ctx.guard(prefill=False)
+        ttft_guarded = cfg.ttft_s * ctx.guard(prefill=True)
+        if cfg.mem_per_device_bytes > cap:
+            reason = (
+                f"needs {cfg.mem_per_device_bytes / 1e9:.1f} GB per device aggregated at "
+                f"{config}, more than the {cap / 1e9:.1f} GB usable"
+            )
+        elif sla.tbt_s is not None and tau_guarded > sla.tbt_s:
+            reason = f"TBT {tau_guarded * 1e3:.1f} ms > SLA {sla.tbt_s * 1e3:.1f} ms at {config}"
+        elif prefill and sla.ttft_s is not None and ttft_guarded > sla.ttft_s:
+            reason = f"TTFT {ttft_guarded * 1e3:.1f} ms > SLA {sla.ttft_s * 1e3:.1f} ms at {config}"
+        latency = cfg.ttft_s if prefill else cfg.decode_latency_s
+        batch = 1 if prefill else cfg.decode_batch
+        rows.append(
+            _row(
+                op,
+                device.name,
+                f"agg/{config}",
+                tp=cfg.tp,
+                pp=1,
+                devices_per_replica=cfg.tp,
+                batch=batch,
+                exclusive=True,
+                feasible=not reason,
+                reason=reason,
+                latency_s=latency,
+                step_s=cfg.ttft_s if prefill else cfg.step_s,
+                busy_s=latency * cfg.tp / batch,
+                requests_per_s=cfg.chunk_requests_per_s if prefill else cfg.slot_requests_per_s,
+                mem_per_device_bytes=cfg.mem_per_device_bytes,
+                pool_key=pool_key(llm, "agg", device.name, config, lengths, call),
+                pool_dim="chunk" if prefill else "slots",
+                **_time_columns(cfg.time),
+                **ctx.provenance,
+            )
         )
     return rows
 
@@ -651,6 +786,8 @@ def build_cost_table(
                     llm_rows[key] = _keyed_llm_rows(
                         op, device, sla, params, mem_cap, measured, klass
                     )
+                    if params.aggregated and params.llm_pools != "off":
+                        llm_rows[key] += _aggregated_rows(op, device, sla, params, mem_cap)
                 rows.extend({**row, "op": op.id} for row in llm_rows[key])
                 if len(rows) == before:
                     rows.append(

@@ -187,15 +187,20 @@ def annotate_costs(
         o.attributes["cost"] = attr({k: float(v) for k, v in cost.items()})
 
 
-_CONFIG = re.compile(r"(?:tp(?P<tp>\d+))?(?:/?pp(?P<pp>\d+))?/?(?:b(?P<b>\d+))?(?:/ctx\d+x\d+)?")
+_CONFIG = re.compile(
+    r"(?:agg/)?(?:tp(?P<tp>\d+))?(?:/?pp(?P<pp>\d+))?/?(?:b(?P<b>\d+))?(?:/c\d+)?"
+    r"(?:/ctx\d+x\d+)?"
+)
 
 
 def parse_config(config: str) -> tuple[int, int]:
     """``(tensor-parallel degree, batch)`` of a cost-table configuration (``tp4/b32``, ``b1``,
-    ``tp2/b64/ctx8192x512`` at a context class).
+    ``tp2/b64/ctx8192x512`` at a context class, ``agg/tp4/b32/c512`` aggregated).
 
     >>> parse_config("tp2/pp2/b64/ctx8192x512"), parse_config("b1"), parse_config("profiled")
     ((2, 64), (1, 1), (1, 1))
+    >>> parse_config("agg/tp4/b32/c512")  # aggregated serving: decode batch, chunk of 512
+    (4, 32)
     """
     m = _CONFIG.fullmatch(config.strip())
     if not m:

@@ -91,13 +91,16 @@ def add_llm_pools(
     replicas: Sequence[IntVar],
     scaling: sc.Scaling = sc.CONSERVATIVE,
 ) -> None:
-    """Each shared LLM pool covers the (rounded) load placed on it:
-    ``per_replica m_k >= sum_o load_o x_o`` in load steps."""
+    """Each shared LLM pool covers the (rounded) load placed on each of its capacities:
+    ``per_replica m_k >= sum_o load_o x_o`` in load steps, per dimension."""
     load = scaling.demand(problem.opt_key_load, scaling.load_devices)  # type: ignore[arg-type]
     per_replica = int(round(1 / scaling.load_devices))
     for k in range(problem.n_keys):
-        terms = [(int(load[o]), x[o]) for o in problem.key_options(k) if load[o]]
-        add_pool_load(m, replicas[k], terms, per_replica)
+        opts = problem.key_options(k)
+        for dim in np.unique(problem.opt_key_dim[opts]):  # type: ignore[index]
+            on = [o for o in opts if problem.opt_key_dim[o] == dim]  # type: ignore[index]
+            terms = [(int(load[o]), x[o]) for o in on if load[o]]
+            add_pool_load(m, replicas[k], terms, per_replica)
 
 
 def llm_pool_bounds(problem: PlacementProblem) -> list[int]:

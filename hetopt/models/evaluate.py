@@ -114,7 +114,7 @@ class DeviceUse:
     pooled
         True where some pooled operator runs (its pool needs at least one device).
     key_load
-        Summed load per shared LLM pool, in replicas.
+        Summed load per shared LLM pool and capacity (``[key, dim]``), in replicas.
     """
 
     dedicated: np.ndarray
@@ -128,25 +128,38 @@ def device_use(problem: PlacementProblem, choice: np.ndarray) -> DeviceUse:
     agent's ``choice``."""
     n_dev = len(problem.devices)
     dev = problem.opt_device[choice]
-    key = problem.opt_key[choice]  # type: ignore[index]
-    on_key = key >= 0
     return DeviceUse(
         dedicated=np.bincount(dev, weights=problem.opt_dedicated[choice], minlength=n_dev),
         pool_load=np.bincount(dev, weights=problem.opt_pool_load[choice], minlength=n_dev),
         pooled=np.bincount(dev, weights=problem.opt_pooled[choice].astype(float), minlength=n_dev)
         > 0,
-        key_load=np.bincount(
-            key[on_key],
-            weights=problem.opt_key_load[choice][on_key],  # type: ignore[index]
-            minlength=problem.n_keys,
-        ),
+        key_load=key_loads(problem, choice),
     )
+
+
+KEY_DIMS = 2
+"""Capacities of an LLM replica: time (or an aggregated replica's decode slots), and an
+aggregated replica's prefill chunk budget."""
+
+
+def key_loads(problem: PlacementProblem, choice: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Summed load of ``choice`` per shared LLM pool and capacity, ``[key, dim]``."""
+    c = np.asarray(choice, dtype=int)
+    key = problem.opt_key[c]  # type: ignore[index]
+    on = key >= 0
+    flat = key[on] * KEY_DIMS + problem.opt_key_dim[c][on]  # type: ignore[index]
+    load = np.bincount(
+        flat,
+        weights=problem.opt_key_load[c][on],  # type: ignore[index]
+        minlength=problem.n_keys * KEY_DIMS,
+    )
+    return load.reshape(problem.n_keys, KEY_DIMS)
 
 
 def key_counts(problem: PlacementProblem, choice: Sequence[int] | np.ndarray) -> np.ndarray:
     """Replicas each shared LLM pool needs for ``choice``: the ceiling of its summed load."""
-    use = device_use(problem, np.asarray(choice, dtype=int))
-    return replicas_for_load(use.key_load).astype(int)
+    load = key_loads(problem, choice)
+    return replicas_for_load(load.max(axis=1) if len(load) else np.zeros(0)).astype(int)
 
 
 def held_devices(

@@ -112,13 +112,16 @@ def add_llm_pools(
     m: Sequence[pulp.LpVariable],
     tag: str = "",
 ) -> None:
-    """Each shared LLM pool covers the load placed on it, ``m_k >= sum_o load_o x_o``, and at
-    least each placed option's own ceiling, ``m_k >= ceil(load_o) x_o`` (implied for integer
-    ``m_k``; it keeps the LP bound of replicas rounded one operator at a time)."""
+    """Each shared LLM pool covers the load placed on each of its capacities (an aggregated
+    replica's decode slots and prefill chunk budget are two), ``m_k >= sum_o load_o x_o``, and
+    at least each placed option's own ceiling, ``m_k >= ceil(load_o) x_o`` (implied for
+    integer ``m_k``; it keeps the LP bound of replicas rounded one operator at a time)."""
     for k, name in enumerate(problem.key_names):
         opts = problem.key_options(k)
-        load = [(problem.opt_key_load[o], x[o]) for o in opts]  # type: ignore[index]
-        add_pool_load(prob, m[k], load, f"{tag}llm_load[{name}]")
+        for dim in np.unique(problem.opt_key_dim[opts]):  # type: ignore[index]
+            on = [o for o in opts if problem.opt_key_dim[o] == dim]  # type: ignore[index]
+            load = [(problem.opt_key_load[o], x[o]) for o in on]  # type: ignore[index]
+            add_pool_load(prob, m[k], load, f"{tag}llm_load[{name},{int(dim)}]")
         for o in opts:
             floor = float(replicas_for_load(problem.opt_key_load[o]))  # type: ignore[index]
             prob += m[k] >= floor * x[o], f"{tag}llm_floor[{name},{o}]"

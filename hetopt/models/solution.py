@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from hetopt.problem import PlacementProblem, replicas_for_load
+from hetopt.models.evaluate import key_counts
+from hetopt.problem import PlacementProblem
 
 ValueReader = Callable[[Any], float]
 
@@ -70,13 +71,6 @@ def start_values(
         out[n[j]] = float(count)
     if replicas and len(chosen) == problem.n_ops:
         opts = np.array(list(chosen.values()), dtype=int)
-        keys = problem.opt_key[opts]  # type: ignore[index]
-        on = keys >= 0
-        load = np.bincount(
-            keys[on],
-            weights=problem.opt_key_load[opts][on],  # type: ignore[index]
-            minlength=problem.n_keys,
-        )
-        for k, count in enumerate(replicas_for_load(load)):
+        for k, count in enumerate(key_counts(problem, opts)):
             out[replicas[k]] = float(count)
     return out

@@ -103,6 +103,7 @@ class RowInput:
     mem_per_device_bytes: float
     direct_cost_usd: float
     pool_key: str = ""
+    pool_dim: str = ""
 
     @property
     def pooled(self) -> bool:
@@ -161,8 +162,11 @@ class VerifyInputs:
     @functools.cached_property
     def _columns(self) -> dict[str, list[object]]:
         out = {c: self.rows[c].tolist() for c in (*ROW_COLUMNS, "config")}
-        keys = self.rows.get("pool_key")
-        out["pool_key"] = [] if keys is None else [k if isinstance(k, str) else "" for k in keys]
+        for column in ("pool_key", "pool_dim"):
+            values = self.rows.get(column)
+            out[column] = (
+                [] if values is None else [v if isinstance(v, str) else "" for v in values]
+            )
         return out
 
     @functools.cached_property
@@ -215,6 +219,7 @@ class VerifyInputs:
             mem_per_device_bytes=num("mem_per_device_bytes"),
             direct_cost_usd=num("direct_cost_usd"),
             pool_key=str(col["pool_key"][k]) if col["pool_key"] else "",
+            pool_dim=str(col["pool_dim"][k]) if col["pool_dim"] else "",
         )
 
     def loop_iterations(self, loop: LoopInput, sla: Sla | None = None) -> float:

@@ -34,7 +34,9 @@ class LlmPool:
     members
         Operators placed on the pool.
     load
-        Summed load, in replicas: ``sum rate visits / (requests_per_s max_utilization)``.
+        Summed load, in replicas: ``sum rate visits / (requests_per_s max_utilization)``, of
+        its busiest capacity (an aggregated replica's prefill chunks and decode slots are
+        summed apart: every replica has both).
     needed, replicas
         Replicas the load needs (its ceiling) and replicas judged (published or needed).
     devices_per_replica
@@ -233,15 +235,16 @@ def _llm_pools(
                 f"LLM pool {key} mixes device types {sorted(devices)} or tp x pp shapes "
                 f"{sorted(shapes)} among {names}"
             )
-        load = 0.0
+        by_dim: dict[str, float] = {}  # an aggregated replica's chunk budget and decode slots
         for n in names:
             member = inputs.op(n)
             assert member is not None
-            load += (
+            by_dim[rows[n].pool_dim] = by_dim.get(rows[n].pool_dim, 0.0) + (
                 inputs.request_rate_per_s
                 * member.visits
                 / (rows[n].requests_per_s * inputs.max_utilization)
             )
+        load = max(by_dim.values())
         needed = math.ceil(load - CEIL_TOL)
         replicas = needed if published is None else int(published.get(key, 0))
         if replicas < needed:

@@ -93,7 +93,8 @@ class Plan:
         model's version and the calibration table's version and path.
     llm_pools
         One row per LLM replica pool (:mod:`hetopt.costs.pools`): pool key, device, config,
-        members (operators placed on it, ``;``-separated), load_replicas (their summed load),
+        members (operators placed on it, ``;``-separated), load_replicas (their summed load, of
+        the busiest capacity of an aggregated replica),
         replicas, devices_per_replica and devices. A pool with one member holds that
         operator's own replicas.
     """
@@ -331,13 +332,21 @@ def _llm_pool_table(
                 "device": problem.devices[int(problem.opt_device[o])],
                 "config": problem.opt_config[o],
                 "members": [],
-                "load_replicas": 0.0,
+                "by_dim": {},
                 "replicas": int(held[i]) // dpr,
                 "devices_per_replica": dpr,
                 "devices": int(held[i]),
             },
         )
         entry["members"].append(problem.ops[i])
-        entry["load_replicas"] += load
-    records = [{**e, "members": ";".join(e["members"])} for e in pools.values()]
+        dim = int(problem.opt_key_dim[o])  # type: ignore[index]
+        entry["by_dim"][dim] = entry["by_dim"].get(dim, 0.0) + load
+    records = [
+        {
+            **{k: v for k, v in e.items() if k != "by_dim"},
+            "members": ";".join(e["members"]),
+            "load_replicas": max(e["by_dim"].values()),
+        }
+        for e in pools.values()
+    ]
     return pd.DataFrame(records, columns=list(LLM_POOL_COLUMNS))

@@ -109,15 +109,17 @@ def stage_waits(
     lengths); each member reports its own latency as its service time, with that queue's wait.
     """
     held = held_devices(problem, choice, key_counts(problem, choice))
-    queue: dict[int, tuple[float, float]] = {}  # shared pool -> (arrivals/s, offered load)
+    # shared pool and capacity -> (arrivals/s, offered load)
+    queue: dict[tuple[int, int], tuple[float, float]] = {}
     for i, o in enumerate(choice):
         k = int(problem.opt_key[o])  # type: ignore[index]
+        dim = int(problem.opt_key_dim[o])  # type: ignore[index]
         if k >= 0:
             row = table.loc[problem.opt_row[o]]
             occupancy = float(row["batch"]) / float(row["requests_per_s"])
             rate = problem.request_rate_per_s * float(problem.op_visits[i])
-            arrivals, offered = queue.get(k, (0.0, 0.0))
-            queue[k] = (arrivals + rate, offered + rate * occupancy)
+            arrivals, offered = queue.get((k, dim), (0.0, 0.0))
+            queue[(k, dim)] = (arrivals + rate, offered + rate * occupancy)
     out = []
     for i, o in enumerate(choice):
         row = table.loc[problem.opt_row[o]]
@@ -128,7 +130,8 @@ def stage_waits(
         service = float(row["latency_s"])
         rate = problem.request_rate_per_s * float(problem.op_visits[i])
         k = int(problem.opt_key[o])  # type: ignore[index]
-        arrivals, offered = queue[k] if k >= 0 else (rate, rate * service)
+        dim = int(problem.opt_key_dim[o])  # type: ignore[index]
+        arrivals, offered = queue[(k, dim)] if k >= 0 else (rate, rate * service)
         mean_service = offered / arrivals if k >= 0 else service
         p, mean, p50, p90 = md_c_wait(servers, mean_service, arrivals)
         out.append(

@@ -63,7 +63,9 @@ class PoolSpec:
     Attributes
     ----------
     name
-        ``<operator> (<device> <config>)`` for an LLM phase's replicas, ``<device> shared
+        ``<operator> (<device> <config>)`` for an LLM phase's replicas, the pool key for an
+        LLM pool shared by several operators (and ``<key> (prefill chunks)`` for the chunk
+        lane of an aggregated one, which holds no devices of its own), ``<device> shared
         pool`` for a device type's shared pool.
     device
         Index of its device type in the problem.
@@ -160,7 +162,11 @@ def plan_pools(
         if bool(row["exclusive"]):
             dpr = int(row["devices_per_replica"])
             key = row.get("pool_key")
-            if isinstance(key, str) and key in shared:
+            if isinstance(key, str) and key in shared and row.get("pool_dim") == "chunk":
+                # An aggregated replica's prefill chunk budget: a lane of one prompt per
+                # replica beside its decode slots, on the same devices (counted once, there).
+                pool, replicas, dpr = f"{key} (prefill chunks)", max(shared[key], 1), 0
+            elif isinstance(key, str) and key in shared:
                 pool, replicas = key, max(shared[key], 1)
             else:
                 pool = f"{problem.ops[i]} ({device} {row['config']})"

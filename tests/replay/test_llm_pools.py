@@ -54,3 +54,35 @@ def test_shared_pool_replay_accounts_for_every_request() -> None:
     )
     done = result.requests[result.requests["status"] == "completed"]
     assert np.median(done["gap"]) == pytest.approx(0.0, abs=0.05)
+
+
+def test_aggregated_replica_replays_as_decode_slots_and_a_chunk_lane() -> None:
+    """An aggregated replica is one pool of decode slots (holding the devices) and a lane of
+    prefill chunks beside it on the same devices; every request passes both."""
+    import dataclasses
+
+    from hetopt.costs.table import CostParams
+    from hetopt.hardware.spec import HardwareSpec
+
+    workload = dataclasses.replace(load_workload("chat_agent"), request_rate_per_s=0.5)
+    out = plan_agent(
+        PlanRequest(
+            workload,
+            hardware=HardwareSpec(devices=("H100",)),
+            costs=CostParams(aggregated=True),
+            baselines=(),
+        )
+    )
+    key = out.plan.placement.set_index("operator").at["llm.decode", "llm_pool"]
+    assert key.startswith("llama-3-8b/fp16/agg/H100/")
+    result = replay_outcome(
+        out, ReplayConfig(arrivals=ArrivalSpec(rate_per_s=0.5), duration_s=1800, seed=3)
+    )
+    s = result.summary
+    assert s["arrived"] == s["completed"] + s["dropped"] + s["in_flight_at_end"] > 0
+    pools = result.pools.set_index("pool")
+    assert pools.at[key, "planned_devices"] == 1
+    assert pools.at[f"{key} (prefill chunks)", "planned_devices"] == 0
+    stages = result.stages.set_index("operator")
+    assert stages.at["llm.prefill", "pool"] == f"{key} (prefill chunks)"
+    assert stages.at["llm.decode", "executions"] == stages.at["llm.prefill", "executions"]
