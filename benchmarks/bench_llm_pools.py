@@ -3,8 +3,9 @@
 For each workload in ``configs/workload`` (and ``mixed_sizes`` cut into 2 and 4 slices per
 size bucket, ``size_slices``, and the synthetic chains of ``experiments/bench_scale.py`` at 4
 and 8 stages) the default plan is solved with ``costs.llm_pools=off`` (every LLM operator
-rounds its own replicas up, hetopt before shared pools), ``buckets`` (the default) and
-``model``, by HiGHS and CP-SAT with a 60 s limit, alternating the modes ``--repeats`` times.
+rounds its own replicas up, hetopt before shared pools), ``buckets`` (the default), ``model``
+and ``aggregated`` (the default pools plus ``costs.aggregated=true``), by HiGHS and CP-SAT
+with a 60 s limit, alternating the modes ``--repeats`` times.
 It records the options and shared keys of each problem, the TCO (which may only fall), the
 solver's status and gap, and the median solve time, whose ratio to ``off`` is issue 17's
 "single-agent solve time grows at most 2x" target.
@@ -39,7 +40,15 @@ from bench_scale import synthetic_agent  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 BACKENDS = ("highs", "cpsat")
-MODES = ("off", "buckets", "model")
+MODES = ("off", "buckets", "model", "aggregated")
+SETTINGS = {
+    "off": CostParams(llm_pools="off"),
+    "buckets": CostParams(llm_pools="buckets"),
+    "model": CostParams(llm_pools="model"),
+    "aggregated": CostParams(llm_pools="buckets", aggregated=True),
+}
+"""What each mode sets: ``costs.llm_pools`` (``aggregated``: the default pools plus
+``costs.aggregated=true``)."""
 
 
 def _workloads(chains: tuple[int, ...]) -> list[tuple[str, Workload]]:
@@ -60,7 +69,7 @@ def _run(workload: Workload, backend: str, mode: str, limit_s: float) -> dict:
     out = plan_agent(
         PlanRequest(
             workload,
-            costs=CostParams(llm_pools=mode),
+            costs=SETTINGS[mode],
             solver=SolverOptions(backend=backend, time_limit_s=limit_s),
             baselines=(),
         )

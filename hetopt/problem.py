@@ -346,7 +346,9 @@ def _prune_shared(
         # beats[a, b]: a dominates b on every operator b serves
         covers = (~has[None, :, :] | has[:, None, :]).all(axis=2)
         faster = (~has[None, :, :] | (t[:, None, :] <= t[None, :, :])).all(axis=2)
-        lighter = (~has[None, :, :] | (w[:, None, :] <= w[None, :, :] * (1 + 1e-12))).all(axis=2)
+        # exact comparisons: with a tolerance, two near-equal configurations could each beat
+        # the other (one by the tolerance, one by the tie-break) and both be dropped
+        lighter = (~has[None, :, :] | (w[:, None, :] <= w[None, :, :])).all(axis=2)
         divides = (d[None, :] % d[:, None]) == 0
         strict = (
             has[None, :, :] & ((t[:, None, :] < t[None, :, :]) | (w[:, None, :] < w[None, :, :]))

@@ -224,6 +224,11 @@ def test_planner_chooses_aggregated_serving_where_it_is_cheaper(
         assert both.tco_usd_per_hour == pytest.approx(apart.tco_usd_per_hour, rel=1e-9)
 
 
+def test_aggregated_serving_without_pools_is_a_user_error() -> None:
+    with pytest.raises(InputError, match="costs.aggregated=true needs LLM pools"):
+        CostParams(llm_pools="off", aggregated=True)
+
+
 def test_cli_writes_and_prints_shared_llm_pools(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     import json
 

@@ -133,8 +133,8 @@ class CostParams:
         Prefill chunk sizes (tokens per step) searched for aggregated serving.
     llm_pools
         Which LLM operators may share replicas (:mod:`hetopt.costs.pools`): ``buckets``
-        (default: the size buckets and slices of a call pool at its longest bucket's lengths,
-        calls of equal lengths at their own), ``model`` (every call of a model pools at the
+        (default: only the size buckets and slices of one call pool, at its longest bucket's
+        lengths), ``model`` (every call of a model pools at the
         model's longest lengths), ``own`` (only equal lengths share) or ``off`` (every LLM
         operator gets its own replicas).
     sla_guard
@@ -166,6 +166,12 @@ class CostParams:
         if self.llm_pools not in LLM_POOL_MODES:
             raise InputError(
                 f"costs.llm_pools must be one of {list(LLM_POOL_MODES)}, got {self.llm_pools!r}."
+            )
+        if self.aggregated and self.llm_pools == "off":
+            raise InputError(
+                "costs.aggregated=true needs LLM pools (a call's prefill and decode share the "
+                "aggregated replica's pool), but costs.llm_pools=off. Set costs.llm_pools="
+                "buckets (the default), or costs.aggregated=false."
             )
         if self.model not in COST_MODELS:
             raise InputError(f"costs.model must be one of {list(COST_MODELS)}, got {self.model!r}.")

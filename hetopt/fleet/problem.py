@@ -165,14 +165,17 @@ def build_fleet_problem(
     say = progress or (lambda _msg: None)
     hardware = hardware or HardwareSpec()
     costs = costs or CostParams()
-    if costs.llm_pools != "off":
+    if costs.llm_pools != "off" or costs.aggregated:
         # The fleet's formulations, decomposition and heuristics price LLM replicas per
-        # operator; shared LLM pools (hetopt.costs.pools) are single-agent plans' for now.
+        # operator; shared LLM pools (hetopt.costs.pools) and aggregated serving, which lives
+        # in them, are single-agent plans' for now.
         say(
-            f"costs.llm_pools={costs.llm_pools} applies to single-agent plans; a fleet gives "
-            f"each tenant's LLM operators their own replicas (llm_pools=off)"
+            f"costs.llm_pools={costs.llm_pools}"
+            + (" and costs.aggregated=true apply" if costs.aggregated else " applies")
+            + " to single-agent plans; a fleet gives each tenant's LLM operators their own "
+            "replicas (llm_pools=off, disaggregated)"
         )
-        costs = replace(costs, llm_pools="off")
+        costs = replace(costs, llm_pools="off", aggregated=False)
     tco_params = tco or TcoParams()
     catalog, inventory, tco_by_device, mem = resolve_hardware(hardware, tco_params, say)
     graphs: dict[str, OperatorGraph] = {}

@@ -144,6 +144,11 @@ def expand_size_buckets(data: Mapping[str, Any], source: str = "<workload>") -> 
             continue
         where = f"{source}: node '{node_id}'"
         slices = as_integer(raw.get("size_slices", 1), where, "size_slices", minimum=1)
+        if "size_slices" in raw and raw.get("kind") != "model_execution":
+            raise InputError(
+                f"{where}: size_slices splits an LLM call's load across devices; this node is "
+                f"a {raw.get('kind')!r}. Put size_slices on a model_execution node, or remove it."
+            )
         if "size_buckets" not in raw and "size_trace" not in raw and slices == 1:
             if "size_slices" in raw:
                 nodes[node_id] = {k: v for k, v in raw.items() if k != "size_slices"}

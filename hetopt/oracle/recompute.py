@@ -239,7 +239,8 @@ def _llm_pools(
         for n in names:
             member = inputs.op(n)
             assert member is not None
-            by_dim[rows[n].pool_dim] = by_dim.get(rows[n].pool_dim, 0.0) + (
+            dim = "chunk" if rows[n].pool_dim == "chunk" else "time or slots"
+            by_dim[dim] = by_dim.get(dim, 0.0) + (
                 inputs.request_rate_per_s
                 * member.visits
                 / (rows[n].requests_per_s * inputs.max_utilization)

@@ -144,13 +144,11 @@ def plan_pools(
     dev = problem.opt_device[choice]
     pools: dict[str, tuple[int, int, int, int]] = {}  # device, slots/replica, dpr, replicas
     per_rate: dict[str, float] = {}
-    # Shared LLM pools (two or more members) are one pool of the plan's replicas; a pool of
-    # one member keeps the operator's own name.
-    shared = {
-        str(r["pool"]): int(r["replicas"])
-        for r in plan.llm_pools.to_dict(orient="records")
-        if ";" in str(r["members"])
-    }
+    # Every LLM pool runs the plan's replicas; a pool of two or more members is one queue
+    # under its key, a pool of one member keeps the operator's own name.
+    records = plan.llm_pools.to_dict(orient="records")
+    replicas_of = {str(r["pool"]): int(r["replicas"]) for r in records}
+    shared = {str(r["pool"]) for r in records if ";" in str(r["members"])}
     placed: list[_Placed] = []
     for i, o in enumerate(choice):
         row = table.loc[problem.opt_row[o]]
@@ -162,15 +160,16 @@ def plan_pools(
         if bool(row["exclusive"]):
             dpr = int(row["devices_per_replica"])
             key = row.get("pool_key")
-            if isinstance(key, str) and key in shared and row.get("pool_dim") == "chunk":
+            key = key if isinstance(key, str) and key in replicas_of else ""
+            replicas = max(replicas_of[key] if key else int(problem.opt_dedicated[o]) // dpr, 1)
+            if key in shared and row.get("pool_dim") == "chunk":
                 # An aggregated replica's prefill chunk budget: a lane of one prompt per
                 # replica beside its decode slots, on the same devices (counted once, there).
-                pool, replicas, dpr = f"{key} (prefill chunks)", max(shared[key], 1), 0
-            elif isinstance(key, str) and key in shared:
-                pool, replicas = key, max(shared[key], 1)
+                pool, dpr = f"{key} (prefill chunks)", 0
+            elif key in shared:
+                pool = key
             else:
                 pool = f"{problem.ops[i]} ({device} {row['config']})"
-                replicas = max(int(problem.opt_dedicated[o]) // dpr, 1)
             pools.setdefault(pool, (int(dev[i]), int(row["batch"]), dpr, replicas))
             per_rate[pool] = per_rate.get(pool, 0.0) + visits / float(row["requests_per_s"])
             hold, static = float(row["latency_s"]), 0.0

@@ -437,6 +437,7 @@ def solve_milp(call: SolveCall, backend: Backend) -> SolveResult:
         message = f"{message}; {note}"
     runtime = time.perf_counter() - start
     choice = counts = None
+    exact: float | None = None
     if raw.has_solution and raw.value is not None:
         choice = read_choice(problem, model.x, raw.value)
         counts = read_counts(model.n, raw.value)
@@ -447,10 +448,21 @@ def solve_milp(call: SolveCall, backend: Backend) -> SolveResult:
         if exact is not None:
             obj = exact
             counts = tuple(int(v) for v in np.minimum(counts, check.evaluate(choice).pool_counts))
+    termination = raw.termination
+    if choice is not None and exact is None:
+        # The solver's plan breaks a constraint at the exact loads: its feasibility tolerance
+        # (CBC's 1e-7) let a pool or an inventory hold a load just above what it can. No plan
+        # is returned rather than one that does not fit.
+        why = "; ".join(check.evaluate(choice).violations) or "the exact SLA"
+        message = (
+            f"{message}; the solver's plan does not fit at the exact loads ({why}), which its "
+            f"feasibility tolerance let through: no plan returned. Try solver=highs or cpsat"
+        )
+        status, termination, choice, counts = SolveStatus.ERROR, Termination.INEXACT, None, None
+        obj, bound = math.nan, math.nan
     if status is SolveStatus.OPTIMAL and not math.isfinite(bound):
         bound = obj
     gap = relative_gap(obj, bound)
-    termination = raw.termination
     if status is SolveStatus.OPTIMAL and gap > options.gap_rel:
         # The solver proved its model's optimum within its own feasibility tolerance (CBC
         # accepts a pool load 1e-8 above a whole number as fitting), but the plan at its

@@ -120,3 +120,10 @@ def test_slices_of_a_node_without_buckets_keep_its_lengths() -> None:
     assert graph.op("llm-s0.prefill").visits == pytest.approx(0.5)
     one = expand_size_buckets(_workload({"size_slices": 1, "input_tokens": 300}))
     assert "size_slices" not in one["nodes"]["llm"] and "llm" in one["nodes"]
+
+
+def test_slices_on_a_node_that_is_not_an_llm_call_are_refused() -> None:
+    data = _workload({"input_tokens": 10})
+    data["nodes"]["stt"]["size_slices"] = 2
+    with pytest.raises(InputError, match="size_slices splits an LLM call"):
+        expand_size_buckets(data)

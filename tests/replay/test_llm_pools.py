@@ -86,3 +86,25 @@ def test_aggregated_replica_replays_as_decode_slots_and_a_chunk_lane() -> None:
     stages = result.stages.set_index("operator")
     assert stages.at["llm.prefill", "pool"] == f"{key} (prefill chunks)"
     assert stages.at["llm.decode", "executions"] == stages.at["llm.prefill", "executions"]
+
+
+def test_a_pool_with_one_member_replays_with_the_plans_replicas() -> None:
+    """A key two operators could share but only one uses holds the plan's replicas, not 1."""
+    import dataclasses
+
+    from hetopt.hardware.spec import HardwareSpec
+
+    workload = dataclasses.replace(load_workload("mixed_sizes"), request_rate_per_s=60.0)
+    out = plan_agent(
+        PlanRequest(workload, hardware=HardwareSpec(devices=("L4", "A100")), baselines=())
+    )
+    assert out.plan.verified
+    result = replay_outcome(
+        out, ReplayConfig(arrivals=ArrivalSpec(rate_per_s=6.0), duration_s=60, seed=1)
+    )
+    stages = result.stages.set_index("operator")
+    pools = result.pools.set_index("pool")
+    place = out.plan.placement.set_index("operator")
+    for op in place.index[place["llm_pool"] != ""]:
+        assert pools.at[stages.at[op, "pool"], "planned_devices"] == place.at[op, "count"], op
+    assert (out.plan.llm_pools["replicas"] > 1).any()  # the case this test is for

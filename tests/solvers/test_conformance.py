@@ -31,3 +31,28 @@ def test_backend_hits_hand_derived_optimum(backend: str, name: str) -> None:
             for i, o in enumerate(result.choice)
         }
         assert chosen == inst.devices, inst.why
+
+
+def test_near_equal_shared_configurations_keep_one() -> None:
+    """Two configurations of one pool family that differ by 1e-13 in load: the pruning keeps
+    exactly one of them for each operator, never neither."""
+    import numpy as np
+    import pandas as pd
+
+    from hetopt.problem import _prune_shared
+
+    frame = pd.DataFrame(
+        {
+            "op": ["x", "y", "x", "y"],
+            "pool_key": [
+                "m/fp16/decode/H100/tp1/pp2/b32/ctx1x1",
+                "m/fp16/decode/H100/tp1/pp2/b32/ctx1x1",
+                "m/fp16/decode/H100/tp2/b32/ctx1x1",
+                "m/fp16/decode/H100/tp2/b32/ctx1x1",
+            ],
+            "latency_s": [0.1, 0.1, 0.1, 0.1],
+        }
+    )
+    load = np.array([0.5, 0.5, 0.5 * (1 - 1e-13), 0.5])
+    keep = _prune_shared(frame, np.ones(4, dtype=bool), load, np.array([2, 2, 2, 2]))
+    assert keep[[0, 2]].sum() >= 1 and keep[[1, 3]].sum() >= 1

@@ -256,3 +256,27 @@ def test_a_pool_over_a_whole_number_by_1e_8_is_not_called_optimal_at_the_wrong_p
     else:
         assert result.status is SolveStatus.FEASIBLE and "not proven optimal" in result.message
         assert result.gap > 0
+
+
+@pytest.mark.parametrize("backend", ["highs", "cbc", "cpsat", "bruteforce"])
+def test_a_plan_over_the_inventory_by_a_tolerance_is_never_returned(backend: str) -> None:
+    """Both operators on D0's shared pool need ceil(2.00000005) = 3 D0s, one more than the
+    inventory: the only plans are on D1 ($11.00 at best). A MILP tolerance that lets the pool
+    hold 2 must not hand back the pooled plan: a backend finds $11.00 or returns no plan."""
+    problem = tiny_problem(
+        {
+            "a": [Opt("D0", 0.1, key="k", load=1.0 + 5e-8), Opt("D1", 0.1, dedicated=2)],
+            "b": [Opt("D0", 0.1, key="k", load=1.0), Opt("D1", 0.1, dedicated=2)],
+        },
+        {"D0": 1.0, "D1": 5.0},
+        [("a", "b", 0.0)],
+        inventory={"D0": 2},
+    )
+    result = solve(problem, SolverOptions(backend=backend))
+    if result.choice is None:
+        assert result.status is SolveStatus.ERROR and "exact loads" in result.message
+        return
+    ev = evaluate_choice(problem, result.choice)
+    assert ev.feasible, ev.violations
+    if result.status is SolveStatus.OPTIMAL:
+        assert ev.objective_usd_per_h == pytest.approx(11.0, abs=1e-9)
