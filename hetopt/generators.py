@@ -24,7 +24,8 @@ def random_problem(
     The end-to-end SLA is drawn between the fastest and the slowest conceivable latency, so
     instances range from infeasible to unconstrained. With ``llm_pools`` about 40 % of the
     options join one of two LLM pool keys per device and replica size, which other operators'
-    options may share.
+    options may share, a third of them on the key's second capacity (an aggregated replica's
+    prefill chunks).
     """
     rng = np.random.default_rng(seed)
     devices = {f"D{j}": float(rng.choice([0.5, 1.0, 1.5, 2.0, 3.0])) for j in range(n_devices)}
@@ -40,7 +41,10 @@ def random_problem(
                     key = f"{d}/tp{dpr}/k{int(rng.integers(0, 2))}"
                     if all(o.key != key for o in opts):
                         load = float(rng.choice([0.3, 0.45, 0.6, 1.2]))
-                        opts.append(Opt(d, lat, key=key, load=load, dpr=dpr))
+                        # a third of them load an aggregated replica's chunk budget, the rest
+                        # its time (or decode slots): the pool covers the busier of the two
+                        dim = "chunk" if rng.random() < 1 / 3 else ""
+                        opts.append(Opt(d, lat, key=key, load=load, dpr=dpr, dim=dim))
                         continue
                 if rng.random() < 0.5:
                     opts.append(Opt(d, lat, dedicated=int(rng.integers(1, 4))))
