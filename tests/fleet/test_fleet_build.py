@@ -154,3 +154,24 @@ def test_hetopt_fleet_bad_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
     code = main(["fleet", f"fleet_file={bad}", f"run_dir={tmp_path / 'r'}"])
     err = capsys.readouterr().err
     assert code == 2 and str(bad) in err and "unknown key(s) ['rate']" in err
+
+
+@pytest.mark.parametrize("override", ["costs.llm_pools=model", "costs.aggregated=true"])
+def test_fleet_refuses_llm_pool_settings_it_cannot_honour(
+    override: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fleets give each tenant's LLM operators their own replicas: a shared-pool setting is
+    refused with exit 2, not ignored, and nothing is written."""
+    assert main(["fleet", override, f"hydra.run.dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr()
+    assert "is for single-agent plans" in err.out + err.err
+    assert not (tmp_path / "run" / "fleet_plan.json").exists()
+
+
+def test_fleet_tenants_are_built_without_llm_pools() -> None:
+    """The default costs (llm_pools=buckets) build tenants as with llm_pools=off: no keys."""
+    fleet = fleet_from_dict(
+        {"name": "two", "tenants": [{"name": "a", "workload": "mixed_sizes"}]}, "test"
+    )
+    fp = build_fleet_problem(fleet, HardwareSpec(devices=("L4", "H100")))
+    assert all(p.n_keys == 0 for p in fp.tenants)
