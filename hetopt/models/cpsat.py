@@ -19,6 +19,7 @@ from ortools.sat.python import cp_model
 
 from hetopt.models import Objective
 from hetopt.models import scaling as sc
+from hetopt.models.symmetry import twin_chains
 from hetopt.models.terms import ObjectiveTerms, objective_terms
 from hetopt.problem import PlacementProblem
 
@@ -56,6 +57,14 @@ def add_assignment(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVa
     """Each operator takes exactly one option."""
     for i in range(problem.n_ops):
         m.add_exactly_one(x[o] for o in problem.options_of(i))
+
+
+def add_twin_order(m: cp_model.CpModel, problem: PlacementProblem, x: list[IntVar]) -> None:
+    """Twins (:mod:`hetopt.models.symmetry`) choose options in order of their rank."""
+    for chain in twin_chains(problem):
+        rank = [sum(r * x[o] for r, o in enumerate(problem.options_of(i))) for i in chain]
+        for k in range(len(chain) - 1):
+            m.add(rank[k] <= rank[k + 1])
 
 
 def add_pool_exists(m: cp_model.CpModel, n_j: IntVar, x_o: IntVar) -> None:
@@ -309,6 +318,7 @@ def build(
     horizon = horizon_steps(problem, scaling)
 
     add_assignment(m, problem, x)
+    add_twin_order(m, problem, x)
     add_llm_pools(m, problem, x, replicas, scaling)
     add_capacity(m, problem, x, n, scaling, replicas)
     add_cross_device(m, problem, x, cross)

@@ -25,6 +25,7 @@ import numpy as np
 
 from hetopt._solverlibs import pulp  # ortools first, then pulp (see there)
 from hetopt.models import Objective
+from hetopt.models.symmetry import twin_chains
 from hetopt.models.terms import ObjectiveTerms, objective_terms
 from hetopt.problem import PlacementProblem, replicas_for_load
 
@@ -125,6 +126,17 @@ def add_llm_pools(
         for o in opts:
             floor = float(replicas_for_load(problem.opt_key_load[o]))  # type: ignore[index]
             prob += m[k] >= floor * x[o], f"{tag}llm_floor[{name},{o}]"
+
+
+def add_twin_order(
+    prob: pulp.LpProblem, problem: PlacementProblem, x: list[pulp.LpVariable]
+) -> None:
+    """Twins (interchangeable operators, :mod:`hetopt.models.symmetry`) choose options in
+    order: ``sum_r r x[a, r] <= sum_r r x[b, r]`` for consecutive twins ``a, b``."""
+    for chain in twin_chains(problem):
+        rank = [pulp.lpSum(r * x[o] for r, o in enumerate(problem.options_of(i))) for i in chain]
+        for k in range(len(chain) - 1):
+            prob += rank[k] <= rank[k + 1], f"twin[{chain[k]},{chain[k + 1]}]"
 
 
 def add_capacity(
@@ -304,6 +316,7 @@ def build(problem: PlacementProblem, objective: Objective = "cost") -> MilpModel
     slack = prob.add_variable("slack", lowBound=0) if soft else None
 
     add_assignment(prob, problem, x)
+    add_twin_order(prob, problem, x)
     add_llm_pools(prob, problem, x, m)
     add_capacity(prob, problem, x, n, m)
     add_cross_device(prob, problem, x, cross)
