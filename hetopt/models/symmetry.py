@@ -4,8 +4,9 @@ Two operators are **twins** when swapping them changes nothing: the same visits,
 tokens, the same options in the same order (device, configuration, latency, devices, pool
 loads and footprints, direct cost, LLM pool key and load), the same edges to the same other
 operators with the same latency, cost and probability, the same loops and both sinks or
-neither. The slices of a size bucket (``size_slices``) are twins, and so are Mélange's slices.
-Any plan can be permuted among twins, so requiring each twin's chosen option to come no
+neither. Mélange's slices (:mod:`hetopt.melange`) are twins. The slices of an LLM call
+(``size_slices``) are not, one operator at a time: each slice's prefill feeds its own decode, so
+they are interchangeable only as prefill-decode pairs, which this does not detect. Any plan can be permuted among twins, so requiring each twin's chosen option to come no
 earlier in the common option order than its predecessor's cuts off only copies of plans: the
 optimum is kept, and the solver no longer explores ``k!`` orderings of ``k`` twins.
 
