@@ -449,11 +449,13 @@ def solve_milp(call: SolveCall, backend: Backend) -> SolveResult:
             obj = exact
             counts = tuple(int(v) for v in np.minimum(counts, check.evaluate(choice).pool_counts))
     termination = raw.termination
-    if choice is not None and exact is None:
-        # The solver's plan breaks a constraint at the exact loads: its feasibility tolerance
-        # (CBC's 1e-7) let a pool or an inventory hold a load just above what it can. No plan
-        # is returned rather than one that does not fit.
-        why = "; ".join(check.evaluate(choice).violations) or "the exact SLA"
+    broken = () if choice is None or exact is not None else check.evaluate(choice).violations
+    if broken:
+        # The solver's plan breaks a capacity or inventory constraint at the exact loads: its
+        # feasibility tolerance (CBC's 1e-7) let a pool or an inventory hold a load just above
+        # what it can. No plan is returned rather than one that does not fit. (A plan that
+        # meets the SLA only within the evaluator's microsecond is kept, as before.)
+        why = "; ".join(broken)
         message = (
             f"{message}; the solver's plan does not fit at the exact loads ({why}), which its "
             f"feasibility tolerance let through: no plan returned. Try solver=highs or cpsat"
