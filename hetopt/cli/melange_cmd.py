@@ -9,6 +9,7 @@ override ends with one paragraph and exit status 2; a plan that fails verificati
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from typing import TYPE_CHECKING
@@ -114,10 +115,8 @@ def _value(raw: str, key: str, text: str, kind: type) -> object:
     elif kind is str:
         return text
     else:
-        try:
+        with contextlib.suppress(ValueError):
             return kind(text)
-        except ValueError:
-            pass
     raise InputError(
         f"hetopt melange: {raw!r} gives {key} the value {text!r}, which is not "
         f"{'an integer' if kind is int else 'a number' if kind is float else 'true or false'}. "

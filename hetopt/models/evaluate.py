@@ -158,8 +158,12 @@ def key_loads(problem: PlacementProblem, choice: Sequence[int] | np.ndarray) -> 
 
 def key_counts(problem: PlacementProblem, choice: Sequence[int] | np.ndarray) -> np.ndarray:
     """Replicas each shared LLM pool needs for ``choice``: the ceiling of its summed load."""
-    load = key_loads(problem, choice)
-    return replicas_for_load(load.max(axis=1) if len(load) else np.zeros(0)).astype(int)
+    return _replicas(key_loads(problem, choice))
+
+
+def _replicas(key_load: np.ndarray) -> np.ndarray:
+    """Replicas per pool from its ``[key, dim]`` loads: the busiest capacity's ceiling."""
+    return replicas_for_load(key_load.max(axis=1) if len(key_load) else np.zeros(0)).astype(int)
 
 
 def held_devices(
@@ -258,7 +262,7 @@ def evaluate_choice(
     use = device_use(problem, choice)
     pools, short_pools = size_pools(problem.devices, use.pool_load, use.pooled, pool_counts)
     violations += short_pools
-    keys = key_counts(problem, choice)
+    keys = _replicas(use.key_load)  # the loads device_use summed already
     dedicated = use.dedicated + key_devices(problem, keys)
     mem = np.bincount(dev, weights=problem.opt_pool_mem_bytes[choice], minlength=n_dev)
     violations += check_pool_memory(problem.devices, mem, problem.device_mem_bytes)
