@@ -305,7 +305,11 @@ def _prune_dominated(
 
 
 def _prune_shared(
-    frame: pd.DataFrame, shared: np.ndarray, load: np.ndarray, dpr: np.ndarray
+    frame: pd.DataFrame,
+    shared: np.ndarray,
+    load: np.ndarray,
+    dpr: np.ndarray,
+    protected: frozenset[str] = frozenset(),
 ) -> np.ndarray:
     """Drop shared-pool configurations that another configuration of the same family beats
     for every operator that could use them.
@@ -317,6 +321,10 @@ def _prune_shared(
     moving every operator from ``c`` to ``c'`` never costs more or breaks the SLA (and
     ``ceil(a + b) <= ceil(a) + ceil(b)`` when ``c'`` already carries others): no optimum is
     lost. Equal configurations keep the first.
+
+    Keys in ``protected`` are never dropped (they may still beat others): their pool is shared
+    with operators outside this problem (another fleet tenant's cost table), which the
+    dominance above cannot see.
     """
     keep = np.ones(len(frame), dtype=bool)
     idx = np.flatnonzero(shared)
@@ -357,19 +365,27 @@ def _prune_shared(
         beats = covers & faster & lighter & divides & (strict | (order[:, None] < order[None, :]))
         np.fill_diagonal(beats, False)
         dominated = beats.any(axis=0)
-        keep[pos[dominated[ci]]] = False
+        drop = dominated[ci]
+        if protected:
+            drop &= ~frame["pool_key"].iloc[pos].isin(protected).to_numpy(dtype=bool)
+        keep[pos[drop]] = False
     return keep
 
 
 def _shared_keys(
-    frame: pd.DataFrame, keys: np.ndarray | None, exclusive: np.ndarray, keep: np.ndarray
+    frame: pd.DataFrame,
+    keys: np.ndarray | None,
+    exclusive: np.ndarray,
+    keep: np.ndarray,
+    also: frozenset[str] = frozenset(),
 ) -> np.ndarray:
-    """True on exclusive rows (among ``keep``) whose pool key two or more operators can use."""
+    """True on exclusive rows (among ``keep``) whose pool key two or more operators can use,
+    or that is in ``also`` (keys shared with operators outside this problem)."""
     if keys is None:
         return np.zeros(len(frame), dtype=bool)
     live = keep & exclusive & (keys != "")
     users = pd.Series(frame["op"].to_numpy()[live]).groupby(keys[live]).nunique()
-    many = set(users.index[users.to_numpy() > 1])
+    many = set(users.index[users.to_numpy() > 1]) | also
     return live & np.array([k in many for k in keys], dtype=bool)
 
 
@@ -413,6 +429,8 @@ def build_problem(
     device_mem_bytes: dict[str, float] | None = None,
     inventory: dict[str, int] | None = None,
     profile: Profile | None = None,
+    outside_keys: frozenset[str] = frozenset(),
+    foreign_keys: frozenset[str] = frozenset(),
 ) -> PlacementProblem:
     """Assemble the placement problem from the cost table (pipeline stage 4).
 
@@ -437,6 +455,13 @@ def build_problem(
         Available devices per name; omitted names are unlimited.
     profile
         Measured transfer latencies and costs that override the fabric model.
+    outside_keys
+        Pool keys that operators outside this problem also use (a fleet's other tenants):
+        they are shared pools here even with one operator, so their replicas are counted
+        where the fleet sums every tenant's load.
+    foreign_keys
+        The outside keys that some *other* cost table also uses: their configurations are
+        kept even when dominated here (:func:`_prune_shared`).
 
     Raises
     ------
@@ -487,11 +512,12 @@ def build_problem(
     dev_of = frame["device"].map(dev_index).to_numpy(dtype=int)
     dpr = frame["devices_per_replica"].to_numpy(dtype=int)
     keys = frame["pool_key"].fillna("").to_numpy(dtype=object) if "pool_key" in frame else None
-    shared = _shared_keys(frame, keys, exclusive, np.ones(len(frame), dtype=bool))
+    shared = _shared_keys(frame, keys, exclusive, np.ones(len(frame), dtype=bool), outside_keys)
     fixed = pd.Series(np.where(shared, 0, dedicated) * cost_h[dev_of] + direct, index=frame.index)
     keep = _prune_dominated(frame, fixed, exclusive & ~shared)
-    keep &= _prune_shared(frame, shared, need, dpr)
-    shared = _shared_keys(frame, keys, exclusive, keep)  # a key may lose all but one operator
+    keep &= _prune_shared(frame, shared, need, dpr, foreign_keys)
+    # a key may lose all but one operator
+    shared = _shared_keys(frame, keys, exclusive, keep, outside_keys)
     pos = np.flatnonzero(keep)
     frame = frame.iloc[pos]
     dedicated = np.where(shared, 0, dedicated)

@@ -26,14 +26,6 @@ def fleet_request(cfg: Mapping[str, Any]) -> Any:
 
     # The fleet's SLA defaults come from the sla group alone, not from the default workload.
     hardware, base_sla, costs, tco, solver = settings_from_config(cfg)
-    if costs.llm_pools not in ("buckets", "off") or costs.aggregated:
-        # buckets is the default (nothing the user set), which a fleet reads as off
-        raise InputError(
-            f"hetopt fleet: costs.llm_pools={costs.llm_pools}"
-            + (" with costs.aggregated=true" if costs.aggregated else "")
-            + " is for single-agent plans (hetopt plan); a fleet gives each tenant's LLM "
-            "operators their own replicas, disaggregated. Remove the override."
-        )
     # A fleet_file was read while composing (hetopt.cli.compose), fleet.* keys set on top.
     data = dict(cfg.get("fleet") or {})
     source = (

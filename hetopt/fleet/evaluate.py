@@ -10,12 +10,13 @@ with its own code from the raw inputs, is :func:`hetopt.fleet.verify.verify_flee
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from hetopt.fleet.problem import FleetProblem
 from hetopt.models.evaluate import (
+    KEY_DIMS,
     LATENCY_TOL_S,
     check_pool_memory,
     count_devices,
@@ -24,6 +25,7 @@ from hetopt.models.evaluate import (
     size_pools,
 )
 from hetopt.models.terms import objective_terms
+from hetopt.problem import replicas_for_load
 
 Choices = tuple[tuple[int, ...], ...]
 
@@ -35,9 +37,12 @@ class FleetEvaluation:
     Attributes
     ----------
     devices_per_type
-        Dedicated replicas plus shared-pool devices per device type.
+        Dedicated replicas, shared-pool devices and shared LLM pools' devices per device type.
     dedicated_per_type, pool_counts
-        The two parts of ``devices_per_type``.
+        Dedicated replicas (shared LLM pools' devices included) and shared-pool devices per
+        device type.
+    key_counts, key_load
+        Replicas of each shared LLM pool, and its summed load per capacity (``[key, dim]``).
     pool_load
         Summed pooled load per device type, in device-equivalents.
     resident_bytes
@@ -46,7 +51,8 @@ class FleetEvaluation:
         End-to-end latency of each tenant.
     tenant_usd_per_h
         Each tenant's dedicated devices, direct and transfer costs plus its pooled load at the
-        pool's device price (pools' rounding is not attributed).
+        pool's device price and its load on shared LLM pools (busiest capacity) at the
+        replica's price (pools' rounding is not attributed).
     tco_usd_per_h, objective_usd_per_h, carbon_kg_per_h
         Fleet TCO, TCO plus soft-SLA penalties, and carbon.
     shortage
@@ -67,6 +73,8 @@ class FleetEvaluation:
     carbon_kg_per_h: float
     shortage: np.ndarray
     violations: tuple[str, ...]
+    key_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    key_load: np.ndarray = field(default_factory=lambda: np.zeros((0, KEY_DIMS)))
 
     @property
     def feasible(self) -> bool:
@@ -74,8 +82,23 @@ class FleetEvaluation:
         return not self.violations
 
 
+def fleet_key_load(fp: FleetProblem, t: int, choice: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Tenant ``t``'s load on each shared LLM pool of the fleet, per capacity (``[key, dim]``)."""
+    c = np.asarray(choice, dtype=int)
+    p = fp.tenants[t]
+    key = fp.opt_fleet_key[t][c]
+    on = key >= 0
+    flat = key[on] * KEY_DIMS + p.opt_key_dim[c][on]  # type: ignore[index]
+    weights = p.opt_key_load[c][on]  # type: ignore[index]
+    load = np.bincount(flat, weights=weights, minlength=fp.n_keys * KEY_DIMS)
+    return load.reshape(fp.n_keys, KEY_DIMS)
+
+
 def evaluate_fleet(
-    fp: FleetProblem, choices: Sequence[Sequence[int]], pool_counts: Sequence[int] | None = None
+    fp: FleetProblem,
+    choices: Sequence[Sequence[int]],
+    pool_counts: Sequence[int] | None = None,
+    key_counts: Sequence[int] | None = None,
 ) -> FleetEvaluation:
     """Recompute pools, memory, inventory, every tenant's SLA and the fleet TCO.
 
@@ -87,6 +110,8 @@ def evaluate_fleet(
         Per tenant, the option index of each of its operators.
     pool_counts
         Shared-pool devices per type as a solver reported them; None uses the minimum needed.
+    key_counts
+        Replicas per shared LLM pool as a solver reported them; None uses the minimum needed.
     """
     n_dev = fp.n_devices
     violations: list[str] = []
@@ -98,6 +123,8 @@ def evaluate_fleet(
     used_prints: set[int] = set()
     e2e = np.zeros(fp.n_tenants)
     tenant_cost = np.zeros(fp.n_tenants)
+    key_load = np.zeros((fp.n_keys, KEY_DIMS))
+    key_usd = fp.key_usd_per_h()
     direct_usd_per_h = penalty_usd_per_h = 0.0
     for t, (p, fprint, choice) in enumerate(
         zip(fp.tenants, fp.opt_footprint, choices, strict=True)
@@ -111,6 +138,8 @@ def evaluate_fleet(
         use = device_use(p, c)
         dedicated += use.dedicated
         load += use.pool_load
+        mine = fleet_key_load(fp, t, c)
+        key_load += mine
         in_use |= use.pooled
         used_prints.update(int(k) for k in fprint[c] if k >= 0)
         cross = (dev[p.edge_src] != dev[p.edge_dst]).astype(float)
@@ -118,7 +147,11 @@ def evaluate_fleet(
         terms = objective_terms(p)
         own = terms.own_usd_per_h(c, cross)
         direct_usd_per_h += own
-        tenant_cost[t] = own + float(fp.device_cost_usd_per_h @ use.pool_load)
+        tenant_cost[t] = (
+            own
+            + float(fp.device_cost_usd_per_h @ use.pool_load)
+            + float(key_usd @ mine.max(axis=1, initial=0.0))
+        )
         sla = p.sla.e2e_s
         if sla is not None:
             excess = max(0.0, e2e[t] - sla)
@@ -133,6 +166,11 @@ def evaluate_fleet(
                 tenant_cost[t] += penalty
     pools, short_pools = size_pools(fp.devices, load, in_use, pool_counts)
     violations += short_pools
+    keys, short_keys = _size_keys(fp, key_load, key_counts)
+    violations += short_keys
+    dedicated += np.bincount(
+        fp.key_device, weights=keys * fp.key_devices_per_replica, minlength=n_dev
+    )
     resident = (
         np.bincount(
             fp.footprint_device[sorted(used_prints)],
@@ -145,7 +183,7 @@ def evaluate_fleet(
     violations += check_pool_memory(fp.devices, resident, fp.device_mem_bytes, verb="hold")
     total, shortage, over = count_devices(fp.devices, dedicated, pools, fp.device_inventory)
     violations += over
-    tco = direct_usd_per_h + float(fp.device_cost_usd_per_h @ pools)
+    tco = direct_usd_per_h + float(fp.device_cost_usd_per_h @ pools) + float(key_usd @ keys)
     carbon = float(fp.device_carbon_kg_per_h @ total)
     return FleetEvaluation(
         total,
@@ -160,4 +198,22 @@ def evaluate_fleet(
         carbon,
         shortage,
         tuple(violations),
+        keys,
+        key_load,
     )
+
+
+def _size_keys(
+    fp: FleetProblem, key_load: np.ndarray, key_counts: Sequence[int] | None
+) -> tuple[np.ndarray, list[str]]:
+    """Replicas per shared LLM pool (the solver's, or the fewest covering its busiest
+    capacity) and the pools too small."""
+    busiest = key_load.max(axis=1, initial=0.0)
+    needed = replicas_for_load(busiest).astype(int)
+    keys = needed if key_counts is None else np.asarray(key_counts, dtype=int)
+    short = [
+        f"LLM pool {fp.key_names[k]} has {keys[k]} replicas but its load of {busiest[k]:.3f} "
+        f"replicas needs {needed[k]}"
+        for k in np.flatnonzero(keys < needed)
+    ]
+    return keys, short

@@ -62,6 +62,7 @@ def column(fp: FleetProblem, t: int, choice: tuple[int, ...]) -> Column:
         tenant_class=np.zeros(1, dtype=int),
         tenant_template=(fp.tenant_template[t],),
         opt_footprint=(fp.opt_footprint[t],),
+        opt_fleet_key=(fp.opt_fleet_key[t],),
     )
     ev = evaluate_fleet(single, (choice,))
     own = ev.objective_usd_per_h - float(fp.device_cost_usd_per_h @ ev.pool_counts)

@@ -8,32 +8,37 @@ builders add their assignment, cross-device, latency and SLA constraints unchang
   exists and covers every tenant's pooled load);
 * ``z_k >= x_o`` and ``sum_k bytes_k z_k <= mem_j`` for the distinct footprints ``k`` on ``j``,
   only where they could overflow one device;
-* ``sum_t sum_o dedicated_o x_o + n_j <= inventory_j (+ short_j)``; the elastic ``short_j`` is
-  used to explain an inventory that cannot host the fleet;
+* per shared LLM pool ``k`` (:class:`~hetopt.fleet.problem.FleetProblem` ``key_*``), an integer
+  ``m_k >= sum_t sum_o load_o x_o`` on each of its capacities, and ``m_k >= ceil(load_o) x_o``;
+* ``sum_t sum_o dedicated_o x_o + sum_k dpr_k m_k + n_j <= inventory_j (+ short_j)``; the
+  elastic ``short_j`` is used to explain an inventory that cannot host the fleet;
 * symmetry breaking among identical tenants ``a < b`` of one class: the option index of their
   first operator is non-decreasing, ``sum_o o x[a,o] <= sum_o o x[b,o]`` (any plan can be
   permuted into that order, so no optimum is lost).
 
 The objective is the fleet TCO: every tenant's dedicated and direct costs, transfer costs and
 soft-SLA penalties (priced by :func:`hetopt.models.terms.objective_terms`), plus the shared
-pools. Pool, memory and inventory rows are written by the single agent's row writers
+pools and the shared LLM pools' replicas. Pool, memory and inventory rows are written by the single agent's row writers
 (``milp.add_pool_load``, ``cpsat.add_inventory``, ...), so a rule has one home.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from ortools.sat.python import cp_model
 
 from hetopt._solverlibs import pulp  # ortools first, then pulp (see there)
 from hetopt.fleet.problem import FleetProblem
 from hetopt.models import cpsat, milp
 from hetopt.models import scaling as sc
+from hetopt.models.evaluate import KEY_DIMS
 from hetopt.models.terms import objective_terms
+from hetopt.problem import replicas_for_load
 from hetopt.solvers.base import Deadline
 
 FleetObjective = Literal["cost", "shortage"]
@@ -56,6 +61,7 @@ class FleetMilp:
     x: list[list[pulp.LpVariable]]
     n: list[pulp.LpVariable]
     short: list[pulp.LpVariable] | None
+    m: list[pulp.LpVariable]
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class FleetCpsat:
     n: list[cp_model.IntVar]
     objective_scale: float
     scaling: sc.Scaling = sc.CONSERVATIVE
+    m: list[cp_model.IntVar] = field(default_factory=list)
 
 
 def _pooled_groups(fp: FleetProblem, j: int) -> list[tuple[int, int, np.ndarray]]:
@@ -149,6 +156,30 @@ def add_footprints_milp(
     milp.add_pool_memory(prob, held, fp.device_mem_bytes[j], f"pool_mem[{fp.devices[j]}]")
 
 
+def add_llm_pools_milp(
+    prob: pulp.LpProblem, fp: FleetProblem, x: list[list[pulp.LpVariable]], m_k: Any, k: int
+) -> None:
+    """Shared LLM pool ``k`` covers every tenant's load on each of its capacities,
+    ``m_k >= sum_t sum_o load_o x_o``, and each placed option's own ceiling,
+    ``m_k >= ceil(load_o) x_o`` (implied for integer ``m_k``; it keeps the LP bound of
+    replicas rounded one operator at a time)."""
+    name = fp.key_names[k]
+    members = fp.key_members(k)
+    for dim in range(KEY_DIMS):
+        load = [
+            (fp.tenants[t].opt_key_load[o], x[t][o])  # type: ignore[index]
+            for t, opts in members
+            for o in opts
+            if fp.tenants[t].opt_key_dim[o] == dim  # type: ignore[index]
+        ]
+        if load:
+            milp.add_pool_load(prob, m_k, load, f"llm_load[{name},{dim}]")
+    for t, opts in members:
+        for o in opts:
+            floor = float(replicas_for_load(fp.tenants[t].opt_key_load[o]))  # type: ignore[index]
+            prob += m_k >= floor * x[t][o], f"llm_floor[{name},{t},{o}]"
+
+
 def add_inventory_milp(
     prob: pulp.LpProblem,
     fp: FleetProblem,
@@ -156,13 +187,14 @@ def add_inventory_milp(
     n_j: Any,
     short_j: Any,
     j: int,
+    m: list[Any] | None = None,
 ) -> None:
-    """``sum_t sum_o dedicated_o x_o + n_j <= inventory_j (+ short_j)``."""
+    """``sum_t sum_o dedicated_o x_o + sum_k dpr_k m_k + n_j <= inventory_j (+ short_j)``."""
     if not math.isfinite(fp.device_inventory[j]):
         return
     milp.add_inventory(
         prob,
-        _dedicated_terms(fp, x, j),
+        _dedicated_terms(fp, x, j, m),
         n_j,
         fp.device_inventory[j] + (short_j if short_j is not None else 0),
         f"inventory[{fp.devices[j]}]",
@@ -203,6 +235,10 @@ def build_milp(
     n_dev = fp.n_devices
     x, priced = add_tenants_milp(prob, fp, objective, deadline)
     n = [prob.add_variable(f"n[{j}]", lowBound=0, cat="Integer") for j in range(n_dev)]
+    m = [prob.add_variable(f"m[{k}]", lowBound=0, cat="Integer") for k in range(fp.n_keys)]
+    for k in range(fp.n_keys):
+        _check(deadline)
+        add_llm_pools_milp(prob, fp, x, m[k], k)
     short = (
         [prob.add_variable(f"short[{j}]", lowBound=0) for j in range(n_dev)]
         if objective == "shortage"
@@ -212,25 +248,33 @@ def build_milp(
         _check(deadline)
         add_shared_pools_milp(prob, fp, x, n[j], j)
         add_footprints_milp(prob, fp, x, j)
-        add_inventory_milp(prob, fp, x, n[j], short[j] if short is not None else None, j)
+        add_inventory_milp(prob, fp, x, n[j], short[j] if short is not None else None, j, m)
     add_symmetry_milp(prob, fp, x)
     if short is not None:
         prob += pulp.lpSum(short)
     else:
         # sum_t (sum_o c_o x_o + sum_e c_e cross_e + lambda_t slack_t) + sum_j c_j n_j
-        prob += pulp.LpAffineExpression([(v, c) for c, v in priced]) + pulp.lpSum(
-            fp.device_cost_usd_per_h[j] * n[j] for j in range(n_dev)
+        #   + sum_k c_k m_k
+        key_usd = fp.key_usd_per_h()
+        prob += (
+            pulp.LpAffineExpression([(v, c) for c, v in priced])
+            + pulp.lpSum(fp.device_cost_usd_per_h[j] * n[j] for j in range(n_dev))
+            + pulp.lpSum(float(key_usd[k]) * m[k] for k in range(fp.n_keys))
         )
-    return FleetMilp(prob, x, n, short)
+    return FleetMilp(prob, x, n, short, m)
 
 
-def _dedicated_terms(fp: FleetProblem, x: list[list[Any]], j: int) -> list[tuple[int, Any]]:
-    """``(dedicated_o, x[t,o])`` of every tenant's option that dedicates devices of type j."""
+def _dedicated_terms(
+    fp: FleetProblem, x: list[list[Any]], j: int, m: list[Any] | None = None
+) -> list[tuple[int, Any]]:
+    """``(dedicated_o, x[t,o])`` of every tenant's option that dedicates devices of type j,
+    and ``(dpr_k, m_k)`` of every shared LLM pool on j."""
+    keys = [(int(fp.key_devices_per_replica[k]), m[k]) for k in fp.keys_on(j)] if m else []
     return [
         (int(p.opt_dedicated[o]), x[t][o])
         for t, p in enumerate(fp.tenants)
         for o in np.flatnonzero((p.opt_device == j) & (p.opt_dedicated > 0))
-    ]
+    ] + keys
 
 
 def add_tenants_cpsat(
@@ -302,12 +346,49 @@ def add_footprints_cpsat(
     cpsat.add_pool_memory(m, [(int(mem[k]), z[k]) for k in z], cap)
 
 
+def add_llm_pool_cpsat(
+    m: cp_model.CpModel,
+    fp: FleetProblem,
+    x: list[list[cp_model.IntVar]],
+    k: int,
+    scaling: sc.Scaling,
+) -> cp_model.IntVar:
+    """Shared LLM pool ``k``: ``per_replica m_k >= sum_t sum_o load_o x_o`` in load steps, per
+    capacity; returns ``m_k``, bounded by every member at its heaviest option on the pool and
+    by the inventory."""
+    members = fp.key_members(k)
+    most = 0.0
+    terms: list[list[tuple[int, cp_model.IntVar]]] = [[] for _ in range(KEY_DIMS)]
+    for t, opts in members:
+        p = fp.tenants[t]
+        loads = p.opt_key_load[opts]  # type: ignore[index]
+        most += float(pd.Series(loads).groupby(p.opt_op[opts]).max().sum())
+        steps = scaling.demand(loads, scaling.load_devices)
+        for o, step in zip(opts, steps, strict=True):
+            if step:
+                terms[int(p.opt_key_dim[o])].append((int(step), x[t][o]))  # type: ignore[index]
+    ub = math.ceil(most + 1e-6 * (len(members) + 1))
+    cap = fp.device_inventory[fp.key_device[k]] / fp.key_devices_per_replica[k]
+    if math.isfinite(cap):
+        ub = min(ub, int(cap))
+    m_k = m.new_int_var(0, ub, f"m{k}")
+    for dim_terms in terms:
+        if dim_terms:
+            cpsat.add_pool_load(m, m_k, dim_terms, int(round(1 / scaling.load_devices)))
+    return m_k
+
+
 def add_inventory_cpsat(
-    m: cp_model.CpModel, fp: FleetProblem, x: list[list[cp_model.IntVar]], n_j: Any, j: int
+    m: cp_model.CpModel,
+    fp: FleetProblem,
+    x: list[list[cp_model.IntVar]],
+    n_j: Any,
+    j: int,
+    keys: list[cp_model.IntVar] | None = None,
 ) -> None:
-    """``sum_t sum_o dedicated_o x_o + n_j <= inventory_j``."""
+    """``sum_t sum_o dedicated_o x_o + sum_k dpr_k m_k + n_j <= inventory_j``."""
     if math.isfinite(fp.device_inventory[j]):
-        cpsat.add_inventory(m, _dedicated_terms(fp, x, j), n_j, int(fp.device_inventory[j]))
+        cpsat.add_inventory(m, _dedicated_terms(fp, x, j, keys), n_j, int(fp.device_inventory[j]))
 
 
 def add_symmetry_cpsat(m: cp_model.CpModel, fp: FleetProblem, x: list[list[Any]]) -> None:
@@ -327,16 +408,22 @@ def build_cpsat(
     """
     m = cp_model.CpModel()
     x, terms = add_tenants_cpsat(m, fp, scaling, deadline)
+    keys = []
+    for k in range(fp.n_keys):
+        _check(deadline)
+        keys.append(add_llm_pool_cpsat(m, fp, x, k, scaling))
     n = []
     for j in range(fp.n_devices):
         _check(deadline)
         nj = add_shared_pool_cpsat(m, fp, x, j, scaling)
         n.append(nj)
         add_footprints_cpsat(m, fp, x, j, scaling)
-        add_inventory_cpsat(m, fp, x, nj, j)
+        add_inventory_cpsat(m, fp, x, nj, j, keys)
     add_symmetry_cpsat(m, fp, x)
     # sum_t (options, edges, slack) + sum_j c_j n_j, in integer cost units
     dev_cost = scaling.cost(fp.device_cost_usd_per_h)
     terms += [int(dev_cost[j]) * n[j] for j in range(fp.n_devices) if dev_cost[j]]
+    key_cost = scaling.cost(fp.key_usd_per_h())
+    terms += [int(key_cost[k]) * keys[k] for k in range(fp.n_keys) if key_cost[k]]
     m.minimize(sum(terms))
-    return FleetCpsat(m, x, n, scaling.cost_usd_per_h, scaling)
+    return FleetCpsat(m, x, n, scaling.cost_usd_per_h, scaling, keys)

@@ -9,7 +9,13 @@ loops, SLA), all indexed over the same device types. What the fleet adds is the 
   pool, sized by the ceiling of their summed load;
 * **shared footprints**: a pool's devices hold each distinct model or index once. Tenants of the
   same agent template share the resident copy of a pooled operator (one Whisper per pool, not
-  one per customer); different templates do not.
+  one per customer); different templates do not;
+* **shared LLM pools** (``costs.llm_pools``, :mod:`hetopt.costs.pools`): LLM options of any
+  tenants whose cost-table rows carry the same ``pool_key`` are interchangeable replicas, so
+  one pool of ``m_k`` replicas covers their summed load. Under the default ``buckets`` that is
+  every call of one template (and a call of the same name, model and lengths in another);
+  ``model`` pools every call of a model across the fleet. A key only one operator of the
+  whole fleet can use keeps that operator's own replicas, as before.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections import Counter
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+import pandas as pd
 
 from hetopt.consistency import check_inventory, check_inventory_names, check_same_devices
 from hetopt.costs.table import CostParams, CostTable, build_cost_table
@@ -34,6 +42,7 @@ from hetopt.problem import PlacementProblem, build_problem
 from hetopt.sla import Sla
 
 Progress = Callable[[str], None]
+TableKey = Hashable
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,11 @@ class FleetProblem:
         Per tenant, the shared-footprint index of each option (-1: holds nothing resident).
     footprint_device, footprint_bytes
         Device type and resident bytes of each shared footprint.
+    key_names, key_device, key_devices_per_replica
+        The fleet's shared LLM pools: pool key, device type and devices per replica.
+    opt_fleet_key
+        Per tenant, the fleet LLM pool of each option (-1: none); its load and capacity are
+        the tenant's ``opt_key_load`` and ``opt_key_dim``.
     """
 
     name: str
@@ -74,6 +88,42 @@ class FleetProblem:
     opt_footprint: tuple[np.ndarray, ...]
     footprint_device: np.ndarray
     footprint_bytes: np.ndarray
+    key_names: tuple[str, ...] = ()
+    key_device: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    key_devices_per_replica: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    opt_fleet_key: tuple[np.ndarray, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.opt_fleet_key:
+            none = tuple(np.full(p.n_options, -1, dtype=int) for p in self.tenants)
+            object.__setattr__(self, "opt_fleet_key", none)
+        if len(self.opt_fleet_key) != len(self.tenants):
+            raise ValueError(
+                f"opt_fleet_key has {len(self.opt_fleet_key)} entries for {len(self.tenants)} "
+                f"tenants"
+            )
+
+    @property
+    def n_keys(self) -> int:
+        """Number of shared LLM pools."""
+        return len(self.key_names)
+
+    def key_usd_per_h(self) -> np.ndarray:
+        """Hourly TCO of one replica of each shared LLM pool."""
+        return self.key_devices_per_replica * self.device_cost_usd_per_h[self.key_device]
+
+    def keys_on(self, j: int) -> np.ndarray:
+        """Shared LLM pools on device type ``j``."""
+        return np.flatnonzero(self.key_device == j)
+
+    def key_members(self, key: int) -> list[tuple[int, np.ndarray]]:
+        """``(tenant, options)`` of every tenant with options on shared LLM pool ``key``."""
+        out = []
+        for t, fk in enumerate(self.opt_fleet_key):
+            on = np.flatnonzero(fk == key)
+            if len(on):
+                out.append((t, on))
+        return out
 
     @property
     def n_tenants(self) -> int:
@@ -112,15 +162,20 @@ class FleetProblem:
             If some tenant's operator has no option left.
         """
         keep = np.asarray(keep, dtype=bool)
-        tenants, prints = [], []
-        for name, p, fp in zip(self.tenant_names, self.tenants, self.opt_footprint, strict=True):
+        tenants, prints, fkeys = [], [], []
+        for name, p, fp, fk in zip(
+            self.tenant_names, self.tenants, self.opt_footprint, self.opt_fleet_key, strict=True
+        ):
             mask = keep[p.opt_device]
             try:
                 tenants.append(p.restrict(mask))
             except InfeasibleError as exc:
                 raise InfeasibleError(f"tenant '{name}': {exc}") from None
             prints.append(fp[mask])
-        return replace(self, tenants=tuple(tenants), opt_footprint=tuple(prints))
+            fkeys.append(fk[mask])
+        return replace(
+            self, tenants=tuple(tenants), opt_footprint=tuple(prints), opt_fleet_key=tuple(fkeys)
+        )
 
     def with_inventory(self, inventory: np.ndarray) -> FleetProblem:
         """A copy with another inventory per device type."""
@@ -165,37 +220,37 @@ def build_fleet_problem(
     say = progress or (lambda _msg: None)
     hardware = hardware or HardwareSpec()
     costs = costs or CostParams()
-    if costs.llm_pools != "off" or costs.aggregated:
-        # The fleet's formulations, decomposition and heuristics price LLM replicas per
-        # operator; shared LLM pools (hetopt.costs.pools) and aggregated serving, which lives
-        # in them, are single-agent plans' for now.
-        say(
-            f"costs.llm_pools={costs.llm_pools}"
-            + (" and costs.aggregated=true apply" if costs.aggregated else " applies")
-            + " to single-agent plans; a fleet gives each tenant's LLM operators their own "
-            "replicas (llm_pools=off, disaggregated)"
-        )
-        costs = replace(costs, llm_pools="off", aggregated=False)
     tco_params = tco or TcoParams()
     catalog, inventory, tco_by_device, mem = resolve_hardware(hardware, tco_params, say)
     graphs: dict[str, OperatorGraph] = {}
     tables: dict[tuple[str, float | None, float | None], CostTable] = {}
-    problems: list[PlacementProblem] = []
-    built: dict[tuple[str, float, Sla], PlacementProblem] = {}
     templates: list[str] = []
+    table_of: list[tuple[str, float | None, float | None]] = []
     say(f"costing {len(fleet.tenants)} tenants on {len(catalog.devices)} device types")
     for tenant in fleet.tenants:
         key = template_key(tenant.workload.data)
         templates.append(key)
         if key not in graphs:
             graphs[key] = decompose(tenant.workload.graph)
-        graph = graphs[key]
         tkey = (key, tenant.sla.ttft_s, tenant.sla.tbt_s)
         if tkey not in tables:
-            tables[tkey] = build_cost_table(graph, catalog, tenant.sla, costs)
+            tables[tkey] = build_cost_table(graphs[key], catalog, tenant.sla, costs)
+        table_of.append(tkey)
+    outside, foreign = fleet_pool_keys(
+        {k: t.feasible() for k, t in tables.items()}, Counter(table_of)
+    )
+    n_shared = len(frozenset().union(*outside.values()))
+    if n_shared:
+        say(f"{n_shared} LLM pool keys shared between tenants (costs.llm_pools={costs.llm_pools})")
+    problems: list[PlacementProblem] = []
+    built: dict[tuple[str, float, Sla], PlacementProblem] = {}
+    for tenant, key, tkey in zip(fleet.tenants, templates, table_of, strict=True):
         pkey = (key, tenant.request_rate_per_s, tenant.sla)
         if pkey not in built:
-            built[pkey] = _tenant_problem(tenant, graph, tables[tkey], tco_by_device, costs)
+            keys = _Keys(outside.get(tkey, frozenset()), foreign)
+            built[pkey] = _tenant_problem(
+                tenant, graphs[key], tables[tkey], tco_by_device, costs, keys
+            )
         problems.append(replace(built[pkey], name=tenant.name))
     devices = problems[0].devices
     check_inventory(inventory)
@@ -206,16 +261,79 @@ def build_fleet_problem(
     )
 
 
+@dataclass(frozen=True)
+class _Keys:
+    outside: frozenset[str]
+    foreign: frozenset[str]
+
+
+def fleet_pool_keys(
+    frames: Mapping[TableKey, pd.DataFrame], tenants_per_table: Mapping[TableKey, int]
+) -> tuple[dict[TableKey, frozenset[str]], frozenset[str]]:
+    """Which LLM pool keys more than one operator of the fleet can use.
+
+    Parameters
+    ----------
+    frames
+        Feasible cost-table rows per distinct table.
+    tenants_per_table
+        How many tenants use each table (each brings its own copy of every operator).
+
+    Returns
+    -------
+    outside, foreign
+        Per table, its keys that some operator other than its own can use (another tenant's
+        copy, or another table's operator), and the keys two or more tables use (a table's
+        dominance pruning cannot see the others' operators, so their rows are all kept).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = lambda ops, keys: pd.DataFrame(
+    ...     {"op": ops, "pool_key": keys, "exclusive": [True] * len(ops)})
+    >>> out, foreign = fleet_pool_keys(
+    ...     {"a": rows(["llm", "llm"], ["k1", "k2"]), "b": rows(["chat"], ["k2"])},
+    ...     {"a": 1, "b": 1})
+    >>> sorted(out["a"]), sorted(out["b"]), sorted(foreign)
+    (['k2'], ['k2'], ['k2'])
+    >>> sorted(fleet_pool_keys({"a": rows(["llm"], ["k1"])}, {"a": 2})[0]["a"])
+    ['k1']
+    """
+    users: Counter[str] = Counter()
+    tables_using: dict[str, set[TableKey]] = {}
+    per_table: dict[TableKey, set[str]] = {}
+    for tkey, frame in frames.items():
+        if "pool_key" not in frame:
+            continue
+        rows = frame[frame["exclusive"].astype(bool) & frame["pool_key"].fillna("").ne("")]
+        ops_per_key = rows.groupby("pool_key")["op"].nunique()
+        per_table[tkey] = set(ops_per_key.index)
+        for name, n_ops in ops_per_key.items():
+            users[str(name)] += int(n_ops) * tenants_per_table[tkey]
+            tables_using.setdefault(str(name), set()).add(tkey)
+    shared = {k for k, n in users.items() if n > 1}
+    foreign = frozenset(k for k in shared if len(tables_using[k]) > 1)
+    return {t: frozenset(keys & shared) for t, keys in per_table.items()}, foreign
+
+
 def _tenant_problem(
     tenant: TenantSpec,
     graph: OperatorGraph,
     table: CostTable,
     tco_by_device: dict,
     costs: CostParams,
+    keys: _Keys,
 ) -> PlacementProblem:
     try:
         problem = build_problem(
-            graph, table, tco_by_device, tenant.sla, tenant.request_rate_per_s, costs
+            graph,
+            table,
+            tco_by_device,
+            tenant.sla,
+            tenant.request_rate_per_s,
+            costs,
+            outside_keys=keys.outside,
+            foreign_keys=keys.foreign,
         )
         # The raw inputs again, for the independent check (hetopt.fleet.verify).
         raw = verify_inputs(
@@ -248,14 +366,8 @@ def fleet_from_problems(
         with the same data, a symmetry class (default: every tenant its own template).
     """
     check_same_devices([p.devices for p in problems])
-    pooled = [p.name for p in problems if p.n_keys]
-    if pooled:
-        raise InputError(
-            f"fleet tenants {pooled} have shared LLM pools (costs.llm_pools); a fleet prices "
-            f"LLM replicas per operator. Build the tenants' problems with "
-            f"CostParams(llm_pools='off')."
-        )
     devices = problems[0].devices
+    keys_of = _fleet_keys(problems)
     keys = tuple(templates) if templates is not None else tuple(p.name for p in problems)
     prints: dict[tuple[str, str, int], int] = {}
     sizes: list[float] = []
@@ -305,4 +417,32 @@ def fleet_from_problems(
         opt_footprint=tuple(opt_footprint),
         footprint_device=np.array(where, dtype=int),
         footprint_bytes=np.array(sizes, dtype=float),
+        key_names=tuple(keys_of),
+        key_device=np.array([d for d, _ in keys_of.values()], dtype=int),
+        key_devices_per_replica=np.array([r for _, r in keys_of.values()], dtype=int),
+        opt_fleet_key=tuple(_to_fleet_keys(p, keys_of) for p in problems),
     )
+
+
+def _to_fleet_keys(p: PlacementProblem, keys_of: Mapping[str, object]) -> np.ndarray:
+    """The fleet pool of each of ``p``'s options (-1: none)."""
+    index = {name: k for k, name in enumerate(keys_of)}
+    local = np.array([index[name] for name in p.key_names] + [-1], dtype=int)
+    return local[p.opt_key]  # opt_key -1 picks the trailing -1
+
+
+def _fleet_keys(problems: Sequence[PlacementProblem]) -> dict[str, tuple[int, int]]:
+    """Every tenant's shared LLM pool keys, by name, with their device type and devices per
+    replica (one key names one configuration, so tenants must agree on both)."""
+    out: dict[str, tuple[int, int]] = {}
+    for p in problems:
+        for k, name in enumerate(p.key_names):
+            shape = (int(p.key_device[k]), int(p.key_devices_per_replica[k]))
+            if out.setdefault(name, shape) != shape:
+                raise InputError(
+                    f"fleet tenant '{p.name}' has LLM pool key {name} on "
+                    f"{p.devices[shape[0]]} with {shape[1]} devices per replica, but another "
+                    f"tenant has it on {p.devices[out[name][0]]} with {out[name][1]}; a pool "
+                    f"key names one configuration. Build the tenants from one catalog."
+                )
+    return out

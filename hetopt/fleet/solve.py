@@ -185,6 +185,7 @@ class _Built:
     rounded: bool  # integer-scaled (CP-SAT): its plan is checked against the exact fleet
     relaxed: bool  # the model's bound holds for the exact fleet
     hint_pools: bool  # the start gives pool sizes too (the MILP's start is a full assignment)
+    m: list[Any] = field(default_factory=list)  # shared LLM pools' replicas
 
     def start_values(self, fp: FleetProblem, choices: Choices) -> dict[Any, float]:
         """Start values for ``choices``: every option on or off, and the pools it needs."""
@@ -196,6 +197,7 @@ class _Built:
         if self.hint_pools:
             ev = evaluate_fleet(fp, choices)
             out.update({var: float(ev.pool_counts[j]) for j, var in enumerate(self.n)})
+            out.update({var: float(ev.key_counts[k]) for k, var in enumerate(self.m)})
         return out
 
     def decode(self, fp: FleetProblem, value: ValueReader) -> Choices:
@@ -209,9 +211,11 @@ def _build(
     """The fleet model of ``backend``'s formulation (CP-SAT: rounded by ``scaling``)."""
     if backend.capabilities.formulation == "cpsat":
         cp = build_cpsat(fp, scaling, deadline)
-        return _Built(cp.model, cp.x, cp.n, cp.objective_scale, True, cp.scaling.relaxed, False)
+        return _Built(
+            cp.model, cp.x, cp.n, cp.objective_scale, True, cp.scaling.relaxed, False, cp.m
+        )
     m = build_milp(fp, deadline=deadline)
-    return _Built(m.prob, m.x, m.n, 1.0, False, True, True)
+    return _Built(m.prob, m.x, m.n, 1.0, False, True, True, m.m)
 
 
 def _exact_feasible(fp: FleetProblem, choices: Choices) -> bool:

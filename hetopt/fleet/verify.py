@@ -11,6 +11,9 @@ footprints and latencies come from each tenant's raw inputs.
 
 * a device type's pool covers the summed pooled load of every tenant (ceiling, at least one
   device once used);
+* an LLM pool (every tenant's exclusive rows with one ``pool_key``, grouped by that string)
+  covers the summed load of every tenant on each of its capacities (ceiling of the busiest);
+  a key only one operator uses is thereby that operator's own replicas;
 * its devices hold each distinct footprint once: tenants of one template share the resident
   copy of an operator, as the fleet formulation assumes;
 * dedicated + pooled devices stay within the fleet's inventory;
@@ -24,10 +27,10 @@ It never calls :func:`hetopt.fleet.evaluate.evaluate_fleet` or a formulation.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from hetopt.fleet.problem import FleetProblem
-from hetopt.oracle import CEIL_TOL, MEM_REL_TOL, evaluate_assignment
+from hetopt.oracle import CEIL_TOL, MEM_REL_TOL, LlmPool, evaluate_assignment
 
 REL_TOL = 1e-6
 
@@ -37,6 +40,7 @@ def verify_fleet(
     choices: Sequence[Sequence[int]],
     pool_counts: Sequence[int] | None = None,
     objective_usd_per_h: float | None = None,
+    llm_pool_counts: Mapping[str, int] | None = None,
 ) -> tuple[str, ...]:
     """Every problem found with a fleet plan; an empty tuple means it is verified.
 
@@ -50,12 +54,15 @@ def verify_fleet(
         Shared-pool devices per device type as the plan states them; None judges the minimum.
     objective_usd_per_h
         The plan's stated objective, checked against the recomputed one when given.
+    llm_pool_counts
+        Replicas per LLM pool key as the plan states them; None judges the minimum.
     """
     issues: list[str] = []
     dedicated: dict[str, int] = {}
     load: dict[str, float] = {}
     used: set[str] = set()
     resident: dict[tuple[str, str, str], float] = {}
+    llm = _LlmPools()
     objective = 0.0
     for t, (name, p, choice) in enumerate(zip(fp.tenant_names, fp.tenants, choices, strict=True)):
         inputs = p.raw_inputs
@@ -70,7 +77,11 @@ def verify_fleet(
             issues.append(f"tenant '{name}': {ev.sla_violation}")
         if math.isnan(ev.tco_usd_per_h):
             continue
-        for device, count in ev.dedicated.items():
+        own = dict(ev.dedicated)
+        for name, pool in ev.llm_pools.items():  # counted once for the fleet, below
+            own[pool.device] -= pool.devices
+            llm.add(name, pool)
+        for device, count in own.items():
             dedicated[device] = dedicated.get(device, 0) + count
         for device, share in ev.pool_load.items():
             load[device] = load.get(device, 0.0) + share
@@ -79,11 +90,14 @@ def verify_fleet(
             key = (fp.tenant_template[t], op, assignment[op][0])
             resident[key] = max(resident.get(key, 0.0), footprint)
         objective += ev.unpooled_usd_per_h + ev.penalty_usd_per_h
-        for device, count in ev.dedicated.items():
+        for device, count in own.items():
             objective += count * inputs.device(device).usd_per_h  # type: ignore[union-attr]
     stated = None if pool_counts is None else dict(zip(fp.devices, pool_counts, strict=True))
     prices = fp.tenants[0].raw_inputs
     assert prices is not None  # checked in the loop above
+    for device, count in llm.devices(llm_pool_counts, issues).items():
+        dedicated[device] = dedicated.get(device, 0) + count
+        objective += count * prices.device(device).usd_per_h  # type: ignore[union-attr]
     for j, name in enumerate(fp.devices):
         dev = prices.device(name)
         assert dev is not None  # every tenant spans the fleet's device types
@@ -113,6 +127,41 @@ def verify_fleet(
             f"inputs give {objective:.6f} $/h"
         )
     return tuple(issues)
+
+
+class _LlmPools:
+    """Every tenant's LLM pools by key: summed load per capacity, device and replica size."""
+
+    def __init__(self) -> None:
+        self.load: dict[str, dict[str, float]] = {}
+        self.shape: dict[str, tuple[str, int]] = {}
+        self.members: dict[str, list[str]] = {}
+
+    def add(self, key: str, pool: LlmPool) -> None:
+        by_dim = self.load.setdefault(key, {})
+        for dim, share in pool.load_by_capacity.items():
+            by_dim[dim] = by_dim.get(dim, 0.0) + share
+        self.shape.setdefault(key, (pool.device, pool.devices_per_replica))
+        self.members.setdefault(key, []).extend(pool.members)
+
+    def devices(self, stated: Mapping[str, int] | None, issues: list[str]) -> dict[str, int]:
+        """Devices per type the pools hold (stated replicas, else the needed ones); too
+        small or unused stated pools are added to ``issues``."""
+        out: dict[str, int] = {}
+        for key, by_dim in self.load.items():
+            load = max(by_dim.values())
+            needed = math.ceil(load - CEIL_TOL)
+            replicas = needed if stated is None else int(stated.get(key, 0))
+            if replicas < needed:
+                issues.append(
+                    f"LLM pool {key} has {replicas} replicas but the tenants' load of "
+                    f"{load:.3f} replicas needs {needed}"
+                )
+            device, size = self.shape[key]
+            out[device] = out.get(device, 0) + replicas * size
+        for key in sorted(set(stated or {}) - set(self.load)):
+            issues.append(f"the plan lists LLM pool {key}, which no tenant's operator uses")
+        return out
 
 
 def _close(a: float, b: float) -> bool:

@@ -41,6 +41,9 @@ class LlmPool:
         Replicas the load needs (its ceiling) and replicas judged (published or needed).
     devices_per_replica
         ``tp x pp`` of the pool's rows.
+    load_by_capacity
+        The summed load of each capacity (``chunk``, ``time or slots``), which tenants of a
+        fleet add up before the ceiling.
     """
 
     device: str
@@ -49,6 +52,7 @@ class LlmPool:
     needed: int
     replicas: int
     devices_per_replica: int
+    load_by_capacity: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def devices(self) -> int:
@@ -254,7 +258,7 @@ def _llm_pools(
                 f"replicas ({', '.join(names)}) needs {needed}"
             )
         out[key] = LlmPool(
-            where[names[0]], tuple(names), load, needed, replicas, first.tp * first.pp
+            where[names[0]], tuple(names), load, needed, replicas, first.tp * first.pp, by_dim
         )
     for key in sorted(set(published or {}) - set(out)):
         issues.append(f"the plan lists LLM pool {key}, which no placed operator uses")
