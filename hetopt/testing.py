@@ -8,7 +8,7 @@ so they test the formulations without the cost model.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +53,7 @@ def tiny_problem(
     mem_bytes: dict[str, float] | None = None,
     inventory: dict[str, int] | None = None,
     name: str = "tiny",
+    outside_keys: Collection[str] = (),
 ) -> PlacementProblem:
     """Build a :class:`PlacementProblem` by hand.
 
@@ -73,6 +74,10 @@ def tiny_problem(
         Defaults to no SLA at all.
     mem_bytes, inventory
         Per-device memory and inventory (default: unlimited).
+    outside_keys
+        LLM pool keys shared with operators outside this problem (a fleet's other tenants):
+        pools even when one operator here uses them, as :func:`hetopt.problem.build_problem`
+        makes them.
 
     The problem carries its raw inputs too (:func:`tiny_inputs`), for the brute-force backend.
     Options are labelled ``c0``, ``c1``, ... in each operator's list (``profiled`` for options
@@ -87,7 +92,8 @@ def tiny_problem(
     for i, o in flat:
         if o.key:
             users.setdefault(o.key, set()).add(i)
-    key_names = tuple(k for k in users if len(users[k]) > 1)  # shared, as build_problem does
+    # shared, as build_problem does
+    key_names = tuple(k for k in users if len(users[k]) > 1 or k in outside_keys)
     key_of = {k: n for n, k in enumerate(key_names)}
     first = {k: next(o for _, o in flat if o.key == k) for k in key_names}
     all_edges = [(s, d, lat, False) for s, d, lat in edges] + [

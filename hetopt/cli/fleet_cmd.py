@@ -64,11 +64,32 @@ def fleet_request(cfg: Mapping[str, Any]) -> Any:
     )
 
 
+def _print_llm_pools(pools: Any, console: Console, top: int = 10) -> None:
+    """The shared LLM pools that serve more than one operator, costliest first."""
+    shared = pools[pools["members"].str.contains(";")].sort_values("usd_per_h", ascending=False)
+    if shared.empty:
+        return
+    t = Table(title=f"Shared LLM pools ({len(shared)}; costliest {min(top, len(shared))})")
+    for c in ("pool", "replicas", "load", "tenants", "operators", "$/h"):
+        t.add_column(c, justify="left" if c == "pool" else "right")
+    for row in shared.head(top).itertuples():
+        t.add_row(
+            row.llm_pool,
+            str(row.replicas),
+            f"{row.load_replicas:.2f}",
+            str(row.tenants),
+            str(row.members.count(";") + 1),
+            f"{row.usd_per_h:.2f}",
+        )
+    console.print(t)
+
+
 def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
     """Run ``hetopt fleet [overrides]`` into the run directory ``run``."""
     from hetopt.fleet.plan import plan_fleet
     from hetopt.fleet.report import (
         device_table,
+        llm_pool_table,
         placement_table,
         plot_fleet,
         summary,
@@ -98,18 +119,21 @@ def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
     devices = device_table(fp, result.choices)
     write_csv_atomic(out / "devices.csv", devices)
     write_csv_atomic(out / "tenants.csv", tenant_table(fp, result.choices))
+    pools = llm_pool_table(fp, result.choices)
+    write_csv_atomic(out / "llm_pools.csv", pools)
     plot_fleet(fp, result, outcome.baselines, out / "fleet.png")
 
     t = Table(
         title=f"Fleet {fp.name}: {fp.n_tenants} tenants, {fp.n_ops} operators, "
         f"{fp.n_devices} device types"
     )
-    for c in ("device", "dedicated", "pool", "total", "inventory", "$/h"):
+    for c in ("device", "dedicated", "LLM pools", "pool", "total", "inventory", "$/h"):
         t.add_column(c, justify="left" if c == "device" else "right")
     for row in devices[devices["total"] > 0].itertuples():
         t.add_row(
             row.device,
             str(row.dedicated),
+            str(row.llm_pools),
             str(row.pool),
             str(row.total),
             "-"
@@ -118,6 +142,7 @@ def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
             f"{row.usd_per_h:.2f}",
         )
     console.print(t)
+    _print_llm_pools(pools, console)
     verdict = solver_verdict(result.status, result.gap)
     if str(result.status) != "optimal":
         verdict = f"[bold yellow]{verdict}[/]"
@@ -141,7 +166,7 @@ def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
             console.print(f"  baseline {b.method:12s}       none  {b.detail}")
     console.print(
         f"Wrote {run_dir / 'fleet_plan.json'} (and placement.csv, devices.csv, "
-        f"tenants.csv, fleet.png, config.yaml)"
+        f"tenants.csv, llm_pools.csv, fleet.png, config.yaml)"
     )
     if not outcome.verified:
         console.print(

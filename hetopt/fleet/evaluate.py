@@ -38,9 +38,9 @@ class FleetEvaluation:
     ----------
     devices_per_type
         Dedicated replicas, shared-pool devices and shared LLM pools' devices per device type.
-    dedicated_per_type, pool_counts
-        Dedicated replicas (shared LLM pools' devices included) and shared-pool devices per
-        device type.
+    dedicated_per_type, key_devices_per_type, pool_counts
+        The three parts of ``devices_per_type``: operators' own replicas, shared LLM pools'
+        replicas and shared (light-operator) pools, per device type.
     key_counts, key_load
         Replicas of each shared LLM pool, and its summed load per capacity (``[key, dim]``).
     pool_load
@@ -75,6 +75,7 @@ class FleetEvaluation:
     violations: tuple[str, ...]
     key_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     key_load: np.ndarray = field(default_factory=lambda: np.zeros((0, KEY_DIMS)))
+    key_devices_per_type: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
     @property
     def feasible(self) -> bool:
@@ -168,9 +169,9 @@ def evaluate_fleet(
     violations += short_pools
     keys, short_keys = _size_keys(fp, key_load, key_counts)
     violations += short_keys
-    dedicated += np.bincount(
+    key_devices = np.bincount(
         fp.key_device, weights=keys * fp.key_devices_per_replica, minlength=n_dev
-    )
+    ).astype(int)
     resident = (
         np.bincount(
             fp.footprint_device[sorted(used_prints)],
@@ -181,7 +182,9 @@ def evaluate_fleet(
         else np.zeros(n_dev)
     )
     violations += check_pool_memory(fp.devices, resident, fp.device_mem_bytes, verb="hold")
-    total, shortage, over = count_devices(fp.devices, dedicated, pools, fp.device_inventory)
+    total, shortage, over = count_devices(
+        fp.devices, dedicated + key_devices, pools, fp.device_inventory
+    )
     violations += over
     tco = direct_usd_per_h + float(fp.device_cost_usd_per_h @ pools) + float(key_usd @ keys)
     carbon = float(fp.device_carbon_kg_per_h @ total)
@@ -200,6 +203,7 @@ def evaluate_fleet(
         tuple(violations),
         keys,
         key_load,
+        key_devices,
     )
 
 

@@ -18,9 +18,12 @@ from hetopt.solvers.base import solver_verdict
 
 
 def placement_table(fp: FleetProblem, choices: Choices) -> pd.DataFrame:
-    """One row per (tenant, operator): device, configuration, latency, dedicated devices."""
+    """One row per (tenant, operator): device, configuration, latency, dedicated devices and
+    the shared LLM pool it runs on (empty when it has its own replicas or is pooled)."""
     rows = []
-    for name, p, choice in zip(fp.tenant_names, fp.tenants, choices, strict=True):
+    for name, p, choice, fkey in zip(
+        fp.tenant_names, fp.tenants, choices, fp.opt_fleet_key, strict=True
+    ):
         for i, o in enumerate(choice):
             rows.append(
                 {
@@ -32,9 +35,51 @@ def placement_table(fp: FleetProblem, choices: Choices) -> pd.DataFrame:
                     "dedicated_devices": int(p.opt_dedicated[o]),
                     "pooled": bool(p.opt_pooled[o]),
                     "pool_load_devices": float(p.opt_pool_load[o]),
+                    "llm_pool": fp.key_names[fkey[o]] if fkey[o] >= 0 else "",
+                    "llm_pool_load_replicas": float(p.opt_key_load[o]) if fkey[o] >= 0 else 0.0,  # type: ignore[index]
                 }
             )
     return pd.DataFrame(rows)
+
+
+LLM_POOL_COLUMNS = (
+    "llm_pool",
+    "device",
+    "devices_per_replica",
+    "replicas",
+    "load_replicas",
+    "tenants",
+    "members",
+    "usd_per_h",
+)
+
+
+def llm_pool_table(fp: FleetProblem, choices: Choices) -> pd.DataFrame:
+    """One row per shared LLM pool in use: its replicas, the load of its busiest capacity, the
+    tenants and operators on it (``tenant/op``, ``;``-separated) and its hourly cost."""
+    ev = evaluate_fleet(fp, choices)
+    members: dict[int, list[str]] = {}
+    for name, p, choice, fkey in zip(
+        fp.tenant_names, fp.tenants, choices, fp.opt_fleet_key, strict=True
+    ):
+        for i, o in enumerate(choice):
+            if fkey[o] >= 0:
+                members.setdefault(int(fkey[o]), []).append(f"{name}/{p.ops[i]}")
+    usd = fp.key_usd_per_h()
+    rows = [
+        {
+            "llm_pool": fp.key_names[k],
+            "device": fp.devices[fp.key_device[k]],
+            "devices_per_replica": int(fp.key_devices_per_replica[k]),
+            "replicas": int(ev.key_counts[k]),
+            "load_replicas": round(float(ev.key_load[k].max()), 4),
+            "tenants": len({m.split("/", 1)[0] for m in names}),
+            "members": ";".join(names),
+            "usd_per_h": round(float(usd[k] * ev.key_counts[k]), 4),
+        }
+        for k, names in sorted(members.items())
+    ]
+    return pd.DataFrame(rows, columns=list(LLM_POOL_COLUMNS))
 
 
 def device_table(fp: FleetProblem, choices: Choices) -> pd.DataFrame:
@@ -44,6 +89,7 @@ def device_table(fp: FleetProblem, choices: Choices) -> pd.DataFrame:
         {
             "device": fp.devices,
             "dedicated": ev.dedicated_per_type,
+            "llm_pools": ev.key_devices_per_type,
             "pool": ev.pool_counts,
             "pool_load": np.round(ev.pool_load, 4),
             "total": ev.devices_per_type,
@@ -97,6 +143,8 @@ def summary(
         "bound_usd_per_h": num(result.bound_usd_per_h),
         "gap": num(result.gap),
         "carbon_kg_per_h": None if ev is None else ev.carbon_kg_per_h,
+        "llm_pools": None if ev is None else int((ev.key_counts > 0).sum()),
+        "llm_pool_replicas": None if ev is None else int(ev.key_counts.sum()),
         "first_feasible_s": num(result.first_feasible_s),
         "build_s": result.build_s,
         "solve_s": result.solve_s,
@@ -130,7 +178,21 @@ def plot_fleet(
     fig, (ax1, ax2) = subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
     x = np.arange(len(dev))
     ax1.bar(x, dev["dedicated"], label="dedicated replicas", color="#4C72B0")
-    ax1.bar(x, dev["pool"], bottom=dev["dedicated"], label="shared pool", color="#DD8452")
+    if dev["llm_pools"].any():  # no legend entry for a fleet without shared LLM pools
+        ax1.bar(
+            x,
+            dev["llm_pools"],
+            bottom=dev["dedicated"],
+            label="shared LLM pools",
+            color="#55A868",
+        )
+    ax1.bar(
+        x,
+        dev["pool"],
+        bottom=dev["dedicated"] + dev["llm_pools"],
+        label="shared pool",
+        color="#DD8452",
+    )
     inv = dev["inventory"].to_numpy(dtype=float)
     if np.isfinite(inv).any():  # no legend entry for an inventory nobody set
         ax1.scatter(
