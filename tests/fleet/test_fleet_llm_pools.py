@@ -220,3 +220,37 @@ def test_enterprise_pool_table_names_its_tenants(enterprise: dict) -> None:
         load = on_pools.loc[on_pools["llm_pool"] == row.llm_pool, "llm_pool_load_replicas"].sum()
         assert row.load_replicas == pytest.approx(load, abs=1e-4)
         assert row.replicas == int(np.ceil(load - 1e-9))
+
+
+@pytest.mark.parametrize("aggregated", [False, True])
+def test_two_tenants_on_shared_pools_cost_what_one_agent_at_their_summed_rate_costs(
+    aggregated: bool,
+) -> None:
+    """Two chat tenants at 0.25 req/s share every LLM pool, so the fleet costs what one
+    chat agent at 0.5 req/s costs, planned by the single-agent pipeline (one aggregated H100,
+    1.716 $/h; or a prefill and a decode H100, 3.432 $/h). Apart (llm_pools=off) each tenant
+    holds its own prefill and decode replicas."""
+    from hetopt.fleet.spec import fleet_from_dict
+    from hetopt.hardware.spec import HardwareSpec
+    from hetopt.pipeline import PlanRequest, plan_agent
+    from hetopt.workloads import Workload, load_workload_data
+
+    hardware = HardwareSpec(devices=("H100",))
+    costs = CostParams(llm_pools="buckets", aggregated=aggregated)
+    fleet = fleet_from_dict(
+        {"tenants": [{"workload": "chat_agent", "request_rate_per_s": 0.25, "count": 2}]}
+    )
+    fp = build_fleet_problem(fleet, hardware, costs)
+    res = solve_fleet(fp, SolverOptions(), method="monolithic")
+    assert res.status is SolveStatus.OPTIMAL
+    assert verify_fleet(fp, res.choices, res.pool_counts, res.objective_usd_per_h) == ()
+    workload = dict(load_workload_data("chat_agent"))
+    workload["request_rate_per_s"] = 0.5
+    one = plan_agent(
+        PlanRequest(workload=Workload.from_mapping(workload), hardware=hardware, costs=costs)
+    )
+    assert res.objective_usd_per_h == pytest.approx(one.plan.tco_usd_per_hour, rel=1e-9)
+    assert res.objective_usd_per_h == pytest.approx(1.716 if aggregated else 3.432, abs=1e-3)
+    apart = build_fleet_problem(fleet, hardware, CostParams(llm_pools="off"))
+    alone = solve_fleet(apart, SolverOptions(), method="monolithic")
+    assert alone.objective_usd_per_h == pytest.approx(2 * 3.432, abs=2e-3)
