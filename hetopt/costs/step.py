@@ -645,11 +645,11 @@ def predict_step(work: StepWork, peaks: DevicePeaks, c: StepCoefficients) -> Ste
     size_s = _by_group(tp, c.allreduce_size_s_tp2, c.allreduce_size_s_tp4, c.allreduce_size_s_tp8)
     ring = 2.0 * (tp - 1.0) / np.maximum(tp, 1.0) * work.allreduce_bytes
     message = np.maximum(np.asarray(work.allreduce_bytes, dtype=float) / 1e6, 1e-12)
+    # numpy's power may differ in the last bit between a scalar and an array (SIMD kernels):
+    # raise an array always, so one point costs the same alone or stacked with others
+    scaled = np.power(np.atleast_1d(message), c.allreduce_size_exponent).reshape(message.shape)
     allreduce = work.allreduce_launches * (
-        latency
-        + np.maximum(
-            ring / (peaks.link_bw_bytes_per_s * eff), size_s * message**c.allreduce_size_exponent
-        )
+        latency + np.maximum(ring / (peaks.link_bw_bytes_per_s * eff), size_s * scaled)
     )
     allreduce = np.where(tp > 1, allreduce, 0.0)
     return StepTime(
