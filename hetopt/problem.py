@@ -310,17 +310,31 @@ def _prune_shared(
     load: np.ndarray,
     dpr: np.ndarray,
     protected: frozenset[str] = frozenset(),
+    outside: frozenset[str] = frozenset(),
 ) -> np.ndarray:
-    """Drop shared-pool configurations that another configuration of the same family beats
+    """Drop shared-pool configurations that a kept configuration of the same family beats
     for every operator that could use them.
 
-    Configuration ``c'`` dominates ``c`` (same model, phase, device and context class) when
-    every operator with an option at ``c`` also has one at ``c'``, no slower, and ``c'``'s
-    replicas divide ``c``'s (``dpr_c = r dpr_c'``) with ``dpr_c' load'_i <= dpr_c load_i``.
-    Then for any set of operators ``dpr_c' ceil(L') <= dpr_c' ceil(r L) <= dpr_c ceil(L)``, so
-    moving every operator from ``c`` to ``c'`` never costs more or breaks the SLA (and
-    ``ceil(a + b) <= ceil(a) + ceil(b)`` when ``c'`` already carries others): no optimum is
-    lost. Equal configurations keep the first.
+    Configuration ``c'`` beats ``c`` (same model, phase, device and context class) when every
+    operator with an option at ``c`` also has one at ``c'``, no slower, and either
+
+    * **lighter**: ``c'``'s replicas divide ``c``'s (``dpr_c = r dpr_c'``) with
+      ``dpr_c' load'_i <= dpr_c load_i``. For any set of operators ``dpr_c' ceil(L') <=
+      dpr_c' ceil(r L) <= dpr_c ceil(L)``, and ``ceil(a + b) <= ceil(a) + ceil(b)`` when
+      ``c'`` already carries others; or
+    * **cheap**: ``dpr_c' B_c' <= dpr_c``, where ``B_c'`` is the most replicas ``c'``'s pool
+      can ever need (the ceiling of every operator's load at ``c'`` summed, per capacity). Any
+      plan using ``c`` pays at least one replica of ``dpr_c`` devices for it, and moving its
+      operators to ``c'`` adds at most ``dpr_c' B_c'`` devices. This is what prunes light
+      pools: when all the family's operators fit one replica, only the fastest configurations
+      of the smallest replica survive. It needs ``B_c'`` to count every user, so it is not
+      used for keys in ``outside`` (a fleet's other tenants also load them).
+
+    Moving every operator from ``c`` to ``c'`` then never costs more, needs more devices of
+    the type, or breaks the SLA. Configurations are visited cheapest first and one is dropped
+    only when a configuration already *kept* beats it, so two that beat each other (equal ones,
+    or near-equal ones within rounding) never drop each other, and moving several dropped
+    configurations' operators to kept ones adds up. No optimum is lost.
 
     Keys in ``protected`` are never dropped (they may still beat others): their pool is shared
     with operators outside this problem (another fleet tenant's cost table), which the
@@ -330,45 +344,61 @@ def _prune_shared(
     idx = np.flatnonzero(shared)
     if not len(idx):
         return keep
-    parts = [key_family(k) for k in frame["pool_key"].to_numpy()[idx]]
-    ops = frame["op"].to_numpy()[idx]
-    lat = frame["latency_s"].to_numpy(dtype=float)[idx]
+    keys = frame["pool_key"].to_numpy()[idx]
+    parts = [key_family(k) for k in keys]
+    chunk = (
+        (frame["pool_dim"].to_numpy()[idx] == "chunk")
+        if "pool_dim" in frame
+        else np.zeros(len(idx), dtype=bool)
+    )
     groups = pd.DataFrame(
-        {"family": [f for f, _ in parts], "config": [c for _, c in parts], "op": ops, "pos": idx}
+        {
+            "family": [f for f, _ in parts],
+            "config": [c for _, c in parts],
+            "op": frame["op"].to_numpy()[idx],
+            "pos": idx,
+            "at": np.arange(len(idx)),
+        }
     ).groupby("family", sort=False)
+    lat = frame["latency_s"].to_numpy(dtype=float)[idx]
     for _, g in groups:
         configs = list(dict.fromkeys(g["config"]))
-        names = list(dict.fromkeys(g["op"]))
         if len(configs) < 2:
             continue
+        names = list(dict.fromkeys(g["op"]))
         ci = g["config"].map({c: k for k, c in enumerate(configs)}).to_numpy()
         oi = g["op"].map({o: k for k, o in enumerate(names)}).to_numpy()
-        pos = g["pos"].to_numpy()
+        at, pos = g["at"].to_numpy(), g["pos"].to_numpy()
         t = np.full((len(configs), len(names)), np.inf)
         w = np.full((len(configs), len(names)), np.inf)
         d = np.zeros(len(configs), dtype=int)
-        t[ci, oi] = lat[np.searchsorted(idx, pos)]
+        per_dim = np.zeros((len(configs), 2))
+        t[ci, oi] = lat[at]
         d[ci] = dpr[pos]
         w[ci, oi] = d[ci] * load[pos]
+        np.add.at(per_dim, (ci, chunk[at].astype(int)), load[pos])
+        most = replicas_for_load(per_dim.max(axis=1))  # B_c: every user at once
+        open_to_all = np.ones(len(configs), dtype=bool)
+        open_to_all[ci] = ~pd.Series(keys[at]).isin(outside).to_numpy(dtype=bool)
         has = np.isfinite(t)
-        # beats[a, b]: a dominates b on every operator b serves
+        # beats[a, b]: a may take every operator of b (see the docstring)
         covers = (~has[None, :, :] | has[:, None, :]).all(axis=2)
         faster = (~has[None, :, :] | (t[:, None, :] <= t[None, :, :])).all(axis=2)
-        # exact comparisons: with a tolerance, two near-equal configurations could each beat
-        # the other (one by the tolerance, one by the tie-break) and both be dropped
         lighter = (~has[None, :, :] | (w[:, None, :] <= w[None, :, :])).all(axis=2)
         divides = (d[None, :] % d[:, None]) == 0
-        strict = (
-            has[None, :, :] & ((t[:, None, :] < t[None, :, :]) | (w[:, None, :] < w[None, :, :]))
-        ).any(axis=2)
-        order = np.arange(len(configs))
-        beats = covers & faster & lighter & divides & (strict | (order[:, None] < order[None, :]))
+        cheap = open_to_all[:, None] & ((d * most)[:, None] <= d[None, :])
+        beats = covers & faster & ((lighter & divides) | cheap)
         np.fill_diagonal(beats, False)
-        dominated = beats.any(axis=0)
-        drop = dominated[ci]
-        if protected:
-            drop &= ~frame["pool_key"].iloc[pos].isin(protected).to_numpy(dtype=bool)
-        keep[pos[drop]] = False
+        fixed = np.zeros(len(configs), dtype=bool)  # protected: never dropped
+        fixed[ci] = pd.Series(keys[at]).isin(protected).to_numpy(dtype=bool)
+        mean_t = np.where(has, t, 0.0).sum(axis=1) / np.maximum(has.sum(axis=1), 1)
+        kept: list[int] = []
+        for b in np.lexsort((mean_t, d * most)):
+            if not fixed[b] and kept and beats[kept, b].any():
+                continue
+            kept.append(int(b))
+        dropped = np.setdiff1d(np.arange(len(configs)), kept)
+        keep[pos[np.isin(ci, dropped)]] = False
     return keep
 
 
@@ -515,7 +545,7 @@ def build_problem(
     shared = _shared_keys(frame, keys, exclusive, np.ones(len(frame), dtype=bool), outside_keys)
     fixed = pd.Series(np.where(shared, 0, dedicated) * cost_h[dev_of] + direct, index=frame.index)
     keep = _prune_dominated(frame, fixed, exclusive & ~shared)
-    keep &= _prune_shared(frame, shared, need, dpr, foreign_keys)
+    keep &= _prune_shared(frame, shared, need, dpr, foreign_keys, outside_keys)
     # a key may lose all but one operator
     shared = _shared_keys(frame, keys, exclusive, keep, outside_keys)
     pos = np.flatnonzero(keep)
