@@ -13,7 +13,12 @@ Each row has the solve time, objective, proven bound, gap, time to the first fea
 the cost gap to the best plan whose optimality is proven within 1 %. It also times the solver on
 the whole paper pair study (Figures 8 and 9).
 
-Usage: ``python benchmarks/bench_fleet.py [--quick] [--out benchmarks/results]``
+Every tenant is costed with ``costs.llm_pools`` = ``--llm-pools`` (hetopt's default,
+``buckets``: tenants of one template share each LLM call's replicas); ``--sizes 2000x20`` runs
+only those sizes. Runs other than the default write ``bench_fleet_<mode>_<sizes>.csv``.
+
+Usage: ``python benchmarks/bench_fleet.py [--quick] [--llm-pools off] [--sizes 2000x20]
+[--out benchmarks/results]``
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hetopt.costs.table import CostParams
 from hetopt.fleet import heuristics
 from hetopt.fleet.evaluate import evaluate_fleet
 from hetopt.fleet.generator import binding_inventory, synthetic_devices, synthetic_fleet
@@ -40,7 +46,11 @@ QUICK = [(10, 6), (50, 8)]
 
 
 def instance(
-    n_ops: int, n_types: int, seed: int = 1, templates: tuple[str, ...] | None = None
+    n_ops: int,
+    n_types: int,
+    seed: int = 1,
+    templates: tuple[str, ...] | None = None,
+    costs: CostParams | None = None,
 ) -> tuple[FleetProblem, float]:
     """A synthetic fleet with a binding inventory, and its build time."""
     start = time.perf_counter()
@@ -50,7 +60,7 @@ def instance(
         else synthetic_fleet(n_ops, seed, templates)
     )
     names, rows = synthetic_devices(n_types, seed)
-    fp = build_fleet_problem(fleet, HardwareSpec(devices=names, extra_rows=rows))
+    fp = build_fleet_problem(fleet, HardwareSpec(devices=names, extra_rows=rows), costs)
     ref = heuristics.greedy(fp)
     assert ref.choices is not None
     caps = binding_inventory(fp.devices, evaluate_fleet(fp, ref.choices).devices_per_type, 0.7)
@@ -129,17 +139,68 @@ def pair_study_seconds() -> tuple[float, float, int]:
     return float(frame["solve_s"].sum()), wall, int(frame["solve_s"].notna().sum())
 
 
+def tiny_rows(limit: float, costs: CostParams) -> list[dict]:
+    """Every exact method and baseline on a fleet small enough to enumerate."""
+    tiny, build_s = instance(4, 4, templates=("chat_agent",), costs=costs)
+    print(
+        f"tiny fleet: {tiny.n_tenants} tenants, {tiny.n_ops} operators, {tiny.n_options} options",
+        flush=True,
+    )
+    rows = exact_rows(
+        tiny,
+        limit,
+        [
+            ("highs", "monolithic"),
+            ("cpsat", "monolithic"),
+            ("cbc", "monolithic"),
+            ("highs", "decomposition"),
+        ],
+    )
+    rows += baseline_rows(tiny, ["greedy", "heft", "homogeneous", "exhaustive"])
+    return [
+        {
+            "instance": "tiny",
+            "n_ops": tiny.n_ops,
+            "n_tenants": tiny.n_tenants,
+            "n_device_types": tiny.n_devices,
+            "n_options": tiny.n_options,
+            "build_s": build_s,
+            **r,
+        }
+        for r in rows
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--quick", action="store_true", help="two small sizes, 10 s limits")
     parser.add_argument("--limit-s", type=float, default=60.0)
+    parser.add_argument(
+        "--llm-pools",
+        default="buckets",
+        choices=("off", "buckets", "model", "own"),
+        help="costs.llm_pools of every tenant (default: hetopt's default, buckets)",
+    )
+    parser.add_argument(
+        "--sizes",
+        nargs="*",
+        default=None,
+        help="only these sizes, as <n_ops>x<n_types> (e.g. 2000x20); skips the pair study "
+        "and the tiny fleet",
+    )
     args = parser.parse_args()
+    costs = CostParams(llm_pools=args.llm_pools)
+    sizes = (
+        [tuple(int(v) for v in size.split("x")) for size in args.sizes]
+        if args.sizes
+        else (QUICK if args.quick else SIZES)
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     limit = 10.0 if args.quick else args.limit_s
     records = []
 
-    if not args.quick:
+    if not args.quick and not args.sizes:
         solver_s, wall_s, solves = pair_study_seconds()
         print(
             f"paper pair study (Figures 8 and 9): {solves} solves, solver time {solver_s:.2f} s "
@@ -160,37 +221,11 @@ def main() -> None:
             }
         )
 
-    tiny, build_s = instance(4, 4, templates=("chat_agent",))
-    print(
-        f"tiny fleet: {tiny.n_tenants} tenants, {tiny.n_ops} operators, {tiny.n_options} options",
-        flush=True,
-    )
-    rows = exact_rows(
-        tiny,
-        limit,
-        [
-            ("highs", "monolithic"),
-            ("cpsat", "monolithic"),
-            ("cbc", "monolithic"),
-            ("highs", "decomposition"),
-        ],
-    )
-    rows += baseline_rows(tiny, ["greedy", "heft", "homogeneous", "exhaustive"])
-    records += [
-        {
-            "instance": "tiny",
-            "n_ops": tiny.n_ops,
-            "n_tenants": tiny.n_tenants,
-            "n_device_types": tiny.n_devices,
-            "n_options": tiny.n_options,
-            "build_s": build_s,
-            **r,
-        }
-        for r in rows
-    ]
+    if not args.sizes:
+        records += tiny_rows(limit, costs)
 
-    for n_ops, n_types in QUICK if args.quick else SIZES:
-        fp, build_s = instance(n_ops, n_types)
+    for n_ops, n_types in sizes:
+        fp, build_s = instance(n_ops, n_types, costs=costs)
         print(
             f"{n_ops} ops x {n_types} types: {fp.n_tenants} tenants, {fp.n_ops} operators, "
             f"{fp.n_options:,} options, build {build_s:.1f} s",
@@ -215,6 +250,7 @@ def main() -> None:
         ]
 
     frame = pd.DataFrame(records)
+    frame["llm_pools"] = args.llm_pools
     # Cost gap to the best plan proven within 1 %, per instance.
     best = {}
     for inst, grp in frame.groupby("instance"):
@@ -223,8 +259,13 @@ def main() -> None:
             best[inst] = proven["objective_usd_per_h"].min()
     frame["best_proven_usd_per_h"] = frame["instance"].map(best)
     frame["cost_gap_to_best"] = frame["objective_usd_per_h"] / frame["best_proven_usd_per_h"] - 1
-    frame.to_csv(args.out / "bench_fleet.csv", index=False)
-    plot(frame[frame["instance"] != "paper pair study"], args.out / "bench_fleet.png")
+    stem = (
+        "bench_fleet"
+        if not args.sizes and args.llm_pools == "buckets"
+        else f"bench_fleet_{args.llm_pools}_{'_'.join(args.sizes or ['all'])}"
+    )
+    frame.to_csv(args.out / f"{stem}.csv", index=False)
+    plot(frame[frame["instance"] != "paper pair study"], args.out / f"{stem}.png")
     cols = [
         "instance",
         "n_ops",
@@ -240,7 +281,7 @@ def main() -> None:
     ]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(frame[[c for c in cols if c in frame]].to_string(index=False, float_format="%.4g"))
-    print(f"wrote {args.out / 'bench_fleet.csv'} and {args.out / 'bench_fleet.png'}")
+    print(f"wrote {args.out / (stem + '.csv')} and {args.out / (stem + '.png')}")
 
 
 def plot(frame: pd.DataFrame, path: Path) -> None:
