@@ -74,8 +74,8 @@ def exact_rows(fp: FleetProblem, limit_s: float, methods: list[tuple[str, str]])
         res = solve_fleet(
             fp,
             SolverOptions(backend=backend, time_limit_s=limit_s, gap_rel=1e-4, threads=2),
-            method=method,
-        )  # type: ignore[arg-type]
+            method=method,  # type: ignore[arg-type]
+        )
         rows.append(
             {
                 "method": f"{method}/{backend}",
