@@ -166,7 +166,7 @@ class _Merged:
     ops: list[OpSpec]
     pools: list[PoolSpec]
     kind: list[str]
-    users: list[list[str]]
+    users: list[list[str]]  # per pool, then per link
     samplers: list[PathSampler]
     link_names: list[str]
     link_capacities: list[int]
@@ -324,18 +324,21 @@ def _with_paths(
     contention: bool,
 ) -> _Merged:
     """Each tenant's path sampler over the fleet's shared link pools."""
+    link_users: list[list[str]] = []
     link_index: dict[str, int] = {}
     capacities: list[int] = []
     samplers = []
     start = 0
-    for p, (dev, cross) in zip(fp.tenants, placed, strict=True):
+    for t, (p, (dev, cross)) in enumerate(zip(fp.tenants, placed, strict=True)):
         links = plan_links(p, dev, cross, pools, contention)
         local = []
         for link_name, cap in zip(links.names, links.capacities, strict=True):
             if link_name not in link_index:  # the same merged pools give the same capacity
                 link_index[link_name] = len(capacities)
                 capacities.append(cap)
+                link_users.append([])
             local.append(link_index[link_name])
+            link_users[local[-1]].append(fp.tenant_names[t])
         edge_link = np.array([local[e] if e >= 0 else -1 for e in links.edge_link], dtype=int)
         mine = ops[start : start + p.n_ops]
         start += p.n_ops
@@ -350,7 +353,9 @@ def _with_paths(
                 )
             )
         )
-    return _Merged(ops, pools, kind, users, samplers, list(link_index), capacities)
+    return _Merged(
+        ops, pools, kind, [*users, *link_users], samplers, list(link_index), capacities
+    )
 
 
 def _fleet_plan(fp: FleetProblem, choices: Choices, ev: FleetEvaluation) -> Plan:
@@ -470,8 +475,9 @@ def replay_fleet(
     summary["sla_attainment"] = float(measured["meets_sla"].mean()) if len(measured) else math.nan
     summary["tenants"] = fp.n_tenants
     pools = result.pools.copy()
+    names = [s.name for s in merged.pools] + merged.link_names
     pool_kind = dict(zip([s.name for s in merged.pools], merged.kind, strict=True))
-    pool_users = {s.name: ";".join(u) for s, u in zip(merged.pools, merged.users, strict=True)}
+    pool_users = {name: ";".join(u) for name, u in zip(names, merged.users, strict=True)}
     pools["kind"] = [pool_kind.get(name, "link") for name in pools["pool"]]
     pools["tenants"] = [pool_users.get(name, "") for name in pools["pool"]]
     return FleetReplayResult(
@@ -572,11 +578,15 @@ def write_fleet_replay(result: FleetReplayResult, run_dir: Path) -> list[str]:
         pos, tenants["path_predicted_p50_s"], marker="x", color="k", label="planner, median path"
     )
     ax.set_xticks(pos, [str(n) for n in tenants["tenant"]], rotation=30, ha="right")
-    ax.set_yscale("log")
+    levels = np.concatenate([*data, tenants["planned_e2e_s"].to_numpy(dtype=float)])
+    levels = levels[np.isfinite(levels) & (levels > 0)]
+    if len(levels) and levels.max() > 20 * levels.min():  # tenants of very different speeds
+        ax.set_yscale("log")
     ax.set_ylabel("end-to-end latency (s)")
     ax.set_title(
-        "Replayed end-to-end latency per tenant (box: p25-p75, whiskers: p1-p99)"
-        + (f", after the {warmup_s:g} s warm-up" if warmup_s else "")
+        "Replayed end-to-end latency per tenant\n(box: p25-p75, whiskers: p1-p99"
+        + (f"; after the {warmup_s:g} s warm-up)" if warmup_s else ")"),
+        fontsize=10,
     )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
