@@ -106,8 +106,19 @@ def _fleet_replay(cfg: Mapping[str, Any], outcome: Any, run: RunDir, console: Co
     t = titled_table(
         f"Fleet replay: {config.arrivals.kind}, {config.arrivals.rate_per_s:g} req/s in all, "
         f"{config.duration_s:g} s (end-to-end after the {config.warmup_s:g} s warm-up)",
-        ("tenant", "share", "arrived", "done", "dropped", "in flight", "p50", "p95", "p99",
-         "planned", "SLA met"),
+        (
+            "tenant",
+            "share",
+            "arrived",
+            "done",
+            "dropped",
+            "in flight",
+            "p50",
+            "p95",
+            "p99",
+            "planned",
+            "SLA met",
+        ),
         left=("tenant",),
     )
     for r in result.tenants.itertuples():
@@ -118,8 +129,10 @@ def _fleet_replay(cfg: Mapping[str, Any], outcome: Any, run: RunDir, console: Co
             f"{r.completed:,}",
             f"{r.dropped:,}",
             f"{r.in_flight_at_end:,}",
-            *(f"{v:.3f} s" if math.isfinite(v) else "-" for v in
-              (r.e2e_p50_s, r.e2e_p95_s, r.e2e_p99_s, r.planned_e2e_s)),
+            *(
+                f"{v:.3f} s" if math.isfinite(v) else "-"
+                for v in (r.e2e_p50_s, r.e2e_p95_s, r.e2e_p99_s, r.planned_e2e_s)
+            ),
             "-" if not math.isfinite(r.sla_attainment) else f"{r.sla_attainment:.1%}",
         )
     console.print(t)

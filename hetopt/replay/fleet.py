@@ -286,9 +286,7 @@ def _merge(
                 index[merged] = len(parts)
                 parts.append(dataclasses.replace(s, name=merged))
                 per_rate.append(0.0)
-                kind.append(
-                    "light" if s.name in light_names else "llm" if shared else "dedicated"
-                )
+                kind.append("light" if s.name in light_names else "llm" if shared else "dedicated")
                 users.append([])
             g = index[merged]
             per_rate[g] += shares[t] * s.sizing.per_rate  # per request of the merged stream
@@ -353,9 +351,7 @@ def _with_paths(
                 )
             )
         )
-    return _Merged(
-        ops, pools, kind, [*users, *link_users], samplers, list(link_index), capacities
-    )
+    return _Merged(ops, pools, kind, [*users, *link_users], samplers, list(link_index), capacities)
 
 
 def _fleet_plan(fp: FleetProblem, choices: Choices, ev: FleetEvaluation) -> Plan:
@@ -461,9 +457,7 @@ def replay_fleet(
         raise RuntimeError(
             f"{len(sampler.drawn)} tenant draws for {len(records.requests)} requests"
         )
-    served = Served(
-        merged.pools, sim.pools, merged.link_names, sim.links, arrivals, sim.dynamic
-    )
+    served = Served(merged.pools, sim.pools, merged.link_names, sim.links, arrivals, sim.dynamic)
     no_bounds = dataclasses.replace(fp.tenants[0], sla=Sla(ttft_s=None, tbt_s=None, e2e_s=None))
     result = account(_fleet_plan(fp, choices, ev), no_bounds, config, merged.ops, served, records)
     requests = _tenant_flags(fp, result.requests, sampler.drawn)
@@ -561,7 +555,8 @@ def write_fleet_replay(result: FleetReplayResult, run_dir: Path) -> list[str]:
     done = req[(req["status"] == "completed") & (req["arrival_s"] >= warmup_s)]
     fig, ax = subplots(figsize=(max(6.0, 0.9 * len(tenants) + 2.0), 5.0))
     data = [
-        done.loc[done["tenant"] == name, "e2e_s"].to_numpy(dtype=float) for name in tenants["tenant"]
+        done.loc[done["tenant"] == name, "e2e_s"].to_numpy(dtype=float)
+        for name in tenants["tenant"]
     ]
     pos = np.arange(1, len(tenants) + 1)
     shown = [k for k, d in enumerate(data) if len(d)]
