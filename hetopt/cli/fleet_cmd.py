@@ -120,6 +120,7 @@ def _fleet_replay(cfg: Mapping[str, Any], outcome: Any, run: RunDir, console: Co
             "SLA met",
         ),
         left=("tenant",),
+        no_wrap=("tenant",),
     )
     for r in result.tenants.itertuples():
         t.add_row(
