@@ -84,6 +84,72 @@ def _print_llm_pools(pools: Any, console: Console, top: int = 10) -> None:
     console.print(t)
 
 
+def _fleet_replay(cfg: Mapping[str, Any], outcome: Any, run: RunDir, console: Console) -> None:
+    """``fleet.replay=true``: replay every tenant's traffic through the plan, write
+    fleet_replay.csv, fleet_replay_pools.csv and fleet_replay.png, print one row per tenant."""
+    from hetopt.cli.config import replay_config_from
+    from hetopt.cli.render import titled_table
+    from hetopt.replay.fleet import replay_fleet, write_fleet_replay
+
+    if (cfg.get("replay") or {}).get("plan_dir"):
+        raise InputError(
+            "replay.plan_dir names a saved single-agent plan, which hetopt fleet does not "
+            "read: fleet.replay=true replays the fleet plan just made. Remove replay.plan_dir."
+        )
+    fp = outcome.problem
+    total = sum(p.request_rate_per_s for p in fp.tenants)
+    config = replay_config_from(cfg, total)
+    with console.status("replaying the fleet...") as status:
+        result = replay_fleet(outcome, config, progress=lambda m: status.update(m + " ..."))
+    written = write_fleet_replay(result, run.out)
+    s = result.summary
+    t = titled_table(
+        f"Fleet replay: {config.arrivals.kind}, {config.arrivals.rate_per_s:g} req/s in all, "
+        f"{config.duration_s:g} s (end-to-end after the {config.warmup_s:g} s warm-up)",
+        (
+            "tenant",
+            "share",
+            "arrived",
+            "done",
+            "dropped",
+            "in flight",
+            "p50",
+            "p95",
+            "p99",
+            "planned",
+            "SLA met",
+        ),
+        left=("tenant",),
+        no_wrap=("tenant",),
+    )
+    for r in result.tenants.itertuples():
+        t.add_row(
+            str(r.tenant),
+            f"{r.rate_share:.1%}",
+            f"{r.arrived:,}",
+            f"{r.completed:,}",
+            f"{r.dropped:,}",
+            f"{r.in_flight_at_end:,}",
+            *(
+                f"{v:.3f} s" if math.isfinite(v) else "-"
+                for v in (r.e2e_p50_s, r.e2e_p95_s, r.e2e_p99_s, r.planned_e2e_s)
+            ),
+            "-" if not math.isfinite(r.sla_attainment) else f"{r.sla_attainment:.1%}",
+        )
+    console.print(t)
+    busy = result.pools.sort_values("mean_utilisation", ascending=False).head(1)
+    console.print(
+        f"Requests: {s['arrived']:,} arrived = {s['completed']:,} completed + "
+        f"{s['dropped']:,} dropped + {s['in_flight_at_end']:,} in flight at the end; "
+        + (
+            f"busiest pool {busy['pool'].iloc[0]} at {busy['mean_utilisation'].iloc[0]:.1%}; "
+            if len(busy)
+            else ""
+        )
+        + f"{len(s['overloaded_pools'])} overloaded. Wrote {', '.join(written)} to {run.path}"
+    )
+
+
 def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
     """Run ``hetopt fleet [overrides]`` into the run directory ``run``."""
     from hetopt.fleet.plan import plan_fleet
@@ -168,6 +234,11 @@ def cmd_fleet(cfg: dict[str, Any], run: RunDir, console: Console) -> int:
         f"Wrote {run_dir / 'fleet_plan.json'} (and placement.csv, devices.csv, "
         f"tenants.csv, llm_pools.csv, fleet.png, config.yaml)"
     )
+    replay = (cfg.get("fleet") or {}).get("replay", False)
+    if not isinstance(replay, bool):
+        raise InputError(f"fleet.replay must be true or false, got {replay!r}.")
+    if replay:
+        _fleet_replay(cfg, outcome, run, console)
     if not outcome.verified:
         console.print(
             "[red]The fleet plan failed independent verification; see fleet_plan.json.[/]"

@@ -56,7 +56,8 @@ commands:
             what-if study whatif=<name>; results.csv per sweep, resumable with hydra.sweep.dir=
   aggregate merge a sweep directory's point records into results.csv (and the study figure)
   fleet     plan many agents (tenants) on shared device pools within an inventory:
-            fleet=enterprise (default), fleet=synthetic, or fleet_file=my_fleet.yaml
+            fleet=enterprise (default), fleet=synthetic, or fleet_file=my_fleet.yaml;
+            fleet.replay=true also replays every tenant's traffic through the plan
   catalog   show the hardware catalog with its hourly TCO
   list      show the config groups and their options (workloads, hardware, SLAs, fleets, ...)
   replay    plan, then replay request traffic through the plan (SimPy); or replay a saved
@@ -94,6 +95,7 @@ examples:
   hetopt fleet hardware.inventory.B200=8                  # tenants of configs/fleet/enterprise.yaml
   hetopt fleet fleet=synthetic fleet.synthetic.n_ops=2000 fleet.synthetic.n_device_types=20
   hetopt fleet fleet_file=my_fleet.yaml solver=cpsat fleet.method=monolithic
+  hetopt fleet fleet.replay=true replay.duration_s=600      # + per-tenant replayed latency
   hetopt plan workload_file=my_agent.mlir                   # an agent graph written in MLIR
   hetopt compile mlir.targets.H100=cuda:sm_80               # if the plan uses an H100
   hetopt reproduce fig4 hydra.run.dir=out/fig4 costs.model=roofline
@@ -135,7 +137,8 @@ COMMANDS: dict[str, Command] = {
     "fleet": Command(
         ("fleet", "fleet_file", "hardware", "sla", "costs", "tco", "solver"),
         True,
-        "plan many agents (tenants) on shared device pools",
+        "plan many agents (tenants) on shared device pools; with fleet.replay=true also "
+        "replay every tenant's traffic through the plan (replay.* keys apply)",
         "hetopt fleet fleet_file=my_fleet.yaml fleet.method=monolithic",
     ),
     "catalog": Command(
@@ -260,6 +263,9 @@ def check_overrides(command: str, comp: Composition) -> None:
             "with replay.plan_dir the saved run's config.yaml fixes the plan, and hetopt "
             "replay reads only replay.* and costs.max_utilization"
         )
+    if command == "fleet" and (comp.cfg.get("fleet") or {}).get("replay") is True:
+        reads = (*reads, "replay")
+        why = f"{why} and, with fleet.replay=true, replay"
     if command == "compile" and (comp.cfg.get("mlir") or {}).get("plan_dir"):
         reads = ("mlir",)
         why = (
@@ -300,6 +306,11 @@ def check_overrides(command: str, comp: Composition) -> None:
             top = key.replace("/", ".").split(".")[0]
             home = _HOME.get(top)
             where = f" It is read by `{home}`." if home and home != f"hetopt {command}" else ""
+            if command == "fleet" and top == "replay":
+                where = (
+                    " It is read by `hetopt replay`, and by `hetopt fleet` with "
+                    "fleet.replay=true (which replays the fleet plan)."
+                )
             raise InputError(
                 f"hetopt {command} does not use {raw!r} (key '{key}'), so it "
                 f"would be ignored: {why}.{where} Remove it (`hetopt {command} "

@@ -152,6 +152,7 @@ class FleetSchema:
     baselines: typing.List[str] = dataclasses.field(  # noqa: UP006
         default_factory=lambda: ["greedy", "heft", "homogeneous"]
     )
+    replay: bool = False  # also replay the plan's traffic (the replay group's settings)
 
 
 @dataclasses.dataclass

@@ -73,6 +73,10 @@ class FleetProblem:
     opt_fleet_key
         Per tenant, the fleet LLM pool of each option (-1: none); its load and capacity are
         the tenant's ``opt_key_load`` and ``opt_key_dim``.
+    tenant_graphs, tenant_tables
+        Per tenant, the decomposed graph and the cost-table frame its problem was built from
+        (``opt_row`` indexes the frame), kept by :func:`build_fleet_problem` for the replay
+        (:mod:`hetopt.replay.fleet`); empty for fleets assembled by hand.
     """
 
     name: str
@@ -92,6 +96,8 @@ class FleetProblem:
     key_device: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     key_devices_per_replica: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     opt_fleet_key: tuple[np.ndarray, ...] = ()
+    tenant_graphs: tuple[OperatorGraph, ...] = field(default=(), repr=False, compare=False)
+    tenant_tables: tuple[pd.DataFrame, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.opt_fleet_key:
@@ -256,8 +262,14 @@ def build_fleet_problem(
     check_inventory(inventory)
     check_inventory_names(inventory, devices)
     usable = {d: mem.get(d, math.inf) * (1.0 - costs.memory_reserve_fraction) for d in devices}
-    return fleet_from_problems(
+    fp = fleet_from_problems(
         problems, name=fleet.name, inventory=inventory, mem_bytes=usable, templates=templates
+    )
+    # What the replay needs besides the problems (tenants of a template share one of each).
+    return replace(
+        fp,
+        tenant_graphs=tuple(graphs[key] for key in templates),
+        tenant_tables=tuple(tables[tkey].frame for tkey in table_of),
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import networkx as nx
 import numpy as np
@@ -327,6 +327,14 @@ def unroll(g: PathGraph, decide: Decide) -> RequestPath:
         latency for this path and the number of loop passes taken.
     """
     return _Unrolling(g, decide).walk()
+
+
+class Sampler(Protocol):
+    """What the simulation draws each request's path from (:class:`PathSampler`, or a fleet's
+    sampler that first picks the tenant, :mod:`hetopt.replay.fleet`)."""
+
+    def sample(self, rng: np.random.Generator) -> RequestPath:
+        """A request's unrolled path, drawn with ``rng``."""
 
 
 class PathSampler:

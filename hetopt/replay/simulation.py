@@ -31,7 +31,7 @@ import simpy
 
 from hetopt.replay.config import ReplayConfig
 from hetopt.replay.control import DROP_QUEUE, FailureSpec, ReplicaPool
-from hetopt.replay.paths import Dep, PathSampler
+from hetopt.replay.paths import Dep, Sampler
 from hetopt.replay.pools import FcfsPool, OpSpec, PoolSpec
 
 Progress = Callable[[str], None]
@@ -94,7 +94,8 @@ class Simulation:
     link_capacities
         Links per link pool.
     sampler
-        Draws each request's path.
+        Draws each request's path; :meth:`request` draws it and appends the request's row to
+        ``records.requests`` in one step, so the ``k``-th draw is the ``k``-th row.
     arrivals
         Request arrival times, non-decreasing.
     rng
@@ -110,7 +111,7 @@ class Simulation:
         ops: Sequence[OpSpec],
         pools: Sequence[PoolSpec],
         link_capacities: Sequence[int],
-        sampler: PathSampler,
+        sampler: Sampler,
         arrivals: np.ndarray,
         rng: np.random.Generator,
         progress: Progress | None = None,
@@ -284,6 +285,8 @@ class Simulation:
     def request(self, rid: int) -> Process:
         """Request ``rid``: walk its path, then record how it ended."""
         env = self.env
+        # No yield between the draw and the row: a sampler may pair its k-th draw with the
+        # k-th row of records.requests (the fleet replay's tenant of each request).
         path = self.sampler.sample(self.rng)
         arrived_at = float(env.now)
         st = _State(arrived_at)
