@@ -21,6 +21,11 @@ interchangeable replicas: a **shared LLM pool** (index set ``K``, ``key_*`` arra
 calls of one model and their phases round up once, together, instead of each on its own. A key
 only one operator can use stays a constant ``opt_dedicated``, so a workload without shared keys
 builds exactly the problem it built before shared pools.
+
+Why one module: the problem's arrays, the sizing rule every consumer shares
+(:func:`replicas_for_load`) and the prunings that decide which options reach the arrays are
+one contract. A pruning is valid only against the exact cost and latency the arrays encode,
+and its proof reads them; split apart, a change to one could silently void the other.
 """
 
 from __future__ import annotations

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from hetopt.cli.main import main
+from hetopt.costs.table import CostParams
 from hetopt.errors import InputError
 from hetopt.fleet.generator import (
     binding_inventory,
@@ -156,22 +158,30 @@ def test_hetopt_fleet_bad_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 2 and str(bad) in err and "unknown key(s) ['rate']" in err
 
 
-@pytest.mark.parametrize("override", ["costs.llm_pools=model", "costs.aggregated=true"])
-def test_fleet_refuses_llm_pool_settings_it_cannot_honour(
-    override: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Fleets give each tenant's LLM operators their own replicas: a shared-pool setting is
-    refused with exit 2, not ignored, and nothing is written."""
-    assert main(["fleet", override, f"hydra.run.dir={tmp_path / 'run'}"]) == 2
-    err = capsys.readouterr()
-    assert "is for single-agent plans" in err.out + err.err
-    assert not (tmp_path / "run" / "fleet_plan.json").exists()
+def test_fleet_honours_llm_pool_settings(tmp_path: Path) -> None:
+    """``costs.llm_pools=model`` reaches the fleet: the research tenant's two calls of
+    llama-3-8b share replicas, written to llm_pools.csv and counted in fleet_plan.json."""
+    run = tmp_path / "run"
+    assert (
+        main(["fleet", "costs.llm_pools=model", "fleet.baselines=[]", f"hydra.run.dir={run}"]) == 0
+    )
+    info = json.loads((run / "fleet_plan.json").read_text())
+    assert info["verified"] and info["llm_pools"] >= 1
+    pools = pd.read_csv(run / "llm_pools.csv")
+    assert (pools["members"].str.count(";") >= 1).any()
+    placed = pd.read_csv(run / "placement.csv", keep_default_na=False)
+    assert set(placed.loc[placed["llm_pool"] != "", "llm_pool"]) == set(pools["llm_pool"])
 
 
-def test_fleet_tenants_are_built_without_llm_pools() -> None:
-    """The default costs (llm_pools=buckets) build tenants as with llm_pools=off: no keys."""
+def test_fleet_tenants_pool_their_size_buckets() -> None:
+    """Under the default costs (llm_pools=buckets) one tenant's size buckets share keys, as in
+    a single-agent plan; llm_pools=off builds none."""
     fleet = fleet_from_dict(
         {"name": "two", "tenants": [{"name": "a", "workload": "mixed_sizes"}]}, "test"
     )
     fp = build_fleet_problem(fleet, HardwareSpec(devices=("L4", "H100")))
-    assert all(p.n_keys == 0 for p in fp.tenants)
+    assert fp.n_keys > 0 and fp.tenants[0].n_keys == fp.n_keys
+    off = build_fleet_problem(
+        fleet, HardwareSpec(devices=("L4", "H100")), CostParams(llm_pools="off")
+    )
+    assert off.n_keys == 0 and all(p.n_keys == 0 for p in off.tenants)
