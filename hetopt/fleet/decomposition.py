@@ -1,8 +1,9 @@
 """Lagrangian decomposition of the fleet: per-tenant subproblems coupled by shared pools.
 
 Relaxing the fleet's coupling rows (inventory with multipliers ``mu_j >= 0``; shared pools
-priced at their load, without the ceiling and the one-device minimum; shared footprints)
-leaves one independent single-agent problem per tenant, in which a device of type ``j`` costs
+priced at their load, without the ceiling and the one-device minimum; shared LLM pools priced
+at their load too, without the ceiling, see :func:`key_weights`; shared footprints) leaves one
+independent single-agent problem per tenant, in which a device of type ``j`` costs
 ``c_j + mu_j`` per hour. Identical tenants share one subproblem. For any ``mu``
 
     LB(mu) = sum_t bound_t(mu) - sum_j mu_j inventory_j  <=  fleet optimum,
@@ -10,13 +11,15 @@ leaves one independent single-agent problem per tenant, in which a device of typ
 using each subproblem's *proven* bound, so the bound stays valid when a subproblem stops early.
 Subgradient steps (Polyak) on ``mu`` raise it. Every subproblem solution is kept as a column;
 each round, a restricted master MIP picks one column per tenant under the exact coupling (pool
-ceilings, one-device minimum, inventory, footprints), which gives a feasible fleet plan and the
+ceilings, one-device minimum, integer LLM replicas, inventory, footprints), which gives a
+feasible fleet plan and the
 upper bound (the master lives in :mod:`hetopt.fleet.master`). The solve stops when
 ``(UB - LB) / UB <= gap_rel`` or at the time limit.
 
 Why it wins at scale: the subproblems are small and solved to optimality, so their sum is a
-much stronger bound than the LP relaxation of the monolithic model (pool rounding is the only
-slack), and the master only chooses among a few plans per tenant.
+much stronger bound than the LP relaxation of the monolithic model (the rounding of shared
+pools and shared LLM pools is the only slack: at most one device per pool and one replica
+per shared LLM pool), and the master only chooses among a few plans per tenant.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.master import Column, column, master_prices, solve_master
 from hetopt.fleet.problem import FleetProblem
+from hetopt.models.evaluate import KEY_DIMS
 from hetopt.problem import PlacementProblem
 from hetopt.solvers import solve
 from hetopt.solvers.base import (
@@ -38,6 +42,7 @@ from hetopt.solvers.base import (
     Deadline,
     OnProgress,
     SolveProgress,
+    SolveResult,
     SolverOptions,
     SolveStatus,
 )
@@ -71,17 +76,108 @@ class DecompositionResult:
     infeasible_tenant: str | None = None
 
 
-def priced(p: PlacementProblem, price_usd_per_h: np.ndarray) -> PlacementProblem:
-    """The tenant's relaxed subproblem: devices at ``price``, pooled load paid linearly."""
+def priced(
+    p: PlacementProblem,
+    price_usd_per_h: np.ndarray,
+    opt_key_usd_per_h: np.ndarray | None = None,
+) -> PlacementProblem:
+    """The tenant's relaxed subproblem: devices at ``price``, pooled load paid linearly.
+
+    Parameters
+    ----------
+    p
+        The tenant's problem.
+    price_usd_per_h
+        Hourly price of each device type (list price plus the inventory multiplier).
+    opt_key_usd_per_h
+        Per option, what its load on a shared LLM pool of the fleet pays
+        (:func:`fluid_key_usd_per_h`); None: no option is on one.
+
+    Returns
+    -------
+    PlacementProblem
+        The tenant's own shared LLM pools are gone (``opt_key`` -1, no ``key_*``): the fleet's
+        pools are coupling rows, relaxed into ``opt_key_usd_per_h``, so the single-agent solver
+        must not size replicas of its own for them (their ``opt_dedicated`` is 0).
+    """
+    direct = p.opt_direct_usd_per_h + p.opt_pool_load * price_usd_per_h[p.opt_device]
+    if opt_key_usd_per_h is not None:
+        direct = direct + opt_key_usd_per_h
     return replace(
         p,
         device_cost_usd_per_h=price_usd_per_h,
-        opt_direct_usd_per_h=p.opt_direct_usd_per_h
-        + p.opt_pool_load * price_usd_per_h[p.opt_device],
+        opt_direct_usd_per_h=direct,
         opt_pool_load=np.zeros_like(p.opt_pool_load),
         opt_pooled=np.zeros_like(p.opt_pooled),
         opt_pool_mem_bytes=np.zeros_like(p.opt_pool_mem_bytes),
+        key_names=(),
+        key_device=np.zeros(0, dtype=int),
+        key_devices_per_replica=np.zeros(0, dtype=int),
+        opt_key=np.full(p.n_options, -1, dtype=int),
     )
+
+
+def key_weights(fp: FleetProblem, start: Choices | None = None) -> np.ndarray:
+    """How the subproblems split each shared LLM pool's replica price over its capacities.
+
+    A pool of ``m_k`` replicas covers the fleet's load on each capacity ``d``, so for weights
+    ``w_kd >= 0`` with ``sum_d w_kd = 1``
+
+        m_k  >=  max_d L_kd  >=  sum_d w_kd L_kd  =  sum_t sum_d w_kd L_tkd,
+
+    which is separable by tenant: an option of load ``l`` on capacity ``d`` of pool ``k`` pays
+    ``w_kd dpr_k (c_j + mu_j) l`` in its subproblem and ``LB(mu)`` stays a lower bound for any
+    such weights. Weight 1 on *every* capacity would charge ``sum_d L_kd``, which exceeds
+    ``max_d L_kd`` once both capacities carry load (aggregated serving), so it is not a bound.
+    The weights are fixed for a whole run (the subproblems' prices move only with ``mu``).
+
+    A pool whose options all load one capacity puts weight 1 on it (the exact fluid cost). A
+    pool with both: weight 1 on the busier capacity of ``start`` (the plan the run starts
+    from, whose busiest capacity is likely the optimum's), else half on each.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[key, dim]`` weights, each row summing to 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hetopt.fleet.problem import fleet_from_problems
+    >>> from hetopt.testing import Opt, tiny_problem
+    >>> ops = {"prefill": [Opt("G", 0.1, key="g", load=0.2, dim="chunk")],
+    ...        "decode": [Opt("G", 0.1, key="g", load=0.7)]}
+    >>> fp = fleet_from_problems([tiny_problem(ops, {"G": 10.0})])
+    >>> key_weights(fp).tolist(), key_weights(fp, ((0, 1),)).tolist()
+    ([[0.5, 0.5]], [[1.0, 0.0]])
+    """
+    used = np.zeros((fp.n_keys, KEY_DIMS), dtype=bool)
+    for p, fk in zip(fp.tenants, fp.opt_fleet_key, strict=True):
+        on = fk >= 0
+        used[fk[on], p.opt_key_dim[on]] = True  # type: ignore[index]
+    weight = used / np.maximum(used.sum(axis=1, keepdims=True), 1)
+    if start is not None:
+        load = evaluate_fleet(fp, start).key_load
+        both = used.all(axis=1) & (load.max(axis=1, initial=0.0) > 0)
+        weight[both] = np.eye(KEY_DIMS)[load[both].argmax(axis=1)]
+    return weight
+
+
+def fluid_key_usd_per_h(
+    fp: FleetProblem, t: int, price_usd_per_h: np.ndarray, weight: np.ndarray
+) -> np.ndarray:
+    """What each of tenant ``t``'s options pays in its subproblem for its load on the fleet's
+    shared LLM pools: ``w_kd dpr_k price_j load`` (:func:`key_weights`), 0 off the pools."""
+    p = fp.tenants[t]
+    key = fp.opt_fleet_key[t]
+    on = key >= 0
+    out = np.zeros(p.n_options)
+    k = key[on]
+    replica_usd_per_h = fp.key_devices_per_replica[k] * price_usd_per_h[fp.key_device[k]]
+    out[on] = (
+        replica_usd_per_h * weight[k, p.opt_key_dim[on]] * p.opt_key_load[on]  # type: ignore[index]
+    )
+    return out
 
 
 def solve_decomposed(
@@ -142,7 +238,7 @@ def solve_decomposed(
     """
     t0 = time.perf_counter()
     deadline = deadline_s if deadline_s is not None else t0 + options.time_limit_s
-    run = ColumnGeneration(fp, options, deadline)
+    run = ColumnGeneration(fp, options, deadline, key_weights(fp, start))
     if start is not None:
         run.seed(start)
     prices = _Prices(np.zeros(fp.n_devices), best_mu=np.zeros(fp.n_devices))
@@ -206,10 +302,20 @@ class ColumnGeneration:
         The run's solver options (subproblems solve with one thread to a tight gap).
     deadline
         ``time.perf_counter()`` value at which to stop.
+    key_weight
+        How subproblems price the shared LLM pools' capacities (:func:`key_weights`; default
+        from no start plan).
     """
 
-    def __init__(self, fp: FleetProblem, options: SolverOptions, deadline: float) -> None:
+    def __init__(
+        self,
+        fp: FleetProblem,
+        options: SolverOptions,
+        deadline: float,
+        key_weight: np.ndarray | None = None,
+    ) -> None:
         self.fp, self.options, self.deadline = fp, options, deadline
+        self.key_weight = key_weights(fp) if key_weight is None else key_weight
         self.sub_options = replace(options, threads=1, gap_rel=min(options.gap_rel, 1e-6))
         self.sub_cap_s = max(1.0, options.time_limit_s / 4)
         self.classes = [int(c) for c in np.unique(fp.tenant_class)]
@@ -247,6 +353,27 @@ class ColumnGeneration:
         """The column of class ``c``'s plan this round."""
         return next(col for col in self.columns[c] if col.choice == self.current[c][0])
 
+    def relaxed_use(self, col: Column) -> np.ndarray:
+        """Devices per type that ``col`` uses in the relaxation its subproblem solved:
+        dedicated, pooled load, and its weighted load on shared LLM pools
+        (``dpr_k sum_d w_kd L_kd``), each at its fluid size."""
+        fp = self.fp
+        replicas = (col.key_load * self.key_weight).sum(axis=1)
+        keys = np.bincount(
+            fp.key_device, weights=replicas * fp.key_devices_per_replica, minlength=fp.n_devices
+        )
+        return col.dedicated + col.load + keys
+
+    def subproblem(self, c: int, price: np.ndarray, keep: np.ndarray | None = None) -> SolveResult:
+        """Solve class ``c``'s subproblem at ``price`` (only its options in ``keep``)."""
+        t = self.rep[c]
+        p = self.fp.tenants[t]
+        fluid = fluid_key_usd_per_h(self.fp, t, price, self.key_weight)
+        if keep is not None:
+            p, fluid = p.restrict(keep), fluid[keep]
+        self.subproblems += 1
+        return solve(priced(p, price, fluid), self.sub_options, deadline=self.until(self.sub_cap_s))
+
     def seed(self, start: Choices) -> None:
         """Take a feasible ``start`` as the incumbent and its plans as the first columns."""
         ev = evaluate_fleet(self.fp, start)
@@ -270,12 +397,7 @@ class ColumnGeneration:
                 break
             if self._still_optimal(c, prices):
                 continue
-            res = solve(
-                priced(fp.tenants[self.rep[c]], price),
-                self.sub_options,
-                deadline=self.until(self.sub_cap_s),
-            )
-            self.subproblems += 1
+            res = self.subproblem(c, price)
             if not res.has_solution:
                 if res.status is SolveStatus.INFEASIBLE:
                     return fp.tenant_names[self.rep[c]]
@@ -292,8 +414,7 @@ class ColumnGeneration:
         dearer since its last solve."""
         if c not in self.current or prices.prev_mu is None:
             return False
-        col = self.currentcolumn(c)
-        used = (col.dedicated > 0) | (col.load > 0)
+        used = self.relaxed_use(self.currentcolumn(c)) > 0
         dmu = prices.mu - prices.prev_mu
         return not (dmu < -1e-12).any() and not (used & (np.abs(dmu) > 1e-12)).any()
 
@@ -304,20 +425,14 @@ class ColumnGeneration:
         for c in self.classes:
             if c not in self.current or time.perf_counter() >= self.deadline:
                 continue
-            col = self.currentcolumn(c)
-            scarce = self.finite & ((col.dedicated > 0) | (col.load > 0))
+            scarce = self.finite & (self.relaxed_use(self.currentcolumn(c)) > 0)
             if not scarce.any():
                 continue
             p = fp.tenants[self.rep[c]]
             keep = ~scarce[p.opt_device]
             if not all(keep[p.opt_op == i].any() for i in range(p.n_ops)):
                 continue
-            alt = solve(
-                priced(p.restrict(keep), price),
-                self.sub_options,
-                deadline=self.until(self.sub_cap_s),
-            )
-            self.subproblems += 1
+            alt = self.subproblem(c, price, keep)
             if alt.choice is not None:
                 kept = np.flatnonzero(keep)
                 self.addcolumn(c, tuple(int(kept[o]) for o in alt.choice))
@@ -386,8 +501,7 @@ class ColumnGeneration:
         usage = np.zeros(self.fp.n_devices)
         for c in self.classes:
             if c in self.current:
-                col = self.currentcolumn(c)
-                usage += self.count[c] * (col.dedicated + col.load)
+                usage += self.count[c] * self.relaxed_use(self.currentcolumn(c))
         g = np.where(self.finite, usage - self.inventory, 0.0)
         g = np.where((mu <= 0) & (g < 0), 0.0, g)
         if not (np.abs(g) > 1e-9).any():
