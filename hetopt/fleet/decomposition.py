@@ -2,7 +2,7 @@
 
 Relaxing the fleet's coupling rows (inventory with multipliers ``mu_j >= 0``; shared pools
 priced at their load, without the ceiling and the one-device minimum; shared LLM pools priced
-at their load too, without the ceiling, see :func:`key_weights`; shared footprints) leaves one
+at their load and their users' ceilings, see :class:`KeySplit`; shared footprints) leaves one
 independent single-agent problem per tenant, in which a device of type ``j`` costs
 ``c_j + mu_j`` per hour. Identical tenants share one subproblem. For any ``mu``
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -35,7 +35,7 @@ from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.master import Column, column, master_prices, solve_master
 from hetopt.fleet.problem import FleetProblem
 from hetopt.models.evaluate import KEY_DIMS
-from hetopt.problem import PlacementProblem
+from hetopt.problem import PlacementProblem, replicas_for_load
 from hetopt.solvers import solve
 from hetopt.solvers.base import (
     MIN_SOLVE_SLICE_S,
@@ -91,7 +91,7 @@ def priced(
         Hourly price of each device type (list price plus the inventory multiplier).
     opt_key_usd_per_h
         Per option, what its load on a shared LLM pool of the fleet pays
-        (:func:`fluid_key_usd_per_h`); None: no option is on one.
+        (:meth:`KeySplit.option_usd_per_h`); None: no option is on one.
 
     Returns
     -------
@@ -117,67 +117,126 @@ def priced(
     )
 
 
-def key_weights(fp: FleetProblem, start: Choices | None = None) -> np.ndarray:
-    """How the subproblems split each shared LLM pool's replica price over its capacities.
+@dataclass(frozen=True)
+class KeySplit:
+    """How the subproblems share each shared LLM pool's replica price (the pool is relaxed).
 
-    A pool of ``m_k`` replicas covers the fleet's load on each capacity ``d``, so for weights
-    ``w_kd >= 0`` with ``sum_d w_kd = 1``
+    Pool ``k`` holds integer ``m_k`` replicas at ``c'_k = dpr_k (c_j + mu_j)`` each, with
+    ``m_k >= L_kd`` on each capacity ``d`` and ``m_k >= sum_{o of i} ceil(load_o) x_o`` for
+    every (tenant, operator) ``i`` that can use it (valid: one option per operator, integer
+    ``m_k``). Dualising these rows with ``pi_kd = alpha_k w_kd c'_k`` and ``sigma_ik`` such that
+    ``sum_d pi_kd + sum_i sigma_ik = c'_k`` (``w_kd >= 0``, ``sum_d w_kd = 1``) cancels
+    ``m_k`` and leaves, per tenant option ``o`` of load ``l`` on capacity ``d`` of ``k``,
 
-        m_k  >=  max_d L_kd  >=  sum_d w_kd L_kd  =  sum_t sum_d w_kd L_tkd,
+        c'_k (alpha_k w_kd l + share_o ceil(l)),   share_o = sigma_ik / c'_k,
 
-    which is separable by tenant: an option of load ``l`` on capacity ``d`` of pool ``k`` pays
-    ``w_kd dpr_k (c_j + mu_j) l`` in its subproblem and ``LB(mu)`` stays a lower bound for any
-    such weights. Weight 1 on *every* capacity would charge ``sum_d L_kd``, which exceeds
-    ``max_d L_kd`` once both capacities carry load (aggregated serving), so it is not a bound.
-    The weights are fixed for a whole run (the subproblems' prices move only with ``mu``).
+    so ``LB(mu)`` stays a lower bound for *any* such split. Weight 1 on *every* capacity would
+    charge ``sum_d L_kd``, which exceeds ``max_d L_kd`` once both capacities carry load
+    (aggregated serving): not a bound.
 
-    A pool whose options all load one capacity puts weight 1 on it (the exact fluid cost). A
-    pool with both: weight 1 on the busier capacity of ``start`` (the plan the run starts
-    from, whose busiest capacity is likely the optimum's), else half on each.
+    The split is fixed for a run (prices then move only with ``mu``), from the plan it starts
+    from: ``w`` is 1 on a pool's only capacity, else on ``start``'s busier one (half each without
+    a start); a pool ``start`` does not use is paid fluidly (``alpha = 1``); a used pool shares
+    ``sigma`` equally among its users' operators (all tenants of their class) and takes the
+    ``alpha`` at which ``start``'s load ``L`` is charged exactly ``ceil(L)``,
+    ``alpha L + (1 - alpha) F = ceil(L)`` with ``F`` the users' mean ceiling (clipped to
+    ``[0, 1]``): a lightly loaded pool (``L <= 1``) is then paid as one replica shared by its
+    users, a busy one fluidly.
 
-    Returns
-    -------
-    numpy.ndarray
-        ``[key, dim]`` weights, each row summing to 1.
+    Attributes
+    ----------
+    weight
+        ``[key, dim]``: ``alpha_k w_kd``.
+    share
+        Per tenant, ``share_o`` of each option (0 off the shared pools).
+    """
+
+    weight: np.ndarray
+    share: tuple[np.ndarray, ...]
+
+    def replicas(self, fp: FleetProblem, t: int, choice: Sequence[int]) -> np.ndarray:
+        """Replicas per shared LLM pool that tenant ``t``'s ``choice`` pays in the relaxation."""
+        p, c = fp.tenants[t], np.asarray(choice, dtype=int)
+        key = fp.opt_fleet_key[t][c]
+        on = key >= 0
+        load = p.opt_key_load[c][on]  # type: ignore[index]
+        fluid = self.weight[key[on], p.opt_key_dim[c][on]] * load  # type: ignore[index]
+        floor = self.share[t][c][on] * replicas_for_load(load)
+        return np.bincount(key[on], weights=fluid + floor, minlength=fp.n_keys)
+
+    def option_usd_per_h(
+        self, fp: FleetProblem, t: int, price_usd_per_h: np.ndarray
+    ) -> np.ndarray:
+        """What each of tenant ``t``'s options pays in its subproblem for the shared LLM pools
+        at ``price`` (0 off the pools)."""
+        p = fp.tenants[t]
+        key = fp.opt_fleet_key[t]
+        on = key >= 0
+        k = key[on]
+        load = p.opt_key_load[on]  # type: ignore[index]
+        replica_usd_per_h = fp.key_devices_per_replica[k] * price_usd_per_h[fp.key_device[k]]
+        out = np.zeros(p.n_options)
+        out[on] = replica_usd_per_h * (
+            self.weight[k, p.opt_key_dim[on]] * load  # type: ignore[index]
+            + self.share[t][on] * replicas_for_load(load)
+        )
+        return out
+
+
+def key_split(fp: FleetProblem, start: Choices | None = None) -> KeySplit:
+    """The split of :class:`KeySplit` for a run that starts from ``start``.
 
     Examples
     --------
-    >>> import numpy as np
+    Two tenants with 0.2 replicas of prefill and of decode each on one pool: with the start
+    plan the pool's single replica is shared as four equal ceilings (``alpha = 0``).
+
     >>> from hetopt.fleet.problem import fleet_from_problems
     >>> from hetopt.testing import Opt, tiny_problem
-    >>> ops = {"prefill": [Opt("G", 0.1, key="g", load=0.2, dim="chunk")],
-    ...        "decode": [Opt("G", 0.1, key="g", load=0.7)]}
-    >>> fp = fleet_from_problems([tiny_problem(ops, {"G": 10.0})])
-    >>> key_weights(fp).tolist(), key_weights(fp, ((0, 1),)).tolist()
-    ([[0.5, 0.5]], [[1.0, 0.0]])
+    >>> ops = {"prefill": [Opt("G", 0.1, key="g", load=0.2)],
+    ...        "decode": [Opt("G", 0.1, key="g", load=0.2)]}
+    >>> fp = fleet_from_problems([tiny_problem(ops, {"G": 10.0}, name=n) for n in "ab"])
+    >>> key_split(fp).weight.tolist(), key_split(fp).share[0].tolist()
+    ([[1.0, 0.0]], [0.0, 0.0])
+    >>> split = key_split(fp, ((0, 1), (0, 1)))
+    >>> split.weight.tolist(), split.share[0].tolist()
+    ([[0.0, 0.0]], [0.25, 0.25])
     """
     used = np.zeros((fp.n_keys, KEY_DIMS), dtype=bool)
     for p, fk in zip(fp.tenants, fp.opt_fleet_key, strict=True):
         on = fk >= 0
         used[fk[on], p.opt_key_dim[on]] = True  # type: ignore[index]
     weight = used / np.maximum(used.sum(axis=1, keepdims=True), 1)
-    if start is not None:
-        load = evaluate_fleet(fp, start).key_load
-        both = used.all(axis=1) & (load.max(axis=1, initial=0.0) > 0)
-        weight[both] = np.eye(KEY_DIMS)[load[both].argmax(axis=1)]
-    return weight
-
-
-def fluid_key_usd_per_h(
-    fp: FleetProblem, t: int, price_usd_per_h: np.ndarray, weight: np.ndarray
-) -> np.ndarray:
-    """What each of tenant ``t``'s options pays in its subproblem for its load on the fleet's
-    shared LLM pools: ``w_kd dpr_k price_j load`` (:func:`key_weights`), 0 off the pools."""
-    p = fp.tenants[t]
-    key = fp.opt_fleet_key[t]
-    on = key >= 0
-    out = np.zeros(p.n_options)
-    k = key[on]
-    replica_usd_per_h = fp.key_devices_per_replica[k] * price_usd_per_h[fp.key_device[k]]
-    out[on] = (
-        replica_usd_per_h * weight[k, p.opt_key_dim[on]] * p.opt_key_load[on]  # type: ignore[index]
-    )
-    return out
+    share = tuple(np.zeros(p.n_options) for p in fp.tenants)
+    if start is None or not fp.n_keys:
+        return KeySplit(weight, share)
+    load = evaluate_fleet(fp, start).key_load
+    both = used.all(axis=1) & (load.max(axis=1, initial=0.0) > 0)
+    weight[both] = np.eye(KEY_DIMS)[load[both].argmax(axis=1)]
+    # users: (class, operator) pairs whose start option is on the pool, with their tenants
+    users: dict[int, set[tuple[int, int]]] = {}
+    ceilings = np.zeros(fp.n_keys)
+    for t, choice in enumerate(start):
+        p, c = fp.tenants[t], np.asarray(choice, dtype=int)
+        key = fp.opt_fleet_key[t][c]
+        for i in np.flatnonzero(key >= 0):
+            users.setdefault(int(key[i]), set()).add((int(fp.tenant_class[t]), int(i)))
+            ceilings[key[i]] += float(replicas_for_load(p.opt_key_load[c[i]]))  # type: ignore[index]
+    size = np.bincount(fp.tenant_class)
+    alpha = np.ones(fp.n_keys)
+    for k, pairs in users.items():
+        n_users = sum(int(size[cls]) for cls, _ in pairs)
+        busiest = float(load[k].max())
+        mean_ceiling = ceilings[k] / n_users
+        need = float(replicas_for_load(busiest))
+        if abs(busiest - mean_ceiling) > 1e-12:
+            alpha[k] = float(np.clip((need - mean_ceiling) / (busiest - mean_ceiling), 0.0, 1.0))
+        for t in range(fp.n_tenants):
+            for cls, i in pairs:
+                if fp.tenant_class[t] == cls:
+                    mine = (fp.tenants[t].opt_op == i) & (fp.opt_fleet_key[t] == k)
+                    share[t][mine] = (1.0 - alpha[k]) / n_users
+    return KeySplit(weight * alpha[:, None], share)
 
 
 def solve_decomposed(
@@ -238,9 +297,10 @@ def solve_decomposed(
     """
     t0 = time.perf_counter()
     deadline = deadline_s if deadline_s is not None else t0 + options.time_limit_s
-    run = ColumnGeneration(fp, options, deadline, key_weights(fp, start))
+    run = ColumnGeneration(fp, options, deadline, key_split(fp, start))
     if start is not None:
         run.seed(start)
+        run.split_from = run.best_choices
     prices = _Prices(np.zeros(fp.n_devices), best_mu=np.zeros(fp.n_devices))
     iteration = 0
     for iteration in range(1, max_iterations + 1):
@@ -269,9 +329,11 @@ def solve_decomposed(
             on_progress(
                 SolveProgress("decomposition", time.perf_counter() - t0, run.best_ub, run.best_lb)
             )
-        if gap <= options.gap_rel or not run.finite.any() or time.perf_counter() >= deadline:
+        moved = run.resplit()
+        if gap <= options.gap_rel or time.perf_counter() >= deadline:
             break
-        if not run.next_prices(prices, lb):
+        stepped = run.finite.any() and run.next_prices(prices, lb)
+        if not (stepped or moved):
             break
     return run.result(iteration)
 
@@ -302,9 +364,8 @@ class ColumnGeneration:
         The run's solver options (subproblems solve with one thread to a tight gap).
     deadline
         ``time.perf_counter()`` value at which to stop.
-    key_weight
-        How subproblems price the shared LLM pools' capacities (:func:`key_weights`; default
-        from no start plan).
+    split
+        How subproblems price the shared LLM pools (:func:`key_split`; default: fluidly).
     """
 
     def __init__(
@@ -312,10 +373,12 @@ class ColumnGeneration:
         fp: FleetProblem,
         options: SolverOptions,
         deadline: float,
-        key_weight: np.ndarray | None = None,
+        split: KeySplit | None = None,
     ) -> None:
         self.fp, self.options, self.deadline = fp, options, deadline
-        self.key_weight = key_weights(fp) if key_weight is None else key_weight
+        self.split = key_split(fp) if split is None else split
+        self.split_from: Choices | None = None  # the plan the split was taken from
+        self.split_moved = False  # the split changed since the last pricing round
         self.sub_options = replace(options, threads=1, gap_rel=min(options.gap_rel, 1e-6))
         self.sub_cap_s = max(1.0, options.time_limit_s / 4)
         self.classes = [int(c) for c in np.unique(fp.tenant_class)]
@@ -323,8 +386,10 @@ class ColumnGeneration:
         self.count = {c: int((fp.tenant_class == c).sum()) for c in self.classes}
         self.finite = np.isfinite(fp.device_inventory)
         # Without binding inventory or memory, the first round's plan needs no master re-solves.
-        self.coupled = bool(self.finite.any()) or any(
-            fp.memory_may_bind(j) for j in range(fp.n_devices)
+        self.coupled = (
+            bool(self.finite.any())
+            or fp.n_keys > 0
+            or any(fp.memory_may_bind(j) for j in range(fp.n_devices))
         )
         self.inventory = np.where(self.finite, fp.device_inventory, 0.0)
         self.columns: dict[int, list[Column]] = {c: [] for c in self.classes}
@@ -353,12 +418,12 @@ class ColumnGeneration:
         """The column of class ``c``'s plan this round."""
         return next(col for col in self.columns[c] if col.choice == self.current[c][0])
 
-    def relaxed_use(self, col: Column) -> np.ndarray:
-        """Devices per type that ``col`` uses in the relaxation its subproblem solved:
-        dedicated, pooled load, and its weighted load on shared LLM pools
-        (``dpr_k sum_d w_kd L_kd``), each at its fluid size."""
+    def relaxed_use(self, c: int, col: Column) -> np.ndarray:
+        """Devices per type that class ``c``'s ``col`` uses in the relaxation its subproblem
+        solved: dedicated, pooled load, and what it pays of shared LLM pools
+        (:meth:`KeySplit.replicas`), each at its fluid size."""
         fp = self.fp
-        replicas = (col.key_load * self.key_weight).sum(axis=1)
+        replicas = self.split.replicas(fp, self.rep[c], col.choice)
         keys = np.bincount(
             fp.key_device, weights=replicas * fp.key_devices_per_replica, minlength=fp.n_devices
         )
@@ -368,7 +433,7 @@ class ColumnGeneration:
         """Solve class ``c``'s subproblem at ``price`` (only its options in ``keep``)."""
         t = self.rep[c]
         p = self.fp.tenants[t]
-        fluid = fluid_key_usd_per_h(self.fp, t, price, self.key_weight)
+        fluid = self.split.option_usd_per_h(self.fp, t, price)
         if keep is not None:
             p, fluid = p.restrict(keep), fluid[keep]
         self.subproblems += 1
@@ -407,14 +472,15 @@ class ColumnGeneration:
             self.addcolumn(c, res.choice)
             bound = res.bound if math.isfinite(res.bound) else -math.inf
             self.current[c] = (res.choice, bound)
+        self.split_moved = False
         return None
 
     def _still_optimal(self, c: int, prices: _Prices) -> bool:
         """True when class ``c``'s last plan stays optimal: only devices it does not use got
         dearer since its last solve."""
-        if c not in self.current or prices.prev_mu is None:
+        if c not in self.current or prices.prev_mu is None or self.split_moved:
             return False
-        used = self.relaxed_use(self.currentcolumn(c)) > 0
+        used = self.relaxed_use(c, self.currentcolumn(c)) > 0
         dmu = prices.mu - prices.prev_mu
         return not (dmu < -1e-12).any() and not (used & (np.abs(dmu) > 1e-12)).any()
 
@@ -425,7 +491,7 @@ class ColumnGeneration:
         for c in self.classes:
             if c not in self.current or time.perf_counter() >= self.deadline:
                 continue
-            scarce = self.finite & (self.relaxed_use(self.currentcolumn(c)) > 0)
+            scarce = self.finite & (self.relaxed_use(c, self.currentcolumn(c)) > 0)
             if not scarce.any():
                 continue
             p = fp.tenants[self.rep[c]]
@@ -467,6 +533,19 @@ class ColumnGeneration:
                 if ev.feasible and ev.objective_usd_per_h < self.best_ub - 1e-9:
                     self.best_ub, self.best_choices = ev.objective_usd_per_h, master
 
+    def resplit(self) -> bool:
+        """Take the shared LLM pools' split (:func:`key_split`) from the incumbent when it has
+        changed since the split was last taken; True when the split moved (any split gives a
+        valid bound, so the best bound so far stands)."""
+        if not self.fp.n_keys or self.best_choices is None:
+            return False
+        if self.best_choices == self.split_from:
+            return False
+        self.split = key_split(self.fp, self.best_choices)
+        self.split_from = self.best_choices
+        self.split_moved = True
+        return True
+
     def gap(self) -> float:
         """Relative gap between the incumbent and the best bound."""
         return (self.best_ub - self.best_lb) / max(abs(self.best_ub), 1e-9)
@@ -501,7 +580,7 @@ class ColumnGeneration:
         usage = np.zeros(self.fp.n_devices)
         for c in self.classes:
             if c in self.current:
-                usage += self.count[c] * self.relaxed_use(self.currentcolumn(c))
+                usage += self.count[c] * self.relaxed_use(c, self.currentcolumn(c))
         g = np.where(self.finite, usage - self.inventory, 0.0)
         g = np.where((mu <= 0) & (g < 0), 0.0, g)
         if not (np.abs(g) > 1e-9).any():
