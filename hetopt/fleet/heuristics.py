@@ -210,14 +210,20 @@ class KeyLoad:
     def marginal_usd_per_h(self, t: int, extra: np.ndarray | None = None) -> np.ndarray:
         """Per option of tenant ``t``: ``key_usd (ceil(L_k + load) - ceil(L_k))``."""
         key = self.fp.opt_fleet_key[t]
-        usd = np.where(key >= 0, self.replica_usd_per_h[np.maximum(key, 0)], 0.0)
-        return usd * self.added_replicas(t, extra)
+        return _per_option(key, self.replica_usd_per_h) * self.added_replicas(t, extra)
 
     def fluid_usd_per_h(self, t: int) -> np.ndarray:
         """Per option of tenant ``t``: its load at the replica's price (no rounding)."""
         p, key = self.fp.tenants[t], self.fp.opt_fleet_key[t]
-        usd = np.where(key >= 0, self.replica_usd_per_h[np.maximum(key, 0)], 0.0)
-        return usd * p.opt_key_load  # type: ignore[operator]
+        return _per_option(key, self.replica_usd_per_h) * p.opt_key_load  # type: ignore[operator]
+
+
+def _per_option(key: np.ndarray, per_key: np.ndarray) -> np.ndarray:
+    """``per_key`` of each option's shared LLM pool (0 off the pools)."""
+    out = np.zeros(len(key))
+    on = key >= 0
+    out[on] = per_key[key[on]]
+    return out
 
 
 @dataclass(frozen=True)
@@ -435,10 +441,8 @@ class _Placed:
         a pool grown by their load, the replicas they add to a shared LLM pool."""
         p = fp.tenants[t]
         free = (fp.device_inventory - self.taken())[p.opt_device]
-        held = self.keys.added_replicas(t) * np.where(
-            fp.opt_fleet_key[t] >= 0,
-            fp.key_devices_per_replica[np.maximum(fp.opt_fleet_key[t], 0)],
-            0,
+        held = self.keys.added_replicas(t) * _per_option(
+            fp.opt_fleet_key[t], fp.key_devices_per_replica
         )
         pool_after = np.maximum(np.ceil(self.load[p.opt_device] + p.opt_pool_load - 1e-9), 1.0)
         others = (self.dedicated + self.keys.devices())[p.opt_device]
