@@ -164,9 +164,7 @@ class KeySplit:
         floor = self.share[t][c][on] * replicas_for_load(load)
         return np.bincount(key[on], weights=fluid + floor, minlength=fp.n_keys)
 
-    def option_usd_per_h(
-        self, fp: FleetProblem, t: int, price_usd_per_h: np.ndarray
-    ) -> np.ndarray:
+    def option_usd_per_h(self, fp: FleetProblem, t: int, price_usd_per_h: np.ndarray) -> np.ndarray:
         """What each of tenant ``t``'s options pays in its subproblem for the shared LLM pools
         at ``price`` (0 off the pools)."""
         p = fp.tenants[t]
@@ -225,16 +223,16 @@ def key_split(fp: FleetProblem, start: Choices | None = None) -> KeySplit:
     size = np.bincount(fp.tenant_class)
     alpha = np.ones(fp.n_keys)
     for k, pairs in users.items():
-        n_users = sum(int(size[cls]) for cls, _ in pairs)
+        n_users = int(sum(int(size[cls]) for cls, _ in pairs))
         busiest = float(load[k].max())
         mean_ceiling = ceilings[k] / n_users
         need = float(replicas_for_load(busiest))
         if abs(busiest - mean_ceiling) > 1e-12:
             alpha[k] = float(np.clip((need - mean_ceiling) / (busiest - mean_ceiling), 0.0, 1.0))
         for t in range(fp.n_tenants):
-            for cls, i in pairs:
+            for cls, op in pairs:
                 if fp.tenant_class[t] == cls:
-                    mine = (fp.tenants[t].opt_op == i) & (fp.opt_fleet_key[t] == k)
+                    mine = (fp.tenants[t].opt_op == op) & (fp.opt_fleet_key[t] == k)
                     share[t][mine] = (1.0 - alpha[k]) / n_users
     return KeySplit(weight * alpha[:, None], share)
 

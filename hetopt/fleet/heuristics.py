@@ -215,7 +215,7 @@ class KeyLoad:
     def fluid_usd_per_h(self, t: int) -> np.ndarray:
         """Per option of tenant ``t``: its load at the replica's price (no rounding)."""
         p, key = self.fp.tenants[t], self.fp.opt_fleet_key[t]
-        return _per_option(key, self.replica_usd_per_h) * p.opt_key_load  # type: ignore[operator]
+        return _per_option(key, self.replica_usd_per_h) * p.opt_key_load
 
 
 def _per_option(key: np.ndarray, per_key: np.ndarray) -> np.ndarray:

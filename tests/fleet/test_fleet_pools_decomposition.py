@@ -39,9 +39,7 @@ def _verified(fp: FleetProblem, choices: object) -> None:
         fp,
         choices,  # type: ignore[arg-type]
         objective_usd_per_h=ev.objective_usd_per_h,
-        llm_pool_counts={
-            n: int(c) for n, c in zip(fp.key_names, ev.key_counts, strict=True) if c
-        },
+        llm_pool_counts={n: int(c) for n, c in zip(fp.key_names, ev.key_counts, strict=True) if c},
     )
     assert problems == (), problems
 
