@@ -20,6 +20,10 @@ Why it wins at scale: the subproblems are small and solved to optimality, so the
 much stronger bound than the LP relaxation of the monolithic model (the rounding of shared
 pools and shared LLM pools is the only slack: at most one device per pool and one replica
 per shared LLM pool), and the master only chooses among a few plans per tenant.
+
+Why one module: the Lagrangian bound, the subproblems' prices (``priced``, :class:`KeySplit`)
+and the round loop must agree on one relaxation; split apart, a change to how a shared pool is
+relaxed could reach the subproblems but not the bound's device use (``relaxed_use``).
 """
 
 from __future__ import annotations

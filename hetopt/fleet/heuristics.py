@@ -13,6 +13,10 @@
 * :func:`homogeneous` is the best plan that puts every tenant on one device type (each type
   solved exactly by the fleet MILP), the usual "buy one kind of accelerator" answer.
 * :func:`exhaustive` enumerates every assignment of a tiny fleet, the reference optimum.
+
+Why one module: the placers share one inventory and pool bookkeeping (``_Placed``,
+:class:`KeyLoad`) and one option pricing, so every baseline charges shared pools and shared
+LLM pools the same way.
 """
 
 from __future__ import annotations
