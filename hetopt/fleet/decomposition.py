@@ -232,7 +232,7 @@ def key_split(fp: FleetProblem, start: Choices | None = None) -> KeySplit:
         mean_ceiling = ceilings[k] / n_users
         need = float(replicas_for_load(busiest))
         if abs(busiest - mean_ceiling) > 1e-12:
-            alpha[k] = float(np.clip((need - mean_ceiling) / (busiest - mean_ceiling), 0.0, 1.0))
+            alpha[k] = max(0.0, min(1.0, (need - mean_ceiling) / (busiest - mean_ceiling)))
         for t in range(fp.n_tenants):
             for cls, op in pairs:
                 if fp.tenant_class[t] == cls:
