@@ -1,8 +1,9 @@
 """Lagrangian decomposition of the fleet: per-tenant subproblems coupled by shared pools.
 
 Relaxing the fleet's coupling rows (inventory with multipliers ``mu_j >= 0``; shared pools
-priced at their load, without the ceiling and the one-device minimum; shared footprints)
-leaves one independent single-agent problem per tenant, in which a device of type ``j`` costs
+priced at their load, without the ceiling and the one-device minimum; shared LLM pools priced
+at their load and their users' ceilings, see :class:`KeySplit`; shared footprints) leaves one
+independent single-agent problem per tenant, in which a device of type ``j`` costs
 ``c_j + mu_j`` per hour. Identical tenants share one subproblem. For any ``mu``
 
     LB(mu) = sum_t bound_t(mu) - sum_j mu_j inventory_j  <=  fleet optimum,
@@ -10,20 +11,26 @@ leaves one independent single-agent problem per tenant, in which a device of typ
 using each subproblem's *proven* bound, so the bound stays valid when a subproblem stops early.
 Subgradient steps (Polyak) on ``mu`` raise it. Every subproblem solution is kept as a column;
 each round, a restricted master MIP picks one column per tenant under the exact coupling (pool
-ceilings, one-device minimum, inventory, footprints), which gives a feasible fleet plan and the
+ceilings, one-device minimum, integer LLM replicas, inventory, footprints), which gives a
+feasible fleet plan and the
 upper bound (the master lives in :mod:`hetopt.fleet.master`). The solve stops when
 ``(UB - LB) / UB <= gap_rel`` or at the time limit.
 
 Why it wins at scale: the subproblems are small and solved to optimality, so their sum is a
-much stronger bound than the LP relaxation of the monolithic model (pool rounding is the only
-slack), and the master only chooses among a few plans per tenant.
+much stronger bound than the LP relaxation of the monolithic model (the rounding of shared
+pools and shared LLM pools is the only slack: at most one device per pool and one replica
+per shared LLM pool), and the master only chooses among a few plans per tenant.
+
+Why one module: the Lagrangian bound, the subproblems' prices (``priced``, :class:`KeySplit`)
+and the round loop must agree on one relaxation; split apart, a change to how a shared pool is
+relaxed could reach the subproblems but not the bound's device use (``relaxed_use``).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -31,13 +38,15 @@ import numpy as np
 from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.master import Column, column, master_prices, solve_master
 from hetopt.fleet.problem import FleetProblem
-from hetopt.problem import PlacementProblem
+from hetopt.models.evaluate import KEY_DIMS
+from hetopt.problem import PlacementProblem, replicas_for_load
 from hetopt.solvers import solve
 from hetopt.solvers.base import (
     MIN_SOLVE_SLICE_S,
     Deadline,
     OnProgress,
     SolveProgress,
+    SolveResult,
     SolverOptions,
     SolveStatus,
 )
@@ -71,17 +80,165 @@ class DecompositionResult:
     infeasible_tenant: str | None = None
 
 
-def priced(p: PlacementProblem, price_usd_per_h: np.ndarray) -> PlacementProblem:
-    """The tenant's relaxed subproblem: devices at ``price``, pooled load paid linearly."""
+def priced(
+    p: PlacementProblem,
+    price_usd_per_h: np.ndarray,
+    opt_key_usd_per_h: np.ndarray | None = None,
+) -> PlacementProblem:
+    """The tenant's relaxed subproblem: devices at ``price``, pooled load paid linearly.
+
+    Parameters
+    ----------
+    p
+        The tenant's problem.
+    price_usd_per_h
+        Hourly price of each device type (list price plus the inventory multiplier).
+    opt_key_usd_per_h
+        Per option, what its load on a shared LLM pool of the fleet pays
+        (:meth:`KeySplit.option_usd_per_h`); None: no option is on one.
+
+    Returns
+    -------
+    PlacementProblem
+        The tenant's own shared LLM pools are gone (``opt_key`` -1, no ``key_*``): the fleet's
+        pools are coupling rows, relaxed into ``opt_key_usd_per_h``, so the single-agent solver
+        must not size replicas of its own for them (their ``opt_dedicated`` is 0).
+    """
+    direct = p.opt_direct_usd_per_h + p.opt_pool_load * price_usd_per_h[p.opt_device]
+    if opt_key_usd_per_h is not None:
+        direct = direct + opt_key_usd_per_h
     return replace(
         p,
         device_cost_usd_per_h=price_usd_per_h,
-        opt_direct_usd_per_h=p.opt_direct_usd_per_h
-        + p.opt_pool_load * price_usd_per_h[p.opt_device],
+        opt_direct_usd_per_h=direct,
         opt_pool_load=np.zeros_like(p.opt_pool_load),
         opt_pooled=np.zeros_like(p.opt_pooled),
         opt_pool_mem_bytes=np.zeros_like(p.opt_pool_mem_bytes),
+        key_names=(),
+        key_device=np.zeros(0, dtype=int),
+        key_devices_per_replica=np.zeros(0, dtype=int),
+        opt_key=np.full(p.n_options, -1, dtype=int),
     )
+
+
+@dataclass(frozen=True)
+class KeySplit:
+    """How the subproblems share each shared LLM pool's replica price (the pool is relaxed).
+
+    Pool ``k`` holds integer ``m_k`` replicas at ``c'_k = dpr_k (c_j + mu_j)`` each, with
+    ``m_k >= L_kd`` on each capacity ``d`` and ``m_k >= sum_{o of i} ceil(load_o) x_o`` for
+    every (tenant, operator) ``i`` that can use it (valid: one option per operator, integer
+    ``m_k``). Dualising these rows with ``pi_kd = alpha_k w_kd c'_k`` and ``sigma_ik`` such that
+    ``sum_d pi_kd + sum_i sigma_ik = c'_k`` (``w_kd >= 0``, ``sum_d w_kd = 1``) cancels
+    ``m_k`` and leaves, per tenant option ``o`` of load ``l`` on capacity ``d`` of ``k``,
+
+        c'_k (alpha_k w_kd l + share_o ceil(l)),   share_o = sigma_ik / c'_k,
+
+    so ``LB(mu)`` stays a lower bound for *any* such split. Weight 1 on *every* capacity would
+    charge ``sum_d L_kd``, which exceeds ``max_d L_kd`` once both capacities carry load
+    (aggregated serving): not a bound.
+
+    The split is fixed for a run (prices then move only with ``mu``), from the plan it starts
+    from: ``w`` is 1 on a pool's only capacity, else on ``start``'s busier one (half each without
+    a start); a pool ``start`` does not use is paid fluidly (``alpha = 1``); a used pool shares
+    ``sigma`` equally among its users' operators (all tenants of their class) and takes the
+    ``alpha`` at which ``start``'s load ``L`` is charged exactly ``ceil(L)``,
+    ``alpha L + (1 - alpha) F = ceil(L)`` with ``F`` the users' mean ceiling (clipped to
+    ``[0, 1]``): a lightly loaded pool (``L <= 1``) is then paid as one replica shared by its
+    users, a busy one fluidly.
+
+    Attributes
+    ----------
+    weight
+        ``[key, dim]``: ``alpha_k w_kd``.
+    share
+        Per tenant, ``share_o`` of each option (0 off the shared pools).
+    """
+
+    weight: np.ndarray
+    share: tuple[np.ndarray, ...]
+
+    def replicas(self, fp: FleetProblem, t: int, choice: Sequence[int]) -> np.ndarray:
+        """Replicas per shared LLM pool that tenant ``t``'s ``choice`` pays in the relaxation."""
+        p, c = fp.tenants[t], np.asarray(choice, dtype=int)
+        key = fp.opt_fleet_key[t][c]
+        on = key >= 0
+        load = p.opt_key_load[c][on]  # type: ignore[index]
+        fluid = self.weight[key[on], p.opt_key_dim[c][on]] * load  # type: ignore[index]
+        floor = self.share[t][c][on] * replicas_for_load(load)
+        return np.bincount(key[on], weights=fluid + floor, minlength=fp.n_keys)
+
+    def option_usd_per_h(self, fp: FleetProblem, t: int, price_usd_per_h: np.ndarray) -> np.ndarray:
+        """What each of tenant ``t``'s options pays in its subproblem for the shared LLM pools
+        at ``price`` (0 off the pools)."""
+        p = fp.tenants[t]
+        key = fp.opt_fleet_key[t]
+        on = key >= 0
+        k = key[on]
+        load = p.opt_key_load[on]  # type: ignore[index]
+        replica_usd_per_h = fp.key_devices_per_replica[k] * price_usd_per_h[fp.key_device[k]]
+        out = np.zeros(p.n_options)
+        out[on] = replica_usd_per_h * (
+            self.weight[k, p.opt_key_dim[on]] * load  # type: ignore[index]
+            + self.share[t][on] * replicas_for_load(load)
+        )
+        return out
+
+
+def key_split(fp: FleetProblem, start: Choices | None = None) -> KeySplit:
+    """The split of :class:`KeySplit` for a run that starts from ``start``.
+
+    Examples
+    --------
+    Two tenants with 0.2 replicas of prefill and of decode each on one pool: with the start
+    plan the pool's single replica is shared as four equal ceilings (``alpha = 0``).
+
+    >>> from hetopt.fleet.problem import fleet_from_problems
+    >>> from hetopt.testing import Opt, tiny_problem
+    >>> ops = {"prefill": [Opt("G", 0.1, key="g", load=0.2)],
+    ...        "decode": [Opt("G", 0.1, key="g", load=0.2)]}
+    >>> fp = fleet_from_problems([tiny_problem(ops, {"G": 10.0}, name=n) for n in "ab"])
+    >>> key_split(fp).weight.tolist(), key_split(fp).share[0].tolist()
+    ([[1.0, 0.0]], [0.0, 0.0])
+    >>> split = key_split(fp, ((0, 1), (0, 1)))
+    >>> split.weight.tolist(), split.share[0].tolist()
+    ([[0.0, 0.0]], [0.25, 0.25])
+    """
+    used = np.zeros((fp.n_keys, KEY_DIMS), dtype=bool)
+    for p, fk in zip(fp.tenants, fp.opt_fleet_key, strict=True):
+        on = fk >= 0
+        used[fk[on], p.opt_key_dim[on]] = True  # type: ignore[index]
+    weight = used / np.maximum(used.sum(axis=1, keepdims=True), 1)
+    share = tuple(np.zeros(p.n_options) for p in fp.tenants)
+    if start is None or not fp.n_keys:
+        return KeySplit(weight, share)
+    load = evaluate_fleet(fp, start).key_load
+    both = used.all(axis=1) & (load.max(axis=1, initial=0.0) > 0)
+    weight[both] = np.eye(KEY_DIMS)[load[both].argmax(axis=1)]
+    # users: (class, operator) pairs whose start option is on the pool, with their tenants
+    users: dict[int, set[tuple[int, int]]] = {}
+    ceilings = np.zeros(fp.n_keys)
+    for t, choice in enumerate(start):
+        p, c = fp.tenants[t], np.asarray(choice, dtype=int)
+        key = fp.opt_fleet_key[t][c]
+        for i in np.flatnonzero(key >= 0):
+            users.setdefault(int(key[i]), set()).add((int(fp.tenant_class[t]), int(i)))
+            ceilings[key[i]] += float(replicas_for_load(p.opt_key_load[c[i]]))  # type: ignore[index]
+    size = np.bincount(fp.tenant_class)
+    alpha = np.ones(fp.n_keys)
+    for k, pairs in users.items():
+        n_users = int(sum(int(size[cls]) for cls, _ in pairs))
+        busiest = float(load[k].max())
+        mean_ceiling = ceilings[k] / n_users
+        need = float(replicas_for_load(busiest))
+        if abs(busiest - mean_ceiling) > 1e-12:
+            alpha[k] = max(0.0, min(1.0, (need - mean_ceiling) / (busiest - mean_ceiling)))
+        for t in range(fp.n_tenants):
+            for cls, op in pairs:
+                if fp.tenant_class[t] == cls:
+                    mine = (fp.tenants[t].opt_op == op) & (fp.opt_fleet_key[t] == k)
+                    share[t][mine] = (1.0 - alpha[k]) / n_users
+    return KeySplit(weight * alpha[:, None], share)
 
 
 def solve_decomposed(
@@ -142,9 +299,10 @@ def solve_decomposed(
     """
     t0 = time.perf_counter()
     deadline = deadline_s if deadline_s is not None else t0 + options.time_limit_s
-    run = ColumnGeneration(fp, options, deadline)
+    run = ColumnGeneration(fp, options, deadline, key_split(fp, start))
     if start is not None:
         run.seed(start)
+        run.split_from = run.best_choices
     prices = _Prices(np.zeros(fp.n_devices), best_mu=np.zeros(fp.n_devices))
     iteration = 0
     for iteration in range(1, max_iterations + 1):
@@ -173,9 +331,11 @@ def solve_decomposed(
             on_progress(
                 SolveProgress("decomposition", time.perf_counter() - t0, run.best_ub, run.best_lb)
             )
-        if gap <= options.gap_rel or not run.finite.any() or time.perf_counter() >= deadline:
+        moved = run.resplit()
+        if gap <= options.gap_rel or time.perf_counter() >= deadline:
             break
-        if not run.next_prices(prices, lb):
+        stepped = run.finite.any() and run.next_prices(prices, lb)
+        if not (stepped or moved):
             break
     return run.result(iteration)
 
@@ -206,10 +366,21 @@ class ColumnGeneration:
         The run's solver options (subproblems solve with one thread to a tight gap).
     deadline
         ``time.perf_counter()`` value at which to stop.
+    split
+        How subproblems price the shared LLM pools (:func:`key_split`; default: fluidly).
     """
 
-    def __init__(self, fp: FleetProblem, options: SolverOptions, deadline: float) -> None:
+    def __init__(
+        self,
+        fp: FleetProblem,
+        options: SolverOptions,
+        deadline: float,
+        split: KeySplit | None = None,
+    ) -> None:
         self.fp, self.options, self.deadline = fp, options, deadline
+        self.split = key_split(fp) if split is None else split
+        self.split_from: Choices | None = None  # the plan the split was taken from
+        self.split_moved = False  # the split changed since the last pricing round
         self.sub_options = replace(options, threads=1, gap_rel=min(options.gap_rel, 1e-6))
         self.sub_cap_s = max(1.0, options.time_limit_s / 4)
         self.classes = [int(c) for c in np.unique(fp.tenant_class)]
@@ -217,8 +388,10 @@ class ColumnGeneration:
         self.count = {c: int((fp.tenant_class == c).sum()) for c in self.classes}
         self.finite = np.isfinite(fp.device_inventory)
         # Without binding inventory or memory, the first round's plan needs no master re-solves.
-        self.coupled = bool(self.finite.any()) or any(
-            fp.memory_may_bind(j) for j in range(fp.n_devices)
+        self.coupled = (
+            bool(self.finite.any())
+            or fp.n_keys > 0
+            or any(fp.memory_may_bind(j) for j in range(fp.n_devices))
         )
         self.inventory = np.where(self.finite, fp.device_inventory, 0.0)
         self.columns: dict[int, list[Column]] = {c: [] for c in self.classes}
@@ -247,6 +420,27 @@ class ColumnGeneration:
         """The column of class ``c``'s plan this round."""
         return next(col for col in self.columns[c] if col.choice == self.current[c][0])
 
+    def relaxed_use(self, c: int, col: Column) -> np.ndarray:
+        """Devices per type that class ``c``'s ``col`` uses in the relaxation its subproblem
+        solved: dedicated, pooled load, and what it pays of shared LLM pools
+        (:meth:`KeySplit.replicas`), each at its fluid size."""
+        fp = self.fp
+        replicas = self.split.replicas(fp, self.rep[c], col.choice)
+        keys = np.bincount(
+            fp.key_device, weights=replicas * fp.key_devices_per_replica, minlength=fp.n_devices
+        )
+        return col.dedicated + col.load + keys
+
+    def subproblem(self, c: int, price: np.ndarray, keep: np.ndarray | None = None) -> SolveResult:
+        """Solve class ``c``'s subproblem at ``price`` (only its options in ``keep``)."""
+        t = self.rep[c]
+        p = self.fp.tenants[t]
+        fluid = self.split.option_usd_per_h(self.fp, t, price)
+        if keep is not None:
+            p, fluid = p.restrict(keep), fluid[keep]
+        self.subproblems += 1
+        return solve(priced(p, price, fluid), self.sub_options, deadline=self.until(self.sub_cap_s))
+
     def seed(self, start: Choices) -> None:
         """Take a feasible ``start`` as the incumbent and its plans as the first columns."""
         ev = evaluate_fleet(self.fp, start)
@@ -270,12 +464,7 @@ class ColumnGeneration:
                 break
             if self._still_optimal(c, prices):
                 continue
-            res = solve(
-                priced(fp.tenants[self.rep[c]], price),
-                self.sub_options,
-                deadline=self.until(self.sub_cap_s),
-            )
-            self.subproblems += 1
+            res = self.subproblem(c, price)
             if not res.has_solution:
                 if res.status is SolveStatus.INFEASIBLE:
                     return fp.tenant_names[self.rep[c]]
@@ -285,15 +474,15 @@ class ColumnGeneration:
             self.addcolumn(c, res.choice)
             bound = res.bound if math.isfinite(res.bound) else -math.inf
             self.current[c] = (res.choice, bound)
+        self.split_moved = False
         return None
 
     def _still_optimal(self, c: int, prices: _Prices) -> bool:
         """True when class ``c``'s last plan stays optimal: only devices it does not use got
         dearer since its last solve."""
-        if c not in self.current or prices.prev_mu is None:
+        if c not in self.current or prices.prev_mu is None or self.split_moved:
             return False
-        col = self.currentcolumn(c)
-        used = (col.dedicated > 0) | (col.load > 0)
+        used = self.relaxed_use(c, self.currentcolumn(c)) > 0
         dmu = prices.mu - prices.prev_mu
         return not (dmu < -1e-12).any() and not (used & (np.abs(dmu) > 1e-12)).any()
 
@@ -304,20 +493,14 @@ class ColumnGeneration:
         for c in self.classes:
             if c not in self.current or time.perf_counter() >= self.deadline:
                 continue
-            col = self.currentcolumn(c)
-            scarce = self.finite & ((col.dedicated > 0) | (col.load > 0))
+            scarce = self.finite & (self.relaxed_use(c, self.currentcolumn(c)) > 0)
             if not scarce.any():
                 continue
             p = fp.tenants[self.rep[c]]
             keep = ~scarce[p.opt_device]
             if not all(keep[p.opt_op == i].any() for i in range(p.n_ops)):
                 continue
-            alt = solve(
-                priced(p.restrict(keep), price),
-                self.sub_options,
-                deadline=self.until(self.sub_cap_s),
-            )
-            self.subproblems += 1
+            alt = self.subproblem(c, price, keep)
             if alt.choice is not None:
                 kept = np.flatnonzero(keep)
                 self.addcolumn(c, tuple(int(kept[o]) for o in alt.choice))
@@ -351,6 +534,19 @@ class ColumnGeneration:
                 ev = evaluate_fleet(fp, master)
                 if ev.feasible and ev.objective_usd_per_h < self.best_ub - 1e-9:
                     self.best_ub, self.best_choices = ev.objective_usd_per_h, master
+
+    def resplit(self) -> bool:
+        """Take the shared LLM pools' split (:func:`key_split`) from the incumbent when it has
+        changed since the split was last taken; True when the split moved (any split gives a
+        valid bound, so the best bound so far stands)."""
+        if not self.fp.n_keys or self.best_choices is None:
+            return False
+        if self.best_choices == self.split_from:
+            return False
+        self.split = key_split(self.fp, self.best_choices)
+        self.split_from = self.best_choices
+        self.split_moved = True
+        return True
 
     def gap(self) -> float:
         """Relative gap between the incumbent and the best bound."""
@@ -386,8 +582,7 @@ class ColumnGeneration:
         usage = np.zeros(self.fp.n_devices)
         for c in self.classes:
             if c in self.current:
-                col = self.currentcolumn(c)
-                usage += self.count[c] * (col.dedicated + col.load)
+                usage += self.count[c] * self.relaxed_use(c, self.currentcolumn(c))
         g = np.where(self.finite, usage - self.inventory, 0.0)
         g = np.where((mu <= 0) & (g < 0), 0.0, g)
         if not (np.abs(g) > 1e-9).any():

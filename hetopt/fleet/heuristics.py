@@ -2,8 +2,10 @@
 
 * :func:`greedy` places tenants one by one, largest first, on what is left of the inventory:
   each operator takes its cheapest option (a pooled option pays its load at the device's hourly
-  price); while the tenant misses its SLA, the swap with the most latency saved per dollar is
-  made. It is the planner's first feasible plan and MIP start.
+  price; an option on a shared LLM pool pays the replicas it adds to the load already placed
+  there, ``key_usd (ceil(L_k + load) - ceil(L_k))``); while the tenant misses its SLA, the swap
+  with the most latency saved per dollar is made. It is the planner's first feasible plan and
+  MIP start.
 * :func:`heft` is HEFT (Topcuoglu et al., 2002) adapted to cost under a deadline: operators are
   taken in decreasing upward rank; the SLA is spread over them in proportion to their
   mean-latency finish times (deadline distribution); each takes the cheapest option that
@@ -11,6 +13,10 @@
 * :func:`homogeneous` is the best plan that puts every tenant on one device type (each type
   solved exactly by the fleet MILP), the usual "buy one kind of accelerator" answer.
 * :func:`exhaustive` enumerates every assignment of a tiny fleet, the reference optimum.
+
+Why one module: the placers share one inventory and pool bookkeeping (``_Placed``,
+:class:`KeyLoad`) and one option pricing, so every baseline charges shared pools and shared
+LLM pools the same way.
 """
 
 from __future__ import annotations
@@ -25,10 +31,10 @@ import networkx as nx
 import numpy as np
 
 from hetopt.errors import InfeasibleError, InputError
-from hetopt.fleet.evaluate import Choices, evaluate_fleet
+from hetopt.fleet.evaluate import Choices, evaluate_fleet, fleet_key_load
 from hetopt.fleet.problem import FleetProblem
 from hetopt.models.evaluate import LATENCY_TOL_S
-from hetopt.problem import PlacementProblem
+from hetopt.problem import PlacementProblem, replicas_for_load
 
 EXHAUSTIVE_LIMIT = 200_000
 
@@ -150,12 +156,106 @@ class TenantLatency:
 
 
 def _option_cost(p: PlacementProblem, price: np.ndarray) -> np.ndarray:
-    """Standalone $/h of each option: dedicated devices, direct cost, pooled load at list price."""
+    """Standalone $/h of each option: dedicated devices, direct cost, pooled load at list price
+    (an option on a shared LLM pool of the fleet adds what :class:`KeyLoad` charges)."""
     return (
         p.opt_dedicated * price[p.opt_device]
         + p.opt_direct_usd_per_h
         + p.opt_pool_load * price[p.opt_device]
     )
+
+
+class KeyLoad:
+    """The load placed so far on the fleet's shared LLM pools, and what joining them costs.
+
+    Parameters
+    ----------
+    fp
+        The fleet problem.
+    price
+        Hourly price of each device type (a replica of pool ``k`` costs ``dpr_k price_j``).
+    """
+
+    def __init__(self, fp: FleetProblem, price: np.ndarray) -> None:
+        self.fp = fp
+        self.load = np.zeros((fp.n_keys, 2))
+        self.replica_usd_per_h = fp.key_devices_per_replica * price[fp.key_device]
+
+    def replicas(self, load: np.ndarray | None = None) -> np.ndarray:
+        """Replicas each pool needs for ``load`` (default: the load placed so far)."""
+        busiest = (self.load if load is None else load).max(axis=1, initial=0.0)
+        return replicas_for_load(busiest)
+
+    def devices(self, load: np.ndarray | None = None) -> np.ndarray:
+        """Devices per type the pools hold for ``load`` (default: the load placed so far)."""
+        fp = self.fp
+        return np.bincount(
+            fp.key_device,
+            weights=self.replicas(load) * fp.key_devices_per_replica,
+            minlength=fp.n_devices,
+        )
+
+    def added_replicas(self, t: int, extra: np.ndarray | None = None) -> np.ndarray:
+        """Per option of tenant ``t``: the replicas its load adds to its pool, on top of the
+        load placed so far (plus ``extra``, ``[key, dim]``); 0 off the pools."""
+        p, key = self.fp.tenants[t], self.fp.opt_fleet_key[t]
+        out = np.zeros(p.n_options)
+        on = np.flatnonzero(key >= 0)
+        if not len(on):
+            return out
+        base = self.load if extra is None else self.load + extra
+        k, dim = key[on], p.opt_key_dim[on]  # type: ignore[index]
+        after = base[k].copy()
+        after[np.arange(len(on)), dim] += p.opt_key_load[on]  # type: ignore[index]
+        now = replicas_for_load(base[k].max(axis=1))
+        out[on] = replicas_for_load(after.max(axis=1)) - now
+        return out
+
+    def marginal_usd_per_h(self, t: int, extra: np.ndarray | None = None) -> np.ndarray:
+        """Per option of tenant ``t``: ``key_usd (ceil(L_k + load) - ceil(L_k))``."""
+        key = self.fp.opt_fleet_key[t]
+        return _per_option(key, self.replica_usd_per_h) * self.added_replicas(t, extra)
+
+    def fluid_usd_per_h(self, t: int) -> np.ndarray:
+        """Per option of tenant ``t``: its load at the replica's price (no rounding)."""
+        p, key = self.fp.tenants[t], self.fp.opt_fleet_key[t]
+        return _per_option(key, self.replica_usd_per_h) * p.opt_key_load
+
+
+def _per_option(key: np.ndarray, per_key: np.ndarray) -> np.ndarray:
+    """``per_key`` of each option's shared LLM pool (0 off the pools)."""
+    out = np.zeros(len(key))
+    on = key >= 0
+    out[on] = per_key[key[on]]
+    return out
+
+
+@dataclass(frozen=True)
+class KeyPricing:
+    """A tenant's options on the fleet's shared LLM pools, for a placer that prices them one
+    operator at a time: fleet pool, capacity, load and replica price of each option."""
+
+    key: np.ndarray
+    dim: np.ndarray
+    load: np.ndarray
+    replica_usd_per_h: np.ndarray
+    base: np.ndarray  # [key, dim] load placed before this tenant
+
+    def marginal(self, opts: np.ndarray, extra: dict[tuple[int, int], float]) -> np.ndarray:
+        """``key_usd (ceil(L + load) - ceil(L))`` of ``opts`` given the base load plus
+        ``extra`` (this tenant's operators placed so far); 0 off the pools."""
+        out = np.zeros(len(opts))
+        for n, o in enumerate(opts):
+            k = int(self.key[o])
+            if k < 0:
+                continue
+            row = self.base[k].copy()
+            for d in range(len(row)):
+                row[d] += extra.get((k, d), 0.0)
+            now = float(replicas_for_load(row.max()))
+            row[int(self.dim[o])] += float(self.load[o])
+            out[n] = self.replica_usd_per_h[k] * (float(replicas_for_load(row.max())) - now)
+        return out
 
 
 def _meets(p: PlacementProblem, e2e: float) -> bool:
@@ -212,15 +312,28 @@ def repair_sla(
         choice[best[0]] = best[1]
 
 
-def _usage(p: PlacementProblem, choice: list[int], n_dev: int) -> tuple[np.ndarray, np.ndarray]:
+def _usage(
+    fp: FleetProblem, t: int, choice: list[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Tenant ``t``'s dedicated devices and pooled load per type, the types it pools an
+    operator on, and its load on the shared LLM pools (``[key, dim]``)."""
+    p, n_dev = fp.tenants[t], fp.n_devices
     c = np.asarray(choice, dtype=int)
     return (
         np.bincount(p.opt_device[c], weights=p.opt_dedicated[c], minlength=n_dev),
         np.bincount(p.opt_device[c], weights=p.opt_pool_load[c], minlength=n_dev),
+        np.bincount(p.opt_device[c], weights=p.opt_pooled[c].astype(float), minlength=n_dev) > 0,
+        fleet_key_load(fp, t, c),
     )
 
 
-TenantPlacer = Callable[[PlacementProblem, TenantLatency, np.ndarray, np.ndarray], list[int] | None]
+TenantPlacer = Callable[
+    [PlacementProblem, TenantLatency, np.ndarray, np.ndarray, "KeyPricing | None"],
+    list[int] | None,
+]
+"""``(problem, latency, allowed, cost, keys)``: a tenant's plan among ``allowed`` options at
+``cost`` per option (shared LLM pools at their marginal cost before the tenant), or None.
+``keys`` lets a placer re-price the pools as its own operators fill them."""
 
 
 RETRIES = 8
@@ -264,13 +377,14 @@ def _place_pass(
 ) -> tuple[Choices | None, np.ndarray, str]:
     """One largest-first pass at ``price``: the plan, or the exhausted types and why not."""
     n_dev = fp.n_devices
-    dedicated = np.zeros(n_dev)
-    load = np.zeros(n_dev)
-    in_use = np.zeros(n_dev, dtype=bool)
-    demand = [float(_option_cost(p, price).min() * p.n_ops) for p in fp.tenants]
+    state = _Placed(n_dev, KeyLoad(fp, price))
+    demand = [
+        float((_option_cost(p, price) + state.keys.fluid_usd_per_h(t)).min() * p.n_ops)
+        for t, p in enumerate(fp.tenants)
+    ]
     order = sorted(range(fp.n_tenants), key=lambda t: -demand[t])
     choices: list[tuple[int, ...] | None] = [None] * fp.n_tenants
-    cache: dict[tuple[int, bytes], list[int] | None] = {}
+    cache: dict[tuple[int, bytes, bytes], list[int] | None] = {}
     lat_evals: dict[int, TenantLatency] = {}
     for t in order:
         p = fp.tenants[t]
@@ -280,40 +394,24 @@ def _place_pass(
         banned = np.zeros(n_dev, dtype=bool)
         placed = None
         for _ in range(n_dev + 1):
-            pools_now = np.maximum(np.ceil(load - 1e-9), in_use)
-            free = (fp.device_inventory - dedicated - pools_now)[p.opt_device]
-            pool_after = np.maximum(np.ceil(load[p.opt_device] + p.opt_pool_load - 1e-9), 1.0)
-            pool_fits = dedicated[p.opt_device] + pool_after <= fp.device_inventory[p.opt_device]
-            allowed = ~banned[p.opt_device] & (p.opt_dedicated <= free + 1e-9)
-            allowed &= ~p.opt_pooled | pool_fits
-            key = (cls, allowed.tobytes())
+            allowed = ~banned[p.opt_device] & state.fits(fp, t)
+            cost = _option_cost(p, price) + state.keys.marginal_usd_per_h(t)
+            key = (cls, allowed.tobytes(), cost.tobytes())
             if key not in cache:
-                cache[key] = placer(p, lat_evals[cls], allowed, price)
+                cache[key] = placer(p, lat_evals[cls], allowed, cost, state.pricing(fp, t))
             choice = cache[key]
             if choice is None:
                 break
-            ded, ld = _usage(p, choice, n_dev)
-            used = (
-                np.bincount(
-                    p.opt_device[np.asarray(choice)],
-                    weights=p.opt_pooled[np.asarray(choice)].astype(float),
-                    minlength=n_dev,
-                )
-                > 0
-            )
-            total = dedicated + ded + np.maximum(np.ceil(load + ld - 1e-9), in_use | used)
-            over = np.flatnonzero(total > fp.device_inventory + 1e-9)
+            use = _usage(fp, t, choice)
+            over = np.flatnonzero(state.total(use) > fp.device_inventory + 1e-9)
             if not len(over):
                 placed = choice
-                dedicated += ded
-                load += ld
-                in_use |= used
+                state.add(use)
                 break
             banned[over] = True
         if placed is None:
-            taken = dedicated + np.maximum(np.ceil(load - 1e-9), in_use)
             exhausted = np.isfinite(fp.device_inventory) & (
-                banned | (taken >= 0.9 * fp.device_inventory)
+                banned | (state.taken() >= 0.9 * fp.device_inventory)
             )
             return (
                 None,
@@ -327,18 +425,94 @@ def _place_pass(
     return tuple(c for c in choices if c is not None), np.zeros(n_dev, dtype=bool), ""
 
 
+class _Placed:
+    """What a pass has placed so far: dedicated devices, pooled load and pools in use per
+    device type, and the load on the shared LLM pools."""
+
+    def __init__(self, n_dev: int, keys: KeyLoad) -> None:
+        self.dedicated = np.zeros(n_dev)
+        self.load = np.zeros(n_dev)
+        self.in_use = np.zeros(n_dev, dtype=bool)
+        self.keys = keys
+
+    def taken(self) -> np.ndarray:
+        """Devices per type held so far (dedicated, pools, shared LLM pools)."""
+        pools = np.maximum(np.ceil(self.load - 1e-9), self.in_use)
+        return self.dedicated + pools + self.keys.devices()
+
+    def fits(self, fp: FleetProblem, t: int) -> np.ndarray:
+        """Options of tenant ``t`` that fit what is left on their own: their dedicated devices,
+        a pool grown by their load, the replicas they add to a shared LLM pool."""
+        p = fp.tenants[t]
+        free = (fp.device_inventory - self.taken())[p.opt_device]
+        held = self.keys.added_replicas(t) * _per_option(
+            fp.opt_fleet_key[t], fp.key_devices_per_replica
+        )
+        pool_after = np.maximum(np.ceil(self.load[p.opt_device] + p.opt_pool_load - 1e-9), 1.0)
+        others = (self.dedicated + self.keys.devices())[p.opt_device]
+        pool_fits = others + pool_after <= fp.device_inventory[p.opt_device]
+        allowed = p.opt_dedicated + held <= free + 1e-9
+        return allowed & (~p.opt_pooled | pool_fits)
+
+    def total(self, use: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """Devices per type held once a tenant's ``use`` (:func:`_usage`) is added."""
+        ded, ld, used, key_load = use
+        pools = np.maximum(np.ceil(self.load + ld - 1e-9), self.in_use | used)
+        return self.dedicated + ded + pools + self.keys.devices(self.keys.load + key_load)
+
+    def add(self, use: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
+        """Place a tenant's ``use``."""
+        ded, ld, used, key_load = use
+        self.dedicated += ded
+        self.load += ld
+        self.in_use |= used
+        self.keys.load += key_load
+
+    def pricing(self, fp: FleetProblem, t: int) -> KeyPricing | None:
+        """Tenant ``t``'s options on the shared LLM pools for a placer (None: it has none)."""
+        key = fp.opt_fleet_key[t]
+        if not (key >= 0).any():
+            return None
+        p = fp.tenants[t]
+        return KeyPricing(
+            key,
+            p.opt_key_dim,  # type: ignore[arg-type]
+            p.opt_key_load,  # type: ignore[arg-type]
+            self.keys.replica_usd_per_h,
+            self.keys.load.copy(),
+        )
+
+
 def _greedy_tenant(
-    p: PlacementProblem, lat_eval: TenantLatency, allowed: np.ndarray, price: np.ndarray
+    p: PlacementProblem,
+    lat_eval: TenantLatency,
+    allowed: np.ndarray,
+    cost: np.ndarray,
+    keys: KeyPricing | None = None,
 ) -> list[int] | None:
-    cost = _option_cost(p, price)
+    """Cheapest allowed option per operator, in order; an option on a shared LLM pool is
+    re-priced by the replicas it adds given the load this tenant's earlier operators put
+    there (O(options) in all); then :func:`repair_sla`."""
     masked = np.where(allowed, cost, np.inf)
     choice = []
+    mine: dict[tuple[int, int], float] = {}
     for i in range(p.n_ops):
         opts = p.options_of(i)
-        best = opts[np.argmin(masked[opts])]
+        here = masked[opts]
+        if keys is not None and mine:
+            pooled = keys.key[opts] >= 0
+            if pooled.any():
+                marginal = keys.marginal(opts[pooled], mine)
+                base = keys.marginal(opts[pooled], {})
+                here = here.copy()
+                here[pooled] += marginal - base
+        best = opts[np.argmin(here)]
         if not allowed[best]:
             return None
         choice.append(int(best))
+        if keys is not None and keys.key[best] >= 0:
+            slot = (int(keys.key[best]), int(keys.dim[best]))
+            mine[slot] = mine.get(slot, 0.0) + float(keys.load[best])
     return repair_sla(p, lat_eval, choice, allowed, cost)
 
 
@@ -349,9 +523,12 @@ def greedy(fp: FleetProblem) -> HeuristicResult:
 
 
 def _heft_tenant(
-    p: PlacementProblem, lat_eval: TenantLatency, allowed: np.ndarray, price: np.ndarray
+    p: PlacementProblem,
+    lat_eval: TenantLatency,
+    allowed: np.ndarray,
+    cost: np.ndarray,
+    keys: KeyPricing | None = None,
 ) -> list[int] | None:
-    cost = _option_cost(p, price)
     per_op = [np.flatnonzero(allowed & (p.opt_op == i)) for i in range(p.n_ops)]
     if any(len(o) == 0 for o in per_op):
         return None

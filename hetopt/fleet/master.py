@@ -2,23 +2,27 @@
 
 A *column* is one tenant plan a subproblem found, with what it adds to the fleet: its own cost
 (dedicated replicas, direct cost, transfers, soft-SLA penalty), dedicated devices and pooled load
-per device type, and the footprints it makes resident. The master picks one column per tenant
-so that the shared pools, the inventory and device memory hold exactly (pool ceilings, the
-one-device minimum, footprints), which gives the decomposition its feasible plans and upper
-bounds; its LP relaxation prices the inventory for the next round (the duals of the inventory
-rows). :func:`build_master` lists the constraint families top to bottom.
+per device type, its load on each shared LLM pool and capacity, and the footprints it makes
+resident. The master picks one column per tenant so that the shared pools, the shared LLM
+pools, the inventory and device memory hold exactly (pool ceilings, the one-device minimum,
+integer LLM replicas ``m_k``, footprints), which gives the decomposition its feasible plans and
+upper bounds; its LP relaxation prices the inventory for the next round (the duals of the
+inventory rows). :func:`build_master` lists the constraint families top to bottom.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from hetopt._solverlibs import pulp  # ortools first, then pulp (see there)
 from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.problem import FleetProblem
+from hetopt.models import milp
+from hetopt.models.evaluate import KEY_DIMS
+from hetopt.problem import replicas_for_load
 from hetopt.solvers.base import Deadline, SolverOptions, SolveStatus
 from hetopt.solvers.registry import get_backend
 
@@ -32,13 +36,17 @@ class Column:
     choice
         Option per operator of the tenant's problem.
     own_usd_per_h
-        Its own cost: dedicated replicas, direct cost, transfers and soft-SLA penalty.
+        Its own cost: dedicated replicas, direct cost, transfers and soft-SLA penalty (neither
+        shared pools' devices nor shared LLM pools' replicas, which the master prices).
     dedicated, load
-        Dedicated devices and pooled load it adds per device type.
+        Dedicated devices and pooled load it adds per device type (shared LLM pools' replicas
+        are not in ``dedicated``: they are the master's ``m_k``).
     pooled_on
         Device types it pools an operator on (each then holds at least one device).
     prints
         Footprints (fleet keys) it makes resident.
+    key_load
+        Its load on each shared LLM pool of the fleet, per capacity (``[key, dim]``, replicas).
     """
 
     choice: tuple[int, ...]
@@ -47,6 +55,13 @@ class Column:
     load: np.ndarray
     pooled_on: np.ndarray
     prints: frozenset[int]
+    key_load: np.ndarray = field(default_factory=lambda: np.zeros((0, KEY_DIMS)))
+
+    @property
+    def key_floor(self) -> np.ndarray:
+        """Replicas each shared LLM pool needs for this column alone (its busiest capacity's
+        ceiling): a pool it uses holds at least that many, whoever else shares it."""
+        return replicas_for_load(self.key_load.max(axis=1, initial=0.0)).astype(int)
 
 
 def column(fp: FleetProblem, t: int, choice: tuple[int, ...]) -> Column:
@@ -65,7 +80,12 @@ def column(fp: FleetProblem, t: int, choice: tuple[int, ...]) -> Column:
         opt_fleet_key=(fp.opt_fleet_key[t],),
     )
     ev = evaluate_fleet(single, (choice,))
-    own = ev.objective_usd_per_h - float(fp.device_cost_usd_per_h @ ev.pool_counts)
+    # the master sizes both kinds of pools for the whole fleet: take their devices out
+    own = (
+        ev.objective_usd_per_h
+        - float(fp.device_cost_usd_per_h @ ev.pool_counts)
+        - float(fp.key_usd_per_h() @ ev.key_counts)
+    )
     return Column(
         tuple(int(o) for o in choice),
         own,
@@ -73,6 +93,7 @@ def column(fp: FleetProblem, t: int, choice: tuple[int, ...]) -> Column:
         np.bincount(dev, weights=p.opt_pool_load[c], minlength=n),
         np.bincount(dev, weights=p.opt_pooled[c].astype(float), minlength=n) > 0,
         frozenset(int(k) for k in fp.opt_footprint[t][c] if k >= 0),
+        ev.key_load,
     )
 
 
@@ -87,31 +108,42 @@ def build_master(
 ) -> tuple[pulp.LpProblem, Lambdas, dict[int, pulp.LpConstraint]]:
     """The restricted master over the columns: one column per tenant, exact coupling rows.
 
+    Families: one column per tenant; per device type the shared pool (load and one-device
+    minimum), the inventory (dedicated devices, pool devices and the shared LLM pools'
+    ``dpr_k m_k``) and footprints; per shared LLM pool its replicas ``m_k`` (load per capacity
+    and each column's own ceiling); symmetry among identical tenants. The objective is the
+    columns' own cost plus every pool's devices and every LLM pool's replicas.
+
     Returns the model, the column choices ``lambda`` and the inventory rows by device (whose
-    duals price the inventory); ``relax`` gives the LP relaxation.
+    duals price the inventory); ``relax`` gives the LP relaxation (``n_j``, ``m_k`` and
+    ``lambda`` continuous).
     """
     prob = pulp.LpProblem("hetopt_fleet_master", pulp.LpMinimize)
     cat = "Continuous" if relax else "Binary"
+    count = "Continuous" if relax else "Integer"
     lam, cost = _add_one_column_per_tenant(prob, fp, columns, cat)
-    n = [
-        prob.add_variable(f"n[{j}]", lowBound=0, cat="Continuous" if relax else "Integer")
-        for j in range(fp.n_devices)
-    ]
+    n = [prob.add_variable(f"n[{j}]", lowBound=0, cat=count) for j in range(fp.n_devices)]
+    m = [prob.add_variable(f"m[{k}]", lowBound=0, cat=count) for k in range(fp.n_keys)]
     choosing: Choosing = [
         list(zip(lt, columns[int(fp.tenant_class[t])], strict=True)) for t, lt in enumerate(lam)
     ]
+    _add_llm_pool_rows(prob, fp, choosing, m)
     inventory_rows: dict[int, pulp.LpConstraint] = {}
     for j, dev in enumerate(fp.devices):
         _add_pool_rows(prob, choosing, n[j], j, dev)
         if math.isfinite(fp.device_inventory[j]):
+            keys = [(int(fp.key_devices_per_replica[k]), m[k]) for k in fp.keys_on(j)]
             inventory_rows[j] = _add_inventory_row(
-                prob, choosing, n[j], j, fp.device_inventory[j], dev
+                prob, choosing, n[j], j, fp.device_inventory[j], dev, keys
             )
         if fp.memory_may_bind(j):
             _add_memory_rows(prob, fp, choosing, j, cat)
     _add_symmetry_rows(prob, fp, lam)
-    prob += pulp.LpAffineExpression(cost) + pulp.lpSum(
-        fp.device_cost_usd_per_h[j] * n[j] for j in range(fp.n_devices)
+    key_usd = fp.key_usd_per_h()
+    prob += (
+        pulp.LpAffineExpression(cost)
+        + pulp.lpSum(fp.device_cost_usd_per_h[j] * n[j] for j in range(fp.n_devices))
+        + pulp.lpSum(float(key_usd[k]) * m[k] for k in range(fp.n_keys))
     )
     return prob, lam, inventory_rows
 
@@ -150,6 +182,28 @@ def _add_pool_rows(
         prob += n_j >= pulp.LpAffineExpression(load_terms), f"load[{dev}]"
 
 
+def _add_llm_pool_rows(
+    prob: pulp.LpProblem, fp: FleetProblem, choosing: Choosing, m: list[pulp.LpVariable]
+) -> None:
+    """Each shared LLM pool ``k`` covers the chosen columns' load on each of its capacities,
+    ``m_k >= sum load_tkd lambda_tk``, and holds at least the replicas any chosen column needs
+    alone, ``m_k >= sum_c ceil(load_tc) lambda_tc`` per tenant (implied for integer ``m_k``;
+    it keeps the LP bound of the per-column ceilings)."""
+    load: dict[tuple[int, int], list[tuple[float, pulp.LpVariable]]] = {}
+    for t, pairs in enumerate(choosing):
+        floor: dict[int, list[tuple[pulp.LpVariable, int]]] = {}
+        for v, col in pairs:
+            ceiling = col.key_floor
+            for k, dim in zip(*np.nonzero(col.key_load > 0), strict=True):
+                load.setdefault((int(k), int(dim)), []).append((float(col.key_load[k, dim]), v))
+            for k in np.flatnonzero(ceiling):
+                floor.setdefault(int(k), []).append((v, int(ceiling[k])))
+        for k, terms in floor.items():
+            prob += m[k] >= pulp.LpAffineExpression(terms), f"llm_floor[{fp.key_names[k]},{t}]"
+    for (k, dim), terms in sorted(load.items()):
+        milp.add_pool_load(prob, m[k], terms, f"llm_load[{fp.key_names[k]},{dim}]")
+
+
 def _add_inventory_row(
     prob: pulp.LpProblem,
     choosing: Choosing,
@@ -157,12 +211,14 @@ def _add_inventory_row(
     j: int,
     inventory_j: float,
     dev: str,
+    keys: list[tuple[int, pulp.LpVariable]],
 ) -> pulp.LpConstraint:
-    """Dedicated and pooled devices of type ``j`` within its inventory:
-    ``sum dedicated_jk lambda_tk + n_j <= inventory_j``."""
+    """Dedicated, pooled and shared LLM pools' devices of type ``j`` within its inventory:
+    ``sum dedicated_jk lambda_tk + sum_k dpr_k m_k + n_j <= inventory_j``."""
     ded_terms = [
         (v, col.dedicated[j]) for pairs in choosing for v, col in pairs if col.dedicated[j]
     ]
+    ded_terms += [(m_k, dpr) for dpr, m_k in keys]
     row = pulp.LpAffineExpression(ded_terms) + n_j <= inventory_j
     prob.addConstraint(row, f"inventory[{dev}]")
     return row
