@@ -330,7 +330,10 @@ def _prune_shared(
     idx = np.flatnonzero(shared)
     if not len(idx):
         return keep
-    parts = [key_family(k) for k in frame["pool_key"].to_numpy()[idx]]
+    # one membership test for the whole frame (per family, it cost |protected| per family)
+    keys = frame["pool_key"].to_numpy()
+    guarded = np.array([k in protected for k in keys], dtype=bool)
+    parts = [key_family(k) for k in keys[idx]]
     ops = frame["op"].to_numpy()[idx]
     lat = frame["latency_s"].to_numpy(dtype=float)[idx]
     groups = pd.DataFrame(
@@ -366,8 +369,7 @@ def _prune_shared(
         np.fill_diagonal(beats, False)
         dominated = beats.any(axis=0)
         drop = dominated[ci]
-        if protected:
-            drop &= ~frame["pool_key"].iloc[pos].isin(protected).to_numpy(dtype=bool)
+        drop &= ~guarded[pos]
         keep[pos[drop]] = False
     return keep
 
