@@ -330,7 +330,6 @@ def _prune_shared(
     idx = np.flatnonzero(shared)
     if not len(idx):
         return keep
-    # one membership test for the whole frame (per family, it cost |protected| per family)
     keys = frame["pool_key"].to_numpy()
     guarded = np.array([k in protected for k in keys], dtype=bool)
     parts = [key_family(k) for k in keys[idx]]
