@@ -350,6 +350,8 @@ def _prune_shared(
     if not len(idx):
         return keep
     keys = frame["pool_key"].to_numpy()[idx]
+    guarded = np.array([k in protected for k in keys], dtype=bool)  # once, not per family
+    others = np.array([k in outside for k in keys], dtype=bool)
     parts = [key_family(k) for k in keys]
     chunk = (
         (frame["pool_dim"].to_numpy()[idx] == "chunk")
@@ -384,7 +386,7 @@ def _prune_shared(
         np.add.at(per_dim, (ci, chunk[at].astype(int)), load[pos])
         most = replicas_for_load(per_dim.max(axis=1))  # B_c: every user at once
         open_to_all = np.ones(len(configs), dtype=bool)
-        open_to_all[ci] = ~pd.Series(keys[at]).isin(outside).to_numpy(dtype=bool)
+        open_to_all[ci] = ~others[at]
         has = np.isfinite(t)
         # beats[a, b]: a may take every operator of b (see the docstring)
         covers = (~has[None, :, :] | has[:, None, :]).all(axis=2)
@@ -395,7 +397,7 @@ def _prune_shared(
         beats = covers & faster & ((lighter & divides) | cheap)
         np.fill_diagonal(beats, False)
         fixed = np.zeros(len(configs), dtype=bool)  # protected: never dropped
-        fixed[ci] = pd.Series(keys[at]).isin(protected).to_numpy(dtype=bool)
+        fixed[ci] = guarded[at]
         mean_t = np.where(has, t, 0.0).sum(axis=1) / np.maximum(has.sum(axis=1), 1)
         kept: list[int] = []
         for b in np.lexsort((mean_t, d * most)):
