@@ -22,6 +22,7 @@ from hetopt.models.evaluate import (
     count_devices,
     device_use,
     e2e_latency_s,
+    key_loads,
     size_pools,
 )
 from hetopt.models.terms import objective_terms
@@ -85,14 +86,7 @@ class FleetEvaluation:
 
 def fleet_key_load(fp: FleetProblem, t: int, choice: Sequence[int] | np.ndarray) -> np.ndarray:
     """Tenant ``t``'s load on each shared LLM pool of the fleet, per capacity (``[key, dim]``)."""
-    c = np.asarray(choice, dtype=int)
-    p = fp.tenants[t]
-    key = fp.opt_fleet_key[t][c]
-    on = key >= 0
-    flat = key[on] * KEY_DIMS + p.opt_key_dim[c][on]  # type: ignore[index]
-    weights = p.opt_key_load[c][on]  # type: ignore[index]
-    load = np.bincount(flat, weights=weights, minlength=fp.n_keys * KEY_DIMS)
-    return load.reshape(fp.n_keys, KEY_DIMS)
+    return key_loads(fp.tenants[t], choice, fp.opt_fleet_key[t], fp.n_keys)
 
 
 def evaluate_fleet(

@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 
 from hetopt.fleet.problem import FleetProblem
 from hetopt.oracle import CEIL_TOL, MEM_REL_TOL, LlmPool, evaluate_assignment
+from hetopt.oracle.recompute import judge_llm_pool
 
 REL_TOL = 1e-6
 
@@ -149,14 +150,7 @@ class _LlmPools:
         small or unused stated pools are added to ``issues``."""
         out: dict[str, int] = {}
         for key, by_dim in self.load.items():
-            load = max(by_dim.values())
-            needed = math.ceil(load - CEIL_TOL)
-            replicas = needed if stated is None else int(stated.get(key, 0))
-            if replicas < needed:
-                issues.append(
-                    f"LLM pool {key} has {replicas} replicas but the tenants' load of "
-                    f"{load:.3f} replicas needs {needed}"
-                )
+            _, _, replicas = judge_llm_pool(key, by_dim, stated, issues, "the tenants' load")
             device, size = self.shape[key]
             out[device] = out.get(device, 0) + replicas * size
         for key in sorted(set(stated or {}) - set(self.load)):

@@ -142,18 +142,27 @@ KEY_DIMS = 2
 aggregated replica's prefill chunk budget."""
 
 
-def key_loads(problem: PlacementProblem, choice: Sequence[int] | np.ndarray) -> np.ndarray:
-    """Summed load of ``choice`` per shared LLM pool and capacity, ``[key, dim]``."""
+def key_loads(
+    problem: PlacementProblem,
+    choice: Sequence[int] | np.ndarray,
+    opt_key: np.ndarray | None = None,
+    n_keys: int | None = None,
+) -> np.ndarray:
+    """Summed load of ``choice`` per shared LLM pool and capacity, ``[key, dim]``; the pools
+    are ``problem``'s own unless ``opt_key`` maps its options to ``n_keys`` others (a
+    fleet's)."""
     c = np.asarray(choice, dtype=int)
-    key = problem.opt_key[c]  # type: ignore[index]
+    keys = problem.opt_key if opt_key is None else opt_key
+    n = problem.n_keys if n_keys is None else n_keys
+    key = keys[c]  # type: ignore[index]
     on = key >= 0
     flat = key[on] * KEY_DIMS + problem.opt_key_dim[c][on]  # type: ignore[index]
     load = np.bincount(
         flat,
         weights=problem.opt_key_load[c][on],  # type: ignore[index]
-        minlength=problem.n_keys * KEY_DIMS,
+        minlength=n * KEY_DIMS,
     )
-    return load.reshape(problem.n_keys, KEY_DIMS)
+    return load.reshape(n, KEY_DIMS)
 
 
 def key_counts(problem: PlacementProblem, choice: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -249,20 +249,38 @@ def _llm_pools(
                 * member.visits
                 / (rows[n].requests_per_s * inputs.max_utilization)
             )
-        load = max(by_dim.values())
-        needed = math.ceil(load - CEIL_TOL)
-        replicas = needed if published is None else int(published.get(key, 0))
-        if replicas < needed:
-            issues.append(
-                f"LLM pool {key} has {replicas} replicas but its load of {load:.3f} "
-                f"replicas ({', '.join(names)}) needs {needed}"
-            )
+        load, needed, replicas = judge_llm_pool(
+            key, by_dim, published, issues, "its load", ", ".join(names)
+        )
         out[key] = LlmPool(
             where[names[0]], tuple(names), load, needed, replicas, first.tp * first.pp, by_dim
         )
     for key in sorted(set(published or {}) - set(out)):
         issues.append(f"the plan lists LLM pool {key}, which no placed operator uses")
     return out, issues
+
+
+def judge_llm_pool(
+    key: str,
+    load_by_capacity: Mapping[str, float],
+    published: Mapping[str, int] | None,
+    issues: list[str],
+    whose: str,
+    members: str = "",
+) -> tuple[float, int, int]:
+    """Load (busiest capacity), replicas needed (its ceiling) and replicas judged (the
+    published ones, else the needed) of LLM pool ``key``; a pool too small is added to
+    ``issues``, its load named as ``whose`` (and its ``members``, when given)."""
+    load = max(load_by_capacity.values())
+    needed = math.ceil(load - CEIL_TOL)
+    replicas = needed if published is None else int(published.get(key, 0))
+    if replicas < needed:
+        issues.append(
+            f"LLM pool {key} has {replicas} replicas but {whose} of {load:.3f} replicas"
+            + (f" ({members})" if members else "")
+            + f" needs {needed}"
+        )
+    return load, needed, replicas
 
 
 def _dedicated(
