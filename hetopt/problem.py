@@ -288,7 +288,7 @@ def _prune_dominated(
     operator on the same device type can never be optimal: the device type (which fixes the
     edge and pool interactions) is the same, so only latency and cost differ. Options of a
     shared LLM pool are not candidates: their cost depends on what else shares the pool
-    (:func:`_prune_shared` prunes them).
+    (:func:`prune_shared` prunes them).
     """
     keep = np.ones(len(frame), dtype=bool)
     exclusive = candidates
@@ -309,7 +309,7 @@ def _prune_dominated(
     return keep
 
 
-def _prune_shared(
+def prune_shared(
     frame: pd.DataFrame,
     shared: np.ndarray,
     load: np.ndarray,
@@ -358,24 +358,18 @@ def _prune_shared(
         if "pool_dim" in frame
         else np.zeros(len(idx), dtype=bool)
     )
-    groups = pd.DataFrame(
-        {
-            "family": [f for f, _ in parts],
-            "config": [c for _, c in parts],
-            "op": frame["op"].to_numpy()[idx],
-            "pos": idx,
-            "at": np.arange(len(idx)),
-        }
-    ).groupby("family", sort=False)
+    # Codes in order of first appearance: a family's configurations keep their table order.
+    family = pd.factorize(pd.Series([f for f, _ in parts], dtype=object))[0]
+    config = pd.factorize(pd.Series(keys, dtype=object))[0]
+    op_code = pd.factorize(pd.Series(frame["op"].to_numpy()[idx], dtype=object))[0]
     lat = frame["latency_s"].to_numpy(dtype=float)[idx]
-    for _, g in groups:
-        configs = list(dict.fromkeys(g["config"]))
+    by_family = np.argsort(family, kind="stable")
+    for at in np.split(by_family, np.flatnonzero(np.diff(family[by_family])) + 1):
+        configs, ci = np.unique(config[at], return_inverse=True)
         if len(configs) < 2:
             continue
-        names = list(dict.fromkeys(g["op"]))
-        ci = g["config"].map({c: k for k, c in enumerate(configs)}).to_numpy()
-        oi = g["op"].map({o: k for k, o in enumerate(names)}).to_numpy()
-        at, pos = g["at"].to_numpy(), g["pos"].to_numpy()
+        names, oi = np.unique(op_code[at], return_inverse=True)
+        pos = idx[at]
         t = np.full((len(configs), len(names)), np.inf)
         w = np.full((len(configs), len(names)), np.inf)
         d = np.zeros(len(configs), dtype=int)
@@ -468,6 +462,7 @@ def build_problem(
     profile: Profile | None = None,
     outside_keys: frozenset[str] = frozenset(),
     foreign_keys: frozenset[str] = frozenset(),
+    dominated_keys: frozenset[str] = frozenset(),
 ) -> PlacementProblem:
     """Assemble the placement problem from the cost table (pipeline stage 4).
 
@@ -498,7 +493,10 @@ def build_problem(
         where the fleet sums every tenant's load.
     foreign_keys
         The outside keys that some *other* cost table also uses: their configurations are
-        kept even when dominated here (:func:`_prune_shared`).
+        kept even when dominated here (:func:`prune_shared`).
+    dominated_keys
+        Pool keys whose configurations a fleet-wide :func:`prune_shared` over every table that
+        uses them dropped: their rows are left out.
 
     Raises
     ------
@@ -549,10 +547,15 @@ def build_problem(
     dev_of = frame["device"].map(dev_index).to_numpy(dtype=int)
     dpr = frame["devices_per_replica"].to_numpy(dtype=int)
     keys = frame["pool_key"].fillna("").to_numpy(dtype=object) if "pool_key" in frame else None
-    shared = _shared_keys(frame, keys, exclusive, np.ones(len(frame), dtype=bool), outside_keys)
+    live = (
+        np.array([k not in dominated_keys for k in keys], dtype=bool)
+        if keys is not None and dominated_keys
+        else np.ones(len(frame), dtype=bool)
+    )
+    shared = _shared_keys(frame, keys, exclusive, live, outside_keys)
     fixed = pd.Series(np.where(shared, 0, dedicated) * cost_h[dev_of] + direct, index=frame.index)
-    keep = _prune_dominated(frame, fixed, exclusive & ~shared)
-    keep &= _prune_shared(frame, shared, need, dpr, foreign_keys, outside_keys)
+    keep = live & _prune_dominated(frame, fixed, exclusive & ~shared & live)
+    keep &= prune_shared(frame, shared, need, dpr, foreign_keys, outside_keys)
     # a key may lose all but one operator
     shared = _shared_keys(frame, keys, exclusive, keep, outside_keys)
     pos = np.flatnonzero(keep)

@@ -245,16 +245,17 @@ class KeyPricing:
         """``key_usd (ceil(L + load) - ceil(L))`` of ``opts`` given the base load plus
         ``extra`` (this tenant's operators placed so far); 0 off the pools."""
         out = np.zeros(len(opts))
-        for n, o in enumerate(opts):
-            k = int(self.key[o])
-            if k < 0:
-                continue
-            row = self.base[k].copy()
-            for d in range(len(row)):
-                row[d] += extra.get((k, d), 0.0)
-            now = float(replicas_for_load(row.max()))
-            row[int(self.dim[o])] += float(self.load[o])
-            out[n] = self.replica_usd_per_h[k] * (float(replicas_for_load(row.max())) - now)
+        on = np.flatnonzero(self.key[opts] >= 0)
+        if not len(on):
+            return out
+        o = opts[on]
+        k = self.key[o]
+        row = self.base[k]  # fancy indexing: a copy
+        for (kk, d), v in extra.items():
+            row[k == kk, d] += v
+        now = replicas_for_load(row.max(axis=1))
+        row[np.arange(len(o)), self.dim[o]] += self.load[o]
+        out[on] = self.replica_usd_per_h[k] * (replicas_for_load(row.max(axis=1)) - now)
         return out
 
 

@@ -38,7 +38,7 @@ from hetopt.fleet.spec import FleetSpec, TenantSpec
 from hetopt.graph.decompose import OperatorGraph, decompose
 from hetopt.hardware.spec import HardwareSpec
 from hetopt.oracle import verify_inputs
-from hetopt.problem import PlacementProblem, build_problem
+from hetopt.problem import PlacementProblem, build_problem, prune_shared
 from hetopt.sla import Sla
 
 Progress = Callable[[str], None]
@@ -246,14 +246,28 @@ def build_fleet_problem(
         {k: t.feasible() for k, t in tables.items()}, Counter(table_of)
     )
     n_shared = len(frozenset().union(*outside.values()))
+    dominated: frozenset[str] = frozenset()
     if n_shared:
-        say(f"{n_shared} LLM pool keys shared between tenants (costs.llm_pools={costs.llm_pools})")
+        rate = Counter[TableKey]()
+        for tenant, tkey in zip(fleet.tenants, table_of, strict=True):
+            rate[tkey] += tenant.request_rate_per_s
+        dominated = fleet_dominated_keys(
+            {k: t.feasible() for k, t in tables.items()},
+            {tkey: graphs[tkey[0]] for tkey in tables},  # type: ignore[index]
+            rate,
+            outside,
+            costs.max_utilization,
+        )
+        say(
+            f"{n_shared} LLM pool keys shared between tenants (costs.llm_pools="
+            f"{costs.llm_pools}); {len(dominated)} dominated fleet-wide"
+        )
     problems: list[PlacementProblem] = []
     built: dict[tuple[str, float, Sla], PlacementProblem] = {}
     for tenant, key, tkey in zip(fleet.tenants, templates, table_of, strict=True):
         pkey = (key, tenant.request_rate_per_s, tenant.sla)
         if pkey not in built:
-            keys = _Keys(outside.get(tkey, frozenset()), foreign)
+            keys = _Keys(outside.get(tkey, frozenset()), foreign, dominated)
             built[pkey] = _tenant_problem(
                 tenant, graphs[key], tables[tkey], tco_by_device, costs, keys
             )
@@ -277,6 +291,7 @@ def build_fleet_problem(
 class _Keys:
     outside: frozenset[str]
     foreign: frozenset[str]
+    dominated: frozenset[str] = frozenset()
 
 
 def fleet_pool_keys(
@@ -328,6 +343,67 @@ def fleet_pool_keys(
     return {t: frozenset(keys & shared) for t, keys in per_table.items()}, foreign
 
 
+def fleet_dominated_keys(
+    frames: Mapping[TableKey, pd.DataFrame],
+    graphs: Mapping[TableKey, OperatorGraph],
+    rate_per_s: Mapping[TableKey, float],
+    shared: Mapping[TableKey, frozenset[str]],
+    max_utilization: float,
+) -> frozenset[str]:
+    """Shared LLM pool keys that a kept configuration beats for *every* user in the fleet.
+
+    A table alone cannot prune a key that another table's operators also use (it sees only
+    its own), so here :func:`~hetopt.problem.prune_shared` runs once over the union of every
+    table's rows on shared keys: each table's operators are distinct operators, and each row's
+    load is its operator's at the summed rate of the tenants using that table (their copies
+    have the same latency and load per request, so one copy per table decides dominance, and
+    the summed rate gives the pool's largest possible load). Every user of a dropped key has
+    an option, no slower and no heavier, on a kept key of the same device.
+
+    Parameters
+    ----------
+    frames
+        Feasible cost-table rows per distinct table.
+    graphs
+        The operator graph of each table (for the visits per request).
+    rate_per_s
+        Summed request rate of the tenants using each table.
+    shared
+        Per table, its shared keys (:func:`fleet_pool_keys`).
+    max_utilization
+        The utilisation cap replicas are sized at.
+
+    Returns
+    -------
+    frozenset of str
+        Keys whose rows every table leaves out (``build_problem(dominated_keys=...)``).
+    """
+    parts = []
+    for n, (tkey, frame) in enumerate(frames.items()):
+        keys = shared.get(tkey, frozenset())
+        if not keys or "pool_key" not in frame:
+            continue
+        rows = frame[frame["exclusive"].astype(bool) & frame["pool_key"].isin(keys)]
+        visits = {op.id: op.visits for op in graphs[tkey].ops}
+        need = (
+            rate_per_s[tkey]
+            * rows["op"].map(visits).to_numpy(dtype=float)
+            / (rows["requests_per_s"].to_numpy(dtype=float) * max_utilization)
+        )
+        parts.append(rows.assign(op=f"{n}:" + rows["op"].astype(str), need_=need))
+    if not parts:
+        return frozenset()
+    union = pd.concat(parts, ignore_index=True)
+    keep = prune_shared(
+        union,
+        np.ones(len(union), dtype=bool),
+        union["need_"].to_numpy(dtype=float),
+        union["devices_per_replica"].to_numpy(dtype=int),
+    )
+    keys = union["pool_key"].to_numpy()
+    return frozenset(keys[~keep]) - frozenset(keys[keep])
+
+
 def _tenant_problem(
     tenant: TenantSpec,
     graph: OperatorGraph,
@@ -346,6 +422,7 @@ def _tenant_problem(
             costs,
             outside_keys=keys.outside,
             foreign_keys=keys.foreign,
+            dominated_keys=keys.dominated,
         )
         # The raw inputs again, for the independent check (hetopt.fleet.verify).
         raw = verify_inputs(

@@ -39,7 +39,7 @@ def test_near_equal_shared_configurations_keep_one() -> None:
     import numpy as np
     import pandas as pd
 
-    from hetopt.problem import _prune_shared
+    from hetopt.problem import prune_shared
 
     frame = pd.DataFrame(
         {
@@ -54,5 +54,5 @@ def test_near_equal_shared_configurations_keep_one() -> None:
         }
     )
     load = np.array([0.5, 0.5, 0.5 * (1 - 1e-13), 0.5])
-    keep = _prune_shared(frame, np.ones(4, dtype=bool), load, np.array([2, 2, 2, 2]))
+    keep = prune_shared(frame, np.ones(4, dtype=bool), load, np.array([2, 2, 2, 2]))
     assert keep[[0, 2]].sum() >= 1 and keep[[1, 3]].sum() >= 1
