@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 
 from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.master import Column, column, master_prices, solve_master
@@ -119,6 +120,38 @@ def priced(
         key_devices_per_replica=np.zeros(0, dtype=int),
         opt_key=np.full(p.n_options, -1, dtype=int),
     )
+
+
+def undominated(sub: PlacementProblem) -> np.ndarray:
+    """Options of a relaxed subproblem (:func:`priced`) that no other option of the same
+    operator on the same device type beats: no slower and no dearer (the first of equals).
+
+    In a relaxed subproblem every option's cost is its own (no pool is shared any more), and
+    the device type fixes its transfers, so a beaten option is never needed for the optimum
+    or for the proven bound. Device types with a finite inventory of their own are left alone
+    (there an option's devices count too).
+
+    Examples
+    --------
+    >>> from hetopt.testing import Opt, tiny_problem
+    >>> p = tiny_problem({"a": [Opt("G", 0.1, dedicated=1), Opt("G", 0.2, dedicated=2),
+    ...                         Opt("G", 0.05, dedicated=3), Opt("C", 0.3, dedicated=1)]},
+    ...                  {"G": 10.0, "C": 1.0})
+    >>> undominated(priced(p, p.device_cost_usd_per_h)).tolist()
+    [True, False, True, True]
+    """
+    cost = sub.opt_fixed_usd_per_h()
+    lat = sub.opt_latency_s
+    group = sub.opt_op * len(sub.devices) + sub.opt_device
+    order = np.lexsort((lat, cost, group))
+    g, lo = group[order], lat[order]
+    first = np.r_[True, g[1:] != g[:-1]]
+    # fastest so far in the group, before each option (cheapest first)
+    best_before = pd.Series(lo).groupby(g).cummin().groupby(g).shift(1).to_numpy()
+    keep_sorted = first | (lo < np.nan_to_num(best_before, nan=np.inf) - 1e-15)
+    keep = np.empty(len(order), dtype=bool)
+    keep[order] = keep_sorted
+    return keep | ~np.isinf(sub.device_inventory)[sub.opt_device]
 
 
 @dataclass(frozen=True)
@@ -432,14 +465,17 @@ class ColumnGeneration:
         return col.dedicated + col.load + keys
 
     def subproblem(self, c: int, price: np.ndarray, keep: np.ndarray | None = None) -> SolveResult:
-        """Solve class ``c``'s subproblem at ``price`` (only its options in ``keep``)."""
+        """Solve class ``c``'s subproblem at ``price`` (only its options in ``keep``) on its
+        undominated options (:func:`undominated`); the plan indexes the tenant's options."""
         t = self.rep[c]
-        p = self.fp.tenants[t]
-        fluid = self.split.option_usd_per_h(self.fp, t, price)
-        if keep is not None:
-            p, fluid = p.restrict(keep), fluid[keep]
+        sub = priced(self.fp.tenants[t], price, self.split.option_usd_per_h(self.fp, t, price))
+        front = undominated(sub) if keep is None else keep & undominated(sub)
         self.subproblems += 1
-        return solve(priced(p, price, fluid), self.sub_options, deadline=self.until(self.sub_cap_s))
+        res = solve(sub.restrict(front), self.sub_options, deadline=self.until(self.sub_cap_s))
+        if res.choice is None:
+            return res
+        kept = np.flatnonzero(front)
+        return replace(res, choice=tuple(int(kept[o]) for o in res.choice))
 
     def seed(self, start: Choices) -> None:
         """Take a feasible ``start`` as the incumbent and its plans as the first columns."""
@@ -502,8 +538,7 @@ class ColumnGeneration:
                 continue
             alt = self.subproblem(c, price, keep)
             if alt.choice is not None:
-                kept = np.flatnonzero(keep)
-                self.addcolumn(c, tuple(int(kept[o]) for o in alt.choice))
+                self.addcolumn(c, alt.choice)
 
     def bound(self, mu: np.ndarray) -> float:
         """This round's Lagrangian bound (-inf unless every class was solved); raises the best."""

@@ -248,12 +248,12 @@ def build_fleet_problem(
     n_shared = len(frozenset().union(*outside.values()))
     dominated: frozenset[str] = frozenset()
     if n_shared:
-        rate = Counter[TableKey]()
+        rate: dict[TableKey, float] = {}
         for tenant, tkey in zip(fleet.tenants, table_of, strict=True):
-            rate[tkey] += tenant.request_rate_per_s
+            rate[tkey] = rate.get(tkey, 0.0) + tenant.request_rate_per_s
         dominated = fleet_dominated_keys(
             {k: t.feasible() for k, t in tables.items()},
-            {tkey: graphs[tkey[0]] for tkey in tables},  # type: ignore[index]
+            {tkey: graphs[tkey[0]] for tkey in tables},
             rate,
             outside,
             costs.max_utilization,
