@@ -279,6 +279,29 @@ class PlacementProblem:
         return loop.expected_iterations
 
 
+def pareto_front(group: np.ndarray, latency_s: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """True on the options that no other option of their group beats: no slower, no dearer.
+
+    Options are taken cheapest first (then fastest, then in order); one is kept only when it
+    is faster than every option of its group taken before it, so of equal options the first
+    stays. The planner's rule for options whose cost is their own, on one device type (which
+    fixes their transfers and pools): cost-table pruning, relaxed subproblems, SLA repair.
+
+    Examples
+    --------
+    >>> pareto_front(np.array([0, 0, 0, 1]), np.array([0.1, 0.2, 0.05, 0.3]),
+    ...              np.array([10.0, 20.0, 30.0, 1.0])).tolist()
+    [True, False, True, True]
+    """
+    order = np.lexsort((latency_s, cost, group))
+    g, lat = group[order], latency_s[order]
+    first = np.r_[True, g[1:] != g[:-1]] if len(g) else np.zeros(0, dtype=bool)
+    before = pd.Series(lat).groupby(g).cummin().groupby(g).shift(1).to_numpy(dtype=float)
+    keep = np.empty(len(order), dtype=bool)
+    keep[order] = first | (lat < np.nan_to_num(before, nan=np.inf) - 1e-15)
+    return keep
+
+
 def _prune_dominated(
     frame: pd.DataFrame, cost_usd_per_h: pd.Series, candidates: np.ndarray
 ) -> np.ndarray:
@@ -291,21 +314,15 @@ def _prune_dominated(
     (:func:`prune_shared` prunes them).
     """
     keep = np.ones(len(frame), dtype=bool)
-    exclusive = candidates
-    lat = frame["latency_s"].to_numpy()
-    cost = cost_usd_per_h.to_numpy()
-    for _, idx in frame.groupby(["op", "device"], sort=False).indices.items():
-        idx = np.asarray(idx)
-        idx = idx[exclusive[idx]]
-        if len(idx) < 2:
-            continue
-        order = idx[np.lexsort((lat[idx], cost[idx]))]  # by cost, then latency
-        best_lat = math.inf
-        for k in order:
-            if lat[k] < best_lat - 1e-15:
-                best_lat = lat[k]
-            else:
-                keep[k] = False
+    idx = np.flatnonzero(candidates)
+    group = pd.MultiIndex.from_arrays(
+        [frame["op"].to_numpy()[idx], frame["device"].to_numpy()[idx]]
+    ).factorize()[0]
+    keep[idx] = pareto_front(
+        group,
+        frame["latency_s"].to_numpy(dtype=float)[idx],
+        cost_usd_per_h.to_numpy(dtype=float)[idx],
+    )
     return keep
 
 

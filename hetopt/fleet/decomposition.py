@@ -34,13 +34,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pandas as pd
 
 from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.master import Column, column, master_prices, solve_master
 from hetopt.fleet.problem import FleetProblem
 from hetopt.models.evaluate import KEY_DIMS
-from hetopt.problem import PlacementProblem, replicas_for_load
+from hetopt.problem import PlacementProblem, pareto_front, replicas_for_load
 from hetopt.solvers import solve
 from hetopt.solvers.base import (
     MIN_SOLVE_SLICE_S,
@@ -140,17 +139,8 @@ def undominated(sub: PlacementProblem) -> np.ndarray:
     >>> undominated(priced(p, p.device_cost_usd_per_h)).tolist()
     [True, False, True, True]
     """
-    cost = sub.opt_fixed_usd_per_h()
-    lat = sub.opt_latency_s
     group = sub.opt_op * len(sub.devices) + sub.opt_device
-    order = np.lexsort((lat, cost, group))
-    g, lo = group[order], lat[order]
-    first = np.r_[True, g[1:] != g[:-1]]
-    # fastest so far in the group, before each option (cheapest first)
-    best_before = pd.Series(lo).groupby(g).cummin().groupby(g).shift(1).to_numpy()
-    keep_sorted = first | (lo < np.nan_to_num(best_before, nan=np.inf) - 1e-15)
-    keep = np.empty(len(order), dtype=bool)
-    keep[order] = keep_sorted
+    keep = pareto_front(group, sub.opt_latency_s, sub.opt_fixed_usd_per_h())
     return keep | ~np.isinf(sub.device_inventory)[sub.opt_device]
 
 

@@ -34,7 +34,7 @@ from hetopt.errors import InfeasibleError, InputError
 from hetopt.fleet.evaluate import Choices, evaluate_fleet, fleet_key_load
 from hetopt.fleet.problem import FleetProblem
 from hetopt.models.evaluate import LATENCY_TOL_S
-from hetopt.problem import PlacementProblem, replicas_for_load
+from hetopt.problem import PlacementProblem, pareto_front, replicas_for_load
 
 EXHAUSTIVE_LIMIT = 200_000
 
@@ -279,7 +279,11 @@ def repair_sla(
         return choice
     lat = p.opt_latency_s
     dev_of = p.opt_device
-    per_op = [np.flatnonzero(allowed & (p.opt_op == i)) for i in range(p.n_ops)]
+    # a swap to an option its device's front beats never scores higher (same transfers)
+    on = np.flatnonzero(allowed)
+    front = np.zeros(p.n_options, dtype=bool)
+    front[on] = pareto_front(p.opt_op[on] * len(p.devices) + dev_of[on], lat[on], cost[on])
+    per_op = [np.flatnonzero(front & (p.opt_op == i)) for i in range(p.n_ops)]
     while True:
         lats = [float(lat[o]) for o in choice]
         devs = [int(dev_of[o]) for o in choice]

@@ -108,6 +108,14 @@ class FleetProblem:
                 f"opt_fleet_key has {len(self.opt_fleet_key)} entries for {len(self.tenants)} "
                 f"tenants"
             )
+        for name, p, fk in zip(self.tenant_names, self.tenants, self.opt_fleet_key, strict=True):
+            # an option on a tenant's own LLM pool with no fleet pool would look free
+            if p.opt_key is not None and ((p.opt_key >= 0) & (fk < 0)).any():
+                raise ValueError(
+                    f"tenant '{name}' has options on its own shared LLM pools but no fleet "
+                    f"pool for them (opt_fleet_key); assemble the fleet with "
+                    f"fleet_from_problems, which maps every tenant's pools onto the fleet's"
+                )
 
     @property
     def n_keys(self) -> int:

@@ -78,3 +78,19 @@ def test_fleet_pruning_keeps_the_optimum(seed: int, monkeypatch: pytest.MonkeyPa
     b = solve_fleet(full, options, method="monolithic")
     assert a.status is SolveStatus.OPTIMAL and b.status is SolveStatus.OPTIMAL
     assert a.objective_usd_per_h == pytest.approx(b.objective_usd_per_h, rel=1e-9)
+
+
+def test_a_fleet_without_pool_map_refuses_tenants_with_their_own_pools() -> None:
+    """Options on a tenant's own LLM pool need a fleet pool, else they would look free."""
+    from dataclasses import replace
+
+    from hetopt.fleet.problem import fleet_from_problems
+    from hetopt.testing import Opt, tiny_problem
+
+    ops = {"llm": [Opt("G", 0.1, key="g", load=0.2), Opt("G", 0.2, dedicated=1)]}
+    fp = fleet_from_problems(
+        [tiny_problem(ops, {"G": 10.0}, name=n, outside_keys=frozenset({"g"})) for n in "ab"]
+    )
+    assert fp.n_keys == 1
+    with pytest.raises(ValueError, match="tenant 'a' has options on its own shared LLM pools"):
+        replace(fp, opt_fleet_key=())
