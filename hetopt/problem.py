@@ -293,12 +293,16 @@ def pareto_front(group: np.ndarray, latency_s: np.ndarray, cost: np.ndarray) -> 
     ...              np.array([10.0, 20.0, 30.0, 1.0])).tolist()
     [True, False, True, True]
     """
+    if not len(group):
+        return np.zeros(0, dtype=bool)
     order = np.lexsort((latency_s, cost, group))
     g, lat = group[order], latency_s[order]
-    first = np.r_[True, g[1:] != g[:-1]] if len(g) else np.zeros(0, dtype=bool)
-    before = pd.Series(lat).groupby(g).cummin().groupby(g).shift(1).to_numpy(dtype=float)
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    before = np.full(len(lat), np.inf)  # fastest of the group taken before each option
+    for a, b in zip(starts, np.r_[starts[1:], len(lat)], strict=True):
+        before[a + 1 : b] = np.minimum.accumulate(lat[a : b - 1])
     keep = np.empty(len(order), dtype=bool)
-    keep[order] = first | (lat < np.nan_to_num(before, nan=np.inf) - 1e-15)
+    keep[order] = lat < before - 1e-15
     return keep
 
 

@@ -180,20 +180,35 @@ class KeyLoad:
         self.fp = fp
         self.load = np.zeros((fp.n_keys, 2))
         self.replica_usd_per_h = fp.key_devices_per_replica * price[fp.key_device]
+        self._devices = np.zeros(fp.n_devices)  # devices per type at ``load``
+
+    def add(self, key_load: np.ndarray) -> None:
+        """Place ``key_load`` (``[key, dim]``) on the pools."""
+        self._devices = self.devices_with(key_load)
+        self.load = self.load + key_load
+
+    def devices_with(self, key_load: np.ndarray) -> np.ndarray:
+        """Devices per type the pools hold once ``key_load`` is added (only the pools it
+        touches are re-sized)."""
+        rows = np.flatnonzero(key_load.any(axis=1))
+        if not len(rows):
+            return self._devices
+        now = self.load[rows]
+        added = self.replicas(now + key_load[rows]) - self.replicas(now)
+        return self._devices + np.bincount(
+            self.fp.key_device[rows],
+            weights=added * self.fp.key_devices_per_replica[rows],
+            minlength=self.fp.n_devices,
+        )
 
     def replicas(self, load: np.ndarray | None = None) -> np.ndarray:
         """Replicas each pool needs for ``load`` (default: the load placed so far)."""
         busiest = (self.load if load is None else load).max(axis=1, initial=0.0)
         return replicas_for_load(busiest)
 
-    def devices(self, load: np.ndarray | None = None) -> np.ndarray:
-        """Devices per type the pools hold for ``load`` (default: the load placed so far)."""
-        fp = self.fp
-        return np.bincount(
-            fp.key_device,
-            weights=self.replicas(load) * fp.key_devices_per_replica,
-            minlength=fp.n_devices,
-        )
+    def devices(self) -> np.ndarray:
+        """Devices per type the pools hold for the load placed so far."""
+        return self._devices
 
     def added_replicas(self, t: int, extra: np.ndarray | None = None) -> np.ndarray:
         """Per option of tenant ``t``: the replicas its load adds to its pool, on top of the
@@ -463,7 +478,7 @@ class _Placed:
         """Devices per type held once a tenant's ``use`` (:func:`_usage`) is added."""
         ded, ld, used, key_load = use
         pools = np.maximum(np.ceil(self.load + ld - 1e-9), self.in_use | used)
-        return self.dedicated + ded + pools + self.keys.devices(self.keys.load + key_load)
+        return self.dedicated + ded + pools + self.keys.devices_with(key_load)
 
     def add(self, use: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
         """Place a tenant's ``use``."""
@@ -471,7 +486,7 @@ class _Placed:
         self.dedicated += ded
         self.load += ld
         self.in_use |= used
-        self.keys.load += key_load
+        self.keys.add(key_load)
 
     def pricing(self, fp: FleetProblem, t: int) -> KeyPricing | None:
         """Tenant ``t``'s options on the shared LLM pools for a placer (None: it has none)."""

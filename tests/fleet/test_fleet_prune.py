@@ -94,3 +94,27 @@ def test_a_fleet_without_pool_map_refuses_tenants_with_their_own_pools() -> None
     assert fp.n_keys == 1
     with pytest.raises(ValueError, match="tenant 'a' has options on its own shared LLM pools"):
         replace(fp, opt_fleet_key=())
+
+
+def test_pareto_front_keeps_a_beating_option_for_every_dropped_one() -> None:
+    """Random groups with ties: every dropped option has a kept one of its group no slower and
+    no dearer, and no kept option is beaten by another kept one (checked pair by pair)."""
+    import numpy as np
+
+    from hetopt.problem import pareto_front
+
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        n = int(rng.integers(1, 40))
+        group = rng.integers(0, 4, n)
+        lat = rng.integers(1, 6, n) / 10.0  # ties on purpose
+        cost = rng.integers(1, 6, n).astype(float)
+        keep = pareto_front(group, lat, cost)
+        for a in range(n):
+            same = [b for b in range(n) if group[b] == group[a] and b != a and keep[b]]
+            beats = [b for b in same if lat[b] <= lat[a] and cost[b] <= cost[a]]
+            if not keep[a]:
+                assert beats, (a, group, lat, cost, keep)
+            else:
+                assert not [b for b in beats if lat[b] < lat[a] or cost[b] < cost[a]]
+    assert pareto_front(np.zeros(0, dtype=int), np.zeros(0), np.zeros(0)).tolist() == []
