@@ -361,6 +361,8 @@ def solve_decomposed(
             break
         stepped = run.finite.any() and run.next_prices(prices, lb)
         if not (stepped or moved):
+            # nothing left to price: the rest of the time goes to the master MIP
+            run.improve(iteration, cap_s=deadline - time.perf_counter())
             break
     return run.result(iteration)
 
@@ -543,9 +545,9 @@ class ColumnGeneration:
         return lb
 
     # -- the restricted master -----------------------------------------------------------------
-    def improve(self, iteration: int) -> None:
+    def improve(self, iteration: int, cap_s: float = 10.0) -> None:
         """Try this round's plans as a fleet plan, then let the restricted master MIP pick the
-        best plan among all columns under the exact coupling."""
+        best plan among all columns under the exact coupling (for ``cap_s`` at most)."""
         fp = self.fp
         tenant_class = [int(fp.tenant_class[t]) for t in range(fp.n_tenants)]
         if all(c in self.current for c in tenant_class):
@@ -555,7 +557,7 @@ class ColumnGeneration:
                 self.best_ub, self.best_choices = ev.objective_usd_per_h, plan
         if self.coupled or iteration == 1:
             master = solve_master(
-                fp, self.columns, self.options, self.best_choices, self.until(10.0)
+                fp, self.columns, self.options, self.best_choices, self.until(cap_s)
             )
             if master is not None:
                 ev = evaluate_fleet(fp, master)
