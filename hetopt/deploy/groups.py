@@ -173,12 +173,14 @@ def _phase_of(op: str, config: str) -> str:
     return ""
 
 
-def _models(workload: Any) -> dict[str, tuple[str, str]]:
-    """Operator id and node id -> (model, precision) of every LLM operator of a workload."""
+def _models(data: Mapping[str, Any], source: str) -> dict[str, tuple[str, str]]:
+    """Operator id and node id -> (model, precision) of every LLM operator of a workload
+    mapping (the workload file format), by the planner's own decomposition."""
     from hetopt.graph.decompose import decompose
+    from hetopt.graph.ir import agent_graph_from_dict
 
     out: dict[str, tuple[str, str]] = {}
-    for op in decompose(workload.graph).ops:
+    for op in decompose(agent_graph_from_dict(dict(data), source=source)).ops:
         if op.llm is not None:
             value = (op.llm.arch.name, op.llm.precision)
             out[op.id] = value
@@ -272,8 +274,6 @@ def _pool_groups(pooled: Mapping[str, int], members: Mapping[str, list[str]]) ->
 
 
 def _read_single(run_dir: Path, cfg: Mapping[str, Any]) -> RunPlan:
-    from hetopt.workloads import Workload
-
     plan_file = run_dir / "plan.json"
     where = str(plan_file)
     try:
@@ -292,8 +292,7 @@ def _read_single(run_dir: Path, cfg: Mapping[str, Any]) -> RunPlan:
         ) from None
     models: dict[str, tuple[str, str]] = {}
     if any(not r.get("llm_pool") and _phase_of(str(r["operator"]), str(r["config"])) for r in placement):
-        workload = Workload.from_mapping(dict(cfg["workload"]), f"{run_dir}/config.yaml")
-        models = _models(workload)
+        models = _models(cfg["workload"], f"{run_dir}/config.yaml")
     groups = [_pool_group(r, where, ";") for r in pools]
     shared: dict[str, list[str]] = {}
     for row in placement:
@@ -325,7 +324,7 @@ def _csv_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
 
 
 def _fleet_models(cfg: Mapping[str, Any], run_dir: Path) -> dict[str, dict[str, tuple[str, str]]]:
-    from hetopt.fleet.spec import fleet_from_dict
+    from hetopt.workloads import load_workload_data
 
     data = cfg.get("fleet") or {}
     if not isinstance(data, Mapping) or not data.get("tenants"):
@@ -334,8 +333,12 @@ def _fleet_models(cfg: Mapping[str, Any], run_dir: Path) -> dict[str, dict[str, 
             f"made-up device types that no Kubernetes device plugin serves). Export a fleet of "
             f"catalog devices (fleet=enterprise or fleet_file=...)."
         )
-    fleet = fleet_from_dict(data, f"{run_dir}/config.yaml")
-    return {t.name: _models(t.workload) for t in fleet.tenants}
+    out: dict[str, dict[str, tuple[str, str]]] = {}
+    for tenant in data["tenants"]:
+        name, workload = str(tenant.get("name")), tenant.get("workload")
+        mapping = workload if isinstance(workload, Mapping) else load_workload_data(str(workload))
+        out[name] = _models(mapping, f"{run_dir}/config.yaml tenant '{name}'")
+    return out
 
 
 def _read_fleet(run_dir: Path, cfg: Mapping[str, Any]) -> RunPlan:
@@ -360,7 +363,7 @@ def _read_fleet(run_dir: Path, cfg: Mapping[str, Any]) -> RunPlan:
             continue
         if models is None and _phase_of(op, config):
             models = _fleet_models(cfg, run_dir)
-        tenant_models = (models or {}).get(tenant, {})
+        tenant_models = (models or {}).get(re.sub(r"#\d+$", "", tenant), {})
         devices = _whole(row["dedicated_devices"], f"{label}.dedicated_devices", str(place_file))
         groups.append(
             _dedicated_group(label, op, device, config, devices, tenant_models, str(place_file))
