@@ -568,7 +568,10 @@ def main(argv: list[str] | None = None) -> int:
             f"(`hetopt --help`)."
         )
     except HetoptUserError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        from rich.markup import escape
+
+        # escaped: a message's own brackets ('.[deploy]', a YAML list) are text, not markup
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return exc.exit_code
     except KeyboardInterrupt:
         # Every file is written atomically and a run with no result is dropped; a sweep

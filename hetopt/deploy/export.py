@@ -70,7 +70,8 @@ def catalog_of(cfg: Mapping[str, Any]) -> Any:
 def _yaml_docs(docs: list[dict[str, Any]]) -> str:
     import yaml
 
-    return "".join("---\n" + yaml.safe_dump(d, sort_keys=False) for d in docs)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when PyYAML has it
+    return yaml.dump_all(docs, Dumper=dumper, sort_keys=False, explicit_start=True)
 
 
 def export_run(run_dir: str | Path, overwrite: bool = False) -> ExportResult:
@@ -96,6 +97,14 @@ def export_run(run_dir: str | Path, overwrite: bool = False) -> ExportResult:
             f"it. Remove it, or pass overwrite=true to replace its files."
         )
     groups = [g for g in plan.groups if g.replicas > 0]
+    if not groups:
+        from hetopt.deploy.k8s import DeployError
+
+        raise DeployError(
+            f"{plan.run_dir}: the plan counts no device replicas (a workload with a measured "
+            f"profile is planned on its own abstract devices, not on catalog hardware), so "
+            f"there is nothing to deploy. Export a plan of a catalog workload."
+        )
     targets = k8s.resolve_targets(sorted({g.device for g in groups}), catalog_of(plan.config))
     disagg = k8s.is_disaggregated(groups)
     manifests, rows, args = [], [], {}

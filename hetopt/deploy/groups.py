@@ -250,10 +250,10 @@ def _dedicated_group(
     label: str, op: str, device: str, config: str, devices: int, models: Any, where: str
 ) -> ServingGroup:
     """A dedicated operator's group: LLM replicas of ``tp x pp`` devices, else one per device."""
-    tp, pp, batch, chunk = _config_of(config, "config", where)
     phase = _phase_of(op, config)
-    if not phase:
-        return ServingGroup(label, device, devices, 1, (label,), batch=batch)
+    if not phase:  # a tool, retrieval or encoder: one device per replica ("b4", "profiled")
+        return ServingGroup(label, device, devices, 1, (label,))
+    tp, pp, batch, chunk = _config_of(config, "config", where)
     per = tp * pp
     if devices % per:
         raise InputError(
