@@ -144,6 +144,4 @@ def export_run(run_dir: str | Path, overwrite: bool = False) -> ExportResult:
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(files[3], buf.getvalue())
-    return ExportResult(
-        plan, out_dir, files, tuple(rows), validated, time.perf_counter() - start
-    )
+    return ExportResult(plan, out_dir, files, tuple(rows), validated, time.perf_counter() - start)

@@ -291,7 +291,9 @@ def _read_single(run_dir: Path, cfg: Mapping[str, Any]) -> RunPlan:
             f"{where}: not a hetopt plan (missing {exc}); re-run `hetopt plan`."
         ) from None
     models: dict[str, tuple[str, str]] = {}
-    if any(not r.get("llm_pool") and _phase_of(str(r["operator"]), str(r["config"])) for r in placement):
+    if any(
+        not r.get("llm_pool") and _phase_of(str(r["operator"]), str(r["config"])) for r in placement
+    ):
         models = _models(cfg["workload"], f"{run_dir}/config.yaml")
     groups = [_pool_group(r, where, ";") for r in pools]
     shared: dict[str, list[str]] = {}
@@ -347,7 +349,9 @@ def _read_fleet(run_dir: Path, cfg: Mapping[str, Any]) -> RunPlan:
         run_dir / "llm_pools.csv",
         run_dir / "devices.csv",
     )
-    place = _csv_rows(place_file, ("tenant", "op", "device", "config", "dedicated_devices", "pooled", "llm_pool"))
+    place = _csv_rows(
+        place_file, ("tenant", "op", "device", "config", "dedicated_devices", "pooled", "llm_pool")
+    )
     pools = _csv_rows(pools_file, ("llm_pool", "devices_per_replica", "replicas", "members"))
     devs = _csv_rows(dev_file, ("device", "pool", "total"))
     groups = [_pool_group(r, str(pools_file), ";") for r in pools]

@@ -138,7 +138,9 @@ def test_disaggregated_plan_has_separate_prefill_and_decode_workers(plan_run: Pa
     phases = {r["pool"].split("/")[2] for r in saved["llm_pools"]}
     assert phases == {"prefill", "decode"}  # the default plan disaggregates
     llm = [
-        m for m in _manifests(plan_run) if "llm-d.ai/role" in m["spec"]["template"]["metadata"]["labels"]
+        m
+        for m in _manifests(plan_run)
+        if "llm-d.ai/role" in m["spec"]["template"]["metadata"]["labels"]
     ]
     roles = sorted(m["spec"]["template"]["metadata"]["labels"]["llm-d.ai/role"] for m in llm)
     assert roles == ["decode", "prefill"]
@@ -151,7 +153,9 @@ def test_disaggregated_plan_has_separate_prefill_and_decode_workers(plan_run: Pa
     assert service["kv_transfer"]["vllm_kv_transfer_config"]["kv_connector"] == "NixlConnector"
 
 
-def test_a_second_export_refuses_to_overwrite(plan_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_second_export_refuses_to_overwrite(
+    plan_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = (plan_run / "deploy" / "deployments.yaml").read_text()
     assert main(["export", str(plan_run)]) == 2
     assert "already exists" in capsys.readouterr().err
