@@ -86,7 +86,15 @@ def export_run(run_dir: str | Path, overwrite: bool = False) -> ExportResult:
         ``deploy/`` exists and ``overwrite`` is false, or a file cannot be written.
     """
     from hetopt.atomic import write_json_atomic, write_text_atomic
-    from hetopt.deploy import k8s
+    from hetopt.deploy.k8s import (
+        DeployError,
+        deployment,
+        is_disaggregated,
+        resolve_targets,
+        topology,
+        validate_manifests,
+        vllm_args,
+    )
 
     start = time.perf_counter()
     plan = read_run(run_dir)
@@ -98,19 +106,17 @@ def export_run(run_dir: str | Path, overwrite: bool = False) -> ExportResult:
         )
     groups = [g for g in plan.groups if g.replicas > 0]
     if not groups:
-        from hetopt.deploy.k8s import DeployError
-
         raise DeployError(
             f"{plan.run_dir}: the plan counts no device replicas (a workload with a measured "
             f"profile is planned on its own abstract devices, not on catalog hardware), so "
             f"there is nothing to deploy. Export a plan of a catalog workload."
         )
-    targets = k8s.resolve_targets(sorted({g.device for g in groups}), catalog_of(plan.config))
-    disagg = k8s.is_disaggregated(groups)
+    targets = resolve_targets(sorted({g.device for g in groups}), catalog_of(plan.config))
+    disagg = is_disaggregated(groups)
     manifests, rows, args = [], [], {}
     names: dict[str, str] = {}
     for g in groups:
-        d = k8s.deployment(g, targets[g.device], plan.name, g.model in disagg)
+        d = deployment(g, targets[g.device], plan.name, g.model in disagg)
         name = d["metadata"]["name"]
         names[g.label] = name
         manifests.append(d)
@@ -127,9 +133,9 @@ def export_run(run_dir: str | Path, overwrite: bool = False) -> ExportResult:
             }
         )
         if g.is_llm:
-            args[name] = k8s.vllm_args(g, g.model in disagg)
-    validated = k8s.validate_manifests(manifests, str(plan.run_dir))
-    topo = k8s.topology(groups, names, targets)
+            args[name] = vllm_args(g, g.model in disagg)
+    validated = validate_manifests(manifests, str(plan.run_dir))
+    topo = topology(groups, names, targets)
     files = (
         out_dir / "deployments.yaml",
         out_dir / "vllm_args.json",
