@@ -15,7 +15,8 @@
 
 **vLLM** (conventions of vLLM 0.11): an LLM replica runs ``vllm serve <model>
 --tensor-parallel-size TP --pipeline-parallel-size PP --max-num-seqs BATCH`` (aggregated
-groups add ``--enable-chunked-prefill --max-num-batched-tokens C``). Where the plan
+groups add ``--enable-chunked-prefill --max-num-batched-tokens C+BATCH``, the step's chunk
+plus one token per decode sequence, as hetopt's aggregated model times it). Where the plan
 disaggregates (separate prefill and decode groups of one model), both add
 ``--kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}'`` (vLLM's NIXL
 connector, the one llm-d and Dynamo use).
@@ -213,7 +214,9 @@ def vllm_args(group: ServingGroup, disaggregated: bool) -> list[str]:
     if group.precision == "fp8":
         args += ["--quantization", "fp8"]
     if group.phase == "agg":
-        args += ["--enable-chunked-prefill", "--max-num-batched-tokens", str(group.chunk_tokens)]
+        # vLLM's per-step token budget holds the chunk and one token per decode sequence
+        budget = group.chunk_tokens + group.batch
+        args += ["--enable-chunked-prefill", "--max-num-batched-tokens", str(budget)]
     elif disaggregated:
         args += ["--kv-transfer-config", json.dumps(KV_TRANSFER_CONFIG, separators=(",", ":"))]
     return args

@@ -178,3 +178,41 @@ def test_a_device_without_a_device_plugin_exits_2_naming_it(
     err = capsys.readouterr().err
     assert "NPU-X1" in err and "device plugin" in err and "Traceback" not in err
     assert not (run / "deploy").exists()
+
+
+def test_cpu_pool_requests_the_sockets_cores_and_memory(tmp_path: Path) -> None:
+    run = tmp_path / "cpu"
+    assert main(["plan", "hardware.devices=[Xeon-SPR,H100]", f"hydra.run.dir={run}"]) == 0
+    assert main(["export", str(run)]) == 0
+    saved = json.loads((run / "plan.json").read_text())
+    xeon = next(d for d in load_catalog().devices if d.name == "Xeon-SPR")
+    manifests = _manifests(run)
+    for m in manifests:
+        kubernetes_validate.validate(m, "1.37.0", strict=True)
+    totals = {r["device"]: r["total"] for r in saved["devices"] if r["total"]}
+    assert "Xeon-SPR" in totals  # the plan pools its small operators on a CPU
+    assert dict(_devices_by_type(manifests)) == totals
+    (cpu,) = [
+        m
+        for m in manifests
+        if m["spec"]["template"]["spec"]["nodeSelector"]["hetopt.io/device-type"] == "Xeon-SPR"
+    ]
+    requests = cpu["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+    assert requests == {"cpu": str(xeon.cores), "memory": f"{int(xeon.mem_gb)}Gi"}
+
+
+def test_aggregated_plan_gives_one_worker_serving_both_phases(tmp_path: Path) -> None:
+    run = tmp_path / "agg"
+    overrides = ["workload=rag_agent", "costs.aggregated=true", f"hydra.run.dir={run}"]
+    assert main(["plan", *overrides]) == 0
+    assert main(["export", str(run)]) == 0
+    saved = json.loads((run / "plan.json").read_text())
+    (pool,) = saved["llm_pools"]
+    assert pool["config"].startswith("agg/")  # this plan serves the call aggregated
+    (m,) = _by_pool_key(_manifests(run)).values()
+    assert m["spec"]["template"]["metadata"]["labels"]["llm-d.ai/role"] == "both"
+    assert m["spec"]["replicas"] == pool["replicas"]
+    args = m["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--enable-chunked-prefill" in args and "--kv-transfer-config" not in args
+    topo = yaml.safe_load((run / "deploy" / "topology.yaml").read_text())
+    assert [s["mode"] for s in topo["services"]] == ["aggregated"]
