@@ -88,6 +88,7 @@ def export_run(run_dir: str | Path, overwrite: bool = False) -> ExportResult:
     from hetopt.atomic import write_json_atomic, write_text_atomic
     from hetopt.deploy.k8s import (
         DeployError,
+        check_fits_a_node,
         deployment,
         is_disaggregated,
         resolve_targets,
@@ -116,6 +117,7 @@ def export_run(run_dir: str | Path, overwrite: bool = False) -> ExportResult:
     manifests, rows, args = [], [], {}
     names: dict[str, str] = {}
     for g in groups:
+        check_fits_a_node(g, targets[g.device])
         d = deployment(g, targets[g.device], plan.name, g.model in disagg)
         name = d["metadata"]["name"]
         names[g.label] = name

@@ -58,8 +58,10 @@ __all__ = [
     "KV_TRANSFER_CONFIG",
     "DeployError",
     "Target",
+    "check_fits_a_node",
     "deployment",
     "deployment_name",
+    "is_disaggregated",
     "resolve_targets",
     "topology",
     "validate_manifests",
@@ -118,6 +120,8 @@ class Target:
         The device plugin's extended resource, or ``""`` for a CPU socket.
     cpu_cores, mem_gib
         A CPU socket's cores and memory (requests of a CPU replica); 0 for accelerators.
+    per_node
+        Devices one node (the catalog's ``scale_up_domain``) holds: the most one pod can ask for.
     """
 
     vendor: str
@@ -125,6 +129,7 @@ class Target:
     resource: str
     cpu_cores: int = 0
     mem_gib: int = 0
+    per_node: int = 1
 
 
 def resolve_targets(devices: Sequence[str], catalog: Any) -> dict[str, Target]:
@@ -162,8 +167,32 @@ def resolve_targets(devices: Sequence[str], catalog: Any) -> dict[str, Target]:
                 f"so the plan cannot be exported as Deployments (known: {known}). Re-plan "
                 f"without it (hardware.devices=[...] excluding {name}), or export another plan."
             )
-        out[name] = Target(d.vendor, d.kind, resource)
+        out[name] = Target(d.vendor, d.kind, resource, per_node=int(d.scale_up_domain))
     return out
+
+
+def check_fits_a_node(group: ServingGroup, target: Target) -> None:
+    """Refuse a replica that needs more devices than one node holds, naming the device.
+
+    A Deployment's pod runs on one node; a replica spread over nodes (pipeline stages on
+    several servers) needs a multi-node workload (LeaderWorkerSet), which is not exported.
+
+    Examples
+    --------
+    >>> g = ServingGroup("x", "H100", 1, 16, ("llm.decode",), "decode", "m", "fp16", 8, 2)
+    >>> check_fits_a_node(g, Target("NVIDIA", "gpu", "nvidia.com/gpu", per_node=8))
+    Traceback (most recent call last):
+    ...
+    hetopt.deploy.k8s.DeployError: 'x' needs 16 H100 per replica (tp8 x pp2), more than ...
+    """
+    if target.resource and group.devices_per_replica > target.per_node:
+        raise DeployError(
+            f"'{group.label}' needs {group.devices_per_replica} {group.device} per replica "
+            f"(tp{group.tp} x pp{group.pp}), more than the {target.per_node} one node holds "
+            f"(catalog scale_up_domain), and a Deployment's pod runs on one node; multi-node "
+            f"replicas (LeaderWorkerSet) are not exported. Re-plan with a smaller pipeline "
+            f"(costs.pp_degrees) or export another plan."
+        )
 
 
 def _dns(text: str) -> str:
