@@ -30,3 +30,26 @@ def test_export_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["export", str(tmp_path)]) == 2  # neither plan.json nor fleet_plan.json
     err = capsys.readouterr().err
     assert "Traceback" not in err and "target=k8s" in err and "plan.json" in err
+
+
+def test_damaged_run_files_exit_2_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("workload: {}\nhardware: {}\n")
+    (run / "plan.json").write_text('{"placement": [')
+    assert main(["export", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "plan.json" in err and "not valid JSON" in err and "Traceback" not in err
+    (run / "plan.json").write_text('{"placement": [], "devices": [], "llm_pools": []}')
+    assert main(["export", str(run)]) == 2  # nothing to deploy
+    assert "no device replicas" in capsys.readouterr().err.replace("\n", " ")
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    (fleet / "fleet_plan.json").write_text("{}")
+    (fleet / "config.yaml").write_text("fleet: {}\n")
+    (fleet / "placement.csv").write_text("tenant,op\n")
+    assert main(["export", str(fleet)]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "placement.csv" in err and "missing" in err
