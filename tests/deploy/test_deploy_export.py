@@ -216,3 +216,21 @@ def test_aggregated_plan_gives_one_worker_serving_both_phases(tmp_path: Path) ->
     assert "--enable-chunked-prefill" in args and "--kv-transfer-config" not in args
     topo = yaml.safe_load((run / "deploy" / "topology.yaml").read_text())
     assert [s["mode"] for s in topo["services"]] == ["aggregated"]
+
+
+def test_dedicated_llm_replicas_take_their_model_from_the_saved_workload(tmp_path: Path) -> None:
+    run = tmp_path / "off"
+    assert main(["plan", "costs.llm_pools=off", f"hydra.run.dir={run}"]) == 0
+    assert main(["export", str(run)]) == 0
+    saved = json.loads((run / "plan.json").read_text())
+    assert not saved["llm_pools"]  # every LLM operator has its own replicas
+    manifests = _manifests(run)
+    totals = {r["device"]: r["total"] for r in saved["devices"] if r["total"]}
+    assert dict(_devices_by_type(manifests)) == totals
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    model = cfg["workload"]["nodes"]["llm"]["model"]
+    llm = [m for m in manifests if m["spec"]["template"]["spec"]["containers"][0]["name"] == "vllm"]
+    assert len(llm) == 2
+    for m in llm:
+        args = m["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[args.index("--served-model-name") + 1] == model
