@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hetopt.costs.pools import config_parts
 from hetopt.errors import InputError
 from hetopt.inputs import load_yaml_input, read_text_input
 
@@ -47,7 +48,6 @@ __all__ = [
     "read_run",
 ]
 
-_CONFIG = re.compile(r"^(?:agg/)?(?:tp(\d+)/)?(?:pp(\d+)/)?b(\d+)(?:/c(\d+))?$")
 _PHASES = ("prefill", "decode", "agg")
 
 
@@ -141,11 +141,10 @@ def parse_config(config: str) -> tuple[int, int, int, int]:
     ValueError
         The label is not one hetopt writes.
     """
-    m = _CONFIG.match(config.strip())
-    if not m:
+    parts = config_parts(config)
+    if parts is None:
         raise ValueError(f"configuration {config!r} is not tp<N>/[pp<N>/]b<N> or b<N>")
-    tp, pp, batch, chunk = (int(g) if g else 0 for g in m.groups())
-    return tp or 1, pp or 1, batch, chunk
+    return parts
 
 
 def key_parts(key: str) -> tuple[str, str, str, str, str]:
