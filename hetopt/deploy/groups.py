@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hetopt.costs.pools import config_parts
+from hetopt.costs.pools import config_parts, key_family
 from hetopt.errors import InputError
 from hetopt.inputs import load_yaml_input, read_text_input
 
@@ -155,12 +155,13 @@ def key_parts(key: str) -> tuple[str, str, str, str, str]:
     ValueError
         The key does not have hetopt's form (:func:`hetopt.costs.pools.pool_key`).
     """
-    head = key.split("@", 1)[0].split("/")
-    if len(head) < 6 or head[2] not in _PHASES or not head[-1].startswith("ctx"):
+    family, config = key_family(key)
+    head = family.split("@", 1)[0].split("/")
+    if len(head) != 5 or not config or head[2] not in _PHASES or not head[4].startswith("ctx"):
         raise ValueError(f"pool key {key!r} is not model/precision/phase/device/config/ctx...")
-    if head[2] == "agg":  # model/precision/agg/device/tp/b/c/ctx: config written agg/...
-        return head[0], head[1], "agg", head[3], "agg/" + "/".join(head[4:-1])
-    return head[0], head[1], head[2], head[3], "/".join(head[4:-1])
+    model, precision, phase, device = head[:4]
+    # an aggregated key's configuration is written agg/... in the plan's tables
+    return model, precision, phase, device, f"agg/{config}" if phase == "agg" else config
 
 
 def _phase_of(op: str, config: str) -> str:
