@@ -71,7 +71,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("plan",),  # plan + independent verifier
     ("pipeline", "melange"),  # plan_agent: the single-agent pipeline; Mélange's ILP as input
     ("fleet",),  # many agents on shared pools
-    ("mlir", "replay"),  # verification stages
+    ("mlir", "replay", "deploy"),  # verification stages; plans out as deployments
     ("report",),  # tables, figures, paper reproductions, what-if studies
     ("sweeps",),  # sweep bookkeeping
     ("cli",),  # Hydra edge

@@ -69,6 +69,9 @@ commands:
             alias); fidelity: the cost model against measured data
   melange   plan one LLM across GPU types from Mélange's input JSON (hetopt melange
             examples/melange/example.json [slice_factor=4] [solver=cpsat]), verified
+  export    write Kubernetes Deployments, vLLM arguments and the llm-d prefill/decode topology
+            for a finished plan or fleet run: hetopt export <run dir> (-> <run dir>/deploy/;
+            pip install -e '.[deploy]' for the manifest validator)
   calibrate fit the cost model to aiconfigurator's measured database (pip install -e
             '.[calibration]') or to calibrate.measurements=my.csv; writes calibration.csv
             (calibrate.ship=true replaces the shipped table)
@@ -100,6 +103,7 @@ examples:
   hetopt compile mlir.targets.H100=cuda:sm_80               # if the plan uses an H100
   hetopt reproduce fig4 hydra.run.dir=out/fig4 costs.model=roofline
   hetopt melange examples/melange/example.json slice_factor=4
+  hetopt export runs/rag                                    # -> runs/rag/deploy/*.yaml
 """
 
 
@@ -521,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     sweep = command == "sweep" or (command == "plan" and ("-m" in rest or "--multirun" in rest))
     if (
-        command not in (*COMMANDS, "melange")
+        command not in (*COMMANDS, "melange", "export")
         and not sweep
         and any(f in rest for f in ("-h", "--help"))
     ):
@@ -552,15 +556,22 @@ def main(argv: list[str] | None = None) -> int:
             from hetopt.cli.melange_cmd import cmd_melange
 
             return cmd_melange(rest, console)
+        if command == "export":
+            from hetopt.cli.export_cmd import cmd_export
+
+            return cmd_export(rest, console)
         if command in COMMANDS:
             return run_command(command, rest, console)
         raise InputError(
             f"Unknown command '{command}'. Commands: plan, sweep, aggregate, "
-            f"fleet, catalog, list, reproduce, replay, compile, calibrate, melange "
+            f"fleet, catalog, list, reproduce, replay, compile, calibrate, melange, export "
             f"(`hetopt --help`)."
         )
     except HetoptUserError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        from rich.markup import escape
+
+        # escaped: a message's own brackets ('.[deploy]', a YAML list) are text, not markup
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return exc.exit_code
     except KeyboardInterrupt:
         # Every file is written atomically and a run with no result is dropped; a sweep

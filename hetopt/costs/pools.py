@@ -58,6 +58,29 @@ LLM_POOL_MODES = ("buckets", "model", "own", "off")
 Lengths = tuple[int, int]
 
 
+_CONFIG = re.compile(
+    r"(?:agg/)?(?:tp(?P<tp>\d+))?(?:/?pp(?P<pp>\d+))?/?(?:b(?P<b>\d+))?(?:/c(?P<c>\d+))?"
+    r"(?:/ctx\d+x\d+)?"
+)
+
+
+def config_parts(config: str) -> tuple[int, int, int, int] | None:
+    """``(tp, pp, batch, chunk_tokens)`` of an LLM configuration label as the cost table
+    writes it (``tp2/pp2/b32``, ``b1``, ``agg/tp4/b32/c512``, with or without its context
+    class); None for any other label (``profiled``). Omitted parts are 1 (``chunk_tokens`` 0).
+
+    >>> config_parts("tp2/pp2/b64/ctx8192x512"), config_parts("b1"), config_parts("profiled")
+    ((2, 2, 64, 0), (1, 1, 1, 0), None)
+    >>> config_parts("agg/tp4/b32/c512")
+    (4, 1, 32, 512)
+    """
+    m = _CONFIG.fullmatch(config.strip())
+    if not m or not any(m.groups()):
+        return None
+    tp, pp, batch, chunk = (int(g) if g else 0 for g in m.groups())
+    return tp or 1, pp or 1, batch or 1, chunk
+
+
 def class_label(config: str, context: Lengths) -> str:
     """The configuration label of a row timed at ``context`` = (input, output) tokens."""
     return f"{config}/ctx{context[0]}x{context[1]}"

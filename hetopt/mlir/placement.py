@@ -8,7 +8,6 @@ the same rules.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 from torch_mlir import ir
 
+from hetopt.costs.pools import config_parts
 from hetopt.errors import InputError
 from hetopt.graph.architectures import Architecture, load_architectures
 from hetopt.graph.decompose import OperatorGraph
@@ -187,12 +187,6 @@ def annotate_costs(
         o.attributes["cost"] = attr({k: float(v) for k, v in cost.items()})
 
 
-_CONFIG = re.compile(
-    r"(?:agg/)?(?:tp(?P<tp>\d+))?(?:/?pp(?P<pp>\d+))?/?(?:b(?P<b>\d+))?(?:/c\d+)?"
-    r"(?:/ctx\d+x\d+)?"
-)
-
-
 def parse_config(config: str) -> tuple[int, int]:
     """``(tensor-parallel degree, batch)`` of a cost-table configuration (``tp4/b32``, ``b1``,
     ``tp2/b64/ctx8192x512`` at a context class, ``agg/tp4/b32/c512`` aggregated).
@@ -202,10 +196,8 @@ def parse_config(config: str) -> tuple[int, int]:
     >>> parse_config("agg/tp4/b32/c512")  # aggregated serving: decode batch, chunk of 512
     (4, 32)
     """
-    m = _CONFIG.fullmatch(config.strip())
-    if not m:
-        return 1, 1
-    return int(m.group("tp") or 1), int(m.group("b") or 1)
+    parts = config_parts(config)
+    return (parts[0], parts[2]) if parts is not None else (1, 1)
 
 
 def place(module: ir.Module, placement: Sequence[Mapping[str, Any]]) -> None:
