@@ -250,9 +250,8 @@ def build_fleet_problem(
         if tkey not in tables:
             tables[tkey] = build_cost_table(graphs[key], catalog, tenant.sla, costs)
         table_of.append(tkey)
-    outside, foreign = fleet_pool_keys(
-        {k: t.feasible() for k, t in tables.items()}, Counter(table_of)
-    )
+    frames: dict[TableKey, pd.DataFrame] = {k: t.feasible() for k, t in tables.items()}
+    outside, foreign = fleet_pool_keys(frames, Counter(table_of))
     n_shared = len(frozenset().union(*outside.values()))
     dominated: frozenset[str] = frozenset()
     if n_shared:
@@ -260,7 +259,7 @@ def build_fleet_problem(
         for tenant, tkey in zip(fleet.tenants, table_of, strict=True):
             rate[tkey] = rate.get(tkey, 0.0) + tenant.request_rate_per_s
         dominated = fleet_dominated_keys(
-            {k: t.feasible() for k, t in tables.items()},
+            frames,
             {tkey: graphs[tkey[0]] for tkey in tables},
             rate,
             outside,
