@@ -38,6 +38,7 @@ import numpy as np
 from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.master import Column, column, master_prices, solve_master
 from hetopt.fleet.problem import FleetProblem
+from hetopt.fleet.trim import trim_pools
 from hetopt.models.evaluate import KEY_DIMS
 from hetopt.problem import PlacementProblem, pareto_front, replicas_for_load
 from hetopt.solvers import solve
@@ -347,6 +348,7 @@ def solve_decomposed(
         lb = run.bound(prices.mu)
         if time.perf_counter() < deadline:
             run.improve(iteration)
+            run.trim()
         gap = run.gap()
         (progress or _quiet)(
             f"round {iteration}: bound {run.best_lb:.3f} $/h, plan {run.best_ub:.3f} $/h, gap "
@@ -361,8 +363,10 @@ def solve_decomposed(
             break
         stepped = run.finite.any() and run.next_prices(prices, lb)
         if not (stepped or moved):
-            # nothing left to price: the rest of the time goes to the master MIP
-            run.improve(iteration, cap_s=deadline - time.perf_counter())
+            # nothing left to price: the rest of the time goes to the master MIP, then trimming
+            left_s = deadline - time.perf_counter()
+            run.improve(iteration, cap_s=left_s - min(run.trim_cap_s, left_s / 2))
+            run.trim()
             break
     return run.result(iteration)
 
@@ -423,6 +427,8 @@ class ColumnGeneration:
         self.inventory = np.where(self.finite, fp.device_inventory, 0.0)
         self.columns: dict[int, list[Column]] = {c: [] for c in self.classes}
         self.best_choices: Choices | None = None
+        self.trimmed: Choices | None = None  # the last plan trim() returned
+        self.trim_cap_s = max(1.0, options.time_limit_s / 6)
         self.best_ub = math.inf
         self.best_lb = -math.inf
         # per class: this round's plan and its proven bound at this round's prices
@@ -563,6 +569,22 @@ class ColumnGeneration:
                 ev = evaluate_fleet(fp, master)
                 if ev.feasible and ev.objective_usd_per_h < self.best_ub - 1e-9:
                     self.best_ub, self.best_choices = ev.objective_usd_per_h, master
+
+    def trim(self) -> None:
+        """Empty part-filled replicas of the incumbent's shared LLM pools where that makes it
+        cheaper (:func:`~hetopt.fleet.trim.trim_pools`, a sixth of the time limit at most);
+        the trimmed plan's tenant plans become columns for the master."""
+        fp = self.fp
+        if not fp.n_keys or self.best_choices is None or self.best_choices == self.trimmed:
+            return
+        until = min(time.perf_counter() + self.trim_cap_s, self.deadline)
+        plan = trim_pools(fp, self.best_choices, until)
+        self.trimmed = plan
+        ev = evaluate_fleet(fp, plan)
+        if ev.feasible and ev.objective_usd_per_h < self.best_ub - 1e-9:
+            self.best_ub, self.best_choices = ev.objective_usd_per_h, plan
+            for t, choice in enumerate(plan):
+                self.addcolumn(int(fp.tenant_class[t]), tuple(choice))
 
     def resplit(self) -> bool:
         """Take the shared LLM pools' split (:func:`key_split`) from the incumbent when it has

@@ -155,7 +155,7 @@ class TenantLatency:
         return max(f[s] for s in self.sinks) + extra
 
 
-def _option_cost(p: PlacementProblem, price: np.ndarray) -> np.ndarray:
+def option_cost_usd_per_h(p: PlacementProblem, price: np.ndarray) -> np.ndarray:
     """Standalone $/h of each option: dedicated devices, direct cost, pooled load at list price
     (an option on a shared LLM pool of the fleet adds what :class:`KeyLoad` charges)."""
     return (
@@ -274,7 +274,8 @@ class KeyPricing:
         return out
 
 
-def _meets(p: PlacementProblem, e2e: float) -> bool:
+def meets_sla(p: PlacementProblem, e2e: float) -> bool:
+    """Whether end-to-end latency ``e2e`` keeps tenant ``p``'s SLA (a soft SLA always does)."""
     return p.sla.e2e_s is None or not p.sla.hard or e2e <= p.sla.e2e_s + LATENCY_TOL_S
 
 
@@ -399,7 +400,7 @@ def _place_pass(
     n_dev = fp.n_devices
     state = _Placed(n_dev, KeyLoad(fp, price))
     demand = [
-        float((_option_cost(p, price) + state.keys.fluid_usd_per_h(t)).min() * p.n_ops)
+        float((option_cost_usd_per_h(p, price) + state.keys.fluid_usd_per_h(t)).min() * p.n_ops)
         for t, p in enumerate(fp.tenants)
     ]
     order = sorted(range(fp.n_tenants), key=lambda t: -demand[t])
@@ -415,7 +416,7 @@ def _place_pass(
         placed = None
         for _ in range(n_dev + 1):
             allowed = ~banned[p.opt_device] & state.fits(fp, t)
-            cost = _option_cost(p, price) + state.keys.marginal_usd_per_h(t)
+            cost = option_cost_usd_per_h(p, price) + state.keys.marginal_usd_per_h(t)
             key = (cls, allowed.tobytes(), cost.tobytes())
             if key not in cache:
                 cache[key] = placer(p, lat_evals[cls], allowed, cost, state.pricing(fp, t))
