@@ -192,7 +192,27 @@ class _Unrolling:
         self.deps: list[list[Dep]] = []
         self.index: dict[tuple[int, Context], int] = {}
         self.budget: dict[tuple[int, Context], int] = {}  # passes of a loop entered in a context
+        self.taken: dict[tuple[int, Context], int] = {}  # passes of it taken so far
         self.passes = 0
+        # The loops whose body strictly contains each loop's: a loop's passes are drawn afresh
+        # in each pass of these only. Loops that share an entry without nesting (several back
+        # edges into one head) count their passes independently, as the planner does.
+        bodies = [frozenset(lp.body_ops) for lp in g.loops]
+        self.outer = [frozenset(j for j, b in enumerate(bodies) if a < b) for a in bodies]
+        # loops whose entry lies in each loop's body without enclosing it: an operator of one
+        # of these has not left that body for good, its back edge leads there again
+        heads = [int(g.edge_dst[lp.back_edge]) for lp in g.loops]
+        self.returns_to = [
+            frozenset(
+                j for j, h in enumerate(heads) if h in a and j != k and j not in self.outer[k]
+            )
+            for k, a in enumerate(bodies)
+        ]
+
+    def outer_ctx(self, k: int, ctx: Context) -> Context:
+        """The passes of loop ``k``'s enclosing loops in ``ctx``: the context its budget is
+        drawn in."""
+        return tuple(ji for ji in ctx if ji[0] in self.outer[k])
 
     def iterations(self, k: int) -> int:
         """Passes loop ``k`` makes this time it is entered (a binomial decision)."""
@@ -207,7 +227,7 @@ class _Unrolling:
         """``v``'s context, keeping the passes of ``keep``; loops entered here draw passes."""
         full = tuple((k, keep.get(k, 0)) for k in sorted(self.g.in_loop[v]))
         for k in self.g.in_loop[v] - keep.keys():
-            key = (k, tuple(ji for ji in full if ji[0] != k))
+            key = (k, self.outer_ctx(k, full))
             if key not in self.budget:
                 self.budget[key] = self.iterations(k)
         return full
@@ -223,7 +243,14 @@ class _Unrolling:
 
     def remaining(self, k: int, ctx: Context, cdict: dict[int, int]) -> bool:
         """True while loop ``k`` still has passes left in context ``ctx``."""
-        return cdict[k] < self.budget[(k, tuple(ji for ji in ctx if ji[0] != k))]
+        return cdict[k] < self.budget[(k, self.outer_ctx(k, ctx))]
+
+    def enterable(self, u: int, v: int, ctx: Context, cdict: dict[int, int]) -> bool:
+        """False when ``v`` lies in the part of a loop that runs only on passes that go round
+        again, and that loop has no passes left."""
+        g = self.g
+        entering = (g.loop_only[v] - g.loop_only[u]) & g.in_loop[u]
+        return all(self.remaining(k, ctx, cdict) for k in entering)
 
     def link(self, me: int, e: int, v: int, vctx: Context) -> tuple[int, Context]:
         """Make ``v``'s instance in ``vctx`` wait for instance ``me`` over edge ``e``."""
@@ -238,19 +265,26 @@ class _Unrolling:
         alternatives = [e for e in edges if g.probability[e] < 1.0]
         chosen = None
         if alternatives:
-            weights = g.probability[alternatives]
-            chosen = alternatives[self.decide(("choice", tuple(weights / weights.sum())))]
+            # Where only some alternatives lead into loops with passes left (loops sharing this
+            # entry), the choice is among those: each loop then makes the passes it drew.
+            open_ = [e for e in alternatives if self.enterable(u, int(g.edge_dst[e]), ctx, cdict)]
+            pool = open_ if 0 < len(open_) < len(alternatives) else alternatives
+            weights = g.probability[pool]
+            chosen = pool[self.decide(("choice", tuple(weights / weights.sum())))]
         reached = []
         for e in edges:
             if g.probability[e] < 1.0 and e != chosen:
                 continue
             v = int(g.edge_dst[e])
             # into the part of a loop that only runs when the loop goes round again
-            entering = (g.loop_only[v] - g.loop_only[u]) & g.in_loop[u]
-            if entering and not all(self.remaining(k, ctx, cdict) for k in entering):
+            if not self.enterable(u, v, ctx, cdict):
                 continue
             # out of a loop: only once its passes are used up
-            leaving = (g.in_loop[u] - g.in_loop[v]) - g.loop_only[u]
+            leaving = {
+                k
+                for k in (g.in_loop[u] - g.in_loop[v]) - g.loop_only[u]
+                if not self.returns_to[k] & g.in_loop[v]
+            }
             if any(self.remaining(k, ctx, cdict) for k in leaving):
                 continue
             keep = {k: i for k, i in cdict.items() if k in g.in_loop[v]}
@@ -264,7 +298,14 @@ class _Unrolling:
             return None
         e = self.g.loops[k].back_edge
         v = int(self.g.edge_dst[e])
-        vctx = tuple((j, i + 1 if j == k else i) for j, i in ctx if j in self.g.in_loop[v])
+        key = (k, self.outer_ctx(k, ctx))
+        self.taken[key] = self.taken.get(key, 0) + 1
+        passes = dict(ctx)
+        passes[k] += 1
+        for j in self.g.in_loop[v] - passes.keys():
+            # a loop that shares the entry v but not u keeps the passes it has made so far
+            passes[j] = self.taken.get((j, self.outer_ctx(j, ctx)), 0)
+        vctx = tuple((j, passes[j]) for j in sorted(self.g.in_loop[v]))
         self.passes += 1
         return self.link(self.index[(u, ctx)], e, v, vctx)
 

@@ -65,6 +65,59 @@ def test_every_request_accounted_for_and_paths_match_planned_visits(
         assert per_request == pytest.approx(visits[op], rel=0.12, abs=0.05), op
 
 
+def test_loops_that_share_an_entry_make_the_planned_passes() -> None:
+    """The shape a LangGraph supervisor imports to: each worker returns to the supervisor over
+    its own back edge, so two loops share one entry without nesting. Each loop makes its own
+    passes (binomial, its own mean), the supervisor runs 1 + k1 + k2 times as the
+    decomposition counts, and every request reaches the answer."""
+    llm = {"kind": "model_execution", "model": "llama-3-8b", "input_tokens": 512}
+    tool = {
+        "kind": "tool_call",
+        "lookup": {"latency_s": 0.2, "request_bytes": 512, "response_bytes": 4096},
+    }
+    workload = Workload.from_mapping(
+        {
+            "name": "shared_entry",
+            "request_rate_per_s": 0.5,
+            "nodes": {
+                "supervisor": {**llm, "output_tokens": 32},
+                "search": tool,
+                "code": tool,
+                "answer": {"kind": "general_compute", "work": {"flops": 1e5, "mem_bytes": 1e5}},
+            },
+            "edges": [
+                {"src": "supervisor", "dst": "search", "probability": 0.6},
+                {"src": "supervisor", "dst": "code", "probability": 0.4},
+                {
+                    "src": "search",
+                    "dst": "supervisor",
+                    "loop": {"expected_iterations": 1.0, "max_iterations": 3},
+                },
+                {
+                    "src": "code",
+                    "dst": "supervisor",
+                    "loop": {"expected_iterations": 0.7, "max_iterations": 2},
+                },
+                {"src": "supervisor", "dst": "answer"},
+            ],
+        },
+        "test",
+    )
+    out = _plan(workload)
+    visits = dict(zip(out.problem.ops, out.problem.op_visits, strict=True))
+    assert visits["supervisor.prefill"] == pytest.approx(2.7)  # 1 + 1.0 + 0.7
+    result = replay_outcome(
+        out, ReplayConfig(arrivals=ArrivalSpec(rate_per_s=0.5), duration_s=2000, seed=2)
+    )
+    s = result.summary
+    assert s["arrived"] == s["completed"] == len(result.requests)
+    executions = result.stages.set_index("operator")["executions"] / s["arrived"]
+    assert executions["answer"] == 1.0
+    # ~1,000 requests: the passes' standard errors are under 0.03; 0.1 is over 3 of them
+    for op, per_request in executions.items():
+        assert per_request == pytest.approx(visits[op], abs=0.1), op
+
+
 def test_same_seed_same_replay(supervisor: PlanOutcome) -> None:
     cfg = ReplayConfig(arrivals=ArrivalSpec(rate_per_s=1.0), duration_s=120, seed=5)
     a = replay_outcome(supervisor, cfg)
