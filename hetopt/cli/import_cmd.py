@@ -18,6 +18,7 @@ from rich.console import Console
 from hetopt.errors import InputError, OutputError
 
 if TYPE_CHECKING:
+    from hetopt.cli.outputs import RunDir
     from hetopt.importers import ImportResult
 
 IMPORT_USAGE = """usage: hetopt import <file.py:object> [annotations=FILE] [out=FILE] [overwrite=true]
@@ -118,3 +119,14 @@ def cmd_import(args: list[str], console: Console) -> int:
     write_text_atomic(dest, result.to_yaml())
     print_import(result, dest, console)
     return 0
+
+
+def write_imported(run: RunDir, result: ImportResult, console: Console) -> None:
+    """A run's workload imported from code: its YAML into the run directory (not a result: a
+    run that fails before its results leaves nothing) and its assumptions on the terminal."""
+    from hetopt.atomic import write_text_atomic
+
+    name = "imported_workload.yaml"
+    write_text_atomic(run.out / name, result.to_yaml())
+    run.keep = run.keep | {name}
+    print_import(result, run.path / name, console)

@@ -75,10 +75,7 @@ commands:
   calibrate fit the cost model to aiconfigurator's measured database (pip install -e
             '.[calibration]') or to calibrate.measurements=my.csv; writes calibration.csv
             (calibrate.ship=true replaces the shipped table)
-  import    read a LangGraph graph from your Python file into a workload YAML, printing the
-            assumptions (hetopt import my_agent.py:graph [annotations=FILE] [out=FILE];
-            pip install -e '.[agents]'); hetopt plan workload_file=my_agent.py:graph does the
-            same on the way to a plan
+  import    a LangGraph graph (hetopt import my_agent.py:graph) as workload YAML + assumptions
 
 where runs go:
   hydra.run.dir=DIR   a single run's directory (default outputs/<command>/<time>; run_dir= is
@@ -105,7 +102,6 @@ examples:
   hetopt fleet fleet.replay=true replay.duration_s=600      # + per-tenant replayed latency
   hetopt plan workload_file=my_agent.mlir                   # an agent graph written in MLIR
   hetopt plan workload_file=examples/agents/react_agent.py:graph   # a LangGraph graph (+ .hetopt.yaml)
-  hetopt import examples/agents/rag_agent.py:graph out=rag.yaml   # its workload YAML, to read and edit
   hetopt compile mlir.targets.H100=cuda:sm_80               # if the plan uses an H100
   hetopt reproduce fig4 hydra.run.dir=out/fig4 costs.model=roofline
   hetopt melange examples/melange/example.json slice_factor=4
@@ -123,17 +119,8 @@ class Command:
     example: str
 
 
-_PLANNING = (
-    "workload",
-    "workload_file",
-    "workload_annotations",
-    "hardware",
-    "sla",
-    "costs",
-    "tco",
-    "solver",
-    "baselines",
-)
+_PLANNING: tuple[str, ...] = ("workload", "workload_file", "workload_annotations", "hardware")
+_PLANNING += ("sla", "costs", "tco", "solver", "baselines")
 COMMANDS: dict[str, Command] = {
     "plan": Command(
         _PLANNING,
@@ -198,7 +185,6 @@ _HOME = {
     "whatif": "hetopt sweep",
     "workload": "hetopt plan",
     "workload_file": "hetopt plan",
-    "workload_annotations": "hetopt plan",
     "baselines": "hetopt plan",
 }
 _HYDRA_HONOURED = (
@@ -371,18 +357,6 @@ def _write_hydra_record(run: RunDir, comp: Composition) -> None:
     run.keep = frozenset(keep)
 
 
-def _write_imported(run: RunDir, comp: Composition, console: Console) -> None:
-    """A workload imported from code: its YAML into the run (not a result) and its assumptions
-    on the terminal."""
-    from hetopt.atomic import write_text_atomic
-    from hetopt.cli.import_cmd import print_import
-
-    name = "imported_workload.yaml"
-    write_text_atomic(run.out / name, comp.imported.to_yaml())
-    run.keep = run.keep | {name}
-    print_import(comp.imported, run.path / name, console)
-
-
 def command_help(command: str, config_dirs: tuple[Path, ...] = ()) -> str:
     """``hetopt <command> --help``: what the command does, its groups and its keys."""
     spec = COMMANDS[command]
@@ -470,6 +444,7 @@ def run_command(command: str, args: list[str], console: Console) -> int:
     from omegaconf import OmegaConf
 
     from hetopt.cli.compose import compose_run
+    from hetopt.cli.import_cmd import write_imported
     from hetopt.cli.outputs import open_run
 
     flags = parse_flags(args)
@@ -516,7 +491,7 @@ def run_command(command: str, args: list[str], console: Console) -> int:
     try:
         _write_hydra_record(run, comp)
         if comp.imported is not None:
-            _write_imported(run, comp, console)
+            write_imported(run, comp.imported, console)
         if command == "plan":
             code = cmd_plan(comp, run, console)
         elif command == "fleet":

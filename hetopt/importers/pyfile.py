@@ -24,23 +24,14 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from hetopt.errors import InputError
+from hetopt.importers.langgraph import require_langgraph
 from hetopt.inputs import did_you_mean, load_yaml_input, local_path
 from hetopt.workloads import require_object_target
 
 if TYPE_CHECKING:
     from hetopt.importers.langgraph import ImportResult
 
-EXTRA_HINT = "pip install -e '.[agents]' (or pip install 'hetopt[agents]')"
 ANNOTATION_SUFFIX = ".hetopt.yaml"
-
-
-def require_langgraph(source: str) -> None:
-    """Refuse, naming the extra, when LangGraph is not installed."""
-    if importlib.util.find_spec("langgraph") is None:
-        raise InputError(
-            f"{source}: reading a LangGraph graph needs the langgraph package, which is not "
-            f"installed. Install hetopt's agents extra: {EXTRA_HINT}."
-        )
 
 
 def _user_traceback(exc: BaseException, folder: Path) -> str:

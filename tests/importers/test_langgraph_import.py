@@ -5,14 +5,13 @@ from __future__ import annotations
 import collections
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
 pytest.importorskip("langgraph")
 
 from langgraph.graph import END, START, StateGraph  # noqa: E402
-from typing_extensions import TypedDict  # noqa: E402
 
 from hetopt.errors import InputError  # noqa: E402
 from hetopt.graph.decompose import decompose  # noqa: E402
