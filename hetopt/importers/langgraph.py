@@ -306,7 +306,10 @@ class _Converter:
         out = []
         for s, t in sorted(inner, key=lambda e: (order[e[0]], order[e[1]])):
             edge: dict[str, Any] = {"src": self._id(s), "dst": self._id(t)}
-            edge["payload_bytes"] = _plain(payloads.get((s, t), self.default_payload))
+            default = (
+                DEFAULT_PAYLOAD_BYTES if self.default_payload is None else self.default_payload
+            )
+            edge["payload_bytes"] = _plain(payloads.get((s, t), default))
             if (s, t) in loops:
                 edge["loop"] = loops[(s, t)]
             elif probs.get((s, t), 1.0) < 1.0:
@@ -432,15 +435,13 @@ class _Converter:
             entry = _mapping(value, self._at(f"edge '{key}'"), key)
             _check_keys(entry, EDGE_ENTRY_KEYS, self._at(f"edge '{key}'"))
             out[pair] = entry.get("payload_bytes", DEFAULT_PAYLOAD_BYTES)
-        default = notes.get("default_payload_bytes", self.default_payload)
         inner = [p for p in pairs if START not in p and END not in p]
-        if default is None:
-            default = DEFAULT_PAYLOAD_BYTES
-            if any(p not in out for p in inner):
-                self.assumptions.append(
-                    f"{self._at('')}: edges without a payload annotation carry "
-                    f"{DEFAULT_PAYLOAD_BYTES:g} bytes (default_payload_bytes)."
-                )
+        default = notes.get("default_payload_bytes", self.default_payload)
+        if default is None and any(p not in out for p in inner):
+            self.assumptions.append(
+                f"{self.where}: edges without a payload annotation carry "
+                f"{DEFAULT_PAYLOAD_BYTES:g} bytes (default_payload_bytes)."
+            )
         return out, default
 
 
@@ -555,6 +556,7 @@ def from_langgraph(
         if notes.get(key) is not None:
             workload[key] = notes[key]
     workload.update(body)
-    result = ImportResult(workload, tuple(assumptions), source, annotations_source)
+    unique = tuple(dict.fromkeys(assumptions))  # the payload default is said once
+    result = ImportResult(workload, unique, source, annotations_source)
     result.to_workload()  # refuses an invalid workload now, naming the source
     return result
