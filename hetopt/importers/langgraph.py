@@ -142,13 +142,19 @@ def is_langgraph_graph(obj: Any) -> bool:
     return isinstance(obj, Pregel | StateGraph)
 
 
-def _structure(graph: Any) -> _Structure:
+def _structure(graph: Any, source: str) -> _Structure:
     from langgraph.graph import StateGraph
     from langgraph.prebuilt import ToolNode
     from langgraph.pregel import Pregel
 
-    compiled = graph.compile() if isinstance(graph, StateGraph) else graph
-    drawn = compiled.get_graph()  # public: langchain_core.runnables.graph.Graph
+    try:
+        compiled = graph.compile() if isinstance(graph, StateGraph) else graph
+        drawn = compiled.get_graph()  # public: langchain_core.runnables.graph.Graph
+    except Exception as exc:  # LangGraph refuses to compile or draw it: the user's graph
+        raise InputError(
+            f"{source}: LangGraph could not compile or draw the graph: {type(exc).__name__}: "
+            f"{exc}. Check that it compiles and that `graph.get_graph()` works."
+        ) from None
     nodes, metadata, subgraphs, tools = [], {}, {}, set()
     for node in drawn.nodes.values():
         if node.id in (START, END):
@@ -225,7 +231,7 @@ class _Converter:
     default_payload: Any = None  # the enclosing graph's default_payload_bytes, inherited
 
     def convert(self, graph: Any, notes: Mapping[str, Any]) -> dict[str, Any]:
-        st = _structure(graph)
+        st = _structure(graph, self._at(""))
         _check_keys(notes, TOP_KEYS if not self.prefix else SUB_KEYS, self._at(""))
         node_notes = _mapping(notes.get("nodes"), self._at(""), "nodes")
         for name in node_notes:
@@ -235,12 +241,28 @@ class _Converter:
         payloads, self.default_payload = self._payloads(st, notes)
         nodes = {self._id(n): self._node(n, st, node_notes.get(n)) for n in st.nodes}
         edges = self._edges(st, backs, notes, payloads)
+        self._note_entries(st)
+        return {"nodes": nodes, "edges": edges}
+
+    def _note_entries(self, st: _Structure) -> None:
+        """Say where the drawn graph's entry differs from the agent's: a branch at the start, or
+        nodes no edge reaches (a conditional edge drawn without its targets)."""
         if any(s == START and c for s, _, c in st.edges):
             self.assumptions.append(
                 f"{self._at('')}: the graph starts with a conditional edge; a workload has no "
                 "branch before its first node, so every entry node runs once per request."
             )
-        return {"nodes": nodes, "edges": edges}
+        reached = {t for s, t, _ in st.edges if s == START}
+        reached |= {x for n in reached if n in st.nodes for x in _reachability(st)[n]}
+        hidden = [n for n in st.nodes if n not in reached]
+        if hidden:
+            self.assumptions.append(
+                f"{self._at('')}: no edge from the start reaches {[self.prefix + n for n in hidden]} "
+                "(a conditional edge without a path map or a Literal return type hides its "
+                "targets from LangGraph's drawing); each is taken as an entry that runs once per "
+                "request. Give add_conditional_edges its targets, e.g. "
+                "add_conditional_edges('a', route, ['b', 'c'])."
+            )
 
     def _at(self, what: str) -> str:
         inside = f" (subgraph '{self.prefix[:-1]}')" if self.prefix else ""

@@ -181,3 +181,12 @@ def test_planning_a_yaml_workload_never_imports_langgraph(tmp_path: Path) -> Non
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_help_names_the_import_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "hetopt import my_agent.py:graph" in capsys.readouterr().out
+    assert main(["import", "--help"]) == 0
+    assert "annotations=FILE" in capsys.readouterr().out
+    assert main(["imprt"]) == 2
+    assert "export, import" in _words(capsys.readouterr().err)

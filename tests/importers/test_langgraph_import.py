@@ -358,3 +358,24 @@ def test_an_uncompiled_state_graph_is_read_too() -> None:
     builder.add_node("only", lambda s: s)
     builder.add_edge(START, "only")
     assert list(from_langgraph(builder).workload["nodes"]) == ["only"]
+
+
+def test_targets_hidden_from_the_drawing_are_said() -> None:
+    """Without a path map LangGraph draws a conditional edge to the end only."""
+    builder = StateGraph(_State)
+    for name in ("a", "b", "c"):
+        builder.add_node(name, lambda s: s)
+    builder.add_edge(START, "a")
+    builder.add_conditional_edges("a", lambda s: "b")
+    builder.add_edge("b", "c")
+    builder.add_edge("c", END)
+    text = " ".join(from_langgraph(builder.compile()).assumptions)
+    assert "no edge from the start reaches ['b', 'c']" in text
+
+
+def test_a_graph_langgraph_cannot_compile_is_an_input_error() -> None:
+    builder = StateGraph(_State)
+    builder.add_node("a", lambda s: s)
+    builder.add_edge("a", "nowhere")
+    with pytest.raises(InputError, match="LangGraph could not compile or draw the graph"):
+        from_langgraph(builder, source="workload file x.py:graph")
