@@ -85,6 +85,8 @@ class ImportResult:
         One line per default that stood in for a missing annotation.
     source
         What was imported (``workload file my_agent.py:graph``), for messages.
+    annotations
+        Where the annotations came from (``annotation file my_agent.hetopt.yaml``); None: none.
     """
 
     workload: dict[str, Any]
@@ -104,7 +106,9 @@ class ImportResult:
             lines.append("# Assumptions (defaults where neither the code nor annotations say):")
             lines += [f"#   - {a}" for a in self.assumptions]
         else:
-            lines.append("# Assumptions: none; every number came from the annotations.")
+            lines.append(
+                "# Assumptions: none; every number came from annotations or node metadata."
+            )
         body = yaml.safe_dump(self.workload, sort_keys=False, default_flow_style=None, width=100)
         return "\n".join(lines) + "\n" + body
 
