@@ -190,3 +190,30 @@ def test_help_names_the_import_command(capsys: pytest.CaptureFixture[str]) -> No
     assert "annotations=FILE" in capsys.readouterr().out
     assert main(["imprt"]) == 2
     assert "export, import" in _words(capsys.readouterr().err)
+
+
+def test_a_sweep_plans_a_langgraph_agent_at_every_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    rag = ROOT / "examples" / "agents" / "rag_agent.py"
+    assert (
+        main(["sweep", f"workload_file={rag}:graph", "sla.e2e_s=20,30", f"hydra.sweep.dir={sweep}"])
+        == 0
+    )
+    results = (sweep / "results.csv").read_text().splitlines()
+    assert len(results) == 3 and all(",ok," in line for line in results[1:])
+
+
+def test_a_sweep_of_a_broken_python_workload_exits_2_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "agent.py").write_text(textwrap.dedent(BOOM))
+    sweep = tmp_path / "sweep"
+    target = f"workload_file={tmp_path / 'agent.py'}:graph"
+    assert main(["sweep", target, "sla.e2e_s=12,13", f"hydra.sweep.dir={sweep}"]) == 2
+    err = _words(capsys.readouterr().err)
+    assert "importing it raised ZeroDivisionError" in err
+    assert not (sweep / "sweep.json").exists()
