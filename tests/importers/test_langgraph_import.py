@@ -379,3 +379,39 @@ def test_a_graph_langgraph_cannot_compile_is_an_input_error() -> None:
     builder.add_edge("a", "nowhere")
     with pytest.raises(InputError, match="LangGraph could not compile or draw the graph"):
         from_langgraph(builder, source="workload file x.py:graph")
+
+
+@pytest.mark.parametrize(
+    ("name", "events"),
+    [
+        ("react", {"chat_model", "tool"}),
+        ("supervisor", {"chat_model", "tool"}),
+        ("rag", {"chat_model", "retriever"}),
+    ],
+)
+def test_the_stubs_fire_langchains_callbacks(name: str, events: set[str]) -> None:
+    """Traces come from LangChain callbacks: every stub is a real LangChain component."""
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    seen: collections.Counter[str] = collections.Counter()
+    tokens: list[int] = []
+
+    class Count(BaseCallbackHandler):
+        def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+            seen["chat_model"] += 1
+
+        def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+            message = response.generations[0][0].message
+            tokens.append(message.usage_metadata["input_tokens"])
+
+        def on_tool_start(self, *args: Any, **kwargs: Any) -> None:
+            seen["tool"] += 1
+
+        def on_retriever_start(self, *args: Any, **kwargs: Any) -> None:
+            seen["retriever"] += 1
+
+    module = load_object(str(AGENTS / f"{name}_agent.py"), "request").__globals__
+    for i in range(20):
+        module["graph"].invoke(module["request"](i, seed=3), config={"callbacks": [Count()]})
+    assert events <= set(seen)
+    assert len(tokens) == seen["chat_model"] and min(tokens) > 0
