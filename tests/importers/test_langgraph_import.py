@@ -415,3 +415,15 @@ def test_the_stubs_fire_langchains_callbacks(name: str, events: set[str]) -> Non
         module["graph"].invoke(module["request"](i, seed=3), config={"callbacks": [Count()]})
     assert events <= set(seen)
     assert len(tokens) == seen["chat_model"] and min(tokens) > 0
+
+
+def test_the_library_reads_file_py_object_through_the_workload_readers(tmp_path: Path) -> None:
+    from hetopt.workloads import load_workload_data
+
+    assert load_workload(_target("rag")).graph == import_target(_target("rag")).to_workload().graph
+    notes = tmp_path / "notes.yaml"
+    notes.write_text("name: renamed\nrequest_rate_per_s: 7.0\n")
+    data = load_workload_data(_target("rag"), annotations=notes)
+    assert (data["name"], data["request_rate_per_s"]) == ("renamed", 7.0)
+    with pytest.raises(InputError, match="annotations"):
+        load_workload_data("rag_agent", annotations=notes)
