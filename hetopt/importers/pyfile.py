@@ -34,10 +34,22 @@ if TYPE_CHECKING:
 ANNOTATION_SUFFIX = ".hetopt.yaml"
 
 
+def _is_users(filename: str, folder: Path) -> bool:
+    """Whether a frame's file is the user's: in ``folder``, and neither hetopt's nor an installed
+    package's (a virtual environment or hetopt's checkout may sit inside ``folder``)."""
+    if filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>
+        return False
+    path = Path(filename).resolve()
+    if not path.is_relative_to(folder) or "site-packages" in path.parts:
+        return False
+    theirs = (Path(__file__).resolve().parents[1], Path(sys.prefix).resolve())
+    return not any(path.is_relative_to(p) for p in theirs)
+
+
 def _user_traceback(exc: BaseException, folder: Path) -> str:
-    """The traceback of ``exc`` with only the frames of files in ``folder`` (the user's)."""
+    """The traceback of ``exc`` with only the frames of the user's files (see :func:`_is_users`)."""
     tb = traceback.TracebackException.from_exception(exc)
-    mine = [f for f in tb.stack if Path(f.filename).resolve().is_relative_to(folder)]
+    mine = [f for f in tb.stack if _is_users(f.filename, folder)]
     lines = []
     if mine:
         lines.append("Traceback (most recent call last):\n")
@@ -68,8 +80,8 @@ def _import_module(path: Path, where: str, attr: str) -> ModuleType:
             f"----- end of the traceback from {path} -----"
         ) from None
     finally:
-        if sys.path and sys.path[0] == str(folder):
-            del sys.path[0]
+        if str(folder) in sys.path:  # the entry this function added (the first one)
+            sys.path.remove(str(folder))
     return module
 
 

@@ -119,13 +119,15 @@ NOT_A_GRAPH = """\
 def test_bad_python_workloads_exit_2_naming_the_file_and_object(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     source: str | None,
     target: str,
     needles: list[str],
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # relative paths: importlib's frozen frames resolve here too
     if source is not None:
         (tmp_path / "agent.py").write_text(textwrap.dedent(source))
-    code = main(["plan", f"workload_file={tmp_path / target}", f"run_dir={tmp_path / 'run'}"])
+    code = main(["plan", f"workload_file={target}", f"run_dir={tmp_path / 'run'}"])
     err = capsys.readouterr().err
     assert code == 2
     for needle in needles:
