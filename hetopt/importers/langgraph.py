@@ -584,5 +584,12 @@ def from_langgraph(
     workload.update(body)
     unique = tuple(dict.fromkeys(assumptions))  # the payload default is said once
     result = ImportResult(workload, unique, source, annotations_source)
-    result.to_workload()  # refuses an invalid workload now, naming the source
+    try:
+        result.to_workload()  # refuses an invalid workload now, naming the source
+    except InputError as exc:
+        origin = f"{annotations_source} or the nodes'" if annotations_source else "the nodes'"
+        raise type(exc)(
+            f"{exc} (The imported workload's fields come from {origin} LangGraph metadata "
+            "(their 'hetopt' key); fix them there.)"
+        ) from None
     return result

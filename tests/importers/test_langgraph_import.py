@@ -339,6 +339,7 @@ def test_a_loop_that_ends_the_request_keeps_per_visit_probabilities() -> None:
         ({"edges": {"finish -> plan": {"payload_bytes": 1}}}, "has no edge 'finish -> plan'"),
         ({"nodes": {"act": {"subgraph": {}}}}, "not a compiled subgraph"),
         ({"request_rate": 3}, "Did you mean 'request_rate_per_s'"),
+        ({"nodes": {"plan": {"kind": "control", "modle": "x"}}}, "Did you mean 'model'"),
     ],
 )  # fmt: skip
 def test_bad_annotations_name_the_graph_and_the_entry(notes: dict, needle: str) -> None:
