@@ -75,6 +75,7 @@ commands:
   calibrate fit the cost model to aiconfigurator's measured database (pip install -e
             '.[calibration]') or to calibrate.measurements=my.csv; writes calibration.csv
             (calibrate.ship=true replaces the shipped table)
+  import    a LangGraph graph (hetopt import my_agent.py:graph) as workload YAML + assumptions
 
 where runs go:
   hydra.run.dir=DIR   a single run's directory (default outputs/<command>/<time>; run_dir= is
@@ -100,6 +101,7 @@ examples:
   hetopt fleet fleet_file=my_fleet.yaml solver=cpsat fleet.method=monolithic
   hetopt fleet fleet.replay=true replay.duration_s=600      # + per-tenant replayed latency
   hetopt plan workload_file=my_agent.mlir                   # an agent graph written in MLIR
+  hetopt plan workload_file=examples/agents/react_agent.py:graph   # a LangGraph graph (+ .hetopt.yaml)
   hetopt compile mlir.targets.H100=cuda:sm_80               # if the plan uses an H100
   hetopt reproduce fig4 hydra.run.dir=out/fig4 costs.model=roofline
   hetopt melange examples/melange/example.json slice_factor=4
@@ -117,7 +119,8 @@ class Command:
     example: str
 
 
-_PLANNING = ("workload", "workload_file", "hardware", "sla", "costs", "tco", "solver", "baselines")
+_PLANNING: tuple[str, ...] = ("workload", "workload_file", "workload_annotations", "hardware")
+_PLANNING += ("sla", "costs", "tco", "solver", "baselines")
 COMMANDS: dict[str, Command] = {
     "plan": Command(
         _PLANNING,
@@ -441,6 +444,7 @@ def run_command(command: str, args: list[str], console: Console) -> int:
     from omegaconf import OmegaConf
 
     from hetopt.cli.compose import compose_run
+    from hetopt.cli.import_cmd import write_imported
     from hetopt.cli.outputs import open_run
 
     flags = parse_flags(args)
@@ -486,6 +490,8 @@ def run_command(command: str, args: list[str], console: Console) -> int:
     failed = True
     try:
         _write_hydra_record(run, comp)
+        if comp.imported is not None:
+            write_imported(run, comp.imported, console)
         if command == "plan":
             code = cmd_plan(comp, run, console)
         elif command == "fleet":
@@ -525,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     sweep = command == "sweep" or (command == "plan" and ("-m" in rest or "--multirun" in rest))
     if (
-        command not in (*COMMANDS, "melange", "export")
+        command not in (*COMMANDS, "melange", "export", "import")
         and not sweep
         and any(f in rest for f in ("-h", "--help"))
     ):
@@ -560,12 +566,16 @@ def main(argv: list[str] | None = None) -> int:
             from hetopt.cli.export_cmd import cmd_export
 
             return cmd_export(rest, console)
+        if command == "import":
+            from hetopt.cli.import_cmd import cmd_import
+
+            return cmd_import(rest, console)
         if command in COMMANDS:
             return run_command(command, rest, console)
         raise InputError(
             f"Unknown command '{command}'. Commands: plan, sweep, aggregate, "
-            f"fleet, catalog, list, reproduce, replay, compile, calibrate, melange, export "
-            f"(`hetopt --help`)."
+            f"fleet, catalog, list, reproduce, replay, compile, calibrate, melange, export, "
+            f"import (`hetopt --help`)."
         )
     except HetoptUserError as exc:
         from rich.markup import escape
