@@ -5,12 +5,12 @@ turns every run into OpenTelemetry GenAI spans, which the SDK's in-memory export
 ``opentelemetry-exporter-otlp-proto-common`` encodes as OTLP protobuf; the file holds that
 message in OTLP JSON (hex ids), one ``TracesData`` object per line, one line per request.
 Requests arrive as a Poisson process (seeded exponential gaps at ``rate_per_s``); span times
-are synthetic (a virtual clock that starts at each arrival; tool calls take seeded lognormal
-latencies around each tool's mean with coefficient of variation ``TOOL_LATENCY_CV``). Trace and
+are synthetic (a virtual clock that starts at each arrival; tool and retriever calls take the
+latency the stub drew for them, chat calls a duration from their token counts). Trace and
 span ids come from a seeded generator, so a run is byte-for-byte reproducible.
 
     python examples/traces/generate.py                 # every agent -> examples/traces/*.otlp.json
-    python examples/traces/generate.py demo_agent --requests 400 --out /tmp/t.otlp.json
+    python examples/traces/generate.py react_agent --requests 400 --out /tmp/t.otlp.json
 
 Needs ``pip install -e '.[traces]'`` plus langgraph.
 """
@@ -20,10 +20,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import random
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,13 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "agents")]
 
 EPOCH_S = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the first arrival's clock origin
-TOOL_LATENCY_CV = 0.5
 AGENTS: dict[str, dict[str, Any]] = {
-    "demo_agent": {"requests": 300, "rate_per_s": 2.0},
+    "react_agent": {"requests": 60, "rate_per_s": 2.0},
+    "supervisor_agent": {"requests": 30, "rate_per_s": 1.0},
+    "rag_agent": {"requests": 60, "rate_per_s": 4.0},
 }
+"""The shipped trace set: example agent (examples/agents/<name>.py) -> requests and arrival rate
+(each file stays well under 1 MB; the round-trip test generates more requests in memory)."""
 """The shipped trace set: agent module -> requests and arrival rate."""
 
 
@@ -54,30 +56,21 @@ def _id_generator(seed: int) -> Any:
     return SeededIds()
 
 
-def lognormal_sampler(
-    means_s: Mapping[str, float], cv: float, seed: int
-) -> Callable[[str], float]:
-    """Draws a latency for a tool name: lognormal with the tool's mean and ``cv``."""
-    rng = random.Random(seed)
-    sigma = math.sqrt(math.log1p(cv * cv))
-
-    def draw(name: str) -> float:
-        mean = means_s.get(name, 0.1)
-        return rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma) if cv else mean
-
-    return draw
-
-
 def trace_agent(
-    invoke: Callable[[Any], None],
-    tool_latency_s: Mapping[str, float],
+    run: Callable[[int, int], Any],
     n_requests: int,
     rate_per_s: float,
     seed: int = 0,
-    tool_latency_cv: float = TOOL_LATENCY_CV,
     service_name: str = "agent",
 ) -> list[Any]:
-    """The finished SDK spans of ``n_requests`` runs of ``invoke(config)``, Poisson arrivals."""
+    """The finished SDK spans of ``run(n_requests, seed)``, requests arriving as a Poisson process.
+
+    The handler is attached to every LangChain run through a configure hook, so the example's
+    own ``run`` is traced unchanged.
+    """
+    from contextvars import ContextVar
+
+    from langchain_core.tracers.context import register_configure_hook
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -89,16 +82,21 @@ def trace_agent(
         resource=Resource({"service.name": service_name}), id_generator=_id_generator(seed)
     )
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    handler = OtelTraceHandler(
-        provider.get_tracer("hetopt.examples.traces"),
-        lognormal_sampler(tool_latency_s, tool_latency_cv, seed + 17),
-    )
     arrivals = random.Random(seed + 29)
-    t = EPOCH_S
-    for _ in range(n_requests):
-        t += arrivals.expovariate(rate_per_s)
-        handler.clock_s = t
-        invoke({"callbacks": [handler]})
+    clock = [EPOCH_S]
+
+    def next_arrival_s() -> float:
+        clock[0] += arrivals.expovariate(rate_per_s)
+        return clock[0]
+
+    handler = OtelTraceHandler(provider.get_tracer("hetopt.examples.traces"), next_arrival_s)
+    hook: ContextVar[Any] = ContextVar(f"hetopt_otel_{id(handler)}", default=None)
+    register_configure_hook(hook, inheritable=True)
+    token = hook.set(handler)
+    try:
+        run(n_requests, seed)
+    finally:
+        hook.reset(token)
     provider.shutdown()
     return list(exporter.get_finished_spans())
 
@@ -142,10 +140,7 @@ def _kind_number(kind: Any) -> int:
 def generate(name: str, n_requests: int, rate_per_s: float, seed: int = 0) -> str:
     """The OTLP JSON trace text of ``n_requests`` runs of example agent ``name``."""
     module = importlib.import_module(name)
-    _, invoke = module.build(seed)
-    spans = trace_agent(
-        invoke, module.TOOL_LATENCY_S, n_requests, rate_per_s, seed, service_name=name
-    )
+    spans = trace_agent(module.run, n_requests, rate_per_s, seed, service_name=name)
     return otlp_json_lines(spans)
 
 

@@ -16,7 +16,10 @@ ends, writes its spans through an OpenTelemetry SDK tracer with explicit, synthe
   (from the message's ``usage_metadata``); the clock advances by ``llm_latency_s``;
 * every tool call: ``execute_tool <name>`` with ``gen_ai.tool.name``; every retriever call:
   ``retrieval <name>`` with ``gen_ai.operation.name=retrieval`` and ``gen_ai.data_source.id``.
-  The clock advances by ``tool_latency_s(name)``, a seeded draw.
+  The clock advances by the call's simulated latency (``simulated_latency_s`` in the tool's
+  artifact or the first document's metadata, as ``examples/agents/stubs.py`` records it).
+
+A root run (a new request) first sets the clock to ``next_arrival_s()``.
 
 Other chain runs (routing functions, runnable sequences) are not written; their children hang
 under the nearest written span.
@@ -63,8 +66,8 @@ class OtelTraceHandler(BaseCallbackHandler):
     ----------
     tracer
         An OpenTelemetry SDK tracer.
-    tool_latency_s
-        Draws one call's latency for a tool or retriever name (seconds).
+    next_arrival_s
+        The arrival time of the next request (seconds since the epoch).
     llm_latency_s
         A chat call's duration from its input and output tokens.
     """
@@ -72,11 +75,11 @@ class OtelTraceHandler(BaseCallbackHandler):
     def __init__(
         self,
         tracer: trace.Tracer,
-        tool_latency_s: Callable[[str], float],
+        next_arrival_s: Callable[[], float],
         llm_latency_s: Callable[[int, int], float] = default_llm_latency_s,
     ) -> None:
         self.tracer = tracer
-        self.tool_latency_s = tool_latency_s
+        self.next_arrival_s = next_arrival_s
         self.llm_latency_s = llm_latency_s
         self.clock_s = 0.0
         self.runs: dict[UUID, _Run] = {}
@@ -102,6 +105,8 @@ class OtelTraceHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         name = str(kwargs.get("name") or (serialized or {}).get("name") or "chain")
+        if parent_run_id is None:
+            self.clock_s = self.next_arrival_s()  # a new request arrives
         run = _Run("chain", name, parent_run_id, self.clock_s, tuple(tags or ()), metadata or {})
         self._start(run_id, parent_run_id, run)
 
@@ -129,12 +134,18 @@ class OtelTraceHandler(BaseCallbackHandler):
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         usage: dict[str, Any] = {}
+        model = None
         for gens in response.generations:
             for gen in gens:
-                usage = dict(getattr(getattr(gen, "message", None), "usage_metadata", None) or {})
+                message = getattr(gen, "message", None)
+                usage = dict(getattr(message, "usage_metadata", None) or {})
+                model = getattr(message, "response_metadata", {}).get("model_name") or model
         n_in, n_out = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
         with self.lock:
-            self.runs[run_id].attrs = {"input_tokens": n_in, "output_tokens": n_out}
+            run = self.runs[run_id]
+            run.attrs = {"input_tokens": n_in, "output_tokens": n_out}
+            if model and run.name == "unknown-model":
+                run.name = str(model)
         self._end(run_id, self.llm_latency_s(n_in, n_out))
 
     def on_tool_start(
@@ -150,7 +161,8 @@ class OtelTraceHandler(BaseCallbackHandler):
         self._start(run_id, parent_run_id, _Run("tool", name, parent_run_id, self.clock_s))
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, self.tool_latency_s(self.runs[run_id].name))
+        artifact = getattr(output, "artifact", None) or {}
+        self._end(run_id, float(artifact.get("simulated_latency_s", 0.0)))
 
     def on_retriever_start(
         self,
@@ -165,7 +177,8 @@ class OtelTraceHandler(BaseCallbackHandler):
         self._start(run_id, parent_run_id, _Run("retriever", name, parent_run_id, self.clock_s))
 
     def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, self.tool_latency_s(self.runs[run_id].name))
+        latency = documents[0].metadata.get("simulated_latency_s", 0.0) if documents else 0.0
+        self._end(run_id, float(latency))
 
     def _end(self, run_id: UUID, advance_s: float) -> None:
         with self.lock:
