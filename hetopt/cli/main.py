@@ -72,6 +72,9 @@ commands:
   export    write Kubernetes Deployments, vLLM arguments and the llm-d prefill/decode topology
             for a finished plan or fleet run: hetopt export <run dir> (-> <run dir>/deploy/;
             pip install -e '.[deploy]' for the manifest validator)
+  profile   derive a workload from OpenTelemetry traces (OTLP JSON, GenAI conventions): hetopt
+            profile traces.json [out=DIR] -> DIR/workload.yaml, arrivals.csv, profile.json
+            (pip install -e '.[traces]')
   calibrate fit the cost model to aiconfigurator's measured database (pip install -e
             '.[calibration]') or to calibrate.measurements=my.csv; writes calibration.csv
             (calibrate.ship=true replaces the shipped table)
@@ -104,6 +107,7 @@ examples:
   hetopt reproduce fig4 hydra.run.dir=out/fig4 costs.model=roofline
   hetopt melange examples/melange/example.json slice_factor=4
   hetopt export runs/rag                                    # -> runs/rag/deploy/*.yaml
+  hetopt profile examples/traces/react_agent.otlp.json out=runs/react  # workload from traces
 """
 
 
@@ -525,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     sweep = command == "sweep" or (command == "plan" and ("-m" in rest or "--multirun" in rest))
     if (
-        command not in (*COMMANDS, "melange", "export")
+        command not in (*COMMANDS, "melange", "export", "profile")
         and not sweep
         and any(f in rest for f in ("-h", "--help"))
     ):
@@ -560,11 +564,16 @@ def main(argv: list[str] | None = None) -> int:
             from hetopt.cli.export_cmd import cmd_export
 
             return cmd_export(rest, console)
+        if command == "profile":
+            from hetopt.cli.profile_cmd import cmd_profile
+
+            return cmd_profile(rest, console)
         if command in COMMANDS:
             return run_command(command, rest, console)
         raise InputError(
             f"Unknown command '{command}'. Commands: plan, sweep, aggregate, "
-            f"fleet, catalog, list, reproduce, replay, compile, calibrate, melange, export "
+            f"fleet, catalog, list, reproduce, replay, compile, calibrate, melange, export, "
+            f"profile "
             f"(`hetopt --help`)."
         )
     except HetoptUserError as exc:
