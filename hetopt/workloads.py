@@ -36,7 +36,12 @@ if TYPE_CHECKING:
 WorkloadReader = Callable[[Path], Any]
 """Reads one workload file into the workload mapping (or anything else, which is refused)."""
 
+ObjectReader = Callable[[Path, str, "str | Path | None"], Any]
+"""Reads the object ``attr`` of a code file (``my_agent.py:graph``), with an optional
+annotation file, into the workload mapping."""
+
 _READERS: dict[str, WorkloadReader] = {}
+_OBJECT_READERS: dict[str, ObjectReader] = {}
 
 
 def register_workload_reader(suffix: str, reader: WorkloadReader) -> None:
@@ -47,6 +52,41 @@ def register_workload_reader(suffix: str, reader: WorkloadReader) -> None:
     it is imported (the CLI imports it before reading a workload file).
     """
     _READERS[suffix.lower()] = reader
+
+
+def register_object_reader(suffix: str, reader: ObjectReader) -> None:
+    """Read ``file<suffix>:object`` (``my_agent.py:graph``) with ``reader``.
+
+    :mod:`hetopt.importers` registers ``.py`` (a LangGraph graph in the user's Python file) when
+    it is imported; the CLI imports it before reading a workload file.
+    """
+    _OBJECT_READERS[suffix.lower()] = reader
+
+
+def split_object_target(text: str) -> tuple[str, str] | None:
+    """``(file, object)`` for a code file's object (``my_agent.py:graph``), else None.
+
+    >>> split_object_target("my_agent.py:graph"), split_object_target("agent.yaml")
+    (('my_agent.py', 'graph'), None)
+    """
+    path, sep, attr = str(text).rpartition(":")
+    if not sep or not path or not Path(path).suffix:
+        return None
+    if not all(part.isidentifier() for part in attr.split(".")):
+        return None
+    return path, attr
+
+
+def require_object_target(text: str) -> tuple[str, str]:
+    """:func:`split_object_target`, or an :class:`InputError` saying to name the object."""
+    target = split_object_target(text)
+    if target is None:
+        raise InputError(
+            f"workload file {text}: a Python file holds code, not a workload; name the graph "
+            f"object in it, e.g. workload_file={text}:graph (the module-level variable that "
+            f"holds the compiled LangGraph graph)."
+        )
+    return target
 
 
 @dataclass(frozen=True)
@@ -263,10 +303,14 @@ def check_workload_name(name: str) -> str:
     return name
 
 
-def load_workload_data(name_or_path: str | Path) -> dict[str, Any]:
+def load_workload_data(
+    name_or_path: str | Path, *, annotations: str | Path | None = None
+) -> dict[str, Any]:
     """The workload mapping of a name (``voice_agent``) or of a file, read by the reader
     registered for its suffix (YAML unless registered otherwise; ``.mlir`` once
-    :mod:`hetopt.mlir` is imported).
+    :mod:`hetopt.mlir` is imported), or of an object in a code file (``my_agent.py:graph``, a
+    LangGraph graph, once :mod:`hetopt.importers` is imported; ``annotations`` names its
+    annotation file, else ``my_agent.hetopt.yaml`` next to it is read if present).
 
     The CLI composes command-line ``workload.*`` keys onto this mapping; the library plans the
     :class:`Workload` that :func:`load_workload` makes of it.
@@ -280,6 +324,15 @@ def load_workload_data(name_or_path: str | Path) -> dict[str, Any]:
         empty, binary, not UTF-8 or malformed (with the file and line).
     """
     text = str(name_or_path)
+    target = split_object_target(text)
+    if target is not None or Path(text).suffix.lower() in _OBJECT_SUFFIXES:
+        return _load_object_data(text, target, annotations)
+    if annotations is not None:
+        raise InputError(
+            f"workload file {text}: annotations ({annotations}) apply to a graph read from "
+            f"code (workload_file=my_agent.py:graph); a workload file states every number "
+            f"itself. Remove the annotations, or point workload_file at the graph object."
+        )
     path = local_path(text, "workload file")
     if not path.suffix and not path.exists():
         name = check_workload_name(text)
@@ -302,6 +355,28 @@ def load_workload_data(name_or_path: str | Path) -> dict[str, Any]:
             f"request_rate_per_s, nodes, edges), got "
             f"{type(data).__name__}."
         )
+    return data
+
+
+_OBJECT_SUFFIXES = (".py",)
+"""Code files: they hold a graph object, named after a colon (``my_agent.py:graph``)."""
+
+
+def _load_object_data(
+    text: str, target: tuple[str, str] | None, annotations: str | Path | None
+) -> dict[str, Any]:
+    file, attr = target if target is not None else require_object_target(text)
+    path = local_path(file, "workload file")
+    reader = _OBJECT_READERS.get(path.suffix.lower())
+    if reader is None:
+        raise InputError(
+            f"workload file {text}: graphs in {path.suffix} files are read by hetopt.importers, "
+            f"which is not loaded. `import hetopt.importers` before loading it (the hetopt "
+            f"command does)."
+        )
+    data = reader(path, attr, annotations)
+    if not isinstance(data, dict):
+        raise InputError(f"workload file {text}: its reader returned {type(data).__name__}.")
     return data
 
 

@@ -63,7 +63,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "atomic", "inputs", "plotting", "_solverlibs"),  # foundation: errors, writes, reads
     ("sla", "graph", "hardware"),  # data tables: SLA, agent graphs, device catalog
     ("costs",),  # cost table: step model, roofline, TCO
-    ("workloads", "importers"),  # the input edge: typed Workload
+    ("workloads", "importers"),  # the input edge: typed Workload; graphs read from code
     ("consistency", "oracle"),  # check_* rules; the independent evaluator of raw inputs
     ("problem", "testing", "generators"),  # placement problem (+ tiny and generated instances)
     ("models",),  # formulations
