@@ -27,8 +27,13 @@ Derivation rules
 * Loops: a depth-first search from the first node, following successors in the order they were
   first seen, marks an edge into a node on the search stack as a back edge; it gets
   ``loop: {expected_iterations: mean traversals per run, max_iterations: observed maximum}``.
-* Branches: every other edge ``s -> d`` has ``probability = count(s -> d) / visits(s)``, the
-  share of visits of ``s`` followed by ``d`` (written only when below 1).
+* Branches: the share of visits of ``s`` followed by each successor ``d`` (and by the end of
+  the run), ``count(s -> d) / visits(s)``, is what a trace counts; hetopt's edge probabilities
+  are per pass of the acyclic part, so the shares go through
+  :func:`hetopt.importers.langgraph.pass_probabilities` (the one home of that conversion, shared
+  with the LangGraph importer's ``branches`` annotation): successors from which ``s`` is reached
+  again share the passes that continue the loop, the others share the loop's exits. Written
+  only when below 1.
 * Sizes: an LLM node's calls give its model (the most frequent) and its token counts. With at
   most :data:`EXACT_BUCKETS` distinct ``(input, output)`` pairs each pair is a size bucket
   weighted by its share; with more calls than ``MIN_CALLS_FOR_BUCKETS`` the calls are cut into
@@ -86,6 +91,7 @@ _MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model")
 _IN, _OUT = "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"
 _LLM_OPS = ("chat", "text_completion", "generate_content")
 _TOOL_OPS = ("execute_tool", "retrieval")
+_END = "__end__"
 
 
 def _conventions() -> tuple[str, str, str, str]:
@@ -112,7 +118,7 @@ class EdgeProfile:
     count
         Times taken.
     probability
-        ``count / visits(src)``; 1.0 for a back edge.
+        Per-pass probability (see the module docstring); 1.0 for a back edge.
     loop_counts
         For a back edge: traversals in each run of the graph; empty otherwise.
     """
@@ -578,6 +584,42 @@ def _back_edges(order: Sequence[str], succ: Mapping[str, Sequence[str]]) -> set[
     return back
 
 
+def _reaches(succ: Mapping[str, Sequence[str]], start: str, goal: str) -> bool:
+    seen, stack = {start}, [start]
+    while stack:
+        node = stack.pop()
+        if node == goal:
+            return True
+        for d in succ.get(node, ()):
+            if d not in seen:
+                seen.add(d)
+                stack.append(d)
+    return False
+
+
+def _branch_probabilities(
+    acc: _Acc, counts: Counter[tuple[str, str]], succ: Mapping[str, Sequence[str]]
+) -> dict[tuple[str, str], float]:
+    """Per-pass probability of every edge (the workload format's), from per-visit frequencies.
+
+    The per-visit share of each successor (and of ending the run) goes through
+    :func:`hetopt.importers.langgraph.pass_probabilities`, the one home of that conversion.
+    """
+    from hetopt.importers.langgraph import pass_probabilities
+
+    ends = Counter(name for run in acc.runs if run for name in run[-1])
+    out: dict[tuple[str, str], float] = {}
+    for src, dsts in succ.items():
+        visits = len(acc.visits[src])
+        per_visit = {d: counts[(src, d)] / visits for d in dsts}
+        if ends[src]:
+            per_visit[_END] = ends[src] / visits
+        in_loop = {d for d in dsts if _reaches(succ, d, src)}
+        for d, p in pass_probabilities(per_visit, in_loop, {_END}).items():
+            out[(src, d)] = p
+    return out
+
+
 def _graph(acc: _Acc) -> GraphProfile:
     order = list(acc.visits)  # first visit order
     counts: Counter[tuple[str, str]] = Counter()
@@ -588,12 +630,13 @@ def _graph(acc: _Acc) -> GraphProfile:
     for a, b in counts:  # insertion order: first seen
         succ[a].append(b)
     back = _back_edges(order, succ)
+    probability = _branch_probabilities(acc, counts, succ)
     edges = []
     for (a, b), n in counts.items():
         if (a, b) in back:
             edges.append(EdgeProfile(a, b, n, 1.0, tuple(c[(a, b)] for c in per_run)))
         else:
-            edges.append(EdgeProfile(a, b, n, min(1.0, n / len(acc.visits[a]))))
+            edges.append(EdgeProfile(a, b, n, probability[(a, b)]))
     nodes = []
     for name in order:
         vs = acc.visits[name]
