@@ -38,9 +38,9 @@ Derivation rules
   most :data:`EXACT_BUCKETS` distinct ``(input, output)`` pairs each pair is a size bucket
   weighted by its share; with more calls than ``MIN_CALLS_FOR_BUCKETS`` the calls are cut into
   :data:`QUANTILE_BUCKETS` equal-count bins by total tokens, each bucket the bin's mean input
-  and output (so the weighted mean equals the sample mean); otherwise the means. A node entered
-  by a back edge gets the means (hetopt splits bucketed nodes through branch probabilities, which
-  a back edge may not carry).
+  and output (so the weighted mean equals the sample mean); otherwise the means. A node at
+  either end of a back edge gets the means (hetopt does not split a node that closes a loop
+  into buckets).
 * Tools: a node whose visits call tools or retrievers is ``kind: tool_call`` with ``latency_s``
   the mean per visit of the summed call durations; its coefficient of variation is reported, and
   the visit-weighted mean over tool nodes is suggested as ``replay.tool_latency_cv``. Retrieval is
@@ -375,7 +375,7 @@ def size_fields(tokens: Sequence[tuple[int, int]], bucketed: bool = True) -> dic
     }
 
 
-def _node_data(node: NodeProfile, back_target: bool) -> dict[str, Any]:
+def _node_data(node: NodeProfile, closes_loop: bool) -> dict[str, Any]:
     kind = node.kind
     if kind == "agent":
         assert node.subgraph is not None
@@ -384,7 +384,7 @@ def _node_data(node: NodeProfile, back_target: bool) -> dict[str, Any]:
         return {
             "kind": kind,
             "model": node.model,
-            **size_fields(node.tokens, bucketed=not back_target),
+            **size_fields(node.tokens, bucketed=not closes_loop),
         }
     if kind == "tool_call":
         return {
@@ -399,8 +399,8 @@ def _node_data(node: NodeProfile, back_target: bool) -> dict[str, Any]:
 
 
 def _graph_data(graph: GraphProfile) -> dict[str, Any]:
-    back_targets = {e.dst for e in graph.edges if e.is_back}
-    nodes = {n.name: _node_data(n, n.name in back_targets) for n in graph.nodes}
+    on_back = {x for e in graph.edges if e.is_back for x in (e.src, e.dst)}
+    nodes = {n.name: _node_data(n, n.name in on_back) for n in graph.nodes}
     edges = []
     for e in graph.edges:
         edge: dict[str, Any] = {"src": e.src, "dst": e.dst, "payload_bytes": DEFAULT_PAYLOAD_BYTES}
