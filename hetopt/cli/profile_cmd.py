@@ -185,8 +185,7 @@ def _print_summary(profile: object, console: Console) -> None:
     walk(profile.graph, "")
     fit = "fits" if profile.poisson_fits else "does not fit"
     console.print(
-        "\n".join(edges)
-        + f"\narrivals: {profile.rate_per_s:.3f}/s, inter-arrival CV "
+        "\n".join(edges) + f"\narrivals: {profile.rate_per_s:.3f}/s, inter-arrival CV "
         f"{profile.interarrival_cv:.2f} (Poisson {fit}); tool latency CV "
         f"{profile.tool_latency_cv:.2f}",
         highlight=False,

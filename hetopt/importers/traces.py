@@ -688,7 +688,9 @@ def _check_conventions(spans: Sequence[SpanRecord], reader: _Reader, source: str
             "gen_ai.request.model, gen_ai.usage.input_tokens, gen_ai.usage.output_tokens)"
         )
     conventions = (
-        f"GenAI attributes {genai}" if genai else "no GenAI (gen_ai.*) attributes: unknown conventions"
+        f"GenAI attributes {genai}"
+        if genai
+        else "no GenAI (gen_ai.*) attributes: unknown conventions"
     )
     raise InputError(
         f"{source}: found {len(spans)} spans with attributes {found}; {conventions}. Missing: "

@@ -100,8 +100,12 @@ EXPECTED_WORKLOAD = {
     "edges": [
         # agent -> tools stays in the loop, the only such target: every pass that continues
         {"src": "agent", "dst": "tools", "payload_bytes": 2048.0},
-        {"src": "tools", "dst": "agent", "payload_bytes": 2048.0,
-         "loop": {"expected_iterations": 1.0, "max_iterations": 2}},  # fmt: skip
+        {
+            "src": "tools",
+            "dst": "agent",
+            "payload_bytes": 2048.0,
+            "loop": {"expected_iterations": 1.0, "max_iterations": 2},
+        },  # fmt: skip
         # the loop's exits share the requests: 2 of 3, 1 of 3
         {"src": "agent", "dst": "answer", "payload_bytes": 2048.0, "probability": 0.666666},
         {"src": "agent", "dst": "fallback", "payload_bytes": 2048.0, "probability": 0.333333},
@@ -170,7 +174,9 @@ def test_no_genai_attributes_exits_2_saying_what_was_found_and_missing(
         _span(9, 1, 0, "GET /", 0, 1, http__method="GET"),
         _span(9, 2, 1, "SELECT", 0, 1, db__system="postgresql"),
     ]
-    err = _profile_fails(tmp_path, capsys, json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+    err = _profile_fails(
+        tmp_path, capsys, json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+    )
     assert "found 2 spans with attributes http.method (1), db.system (1)" in err
     assert "no GenAI (gen_ai.*) attributes: unknown conventions" in err
     assert "Missing: graph.node.name" in err and "gen_ai.request.model" in err
@@ -180,21 +186,29 @@ def test_node_spans_without_llm_or_tool_spans_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spans = [_span(9, 1, 0, "root", 0, 1), _node(9, 2, "agent", 0)]
-    err = _profile_fails(tmp_path, capsys, json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+    err = _profile_fails(
+        tmp_path, capsys, json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+    )
     assert "graph.node.name (1)" in err and "Missing: GenAI LLM or tool spans" in err
 
 
 def test_missing_parent_spans_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spans = [s for s in REQUESTS[0] if s["spanId"] != f"{10:016x}"]  # drop the first node span
-    err = _profile_fails(tmp_path, capsys, json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+    err = _profile_fails(
+        tmp_path, capsys, json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+    )
     assert "1 of 7 spans have a parent that is not in the files" in err
     assert "chat llama-3-8b" in err
 
 
-def test_an_llm_span_without_model_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_llm_span_without_model_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spans = [_span(9, 1, 0, "root", 0, 1), _node(9, 2, "agent", 0),
              _span(9, 3, 2, "chat", 0, 1, gen_ai__operation__name="chat")]  # fmt: skip
-    err = _profile_fails(tmp_path, capsys, json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+    err = _profile_fails(
+        tmp_path, capsys, json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+    )
     assert "missing gen_ai.request.model" in err and "gen_ai.operation.name" in err
 
 
@@ -202,8 +216,14 @@ def test_an_llm_span_without_model_exits_2(tmp_path: Path, capsys: pytest.Captur
     ("text", "message"),
     [
         ("not json at all", "not JSON"),
-        ('{"data": []}', "not an OTLP JSON trace export: expected an object with 'resourceSpans', found ['data']"),
-        ('{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}', "is not a hex string"),
+        (
+            '{"data": []}',
+            "not an OTLP JSON trace export: expected an object with 'resourceSpans', found ['data']",
+        ),
+        (
+            '{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}',
+            "is not a hex string",
+        ),
         ('{"resourceSpans": [{"scopeSpans": [{"spanz": []}]}]}', "not valid OTLP JSON"),
     ],
 )

@@ -97,7 +97,9 @@ def _deviations(
             counts = prof.loop_counts
             se = statistics.stdev(counts) / math.sqrt(len(counts))
             mean = statistics.fmean(counts)
-            out.append((f"{label} expected_iterations", e["loop"]["expected_iterations"], mean, 4 * se))
+            out.append(
+                (f"{label} expected_iterations", e["loop"]["expected_iterations"], mean, 4 * se)
+            )
             out.append((f"{label} max_iterations", e["loop"]["max_iterations"], max(counts), 0.0))
         else:
             p_true, p = e.get("probability", 1.0), d.get("probability", 1.0)
@@ -105,20 +107,31 @@ def _deviations(
                 x for x in graph.edges if x.src == key[0] and not x.is_back and x.probability < 1.0
             ]
             n = sum(x.count for x in siblings) or prof.count
-            out.append((f"{label} probability", p_true, p, 4 * math.sqrt(p_true * (1 - p_true) / n)))
+            out.append(
+                (f"{label} probability", p_true, p, 4 * math.sqrt(p_true * (1 - p_true) / n))
+            )
     for node, t in truth["nodes"].items():
         prof_node = graph.node(node)
         if t["kind"] == "agent":
-            out += _deviations(t["subgraph"], derived["nodes"][node]["subgraph"], prof_node.subgraph, f"{at}{node}.")  # type: ignore[arg-type]
+            out += _deviations(
+                t["subgraph"],
+                derived["nodes"][node]["subgraph"],
+                prof_node.subgraph,
+                f"{at}{node}.",
+            )  # type: ignore[arg-type]
         for k, field in ((0, "input_tokens"), (1, "output_tokens")):
             if field in t and prof_node.tokens:
                 xs = [tok[k] for tok in prof_node.tokens]
                 se = statistics.stdev(xs) / math.sqrt(len(xs))
-                out.append((f"{at}{node} mean {field}", t[field], statistics.fmean(xs), 4 * se + 0.5))
+                out.append(
+                    (f"{at}{node} mean {field}", t[field], statistics.fmean(xs), 4 * se + 0.5)
+                )
         if t["kind"] == "tool_call":
             xs = list(prof_node.tool_latency_s)
             se = statistics.stdev(xs) / math.sqrt(len(xs))
-            out.append((f"{at}{node} latency_s", t["lookup"]["latency_s"], statistics.fmean(xs), 4 * se))
+            out.append(
+                (f"{at}{node} latency_s", t["lookup"]["latency_s"], statistics.fmean(xs), 4 * se)
+            )
     return out
 
 
@@ -135,8 +148,17 @@ def test_round_trip_recovers_the_distributions_within_sampling_error(
     name, truth, profile = round_trip
     rows = _deviations(truth, profile.workload_data(), profile.graph)
     n = profile.requests
-    rows.append(("rate_per_s", truth["request_rate_per_s"], profile.rate_per_s, 4 * profile.rate_per_s / math.sqrt(n)))
-    report = "\n".join(f"{what}: truth {t:g}, derived {d:.4g}, tolerance {tol:.3g}" for what, t, d, tol in rows)
+    rows.append(
+        (
+            "rate_per_s",
+            truth["request_rate_per_s"],
+            profile.rate_per_s,
+            4 * profile.rate_per_s / math.sqrt(n),
+        )
+    )
+    report = "\n".join(
+        f"{what}: truth {t:g}, derived {d:.4g}, tolerance {tol:.3g}" for what, t, d, tol in rows
+    )
     print(f"{name} ({n} requests)\n{report}")
     bad = [r for r in rows if abs(r[2] - r[1]) > r[3] + 1e-9]
     assert not bad, f"{name}: outside tolerance:\n" + "\n".join(map(str, bad))
