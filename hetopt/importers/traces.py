@@ -1,5 +1,9 @@
 """Derive a hetopt workload from OpenTelemetry GenAI traces: graph, branches, loops, sizes, arrivals.
 
+Why one module: the derivation rules below are one chain (span roles -> node visits -> graph
+-> workload fields), and this docstring states them in one place next to the code that applies
+them; split, each half would need the other's private visit and profile types.
+
 Conventions read
 ----------------
 A trace is one agent request; its root span is the request. Spans are recognised by the
