@@ -76,7 +76,16 @@ def test_package_solves_with_every_backend_in_one_process() -> None:
 PACKAGE = Path(__file__).resolve().parents[1] / "hetopt"
 ORTOOLS_NATIVE = "ortools.sat.python.cp_model_helper"  # the extension linked to libortools
 SOLVER_LIBS_MODULES = (ORTOOLS_NATIVE, "pulp", "highspy")
-HEAVY = ("ortools", "pulp", "highspy", "matplotlib", "torch_mlir", "iree")
+HEAVY = (
+    "ortools",
+    "pulp",
+    "highspy",
+    "matplotlib",
+    "torch_mlir",
+    "iree",
+    "langgraph",
+    "langchain_core",
+)
 
 
 def _imported_names(tree: ast.AST) -> list[tuple[str, ast.stmt]]:

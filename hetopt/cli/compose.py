@@ -50,6 +50,9 @@ class Composition:
     sweep_dir
         The resolved ``hydra.sweep.dir`` (interpolations such as ``${now:...}`` resolved once,
         so a sweep's driver and its workers agree on it).
+    imported
+        For ``workload_file=my_agent.py:graph``: the
+        :class:`~hetopt.importers.ImportResult` (its assumptions and YAML); else None.
     """
 
     cfg: dict[str, Any]
@@ -59,6 +62,7 @@ class Composition:
     run_dir: Path
     explicit_run_dir: bool
     sweep_dir: Path
+    imported: Any = None
 
 
 def normalise_overrides(overrides: Sequence[str]) -> list[str]:
@@ -173,11 +177,15 @@ def compose_run(
         ) from None
     assert isinstance(data, dict)
     cfg: dict[str, Any] = {str(k): v for k, v in data.items()}
+    imported = None
     if cfg.get("workload_file"):
-        from hetopt.workloads import load_workload_data
-
-        cfg["workload"] = _overlay(
-            load_workload_data(str(cfg["workload_file"])), cfg, "workload", task
+        workload, imported = read_workload_file(cfg)
+        cfg["workload"] = _overlay(workload, cfg, "workload", task)
+    elif cfg.get("workload_annotations"):
+        raise InputError(
+            f"workload_annotations={cfg['workload_annotations']} is given without a graph to "
+            f"annotate: it goes with workload_file=my_agent.py:graph (a LangGraph graph). "
+            f"Add workload_file, or remove workload_annotations."
         )
     if cfg.get("fleet_file"):
         cfg["fleet"] = _overlay(
@@ -201,7 +209,27 @@ def compose_run(
         run_dir=run_dir,
         explicit_run_dir=explicit,
         sweep_dir=sweep_dir,
+        imported=imported,
     )
+
+
+def read_workload_file(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The workload mapping of ``cfg``'s ``workload_file`` (with ``workload_annotations``), and
+    the :class:`~hetopt.importers.ImportResult` when it is a graph in code (else None).
+
+    Every command that reads ``workload_file`` (single runs, sweep points, sweep workers) reads
+    it here.
+    """
+    from hetopt.workloads import load_workload_data, split_object_target
+
+    text = str(cfg["workload_file"])
+    annotations = cfg.get("workload_annotations")
+    if split_object_target(text) is not None:
+        from hetopt.importers import import_target
+
+        result = import_target(text, annotations)
+        return result.workload, result
+    return load_workload_data(text, annotations=annotations), None
 
 
 def _check_sla_group(sla: Any, task: Sequence[str]) -> None:

@@ -72,12 +72,16 @@ commands:
   export    write Kubernetes Deployments, vLLM arguments and the llm-d prefill/decode topology
             for a finished plan or fleet run: hetopt export <run dir> (-> <run dir>/deploy/;
             pip install -e '.[deploy]' for the manifest validator)
-  profile   derive a workload from OpenTelemetry traces (OTLP JSON, GenAI conventions): hetopt
-            profile traces.json [out=DIR] -> DIR/workload.yaml, arrivals.csv, profile.json
-            (pip install -e '.[traces]')
   calibrate fit the cost model to aiconfigurator's measured database (pip install -e
             '.[calibration]') or to calibrate.measurements=my.csv; writes calibration.csv
             (calibrate.ship=true replaces the shipped table)
+  import    read a LangGraph graph from your Python file into a workload YAML, printing the
+            assumptions (hetopt import my_agent.py:graph [annotations=FILE] [out=FILE];
+            pip install -e '.[agents]'); hetopt plan workload_file=my_agent.py:graph does the
+            same on the way to a plan
+  profile   derive a workload from OpenTelemetry traces (OTLP JSON, GenAI conventions): hetopt
+            profile traces.json [out=DIR] -> DIR/workload.yaml, arrivals.csv, profile.json
+            (pip install -e '.[traces]')
 
 where runs go:
   hydra.run.dir=DIR   a single run's directory (default outputs/<command>/<time>; run_dir= is
@@ -103,6 +107,8 @@ examples:
   hetopt fleet fleet_file=my_fleet.yaml solver=cpsat fleet.method=monolithic
   hetopt fleet fleet.replay=true replay.duration_s=600      # + per-tenant replayed latency
   hetopt plan workload_file=my_agent.mlir                   # an agent graph written in MLIR
+  hetopt plan workload_file=examples/agents/react_agent.py:graph   # a LangGraph graph (+ .hetopt.yaml)
+  hetopt import examples/agents/rag_agent.py:graph out=rag.yaml   # its workload YAML, to read and edit
   hetopt compile mlir.targets.H100=cuda:sm_80               # if the plan uses an H100
   hetopt reproduce fig4 hydra.run.dir=out/fig4 costs.model=roofline
   hetopt melange examples/melange/example.json slice_factor=4
@@ -121,7 +127,17 @@ class Command:
     example: str
 
 
-_PLANNING = ("workload", "workload_file", "hardware", "sla", "costs", "tco", "solver", "baselines")
+_PLANNING = (
+    "workload",
+    "workload_file",
+    "workload_annotations",
+    "hardware",
+    "sla",
+    "costs",
+    "tco",
+    "solver",
+    "baselines",
+)
 COMMANDS: dict[str, Command] = {
     "plan": Command(
         _PLANNING,
@@ -186,6 +202,7 @@ _HOME = {
     "whatif": "hetopt sweep",
     "workload": "hetopt plan",
     "workload_file": "hetopt plan",
+    "workload_annotations": "hetopt plan",
     "baselines": "hetopt plan",
 }
 _HYDRA_HONOURED = (
@@ -358,6 +375,18 @@ def _write_hydra_record(run: RunDir, comp: Composition) -> None:
     run.keep = frozenset(keep)
 
 
+def _write_imported(run: RunDir, comp: Composition, console: Console) -> None:
+    """A workload imported from code: its YAML into the run (not a result) and its assumptions
+    on the terminal."""
+    from hetopt.atomic import write_text_atomic
+    from hetopt.cli.import_cmd import print_import
+
+    name = "imported_workload.yaml"
+    write_text_atomic(run.out / name, comp.imported.to_yaml())
+    run.keep = run.keep | {name}
+    print_import(comp.imported, run.path / name, console)
+
+
 def command_help(command: str, config_dirs: tuple[Path, ...] = ()) -> str:
     """``hetopt <command> --help``: what the command does, its groups and its keys."""
     spec = COMMANDS[command]
@@ -490,6 +519,8 @@ def run_command(command: str, args: list[str], console: Console) -> int:
     failed = True
     try:
         _write_hydra_record(run, comp)
+        if comp.imported is not None:
+            _write_imported(run, comp, console)
         if command == "plan":
             code = cmd_plan(comp, run, console)
         elif command == "fleet":
@@ -529,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     sweep = command == "sweep" or (command == "plan" and ("-m" in rest or "--multirun" in rest))
     if (
-        command not in (*COMMANDS, "melange", "export", "profile")
+        command not in (*COMMANDS, "melange", "export", "import", "profile")
         and not sweep
         and any(f in rest for f in ("-h", "--help"))
     ):
@@ -564,6 +595,10 @@ def main(argv: list[str] | None = None) -> int:
             from hetopt.cli.export_cmd import cmd_export
 
             return cmd_export(rest, console)
+        if command == "import":
+            from hetopt.cli.import_cmd import cmd_import
+
+            return cmd_import(rest, console)
         if command == "profile":
             from hetopt.cli.profile_cmd import cmd_profile
 
@@ -573,8 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(
             f"Unknown command '{command}'. Commands: plan, sweep, aggregate, "
             f"fleet, catalog, list, reproduce, replay, compile, calibrate, melange, export, "
-            f"profile "
-            f"(`hetopt --help`)."
+            f"import, profile (`hetopt --help`)."
         )
     except HetoptUserError as exc:
         from rich.markup import escape

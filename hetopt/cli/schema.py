@@ -195,6 +195,8 @@ def config_schema() -> type:
             ("sweep", SweepSchema, dataclasses.field(default_factory=SweepSchema)),
             ("study", StudySchema, dataclasses.field(default_factory=StudySchema)),
             ("workload_file", Optional[str], dataclasses.field(default=None)),  # noqa: UP045
+            # The annotation file of a graph in code (workload_file=my_agent.py:graph).
+            ("workload_annotations", Optional[str], dataclasses.field(default=None)),  # noqa: UP045
             ("fleet", FleetSchema, dataclasses.field(default_factory=FleetSchema)),
             ("fleet_file", Optional[str], dataclasses.field(default=None)),  # noqa: UP045
             (

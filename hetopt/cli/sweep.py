@@ -269,9 +269,9 @@ def check_point(cfg: dict[str, Any]) -> None:
     from hetopt.pipeline import prepare
 
     if cfg.get("workload_file"):
-        from hetopt.workloads import load_workload_data
+        from hetopt.cli.compose import read_workload_file
 
-        cfg = {**cfg, "workload": load_workload_data(str(cfg["workload_file"]))}
+        cfg = {**cfg, "workload": read_workload_file(cfg)[0]}
     with contextlib.suppress(InfeasibleError):
         prepare(request_from_config(cfg))
 

@@ -129,9 +129,9 @@ def run_point(
     tco = math.nan
     try:
         if cfg.get("workload_file"):
-            from hetopt.workloads import load_workload_data
+            from hetopt.cli.compose import read_workload_file
 
-            cfg["workload"] = load_workload_data(str(cfg["workload_file"]))
+            cfg["workload"] = read_workload_file(cfg)[0]
         outcome = plan_agent(request_from_config(cfg), warm_start=warm)
         plan = outcome.plan
         record["status"] = "ok"

@@ -41,7 +41,6 @@ from typing import Any
 import yaml
 
 from hetopt.errors import InputError
-from hetopt.graph.ir import NODE_ID_PATTERN
 from hetopt.inputs import did_you_mean
 from hetopt.workloads import Workload
 
@@ -327,6 +326,8 @@ class _Converter:
 
     @staticmethod
     def _id(name: str) -> str:
+        from hetopt.graph.params import NODE_ID_PATTERN
+
         if NODE_ID_PATTERN.match(name):
             return name
         return "".join(c if c.isalnum() or c in "_-" else "_" for c in name) or "node"
