@@ -272,3 +272,14 @@ def test_profile_a_shipped_trace_then_plan_it(
     assert main(["plan", f"workload_file={out / 'workload.yaml'}", f"hydra.run.dir={run}"]) == 0
     plan = json.loads((run / "plan.json").read_text())
     assert plan
+
+
+def test_the_importer_loads_opentelemetry_only_when_reading() -> None:
+    import subprocess
+
+    code = (
+        "import sys, hetopt.importers.traces, hetopt.cli.profile_cmd\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry', 'openinference'))))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
