@@ -26,7 +26,9 @@ from langchain_core.documents import Document
 from langchain_core.messages import HumanMessage
 from langgraph.graph import END, START, StateGraph
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:  # stubs.py sits next to this file
+    sys.path.insert(0, HERE)
 from stubs import StubChatModel, StubRetriever, reseed  # noqa: E402
 
 BEHAVIOUR: dict[str, Any] = {
@@ -128,20 +130,21 @@ builder.add_edge("generate", END)
 graph = builder.compile()
 
 
+def request(i: int, seed: int = 0) -> State:
+    """Request ``i``'s start state, after reseeding every stub from ``(seed, i)``."""
+    reseed(STUBS, seed * 100_003 + i)
+    return {
+        "question": f"Question {i} about GPUs",
+        "documents": [],
+        "relevant": False,
+        "rewrites": 0,
+        "answer": "",
+    }
+
+
 def run(n_requests: int, seed: int = 0) -> list[dict[str, Any]]:
-    """Answer ``n_requests`` questions; request ``i`` reseeds every stub from ``(seed, i)``."""
-    results = []
-    for i in range(n_requests):
-        reseed(STUBS, seed * 100_003 + i)
-        start: State = {
-            "question": f"Question {i} about GPUs",
-            "documents": [],
-            "relevant": False,
-            "rewrites": 0,
-            "answer": "",
-        }
-        results.append(graph.invoke(start))
-    return results
+    """Answer ``n_requests`` questions (request ``i`` is :func:`request` ``(i, seed)``)."""
+    return [graph.invoke(request(i, seed)) for i in range(n_requests)]
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:  # stubs.py sits next to this file
+    sys.path.insert(0, HERE)
 from stubs import StubChatModel, reseed, stub_tool  # noqa: E402
 
 BEHAVIOUR: dict[str, Any] = {
@@ -92,14 +94,19 @@ builder.add_edge("format_answer", END)
 graph = builder.compile()
 
 
+STUBS = [LLM, *TOOLS]
+
+
+def request(i: int, seed: int = 0) -> State:
+    """Request ``i``'s start state, after reseeding every stub from ``(seed, i)``."""
+    reseed(STUBS, seed * 100_003 + i)
+    question = HumanMessage(f"Question {i}: what is the population of Lisbon times 3?")
+    return {"messages": [question], "answer": ""}
+
+
 def run(n_requests: int, seed: int = 0) -> list[dict[str, Any]]:
-    """Answer ``n_requests`` questions; request ``i`` reseeds every stub from ``(seed, i)``."""
-    results = []
-    for i in range(n_requests):
-        reseed([LLM, *TOOLS], seed * 100_003 + i)
-        question = HumanMessage(f"Question {i}: what is the population of Lisbon times 3?")
-        results.append(graph.invoke({"messages": [question], "answer": ""}))
-    return results
+    """Answer ``n_requests`` questions (request ``i`` is :func:`request` ``(i, seed)``)."""
+    return [graph.invoke(request(i, seed)) for i in range(n_requests)]
 
 
 if __name__ == "__main__":

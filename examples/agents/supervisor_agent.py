@@ -29,7 +29,9 @@ from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:  # stubs.py sits next to this file
+    sys.path.insert(0, HERE)
 from stubs import StubChatModel, reseed, stub_tool  # noqa: E402
 
 BEHAVIOUR: dict[str, Any] = {
@@ -149,14 +151,16 @@ builder.add_edge("answer", END)
 graph = builder.compile()
 
 
+def request(i: int, seed: int = 0) -> State:
+    """Request ``i``'s start state, after reseeding every stub from ``(seed, i)``."""
+    reseed(STUBS, seed * 100_003 + i)
+    task = HumanMessage(f"Task {i}: find the fastest sort for 10^8 integers and benchmark it.")
+    return {"messages": [task], "next": "", "rounds": 0}
+
+
 def run(n_requests: int, seed: int = 0) -> list[dict[str, Any]]:
-    """Answer ``n_requests`` tasks; request ``i`` reseeds every stub from ``(seed, i)``."""
-    results = []
-    for i in range(n_requests):
-        reseed(STUBS, seed * 100_003 + i)
-        task = HumanMessage(f"Task {i}: find the fastest sort for 10^8 integers and benchmark it.")
-        results.append(graph.invoke({"messages": [task], "next": "", "rounds": 0}))
-    return results
+    """Answer ``n_requests`` tasks (request ``i`` is :func:`request` ``(i, seed)``)."""
+    return [graph.invoke(request(i, seed)) for i in range(n_requests)]
 
 
 if __name__ == "__main__":

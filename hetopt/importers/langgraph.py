@@ -358,11 +358,13 @@ class _Converter:
             )
         if "kind" not in params:
             default = DEFAULT_TOOL if name in st.tool_nodes else DEFAULT_STEP
-            what = "a ToolNode" if name in st.tool_nodes else "plain code"
-            self.assumptions.append(
-                f"{label}: no annotation; taken as {what}: {_flat(default)}. If it calls a "
-                "model, annotate its kind, model and tokens."
+            fix = (
+                "annotate its lookup (latency_s, request_bytes, response_bytes)"
+                if name in st.tool_nodes
+                else "if it calls a model, annotate its kind, model and tokens"
             )
+            what = "a ToolNode" if name in st.tool_nodes else "plain code"
+            self.assumptions.append(f"{label}: no annotation; taken as {what}: {_flat(default)}; {fix}.")
             params = {**default, **params}
         return params
 
@@ -611,8 +613,8 @@ def from_langgraph(
             "graph. Point hetopt at the compiled graph (the object `StateGraph(...).compile()` "
             "returns)."
         )
-    notes = _mapping(annotations, annotations_source or source, "annotations")
-    where = annotations_source or source
+    where = f"{annotations_source} (for {source})" if annotations_source else source
+    notes = _mapping(annotations, where, "annotations")
     assumptions: list[str] = []
     body = _Converter(where, "", assumptions).convert(graph, notes)
     rate = notes.get("request_rate_per_s")

@@ -92,7 +92,10 @@ def load_object(file: str, attr: str) -> Any:
             "a workload YAML file without ':object'."
         )
     if not path.is_file():
-        raise InputError(f"{where}: no such file. Give the path of your agent's Python file.")
+        raise InputError(
+            f"{where}: no such file, so there is no '{attr}' to read. Give the path of your "
+            "agent's Python file."
+        )
     require_langgraph(f"{where}:{attr}")
     obj: Any = _import_module(path, where, attr)
     done: list[str] = []
