@@ -11,11 +11,15 @@ attributes, missing parents) and a missing ``traces`` extra end with one paragra
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from hetopt.errors import InputError
+
+if TYPE_CHECKING:
+    from hetopt.importers.traces import GraphProfile, TraceProfile
 
 PROFILE_USAGE = """usage: hetopt profile <trace.json> [<trace.json> ...] [out=DIR] [name=NAME] [overwrite=true]
 
@@ -132,10 +136,7 @@ def _json_safe(value: object) -> object:
     return value
 
 
-def _print_summary(profile: object, console: Console) -> None:
-    from hetopt.importers.traces import GraphProfile, TraceProfile
-
-    assert isinstance(profile, TraceProfile)
+def _print_summary(profile: TraceProfile, console: Console) -> None:
     t = Table(title=f"Workload '{profile.name}' from {profile.requests} traced requests")
     for col in ("node", "kind", "visits/run", "model", "mean in/out tokens", "latency_s (cv)"):
         t.add_column(col)

@@ -40,7 +40,7 @@ Derivation rules
   only when below 1.
 * Sizes: an LLM node's calls give its model (the most frequent) and its token counts. With at
   most :data:`EXACT_BUCKETS` distinct ``(input, output)`` pairs each pair is a size bucket
-  weighted by its share; with more calls than ``MIN_CALLS_FOR_BUCKETS`` the calls are cut into
+  weighted by its share; with at least :data:`MIN_CALLS_FOR_BUCKETS` calls they are cut into
   :data:`QUANTILE_BUCKETS` equal-count bins by total tokens, each bucket the bin's mean input
   and output (so the weighted mean equals the sample mean); otherwise the means. A node at
   either end of a back edge gets the means (hetopt does not split a node that closes a loop
@@ -51,7 +51,9 @@ Derivation rules
   written as a tool call too: a trace shows its latency, not its index. Request and response
   bytes are not in the GenAI conventions: :data:`DEFAULT_REQUEST_BYTES` and
   :data:`DEFAULT_RESPONSE_BYTES`; every edge carries :data:`DEFAULT_PAYLOAD_BYTES`.
-* A node with neither is ``general_compute`` with a small fixed work.
+* A node with neither is ``general_compute`` with a small fixed work. A node that runs a
+  subgraph is an agent and one that calls an LLM an LLM node, whatever else it calls; the
+  other calls are then only in ``profile.json``.
 * Arrivals: root span start times, from the first; the rate is ``(n - 1) / span``, and the
   inter-arrival coefficient of variation is compared with a Poisson process's 1 (within three
   standard errors, ``3 / sqrt(n - 1)``).
