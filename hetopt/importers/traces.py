@@ -488,7 +488,7 @@ class _Reader:
                 out.append(self.visit(c))
             else:
                 stack += self.kids(c)
-        return sorted(out, key=lambda v: v.order)
+        return sorted(out, key=lambda v: (v.order, v.name))
 
     def visit(self, s: SpanRecord) -> _Visit:
         step = s.attributes.get("langgraph.step")
@@ -508,7 +508,7 @@ class _Reader:
                 v.tool_s += max(c.duration_s, 0.0)
             else:
                 stack += self.kids(c)
-        v.sub.sort(key=lambda x: x.order)
+        v.sub.sort(key=lambda x: (x.order, x.name))
         return v
 
 

@@ -283,3 +283,26 @@ def test_the_importer_loads_opentelemetry_only_when_reading() -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+def test_nodes_of_one_langgraph_step_run_in_parallel() -> None:
+    """``langgraph.step`` groups nodes: every node of a step follows every node of the step before."""
+    from hetopt.importers.otlp import SpanRecord
+    from hetopt.importers.traces import derive_workload
+
+    spans = [SpanRecord("t", "r", "", "invoke_agent fan", 0, 4)]
+    for k, (node, step) in enumerate([("plan", 1), ("search", 2), ("lookup", 2), ("write", 3)]):
+        sid = f"n{k}"
+        attrs = {"graph.node.name": node, "langgraph.step": step}
+        spans.append(SpanRecord("t", sid, "r", node, step, step + 0.5, attrs))
+        spans.append(
+            SpanRecord("t", f"c{k}", sid, "execute_tool x", step, step + 0.25,
+                       {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "x"})
+        )  # fmt: skip
+    edges = derive_workload(spans, "fan").workload_data()["edges"]
+    assert {(e["src"], e["dst"], e.get("probability", 1.0)) for e in edges} == {
+        ("plan", "search", 1.0),
+        ("plan", "lookup", 1.0),
+        ("search", "write", 1.0),
+        ("lookup", "write", 1.0),
+    }
