@@ -11,6 +11,7 @@ with one paragraph and exit status 2; what was computed before the error is stil
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -76,6 +77,7 @@ commands:
             '.[calibration]') or to calibrate.measurements=my.csv; writes calibration.csv
             (calibrate.ship=true replaces the shipped table)
   import    a LangGraph graph (hetopt import my_agent.py:graph) as workload YAML + assumptions
+  profile   a workload from OpenTelemetry traces (hetopt profile traces.json [out=DIR])
 
 where runs go:
   hydra.run.dir=DIR   a single run's directory (default outputs/<command>/<time>; run_dir= is
@@ -106,6 +108,7 @@ examples:
   hetopt reproduce fig4 hydra.run.dir=out/fig4 costs.model=roofline
   hetopt melange examples/melange/example.json slice_factor=4
   hetopt export runs/rag                                    # -> runs/rag/deploy/*.yaml
+  hetopt profile examples/traces/react_agent.otlp.json out=runs/react  # workload from traces
 """
 
 
@@ -119,6 +122,7 @@ class Command:
     example: str
 
 
+_STANDALONE = ("melange", "export", "import", "profile")  # hetopt.cli.<name>_cmd.cmd_<name>
 _PLANNING: tuple[str, ...] = ("workload", "workload_file", "workload_annotations", "hardware")
 _PLANNING += ("sla", "costs", "tco", "solver", "baselines")
 COMMANDS: dict[str, Command] = {
@@ -531,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     sweep = command == "sweep" or (command == "plan" and ("-m" in rest or "--multirun" in rest))
     if (
-        command not in (*COMMANDS, "melange", "export", "import")
+        command not in (*COMMANDS, *_STANDALONE)
         and not sweep
         and any(f in rest for f in ("-h", "--help"))
     ):
@@ -558,24 +562,16 @@ def main(argv: list[str] | None = None) -> int:
             if len(rest) != 1:
                 raise InputError("usage: hetopt aggregate <sweep directory>")
             return report_sweep(Path(rest[0]), console)
-        if command == "melange":
-            from hetopt.cli.melange_cmd import cmd_melange
-
-            return cmd_melange(rest, console)
-        if command == "export":
-            from hetopt.cli.export_cmd import cmd_export
-
-            return cmd_export(rest, console)
-        if command == "import":
-            from hetopt.cli.import_cmd import cmd_import
-
-            return cmd_import(rest, console)
+        if command in _STANDALONE:
+            # key=value commands outside Hydra, each in its own module (imported only when run)
+            module = importlib.import_module(f"hetopt.cli.{command}_cmd")
+            return int(getattr(module, f"cmd_{command}")(rest, console))
         if command in COMMANDS:
             return run_command(command, rest, console)
         raise InputError(
             f"Unknown command '{command}'. Commands: plan, sweep, aggregate, "
             f"fleet, catalog, list, reproduce, replay, compile, calibrate, melange, export, "
-            f"import (`hetopt --help`)."
+            f"import, profile (`hetopt --help`)."
         )
     except HetoptUserError as exc:
         from rich.markup import escape

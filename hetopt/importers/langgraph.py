@@ -40,7 +40,7 @@ from typing import Any
 import yaml
 
 from hetopt.errors import InputError
-from hetopt.importers.loops import END, START, back_edges, pass_probabilities
+from hetopt.importers.loops import END, START, back_edges, descendants, pass_probabilities
 from hetopt.inputs import did_you_mean
 from hetopt.workloads import Workload
 
@@ -477,17 +477,7 @@ def _reachability(st: _Structure) -> dict[str, set[str]]:
     for s, t, _ in st.edges:
         if s in succ and t in succ:
             succ[s].append(t)
-    out: dict[str, set[str]] = {}
-    for n in st.nodes:
-        seen: set[str] = set()
-        todo = list(succ[n])
-        while todo:
-            x = todo.pop()
-            if x not in seen:
-                seen.add(x)
-                todo.extend(succ[x])
-        out[n] = seen
-    return out
+    return {n: descendants(succ, n) for n in st.nodes}
 
 
 def _plain(value: Any) -> Any:

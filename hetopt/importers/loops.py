@@ -15,7 +15,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 START, END = "__start__", "__end__"
 """LangGraph's entry and exit nodes (``langgraph.graph.START`` and ``END``)."""
@@ -33,9 +33,22 @@ def back_edges(
     succ: dict[str, list[str]] = {n: [] for n in (START, *nodes, END)}
     for s, t, _ in edges:
         succ.setdefault(s, []).append(t)
+    return dfs_back_edges((START, *nodes), succ)
+
+
+def dfs_back_edges(
+    roots: Sequence[str], succ: Mapping[str, Sequence[str]]
+) -> list[tuple[str, str]]:
+    """Edges into a node on the depth-first walk's stack: the walk starts at each of ``roots``
+    not yet reached, in order, and follows successors in the order ``succ`` lists them (the
+    LangGraph import and the trace import both find loops this way).
+
+    >>> dfs_back_edges(["a"], {"a": ["b"], "b": ["c", "a"], "c": ["b"]})
+    [('c', 'b'), ('b', 'a')]
+    """
     state: dict[str, int] = {}  # 1: on the walk's stack, 2: done
     found: list[tuple[str, str]] = []
-    for root in (START, *nodes):
+    for root in roots:
         if root in state:
             continue
         stack = [(root, iter(succ.get(root, [])))]
@@ -52,6 +65,23 @@ def back_edges(
                 state[nxt] = 1
                 stack.append((nxt, iter(succ.get(nxt, []))))
     return found
+
+
+def descendants(succ: Mapping[str, Sequence[str]], start: str) -> set[str]:
+    """The nodes reachable from ``start`` in one step or more (``start`` itself only on a
+    cycle).
+
+    >>> sorted(descendants({"a": ["b"], "b": ["a", "c"]}, "a"))
+    ['a', 'b', 'c']
+    """
+    seen: set[str] = set()
+    todo = list(succ.get(start, ()))
+    while todo:
+        x = todo.pop()
+        if x not in seen:
+            seen.add(x)
+            todo.extend(succ.get(x, ()))
+    return seen
 
 
 def pass_probabilities(
