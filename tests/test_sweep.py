@@ -22,6 +22,9 @@ from hetopt.sweeps import (
 )
 
 
+RAG = Path(__file__).resolve().parents[1] / "configs" / "workload" / "rag_agent.yaml"
+
+
 def _records(sweep: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in (sweep / POINTS).glob("*.json")}
 
@@ -121,6 +124,7 @@ def test_a_crashing_point_is_recorded_and_the_rest_run(
         (["workload.request_rate_per_s=2,-1"], "workload.request_rate_per_s=-1"),
         (["workload.request_rate_per_s=2,lots"], "workload.request_rate_per_s=lots"),
         (["workload_file=/no/such/agent.yaml"], "/no/such/agent.yaml"),
+        ([f"workload_file={RAG}", "workload.request_rate_per_s=2,-1"], "request_rate_per_s=-1"),
         (["workload=worked_example", "workload.nodes.llm.input_tokens=1000,-5"], "input_tokens"),
         (["study.name=../x", "sla.e2e_s=12,13"], "study.name"),
     ],
@@ -138,6 +142,33 @@ def test_bad_sweeps_exit_2_before_anything_runs(
     err = " ".join(capsys.readouterr().err.split())
     assert names in err and "Traceback" not in err
     assert not (sweep / "sweep.json").exists()  # nothing launched, nothing half-written
+
+
+def test_workload_overrides_apply_on_top_of_a_workload_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A swept ``workload.*`` value with ``workload_file`` plans at the swept value, as a
+    single run composes it (the points used to re-read the file and plan at its own rate)."""
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    args = [f"workload_file={RAG}", "workload.request_rate_per_s=2,60", "baselines=[]"]
+    assert main(["sweep", *args, f"hydra.sweep.dir={sweep}"]) == 0
+    records = list(_records(sweep).values())
+    rates = sorted(r["config"]["workload"]["request_rate_per_s"] for r in records)
+    assert rates == [2.0, 60.0]  # the file says 10
+    tco = {
+        r["config"]["workload"]["request_rate_per_s"]: r["metrics"]["tco_usd_per_h"]
+        for r in records
+    }
+    single = plan_agent(
+        request_from_config(
+            compose_config(
+                [f"workload_file={RAG}", "workload.request_rate_per_s=60", "baselines=[]"]
+            )
+        )
+    )
+    assert tco[60.0] == pytest.approx(single.plan.tco_usd_per_hour, rel=1e-9)
+    assert tco[60.0] > 4 * tco[2.0]  # 11.65 against 2.71 $/h when written
 
 
 def test_write_json_atomic_leaves_no_partial_file(

@@ -232,6 +232,16 @@ def read_workload_file(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
     return load_workload_data(text, annotations=annotations), None
 
 
+def workload_from_file(cfg: Mapping[str, Any], task: Sequence[str]) -> dict[str, Any]:
+    """``cfg``'s ``workload_file`` (:func:`read_workload_file`) with the ``workload.*`` keys
+    of the overrides ``task`` set on top, their values read from ``cfg``.
+
+    What a single run composes; sweep points and the sweep's checks of its values read their
+    workload here, so a ``workload.*`` override given with ``workload_file`` is never dropped.
+    """
+    return _overlay(read_workload_file(cfg)[0], cfg, "workload", task)
+
+
 def _check_sla_group(sla: Any, task: Sequence[str]) -> None:
     """Refuse a composed ``sla`` group whose TTFT or TBT bound exceeds its end-to-end bound.
 

@@ -50,7 +50,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -258,20 +258,20 @@ def _config_dirs(
     return [o for o in overrides if o not in given], tuple(dirs)
 
 
-def check_point(cfg: dict[str, Any]) -> None:
+def check_point(cfg: dict[str, Any], task: Sequence[str] = ()) -> None:
     """Raise the user error a point with config ``cfg`` would hit before its solve.
 
-    Loads ``workload_file``, builds the request and runs the pipeline up to the placement
-    problem (graph, workload fields, catalog, cost table). Infeasibility is a result, not
-    an error, and passes.
+    Loads ``workload_file`` (with the ``workload.*`` keys of the point's overrides ``task`` on
+    top), builds the request and runs the pipeline up to the placement problem (graph,
+    workload fields, catalog, cost table). Infeasibility is a result, not an error, and passes.
     """
     from hetopt.cli.config import request_from_config
     from hetopt.pipeline import prepare
 
     if cfg.get("workload_file"):
-        from hetopt.cli.compose import read_workload_file
+        from hetopt.cli.compose import workload_from_file
 
-        cfg = {**cfg, "workload": read_workload_file(cfg)[0]}
+        cfg = {**cfg, "workload": workload_from_file(cfg, task)}
     with contextlib.suppress(InfeasibleError):
         prepare(request_from_config(cfg))
 
@@ -307,7 +307,7 @@ def _validate(
                         cfg = point_config(base, [item])
                     except Exception:  # noqa: BLE001  Hydra's own words for a bad override
                         cfg = compose_config([*fixed, item], config_dirs)
-                check_point(cfg)
+                check_point(cfg, [*fixed, item])
             except HetoptUserError as exc:
                 raise InputError(
                     f"Sweep value {item} is invalid (nothing was run): {exc}"

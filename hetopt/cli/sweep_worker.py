@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,7 @@ def run_point(
     sweep_dir: Path,
     job_dir: Path | None = None,
     driver: str = "",
+    task: Sequence[str] = (),
 ) -> float:
     """Plan one sweep point and record it; return its TCO ($/h) or nan.
 
@@ -129,9 +131,9 @@ def run_point(
     tco = math.nan
     try:
         if cfg.get("workload_file"):
-            from hetopt.cli.compose import read_workload_file
+            from hetopt.cli.compose import workload_from_file
 
-            cfg["workload"] = read_workload_file(cfg)[0]
+            cfg["workload"] = workload_from_file(cfg, [*task, *overrides])
         outcome = plan_agent(request_from_config(cfg), warm_start=warm)
         plan = outcome.plan
         record["status"] = "ok"
@@ -210,7 +212,8 @@ def sweep_app(cfg: DictConfig) -> float:
     sweep_dir = Path(hc.sweep.dir)
     chunk = cfg.sweep.get("chunk")
     if chunk is None:
-        return run_point(point_config(cfg, []), canonical(list(hc.overrides.task)), sweep_dir)
+        task = list(hc.overrides.task)
+        return run_point(point_config(cfg, []), canonical(task), sweep_dir, task=task)
     data = json.loads((sweep_dir / "chunks" / f"{chunk}.json").read_text())
     driver_pid = int(str(data["driver"]).split("-")[0])
     if driver_pid != os.getpid():
@@ -224,6 +227,7 @@ def sweep_app(cfg: DictConfig) -> float:
             canonical(p["overrides"]),
             sweep_dir,
             driver=data["driver"],
+            task=[*hc.overrides.task, *p["values"]],
         )
         for p in data["points"]
     ]
