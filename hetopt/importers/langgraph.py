@@ -233,6 +233,7 @@ class _Converter:
     prefix: str  # "researcher/" inside a subgraph, for messages and assumptions
     assumptions: list[str]
     default_payload: Any = None  # the enclosing graph's default_payload_bytes, inherited
+    observed: Mapping[str, Any] = field(default_factory=dict)  # what traces measured here
 
     def convert(self, graph: Any, notes: Mapping[str, Any]) -> dict[str, Any]:
         st = _structure(graph, self._at(""))
@@ -241,6 +242,14 @@ class _Converter:
         for name in node_notes:
             if name not in st.nodes:
                 raise _unknown_node(self.prefix + name, st.nodes, self.where, "'nodes'")
+        seen = self.observed.get("nodes") or {}
+        unknown = [n for n in seen if n not in st.nodes]
+        if unknown:
+            self.assumptions.append(
+                f"{self._at('')}: the traces show node(s) {[self.prefix + n for n in unknown]} "
+                f"that the LangGraph graph does not have (its nodes: {list(st.nodes)}); their "
+                "numbers are not used."
+            )
         backs = back_edges(st.nodes, st.edges)
         payloads, self.default_payload = self._payloads(st, notes)
         nodes = {self._id(n): self._node(n, st, node_notes.get(n)) for n in st.nodes}
@@ -285,7 +294,18 @@ class _Converter:
         note = _mapping(note, self._at(label), name)
         meta = st.metadata.get(name, {}).get("hetopt")
         meta = _mapping(meta, f"{self.where}: {label}: LangGraph metadata", "hetopt")
-        params = {**meta, **{k: v for k, v in note.items() if k not in NODE_ENTRY_KEYS}}
+        traced = dict((self.observed.get("nodes") or {}).get(name) or {})
+        traced_sub = traced.pop("subgraph", None)
+        declared = note.get("kind", meta.get("kind"))
+        if (declared is not None and traced.get("kind") != declared) or (
+            traced.get("kind") == "agent" and name not in st.subgraphs
+        ):
+            traced = {}  # the annotations or the code say it is another kind of node
+        params = {
+            **traced,
+            **meta,
+            **{k: v for k, v in note.items() if k not in NODE_ENTRY_KEYS},
+        }
         if self._id(name) != name:
             self.assumptions.append(
                 f"{label} is '{self._id(name)}' in the workload (node ids use letters, digits, "
@@ -294,7 +314,11 @@ class _Converter:
         if name in st.subgraphs:
             sub_notes = _mapping(note.get("subgraph"), self._at(label), "subgraph")
             child = _Converter(
-                self.where, f"{self.prefix}{name}/", self.assumptions, self.default_payload
+                self.where,
+                f"{self.prefix}{name}/",
+                self.assumptions,
+                self.default_payload,
+                traced_sub if isinstance(traced_sub, Mapping) else {},
             )
             params.setdefault("kind", "agent")
             params["subgraph"] = child.convert(st.subgraphs[name], sub_notes)
@@ -358,9 +382,20 @@ class _Converter:
                     f"(nodes that branch: {sorted(targets)}). Remove its entry."
                 )
         reach = _reachability(st)
+        seen = self.observed.get("branches") or {}
         out: dict[tuple[str, str], float] = {}
         for src, ts in targets.items():
-            per_visit = self._per_visit(src, ts, given.get(src))
+            traced = seen.get(src)
+            if src not in given and traced is not None and sorted(traced) == sorted(ts):
+                per_visit = {t: float(traced[t]) for t in ts}
+            else:
+                if src not in given and traced is not None:
+                    self.assumptions.append(
+                        f"branches of node '{self.prefix}{src}': the traces saw it go to "
+                        f"{sorted(traced)}, not to each of its targets {sorted(ts)}; their shares "
+                        "are not used."
+                    )
+                per_visit = self._per_visit(src, ts, given.get(src))
             in_loop = {t for t in ts if t != END and src in reach[t]}
             probs = pass_probabilities(per_visit, in_loop, {END})
             branchy = [p for p in probs.values() if p < 1.0]
@@ -429,10 +464,14 @@ class _Converter:
                     f"graph's back edges are {shown}. Name one of them."
                 )
             parsed[pair] = _mapping(value, self._at(f"loop '{key}'"), key)
+        seen = self.observed.get("loops") or {}
         out = {}
         for pair in backs:
             if pair in parsed:
                 out[pair] = parsed[pair]
+                continue
+            if f"{pair[0]} -> {pair[1]}" in seen:
+                out[pair] = dict(seen[f"{pair[0]} -> {pair[1]}"])
                 continue
             self.assumptions.append(
                 f"loop '{self.prefix}{pair[0]} -> {self.prefix}{pair[1]}': no annotation; taken "
@@ -501,6 +540,7 @@ def from_langgraph(
     *,
     source: str = "LangGraph graph",
     annotations_source: str | None = None,
+    traces: Mapping[str, Any] | None = None,
 ) -> ImportResult:
     """Read a LangGraph graph into a hetopt workload.
 
@@ -521,6 +561,12 @@ def from_langgraph(
         What is being imported, for messages (``workload file my_agent.py:graph``).
     annotations_source
         Where the annotations came from, for messages (the annotation file).
+    traces
+        What traces of the agent measured, in the annotations' format
+        (:meth:`hetopt.importers.traces.TraceProfile.annotations`): used where neither the
+        annotations nor the nodes' metadata say (they win), before any default. Traced node
+        parameters are dropped for a node the code or annotations give another kind; traced
+        branch shares only when the traces saw every target of the routing node.
 
     Returns
     -------
@@ -555,8 +601,9 @@ def from_langgraph(
     where = f"{annotations_source} (for {source})" if annotations_source else source
     notes = _mapping(annotations, where, "annotations")
     assumptions: list[str] = []
-    body = _Converter(where, "", assumptions).convert(graph, notes)
-    rate = notes.get("request_rate_per_s")
+    observed = dict(traces or {})
+    body = _Converter(where, "", assumptions, observed=observed).convert(graph, notes)
+    rate = notes.get("request_rate_per_s", observed.get("request_rate_per_s"))
     if rate is None:
         rate = DEFAULT_RATE_PER_S
         assumptions.append(

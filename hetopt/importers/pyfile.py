@@ -30,6 +30,7 @@ from hetopt.workloads import require_object_target
 
 if TYPE_CHECKING:
     from hetopt.importers.langgraph import ImportResult
+    from hetopt.importers.traces import TraceProfile
 
 ANNOTATION_SUFFIX = ".hetopt.yaml"
 
@@ -170,12 +171,16 @@ def import_target(target: str, annotations: str | Path | None = None) -> ImportR
             f"annotation file {notes_path}: must hold a mapping (nodes, branches, loops, ...), "
             f"got {type(notes).__name__}."
         )
+    origin = None if notes_path is None else f"annotation file {notes_path}"
+    traces = None
+    if notes is not None and "traces" in notes:
+        assert notes_path is not None
+        notes = dict(notes)
+        profile = _traces(notes.pop("traces"), notes_path)
+        traces = profile.annotations()
+        origin = f"{origin} with traces {profile.source} ({profile.requests} requests)"
     result = from_langgraph(
-        obj,
-        notes,
-        name=Path(file).stem,
-        source=source,
-        annotations_source=None if notes_path is None else f"annotation file {notes_path}",
+        obj, notes, name=Path(file).stem, source=source, annotations_source=origin, traces=traces
     )
     if notes_path is None:
         result = type(result)(
@@ -189,6 +194,20 @@ def import_target(target: str, annotations: str | Path | None = None) -> ImportR
             None,
         )
     return result
+
+
+def _traces(value: Any, notes_path: Path) -> TraceProfile:
+    """The trace profile an annotation file's ``traces:`` names (a file or a list of files,
+    relative to the annotation file)."""
+    from hetopt.importers.traces import profile_traces
+
+    files = [value] if isinstance(value, str) else value
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
+        raise InputError(
+            f"annotation file {notes_path}: 'traces' must name an OTLP JSON trace file or a "
+            f"list of them (relative to the annotation file), got {value!r}."
+        )
+    return profile_traces([notes_path.parent / f for f in files])
 
 
 def read_target(path: Path, attr: str, annotations: str | Path | None) -> dict[str, Any]:

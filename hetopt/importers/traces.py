@@ -278,6 +278,32 @@ class TraceProfile:
             **_graph_data(self.graph),
         }
 
+    def annotations(self) -> dict[str, Any]:
+        """What these traces measured, as annotations of the agent's LangGraph graph
+        (:func:`hetopt.importers.from_langgraph`, ``traces=``; an annotation file's ``traces:``
+        key): the request rate, each node's kind and parameters (a nested agent's under its
+        ``subgraph``), each routing node's share of visits per successor (``__end__`` for the
+        end of a run), and each loop's bound.
+
+        Examples
+        --------
+        A router that picked the tool on one of its two visits and ended the run on the other:
+
+        >>> from hetopt.importers.otlp import SpanRecord as S
+        >>> llm = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "llama-3-8b",
+        ...        "gen_ai.usage.input_tokens": 512, "gen_ai.usage.output_tokens": 64}
+        >>> def node(i, name, at):
+        ...     return S("t", i, "r", name, at, at + 1, {"graph.node.name": name})
+        >>> spans = [S("t", "r", "", "invoke_agent", 0, 9), node("a1", "agent", 0),
+        ...          S("t", "l1", "a1", "chat", 0, 1, llm), node("t1", "tool", 2),
+        ...          S("t", "x", "t1", "search", 2, 3, {"gen_ai.operation.name": "execute_tool"}),
+        ...          node("a2", "agent", 4), S("t", "l2", "a2", "chat", 4, 5, llm)]
+        >>> notes = derive_workload(spans, "demo").annotations()
+        >>> notes["nodes"]["agent"]["model"], notes["branches"], notes["loops"]
+        ('llama-3-8b', {'agent': {'tool': 0.5, '__end__': 0.5}}, {'tool -> agent': {'expected_iterations': 1.0, 'max_iterations': 1}})
+        """
+        return {"request_rate_per_s": round(self.rate_per_s, 6), **_graph_notes(self.graph)}
+
     def summary(self) -> dict[str, Any]:
         """The numbers behind the workload, as JSON-ready data (``profile.json``)."""
         return {
@@ -420,6 +446,31 @@ def _graph_data(graph: GraphProfile) -> dict[str, Any]:
             edge["probability"] = math.floor(e.probability * 1e6) / 1e6
         edges.append(edge)
     return {"nodes": nodes, "edges": edges}
+
+
+def _graph_notes(graph: GraphProfile) -> dict[str, Any]:
+    """``nodes``, ``branches`` (share of visits per successor) and ``loops`` of one graph, in
+    the LangGraph importer's annotation format."""
+    data = _graph_data(graph)
+    nodes: dict[str, Any] = {}
+    for n in graph.nodes:
+        if n.subgraph is not None:
+            nodes[n.name] = {"kind": "agent", "subgraph": _graph_notes(n.subgraph)}
+        else:
+            nodes[n.name] = data["nodes"][n.name]
+    out_edges: dict[str, list[EdgeProfile]] = defaultdict(list)
+    for e in graph.edges:
+        out_edges[e.src].append(e)
+    branches: dict[str, dict[str, float]] = {}
+    for n in graph.nodes:
+        shares = {e.dst: e.count / n.visits for e in out_edges[n.name]} if n.visits else {}
+        end = 1.0 - math.fsum(shares.values())
+        if end > 1e-9:
+            shares[_END] = end
+        if len(shares) > 1 and abs(math.fsum(shares.values()) - 1.0) <= 1e-9:
+            branches[n.name] = shares
+    loops = {f"{e['src']} -> {e['dst']}": e["loop"] for e in data["edges"] if "loop" in e}
+    return {"nodes": nodes, "branches": branches, "loops": loops}
 
 
 # --------------------------------------------------------------------------------------------
