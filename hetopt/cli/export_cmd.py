@@ -13,6 +13,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from hetopt.cli.args import BOOLEAN, Setting, is_true, parse_args
 from hetopt.errors import InputError
 
 EXPORT_USAGE = """usage: hetopt export <run dir> [target=k8s] [overwrite=true]
@@ -43,32 +44,17 @@ def parse_export_args(args: list[str]) -> tuple[str, bool]:
     >>> parse_export_args(["runs/a", "target=helm"])
     Traceback (most recent call last):
     ...
-    hetopt.errors.InputError: hetopt export: target=helm is not a target; the only one is ...
+    hetopt.errors.InputError: hetopt export does not use 'target=helm' (key 'target'): it reads target=k8s and ...
     """
-    paths = [a for a in args if "=" not in a]
+    paths, values = parse_args(
+        "export", args, {"target": Setting("k8s", lambda v: v == "k8s"), "overwrite": BOOLEAN}
+    )
     if len(paths) != 1:
         raise InputError(
             f"hetopt export takes one run directory, got {len(paths)} "
             f"({', '.join(paths) or 'none'}). Usage: hetopt export <run dir> [overwrite=true]."
         )
-    overwrite = False
-    for raw in (a for a in args if "=" in a):
-        key, _, value = raw.partition("=")
-        key, value = key.strip(), value.strip()
-        if key == "target":
-            if value != "k8s":
-                raise InputError(
-                    f"hetopt export: target={value} is not a target; the only one is "
-                    f"target=k8s (Kubernetes Deployments, vLLM arguments, llm-d topology)."
-                )
-        elif key == "overwrite" and value.lower() in ("true", "false"):
-            overwrite = value.lower() == "true"
-        else:
-            raise InputError(
-                f"hetopt export does not use {raw!r} (key '{key}'): it reads target=k8s and "
-                f"overwrite=true|false. Remove it (`hetopt export --help`)."
-            )
-    return paths[0], overwrite
+    return paths[0], is_true(values)
 
 
 def cmd_export(args: list[str], console: Console) -> int:

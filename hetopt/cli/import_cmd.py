@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from hetopt.cli.args import BOOLEAN, Setting, is_true, parse_args
 from hetopt.errors import InputError, OutputError
 
 if TYPE_CHECKING:
@@ -43,31 +44,19 @@ def parse_import_args(args: list[str]) -> tuple[str, str | None, Path | None, bo
     >>> parse_import_args(["a.py:graph", "out=w.yaml"])
     ('a.py:graph', None, PosixPath('w.yaml'), False)
     """
-    targets = [a for a in args if "=" not in a]
+    targets, values = parse_args(
+        "import",
+        args,
+        {"annotations": Setting("FILE"), "out": Setting("FILE"), "overwrite": BOOLEAN},
+    )
     if len(targets) != 1:
         raise InputError(
             f"hetopt import takes one graph, file.py:object, got {len(targets)} "
             f"({', '.join(targets) or 'none'}). Usage: hetopt import my_agent.py:graph "
             f"[annotations=FILE] [out=FILE] [overwrite=true]."
         )
-    annotations: str | None = None
-    out: Path | None = None
-    overwrite = False
-    for raw in (a for a in args if "=" in a):
-        key, _, value = raw.partition("=")
-        key, value = key.strip(), value.strip()
-        if key == "annotations" and value:
-            annotations = value
-        elif key == "out" and value:
-            out = Path(value)
-        elif key == "overwrite" and value.lower() in ("true", "false"):
-            overwrite = value.lower() == "true"
-        else:
-            raise InputError(
-                f"hetopt import does not use {raw!r} (key '{key}'): it reads annotations=FILE, "
-                f"out=FILE and overwrite=true|false. Remove it (`hetopt import --help`)."
-            )
-    return targets[0], annotations, out, overwrite
+    out = Path(values["out"]) if "out" in values else None
+    return targets[0], values.get("annotations"), out, is_true(values)
 
 
 def print_import(result: ImportResult, written: Path, console: Console) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from hetopt.cli.args import BOOLEAN, Setting, is_true, parse_args
 from hetopt.errors import InputError
 
 if TYPE_CHECKING:
@@ -51,33 +52,24 @@ def parse_profile_args(args: list[str]) -> tuple[list[str], Path | None, str | N
     >>> parse_profile_args(["a.json", "solver=cpsat"])
     Traceback (most recent call last):
     ...
-    hetopt.errors.InputError: hetopt profile does not use 'solver=cpsat' (key 'solver'): ...
+    hetopt.errors.InputError: hetopt profile does not use 'solver=cpsat' (key 'solver'): it reads ...
     """
-    files = [a for a in args if "=" not in a]
-    out: Path | None = None
-    name: str | None = None
-    overwrite = False
-    for raw in (a for a in args if "=" in a):
-        key, _, value = raw.partition("=")
-        key, value = key.strip(), value.strip()
-        if key == "out" and value:
-            out = Path(value)
-        elif key == "name" and value.isidentifier():
-            name = value
-        elif key == "overwrite" and value.lower() in ("true", "false"):
-            overwrite = value.lower() == "true"
-        else:
-            raise InputError(
-                f"hetopt profile does not use {raw!r} (key '{key}'): it reads out=DIR, "
-                f"name=NAME (letters, digits and _) and overwrite=true|false. Remove or fix it "
-                f"(`hetopt profile --help`)."
-            )
+    files, values = parse_args(
+        "profile",
+        args,
+        {
+            "out": Setting("DIR"),
+            "name": Setting("NAME (letters, digits and _)", str.isidentifier),
+            "overwrite": BOOLEAN,
+        },
+    )
     if not files:
         raise InputError(
             "hetopt profile takes one or more OTLP JSON trace files, got none. Usage: hetopt "
             "profile <trace.json>... [out=DIR] [name=NAME] (`hetopt profile --help`)."
         )
-    return files, out, name, overwrite
+    out = Path(values["out"]) if "out" in values else None
+    return files, out, values.get("name"), is_true(values)
 
 
 def cmd_profile(args: list[str], console: Console) -> int:
