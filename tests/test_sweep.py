@@ -21,7 +21,6 @@ from hetopt.sweeps import (
     write_manifest,
 )
 
-
 RAG = Path(__file__).resolve().parents[1] / "configs" / "workload" / "rag_agent.yaml"
 
 
