@@ -25,6 +25,11 @@ returns a ``langchain_core.runnables.graph.Graph`` whose ``nodes`` (``id``, ``da
 
 ``langgraph`` is imported only inside the functions that need it (it is the ``agents`` extra).
 
+Why one module: the order in which annotations, node metadata, traces and defaults stand in
+for what the code cannot say is one rule, applied node by node, branch by branch and loop by
+loop by one converter over the structure read here; split, the reader and the converter would
+share the private ``_Structure`` and the assumption list across modules.
+
 The graph rules (back edges, per-visit to per-pass probabilities) are in
 :mod:`hetopt.importers.loops`; reading the user's Python file is :mod:`hetopt.importers.pyfile`.
 """
