@@ -194,18 +194,20 @@ class _Unrolling:
         self.budget: dict[tuple[int, Context], int] = {}  # passes of a loop entered in a context
         self.taken: dict[tuple[int, Context], int] = {}  # passes of it taken so far
         self.passes = 0
-        # The loops whose body strictly contains each loop's: a loop's passes are drawn afresh
-        # in each pass of these only. Loops that share an entry without nesting (several back
-        # edges into one head) count their passes independently, as the planner does.
+        # The loops that enclose each loop: their body strictly contains its body and they
+        # enter elsewhere; its passes are drawn afresh in each of their passes (the planner's
+        # loops with different entries multiply). Loops with one entry (several back edges
+        # into one head) count their passes independently, as the planner adds them.
         bodies = [frozenset(lp.body_ops) for lp in g.loops]
-        self.outer = [frozenset(j for j, b in enumerate(bodies) if a < b) for a in bodies]
-        # loops whose entry lies in each loop's body without enclosing it: an operator of one
-        # of these has not left that body for good, its back edge leads there again
         heads = [int(g.edge_dst[lp.back_edge]) for lp in g.loops]
+        self.outer = [
+            frozenset(j for j, b in enumerate(bodies) if bodies[k] < b and heads[j] != heads[k])
+            for k in range(len(bodies))
+        ]
+        # loops whose entry lies in each loop's body and whose body does not contain it: an
+        # operator of one of these has not left that body for good (its back edge leads there)
         self.returns_to = [
-            frozenset(
-                j for j, h in enumerate(heads) if h in a and j != k and j not in self.outer[k]
-            )
+            frozenset(j for j, h in enumerate(heads) if h in a and j != k and not a < bodies[j])
             for k, a in enumerate(bodies)
         ]
 
@@ -245,12 +247,16 @@ class _Unrolling:
         """True while loop ``k`` still has passes left in context ``ctx``."""
         return cdict[k] < self.budget[(k, self.outer_ctx(k, ctx))]
 
-    def enterable(self, u: int, v: int, ctx: Context, cdict: dict[int, int]) -> bool:
-        """False when ``v`` lies in the part of a loop that runs only on passes that go round
-        again, and that loop has no passes left."""
+    def entering(self, u: int, v: int) -> frozenset[int]:
+        """The loops whose part that runs only on passes that go round again ``u -> v``
+        enters."""
         g = self.g
-        entering = (g.loop_only[v] - g.loop_only[u]) & g.in_loop[u]
-        return all(self.remaining(k, ctx, cdict) for k in entering)
+        return (g.loop_only[v] - g.loop_only[u]) & g.in_loop[u]
+
+    def goes_round(self, u: int, v: int, ctx: Context, cdict: dict[int, int]) -> bool:
+        """True when ``u -> v`` goes round loops that all have passes left."""
+        entering = self.entering(u, v)
+        return bool(entering) and all(self.remaining(k, ctx, cdict) for k in entering)
 
     def link(self, me: int, e: int, v: int, vctx: Context) -> tuple[int, Context]:
         """Make ``v``'s instance in ``vctx`` wait for instance ``me`` over edge ``e``."""
@@ -265,10 +271,13 @@ class _Unrolling:
         alternatives = [e for e in edges if g.probability[e] < 1.0]
         chosen = None
         if alternatives:
-            # Where only some alternatives lead into loops with passes left (loops sharing this
-            # entry), the choice is among those: each loop then makes the passes it drew.
-            open_ = [e for e in alternatives if self.enterable(u, int(g.edge_dst[e]), ctx, cdict)]
-            pool = open_ if 0 < len(open_) < len(alternatives) else alternatives
+            # While some alternatives go round loops with passes left, the choice is among
+            # those, so that each loop makes the passes it drew (the planner counts a loop's
+            # passes apart from the branch). Otherwise it is among all of them at their
+            # probabilities, and one into a spent loop ends this path, as the planner's
+            # per-pass probability says.
+            going = [e for e in alternatives if self.goes_round(u, int(g.edge_dst[e]), ctx, cdict)]
+            pool = going if 0 < len(going) < len(alternatives) else alternatives
             weights = g.probability[pool]
             chosen = pool[self.decide(("choice", tuple(weights / weights.sum())))]
         reached = []
@@ -277,7 +286,7 @@ class _Unrolling:
                 continue
             v = int(g.edge_dst[e])
             # into the part of a loop that only runs when the loop goes round again
-            if not self.enterable(u, v, ctx, cdict):
+            if not all(self.remaining(k, ctx, cdict) for k in self.entering(u, v)):
                 continue
             # out of a loop: only once its passes are used up
             leaving = {
