@@ -249,6 +249,12 @@ class _Converter:
                 raise _unknown_node(self.prefix + name, st.nodes, self.where, "'nodes'")
         seen = self.observed.get("nodes") or {}
         unknown = [n for n in seen if n not in st.nodes]
+        if seen and not self.prefix and len(unknown) == len(seen):
+            raise InputError(
+                f"{self.where}: the traces' nodes {sorted(seen)} and the LangGraph graph's "
+                f"nodes {list(st.nodes)} have none in common, so the traces are not of this "
+                "agent. Name traces of this graph (or remove 'traces')."
+            )
         if unknown:
             self.assumptions.append(
                 f"{self._at('')}: the traces show node(s) {[self.prefix + n for n in unknown]} "
@@ -301,11 +307,14 @@ class _Converter:
         meta = _mapping(meta, f"{self.where}: {label}: LangGraph metadata", "hetopt")
         traced = dict((self.observed.get("nodes") or {}).get(name) or {})
         traced_sub = traced.pop("subgraph", None)
+        traced_default = traced.pop("assumed", None)
         declared = note.get("kind", meta.get("kind"))
         if (declared is not None and traced.get("kind") != declared) or (
             traced.get("kind") == "agent" and name not in st.subgraphs
         ):
             traced = {}  # the annotations or the code say it is another kind of node
+        if traced and traced_default and not any(k in note or k in meta for k in traced):
+            self.assumptions.append(f"{label} (from the traces): {traced_default}.")
         params = {
             **traced,
             **meta,

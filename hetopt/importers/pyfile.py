@@ -207,7 +207,13 @@ def _traces(value: Any, notes_path: Path) -> TraceProfile:
             f"annotation file {notes_path}: 'traces' must name an OTLP JSON trace file or a "
             f"list of them (relative to the annotation file), got {value!r}."
         )
-    return profile_traces([notes_path.parent / f for f in files])
+    try:
+        return profile_traces([notes_path.parent / f for f in files])
+    except InputError as exc:
+        raise type(exc)(
+            f"annotation file {notes_path}: its 'traces' {files} (relative to "
+            f"{notes_path.parent}) cannot be used: {exc}"
+        ) from None
 
 
 def read_target(path: Path, attr: str, annotations: str | Path | None) -> dict[str, Any]:

@@ -282,8 +282,9 @@ class TraceProfile:
         """What these traces measured, as annotations of the agent's LangGraph graph
         (:func:`hetopt.importers.from_langgraph`, ``traces=``; an annotation file's ``traces:``
         key): the request rate, each node's kind and parameters (a nested agent's under its
-        ``subgraph``), each routing node's share of visits per successor (``__end__`` for the
-        end of a run), and each loop's bound.
+        ``subgraph``; ``assumed`` says which of a node's fields are defaults rather than
+        measured), each routing node's share of visits per successor (``__end__`` for the end
+        of a run), and each loop's bound.
 
         Examples
         --------
@@ -448,6 +449,10 @@ def _graph_data(graph: GraphProfile) -> dict[str, Any]:
     return {"nodes": nodes, "edges": edges}
 
 
+def _flat_work() -> str:
+    return ", ".join(f"{k} {v:g}" for k, v in GENERAL_WORK.items())
+
+
 def _graph_notes(graph: GraphProfile) -> dict[str, Any]:
     """``nodes``, ``branches`` (share of visits per successor) and ``loops`` of one graph, in
     the LangGraph importer's annotation format."""
@@ -456,8 +461,18 @@ def _graph_notes(graph: GraphProfile) -> dict[str, Any]:
     for n in graph.nodes:
         if n.subgraph is not None:
             nodes[n.name] = {"kind": "agent", "subgraph": _graph_notes(n.subgraph)}
-        else:
-            nodes[n.name] = data["nodes"][n.name]
+            continue
+        nodes[n.name] = dict(data["nodes"][n.name])
+        if n.kind == "tool_call":
+            nodes[n.name]["assumed"] = (
+                f"request_bytes {DEFAULT_REQUEST_BYTES:g} and response_bytes "
+                f"{DEFAULT_RESPONSE_BYTES:g} are defaults (traces carry no byte counts)"
+            )
+        elif n.kind == "general_compute":
+            nodes[n.name]["assumed"] = (
+                f"its work {_flat_work()} is a default (the traces show no LLM or tool call "
+                "under it)"
+            )
     out_edges: dict[str, list[EdgeProfile]] = defaultdict(list)
     for e in graph.edges:
         out_edges[e.src].append(e)
@@ -679,7 +694,16 @@ def _graph(acc: _Acc) -> GraphProfile:
 
 
 def _check_parents(spans: Sequence[SpanRecord], source: str) -> None:
-    ids = {(s.trace_id, s.span_id) for s in spans}
+    first: dict[tuple[str, str], SpanRecord] = {}
+    for s in spans:
+        seen = first.setdefault((s.trace_id, s.span_id), s)
+        if seen is not s:
+            raise InputError(
+                f"{source}: span {s.span_id} of trace {s.trace_id} ('{s.name}') is there twice "
+                f"({seen.source} and {s.source}). Each span counts once; give each export once "
+                f"(overlapping exports or a file named twice would count its requests twice)."
+            )
+    ids = set(first)
     orphans = [s for s in spans if s.parent_id and (s.trace_id, s.parent_id) not in ids]
     if orphans:
         o = orphans[0]

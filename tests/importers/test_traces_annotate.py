@@ -92,8 +92,14 @@ def test_traces_give_the_numbers_the_code_cannot() -> None:
     assert edges[("act", "plan")]["loop"] == {"expected_iterations": 1.0, "max_iterations": 2}
     assert edges[("plan", "finish")]["probability"] == pytest.approx(0.5)
     assert "probability" not in edges[("plan", "act")]
-    # only the payloads are left to defaults
-    assert [a for a in result.assumptions if "payload" not in a] == []
+    # the defaults left are said: payloads, and the fields traces cannot measure
+    said = [a for a in result.assumptions if "payload" not in a]
+    assert said == [
+        "node 'act' (from the traces): request_bytes 1024 and response_bytes 4096 are "
+        "defaults (traces carry no byte counts).",
+        "node 'finish' (from the traces): its work flops 100000, mem_bytes 100000 is a "
+        "default (the traces show no LLM or tool call under it).",
+    ]
 
 
 def test_annotations_and_metadata_win_over_traces() -> None:
@@ -124,11 +130,13 @@ def test_a_target_the_traces_never_saw_leaves_the_branches_to_the_default() -> N
 
 def test_an_annotation_file_names_its_traces(tmp_path: Path) -> None:
     """The shipped ReAct traces as the only annotation: every number is the traces' (the same
-    as `hetopt profile` derives from them), and only payloads are defaults."""
+    as `hetopt profile` derives from them); payloads, the tool's bytes and the plain step's
+    work are defaults, and said."""
     notes = tmp_path / "react.hetopt.yaml"
     notes.write_text(f"traces: {REACT_TRACES}\n")
     result = import_target(f"{REACT}:graph", notes)
-    assert [a for a in result.assumptions if "payload" not in a] == []
+    said = [a for a in result.assumptions if "payload" not in a]
+    assert len(said) == 2 and all("(from the traces)" in a for a in said)  # bytes, work
     assert "with traces" in str(result.annotations)
     profiled = profile_traces([REACT_TRACES]).workload_data()
     assert result.workload["nodes"] == profiled["nodes"]
@@ -152,4 +160,42 @@ def test_bad_traces_entry_exits_2(
     assert main(["import", f"{REACT}:graph", f"annotations={notes}", f"out={out}"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "'traces' must name an OTLP JSON trace file" in err and str(notes) in err
+    assert not out.exists()
+
+
+def test_traces_of_another_agent_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    notes = tmp_path / "react.hetopt.yaml"
+    notes.write_text(f"traces: {ROOT / 'examples' / 'traces' / 'supervisor_agent.otlp.json'}\n")
+    out = tmp_path / "w.yaml"
+    assert main(["import", f"{REACT}:graph", f"annotations={notes}", f"out={out}"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "have none in common, so the traces are not of this agent" in err
+    assert not out.exists()
+
+
+def test_a_missing_trace_file_names_the_annotation_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    notes = tmp_path / "sub" / "react.hetopt.yaml"
+    notes.write_text("traces: missing.json\n")
+    assert main(["import", f"{REACT}:graph", f"annotations={notes}"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"annotation file {notes}: its 'traces' ['missing.json']" in err
+    assert f"relative to {tmp_path / 'sub'}" in err
+
+
+def test_a_trace_file_given_twice_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each span counts once: the same export named twice would double every request."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "p"
+    assert main(["profile", str(REACT_TRACES), str(REACT_TRACES), f"out={out}"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "is there twice" in err and str(REACT_TRACES) in err
     assert not out.exists()
