@@ -1,9 +1,9 @@
 """Arguments of the standalone commands (``export``, ``import``, ``profile``): positional paths
 and ``key=value`` settings, outside Hydra.
 
-One rule for all of them: every ``key=value`` is one the command reads, with a value of the
-form it reads, or the command stops with exit status 2 naming it and what it reads, so no
-setting is ever silently ignored.
+One rule for all of them: every ``key=value`` is one the command reads, given once, with a
+value of the form it reads, or the command stops with exit status 2 naming it and what it
+reads, so no setting is ever silently ignored.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def parse_args(
     Raises
     ------
     InputError
-        For a key the command does not read, or a value not of its form (empty included).
+        For a key the command does not read, a value not of its form (empty included), or a
+        key given twice.
 
     Examples
     --------
@@ -44,6 +45,10 @@ def parse_args(
     Traceback (most recent call last):
     ...
     hetopt.errors.InputError: hetopt export does not use 'solver=cpsat' (key 'solver'): it reads overwrite=true|false. Remove or fix it (`hetopt export --help`).
+    >>> parse_args("profile", ["t.json", "out=a", "out=b"], {"out": Setting("DIR")})
+    Traceback (most recent call last):
+    ...
+    hetopt.errors.InputError: hetopt profile: out= is given twice (out=a and out=b); give it once.
     """
     positional = [a for a in args if "=" not in a]
     values: dict[str, str] = {}
@@ -56,6 +61,11 @@ def parse_args(
             raise InputError(
                 f"hetopt {command} does not use {raw!r} (key '{key}'): it reads {reads}. "
                 f"Remove or fix it (`hetopt {command} --help`)."
+            )
+        if key in values:
+            raise InputError(
+                f"hetopt {command}: {key}= is given twice ({key}={values[key]} and {raw}); give "
+                f"it once."
             )
         values[key] = value
     return positional, values

@@ -86,11 +86,17 @@ def cmd_profile(args: list[str], console: Console) -> int:
     profile = profile_traces(files, name)
     out = out or Path("outputs") / "profile" / profile.name
     targets = [out / "workload.yaml", out / "arrivals.csv", out / "profile.json"]
+    if out.exists() and not out.is_dir():
+        raise InputError(
+            f"hetopt profile: out={out} is a file; out= names the directory that gets "
+            f"workload.yaml, arrivals.csv and profile.json. Choose a directory."
+        )
     existing = [str(p) for p in targets if p.exists()]
     if existing and not overwrite:
         raise InputError(
-            f"hetopt profile: {', '.join(existing)} already exists. Choose another out=DIR, "
-            f"or add overwrite=true to replace it."
+            f"hetopt profile: {', '.join(existing)} "
+            f"{'already exists' if len(existing) == 1 else 'already exist'}. Choose another "
+            f"out=DIR, or add overwrite=true to replace {'it' if len(existing) == 1 else 'them'}."
         )
     header = (
         f"# Derived by `hetopt profile` from {profile.source}: {profile.requests} requests.\n"

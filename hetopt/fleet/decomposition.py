@@ -365,7 +365,7 @@ def solve_decomposed(
         if not (stepped or moved):
             # nothing left to price: the rest of the time goes to the master MIP, then trimming
             left_s = deadline - time.perf_counter()
-            run.improve(iteration, cap_s=left_s - min(run.trim_cap_s, left_s / 2))
+            run.improve(iteration, cap_s=left_s - min(run.trim_reserve_s(), left_s / 2))
             run.trim()
             break
     return run.result(iteration)
@@ -428,7 +428,7 @@ class ColumnGeneration:
         self.columns: dict[int, list[Column]] = {c: [] for c in self.classes}
         self.best_choices: Choices | None = None
         self.trimmed: Choices | None = None  # the last plan trim() returned
-        self.trim_cap_s = max(1.0, options.time_limit_s / 6)
+        self.trim_left_s = max(1.0, options.time_limit_s / 6)  # trimming's share of the run
         self.best_ub = math.inf
         self.best_lb = -math.inf
         # per class: this round's plan and its proven bound at this round's prices
@@ -572,19 +572,28 @@ class ColumnGeneration:
 
     def trim(self) -> None:
         """Empty part-filled replicas of the incumbent's shared LLM pools where that makes it
-        cheaper (:func:`~hetopt.fleet.trim.trim_pools`, a sixth of the time limit at most);
-        the trimmed plan's tenant plans become columns for the master."""
+        cheaper (:func:`~hetopt.fleet.trim.trim_pools`; a sixth of the time limit at most over
+        the whole run); the trimmed plan's tenant plans become columns for the master."""
         fp = self.fp
-        if not fp.n_keys or self.best_choices is None or self.best_choices == self.trimmed:
+        if not self.trim_reserve_s():
             return
-        until = min(time.perf_counter() + self.trim_cap_s, self.deadline)
-        plan = trim_pools(fp, self.best_choices, until)
+        assert self.best_choices is not None
+        start = time.perf_counter()
+        plan = trim_pools(fp, self.best_choices, min(start + self.trim_left_s, self.deadline))
+        self.trim_left_s -= time.perf_counter() - start
         self.trimmed = plan
         ev = evaluate_fleet(fp, plan)
         if ev.feasible and ev.objective_usd_per_h < self.best_ub - 1e-9:
             self.best_ub, self.best_choices = ev.objective_usd_per_h, plan
             for t, choice in enumerate(plan):
                 self.addcolumn(int(fp.tenant_class[t]), tuple(choice))
+
+    def trim_reserve_s(self) -> float:
+        """The time :meth:`trim` would take at most now: 0 unless the incumbent changed since
+        it last ran and trimming has time left."""
+        if not self.fp.n_keys or self.best_choices is None or self.best_choices == self.trimmed:
+            return 0.0
+        return max(0.0, self.trim_left_s)
 
     def resplit(self) -> bool:
         """Take the shared LLM pools' split (:func:`key_split`) from the incumbent when it has

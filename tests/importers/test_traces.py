@@ -243,7 +243,7 @@ def test_usage_errors_and_overwrite(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["profile", str(trace), f"out={out}"]) == 2
     err = capsys.readouterr().err
     assert "got none" in err and "'solver=cpsat'" in err and "missing.json" in err
-    assert "already exists" in err and "overwrite=true" in err
+    assert "already exist." in err and "overwrite=true" in err
     assert main(["profile", str(trace), f"out={out}", "overwrite=true", "name=again"]) == 0
     assert yaml.safe_load((out / "workload.yaml").read_text())["name"] == "again"
     assert main(["profile", "--help"]) == 0 and "hetopt profile" in capsys.readouterr().out
