@@ -18,6 +18,7 @@ without it :func:`read_otlp_json` raises an :class:`~hetopt.errors.InputError` n
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -135,11 +136,9 @@ def _any_value(value: Any) -> Any:
 
 def _objects(text: str, where: str) -> Iterable[tuple[str, Any]]:
     """The JSON objects of a file: the whole file, or one per non-empty line."""
-    try:
+    with contextlib.suppress(json.JSONDecodeError):  # not one document: one per line
         yield where, json.loads(text)
         return
-    except json.JSONDecodeError:
-        pass
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
