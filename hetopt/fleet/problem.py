@@ -26,6 +26,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -132,11 +133,19 @@ class FleetProblem:
 
     def key_members(self, key: int) -> list[tuple[int, np.ndarray]]:
         """``(tenant, options)`` of every tenant with options on shared LLM pool ``key``."""
-        out = []
+        return self._members_by_key.get(key, [])
+
+    @cached_property
+    def _members_by_key(self) -> dict[int, list[tuple[int, np.ndarray]]]:
+        """:meth:`key_members` of every pool, indexed in one pass over the tenants (a scan per
+        pool took 11 s of the 2,000-operator fleet MILP's build)."""
+        out: dict[int, list[tuple[int, np.ndarray]]] = {}
         for t, fk in enumerate(self.opt_fleet_key):
-            on = np.flatnonzero(fk == key)
-            if len(on):
-                out.append((t, on))
+            on = np.flatnonzero(fk >= 0)
+            order = on[np.argsort(fk[on], kind="stable")]
+            keys, first = np.unique(fk[order], return_index=True)
+            for k, opts in zip(keys, np.split(order, first[1:]), strict=True):
+                out.setdefault(int(k), []).append((t, opts))
         return out
 
     @property
