@@ -37,6 +37,7 @@ import numpy as np
 
 from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.master import Column, column, master_prices, solve_master
+from hetopt.fleet.neighbourhood import GroupSearch
 from hetopt.fleet.problem import FleetProblem
 from hetopt.fleet.trim import trim_pools
 from hetopt.models.evaluate import KEY_DIMS
@@ -51,6 +52,10 @@ from hetopt.solvers.base import (
     SolverOptions,
     SolveStatus,
 )
+
+CANDIDATES_PER_OP = 3
+"""Cheapest undominated options per operator that the pool groups' search may use, besides
+the columns' and the incumbent's."""
 
 
 @dataclass(frozen=True)
@@ -348,6 +353,7 @@ def solve_decomposed(
         lb = run.bound(prices.mu)
         if time.perf_counter() < deadline:
             run.improve(iteration)
+            run.search_groups(fp.device_cost_usd_per_h + prices.mu, progress)
             run.trim()
         gap = run.gap()
         (progress or _quiet)(
@@ -363,9 +369,14 @@ def solve_decomposed(
             break
         stepped = run.finite.any() and run.next_prices(prices, lb)
         if not (stepped or moved):
-            # nothing left to price: the rest of the time goes to the master MIP, then trimming
+            # nothing left to price: the rest of the time goes to the master MIP, then to the
+            # pool groups' neighbourhood search, then trimming
             left_s = deadline - time.perf_counter()
-            run.improve(iteration, cap_s=left_s - min(run.trim_reserve_s(), left_s / 2))
+            cap_s = left_s - min(run.trim_reserve_s(), left_s / 2)
+            if fp.n_keys:
+                cap_s = min(cap_s, max(MIN_SOLVE_SLICE_S, left_s / 6))
+            run.improve(iteration, cap_s=cap_s)
+            run.search_groups(fp.device_cost_usd_per_h + prices.mu, progress)
             run.trim()
             break
     return run.result(iteration)
@@ -429,6 +440,9 @@ class ColumnGeneration:
         self.best_choices: Choices | None = None
         self.trimmed: Choices | None = None  # the last plan trim() returned
         self.trim_left_s = max(1.0, options.time_limit_s / 6)  # trimming's share of the run
+        self.search_left_s = options.time_limit_s / 2  # the pool groups' search's share
+        self.groups: GroupSearch | None = None  # its model, built on first use
+        self.searched: Choices | None = None  # the last plan it returned
         self.best_ub = math.inf
         self.best_lb = -math.inf
         # per class: this round's plan and its proven bound at this round's prices
@@ -569,6 +583,60 @@ class ColumnGeneration:
                 ev = evaluate_fleet(fp, master)
                 if ev.feasible and ev.objective_usd_per_h < self.best_ub - 1e-9:
                     self.best_ub, self.best_choices = ev.objective_usd_per_h, master
+
+    def search_groups(
+        self, price_usd_per_h: np.ndarray, progress: Callable[[str], None] | None = None
+    ) -> None:
+        """Re-solve a new incumbent one pool group at a time with the fleet MILP
+        (:class:`~hetopt.fleet.neighbourhood.GroupSearch`; half the time limit at most over the
+        whole run, leaving trimming its share); the candidates are each class's columns, the
+        incumbent's options and each operator's :data:`CANDIDATES_PER_OP` cheapest
+        undominated options at ``price``. The model is built again only when the incumbent
+        uses an option it lacks."""
+        fp = self.fp
+        if not fp.n_keys or self.best_choices is None or self.best_choices == self.searched:
+            return
+        now = time.perf_counter()
+        until = min(
+            now + self.search_left_s,
+            self.deadline - min(self.trim_reserve_s(), (self.deadline - now) / 4),
+        )
+        if until - now < MIN_SOLVE_SLICE_S:
+            return
+        if self.groups is None or not self.groups.covers(self.best_choices):
+            self.groups = GroupSearch(fp, self.candidates(price_usd_per_h), self.options, until)
+        plan = self.groups.search(self.best_choices, until, progress) if self.groups.ready else None
+        self.search_left_s -= time.perf_counter() - now
+        self.searched = plan if plan is not None else self.best_choices
+        if plan is None:
+            return
+        ev = evaluate_fleet(fp, plan)
+        if ev.feasible and ev.objective_usd_per_h < self.best_ub - 1e-9:
+            self.best_ub, self.best_choices = ev.objective_usd_per_h, plan
+            self.searched = plan
+            for t, choice in enumerate(plan):
+                self.addcolumn(int(fp.tenant_class[t]), tuple(choice))
+
+    def candidates(self, price_usd_per_h: np.ndarray) -> list[np.ndarray]:
+        """Per tenant, the options :meth:`search_groups` may give it (one mask per class)."""
+        fp = self.fp
+        masks: dict[int, np.ndarray] = {}
+        for c in self.classes:
+            t = self.rep[c]
+            p = fp.tenants[t]
+            sub = priced(p, price_usd_per_h, self.split.option_usd_per_h(fp, t, price_usd_per_h))
+            cost, front = sub.opt_fixed_usd_per_h(), undominated(sub)
+            mask = np.zeros(p.n_options, dtype=bool)
+            for i in range(p.n_ops):
+                on = np.flatnonzero((p.opt_op == i) & front)
+                mask[on[np.argsort(cost[on], kind="stable")[:CANDIDATES_PER_OP]]] = True
+            for col in self.columns[c]:
+                mask[list(col.choice)] = True
+            masks[c] = mask
+        if self.best_choices is not None:
+            for t, plan in enumerate(self.best_choices):
+                masks[int(fp.tenant_class[t])][list(plan)] = True
+        return [masks[int(fp.tenant_class[t])] for t in range(fp.n_tenants)]
 
     def trim(self) -> None:
         """Empty part-filled replicas of the incumbent's shared LLM pools where that makes it

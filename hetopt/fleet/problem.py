@@ -142,6 +142,8 @@ class FleetProblem:
         out: dict[int, list[tuple[int, np.ndarray]]] = {}
         for t, fk in enumerate(self.opt_fleet_key):
             on = np.flatnonzero(fk >= 0)
+            if not len(on):
+                continue
             order = on[np.argsort(fk[on], kind="stable")]
             keys, first = np.unique(fk[order], return_index=True)
             for k, opts in zip(keys, np.split(order, first[1:]), strict=True):
