@@ -352,7 +352,10 @@ def solve_decomposed(
             run.escape_columns(fp.device_cost_usd_per_h + prices.mu)
         lb = run.bound(prices.mu)
         if time.perf_counter() < deadline:
-            run.improve(iteration)
+            # with shared LLM pools the master only starts the search: the groups' search
+            # re-fills the pools it leaves part-filled
+            run.improve(iteration, cap_s=options.time_limit_s / 12 if fp.n_keys else 10.0)
+            run.trim()
             run.search_groups(fp.device_cost_usd_per_h + prices.mu, progress)
             run.trim()
         gap = run.gap()
@@ -376,6 +379,7 @@ def solve_decomposed(
             if fp.n_keys:
                 cap_s = min(cap_s, max(MIN_SOLVE_SLICE_S, left_s / 6))
             run.improve(iteration, cap_s=cap_s)
+            run.trim()
             run.search_groups(fp.device_cost_usd_per_h + prices.mu, progress)
             run.trim()
             break
