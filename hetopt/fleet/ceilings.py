@@ -43,7 +43,10 @@ Solving a family: identical operators (same operator of tenants of one class) ar
 into one integer count per option, ``y_go in [0, n_g]``, ``sum_o y_go = n_g``, which removes the
 symmetry among copies. With a cheap start (per operator its least ``rho``, ties to the smaller
 payment) of objective ``tau``, options with ``rho_o >= tau`` are dropped: a plan using one costs
-``>= tau`` already, so ``C_f >= min(tau, bound of the pruned family)``.
+``>= tau`` already, so ``C_f >= min(tau, bound of the pruned family)``. So are options another
+option of the operator beats (no more load on the same pool and capacity, no more ``rho -
+pay``; or off the pools with no more ``rho`` than its ``rho - pay``): swapping them for it
+never raises the objective.
 
 Why any split: the argument uses only ``waste_k >= 0``, which every split of
 :class:`~hetopt.fleet.decomposition.KeySplit` guarantees, and the prices the caller used for
@@ -61,7 +64,8 @@ import numpy as np
 
 from hetopt._solverlibs import pulp  # ortools first, then pulp (see there)
 from hetopt.fleet.problem import FleetProblem
-from hetopt.problem import replicas_for_load
+from hetopt.models.evaluate import KEY_DIMS
+from hetopt.problem import pareto_front, replicas_for_load
 from hetopt.solvers.base import MIN_SOLVE_SLICE_S, Deadline, SolverOptions, SolveStatus
 from hetopt.solvers.registry import get_backend
 
@@ -248,12 +252,28 @@ def _objective(fam: _Family, choice: list[int], key_usd_per_h: np.ndarray) -> fl
     return out
 
 
+def _kept(g: _Group, tau: float) -> np.ndarray:
+    """The options of ``g`` the family's model needs: below ``tau`` and undominated, and the
+    start. On one pool and capacity, an option with no more load and no more ``rho - pay``
+    than another beats it; off the pools only the least ``rho`` counts, and it beats every
+    option on a pool whose ``rho - pay`` is no less (a pool's replicas cost ``>= 0`` more).
+    Replacing beaten options never raises a plan's objective, so the bound holds."""
+    net = g.rho - g.pay
+    on = g.key >= 0
+    front = pareto_front(np.where(on, g.key * KEY_DIMS + g.dim, -1), g.load * on, net)
+    if (~on).any():
+        front &= ~on | (net < g.rho[~on].min())
+    keep = front & (g.rho < tau)
+    keep[g.start] = True
+    return np.flatnonzero(keep)
+
+
 def _solve(
     fam: _Family, key_usd_per_h: np.ndarray, options: SolverOptions, deadline: Deadline
 ) -> tuple[float, bool]:
     """The family's proven correction ``max(0, min(tau, bound))`` and whether it is exact."""
     tau = fam.start_usd_per_h
-    kept = [np.flatnonzero((g.rho < tau) | (np.arange(len(g.rho)) == g.start)) for g in fam.groups]
+    kept = [_kept(g, tau) for g in fam.groups]
     if all(len(k) == 1 for k in kept):
         return tau, True  # only the start is left: it is the minimum
     prob = pulp.LpProblem("hetopt_fleet_ceilings", pulp.LpMinimize)
