@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from hetopt.fleet.ceilings import ceiling_bound
 from hetopt.fleet.evaluate import Choices, evaluate_fleet
 from hetopt.fleet.master import Column, column, master_prices, solve_master
 from hetopt.fleet.neighbourhood import GroupSearch
@@ -331,7 +332,10 @@ def solve_decomposed(
     """
     t0 = time.perf_counter()
     deadline = deadline_s if deadline_s is not None else t0 + options.time_limit_s
-    run = ColumnGeneration(fp, options, deadline, key_split(fp))  # fluid first (KeySplit)
+    # with shared LLM pools, the last sixth of the time adds their ceilings to the bound
+    reserve_s = options.time_limit_s / 6 if fp.n_keys else 0.0
+    until = deadline - reserve_s
+    run = ColumnGeneration(fp, options, until, key_split(fp))  # fluid first (KeySplit)
     if start is not None:
         run.seed(start)
     prices = _Prices(np.zeros(fp.n_devices), best_mu=np.zeros(fp.n_devices))
@@ -351,7 +355,7 @@ def solve_decomposed(
         if iteration == 1 and run.finite.any():
             run.escape_columns(fp.device_cost_usd_per_h + prices.mu)
         lb = run.bound(prices.mu)
-        if time.perf_counter() < deadline:
+        if time.perf_counter() < until:
             # with shared LLM pools the master only starts the search: the groups' search
             # re-fills the pools it leaves part-filled
             run.improve(iteration, cap_s=options.time_limit_s / 12 if fp.n_keys else 10.0)
@@ -368,13 +372,13 @@ def solve_decomposed(
                 SolveProgress("decomposition", time.perf_counter() - t0, run.best_ub, run.best_lb)
             )
         moved = run.resplit()
-        if gap <= options.gap_rel or time.perf_counter() >= deadline:
+        if gap <= options.gap_rel or time.perf_counter() >= until:
             break
         stepped = run.finite.any() and run.next_prices(prices, lb)
         if not (stepped or moved):
             # nothing left to price: the rest of the time goes to the master MIP, then to the
             # pool groups' neighbourhood search, then trimming
-            left_s = deadline - time.perf_counter()
+            left_s = until - time.perf_counter()
             cap_s = left_s - min(run.trim_reserve_s(), left_s / 2)
             if fp.n_keys:
                 cap_s = min(cap_s, max(MIN_SOLVE_SLICE_S, left_s / 6))
@@ -383,11 +387,22 @@ def solve_decomposed(
             run.search_groups(fp.device_cost_usd_per_h + prices.mu, progress)
             run.trim()
             break
+    run.raise_bound(deadline, progress)
     return run.result(iteration)
 
 
 def _quiet(_msg: str) -> None:
     """No progress lines."""
+
+
+@dataclass(frozen=True)
+class _BoundRound:
+    """The round that gave the best Lagrangian bound: what :func:`ceiling_bound` needs."""
+
+    lb_usd_per_h: float
+    price_usd_per_h: np.ndarray
+    split: KeySplit
+    class_bound_usd_per_h: dict[int, float]
 
 
 @dataclass
@@ -449,6 +464,7 @@ class ColumnGeneration:
         self.searched: Choices | None = None  # the last plan it returned
         self.best_ub = math.inf
         self.best_lb = -math.inf
+        self.best_round: _BoundRound | None = None
         # per class: this round's plan and its proven bound at this round's prices
         self.current: dict[int, tuple[tuple[int, ...], float]] = {}
         self.complete = True  # every class solved at this round's prices: the bound is valid
@@ -565,8 +581,41 @@ class ColumnGeneration:
         lb = sum(self.count[c] * self.current[c][1] for c in self.classes) - float(
             mu @ self.inventory
         )
+        if lb > self.best_lb:
+            price = self.fp.device_cost_usd_per_h + mu
+            bounds = {c: self.current[c][1] for c in self.classes}
+            self.best_round = _BoundRound(lb, price, self.split, bounds)
         self.best_lb = max(self.best_lb, lb)
         return lb
+
+    def raise_bound(self, deadline: float, progress: Callable[[str], None] | None = None) -> None:
+        """Add the shared LLM pools' ceilings to the best round's bound
+        (:func:`~hetopt.fleet.ceilings.ceiling_bound`, until ``deadline``)."""
+        fp, best = self.fp, self.best_round
+        if not fp.n_keys or best is None or self.gap() <= self.options.gap_rel:
+            return
+        if deadline - time.perf_counter() < MIN_SOLVE_SLICE_S:
+            return
+        cost, pay = {}, {}
+        for c in self.classes:
+            t = self.rep[c]
+            pay[c] = best.split.option_usd_per_h(fp, t, best.price_usd_per_h)
+            cost[c] = priced(fp.tenants[t], best.price_usd_per_h, pay[c]).opt_fixed_usd_per_h()
+        cls = [int(c) for c in fp.tenant_class]
+        res = ceiling_bound(
+            fp,
+            [cost[c] for c in cls],
+            [pay[c] for c in cls],
+            [best.class_bound_usd_per_h[c] for c in cls],
+            fp.key_devices_per_replica * best.price_usd_per_h[fp.key_device],
+            deadline,
+            self.options,
+        )
+        self.best_lb = max(self.best_lb, best.lb_usd_per_h + res.usd_per_h)
+        (progress or _quiet)(
+            f"pool ceilings: bound {self.best_lb:.3f} $/h (+{res.usd_per_h:.3f} over "
+            f"{res.families} pool families, {res.closed} proven), gap {self.gap():.3%}"
+        )
 
     # -- the restricted master -----------------------------------------------------------------
     def improve(self, iteration: int, cap_s: float = 10.0) -> None:
