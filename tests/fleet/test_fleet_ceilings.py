@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from hetopt.fleet.ceilings import CeilingBound, ceiling_bound
-from hetopt.fleet.decomposition import KeySplit, key_split, priced
+from hetopt.fleet.decomposition import KeySplit, key_split, priced, solve_decomposed
 from hetopt.fleet.heuristics import exhaustive
 from hetopt.fleet.problem import FleetProblem, fleet_from_problems
 from hetopt.problem import PlacementProblem
 from hetopt.sla import Sla
 from hetopt.solvers import solve
-from hetopt.solvers.base import SolverOptions
+from hetopt.solvers.base import SolverOptions, SolveStatus
 from hetopt.testing import Opt, tiny_problem
 
 OPTIONS = SolverOptions(gap_rel=1e-9, time_limit_s=20)
@@ -190,3 +190,19 @@ def test_the_corrected_bound_stays_below_the_optimum(seed: int) -> None:
         assert corr.closed <= corr.families
         if best.choices is not None:
             assert lb + corr.usd_per_h <= best.objective_usd_per_h + 1e-6
+
+
+def test_the_decomposition_proves_a_ceiling_bound_optimum() -> None:
+    """Two tenants, an LLM each: pool g (10 $/h a replica, load 0.6) or 8 $/h on their own.
+    The fluid bound is 12 (each pays 6 of g); both on g need 2 replicas (20), one each way 18,
+    both on their own 16, the optimum. Only the ceilings' correction (4) proves it."""
+
+    def tenant(name: str) -> object:
+        ops = {"llm": [Opt("G", 0.1, key="g", load=0.6), Opt("H", 0.1, dedicated=1)]}
+        return tiny_problem(ops, {"G": 10.0, "H": 8.0}, outside_keys={"g"}, name=name)
+
+    fp = fleet_from_problems([tenant("a"), tenant("b")])  # type: ignore[list-item]
+    res = solve_decomposed(fp, SolverOptions(time_limit_s=20, gap_rel=1e-6))
+    assert res.objective_usd_per_h == pytest.approx(16.0)
+    assert res.bound_usd_per_h == pytest.approx(16.0)
+    assert res.status is SolveStatus.OPTIMAL
