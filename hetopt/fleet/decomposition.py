@@ -16,6 +16,12 @@ feasible fleet plan and the
 upper bound (the master lives in :mod:`hetopt.fleet.master`). The solve stops when
 ``(UB - LB) / UB <= gap_rel`` or at the time limit.
 
+With shared LLM pools two more stages run, because the pools' ceilings are what the fluid
+bound and the master both miss: each new incumbent is trimmed (:mod:`hetopt.fleet.trim`) and
+re-solved one pool group at a time with the fleet MILP (:mod:`hetopt.fleet.neighbourhood`),
+and the last sixth of the time adds the ceilings to the best round's bound
+(:mod:`hetopt.fleet.ceilings`).
+
 Why it wins at scale: the subproblems are small and solved to optimality, so their sum is a
 much stronger bound than the LP relaxation of the monolithic model (the rounding of shared
 pools and shared LLM pools is the only slack: at most one device per pool and one replica
