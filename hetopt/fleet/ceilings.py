@@ -61,6 +61,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from networkx.utils import UnionFind
 
 from hetopt._solverlibs import pulp  # ortools first, then pulp (see there)
 from hetopt.fleet.problem import FleetProblem
@@ -185,13 +186,7 @@ def _families(
 ) -> list[_Family]:
     """Groups of identical operators with an option on a pool, joined into families by the
     pools they share (union-find over the pools)."""
-    parent = list(range(fp.n_keys))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
+    linked = UnionFind()  # pools, joined when one operator has options on both
 
     groups: dict[tuple[object, ...], _Group] = {}
     for t, p in enumerate(fp.tenants):
@@ -212,10 +207,7 @@ def _families(
             keys = np.unique(fk[on][fk[on] >= 0])
             if not len(keys):
                 continue
-            for k in keys[1:]:
-                a, b = find(int(keys[0])), find(int(k))
-                if a != b:
-                    parent[a] = b
+            linked.union(*keys.tolist())
             g = groups.get((*sig, i))
             if g is not None:
                 g.n += 1
@@ -223,7 +215,7 @@ def _families(
             groups[(*sig, i)] = _Group(1, rho[on], pay[on], fk[on], load[on], dim[on])
     by_root: dict[int, _Family] = {}
     for g in groups.values():
-        root = find(int(g.key[g.key >= 0][0]))
+        root = linked[int(g.key[g.key >= 0][0])]
         by_root.setdefault(root, _Family([])).groups.append(g)
     return list(by_root.values())
 
