@@ -119,3 +119,27 @@ def test_seeded_fleet_plans_verify_and_never_cost_more(seed: int) -> None:
     assert ev.feasible
     assert ev.objective_usd_per_h <= before + 1e-9
     assert verify_fleet(fp, plan, objective_usd_per_h=ev.objective_usd_per_h) == ()
+
+
+def test_groups_that_trade_the_inventory_are_solved_together() -> None:
+    """Tenant a (pool g) and tenant b (pool h) are in different groups but share the one D
+    device (1 $/h). a: D or a replica of g (10 $/h); b: D or a replica of h (30 $/h). Start
+    a on D, b on h: 31 $/h. Freeing a alone costs more (g 10 + h 30 = 40); freeing b alone
+    finds D taken. Together, a on g and b on D: 11 $/h, the optimum."""
+
+    def tenant(name: str, key: str, device: str) -> object:
+        ops = {"llm": [Opt("D", 0.1, dedicated=1), Opt(device, 0.1, key=key, load=0.2)]}
+        return tiny_problem(ops, {"D": 1.0, "G": 10.0, "H": 30.0}, outside_keys={key}, name=name)
+
+    fp = fleet_from_problems(
+        [tenant("a", "g", "G"), tenant("b", "h", "H")],  # type: ignore[list-item]
+        inventory={"D": 1},
+    )
+    assert len(pool_groups(fp)) == 2
+    start = ((0,), (1,))
+    assert evaluate_fleet(fp, start).objective_usd_per_h == pytest.approx(31.0)
+    search = GroupSearch(fp, _all(fp), OPTIONS, time.perf_counter() + 10)
+    plan = search.search(start, time.perf_counter() + 15)
+    assert plan == ((1,), (0,))
+    assert evaluate_fleet(fp, plan).objective_usd_per_h == pytest.approx(11.0)
+    assert exhaustive(fp).objective_usd_per_h == pytest.approx(11.0)
