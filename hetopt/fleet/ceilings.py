@@ -10,7 +10,8 @@ with ``b_t`` the proven bound of tenant ``t``'s relaxed subproblem. :func:`ceili
 computes a correction ``C >= 0`` such that ``LB + C`` is still a lower bound on the fleet
 optimum: it accounts for the replicas the pools must round up to, which ``LB`` does not see.
 
-Proof. For a feasible fleet plan ``x`` (all costs at the same prices),
+Proof. For a feasible fleet plan ``x`` (all costs at the same prices; a class's ``b_t`` may
+come from an earlier round at prices no higher on any device, which only lowers it),
 
     cost(x) >= LB + sum_t r_t(x_t) + sum_k waste_k(x),
 
@@ -67,8 +68,8 @@ from hetopt._solverlibs import pulp  # ortools first, then pulp (see there)
 from hetopt.fleet.problem import FleetProblem
 from hetopt.models.evaluate import KEY_DIMS
 from hetopt.problem import pareto_front, replicas_for_load
+from hetopt.solvers import get_backend
 from hetopt.solvers.base import MIN_SOLVE_SLICE_S, Deadline, SolverOptions, SolveStatus
-from hetopt.solvers.registry import get_backend
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,14 @@ def _families(
         slack = max(0.0, float(tenant_bound[t]) - float(mins.sum()))
         rho = np.maximum(0.0, cost - mins[p.opt_op] - slack)
         # identical tenants (one class, the same data) share their groups
-        sig = (int(fp.tenant_class[t]), fk.tobytes(), cost.tobytes(), pay.tobytes(), slack)
+        sig = (
+            int(fp.tenant_class[t]),
+            fk.tobytes(),
+            load.tobytes(),
+            cost.tobytes(),
+            pay.tobytes(),
+            slack,
+        )
         for i in range(p.n_ops):
             on = np.flatnonzero(p.opt_op == i)
             keys = np.unique(fk[on][fk[on] >= 0])
@@ -237,7 +245,7 @@ def _objective(fam: _Family, choice: list[int], key_usd_per_h: np.ndarray) -> fl
         out += g.n * (float(g.rho[o]) - float(g.pay[o]))
         k = int(g.key[o])
         if k >= 0:
-            load.setdefault(k, np.zeros(int(g.dim.max(initial=0)) + 2))
+            load.setdefault(k, np.zeros(KEY_DIMS))
             load[k][int(g.dim[o])] += g.n * float(g.load[o])
     for k, per_dim in load.items():
         out += float(key_usd_per_h[k]) * float(replicas_for_load(per_dim.max()))
@@ -291,7 +299,7 @@ def _solve(
     for (k, d), terms in sorted(rows.items(), key=lambda kv: kv[0]):
         prob += m[k] >= pulp.LpAffineExpression(terms), f"load[{k},{d}]"
     for n, (k, y, coef) in enumerate(floors):
-        prob += m[k] >= coef * y, f"floor[{n}]"  # a pool any operator uses holds its ceiling
+        prob += m[k] >= coef * y, f"floor[{n}]"  # valid, weaker than each operator's own ceiling
     per_kd: dict[tuple[int, int], float] = {}
     for g in fam.groups:
         k = int(g.key[g.start])

@@ -339,7 +339,7 @@ def solve_decomposed(
     t0 = time.perf_counter()
     deadline = deadline_s if deadline_s is not None else t0 + options.time_limit_s
     # with shared LLM pools, the last sixth of the time adds their ceilings to the bound
-    reserve_s = options.time_limit_s / 6 if fp.n_keys else 0.0
+    reserve_s = min(options.time_limit_s, deadline - t0) / 6 if fp.n_keys else 0.0
     until = deadline - reserve_s
     run = ColumnGeneration(fp, options, until, key_split(fp))  # fluid first (KeySplit)
     if start is not None:
@@ -648,25 +648,29 @@ class ColumnGeneration:
     ) -> None:
         """Re-solve a new incumbent one pool group at a time with the fleet MILP
         (:class:`~hetopt.fleet.neighbourhood.GroupSearch`; half the time limit at most over the
-        whole run, leaving trimming its share); the candidates are each class's columns, the
-        incumbent's options and each operator's :data:`CANDIDATES_PER_OP` cheapest
-        undominated options at ``price``. The model is built again only when the incumbent
-        uses an option it lacks."""
+        whole run, leaving trimming what it has left); the candidates are each class's
+        columns, the incumbent's options and each operator's :data:`CANDIDATES_PER_OP`
+        cheapest undominated options at ``price``. The model is built again only when the
+        incumbent uses an option it lacks."""
         fp = self.fp
         if not fp.n_keys or self.best_choices is None or self.best_choices == self.searched:
             return
         now = time.perf_counter()
         until = min(
             now + self.search_left_s,
-            self.deadline - min(self.trim_reserve_s(), (self.deadline - now) / 4),
+            self.deadline - min(max(0.0, self.trim_left_s), (self.deadline - now) / 4),
         )
         if until - now < MIN_SOLVE_SLICE_S:
             return
-        if self.groups is None or not self.groups.covers(self.best_choices):
+        if (
+            self.groups is None
+            or not self.groups.ready
+            or not self.groups.covers(self.best_choices)
+        ):
             self.groups = GroupSearch(fp, self.candidates(price_usd_per_h), self.options, until)
         plan = self.groups.search(self.best_choices, until, progress) if self.groups.ready else None
         self.search_left_s -= time.perf_counter() - now
-        self.searched = plan if plan is not None else self.best_choices
+        self.searched = self.best_choices  # searched: not again unless the incumbent changes
         if plan is None:
             return
         ev = evaluate_fleet(fp, plan)

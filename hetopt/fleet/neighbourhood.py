@@ -9,10 +9,12 @@ itself (:func:`hetopt.fleet.models.build_milp`), on a few candidate options per 
 * a *pool group* is a set of tenants linked through shared LLM pools (two tenants are linked
   when their options share a pool); no pool is shared between groups, so one group's pools
   can be re-filled while every other tenant keeps its plan;
-* the MILP is built once, over every tenant's candidates (the same set for identical tenants,
-  so the model's symmetry rows stay valid);
+* the MILP is built once per candidate set, over every tenant's candidates (the same set for
+  identical tenants, so the model's symmetry rows stay valid);
 * each step frees one group (its tenants may take any candidate), fixes every other tenant
-  at the incumbent, starts HiGHS from the incumbent and gives it a slice of the time;
+  at the incumbent, starts HiGHS from the incumbent and gives it a slice of the time; after
+  the passes over the groups, one last step frees every tenant at once (groups still trade
+  the inventory and the shared device pools);
 * the step's plan is kept only when the exact evaluation
   (:func:`~hetopt.fleet.evaluate.evaluate_fleet`) finds it feasible and cheaper.
 
@@ -114,6 +116,24 @@ class GroupSearch:
         The run's solver options (HiGHS solves each step with its ``threads`` and ``seed``).
     deadline
         ``time.perf_counter()`` value at which building stops (then :attr:`ready` is False).
+
+    Examples
+    --------
+    Two tenants on pool g or h (10 $/h a replica), with 0.6 and 0.4 of a replica. Started
+    on a pool each (20 $/h), the search puts both on one pool: 1.0 replica, 10 $/h.
+
+    >>> import time
+    >>> from hetopt.fleet.problem import fleet_from_problems
+    >>> from hetopt.testing import Opt, tiny_problem
+    >>> def tenant(name, load):
+    ...     ops = {"llm": [Opt("G", 0.1, key="g", load=load), Opt("G", 0.1, key="h", load=load)]}
+    ...     return tiny_problem(ops, {"G": 10.0}, outside_keys={"g", "h"}, name=name)
+    >>> fp = fleet_from_problems([tenant("a", 0.6), tenant("b", 0.4)])
+    >>> masks = [np.ones(2, dtype=bool)] * 2
+    >>> search = GroupSearch(fp, masks, SolverOptions(), time.perf_counter() + 10)
+    >>> plan = search.search(((0,), (1,)), time.perf_counter() + 5)
+    >>> plan[0] == plan[1], evaluate_fleet(fp, plan).objective_usd_per_h
+    (True, 10.0)
     """
 
     def __init__(
@@ -141,7 +161,7 @@ class GroupSearch:
             self.model = None
         self.steps = 0
         self.best: Choices = ()  # the search's best plan and its cost
-        self.best_usd = float("inf")
+        self.best_usd_per_h = float("inf")
 
     @property
     def ready(self) -> bool:
@@ -167,7 +187,7 @@ class GroupSearch:
         best = canonical(self.fp, incumbent)
         if self.model is None or not self.covers(best):
             return incumbent
-        self.best, self.best_usd = best, evaluate_fleet(self.fp, best).objective_usd_per_h
+        self.best, self.best_usd_per_h = best, evaluate_fleet(self.fp, best).objective_usd_per_h
         improved, passes = True, 0
         while improved and passes < GROUP_PASSES and time.perf_counter() < deadline:
             improved, passes = False, passes + 1
@@ -178,7 +198,7 @@ class GroupSearch:
                 slice_s = max(MIN_SOLVE_SLICE_S, min(STEP_CAP_S, left_s / (len(self.groups) - i)))
                 label = f"group of {len(group)} tenants"
                 improved |= self._try(group, time.perf_counter() + slice_s, label, progress)
-        if len(self.groups) > 1 and deadline - time.perf_counter() >= STEP_CAP_S:
+        if len(self.groups) > 1 and deadline - time.perf_counter() >= MIN_SOLVE_SLICE_S:
             everyone = np.arange(self.fp.n_tenants)
             self._try(everyone, deadline, "all groups together", progress)
         return self.best
@@ -195,11 +215,11 @@ class GroupSearch:
         if plan is None:
             return False
         ev = evaluate_fleet(self.fp, plan)
-        if not (ev.feasible and ev.objective_usd_per_h < self.best_usd - 1e-9):
+        if not (ev.feasible and ev.objective_usd_per_h < self.best_usd_per_h - 1e-9):
             return False
-        self.best, self.best_usd = canonical(self.fp, plan), ev.objective_usd_per_h
+        self.best, self.best_usd_per_h = canonical(self.fp, plan), ev.objective_usd_per_h
         if progress is not None:
-            progress(f"{label} re-solved: plan {self.best_usd:.3f} $/h")
+            progress(f"{label} re-solved: plan {self.best_usd_per_h:.3f} $/h")
         return True
 
     def _step(self, incumbent: Choices, group: np.ndarray, until: float) -> Choices | None:
@@ -211,6 +231,8 @@ class GroupSearch:
             tuple(loc[int(o)] for o in plan)
             for plan, loc in zip(incumbent, self.local, strict=True)
         )
+        for var in model.prob.variables():
+            var.varValue = None  # no value left from the last step: HiGHS completes the start
         values: dict[Any, float] = {}
         for t, xt in enumerate(model.x):
             chosen = set(start[t])

@@ -206,3 +206,75 @@ def test_the_decomposition_proves_a_ceiling_bound_optimum() -> None:
     assert res.objective_usd_per_h == pytest.approx(16.0)
     assert res.bound_usd_per_h == pytest.approx(16.0)
     assert res.status is SolveStatus.OPTIMAL
+
+
+def _rich_fleet(seed: int) -> FleetProblem:
+    """Like :func:`_random_fleet`, plus what the whole decomposition meets: classes of
+    identical tenants, aggregated pools' two capacities, light pooled options, edge costs,
+    soft SLAs and a finite inventory (so the inventory prices move)."""
+    rng = random.Random(seed)
+    pools = {"g": ("A", 1), "h": ("B", 2), "k": ("A", 1)}
+    keys = dict(list(pools.items())[: rng.choice([1, 2, 3])])
+    sizes = [rng.choice([1, 2]) for _ in range(rng.choice([1, 2, 3]))]
+    while sum(sizes) > 4:
+        sizes = [s for s in sizes[:-1] + [sizes[-1] - 1] if s > 0]
+    soft = rng.random() < 0.4
+    tenants, templates = [], []
+    for c, size in enumerate(sizes):
+        ops: dict[str, list[Opt]] = {}
+        for i in range(rng.choice([1, 2, 3][: max(1, 5 // sum(sizes))])):
+            opts = [
+                Opt(
+                    dev,
+                    round(rng.uniform(0.05, 0.4), 3),
+                    key=k,
+                    load=round(rng.uniform(0.1, 1.4), 2),
+                    dpr=dpr,
+                    dim=rng.choice(["", "", "chunk", "slots"]),
+                    direct_usd_per_h=rng.choice([0.0, 0.3]),
+                )
+                for k, (dev, dpr) in keys.items()
+                if rng.random() < 0.7
+            ]
+            opts.append(Opt("C", round(rng.uniform(0.05, 0.6), 3), dedicated=rng.choice([1, 2])))
+            if rng.random() < 0.5:
+                load = round(rng.uniform(0.1, 0.7), 2)
+                opts.append(Opt("C", round(rng.uniform(0.05, 0.6), 3), pool_load=load))
+            ops[f"op{i}"] = opts
+        names = list(ops)
+        edges = [(a, b, 0.01) for a, b in zip(names[:-1], names[1:], strict=False)]
+        e2e = rng.choice([None, 0.5, 0.7])
+        penalty = rng.choice([1.0, 10.0]) if soft and e2e else None
+        sla = Sla(ttft_s=None, tbt_s=None, e2e_s=e2e, penalty_usd_per_h_per_s=penalty)
+        for m in range(size):
+            tenants.append(
+                tiny_problem(
+                    ops,
+                    {"A": 2.0, "B": 1.2, "C": 0.9},
+                    edges,
+                    edge_cost_usd_per_h=[rng.choice([0.0, 0.2]) for _ in edges],
+                    sla=sla,
+                    name=f"c{c}m{m}",
+                    outside_keys=list(keys),
+                )
+            )
+            templates.append(f"c{c}")
+    inventory = (
+        {rng.choice(["A", "B", "C"]): rng.choice([1, 2, 3, 4])} if rng.random() < 0.6 else None
+    )
+    return fleet_from_problems(tenants, templates=templates, inventory=inventory)
+
+
+@pytest.mark.parametrize("seed", [40, 41, 43, 47, 52, 58, 61, 66])
+def test_the_decomposition_bound_stays_below_the_optimum_on_random_fleets(seed: int) -> None:
+    """The whole run, ceilings and inventory prices included: its bound never passes the
+    exhaustive optimum and its plan is never cheaper than it."""
+    fp = _rich_fleet(seed)
+    best = exhaustive(fp)
+    res = solve_decomposed(fp, SolverOptions(time_limit_s=2.4, threads=1, gap_rel=1e-6))
+    if best.choices is None:
+        assert res.choices is None or res.status is not SolveStatus.OPTIMAL
+        return
+    assert res.bound_usd_per_h <= best.objective_usd_per_h + 1e-6
+    if res.choices is not None:
+        assert res.objective_usd_per_h >= best.objective_usd_per_h - 1e-6
