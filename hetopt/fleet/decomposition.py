@@ -207,6 +207,10 @@ class KeySplit:
         floor = self.share[t][c][on] * replicas_for_load(load)
         return np.bincount(key[on], weights=fluid + floor, minlength=fp.n_keys)
 
+    def priced(self, fp: FleetProblem, t: int, price_usd_per_h: np.ndarray) -> PlacementProblem:
+        """Tenant ``t``'s relaxed subproblem at ``price`` (:func:`priced`) under this split."""
+        return priced(fp.tenants[t], price_usd_per_h, self.option_usd_per_h(fp, t, price_usd_per_h))
+
     def option_usd_per_h(self, fp: FleetProblem, t: int, price_usd_per_h: np.ndarray) -> np.ndarray:
         """What each of tenant ``t``'s options pays in its subproblem for the shared LLM pools
         at ``price`` (0 off the pools)."""
@@ -508,7 +512,7 @@ class ColumnGeneration:
         """Solve class ``c``'s subproblem at ``price`` (only its options in ``keep``) on its
         undominated options (:func:`undominated`); the plan indexes the tenant's options."""
         t = self.rep[c]
-        sub = priced(self.fp.tenants[t], price, self.split.option_usd_per_h(self.fp, t, price))
+        sub = self.split.priced(self.fp, t, price)
         front = undominated(sub) if keep is None else keep & undominated(sub)
         self.subproblems += 1
         res = solve(sub.restrict(front), self.sub_options, deadline=self.until(self.sub_cap_s))
@@ -687,7 +691,7 @@ class ColumnGeneration:
         for c in self.classes:
             t = self.rep[c]
             p = fp.tenants[t]
-            sub = priced(p, price_usd_per_h, self.split.option_usd_per_h(fp, t, price_usd_per_h))
+            sub = self.split.priced(fp, t, price_usd_per_h)
             cost, front = sub.opt_fixed_usd_per_h(), undominated(sub)
             mask = np.zeros(p.n_options, dtype=bool)
             for i in range(p.n_ops):

@@ -135,6 +135,27 @@ def test_families_left_at_the_deadline_add_nothing() -> None:
     assert out[1] == CeilingBound(0.0, 1, 0)
 
 
+def _pool_options(
+    rng: random.Random,
+    keys: dict[str, tuple[str, int]],
+    direct_usd_per_h: list[float],
+    dims: list[str] | None = None,
+) -> list[Opt]:
+    """An option on each of ``keys`` with probability 0.7, at random latency and load (and
+    capacity, when ``dims`` is given)."""
+    out = []
+    for k, (dev, dpr) in keys.items():
+        if rng.random() < 0.7:
+            latency_s = round(rng.uniform(0.05, 0.4), 3)
+            load = round(rng.uniform(0.1, 1.4), 2)
+            dim = rng.choice(dims) if dims else ""
+            direct = rng.choice(direct_usd_per_h)
+            out.append(
+                Opt(dev, latency_s, key=k, load=load, dpr=dpr, dim=dim, direct_usd_per_h=direct)
+            )
+    return out
+
+
 def _random_fleet(seed: int) -> FleetProblem:
     """2-4 tenants of 1-3 operators (6 at most), each on some of 2-3 shared pools at random
     loads, or dedicated; sometimes a chain under an SLA that binds."""
@@ -146,18 +167,7 @@ def _random_fleet(seed: int) -> FleetProblem:
     for t in range(n_tenants):
         ops: dict[str, list[Opt]] = {}
         for i in range(rng.choice([1, 2, 3][: max(1, 6 // n_tenants)])):
-            opts = [
-                Opt(
-                    dev,
-                    round(rng.uniform(0.05, 0.4), 3),
-                    key=k,
-                    load=round(rng.uniform(0.1, 1.4), 2),
-                    dpr=dpr,
-                    direct_usd_per_h=rng.choice([0.0, 0.5]),
-                )
-                for k, (dev, dpr) in keys.items()
-                if rng.random() < 0.7
-            ]
+            opts = _pool_options(rng, keys, [0.0, 0.5])
             opts.append(Opt("C", round(rng.uniform(0.05, 0.6), 3), dedicated=rng.choice([1, 2])))
             ops[f"op{i}"] = opts
         names = list(ops)
@@ -223,19 +233,7 @@ def _rich_fleet(seed: int) -> FleetProblem:
     for c, size in enumerate(sizes):
         ops: dict[str, list[Opt]] = {}
         for i in range(rng.choice([1, 2, 3][: max(1, 5 // sum(sizes))])):
-            opts = [
-                Opt(
-                    dev,
-                    round(rng.uniform(0.05, 0.4), 3),
-                    key=k,
-                    load=round(rng.uniform(0.1, 1.4), 2),
-                    dpr=dpr,
-                    dim=rng.choice(["", "", "chunk", "slots"]),
-                    direct_usd_per_h=rng.choice([0.0, 0.3]),
-                )
-                for k, (dev, dpr) in keys.items()
-                if rng.random() < 0.7
-            ]
+            opts = _pool_options(rng, keys, [0.0, 0.3], ["", "", "chunk", "slots"])
             opts.append(Opt("C", round(rng.uniform(0.05, 0.6), 3), dedicated=rng.choice([1, 2])))
             if rng.random() < 0.5:
                 load = round(rng.uniform(0.1, 0.7), 2)
